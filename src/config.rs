@@ -1,0 +1,343 @@
+//! Settings, from three layers into one immutable [`Config`].
+//!
+//! Flags beat environment variables, which beat the manifest's `[run]` table,
+//! which beats the defaults. Every layer is a [`RunSettings`] of `Option`s so
+//! the merge is one line per setting, and nothing past this module sees where
+//! a value came from.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use url::Url;
+
+/// The provider's public host; see API.md.
+pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
+pub const DEFAULT_RATE: Rate = Rate::Limited {
+    count: NonZeroU32::MIN,
+    per: Duration::from_secs(1),
+};
+pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Consecutive rows that exhaust their retries on server or connection
+/// errors before the run concludes the API is down (exit 69).
+pub const DEFAULT_GIVE_UP_AFTER: u32 = 5;
+
+/// A request rate: `N/s`, `N/min`, `N/h`, or `unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    Limited { count: NonZeroU32, per: Duration },
+    Unlimited,
+}
+
+impl Rate {
+    /// The time between two requests at this rate.
+    pub fn interval(self) -> Option<Duration> {
+        match self {
+            Rate::Limited { count, per } => Some(per / count.get()),
+            Rate::Unlimited => None,
+        }
+    }
+
+    /// Requests per second, for summaries.
+    pub fn per_second(self) -> Option<f64> {
+        match self {
+            Rate::Limited { count, per } => Some(f64::from(count.get()) / per.as_secs_f64()),
+            Rate::Unlimited => None,
+        }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Rate, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("unlimited") {
+            return Ok(Rate::Unlimited);
+        }
+        let usage = || format!("invalid rate {s:?}: expected N/s, N/min, N/h or \"unlimited\"");
+        let (count, unit) = s.split_once('/').ok_or_else(usage)?;
+        let count: u32 = count.trim().parse().map_err(|_| usage())?;
+        let count = NonZeroU32::new(count)
+            .ok_or_else(|| format!("invalid rate {s:?}: N must be at least 1"))?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(usage()),
+        };
+        Ok(Rate::Limited { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::Unlimited => f.write_str("unlimited"),
+            Rate::Limited { count, per } => {
+                let unit = match per.as_secs() {
+                    1 => "s",
+                    60 => "min",
+                    _ => "h",
+                };
+                write!(f, "{count}/{unit}")
+            }
+        }
+    }
+}
+
+/// Parses a timeout: a humantime duration (`30s`, `2m`) or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 30s, 2m)"))
+}
+
+/// A secret string (the API key). Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One layer of run settings. The manifest's `[run]` table, the environment
+/// and the flags each produce one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    pub base_url: Option<String>,
+    pub rate: Option<Rate>,
+    pub burst: Option<NonZeroU32>,
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<Duration>,
+    /// Results file. In a manifest, relative to the manifest's folder.
+    pub results: Option<PathBuf>,
+}
+
+impl RunSettings {
+    /// `self` where set, else `lower`.
+    pub fn or(self, lower: RunSettings) -> RunSettings {
+        RunSettings {
+            base_url: self.base_url.or(lower.base_url),
+            rate: self.rate.or(lower.rate),
+            burst: self.burst.or(lower.burst),
+            concurrency: self.concurrency.or(lower.concurrency),
+            max_attempts: self.max_attempts.or(lower.max_attempts),
+            timeout: self.timeout.or(lower.timeout),
+            results: self.results.or(lower.results),
+        }
+    }
+}
+
+/// What to do with rows that earlier runs already attempted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Resend a request that may have reached the server (timeout or
+    /// connection lost after sending). Can bill a task twice.
+    pub ambiguous: bool,
+    /// Rerun rows an earlier run recorded as `failed`.
+    pub failed: bool,
+    /// Rerun rows an earlier run recorded as `unknown`. Can bill twice.
+    pub unknown: bool,
+}
+
+/// Everything a run needs, merged and checked once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub results: PathBuf,
+    pub retry: RetryPolicy,
+    /// Submit at most this many new jobs in this run.
+    pub max_jobs: Option<usize>,
+    pub give_up_after: u32,
+    /// Print nothing on success.
+    pub quiet: bool,
+}
+
+impl Config {
+    /// Merges the layers (highest first is `settings`, already merged by the
+    /// caller) and checks each value.
+    ///
+    /// # Errors
+    /// A message naming the setting when a value is out of range.
+    pub fn new(
+        settings: RunSettings,
+        api_key: Secret,
+        manifest: &Path,
+        retry: RetryPolicy,
+    ) -> Result<ConfigParts, String> {
+        let base_url = settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base_url = parse_base_url(base_url)?;
+        let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 1024 {
+            return Err(format!(
+                "concurrency must be between 1 and 1024, not {concurrency}"
+            ));
+        }
+        let max_attempts = settings.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 || max_attempts > 100 {
+            return Err(format!(
+                "max_attempts must be between 1 and 100, not {max_attempts}"
+            ));
+        }
+        let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err("timeout must be more than 0".into());
+        }
+        let results = settings
+            .results
+            .unwrap_or_else(|| default_results_path(manifest));
+        Ok(ConfigParts(Config {
+            base_url,
+            api_key,
+            rate: settings.rate.unwrap_or(DEFAULT_RATE),
+            burst: settings.burst.unwrap_or(NonZeroU32::MIN),
+            concurrency,
+            max_attempts,
+            timeout,
+            results,
+            retry,
+            max_jobs: None,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
+            quiet: false,
+        }))
+    }
+}
+
+/// A [`Config`] still open for the few settings that only flags set; `build`
+/// freezes it.
+#[derive(Debug)]
+pub struct ConfigParts(Config);
+
+impl ConfigParts {
+    pub fn max_jobs(mut self, n: Option<usize>) -> Self {
+        self.0.max_jobs = n;
+        self
+    }
+    pub fn give_up_after(mut self, n: Option<u32>) -> Self {
+        self.0.give_up_after = n.unwrap_or(DEFAULT_GIVE_UP_AFTER).max(1);
+        self
+    }
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.0.quiet = quiet;
+        self
+    }
+    pub fn build(self) -> Config {
+        self.0
+    }
+}
+
+/// `jobs.toml` → `jobs.results.csv`, beside the manifest.
+pub fn default_results_path(manifest: &Path) -> PathBuf {
+    let stem = manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batchgen".into());
+    manifest.with_file_name(format!("{stem}.results.csv"))
+}
+
+/// Checks a base URL: absolute http(s), no query; a trailing slash is fine.
+pub fn parse_base_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {s:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "invalid base URL {s:?}: expected http(s)://host[:port]"
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(
+            "5/s".parse::<Rate>().unwrap().interval(),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            "30/min".parse::<Rate>().unwrap().interval(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            "2/h".parse::<Rate>().unwrap().interval(),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!("unlimited".parse::<Rate>().unwrap(), Rate::Unlimited);
+        for bad in ["", "5", "0/s", "5/day", "x/s", "-1/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
+        }
+        assert_eq!("50/min".parse::<Rate>().unwrap().to_string(), "50/min");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn secret_never_formats() {
+        let s = Secret::new("sk-very-secret");
+        assert!(!format!("{s:?} {s}").contains("very"));
+    }
+
+    #[test]
+    fn layers_merge_highest_first() {
+        let flags = RunSettings {
+            rate: Some(Rate::Unlimited),
+            ..RunSettings::default()
+        };
+        let file = RunSettings {
+            rate: Some(DEFAULT_RATE),
+            concurrency: Some(9),
+            ..RunSettings::default()
+        };
+        let merged = flags.or(file);
+        assert_eq!(merged.rate, Some(Rate::Unlimited));
+        assert_eq!(merged.concurrency, Some(9));
+    }
+
+    #[test]
+    fn results_default_beside_manifest() {
+        assert_eq!(
+            default_results_path(Path::new("/x/jobs.toml")),
+            PathBuf::from("/x/jobs.results.csv")
+        );
+    }
+}
