@@ -192,6 +192,7 @@ impl Config {
     ///
     /// # Errors
     /// A message naming the setting when a value is out of range.
+    #[allow(clippy::new_ret_no_self)] // finished by ConfigParts::build
     pub fn new(
         settings: RunSettings,
         api_key: Secret,

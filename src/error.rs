@@ -52,6 +52,9 @@ pub enum Error {
     Manifest(#[from] ManifestError),
 
     #[error("{0}")]
+    Usage(String),
+
+    #[error("{0}")]
     Config(String),
 
     #[error("cannot write the results file {}: {source}", path.display())]
@@ -78,6 +81,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Manifest(e) => e.exit_code(),
+            Error::Usage(_) => ExitCode::Usage,
             Error::Config(_) => ExitCode::Config,
             Error::Results { .. } => ExitCode::CantCreate,
             Error::Locked { .. } => ExitCode::Locked,

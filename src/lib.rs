@@ -1,16 +1,30 @@
 //! batchgen: submit a manifest of music prompts to a Suno-style API.
 //!
 //! # Layout
-//! The modules follow a job's journey:
+//! The modules follow a job's journey, manifest → job → client → pool →
+//! report, with the settings beside them and the sandbox across the wire:
 //!
 //! | stage | module | owns |
 //! |---|---|---|
 //! | settings | [`config`] | flags + environment + `[run]` merged into one immutable `Config` |
 //! | input | [`manifest`] | reading TOML/CSV manifests, line numbers, every diagnostic |
 //! | rules | [`job`] | job fields, the API's validation rules, job identity |
+//! | wire | [`client`] | one submit request and the classification of its outcome |
+//! | sending | [`pool`] | the rate limiter, the workers, retries and backoff, stopping |
+//! | output | [`report`] | the results CSV: lock, journal, atomic compaction |
+//! | a run | [`run`] | one run start to finish: select rows, drive the pool, summarize |
+//! | commands | [`cli`], [`app`] | the command line and what each command does |
 //! | errors | [`error`] | run-ending errors and their exit codes |
+//! | sandbox | [`sandbox`] | a local imitation of the API (auth, validation, rate limit, injected faults) for rehearsals and tests |
 
+pub mod app;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod job;
 pub mod manifest;
+pub mod pool;
+pub mod report;
+pub mod run;
+pub mod sandbox;

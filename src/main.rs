@@ -1,1 +1,84 @@
-fn main() {}
+//! The `batchgen` binary: parse, set up logging, run, map the outcome to an
+//! exit code. Everything else is in the library.
+
+use batchgen::cli::Cli;
+use batchgen::error::{Error, ExitCode};
+use batchgen::manifest::ManifestError;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.output.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("batchgen: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(batchgen::app::execute(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            err.exit_code()
+        }
+    };
+    // Don't wait for lingering tasks (a sandbox, idle connections).
+    runtime.shutdown_background();
+    std::process::ExitCode::from(code.code())
+}
+
+/// Prints a run-ending error once, with a hint when there is one.
+fn report(err: &Error) {
+    match err {
+        // Diagnostics are already `FILE:LINE: field: message` lines.
+        Error::Manifest(e @ ManifestError::Invalid { .. }) => eprintln!("{e}"),
+        _ => eprintln!("batchgen: error: {}", DisplayChain(err)),
+    }
+    if let Some(hint) = err.hint() {
+        eprintln!("batchgen: hint: {hint}");
+    }
+    if err.exit_code() == ExitCode::Usage {
+        eprintln!("Usage: batchgen [OPTIONS] MANIFEST | batchgen <COMMAND>; see batchgen --help");
+    }
+}
+
+/// Lets `{:#}` print an error with its sources on one line.
+#[derive(Debug)]
+struct DisplayChain<'a>(&'a Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !self.0.to_string().contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DisplayChain<'_> {}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "batchgen=warn",
+        1 => "batchgen=info",
+        _ => "batchgen=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

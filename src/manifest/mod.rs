@@ -1,9 +1,31 @@
-//! Manifest loading (stub: to be written).
-use std::path::PathBuf;
+//! Manifests: reading a TOML or CSV file into validated [`Job`]s, with every
+//! problem reported as `FILE:LINE: field: message`.
+//!
+//! This module owns the file formats and the line numbers; the rules a job
+//! must pass live in [`crate::job`] and are only applied here. Loading is
+//! all-or-nothing: one bad row fails the whole manifest (exit 65) so a run
+//! never sends half a batch, and the error lists every problem at once so a
+//! user fixes the file in one pass rather than one error per attempt.
+//!
+//! Line numbers point at where a row starts: the CSV record's first line, or
+//! the `[[job]]` header of a TOML table. Problems with a key outside the job
+//! tables (`[run]`, `[defaults]`, top-level keys) point at the key itself.
+//!
+//! A row with a value that could not be read (wrong TOML type, bad boolean,
+//! unknown key) is still checked against the API's rules, minus the problems
+//! that could only be echoes of the unread value (see `Rows::row`). A ragged
+//! CSV record is reported and skipped: its cells cannot be matched to columns.
+
+mod from_csv;
+mod from_toml;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::config::RunSettings;
 use crate::error::ExitCode;
-use crate::job::Job;
+use crate::job::{self, Field, Job, JobFields, ProblemKind};
 
 /// A loaded, fully validated manifest.
 #[derive(Debug)]
@@ -21,9 +43,25 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: PathBuf,
+    /// 1-based line; 0 when the problem is with the file as a whole (e.g. its
+    /// extension), which prints as `FILE: message`.
     pub line: u64,
+    /// The job field, column, or setting the problem is about, if any.
     pub field: Option<String>,
     pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.file.display())?;
+        if self.line > 0 {
+            write!(f, "{}:", self.line)?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " {field}:")?;
+        }
+        write!(f, " {}", self.message)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +72,8 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid manifest")]
+    /// Never empty. Displays every diagnostic, one per line, then a summary.
+    #[error("{}", summarize(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
 }
 
@@ -47,8 +86,252 @@ impl ManifestError {
     }
 }
 
-/// Loads and validates a manifest.
-pub fn load(path: &std::path::Path) -> Result<Manifest, ManifestError> {
-    let _ = path;
-    todo!()
+/// All diagnostics, then `FILE: 3 problems in 2 rows; nothing was sent`, so
+/// the last line of a long list still says what happened.
+fn summarize(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    let Some(first) = diagnostics.first() else {
+        return "invalid manifest; nothing was sent".into();
+    };
+    let rows: BTreeSet<_> = diagnostics
+        .iter()
+        .filter(|d| d.line > 0)
+        .map(|d| (&d.file, d.line))
+        .collect();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    out.push_str(&format!(
+        "{}: {}",
+        first.file.display(),
+        plural(diagnostics.len(), "problem")
+    ));
+    if !rows.is_empty() {
+        out.push_str(&format!(" in {}", plural(rows.len(), "row")));
+    }
+    out.push_str("; nothing was sent");
+    out
+}
+
+/// Loads and validates a manifest; the format follows the extension.
+///
+/// # Errors
+/// [`ManifestError::Unreadable`] when the file (or the CSV a TOML manifest
+/// names) cannot be read; [`ManifestError::Invalid`] with every problem found
+/// otherwise.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let bytes = read(path)?;
+    let mut rows = Rows::default();
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let (settings, rows_path) = match extension.as_deref() {
+        Some("toml") => from_toml::read(path, &bytes, &mut rows)?,
+        Some("csv") => {
+            from_csv::read(path, &bytes, &mut rows);
+            (RunSettings::default(), path.to_path_buf())
+        }
+        _ => {
+            rows.problem(
+                path,
+                0,
+                None,
+                "unknown manifest type: batchgen reads .toml and .csv files",
+            );
+            (RunSettings::default(), path.to_path_buf())
+        }
+    };
+    rows.finish(path, rows_path, settings)
+}
+
+/// Reads a whole file up front, so that every I/O failure (missing file,
+/// directory, symlink loop, permissions) is an [`ManifestError::Unreadable`]
+/// and parsing never sees a half-read file.
+fn read(path: &Path) -> Result<Vec<u8>, ManifestError> {
+    std::fs::read(path).map_err(|source| ManifestError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What the readers produce: jobs that passed, and diagnostics for the rest.
+/// Both formats feed rows through here so defaults, the rules and the
+/// duplicate check are applied the same way.
+#[derive(Debug, Default)]
+struct Rows {
+    jobs: Vec<Job>,
+    diagnostics: Vec<Diagnostic>,
+    /// Job key → line of the row that first used it.
+    seen: HashMap<String, u64>,
+    /// `[defaults]`, applied to every row.
+    defaults: JobFields,
+    /// Fields `[defaults]` may have meant to set but could not be read for;
+    /// see [`Rows::row`].
+    defaults_unread: Vec<Field>,
+}
+
+impl Rows {
+    fn problem(&mut self, file: &Path, line: u64, field: Option<&str>, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    /// Applies the defaults to one row, checks it, and keeps it as a job if it
+    /// passes the API's rules and its key is new.
+    ///
+    /// `unread` lists fields the row may set but whose value could not be
+    /// read (already reported). Such a row is still checked, so that its
+    /// other problems show up in this pass, but problems that could be echoes
+    /// of the unread value are left out: a field "missing" when it, or the
+    /// mode, was unread; a length over the limit when the model was unread.
+    fn row(&mut self, file: &Path, line: u64, mut fields: JobFields, mut unread: Vec<Field>) {
+        for &field in &self.defaults_unread {
+            if !fields.is_set(field) {
+                unread.push(field);
+            }
+        }
+        fields.apply_defaults(&self.defaults);
+        let is_unread = |f: &Field| unread.contains(f);
+        let problems: Vec<_> = job::check(&fields)
+            .into_iter()
+            .filter(|p| match p.kind {
+                ProblemKind::Missing(_) => ![p.field, Field::CustomMode, Field::MakeInstrumental]
+                    .iter()
+                    .any(is_unread),
+                ProblemKind::TooLong { .. } => !is_unread(&Field::Model),
+                _ => true,
+            })
+            .collect();
+        for p in &problems {
+            self.problem(file, line, Some(p.field.name()), p.to_string());
+        }
+        if !problems.is_empty() || !unread.is_empty() {
+            return;
+        }
+        let job = Job::new(fields, line);
+        if let Some(&first) = self.seen.get(&job.key) {
+            if job.fields.id.is_some() {
+                let msg = format!("duplicate key {:?} (first at line {first})", job.key);
+                self.problem(file, line, Some("id"), msg);
+            } else {
+                let msg = format!(
+                    "exact duplicate of line {first}; give one of them an `id` to generate both"
+                );
+                self.problem(file, line, None, msg);
+            }
+            return;
+        }
+        self.seen.insert(job.key.clone(), line);
+        self.jobs.push(job);
+    }
+
+    fn finish(
+        mut self,
+        path: &Path,
+        rows_path: PathBuf,
+        settings: RunSettings,
+    ) -> Result<Manifest, ManifestError> {
+        if self.diagnostics.is_empty() {
+            return Ok(Manifest {
+                path: path.to_path_buf(),
+                rows_path,
+                settings,
+                jobs: self.jobs,
+            });
+        }
+        // The manifest's own problems first, then its CSV's; by line within a
+        // file. Stable, so problems on one line keep the order found.
+        self.diagnostics
+            .sort_by_key(|d| (d.file.as_path() != path, d.line));
+        Err(ManifestError::Invalid {
+            diagnostics: self.diagnostics,
+        })
+    }
+}
+
+/// Line of a byte offset, for formats whose parser reports byte spans.
+struct LineIndex {
+    /// Byte offsets of every `\n`.
+    newlines: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &[u8]) -> LineIndex {
+        let newlines = text
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        LineIndex { newlines }
+    }
+
+    /// 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> u64 {
+        self.newlines.partition_point(|&nl| nl < offset) as u64 + 1
+    }
+}
+
+/// The closest of `known` to `unknown`, if close enough to be a typo.
+fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = unknown.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+    known
+        .iter()
+        .map(|k| (*k, strsim::damerau_levenshtein(&lower, k)))
+        .filter(|&(k, d)| d <= 2.max(k.len() / 4))
+        .min_by_key(|&(_, d)| d)
+        .map(|(k, _)| k)
+}
+
+/// `; did you mean "x"?`, or nothing when no name is close.
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!("; did you mean {s:?}?"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_one_based() {
+        let idx = LineIndex::new(b"a\nbb\n\nc");
+        assert_eq!(idx.line(0), 1);
+        assert_eq!(idx.line(1), 1, "the newline belongs to its line");
+        assert_eq!(idx.line(2), 2);
+        assert_eq!(idx.line(6), 4);
+    }
+
+    #[test]
+    fn diagnostics_display() {
+        let d = Diagnostic {
+            file: "jobs.toml".into(),
+            line: 12,
+            field: Some("promt".into()),
+            message: "unknown field".into(),
+        };
+        assert_eq!(d.to_string(), "jobs.toml:12: promt: unknown field");
+        let whole = Diagnostic {
+            line: 0,
+            field: None,
+            ..d
+        };
+        assert_eq!(whole.to_string(), "jobs.toml: unknown field");
+    }
+
+    #[test]
+    fn typo_suggestions() {
+        assert_eq!(
+            closest("concurency", &["rate", "concurrency"]),
+            Some("concurrency")
+        );
+        assert_eq!(closest("zzzz", &["rate"]), None);
+    }
 }

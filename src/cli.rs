@@ -1,0 +1,192 @@
+//! The command line, as clap sees it. Only parsing lives here: turning flags
+//! into settings is [`RunArgs::settings`], and what each command does is in
+//! [`crate::app`].
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Rate, RetryPolicy, RunSettings, parse_duration};
+use crate::sandbox::SandboxConfig;
+
+/// Submit a manifest of music prompts to a Suno-style generation API:
+/// validated first, rate-limited, retried, resumable.
+///
+/// `batchgen MANIFEST` validates every row, submits the new ones and writes
+/// MANIFEST's results CSV (one row per job with its task ID). Rerunning it
+/// continues where the last run stopped and never resubmits a job.
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchgen",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key) · 130/143 interrupted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a manifest (the same as `batchgen MANIFEST`).
+    Run(RunArgs),
+    /// Check a manifest and its settings; send nothing.
+    Validate(ValidateArgs),
+    /// Run the local imitation of the API (no credits spent).
+    Sandbox(SandboxArgs),
+}
+
+/// Output flags, accepted before or after the command.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print nothing when the run succeeds (for cron, which mails any output).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More log lines on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The manifest: a .toml file or a .csv file with one job per row.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// Run against a sandbox started in-process on a free loopback port with
+    /// a throwaway key: try a manifest without spending credits. Results go
+    /// to <stem>.sandbox.results.csv unless --out says otherwise.
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// API base URL [default: https://udioapi.pro, or [run] base_url].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Request rate: N/s, N/min, N/h or "unlimited" [default: 1/s]. Every
+    /// attempt, retries included, counts.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Requests allowed at once before the rate applies [default: 1, no burst].
+    #[arg(long, value_name = "N")]
+    pub burst: Option<NonZeroU32>,
+
+    /// Requests in flight at most [default: 4].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Attempts per row for 429, 5xx and connection failures [default: 6].
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Timeout of one request, e.g. 30s or 2m [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Results CSV [default: <manifest stem>.results.csv beside the manifest].
+    #[arg(short, long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Resend a request that timed out or lost its connection after being
+    /// sent. The API has no idempotency key: this can create (and bill) a
+    /// task twice.
+    #[arg(long)]
+    pub retry_ambiguous: bool,
+
+    /// Retry rows an earlier run recorded as failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    /// Resend rows an earlier run recorded as unknown. They may already have
+    /// been accepted: this can bill them twice.
+    #[arg(long)]
+    pub retry_unknown: bool,
+
+    /// Submit at most N new jobs in this run; the rest stay pending for the
+    /// next one (a daily quota, and a cap on what a mistake can spend).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
+
+    /// Stop the run (exit 69) after N rows in a row exhausted their retries
+    /// on server or connection errors [default: 5].
+    #[arg(long, value_name = "N")]
+    pub give_up_after: Option<u32>,
+}
+
+impl RunArgs {
+    /// The settings the flags (and BATCHGEN_BASE_URL) set.
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            base_url: self.base_url.clone(),
+            rate: self.rate,
+            burst: self.burst,
+            concurrency: self.concurrency,
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            results: self.out.clone(),
+        }
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            ambiguous: self.retry_ambiguous,
+            failed: self.retry_failed,
+            unknown: self.retry_unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// The manifest to check.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on; port 0 picks a free port. The first line printed
+    /// names the address and key actually used.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub config: SandboxConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_manifest_is_a_run() {
+        let cli = Cli::try_parse_from(["batchgen", "jobs.toml", "--rate", "5/s"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.manifest, Some(PathBuf::from("jobs.toml")));
+        assert_eq!(cli.run.rate, Some("5/s".parse().unwrap()));
+        let cli = Cli::try_parse_from(["batchgen", "validate", "jobs.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Validate(_))));
+    }
+}

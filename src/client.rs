@@ -1,0 +1,465 @@
+//! The API client: one submit, one answer, classified.
+//!
+//! This module knows HTTP and the API's response shapes; it does not retry or
+//! wait. It turns every way a request can end into a [`SubmitError`] whose
+//! [`SubmitError::class`] tells the pool what to do next, so the retry policy
+//! lives in one place ([`crate::pool`]) and the wire details in another.
+//!
+//! Response bodies are treated as hostile: at most [`MAX_BODY`] bytes are
+//! read, and a body that is not the JSON we expect becomes a row error, never
+//! a panic.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::Secret;
+use crate::job::Job;
+
+/// Responses larger than this are cut off: a submit answer is a few hundred
+/// bytes, so anything bigger is a misbehaving proxy or server.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Longest `Retry-After` honoured. A server asking for an hour is more likely
+/// wrong than right; the pool's own backoff takes over from there.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// How the API client identifies itself.
+const USER_AGENT: &str = concat!("batchgen/", env!("CARGO_PKG_VERSION"));
+
+/// A submission the API accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub task_id: String,
+    pub http_status: u16,
+}
+
+/// What the pool should do about a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient, and the server did not act on it: try again later.
+    Retry,
+    /// The server may have created (and billed) the task: do not resend
+    /// unless the user opted in.
+    Ambiguous,
+    /// The key or account is refused: every row would fail, stop the run.
+    Fatal,
+    /// This row is wrong: fail it, carry on with the others.
+    Row,
+}
+
+/// Why a submission did not return a task ID.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The server answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The connection could not be made: nothing was sent.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The request may have reached the server but no answer came back.
+    #[error(
+        "{0}; the request may have been accepted (the API has no idempotency key, so it was not resent)"
+    )]
+    Lost(String),
+    /// The server answered 2xx but without a usable task ID.
+    #[error("HTTP {status}: unexpected answer: {detail}")]
+    Unexpected { status: u16, detail: String },
+}
+
+impl SubmitError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SubmitError::Status { status, .. } => match status {
+                401..=403 => ErrorClass::Fatal,
+                429 | 500 | 502 | 503 | 504 => ErrorClass::Retry,
+                _ => ErrorClass::Row,
+            },
+            SubmitError::Connect(_) => ErrorClass::Retry,
+            SubmitError::Lost(_) => ErrorClass::Ambiguous,
+            // A 2xx without an ID may still have created a task.
+            SubmitError::Unexpected { .. } => ErrorClass::Ambiguous,
+        }
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            SubmitError::Status { status, .. } | SubmitError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SubmitError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn is_rate_limited(&self) -> bool {
+        self.http_status() == Some(429)
+    }
+}
+
+/// A client for one API host and key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    generate: Url,
+    key: Secret,
+}
+
+impl Client {
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS backend failure).
+    pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            generate: endpoint(base_url, "api/generate"),
+            key,
+        })
+    }
+
+    /// Sends one job. Never retries: see [`crate::pool`].
+    pub async fn submit(&self, job: &Job) -> Result<Accepted, SubmitError> {
+        let response = self
+            .http
+            .post(self.generate.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .json(job.body())
+            .send()
+            .await
+            .map_err(classify_send_error)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = read_capped(response).await;
+        let body = match body {
+            Ok(body) => body,
+            Err(e) if status.is_success() => {
+                return Err(SubmitError::Lost(format!(
+                    "HTTP {status}: connection lost while reading the answer: {e}"
+                )));
+            }
+            Err(_) => Vec::new(),
+        };
+        parse_answer(status, &body, retry_after)
+    }
+}
+
+/// Joins a path onto the base URL, keeping any path prefix the base has
+/// (`https://host/prefix/` + `api/generate`).
+pub fn endpoint(base: &Url, path: &str) -> Url {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    base.join(path)
+        .expect("a relative path joins onto an http URL")
+}
+
+/// Reads at most [`MAX_BODY`] bytes of the body.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_BODY {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn classify_send_error(e: reqwest::Error) -> SubmitError {
+    // reqwest reports a failed connect (refused, DNS, TLS handshake, connect
+    // timeout) as is_connect: the request never left. Anything else after
+    // that point (timeout, reset, closed) may have reached the server.
+    let detail = error_chain(&e);
+    if e.is_connect() {
+        SubmitError::Connect(detail)
+    } else if e.is_timeout() {
+        SubmitError::Lost(format!("no answer before the timeout ({detail})"))
+    } else {
+        SubmitError::Lost(format!("connection lost ({detail})"))
+    }
+}
+
+/// The error and its sources on one line, without the URL's query (none is
+/// ever sent, but keep logs clean of anything request-shaped).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&s_text)) {
+            parts.push(s_text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// The API's answer envelope. Every field optional: hosts differ.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    code: Option<serde_json::Value>,
+    message: Option<serde_json::Value>,
+    #[serde(rename = "workId")]
+    work_id: Option<serde_json::Value>,
+    data: Option<AnswerData>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AnswerData {
+    task_id: Option<serde_json::Value>,
+}
+
+/// Turns a status and body into a task ID or an error.
+pub fn parse_answer(
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Result<Accepted, SubmitError> {
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    if !status.is_success() {
+        let message = answer
+            .as_ref()
+            .and_then(|a| a.message.as_ref())
+            .map(value_text)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| body_excerpt(body, status));
+        return Err(SubmitError::Status {
+            status: status.as_u16(),
+            message,
+            retry_after,
+        });
+    }
+    let Some(answer) = answer else {
+        return Err(SubmitError::Unexpected {
+            status: status.as_u16(),
+            detail: format!("not the JSON expected: {}", body_excerpt(body, status)),
+        });
+    };
+    let task_id = answer
+        .work_id
+        .as_ref()
+        .and_then(id_text)
+        .or_else(|| answer.data.as_ref()?.task_id.as_ref().and_then(id_text));
+    if let Some(task_id) = task_id {
+        return Ok(Accepted {
+            task_id,
+            http_status: status.as_u16(),
+        });
+    }
+    // Some hosts answer HTTP 200 with an error code in the envelope.
+    let code = answer.code.as_ref().and_then(|c| match c {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    let message = answer.message.as_ref().map(value_text).unwrap_or_default();
+    match code {
+        Some(code @ 400..=599) => Err(SubmitError::Status {
+            status: code as u16,
+            message,
+            retry_after,
+        }),
+        _ => Err(SubmitError::Unexpected {
+            status: status.as_u16(),
+            detail: format!("no workId or data.task_id in the answer ({message:?})"),
+        }),
+    }
+}
+
+fn id_text(v: &serde_json::Value) -> Option<String> {
+    let id = match v {
+        serde_json::Value::String(s) => s.trim().to_owned(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    // An ID goes into a CSV cell and later into URLs: refuse anything odd.
+    let ok = !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_graphic());
+    ok.then_some(id)
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => one_line(s, 300),
+        other => one_line(&other.to_string(), 300),
+    }
+}
+
+/// A short, single-line rendering of a body that is not the JSON expected.
+fn body_excerpt(body: &[u8], status: StatusCode) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = one_line(&text, 120);
+    if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("empty answer")
+            .to_owned()
+    } else {
+        format!("non-JSON answer: {text}")
+    }
+}
+
+fn one_line(s: &str, max_chars: usize) -> String {
+    let mut out: String = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars + 1)
+        .collect();
+    if out.chars().count() > max_chars {
+        out = out.chars().take(max_chars).collect::<String>() + "…";
+    }
+    out
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date, clamped to
+/// [`MAX_RETRY_AFTER`]. A date in the past means "now".
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let delay = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
+        when.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &str) -> Result<Accepted, SubmitError> {
+        parse_answer(StatusCode::OK, body.as_bytes(), None)
+    }
+
+    #[test]
+    fn task_id_from_work_id_then_data() {
+        let both = r#"{"code":200,"message":"success","workId":"w1","data":{"task_id":"t1"}}"#;
+        assert_eq!(ok(both).unwrap().task_id, "w1");
+        assert_eq!(ok(r#"{"data":{"task_id":"t2"}}"#).unwrap().task_id, "t2");
+        assert_eq!(
+            ok(r#"{"workId":"","data":{"task_id":"t3"}}"#)
+                .unwrap()
+                .task_id,
+            "t3"
+        );
+        assert_eq!(ok(r#"{"workId":12345}"#).unwrap().task_id, "12345");
+    }
+
+    #[test]
+    fn success_without_id_is_ambiguous() {
+        for body in [
+            "{}",
+            "[]",
+            "<html>",
+            "",
+            r#"{"workId":null,"data":[]}"#,
+            r#"{"workId":"a b"}"#,
+        ] {
+            let e = ok(body).unwrap_err();
+            assert_eq!(e.class(), ErrorClass::Ambiguous, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn error_envelope_inside_200_is_an_error() {
+        let e = ok(r#"{"code":400,"message":"Topic too long."}"#).unwrap_err();
+        assert_eq!(e.http_status(), Some(400));
+        assert_eq!(e.to_string(), "HTTP 400: Topic too long.");
+    }
+
+    #[test]
+    fn status_classes() {
+        let class = |status: u16, body: &str| {
+            parse_answer(StatusCode::from_u16(status).unwrap(), body.as_bytes(), None)
+                .unwrap_err()
+                .class()
+        };
+        assert_eq!(
+            class(400, r#"{"code":400,"message":"Topic too long."}"#),
+            ErrorClass::Row
+        );
+        assert_eq!(class(401, "{}"), ErrorClass::Fatal);
+        assert_eq!(class(402, "{}"), ErrorClass::Fatal);
+        assert_eq!(class(403, "{}"), ErrorClass::Fatal);
+        assert_eq!(class(404, "{}"), ErrorClass::Row);
+        for s in [429, 500, 502, 503, 504] {
+            assert_eq!(class(s, "<html>busy</html>"), ErrorClass::Retry);
+        }
+        assert_eq!(class(501, "{}"), ErrorClass::Row);
+    }
+
+    #[test]
+    fn non_json_error_bodies_become_short_messages() {
+        let big = format!("<html>{}</html>", "x\n".repeat(100_000));
+        let e = parse_answer(StatusCode::SERVICE_UNAVAILABLE, big.as_bytes(), None).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("HTTP 503: non-JSON answer: <html>"),
+            "{text}"
+        );
+        assert!(text.chars().count() < 200 && !text.contains('\n'));
+        let e = parse_answer(StatusCode::BAD_GATEWAY, b"", None).unwrap_err();
+        assert_eq!(e.to_string(), "HTTP 502: Bad Gateway");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn endpoints_keep_a_path_prefix() {
+        let u = |s: &str| endpoint(&Url::parse(s).unwrap(), "api/generate").to_string();
+        assert_eq!(u("https://udioapi.pro"), "https://udioapi.pro/api/generate");
+        assert_eq!(u("http://127.0.0.1:9/"), "http://127.0.0.1:9/api/generate");
+        assert_eq!(u("https://h/proxy"), "https://h/proxy/api/generate");
+    }
+}

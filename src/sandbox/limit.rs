@@ -1,0 +1,120 @@
+//! The sandbox's own rate limiter: GCRA (virtual scheduling) with no burst.
+//!
+//! Why GCRA: it keeps one number, the theoretical arrival time (TAT) of the
+//! next request, and accepts a request when it arrives no earlier than that
+//! minus a tolerance. That is exactly "one request per interval, no burst",
+//! which is what batchgen promises a provider.
+//!
+//! Why a tolerance: a client that spaces requests exactly one interval apart
+//! still reaches the server a little early now and then (timer wake-ups,
+//! loopback scheduling). Without slack such a client would see spurious 429s
+//! and tests built on it would flake. The tolerance is half an interval, at
+//! most [`MAX_TOLERANCE`], so it absorbs jitter but never admits a second
+//! request "early" by a meaningful amount. Because an early request does not
+//! move the schedule earlier (`TAT = max(TAT, now) + T`), jitter never
+//! accumulates into a burst.
+//!
+//! The limiter takes `now` as an argument, so its rules are tested without a
+//! clock.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The most jitter the limiter forgives, whatever the interval.
+pub const MAX_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// A GCRA limiter for one request per `interval`.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    interval: Duration,
+    tolerance: Duration,
+    /// When the next request is due; `None` before the first request.
+    tat: Option<Instant>,
+}
+
+impl Limiter {
+    pub fn new(interval: Duration) -> Limiter {
+        Limiter {
+            interval,
+            tolerance: (interval / 2).min(MAX_TOLERANCE),
+            tat: None,
+        }
+    }
+
+    /// Admits a request arriving at `now`, or says how long until one would
+    /// be admitted. A refused request does not move the schedule.
+    pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
+        let tat = self.tat.unwrap_or(now);
+        let earliest = tat.checked_sub(self.tolerance).unwrap_or(tat);
+        if now < earliest {
+            return Err(earliest - now);
+        }
+        self.tat = Some(tat.max(now) + self.interval);
+        Ok(())
+    }
+}
+
+/// The `Retry-After` value for a wait: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn exact_spacing_and_small_jitter_pass() {
+        let start = Instant::now();
+        let mut l = Limiter::new(T);
+        assert!(l.check(start).is_ok());
+        // 40 ms early is inside the 50 ms tolerance.
+        assert!(l.check(start + T - Duration::from_millis(40)).is_ok());
+        // The early arrival did not pull the schedule forward.
+        assert!(l.check(start + 2 * T).is_ok());
+        assert!(l.check(start + 3 * T + Duration::from_millis(7)).is_ok());
+    }
+
+    #[test]
+    fn back_to_back_and_early_requests_fail() {
+        let start = Instant::now();
+        let mut l = Limiter::new(T);
+        assert!(l.check(start).is_ok());
+        let wait = l.check(start).unwrap_err();
+        assert_eq!(wait, T - MAX_TOLERANCE);
+        assert!(l.check(start + T - Duration::from_millis(60)).is_err());
+        // Refusals do not push the schedule back.
+        assert!(l.check(start + T - MAX_TOLERANCE).is_ok());
+    }
+
+    #[test]
+    fn no_burst_after_idle() {
+        let start = Instant::now();
+        let mut l = Limiter::new(T);
+        assert!(l.check(start).is_ok());
+        let later = start + 10 * T;
+        assert!(l.check(later).is_ok());
+        assert!(l.check(later + Duration::from_millis(1)).is_err());
+    }
+
+    #[test]
+    fn tolerance_is_half_a_short_interval() {
+        let start = Instant::now();
+        let mut l = Limiter::new(Duration::from_millis(20));
+        assert!(l.check(start).is_ok());
+        assert!(l.check(start + Duration::from_millis(9)).is_err());
+        assert!(l.check(start + Duration::from_millis(10)).is_ok());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(150)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_secs(Duration::from_millis(2001)), 3);
+    }
+}

@@ -1,0 +1,396 @@
+//! The sandbox: a local imitation of the generation API (see `API.md`).
+//!
+//! It is both a product feature (`batchgen sandbox`: rehearse a manifest
+//! without spending credits) and the server every integration test runs
+//! against, so it answers like the real service, shapes and messages
+//! included, and also does what the real service does on a bad day: rate
+//! limits, 5xx errors, non-JSON error pages, slow answers and dropped
+//! connections, each with a seeded, repeatable probability.
+//!
+//! # Layout
+//! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
+//!   [`Sandbox`] (start, stop, inspect) and the accept loop;
+//! - `api`: the HTTP routes and what each request gets;
+//! - `state`: accepted tasks and the counters behind [`Stats`];
+//! - `limit`: the no-burst GCRA rate limiter;
+//! - `faults`: the seeded fault rolls and task ids.
+//!
+//! # Why a hand-written accept loop
+//! `axum::serve` owns each connection, so a handler cannot make it vanish.
+//! But "the server took the request and then the connection died" is the one
+//! failure that makes resubmitting dangerous (the task may exist), and the
+//! client must be tested against it for real. So each connection is served by
+//! hyper-util's auto (HTTP/1 + HTTP/2) builder in its own task, and every
+//! request carries a `ConnControl` in its extensions: a handler that cancels
+//! it makes the connection task drop the connection, and the client sees the
+//! socket close with no response at all. On HTTP/2 this drops every stream of
+//! that connection, as a crashed server would.
+
+mod api;
+mod faults;
+mod limit;
+mod state;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use rand::RngExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tower::ServiceExt;
+
+use crate::config::{Rate, parse_duration};
+use faults::{Dice, FaultSettings, parse_probability};
+use limit::Limiter;
+use state::Records;
+pub use state::{Injected, Stats, TaskSummary};
+
+/// The default of `--slow-delay`.
+pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
+
+/// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SandboxConfig {
+    /// API key clients must send (as `Authorization: Bearer <KEY>` or a
+    /// `token` field in the body). Without it, a random `sk-sandbox-…` key is
+    /// made up and printed at startup.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Reject requests faster than this with 429 and Retry-After, like the
+    /// real service: N/s, N/min, N/h or "unlimited". No burst is allowed;
+    /// a client spacing requests exactly at the rate never sees a 429.
+    /// Default: no limit.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Probability (0 to 1) of answering 500 with a JSON error body.
+    #[arg(long = "fail-500", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_500: f64,
+
+    /// Probability (0 to 1) of answering 503 with an HTML page instead of
+    /// JSON, as a proxy in front of the service does.
+    #[arg(long = "fail-503", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_503: f64,
+
+    /// Probability (0 to 1) of answering 429 with `Retry-After: 1`, whatever
+    /// the rate.
+    #[arg(long = "fail-429", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_429: f64,
+
+    /// Probability (0 to 1) of answering only after --slow-delay more. The
+    /// task is still created, so a client that times out must not resend it
+    /// blindly.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub slow: f64,
+
+    /// The extra wait of a slow answer, e.g. 2s, 500ms, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub slow_delay: Duration,
+
+    /// Probability (0 to 1) of closing the connection without an answer
+    /// before creating the task.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_before: f64,
+
+    /// Probability (0 to 1) of creating the task and then closing the
+    /// connection without an answer: the client cannot know it succeeded.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_after: f64,
+
+    /// Extra time before every API answer, e.g. 300ms.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub latency: Duration,
+
+    /// Seed for fault injection and task ids. The same seed and the same
+    /// requests give the same faults and ids on every run; the default 0 is
+    /// a fixed seed too, so pick another to see a different sequence.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl Default for SandboxConfig {
+    /// The same values as the flags' defaults: no faults, no limit, no delay.
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            key: None,
+            rate: None,
+            fail_500: 0.0,
+            fail_503: 0.0,
+            fail_429: 0.0,
+            slow: 0.0,
+            slow_delay: DEFAULT_SLOW_DELAY,
+            drop_before: 0.0,
+            drop_after: 0.0,
+            latency: Duration::ZERO,
+            seed: 0,
+        }
+    }
+}
+
+impl SandboxConfig {
+    fn faults(&self) -> FaultSettings {
+        FaultSettings {
+            fail_500: self.fail_500,
+            fail_503: self.fail_503,
+            fail_429: self.fail_429,
+            slow: self.slow,
+            slow_delay: self.slow_delay,
+            drop_before: self.drop_before,
+            drop_after: self.drop_after,
+        }
+    }
+}
+
+/// A running sandbox server. Dropping it stops the server too; call
+/// [`Sandbox::shutdown`] to wait until the port is closed.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+    _stop_on_drop: DropGuard,
+}
+
+impl Sandbox {
+    /// Binds `listen` (port 0 picks a free port) and serves in a background
+    /// task on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start(listen: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            api::router(Arc::clone(&shared)),
+            stop.clone(),
+        ));
+        tracing::info!(%addr, "sandbox listening");
+        Ok(Sandbox {
+            addr,
+            shared,
+            task,
+            _stop_on_drop: stop.drop_guard(),
+        })
+    }
+
+    /// The address bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL clients use, e.g. `http://127.0.0.1:41234`. A wildcard
+    /// address (`0.0.0.0`, `::`) is given as loopback.
+    pub fn base_url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// The API key the sandbox accepts.
+    pub fn key(&self) -> &str {
+        &self.shared.key
+    }
+
+    /// What the sandbox has seen so far: the same data as `GET /sandbox/stats`.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().records.stats()
+    }
+
+    /// Forgets all tasks and counters and restarts the rate limiter and the
+    /// seeded sequences, as `POST /sandbox/reset` does. The key stays.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stops accepting, closes open connections and waits for the server
+    /// task to end.
+    pub async fn shutdown(self) {
+        let Sandbox {
+            task,
+            _stop_on_drop,
+            ..
+        } = self;
+        drop(_stop_on_drop);
+        if let Err(e) = task.await {
+            tracing::warn!("sandbox server task failed: {e}");
+        }
+    }
+}
+
+/// What the handlers share: fixed settings plus the one lock over all state.
+#[derive(Debug)]
+struct Shared {
+    key: String,
+    faults: FaultSettings,
+    latency: Duration,
+    rate: Option<Rate>,
+    seed: u64,
+    state: Mutex<State>,
+}
+
+/// Everything that changes, behind one lock that is never held across an
+/// await.
+#[derive(Debug)]
+struct State {
+    records: Records,
+    limiter: Option<Limiter>,
+    dice: Dice,
+}
+
+impl Shared {
+    fn new(config: SandboxConfig) -> Shared {
+        let key = config.key.clone().unwrap_or_else(random_key);
+        Shared {
+            key,
+            faults: config.faults(),
+            latency: config.latency,
+            rate: config.rate,
+            seed: config.seed,
+            state: Mutex::new(State::new(config.rate, config.seed)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves only counters half-updated;
+        // keep serving rather than poisoning every later request.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reset(&self) {
+        *self.lock() = State::new(self.rate, self.seed);
+    }
+}
+
+impl State {
+    fn new(rate: Option<Rate>, seed: u64) -> State {
+        State {
+            records: Records::default(),
+            limiter: rate.and_then(Rate::interval).map(Limiter::new),
+            dice: Dice::new(seed),
+        }
+    }
+}
+
+fn random_key() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    format!("sk-sandbox-{}", hex::encode(bytes))
+}
+
+/// Lets a handler drop the connection its request came on; see the module
+/// docs.
+#[derive(Debug, Clone)]
+struct ConnControl(CancellationToken);
+
+impl ConnControl {
+    /// Makes the connection task drop the connection. The handler's future is
+    /// dropped with it, so this never returns.
+    async fn drop_connection<T>(&self) -> T {
+        self.0.cancel();
+        std::future::pending().await
+    }
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                tokio::spawn(serve_connection(stream, router.clone(), stop.clone()));
+            }
+            Err(e) => {
+                // Usually running out of file descriptors: back off briefly
+                // instead of spinning.
+                tracing::warn!("sandbox accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationToken) {
+    // Best effort: small JSON answers should not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let kill = CancellationToken::new();
+    let control = ConnControl(kill.clone());
+    let service = router.map_request(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(control.clone());
+        req
+    });
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("sandbox connection ended: {e}");
+            }
+        }
+        () = kill.cancelled() => tracing::debug!("sandbox dropping a connection (injected fault)"),
+        () = stop.cancelled() => {}
+    }
+    // Returning drops `conn` and with it the socket: no response is written.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sandbox: SandboxConfig,
+    }
+
+    #[test]
+    fn default_matches_the_flags() {
+        assert_eq!(Cli::parse_from(["x"]).sandbox, SandboxConfig::default());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Cli::parse_from([
+            "x",
+            "--rate",
+            "5/s",
+            "--fail-503",
+            "0.5",
+            "--slow-delay",
+            "250ms",
+            "--seed",
+            "9",
+        ])
+        .sandbox;
+        assert_eq!(c.rate, Some("5/s".parse().unwrap()));
+        assert_eq!(c.fail_503, 0.5);
+        assert_eq!(c.slow_delay, Duration::from_millis(250));
+        assert_eq!(c.seed, 9);
+        assert!(Cli::try_parse_from(["x", "--fail-500", "2"]).is_err());
+    }
+
+    #[test]
+    fn random_keys_differ() {
+        let k = random_key();
+        assert!(k.starts_with("sk-sandbox-") && k.len() == 11 + 32);
+        assert_ne!(k, random_key());
+    }
+}

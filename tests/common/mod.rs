@@ -1,0 +1,71 @@
+//! Shared test helpers: a sandbox on 127.0.0.1:0, manifests in a temp dir,
+//! and the real binary driven through assert_cmd.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use batchgen::report::Record;
+use batchgen::sandbox::{Sandbox, SandboxConfig};
+
+/// A sandbox with the given configuration on a free loopback port.
+pub async fn sandbox(config: SandboxConfig) -> Sandbox {
+    Sandbox::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .expect("sandbox starts")
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A CSV manifest of `n` description-mode prompts with ids.
+pub fn csv_manifest(dir: &Path, n: usize) -> PathBuf {
+    let mut text = String::from("id,prompt\n");
+    for i in 0..n {
+        text.push_str(&format!("job-{i},\"a calm song number {i}, with rain\"\n"));
+    }
+    write(dir, "jobs.csv", &text)
+}
+
+/// Runs the binary against `sandbox` with its key, off the async runtime.
+pub async fn run_bin(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["--base-url".to_owned(), sandbox.base_url()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    run_with_env(
+        all,
+        vec![("BATCHGEN_API_KEY".into(), sandbox.key().to_owned())],
+    )
+    .await
+}
+
+/// Runs the binary with exactly these arguments and environment additions.
+pub async fn run_with_env(args: Vec<String>, env: Vec<(String, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::Command::cargo_bin("batchgen").unwrap();
+        cmd.env_remove("BATCHGEN_API_KEY")
+            .env_remove("BATCHGEN_BASE_URL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args)
+            .timeout(std::time::Duration::from_secs(300))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The results file, one record per row, as written.
+pub fn results(path: &Path) -> Vec<Record> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader.deserialize().map(|r| r.unwrap()).collect()
+}

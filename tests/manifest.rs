@@ -1,0 +1,204 @@
+//! Manifest loading, end to end: files on disk in, jobs or the exact
+//! `FILE:LINE: field: message` diagnostics a user would see out.
+
+use std::path::{MAIN_SEPARATOR, Path, PathBuf};
+use std::time::Duration;
+
+use batchgen::config::Rate;
+use batchgen::manifest::{Manifest, ManifestError, load};
+use tempfile::TempDir;
+
+#[path = "manifests/csv_cases.rs"]
+mod csv_cases;
+#[path = "manifests/toml_cases.rs"]
+mod toml_cases;
+
+/// Writes `files` into a fresh folder and loads the first one.
+fn load_files(files: &[(&str, &[u8])]) -> (TempDir, Result<Manifest, ManifestError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let result = load(&dir.path().join(files[0].0));
+    (dir, result)
+}
+
+/// The diagnostics of an invalid manifest, as displayed, with the temporary
+/// folder removed from the file names.
+fn problems_in(files: &[(&str, &[u8])]) -> Vec<String> {
+    let (dir, result) = load_files(files);
+    let prefix = format!("{}{MAIN_SEPARATOR}", dir.path().display());
+    match result {
+        Ok(m) => panic!("expected diagnostics, loaded {} jobs", m.jobs.len()),
+        Err(ManifestError::Invalid { diagnostics }) => diagnostics
+            .iter()
+            .map(|d| d.to_string().replacen(&prefix, "", 1))
+            .collect(),
+        Err(e) => panic!("expected diagnostics, got {e}"),
+    }
+}
+
+fn problems(name: &str, content: impl AsRef<[u8]>) -> Vec<String> {
+    problems_in(&[(name, content.as_ref())])
+}
+
+fn valid(name: &str, content: impl AsRef<[u8]>) -> Manifest {
+    match load_files(&[(name, content.as_ref())]).1 {
+        Ok(m) => m,
+        Err(e) => panic!("expected a valid manifest:\n{e}"),
+    }
+}
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests")
+        .join(path)
+}
+
+fn fixture_problems(path: &str) -> Vec<String> {
+    match load(&fixture(path)) {
+        Err(ManifestError::Invalid { diagnostics }) => {
+            let prefix = format!("{}{MAIN_SEPARATOR}", fixture("").display());
+            let prefix = prefix.trim_end_matches(MAIN_SEPARATOR).to_owned() + "/";
+            diagnostics
+                .iter()
+                .map(|d| d.to_string().replacen(&prefix, "", 1))
+                .collect()
+        }
+        other => panic!("expected diagnostics, got {other:?}"),
+    }
+}
+
+const TOO_LONG: &str = "(the API would fail it with \"Topic too long.\")";
+
+// ---- the API's mode rules ----
+
+#[test]
+fn custom_mode_needs_prompt_title_and_style() {
+    let toml = "[[job]]\nprompt = \"ok\"\n\n[[job]]\ncustom_mode = true\n";
+    assert_eq!(
+        problems("jobs.toml", toml),
+        [
+            "jobs.toml:4: prompt: required in custom mode but not set",
+            "jobs.toml:4: title: required in custom mode but not set",
+            "jobs.toml:4: style: required in custom mode but not set",
+        ]
+    );
+}
+
+#[test]
+fn custom_instrumental_needs_style_and_title_but_no_prompt() {
+    let csv = "title,style,custom_mode,make_instrumental\nT,,true,true\nT,lofi,true,true\n";
+    assert_eq!(
+        problems("jobs.csv", csv),
+        ["jobs.csv:2: style: required in custom instrumental mode but not set"]
+    );
+}
+
+#[test]
+fn description_mode_needs_a_prompt() {
+    assert_eq!(
+        problems("jobs.toml", "[[job]]\nmodel = \"chirp-v4-5\"\n"),
+        ["jobs.toml:1: prompt: required in description mode but not set"]
+    );
+}
+
+// ---- length limits, per model ----
+
+#[test]
+fn length_limits_follow_the_model() {
+    let cases = [
+        ("prompt", 3001, "chirp-v3-5", Some(3000)),
+        ("prompt", 3001, "chirp-v4-5", None),
+        ("prompt", 5001, "chirp-v4-5", Some(5000)),
+        ("style", 201, "chirp-v3-5", Some(200)),
+        ("style", 1000, "chirp-v4-5", None),
+        ("style", 1001, "chirp-v4-5", Some(1000)),
+        ("title", 81, "chirp-v4-5", Some(80)),
+        ("gpt_description_prompt", 401, "chirp-v4-5", Some(400)),
+    ];
+    for (field, len, model, limit) in cases {
+        let toml = format!(
+            "[defaults]\nmodel = \"{model}\"\ncustom_mode = true\ntitle = \"t\"\nstyle = \"s\"\nprompt = \"p\"\n\n[[job]]\n{field} = \"{}\"\n",
+            "é".repeat(len)
+        );
+        let result = load_files(&[("jobs.toml", toml.as_bytes())]).1;
+        match (limit, result) {
+            (None, Ok(m)) => assert_eq!(m.jobs.len(), 1),
+            (Some(limit), Err(ManifestError::Invalid { diagnostics })) => {
+                let shown: Vec<_> = diagnostics
+                    .iter()
+                    .map(|d| format!("{}: {}", d.line, d))
+                    .collect();
+                assert_eq!(diagnostics.len(), 1, "{shown:?}");
+                assert_eq!(diagnostics[0].line, 8);
+                assert_eq!(diagnostics[0].field.as_deref(), Some(field));
+                assert_eq!(
+                    diagnostics[0].message,
+                    format!(
+                        "is {len} characters, over the limit of {limit} for {model} {TOO_LONG}"
+                    )
+                );
+            }
+            (limit, other) => panic!("{field} {len} {model}: expected {limit:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_model() {
+    let lines = problems("jobs.csv", "prompt,model\na,chirp-v9\n");
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with(
+            "jobs.csv:2: model: unknown model \"chirp-v9\"; known models: chirp-v3.5,"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_callback_url() {
+    let toml = "[[job]]\nprompt = \"a\"\ncallback_url = \"ftp://example.com/hook\"\n";
+    assert_eq!(
+        problems("jobs.toml", toml),
+        [
+            "jobs.toml:1: callback_url: not an absolute http(s) URL: scheme \"ftp\" is not http or https"
+        ]
+    );
+}
+
+// ---- the file itself ----
+
+#[test]
+fn missing_file_or_directory_is_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in [dir.path().join("missing.toml"), dir.path().to_path_buf()] {
+        let err = load(&path).unwrap_err();
+        assert!(matches!(err, ManifestError::Unreadable { .. }), "{err:?}");
+        assert_eq!(err.exit_code().code(), 66);
+        assert!(err.to_string().starts_with("cannot read "));
+    }
+}
+
+#[test]
+fn unknown_extension_is_invalid() {
+    let err = load_files(&[("jobs.json", b"{}")]).1.unwrap_err();
+    assert_eq!(err.exit_code().code(), 65);
+    assert!(
+        err.to_string()
+            .contains("jobs.json: unknown manifest type: batchgen reads .toml and .csv files\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn examples_load_without_diagnostics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for (name, at_least) in [("jobs.toml", 18), ("prompts.csv", 8), ("catalog.toml", 8)] {
+        let m = load(&root.join(name)).unwrap_or_else(|e| panic!("{name}:\n{e}"));
+        assert!(m.jobs.len() >= at_least, "{name}: {} jobs", m.jobs.len());
+    }
+}
