@@ -26,6 +26,7 @@ pub const KEY_ENV: &str = "BATCHGEN_API_KEY";
 /// # Errors
 /// Whatever ends the run early; see [`Error::exit_code`].
 pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
+    ignore_file_size_signal();
     match cli.command {
         Some(Command::Run(args)) => submit(args, &cli.output).await,
         Some(Command::Validate(args)) => validate(&args, &cli.output),
@@ -215,6 +216,19 @@ async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: 
             seen.store(2, Ordering::SeqCst);
             shutdown.cancel();
         }
+    }
+}
+
+/// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
+/// process before it can record what it knows. With a handler installed the
+/// write fails with EFBIG instead, and the run stops cleanly (exit 73) like
+/// on any full disk.
+fn ignore_file_size_signal() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        // Tokio keeps the handler for the life of the process.
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ));
     }
 }
 

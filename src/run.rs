@@ -168,9 +168,12 @@ pub async fn run(
     let (table, failure) = recorder_task
         .await
         .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
+    // The compaction is a second chance for rows the journal could not take.
     let compacted = report::write_atomic(&config.results, &table.rows);
-    if let Some(source) = failure {
+    if compacted.is_err() {
         print_unrecorded(&table);
+    }
+    if let Some(source) = failure {
         return Err(Error::Results {
             path: config.results.clone(),
             source,
