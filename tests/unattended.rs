@@ -298,7 +298,10 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
         report::read(&results_path).expect("the results file parses after kill -9");
     }
     let before = sandbox.stats().accepted;
-    assert!(before > 20 && before < 300, "the kills landed mid-run: {before} accepted");
+    assert!(
+        before > 20 && before < 300,
+        "the kills landed mid-run: {before} accepted"
+    );
     let out = run_bin(&sandbox, &args).await;
     assert!(matches!(code(&out), 0 | 1), "{}", stderr(&out));
 
