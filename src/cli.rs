@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Rate, RetryPolicy, RunSettings, parse_duration};
+use crate::output::LogFormat;
 use crate::sandbox::SandboxConfig;
 
 /// Submit a manifest of music prompts to a Suno-style generation API:
@@ -44,6 +45,17 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the local imitation of the API (no credits spent).
     Sandbox(SandboxArgs),
+    /// Write a commented starter manifest (TOML) and a matching CSV.
+    Init(InitArgs),
+    /// Check the API key and print the account's credit balance.
+    Credits(CreditsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `batchgen man > batchgen.1`.
+    Man,
 }
 
 /// Output flags, accepted before or after the command.
@@ -53,9 +65,19 @@ pub struct OutputArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// More log lines on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    /// More log lines on stderr (-v: info, and a progress line every 30 s
+    /// when stderr is not a terminal; -vv: debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Interval of the progress log lines written when stderr is not a
+    /// terminal (with -v).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", hide = true)]
+    pub log_interval: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -127,6 +149,21 @@ pub struct RunArgs {
     /// on server or connection errors [default: 5].
     #[arg(long, value_name = "N")]
     pub give_up_after: Option<u32>,
+
+    /// Print what would be sent (the first request bodies and the totals)
+    /// and send nothing. Needs no key; writes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a machine-readable summary of the run (counts, attempts, 429s,
+    /// elapsed, rate, exit code, paths) to this JSON file, for monitoring.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Credits one job costs, to warn before a run the balance cannot cover
+    /// [default: 10]. Set it to your plan's price.
+    #[arg(long, value_name = "N")]
+    pub credits_per_job: Option<f64>,
 }
 
 impl RunArgs {
@@ -150,6 +187,33 @@ impl RunArgs {
             unknown: self.retry_unknown,
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Where to write the manifest; the CSV goes beside it with the same
+    /// stem.
+    #[arg(value_name = "PATH", default_value = "jobs.toml")]
+    pub path: PathBuf,
+
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreditsArgs {
+    /// API base URL [default: https://udioapi.pro].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Ask an in-process sandbox instead (shows how the command behaves).
+    #[arg(long)]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -188,5 +252,8 @@ mod tests {
         assert_eq!(cli.run.rate, Some("5/s".parse().unwrap()));
         let cli = Cli::try_parse_from(["batchgen", "validate", "jobs.toml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Validate(_))));
+        let cli =
+            Cli::try_parse_from(["batchgen", "-q", "jobs.toml", "--log-format", "json"]).unwrap();
+        assert!(cli.output.quiet && cli.output.log_format == LogFormat::Json);
     }
 }

@@ -110,11 +110,19 @@ impl SubmitError {
     }
 }
 
+/// The account's balance, from `GET /api/v2/credits`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Balance {
+    pub credits: f64,
+    pub used_credits: Option<f64>,
+}
+
 /// A client for one API host and key.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     generate: Url,
+    credits: Url,
     key: Secret,
 }
 
@@ -131,8 +139,27 @@ impl Client {
         Ok(Client {
             http,
             generate: endpoint(base_url, "api/generate"),
+            credits: endpoint(base_url, "api/v2/credits"),
             key,
         })
+    }
+
+    /// Asks for the balance: a cheap way to check the key before a run.
+    ///
+    /// # Errors
+    /// As for [`Client::submit`]; an answer without `data.credits` is
+    /// [`SubmitError::Unexpected`].
+    pub async fn balance(&self) -> Result<Balance, SubmitError> {
+        let response = self
+            .http
+            .get(self.credits.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .send()
+            .await
+            .map_err(classify_send_error)?;
+        let status = response.status();
+        let body = read_capped(response).await.unwrap_or_default();
+        parse_balance(status, &body)
     }
 
     /// Sends one job. Never retries: see [`crate::pool`].
@@ -338,6 +365,44 @@ fn one_line(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// Turns a credits answer into a balance. Numbers may come as strings.
+pub fn parse_balance(status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
+    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    if !status.is_success() {
+        let message = value
+            .as_ref()
+            .and_then(|v| v.get("message"))
+            .map(value_text)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| body_excerpt(body, status));
+        return Err(SubmitError::Status {
+            status: status.as_u16(),
+            message,
+            retry_after: None,
+        });
+    }
+    let number = |v: &serde_json::Value| match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let data = value.as_ref().and_then(|v| v.get("data"));
+    let credits = data.and_then(|d| d.get("credits")).and_then(number);
+    match credits {
+        Some(credits) => Ok(Balance {
+            credits,
+            used_credits: data.and_then(|d| d.get("used_credits")).and_then(number),
+        }),
+        None => Err(SubmitError::Unexpected {
+            status: status.as_u16(),
+            detail: format!(
+                "no data.credits in the answer: {}",
+                body_excerpt(body, status)
+            ),
+        }),
+    }
+}
+
 /// Parses `Retry-After`: delay-seconds or an HTTP date, clamped to
 /// [`MAX_RETRY_AFTER`]. A date in the past means "now".
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -453,6 +518,22 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn balances_parse_leniently() {
+        let ok = |b: &str| parse_balance(StatusCode::OK, b.as_bytes());
+        let b = ok(r#"{"code":200,"message":"success","data":{"credits":195,"used_credits":5}}"#)
+            .unwrap();
+        assert_eq!((b.credits, b.used_credits), (195.0, Some(5.0)));
+        assert_eq!(ok(r#"{"data":{"credits":"12.5"}}"#).unwrap().credits, 12.5);
+        assert!(ok(r#"{"data":{}}"#).is_err());
+        assert!(ok("<html>").is_err());
+        let refused = parse_balance(
+            StatusCode::UNAUTHORIZED,
+            br#"{"code":401,"message":"bad key"}"#,
+        );
+        assert_eq!(refused.unwrap_err().class(), ErrorClass::Fatal);
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::output::ProgressMode;
+
 /// The provider's public host; see API.md.
 pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
 pub const DEFAULT_RATE: Rate = Rate::Limited {
@@ -184,6 +186,8 @@ pub struct Config {
     pub give_up_after: u32,
     /// Print nothing on success.
     pub quiet: bool,
+    /// How progress is shown while the run goes.
+    pub progress: ProgressMode,
 }
 
 impl Config {
@@ -233,6 +237,7 @@ impl Config {
             max_jobs: None,
             give_up_after: DEFAULT_GIVE_UP_AFTER,
             quiet: false,
+            progress: ProgressMode::Off,
         }))
     }
 }
@@ -253,6 +258,10 @@ impl ConfigParts {
     }
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.0.quiet = quiet;
+        self
+    }
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.0.progress = mode;
         self
     }
     pub fn build(self) -> Config {

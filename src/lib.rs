@@ -13,6 +13,7 @@
 //! | sending | [`pool`] | the rate limiter, the workers, retries and backoff, stopping |
 //! | output | [`report`] | the results CSV: lock, journal, atomic compaction |
 //! | a run | [`run`] | one run start to finish: select rows, drive the pool, summarize |
+//! | display | [`output`] | progress bar or periodic lines, logs that don't tear the bar |
 //! | commands | [`cli`], [`app`] | the command line and what each command does |
 //! | errors | [`error`] | run-ending errors and their exit codes |
 //! | sandbox | [`sandbox`] | a local imitation of the API (auth, validation, rate limit, injected faults) for rehearsals and tests |
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod manifest;
+pub mod output;
 pub mod pool;
 pub mod report;
 pub mod run;

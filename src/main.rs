@@ -5,11 +5,10 @@ use batchgen::cli::Cli;
 use batchgen::error::{Error, ExitCode};
 use batchgen::manifest::ManifestError;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.output.verbose);
+    batchgen::output::init_logging(cli.output.verbose, cli.output.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,17 +67,3 @@ impl std::fmt::Display for DisplayChain<'_> {
 }
 
 impl std::error::Error for DisplayChain<'_> {}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "batchgen=warn",
-        1 => "batchgen=info",
-        _ => "batchgen=debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}

@@ -3,7 +3,6 @@
 //! say what happened.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, ExitCode};
 use crate::job::Job;
 use crate::manifest::Manifest;
+use crate::output::Progress;
 use crate::pool::{self, Counters, PoolConfig, StopReason};
 use crate::report::{self, Journal, Lock, Status, Table};
 
@@ -59,6 +59,24 @@ impl RunReport {
         self.this_run.get(status.as_str()).copied().unwrap_or(0)
     }
 
+    /// What to do about how the run went, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        if self.requests >= 10 && self.rate_limited * 10 >= self.requests {
+            return Some(format!(
+                "{} of {} requests were rate limited (429): consider a lower --rate",
+                self.rate_limited, self.requests
+            ));
+        }
+        let failed = self.total(Status::Failed);
+        let unknown = self.total(Status::Unknown);
+        if self.stop.is_none() && failed + unknown > 0 {
+            return Some(format!(
+                "see the error column of the results file; fix and rerun with --retry-failed ({failed} failed), or check the provider's dashboard before --retry-unknown ({unknown} unknown, may have been billed)"
+            ));
+        }
+        None
+    }
+
     /// Whether this run had nothing to send.
     pub fn nothing_to_do(&self) -> bool {
         self.requests == 0 && self.stop.is_none()
@@ -97,92 +115,161 @@ impl RunReport {
     }
 }
 
+/// What a run would do, computed from the manifest and the results file
+/// without writing anything (`--dry-run` prints it).
+#[derive(Debug)]
+pub struct Plan {
+    pub table: Table,
+    /// Indexes into the manifest's jobs, in order.
+    pub todo: Vec<usize>,
+    /// Rows an earlier run settled that this one leaves alone.
+    pub skipped: u64,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// # Errors
+    /// When the results file exists but cannot be read or is not ours.
+    pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, Error> {
+        let previous = report::read(&config.results)?;
+        let table = Table::merge(&manifest.jobs, previous);
+        let warnings = content_changes(&manifest.jobs, &table);
+        let (todo, skipped) = select(&manifest.jobs, &table, config);
+        Ok(Plan {
+            table,
+            todo,
+            skipped,
+            warnings,
+        })
+    }
+}
+
+/// A run that holds the results file: locked, merged and rewritten, so it is
+/// known to be writable before a single request (and credit) is spent.
+pub struct Session {
+    _lock: Lock,
+    plan: Plan,
+    started: Instant,
+}
+
+impl Session {
+    /// # Errors
+    /// [`Error::Locked`] when another run holds the file; [`Error::Results`]
+    /// when it cannot be written.
+    pub fn open(manifest: &Manifest, config: &Config) -> Result<Session, Error> {
+        let started = Instant::now();
+        if let Some(dir) = config
+            .results
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Results {
+                path: config.results.clone(),
+                source,
+            })?;
+        }
+        let lock = Lock::acquire(&config.results)?;
+        let plan = Plan::read(manifest, config)?;
+        report::write_atomic(&config.results, &plan.table.rows)?;
+        Ok(Session {
+            _lock: lock,
+            plan,
+            started,
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Sends the planned rows until done or `shutdown`.
+    ///
+    /// # Errors
+    /// Only what prevents recording results or building the client. Failed
+    /// rows are in the report, not errors.
+    pub async fn run(
+        self,
+        manifest: &Manifest,
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> Result<RunReport, Error> {
+        let Session {
+            _lock,
+            plan,
+            started,
+        } = self;
+        let Plan {
+            table,
+            todo,
+            skipped,
+            warnings,
+        } = plan;
+        if todo.is_empty() {
+            let counters = Counters::default();
+            return Ok(build_report(
+                manifest, &table, &counters, skipped, started, None, warnings,
+            ));
+        }
+
+        let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?;
+        let journal = Journal::open(&config.results)?;
+        let (recorder, recorder_task) = report::spawn(journal, table);
+        let counters = Arc::new(Counters::default());
+        let progress = Progress::start(todo.len() as u64, counters.clone(), config.progress);
+        let jobs: Arc<[Job]> = manifest.jobs.clone().into();
+        let pool_config = PoolConfig {
+            concurrency: config.concurrency,
+            rate: config.rate,
+            burst: config.burst,
+            max_attempts: config.max_attempts,
+            retry_ambiguous: config.retry.ambiguous,
+            give_up_after: config.give_up_after,
+        };
+        let stop = pool::run(
+            pool_config,
+            client,
+            jobs,
+            todo,
+            recorder,
+            counters.clone(),
+            shutdown,
+        )
+        .await;
+        progress.finish();
+
+        let (table, failure) = recorder_task
+            .await
+            .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
+        // The compaction is a second chance for rows the journal could not take.
+        let compacted = report::write_atomic(&config.results, &table.rows);
+        if compacted.is_err() {
+            print_unrecorded(&table);
+        }
+        if let Some(source) = failure {
+            return Err(Error::Results {
+                path: config.results.clone(),
+                source,
+            });
+        }
+        compacted?;
+        Ok(build_report(
+            manifest, &table, &counters, skipped, started, stop, warnings,
+        ))
+    }
+}
+
 /// Runs a validated manifest under `config` until done or `shutdown`.
 ///
 /// # Errors
-/// Only what prevents recording results (lock held, file unwritable) or
-/// building the client. Failed rows are in the report, not errors.
+/// See [`Session::open`] and [`Session::run`].
 pub async fn run(
     manifest: &Manifest,
     config: &Config,
     shutdown: CancellationToken,
 ) -> Result<RunReport, Error> {
-    let started = Instant::now();
-    if let Some(dir) = config
-        .results
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Results {
-            path: config.results.clone(),
-            source,
-        })?;
-    }
-    let _lock = Lock::acquire(&config.results)?;
-    let previous = report::read(&config.results)?;
-    let table = Table::merge(&manifest.jobs, previous);
-    let warnings = content_changes(&manifest.jobs, &table);
-    let (todo, skipped) = select(&manifest.jobs, &table, config);
-
-    // Writing the merged table first also proves the file is writable
-    // before a single request (and credit) is spent.
-    report::write_atomic(&config.results, &table.rows)?;
-    if todo.is_empty() {
-        return Ok(build_report(
-            manifest,
-            &table,
-            &Counters::default(),
-            skipped,
-            started,
-            None,
-            warnings,
-        ));
-    }
-
-    let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?;
-    let journal = Journal::open(&config.results)?;
-    let (recorder, recorder_task) = report::spawn(journal, table);
-    let counters = Arc::new(Counters::default());
-    let progress = Progress::start(todo.len() as u64, counters.clone(), config.quiet);
-    let jobs: Arc<[Job]> = manifest.jobs.clone().into();
-    let pool_config = PoolConfig {
-        concurrency: config.concurrency,
-        rate: config.rate,
-        burst: config.burst,
-        max_attempts: config.max_attempts,
-        retry_ambiguous: config.retry.ambiguous,
-        give_up_after: config.give_up_after,
-    };
-    let stop = pool::run(
-        pool_config,
-        client,
-        jobs,
-        todo,
-        recorder,
-        counters.clone(),
-        shutdown,
-    )
-    .await;
-    progress.finish();
-
-    let (table, failure) = recorder_task
+    Session::open(manifest, config)?
+        .run(manifest, config, shutdown)
         .await
-        .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
-    // The compaction is a second chance for rows the journal could not take.
-    let compacted = report::write_atomic(&config.results, &table.rows);
-    if compacted.is_err() {
-        print_unrecorded(&table);
-    }
-    if let Some(source) = failure {
-        return Err(Error::Results {
-            path: config.results.clone(),
-            source,
-        });
-    }
-    compacted?;
-    Ok(build_report(
-        manifest, &table, &counters, skipped, started, stop, warnings,
-    ))
 }
 
 /// Rows to send this run, in manifest order, and how many rows earlier
@@ -293,56 +380,5 @@ fn print_unrecorded(table: &Table) {
     eprintln!("batchgen: the results file could not be written; task IDs so far (id,task_id):");
     for r in submitted {
         eprintln!("{},{}", r.id, r.task_id);
-    }
-}
-
-/// The live progress bar: only on a terminal, never under `--quiet`.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    ticker: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn start(total: u64, counters: Arc<Counters>, quiet: bool) -> Progress {
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress {
-                bar: None,
-                ticker: None,
-            };
-        }
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        let ticker_bar = bar.clone();
-        let ticker = tokio::spawn(async move {
-            loop {
-                ticker_bar.set_position(counters.done());
-                ticker_bar.set_message(format!(
-                    "· {} retries · {} × 429 · {} failed",
-                    counters.retries.load(Ordering::Relaxed),
-                    counters.rate_limited.load(Ordering::Relaxed),
-                    counters.failed.load(Ordering::Relaxed),
-                ));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Progress {
-            bar: Some(bar),
-            ticker: Some(ticker),
-        }
-    }
-
-    fn finish(self) {
-        if let Some(t) = self.ticker {
-            t.abort();
-        }
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-        }
     }
 }

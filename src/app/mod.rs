@@ -1,0 +1,159 @@
+//! What each command does: the glue between the parsed command line and the
+//! library's stages. `main` calls [`execute`] and maps its result to an exit
+//! code; everything here returns typed errors and prints only summaries.
+
+mod submit;
+mod tools;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command};
+use crate::config::Secret;
+use crate::error::{Error, ExitCode};
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+pub use submit::DEFAULT_CREDITS_PER_JOB;
+pub use tools::{STARTER_CSV, STARTER_TOML};
+
+/// The environment variable holding the API key.
+pub const KEY_ENV: &str = "BATCHGEN_API_KEY";
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Whatever ends the run early; see [`Error::exit_code`].
+pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
+    ignore_file_size_signal();
+    match cli.command {
+        Some(Command::Run(args)) => submit::submit(args, &cli.output).await,
+        Some(Command::Validate(args)) => tools::validate(&args, &cli.output),
+        Some(Command::Sandbox(args)) => tools::serve_sandbox(args).await,
+        Some(Command::Init(args)) => tools::init(&args, &cli.output),
+        Some(Command::Credits(args)) => tools::credits(&args).await,
+        Some(Command::Completions { shell }) => tools::completions(shell),
+        Some(Command::Man) => tools::man(),
+        None if cli.run.manifest.is_some() => submit::submit(cli.run, &cli.output).await,
+        None => Err(Error::Usage(
+            "a manifest is required: batchgen MANIFEST (see --help)".into(),
+        )),
+    }
+}
+
+/// Starts a sandbox in-process on a free loopback port, with a throwaway key.
+async fn start_sandbox() -> Result<Sandbox, Error> {
+    Sandbox::start(([127, 0, 0, 1], 0).into(), SandboxConfig::default())
+        .await
+        .map_err(|e| Error::Other(anyhow::anyhow!("cannot start the sandbox: {e}")))
+}
+
+/// The API key, from `--api-key-file` or `BATCHGEN_API_KEY`.
+fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
+    let key = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the API key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            warn_if_shared(path);
+            text.trim().to_owned()
+        }
+        None => std::env::var(KEY_ENV).unwrap_or_default().trim().to_owned(),
+    };
+    if key.is_empty() {
+        return Err(Error::Config(format!(
+            "no API key: set {KEY_ENV} or pass --api-key-file PATH (or try --sandbox, which needs none)"
+        )));
+    }
+    Ok(Secret::new(key))
+}
+
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "batchgen: warning: {} is readable by other users; chmod 600 it",
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_: &Path) {}
+
+/// First SIGINT/SIGTERM: stop starting requests and let in-flight ones
+/// finish. Second: exit at once; the journal keeps the results consistent.
+async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: bool) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            let number = tokio::select! {
+                _ = int.recv() => 2,
+                _ = term.recv() => 15,
+            };
+            if seen.swap(number, Ordering::SeqCst) != 0 {
+                eprintln!(
+                    "batchgen: stopping now; requests in flight will be `unknown` on the next run"
+                );
+                std::process::exit(128 + i32::from(number));
+            }
+            if !quiet {
+                eprintln!(
+                    "batchgen: stopping: waiting for requests in flight (press Ctrl-C again to quit at once)"
+                );
+            }
+            shutdown.cancel();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            seen.store(2, Ordering::SeqCst);
+            shutdown.cancel();
+        }
+    }
+}
+
+/// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
+/// process before it can record what it knows. With a handler installed the
+/// write fails with EFBIG instead, and the run stops cleanly (exit 73) like
+/// on any full disk.
+fn ignore_file_size_signal() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        // Tokio keeps the handler for the life of the process.
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ));
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn first_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,326 @@
+//! `batchgen MANIFEST`: validate, check the key and balance, run (or show
+//! what would run), then report on stderr and, if asked, as JSON.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{read_key, start_sandbox, watch_signals};
+use crate::cli::{OutputArgs, RunArgs};
+use crate::client::{Client, ErrorClass};
+use crate::config::{Config, RunSettings, Secret};
+use crate::error::{Error, ExitCode};
+use crate::manifest::{self, Manifest};
+use crate::output::ProgressMode;
+use crate::pool::StopReason;
+use crate::run::{Plan, RunReport, Session};
+
+/// Credits a job is assumed to cost when `--credits-per-job` is not given.
+pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
+
+/// How many request bodies `--dry-run` prints.
+const DRY_RUN_BODIES: usize = 3;
+
+/// Runs `batchgen MANIFEST`, then writes `--summary-json` whatever happened.
+pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let mut outcome = Outcome::default();
+    let result = submit_inner(&args, output, &mut outcome).await;
+    if let Some(path) = &args.summary_json {
+        let code = match &result {
+            Ok(code) => *code,
+            Err(e) => e.exit_code(),
+        };
+        let summary = Summary::new(
+            &args,
+            &outcome,
+            code,
+            result.as_ref().err(),
+            started.elapsed(),
+        );
+        if let Err(e) = write_json(path, &summary) {
+            eprintln!("batchgen: warning: cannot write {}: {e}", path.display());
+        }
+    }
+    result
+}
+
+/// What the summary needs from a run that may have ended anywhere.
+#[derive(Default)]
+struct Outcome {
+    results: Option<PathBuf>,
+    report: Option<RunReport>,
+}
+
+async fn submit_inner(
+    args: &RunArgs,
+    output: &OutputArgs,
+    outcome: &mut Outcome,
+) -> Result<ExitCode, Error> {
+    let path = args.manifest.clone().expect("checked by execute");
+    let manifest = manifest::load(&path)?;
+
+    let mut flags = args.settings();
+    let mut _sandbox = None;
+    let key = if args.sandbox {
+        let sandbox = start_sandbox().await?;
+        flags.base_url = Some(sandbox.base_url());
+        flags.results = flags.results.or_else(|| Some(sandbox_results_path(&path)));
+        if !output.quiet && !args.dry_run {
+            eprintln!(
+                "batchgen: running against the sandbox at {}",
+                sandbox.base_url()
+            );
+        }
+        let key = Secret::new(sandbox.key());
+        _sandbox = Some(sandbox);
+        key
+    } else if args.dry_run {
+        // A dry run sends nothing, so it needs no key (and never shows one).
+        read_key(args.api_key_file.as_deref()).unwrap_or_else(|_| Secret::new(""))
+    } else {
+        read_key(args.api_key_file.as_deref())?
+    };
+    let config = build_config(flags, &manifest, key, args, output)?;
+    outcome.results = Some(config.results.clone());
+
+    if args.dry_run {
+        let plan = Plan::read(&manifest, &config)?;
+        print_dry_run(&manifest, &config, &plan);
+        return Ok(ExitCode::Success);
+    }
+
+    let session = Session::open(&manifest, &config)?;
+    let todo = session.plan().todo.len();
+    if todo > 0 {
+        check_balance(&config, todo, args.credits_per_job, output.quiet).await?;
+    }
+
+    let shutdown = CancellationToken::new();
+    let signal = Arc::new(AtomicU8::new(0));
+    let watcher = tokio::spawn(watch_signals(
+        shutdown.clone(),
+        signal.clone(),
+        output.quiet,
+    ));
+    let report = session.run(&manifest, &config, shutdown).await;
+    watcher.abort();
+    let report = report?;
+
+    let mut code = report.exit_code();
+    if code == ExitCode::Interrupted && signal.load(Ordering::SeqCst) == 15 {
+        code = ExitCode::Terminated;
+    }
+    if !output.quiet || code != ExitCode::Success {
+        for warning in &report.warnings {
+            eprintln!("batchgen: warning: {warning}");
+        }
+        eprintln!(
+            "batchgen: {} → {}",
+            report.summary(),
+            config.results.display()
+        );
+        if let Some(hint) = report.hint() {
+            eprintln!("batchgen: hint: {hint}");
+        }
+    }
+    let stop = report.stop.clone();
+    outcome.report = Some(report);
+    match stop {
+        Some(StopReason::Refused { status, message }) => Err(Error::Refused { status, message }),
+        Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why)),
+        Some(StopReason::Journal) => Err(Error::Results {
+            path: config.results.clone(),
+            source: std::io::Error::other("a write to the results file failed"),
+        }),
+        Some(StopReason::Cancelled) => {
+            eprintln!(
+                "batchgen: stopped by a signal; rows not sent stay pending: rerun to continue"
+            );
+            Ok(code)
+        }
+        None => Ok(code),
+    }
+}
+
+fn build_config(
+    flags: RunSettings,
+    manifest: &Manifest,
+    key: Secret,
+    args: &RunArgs,
+    output: &OutputArgs,
+) -> Result<Config, Error> {
+    let settings = flags.or(manifest.settings.clone());
+    Ok(Config::new(settings, key, &manifest.path, args.retry())
+        .map_err(Error::Config)?
+        .max_jobs(args.max_jobs)
+        .give_up_after(args.give_up_after)
+        .quiet(output.quiet)
+        .progress(ProgressMode::pick(
+            output.quiet,
+            output.verbose,
+            output.log_interval,
+        ))
+        .build())
+}
+
+/// `jobs.toml` → `jobs.sandbox.results.csv`: sandbox task IDs must never be
+/// mistaken for real ones by a later real run.
+fn sandbox_results_path(manifest: &Path) -> PathBuf {
+    let stem = manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batchgen".into());
+    manifest.with_file_name(format!("{stem}.sandbox.results.csv"))
+}
+
+/// Asks for the balance before spending any. A refused key stops here
+/// (exit 77) instead of on the first submit; a host without the endpoint,
+/// or one that does not answer quickly, is not a reason to stop.
+async fn check_balance(
+    config: &Config,
+    todo: usize,
+    per_job: Option<f64>,
+    quiet: bool,
+) -> Result<(), Error> {
+    let client = Client::new(
+        &config.base_url,
+        config.api_key.clone(),
+        Duration::from_secs(10),
+    )?;
+    match client.balance().await {
+        Ok(balance) => {
+            let needed = todo as f64 * per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB);
+            if balance.credits < needed && !quiet {
+                eprintln!(
+                    "batchgen: warning: this run needs about {needed} credits for {todo} jobs, the balance is {}; rows past it will stop the run with HTTP 402",
+                    balance.credits
+                );
+            }
+            tracing::info!("balance: {} credits", balance.credits);
+            Ok(())
+        }
+        Err(e) if e.class() == ErrorClass::Fatal => Err(Error::Refused {
+            status: e.http_status().unwrap_or(401),
+            message: e.to_string(),
+        }),
+        Err(e) => {
+            tracing::info!("could not check the balance: {e}");
+            Ok(())
+        }
+    }
+}
+
+fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let url = crate::client::endpoint(&config.base_url, "api/generate");
+    let _ = writeln!(
+        out,
+        "dry run: {} jobs in {} · {} to send · {} already settled · nothing will be sent",
+        manifest.jobs.len(),
+        manifest.path.display(),
+        plan.todo.len(),
+        plan.skipped,
+    );
+    if let Some(interval) = config.rate.interval()
+        && !plan.todo.is_empty()
+    {
+        let secs = interval.as_secs_f64() * (plan.todo.len() - 1) as f64;
+        let _ = writeln!(
+            out,
+            "at {} with {} in flight: at least {}",
+            config.rate,
+            config.concurrency,
+            humantime::format_duration(Duration::from_secs(secs.ceil() as u64))
+        );
+    }
+    for &i in plan.todo.iter().take(DRY_RUN_BODIES) {
+        let job = &manifest.jobs[i];
+        let body = serde_json::to_string(job.body()).expect("fields serialize");
+        let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
+    }
+    if plan.todo.len() > DRY_RUN_BODIES {
+        let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
+    }
+    for warning in &plan.warnings {
+        eprintln!("batchgen: warning: {warning}");
+    }
+    let _ = writeln!(out, "results would go to {}", config.results.display());
+    // Ignore a closed pipe (`--dry-run | head`): the reader has seen enough.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+}
+
+/// The `--summary-json` document.
+#[derive(Debug, Serialize)]
+struct Summary {
+    exit_code: u8,
+    error: Option<String>,
+    manifest: Option<PathBuf>,
+    results: Option<PathBuf>,
+    /// Final status of every manifest row.
+    totals: Option<std::collections::BTreeMap<&'static str, u64>>,
+    /// Rows this run settled, by status.
+    this_run: Option<std::collections::BTreeMap<&'static str, u64>>,
+    skipped: u64,
+    requests: u64,
+    retries: u64,
+    rate_limited: u64,
+    elapsed_seconds: f64,
+    requests_per_second: f64,
+    stopped: Option<String>,
+    finished_at: String,
+}
+
+impl Summary {
+    fn new(
+        args: &RunArgs,
+        outcome: &Outcome,
+        code: ExitCode,
+        error: Option<&Error>,
+        elapsed: Duration,
+    ) -> Summary {
+        let report = outcome.report.as_ref();
+        let secs = elapsed.as_secs_f64();
+        let requests = report.map_or(0, |r| r.requests);
+        Summary {
+            exit_code: code.code(),
+            error: error.map(|e| e.to_string()),
+            manifest: args.manifest.clone(),
+            results: outcome.results.clone(),
+            totals: report.map(|r| r.totals.clone()),
+            this_run: report.map(|r| r.this_run.clone()),
+            skipped: report.map_or(0, |r| r.skipped),
+            requests,
+            retries: report.map_or(0, |r| r.retries),
+            rate_limited: report.map_or(0, |r| r.rate_limited),
+            elapsed_seconds: (secs * 1000.0).round() / 1000.0,
+            requests_per_second: if secs > 0.0 {
+                requests as f64 / secs
+            } else {
+                0.0
+            },
+            stopped: report
+                .and_then(|r| r.stop.as_ref())
+                .map(|s| format!("{s:?}")),
+            finished_at: crate::pool::now_rfc3339(),
+        }
+    }
+}
+
+/// Writes JSON atomically, so a monitor never reads half a file.
+fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(tmp.as_file_mut(), value)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! The smaller commands: `validate`, `sandbox`, `init`, `credits`,
+//! `completions`, `man`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use super::{first_signal, read_key, start_sandbox};
+use crate::cli::{Cli, CreditsArgs, InitArgs, OutputArgs, SandboxArgs, ValidateArgs};
+use crate::client::Client;
+use crate::config::{Config, DEFAULT_BASE_URL, Secret, parse_base_url};
+use crate::error::{Error, ExitCode};
+use crate::manifest;
+use crate::sandbox::Sandbox;
+
+/// The starter manifest `batchgen init` writes; a test checks it validates.
+pub const STARTER_TOML: &str = include_str!("starter.toml");
+/// The same jobs as a CSV manifest.
+pub const STARTER_CSV: &str = include_str!("starter.csv");
+
+pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let manifest = manifest::load(&args.manifest)?;
+    let config = Config::new(
+        manifest.settings.clone(),
+        Secret::new(""),
+        &manifest.path,
+        Default::default(),
+    )
+    .map_err(Error::Config)?
+    .build();
+    if output.quiet {
+        return Ok(ExitCode::Success);
+    }
+    let mut modes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut models: BTreeMap<&str, usize> = BTreeMap::new();
+    for job in &manifest.jobs {
+        *modes.entry(job.fields.mode().to_string()).or_default() += 1;
+        *models.entry(job.fields.effective_model()).or_default() += 1;
+    }
+    let join = |m: Vec<(String, usize)>| {
+        m.into_iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}: {} jobs, all valid",
+        manifest.path.display(),
+        manifest.jobs.len()
+    );
+    if !manifest.jobs.is_empty() {
+        let _ = writeln!(out, "  modes:   {}", join(modes.into_iter().collect()));
+        let _ = writeln!(
+            out,
+            "  models:  {}",
+            join(models.into_iter().map(|(k, n)| (k.to_owned(), n)).collect())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  rate:    {} · concurrency {}",
+        config.rate, config.concurrency
+    );
+    let _ = writeln!(out, "  results: {}", config.results.display());
+    Ok(ExitCode::Success)
+}
+
+pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
+    let sandbox = Sandbox::start(args.listen, args.config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    {
+        // The first line is for scripts: `eval "export $(head -1)"`.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "BATCHGEN_BASE_URL={} BATCHGEN_API_KEY={}",
+            sandbox.base_url(),
+            sandbox.key()
+        );
+        let _ = out.flush();
+    }
+    eprintln!(
+        "batchgen sandbox: listening on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
+        sandbox.addr(),
+        sandbox.base_url()
+    );
+    first_signal().await;
+    sandbox.shutdown().await;
+    Ok(ExitCode::Success)
+}
+
+pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let toml_path = if args.path.extension().is_some() {
+        args.path.clone()
+    } else {
+        args.path.with_extension("toml")
+    };
+    let csv_path = toml_path.with_extension("csv");
+    for path in [&toml_path, &csv_path] {
+        if path.exists() && !args.force {
+            return Err(Error::Config(format!(
+                "{} exists; pass --force to overwrite it",
+                path.display()
+            )));
+        }
+    }
+    write_new(&toml_path, STARTER_TOML)?;
+    write_new(&csv_path, STARTER_CSV)?;
+    if !output.quiet {
+        println!("wrote {} and {}", toml_path.display(), csv_path.display());
+        println!(
+            "next: batchgen validate {0} && batchgen {0} --sandbox",
+            toml_path.display()
+        );
+    }
+    Ok(ExitCode::Success)
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+}
+
+pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
+    let mut _sandbox = None;
+    let (base_url, key) = if args.sandbox {
+        let sandbox = start_sandbox().await?;
+        let pair = (sandbox.base_url(), Secret::new(sandbox.key()));
+        _sandbox = Some(sandbox);
+        pair
+    } else {
+        let base = args
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        (base, read_key(args.api_key_file.as_deref())?)
+    };
+    let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
+    let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?;
+    match client.balance().await {
+        Ok(balance) => {
+            match balance.used_credits {
+                Some(used) => println!(
+                    "{} credits left ({used} used) at {base_url}",
+                    balance.credits
+                ),
+                None => println!("{} credits left at {base_url}", balance.credits),
+            }
+            Ok(ExitCode::Success)
+        }
+        Err(e) => match e.http_status() {
+            Some(status @ 401..=403) => Err(Error::Refused {
+                status,
+                message: e.to_string(),
+            }),
+            _ => Err(Error::Unavailable(e.to_string())),
+        },
+    }
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode, Error> {
+    // Generated into memory first: clap_complete panics on a write error,
+    // and `batchgen completions bash | head` closes the pipe early.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "batchgen", &mut script);
+    print_bytes(&script)
+}
+
+pub fn man() -> Result<ExitCode, Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| anyhow::anyhow!("cannot render the man page: {e}"))?;
+    print_bytes(&page)
+}
+
+/// Writes to stdout; a closed pipe is the reader's choice, not an error.
+fn print_bytes(bytes: &[u8]) -> Result<ExitCode, Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to stdout: {e}").into())
+        }
+        _ => Ok(ExitCode::Success),
+    }
+}
