@@ -267,20 +267,10 @@ pub fn parse_answer(
     body: &[u8],
     retry_after: Option<Duration>,
 ) -> Result<Accepted, SubmitError> {
-    let answer: Option<Answer> = serde_json::from_slice(body).ok();
     if !status.is_success() {
-        let message = answer
-            .as_ref()
-            .and_then(|a| a.message.as_ref())
-            .map(value_text)
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| body_excerpt(body, status));
-        return Err(SubmitError::Status {
-            status: status.as_u16(),
-            message,
-            retry_after,
-        });
+        return Err(error_status(status, body, retry_after));
     }
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
     let Some(answer) = answer else {
         return Err(SubmitError::Unexpected {
             status: status.as_u16(),
@@ -365,22 +355,33 @@ fn one_line(s: &str, max_chars: usize) -> String {
     out
 }
 
+/// An error status with the server's `message`, or an excerpt of a body
+/// that is not the documented `{"code", "message"}` JSON.
+fn error_status(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> SubmitError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<serde_json::Value>,
+    }
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.message)
+        .as_ref()
+        .map(value_text)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| body_excerpt(body, status));
+    SubmitError::Status {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
 /// Turns a credits answer into a balance. Numbers may come as strings.
 pub fn parse_balance(status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
-    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     if !status.is_success() {
-        let message = value
-            .as_ref()
-            .and_then(|v| v.get("message"))
-            .map(value_text)
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| body_excerpt(body, status));
-        return Err(SubmitError::Status {
-            status: status.as_u16(),
-            message,
-            retry_after: None,
-        });
+        return Err(error_status(status, body, None));
     }
+    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let number = |v: &serde_json::Value| match v {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),

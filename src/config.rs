@@ -271,11 +271,17 @@ impl ConfigParts {
 
 /// `jobs.toml` → `jobs.results.csv`, beside the manifest.
 pub fn default_results_path(manifest: &Path) -> PathBuf {
+    beside(manifest, "results.csv")
+}
+
+/// `jobs.toml` + `sandbox.results.csv` → `jobs.sandbox.results.csv`: a file
+/// named after the manifest, in its folder.
+pub fn beside(manifest: &Path, suffix: &str) -> PathBuf {
     let stem = manifest
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "batchgen".into());
-    manifest.with_file_name(format!("{stem}.results.csv"))
+    manifest.with_file_name(format!("{stem}.{suffix}"))
 }
 
 /// Checks a base URL: absolute http(s), no query; a trailing slash is fine.

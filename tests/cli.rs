@@ -8,10 +8,6 @@ use std::process::{Command, Stdio};
 use batchgen::sandbox::SandboxConfig;
 use common::*;
 
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_subcommand_prints_its_address_and_key_first() {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("batchgen"))

@@ -8,10 +8,6 @@ use std::process::Command;
 use batchgen::sandbox::SandboxConfig;
 use common::*;
 
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited")
-}
-
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

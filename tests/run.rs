@@ -10,10 +10,6 @@ use batchgen::report::Status;
 use batchgen::sandbox::SandboxConfig;
 use common::*;
 
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_are_retried_and_every_row_is_accepted_exactly_once() {
     let sandbox = sandbox(SandboxConfig {

@@ -12,10 +12,6 @@ use batchgen::report::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
-
 fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -69,7 +69,10 @@ async fn submit_inner(
     let key = if args.sandbox {
         let sandbox = start_sandbox().await?;
         flags.base_url = Some(sandbox.base_url());
-        flags.results = flags.results.or_else(|| Some(sandbox_results_path(&path)));
+        // Sandbox task IDs must never be mistaken for real ones by a later run.
+        flags.results = flags
+            .results
+            .or_else(|| Some(crate::config::beside(&path, "sandbox.results.csv")));
         if !output.quiet && !args.dry_run {
             eprintln!(
                 "batchgen: running against the sandbox at {}",
@@ -166,16 +169,6 @@ fn build_config(
             output.log_interval,
         ))
         .build())
-}
-
-/// `jobs.toml` → `jobs.sandbox.results.csv`: sandbox task IDs must never be
-/// mistaken for real ones by a later real run.
-fn sandbox_results_path(manifest: &Path) -> PathBuf {
-    let stem = manifest
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "batchgen".into());
-    manifest.with_file_name(format!("{stem}.sandbox.results.csv"))
 }
 
 /// Asks for the balance before spending any. A refused key stops here

@@ -69,3 +69,8 @@ pub fn results(path: &Path) -> Vec<Record> {
     let mut reader = csv::Reader::from_path(path).unwrap();
     reader.deserialize().map(|r| r.unwrap()).collect()
 }
+
+/// The exit code; a test fails if the process was killed instead.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed by a signal")
+}
