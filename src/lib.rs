@@ -16,7 +16,7 @@
 //! | display | [`output`] | progress bar or periodic lines, logs that don't tear the bar |
 //! | commands | [`cli`], [`app`] | the command line and what each command does |
 //! | errors | [`error`] | run-ending errors and their exit codes |
-//! | sandbox | [`sandbox`] | a local imitation of the API (auth, validation, rate limit, injected faults) for rehearsals and tests |
+//! | sandbox | [`sandbox`] | a local imitation of the API (auth, validation, rate limit, injected faults, task lifecycle, feeds, credits, callbacks, media) for rehearsals and tests |
 
 pub mod app;
 pub mod cli;

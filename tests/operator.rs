@@ -242,3 +242,66 @@ async fn completions_and_man_page_are_generated_from_the_cli() {
     assert_eq!(code(&man), 0);
     assert!(stdout(&man).starts_with(".ie") && stdout(&man).contains("batchgen"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credits_are_checked_before_and_402_stops_the_run() {
+    let sandbox = sandbox(SandboxConfig {
+        credits: 50,
+        credits_per_task: 10,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let out = run_with_env(
+        vec!["credits".into(), "--base-url".into(), sandbox.base_url()],
+        vec![("BATCHGEN_API_KEY".into(), sandbox.key().into())],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("50 credits left (0 used)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 10);
+    let out = run_bin(
+        &sandbox,
+        &[manifest.to_str().unwrap(), "--rate", "unlimited", "-j", "1"],
+    )
+    .await;
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs about 100 credits for 10 jobs, the balance is 50"),
+        "{err}"
+    );
+    assert_eq!(code(&out), 77, "{err}");
+    assert!(
+        err.contains("HTTP 402") && err.contains("out of credits"),
+        "{err}"
+    );
+    let rows = results(&dir.path().join("jobs.results.csv"));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.status == batchgen::report::Status::Submitted)
+            .count(),
+        5
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.status == batchgen::report::Status::Pending)
+            .count(),
+        5
+    );
+
+    let wrong = run_with_env(
+        vec!["credits".into(), "--base-url".into(), sandbox.base_url()],
+        vec![("BATCHGEN_API_KEY".into(), "nope".into())],
+    )
+    .await;
+    assert_eq!(code(&wrong), 77);
+    assert!(
+        stderr(&wrong).contains("BATCHGEN_API_KEY"),
+        "the hint names the key"
+    );
+}

@@ -10,7 +10,13 @@
 //! 4. pre-empting faults: drop the connection, 500, 503 (HTML), 429;
 //! 5. parse the body and run [`job::check`] (400), the same rules batchgen
 //!    applies before sending;
-//! 6. record the task; then maybe drop the connection anyway (`drop_after`).
+//! 6. charge `--credits-per-task` (402 "insufficient credits" when the
+//!    balance cannot cover it, and no task);
+//! 7. record the task (its clip ids, title and moderation are decided now),
+//!    start its callbacks if it has a `callback_url`; then maybe drop the
+//!    connection anyway (`drop_after`).
+//!
+//! The read-side routes live in `feed` (feeds, credits) and `media`.
 //!
 //! Only then does the handler wait (latency, slow fault) and answer, so no
 //! lock is held across an await and the stats are final before the client
@@ -31,7 +37,7 @@ use tokio::time::Instant;
 use super::faults::Early;
 use super::limit::retry_after_secs;
 use super::state::{Stats, Task};
-use super::{ConnControl, Shared};
+use super::{ConnControl, Shared, callbacks, feed, media};
 use crate::job::{self, Field, JobFields, Problem, ProblemKind};
 
 /// The page a proxy in front of the service serves when it is down.
@@ -41,6 +47,11 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/generate", post(generate))
         .route("/api/v2/generate", post(generate))
+        .route("/api/v2/feed", get(feed::v2))
+        .route("/api/feed", get(feed::legacy))
+        .route("/api/v2/credits", get(feed::credits))
+        .route("/media/stream/{clip}", get(media::stream))
+        .route("/media/{file}", get(media::file))
         .route("/sandbox/stats", get(stats))
         .route("/sandbox/reset", post(reset))
         .fallback(not_found)
@@ -90,7 +101,18 @@ impl Answer {
     }
 }
 
-fn error_body(status: StatusCode, message: &str) -> Json<Value> {
+/// An error answer in the API's shape, `{"code": N, "message": "..."}`
+/// with the same HTTP status, for the read-side routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ApiError(pub StatusCode, pub &'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, error_body(self.0, self.1)).into_response()
+    }
+}
+
+pub(super) fn error_body(status: StatusCode, message: &str) -> Json<Value> {
     Json(json!({"code": status.as_u16(), "message": message}))
 }
 
@@ -136,9 +158,30 @@ async fn generate(
 }
 
 impl Shared {
+    /// Checks the key of a request without a body (feeds, credits); the
+    /// error is the 401 answer.
+    pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.check_key(presented_key(headers, None))
+            .map_err(|message| ApiError(StatusCode::UNAUTHORIZED, message))
+    }
+
+    /// The 401 message for a presented key, if it is not the right one.
+    fn check_key(&self, presented: Option<&str>) -> Result<(), &'static str> {
+        match presented {
+            None => Err("missing API key: send Authorization: Bearer <key>"),
+            Some(key) if key != self.key => Err("invalid API key"),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Decides a generate request and records it; returns how long to wait
     /// before answering, and the answer.
-    fn decide(&self, now: Instant, headers: &HeaderMap, body: &[u8]) -> (Duration, Answer) {
+    fn decide(
+        self: &Arc<Self>,
+        now: Instant,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (Duration, Answer) {
         let mut state = self.lock();
         let state = &mut *state;
         state.records.requests += 1;
@@ -146,17 +189,8 @@ impl Shared {
         let body = parse_body(body);
 
         let answer = 'answer: {
-            match presented_key(headers, body.as_ref().ok()) {
-                None => {
-                    break 'answer Answer::error(
-                        StatusCode::UNAUTHORIZED,
-                        "missing API key: send Authorization: Bearer <key>",
-                    );
-                }
-                Some(key) if key != self.key => {
-                    break 'answer Answer::error(StatusCode::UNAUTHORIZED, "invalid API key");
-                }
-                Some(_) => {}
+            if let Err(message) = self.check_key(presented_key(headers, body.as_ref().ok())) {
+                break 'answer Answer::error(StatusCode::UNAUTHORIZED, message);
             }
 
             let roll = state.dice.roll(&self.faults);
@@ -203,14 +237,42 @@ impl Shared {
                 break 'answer Answer::error(StatusCode::BAD_REQUEST, problems_message(&problems));
             }
 
+            let used = state
+                .records
+                .credits_used
+                .saturating_add(self.credits_per_task);
+            if used > self.credits {
+                break 'answer Answer::error(StatusCode::PAYMENT_REQUIRED, "insufficient credits");
+            }
+            state.records.credits_used = used;
+
             let id = state.dice.task_id();
-            state.records.tasks.insert(Task {
+            let clip_ids = [state.dice.clip_id(), state.dice.clip_id()];
+            let title = match &fields.title {
+                Some(title) => title.clone(),
+                None => state.dice.title(),
+            };
+            let task = Task {
                 id: id.clone(),
                 fingerprint: fields.fingerprint(),
+                moderated: self.lifecycle.is_moderated(&fields),
+                clip_ids,
+                title,
                 fields,
                 accepted_at: now,
                 created_at: SystemTime::now(),
-            });
+            };
+            let callback_url = task.fields.callback_url.as_deref().map(str::trim);
+            if let Some(url) = callback_url.filter(|u| !u.is_empty()) {
+                if self.callback_any_host || callbacks::is_loopback(url) {
+                    callbacks::spawn(self, &mut state.callbacks, task.clone(), url.to_owned());
+                } else {
+                    tracing::warn!(
+                        "sandbox: not posting callbacks to {url}: not a loopback address (see --callback-any-host)"
+                    );
+                }
+            }
+            state.records.tasks.insert(task);
             if roll.drop_after {
                 state.records.injected.drop_after += 1;
                 break 'answer Answer::Drop;
@@ -237,7 +299,7 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, String> {
 
 /// The key the request presents: the bearer token if there is an
 /// `Authorization` header, else the legacy `token` field of the body.
-fn presented_key<'a>(
+pub(super) fn presented_key<'a>(
     headers: &'a HeaderMap,
     body: Option<&'a Map<String, Value>>,
 ) -> Option<&'a str> {

@@ -5,7 +5,9 @@
 //! so the same seed and the same sequence of requests give the same faults
 //! on every run. That is what lets a test or a user's rehearsal reproduce
 //! "the third request times out". Task ids come from a second RNG seeded from
-//! the same seed, so a fault firing or not never shifts the id sequence.
+//! the same seed, so a fault firing or not never shifts the id sequence, and
+//! clip ids and made-up titles from a third, so adding clips did not change
+//! the task ids an older seed gave.
 
 use std::time::Duration;
 
@@ -63,12 +65,23 @@ impl Roll {
     }
 }
 
-/// The two seeded RNGs: one for faults, one for task ids.
+/// The three seeded RNGs: faults, task ids, clips.
 #[derive(Debug)]
 pub struct Dice {
     faults: StdRng,
     ids: StdRng,
+    clips: StdRng,
 }
+
+/// Words for the titles the service makes up for jobs without one.
+const TITLE_WORDS: [&[&str]; 2] = [
+    &[
+        "Midnight", "Velvet", "Neon", "Quiet", "Golden", "Paper", "Electric", "Distant",
+    ],
+    &[
+        "Rain", "Harbor", "Echoes", "Static", "Lanterns", "Highway", "Bloom", "Tides",
+    ],
+];
 
 /// Task ids are this prefix plus [`ID_RANDOM_LEN`] characters of [`ID_ALPHABET`].
 pub const ID_PREFIX: &str = "gen2";
@@ -81,6 +94,7 @@ impl Dice {
             faults: StdRng::seed_from_u64(seed),
             // Any fixed tweak works; it only has to differ from the fault stream.
             ids: StdRng::seed_from_u64(seed ^ 0x5eed_1d5e_u64),
+            clips: StdRng::seed_from_u64(seed ^ 0xc11b_5eed_u64),
         }
     }
 
@@ -106,6 +120,30 @@ impl Dice {
             id.push(char::from(ID_ALPHABET[i]));
         }
         id
+    }
+
+    /// A new clip id shaped like a version-4 UUID, as the service's are.
+    pub fn clip_id(&mut self) -> String {
+        let mut b: [u8; 16] = self.clips.random();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+
+    /// A made-up title such as "Neon Tides".
+    pub fn title(&mut self) -> String {
+        let [first, second] = TITLE_WORDS;
+        let a = first[self.clips.random_range(0..first.len())];
+        let b = second[self.clips.random_range(0..second.len())];
+        format!("{a} {b}")
     }
 }
 
@@ -168,6 +206,13 @@ mod tests {
         assert_eq!(id.len(), 20);
         assert!(id.starts_with("gen2"));
         assert!(id[4..].bytes().all(|b| ID_ALPHABET.contains(&b)));
+        let mut dice = Dice::new(0);
+        let clip = dice.clip_id();
+        let groups: Vec<usize> = clip.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert_eq!(&clip[14..15], "4");
+        assert_ne!(clip, dice.clip_id());
+        assert_eq!(Dice::new(0).task_id(), id, "clips do not shift task ids");
     }
 
     #[test]

@@ -7,13 +7,23 @@
 //! limits, 5xx errors, non-JSON error pages, slow answers and dropped
 //! connections, each with a seeded, repeatable probability.
 //!
+//! After a submit it imitates the rest of a task's life: each task yields
+//! two clips that go `text` → `first` → `complete` over `--stage-time`
+//! (or fail moderation), visible through the v2 and legacy feeds and pushed
+//! to the job's `callback_url`; every submit spends credits; the clips'
+//! audio and cover URLs point at real (silent) MP3s and PNGs served here.
+//!
 //! # Layout
 //! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
 //!   [`Sandbox`] (start, stop, inspect) and the accept loop;
-//! - `api`: the HTTP routes and what each request gets;
+//! - `api`: the routes and the submit path (auth, faults, limits, credits);
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `limit`: the no-burst GCRA rate limiter;
-//! - `faults`: the seeded fault rolls and task ids.
+//! - `faults`: the seeded fault rolls, task and clip ids;
+//! - `lifecycle`: a task's phase over time and the clip JSON for it;
+//! - `feed`: the v2 and legacy feeds and the credit balance;
+//! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
+//! - `media`: the MP3 and PNG files and their Range-aware routes.
 //!
 //! # Why a hand-written accept loop
 //! `axum::serve` owns each connection, so a handler cannot make it vanish.
@@ -27,13 +37,17 @@
 //! that connection, as a crashed server would.
 
 mod api;
+mod callbacks;
 mod faults;
+mod feed;
+mod lifecycle;
 mod limit;
+mod media;
 mod state;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,18 +58,28 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use rand::RngExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::config::{Rate, parse_duration};
 use faults::{Dice, FaultSettings, parse_probability};
+use lifecycle::Lifecycle;
 use limit::Limiter;
 use state::Records;
 pub use state::{Injected, Stats, TaskSummary};
 
 /// The default of `--slow-delay`.
 pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
+/// The default of `--stage-time`.
+pub const DEFAULT_STAGE_TIME: Duration = Duration::from_secs(1);
+/// The default of `--moderation-word`.
+pub const DEFAULT_MODERATION_WORD: &str = "forbidden";
+/// The default of `--credits`: enough never to run out by accident.
+pub const DEFAULT_CREDITS: u64 = 1_000_000;
+/// The default of `--credits-per-task`: Suno's 5 credits per clip, two
+/// clips per task.
+pub const DEFAULT_CREDITS_PER_TASK: u64 = 10;
 
 /// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
@@ -116,6 +140,40 @@ pub struct SandboxConfig {
     /// a fixed seed too, so pick another to see a different sequence.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    /// How long each stage of a task takes. Clips appear (status "text")
+    /// after half of it, get a streaming audio URL ("first") after one and
+    /// are complete after two, e.g. 1s, 50ms.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub stage_time: Duration,
+
+    /// A task whose prompt, title or style contains this word (in any case)
+    /// fails content moderation after its first stage, with "Does Not Meet
+    /// Guidelines". Empty disables moderation.
+    #[arg(long, value_name = "WORD", default_value = DEFAULT_MODERATION_WORD)]
+    pub moderation_word: String,
+
+    /// Starting credit balance. A submit the balance cannot cover is
+    /// answered 402 "insufficient credits" and creates no task.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS)]
+    pub credits: u64,
+
+    /// Credits each accepted task costs (two clips at 5 each, as on Suno).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS_PER_TASK)]
+    pub credits_per_task: u64,
+
+    /// Send a job's callback only once its clips are complete (or failed),
+    /// not at every stage; the real service may do either.
+    #[arg(long)]
+    pub callback_complete_only: bool,
+
+    /// Deliver callbacks to any host. By default the sandbox posts only to
+    /// loopback addresses (localhost, 127.0.0.0/8, ::1), so rehearsing a
+    /// manifest whose callback_url points at a real receiver never feeds it
+    /// fake clips. (The real service does the opposite: it refuses
+    /// non-public addresses.)
+    #[arg(long)]
+    pub callback_any_host: bool,
 }
 
 impl Default for SandboxConfig {
@@ -133,6 +191,12 @@ impl Default for SandboxConfig {
             drop_after: 0.0,
             latency: Duration::ZERO,
             seed: 0,
+            stage_time: DEFAULT_STAGE_TIME,
+            moderation_word: DEFAULT_MODERATION_WORD.into(),
+            credits: DEFAULT_CREDITS,
+            credits_per_task: DEFAULT_CREDITS_PER_TASK,
+            callback_complete_only: false,
+            callback_any_host: false,
         }
     }
 }
@@ -170,8 +234,8 @@ impl Sandbox {
     pub async fn start(listen: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config));
         let stop = CancellationToken::new();
+        let shared = Arc::new(Shared::new(config, base_url(addr), stop.child_token()));
         let task = tokio::spawn(accept_loop(
             listener,
             api::router(Arc::clone(&shared)),
@@ -194,12 +258,7 @@ impl Sandbox {
     /// The URL clients use, e.g. `http://127.0.0.1:41234`. A wildcard
     /// address (`0.0.0.0`, `::`) is given as loopback.
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        self.shared.base_url.clone()
     }
 
     /// The API key the sandbox accepts.
@@ -212,17 +271,19 @@ impl Sandbox {
         self.shared.lock().records.stats()
     }
 
-    /// Forgets all tasks and counters and restarts the rate limiter and the
-    /// seeded sequences, as `POST /sandbox/reset` does. The key stays.
+    /// Forgets all tasks and counters, aborts pending callbacks, restores
+    /// the credit balance and restarts the rate limiter and the seeded
+    /// sequences, as `POST /sandbox/reset` does. The key stays.
     pub fn reset(&self) {
         self.shared.reset();
     }
 
-    /// Stops accepting, closes open connections and waits for the server
-    /// task to end.
+    /// Stops accepting, closes open connections, cancels pending callbacks
+    /// and waits for the server task and the callback tasks to end.
     pub async fn shutdown(self) {
         let Sandbox {
             task,
+            shared,
             _stop_on_drop,
             ..
         } = self;
@@ -230,7 +291,23 @@ impl Sandbox {
         if let Err(e) = task.await {
             tracing::warn!("sandbox server task failed: {e}");
         }
+        let mut callbacks = std::mem::take(&mut shared.lock().callbacks);
+        while let Some(result) = callbacks.join_next().await {
+            if let Err(e) = result {
+                tracing::warn!("sandbox callback task failed: {e}");
+            }
+        }
     }
+}
+
+/// The URL clients use for a bound address; see [`Sandbox::base_url`].
+fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// What the handlers share: fixed settings plus the one lock over all state.
@@ -241,6 +318,17 @@ struct Shared {
     latency: Duration,
     rate: Option<Rate>,
     seed: u64,
+    lifecycle: Lifecycle,
+    credits: u64,
+    credits_per_task: u64,
+    /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
+    callback_any_host: bool,
+    /// Prefix of the media URLs in clips.
+    base_url: String,
+    /// Cancelled when the sandbox stops: ends pending callbacks.
+    stop: CancellationToken,
+    /// The callbacks' HTTP client, built on first use.
+    http: OnceLock<reqwest::Client>,
     state: Mutex<State>,
 }
 
@@ -251,10 +339,13 @@ struct State {
     records: Records,
     limiter: Option<Limiter>,
     dice: Dice,
+    /// One callback task per task with a `callback_url`. Replacing the state
+    /// (a reset) drops the set, which aborts them.
+    callbacks: JoinSet<()>,
 }
 
 impl Shared {
-    fn new(config: SandboxConfig) -> Shared {
+    fn new(config: SandboxConfig, base_url: String, stop: CancellationToken) -> Shared {
         let key = config.key.clone().unwrap_or_else(random_key);
         Shared {
             key,
@@ -262,6 +353,17 @@ impl Shared {
             latency: config.latency,
             rate: config.rate,
             seed: config.seed,
+            lifecycle: Lifecycle::new(
+                config.stage_time,
+                &config.moderation_word,
+                config.callback_complete_only,
+            ),
+            credits: config.credits,
+            credits_per_task: config.credits_per_task,
+            callback_any_host: config.callback_any_host,
+            base_url,
+            stop,
+            http: OnceLock::new(),
             state: Mutex::new(State::new(config.rate, config.seed)),
         }
     }
@@ -283,6 +385,7 @@ impl State {
             records: Records::default(),
             limiter: rate.and_then(Rate::interval).map(Limiter::new),
             dice: Dice::new(seed),
+            callbacks: JoinSet::new(),
         }
     }
 }
@@ -378,8 +481,21 @@ mod tests {
             "250ms",
             "--seed",
             "9",
+            "--stage-time",
+            "20ms",
+            "--moderation-word",
+            "",
+            "--credits",
+            "30",
+            "--credits-per-task",
+            "15",
+            "--callback-complete-only",
         ])
         .sandbox;
+        assert_eq!(c.stage_time, Duration::from_millis(20));
+        assert_eq!(c.moderation_word, "");
+        assert_eq!((c.credits, c.credits_per_task), (30, 15));
+        assert!(c.callback_complete_only);
         assert_eq!(c.rate, Some("5/s".parse().unwrap()));
         assert_eq!(c.fail_503, 0.5);
         assert_eq!(c.slow_delay, Duration::from_millis(250));

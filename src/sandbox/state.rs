@@ -1,11 +1,11 @@
 //! Everything the sandbox remembers: the tasks it accepted and the counters
 //! behind `/sandbox/stats`.
 //!
-//! Tasks live in a [`TaskStore`] keyed by task id and kept in acceptance
-//! order. Each [`Task`] keeps the fields as received and when it was
-//! accepted, which is all a feed needs later to derive a task's lifecycle
-//! (`IN_PROGRESS` → `SUCCESS`, clips `text` → `first` → `complete`) from the
-//! time elapsed, without changing how tasks are recorded.
+//! Tasks live in a [`TaskStore`] keyed by task id (and by clip id, for the
+//! media routes) and kept in acceptance order. Each [`Task`] keeps the
+//! fields as received, what was decided at acceptance (clip ids, title,
+//! moderation) and when it was accepted, which is all `lifecycle` needs to
+//! derive its phase from the time elapsed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -23,12 +23,17 @@ pub struct Task {
     pub fields: JobFields,
     /// [`JobFields::fingerprint`] of `fields`: lets tests count duplicates.
     pub fingerprint: String,
-    #[allow(dead_code, reason = "for the feed's lifecycle, not built yet")]
     /// On tokio's clock, so a feed can age tasks under a paused test clock.
     pub accepted_at: Instant,
-    #[allow(dead_code, reason = "for the feed's created_at, not built yet")]
     /// Wall-clock time, for the `created_at` a feed reports.
     pub created_at: SystemTime,
+    /// The ids of the task's two clips, drawn from the seeded RNG.
+    pub clip_ids: [String; 2],
+    /// The job's title, or one made up (from the seeded RNG) as the service
+    /// does when a description-mode job has none.
+    pub title: String,
+    /// Whether content moderation fails this task (decided at acceptance).
+    pub moderated: bool,
 }
 
 /// Accepted tasks, by id, in acceptance order.
@@ -36,20 +41,26 @@ pub struct Task {
 pub struct TaskStore {
     tasks: Vec<Task>,
     by_id: HashMap<String, usize>,
+    by_clip: HashMap<String, usize>,
 }
 
 impl TaskStore {
     pub fn insert(&mut self, task: Task) {
-        self.by_id.insert(task.id.clone(), self.tasks.len());
+        let index = self.tasks.len();
+        self.by_id.insert(task.id.clone(), index);
+        for clip in &task.clip_ids {
+            self.by_clip.insert(clip.clone(), index);
+        }
         self.tasks.push(task);
     }
 
-    #[allow(
-        dead_code,
-        reason = "for the feed (GET /api/v2/feed?workId=), not built yet"
-    )]
     pub fn get(&self, id: &str) -> Option<&Task> {
         self.by_id.get(id).map(|&i| &self.tasks[i])
+    }
+
+    /// The task a clip belongs to.
+    pub fn by_clip(&self, clip_id: &str) -> Option<&Task> {
+        self.by_clip.get(clip_id).map(|&i| &self.tasks[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Task> {
@@ -83,22 +94,35 @@ pub struct TaskSummary {
 
 /// What the sandbox has seen since it started or was last reset: the body
 /// of `GET /sandbox/stats` and the value of [`super::Sandbox::stats`].
+/// Missing fields read as zero, so stats from an older sandbox still parse.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Generate requests received, whatever became of them.
     pub requests: u64,
+    /// Feed requests (v2 and legacy) received, whatever became of them.
+    pub feed_requests: u64,
     /// Tasks created (equals `tasks.len()`).
     pub accepted: u64,
     /// Tasks created per [`JobFields::fingerprint`]: a count above 1 is a
     /// duplicate submission (billed twice by the real service).
     pub accepted_by_fingerprint: BTreeMap<String, u64>,
     pub tasks: Vec<TaskSummary>,
-    /// Answers sent, by HTTP status (JSON keys are the status as a string).
-    /// Dropped connections have no status and are counted in `injected`.
+    /// Answers sent to generate requests, by HTTP status (JSON keys are the
+    /// status as a string). Dropped connections have no status and are
+    /// counted in `injected`.
     pub responses: BTreeMap<u16, u64>,
     pub injected: Injected,
     /// 429s from the rate limiter (not from `fail_429`).
     pub rate_limited: u64,
+    /// Credits spent on accepted tasks.
+    pub credits_used: u64,
+    /// Callbacks the receiver acknowledged with a 2xx.
+    pub callbacks_sent: u64,
+    /// Callbacks given up after every attempt failed.
+    pub callbacks_failed: u64,
+    /// Callback attempts that failed and were tried again.
+    pub callback_retries: u64,
 }
 
 /// Counters behind [`Stats`], next to the task store.
@@ -106,9 +130,14 @@ pub struct Stats {
 pub struct Records {
     pub tasks: TaskStore,
     pub requests: u64,
+    pub feed_requests: u64,
     pub responses: BTreeMap<u16, u64>,
     pub injected: Injected,
     pub rate_limited: u64,
+    pub credits_used: u64,
+    pub callbacks_sent: u64,
+    pub callbacks_failed: u64,
+    pub callback_retries: u64,
 }
 
 impl Records {
@@ -123,6 +152,7 @@ impl Records {
         }
         Stats {
             requests: self.requests,
+            feed_requests: self.feed_requests,
             accepted: self.tasks.len() as u64,
             accepted_by_fingerprint: by_fp,
             tasks: self
@@ -137,6 +167,10 @@ impl Records {
             responses: self.responses.clone(),
             injected: self.injected,
             rate_limited: self.rate_limited,
+            credits_used: self.credits_used,
+            callbacks_sent: self.callbacks_sent,
+            callbacks_failed: self.callbacks_failed,
+            callback_retries: self.callback_retries,
         }
     }
 }

@@ -1,0 +1,146 @@
+//! Callbacks: POSTing a task's clips to its `callback_url` as it moves
+//! through its stages, as the service does.
+//!
+//! Each accepted task with a `callback_url` gets one background task (in the
+//! sandbox's `JoinSet`) that sleeps until each phase begins and then POSTs
+//! the bare clip array, the same JSON as the v2 feed's `response_data` for
+//! that phase: `text`, `first`, `complete` (or, for a moderated task,
+//! `text` and the failure). With `--callback-complete-only` only the last
+//! is sent, which the API allows ("may skip straight to complete"). The
+//! phases are delivered in order, each exactly once, even when a slow
+//! receiver makes one late.
+//!
+//! A delivery is tried [`ATTEMPTS`] times, [`FIRST_BACKOFF`] apart and
+//! doubling, when the receiver is unreachable, times out or answers
+//! anything but 2xx; the stats count acknowledged deliveries, retries and
+//! deliveries given up.
+//!
+//! Unlike the real provider, which refuses localhost and private addresses,
+//! the sandbox delivers to loopback on purpose: the receiver in a rehearsal
+//! or a test runs on the same machine. Other hosts only with
+//! `--callback-any-host`, so a rehearsal never feeds a real receiver fake
+//! clips. It also
+//! ignores proxy environment variables, so a loopback receiver is never sent
+//! through a proxy. Shutting the sandbox down (or dropping it) cancels
+//! pending deliveries; a reset aborts them.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use super::Shared;
+use super::lifecycle::{self, Phase};
+use super::state::Task;
+
+/// Tries per delivery, the first included.
+pub const ATTEMPTS: u32 = 4;
+/// Wait before the first retry; each further retry waits twice as long.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait for a receiver's answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub(super) fn is_loopback(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Starts delivering `task`'s callbacks to `url` in the background.
+pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url: String) {
+    // Reap finished deliveries so a long-running sandbox does not keep them.
+    while set.try_join_next().is_some() {}
+    let shared = Arc::clone(shared);
+    set.spawn(async move {
+        let stop = shared.stop.clone();
+        stop.run_until_cancelled(deliver_all(&shared, &task, &url))
+            .await;
+    });
+}
+
+async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
+    let lifecycle = &shared.lifecycle;
+    for &phase in Phase::callbacks(task.moderated, lifecycle.callback_complete_only) {
+        tokio::time::sleep_until(task.accepted_at + phase.starts_at(lifecycle.stage_time)).await;
+        let clips = lifecycle::clips(task, phase, &shared.base_url);
+        deliver(shared, url, &clips, phase).await;
+    }
+}
+
+async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
+    let client = client(&shared.http);
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        let why = match client.post(url).json(clips).send().await {
+            Ok(resp) if resp.status().is_success() => {
+                shared.lock().records.callbacks_sent += 1;
+                tracing::debug!(url, ?phase, "sandbox callback delivered");
+                return;
+            }
+            Ok(resp) => format!("HTTP {}", resp.status()),
+            Err(e) => e.to_string(),
+        };
+        if attempt == ATTEMPTS {
+            shared.lock().records.callbacks_failed += 1;
+            tracing::warn!(
+                url,
+                ?phase,
+                "sandbox callback given up after {attempt} tries: {why}"
+            );
+            return;
+        }
+        shared.lock().records.callback_retries += 1;
+        tracing::debug!(url, ?phase, "sandbox callback failed ({why}); retrying");
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+    }
+}
+
+/// The HTTP client for callbacks, built on first use: building one loads
+/// TLS roots, which most sandboxes never need.
+fn client(cell: &OnceLock<reqwest::Client>) -> &reqwest::Client {
+    cell.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("batchgen-sandbox/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::warn!("sandbox callback client: {e}; using defaults");
+                reqwest::Client::new()
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for yes in [
+            "http://localhost:9/x",
+            "http://127.0.0.1/",
+            "http://127.8.0.1/",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "https://example.com/hook",
+            "http://10.0.0.1/",
+            "http://localhost.evil.com/",
+            "nonsense",
+        ] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Callbacks, delivered to a receiver started here on `127.0.0.1:0`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::post;
+use batchgen::sandbox::SandboxConfig;
+use serde_json::Value;
+
+use super::{custom, feed, ms, staged, start, submit_ok};
+/// A callback receiver: records every POST body; answers 500 to the first
+/// `failures` of them, 200 after.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<(Instant, Value)>>>,
+}
+
+async fn receiver(failures: usize) -> Receiver {
+    let got: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
+    let log = Arc::clone(&got);
+    let hook = move |axum::Json(body): axum::Json<Value>| {
+        let mut log = log.lock().unwrap();
+        log.push((Instant::now(), body));
+        let status = if log.len() <= failures {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        std::future::ready(status)
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new().route("/hook", post(hook));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, got }
+}
+
+impl Receiver {
+    async fn wait_for(&self, n: usize) -> Vec<(Instant, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(ms(10)).await;
+        }
+    }
+}
+
+fn with_callback(url: &str) -> Value {
+    let mut body = custom();
+    body["callback_url"] = url.into();
+    body
+}
+
+#[tokio::test]
+async fn callbacks_arrive_at_each_stage_and_are_retried() {
+    let rx = receiver(1).await;
+    let sb = start(staged(ms(150))).await;
+    let id = submit_ok(&sb, &with_callback(&rx.url)).await;
+    let got = rx.wait_for(4).await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|(_, body)| body[0]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["text", "text", "first", "complete"],
+        "the 500 is retried"
+    );
+    assert!(got[1].0 - got[0].0 >= ms(90), "a backoff before the retry");
+    for (_, body) in &got {
+        let clips = body.as_array().expect("a bare array of clips");
+        assert_eq!(clips.len(), 2);
+    }
+    let complete = feed(&sb, &id).await["data"]["response_data"].clone();
+    assert_eq!(got[3].1, complete, "the same clips as the feed");
+
+    tokio::time::sleep(ms(200)).await;
+    let stats = sb.stats();
+    let counts = (
+        stats.callbacks_sent,
+        stats.callback_retries,
+        stats.callbacks_failed,
+    );
+    assert_eq!(counts, (3, 1, 0));
+    assert_eq!(rx.got.lock().unwrap().len(), 4, "nothing more");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn complete_only_callbacks_and_an_unreachable_receiver() {
+    let rx = receiver(0).await;
+    // A port that was free a moment ago: connections are refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let sb = start(SandboxConfig {
+        callback_complete_only: true,
+        ..staged(ms(20))
+    })
+    .await;
+    submit_ok(&sb, &with_callback(&dead)).await;
+    submit_ok(&sb, &with_callback(&rx.url)).await;
+    let got = rx.wait_for(1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.stats().callbacks_failed == 0 && Instant::now() < deadline {
+        tokio::time::sleep(ms(20)).await;
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1[0]["status"], "complete");
+    let stats = sb.stats();
+    let counts = (
+        stats.callbacks_sent,
+        stats.callback_retries,
+        stats.callbacks_failed,
+    );
+    assert_eq!(counts, (1, 3, 1), "four tries, then given up");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_cancels_pending_callbacks() {
+    let rx = receiver(0).await;
+    let sb = start(staged(ms(500))).await;
+    submit_ok(&sb, &with_callback(&rx.url)).await;
+    sb.shutdown().await;
+    // Past the last stage (at 2 × 500 ms).
+    tokio::time::sleep(ms(1200)).await;
+    assert!(rx.got.lock().unwrap().is_empty());
+}
