@@ -106,7 +106,7 @@ async fn the_configured_rate_is_kept_from_the_first_second() {
     );
     // Generous on the slow side: process start-up and a loaded CI machine.
     assert!(
-        elapsed < ideal * 1.10 + 1.0,
+        elapsed < ideal * 1.10 + 2.5,
         "too slow: {elapsed:.2}s for ideal {ideal:.2}s"
     );
 }

@@ -10,20 +10,33 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{LineIndex, Rows, did_you_mean};
+use super::{LineIndex, Rows, did_you_mean, suggest_field};
 use crate::job::{Field, JobFields};
 
 /// Reads every record of `bytes` (the contents of `file`) into `rows`.
 pub(super) fn read(file: &Path, bytes: &[u8], rows: &mut Rows) {
+    let index = LineIndex::new(bytes);
+    // The csv crate reads a quote that is never closed as a cell running to
+    // the end of the file, silently: a stray `"` would swallow every row after
+    // it into one cell and leave a valid-looking, shorter manifest. Report it
+    // and read only the records before it.
+    let bytes = match unterminated_quote(bytes) {
+        Some(Unterminated { record, quote }) => {
+            let msg = "unterminated quoted cell: this `\"` is never closed, so the rest of the file would be one cell; close it or double it (`\"\"`)";
+            rows.problem(file, index.line(quote), None, msg);
+            if record == 0 {
+                return;
+            }
+            &bytes[..record]
+        }
+        None => bytes,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         // Ragged records are our diagnostic, not the reader's fatal error.
         .flexible(true)
         .from_reader(bytes);
-    let lines = Lines {
-        bytes,
-        index: LineIndex::new(bytes),
-    };
+    let lines = Lines { bytes, index };
     let mut record = csv::ByteRecord::new();
     match reader.read_byte_record(&mut record) {
         Ok(true) => {}
@@ -55,6 +68,51 @@ pub(super) fn read(file: &Path, bytes: &[u8], rows: &mut Rows) {
             rows.row(file, line, fields, unread);
         }
     }
+}
+
+/// Where a quoted cell that never closes begins.
+struct Unterminated {
+    /// Byte offset of the record holding it.
+    record: usize,
+    /// Byte offset of its opening `"`.
+    quote: usize,
+}
+
+/// Finds a quoted cell still open at the end of `bytes`, following the csv
+/// crate's rules for its default dialect: a `"` opens a quoted cell only as a
+/// cell's first byte (elsewhere it is text, as in `12" vinyl`), `""` inside
+/// one is a quote, and `,`, CR and LF end cells outside quotes.
+fn unterminated_quote(bytes: &[u8]) -> Option<Unterminated> {
+    enum State {
+        CellStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let start = if bytes.starts_with(b"\xef\xbb\xbf") {
+        3
+    } else {
+        0
+    };
+    let (mut state, mut record, mut quote) = (State::CellStart, 0, 0);
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
+        state = match (state, b) {
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, _) => State::Quoted,
+            (State::CellStart, b'"') => {
+                quote = i;
+                State::Quoted
+            }
+            (State::QuoteInQuoted, b'"') => State::Quoted,
+            (_, b',') => State::CellStart,
+            (_, b'\r' | b'\n') => {
+                record = i + 1;
+                State::CellStart
+            }
+            _ => State::Unquoted,
+        };
+    }
+    matches!(state, State::Quoted).then_some(Unterminated { record, quote })
 }
 
 /// Record start lines. csv's `Position::line` is where the previous record
@@ -121,7 +179,7 @@ fn header(
             },
             None => {
                 rows.problem(file, line, Some(name), unknown_column(name));
-                match Field::suggest(name) {
+                match suggest_field(name) {
                     Some(meant) => unread.push(meant),
                     None => unread.extend(Field::ALL),
                 }
@@ -134,7 +192,7 @@ fn header(
 }
 
 fn unknown_column(name: &str) -> String {
-    match Field::suggest(name) {
+    match suggest_field(name) {
         Some(field) => format!("unknown column{}", did_you_mean(Some(field.name()))),
         None => {
             let known: Vec<_> = Field::ALL.iter().map(|f| f.name()).collect();
@@ -222,5 +280,19 @@ mod tests {
         assert_eq!(parse_bool("0"), Ok(Some(false)));
         assert_eq!(parse_bool("  "), Ok(None));
         assert_eq!(parse_bool("maybe"), Err(()));
+    }
+
+    #[test]
+    fn unterminated_quotes() {
+        let open = |text: &[u8]| unterminated_quote(text).map(|u| (u.record, u.quote));
+        assert_eq!(open(b"a,\"b\"\"c\"\n\"d\ne\"\n"), None);
+        assert_eq!(
+            open(b"a,12\" vinyl\n"),
+            None,
+            "a quote inside a cell is text"
+        );
+        assert_eq!(open(b"\xef\xbb\xbf\"id\"\n"), None, "after a BOM");
+        assert_eq!(open(b"a\r\nb,\"c\nd\n"), Some((3, 5)));
+        assert_eq!(open(b"\""), Some((0, 0)));
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, from_csv};
+use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, from_csv, suggest_field};
 use crate::config::{self, Rate, RunSettings};
 use crate::job::{Field, JobFields};
 
@@ -135,6 +135,14 @@ fn csv_path(raw: &str) -> Result<&Path, String> {
         return Err(format!(
             "{raw:?} leaves this manifest's folder; the CSV must be in it or below it"
         ));
+    }
+    // Reading a TOML file (this one, say) as CSV would only produce puzzling
+    // "unknown column" errors about its first line.
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return Err(format!("{raw:?} is not a .csv file; name the CSV of rows"));
     }
     Ok(path)
 }
@@ -282,7 +290,7 @@ impl Toml<'_> {
             let problem = match (Field::from_name(name), value.get_ref()) {
                 (None, _) => Some(format!(
                     "unknown field{}",
-                    did_you_mean(Field::suggest(name).map(Field::name))
+                    did_you_mean(suggest_field(name).map(Field::name))
                 )),
                 (Some(Field::Id), _) if header.is_none() => {
                     Some("cannot have a default: every job's id must be its own".into())
@@ -303,7 +311,7 @@ impl Toml<'_> {
             };
             if let Some(msg) = problem {
                 rows.problem(self.path, line, Some(name), msg);
-                match Field::from_name(name).or_else(|| Field::suggest(name)) {
+                match Field::from_name(name).or_else(|| suggest_field(name)) {
                     Some(field) => unread.push(field),
                     None => unread.extend(Field::ALL),
                 }

@@ -58,10 +58,30 @@ impl fmt::Display for Diagnostic {
             write!(f, "{}:", self.line)?;
         }
         if let Some(field) = &self.field {
-            write!(f, " {field}:")?;
+            write!(f, " {}:", printable(field))?;
         }
         write!(f, " {}", self.message)
     }
+}
+
+/// Longest field or column name shown in full; a longer one is cut with `…`.
+const MAX_NAME_SHOWN: usize = 80;
+
+/// A field or column name as one short line: a hostile header cell can hold
+/// a quoted newline or megabytes of text, and a diagnostic is one line.
+fn printable(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().take(MAX_NAME_SHOWN) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if name.chars().nth(MAX_NAME_SHOWN).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +106,21 @@ impl ManifestError {
     }
 }
 
-/// All diagnostics, then `FILE: 3 problems in 2 rows; nothing was sent`, so
-/// the last line of a long list still says what happened.
+/// Most diagnostics printed; the rest are counted. A file of 100,000 copies
+/// of one row would otherwise print 100,000 lines nobody reads.
+pub const MAX_SHOWN: usize = 1000;
+
+/// The first [`MAX_SHOWN`] diagnostics, then `... and N more`, then
+/// `FILE: 3 problems in 2 rows; nothing was sent`, so the last line of a long
+/// list still says what happened.
 fn summarize(diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
-    for d in diagnostics {
+    for d in diagnostics.iter().take(MAX_SHOWN) {
         out.push_str(&d.to_string());
         out.push('\n');
+    }
+    if let Some(more) = diagnostics.len().checked_sub(MAX_SHOWN).filter(|&n| n > 0) {
+        out.push_str(&format!("... and {more} more\n"));
     }
     let Some(first) = diagnostics.first() else {
         return "invalid manifest; nothing was sent".into();
@@ -149,11 +177,25 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
 /// Reads a whole file up front, so that every I/O failure (missing file,
 /// directory, symlink loop, permissions) is an [`ManifestError::Unreadable`]
 /// and parsing never sees a half-read file.
+///
+/// Only regular files (and directories, which fail with the OS's own error)
+/// are opened: opening a FIFO blocks until something writes to it, and a
+/// device such as `/dev/zero` never ends, so either would hang the run or
+/// fill memory instead of reporting a problem.
 fn read(path: &Path) -> Result<Vec<u8>, ManifestError> {
-    std::fs::read(path).map_err(|source| ManifestError::Unreadable {
+    let unreadable = |source| ManifestError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let kind = std::fs::metadata(path).map_err(unreadable)?.file_type();
+    if !kind.is_file() && !kind.is_dir() {
+        let why = "not a regular file (a FIFO, socket or device); give a manifest file";
+        return Err(unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            why,
+        )));
+    }
+    std::fs::read(path).map_err(unreadable)
 }
 
 /// What the readers produce: jobs that passed, and diagnostics for the rest.
@@ -211,7 +253,8 @@ impl Rows {
         for p in &problems {
             self.problem(file, line, Some(p.field.name()), p.to_string());
         }
-        if !problems.is_empty() || !unread.is_empty() {
+        let controls = self.control_characters(file, line, &fields);
+        if !problems.is_empty() || !unread.is_empty() || controls {
             return;
         }
         let job = Job::new(fields, line);
@@ -229,6 +272,33 @@ impl Rows {
         }
         self.seen.insert(job.key.clone(), line);
         self.jobs.push(job);
+    }
+
+    /// Reports string fields holding a control character other than tab, CR
+    /// or LF (a NUL from a corrupt export, an escape sequence pasted from a
+    /// terminal): never meant as lyrics or a title, and the API's behaviour
+    /// with them is undefined. `id` is left out: its own rule already names
+    /// the character. Returns whether any was found.
+    fn control_characters(&mut self, file: &Path, line: u64, fields: &JobFields) -> bool {
+        let mut found = false;
+        for field in Field::ALL.into_iter().filter(|&f| f != Field::Id) {
+            let Some(value) = fields.str(field) else {
+                continue;
+            };
+            let bad = value
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+            if let Some((at, c)) = bad {
+                let msg = format!(
+                    "contains the control character {c:?} (character {}); remove it",
+                    at + 1
+                );
+                self.problem(file, line, Some(field.name()), msg);
+                found = true;
+            }
+        }
+        found
     }
 
     fn finish(
@@ -278,8 +348,17 @@ impl LineIndex {
     }
 }
 
+/// Longest name worth checking for a typo. Every known name is under 30
+/// characters and a typo is at most a quarter of it off, so a longer name
+/// cannot match; the edit distance is O(length), and a hostile megabyte-long
+/// header cell would otherwise take minutes.
+const MAX_TYPO_LEN: usize = 64;
+
 /// The closest of `known` to `unknown`, if close enough to be a typo.
 fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    if unknown.len() > MAX_TYPO_LEN {
+        return None;
+    }
     let lower = unknown.trim().to_ascii_lowercase().replace(['-', ' '], "_");
     known
         .iter()
@@ -287,6 +366,14 @@ fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
         .filter(|&(k, d)| d <= 2.max(k.len() / 4))
         .min_by_key(|&(_, d)| d)
         .map(|(k, _)| k)
+}
+
+/// [`Field::suggest`], skipping names too long to be a typo (see
+/// [`MAX_TYPO_LEN`]).
+fn suggest_field(unknown: &str) -> Option<Field> {
+    (unknown.len() <= MAX_TYPO_LEN)
+        .then(|| Field::suggest(unknown))
+        .flatten()
 }
 
 /// `; did you mean "x"?`, or nothing when no name is close.
