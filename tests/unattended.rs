@@ -38,6 +38,18 @@ fn signal(child: &Child, name: &str) {
     assert!(ok, "kill -{name}");
 }
 
+/// Waits until the sandbox has seen at least `n` requests: the run is
+/// under way, whatever the machine's load did to its start-up.
+async fn until_requests(sandbox: &Sandbox, n: u64) {
+    for _ in 0..600 {
+        if sandbox.stats().requests >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the run never reached {n} requests");
+}
+
 async fn wait(child: Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
@@ -213,7 +225,7 @@ async fn sigint_and_sigterm_finish_in_flight_requests_then_stop() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = csv_manifest(dir.path(), 100);
         let child = spawn(&sandbox, &[arg(&manifest), "--rate", "10/s", "-j", "4"]);
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        until_requests(&sandbox, 5).await;
         signal(&child, name);
         let out = wait(child).await;
         assert_eq!(code(&out), expected, "SIG{name}: {}", stderr(&out));
@@ -251,7 +263,7 @@ async fn a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_file() {
         &sandbox,
         &[arg(&manifest), "--rate", "unlimited", "-j", "4"],
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    until_requests(&sandbox, 4).await;
     signal(&child, "INT");
     tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&child, "INT");
@@ -285,9 +297,16 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
     let args = [arg(&manifest), "--rate", "200/s", "-j", "4"];
     let kills = 12;
     for i in 0..kills {
+        let baseline = sandbox.stats().requests;
         let child = spawn(&sandbox, &args);
-        let delay = 60 + (i * 37 % 11) * 25;
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        if i % 2 == 0 {
+            // Mid-run: after the run has sent a few requests, whatever the
+            // machine's load did to start-up.
+            until_requests(&sandbox, baseline + 1 + i % 7).await;
+        } else {
+            // Anywhere, start-up and the first compaction included.
+            tokio::time::sleep(Duration::from_millis(20 + (i * 37 % 11) * 25)).await;
+        }
         signal(&child, "KILL");
         let out = wait(child).await;
         assert!(out.status.code().is_none(), "killed, run {i}");

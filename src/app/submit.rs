@@ -61,6 +61,17 @@ async fn submit_inner(
     output: &OutputArgs,
     outcome: &mut Outcome,
 ) -> Result<ExitCode, Error> {
+    // Signals are watched from the start, so a Ctrl-C during validation or
+    // set-up already means "stop cleanly", never the default kill.
+    let shutdown = CancellationToken::new();
+    let signal = Arc::new(AtomicU8::new(0));
+    let watcher = tokio::spawn(watch_signals(
+        shutdown.clone(),
+        signal.clone(),
+        output.quiet,
+    ));
+    let _stop_watching = AbortOnDrop(watcher);
+
     let path = args.manifest.clone().expect("checked by execute");
     let manifest = manifest::load(&path)?;
 
@@ -103,16 +114,7 @@ async fn submit_inner(
         check_balance(&config, todo, args.credits_per_job, output.quiet).await?;
     }
 
-    let shutdown = CancellationToken::new();
-    let signal = Arc::new(AtomicU8::new(0));
-    let watcher = tokio::spawn(watch_signals(
-        shutdown.clone(),
-        signal.clone(),
-        output.quiet,
-    ));
-    let report = session.run(&manifest, &config, shutdown).await;
-    watcher.abort();
-    let report = report?;
+    let report = session.run(&manifest, &config, shutdown).await?;
 
     let mut code = report.exit_code();
     if code == ExitCode::Interrupted && signal.load(Ordering::SeqCst) == 15 {
@@ -147,6 +149,15 @@ async fn submit_inner(
             Ok(code)
         }
         None => Ok(code),
+    }
+}
+
+/// Stops the signal watcher however `submit_inner` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
