@@ -216,7 +216,7 @@ impl Session {
         let (recorder, recorder_task) = report::spawn(journal, table);
         let counters = Arc::new(Counters::default());
         let progress = Progress::start(todo.len() as u64, counters.clone(), config.progress);
-        let jobs: Arc<[Job]> = manifest.jobs.clone().into();
+        let jobs: Arc<[Job]> = Arc::clone(&manifest.jobs);
         let pool_config = PoolConfig {
             concurrency: config.concurrency,
             rate: config.rate,

@@ -35,7 +35,7 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     }
     let mut modes: BTreeMap<String, usize> = BTreeMap::new();
     let mut models: BTreeMap<&str, usize> = BTreeMap::new();
-    for job in &manifest.jobs {
+    for job in manifest.jobs.iter() {
         *modes.entry(job.fields.mode().to_string()).or_default() += 1;
         *models.entry(job.fields.effective_model()).or_default() += 1;
     }

@@ -36,7 +36,8 @@ pub struct Manifest {
     pub rows_path: PathBuf,
     /// The `[run]` table (all unset for CSV manifests).
     pub settings: RunSettings,
-    pub jobs: Vec<Job>,
+    /// Shared, so the worker pool can hold the jobs without a copy.
+    pub jobs: std::sync::Arc<[Job]>,
 }
 
 /// One problem in a manifest, printed as `FILE:LINE: field: message`.
@@ -312,7 +313,7 @@ impl Rows {
                 path: path.to_path_buf(),
                 rows_path,
                 settings,
-                jobs: self.jobs,
+                jobs: self.jobs.into(),
             });
         }
         // The manifest's own problems first, then its CSV's; by line within a
