@@ -223,7 +223,7 @@ impl Shared {
                 }
                 Some(Early::Fail429) => {
                     injected.fail_429 += 1;
-                    break 'answer Answer::too_many(1);
+                    break 'answer Answer::too_many(self.fail_429_retry_after);
                 }
                 None => {}
             }

@@ -106,10 +106,19 @@ pub struct SandboxConfig {
     #[arg(long = "fail-503", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_503: f64,
 
-    /// Probability (0 to 1) of answering 429 with `Retry-After: 1`, whatever
-    /// the rate.
+    /// Probability (0 to 1) of answering 429 with `Retry-After:
+    /// --fail-429-retry-after`, whatever the rate.
     #[arg(long = "fail-429", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_429: f64,
+
+    /// The `Retry-After` seconds of an injected 429 (0 lets tests inject
+    /// many without waiting a second each).
+    #[arg(
+        long = "fail-429-retry-after",
+        value_name = "SECS",
+        default_value_t = 1
+    )]
+    pub fail_429_retry_after: u64,
 
     /// Probability (0 to 1) of answering only after --slow-delay more. The
     /// task is still created, so a client that times out must not resend it
@@ -185,6 +194,7 @@ impl Default for SandboxConfig {
             fail_500: 0.0,
             fail_503: 0.0,
             fail_429: 0.0,
+            fail_429_retry_after: 1,
             slow: 0.0,
             slow_delay: DEFAULT_SLOW_DELAY,
             drop_before: 0.0,
@@ -321,6 +331,8 @@ struct Shared {
     lifecycle: Lifecycle,
     credits: u64,
     credits_per_task: u64,
+    /// `Retry-After` of an injected 429.
+    fail_429_retry_after: u64,
     /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
     callback_any_host: bool,
     /// Prefix of the media URLs in clips.
@@ -360,6 +372,7 @@ impl Shared {
             ),
             credits: config.credits,
             credits_per_task: config.credits_per_task,
+            fail_429_retry_after: config.fail_429_retry_after,
             callback_any_host: config.callback_any_host,
             base_url,
             stop,
