@@ -78,6 +78,10 @@ async fn the_configured_rate_is_kept_from_the_first_second() {
     const N: usize = 60;
     let sandbox = sandbox(SandboxConfig {
         rate: Some(format!("{RATE}/s").parse().unwrap()),
+        // Retries must pass the limiter too: a retry sent outside it would
+        // draw a 429 from the sandbox's own limit.
+        fail_500: 0.15,
+        seed: 9,
         ..SandboxConfig::default()
     })
     .await;
@@ -100,8 +104,9 @@ async fn the_configured_rate_is_kept_from_the_first_second() {
     let stats = sandbox.stats();
     assert_eq!(stats.rate_limited, 0, "no 429 from the sandbox");
     assert_eq!(stats.accepted, N as u64);
-    // N requests at R/s with no burst: the first at once, then one per 1/R.
-    let ideal = (N - 1) as f64 / f64::from(RATE);
+    assert!(stats.injected.fail_500 > 0, "some requests were retried");
+    // Every request at R/s with no burst: the first at once, then one per 1/R.
+    let ideal = (stats.requests - 1) as f64 / f64::from(RATE);
     assert!(
         elapsed > ideal * 0.97,
         "too fast: {elapsed:.2}s for ideal {ideal:.2}s"
