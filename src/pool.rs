@@ -1,7 +1,7 @@
 //! The worker pool: N workers, one rate limiter, one retry policy.
 //!
 //! ```text
-//! feeder ──(bounded queue)──▶ worker × concurrency ──▶ Recorder (report.rs)
+//! feeder (run.rs) ──(bounded queue)──▶ worker × concurrency ──▶ Recorder (report/)
 //!                               │  every attempt:
 //!                               │  1. wait out a pool-wide 429 pause
 //!                               │  2. take a cell from the rate limiter
@@ -100,13 +100,12 @@ struct Shared {
     counters: Arc<Counters>,
 }
 
-/// Submits `todo` (indexes into `jobs`), recording every change through
+/// Submits every job that arrives on `feed`, recording every change through
 /// `recorder`. Returns why the pool stopped early, if it did.
 pub async fn run(
     config: PoolConfig,
     client: Client,
-    jobs: Arc<[Job]>,
-    todo: Vec<usize>,
+    feed: mpsc::Receiver<Job>,
     recorder: Recorder,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
@@ -117,7 +116,7 @@ pub async fn run(
             .allow_burst(config.burst);
         RateLimiter::direct(quota)
     });
-    let workers = config.concurrency.min(todo.len()).max(1);
+    let workers = config.concurrency.max(1);
     let shared = Arc::new(Shared {
         config,
         client,
@@ -130,35 +129,26 @@ pub async fn run(
         counters,
     });
 
-    let (tx, rx) = mpsc::channel::<usize>(workers);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let feed = Arc::new(tokio::sync::Mutex::new(feed));
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (shared, rx, jobs) = (shared.clone(), rx.clone(), jobs.clone());
+        let (shared, feed) = (shared.clone(), feed.clone());
         handles.push(tokio::spawn(async move {
             loop {
                 let next = {
-                    let mut rx = rx.lock().await;
+                    let mut feed = feed.lock().await;
                     tokio::select! {
                         biased;
                         () = shared.stop.cancelled() => None,
-                        i = rx.recv() => i,
+                        job = feed.recv() => job,
                     }
                 };
-                let Some(i) = next else { break };
-                let record = shared.submit(&jobs[i]).await;
+                let Some(job) = next else { break };
+                let record = shared.submit(&job).await;
                 shared.recorder.record(record).await;
             }
         }));
     }
-    for i in todo {
-        tokio::select! {
-            biased;
-            () = shared.stop.cancelled() => break,
-            sent = tx.send(i) => if sent.is_err() { break },
-        }
-    }
-    drop(tx);
     for handle in handles {
         if let Err(e) = handle.await {
             // A worker panic is a bug; the row it held stays `sending` in
@@ -166,6 +156,8 @@ pub async fn run(
             tracing::error!("worker failed: {e}");
         }
     }
+    // Closing the queue tells the feeder to stop reading.
+    drop(feed);
     if shutdown.is_cancelled() {
         shared.stop_with(StopReason::Cancelled);
     }

@@ -1,6 +1,12 @@
 //! One run, start to finish: lock the results file, merge what earlier runs
 //! recorded, pick the rows to send, drive the pool, write the results, and
 //! say what happened.
+//!
+//! Every step streams: the manifest's jobs and the results file's rows are
+//! read one at a time ([`crate::manifest::Jobs`], [`Store`]), and what a run
+//! keeps per row is the index of the rows it will send. Merging is one pass
+//! over the manifest that looks each job up in the store and writes the
+//! compacted file as it goes; the same pass ends the run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +22,7 @@ use crate::job::Job;
 use crate::manifest::Manifest;
 use crate::output::Progress;
 use crate::pool::{self, Counters, PoolConfig, StopReason};
-use crate::report::{self, Journal, Lock, Status, Table};
+use crate::report::{self, Compactor, Journal, Lock, Record, Status, Store};
 
 /// What a run did, for the summary line and the exit code.
 #[derive(Debug, Clone)]
@@ -115,33 +121,113 @@ impl RunReport {
     }
 }
 
-/// What a run would do, computed from the manifest and the results file
-/// without writing anything (`--dry-run` prints it).
-#[derive(Debug)]
+/// Warnings listed one by one before the rest are only counted.
+const MAX_WARNINGS: usize = 20;
+
+/// What a run would do, computed from the manifest and the results file.
+#[derive(Debug, Default)]
 pub struct Plan {
-    pub table: Table,
-    /// Indexes into the manifest's jobs, in order.
-    pub todo: Vec<usize>,
+    /// Manifest positions of the jobs to send, in order.
+    pub todo: Vec<u32>,
     /// Rows an earlier run settled that this one leaves alone.
     pub skipped: u64,
     pub warnings: Vec<String>,
+    /// Status of every manifest row before this run, by status.
+    pub totals: BTreeMap<&'static str, u64>,
 }
 
 impl Plan {
+    /// The plan without writing anything (`--dry-run`).
+    ///
     /// # Errors
     /// When the results file exists but cannot be read or is not ours.
     pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, Error> {
-        let previous = report::read(&config.results)?;
-        let table = Table::merge(&manifest.jobs, previous);
-        let warnings = content_changes(&manifest.jobs, &table);
-        let (todo, skipped) = select(&manifest.jobs, &table, config);
-        Ok(Plan {
-            table,
-            todo,
-            skipped,
-            warnings,
-        })
+        let mut store = Store::open(&config.results)?;
+        let mut plan = Plan::default();
+        merge(manifest, &mut store, None, |i, job, record| {
+            plan.consider(i, job, record, config)
+        })?;
+        Ok(plan)
     }
+
+    fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
+        *self.totals.entry(record.status.as_str()).or_default() += 1;
+        if let Some(warning) = content_change(job, record) {
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(warning);
+            } else if self.warnings.len() == MAX_WARNINGS {
+                self.warnings
+                    .push("… more jobs changed under the same id".into());
+            }
+        }
+        let wanted = match record.status {
+            Status::Pending | Status::Sending => true,
+            Status::Failed => config.retry.failed,
+            Status::Unknown => config.retry.unknown,
+            Status::Submitted => false,
+        };
+        if !wanted {
+            self.skipped += 1;
+        } else if self.todo.len() < config.max_jobs.unwrap_or(usize::MAX) {
+            self.todo
+                .push(u32::try_from(i).expect("fewer than 4 billion jobs"));
+        }
+    }
+}
+
+/// One pass over the manifest: each job with its row from `store` (or a
+/// new `pending` row), written to `out` when given, then the rows of jobs
+/// that left the manifest. `visit` sees every job and its row.
+fn merge(
+    manifest: &Manifest,
+    store: &mut Store,
+    mut out: Option<&mut Compactor>,
+    mut visit: impl FnMut(usize, &Job, &Record),
+) -> Result<(), Error> {
+    for (i, job) in manifest.jobs()?.enumerate() {
+        let job = job?;
+        let record = match store.get(&job.key)? {
+            Some(mut r) => {
+                r.line = job.line;
+                // An unsent job takes its current content; a sent one keeps
+                // what was sent, so an edit can be noticed.
+                if r.fingerprint.is_empty() || r.status == Status::Pending {
+                    r.fingerprint.clone_from(&job.fingerprint);
+                }
+                r
+            }
+            None => Record::pending(&job),
+        };
+        visit(i, &job, &record);
+        if let Some(out) = out.as_deref_mut() {
+            out.write(&record)?;
+        }
+    }
+    if let Some(out) = out {
+        for orphan in store.orphans()? {
+            out.write(&orphan)?;
+        }
+    }
+    Ok(())
+}
+
+/// A job whose `id` stayed but whose content changed since an earlier run
+/// settled it: the earlier result is kept (its task exists and was paid
+/// for) and the user is told how to get the new version.
+fn content_change(job: &Job, r: &Record) -> Option<String> {
+    let settled = matches!(
+        r.status,
+        Status::Submitted | Status::Unknown | Status::Failed
+    );
+    (settled && !r.fingerprint.is_empty() && r.fingerprint != job.fingerprint).then(|| {
+        format!(
+            "line {}: job {:?} changed since it was {} (task {}); keeping the earlier result — give it a new id to generate the new version",
+            job.line,
+            job.key,
+            r.status.as_str(),
+            if r.task_id.is_empty() { "none" } else { &r.task_id },
+        )
+    })
 }
 
 /// A run that holds the results file: locked, merged and rewritten, so it is
@@ -169,8 +255,14 @@ impl Session {
             })?;
         }
         let lock = Lock::acquire(&config.results)?;
-        let plan = Plan::read(manifest, config)?;
-        report::write_atomic(&config.results, &plan.table.rows)?;
+        let mut store = Store::open(&config.results)?;
+        let mut out = Compactor::new(&config.results)?;
+        let mut plan = Plan::default();
+        merge(manifest, &mut store, Some(&mut out), |i, job, record| {
+            plan.consider(i, job, record, config)
+        })?;
+        drop(store);
+        out.finish()?;
         Ok(Session {
             _lock: lock,
             plan,
@@ -185,8 +277,8 @@ impl Session {
     /// Sends the planned rows until done or `shutdown`.
     ///
     /// # Errors
-    /// Only what prevents recording results or building the client. Failed
-    /// rows are in the report, not errors.
+    /// Only what prevents recording results or building the client, or a
+    /// manifest that changed under the run. Failed rows are in the report.
     pub async fn run(
         self,
         manifest: &Manifest,
@@ -199,24 +291,38 @@ impl Session {
             started,
         } = self;
         let Plan {
-            table,
             todo,
             skipped,
             warnings,
+            totals,
         } = plan;
         if todo.is_empty() {
             let counters = Counters::default();
             return Ok(build_report(
-                manifest, &table, &counters, skipped, started, None, warnings,
+                totals, &counters, skipped, started, None, warnings,
             ));
         }
 
         let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?;
         let journal = Journal::open(&config.results)?;
-        let (recorder, recorder_task) = report::spawn(journal, table);
+        let (recorder, recorder_task) = report::spawn(journal);
         let counters = Arc::new(Counters::default());
         let progress = Progress::start(todo.len() as u64, counters.clone(), config.progress);
-        let jobs: Arc<[Job]> = Arc::clone(&manifest.jobs);
+        // The feeder stops the pool if the manifest turns out to have
+        // changed; the pool stops the feeder by dropping the queue.
+        let stop = shutdown.child_token();
+        let (queue, feed) = tokio::sync::mpsc::channel::<Job>(config.concurrency);
+        let jobs = manifest.jobs()?;
+        let feeder = {
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                let fed = feed_jobs(jobs, &todo, &queue);
+                if fed.is_err() {
+                    stop.cancel();
+                }
+                fed
+            })
+        };
         let pool_config = PoolConfig {
             concurrency: config.concurrency,
             rate: config.rate,
@@ -225,37 +331,63 @@ impl Session {
             retry_ambiguous: config.retry.ambiguous,
             give_up_after: config.give_up_after,
         };
-        let stop = pool::run(
-            pool_config,
-            client,
-            jobs,
-            todo,
-            recorder,
-            counters.clone(),
-            shutdown,
-        )
-        .await;
+        let pool_stop =
+            pool::run(pool_config, client, feed, recorder, counters.clone(), stop).await;
         progress.finish();
-
-        let (table, failure) = recorder_task
+        let fed = feeder
+            .await
+            .map_err(|e| anyhow::anyhow!("the manifest reader failed: {e}"))?;
+        let lost = recorder_task
             .await
             .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
-        // The compaction is a second chance for rows the journal could not take.
-        let compacted = report::write_atomic(&config.results, &table.rows);
-        if compacted.is_err() {
-            print_unrecorded(&table);
+
+        // Compact again: the journal's rows folded into one row per job.
+        let mut totals = BTreeMap::new();
+        let compacted = Store::open(&config.results).and_then(|mut store| {
+            let mut out = Compactor::new(&config.results)?;
+            merge(manifest, &mut store, Some(&mut out), |_, _, record| {
+                *totals.entry(record.status.as_str()).or_default() += 1;
+            })?;
+            drop(store);
+            out.finish()
+        });
+        if compacted.is_err() || lost.failure.is_some() {
+            print_unrecorded(&lost.submitted);
         }
-        if let Some(source) = failure {
+        if let Some(source) = lost.failure {
             return Err(Error::Results {
                 path: config.results.clone(),
                 source,
             });
         }
         compacted?;
+        fed?;
         Ok(build_report(
-            manifest, &table, &counters, skipped, started, stop, warnings,
+            totals, &counters, skipped, started, pool_stop, warnings,
         ))
     }
+}
+
+/// Sends the planned jobs down the queue, reading the manifest a second
+/// time. Ends early when the pool stops (the queue is closed).
+fn feed_jobs(
+    jobs: crate::manifest::Jobs,
+    todo: &[u32],
+    queue: &tokio::sync::mpsc::Sender<Job>,
+) -> Result<(), crate::manifest::ManifestError> {
+    let mut want = todo.iter().copied().peekable();
+    for (i, job) in jobs.enumerate() {
+        let job = job?;
+        let Some(&next) = want.peek() else { break };
+        if i as u64 != u64::from(next) {
+            continue;
+        }
+        want.next();
+        if queue.blocking_send(job).is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a validated manifest under `config` until done or `shutdown`.
@@ -272,73 +404,25 @@ pub async fn run(
         .await
 }
 
-/// Rows to send this run, in manifest order, and how many rows earlier
-/// runs settled that this one leaves alone.
-fn select(jobs: &[Job], table: &Table, config: &Config) -> (Vec<usize>, u64) {
-    let mut todo = Vec::new();
-    let mut skipped = 0;
-    let limit = config.max_jobs.unwrap_or(usize::MAX);
-    for (i, job) in jobs.iter().enumerate() {
-        let status = table.get(&job.key).map_or(Status::Pending, |r| r.status);
-        let wanted = match status {
-            Status::Pending | Status::Sending => true,
-            Status::Failed => config.retry.failed,
-            Status::Unknown => config.retry.unknown,
-            Status::Submitted => false,
-        };
-        if !wanted {
-            skipped += 1;
-        } else if todo.len() < limit {
-            todo.push(i);
-        }
-    }
-    (todo, skipped)
-}
-
-fn count(jobs: &[Job], table: &Table, status: Status) -> u64 {
-    jobs.iter()
-        .filter(|j| table.get(&j.key).is_some_and(|r| r.status == status))
-        .count() as u64
-}
-
-/// A job whose `id` stayed but whose content changed since an earlier run
-/// settled it: the earlier result is kept (its task exists and was paid
-/// for) and the user is told how to get the new version.
-fn content_changes(jobs: &[Job], table: &Table) -> Vec<String> {
-    jobs.iter()
-        .filter_map(|job| {
-            let r = table.get(&job.key)?;
-            let settled = matches!(r.status, Status::Submitted | Status::Unknown | Status::Failed);
-            (settled && !r.fingerprint.is_empty() && r.fingerprint != job.fingerprint).then(|| {
-                format!(
-                    "line {}: job {:?} changed since it was {} (task {}); keeping the earlier result — give it a new id to generate the new version",
-                    job.line,
-                    job.key,
-                    r.status.as_str(),
-                    if r.task_id.is_empty() { "none" } else { &r.task_id },
-                )
-            })
-        })
-        .collect()
-}
-
 fn build_report(
-    manifest: &Manifest,
-    table: &Table,
+    totals: BTreeMap<&'static str, u64>,
     counters: &Counters,
     skipped: u64,
     started: Instant,
     stop: Option<StopReason>,
     warnings: Vec<String>,
 ) -> RunReport {
-    let mut totals = BTreeMap::new();
+    let mut all = BTreeMap::new();
     for status in [
         Status::Pending,
         Status::Submitted,
         Status::Failed,
         Status::Unknown,
     ] {
-        totals.insert(status.as_str(), count(&manifest.jobs, table, status));
+        all.insert(
+            status.as_str(),
+            totals.get(status.as_str()).copied().unwrap_or(0),
+        );
     }
     let mut this_run = BTreeMap::new();
     this_run.insert(
@@ -354,7 +438,7 @@ fn build_report(
         counters.unknown.load(Ordering::Relaxed),
     );
     RunReport {
-        totals,
+        totals: all,
         this_run,
         skipped,
         requests: counters.requests.load(Ordering::Relaxed),
@@ -368,16 +452,11 @@ fn build_report(
 
 /// Last resort when the disk refused: put task IDs where the user will see
 /// them, so no accepted job is lost.
-fn print_unrecorded(table: &Table) {
-    let submitted: Vec<_> = table
-        .rows
-        .iter()
-        .filter(|r| r.status == Status::Submitted && !r.task_id.is_empty())
-        .collect();
+fn print_unrecorded(submitted: &[Record]) {
     if submitted.is_empty() {
         return;
     }
-    eprintln!("batchgen: the results file could not be written; task IDs so far (id,task_id):");
+    eprintln!("batchgen: these accepted jobs could not be recorded (id,task_id):");
     for r in submitted {
         eprintln!("{},{}", r.id, r.task_id);
     }

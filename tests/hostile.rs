@@ -482,7 +482,7 @@ fn every_hostile_case_loads_to_the_expected_error() {
             failures.push(format!("{}: took {took:?}", case.name));
         }
         let problem = match (&case.expect, result) {
-            (Expect::Valid(n), Ok(m)) if m.jobs.len() == *n => None,
+            (Expect::Valid(n), Ok(m)) if m.len() == *n => None,
             (Expect::Invalid(expected), Err(ManifestError::Invalid { diagnostics })) => {
                 let got = shown(&dir, &diagnostics);
                 let matches = got.len() == expected.len()

@@ -31,7 +31,7 @@ fn problems_in(files: &[(&str, &[u8])]) -> Vec<String> {
     let (dir, result) = load_files(files);
     let prefix = format!("{}{MAIN_SEPARATOR}", dir.path().display());
     match result {
-        Ok(m) => panic!("expected diagnostics, loaded {} jobs", m.jobs.len()),
+        Ok(m) => panic!("expected diagnostics, loaded {} jobs", m.len()),
         Err(ManifestError::Invalid { diagnostics }) => diagnostics
             .iter()
             .map(|d| d.to_string().replacen(&prefix, "", 1))
@@ -44,9 +44,27 @@ fn problems(name: &str, content: impl AsRef<[u8]>) -> Vec<String> {
     problems_in(&[(name, content.as_ref())])
 }
 
-fn valid(name: &str, content: impl AsRef<[u8]>) -> Manifest {
-    match load_files(&[(name, content.as_ref())]).1 {
-        Ok(m) => m,
+/// A valid manifest with its folder, which lives as long as it does: CSV
+/// rows are read from disk again when the jobs are asked for.
+struct Valid {
+    _dir: TempDir,
+    manifest: Manifest,
+}
+
+impl std::ops::Deref for Valid {
+    type Target = Manifest;
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+fn valid(name: &str, content: impl AsRef<[u8]>) -> Valid {
+    let (dir, loaded) = load_files(&[(name, content.as_ref())]);
+    match loaded {
+        Ok(manifest) => Valid {
+            _dir: dir,
+            manifest,
+        },
         Err(e) => panic!("expected a valid manifest:\n{e}"),
     }
 }
@@ -126,7 +144,7 @@ fn length_limits_follow_the_model() {
         );
         let result = load_files(&[("jobs.toml", toml.as_bytes())]).1;
         match (limit, result) {
-            (None, Ok(m)) => assert_eq!(m.jobs.len(), 1),
+            (None, Ok(m)) => assert_eq!(m.len(), 1),
             (Some(limit), Err(ManifestError::Invalid { diagnostics })) => {
                 let shown: Vec<_> = diagnostics
                     .iter()
@@ -199,6 +217,6 @@ fn examples_load_without_diagnostics() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for (name, at_least) in [("jobs.toml", 18), ("prompts.csv", 8), ("catalog.toml", 8)] {
         let m = load(&root.join(name)).unwrap_or_else(|e| panic!("{name}:\n{e}"));
-        assert!(m.jobs.len() >= at_least, "{name}: {} jobs", m.jobs.len());
+        assert!(m.len() >= at_least, "{name}: {} jobs", m.len());
     }
 }

@@ -26,13 +26,19 @@ async fn init_writes_a_starter_that_validates_and_never_overwrites() {
     let a = batchgen::manifest::load(&toml).unwrap();
     let b = batchgen::manifest::load(&csv).unwrap();
     let keys = |m: &batchgen::manifest::Manifest| {
-        m.jobs
+        m.collect_jobs()
+            .unwrap()
             .iter()
             .map(|j| (j.key.clone(), j.fingerprint.clone()))
             .collect::<Vec<_>>()
     };
     assert_eq!(keys(&a), keys(&b), "the CSV holds the same jobs");
-    let modes: std::collections::HashSet<_> = a.jobs.iter().map(|j| j.fields.mode()).collect();
+    let modes: std::collections::HashSet<_> = a
+        .collect_jobs()
+        .unwrap()
+        .iter()
+        .map(|j| j.fields.mode())
+        .collect();
     assert_eq!(modes.len(), 4, "one job per mode");
 
     let again = bin(&["init", toml.to_str().unwrap()]).await;

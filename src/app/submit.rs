@@ -104,7 +104,7 @@ async fn submit_inner(
 
     if args.dry_run {
         let plan = Plan::read(&manifest, &config)?;
-        print_dry_run(&manifest, &config, &plan);
+        print_dry_run(&manifest, &config, &plan)?;
         return Ok(ExitCode::Success);
     }
 
@@ -219,14 +219,14 @@ async fn check_balance(
     }
 }
 
-fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) {
+fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<(), Error> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let url = crate::client::endpoint(&config.base_url, "api/generate");
     let _ = writeln!(
         out,
         "dry run: {} jobs in {} · {} to send · {} already settled · nothing will be sent",
-        manifest.jobs.len(),
+        manifest.len(),
         manifest.path.display(),
         plan.todo.len(),
         plan.skipped,
@@ -243,10 +243,22 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) {
             humantime::format_duration(Duration::from_secs(secs.ceil() as u64))
         );
     }
-    for &i in plan.todo.iter().take(DRY_RUN_BODIES) {
-        let job = &manifest.jobs[i];
-        let body = serde_json::to_string(job.body()).expect("fields serialize");
-        let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
+    let shown: Vec<usize> = plan
+        .todo
+        .iter()
+        .take(DRY_RUN_BODIES)
+        .map(|&i| i as usize)
+        .collect();
+    for (i, job) in manifest.jobs()?.enumerate() {
+        let Some(last) = shown.last() else { break };
+        if i > *last {
+            break;
+        }
+        let job = job?;
+        if shown.contains(&i) {
+            let body = serde_json::to_string(job.body()).expect("fields serialize");
+            let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
+        }
     }
     if plan.todo.len() > DRY_RUN_BODIES {
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
@@ -257,6 +269,7 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) {
     let _ = writeln!(out, "results would go to {}", config.results.display());
     // Ignore a closed pipe (`--dry-run | head`): the reader has seen enough.
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    Ok(())
 }
 
 /// The `--summary-json` document.

@@ -1,7 +1,6 @@
 //! The smaller commands: `validate`, `sandbox`, `init`, `credits`,
 //! `completions`, `man`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -33,32 +32,33 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     if output.quiet {
         return Ok(ExitCode::Success);
     }
-    let mut modes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut models: BTreeMap<&str, usize> = BTreeMap::new();
-    for job in manifest.jobs.iter() {
-        *modes.entry(job.fields.mode().to_string()).or_default() += 1;
-        *models.entry(job.fields.effective_model()).or_default() += 1;
-    }
-    let join = |m: Vec<(String, usize)>| {
+    let summary = &manifest.summary;
+    let join = |m: Vec<(String, u64)>| {
         m.into_iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect::<Vec<_>>()
             .join(" · ")
     };
+    let modes = summary
+        .modes
+        .iter()
+        .map(|(m, n)| (m.to_string(), *n))
+        .collect();
+    let models = summary
+        .models
+        .iter()
+        .map(|(m, n)| (m.clone(), *n))
+        .collect();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "{}: {} jobs, all valid",
         manifest.path.display(),
-        manifest.jobs.len()
+        summary.jobs
     );
-    if !manifest.jobs.is_empty() {
-        let _ = writeln!(out, "  modes:   {}", join(modes.into_iter().collect()));
-        let _ = writeln!(
-            out,
-            "  models:  {}",
-            join(models.into_iter().map(|(k, n)| (k.to_owned(), n)).collect())
-        );
+    if !manifest.is_empty() {
+        let _ = writeln!(out, "  modes:   {}", join(modes));
+        let _ = writeln!(out, "  models:  {}", join(models));
     }
     let _ = writeln!(
         out,

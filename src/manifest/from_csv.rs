@@ -7,129 +7,233 @@
 //! reported. Records are read as bytes so that invalid UTF-8 is a diagnostic
 //! naming the row and column rather than an error that stops the reader.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use super::{LineIndex, Rows, did_you_mean, suggest_field};
+use super::{Rows, did_you_mean, suggest_field};
 use crate::job::{Field, JobFields};
 
-/// Reads every record of `bytes` (the contents of `file`) into `rows`.
-pub(super) fn read(file: &Path, bytes: &[u8], rows: &mut Rows) {
-    let index = LineIndex::new(bytes);
-    // The csv crate reads a quote that is never closed as a cell running to
-    // the end of the file, silently: a stray `"` would swallow every row after
-    // it into one cell and leave a valid-looking, shorter manifest. Report it
-    // and read only the records before it.
-    let bytes = match unterminated_quote(bytes) {
-        Some(Unterminated { record, quote }) => {
-            let msg = "unterminated quoted cell: this `\"` is never closed, so the rest of the file would be one cell; close it or double it (`\"\"`)";
-            rows.problem(file, index.line(quote), None, msg);
-            if record == 0 {
-                return;
-            }
-            &bytes[..record]
-        }
-        None => bytes,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        // Ragged records are our diagnostic, not the reader's fatal error.
-        .flexible(true)
-        .from_reader(bytes);
-    let lines = Lines { bytes, index };
-    let mut record = csv::ByteRecord::new();
-    match reader.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => {
-            let msg = "empty file: expected a header row naming the columns";
-            rows.problem(file, 1, None, msg);
-            return;
-        }
-        Err(e) => {
-            rows.problem(file, lines.of(e.position()), None, e.to_string());
-            return;
-        }
-    }
-    let (columns, header_unread) = header(file, lines.of(record.position()), &record, rows);
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                // Reading from memory, only a malformed stream gets here; the
-                // reader cannot be trusted to resynchronise after it.
-                rows.problem(file, lines.of(e.position()), None, e.to_string());
-                break;
-            }
-        }
-        let line = lines.of(record.position());
-        if let Some((fields, mut unread)) = cells(file, line, &record, &columns, rows) {
-            unread.extend_from_slice(&header_unread);
-            rows.row(file, line, fields, unread);
-        }
-    }
+/// A CSV file's data rows, read one at a time from a stream: the file is
+/// never held in memory, so a million-row manifest costs what one row costs.
+pub(super) struct CsvRows<R: Read> {
+    file: PathBuf,
+    reader: csv::Reader<Tracker<R>>,
+    columns: Vec<Option<Field>>,
+    header_unread: Vec<Field>,
+    /// One record read ahead: only at the end of the file is it known whether
+    /// the last record swallowed an unterminated quote.
+    ahead: Option<Ahead>,
+    /// The next read would return nothing more.
+    done: bool,
 }
 
-/// Where a quoted cell that never closes begins.
-struct Unterminated {
-    /// Byte offset of the record holding it.
-    record: usize,
-    /// Byte offset of its opening `"`.
-    quote: usize,
+/// A record read but not yet returned.
+struct Ahead {
+    line: u64,
+    offset: u64,
+    record: csv::ByteRecord,
 }
 
-/// Finds a quoted cell still open at the end of `bytes`, following the csv
-/// crate's rules for its default dialect: a `"` opens a quoted cell only as a
-/// cell's first byte (elsewhere it is text, as in `12" vinyl`), `""` inside
-/// one is a quote, and `,`, CR and LF end cells outside quotes.
-fn unterminated_quote(bytes: &[u8]) -> Option<Unterminated> {
-    enum State {
-        CellStart,
-        Unquoted,
-        Quoted,
-        QuoteInQuoted,
-    }
-    let start = if bytes.starts_with(b"\xef\xbb\xbf") {
-        3
-    } else {
-        0
-    };
-    let (mut state, mut record, mut quote) = (State::CellStart, 0, 0);
-    for (i, &b) in bytes.iter().enumerate().skip(start) {
-        state = match (state, b) {
-            (State::Quoted, b'"') => State::QuoteInQuoted,
-            (State::Quoted, _) => State::Quoted,
-            (State::CellStart, b'"') => {
-                quote = i;
-                State::Quoted
-            }
-            (State::QuoteInQuoted, b'"') => State::Quoted,
-            (_, b',') => State::CellStart,
-            (_, b'\r' | b'\n') => {
-                record = i + 1;
-                State::CellStart
-            }
-            _ => State::Unquoted,
+impl<R: Read> CsvRows<R> {
+    /// Reads the header row. `None` when there is no usable header (the
+    /// problem is already in `rows`).
+    pub(super) fn open(file: &Path, source: R, rows: &mut Rows) -> Option<CsvRows<R>> {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            // Ragged records are our diagnostic, not the reader's fatal error.
+            .flexible(true)
+            .from_reader(Tracker::new(source));
+        let mut this = CsvRows {
+            file: file.to_path_buf(),
+            reader,
+            columns: Vec::new(),
+            header_unread: Vec::new(),
+            ahead: None,
+            done: false,
         };
+        let Some(head) = this.take(rows) else {
+            if rows.diagnostics.is_empty() {
+                let msg = "empty file: expected a header row naming the columns";
+                rows.problem(file, 1, None, msg);
+            }
+            return None;
+        };
+        let (columns, unread) = header(file, head.line, &head.record, rows);
+        this.columns = columns;
+        this.header_unread = unread;
+        Some(this)
     }
-    matches!(state, State::Quoted).then_some(Unterminated { record, quote })
-}
 
-/// Record start lines. csv's `Position::line` is where the previous record
-/// ended: it misses blank lines skipped before a record, and the `\n` of a
-/// CRLF. So take the byte offset, step over line breaks, and count lines.
-struct Lines<'a> {
-    bytes: &'a [u8],
-    index: LineIndex,
-}
-
-impl Lines<'_> {
-    fn of(&self, position: Option<&csv::Position>) -> u64 {
-        let mut at = position.map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX));
-        while at < self.bytes.len() && matches!(self.bytes[at], b'\r' | b'\n') {
-            at += 1;
+    /// The next data row: its line, its fields, and the fields whose cell
+    /// could not be read. Problems go to `rows`; a ragged record is reported
+    /// and skipped.
+    pub(super) fn next_row(&mut self, rows: &mut Rows) -> Option<(u64, JobFields, Vec<Field>)> {
+        loop {
+            let row = self.take(rows)?;
+            let file = self.file.as_path();
+            if let Some((fields, mut unread)) =
+                cells(file, row.line, &row.record, &self.columns, rows)
+            {
+                unread.extend_from_slice(&self.header_unread);
+                return Some((row.line, fields, unread));
+            }
         }
-        self.index.line(at)
+    }
+
+    /// The next record, unless it is the one an unterminated quote swallowed
+    /// (the csv crate reads such a quote as a cell running to the end of the
+    /// file, silently: a stray `"` would turn the rest of the file into one
+    /// cell and leave a valid-looking, shorter manifest).
+    fn take(&mut self, rows: &mut Rows) -> Option<Ahead> {
+        let current = match self.ahead.take() {
+            Some(a) => a,
+            None => self.read_one(rows)?,
+        };
+        self.ahead = self.read_one(rows);
+        if self.ahead.is_none()
+            && let Some((offset, line)) = self.reader.get_ref().unterminated()
+        {
+            let msg = "unterminated quoted cell: this `\"` is never closed, so the rest of the file would be one cell; close it or double it (`\"\"`)";
+            rows.problem(&self.file, line, None, msg);
+            if offset >= current.offset {
+                return None;
+            }
+        }
+        Some(current)
+    }
+
+    fn read_one(&mut self, rows: &mut Rows) -> Option<Ahead> {
+        if self.done {
+            return None;
+        }
+        let mut record = csv::ByteRecord::new();
+        match self.reader.read_byte_record(&mut record) {
+            Ok(true) => {
+                let offset = record.position().map_or(0, csv::Position::byte);
+                let line = self.reader.get_mut().line_of(offset);
+                Some(Ahead {
+                    line,
+                    offset,
+                    record,
+                })
+            }
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                // An I/O error mid-file: the reader cannot be trusted to
+                // resynchronise after it.
+                self.done = true;
+                let offset = e.position().map_or(0, csv::Position::byte);
+                let line = self.reader.get_mut().line_of(offset);
+                rows.problem(&self.file, line, None, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Watches the bytes on their way to the csv reader and notes where each
+/// record starts (byte offset and line) and where a quoted cell opens,
+/// following the csv crate's rules for its default dialect: a `"` opens a
+/// quoted cell only as a cell's first byte (elsewhere it is text, as in
+/// `12" vinyl`), `""` inside one is a quote, and `,`, CR and LF end cells
+/// outside quotes. csv's own `Position::line` is where the previous record
+/// ended, which misses blank lines and the `\n` of a CRLF; this does not.
+struct Tracker<R> {
+    inner: R,
+    offset: u64,
+    /// Line of the byte at `offset`, 1-based.
+    line: u64,
+    state: QuoteState,
+    /// Starts of records not yet asked about: (byte offset, line).
+    starts: VecDeque<(u64, u64)>,
+    /// The latest opening quote: (byte offset, line).
+    open_quote: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    RecordStart,
+    CellStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+impl<R: Read> Tracker<R> {
+    fn new(inner: R) -> Tracker<R> {
+        Tracker {
+            inner,
+            offset: 0,
+            line: 1,
+            state: QuoteState::RecordStart,
+            starts: VecDeque::new(),
+            open_quote: None,
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        let mut bytes = bytes;
+        if self.offset == 0 && bytes.starts_with(b"\xef\xbb\xbf") {
+            bytes = &bytes[3..];
+            self.offset = 3;
+        }
+        for &b in bytes {
+            if self.state == QuoteState::RecordStart && !matches!(b, b'\r' | b'\n') {
+                self.starts.push_back((self.offset, self.line));
+                self.state = QuoteState::CellStart;
+            }
+            self.state = match (self.state, b) {
+                (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
+                (QuoteState::Quoted, _) => QuoteState::Quoted,
+                (QuoteState::CellStart, b'"') => {
+                    self.open_quote = Some((self.offset, self.line));
+                    QuoteState::Quoted
+                }
+                (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
+                (_, b',') => QuoteState::CellStart,
+                (_, b'\r' | b'\n') => QuoteState::RecordStart,
+                _ => QuoteState::Unquoted,
+            };
+            if b == b'\n' {
+                self.line += 1;
+            }
+            self.offset += 1;
+        }
+    }
+
+    /// Line of the record csv reports at byte `offset` (which may sit just
+    /// before the line break that ends the previous record).
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self
+            .starts
+            .front()
+            .is_some_and(|&(start, _)| start < offset)
+        {
+            self.starts.pop_front();
+        }
+        match self.starts.pop_front() {
+            Some((_, line)) => line,
+            None => self.line,
+        }
+    }
+
+    /// Where a quoted cell still open at the end of the input began.
+    fn unterminated(&self) -> Option<(u64, u64)> {
+        (self.state == QuoteState::Quoted)
+            .then_some(self.open_quote)
+            .flatten()
+    }
+}
+
+impl<R: Read> Read for Tracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scan(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -282,9 +386,27 @@ mod tests {
         assert_eq!(parse_bool("maybe"), Err(()));
     }
 
+    /// (byte offset, line) pairs.
+    type At = (u64, u64);
+
+    fn starts(text: &[u8]) -> (Vec<At>, Option<At>) {
+        let mut t = Tracker::new(text);
+        t.scan(text);
+        (t.starts.iter().copied().collect(), t.unterminated())
+    }
+
+    #[test]
+    fn record_starts_skip_blank_lines_and_crlf() {
+        let (s, open) = starts(b"a,b\r\n\r\nc,\"x\ny\"\n\nd\n");
+        assert_eq!(s, [(0, 1), (7, 3), (16, 6)]);
+        assert_eq!(open, None);
+        let (s, _) = starts(b"\xef\xbb\xbfid\n1\n");
+        assert_eq!(s, [(3, 1), (6, 2)], "a BOM belongs to line 1");
+    }
+
     #[test]
     fn unterminated_quotes() {
-        let open = |text: &[u8]| unterminated_quote(text).map(|u| (u.record, u.quote));
+        let open = |text: &[u8]| starts(text).1;
         assert_eq!(open(b"a,\"b\"\"c\"\n\"d\ne\"\n"), None);
         assert_eq!(
             open(b"a,12\" vinyl\n"),
@@ -292,7 +414,7 @@ mod tests {
             "a quote inside a cell is text"
         );
         assert_eq!(open(b"\xef\xbb\xbf\"id\"\n"), None, "after a BOM");
-        assert_eq!(open(b"a\r\nb,\"c\nd\n"), Some((3, 5)));
-        assert_eq!(open(b"\""), Some((0, 0)));
+        assert_eq!(open(b"a\r\nb,\"c\nd\n"), Some((5, 2)));
+        assert_eq!(open(b"\""), Some((0, 1)));
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, from_csv, suggest_field};
+use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
 use crate::config::{self, Rate, RunSettings};
 use crate::job::{Field, JobFields};
 
@@ -111,8 +111,8 @@ pub(super) fn read(
         }
     };
     let rows_path = dir.join(relative);
-    let bytes = super::read(&rows_path)?;
-    from_csv::read(&rows_path, &bytes, rows);
+    rows.keep_jobs = false;
+    rows.read_csv(&rows_path)?;
     Ok((settings, rows_path))
 }
 

@@ -18,16 +18,23 @@
 
 mod from_csv;
 mod from_toml;
+mod rows;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::RunSettings;
 use crate::error::ExitCode;
-use crate::job::{self, Field, Job, JobFields, ProblemKind};
+use crate::job::{Field, Job, Mode};
 
-/// A loaded, fully validated manifest.
+pub use rows::Jobs;
+use rows::{Counts, Rows, Source};
+
+/// A loaded, fully validated manifest. CSV rows are not held in memory:
+/// [`Manifest::jobs`] reads them again, so the size of a manifest costs
+/// disk, not memory.
 #[derive(Debug)]
 pub struct Manifest {
     /// The manifest file given on the command line.
@@ -36,8 +43,46 @@ pub struct Manifest {
     pub rows_path: PathBuf,
     /// The `[run]` table (all unset for CSV manifests).
     pub settings: RunSettings,
-    /// Shared, so the worker pool can hold the jobs without a copy.
-    pub jobs: std::sync::Arc<[Job]>,
+    /// Counts by mode and model, gathered while validating.
+    pub summary: Summary,
+    source: Source,
+}
+
+/// What a manifest holds, counted during validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub jobs: u64,
+    pub modes: Counts<Mode>,
+    pub models: Counts<String>,
+}
+
+impl Manifest {
+    /// Number of jobs.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.summary.jobs).unwrap_or(usize::MAX)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summary.jobs == 0
+    }
+
+    /// The jobs in manifest order, one at a time. CSV rows are read from
+    /// disk again and checked again: an error means the file changed since
+    /// it was validated.
+    ///
+    /// # Errors
+    /// When the rows' file can no longer be opened.
+    pub fn jobs(&self) -> Result<Jobs, ManifestError> {
+        Jobs::new(&self.source)
+    }
+
+    /// Every job in memory: for small manifests and tests.
+    ///
+    /// # Errors
+    /// As [`Manifest::jobs`].
+    pub fn collect_jobs(&self) -> Result<Vec<Job>, ManifestError> {
+        self.jobs()?.collect()
+    }
 }
 
 /// One problem in a manifest, printed as `FILE:LINE: field: message`.
@@ -151,18 +196,21 @@ fn summarize(diagnostics: &[Diagnostic]) -> String {
 /// names) cannot be read; [`ManifestError::Invalid`] with every problem found
 /// otherwise.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let bytes = read(path)?;
     let mut rows = Rows::default();
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     let (settings, rows_path) = match extension.as_deref() {
-        Some("toml") => from_toml::read(path, &bytes, &mut rows)?,
+        Some("toml") => {
+            rows.keep_jobs = true;
+            from_toml::read(path, &read(path)?, &mut rows)?
+        }
         Some("csv") => {
-            from_csv::read(path, &bytes, &mut rows);
+            rows.read_csv(path)?;
             (RunSettings::default(), path.to_path_buf())
         }
         _ => {
+            read(path)?;
             rows.problem(
                 path,
                 0,
@@ -172,158 +220,82 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             (RunSettings::default(), path.to_path_buf())
         }
     };
-    rows.finish(path, rows_path, settings)
+    finish(rows, path, rows_path, settings)
+}
+
+fn finish(
+    mut rows: Rows,
+    path: &Path,
+    rows_path: PathBuf,
+    settings: RunSettings,
+) -> Result<Manifest, ManifestError> {
+    if rows.diagnostics.is_empty() {
+        let source = if rows.keep_jobs && rows_path == path {
+            Source::Inline(std::mem::take(&mut rows.jobs).into())
+        } else {
+            Source::Csv {
+                path: rows_path.clone(),
+                defaults: Box::new(rows.defaults),
+            }
+        };
+        return Ok(Manifest {
+            path: path.to_path_buf(),
+            rows_path,
+            settings,
+            summary: rows.summary,
+            source,
+        });
+    }
+    // The manifest's own problems first, then its CSV's; by line within a
+    // file. Stable, so problems on one line keep the order found.
+    rows.diagnostics
+        .sort_by_key(|d| (d.file.as_path() != path, d.line));
+    Err(ManifestError::Invalid {
+        diagnostics: rows.diagnostics,
+    })
 }
 
 /// Reads a whole file up front, so that every I/O failure (missing file,
 /// directory, symlink loop, permissions) is an [`ManifestError::Unreadable`]
 /// and parsing never sees a half-read file.
 ///
-/// Only regular files (and directories, which fail with the OS's own error)
-/// are opened: opening a FIFO blocks until something writes to it, and a
+/// Only regular files are opened: opening a FIFO blocks until something writes to it, and a
 /// device such as `/dev/zero` never ends, so either would hang the run or
 /// fill memory instead of reporting a problem.
 fn read(path: &Path) -> Result<Vec<u8>, ManifestError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| ManifestError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Opens a manifest file for reading, with the checks [`read`] describes.
+fn open(path: &Path) -> Result<File, ManifestError> {
     let unreadable = |source| ManifestError::Unreadable {
         path: path.to_path_buf(),
         source,
     };
     let kind = std::fs::metadata(path).map_err(unreadable)?.file_type();
-    if !kind.is_file() && !kind.is_dir() {
+    if kind.is_dir() {
+        let why = "is a directory; give a manifest file";
+        return Err(unreadable(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            why,
+        )));
+    }
+    if !kind.is_file() {
         let why = "not a regular file (a FIFO, socket or device); give a manifest file";
         return Err(unreadable(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             why,
         )));
     }
-    std::fs::read(path).map_err(unreadable)
-}
-
-/// What the readers produce: jobs that passed, and diagnostics for the rest.
-/// Both formats feed rows through here so defaults, the rules and the
-/// duplicate check are applied the same way.
-#[derive(Debug, Default)]
-struct Rows {
-    jobs: Vec<Job>,
-    diagnostics: Vec<Diagnostic>,
-    /// Job key → line of the row that first used it.
-    seen: HashMap<String, u64>,
-    /// `[defaults]`, applied to every row.
-    defaults: JobFields,
-    /// Fields `[defaults]` may have meant to set but could not be read for;
-    /// see [`Rows::row`].
-    defaults_unread: Vec<Field>,
-}
-
-impl Rows {
-    fn problem(&mut self, file: &Path, line: u64, field: Option<&str>, message: impl Into<String>) {
-        self.diagnostics.push(Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            field: field.map(str::to_owned),
-            message: message.into(),
-        });
-    }
-
-    /// Applies the defaults to one row, checks it, and keeps it as a job if it
-    /// passes the API's rules and its key is new.
-    ///
-    /// `unread` lists fields the row may set but whose value could not be
-    /// read (already reported). Such a row is still checked, so that its
-    /// other problems show up in this pass, but problems that could be echoes
-    /// of the unread value are left out: a field "missing" when it, or the
-    /// mode, was unread; a length over the limit when the model was unread.
-    fn row(&mut self, file: &Path, line: u64, mut fields: JobFields, mut unread: Vec<Field>) {
-        for &field in &self.defaults_unread {
-            if !fields.is_set(field) {
-                unread.push(field);
-            }
-        }
-        fields.apply_defaults(&self.defaults);
-        let is_unread = |f: &Field| unread.contains(f);
-        let problems: Vec<_> = job::check(&fields)
-            .into_iter()
-            .filter(|p| match p.kind {
-                ProblemKind::Missing(_) => ![p.field, Field::CustomMode, Field::MakeInstrumental]
-                    .iter()
-                    .any(is_unread),
-                ProblemKind::TooLong { .. } => !is_unread(&Field::Model),
-                _ => true,
-            })
-            .collect();
-        for p in &problems {
-            self.problem(file, line, Some(p.field.name()), p.to_string());
-        }
-        let controls = self.control_characters(file, line, &fields);
-        if !problems.is_empty() || !unread.is_empty() || controls {
-            return;
-        }
-        let job = Job::new(fields, line);
-        if let Some(&first) = self.seen.get(&job.key) {
-            if job.fields.id.is_some() {
-                let msg = format!("duplicate key {:?} (first at line {first})", job.key);
-                self.problem(file, line, Some("id"), msg);
-            } else {
-                let msg = format!(
-                    "exact duplicate of line {first}; give one of them an `id` to generate both"
-                );
-                self.problem(file, line, None, msg);
-            }
-            return;
-        }
-        self.seen.insert(job.key.clone(), line);
-        self.jobs.push(job);
-    }
-
-    /// Reports string fields holding a control character other than tab, CR
-    /// or LF (a NUL from a corrupt export, an escape sequence pasted from a
-    /// terminal): never meant as lyrics or a title, and the API's behaviour
-    /// with them is undefined. `id` is left out: its own rule already names
-    /// the character. Returns whether any was found.
-    fn control_characters(&mut self, file: &Path, line: u64, fields: &JobFields) -> bool {
-        let mut found = false;
-        for field in Field::ALL.into_iter().filter(|&f| f != Field::Id) {
-            let Some(value) = fields.str(field) else {
-                continue;
-            };
-            let bad = value
-                .chars()
-                .enumerate()
-                .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
-            if let Some((at, c)) = bad {
-                let msg = format!(
-                    "contains the control character {c:?} (character {}); remove it",
-                    at + 1
-                );
-                self.problem(file, line, Some(field.name()), msg);
-                found = true;
-            }
-        }
-        found
-    }
-
-    fn finish(
-        mut self,
-        path: &Path,
-        rows_path: PathBuf,
-        settings: RunSettings,
-    ) -> Result<Manifest, ManifestError> {
-        if self.diagnostics.is_empty() {
-            return Ok(Manifest {
-                path: path.to_path_buf(),
-                rows_path,
-                settings,
-                jobs: self.jobs.into(),
-            });
-        }
-        // The manifest's own problems first, then its CSV's; by line within a
-        // file. Stable, so problems on one line keep the order found.
-        self.diagnostics
-            .sort_by_key(|d| (d.file.as_path() != path, d.line));
-        Err(ManifestError::Invalid {
-            diagnostics: self.diagnostics,
-        })
-    }
+    File::open(path).map_err(unreadable)
 }
 
 /// Line of a byte offset, for formats whose parser reports byte spans.

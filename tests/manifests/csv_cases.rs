@@ -15,8 +15,8 @@ fn booleans_in_csv_are_lenient_and_empty_means_unset() {
     let csv =
         "prompt,title,style,custom_mode,make_instrumental\na,T,S, Yes ,0\nb,,,,\nc,,,FALSE,1\n";
     let m = valid("jobs.csv", csv);
-    let modes: Vec<_> = m
-        .jobs
+    let all = m.collect_jobs().unwrap();
+    let modes: Vec<_> = all
         .iter()
         .map(|j| (j.fields.custom_mode, j.fields.make_instrumental))
         .collect();
@@ -73,7 +73,7 @@ fn empty_csv_has_no_header() {
 #[test]
 fn header_only_csv_is_valid_with_no_jobs() {
     let m = valid("jobs.csv", "id,prompt\n");
-    assert!(m.jobs.is_empty());
+    assert!(m.is_empty());
     assert_eq!(m.rows_path, m.path);
 }
 
@@ -81,8 +81,8 @@ fn header_only_csv_is_valid_with_no_jobs() {
 fn bom_and_crlf_are_accepted() {
     let csv = "\u{feff}id,prompt,title\r\na,\"two\r\nlines\",T\r\n\r\nb,second,T\r\n";
     let m = valid("jobs.csv", csv);
-    let got: Vec<_> = m
-        .jobs
+    let all = m.collect_jobs().unwrap();
+    let got: Vec<_> = all
         .iter()
         .map(|j| (j.key.as_str(), j.line, j.fields.prompt.as_deref().unwrap()))
         .collect();
@@ -92,8 +92,8 @@ fn bom_and_crlf_are_accepted() {
 #[test]
 fn quoted_fields_round_trip_exactly() {
     let m = load(&fixture("valid/quoting.csv")).unwrap();
-    let prompts: Vec<_> = m
-        .jobs
+    let all = m.collect_jobs().unwrap();
+    let prompts: Vec<_> = all
         .iter()
         .map(|j| (j.key.as_str(), j.line, j.fields.prompt.as_deref().unwrap()))
         .collect();
@@ -109,8 +109,16 @@ fn quoted_fields_round_trip_exactly() {
             ("plain", 9, "  spaced prompt  "),
         ]
     );
-    assert_eq!(m.jobs[0].fields.style.as_deref(), Some("rock, 120 bpm"));
-    assert!(m.jobs.iter().all(|j| j.fields.custom_mode == Some(true)));
+    assert_eq!(
+        m.collect_jobs().unwrap()[0].fields.style.as_deref(),
+        Some("rock, 120 bpm")
+    );
+    assert!(
+        m.collect_jobs()
+            .unwrap()
+            .iter()
+            .all(|j| j.fields.custom_mode == Some(true))
+    );
 }
 
 #[test]

@@ -116,8 +116,8 @@ fn defaults_apply_to_jobs_and_run_settings_parse() {
     assert_eq!(s.max_attempts, Some(3));
     assert_eq!(s.timeout, Some(Duration::from_secs(90)));
     assert_eq!(s.results, Some(fixture("valid/out/results.csv")));
-    let jobs: Vec<_> = m
-        .jobs
+    let all = m.collect_jobs().unwrap();
+    let jobs: Vec<_> = all
         .iter()
         .map(|j| {
             (
@@ -158,7 +158,7 @@ fn bad_run_settings_are_reported_at_their_lines() {
 #[test]
 fn empty_toml_is_valid_with_no_jobs() {
     let m = valid("jobs.toml", "# nothing yet\n[run]\nrate = \"1/s\"\n");
-    assert!(m.jobs.is_empty());
+    assert!(m.is_empty());
     assert_eq!(m.settings.rate, Some("1/s".parse().unwrap()));
 }
 
@@ -170,8 +170,8 @@ fn toml_can_take_rows_from_a_csv_with_defaults() {
     let m = load(&path).unwrap();
     assert_eq!(m.path, path);
     assert_eq!(m.rows_path, fixture("valid/rows/catalog.csv"));
-    let got: Vec<_> = m
-        .jobs
+    let all = m.collect_jobs().unwrap();
+    let got: Vec<_> = all
         .iter()
         .map(|j| {
             (

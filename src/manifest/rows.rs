@@ -1,0 +1,316 @@
+//! Rows on their way to jobs: defaults, the rules, duplicate keys, and the
+//! second pass that hands valid jobs to a run.
+//!
+//! Validation is the first pass over a manifest. Rows from `[[job]]` tables
+//! are few and kept as jobs; rows from a CSV are not kept at all: only a
+//! 16-byte mark per row (a hash of its key and its line) stays, so a
+//! million-row manifest validates in a few dozen megabytes. The rare hash
+//! match is confirmed by re-reading just those rows, which also recovers
+//! the keys for the message. A run then reads the CSV a second time
+//! ([`Jobs`]), checking each row again in case the file changed meanwhile.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::from_csv::CsvRows;
+use super::{Diagnostic, ManifestError, Summary, open};
+use crate::job::{self, Field, Job, JobFields, ProblemKind};
+
+/// What the readers produce: jobs (or marks) that passed, and diagnostics
+/// for the rest. Both formats feed rows through here so defaults, the rules
+/// and the duplicate check are applied the same way.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    /// Keep whole jobs (TOML tables), or only key marks (CSV rows).
+    pub(super) keep_jobs: bool,
+    pub(super) jobs: Vec<Job>,
+    pub(super) diagnostics: Vec<Diagnostic>,
+    /// Job key → line of the row that first used it (kept jobs only).
+    seen: HashMap<String, u64>,
+    /// (key hash, line) of every valid CSV row.
+    marks: Vec<(u64, u64)>,
+    pub(super) summary: Summary,
+    /// `[defaults]`, applied to every row.
+    pub(super) defaults: JobFields,
+    /// Fields `[defaults]` may have meant to set but could not be read for;
+    /// see [`Rows::build`].
+    pub(super) defaults_unread: Vec<Field>,
+}
+
+impl Rows {
+    pub(super) fn problem(
+        &mut self,
+        file: &Path,
+        line: u64,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    /// Checks one row and, if it passes and its key is new, keeps it (as a
+    /// job or a mark).
+    pub(super) fn row(&mut self, file: &Path, line: u64, fields: JobFields, unread: Vec<Field>) {
+        let Some(job) = self.build(file, line, fields, unread) else {
+            return;
+        };
+        self.summary.add(&job);
+        if !self.keep_jobs {
+            self.marks.push((key_hash(&job.key), line));
+            return;
+        }
+        if let Some(&first) = self.seen.get(&job.key) {
+            self.duplicate(file, line, &job, first);
+            return;
+        }
+        self.seen.insert(job.key.clone(), line);
+        self.jobs.push(job);
+    }
+
+    fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
+        if job.fields.id.is_some() {
+            let msg = format!("duplicate key {:?} (first at line {first})", job.key);
+            self.problem(file, line, Some("id"), msg);
+        } else {
+            let msg = format!(
+                "exact duplicate of line {first}; give one of them an `id` to generate both"
+            );
+            self.problem(file, line, None, msg);
+        }
+    }
+
+    /// Applies the defaults to one row and checks it: the job, or `None`
+    /// with the problems in `self.diagnostics`.
+    ///
+    /// `unread` lists fields the row may set but whose value could not be
+    /// read (already reported). Such a row is still checked, so that its
+    /// other problems show up in this pass, but problems that could be echoes
+    /// of the unread value are left out: a field "missing" when it, or the
+    /// mode, was unread; a length over the limit when the model was unread.
+    pub(super) fn build(
+        &mut self,
+        file: &Path,
+        line: u64,
+        mut fields: JobFields,
+        mut unread: Vec<Field>,
+    ) -> Option<Job> {
+        for &field in &self.defaults_unread {
+            if !fields.is_set(field) {
+                unread.push(field);
+            }
+        }
+        fields.apply_defaults(&self.defaults);
+        let is_unread = |f: &Field| unread.contains(f);
+        let problems: Vec<_> = job::check(&fields)
+            .into_iter()
+            .filter(|p| match p.kind {
+                ProblemKind::Missing(_) => ![p.field, Field::CustomMode, Field::MakeInstrumental]
+                    .iter()
+                    .any(is_unread),
+                ProblemKind::TooLong { .. } => !is_unread(&Field::Model),
+                _ => true,
+            })
+            .collect();
+        for p in &problems {
+            self.problem(file, line, Some(p.field.name()), p.to_string());
+        }
+        let controls = self.control_characters(file, line, &fields);
+        if !problems.is_empty() || !unread.is_empty() || controls {
+            return None;
+        }
+        Some(Job::new(fields, line))
+    }
+
+    /// Reports string fields holding a control character other than tab, CR
+    /// or LF (a NUL from a corrupt export, an escape sequence pasted from a
+    /// terminal): never meant as lyrics or a title, and the API's behaviour
+    /// with them is undefined. `id` is left out: its own rule already names
+    /// the character. Returns whether any was found.
+    fn control_characters(&mut self, file: &Path, line: u64, fields: &JobFields) -> bool {
+        let mut found = false;
+        for field in Field::ALL.into_iter().filter(|&f| f != Field::Id) {
+            let Some(value) = fields.str(field) else {
+                continue;
+            };
+            let bad = value
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+            if let Some((at, c)) = bad {
+                let msg = format!(
+                    "contains the control character {c:?} (character {}); remove it",
+                    at + 1
+                );
+                self.problem(file, line, Some(field.name()), msg);
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Validates every row of a CSV file (the first pass).
+    pub(super) fn read_csv(&mut self, file: &Path) -> Result<(), ManifestError> {
+        let source = open(file)?;
+        if let Some(mut csv) = CsvRows::open(file, source, self) {
+            while let Some((line, fields, unread)) = csv.next_row(self) {
+                self.row(file, line, fields, unread);
+            }
+        }
+        self.check_marks(file)
+    }
+
+    /// Finds duplicate keys among the CSV marks: sort, compare neighbours,
+    /// and confirm each hash match by reading those rows' keys again.
+    fn check_marks(&mut self, file: &Path) -> Result<(), ManifestError> {
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.sort_unstable();
+        let suspects: HashSet<u64> = marks
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .flat_map(|w| [w[0].1, w[1].1])
+            .collect();
+        drop(marks);
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        // Lines in file order, with their jobs, read again.
+        let mut first_at: HashMap<String, u64> = HashMap::new();
+        let mut scratch = Rows {
+            defaults: self.defaults.clone(),
+            defaults_unread: self.defaults_unread.clone(),
+            ..Rows::default()
+        };
+        let source = open(file)?;
+        if let Some(mut csv) = CsvRows::open(file, source, &mut scratch) {
+            while let Some((line, fields, unread)) = csv.next_row(&mut scratch) {
+                if !suspects.contains(&line) {
+                    continue;
+                }
+                let Some(job) = scratch.build(file, line, fields, unread) else {
+                    continue;
+                };
+                match first_at.get(&job.key) {
+                    Some(&first) => self.duplicate(file, line, &job, first),
+                    None => {
+                        first_at.insert(job.key.clone(), line);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A 64-bit hash of a key, for the duplicate check's marks.
+fn key_hash(key: &str) -> u64 {
+    let digest = Sha256::digest(key.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl Summary {
+    fn add(&mut self, job: &Job) {
+        self.jobs += 1;
+        *self.modes.entry(job.fields.mode()).or_default() += 1;
+        let model = job.fields.effective_model();
+        match self.models.get_mut(model) {
+            Some(n) => *n += 1,
+            None => {
+                self.models.insert(model.to_owned(), 1);
+            }
+        }
+    }
+}
+
+/// Where a manifest's rows live after validation.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    /// `[[job]]` tables, already jobs.
+    Inline(Arc<[Job]>),
+    /// A CSV file, read again for each pass.
+    Csv {
+        path: PathBuf,
+        defaults: Box<JobFields>,
+    },
+}
+
+/// The jobs of a validated manifest, in manifest order, one at a time.
+pub struct Jobs {
+    inner: JobsInner,
+}
+
+enum JobsInner {
+    Inline {
+        jobs: Arc<[Job]>,
+        next: usize,
+    },
+    Csv {
+        path: PathBuf,
+        csv: Option<Box<CsvRows<File>>>,
+        scratch: Box<Rows>,
+    },
+}
+
+impl Jobs {
+    pub(super) fn new(source: &Source) -> Result<Jobs, ManifestError> {
+        let inner = match source {
+            Source::Inline(jobs) => JobsInner::Inline {
+                jobs: Arc::clone(jobs),
+                next: 0,
+            },
+            Source::Csv { path, defaults } => {
+                let mut scratch = Box::new(Rows {
+                    defaults: (**defaults).clone(),
+                    ..Rows::default()
+                });
+                let csv = CsvRows::open(path, open(path)?, &mut scratch).map(Box::new);
+                JobsInner::Csv {
+                    path: path.clone(),
+                    csv,
+                    scratch,
+                }
+            }
+        };
+        Ok(Jobs { inner })
+    }
+}
+
+impl Iterator for Jobs {
+    type Item = Result<Job, ManifestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            JobsInner::Inline { jobs, next } => {
+                let job = jobs.get(*next)?.clone();
+                *next += 1;
+                Some(Ok(job))
+            }
+            JobsInner::Csv { path, csv, scratch } => {
+                let row = csv.as_mut()?.next_row(scratch);
+                let job = row
+                    .and_then(|(line, fields, unread)| scratch.build(path, line, fields, unread));
+                if scratch.diagnostics.is_empty() {
+                    return job.map(Ok);
+                }
+                // Valid a moment ago, not now: the file changed under the run.
+                *csv = None;
+                let mut diagnostics = std::mem::take(&mut scratch.diagnostics);
+                for d in &mut diagnostics {
+                    d.message = format!("{} (the file changed after it was validated)", d.message);
+                }
+                Some(Err(ManifestError::Invalid { diagnostics }))
+            }
+        }
+    }
+}
+
+/// Counts by mode and model are kept in a sorted map for stable output.
+pub(super) type Counts<K> = BTreeMap<K, u64>;

@@ -1,0 +1,285 @@
+//! Reading and rewriting a results file without holding it in memory.
+//!
+//! [`Store`] indexes a results file by `id`: 16 bytes per row (a hash of
+//! the `id` and the row's byte offset), sorted, so a job's latest row is a
+//! binary search and one seek away. Hash matches are confirmed against the
+//! row's real `id`, so a collision can cost a read but never a wrong row.
+//! [`Compactor`] writes the replacement file row by row, atomically.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{Record, not_ours, parent_dir, results_error, sync_dir};
+use crate::error::Error;
+
+/// The columns of a results file, in order; a file with other columns is
+/// not ours to rewrite.
+const COLUMNS: &[&str] = &[
+    "id",
+    "line",
+    "task_id",
+    "status",
+    "attempts",
+    "http_status",
+    "error",
+    "submitted_at",
+    "fingerprint",
+];
+
+/// A results file, indexed by `id`.
+pub struct Store {
+    path: PathBuf,
+    reader: Option<csv::Reader<File>>,
+    headers: csv::ByteRecord,
+    /// (hash of id, byte offset of a row), sorted: every row of the file.
+    index: Vec<(u64, u64)>,
+    /// Index entries whose `id` a [`Store::get`] asked for; the rest are
+    /// rows of jobs no longer in the manifest.
+    claimed: Vec<bool>,
+    row: csv::ByteRecord,
+}
+
+impl Store {
+    /// Indexes the file at `path`; a missing file is an empty store. A torn
+    /// last row (a crash mid-append) is ignored: it was never acknowledged.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a batchgen results file.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let mut store = Store {
+            path: path.to_owned(),
+            reader: None,
+            headers: csv::ByteRecord::new(),
+            index: Vec::new(),
+            claimed: Vec::new(),
+            row: csv::ByteRecord::new(),
+        };
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(store),
+            Err(source) => return Err(results_error(path, source)),
+        };
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| not_ours(path, 1, &e))?
+            .clone();
+        if !headers.is_empty() && headers.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
+            return Err(not_ours(path, 1, &"unexpected columns"));
+        }
+        let mut row = csv::ByteRecord::new();
+        let mut torn: Option<u64> = None;
+        loop {
+            match reader.read_byte_record(&mut row) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    return Err(not_ours(
+                        path,
+                        e.position().map_or(0, csv::Position::line),
+                        &e,
+                    ));
+                }
+            }
+            if let Some(line) = torn {
+                return Err(not_ours(
+                    path,
+                    line,
+                    &"a row with the wrong number of fields",
+                ));
+            }
+            if row.len() != COLUMNS.len() {
+                torn = row.position().map(csv::Position::line);
+                continue;
+            }
+            let offset = row.position().map_or(0, csv::Position::byte);
+            store.index.push((hash(&row[0]), offset));
+        }
+        if torn.is_some() {
+            tracing::warn!("{}: ignoring a torn last row", path.display());
+        }
+        store.index.sort_unstable();
+        store.claimed = vec![false; store.index.len()];
+        store.headers = headers;
+        store.reader = Some(reader);
+        Ok(store)
+    }
+
+    /// Rows in the file.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The latest row for `id`, as a rerun sees it ([`Record::settled`]).
+    ///
+    /// # Errors
+    /// When a row cannot be read back.
+    pub fn get(&mut self, id: &str) -> Result<Option<Record>, Error> {
+        let h = hash(id.as_bytes());
+        let lo = self.index.partition_point(|e| e.0 < h);
+        let hi = self.index.partition_point(|e| e.0 <= h);
+        let mut latest: Option<(u64, Record)> = None;
+        for i in lo..hi {
+            let offset = self.index[i].1;
+            let record = self.read_at(offset)?;
+            if record.id != id {
+                continue;
+            }
+            self.claimed[i] = true;
+            if latest.as_ref().is_none_or(|(o, _)| *o < offset) {
+                latest = Some((offset, record));
+            }
+        }
+        Ok(latest.map(|(_, r)| r.settled()))
+    }
+
+    /// The latest row of every `id` no [`Store::get`] asked for, in file
+    /// order: jobs that left the manifest. Kept, never dropped: they hold
+    /// task IDs.
+    ///
+    /// # Errors
+    /// When a row cannot be read back.
+    pub fn orphans(&mut self) -> Result<Vec<Record>, Error> {
+        let mut offsets: Vec<u64> = (0..self.index.len())
+            .filter(|&i| !self.claimed[i])
+            .map(|i| self.index[i].1)
+            .collect();
+        offsets.sort_unstable();
+        let mut order: Vec<String> = Vec::new();
+        let mut latest: std::collections::HashMap<String, Record> =
+            std::collections::HashMap::new();
+        for offset in offsets {
+            let record = self.read_at(offset)?;
+            if !latest.contains_key(&record.id) {
+                order.push(record.id.clone());
+            }
+            latest.insert(record.id.clone(), record.settled());
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|id| latest.remove(&id))
+            .collect())
+    }
+
+    fn read_at(&mut self, offset: u64) -> Result<Record, Error> {
+        let reader = self.reader.as_mut().expect("an indexed store has a reader");
+        // Rows asked for in file order (the usual case: a compacted file
+        // and a manifest in the same order) need no seek.
+        if reader.position().byte() != offset {
+            let mut position = csv::Position::new();
+            position.set_byte(offset);
+            reader
+                .seek(position)
+                .map_err(|e| results_error(&self.path, io::Error::other(e)))?;
+        }
+        let found = reader
+            .read_byte_record(&mut self.row)
+            .map_err(|e| not_ours(&self.path, 0, &e))?;
+        if !found {
+            return Err(not_ours(
+                &self.path,
+                0,
+                &"the file changed while it was read",
+            ));
+        }
+        self.row.deserialize(Some(&self.headers)).map_err(|e| {
+            not_ours(
+                &self.path,
+                self.row.position().map_or(0, csv::Position::line),
+                &e,
+            )
+        })
+    }
+}
+
+fn hash(id: &[u8]) -> u64 {
+    let digest = Sha256::digest(id);
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Writes a replacement results file: rows go to a temporary file in the
+/// same folder, which [`Compactor::finish`] fsyncs and renames over the old
+/// one. Dropped unfinished, it leaves the old file as it was.
+pub struct Compactor {
+    path: PathBuf,
+    writer: csv::Writer<BufWriter<tempfile::NamedTempFile>>,
+}
+
+impl Compactor {
+    /// # Errors
+    /// When the temporary file cannot be created.
+    pub fn new(path: &Path) -> Result<Compactor, Error> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".batchgen-results")
+            .tempfile_in(parent_dir(path))
+            .map_err(|e| results_error(path, e))?;
+        let mut writer = csv::Writer::from_writer(BufWriter::new(tmp));
+        // The header even when there are no rows, so the file is ours.
+        writer
+            .write_record(COLUMNS)
+            .map_err(|e| results_error(path, e.into()))?;
+        Ok(Compactor {
+            path: path.to_owned(),
+            writer,
+        })
+    }
+
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub fn write(&mut self, record: &Record) -> Result<(), Error> {
+        // The header is written by hand: serialize must not add another.
+        self.writer
+            .serialize(RowOnly(record))
+            .map_err(|e| results_error(&self.path, e.into()))
+    }
+
+    /// Makes the new file durable and puts it in place.
+    ///
+    /// # Errors
+    /// Any I/O error; the old file is then left as it was.
+    pub fn finish(self) -> Result<(), Error> {
+        let path = self.path;
+        let buffered = self
+            .writer
+            .into_inner()
+            .map_err(|e| results_error(&path, io::Error::other(e.to_string())))?;
+        let tmp = buffered
+            .into_inner()
+            .map_err(|e| results_error(&path, e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| results_error(&path, e))?;
+        tmp.persist(&path)
+            .map_err(|e| results_error(&path, e.error))?;
+        sync_dir(&parent_dir(&path));
+        Ok(())
+    }
+}
+
+/// A record serialized as a bare row (a tuple has no header of its own).
+struct RowOnly<'a>(&'a Record);
+
+impl serde::Serialize for RowOnly<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        (
+            &r.id,
+            r.line,
+            &r.task_id,
+            r.status,
+            r.attempts,
+            r.http_status,
+            &r.error,
+            &r.submitted_at,
+            &r.fingerprint,
+        )
+            .serialize(s)
+    }
+}
