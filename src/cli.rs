@@ -56,6 +56,12 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout: `batchgen man > batchgen.1`.
     Man,
+    /// Poll the submitted tasks of a results file until their clips are done;
+    /// write the catalog CSV and, with --download, the MP3 files.
+    Collect(CollectArgs),
+    /// Receive the API's callbacks over HTTP and record the clips in the
+    /// catalog CSV (the same one `collect` writes).
+    Receive(ReceiveArgs),
 }
 
 /// Output flags, accepted before or after the command.
@@ -232,6 +238,91 @@ pub struct SandboxArgs {
 
     #[command(flatten)]
     pub config: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// The results CSV of a run (`batchgen MANIFEST` writes it).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Catalog CSV, one row per clip [default: <stem>.catalog.csv beside the
+    /// results, e.g. jobs.results.csv → jobs.catalog.csv].
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+
+    /// API base URL, e.g. the address `batchgen sandbox` printed
+    /// [default: https://udioapi.pro].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Poll each task at most this often (the provider asks for 5 s or more).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub poll_interval: Duration,
+
+    /// All feed polls together, at most: N/s, N/min, N/h or "unlimited".
+    #[arg(long, value_name = "RATE", default_value = "2/s")]
+    pub poll_rate: Rate,
+
+    /// Stop after this long; unfinished tasks are left for the next run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub deadline: Duration,
+
+    /// Timeout of one request (a download: of each wait for data).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+
+    /// Download each complete clip's MP3 into this directory (title and style
+    /// written into its ID3 tag). Files already there are not fetched again.
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<PathBuf>,
+
+    /// File name template under DIR, without extension: {key}, {index},
+    /// {clip_id}, {task_id}, {title_slug}; `/` makes folders.
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::collect::names::DEFAULT_NAME)]
+    pub name: crate::collect::names::NameTemplate,
+
+    /// Downloads in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub download_concurrency: usize,
+
+    /// Download requests, at most: N/s, N/min, N/h or "unlimited".
+    #[arg(long, value_name = "RATE", default_value = "unlimited")]
+    pub download_rate: Rate,
+
+    /// Also download each clip's cover image (<name>.png).
+    #[arg(long)]
+    pub images: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// Address to listen on; port 0 picks a free port. The first line printed
+    /// names the address actually used.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// The results CSV: maps the job key in a callback URL to its task.
+    #[arg(long, value_name = "PATH")]
+    pub results: PathBuf,
+
+    /// Catalog CSV [default: <stem>.catalog.csv beside the results].
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+
+    /// The shared secret callback URLs carry: /callback/<SECRET>/<job key>.
+    /// Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "BATCHGEN_CALLBACK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub secret: String,
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! | wire | [`client`] | one submit request and the classification of its outcome |
 //! | sending | [`pool`] | the rate limiter, the workers, retries and backoff, stopping |
 //! | output | [`report`] | the results CSV: lock, journal, atomic compaction |
+//! | after submit | [`collect`] | polling the feed, the clip catalog CSV (parser and writer), resumable tagged downloads |
+//! | callbacks | [`receive`] | the HTTP receiver that records callback clips into the same catalog |
 //! | a run | [`run`] | one run start to finish: select rows, drive the pool, summarize |
 //! | display | [`output`] | progress bar or periodic lines, logs that don't tear the bar |
 //! | commands | [`cli`], [`app`] | the command line and what each command does |
@@ -21,12 +23,14 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod collect;
 pub mod config;
 pub mod error;
 pub mod job;
 pub mod manifest;
 pub mod output;
 pub mod pool;
+pub mod receive;
 pub mod report;
 pub mod run;
 pub mod sandbox;

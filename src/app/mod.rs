@@ -2,6 +2,7 @@
 //! library's stages. `main` calls [`execute`] and maps its result to an exit
 //! code; everything here returns typed errors and prints only summaries.
 
+mod collect;
 mod submit;
 mod tools;
 
@@ -36,6 +37,8 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
         Some(Command::Credits(args)) => tools::credits(&args).await,
         Some(Command::Completions { shell }) => tools::completions(shell),
         Some(Command::Man) => tools::man(),
+        Some(Command::Collect(args)) => collect::collect(args, &cli.output).await,
+        Some(Command::Receive(args)) => collect::receive(args, &cli.output).await,
         None if cli.run.manifest.is_some() => submit::submit(cli.run, &cli.output).await,
         None => Err(Error::Usage(
             "a manifest is required: batchgen MANIFEST (see --help)".into(),

@@ -1,0 +1,127 @@
+//! `batchgen collect RESULTS` and `batchgen receive`: flags into a
+//! [`CollectConfig`] / [`ReceiveConfig`], then the library, then a one-line
+//! summary on stderr.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{first_signal, read_key, watch_signals};
+use crate::cli::{CollectArgs, OutputArgs, ReceiveArgs};
+use crate::collect::download::DownloadConfig;
+use crate::collect::{self, CollectConfig, POLL_CONCURRENCY};
+use crate::config::{DEFAULT_BASE_URL, Secret, parse_base_url};
+use crate::error::{Error, ExitCode};
+use crate::receive::{self, ReceiveConfig};
+
+pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let base = args
+        .base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let base_url = parse_base_url(&base).map_err(Error::Config)?;
+    if args.download_concurrency == 0 {
+        return Err(Error::Usage(
+            "--download-concurrency must be at least 1".into(),
+        ));
+    }
+    let api_key = read_key(args.api_key_file.as_deref())?;
+    let catalog = args
+        .catalog
+        .clone()
+        .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    let config = CollectConfig {
+        results: args.results.clone(),
+        catalog,
+        base_url,
+        api_key,
+        poll_interval: args.poll_interval,
+        poll_rate: args.poll_rate,
+        poll_concurrency: POLL_CONCURRENCY,
+        deadline: args.deadline,
+        timeout: args.timeout,
+        download: args.download.clone().map(|dir| DownloadConfig {
+            dir,
+            name: args.name.clone(),
+            concurrency: args.download_concurrency,
+            rate: args.download_rate,
+            images: args.images,
+            timeout: args.timeout,
+        }),
+    };
+
+    let shutdown = CancellationToken::new();
+    let signal = Arc::new(AtomicU8::new(0));
+    let watcher = tokio::spawn(watch_signals(
+        shutdown.clone(),
+        signal.clone(),
+        output.quiet,
+    ));
+    let report = collect::run(config, shutdown).await;
+    watcher.abort();
+    let report = report?;
+
+    let mut code = report.exit_code();
+    match signal.load(Ordering::SeqCst) {
+        2 => code = ExitCode::Interrupted,
+        15 => code = ExitCode::Terminated,
+        _ => {}
+    }
+    if !output.quiet || code != ExitCode::Success {
+        let d = &report.downloads;
+        let mut line = format!(
+            "batchgen: {}/{} tasks finished: {} clips complete, {} failed, {} pending; {} polls",
+            report.tasks_finished,
+            report.tasks,
+            report.clips_complete,
+            report.clips_failed,
+            report.clips_pending,
+            report.polls.polls,
+        );
+        if args.download.is_some() {
+            line.push_str(&format!(
+                "; {} downloaded, {} already there, {} failed",
+                d.downloaded, d.skipped, d.failed
+            ));
+        }
+        eprintln!("{line}; catalog {}", report.catalog.display());
+        if report.deadline_hit {
+            eprintln!("batchgen: the deadline passed; rerun to continue where this run stopped");
+        }
+        for (key, why) in &report.polls.given_up {
+            eprintln!("batchgen: warning: {key}: left for the next run: {why}");
+        }
+    }
+    Ok(code)
+}
+
+pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
+    if args.secret.trim().is_empty() {
+        return Err(Error::Config(format!(
+            "no callback secret: set {} or pass --secret",
+            receive::SECRET_ENV
+        )));
+    }
+    let catalog = args
+        .catalog
+        .clone()
+        .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    let config = ReceiveConfig {
+        listen: args.listen,
+        secret: Secret::new(args.secret.trim()),
+        results: args.results,
+        catalog,
+    };
+    let shutdown = CancellationToken::new();
+    let stopper = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            first_signal().await;
+            shutdown.cancel();
+        })
+    };
+    let result = receive::serve(config, shutdown).await;
+    stopper.abort();
+    result.map(|()| ExitCode::Success)
+}

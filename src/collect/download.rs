@@ -1,0 +1,477 @@
+//! Downloading complete clips: names, resumable transfers, ID3 tags.
+//!
+//! A file only ever appears under its final name whole: bytes go to
+//! `DIR/.<name>.part`, which is resumed with `Range: bytes=N-` when an
+//! earlier run left it, checked against the server's length, tagged (title
+//! and style, with the `id3` crate) and then renamed. So a present final
+//! file needs no second download: it is skipped when its size is the one the
+//! catalog recorded (or nothing was recorded yet, as after a kill between
+//! the rename and the next catalog write).
+//!
+//! Names come from a template ([`NameTemplate`], default `{key}-{index}`);
+//! every value put into it is sanitised to one path component, so nothing a
+//! manifest or the API says can escape `DIR`. Transfers have their own
+//! worker count and rate limiter, separate from polling; a failed one is
+//! retried with the pool's backoff, then recorded in the catalog's `error`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::Store;
+use super::names::NameTemplate;
+use crate::config::Rate;
+use crate::pool::full_jitter;
+
+/// Largest file accepted: far above any song, far below a full disk.
+pub const MAX_FILE: u64 = 512 * 1024 * 1024;
+/// Tries per file, the first included.
+pub const ATTEMPTS: u32 = 5;
+
+/// How downloads behave.
+#[derive(Debug, Clone)]
+pub struct DownloadConfig {
+    pub dir: PathBuf,
+    pub name: NameTemplate,
+    pub concurrency: usize,
+    pub rate: Rate,
+    /// Also fetch each clip's cover image (`.png` beside the MP3).
+    pub images: bool,
+    /// Longest wait for the server (connect, or between two reads).
+    pub timeout: Duration,
+}
+
+/// One complete clip to fetch.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: String,
+    pub task_id: String,
+    pub clip_index: u32,
+    pub clip_id: String,
+    pub title: String,
+    pub style: String,
+    pub audio_url: String,
+    pub image_url: String,
+    /// What the catalog recorded: the file and its size.
+    pub file: String,
+    pub file_bytes: Option<u64>,
+    pub image_file: String,
+}
+
+/// What the downloader did.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadSummary {
+    pub downloaded: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+struct Shared {
+    config: DownloadConfig,
+    http: reqwest::Client,
+    limiter: Option<DefaultDirectRateLimiter>,
+    store: Arc<Store>,
+    stop: CancellationToken,
+    /// Final paths taken this run, so two clips never share a file.
+    claimed: Mutex<HashMap<PathBuf, (String, u32)>>,
+    summary: Mutex<DownloadSummary>,
+}
+
+/// Starts the download workers. Send [`Job`]s; drop the sender when there
+/// are no more, then await the handle. Workers stop early when `stop` is
+/// cancelled (a partial `.part` file stays for the next run to resume).
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn spawn(
+    config: DownloadConfig,
+    store: Arc<Store>,
+    stop: CancellationToken,
+) -> anyhow::Result<(
+    mpsc::UnboundedSender<Job>,
+    tokio::task::JoinHandle<DownloadSummary>,
+)> {
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        .read_timeout(config.timeout)
+        .build()?;
+    let limiter = config.rate.interval().map(|every| {
+        RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))
+    });
+    let workers = config.concurrency.max(1);
+    let shared = Arc::new(Shared {
+        config,
+        http,
+        limiter,
+        store,
+        stop,
+        claimed: Mutex::default(),
+        summary: Mutex::default(),
+    });
+    let (tx, rx) = mpsc::unbounded_channel::<Job>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let handle = tokio::spawn(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (shared, rx) = (Arc::clone(&shared), Arc::clone(&rx));
+            set.spawn(async move {
+                loop {
+                    let job = {
+                        let mut rx = rx.lock().await;
+                        tokio::select! {
+                            biased;
+                            () = shared.stop.cancelled() => None,
+                            job = rx.recv() => job,
+                        }
+                    };
+                    let Some(job) = job else { break };
+                    shared.clip(job).await;
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        let summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+        summary.clone()
+    });
+    Ok((tx, handle))
+}
+
+/// Why one transfer attempt failed, and whether another may succeed.
+struct Failure {
+    message: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn retry(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            retry: true,
+        }
+    }
+    fn fatal(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            retry: false,
+        }
+    }
+}
+
+impl Shared {
+    fn count(&self, f: impl FnOnce(&mut DownloadSummary)) {
+        f(&mut self.summary.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Fetches one clip's audio (and image), recording the outcome.
+    async fn clip(&self, job: Job) {
+        let stem = self.config.name.render(&job);
+        let audio = self.config.dir.join(format!("{stem}.mp3"));
+        let claim = (job.key.clone(), job.clip_index);
+        {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+            match claimed.get(&audio) {
+                Some(owner) if *owner != claim => {
+                    let message = format!(
+                        "file name {} is already used by {}-{}; put {{index}} or {{clip_id}} in --name",
+                        audio.display(),
+                        owner.0,
+                        owner.1
+                    );
+                    drop(claimed);
+                    self.count(|s| s.failed += 1);
+                    self.record(&job, |row| row.error = message);
+                    return;
+                }
+                _ => {
+                    claimed.insert(audio.clone(), claim);
+                }
+            }
+        }
+        let recorded = (job.file == audio.to_string_lossy()).then_some(job.file_bytes);
+        let result = self
+            .file(&job.audio_url, &audio, recorded.flatten(), Some(&job))
+            .await;
+        match result {
+            Ok((bytes, fetched)) => {
+                self.count(|s| {
+                    if fetched {
+                        s.downloaded += 1;
+                        s.bytes += bytes;
+                    } else {
+                        s.skipped += 1;
+                    }
+                });
+                let file = audio.to_string_lossy().into_owned();
+                self.record(&job, |row| {
+                    row.file = file;
+                    row.file_bytes = Some(bytes);
+                    if !row.status().eq(&super::feed::ClipStatus::Failed) {
+                        row.error.clear();
+                    }
+                });
+            }
+            Err(message) => {
+                if self.stop.is_cancelled() {
+                    return;
+                }
+                self.count(|s| s.failed += 1);
+                tracing::warn!(key = %job.key, index = job.clip_index, "download failed: {message}");
+                self.record(&job, |row| {
+                    row.error = format!("download failed: {message}")
+                });
+                return;
+            }
+        }
+        if self.config.images && !job.image_url.is_empty() {
+            let image = self.config.dir.join(format!("{stem}.png"));
+            let present = job.image_file == image.to_string_lossy();
+            match self.file(&job.image_url, &image, None, None).await {
+                Ok((_, fetched)) => {
+                    if fetched || !present {
+                        let file = image.to_string_lossy().into_owned();
+                        self.record(&job, |row| row.image_file = file);
+                    }
+                }
+                Err(message) if !self.stop.is_cancelled() => {
+                    self.count(|s| s.failed += 1);
+                    self.record(&job, |row| {
+                        row.error = format!("image download failed: {message}");
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn record(&self, job: &Job, change: impl FnOnce(&mut super::catalog::Row)) {
+        let mut catalog = self.store.lock();
+        if let Some(row) = catalog.row_mut(&job.key, job.clip_index)
+            && row.task_id == job.task_id
+        {
+            change(row);
+        }
+        drop(catalog);
+        self.store.changed();
+    }
+
+    /// Makes `path` hold `url`'s content. `Ok((size, fetched))`; `fetched`
+    /// is false when a whole file was already there.
+    async fn file(
+        &self,
+        url: &str,
+        path: &Path,
+        recorded: Option<u64>,
+        tag: Option<&Job>,
+    ) -> Result<(u64, bool), String> {
+        if let Ok(meta) = tokio::fs::metadata(path).await
+            && meta.is_file()
+            && recorded.is_none_or(|size| size == meta.len())
+        {
+            return Ok((meta.len(), false));
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let part = part_path(path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                tokio::select! {
+                    () = self.stop.cancelled() => return Err("stopped".into()),
+                    () = limiter.until_ready() => {}
+                }
+            }
+            let outcome = tokio::select! {
+                () = self.stop.cancelled() => return Err("stopped".into()),
+                outcome = self.transfer(url, &part) => outcome,
+            };
+            match outcome {
+                Ok(()) => break,
+                Err(f) if f.retry && attempt < ATTEMPTS => {
+                    tracing::debug!(url, attempt, "download retry: {}", f.message);
+                    tokio::select! {
+                        () = self.stop.cancelled() => return Err("stopped".into()),
+                        () = tokio::time::sleep(full_jitter(attempt)) => {}
+                    }
+                }
+                Err(f) => return Err(f.message),
+            }
+        }
+        if let Some(job) = tag {
+            let (part, title, style) = (part.clone(), job.title.clone(), job.style.clone());
+            tokio::task::spawn_blocking(move || write_tag(&part, &title, &style))
+                .await
+                .map_err(|e| e.to_string())??;
+        }
+        let file = tokio::fs::File::open(&part)
+            .await
+            .map_err(|e| e.to_string())?;
+        file.sync_all().await.map_err(|e| e.to_string())?;
+        let size = file.metadata().await.map_err(|e| e.to_string())?.len();
+        tokio::fs::rename(&part, path)
+            .await
+            .map_err(|e| format!("cannot rename to {}: {e}", path.display()))?;
+        Ok((size, true))
+    }
+
+    /// One GET into `part`, resuming what is there. `Ok` when `part` holds
+    /// the whole file.
+    async fn transfer(&self, url: &str, part: &Path) -> Result<(), Failure> {
+        let have = tokio::fs::metadata(part).await.map_or(0, |m| m.len());
+        let mut request = self.http.get(url);
+        if have > 0 {
+            request = request.header(RANGE, format!("bytes={have}-"));
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| Failure::retry(e.without_url().to_string()))?;
+        let status = response.status();
+        let total = match status {
+            StatusCode::PARTIAL_CONTENT => {
+                let range = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range);
+                match range {
+                    Some((Some(start), total)) if start == have => total,
+                    _ => {
+                        // Not the part asked for: start over.
+                        let _ = tokio::fs::remove_file(part).await;
+                        return Err(Failure::retry("the server sent another range"));
+                    }
+                }
+            }
+            StatusCode::OK => response.content_length(),
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                let total = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range)
+                    .and_then(|(_, total)| total);
+                if total == Some(have) {
+                    return Ok(());
+                }
+                let _ = tokio::fs::remove_file(part).await;
+                return Err(Failure::retry("the partial file is longer than the file"));
+            }
+            s if s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT
+                || s.is_server_error() =>
+            {
+                return Err(Failure::retry(format!("HTTP {s}")));
+            }
+            s => return Err(Failure::fatal(format!("HTTP {s}"))),
+        };
+        if total.is_some_and(|t| t > MAX_FILE) {
+            return Err(Failure::fatal(format!("larger than {MAX_FILE} bytes")));
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(status == StatusCode::PARTIAL_CONTENT)
+            .truncate(status == StatusCode::OK)
+            .open(part)
+            .await
+            .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?;
+        let mut size = if status == StatusCode::OK { 0 } else { have };
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = file.flush().await;
+                    return Err(Failure::retry(e.without_url().to_string()));
+                }
+            };
+            size += chunk.len() as u64;
+            if size > MAX_FILE {
+                let _ = tokio::fs::remove_file(part).await;
+                return Err(Failure::fatal(format!("larger than {MAX_FILE} bytes")));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| Failure::fatal(e.to_string()))?;
+        match total {
+            Some(total) if total != size => {
+                Err(Failure::retry(format!("got {size} of {total} bytes")))
+            }
+            _ if size == 0 => Err(Failure::retry("empty file")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `DIR/sub/name.mp3` → `DIR/sub/.name.mp3.part`.
+pub fn part_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.part"))
+}
+
+/// `bytes START-END/TOTAL` or `bytes */TOTAL` → (start, total).
+fn content_range(value: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let total = total.trim().parse().ok();
+    let start = match range.trim() {
+        "*" => None,
+        r => Some(r.split_once('-')?.0.trim().parse().ok()?),
+    };
+    Some((start, total))
+}
+
+/// Writes the title and style (as genre) into the MP3's ID3v2.4 tag.
+fn write_tag(path: &Path, title: &str, style: &str) -> Result<(), String> {
+    use id3::TagLike;
+    let mut tag = id3::Tag::new();
+    if !title.is_empty() {
+        tag.set_title(title);
+    }
+    if !style.is_empty() {
+        tag.set_genre(style);
+    }
+    tag.write_to_path(path, id3::Version::Id3v24)
+        .map_err(|e| format!("cannot tag {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_parse() {
+        assert_eq!(
+            content_range("bytes 10-99/100"),
+            Some((Some(10), Some(100)))
+        );
+        assert_eq!(content_range("bytes */100"), Some((None, Some(100))));
+        assert_eq!(content_range("bytes 0-9/*"), Some((Some(0), None)));
+        assert_eq!(content_range("items 0-9/10"), None);
+        assert_eq!(
+            part_path(Path::new("d/a-1.mp3")),
+            PathBuf::from("d/.a-1.mp3.part")
+        );
+    }
+}

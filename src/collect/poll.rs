@@ -1,0 +1,314 @@
+//! Polling the v2 feed: when each task is asked about, and what an answer
+//! means.
+//!
+//! ```text
+//! schedule (due time per task) ──▶ ≤ concurrency polls in flight
+//!                                    │ each: rate limiter cell, GET feed
+//!                                    ▼ answer → Store::apply → on_change(key)
+//!                                      finished?  done : due again in --poll-interval
+//! ```
+//!
+//! Two limits apply, as the provider asks: a task is polled at most once
+//! per `interval` (5 s by default), and all polls together pass one
+//! no-burst rate limiter (`--poll-rate`). 429s, 5xx and connection errors
+//! push the task back with the pool's backoff (and a 429 pauses every poll,
+//! honouring `Retry-After`); 401/402/403 end the run ([`Error::Refused`]);
+//! [`GIVE_UP_AFTER`] failures in a row with no success between end it as
+//! [`Error::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers in a row
+//! (404, a body of the wrong shape) is left for the next run.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::catalog::Store;
+use super::feed::{self, Feed, FeedError};
+use crate::client::{endpoint, parse_retry_after};
+use crate::config::{Rate, Secret};
+use crate::error::Error;
+use crate::pool::full_jitter;
+
+/// Failed polls in a row (any task) before the API counts as unreachable.
+pub const GIVE_UP_AFTER: u32 = 10;
+/// Bad answers in a row for one task before it is left for the next run.
+pub const TASK_ATTEMPTS: u32 = 6;
+
+/// What one poll can end in, besides a feed.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Connection(String),
+    #[error("{0}")]
+    Feed(#[from] FeedError),
+}
+
+impl PollError {
+    /// Transient: ask again later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PollError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            PollError::Connection(_) => true,
+            PollError::Feed(FeedError::Api { code, .. }) => matches!(code, 429 | 500..=599),
+            PollError::Feed(_) => false,
+        }
+    }
+
+    /// The key or account is refused: every poll would fail.
+    pub fn refused(&self) -> Option<u16> {
+        match self {
+            PollError::Status { status, .. } if (401..=403).contains(status) => Some(*status),
+            PollError::Feed(FeedError::Api { code, .. }) if (401..=403).contains(code) => {
+                Some(*code)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A client for one host's feed.
+#[derive(Debug, Clone)]
+pub struct FeedClient {
+    http: reqwest::Client,
+    feed: Url,
+    key: Secret,
+}
+
+impl FeedClient {
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<FeedClient> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()?;
+        Ok(FeedClient {
+            http,
+            feed: endpoint(base_url, "api/v2/feed"),
+            key,
+        })
+    }
+
+    /// `GET /api/v2/feed?workId=<task_id>`, parsed.
+    ///
+    /// # Errors
+    /// See [`PollError`].
+    pub async fn poll(&self, task_id: &str) -> Result<Feed, PollError> {
+        let mut url = self.feed.clone();
+        url.query_pairs_mut().append_pair("workId", task_id);
+        let mut response = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .send()
+            .await
+            .map_err(|e| PollError::Connection(without_url(e)))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= feed::MAX_FEED_BODY => {
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Some(_)) => return Err(FeedError::TooLarge.into()),
+                Ok(None) => break,
+                Err(e) => return Err(PollError::Connection(without_url(e))),
+            }
+        }
+        if !status.is_success() {
+            return Err(error_status(status, &body, retry_after));
+        }
+        Ok(feed::parse(&body)?)
+    }
+}
+
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn error_status(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> PollError {
+    let message = match feed::parse(body) {
+        Err(FeedError::Api { message, .. }) if !message.is_empty() => message,
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    PollError::Status {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
+/// How polling behaves; a slice of [`super::CollectConfig`].
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    pub interval: Duration,
+    pub rate: Rate,
+    pub concurrency: usize,
+}
+
+/// A task to poll: the job key and the task ID from the results file.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub key: String,
+    pub task_id: String,
+}
+
+/// What polling did.
+#[derive(Debug, Clone, Default)]
+pub struct PollSummary {
+    pub polls: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    /// Tasks the feed called finished.
+    pub finished: usize,
+    /// Tasks left for the next run after too many bad answers, with why.
+    pub given_up: Vec<(String, String)>,
+}
+
+/// Polls every task until it is finished, given up, or `stop` is cancelled.
+/// After each answer the clips go into `store` and `on_change(key)` is
+/// called (the downloader's cue).
+///
+/// # Errors
+/// [`Error::Refused`] on 401/402/403, [`Error::Unavailable`] after
+/// [`GIVE_UP_AFTER`] failures in a row.
+pub async fn run(
+    client: FeedClient,
+    settings: PollSettings,
+    tasks: Vec<Task>,
+    store: Arc<Store>,
+    on_change: impl Fn(&str),
+    stop: CancellationToken,
+) -> Result<PollSummary, Error> {
+    let limiter: Option<Arc<DefaultDirectRateLimiter>> = settings.rate.interval().map(|every| {
+        let quota = Quota::with_period(every).expect("rate interval is never zero");
+        Arc::new(RateLimiter::direct(quota))
+    });
+    let client = Arc::new(client);
+    let start = Instant::now();
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> =
+        (0..tasks.len()).map(|i| Reverse((start, i))).collect();
+    let mut failures = vec![0u32; tasks.len()];
+    let mut in_flight: JoinSet<(usize, Result<Feed, PollError>)> = JoinSet::new();
+    let mut pause_until = start;
+    let mut failures_in_a_row = 0u32;
+    let mut summary = PollSummary::default();
+    let concurrency = settings.concurrency.max(1);
+
+    loop {
+        let now = Instant::now();
+        while in_flight.len() < concurrency && pause_until <= now {
+            match due.peek() {
+                Some(Reverse((at, _))) if *at <= now => {}
+                _ => break,
+            }
+            let Some(Reverse((_, i))) = due.pop() else {
+                break;
+            };
+            let (client, limiter, task_id) = (
+                Arc::clone(&client),
+                limiter.clone(),
+                tasks[i].task_id.clone(),
+            );
+            summary.polls += 1;
+            in_flight.spawn(async move {
+                if let Some(limiter) = limiter {
+                    limiter.until_ready().await;
+                }
+                (i, client.poll(&task_id).await)
+            });
+        }
+        if due.is_empty() && in_flight.is_empty() {
+            return Ok(summary);
+        }
+        let wake = due
+            .peek()
+            .map(|Reverse((at, _))| (*at).max(pause_until))
+            .filter(|_| in_flight.len() < concurrency);
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok(summary),
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Ok((i, answer)) = joined else { continue };
+                let task = &tasks[i];
+                match answer {
+                    Ok(feed) => {
+                        failures_in_a_row = 0;
+                        failures[i] = 0;
+                        store.apply(&task.key, &task.task_id, &feed);
+                        on_change(&task.key);
+                        if feed.is_finished() {
+                            summary.finished += 1;
+                        } else {
+                            due.push(Reverse((Instant::now() + settings.interval, i)));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(status) = e.refused() {
+                            return Err(Error::Refused { status, message: e.to_string() });
+                        }
+                        failures[i] += 1;
+                        tracing::debug!(key = %task.key, "poll failed: {e}");
+                        if e.is_retryable() {
+                            failures_in_a_row += 1;
+                            if failures_in_a_row >= GIVE_UP_AFTER {
+                                return Err(Error::Unavailable(format!(
+                                    "{failures_in_a_row} feed polls in a row failed; last: {e}"
+                                )));
+                            }
+                        }
+                        if failures[i] >= TASK_ATTEMPTS {
+                            tracing::warn!(key = %task.key, "leaving the task for the next run: {e}");
+                            summary.given_up.push((task.key.clone(), e.to_string()));
+                            continue;
+                        }
+                        summary.retries += 1;
+                        let mut wait = full_jitter(failures[i]).max(settings.interval);
+                        if let PollError::Status { status: 429, retry_after, .. } = &e {
+                            summary.rate_limited += 1;
+                            let pause = retry_after.unwrap_or_else(|| full_jitter(failures[i]));
+                            pause_until = pause_until.max(Instant::now() + pause);
+                            wait = wait.max(pause);
+                        }
+                        due.push(Reverse((Instant::now() + wait, i)));
+                    }
+                }
+            }
+            () = sleep_until(wake) => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,340 @@
+//! `batchgen receive`: the HTTP receiver for the provider's callbacks.
+//!
+//! The service POSTs a task's bare clip array to the job's `callback_url` at
+//! each stage. This receiver records those clips into the same catalog CSV
+//! that `batchgen collect` writes, through the same parser
+//! ([`crate::collect::feed`]) and the same writer
+//! ([`crate::collect::catalog`]), so a catalog built from callbacks equals one
+//! built by polling. It records; it does not download: run `batchgen
+//! collect --download DIR` afterwards (finished tasks are not polled again,
+//! it only fetches the files).
+//!
+//! # URLs and the secret
+//! No signature is documented, so the URL carries a shared secret:
+//! `POST /callback/<secret>/<job-key>`, or `POST /callback/<job-key>?secret=
+//! <secret>`. Build them with [`callback_url`]. A wrong secret gets the same
+//! 404 as an unknown path (nothing is revealed); a job key that is not in the
+//! results file gets 404 too (after one re-read of the file, since a
+//! callback can overtake the row that records its task). Bodies over
+//! [`MAX_BODY`] get 413, bodies that are not clips 400, everything else a
+//! quick 200 `{"ok":true}`. The secret is never logged.
+//!
+//! # Behind a reverse proxy with TLS
+//! The provider only calls public `https://` URLs. Listen on loopback and let
+//! a proxy terminate TLS; keep its access log off for this path, since the
+//! secret is in the URL. Caddy:
+//!
+//! ```text
+//! hooks.example.com {
+//!     log { output discard }
+//!     reverse_proxy /callback/* 127.0.0.1:8787
+//! }
+//! ```
+//!
+//! nginx:
+//!
+//! ```text
+//! server {
+//!     listen 443 ssl;
+//!     server_name hooks.example.com;
+//!     ssl_certificate     /etc/letsencrypt/live/hooks.example.com/fullchain.pem;
+//!     ssl_certificate_key /etc/letsencrypt/live/hooks.example.com/privkey.pem;
+//!     location /callback/ {
+//!         access_log off;
+//!         client_max_body_size 1m;
+//!         proxy_pass http://127.0.0.1:8787;
+//!     }
+//! }
+//! ```
+//!
+//! with `batchgen receive --listen 127.0.0.1:8787 --results jobs.results.csv`
+//! and callback base `https://hooks.example.com`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::collect::catalog::{self, Catalog, Store};
+use crate::collect::feed;
+use crate::config::Secret;
+use crate::error::Error;
+use crate::report::{self, Lock, Status};
+
+/// Largest callback body accepted (a task's clips are a few KiB).
+pub const MAX_BODY: usize = feed::MAX_FEED_BODY;
+/// Least time between two re-reads of the results file for unknown keys.
+const REREAD_EVERY: Duration = Duration::from_millis(200);
+/// The environment variable holding the secret.
+pub const SECRET_ENV: &str = "BATCHGEN_CALLBACK_SECRET";
+
+/// The URL the service should POST a job's clips to:
+/// `<base>/callback/<secret>/<key>`, with both percent-encoded; a path
+/// prefix of `base` is kept.
+pub fn callback_url(base: &Url, secret: &str, key: &str) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().extend(["callback", secret, key]);
+    }
+    url
+}
+
+/// What `batchgen receive` needs.
+#[derive(Debug, Clone)]
+pub struct ReceiveConfig {
+    pub listen: SocketAddr,
+    pub secret: Secret,
+    /// Maps a job key to its task ID.
+    pub results: PathBuf,
+    pub catalog: PathBuf,
+}
+
+/// Task IDs by job key, re-read from the results file when a key is missing.
+struct Jobs {
+    path: PathBuf,
+    tasks: HashMap<String, String>,
+    read_at: Option<Instant>,
+}
+
+impl Jobs {
+    fn read(&mut self) -> Vec<String> {
+        let records = report::latest(&self.path).unwrap_or_default();
+        self.tasks = records
+            .iter()
+            .filter(|r| r.status == Status::Submitted && !r.task_id.is_empty())
+            .map(|r| (r.id.clone(), r.task_id.clone()))
+            .collect();
+        self.read_at = Some(Instant::now());
+        records.into_iter().map(|r| r.id).collect()
+    }
+}
+
+struct Shared {
+    secret: Secret,
+    store: Arc<Store>,
+    jobs: Mutex<Jobs>,
+}
+
+impl Shared {
+    /// The task ID of `key`, re-reading the results file (not too often)
+    /// when the key is unknown.
+    fn task_id(&self, key: &str) -> Option<String> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = jobs.tasks.get(key) {
+            return Some(id.clone());
+        }
+        if jobs.read_at.is_none_or(|at| at.elapsed() >= REREAD_EVERY) {
+            let keys = jobs.read();
+            self.store.lock().set_order(&keys);
+        }
+        jobs.tasks.get(key).cloned()
+    }
+}
+
+/// A running receiver. Call [`Receiver::shutdown`] to stop it and write the
+/// catalog a last time.
+pub struct Receiver {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    flusher: tokio::task::JoinHandle<Result<(), Error>>,
+    _lock: Lock,
+}
+
+impl Receiver {
+    /// Binds `config.listen` (port 0 picks one), locks and loads the catalog
+    /// and starts serving on the current runtime.
+    ///
+    /// # Errors
+    /// The catalog locked or unwritable, or the address in use.
+    pub async fn start(config: ReceiveConfig) -> Result<Receiver, Error> {
+        let lock = Lock::acquire(&config.catalog)?;
+        let mut jobs = Jobs {
+            path: config.results.clone(),
+            tasks: HashMap::new(),
+            read_at: None,
+        };
+        let keys = jobs.read();
+        let store = Store::new(
+            config.catalog.clone(),
+            Catalog::load(&config.catalog, &keys)?,
+        );
+        store.flush()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+        let stop = CancellationToken::new();
+        let flusher = catalog::flusher(Arc::clone(&store), stop.clone());
+        let shared = Arc::new(Shared {
+            secret: config.secret,
+            store,
+            jobs: Mutex::new(jobs),
+        });
+        let app = router(shared);
+        let server = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        };
+        Ok(Receiver {
+            addr,
+            stop,
+            server,
+            flusher,
+            _lock: lock,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving, then writes the catalog a last time.
+    ///
+    /// # Errors
+    /// When the catalog cannot be written.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.stop.cancel();
+        let _ = self.server.await;
+        self.flusher
+            .await
+            .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))?
+    }
+}
+
+/// Serves until `shutdown` is cancelled; prints the address first.
+///
+/// # Errors
+/// As [`Receiver::start`] and [`Receiver::shutdown`].
+pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let receiver = Receiver::start(config).await?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "BATCHGEN_CALLBACK_LISTEN=http://{}", receiver.addr());
+        let _ = out.flush();
+    }
+    shutdown.cancelled().await;
+    receiver.shutdown().await
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/callback/{secret}/{key}", post(with_path_secret))
+        .route("/callback/{key}", post(with_query_secret))
+        .fallback(|| async { not_found() })
+        .with_state(shared)
+}
+
+async fn with_path_secret(
+    State(shared): State<Arc<Shared>>,
+    Path((secret, key)): Path<(String, String)>,
+    request: Request<Body>,
+) -> Response {
+    record(&shared, &secret, &key, request).await
+}
+
+async fn with_query_secret(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request<Body>,
+) -> Response {
+    let secret = query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(name, _)| name == "secret")
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_default();
+    record(&shared, &secret, &key, request).await
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"ok": false, "error": "not found"})),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, error: &str) -> Response {
+    (status, axum::Json(json!({"ok": false, "error": error}))).into_response()
+}
+
+/// Checks the secret before reading a byte of the body, then parses and
+/// records.
+async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>) -> Response {
+    if !same(secret.as_bytes(), shared.secret.expose().as_bytes()) {
+        return not_found();
+    }
+    let Some(task_id) = shared.task_id(key) else {
+        tracing::warn!(key, "callback for a job not in the results file");
+        return not_found();
+    };
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let feed = match feed::parse(&body) {
+        Ok(feed) => feed,
+        Err(e) => {
+            tracing::warn!(key, "callback rejected: {e}");
+            return refuse(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    shared.store.apply(key, &task_id, &feed);
+    tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
+    axum::Json(json!({"ok": true})).into_response()
+}
+
+/// Compares without stopping at the first difference, so timing tells an
+/// attacker nothing about how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_urls_encode_and_keep_a_prefix() {
+        let u = |base: &str, secret: &str, key: &str| {
+            callback_url(&Url::parse(base).unwrap(), secret, key).to_string()
+        };
+        assert_eq!(
+            u("https://hooks.example.com", "s3cret", "rain-1"),
+            "https://hooks.example.com/callback/s3cret/rain-1"
+        );
+        assert_eq!(
+            u("https://h.example/prefix/?x=1", "a/b", "k.1"),
+            "https://h.example/prefix/callback/a%2Fb/k.1"
+        );
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"", b"a"));
+    }
+}

@@ -1,0 +1,217 @@
+//! `batchgen receive`, in-process on `127.0.0.1:0`: the callback path gives
+//! the same catalog as polling, and hostile requests get 413/400/404.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use batchgen::collect::catalog::Row;
+use batchgen::config::Secret;
+use batchgen::receive::{self, ReceiveConfig, Receiver};
+use batchgen::report::{Record, Status};
+use reqwest::StatusCode;
+use serde_json::json;
+use url::Url;
+
+use super::{FAST, bin, catalog, manifest, sandbox, submit};
+
+const SECRET: &str = "s3cret-Callback";
+
+async fn start(dir: &Path, catalog: &str) -> Receiver {
+    Receiver::start(ReceiveConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        secret: Secret::new(SECRET),
+        results: dir.join("jobs.results.csv"),
+        catalog: dir.join(catalog),
+    })
+    .await
+    .unwrap()
+}
+
+/// The rows without what only one path knows: local files.
+fn comparable(rows: Vec<Row>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|r| Row {
+            file: String::new(),
+            file_bytes: None,
+            image_file: String::new(),
+            ..r
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_build_the_same_catalog_as_polling() {
+    let sb = sandbox().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let receiver = start(tmp.path(), "callback.catalog.csv").await;
+    let base = Url::parse(&format!("http://{}", receiver.addr())).unwrap();
+    let jobs = 40;
+    let manifest = manifest(tmp.path(), jobs, |key| {
+        Some(receive::callback_url(&base, SECRET, key).to_string())
+    });
+    submit(&sb, &manifest).await;
+
+    // Every clip final (failed or complete) in the receiver's catalog.
+    let path = tmp.path().join("callback.catalog.csv");
+    let started = Instant::now();
+    loop {
+        let rows = catalog(&path);
+        let done = rows
+            .iter()
+            .filter(|r| r.status == "complete" || r.status == "failed");
+        if done.count() == 2 * jobs {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.shutdown().await.unwrap();
+    let stats = sb.stats();
+    assert_eq!(stats.callbacks_failed, 0);
+    assert!(stats.callbacks_sent >= 2 * jobs as u64, "{stats:?}");
+
+    let polled = tmp.path().join("polled.catalog.csv");
+    let results = tmp.path().join("jobs.results.csv");
+    let mut args = vec![
+        "collect",
+        results.to_str().unwrap(),
+        "--catalog",
+        polled.to_str().unwrap(),
+    ];
+    args.extend(FAST);
+    let out = bin(&sb, &args).await;
+    assert_eq!(
+        super::common::code(&out),
+        0,
+        "{}",
+        super::common::stderr(&out)
+    );
+
+    let by_callback = comparable(catalog(&path));
+    assert_eq!(by_callback.len(), 2 * jobs);
+    assert_eq!(by_callback, comparable(catalog(&polled)));
+}
+
+#[tokio::test]
+async fn hostile_requests_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let record = Record {
+        id: "job-1".into(),
+        line: 2,
+        task_id: "task-1".into(),
+        status: Status::Submitted,
+        attempts: 1,
+        http_status: Some(200),
+        error: String::new(),
+        submitted_at: String::new(),
+        fingerprint: String::new(),
+    };
+    batchgen::report::write_atomic(&tmp.path().join("jobs.results.csv"), &[record]).unwrap();
+    let receiver = start(tmp.path(), "jobs.catalog.csv").await;
+    let base = format!("http://{}", receiver.addr());
+    let http = reqwest::Client::new();
+    let clip = json!([{"id": "c1", "status": "complete", "title": "T", "tags": "lofi",
+                       "audio_url": "https://cdn.example/c1.mp3", "duration": "12.5",
+                       "created_at": 1_735_769_431_665_u64, "fail_message": ""}]);
+    let post = |path: String, body: Vec<u8>| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { http.post(url).body(body).send().await.unwrap().status() }
+    };
+    let good = clip.to_string().into_bytes();
+    let ok = format!("/callback/{SECRET}/job-1");
+    let cases: Vec<(&str, String, Vec<u8>, StatusCode)> = vec![
+        (
+            "oversize",
+            ok.clone(),
+            vec![b' '; 2 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "bad JSON",
+            ok.clone(),
+            b"{\"id\":".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "wrong shape",
+            ok.clone(),
+            b"{\"hello\":1}".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "wrong secret",
+            "/callback/guess/job-1".into(),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "wrong secret, oversize",
+            "/callback/guess/job-1".into(),
+            vec![b' '; 2 * 1024 * 1024],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "wrong query secret",
+            "/callback/job-1?secret=guess".into(),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "no secret",
+            "/callback/job-1".into(),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "unknown job",
+            format!("/callback/{SECRET}/job-9"),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "other path",
+            "/".into(),
+            good.clone(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "query secret",
+            format!("/callback/job-1?secret={SECRET}"),
+            good.clone(),
+            StatusCode::OK,
+        ),
+        ("path secret", ok.clone(), good.clone(), StatusCode::OK),
+    ];
+    for (name, path, body, want) in cases {
+        assert_eq!(post(path, body).await, want, "{name}");
+    }
+    let answer: serde_json::Value = http
+        .post(format!("{base}{ok}"))
+        .body(good)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"ok": true}));
+    receiver.shutdown().await.unwrap();
+    let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.key.as_str(),
+            row.task_id.as_str(),
+            row.clip_index,
+            row.clip_id.as_str()
+        ),
+        ("job-1", "task-1", 1, "c1")
+    );
+    assert_eq!(
+        (row.status.as_str(), row.duration),
+        ("complete", Some(12.5))
+    );
+    assert_eq!(row.created_at, "2025-01-01T22:10:31.665Z");
+}
