@@ -170,6 +170,21 @@ pub struct RunArgs {
     /// [default: 10]. Set it to your plan's price.
     #[arg(long, value_name = "N")]
     pub credits_per_job: Option<f64>,
+
+    /// After submitting, collect: poll until every task's clips are done and
+    /// write the catalog CSV (as `batchgen collect RESULTS` does).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: download each finished clip's MP3 into this directory.
+    #[arg(long, value_name = "DIR", requires = "wait")]
+    pub download: Option<PathBuf>,
+
+    /// Fill in each job's callback_url (unless it sets its own) as
+    /// URL/callback/<secret>/<job key>, for `batchgen receive`. The secret
+    /// comes from BATCHGEN_CALLBACK_SECRET.
+    #[arg(long, value_name = "URL")]
+    pub callback_base: Option<url::Url>,
 }
 
 impl RunArgs {

@@ -188,6 +188,27 @@ pub struct Config {
     pub quiet: bool,
     /// How progress is shown while the run goes.
     pub progress: ProgressMode,
+    /// Where jobs without a `callback_url` get their callbacks sent.
+    pub callback: Option<CallbackBase>,
+}
+
+/// `--callback-base`: each job's callbacks go to
+/// `<base>/callback/<secret>/<job key>` (see [`crate::receive`]).
+#[derive(Debug, Clone)]
+pub struct CallbackBase {
+    pub base: Url,
+    pub secret: Secret,
+}
+
+impl CallbackBase {
+    /// Sets the job's `callback_url` unless the manifest set one. The job's
+    /// key does not change: delivery fields are not part of it.
+    pub fn apply(&self, job: &mut crate::job::Job) {
+        if job.fields.callback_url.is_none() {
+            let url = crate::receive::callback_url(&self.base, self.secret.expose(), &job.key);
+            job.fields.callback_url = Some(url.into());
+        }
+    }
 }
 
 impl Config {
@@ -238,6 +259,7 @@ impl Config {
             give_up_after: DEFAULT_GIVE_UP_AFTER,
             quiet: false,
             progress: ProgressMode::Off,
+            callback: None,
         }))
     }
 }
@@ -262,6 +284,10 @@ impl ConfigParts {
     }
     pub fn progress(mut self, mode: ProgressMode) -> Self {
         self.0.progress = mode;
+        self
+    }
+    pub fn callback(mut self, callback: Option<CallbackBase>) -> Self {
+        self.0.callback = callback;
         self
     }
     pub fn build(self) -> Config {

@@ -313,10 +313,11 @@ impl Session {
         let stop = shutdown.child_token();
         let (queue, feed) = tokio::sync::mpsc::channel::<Job>(config.concurrency);
         let jobs = manifest.jobs()?;
+        let callback = config.callback.clone();
         let feeder = {
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || {
-                let fed = feed_jobs(jobs, &todo, &queue);
+                let fed = feed_jobs(jobs, &todo, &queue, callback.as_ref());
                 if fed.is_err() {
                     stop.cancel();
                 }
@@ -374,10 +375,14 @@ fn feed_jobs(
     jobs: crate::manifest::Jobs,
     todo: &[u32],
     queue: &tokio::sync::mpsc::Sender<Job>,
+    callback: Option<&crate::config::CallbackBase>,
 ) -> Result<(), crate::manifest::ManifestError> {
     let mut want = todo.iter().copied().peekable();
     for (i, job) in jobs.enumerate() {
-        let job = job?;
+        let mut job = job?;
+        if let Some(callback) = callback {
+            callback.apply(&mut job);
+        }
         let Some(&next) = want.peek() else { break };
         if i as u64 != u64::from(next) {
             continue;

@@ -311,3 +311,117 @@ async fn credits_are_checked_before_and_402_stops_the_run() {
         "the hint names the key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_collects_and_downloads_after_submitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "few.csv",
+        "id,prompt\none,a calm song\ntwo,a forbidden song\nthree,a happy song\n",
+    );
+    let songs = dir.path().join("songs");
+    let out = run_with_env(
+        vec![
+            manifest.to_str().unwrap().into(),
+            "--sandbox".into(),
+            "--rate".into(),
+            "unlimited".into(),
+            "--wait".into(),
+            "--download".into(),
+            songs.to_str().unwrap().into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        code(&out),
+        0,
+        "every clip settled, one job by moderation: {}",
+        stderr(&out)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&songs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["one-1.mp3", "one-2.mp3", "three-1.mp3", "three-2.mp3"]
+    );
+    let catalog = std::fs::read_to_string(dir.path().join("few.sandbox.catalog.csv")).unwrap();
+    assert!(catalog.contains("Does Not Meet Guidelines"), "{catalog}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callback_base_sends_each_job_to_the_receiver() {
+    use batchgen::config::Secret;
+    use batchgen::receive::{ReceiveConfig, Receiver};
+    let sandbox = sandbox(SandboxConfig {
+        stage_time: std::time::Duration::from_millis(100),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 5);
+    let receiver = Receiver::start(ReceiveConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        secret: Secret::new("s3cret"),
+        results: dir.path().join("jobs.results.csv"),
+        catalog: dir.path().join("received.catalog.csv"),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}/", receiver.addr());
+    let out = run_with_env(
+        vec![
+            manifest.to_str().unwrap().into(),
+            "--base-url".into(),
+            sandbox.base_url(),
+            "--rate".into(),
+            "unlimited".into(),
+            "--callback-base".into(),
+            base,
+        ],
+        vec![
+            ("BATCHGEN_API_KEY".into(), sandbox.key().into()),
+            ("BATCHGEN_CALLBACK_SECRET".into(), "s3cret".into()),
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats = sandbox.stats();
+    for task in &stats.tasks {
+        let url = task.body.callback_url.as_deref().unwrap();
+        assert!(url.contains("/callback/s3cret/job-"), "{url}");
+    }
+    // Callbacks arrive at each stage; wait for the last ones.
+    let catalog = dir.path().join("received.catalog.csv");
+    let mut complete = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        complete = std::fs::read_to_string(&catalog)
+            .map(|t| t.matches(",complete,").count())
+            .unwrap_or(0);
+        if complete == 10 {
+            break;
+        }
+    }
+    assert_eq!(
+        complete, 10,
+        "two clips for each of five jobs arrived by callback"
+    );
+    receiver.shutdown().await;
+
+    let missing = run_with_env(
+        vec![
+            manifest.to_str().unwrap().into(),
+            "--dry-run".into(),
+            "--callback-base".into(),
+            "https://h/".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&missing), 78, "no secret: {}", stderr(&missing));
+}

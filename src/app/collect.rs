@@ -2,6 +2,7 @@
 //! [`CollectConfig`] / [`ReceiveConfig`], then the library, then a one-line
 //! summary on stderr.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -51,6 +52,46 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         }),
     };
 
+    run_collect(config, output).await
+}
+
+/// What `batchgen MANIFEST --wait` collects with: the defaults of
+/// `batchgen collect`, downloads into `download` when given.
+pub(super) fn after_run_config(
+    results: PathBuf,
+    base_url: url::Url,
+    api_key: crate::config::Secret,
+    download: Option<PathBuf>,
+    poll_interval: std::time::Duration,
+    timeout: std::time::Duration,
+) -> CollectConfig {
+    CollectConfig {
+        catalog: collect::default_catalog_path(&results),
+        results,
+        base_url,
+        api_key,
+        poll_interval,
+        poll_rate: collect::DEFAULT_POLL_RATE,
+        poll_concurrency: POLL_CONCURRENCY,
+        deadline: collect::DEFAULT_DEADLINE,
+        timeout,
+        download: download.map(|dir| DownloadConfig {
+            dir,
+            name: Default::default(),
+            concurrency: 4,
+            rate: crate::config::Rate::Unlimited,
+            images: false,
+            timeout,
+        }),
+    }
+}
+
+/// Collects under `config` with signal handling, and prints the summary.
+pub(super) async fn run_collect(
+    config: CollectConfig,
+    output: &OutputArgs,
+) -> Result<ExitCode, Error> {
+    let downloading = config.download.is_some();
     let shutdown = CancellationToken::new();
     let signal = Arc::new(AtomicU8::new(0));
     let watcher = tokio::spawn(watch_signals(
@@ -79,7 +120,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
             report.clips_pending,
             report.polls.polls,
         );
-        if args.download.is_some() {
+        if downloading {
             line.push_str(&format!(
                 "; {} downloaded, {} already there, {} failed",
                 d.downloaded, d.skipped, d.failed

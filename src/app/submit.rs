@@ -148,6 +148,29 @@ async fn submit_inner(
             );
             Ok(code)
         }
+        None if args.wait => {
+            // The sandbox (if any) is still up: collect from the same host.
+            let poll = if args.sandbox {
+                Duration::from_secs(1)
+            } else {
+                crate::collect::DEFAULT_POLL_INTERVAL
+            };
+            let collect = super::collect::after_run_config(
+                config.results.clone(),
+                config.base_url.clone(),
+                config.api_key.clone(),
+                args.download.clone(),
+                poll,
+                config.timeout,
+            );
+            drop(_stop_watching);
+            let collected = super::collect::run_collect(collect, output).await?;
+            Ok(if collected == ExitCode::Success {
+                code
+            } else {
+                collected
+            })
+        }
         None => Ok(code),
     }
 }
@@ -179,7 +202,26 @@ fn build_config(
             output.verbose,
             output.log_interval,
         ))
+        .callback(callback_base(args)?)
         .build())
+}
+
+/// `--callback-base` with its secret from the environment.
+fn callback_base(args: &RunArgs) -> Result<Option<crate::config::CallbackBase>, Error> {
+    let Some(base) = args.callback_base.clone() else {
+        return Ok(None);
+    };
+    let secret = std::env::var(crate::receive::SECRET_ENV).unwrap_or_default();
+    if secret.trim().is_empty() {
+        return Err(Error::Config(format!(
+            "--callback-base needs a shared secret in {}, the same one `batchgen receive` uses",
+            crate::receive::SECRET_ENV
+        )));
+    }
+    Ok(Some(crate::config::CallbackBase {
+        base,
+        secret: Secret::new(secret.trim()),
+    }))
 }
 
 /// Asks for the balance before spending any. A refused key stops here
@@ -256,7 +298,16 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
         }
         let job = job?;
         if shown.contains(&i) {
-            let body = serde_json::to_string(job.body()).expect("fields serialize");
+            let mut job = job;
+            let mut body = String::new();
+            if let Some(callback) = &config.callback {
+                callback.apply(&mut job);
+            }
+            body += &serde_json::to_string(job.body()).expect("fields serialize");
+            if let Some(callback) = &config.callback {
+                // What would be sent, but the secret stays off the screen.
+                body = body.replace(callback.secret.expose(), "<secret>");
+            }
             let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
         }
     }
