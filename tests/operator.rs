@@ -411,7 +411,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
         complete, 10,
         "two clips for each of five jobs arrived by callback"
     );
-    receiver.shutdown().await;
+    receiver.shutdown().await.unwrap();
 
     let missing = run_with_env(
         vec![
