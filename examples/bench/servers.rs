@@ -1,0 +1,198 @@
+//! The bench's own instruments: a counting server and the bare reqwest loop.
+//!
+//! # Why a counting server next to the sandbox
+//! Rate fidelity needs the arrival time of every request, and the sandbox
+//! does not expose them (its stats list tasks, not times), while a proxy in
+//! front of it would add its own scheduling jitter between the timestamp and
+//! the sandbox's limiter. So the rate target runs against [`Counter`]: a
+//! minimal axum server that timestamps each `POST /api/generate` on arrival,
+//! answers the documented success JSON, and applies the same no-burst GCRA
+//! as `src/sandbox/limit.rs` (tolerance `min(T/2, 50 ms)`, `TAT = max(TAT,
+//! now) + T`, a refusal does not move the schedule). Its 429 count is
+//! therefore the count the sandbox would answer. With no rate it is also a
+//! cheap sink that keeps nothing but timestamps, used for the 10^6-row runs
+//! where the sandbox would hold every task in the bench's memory.
+//!
+//! # Why the bare loop runs on its own runtime
+//! batchgen is a separate process with its own tokio runtime; the loop gets
+//! its own 2-worker runtime too, so it does not share the sandbox's
+//! scheduler and the comparison is client against client.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use batchgen::job::Job;
+use reqwest::header::AUTHORIZATION;
+
+/// Counting server state.
+#[derive(Default)]
+struct Log {
+    arrivals: Mutex<Vec<Instant>>,
+    /// `(interval, tolerance, TAT)` when a rate is enforced.
+    gcra: Mutex<Option<(Duration, Duration, Option<Instant>)>>,
+    rate_limited: AtomicU64,
+    /// Anything but a generate request (the balance check, for one).
+    other: AtomicU64,
+}
+
+/// A running counting server; stops when dropped.
+pub struct Counter {
+    pub base_url: String,
+    log: Arc<Log>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Counter {
+    /// Starts on 127.0.0.1:0, enforcing one request per `interval` if given.
+    pub async fn start(interval: Option<Duration>) -> Counter {
+        let log = Arc::new(Log::default());
+        *log.gcra.lock().unwrap() =
+            interval.map(|t| (t, (t / 2).min(Duration::from_millis(50)), None));
+        let app = Router::new()
+            .route("/api/generate", post(generate))
+            .fallback(other)
+            .with_state(log.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Counter {
+            base_url,
+            log,
+            task,
+        }
+    }
+
+    /// Generate requests in arrival order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        let mut a = self.log.arrivals.lock().unwrap().clone();
+        a.sort();
+        a
+    }
+
+    pub fn rate_limited(&self) -> u64 {
+        self.log.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Every request received, generate or not.
+    pub fn all_requests(&self) -> u64 {
+        self.log.arrivals.lock().unwrap().len() as u64 + self.log.other.load(Ordering::Relaxed)
+    }
+}
+
+async fn generate(State(log): State<Arc<Log>>) -> Response {
+    let now = Instant::now();
+    let n = {
+        let mut a = log.arrivals.lock().unwrap();
+        a.push(now);
+        a.len()
+    };
+    if let Some((t, tolerance, tat)) = log.gcra.lock().unwrap().as_mut() {
+        let due = tat.unwrap_or(now);
+        let earliest = due.checked_sub(*tolerance).unwrap_or(due);
+        if now < earliest {
+            log.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                axum::Json(serde_json::json!({"code": 429, "message": "rate limit exceeded"})),
+            )
+                .into_response();
+        }
+        *tat = Some(due.max(now) + *t);
+    }
+    let id = format!("bench-{n}");
+    axum::Json(serde_json::json!({
+        "code": 200, "message": "success", "workId": id, "data": {"task_id": id},
+    }))
+    .into_response()
+}
+
+async fn other(State(log): State<Arc<Log>>) -> StatusCode {
+    log.other.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NOT_FOUND
+}
+
+/// What the bare loop achieved.
+pub struct LoopResult {
+    pub per_second: f64,
+    pub errors: u64,
+}
+
+/// Posts `n` requests (cycling over `jobs`' bodies) to `base_url` from
+/// `concurrency` tasks, with the client built exactly as `src/client.rs`
+/// builds it and the same Bearer header and JSON body per request. Blocks:
+/// call it from `spawn_blocking`.
+pub fn bare_loop(
+    base_url: &str,
+    key: &str,
+    jobs: Arc<[Job]>,
+    concurrency: usize,
+    n: usize,
+) -> LoopResult {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let timeout = Duration::from_secs(60);
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = reqwest::Url::parse(&format!("{base_url}/api/generate")).unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (http, url, key) = (http.clone(), url.clone(), key.to_owned());
+            let (jobs, next, errors) = (jobs.clone(), next.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let sent = http
+                        .post(url.clone())
+                        .header(AUTHORIZATION, format!("Bearer {key}"))
+                        .json(jobs[i % jobs.len()].body())
+                        .send()
+                        .await;
+                    let ok = match sent {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if !ok {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    LoopResult {
+        per_second: n as f64 / start.elapsed().as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
