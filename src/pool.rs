@@ -3,9 +3,9 @@
 //! ```text
 //! feeder (run.rs) ──(bounded queue)──▶ worker × concurrency ──▶ Recorder (report/)
 //!                               │  every attempt:
-//!                               │  1. wait out a pool-wide 429 pause
-//!                               │  2. take a cell from the rate limiter
-//!                               │  3. journal `sending` (durably)
+//!                               │  1. journal `sending` (durably)
+//!                               │  2. wait out a pool-wide 429 pause
+//!                               │  3. take a cell from the rate limiter
 //!                               │  4. client.submit
 //!                               ▼  5. classify: done / retry / stop the run
 //! ```
@@ -187,7 +187,7 @@ impl Shared {
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
                     () = self.stop.cancelled() => return false,
-                    () = limiter.until_ready() => {}
+                    () = until_ready(limiter) => {}
                 }
             }
             // A 429 may have arrived while this worker waited for the limiter.
@@ -225,7 +225,7 @@ impl Shared {
         let mut last_error: Option<SubmitError> = None;
         let mut ambiguous = false;
         loop {
-            if !self.wait_turn().await {
+            if self.stop.is_cancelled() {
                 return self.put_back(record, last_error, ambiguous);
             }
             record.attempts += 1;
@@ -234,6 +234,14 @@ impl Shared {
                 // Never send what cannot be recorded.
                 record.attempts -= 1;
                 self.stop_with(StopReason::Journal);
+                return self.put_back(record, last_error, ambiguous);
+            }
+            // The limiter's slot comes last, right before the send: the gaps
+            // the server sees are the limiter's, not the disk's. (A crash
+            // while waiting leaves this row `unknown` though it was not
+            // sent; that is at most one row per worker.)
+            if !self.wait_turn().await {
+                record.attempts -= 1;
                 return self.put_back(record, last_error, ambiguous);
             }
             if record.attempts > 1 {
@@ -351,6 +359,29 @@ impl Shared {
                 format!("not finished when the run stopped; last error: {error}")
             },
             ..record
+        }
+    }
+}
+
+/// Waits for a cell from the limiter. Sleeps on tokio's timer (which wakes
+/// at millisecond ticks, never early) until less than a tick remains, then
+/// yields until the cell is due: a request leaves within microseconds of its
+/// slot, so the gaps a server measures are the limiter's gaps. (governor's
+/// own `until_ready` sleeps on a separate timer thread, whose wake-ups
+/// wander by a millisecond or more on a busy machine: at 500/s that is half
+/// the interval.)
+async fn until_ready(limiter: &DefaultDirectRateLimiter) {
+    use governor::clock::{Clock, DefaultClock};
+    let clock = DefaultClock::default();
+    loop {
+        let Err(not_until) = limiter.check() else {
+            return;
+        };
+        let wait = not_until.wait_time_from(clock.now());
+        if wait > Duration::from_millis(2) {
+            tokio::time::sleep(wait - Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
         }
     }
 }

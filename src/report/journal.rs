@@ -70,6 +70,22 @@ impl Recorder {
     }
 }
 
+/// Longest an outcome row waits for company before its fsync.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Most rows written (and fsynced) together.
+const MAX_BATCH: usize = 4096;
+
+/// Takes whatever is queued, up to a full batch.
+fn drain(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => break,
+        }
+    }
+}
+
 /// What the recorder could not write, and why.
 #[derive(Debug, Default)]
 pub struct Unrecorded {
@@ -88,11 +104,13 @@ pub fn spawn(mut journal: Journal) -> (Recorder, tokio::task::JoinHandle<Unrecor
         let mut lost = Unrecorded::default();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
+            drain(&mut rx, &mut batch);
+            // Nobody waits on outcome rows: give them a moment to gather,
+            // so one fsync covers many (they are on disk within LINGER).
+            // A `sending` row is written at once: its worker waits for it.
+            if batch.iter().all(|Message::Record(_, ack)| ack.is_none()) {
+                std::thread::sleep(LINGER);
+                drain(&mut rx, &mut batch);
             }
             let rows: Vec<&Record> = batch.iter().map(|Message::Record(r, _)| r).collect();
             let ok = lost.failure.is_none()
