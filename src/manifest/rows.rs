@@ -14,8 +14,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::from_csv::CsvRows;
 use super::{Diagnostic, ManifestError, Summary, open};
 use crate::job::{self, Field, Job, JobFields, ProblemKind};
@@ -60,14 +58,21 @@ impl Rows {
     /// Checks one row and, if it passes and its key is new, keeps it (as a
     /// job or a mark).
     pub(super) fn row(&mut self, file: &Path, line: u64, fields: JobFields, unread: Vec<Field>) {
-        let Some(job) = self.build(file, line, fields, unread) else {
+        let Some(fields) = self.check(file, line, fields, unread) else {
             return;
         };
-        self.summary.add(&job);
+        self.summary.add(&fields);
         if !self.keep_jobs {
-            self.marks.push((key_hash(&job.key), line));
+            // Only the key matters here: the content hash is computed only
+            // when the key is made of it.
+            let hash = match &fields.id {
+                Some(id) => key_hash(id),
+                None => key_hash(&format!("fp-{}", fields.fingerprint())),
+            };
+            self.marks.push((hash, line));
             return;
         }
+        let job = Job::new(fields, line);
         if let Some(&first) = self.seen.get(&job.key) {
             self.duplicate(file, line, &job, first);
             return;
@@ -100,9 +105,22 @@ impl Rows {
         &mut self,
         file: &Path,
         line: u64,
+        fields: JobFields,
+        unread: Vec<Field>,
+    ) -> Option<Job> {
+        self.check(file, line, fields, unread)
+            .map(|fields| Job::new(fields, line))
+    }
+
+    /// [`Rows::build`] without making the job: the fields with defaults
+    /// applied, if they pass.
+    fn check(
+        &mut self,
+        file: &Path,
+        line: u64,
         mut fields: JobFields,
         mut unread: Vec<Field>,
-    ) -> Option<Job> {
+    ) -> Option<JobFields> {
         for &field in &self.defaults_unread {
             if !fields.is_set(field) {
                 unread.push(field);
@@ -127,7 +145,7 @@ impl Rows {
         if !problems.is_empty() || !unread.is_empty() || controls {
             return None;
         }
-        Some(Job::new(fields, line))
+        Some(fields)
     }
 
     /// Reports string fields holding a control character other than tab, CR
@@ -210,17 +228,20 @@ impl Rows {
     }
 }
 
-/// A 64-bit hash of a key, for the duplicate check's marks.
+/// A 64-bit hash of a key, for the duplicate check's marks. Matches are
+/// confirmed against the real keys, so speed matters more than strength.
 fn key_hash(key: &str) -> u64 {
-    let digest = Sha256::digest(key.as_bytes());
-    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 impl Summary {
-    fn add(&mut self, job: &Job) {
+    fn add(&mut self, fields: &JobFields) {
         self.jobs += 1;
-        *self.modes.entry(job.fields.mode()).or_default() += 1;
-        let model = job.fields.effective_model();
+        *self.modes.entry(fields.mode()).or_default() += 1;
+        let model = fields.effective_model();
         match self.models.get_mut(model) {
             Some(n) => *n += 1,
             None => {
