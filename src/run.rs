@@ -134,6 +134,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Status of every manifest row before this run, by status.
     pub totals: BTreeMap<&'static str, u64>,
+    /// Whether the results file needs rewriting to match the manifest.
+    pub changed: bool,
 }
 
 impl Plan {
@@ -144,7 +146,7 @@ impl Plan {
     pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, Error> {
         let mut store = Store::open(&config.results)?;
         let mut plan = Plan::default();
-        merge(manifest, &mut store, None, |i, job, record| {
+        plan.changed = merge(manifest, &mut store, None, |i, job, record| {
             plan.consider(i, job, record, config)
         })?;
         Ok(plan)
@@ -177,26 +179,35 @@ impl Plan {
 
 /// One pass over the manifest: each job with its row from `store` (or a
 /// new `pending` row), written to `out` when given, then the rows of jobs
-/// that left the manifest. `visit` sees every job and its row.
+/// that left the manifest. `visit` sees every job and its row. Returns
+/// whether the rows written differ from the file's: when they do not, the
+/// file is already what a rewrite would produce.
 fn merge(
     manifest: &Manifest,
     store: &mut Store,
     mut out: Option<&mut Compactor>,
     mut visit: impl FnMut(usize, &Job, &Record),
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    // One row per job and nothing else: no journal rows, no orphans.
+    let mut changed = store.len() != manifest.len();
     for (i, job) in manifest.jobs()?.enumerate() {
         let job = job?;
         let record = match store.get(&job.key)? {
-            Some(mut r) => {
+            Some(stored) => {
+                let mut r = stored.clone().settled();
                 r.line = job.line;
                 // An unsent job takes its current content; a sent one keeps
                 // what was sent, so an edit can be noticed.
                 if r.fingerprint.is_empty() || r.status == Status::Pending {
                     r.fingerprint.clone_from(&job.fingerprint);
                 }
+                changed |= r != stored;
                 r
             }
-            None => Record::pending(&job),
+            None => {
+                changed = true;
+                Record::pending(&job)
+            }
         };
         visit(i, &job, &record);
         if let Some(out) = out.as_deref_mut() {
@@ -208,7 +219,7 @@ fn merge(
             out.write(&orphan)?;
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// A job whose `id` stayed but whose content changed since an earlier run
@@ -255,14 +266,19 @@ impl Session {
             })?;
         }
         let lock = Lock::acquire(&config.results)?;
-        let mut store = Store::open(&config.results)?;
-        let mut out = Compactor::new(&config.results)?;
-        let mut plan = Plan::default();
-        merge(manifest, &mut store, Some(&mut out), |i, job, record| {
-            plan.consider(i, job, record, config)
-        })?;
-        drop(store);
-        out.finish()?;
+        // Read first: the hourly rerun with nothing new finds a file that
+        // already says everything, and leaves it alone.
+        let mut plan = Plan::read(manifest, config)?;
+        if plan.changed || !plan.todo.is_empty() || !config.results.exists() {
+            let mut store = Store::open(&config.results)?;
+            let mut out = Compactor::new(&config.results)?;
+            plan = Plan::default();
+            merge(manifest, &mut store, Some(&mut out), |i, job, record| {
+                plan.consider(i, job, record, config)
+            })?;
+            drop(store);
+            out.finish()?;
+        }
         Ok(Session {
             _lock: lock,
             plan,
@@ -295,6 +311,7 @@ impl Session {
             skipped,
             warnings,
             totals,
+            ..
         } = plan;
         if todo.is_empty() {
             let counters = Counters::default();

@@ -181,28 +181,48 @@ impl<R: Read> Tracker<R> {
             bytes = &bytes[3..];
             self.offset = 3;
         }
-        for &b in bytes {
-            if self.state == QuoteState::RecordStart && !matches!(b, b'\r' | b'\n') {
-                self.starts.push_back((self.offset, self.line));
-                self.state = QuoteState::CellStart;
-            }
-            self.state = match (self.state, b) {
-                (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
-                (QuoteState::Quoted, _) => QuoteState::Quoted,
-                (QuoteState::CellStart, b'"') => {
-                    self.open_quote = Some((self.offset, self.line));
-                    QuoteState::Quoted
-                }
-                (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
-                (_, b',') => QuoteState::CellStart,
-                (_, b'\r' | b'\n') => QuoteState::RecordStart,
-                _ => QuoteState::Unquoted,
+        let mut i = 0;
+        while i < bytes.len() {
+            // Inside a cell nothing changes until a byte that can end it:
+            // jump there (memchr), counting the line breaks passed over.
+            let stop = match self.state {
+                QuoteState::Quoted => memchr::memchr(b'"', &bytes[i..]),
+                QuoteState::Unquoted => memchr::memchr3(b',', b'\r', b'\n', &bytes[i..]),
+                _ => Some(0),
             };
-            if b == b'\n' {
-                self.line += 1;
+            let skip = stop.unwrap_or(bytes.len() - i);
+            if skip > 0 {
+                self.line += memchr::memchr_iter(b'\n', &bytes[i..i + skip]).count() as u64;
+                self.offset += skip as u64;
+                i += skip;
+                continue;
             }
-            self.offset += 1;
+            self.step(bytes[i]);
+            i += 1;
         }
+    }
+
+    fn step(&mut self, b: u8) {
+        if self.state == QuoteState::RecordStart && !matches!(b, b'\r' | b'\n') {
+            self.starts.push_back((self.offset, self.line));
+            self.state = QuoteState::CellStart;
+        }
+        self.state = match (self.state, b) {
+            (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
+            (QuoteState::Quoted, _) => QuoteState::Quoted,
+            (QuoteState::CellStart, b'"') => {
+                self.open_quote = Some((self.offset, self.line));
+                QuoteState::Quoted
+            }
+            (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
+            (_, b',') => QuoteState::CellStart,
+            (_, b'\r' | b'\n') => QuoteState::RecordStart,
+            _ => QuoteState::Unquoted,
+        };
+        if b == b'\n' {
+            self.line += 1;
+        }
+        self.offset += 1;
     }
 
     /// Line of the record csv reports at byte `offset` (which may sit just

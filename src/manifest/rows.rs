@@ -159,6 +159,13 @@ impl Rows {
             let Some(value) = fields.str(field) else {
                 continue;
             };
+            // Fast path: control characters are C0 bytes, DEL, or C1 (which
+            // UTF-8 writes after a 0xC2 byte); most text has none of these.
+            if !value.bytes().any(|b| {
+                (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f || b == 0xc2
+            }) {
+                continue;
+            }
             let bad = value
                 .chars()
                 .enumerate()

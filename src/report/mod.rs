@@ -304,6 +304,8 @@ mod tests {
         assert_eq!(store.len(), 4);
         assert_eq!(store.get("a").unwrap().unwrap().task_id, "t-a");
         let b = store.get("b").unwrap().unwrap();
+        assert_eq!(b.status, Status::Sending);
+        let b = b.settled();
         assert_eq!((b.status, b.error.as_str()), (Status::Unknown, INTERRUPTED));
         assert!(store.get("c").unwrap().is_none());
         let orphans: Vec<_> = store.orphans().unwrap().into_iter().map(|r| r.id).collect();

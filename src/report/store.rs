@@ -115,7 +115,8 @@ impl Store {
         self.index.is_empty()
     }
 
-    /// The latest row for `id`, as a rerun sees it ([`Record::settled`]).
+    /// The latest row for `id`, as written (a rerun settles it:
+    /// [`Record::settled`]).
     ///
     /// # Errors
     /// When a row cannot be read back.
@@ -135,7 +136,7 @@ impl Store {
                 latest = Some((offset, record));
             }
         }
-        Ok(latest.map(|(_, r)| r.settled()))
+        Ok(latest.map(|(_, r)| r))
     }
 
     /// The latest row of every `id` no [`Store::get`] asked for, in file
