@@ -321,6 +321,8 @@ impl Session {
         }
 
         let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?;
+        // Where this run's journal rows begin: the end of the compacted file.
+        let journal_start = std::fs::metadata(&config.results).ok().map(|m| m.len());
         let journal = Journal::open(&config.results)?;
         let (recorder, recorder_task) = report::spawn(journal);
         let counters = Arc::new(Counters::default());
@@ -361,14 +363,15 @@ impl Session {
 
         // Compact again: the journal's rows folded into one row per job.
         let mut totals = BTreeMap::new();
-        let compacted = Store::open(&config.results).and_then(|mut store| {
-            let mut out = Compactor::new(&config.results)?;
-            merge(manifest, &mut store, Some(&mut out), |_, _, record| {
-                *totals.entry(record.status.as_str()).or_default() += 1;
-            })?;
-            drop(store);
-            out.finish()
-        });
+        let compacted =
+            Store::open_after_run(&config.results, journal_start).and_then(|mut store| {
+                let mut out = Compactor::new(&config.results)?;
+                merge(manifest, &mut store, Some(&mut out), |_, _, record| {
+                    *totals.entry(record.status.as_str()).or_default() += 1;
+                })?;
+                drop(store);
+                out.finish()
+            });
         if compacted.is_err() || lost.failure.is_some() {
             print_unrecorded(&lost.submitted);
         }

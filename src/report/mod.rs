@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn after_a_run_journal_rows_update_their_jobs_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(
+            &path,
+            &[record("a", Status::Pending), record("b", Status::Pending)],
+        )
+        .unwrap();
+        let start = std::fs::metadata(&path).unwrap().len();
+        let mut journal = Journal::open(&path).unwrap();
+        for r in [
+            record("b", Status::Sending),
+            record("b", Status::Submitted),
+            record("a", Status::Sending),
+        ] {
+            journal.append(&[&r]).unwrap();
+        }
+        drop(journal);
+        let mut store = Store::open_after_run(&path, Some(start)).unwrap();
+        assert_eq!(store.len(), 2, "one entry per job, not per row");
+        assert_eq!(store.get("b").unwrap().unwrap().task_id, "t-b");
+        assert_eq!(store.get("a").unwrap().unwrap().status, Status::Sending);
+        assert_eq!(
+            Store::open(&path).unwrap().len(),
+            5,
+            "without the hint, every row"
+        );
+    }
+
+    #[test]
     fn a_foreign_file_is_refused_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");

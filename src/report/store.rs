@@ -47,6 +47,17 @@ impl Store {
     /// # Errors
     /// When the file cannot be read or is not a batchgen results file.
     pub fn open(path: &Path) -> Result<Store, Error> {
+        Store::open_after_run(path, None)
+    }
+
+    /// [`Store::open`] for a file known to be one compacted row per job up to
+    /// byte `journal`, then the journal rows of one run. Journal rows update
+    /// their job's entry instead of adding one, so the index stays at one
+    /// entry per job however many attempts the run made.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_after_run(path: &Path, journal: Option<u64>) -> Result<Store, Error> {
         let mut store = Store {
             path: path.to_owned(),
             reader: None,
@@ -70,6 +81,8 @@ impl Store {
         }
         let mut row = csv::ByteRecord::new();
         let mut torn: Option<u64> = None;
+        // Length of the sorted prefix, once the journal begins.
+        let mut sorted: Option<usize> = None;
         loop {
             match reader.read_byte_record(&mut row) {
                 Ok(true) => {}
@@ -94,7 +107,17 @@ impl Store {
                 continue;
             }
             let offset = row.position().map_or(0, csv::Position::byte);
-            store.index.push((hash(&row[0]), offset));
+            let h = hash(&row[0]);
+            match journal {
+                Some(start) if offset >= start => {
+                    if sorted.is_none() {
+                        store.index.sort_unstable();
+                        sorted = Some(store.index.len());
+                    }
+                    store.update(h, offset, sorted.unwrap_or_default());
+                }
+                _ => store.index.push((h, offset)),
+            }
         }
         if torn.is_some() {
             tracing::warn!("{}: ignoring a torn last row", path.display());
@@ -104,6 +127,22 @@ impl Store {
         store.headers = headers;
         store.reader = Some(reader);
         Ok(store)
+    }
+
+    /// Points the entry of the job with hash `h` at a newer row, when the
+    /// sorted part of the index has exactly one entry with that hash (the
+    /// job's own: every job of a run has its compacted row). Otherwise (a
+    /// collision, or a row of no compacted job) the row gets an entry of its
+    /// own: [`Store::get`] reads all entries of a hash and keeps the latest
+    /// row of the right id, so an extra entry costs memory, never a row.
+    fn update(&mut self, h: u64, offset: u64, sorted: usize) {
+        let lo = self.index[..sorted].partition_point(|e| e.0 < h);
+        let hi = self.index[..sorted].partition_point(|e| e.0 <= h);
+        if hi - lo == 1 {
+            self.index[lo].1 = offset;
+        } else {
+            self.index.push((h, offset));
+        }
     }
 
     /// Rows in the file.
