@@ -3,12 +3,10 @@
 //! summary on stderr.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{first_signal, read_key, watch_signals};
+use super::{Signals, first_signal, read_key};
 use crate::cli::{CollectArgs, OutputArgs, ReceiveArgs};
 use crate::collect::download::DownloadConfig;
 use crate::collect::{self, CollectConfig, POLL_CONCURRENCY};
@@ -92,23 +90,10 @@ pub(super) async fn run_collect(
     output: &OutputArgs,
 ) -> Result<ExitCode, Error> {
     let downloading = config.download.is_some();
-    let shutdown = CancellationToken::new();
-    let signal = Arc::new(AtomicU8::new(0));
-    let watcher = tokio::spawn(watch_signals(
-        shutdown.clone(),
-        signal.clone(),
-        output.quiet,
-    ));
-    let report = collect::run(config, shutdown).await;
-    watcher.abort();
-    let report = report?;
-
-    let mut code = report.exit_code();
-    match signal.load(Ordering::SeqCst) {
-        2 => code = ExitCode::Interrupted,
-        15 => code = ExitCode::Terminated,
-        _ => {}
-    }
+    let signals = Signals::watch(output.quiet);
+    let report = collect::run(config, signals.shutdown.clone()).await?;
+    let code = signals.exit_code(report.exit_code());
+    drop(signals);
     if !output.quiet || code != ExitCode::Success {
         let d = &report.downloads;
         let mut line = format!(

@@ -92,6 +92,42 @@ fn warn_if_shared(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_shared(_: &Path) {}
 
+/// Signal handling for one command, from the moment it is made until it is
+/// dropped: the token a command stops on, and which signal stopped it.
+pub(super) struct Signals {
+    pub shutdown: CancellationToken,
+    seen: Arc<AtomicU8>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    pub fn watch(quiet: bool) -> Signals {
+        let shutdown = CancellationToken::new();
+        let seen = Arc::new(AtomicU8::new(0));
+        let watcher = tokio::spawn(watch_signals(shutdown.clone(), seen.clone(), quiet));
+        Signals {
+            shutdown,
+            seen,
+            watcher,
+        }
+    }
+
+    /// `code`, or 130 / 143 when SIGINT / SIGTERM stopped the command.
+    pub fn exit_code(&self, code: ExitCode) -> ExitCode {
+        match self.seen.load(Ordering::SeqCst) {
+            2 => ExitCode::Interrupted,
+            15 => ExitCode::Terminated,
+            _ => code,
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
 /// First SIGINT/SIGTERM: stop starting requests and let in-flight ones
 /// finish. Second: exit at once; the journal keeps the results consistent.
 async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: bool) {

@@ -2,14 +2,11 @@
 //! what would run), then report on stderr and, if asked, as JSON.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use super::{read_key, start_sandbox, watch_signals};
+use super::{Signals, read_key, start_sandbox};
 use crate::cli::{OutputArgs, RunArgs};
 use crate::client::{Client, ErrorClass};
 use crate::config::{Config, RunSettings, Secret};
@@ -63,14 +60,7 @@ async fn submit_inner(
 ) -> Result<ExitCode, Error> {
     // Signals are watched from the start, so a Ctrl-C during validation or
     // set-up already means "stop cleanly", never the default kill.
-    let shutdown = CancellationToken::new();
-    let signal = Arc::new(AtomicU8::new(0));
-    let watcher = tokio::spawn(watch_signals(
-        shutdown.clone(),
-        signal.clone(),
-        output.quiet,
-    ));
-    let _stop_watching = AbortOnDrop(watcher);
+    let signals = Signals::watch(output.quiet);
 
     let path = args.manifest.clone().expect("checked by execute");
     let manifest = manifest::load(&path)?;
@@ -114,11 +104,13 @@ async fn submit_inner(
         check_balance(&config, todo, args.credits_per_job, output.quiet).await?;
     }
 
-    let report = session.run(&manifest, &config, shutdown).await?;
+    let report = session
+        .run(&manifest, &config, signals.shutdown.clone())
+        .await?;
 
     let mut code = report.exit_code();
-    if code == ExitCode::Interrupted && signal.load(Ordering::SeqCst) == 15 {
-        code = ExitCode::Terminated;
+    if code == ExitCode::Interrupted {
+        code = signals.exit_code(code);
     }
     if !output.quiet || code != ExitCode::Success {
         for warning in &report.warnings {
@@ -163,7 +155,7 @@ async fn submit_inner(
                 poll,
                 config.timeout,
             );
-            drop(_stop_watching);
+            drop(signals);
             let collected = super::collect::run_collect(collect, output).await?;
             Ok(if collected == ExitCode::Success {
                 code
@@ -172,15 +164,6 @@ async fn submit_inner(
             })
         }
         None => Ok(code),
-    }
-}
-
-/// Stops the signal watcher however `submit_inner` returns.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
