@@ -268,8 +268,15 @@ impl Session {
         let lock = Lock::acquire(&config.results)?;
         // Read first: the hourly rerun with nothing new finds a file that
         // already says everything, and leaves it alone.
-        let mut plan = Plan::read(manifest, config)?;
-        if plan.changed || !plan.todo.is_empty() || !config.results.exists() {
+        let mut plan = if config.results.exists() {
+            Plan::read(manifest, config)?
+        } else {
+            Plan {
+                changed: true,
+                ..Plan::default()
+            }
+        };
+        if plan.changed || !plan.todo.is_empty() {
             let mut store = Store::open(&config.results)?;
             let mut out = Compactor::new(&config.results)?;
             plan = Plan::default();
