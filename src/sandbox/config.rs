@@ -1,0 +1,163 @@
+//! The sandbox's settings: the flags of `batchgen sandbox`, and what
+//! `--sandbox` and the tests start it with (`SandboxConfig::default()`).
+
+use std::time::Duration;
+
+use super::faults::{FaultSettings, parse_probability};
+use crate::config::{Rate, parse_duration};
+
+/// The default of `--slow-delay`.
+pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
+/// The default of `--stage-time`.
+pub const DEFAULT_STAGE_TIME: Duration = Duration::from_secs(1);
+/// The default of `--moderation-word`.
+pub const DEFAULT_MODERATION_WORD: &str = "forbidden";
+/// The default of `--credits`: enough never to run out by accident.
+pub const DEFAULT_CREDITS: u64 = 1_000_000;
+/// The default of `--credits-per-task`: Suno's 5 credits per clip, two
+/// clips per task.
+pub const DEFAULT_CREDITS_PER_TASK: u64 = 10;
+
+/// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SandboxConfig {
+    /// API key clients must send (as `Authorization: Bearer <KEY>` or a
+    /// `token` field in the body). Without it, a random `sk-sandbox-…` key is
+    /// made up and printed at startup.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Reject requests faster than this with 429 and Retry-After, like the
+    /// real service: N/s, N/min, N/h or "unlimited". No burst is allowed;
+    /// a client spacing requests exactly at the rate never sees a 429.
+    /// Default: no limit.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Probability (0 to 1) of answering 500 with a JSON error body.
+    #[arg(long = "fail-500", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_500: f64,
+
+    /// Probability (0 to 1) of answering 503 with an HTML page instead of
+    /// JSON, as a proxy in front of the service does.
+    #[arg(long = "fail-503", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_503: f64,
+
+    /// Probability (0 to 1) of answering 429 with `Retry-After:
+    /// --fail-429-retry-after`, whatever the rate.
+    #[arg(long = "fail-429", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_429: f64,
+
+    /// The `Retry-After` seconds of an injected 429 (0 lets tests inject
+    /// many without waiting a second each).
+    #[arg(
+        long = "fail-429-retry-after",
+        value_name = "SECS",
+        default_value_t = 1
+    )]
+    pub fail_429_retry_after: u64,
+
+    /// Probability (0 to 1) of answering only after --slow-delay more. The
+    /// task is still created, so a client that times out must not resend it
+    /// blindly.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub slow: f64,
+
+    /// The extra wait of a slow answer, e.g. 2s, 500ms, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub slow_delay: Duration,
+
+    /// Probability (0 to 1) of closing the connection without an answer
+    /// before creating the task.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_before: f64,
+
+    /// Probability (0 to 1) of creating the task and then closing the
+    /// connection without an answer: the client cannot know it succeeded.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub drop_after: f64,
+
+    /// Extra time before every API answer, e.g. 300ms.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub latency: Duration,
+
+    /// Seed for fault injection and task ids. The same seed and the same
+    /// requests give the same faults and ids on every run; the default 0 is
+    /// a fixed seed too, so pick another to see a different sequence.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// How long each stage of a task takes. Clips appear (status "text")
+    /// after half of it, get a streaming audio URL ("first") after one and
+    /// are complete after two, e.g. 1s, 50ms.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub stage_time: Duration,
+
+    /// A task whose prompt, title or style contains this word (in any case)
+    /// fails content moderation after its first stage, with "Does Not Meet
+    /// Guidelines". Empty disables moderation.
+    #[arg(long, value_name = "WORD", default_value = DEFAULT_MODERATION_WORD)]
+    pub moderation_word: String,
+
+    /// Starting credit balance. A submit the balance cannot cover is
+    /// answered 402 "insufficient credits" and creates no task.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS)]
+    pub credits: u64,
+
+    /// Credits each accepted task costs (two clips at 5 each, as on Suno).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS_PER_TASK)]
+    pub credits_per_task: u64,
+
+    /// Send a job's callback only once its clips are complete (or failed),
+    /// not at every stage; the real service may do either.
+    #[arg(long)]
+    pub callback_complete_only: bool,
+
+    /// Deliver callbacks to any host. By default the sandbox posts only to
+    /// loopback addresses (localhost, 127.0.0.0/8, ::1), so rehearsing a
+    /// manifest whose callback_url points at a real receiver never feeds it
+    /// fake clips. (The real service does the opposite: it refuses
+    /// non-public addresses.)
+    #[arg(long)]
+    pub callback_any_host: bool,
+}
+
+impl Default for SandboxConfig {
+    /// The same values as the flags' defaults: no faults, no limit, no delay.
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            key: None,
+            rate: None,
+            fail_500: 0.0,
+            fail_503: 0.0,
+            fail_429: 0.0,
+            fail_429_retry_after: 1,
+            slow: 0.0,
+            slow_delay: DEFAULT_SLOW_DELAY,
+            drop_before: 0.0,
+            drop_after: 0.0,
+            latency: Duration::ZERO,
+            seed: 0,
+            stage_time: DEFAULT_STAGE_TIME,
+            moderation_word: DEFAULT_MODERATION_WORD.into(),
+            credits: DEFAULT_CREDITS,
+            credits_per_task: DEFAULT_CREDITS_PER_TASK,
+            callback_complete_only: false,
+            callback_any_host: false,
+        }
+    }
+}
+
+impl SandboxConfig {
+    pub(super) fn faults(&self) -> FaultSettings {
+        FaultSettings {
+            fail_500: self.fail_500,
+            fail_503: self.fail_503,
+            fail_429: self.fail_429,
+            slow: self.slow,
+            slow_delay: self.slow_delay,
+            drop_before: self.drop_before,
+            drop_after: self.drop_after,
+        }
+    }
+}
