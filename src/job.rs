@@ -450,6 +450,17 @@ fn check_callback_url(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A fast 64-bit hash of a job key, for the indexes that find jobs by key
+/// (the manifest's duplicate check, the results file's index). Users of it
+/// confirm a match against the real key, so speed matters more than
+/// strength; deterministic within a build, never persisted.
+pub fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(key);
+    h.finish()
+}
+
 /// A validated job, ready to send.
 #[derive(Debug, Clone)]
 pub struct Job {

@@ -34,17 +34,8 @@ async fn sandbox_subcommand_prints_its_address_and_key_first() {
 
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 3);
-    let out = run_with_env(
-        vec![
-            manifest.to_str().unwrap().into(),
-            "--base-url".into(),
-            base.clone(),
-            "--rate".into(),
-            "unlimited".into(),
-        ],
-        vec![("BATCHGEN_API_KEY".into(), "sk-test-123".into())],
-    )
-    .await;
+    let args = [manifest.to_str().unwrap(), "--rate", "unlimited"];
+    let out = run_at(&base, "sk-test-123", &args).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let stats: serde_json::Value = reqwest::get(format!("{base}/sandbox/stats"))
         .await

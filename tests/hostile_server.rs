@@ -85,19 +85,14 @@ async fn hostile_answers_become_row_errors() {
         csv.push_str(&format!("{case},{case}\n"));
     }
     let manifest = write(dir.path(), "hostile.csv", &csv);
-    let out = run_with_env(
-        vec![
-            manifest.to_str().unwrap().into(),
-            "--base-url".into(),
-            url,
-            "--rate".into(),
-            "unlimited".into(),
-            "--max-attempts".into(),
-            "2".into(),
-        ],
-        vec![("BATCHGEN_API_KEY".into(), "k".into())],
-    )
-    .await;
+    let args = [
+        manifest.to_str().unwrap(),
+        "--rate",
+        "unlimited",
+        "--max-attempts",
+        "2",
+    ];
+    let out = run_at(&url, "k", &args).await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");

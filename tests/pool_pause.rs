@@ -49,19 +49,8 @@ async fn a_429_pauses_every_worker_for_its_retry_after() {
 
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 12);
-    let out = run_with_env(
-        vec![
-            manifest.to_str().unwrap().into(),
-            "--base-url".into(),
-            url,
-            "--rate".into(),
-            "unlimited".into(),
-            "-j".into(),
-            "4".into(),
-        ],
-        vec![("BATCHGEN_API_KEY".into(), "k".into())],
-    )
-    .await;
+    let args = [manifest.to_str().unwrap(), "--rate", "unlimited", "-j", "4"];
+    let out = run_at(&url, "k", &args).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
     let arrivals = arrivals.lock().unwrap().clone();

@@ -123,17 +123,8 @@ async fn a_wrong_key_stops_the_run_with_77() {
     let sandbox = sandbox(SandboxConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 100);
-    let out = run_with_env(
-        vec![
-            manifest.to_str().unwrap().into(),
-            "--base-url".into(),
-            sandbox.base_url(),
-            "--rate".into(),
-            "unlimited".into(),
-        ],
-        vec![("BATCHGEN_API_KEY".into(), "sk-wrong".into())],
-    )
-    .await;
+    let args = [manifest.to_str().unwrap(), "--rate", "unlimited"];
+    let out = run_at(&sandbox.base_url(), "sk-wrong", &args).await;
     assert_eq!(code(&out), 77, "{}", stderr(&out));
     assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
     let stats = sandbox.stats();

@@ -193,19 +193,8 @@ async fn a_dead_api_trips_the_circuit_breaker() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let out = run_with_env(
-        vec![
-            arg(&manifest).into(),
-            "--base-url".into(),
-            url,
-            "--rate".into(),
-            "unlimited".into(),
-            "--max-attempts".into(),
-            "2".into(),
-        ],
-        vec![("BATCHGEN_API_KEY".into(), "k".into())],
-    )
-    .await;
+    let args = [arg(&manifest), "--rate", "unlimited", "--max-attempts", "2"];
+    let out = run_at(&url, "k", &args).await;
     assert_eq!(code(&out), 69, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("could not connect"),

@@ -66,8 +66,8 @@ impl Rows {
             // Only the key matters here: the content hash is computed only
             // when the key is made of it.
             let hash = match &fields.id {
-                Some(id) => key_hash(id),
-                None => key_hash(&format!("fp-{}", fields.fingerprint())),
+                Some(id) => job::key_hash(id.as_bytes()),
+                None => job::key_hash(format!("fp-{}", fields.fingerprint()).as_bytes()),
             };
             self.marks.push((hash, line));
             return;
@@ -233,15 +233,6 @@ impl Rows {
         }
         Ok(())
     }
-}
-
-/// A 64-bit hash of a key, for the duplicate check's marks. Matches are
-/// confirmed against the real keys, so speed matters more than strength.
-fn key_hash(key: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
 }
 
 impl Summary {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Record, not_ours, parent_dir, results_error, sync_dir};
 use crate::error::Error;
+use crate::job::key_hash as hash;
 
 /// The columns of a results file, in order; a file with other columns is
 /// not ours to rewrite.
@@ -235,14 +236,6 @@ impl Store {
             )
         })
     }
-}
-
-/// Matches are confirmed against the row's real `id`, so a fast hash will do.
-fn hash(id: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::hash::DefaultHasher::new();
-    h.write(id);
-    h.finish()
 }
 
 /// Writes a replacement results file: rows go to a temporary file in the

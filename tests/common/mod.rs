@@ -33,13 +33,14 @@ pub fn csv_manifest(dir: &Path, n: usize) -> PathBuf {
 
 /// Runs the binary against `sandbox` with its key, off the async runtime.
 pub async fn run_bin(sandbox: &Sandbox, args: &[&str]) -> Output {
-    let mut all = vec!["--base-url".to_owned(), sandbox.base_url()];
+    run_at(&sandbox.base_url(), sandbox.key(), args).await
+}
+
+/// Runs the binary against any server at `base_url`, with `key`.
+pub async fn run_at(base_url: &str, key: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--base-url".to_owned(), base_url.to_owned()];
     all.extend(args.iter().map(|s| s.to_string()));
-    run_with_env(
-        all,
-        vec![("BATCHGEN_API_KEY".into(), sandbox.key().to_owned())],
-    )
-    .await
+    run_with_env(all, vec![("BATCHGEN_API_KEY".into(), key.to_owned())]).await
 }
 
 /// Runs the binary with exactly these arguments and environment additions.
