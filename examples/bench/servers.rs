@@ -5,7 +5,8 @@
 //! does not expose them (its stats list tasks, not times), while a proxy in
 //! front of it would add its own scheduling jitter between the timestamp and
 //! the sandbox's limiter. So the rate target runs against [`Counter`]: a
-//! minimal axum server that timestamps each `POST /api/generate` on arrival,
+//! minimal axum server that timestamps each `POST /api/generate` on arrival
+//! (the kernel's receive timestamp, as the sandbox does: `sandbox::arrival`),
 //! answers the documented success JSON, and applies the same no-burst GCRA
 //! as `src/sandbox/limit.rs` (tolerance `min(T/2, 50 ms)`, `TAT = max(TAT,
 //! now) + T`, a refusal does not move the schedule). Its 429 count is
@@ -22,13 +23,20 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use batchgen::job::Job;
+use batchgen::sandbox::arrival::{ArrivedAt, Stamped};
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
 use reqwest::header::AUTHORIZATION;
+use tower::ServiceExt;
 
 /// Counting server state.
 #[derive(Default)]
@@ -66,8 +74,27 @@ impl Counter {
             .with_state(log.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
+        // Served like the sandbox serves: each connection's reads carry the
+        // kernel's receive timestamp, so arrival times are when requests
+        // reached the socket, not when this server got to run.
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let stream = Stamped::new(stream);
+                let arrivals = stream.arrivals();
+                let service = app.clone().map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(arrivals.latest());
+                    req
+                });
+                tokio::spawn(async move {
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                        .await;
+                });
+            }
         });
         Counter {
             base_url,
@@ -93,8 +120,11 @@ impl Counter {
     }
 }
 
-async fn generate(State(log): State<Arc<Log>>) -> Response {
-    let now = Instant::now();
+async fn generate(
+    State(log): State<Arc<Log>>,
+    Extension(ArrivedAt(arrived)): Extension<ArrivedAt>,
+) -> Response {
+    let now = arrived.into_std();
     let n = {
         let mut a = log.arrivals.lock().unwrap();
         a.push(now);

@@ -34,6 +34,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::arrival::ArrivedAt;
 use super::faults::Early;
 use super::limit::retry_after_secs;
 use super::state::{Stats, Task};
@@ -119,10 +120,14 @@ pub(super) fn error_body(status: StatusCode, message: &str) -> Json<Value> {
 async fn generate(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnControl>,
+    arrived: Option<Extension<ArrivedAt>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (delay, answer) = shared.decide(Instant::now(), &headers, &body);
+    // The limiter judges when the request reached the socket, not when this
+    // handler got to run (see `arrival`).
+    let now = arrived.map_or_else(Instant::now, |Extension(ArrivedAt(at))| at);
+    let (delay, answer) = shared.decide(now, &headers, &body);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

@@ -17,6 +17,7 @@
 //! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
 //!   [`Sandbox`] (start, stop, inspect) and the accept loop;
 //! - `api`: the routes and the submit path (auth, faults, limits, credits);
+//! - `arrival`: when each request reached the socket (kernel timestamps);
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `limit`: the no-burst GCRA rate limiter;
 //! - `faults`: the seeded fault rolls, task and clip ids;
@@ -37,6 +38,7 @@
 //! that connection, as a crashed server would.
 
 mod api;
+pub mod arrival;
 mod callbacks;
 mod config;
 mod faults;
@@ -296,8 +298,11 @@ async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationT
     let _ = stream.set_nodelay(true);
     let kill = CancellationToken::new();
     let control = ConnControl(kill.clone());
+    let stream = arrival::Stamped::new(stream);
+    let arrivals = stream.arrivals();
     let service = router.map_request(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(control.clone());
+        req.extensions_mut().insert(arrivals.latest());
         req
     });
     let builder = Builder::new(TokioExecutor::new());
