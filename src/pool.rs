@@ -1,21 +1,23 @@
 //! The worker pool: N workers, one rate limiter, one retry policy.
 //!
 //! ```text
-//! feeder (run.rs) ──(bounded queue)──▶ worker × concurrency ──▶ Recorder (report/)
+//! feeder (run.rs) ──(chunks of jobs)──▶ worker × concurrency ──▶ Recorder (report/)
 //!                               │  every attempt:
 //!                               │  1. journal `sending` (durably)
 //!                               │  2. wait out a pool-wide 429 pause
-//!                               │  3. take a cell from the rate limiter
+//!                               │  3. wait for a slot from the rate limiter
 //!                               │  4. client.submit
 //!                               ▼  5. classify: done / retry / stop the run
 //! ```
 //!
 //! Every attempt, retries included, passes the limiter, so the configured
-//! rate is a ceiling on what the API sees, not on how many rows start. A 429
-//! pauses the whole pool (the server is telling *us*, not one worker, to slow
-//! down). At most `concurrency` requests are in flight because only that many
-//! workers exist. Stopping is a [`CancellationToken`]: once cancelled no
-//! request starts, and in-flight ones finish.
+//! rate is a ceiling on what the API sees, not on how many rows start. The
+//! limiter is a [`Pacer`] (a grid of slots, no burst) unless `--burst` asks
+//! for governor's bursty GCRA. A 429 pauses the whole pool (the server is
+//! telling *us*, not one worker, to slow down). At most `concurrency`
+//! requests are in flight because only that many workers exist. Stopping is
+//! a [`CancellationToken`]: once cancelled no request starts, and in-flight
+//! ones finish.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -90,7 +92,7 @@ struct Shared {
     config: PoolConfig,
     client: Client,
     recorder: Recorder,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<Limiter>,
     /// Set by a 429: nobody sends before this instant.
     pause_until: Mutex<Option<Instant>>,
     /// Consecutive rows that gave up on transient errors (circuit breaker).
@@ -100,21 +102,67 @@ struct Shared {
     counters: Arc<Counters>,
 }
 
+/// How many jobs the feeder hands over at a time.
+///
+/// Why chunks: the feeder is a thread reading the manifest. Handing jobs over
+/// one at a time wakes it (a context switch) for every job, which profiling
+/// showed was a large share of the pool's own CPU time at thousands of
+/// requests per second. A chunk is shared by all workers (see [`Feed`]), so
+/// it never leaves one worker with a backlog while others idle.
+pub const CHUNK: usize = 64;
+
+/// The jobs waiting to be sent: the feeder's chunks, opened one at a time
+/// into a queue every worker takes from.
+struct Feed {
+    chunks: tokio::sync::Mutex<mpsc::Receiver<Vec<Job>>>,
+    ready: Mutex<std::collections::VecDeque<Job>>,
+}
+
+impl Feed {
+    fn pop(&self) -> Option<Job> {
+        self.ready.lock().expect("poisoned").pop_front()
+    }
+
+    /// The next job, or `None` when the feeder is done or the run stopped.
+    async fn next(&self, stop: &CancellationToken) -> Option<Job> {
+        loop {
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            // One worker at a time opens the next chunk; the others find
+            // its jobs in `ready` once they get the lock.
+            let mut chunks = self.chunks.lock().await;
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            let chunk = tokio::select! {
+                biased;
+                () = stop.cancelled() => return None,
+                chunk = chunks.recv() => chunk?,
+            };
+            self.ready.lock().expect("poisoned").extend(chunk);
+        }
+    }
+}
+
 /// Submits every job that arrives on `feed`, recording every change through
 /// `recorder`. Returns why the pool stopped early, if it did.
 pub async fn run(
     config: PoolConfig,
     client: Client,
-    feed: mpsc::Receiver<Job>,
+    feed: mpsc::Receiver<Vec<Job>>,
     recorder: Recorder,
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> Option<StopReason> {
     let limiter = config.rate.interval().map(|interval| {
+        if config.burst.get() == 1 {
+            return Limiter::Paced(Pacer::new(interval));
+        }
         let quota = Quota::with_period(interval)
             .expect("rate interval is never zero")
             .allow_burst(config.burst);
-        RateLimiter::direct(quota)
+        Limiter::Bursty(RateLimiter::direct(quota))
     });
     let workers = config.concurrency.max(1);
     let shared = Arc::new(Shared {
@@ -129,23 +177,23 @@ pub async fn run(
         counters,
     });
 
-    let feed = Arc::new(tokio::sync::Mutex::new(feed));
+    let feed = Arc::new(Feed {
+        chunks: tokio::sync::Mutex::new(feed),
+        ready: Mutex::default(),
+    });
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (shared, feed) = (shared.clone(), feed.clone());
         handles.push(tokio::spawn(async move {
             loop {
-                let next = {
-                    let mut feed = feed.lock().await;
-                    tokio::select! {
-                        biased;
-                        () = shared.stop.cancelled() => None,
-                        job = feed.recv() => job,
-                    }
+                if shared.stop.is_cancelled() {
+                    break;
+                }
+                let Some(job) = feed.next(&shared.stop).await else {
+                    break;
                 };
-                let Some(job) = next else { break };
                 let record = shared.submit(&job).await;
-                shared.recorder.record(record).await;
+                shared.recorder.record(record);
             }
         }));
     }
@@ -187,7 +235,7 @@ impl Shared {
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
                     () = self.stop.cancelled() => return false,
-                    () = until_ready(limiter) => {}
+                    () = limiter.until_ready() => {}
                 }
             }
             // A 429 may have arrived while this worker waited for the limiter.
@@ -363,26 +411,99 @@ impl Shared {
     }
 }
 
-/// Waits for a cell from the limiter. Sleeps on tokio's timer (which wakes
-/// at millisecond ticks, never early) until less than a tick remains, then
-/// yields until the cell is due: a request leaves within microseconds of its
-/// slot, so the gaps a server measures are the limiter's gaps. (governor's
-/// own `until_ready` sleeps on a separate timer thread, whose wake-ups
-/// wander by a millisecond or more on a busy machine: at 500/s that is half
-/// the interval.)
-async fn until_ready(limiter: &DefaultDirectRateLimiter) {
-    use governor::clock::{Clock, DefaultClock};
-    let clock = DefaultClock::default();
-    loop {
-        let Err(not_until) = limiter.check() else {
-            return;
-        };
-        let wait = not_until.wait_time_from(clock.now());
-        if wait > Duration::from_millis(2) {
-            tokio::time::sleep(wait - Duration::from_millis(1)).await;
-        } else {
-            tokio::task::yield_now().await;
+/// The pool's rate limit.
+enum Limiter {
+    /// No burst (the default): [`Pacer`].
+    Paced(Pacer),
+    /// `--burst N`: governor's GCRA, which lets N requests go at once after
+    /// a quiet spell, as asked.
+    Bursty(DefaultDirectRateLimiter),
+}
+
+impl Limiter {
+    /// Returns when this worker may send.
+    async fn until_ready(&self) {
+        match self {
+            Limiter::Paced(pacer) => pacer.until_ready().await,
+            Limiter::Bursty(limiter) => limiter.until_ready().await,
         }
+    }
+}
+
+/// One request per interval, on a fixed grid, with no burst.
+///
+/// # Why not governor here
+/// A no-burst server (the sandbox's GCRA, or any strict provider) keeps a
+/// schedule that only moves *later*: a request that arrives late shifts it,
+/// and a request that arrives early is refused unless it is within the
+/// server's tolerance (a millisecond at 500/s). A client must therefore
+/// never be early relative to its own late requests, and it loses rate for
+/// every bit of lateness it lets shift its schedule. governor's GCRA shifts
+/// its schedule by *every* late check, and a task always wakes a little
+/// late (a timer tick, a busy core): at 500/s, 150 µs of routine lateness
+/// costs 7 % of the rate.
+///
+/// The pacer instead keeps a grid of slots one interval apart. A send up to
+/// [`Pacer::slack`] late stays on the grid (the server forgives it: the next
+/// request, on time, is early by less than its tolerance). A send later
+/// than that moves the grid to start from when it really left, so the next
+/// request keeps a full interval from it, as the server's schedule does.
+/// Workers take turns on one lock held while they wait for their slot, so
+/// a slot is claimed only by the worker about to use it and a shifted grid
+/// applies to every later request.
+struct Pacer {
+    interval: Duration,
+    /// Lateness that does not move the grid: a quarter of the interval, so
+    /// half of a server's usual half-interval tolerance is left for the
+    /// network's own jitter.
+    slack: Duration,
+    /// The next free slot; `None` before the first request.
+    next: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    fn new(interval: Duration) -> Pacer {
+        Pacer {
+            interval,
+            slack: interval / 4,
+            next: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn until_ready(&self) {
+        let mut next = self.next.lock().await;
+        // After a quiet spell the grid restarts now: no catching up.
+        let slot = next.map_or_else(Instant::now, |n| n.max(Instant::now()));
+        sleep_precisely(slot).await;
+        *next = Some(self.after(slot, Instant::now()));
+    }
+
+    /// The slot after one that was due at `slot` and left at `sent`.
+    fn after(&self, slot: Instant, sent: Instant) -> Instant {
+        let base = if sent - slot > self.slack { sent } else { slot };
+        base + self.interval
+    }
+}
+
+/// Sleeps until `deadline`, waking within a few hundred microseconds of it
+/// rather than at tokio's next millisecond tick: the bulk of the wait on
+/// tokio's timer, the last stretch on a blocking thread's `sleep` (a
+/// high-resolution kernel timer). Spinning would be as precise but would
+/// keep a core busy at high rates.
+async fn sleep_precisely(deadline: Instant) {
+    const TICK: Duration = Duration::from_millis(2);
+    let now = Instant::now();
+    if deadline <= now {
+        return;
+    }
+    if deadline - now > TICK {
+        tokio::time::sleep_until(deadline - TICK).await;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        // If the blocking pool is gone (the runtime is shutting down), the
+        // wait is simply shorter.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
     }
 }
 
@@ -404,6 +525,43 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pacer_keeps_its_grid_through_small_lateness_only() {
+        let pacer = Pacer::new(Duration::from_millis(20));
+        let slot = Instant::now();
+        let ms = Duration::from_millis;
+        // On time, or late within the slack (5 ms): the next slot is one
+        // interval after this one, so the rate does not sag.
+        assert_eq!(pacer.after(slot, slot), slot + ms(20));
+        assert_eq!(pacer.after(slot, slot + ms(5)), slot + ms(20));
+        // Later than that: a full interval from when it really left, as a
+        // strict server counts.
+        assert_eq!(pacer.after(slot, slot + ms(6)), slot + ms(26));
+    }
+
+    #[tokio::test]
+    async fn the_pacer_spaces_requests_and_does_not_burst_after_a_pause() {
+        let interval = Duration::from_millis(10);
+        let pacer = Pacer::new(interval);
+        let mut sent = Vec::new();
+        for _ in 0..5 {
+            pacer.until_ready().await;
+            sent.push(Instant::now());
+        }
+        // A quiet spell: the next two must still be an interval apart.
+        tokio::time::sleep(interval * 5).await;
+        pacer.until_ready().await;
+        let a = Instant::now();
+        pacer.until_ready().await;
+        let b = Instant::now();
+        for pair in sent.windows(2) {
+            assert!(pair[1] - pair[0] >= interval - pacer.slack, "{pair:?}");
+        }
+        assert!(b - a >= interval - pacer.slack);
+        // Never early: five requests span at least four intervals.
+        assert!(sent[4] - sent[0] >= interval * 4);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

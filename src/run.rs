@@ -337,7 +337,7 @@ impl Session {
         // The feeder stops the pool if the manifest turns out to have
         // changed; the pool stops the feeder by dropping the queue.
         let stop = shutdown.child_token();
-        let (queue, feed) = tokio::sync::mpsc::channel::<Job>(config.concurrency);
+        let (queue, feed) = tokio::sync::mpsc::channel::<Vec<Job>>(2);
         let jobs = manifest.jobs()?;
         let callback = config.callback.clone();
         let feeder = {
@@ -396,15 +396,17 @@ impl Session {
     }
 }
 
-/// Sends the planned jobs down the queue, reading the manifest a second
-/// time. Ends early when the pool stops (the queue is closed).
+/// Sends the planned jobs down the queue in chunks of [`pool::CHUNK`],
+/// reading the manifest a second time. Ends early when the pool stops (the
+/// queue is closed).
 fn feed_jobs(
     jobs: crate::manifest::Jobs,
     todo: &[u32],
-    queue: &tokio::sync::mpsc::Sender<Job>,
+    queue: &tokio::sync::mpsc::Sender<Vec<Job>>,
     callback: Option<&crate::config::CallbackBase>,
 ) -> Result<(), crate::manifest::ManifestError> {
     let mut want = todo.iter().copied().peekable();
+    let mut chunk = Vec::with_capacity(pool::CHUNK);
     for (i, job) in jobs.enumerate() {
         let mut job = job?;
         if let Some(callback) = callback {
@@ -415,9 +417,17 @@ fn feed_jobs(
             continue;
         }
         want.next();
-        if queue.blocking_send(job).is_err() {
-            break;
+        chunk.push(job);
+        if chunk.len() == pool::CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(pool::CHUNK));
+            if queue.blocking_send(full).is_err() {
+                return Ok(());
+            }
         }
+    }
+    if !chunk.is_empty() {
+        // An error means the pool stopped: these stay `pending`.
+        let _ = queue.blocking_send(chunk);
     }
     Ok(())
 }
