@@ -12,8 +12,9 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 use url::Url;
 
 use crate::config::Secret;
@@ -164,11 +165,29 @@ impl Client {
 
     /// Sends one job. Never retries: see [`crate::pool`].
     pub async fn submit(&self, job: &Job) -> Result<Accepted, SubmitError> {
+        self.submit_announced(job, None).await
+    }
+
+    /// Sends one job, and says on `leaving` the moment its bytes are handed
+    /// to the connection for writing (after any connecting), so the pool can
+    /// pace on when requests really leave (see [`crate::pool`]). If the
+    /// request fails before that, `leaving` is dropped unsent.
+    pub async fn submit_announced(
+        &self,
+        job: &Job,
+        leaving: Option<oneshot::Sender<()>>,
+    ) -> Result<Accepted, SubmitError> {
+        let body = serde_json::to_vec(job.body())
+            .map_err(|e| SubmitError::Connect(format!("could not encode the job: {e}")))?;
         let response = self
             .http
             .post(self.generate.clone())
             .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
-            .json(job.body())
+            .header(CONTENT_TYPE, "application/json")
+            .body(reqwest::Body::wrap(Announced {
+                data: Some(body.into()),
+                leaving,
+            }))
             .send()
             .await
             .map_err(classify_send_error)?;
@@ -189,6 +208,40 @@ impl Client {
             Err(_) => Vec::new(),
         };
         parse_answer(status, &body, retry_after)
+    }
+}
+
+/// A request body that announces when the connection takes its bytes.
+///
+/// hyper polls the body right after writing the head into its buffer and
+/// flushes both together, so the first poll is, to within microseconds, the
+/// moment the request leaves for the server.
+struct Announced {
+    data: Option<bytes::Bytes>,
+    leaving: Option<oneshot::Sender<()>>,
+}
+
+impl http_body::Body for Announced {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(leaving) = self.leaving.take() {
+            let _ = leaving.send(());
+        }
+        std::task::Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        // Exact, so the request carries Content-Length, not chunks.
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ErrorClass, SubmitError};
+use crate::client::{Accepted, Client, ErrorClass, SubmitError};
 use crate::config::Rate;
 use crate::job::Job;
 use crate::report::{Record, Recorder, Status};
@@ -221,23 +221,25 @@ impl Shared {
         self.stop.cancel();
     }
 
-    /// Waits until this worker may send: no pool-wide pause, a limiter cell.
-    /// `false` when the run stopped meanwhile.
-    async fn wait_turn(&self) -> bool {
+    /// Waits until this worker may send: no pool-wide pause, a limiter slot.
+    /// `None` when the run stopped meanwhile; otherwise a [`Turn`] to keep
+    /// until the request leaves.
+    async fn wait_turn(&self) -> Option<Turn<'_>> {
         loop {
             let until = *self.pause_until.lock().expect("poisoned");
             if let Some(until) = until.filter(|u| *u > Instant::now()) {
                 tokio::select! {
-                    () = self.stop.cancelled() => return false,
+                    () = self.stop.cancelled() => return None,
                     () = tokio::time::sleep_until(until) => continue,
                 }
             }
-            if let Some(limiter) = &self.limiter {
-                tokio::select! {
-                    () = self.stop.cancelled() => return false,
-                    () = limiter.until_ready() => {}
-                }
-            }
+            let turn = match &self.limiter {
+                Some(limiter) => tokio::select! {
+                    () = self.stop.cancelled() => return None,
+                    turn = limiter.until_ready() => turn,
+                },
+                None => Turn(None),
+            };
             // A 429 may have arrived while this worker waited for the limiter.
             let paused = self
                 .pause_until
@@ -245,8 +247,29 @@ impl Shared {
                 .expect("poisoned")
                 .is_some_and(|u| u > Instant::now());
             if !paused {
-                return !self.stop.is_cancelled();
+                return (!self.stop.is_cancelled()).then_some(turn);
             }
+        }
+    }
+
+    /// Sends `job` in `turn`, which ends the moment the request leaves (or
+    /// fails before leaving): the pacer's next slot counts from then.
+    async fn send(&self, job: &Job, turn: Turn<'_>) -> Result<Accepted, SubmitError> {
+        if turn.0.is_none() {
+            return self.client.submit(job).await;
+        }
+        let (leaving, left) = tokio::sync::oneshot::channel();
+        let request = self.client.submit_announced(job, Some(leaving));
+        tokio::pin!(request);
+        let answer = tokio::select! {
+            biased;
+            _ = left => None,
+            answer = &mut request => Some(answer),
+        };
+        drop(turn);
+        match answer {
+            Some(answer) => answer,
+            None => request.await,
         }
     }
 
@@ -288,15 +311,15 @@ impl Shared {
             // the server sees are the limiter's, not the disk's. (A crash
             // while waiting leaves this row `unknown` though it was not
             // sent; that is at most one row per worker.)
-            if !self.wait_turn().await {
+            let Some(turn) = self.wait_turn().await else {
                 record.attempts -= 1;
                 return self.put_back(record, last_error, ambiguous);
-            }
+            };
             if record.attempts > 1 {
                 counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             counters.requests.fetch_add(1, Ordering::Relaxed);
-            let error = match self.client.submit(job).await {
+            let error = match self.send(job, turn).await {
                 Ok(accepted) => {
                     self.consecutive_give_ups.store(0, Ordering::Relaxed);
                     counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -422,11 +445,31 @@ enum Limiter {
 
 impl Limiter {
     /// Returns when this worker may send.
-    async fn until_ready(&self) {
+    async fn until_ready(&self) -> Turn<'_> {
         match self {
-            Limiter::Paced(pacer) => pacer.until_ready().await,
-            Limiter::Bursty(limiter) => limiter.until_ready().await,
+            Limiter::Paced(pacer) => Turn(Some(pacer.until_ready().await)),
+            Limiter::Bursty(limiter) => {
+                limiter.until_ready().await;
+                Turn(None)
+            }
         }
+    }
+}
+
+/// A worker's turn to send. For the pacer it holds the grid (no other
+/// worker's slot is decided) until dropped, which is when the request has
+/// left: the next slot then counts from when it really left.
+struct Turn<'a>(Option<PacedTurn<'a>>);
+
+struct PacedTurn<'a> {
+    pacer: &'a Pacer,
+    next: tokio::sync::MutexGuard<'a, Option<Instant>>,
+    slot: Instant,
+}
+
+impl Drop for PacedTurn<'_> {
+    fn drop(&mut self) {
+        *self.next = Some(self.pacer.after(self.slot, Instant::now()));
     }
 }
 
@@ -448,9 +491,12 @@ impl Limiter {
 /// request, on time, is early by less than its tolerance). A send later
 /// than that moves the grid to start from when it really left, so the next
 /// request keeps a full interval from it, as the server's schedule does.
-/// Workers take turns on one lock held while they wait for their slot, so
-/// a slot is claimed only by the worker about to use it and a shifted grid
-/// applies to every later request.
+/// Workers take turns on one lock, held from the wait for a slot until the
+/// request has left (its bytes handed to the connection, after connecting
+/// if need be: see `Client::submit_announced`). So a slot is claimed only by
+/// the worker about to use it, lateness anywhere before the wire (a busy
+/// core, a new connection) counts, and a shifted grid applies to every
+/// later request.
 struct Pacer {
     interval: Duration,
     /// Lateness that does not move the grid: a quarter of the interval, so
@@ -470,12 +516,17 @@ impl Pacer {
         }
     }
 
-    async fn until_ready(&self) {
-        let mut next = self.next.lock().await;
+    /// Waits for the next slot; the grid moves on when the turn is dropped.
+    async fn until_ready(&self) -> PacedTurn<'_> {
+        let next = self.next.lock().await;
         // After a quiet spell the grid restarts now: no catching up.
         let slot = next.map_or_else(Instant::now, |n| n.max(Instant::now()));
         sleep_precisely(slot).await;
-        *next = Some(self.after(slot, Instant::now()));
+        PacedTurn {
+            pacer: self,
+            next,
+            slot,
+        }
     }
 
     /// The slot after one that was due at `slot` and left at `sent`.
@@ -546,14 +597,14 @@ mod tests {
         let pacer = Pacer::new(interval);
         let mut sent = Vec::new();
         for _ in 0..5 {
-            pacer.until_ready().await;
+            drop(pacer.until_ready().await);
             sent.push(Instant::now());
         }
         // A quiet spell: the next two must still be an interval apart.
         tokio::time::sleep(interval * 5).await;
-        pacer.until_ready().await;
+        drop(pacer.until_ready().await);
         let a = Instant::now();
-        pacer.until_ready().await;
+        drop(pacer.until_ready().await);
         let b = Instant::now();
         for pair in sent.windows(2) {
             assert!(pair[1] - pair[0] >= interval - pacer.slack, "{pair:?}");
