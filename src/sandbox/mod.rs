@@ -132,6 +132,16 @@ impl Sandbox {
         self.shared.lock().records.stats()
     }
 
+    /// When the first and the last task held were accepted (on tokio's
+    /// clock; their requests' arrival times): a client's submission phase,
+    /// for benchmarks. `None` before any task.
+    pub fn accepted_span(&self) -> Option<(tokio::time::Instant, tokio::time::Instant)> {
+        let state = self.shared.lock();
+        let mut times = state.records.tasks.iter().map(|t| t.accepted_at);
+        let first = times.next()?;
+        Some(times.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
+    }
+
     /// Forgets all tasks and counters, aborts pending callbacks, restores
     /// the credit balance and restarts the rate limiter and the seeded
     /// sequences, as `POST /sandbox/reset` does. The key stays.
