@@ -287,7 +287,9 @@ impl Bench {
             println!("  batchgen:          {} req/s", op.show(0));
             println!("  bare reqwest loop: {} req/s", lp.show(0));
             println!("  ratio: {:.1}% (goal ≥ 90%)", ratio * 100.0);
-            println!("end to end (batchgen: process wall time, start-up and final rewrite included):");
+            println!(
+                "end to end (batchgen: process wall time, start-up and final rewrite included):"
+            );
             println!("  batchgen:          {} req/s", o.show(0));
             println!("  bare reqwest loop: {} req/s", l.show(0));
             println!("  ratio: {:.1}%", end_to_end * 100.0);
