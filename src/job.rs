@@ -163,7 +163,18 @@ pub enum Value {
 impl JobFields {
     /// Sets a string field. For a boolean field, use [`JobFields::set_bool`].
     pub fn set_str(&mut self, field: Field, value: String) {
-        let slot = match field {
+        *self.str_slot(field) = Some(value);
+    }
+
+    /// Unsets a string field and returns its value: a reader of many rows
+    /// takes the strings of a row it is done with to hold the next row's
+    /// cells, instead of allocating new ones.
+    pub fn take_str(&mut self, field: Field) -> Option<String> {
+        self.str_slot(field).take()
+    }
+
+    fn str_slot(&mut self, field: Field) -> &mut Option<String> {
+        match field {
             Field::Id => &mut self.id,
             Field::Prompt => &mut self.prompt,
             Field::GptDescriptionPrompt => &mut self.gpt_description_prompt,
@@ -176,8 +187,7 @@ impl JobFields {
             Field::CustomMode | Field::MakeInstrumental => {
                 unreachable!("{field} is a boolean field")
             }
-        };
-        *slot = Some(value);
+        }
     }
 
     pub fn set_bool(&mut self, field: Field, value: bool) {
@@ -189,6 +199,7 @@ impl JobFields {
     }
 
     /// Whether the field is set.
+    #[inline]
     pub fn is_set(&self, field: Field) -> bool {
         match field {
             Field::CustomMode => self.custom_mode.is_some(),
@@ -198,6 +209,7 @@ impl JobFields {
     }
 
     /// A string field's value, `None` for unset or boolean fields.
+    #[inline]
     pub fn str(&self, field: Field) -> Option<&str> {
         match field {
             Field::Id => self.id.as_deref(),
@@ -242,31 +254,141 @@ impl JobFields {
     /// Hash of what shapes the music, with defaults applied; see the module
     /// docs for why `callback_url`, `cluster` and `id` are left out.
     pub fn fingerprint(&self) -> String {
-        #[derive(Serialize)]
-        struct Content<'a> {
-            prompt: Option<&'a str>,
-            gpt_description_prompt: Option<&'a str>,
-            title: Option<&'a str>,
-            style: Option<&'a str>,
-            tags: Option<&'a str>,
-            custom_mode: bool,
-            make_instrumental: bool,
-            model: &'a str,
+        String::from_utf8_lossy(&self.fingerprint_hex()).into_owned()
+    }
+
+    /// [`JobFields::fingerprint`] as bytes on the stack: validation takes
+    /// it for every row of a manifest, so it is kept cheap.
+    pub fn fingerprint_hex(&self) -> [u8; FINGERPRINT_LEN] {
+        let digest = Sha256::digest(self.content_json());
+        let mut out = [0; FINGERPRINT_LEN];
+        hex::encode_to_slice(&digest[..FINGERPRINT_LEN / 2], &mut out)
+            .expect("8 bytes are 16 hex digits");
+        out
+    }
+
+    /// What the fingerprint hashes: the content as compact JSON, keys in
+    /// this order, unset texts `null`. Written by hand rather than with
+    /// serde_json because serde_json escapes byte by byte, which was most of
+    /// the cost of a fingerprint; the bytes are the same (tested against
+    /// serde_json), and must stay so: fingerprints are kept in results
+    /// files.
+    fn content_json(&self) -> Vec<u8> {
+        let texts = [
+            ("prompt", self.prompt.as_deref()),
+            (
+                "gpt_description_prompt",
+                self.gpt_description_prompt.as_deref(),
+            ),
+            ("title", self.title.as_deref()),
+            ("style", self.style.as_deref()),
+            ("tags", self.tags.as_deref()),
+        ];
+        let size: usize = texts.iter().map(|(_, t)| t.map_or(0, str::len)).sum();
+        let mut json = Vec::with_capacity(size + 192);
+        json.push(b'{');
+        for (name, text) in texts {
+            json_key(&mut json, name);
+            match text {
+                Some(text) => json_str(&mut json, text),
+                None => json.extend_from_slice(b"null"),
+            }
+            json.push(b',');
         }
         let mode = self.mode();
-        let content = Content {
-            prompt: self.prompt.as_deref(),
-            gpt_description_prompt: self.gpt_description_prompt.as_deref(),
-            title: self.title.as_deref(),
-            style: self.style.as_deref(),
-            tags: self.tags.as_deref(),
-            custom_mode: mode.custom,
-            make_instrumental: mode.instrumental,
-            model: self.effective_model(),
-        };
-        let bytes = serde_json::to_vec(&content).expect("plain struct serializes");
-        let digest = Sha256::digest(&bytes);
-        hex::encode(&digest[..8])
+        for (name, on) in [
+            ("custom_mode", mode.custom),
+            ("make_instrumental", mode.instrumental),
+        ] {
+            json_key(&mut json, name);
+            json.extend_from_slice(if on { b"true," } else { b"false," });
+        }
+        json_key(&mut json, "model");
+        json_str(&mut json, self.effective_model());
+        json.push(b'}');
+        json
+    }
+}
+
+/// `"name":`, for names that need no escaping.
+fn json_key(json: &mut Vec<u8>, name: &str) {
+    json.push(b'"');
+    json.extend_from_slice(name.as_bytes());
+    json.extend_from_slice(b"\":");
+}
+
+/// A JSON string exactly as serde_json writes it: `"` and `\` escaped, a
+/// line feed as `\n`, every other byte as is. Other control characters
+/// (rare: validation refuses most of them) take serde_json's own path.
+fn json_str(json: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    // No early exit, so the compiler can check many bytes at a time.
+    let other_control = bytes
+        .iter()
+        .fold(false, |found, &b| found | (b < 0x20 && b != b'\n'));
+    if other_control {
+        serde_json::to_writer(&mut *json, text).expect("a string serializes");
+        return;
+    }
+    json.push(b'"');
+    let mut start = 0;
+    for at in memchr::memchr3_iter(b'"', b'\\', b'\n', bytes) {
+        json.extend_from_slice(&bytes[start..at]);
+        json.extend_from_slice(match bytes[at] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            _ => b"\\n",
+        });
+        start = at + 1;
+    }
+    json.extend_from_slice(&bytes[start..]);
+    json.push(b'"');
+}
+
+/// Length of a fingerprint in hex digits (the first 8 bytes of a SHA-256).
+pub const FINGERPRINT_LEN: usize = 16;
+
+/// A digest of a sequence of jobs as a results file records them: each
+/// job's key, line and fingerprint, in order. The manifest's first pass
+/// builds one over its jobs; a results file whose rows give the same digest
+/// holds exactly those jobs, one row each, in that order, on those lines and
+/// with that content, so a rerun can plan from the results file alone
+/// instead of reading the manifest a second time. SHA-256, so equal digests
+/// of different sequences are not a practical concern.
+#[derive(Clone, Default)]
+pub struct JobsDigest {
+    hasher: Sha256,
+    count: u64,
+}
+
+impl JobsDigest {
+    /// Adds the next job. Lengths are part of what is hashed, so no two
+    /// sequences of fields run together into the same bytes.
+    pub fn add(&mut self, key: &[u8], line: u64, fingerprint: &[u8]) {
+        self.count += 1;
+        self.hasher.update((key.len() as u64).to_le_bytes());
+        self.hasher.update(key);
+        self.hasher.update(line.to_le_bytes());
+        self.hasher.update((fingerprint.len() as u64).to_le_bytes());
+        self.hasher.update(fingerprint);
+    }
+
+    /// Jobs added so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The digest of the jobs added so far.
+    pub fn finish(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
+    }
+}
+
+impl fmt::Debug for JobsDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobsDigest")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
     }
 }
 
@@ -385,12 +507,18 @@ pub fn check(fields: &JobFields) -> Vec<Problem> {
             }
             continue;
         };
-        if value.trim().is_empty() && field != Field::Tags {
+        if is_blank(value) && field != Field::Tags {
             push(field, ProblemKind::Empty);
             continue;
         }
         if model_known && let Some(limit) = length_limit(field, model) {
-            let actual = value.chars().count();
+            // A text is never more characters than bytes: count only the
+            // texts that could be over (counting is per character).
+            let actual = if value.len() > limit {
+                value.chars().count()
+            } else {
+                0
+            };
             if actual > limit {
                 push(
                     field,
@@ -413,11 +541,17 @@ pub fn check(fields: &JobFields) -> Vec<Problem> {
     problems
 }
 
+/// Empty or only whitespace. Most values start with a visible ASCII
+/// character, which settles it without a scan.
+fn is_blank(value: &str) -> bool {
+    !value.as_bytes().first().is_some_and(u8::is_ascii_graphic) && value.trim().is_empty()
+}
+
 fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("is empty".into());
     }
-    if id.chars().count() > MAX_ID_LEN {
+    if id.len() > MAX_ID_LEN && id.chars().count() > MAX_ID_LEN {
         return Err(format!("is longer than {MAX_ID_LEN} characters"));
     }
     if let Some(c) = id
@@ -597,6 +731,87 @@ mod tests {
             ..a.clone()
         };
         assert_ne!(Job::new(a, 1).key, Job::new(c, 1).key);
+    }
+
+    /// The fingerprint's JSON as it was first defined, with serde_json.
+    fn content_json_by_serde(f: &JobFields) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Content<'a> {
+            prompt: Option<&'a str>,
+            gpt_description_prompt: Option<&'a str>,
+            title: Option<&'a str>,
+            style: Option<&'a str>,
+            tags: Option<&'a str>,
+            custom_mode: bool,
+            make_instrumental: bool,
+            model: &'a str,
+        }
+        let mode = f.mode();
+        serde_json::to_vec(&Content {
+            prompt: f.prompt.as_deref(),
+            gpt_description_prompt: f.gpt_description_prompt.as_deref(),
+            title: f.title.as_deref(),
+            style: f.style.as_deref(),
+            tags: f.tags.as_deref(),
+            custom_mode: mode.custom,
+            make_instrumental: mode.instrumental,
+            model: f.effective_model(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn fingerprints_are_the_serde_json_ones() {
+        let tricky = "a \"quoted\", back\\slash\nnew line\ttab\r\u{1}\u{7f} é 🎵 </>";
+        let cases = [
+            JobFields::default(),
+            JobFields {
+                prompt: Some(tricky.into()),
+                title: Some("\"\"".into()),
+                style: Some(String::new()),
+                tags: Some("\n".into()),
+                custom_mode: Some(true),
+                model: Some("chirp-v4-5".into()),
+                ..JobFields::default()
+            },
+            JobFields {
+                gpt_description_prompt: Some("plain".into()),
+                make_instrumental: Some(true),
+                id: Some("ignored".into()),
+                cluster: Some("ignored".into()),
+                ..JobFields::default()
+            },
+        ];
+        for f in cases {
+            assert_eq!(
+                String::from_utf8(f.content_json()).unwrap(),
+                String::from_utf8(content_json_by_serde(&f)).unwrap()
+            );
+        }
+        // As results files written by earlier versions hold it.
+        let f = JobFields {
+            prompt: Some("rain on a tin roof".into()),
+            ..JobFields::default()
+        };
+        let old = hex::encode(&Sha256::digest(content_json_by_serde(&f))[..8]);
+        assert_eq!(f.fingerprint(), old);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_fingerprints_as_serde_json_does(
+            prompt in proptest::option::of(".*"),
+            style in proptest::option::of("[\"\\\\\n\t a-z\u{0}-\u{1f}\u{7f}é]*"),
+            custom in proptest::bool::ANY,
+        ) {
+            let f = JobFields {
+                prompt,
+                style,
+                custom_mode: Some(custom),
+                ..JobFields::default()
+            };
+            proptest::prop_assert_eq!(f.content_json(), content_json_by_serde(&f));
+        }
     }
 
     #[test]

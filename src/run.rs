@@ -6,7 +6,9 @@
 //! read one at a time ([`crate::manifest::Jobs`], [`Store`]), and what a run
 //! keeps per row is the index of the rows it will send. Merging is one pass
 //! over the manifest that looks each job up in the store and writes the
-//! compacted file as it goes; the same pass ends the run.
+//! compacted file as it goes; the same pass ends the run. A rerun whose
+//! results file already says everything skips it: one read of the results
+//! file, checked against the digest validation took ([`Plan::read`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::config::Config;
 use crate::error::{Error, ExitCode};
-use crate::job::Job;
+use crate::job::{Job, JobsDigest};
 use crate::manifest::Manifest;
 use crate::output::Progress;
 use crate::pool::{self, Counters, PoolConfig, StopReason};
@@ -144,6 +146,9 @@ impl Plan {
     /// # Errors
     /// When the results file exists but cannot be read or is not ours.
     pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, Error> {
+        if let Some(plan) = Plan::from_results(manifest, config) {
+            return Ok(plan);
+        }
         let mut store = Store::open(&config.results)?;
         let mut plan = Plan::default();
         plan.changed = merge(manifest, &mut store, None, |i, job, record| {
@@ -152,8 +157,34 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The plan from the results file alone, when its rows are exactly the
+    /// manifest's jobs: one row per job, in manifest order, each with the
+    /// job's key, line and fingerprint (the manifest's digest says so), none
+    /// left `sending`. [`merge`] would then pair job `i` with row `i` and
+    /// change nothing, so the manifest need not be read a second time: the
+    /// hourly rerun of a finished manifest costs its validation and one
+    /// read of the results file. `None` for anything else (a new, edited or
+    /// moved row, a crash's `sending` row, journal rows, a foreign file):
+    /// the full merge decides, and reports.
+    fn from_results(manifest: &Manifest, config: &Config) -> Option<Plan> {
+        let mut plan = Plan::default();
+        let mut digest = JobsDigest::default();
+        let complete = Store::scan(&config.results, |row| {
+            if row.status == Status::Sending || digest.count() == manifest.summary.jobs {
+                return false;
+            }
+            let i = usize::try_from(digest.count()).unwrap_or(usize::MAX);
+            digest.add(row.id, row.line, row.fingerprint);
+            plan.count(i, row.status, config);
+            true
+        });
+        let same = complete
+            && digest.count() == manifest.summary.jobs
+            && digest.finish() == *manifest.digest();
+        same.then_some(plan)
+    }
+
     fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
-        *self.totals.entry(record.status.as_str()).or_default() += 1;
         if let Some(warning) = content_change(job, record) {
             if self.warnings.len() < MAX_WARNINGS {
                 self.warnings.push(warning);
@@ -162,7 +193,14 @@ impl Plan {
                     .push("… more jobs changed under the same id".into());
             }
         }
-        let wanted = match record.status {
+        self.count(i, record.status, config);
+    }
+
+    /// Counts job `i`, whose row before this run has `status` (settled),
+    /// and decides whether this run sends it.
+    fn count(&mut self, i: usize, status: Status, config: &Config) {
+        *self.totals.entry(status.as_str()).or_default() += 1;
+        let wanted = match status {
             Status::Pending | Status::Sending => true,
             Status::Failed => config.retry.failed,
             Status::Unknown => config.retry.unknown,
@@ -501,5 +539,136 @@ fn print_unrecorded(submitted: &[Record]) {
     eprintln!("batchgen: these accepted jobs could not be recorded (id,task_id):");
     for r in submitted {
         eprintln!("{},{}", r.id, r.task_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{RetryPolicy, RunSettings, Secret};
+
+    /// A CSV manifest of `ids`, each with a prompt naming it (and `edit`).
+    fn manifest(dir: &Path, ids: &[&str], edit: &str) -> Manifest {
+        let mut text = String::from("id,prompt\n");
+        for id in ids {
+            text.push_str(&format!("{id},\"a song called {id}{edit}, with rain\"\n"));
+        }
+        let path = dir.join("jobs.csv");
+        std::fs::write(&path, text).unwrap();
+        crate::manifest::load(&path).unwrap()
+    }
+
+    fn config(m: &Manifest, retry: RetryPolicy, max_jobs: Option<usize>) -> Config {
+        Config::new(RunSettings::default(), Secret::new("k"), &m.path, retry)
+            .unwrap()
+            .max_jobs(max_jobs)
+            .build()
+    }
+
+    /// Results rows for the manifest's jobs with these statuses, in order.
+    fn rows(m: &Manifest, statuses: &[Status]) -> Vec<Record> {
+        m.collect_jobs()
+            .unwrap()
+            .iter()
+            .zip(statuses)
+            .map(|(job, &status)| Record {
+                status,
+                task_id: format!("t-{}", job.key),
+                ..Record::pending(job)
+            })
+            .collect()
+    }
+
+    /// The plan the full merge makes: what the fast path must agree with.
+    fn merged(m: &Manifest, config: &Config) -> Plan {
+        let mut store = Store::open(&config.results).unwrap();
+        let mut plan = Plan::default();
+        plan.changed = merge(m, &mut store, None, |i, job, record| {
+            plan.consider(i, job, record, config)
+        })
+        .unwrap();
+        plan
+    }
+
+    fn same(a: &Plan, b: &Plan) -> bool {
+        (&a.todo, a.skipped, &a.totals, a.changed, &a.warnings)
+            == (&b.todo, b.skipped, &b.totals, b.changed, &b.warnings)
+    }
+
+    #[test]
+    fn a_results_file_that_matches_is_planned_without_the_manifest() {
+        use Status::*;
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest(dir.path(), &["a", "b", "c", "d", "e", "f"], "");
+        let statuses = [Submitted, Pending, Failed, Unknown, Submitted, Pending];
+        for (retry, max_jobs) in [
+            (RetryPolicy::default(), None),
+            (
+                RetryPolicy {
+                    failed: true,
+                    unknown: true,
+                    ..RetryPolicy::default()
+                },
+                Some(2),
+            ),
+        ] {
+            let config = config(&m, retry, max_jobs);
+            report::write_atomic(&config.results, &rows(&m, &statuses)).unwrap();
+            let fast = Plan::from_results(&m, &config).expect("the file matches");
+            assert!(same(&fast, &merged(&m, &config)), "{fast:?}");
+            assert!(!fast.changed);
+        }
+    }
+
+    #[test]
+    fn anything_but_an_exact_match_takes_the_full_merge() {
+        use Status::*;
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ["a", "b", "c"];
+        let m = manifest(dir.path(), &ids, "");
+        let config = config(&m, RetryPolicy::default(), None);
+        let done = rows(&m, &[Submitted; 3]);
+        let fall_back = |rows: &[Record], why: &str| {
+            report::write_atomic(&config.results, rows).unwrap();
+            assert!(Plan::from_results(&m, &config).is_none(), "{why}");
+        };
+        let mut sending = done.clone();
+        sending[1].status = Sending;
+        fall_back(&sending, "a crash's sending row is settled by a rewrite");
+        let mut moved = done.clone();
+        moved[2].line = 7;
+        fall_back(&moved, "a row that moved in the manifest");
+        let mut swapped = done.clone();
+        swapped.swap(0, 1);
+        fall_back(&swapped, "rows in another order");
+        fall_back(&done[..2], "a job without a row");
+        let mut orphan = done.clone();
+        orphan.push(Record {
+            id: "gone".into(),
+            ..done[0].clone()
+        });
+        fall_back(&orphan, "a row of a job that left the manifest");
+        let mut journal = done.clone();
+        journal.push(done[2].clone());
+        fall_back(&journal, "journal rows");
+
+        // An edit under the same id: warned about, as by the full merge.
+        report::write_atomic(&config.results, &done).unwrap();
+        let edited = manifest(dir.path(), &ids, " (remix)");
+        assert!(Plan::from_results(&edited, &config).is_none());
+        let plan = Plan::read(&edited, &config).unwrap();
+        assert_eq!(plan.warnings.len(), 3, "{:?}", plan.warnings);
+        assert!(plan.todo.is_empty());
+
+        // A torn last row (a crash mid-append).
+        report::write_atomic(&config.results, &done).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&config.results)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"a,2,,sen").unwrap();
+        assert!(Plan::from_results(&m, &config).is_none());
     }
 }

@@ -220,3 +220,53 @@ fn examples_load_without_diagnostics() {
         assert!(m.len() >= at_least, "{name}: {} jobs", m.len());
     }
 }
+
+// ---- large CSVs: read on one thread, checked on another ----
+
+#[test]
+fn problems_far_apart_in_a_large_csv_keep_their_lines_and_order() {
+    let mut csv = String::from("id,prompt,custom_mode\n");
+    for i in 0..3000 {
+        match i {
+            300 => csv.push_str("r300,\"a song,\nover two lines\",maybe\n"),
+            1200 => csv.push_str("r5,a copy of row 5's key,\n"),
+            2000 => csv.push_str("r2000,too,many,cells\n"),
+            2998 => csv.push_str("bad id,\"x\",true\n"),
+            _ => csv.push_str(&format!("r{i},\"song {i}, \"\"quoted\"\"\",\n")),
+        }
+    }
+    csv.push_str("last,\"never closed\n");
+    // Row i starts on line i + 2, and rows after 300 one line further down.
+    // The last row is swallowed by its open quote: only the quote is shown.
+    assert_eq!(
+        problems("jobs.csv", &csv),
+        [
+            "jobs.csv:302: custom_mode: \"maybe\" is not a boolean (use true/false, yes/no or 1/0)",
+            "jobs.csv:1203: id: duplicate key \"r5\" (first at line 7)",
+            "jobs.csv:2003: has 4 fields, the header has 3",
+            "jobs.csv:3001: id: contains ' '; ids may use only letters, digits, '-', '_' and '.' (they name files)",
+            "jobs.csv:3001: title: required in custom mode but not set",
+            "jobs.csv:3001: style: required in custom mode but not set",
+            "jobs.csv:3003: unterminated quoted cell: this `\"` is never closed, so the rest of the file would be one cell; close it or double it (`\"\"`)",
+        ]
+    );
+}
+
+#[test]
+fn a_large_valid_csv_gives_every_job_in_order() {
+    let mut csv = String::from("prompt,make_instrumental\n");
+    for i in 0..2000 {
+        csv.push_str(&format!(
+            "\"song {i}\nwith a second line\",{}\n",
+            i % 2 == 0
+        ));
+    }
+    let m = valid("jobs.csv", &csv);
+    assert_eq!(m.len(), 2000);
+    let jobs = m.collect_jobs().unwrap();
+    assert_eq!(jobs.len(), 2000);
+    for (i, job) in jobs.iter().enumerate() {
+        assert_eq!(job.line, 2 * i as u64 + 2);
+        assert_eq!(job.fields.make_instrumental, Some(i % 2 == 0));
+    }
+}

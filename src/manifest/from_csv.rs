@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Rows, did_you_mean, suggest_field};
+use super::{Diagnostic, Rows, did_you_mean, suggest_field};
 use crate::job::{Field, JobFields};
 
 /// A CSV file's data rows, read one at a time from a stream: the file is
@@ -26,6 +26,11 @@ pub(super) struct CsvRows<R: Read> {
     ahead: Option<Ahead>,
     /// The next read would return nothing more.
     done: bool,
+    /// A record already handed out and done with, read into again so that
+    /// reading a row does not allocate.
+    spare: Option<csv::ByteRecord>,
+    /// Fields of rows done with, whose strings hold later rows' cells.
+    used: Vec<JobFields>,
 }
 
 /// A record read but not yet returned.
@@ -39,6 +44,16 @@ impl<R: Read> CsvRows<R> {
     /// Reads the header row. `None` when there is no usable header (the
     /// problem is already in `rows`).
     pub(super) fn open(file: &Path, source: R, rows: &mut Rows) -> Option<CsvRows<R>> {
+        let this = CsvRows::open_quiet(file, source, rows);
+        if this.is_none() {
+            no_header(file, rows);
+        }
+        this
+    }
+
+    /// [`CsvRows::open`] without the diagnostic for a file with no header
+    /// at all, which depends on what else is wrong (see [`no_header`]).
+    fn open_quiet(file: &Path, source: R, rows: &mut Rows) -> Option<CsvRows<R>> {
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             // Ragged records are our diagnostic, not the reader's fatal error.
@@ -51,17 +66,14 @@ impl<R: Read> CsvRows<R> {
             header_unread: Vec::new(),
             ahead: None,
             done: false,
+            spare: None,
+            used: Vec::new(),
         };
-        let Some(head) = this.take(rows) else {
-            if rows.diagnostics.is_empty() {
-                let msg = "empty file: expected a header row naming the columns";
-                rows.problem(file, 1, None, msg);
-            }
-            return None;
-        };
+        let head = this.take(rows)?;
         let (columns, unread) = header(file, head.line, &head.record, rows);
         this.columns = columns;
         this.header_unread = unread;
+        this.spare = Some(head.record);
         Some(this)
     }
 
@@ -72,9 +84,10 @@ impl<R: Read> CsvRows<R> {
         loop {
             let row = self.take(rows)?;
             let file = self.file.as_path();
-            if let Some((fields, mut unread)) =
-                cells(file, row.line, &row.record, &self.columns, rows)
-            {
+            let reuse = self.used.pop().unwrap_or_default();
+            let cells = cells(file, row.line, &row.record, &self.columns, reuse, rows);
+            self.spare = Some(row.record);
+            if let Some((fields, mut unread)) = cells {
                 unread.extend_from_slice(&self.header_unread);
                 return Some((row.line, fields, unread));
             }
@@ -107,7 +120,7 @@ impl<R: Read> CsvRows<R> {
         if self.done {
             return None;
         }
-        let mut record = csv::ByteRecord::new();
+        let mut record = self.spare.take().unwrap_or_default();
         match self.reader.read_byte_record(&mut record) {
             Ok(true) => {
                 let offset = record.position().map_or(0, csv::Position::byte);
@@ -133,6 +146,126 @@ impl<R: Read> CsvRows<R> {
             }
         }
     }
+}
+
+/// A file with no header row is reported as empty only when nothing else
+/// was found wrong: an unterminated quote or a read error also leaves no
+/// header, and is the real problem.
+fn no_header(file: &Path, rows: &mut Rows) {
+    if rows.diagnostics.is_empty() {
+        let msg = "empty file: expected a header row naming the columns";
+        rows.problem(file, 1, None, msg);
+    }
+}
+
+/// Largest string kept to hold a later row's cell: a hostile row's huge
+/// cell is freed, not carried along (and held) for the rest of the file.
+const MAX_REUSED: usize = 16 * 1024;
+
+/// Rows handed from the reading thread to the checking one at a time: one
+/// hand-off per batch, not per row.
+const BATCH: usize = 256;
+
+/// Batches read ahead of the checks; bounds the memory the reading thread
+/// can run ahead by.
+const BATCHES_AHEAD: usize = 4;
+
+/// What goes from the reading thread to the checking one and back.
+#[derive(Default)]
+struct Batch {
+    /// What the reading thread found, in file order.
+    items: Vec<Item>,
+    /// Going back: fields of checked rows, to hold later rows' cells. Their
+    /// strings are allocated and freed by the reading thread only, which
+    /// is cheaper than freeing them on another thread.
+    used: Vec<JobFields>,
+}
+
+/// What the reading thread found.
+enum Item {
+    /// A problem with the file or one row's cells.
+    Problem(Diagnostic),
+    /// A row whose cells could be read, for the checks.
+    Row(u64, JobFields, Vec<Field>),
+    /// The file has no header row.
+    NoHeader,
+}
+
+/// Validates every data row of a CSV (the first pass) on two threads: one
+/// reads the file, splits records, notes their lines and reads the cells
+/// into fields; the calling one applies the defaults and the rules, hashes
+/// and counts. Each side is about half the work, and validating a
+/// million-row manifest is what every run (and every rerun) waits for
+/// first. Rows and problems arrive in file order, so `rows` ends exactly
+/// as a one-thread pass would leave it.
+///
+/// # Errors
+/// When the reading thread cannot be started; nothing was read then, and
+/// the caller can read the file on its own thread instead.
+pub(super) fn validate<R: Read + Send>(
+    file: &Path,
+    source: R,
+    rows: &mut Rows,
+) -> std::io::Result<()> {
+    let (full, read) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_AHEAD);
+    let (done, empty) = std::sync::mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("manifest-reader".into())
+            .spawn_scoped(scope, move || read_items(file, source, &full, &empty))?;
+        for mut batch in read {
+            for item in batch.items.drain(..) {
+                match item {
+                    Item::Problem(d) => rows.diagnostics.push(d),
+                    Item::Row(line, fields, unread) => {
+                        batch.used.extend(rows.row(file, line, fields, unread));
+                    }
+                    Item::NoHeader => no_header(file, rows),
+                }
+            }
+            // Back for reuse; the reader may have finished already.
+            let _ = done.send(batch);
+        }
+        Ok(())
+    })
+}
+
+/// The reading side of [`validate`]: sends everything it finds to `full`
+/// in batches, reusing the ones that come back on `empty`.
+fn read_items<R: Read>(
+    file: &Path,
+    source: R,
+    full: &std::sync::mpsc::SyncSender<Batch>,
+    empty: &std::sync::mpsc::Receiver<Batch>,
+) {
+    // Collects this side's problems, which go out as items.
+    let mut found = Rows::default();
+    let mut batch = Batch::default();
+    let mut csv = CsvRows::open_quiet(file, source, &mut found);
+    batch
+        .items
+        .extend(found.diagnostics.drain(..).map(Item::Problem));
+    if csv.is_none() {
+        batch.items.push(Item::NoHeader);
+    }
+    while let Some(csv) = csv.as_mut() {
+        let row = csv.next_row(&mut found);
+        batch
+            .items
+            .extend(found.diagnostics.drain(..).map(Item::Problem));
+        let Some((line, fields, unread)) = row else {
+            break;
+        };
+        batch.items.push(Item::Row(line, fields, unread));
+        if batch.items.len() >= BATCH {
+            let mut next = empty.try_recv().unwrap_or_default();
+            csv.used.append(&mut next.used);
+            if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = full.send(batch);
 }
 
 /// Watches the bytes on their way to the csv reader and notes where each
@@ -192,7 +325,10 @@ impl<R: Read> Tracker<R> {
             };
             let skip = stop.unwrap_or(bytes.len() - i);
             if skip > 0 {
-                self.line += memchr::memchr_iter(b'\n', &bytes[i..i + skip]).count() as u64;
+                // A plain count: spans are a cell long, too short for
+                // memchr's set-up to pay, and the loop vectorizes.
+                let span = &bytes[i..i + skip];
+                self.line += span.iter().filter(|&&b| b == b'\n').count() as u64;
                 self.offset += skip as u64;
                 i += skip;
                 continue;
@@ -332,6 +468,7 @@ fn cells(
     line: u64,
     record: &csv::ByteRecord,
     columns: &[Option<Field>],
+    mut reuse: JobFields,
     rows: &mut Rows,
 ) -> Option<(JobFields, Vec<Field>)> {
     if record.len() != columns.len() {
@@ -366,7 +503,13 @@ fn cells(
         };
         if !field.is_bool() {
             // Verbatim: leading spaces and newlines in lyrics are content.
-            fields.set_str(field, text.to_owned());
+            let mut value = reuse
+                .take_str(field)
+                .filter(|s| s.capacity() <= MAX_REUSED)
+                .unwrap_or_default();
+            value.clear();
+            value.push_str(text);
+            fields.set_str(field, value);
             continue;
         }
         match parse_bool(text) {
@@ -385,12 +528,16 @@ fn cells(
 /// Spreadsheets write booleans many ways; accept the common ones. A blank
 /// cell is "not set".
 fn parse_bool(text: &str) -> Result<Option<bool>, ()> {
-    let text = text.trim().to_ascii_lowercase();
-    match text.as_str() {
-        "" => Ok(None),
-        "true" | "yes" | "1" => Ok(Some(true)),
-        "false" | "no" | "0" => Ok(Some(false)),
-        _ => Err(()),
+    let text = text.trim();
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    if text.is_empty() {
+        Ok(None)
+    } else if is("true") || is("yes") || text == "1" {
+        Ok(Some(true))
+    } else if is("false") || is("no") || text == "0" {
+        Ok(Some(false))
+    } else {
+        Err(())
     }
 }
 

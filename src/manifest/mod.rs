@@ -45,6 +45,9 @@ pub struct Manifest {
     pub settings: RunSettings,
     /// Counts by mode and model, gathered while validating.
     pub summary: Summary,
+    /// Every job's key, line and fingerprint, in order (see
+    /// [`JobsDigest`](crate::job::JobsDigest)).
+    digest: [u8; 32],
     source: Source,
 }
 
@@ -74,6 +77,13 @@ impl Manifest {
     /// When the rows' file can no longer be opened.
     pub fn jobs(&self) -> Result<Jobs, ManifestError> {
         Jobs::new(&self.source)
+    }
+
+    /// The [`JobsDigest`](crate::job::JobsDigest) of the jobs, taken while validating: a results
+    /// file whose rows give the same digest is one row per job, in order,
+    /// with the content validated.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
 
     /// Every job in memory: for small manifests and tests.
@@ -243,6 +253,7 @@ fn finish(
             rows_path,
             settings,
             summary: rows.summary,
+            digest: rows.digest.finish(),
             source,
         });
     }

@@ -6,17 +6,21 @@
 //! 16-byte mark per row (a hash of its key and its line) stays, so a
 //! million-row manifest validates in a few dozen megabytes. The rare hash
 //! match is confirmed by re-reading just those rows, which also recovers
-//! the keys for the message. A run then reads the CSV a second time
-//! ([`Jobs`]), checking each row again in case the file changed meanwhile.
+//! the keys for the message. A CSV is read on one thread and checked on
+//! another (see `from_csv::validate`). The pass also takes every job's
+//! fingerprint into one [`JobsDigest`]: a rerun whose results file matches
+//! it needs nothing else from the manifest. A run with rows to send reads
+//! the CSV a second time ([`Jobs`]), checking each row again in case the
+//! file changed meanwhile.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::from_csv::CsvRows;
+use super::from_csv::{self, CsvRows};
 use super::{Diagnostic, ManifestError, Summary, open};
-use crate::job::{self, Field, Job, JobFields, ProblemKind};
+use crate::job::{self, Field, Job, JobFields, JobsDigest, ProblemKind};
 
 /// What the readers produce: jobs (or marks) that passed, and diagnostics
 /// for the rest. Both formats feed rows through here so defaults, the rules
@@ -31,6 +35,9 @@ pub(super) struct Rows {
     seen: HashMap<String, u64>,
     /// (key hash, line) of every valid CSV row.
     marks: Vec<(u64, u64)>,
+    /// Every valid job's key, line and fingerprint, in order: what lets a
+    /// rerun trust a results file that matches it (see [`JobsDigest`]).
+    pub(super) digest: JobsDigest,
     pub(super) summary: Summary,
     /// `[defaults]`, applied to every row.
     pub(super) defaults: JobFields,
@@ -56,29 +63,42 @@ impl Rows {
     }
 
     /// Checks one row and, if it passes and its key is new, keeps it (as a
-    /// job or a mark).
-    pub(super) fn row(&mut self, file: &Path, line: u64, fields: JobFields, unread: Vec<Field>) {
-        let Some(fields) = self.check(file, line, fields, unread) else {
-            return;
-        };
+    /// job or a mark). Returns the fields when only a mark was kept, for the
+    /// reader to fill with a later row (see [`JobFields::take_str`]).
+    pub(super) fn row(
+        &mut self,
+        file: &Path,
+        line: u64,
+        fields: JobFields,
+        unread: Vec<Field>,
+    ) -> Option<JobFields> {
+        let fields = self.check(file, line, fields, unread)?;
         self.summary.add(&fields);
         if !self.keep_jobs {
-            // Only the key matters here: the content hash is computed only
-            // when the key is made of it.
-            let hash = match &fields.id {
-                Some(id) => job::key_hash(id.as_bytes()),
-                None => job::key_hash(format!("fp-{}", fields.fingerprint()).as_bytes()),
+            let fingerprint = fields.fingerprint_hex();
+            let mut fp_key = [0; 3 + job::FINGERPRINT_LEN];
+            let key = match &fields.id {
+                Some(id) => id.as_bytes(),
+                None => {
+                    fp_key[..3].copy_from_slice(b"fp-");
+                    fp_key[3..].copy_from_slice(&fingerprint);
+                    &fp_key
+                }
             };
-            self.marks.push((hash, line));
-            return;
+            self.marks.push((job::key_hash(key), line));
+            self.digest.add(key, line, &fingerprint);
+            return Some(fields);
         }
         let job = Job::new(fields, line);
         if let Some(&first) = self.seen.get(&job.key) {
             self.duplicate(file, line, &job, first);
-            return;
+            return None;
         }
         self.seen.insert(job.key.clone(), line);
+        self.digest
+            .add(job.key.as_bytes(), line, job.fingerprint.as_bytes());
         self.jobs.push(job);
+        None
     }
 
     fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
@@ -161,9 +181,15 @@ impl Rows {
             };
             // Fast path: control characters are C0 bytes, DEL, or C1 (which
             // UTF-8 writes after a 0xC2 byte); most text has none of these.
-            if !value.bytes().any(|b| {
-                (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f || b == 0xc2
-            }) {
+            // A fold, not `any`: without an early exit the compiler checks
+            // many bytes at a time, and this runs over every cell.
+            let suspect = value.bytes().fold(false, |found, b| {
+                found
+                    | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+                    | (b == 0x7f)
+                    | (b == 0xc2)
+            });
+            if !suspect {
                 continue;
             }
             let bad = value
@@ -184,10 +210,12 @@ impl Rows {
 
     /// Validates every row of a CSV file (the first pass).
     pub(super) fn read_csv(&mut self, file: &Path) -> Result<(), ManifestError> {
-        let source = open(file)?;
-        if let Some(mut csv) = CsvRows::open(file, source, self) {
-            while let Some((line, fields, unread)) = csv.next_row(self) {
-                self.row(file, line, fields, unread);
+        if from_csv::validate(file, open(file)?, self).is_err() {
+            // No second thread to be had: the same pass on this one.
+            if let Some(mut csv) = CsvRows::open(file, open(file)?, self) {
+                while let Some((line, fields, unread)) = csv.next_row(self) {
+                    self.row(file, line, fields, unread);
+                }
             }
         }
         self.check_marks(file)

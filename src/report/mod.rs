@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::job::Job;
 
 pub use journal::{Journal, Recorder, spawn};
-pub use store::{Compactor, Store};
+pub use store::{Compactor, RowSummary, Store};
 
 /// A job's state in the results file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -369,6 +369,52 @@ mod tests {
             5,
             "without the hint, every row"
         );
+    }
+
+    #[test]
+    fn a_scan_sees_what_get_reads_and_refuses_the_unusual() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let rows = [
+            record("a", Status::Submitted),
+            Record {
+                error: "refused, \"badly\"\non two lines".into(),
+                http_status: Some(400),
+                ..record("b", Status::Failed)
+            },
+        ];
+        write_atomic(&path, &rows).unwrap();
+        let mut seen = Vec::new();
+        assert!(Store::scan(&path, |row| {
+            seen.push((
+                String::from_utf8(row.id.to_vec()).unwrap(),
+                row.line,
+                row.status,
+                String::from_utf8(row.fingerprint.to_vec()).unwrap(),
+            ));
+            true
+        }));
+        let mut store = Store::open(&path).unwrap();
+        for (id, line, status, fingerprint) in seen {
+            let r = store.get(&id).unwrap().unwrap();
+            assert_eq!(
+                (line, status, fingerprint),
+                (r.line, r.status, r.fingerprint)
+            );
+        }
+        assert!(!Store::scan(&path, |_| false), "the visitor stops it");
+        assert!(!Store::scan(&dir.path().join("none.csv"), |_| true));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for unusual in [
+            text.replace(",submitted,", ",Submitted,"),
+            text.replace("a,2,", "a,+2,"),
+            text.replace(",400,", ",4000000,"),
+            text + "c,2,,sen",
+            "name,age\nann,3\n".into(),
+        ] {
+            std::fs::write(&path, unusual).unwrap();
+            assert!(!Store::scan(&path, |_| true));
+        }
     }
 
     #[test]
