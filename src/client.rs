@@ -192,11 +192,7 @@ impl Client {
             .await
             .map_err(classify_send_error)?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after(response.headers());
         let body = read_capped(response).await;
         let body = match body {
             Ok(body) => body,
@@ -455,6 +451,15 @@ pub fn parse_balance(status: StatusCode, body: &[u8]) -> Result<Balance, SubmitE
             ),
         }),
     }
+}
+
+/// A response's `Retry-After`, if present and readable (see
+/// [`parse_retry_after`]).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date, clamped to

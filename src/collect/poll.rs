@@ -20,11 +20,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::AUTHORIZATION;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,7 @@ use url::Url;
 
 use super::catalog::Store;
 use super::feed::{self, Feed, FeedError};
-use crate::client::{endpoint, parse_retry_after};
+use crate::client::{endpoint, retry_after};
 use crate::config::{Rate, Secret};
 use crate::error::Error;
 use crate::pool::full_jitter;
@@ -119,11 +119,7 @@ impl FeedClient {
             .await
             .map_err(|e| PollError::Connection(without_url(e)))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after(response.headers());
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
