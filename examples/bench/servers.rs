@@ -7,10 +7,10 @@
 //! the sandbox's limiter. So the rate target runs against [`Counter`]: a
 //! minimal axum server that timestamps each `POST /api/generate` on arrival
 //! (the kernel's receive timestamp, as the sandbox does: `sandbox::arrival`),
-//! answers the documented success JSON, and applies the same no-burst GCRA
-//! as `src/sandbox/limit.rs` (tolerance `min(T/2, 50 ms)`, `TAT = max(TAT,
-//! now) + T`, a refusal does not move the schedule). Its 429 count is
-//! therefore the count the sandbox would answer. With no rate it is also a
+//! answers the documented success JSON, and applies the sandbox's own
+//! no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
+//! `min(T/2, 50 ms)`, `TAT = max(TAT, now) + T`, a refusal does not move the
+//! schedule). Its 429 count is therefore the count the sandbox would answer. With no rate it is also a
 //! cheap sink that keeps nothing but timestamps, used for the 10^6-row runs
 //! where the sandbox would hold every task in the bench's memory.
 //!
@@ -30,6 +30,7 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use batchgen::job::Job;
 use batchgen::sandbox::arrival::{ArrivedAt, Stamped};
+use batchgen::sandbox::limit::Limiter;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -42,8 +43,8 @@ use tower::ServiceExt;
 #[derive(Default)]
 struct Log {
     arrivals: Mutex<Vec<Instant>>,
-    /// `(interval, tolerance, TAT)` when a rate is enforced.
-    gcra: Mutex<Option<(Duration, Duration, Option<Instant>)>>,
+    /// The sandbox's limiter, when a rate is enforced.
+    gcra: Mutex<Option<Limiter>>,
     rate_limited: AtomicU64,
     /// Anything but a generate request (the balance check, for one).
     other: AtomicU64,
@@ -66,8 +67,7 @@ impl Counter {
     /// Starts on 127.0.0.1:0, enforcing one request per `interval` if given.
     pub async fn start(interval: Option<Duration>) -> Counter {
         let log = Arc::new(Log::default());
-        *log.gcra.lock().unwrap() =
-            interval.map(|t| (t, (t / 2).min(Duration::from_millis(50)), None));
+        *log.gcra.lock().unwrap() = interval.map(Limiter::new);
         let app = Router::new()
             .route("/api/generate", post(generate))
             .fallback(other)
@@ -130,19 +130,16 @@ async fn generate(
         a.push(now);
         a.len()
     };
-    if let Some((t, tolerance, tat)) = log.gcra.lock().unwrap().as_mut() {
-        let due = tat.unwrap_or(now);
-        let earliest = due.checked_sub(*tolerance).unwrap_or(due);
-        if now < earliest {
-            log.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, "1")],
-                axum::Json(serde_json::json!({"code": 429, "message": "rate limit exceeded"})),
-            )
-                .into_response();
-        }
-        *tat = Some(due.max(now) + *t);
+    if let Some(limiter) = log.gcra.lock().unwrap().as_mut()
+        && limiter.check(arrived).is_err()
+    {
+        log.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            axum::Json(serde_json::json!({"code": 429, "message": "rate limit exceeded"})),
+        )
+            .into_response();
     }
     let id = format!("bench-{n}");
     axum::Json(serde_json::json!({

@@ -41,15 +41,15 @@ impl Arrivals {
     /// When the latest bytes of this connection arrived, as a tokio
     /// [`Instant`]; now, if the kernel gave no timestamp.
     pub fn latest(&self) -> ArrivedAt {
-        let now = Instant::now();
         let nanos = self.0.load(Ordering::Relaxed);
         if nanos == 0 {
-            return ArrivedAt(now);
+            return ArrivedAt(Instant::now());
         }
         let stamp = UNIX_EPOCH + Duration::from_nanos(nanos);
+        let (now, wall) = clock_pair();
         // The wall clock may step; an age outside [0, 1 s] is not to be
         // trusted, and "now" is the safe answer.
-        let age = SystemTime::now()
+        let age = wall
             .duration_since(stamp)
             .ok()
             .filter(|age| *age <= Duration::from_secs(1))
@@ -63,6 +63,34 @@ impl Arrivals {
             self.0.store(nanos, Ordering::Relaxed);
         }
     }
+}
+
+/// Reads tokio's clock and the wall clock at (nearly) the same moment.
+///
+/// The kernel stamps arrivals on the wall clock, and the limiter runs on
+/// tokio's: an arrival is placed `wall − stamp` before `now`. If the thread
+/// is preempted between the two reads, that age is off by the preemption,
+/// and at 500/s a few hundred microseconds turns an on-time request into a
+/// refused one. So the wall clock is read between two reads of tokio's, and
+/// the reading is taken again (a few times at most) if they are far apart.
+fn clock_pair() -> (Instant, SystemTime) {
+    const CLOSE: Duration = Duration::from_micros(20);
+    let mut best: Option<(Duration, Instant, SystemTime)> = None;
+    for _ in 0..4 {
+        let before = Instant::now();
+        let wall = SystemTime::now();
+        let after = Instant::now();
+        let spread = after - before;
+        let mid = before + spread / 2;
+        if spread <= CLOSE {
+            return (mid, wall);
+        }
+        if best.is_none_or(|(s, _, _)| spread < s) {
+            best = Some((spread, mid, wall));
+        }
+    }
+    let (_, mid, wall) = best.expect("read at least once");
+    (mid, wall)
 }
 
 /// A TCP stream that notes the kernel's receive timestamp of every read.

@@ -17,12 +17,17 @@
 //! The limiter takes `now` as an argument, so its rules are tested without a
 //! clock.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 /// The most jitter the limiter forgives, whatever the interval.
 pub const MAX_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// How many recent admissions the limiter remembers to place a request that
+/// is judged after a later one (see [`Limiter::check`]).
+const HISTORY: usize = 16;
 
 /// A GCRA limiter for one request per `interval`.
 #[derive(Debug, Clone)]
@@ -31,6 +36,9 @@ pub struct Limiter {
     tolerance: Duration,
     /// When the next request is due; `None` before the first request.
     tat: Option<Instant>,
+    /// The latest admissions in arrival order: each one's arrival and the
+    /// TAT it was judged against.
+    recent: VecDeque<(Instant, Option<Instant>)>,
 }
 
 impl Limiter {
@@ -39,19 +47,63 @@ impl Limiter {
             interval,
             tolerance: (interval / 2).min(MAX_TOLERANCE),
             tat: None,
+            recent: VecDeque::with_capacity(HISTORY),
         }
     }
 
-    /// Admits a request arriving at `now`, or says how long until one would
-    /// be admitted. A refused request does not move the schedule.
+    /// Admits a request that arrived at `now`, or says how long until one
+    /// would be admitted. A refused request does not move the schedule.
+    ///
+    /// Requests are judged by when they reached the socket, but connections
+    /// are served concurrently, so now and then one is judged after a
+    /// request that arrived later. Judging it against a schedule that later
+    /// request already moved would refuse a request that arrived on time (a
+    /// real service, judging on arrival, would not). So the limiter replays
+    /// the schedule in arrival order from where the late-judged request
+    /// belongs, and admits it if it and every later admission still keep
+    /// the rate.
     pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
-        let tat = self.tat.unwrap_or(now);
+        let at = self.recent.partition_point(|(arrived, _)| *arrived <= now);
+        if at == self.recent.len() {
+            let judged = self.tat;
+            self.tat = Some(self.judge(judged, now)?);
+            self.admit(at, now, judged);
+            return Ok(());
+        }
+        // Arrived before admissions already made: replay from its place.
+        let before = self.recent[at].1;
+        let mut tat = Some(self.judge(before, now)?);
+        let mut replayed = Vec::with_capacity(self.recent.len() - at);
+        for (arrived, _) in self.recent.range(at..) {
+            replayed.push(tat);
+            // An admission it would turn into a refusal: it cannot stay.
+            tat = Some(self.judge(tat, *arrived).map_err(|_| self.interval)?);
+        }
+        for ((_, judged), new) in self.recent.range_mut(at..).zip(replayed) {
+            *judged = new;
+        }
+        self.admit(at, now, before);
+        self.tat = tat;
+        Ok(())
+    }
+
+    /// The TAT after a request arriving at `now` against `tat`, or how
+    /// early it is.
+    fn judge(&self, tat: Option<Instant>, now: Instant) -> Result<Instant, Duration> {
+        let tat = tat.unwrap_or(now);
         let earliest = tat.checked_sub(self.tolerance).unwrap_or(tat);
         if now < earliest {
             return Err(earliest - now);
         }
-        self.tat = Some(tat.max(now) + self.interval);
-        Ok(())
+        Ok(tat.max(now) + self.interval)
+    }
+
+    /// Records an admission at position `at` of the history.
+    fn admit(&mut self, at: usize, now: Instant, judged: Option<Instant>) {
+        self.recent.insert(at, (now, judged));
+        if self.recent.len() > HISTORY {
+            self.recent.pop_front();
+        }
     }
 }
 
@@ -108,6 +160,38 @@ mod tests {
         assert!(l.check(start).is_ok());
         assert!(l.check(start + Duration::from_millis(9)).is_err());
         assert!(l.check(start + Duration::from_millis(10)).is_ok());
+    }
+
+    #[test]
+    fn a_request_judged_after_a_later_one_is_placed_by_its_arrival() {
+        let start = Instant::now();
+        let mut l = Limiter::new(T);
+        assert!(l.check(start).is_ok());
+        // Arrivals at 1T and 2T, judged in the wrong order: both on time.
+        assert!(l.check(start + 2 * T).is_ok());
+        assert!(l.check(start + T).is_ok());
+        // The schedule is the same as if they had been judged in order.
+        assert!(l.check(start + 3 * T - MAX_TOLERANCE).is_ok());
+        assert!(
+            l.check(start + 4 * T - MAX_TOLERANCE - Duration::from_millis(1))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_late_judged_request_that_breaks_the_rate_is_refused() {
+        let start = Instant::now();
+        let mut l = Limiter::new(T);
+        assert!(l.check(start).is_ok());
+        assert!(l.check(start + T).is_ok());
+        // Between two admissions one interval apart: either it or the later
+        // one would be early, and the later one was already answered.
+        assert!(l.check(start + T / 2).is_err());
+        // Before the first admission: early for nobody, but the first one
+        // would then be too close to it.
+        assert!(l.check(start - Duration::from_millis(10)).is_err());
+        // The refusals changed nothing.
+        assert!(l.check(start + 2 * T - MAX_TOLERANCE).is_ok());
     }
 
     #[test]

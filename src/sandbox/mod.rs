@@ -44,7 +44,7 @@ mod config;
 mod faults;
 mod feed;
 mod lifecycle;
-mod limit;
+pub mod limit;
 mod media;
 mod state;
 
