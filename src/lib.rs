@@ -11,6 +11,7 @@
 //! | rules | [`job`] | job fields, the API's validation rules, job identity |
 //! | wire | [`client`] | one submit request and the classification of its outcome |
 //! | sending | [`pool`] | the rate limiter, the workers, retries and backoff, stopping |
+//! | pacing | [`timer`] | sleeping to within a tenth of a millisecond, for the pacer |
 //! | output | [`report`] | the results CSV: lock, journal, atomic compaction |
 //! | after submit | [`collect`] | polling the feed, the clip catalog CSV (parser and writer), resumable tagged downloads |
 //! | callbacks | [`receive`] | the HTTP receiver that records callback clips into the same catalog |
@@ -34,3 +35,4 @@ pub mod receive;
 pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod timer;

@@ -12,7 +12,7 @@
 //!
 //! Every attempt, retries included, passes the limiter, so the configured
 //! rate is a ceiling on what the API sees, not on how many rows start. The
-//! limiter is a [`Pacer`] (a grid of slots, no burst) unless `--burst` asks
+//! limiter is a [`Pacer`] (the server's GCRA, no burst) unless `--burst` asks
 //! for governor's bursty GCRA. A 429 pauses the whole pool (the server is
 //! telling *us*, not one worker, to slow down). At most `concurrency`
 //! requests are in flight because only that many workers exist. Stopping is
@@ -263,10 +263,14 @@ impl Shared {
         tokio::pin!(request);
         let answer = tokio::select! {
             biased;
-            _ = left => None,
+            left = left => {
+                if let (Ok(at), Some(turn)) = (left, turn.0) {
+                    turn.left_at(at);
+                }
+                None
+            }
             answer = &mut request => Some(answer),
         };
-        drop(turn);
         match answer {
             Some(answer) => answer,
             None => request.await,
@@ -456,105 +460,118 @@ impl Limiter {
     }
 }
 
-/// A worker's turn to send. For the pacer it holds the grid (no other
+/// A worker's turn to send. For the pacer it holds the schedule (no other
 /// worker's slot is decided) until dropped, which is when the request has
 /// left: the next slot then counts from when it really left.
 struct Turn<'a>(Option<PacedTurn<'a>>);
 
 struct PacedTurn<'a> {
     pacer: &'a Pacer,
-    next: tokio::sync::MutexGuard<'a, Option<Instant>>,
-    slot: Instant,
+    state: tokio::sync::MutexGuard<'a, PacerState>,
+    /// When the request left, if the connection said so.
+    left: Option<Instant>,
 }
 
-impl Drop for PacedTurn<'_> {
-    fn drop(&mut self) {
-        *self.next = Some(self.pacer.after(self.slot, Instant::now()));
+impl PacedTurn<'_> {
+    /// Ends the turn for a request that left at `at`.
+    fn left_at(mut self, at: Instant) {
+        self.left = Some(at);
     }
 }
 
-/// One request per interval, on a fixed grid, with no burst.
+impl Drop for PacedTurn<'_> {
+    /// A turn ended without [`PacedTurn::left_at`] (the request failed
+    /// before leaving, or the run stopped) counts as a request leaving now:
+    /// the pacer cannot know it did not reach the server.
+    fn drop(&mut self) {
+        let left = self.left.unwrap_or_else(Instant::now);
+        self.state.tat = Some(self.pacer.after(self.state.tat, left));
+    }
+}
+
+/// One request per interval with no burst: the same GCRA a strict server
+/// runs, driven by when requests really left.
 ///
 /// # Why not governor here
 /// A no-burst server (the sandbox's GCRA, or any strict provider) keeps a
-/// schedule that only moves *later*: a request that arrives late shifts it,
-/// and a request that arrives early is refused unless it is within the
-/// server's tolerance (a millisecond at 500/s). A client must therefore
-/// never be early relative to its own late requests, and it loses rate for
-/// every bit of lateness it lets shift its schedule. governor's GCRA shifts
-/// its schedule by *every* late check, and a task always wakes a little
-/// late (a timer tick, a busy core): at 500/s, 150 µs of routine lateness
-/// costs 7 % of the rate.
+/// theoretical arrival time (TAT) that only moves *later*: a request that
+/// arrives after it pushes it on by the lateness, for good, and a request
+/// that arrives before it is refused unless it is within the server's
+/// tolerance. governor checks the clock when a task asks for a slot, not
+/// when the request leaves, and a task always wakes a little late (a timer
+/// tick, a busy core): at 500/s that unseen lateness either costs rate or,
+/// if forgiven, makes the next request early by more than the server
+/// forgives.
 ///
-/// The pacer instead keeps a grid of slots one interval apart. A send up to
-/// [`Pacer::slack`] late stays on the grid (the server forgives it: the next
-/// request, on time, is early by less than its tolerance). A send later
-/// than that moves the grid to start from when it really left, so the next
-/// request keeps a full interval from it, as the server's schedule does.
+/// The pacer mirrors the server. It keeps the TAT the server must have
+/// reached, computed from the instants requests *left* (a request reaches
+/// a server after it leaves, so this TAT is never earlier than the
+/// server's), and lets a request go [`Pacer::slack`] before it. A request
+/// that leaves up to `slack` late is therefore still on the server's
+/// schedule and costs no rate; only lateness beyond that moves the TAT,
+/// by the excess, exactly as it moves the server's. The request that
+/// leaves `slack` early is early by at most `slack` on a schedule the
+/// server has not passed, which its tolerance (half an interval for the
+/// sandbox; some milliseconds for any provider reached over a network)
+/// forgives, and over any second at most R + 1 requests leave.
+///
 /// Workers take turns on one lock, held from the wait for a slot until the
 /// request has left (its bytes handed to the connection, after connecting
-/// if need be: see `Client::submit_announced`). So a slot is claimed only by
-/// the worker about to use it, lateness anywhere before the wire (a busy
-/// core, a new connection) counts, and a shifted grid applies to every
-/// later request.
+/// if need be: see `Client::submit_announced`). So a slot is claimed only
+/// by the worker about to use it, lateness anywhere before the wire (a busy
+/// core, a new connection) counts, and a moved TAT applies to every later
+/// request.
 struct Pacer {
     interval: Duration,
-    /// Lateness that does not move the grid: a quarter of the interval, so
-    /// half of a server's usual half-interval tolerance is left for the
-    /// network's own jitter.
+    /// How early before the TAT a request may leave: an eighth of the
+    /// interval, at most [`MAX_SLACK`]. Enough to absorb the pacer's own
+    /// wake-up (about 0.1 ms on a timerfd, see [`crate::timer`]), and a
+    /// small part of the tolerance a server keeps for network jitter (the
+    /// sandbox's is half an interval): the rest is left for that jitter,
+    /// which on a busy machine reaches a millisecond now and then.
     slack: Duration,
-    /// The next free slot; `None` before the first request.
-    next: tokio::sync::Mutex<Option<Instant>>,
+    state: tokio::sync::Mutex<PacerState>,
 }
+
+/// What the worker whose turn it is owns.
+#[derive(Default)]
+struct PacerState {
+    /// The TAT; `None` before the first request.
+    tat: Option<Instant>,
+    timer: crate::timer::Precise,
+}
+
+/// The most a request leaves before its TAT, whatever the rate: at low
+/// rates a millisecond of lateness costs nothing worth claiming back.
+const MAX_SLACK: Duration = Duration::from_millis(1);
 
 impl Pacer {
     fn new(interval: Duration) -> Pacer {
         Pacer {
             interval,
-            slack: interval / 4,
-            next: tokio::sync::Mutex::new(None),
+            slack: (interval / 8).min(MAX_SLACK),
+            state: tokio::sync::Mutex::default(),
         }
     }
 
-    /// Waits for the next slot; the grid moves on when the turn is dropped.
+    /// Waits for the next slot; the TAT moves on when the turn is dropped.
     async fn until_ready(&self) -> PacedTurn<'_> {
-        let next = self.next.lock().await;
-        // After a quiet spell the grid restarts now: no catching up.
-        let slot = next.map_or_else(Instant::now, |n| n.max(Instant::now()));
-        sleep_precisely(slot).await;
+        let mut state = self.state.lock().await;
+        if let Some(tat) = state.tat {
+            // After a quiet spell the TAT is in the past: no catching up.
+            let slot = tat.checked_sub(self.slack).unwrap_or(tat);
+            state.timer.sleep_until(slot).await;
+        }
         PacedTurn {
             pacer: self,
-            next,
-            slot,
+            state,
+            left: None,
         }
     }
 
-    /// The slot after one that was due at `slot` and left at `sent`.
-    fn after(&self, slot: Instant, sent: Instant) -> Instant {
-        let base = if sent - slot > self.slack { sent } else { slot };
-        base + self.interval
-    }
-}
-
-/// Sleeps until `deadline`, waking within a few hundred microseconds of it
-/// rather than at tokio's next millisecond tick: the bulk of the wait on
-/// tokio's timer, the last stretch on a blocking thread's `sleep` (a
-/// high-resolution kernel timer). Spinning would be as precise but would
-/// keep a core busy at high rates.
-async fn sleep_precisely(deadline: Instant) {
-    const TICK: Duration = Duration::from_millis(2);
-    let now = Instant::now();
-    if deadline <= now {
-        return;
-    }
-    if deadline - now > TICK {
-        tokio::time::sleep_until(deadline - TICK).await;
-    }
-    let left = deadline.saturating_duration_since(Instant::now());
-    if !left.is_zero() {
-        // If the blocking pool is gone (the runtime is shutting down), the
-        // wait is simply shorter.
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    /// The TAT after a request left at `sent`, given the TAT before it.
+    fn after(&self, tat: Option<Instant>, sent: Instant) -> Instant {
+        tat.map_or(sent, |tat| tat.max(sent)) + self.interval
     }
 }
 
@@ -578,17 +595,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pacer_keeps_its_grid_through_small_lateness_only() {
+    fn the_pacer_loses_rate_only_to_lateness_beyond_its_slack() {
         let pacer = Pacer::new(Duration::from_millis(20));
-        let slot = Instant::now();
+        assert_eq!(pacer.slack, Duration::from_millis(1));
+        let tat = Instant::now();
         let ms = Duration::from_millis;
-        // On time, or late within the slack (5 ms): the next slot is one
-        // interval after this one, so the rate does not sag.
-        assert_eq!(pacer.after(slot, slot), slot + ms(20));
-        assert_eq!(pacer.after(slot, slot + ms(5)), slot + ms(20));
-        // Later than that: a full interval from when it really left, as a
-        // strict server counts.
-        assert_eq!(pacer.after(slot, slot + ms(6)), slot + ms(26));
+        // The first request sets the schedule from when it left.
+        assert_eq!(pacer.after(None, tat), tat + ms(20));
+        // Early (within the slack) or on time: the schedule does not move,
+        // so the rate does not sag and an early request gains nothing.
+        assert_eq!(pacer.after(Some(tat), tat - ms(1)), tat + ms(20));
+        assert_eq!(pacer.after(Some(tat), tat), tat + ms(20));
+        // Late: it moves by the lateness, as a strict server's does.
+        assert_eq!(pacer.after(Some(tat), tat + ms(6)), tat + ms(26));
+        // An eighth of the interval at high rates.
+        assert_eq!(Pacer::new(ms(2)).slack, Duration::from_micros(250));
     }
 
     #[tokio::test]
@@ -610,8 +631,8 @@ mod tests {
             assert!(pair[1] - pair[0] >= interval - pacer.slack, "{pair:?}");
         }
         assert!(b - a >= interval - pacer.slack);
-        // Never early: five requests span at least four intervals.
-        assert!(sent[4] - sent[0] >= interval * 4);
+        // Early by the slack at most: five requests span four intervals.
+        assert!(sent[4] - sent[0] >= interval * 4 - pacer.slack);
     }
 
     #[test]
