@@ -2,7 +2,7 @@
 //! on the release binary as users run it, with a pass/fail verdict.
 //!
 //! ```sh
-//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox] [--runs K]
+//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox] [--runs K] [--rates 5,50,500]
 //! ```
 //!
 //! The binary runs as a subprocess against servers inside this process: the
@@ -42,6 +42,8 @@ struct Opts {
     bin: PathBuf,
     /// Largest manifest actually *run* (not just validated) for peak RSS.
     max_run_rows: u64,
+    /// The rates the rate target runs (`--rates 500` to look at one).
+    rates: Vec<u32>,
 }
 
 fn parse_args() -> Opts {
@@ -51,6 +53,7 @@ fn parse_args() -> Opts {
         runs: 0,
         bin: PathBuf::new(),
         max_run_rows: 100_000,
+        rates: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,9 +64,16 @@ fn parse_args() -> Opts {
             "--runs" => o.runs = value().parse().expect("--runs N"),
             "--bin-path" => o.bin = PathBuf::from(value()),
             "--max-run-rows" => o.max_run_rows = value().parse().expect("--max-run-rows N"),
+            "--rates" => {
+                let list = value();
+                o.rates.extend(
+                    list.split(',')
+                        .map(|r| r.parse::<u32>().expect("--rates R,R")),
+                );
+            }
             _ => {
                 eprintln!(
-                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N]",
+                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R]",
                     TARGETS.join("|")
                 );
                 std::process::exit(2);
@@ -161,7 +171,11 @@ impl Bench {
     /// Target 1: R in {5, 50, 500}/s over N = 20·R jobs.
     async fn rate(&mut self) {
         println!("\n== rate ==");
-        let rates: &[u32] = if self.o.quick { &[5] } else { &[5, 50, 500] };
+        let rates: &[u32] = match (&self.o.rates[..], self.o.quick) {
+            ([], true) => &[5],
+            ([], false) => &[5, 50, 500],
+            (chosen, _) => chosen,
+        };
         for &r in rates {
             let n = if self.o.quick { 20 } else { 20 * u64::from(r) };
             let manifest = self.manifest(n, Format::Csv);
