@@ -15,7 +15,6 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::config::Secret;
@@ -169,14 +168,14 @@ impl Client {
         self.submit_announced(job, None).await
     }
 
-    /// Sends one job, and sends on `leaving` the instant its bytes are
-    /// handed to the connection for writing (after any connecting), so the
-    /// pool can pace on when requests really leave (see [`crate::pool`]).
-    /// If the request fails before that, `leaving` is dropped unsent.
+    /// Sends one job, and says on `leaving` the moment its bytes are handed
+    /// to the connection for writing (after any connecting), so the pool can
+    /// pace on when requests really leave (see [`crate::pool`]). If the
+    /// request fails before that, `leaving` is dropped unsent.
     pub async fn submit_announced(
         &self,
         job: &Job,
-        leaving: Option<oneshot::Sender<Instant>>,
+        leaving: Option<oneshot::Sender<()>>,
     ) -> Result<Accepted, SubmitError> {
         let body = serde_json::to_vec(job.body())
             .map_err(|e| SubmitError::Connect(format!("could not encode the job: {e}")))?;
@@ -212,12 +211,10 @@ impl Client {
 ///
 /// hyper polls the body right after writing the head into its buffer and
 /// flushes both together, so the first poll is, to within microseconds, the
-/// moment the request leaves for the server. The instant is read here, in
-/// the connection's task, not when the waiting worker is next scheduled,
-/// which on a busy machine is a few hundred microseconds later.
+/// moment the request leaves for the server.
 struct Announced {
     data: Option<bytes::Bytes>,
-    leaving: Option<oneshot::Sender<Instant>>,
+    leaving: Option<oneshot::Sender<()>>,
 }
 
 impl http_body::Body for Announced {
@@ -229,7 +226,7 @@ impl http_body::Body for Announced {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
         if let Some(leaving) = self.leaving.take() {
-            let _ = leaving.send(Instant::now());
+            let _ = leaving.send(());
         }
         std::task::Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
     }
