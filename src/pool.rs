@@ -491,9 +491,9 @@ impl Drop for PacedTurn<'_> {
 /// forgives.
 ///
 /// The pacer mirrors the server. It keeps the TAT the server must have
-/// reached, computed from the instants requests *left* (a request reaches
-/// a server after it leaves, so this TAT is never earlier than the
-/// server's), and lets a request go [`Pacer::slack`] before it. A request
+/// reached, computed from the instants requests *left* (taken once the
+/// request is on its way, so this TAT is not earlier than the server's:
+/// see below), and lets a request go [`Pacer::slack`] before it. A request
 /// that leaves up to `slack` late is therefore still on the server's
 /// schedule and costs no rate; only lateness beyond that moves the TAT,
 /// by the excess, exactly as it moves the server's. The request that
