@@ -10,7 +10,8 @@
 //! answers the documented success JSON, and applies the sandbox's own
 //! no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
 //! `min(T/2, 50 ms)`, `TAT = max(TAT, now) + T`, a refusal does not move the
-//! schedule). Its 429 count is therefore the count the sandbox would answer. With no rate it is also a
+//! schedule). Its 429 count is therefore the count the sandbox would
+//! answer. With no rate it is also a
 //! cheap sink that keeps nothing but timestamps, used for the 10^6-row runs
 //! where the sandbox would hold every task in the bench's memory.
 //!

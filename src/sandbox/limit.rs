@@ -72,18 +72,18 @@ impl Limiter {
         }
         // Arrived before admissions already made: replay from its place.
         let before = self.recent[at].1;
-        let mut tat = Some(self.judge(before, now)?);
+        let mut tat = self.judge(before, now)?;
         let mut replayed = Vec::with_capacity(self.recent.len() - at);
         for (arrived, _) in self.recent.range(at..) {
             replayed.push(tat);
             // An admission it would turn into a refusal: it cannot stay.
-            tat = Some(self.judge(tat, *arrived).map_err(|_| self.interval)?);
+            tat = self.judge(Some(tat), *arrived).map_err(|_| self.interval)?;
         }
         for ((_, judged), new) in self.recent.range_mut(at..).zip(replayed) {
-            *judged = new;
+            *judged = Some(new);
         }
         self.admit(at, now, before);
-        self.tat = tat;
+        self.tat = Some(tat);
         Ok(())
     }
 
