@@ -369,7 +369,9 @@ impl Session {
         // Where this run's journal rows begin: the end of the compacted file.
         let journal_start = std::fs::metadata(&config.results).ok().map(|m| m.len());
         let journal = Journal::open(&config.results)?;
-        let (recorder, recorder_task) = report::spawn(journal);
+        let workers = config.concurrency.clamp(1, todo.len());
+        let (recorder, recorder_task) =
+            report::spawn(journal, report::GroupCommit::for_workers(workers));
         let counters = Arc::new(Counters::default());
         let progress = Progress::start(todo.len() as u64, counters.clone(), config.progress);
         // The feeder stops the pool if the manifest turns out to have

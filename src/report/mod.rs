@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::job::Job;
 
-pub use journal::{Journal, Recorder, spawn};
+pub use journal::{GroupCommit, Journal, Recorder, spawn};
 pub use store::{Compactor, RowSummary, Store};
 
 /// A job's state in the results file.
