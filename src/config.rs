@@ -190,7 +190,17 @@ pub struct Config {
     pub progress: ProgressMode,
     /// Where jobs without a `callback_url` get their callbacks sent.
     pub callback: Option<CallbackBase>,
+    /// Most bytes of jobs a run keeps from its merge so as not to read the
+    /// manifest again while sending ([`DEFAULT_HOLD_BUDGET`]).
+    pub hold_budget: usize,
 }
+
+/// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
+/// a row again (CSV, checks, fingerprint) costs ~2–3 µs of CPU, paid while
+/// requests go out, and on a busy machine that CPU is taken from the
+/// requests (BENCHMARKS.md, target 2). A larger manifest is read again one
+/// row at a time, so memory stays bounded whatever its size.
+pub const DEFAULT_HOLD_BUDGET: usize = 8 << 20;
 
 /// `--callback-base`: each job's callbacks go to
 /// `<base>/callback/<secret>/<job key>` (see [`crate::receive`]).
@@ -260,6 +270,7 @@ impl Config {
             quiet: false,
             progress: ProgressMode::Off,
             callback: None,
+            hold_budget: DEFAULT_HOLD_BUDGET,
         }))
     }
 }
@@ -272,6 +283,12 @@ pub struct ConfigParts(Config);
 impl ConfigParts {
     pub fn max_jobs(mut self, n: Option<usize>) -> Self {
         self.0.max_jobs = n;
+        self
+    }
+    /// Bytes of jobs a run may keep between its merge and its requests; 0
+    /// reads the manifest again, whatever its size.
+    pub fn hold_budget(mut self, bytes: usize) -> Self {
+        self.0.hold_budget = bytes;
         self
     }
     pub fn give_up_after(mut self, n: Option<u32>) -> Self {

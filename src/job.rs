@@ -624,6 +624,30 @@ impl Job {
         }
     }
 
+    /// Roughly the bytes this job holds, itself and its strings: what a run
+    /// counts when it keeps jobs in memory.
+    pub fn footprint(&self) -> usize {
+        let f = &self.fields;
+        let strings = [
+            &f.id,
+            &f.prompt,
+            &f.gpt_description_prompt,
+            &f.title,
+            &f.style,
+            &f.tags,
+            &f.model,
+            &f.callback_url,
+            &f.cluster,
+        ];
+        std::mem::size_of::<Job>()
+            + self.key.len()
+            + self.fingerprint.len()
+            + strings
+                .iter()
+                .map(|s| s.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+    }
+
     /// The JSON body for `POST /api/generate`: only the fields the job sets.
     pub fn body(&self) -> &JobFields {
         &self.fields

@@ -4,7 +4,9 @@
 //!
 //! Every step streams: the manifest's jobs and the results file's rows are
 //! read one at a time ([`crate::manifest::Jobs`], [`Store`]), and what a run
-//! keeps per row is the index of the rows it will send. Merging is one pass
+//! keeps per row is the index of the rows it will send, plus, while they fit
+//! in `Config::hold_budget` (8 MiB), those jobs themselves, so that sending
+//! them does not read the manifest again. Merging is one pass
 //! over the manifest that looks each job up in the store and writes the
 //! compacted file as it goes; the same pass ends the run. A rerun whose
 //! results file already says everything skips it: one read of the results
@@ -138,6 +140,12 @@ pub struct Plan {
     pub totals: BTreeMap<&'static str, u64>,
     /// Whether the results file needs rewriting to match the manifest.
     pub changed: bool,
+    /// The jobs to send, in `todo` order, kept from the pass that chose
+    /// them while they fit in `Config::hold_budget` (see
+    /// [`crate::config::DEFAULT_HOLD_BUDGET`] for why); empty when not kept.
+    held: Vec<Job>,
+    /// Bytes the held jobs take; `None` when they are not being kept.
+    held_bytes: Option<usize>,
 }
 
 impl Plan {
@@ -185,6 +193,7 @@ impl Plan {
     }
 
     fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
+        let todo = self.todo.len();
         if let Some(warning) = content_change(job, record) {
             if self.warnings.len() < MAX_WARNINGS {
                 self.warnings.push(warning);
@@ -194,6 +203,30 @@ impl Plan {
             }
         }
         self.count(i, record.status, config);
+        if self.todo.len() > todo {
+            self.hold(job, config.hold_budget);
+        }
+    }
+
+    /// Keeps a job to send, while the jobs kept fit in `budget` bytes;
+    /// past it, lets them all go.
+    fn hold(&mut self, job: &Job, budget: usize) {
+        let Some(bytes) = self.held_bytes.as_mut() else {
+            return;
+        };
+        *bytes += job.footprint();
+        if *bytes > budget {
+            self.held_bytes = None;
+            self.held = Vec::new();
+        } else {
+            self.held.push(job.clone());
+        }
+    }
+
+    /// The jobs to send, if all of them were kept.
+    fn take_held(&mut self) -> Option<Vec<Job>> {
+        let held = std::mem::take(&mut self.held);
+        (self.held_bytes.is_some() && held.len() == self.todo.len()).then_some(held)
     }
 
     /// Counts job `i`, whose row before this run has `status` (settled),
@@ -317,7 +350,10 @@ impl Session {
         if plan.changed || !plan.todo.is_empty() {
             let mut store = Store::open(&config.results)?;
             let mut out = Compactor::new(&config.results)?;
-            plan = Plan::default();
+            plan = Plan {
+                held_bytes: Some(0),
+                ..Plan::default()
+            };
             merge(manifest, &mut store, Some(&mut out), |i, job, record| {
                 plan.consider(i, job, record, config)
             })?;
@@ -348,9 +384,10 @@ impl Session {
     ) -> Result<RunReport, Error> {
         let Session {
             _lock,
-            plan,
+            mut plan,
             started,
         } = self;
+        let held = plan.take_held();
         let Plan {
             todo,
             skipped,
@@ -378,7 +415,10 @@ impl Session {
         // changed; the pool stops the feeder by dropping the queue.
         let stop = shutdown.child_token();
         let (queue, feed) = tokio::sync::mpsc::channel::<Vec<Job>>(2);
-        let jobs = manifest.jobs()?;
+        let jobs = match held {
+            Some(held) => Feed::Held(held),
+            None => Feed::Manifest(manifest.jobs()?),
+        };
         let callback = config.callback.clone();
         let feeder = {
             let stop = stop.clone();
@@ -440,11 +480,23 @@ impl Session {
 /// reading the manifest a second time. Ends early when the pool stops (the
 /// queue is closed).
 fn feed_jobs(
-    jobs: crate::manifest::Jobs,
+    jobs: Feed,
     todo: &[u32],
     queue: &tokio::sync::mpsc::Sender<Vec<Job>>,
     callback: Option<&crate::config::CallbackBase>,
 ) -> Result<(), crate::manifest::ManifestError> {
+    let jobs = match jobs {
+        Feed::Manifest(jobs) => jobs,
+        Feed::Held(mut held) => {
+            if let Some(callback) = callback {
+                held.iter_mut().for_each(|job| callback.apply(job));
+            }
+            // All at once: the pool takes from one queue, and nothing
+            // wakes this thread again.
+            let _ = queue.blocking_send(held);
+            return Ok(());
+        }
+    };
     let mut want = todo.iter().copied().peekable();
     let mut chunk = Vec::with_capacity(pool::CHUNK);
     for (i, job) in jobs.enumerate() {
@@ -470,6 +522,14 @@ fn feed_jobs(
         let _ = queue.blocking_send(chunk);
     }
     Ok(())
+}
+
+/// Where the feeder takes the jobs to send from.
+enum Feed {
+    /// The jobs the merge kept ([`Plan::take_held`]), `todo` exactly.
+    Held(Vec<Job>),
+    /// The manifest, read again; `todo` picks the jobs.
+    Manifest(crate::manifest::Jobs),
 }
 
 /// Runs a validated manifest under `config` until done or `shutdown`.
@@ -622,6 +682,35 @@ mod tests {
             assert!(same(&fast, &merged(&m, &config)), "{fast:?}");
             assert!(!fast.changed);
         }
+    }
+
+    #[test]
+    fn the_jobs_to_send_are_kept_from_the_merge_while_they_fit() {
+        use Status::*;
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest(dir.path(), &["a", "b", "c", "d"], "");
+        let config = config(&m, RetryPolicy::default(), Some(2));
+        report::write_atomic(
+            &config.results,
+            &rows(&m, &[Submitted, Pending, Pending, Pending]),
+        )
+        .unwrap();
+        let mut session = Session::open(&m, &config).unwrap();
+        let held = session.plan.take_held().expect("four small jobs fit");
+        let keys: Vec<&str> = held.iter().map(|j| j.key.as_str()).collect();
+        assert_eq!(keys, ["b", "c"], "the todo list's jobs, max_jobs applied");
+        drop(session);
+
+        // One job over the budget: none are kept, the run reads them again.
+        let first = m.collect_jobs().unwrap()[1].footprint();
+        let tight = Config {
+            hold_budget: first,
+            ..config.clone()
+        };
+        let mut session = Session::open(&m, &tight).unwrap();
+        assert_eq!(session.plan.todo.len(), 2);
+        assert!(session.plan.take_held().is_none());
+        assert!(session.plan.held.is_empty(), "the kept jobs were let go");
     }
 
     #[test]

@@ -391,3 +391,53 @@ async fn the_readme_quick_start_runs_against_the_embedded_sandbox() {
     assert_eq!(code(&validate), 0, "{}", stderr(&validate));
     assert!(String::from_utf8_lossy(&validate.stdout).contains("all valid"));
 }
+
+/// A run sends the jobs its merge kept in memory or, past the budget, reads
+/// them from the manifest again: the same requests and rows either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
+    use batchgen::config::{Config, Rate, RetryPolicy, RunSettings, Secret};
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    for budget in [batchgen::config::DEFAULT_HOLD_BUDGET, 0] {
+        let before = sandbox.stats().accepted;
+        let dir = tempfile::tempdir().unwrap();
+        let path = csv_manifest(dir.path(), 300);
+        let manifest = batchgen::manifest::load(&path).unwrap();
+        let settings = RunSettings {
+            base_url: Some(sandbox.base_url()),
+            rate: Some(Rate::Unlimited),
+            concurrency: Some(8),
+            ..RunSettings::default()
+        };
+        let config = Config::new(
+            settings,
+            Secret::new(sandbox.key()),
+            &path,
+            RetryPolicy::default(),
+        )
+        .unwrap()
+        .max_jobs(Some(250))
+        .hold_budget(budget)
+        .build();
+        let run = batchgen::run::run(
+            &manifest,
+            &config,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.requests, 250, "budget {budget}");
+        assert_eq!(sandbox.stats().accepted - before, 250);
+        let rows = batchgen::report::latest(&config.results).unwrap();
+        assert_eq!(rows.len(), 300);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.id, format!("job-{i}"));
+            let want = if i < 250 {
+                Status::Submitted
+            } else {
+                Status::Pending
+            };
+            assert_eq!(row.status, want, "budget {budget}, row {i}");
+        }
+    }
+}
