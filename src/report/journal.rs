@@ -58,6 +58,10 @@ struct Queue {
     gap: Option<Duration>,
     /// Every [`Recorder`] is gone: write what is queued and stop.
     closed: bool,
+    /// The thread waits on the condvar and nobody has woken it yet.
+    /// (`notify_one` is a futex syscall whether or not anyone waits, so it
+    /// is only called when someone does.)
+    asleep: bool,
 }
 
 impl Queue {
@@ -136,12 +140,13 @@ impl Shared {
         // waited-on row (it sets the batch's deadline) and the one that
         // completes the group. Other rows join the batch that is gathering
         // anyway, which saves a wake-up (a syscall) per row.
-        let mut wake = q.rows.is_empty() || q.rows.len() + 1 >= MAX_BATCH;
+        let mut wake = q.rows.is_empty() || q.rows.len() + 1 == MAX_BATCH;
         if waited_on {
             q.note_waiter(Instant::now());
-            wake |= q.waited_on == 1 || q.waited_on >= self.commit.waiters;
+            wake |= q.waited_on == 1 || q.waited_on == self.commit.waiters;
         }
         q.rows.push(row);
+        let wake = wake && std::mem::take(&mut q.asleep);
         drop(q);
         if wake {
             self.wake.notify_one();
@@ -163,7 +168,9 @@ impl Shared {
                 return false;
             }
             if q.rows.is_empty() {
+                q.asleep = true;
                 q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.asleep = false;
                 continue;
             }
             let due = match (q.first_waiter, self.commit.patience(&q)) {
@@ -175,11 +182,13 @@ impl Shared {
             if now >= due {
                 break;
             }
+            q.asleep = true;
             q = self
                 .wake
                 .wait_timeout(q, due - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            q.asleep = false;
         }
         q.waited_on = 0;
         q.first_waiter = None;
