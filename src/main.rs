@@ -6,15 +6,6 @@ use batchgen::error::{Error, ExitCode};
 use batchgen::manifest::ManifestError;
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc. A run allocates on one thread and
-/// frees on another (the manifest reader builds jobs, the workers drop
-/// them; the workers build rows, the results writer drops them), and with
-/// glibc that contends on its arenas' locks: at thousands of requests per
-/// second, profiling found futex calls from malloc's lock as common as all
-/// the runtime's own wake-ups. mimalloc frees across threads without a lock.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     batchgen::output::init_logging(cli.output.verbose, cli.output.log_format);

@@ -31,12 +31,6 @@ use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
 use servers::Counter;
 
-/// The allocator `batchgen` itself uses (see `src/main.rs`), so the sandbox
-/// in this process serves as `batchgen sandbox` does and the bare loop runs
-/// on the same allocator as the client it is compared with.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const TARGETS: [&str; 6] = ["rate", "overhead", "sandbox", "memory", "validate", "rerun"];
 const KEY: &str = "sk-bench-key";
 
