@@ -12,7 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use url::Url;
@@ -124,7 +124,30 @@ pub struct Client {
     http: reqwest::Client,
     generate: Url,
     credits: Url,
-    key: Secret,
+    /// `Bearer <key>`, built once (see [`bearer`]).
+    auth: HeaderValue,
+}
+
+/// The `Authorization` value for `key`, marked sensitive so that debug
+/// output and HTTP/2 header compression leave it out.
+///
+/// Built once per client rather than formatted for every request: that
+/// checks the key up front (a key with a character a header cannot carry
+/// would otherwise be left off each request, and every row would come
+/// back 401 "missing API key"), and leaves one copy of it in memory.
+///
+/// # Errors
+/// When the key holds anything but visible ASCII (`http` would take bytes
+/// above 127, but servers read such a header as no key at all).
+pub fn bearer(key: &Secret) -> anyhow::Result<HeaderValue> {
+    let invalid = || anyhow::anyhow!("the API key holds a character other than visible ASCII");
+    if !key.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid());
+    }
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| invalid())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 impl Client {
@@ -141,7 +164,7 @@ impl Client {
             http,
             generate: endpoint(base_url, "api/generate"),
             credits: endpoint(base_url, "api/v2/credits"),
-            key,
+            auth: bearer(&key)?,
         })
     }
 
@@ -154,7 +177,7 @@ impl Client {
         let response = self
             .http
             .get(self.credits.clone())
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .header(AUTHORIZATION, self.auth.clone())
             .send()
             .await
             .map_err(classify_send_error)?;
@@ -182,7 +205,7 @@ impl Client {
         let response = self
             .http
             .post(self.generate.clone())
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(reqwest::Body::wrap(Announced {
                 data: Some(body.into()),
@@ -486,6 +509,20 @@ mod tests {
 
     fn ok(body: &str) -> Result<Accepted, SubmitError> {
         parse_answer(StatusCode::OK, body.as_bytes(), None)
+    }
+
+    #[test]
+    fn the_authorization_header_is_checked_once_and_kept_out_of_debug_output() {
+        let value = bearer(&Secret::new("sk-Live_123.abc")).unwrap();
+        assert_eq!(value.to_str().unwrap(), "Bearer sk-Live_123.abc");
+        assert!(value.is_sensitive());
+        for bad in ["sk-\u{e9}", "sk live", "sk-\u{1}", "sk-\u{a0}x"] {
+            assert!(bearer(&Secret::new(bad)).is_err(), "{bad:?}");
+        }
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        let client =
+            Client::new(&base, Secret::new("sk-secret-9"), Duration::from_secs(1)).unwrap();
+        assert!(!format!("{client:?}").contains("sk-secret-9"));
     }
 
     #[test]

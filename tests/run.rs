@@ -312,6 +312,22 @@ async fn configuration_errors_have_their_own_codes() {
     assert_eq!(code(&no_key), 78, "{}", stderr(&no_key));
     assert!(stderr(&no_key).contains("BATCHGEN_API_KEY"));
 
+    // A key a header cannot carry (a pasted curly quote) is named before
+    // anything is written or sent, and not printed.
+    let curly = run_with_env(
+        vec![manifest.to_str().unwrap().into()],
+        vec![("BATCHGEN_API_KEY".into(), "sk-live\u{201d}".into())],
+    )
+    .await;
+    assert_eq!(code(&curly), 78, "{}", stderr(&curly));
+    let err = stderr(&curly);
+    assert!(
+        err.contains("visible ASCII") && err.contains("BATCHGEN_API_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-live"), "the key is never printed: {err}");
+    assert!(!dir.path().join("jobs.results.csv").exists());
+
     let missing = run_with_env(
         vec![dir.path().join("nope.toml").to_str().unwrap().into()],
         vec![],

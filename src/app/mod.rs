@@ -73,7 +73,14 @@ fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
             "no API key: set {KEY_ENV} or pass --api-key-file PATH (or try --sandbox, which needs none)"
         )));
     }
-    Ok(Secret::new(key))
+    let key = Secret::new(key);
+    if let Err(e) = crate::client::bearer(&key) {
+        let from = file.map_or_else(|| KEY_ENV.to_owned(), |p| p.display().to_string());
+        return Err(Error::Config(format!(
+            "{e}: check {from} for a stray character (a smart quote, a non-breaking space)"
+        )));
+    }
+    Ok(key)
 }
 
 #[cfg(unix)]

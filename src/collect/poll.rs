@@ -32,7 +32,7 @@ use url::Url;
 
 use super::catalog::Store;
 use super::feed::{self, Feed, FeedError};
-use crate::client::{endpoint, retry_after};
+use crate::client::{bearer, endpoint, retry_after};
 use crate::config::{Rate, Secret};
 use crate::error::Error;
 use crate::pool::full_jitter;
@@ -85,7 +85,8 @@ impl PollError {
 pub struct FeedClient {
     http: reqwest::Client,
     feed: Url,
-    key: Secret,
+    /// `Bearer <key>` ([`crate::client::bearer`]).
+    auth: reqwest::header::HeaderValue,
 }
 
 impl FeedClient {
@@ -100,7 +101,7 @@ impl FeedClient {
         Ok(FeedClient {
             http,
             feed: endpoint(base_url, "api/v2/feed"),
-            key,
+            auth: bearer(&key)?,
         })
     }
 
@@ -114,7 +115,7 @@ impl FeedClient {
         let mut response = self
             .http
             .get(url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .header(AUTHORIZATION, self.auth.clone())
             .send()
             .await
             .map_err(|e| PollError::Connection(without_url(e)))?;
