@@ -1,9 +1,10 @@
 //! The results file: the one place a run's outcome is recorded.
 //!
 //! # Why the results CSV is also the journal
-//! A crash must never lose a task ID the API returned, and a rerun must never
-//! submit a job twice. The results file therefore doubles as an append-only
-//! journal:
+//! A crash must never lose a job the API accepted (it is recorded with its
+//! task ID or, if the answer came in the last milliseconds, as `unknown`),
+//! and a rerun must never submit a job twice. The results file therefore
+//! doubles as an append-only journal:
 //!
 //! 1. At start the previous file (if any) is indexed ([`Store`]), merged
 //!    with the manifest, and rewritten *compacted* ([`Compactor`]): one row
@@ -12,7 +13,9 @@
 //! 2. During the run, a single recorder task appends a row each time a job's
 //!    state changes: `sending` *before* each request goes out (and the worker
 //!    waits until that row is on disk), then the final state after. Appends
-//!    are grouped and fsynced once per batch.
+//!    are grouped and fsynced once per batch; the final state rides with
+//!    the batch that carries the worker's next `sending` row, so it is on
+//!    disk before that worker sends again.
 //! 3. At the end the file is compacted again.
 //!
 //! Readers take the *last* row for each `id`. A row left `sending` by a crash
