@@ -253,11 +253,12 @@ pub struct Unrecorded {
 /// thread (it fsyncs). It ends when every [`Recorder`] is dropped and says
 /// what it could not write.
 ///
-/// Why a mutex and a condvar rather than a channel: the thread must wait
-/// for company when only outcome rows are queued, yet be woken the moment
-/// a worker's `sending` row arrives. A channel can do one or the other
-/// (block, or sleep a fixed linger); the condvar does both, so a worker's
-/// wait is one fsync plus the one in progress, never a linger on top.
+/// Why a mutex and a condvar rather than a channel: the thread waits with
+/// a deadline that depends on what is queued (the outcome rows' linger, a
+/// group commit's wait) and must be woken early by the row that makes the
+/// batch due. A channel can block or sleep a fixed time, not both; the
+/// condvar does both, so a worker waits for one fsync plus the one in
+/// progress, plus a group commit's wait only when others are coming.
 pub fn spawn(
     mut journal: Journal,
     commit: GroupCommit,
