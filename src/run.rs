@@ -476,9 +476,9 @@ impl Session {
     }
 }
 
-/// Sends the planned jobs down the queue in chunks of [`pool::CHUNK`],
-/// reading the manifest a second time. Ends early when the pool stops (the
-/// queue is closed).
+/// Sends the planned jobs down the queue: the kept ones all at once, or,
+/// reading the manifest again, in chunks of [`pool::CHUNK`]. Ends early
+/// when the pool stops (the queue is closed).
 fn feed_jobs(
     jobs: Feed,
     todo: &[u32],
