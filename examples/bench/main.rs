@@ -301,6 +301,18 @@ impl Bench {
             println!("  batchgen:          {} req/s", op.show(0));
             println!("  bare reqwest loop: {} req/s", lp.show(0));
             println!("  ratio: {:.1}% (goal ≥ 90%)", ratio * 100.0);
+            // Each batchgen run next to the loop run that followed it: the
+            // machine's drift between runs (a busy neighbour) cancels out,
+            // so this spread says how far the median ratio can be trusted.
+            let paired: Vec<f64> = ours_phase
+                .iter()
+                .zip(&loop_phase)
+                .map(|(o, l)| o / l * 100.0)
+                .collect();
+            println!(
+                "  run by run (each batchgen run over the loop run after it): {} %",
+                Summary::of(&paired).show(1)
+            );
             println!(
                 "end to end (batchgen: process wall time, start-up and final rewrite included):"
             );
