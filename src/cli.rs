@@ -1,6 +1,15 @@
 //! The command line, as clap sees it. Only parsing lives here: turning flags
 //! into settings is [`RunArgs::settings`], and what each command does is in
 //! [`crate::app`].
+//!
+//! The doc comments on flags are clap's `--help` text, written for a
+//! terminal (`<stem>.results.csv`, bare URLs), not for rustdoc; hence the
+//! lints allowed below.
+#![allow(
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links
+)]
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

@@ -12,7 +12,7 @@
 //!
 //! Every attempt, retries included, passes the limiter, so the configured
 //! rate is a ceiling on what the API sees, not on how many rows start. The
-//! limiter is a [`Pacer`] (the server's GCRA, no burst) unless `--burst` asks
+//! limiter is a `Pacer` (the server's GCRA, no burst) unless `--burst` asks
 //! for governor's bursty GCRA. A 429 pauses the whole pool (the server is
 //! telling *us*, not one worker, to slow down). At most `concurrency`
 //! requests are in flight because only that many workers exist. Stopping is
@@ -107,7 +107,7 @@ struct Shared {
 /// Why chunks: the feeder is a thread reading the manifest. Handing jobs over
 /// one at a time wakes it (a context switch) for every job, which profiling
 /// showed was a large share of the pool's own CPU time at thousands of
-/// requests per second. A chunk is shared by all workers (see [`Feed`]), so
+/// requests per second. A chunk is shared by all workers (see `Feed`), so
 /// it never leaves one worker with a backlog while others idle.
 pub const CHUNK: usize = 64;
 

@@ -93,7 +93,7 @@ impl NameTemplate {
 }
 
 /// One safe path component: no separators, no control or reserved
-/// characters, no leading dot, not empty, at most [`MAX_COMPONENT`] bytes.
+/// characters, no leading dot, not empty, at most 150 bytes (`MAX_COMPONENT`).
 pub fn component(value: &str) -> String {
     let mut out: String = value
         .chars()

@@ -18,7 +18,7 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens the results file (already written by [`write_atomic`]) for
+    /// Opens the results file (already written by [`super::write_atomic`]) for
     /// appending.
     pub fn open(path: &Path) -> Result<Journal, Error> {
         let file = OpenOptions::new()
@@ -223,8 +223,8 @@ impl Recorder {
         done.await.unwrap_or(false)
     }
 
-    /// Records a row without waiting for the disk (it is there within
-    /// [`LINGER`], or sooner if a worker's `sending` row comes along).
+    /// Records a row without waiting for the disk (it is there within the
+    /// 2 ms linger, or sooner if a worker's `sending` row comes along).
     pub fn record(&self, record: Record) {
         self.shared.0.push((record, None));
     }
