@@ -140,12 +140,11 @@ pub struct Plan {
     pub totals: BTreeMap<&'static str, u64>,
     /// Whether the results file needs rewriting to match the manifest.
     pub changed: bool,
-    /// The jobs to send, in `todo` order, kept from the pass that chose
-    /// them while they fit in `Config::hold_budget` (see
-    /// [`crate::config::DEFAULT_HOLD_BUDGET`] for why); empty when not kept.
-    held: Vec<Job>,
-    /// Bytes the held jobs take; `None` when they are not being kept.
-    held_bytes: Option<usize>,
+    /// The jobs to send, in `todo` order, and the bytes they take: kept
+    /// from the pass that chose them while they fit in
+    /// `Config::hold_budget` (see [`crate::config::DEFAULT_HOLD_BUDGET`] for
+    /// why); `None` when not being kept.
+    held: Option<(Vec<Job>, usize)>,
 }
 
 impl Plan {
@@ -211,22 +210,21 @@ impl Plan {
     /// Keeps a job to send, while the jobs kept fit in `budget` bytes;
     /// past it, lets them all go.
     fn hold(&mut self, job: &Job, budget: usize) {
-        let Some(bytes) = self.held_bytes.as_mut() else {
+        let Some((jobs, bytes)) = self.held.as_mut() else {
             return;
         };
         *bytes += job.footprint();
         if *bytes > budget {
-            self.held_bytes = None;
-            self.held = Vec::new();
+            self.held = None;
         } else {
-            self.held.push(job.clone());
+            jobs.push(job.clone());
         }
     }
 
     /// The jobs to send, if all of them were kept.
     fn take_held(&mut self) -> Option<Vec<Job>> {
-        let held = std::mem::take(&mut self.held);
-        (self.held_bytes.is_some() && held.len() == self.todo.len()).then_some(held)
+        let (jobs, _) = self.held.take()?;
+        (jobs.len() == self.todo.len()).then_some(jobs)
     }
 
     /// Counts job `i`, whose row before this run has `status` (settled),
@@ -351,7 +349,7 @@ impl Session {
             let mut store = Store::open(&config.results)?;
             let mut out = Compactor::new(&config.results)?;
             plan = Plan {
-                held_bytes: Some(0),
+                held: Some((Vec::new(), 0)),
                 ..Plan::default()
             };
             merge(manifest, &mut store, Some(&mut out), |i, job, record| {
@@ -501,14 +499,14 @@ fn feed_jobs(
     let mut chunk = Vec::with_capacity(pool::CHUNK);
     for (i, job) in jobs.enumerate() {
         let mut job = job?;
-        if let Some(callback) = callback {
-            callback.apply(&mut job);
-        }
         let Some(&next) = want.peek() else { break };
         if i as u64 != u64::from(next) {
             continue;
         }
         want.next();
+        if let Some(callback) = callback {
+            callback.apply(&mut job);
+        }
         chunk.push(job);
         if chunk.len() == pool::CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(pool::CHUNK));
@@ -710,7 +708,7 @@ mod tests {
         let mut session = Session::open(&m, &tight).unwrap();
         assert_eq!(session.plan.todo.len(), 2);
         assert!(session.plan.take_held().is_none());
-        assert!(session.plan.held.is_empty(), "the kept jobs were let go");
+        assert!(session.plan.held.is_none(), "the kept jobs were let go");
     }
 
     #[test]
