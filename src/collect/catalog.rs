@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::feed::{ClipStatus, Feed};
+use super::feed::{self, ClipStatus, Feed};
 use crate::error::Error;
 
 /// Most frequent rewrite of the catalog file while clips keep changing.
@@ -145,18 +145,20 @@ impl Catalog {
         self.rows.iter().filter(|r| r.key == key).collect()
     }
 
-    /// Whether polling this task can stop: it has rows and all are final.
+    /// Whether polling this task can stop: its rows are all of this task
+    /// and pass the task rule ([`feed::task_finished`]: all final, and both
+    /// clips or a failure).
     pub fn task_finished(&self, key: &str, task_id: &str) -> bool {
         let rows = self.task_rows(key);
-        !rows.is_empty()
-            && rows
-                .iter()
-                .all(|r| r.task_id == task_id && r.status().is_final())
+        rows.iter().all(|r| r.task_id == task_id)
+            && feed::task_finished(rows.iter().map(|r| r.status()))
     }
 
     /// Merges what a feed or callback said about job `key`'s task. Clips are
     /// matched by id; a new clip takes the next index. A final clip is never
     /// moved back (a late callback of an earlier stage changes nothing).
+    /// `audio_url` is recorded for complete clips only: before that it is a
+    /// streaming URL, and the catalog's `audio_url` is the song's file.
     /// Returns whether anything changed.
     pub fn apply(&mut self, key: &str, task_id: &str, feed: &Feed) -> bool {
         // A job submitted again has a new task: its old clips go.
@@ -167,7 +169,10 @@ impl Catalog {
             // Failed before any clip existed: keep the reason in a row.
             let row = Row {
                 status: ClipStatus::Failed.as_str().to_owned(),
-                error: "the task failed before any clip was made".to_owned(),
+                error: feed
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "the task failed before any clip was made".to_owned()),
                 ..blank(key, task_id, 0, "")
             };
             if !self.rows.iter().any(|r| r.key == key) {
@@ -207,7 +212,11 @@ impl Catalog {
             updated.model.clone_from(&clip.model_name);
             updated.duration = clip.duration;
             updated.created_at = clip.created_at_text();
-            updated.audio_url.clone_from(&clip.audio_url);
+            if clip.status == ClipStatus::Complete {
+                updated.audio_url.clone_from(&clip.audio_url);
+            } else {
+                updated.audio_url.clear();
+            }
             updated.image_url.clone_from(&clip.image_url);
             updated.error.clone_from(&clip.error);
             if updated != *row {

@@ -1,12 +1,22 @@
 //! Downloading complete clips: names, resumable transfers, ID3 tags.
 //!
-//! A file only ever appears under its final name whole: bytes go to
-//! `DIR/.<name>.part`, which is resumed with `Range: bytes=N-` when an
-//! earlier run left it, checked against the server's length, tagged (title
-//! and style, with the `id3` crate) and then renamed. So a present final
-//! file needs no second download: it is skipped when its size is the one the
-//! catalog recorded (or nothing was recorded yet, as after a kill between
-//! the rename and the next catalog write).
+//! A file only ever appears under its final name whole, and only if it is
+//! audio: bytes go to `DIR/.<name>.part`, which is resumed with `Range:
+//! bytes=N-` when an earlier run left it, checked against the server's
+//! length, checked to be an MP3 ([`super::audio`]: the URL before the
+//! request, the `Content-Type` before the body, the first bytes before the
+//! rename), tagged (title and style, with the `id3` crate) and then renamed.
+//! So a present final file needs no second download: it is skipped when its
+//! size is the one the catalog recorded (or nothing was recorded yet, as
+//! after a kill between the rename and the next catalog write).
+//!
+//! A clip whose answer is not audio (an HTML or JSON body, a 404, a
+//! `…/None.mp3` or streaming URL) fails in its catalog row with the URL's
+//! host and path and the reason, and its `.part` is removed, so no later run
+//! resumes it as audio. A tag that cannot be written (the file already
+//! carries an ID3 header the `id3` crate cannot read) does not cost the
+//! song: the untagged audio is kept and the `error` column says
+//! [`TAG_FAILED`]…, and a rerun leaves that note in place.
 //!
 //! Names come from a template ([`NameTemplate`], default `{key}-{index}`);
 //! every value put into it is sanitised to one path component, so nothing a
@@ -21,13 +31,16 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::audio;
 use super::catalog::Store;
+use super::feed::ClipStatus;
 use super::names::NameTemplate;
+use super::poll::without_url;
 use crate::config::Rate;
 use crate::pool::full_jitter;
 
@@ -35,6 +48,8 @@ use crate::pool::full_jitter;
 pub const MAX_FILE: u64 = 512 * 1024 * 1024;
 /// Tries per file, the first included.
 pub const ATTEMPTS: u32 = 5;
+/// How the catalog's `error` starts when the audio was kept untagged.
+pub const TAG_FAILED: &str = "kept without tags: ";
 
 /// How downloads behave.
 #[derive(Debug, Clone)]
@@ -198,15 +213,19 @@ impl Shared {
             }
         }
         let recorded = (job.file == audio.to_string_lossy()).then_some(job.file_bytes);
-        let result = self
-            .file(&job.audio_url, &audio, recorded.flatten(), Some(&job))
-            .await;
+        let result = match audio::usable_url(&job.audio_url) {
+            Ok(()) => {
+                self.file(&job.audio_url, &audio, recorded.flatten(), Some(&job))
+                    .await
+            }
+            Err(why) => Err(why),
+        };
         match result {
-            Ok((bytes, fetched)) => {
+            Ok(got) => {
                 self.count(|s| {
-                    if fetched {
+                    if got.fetched {
                         s.downloaded += 1;
-                        s.bytes += bytes;
+                        s.bytes += got.size;
                     } else {
                         s.skipped += 1;
                     }
@@ -214,8 +233,12 @@ impl Shared {
                 let file = audio.to_string_lossy().into_owned();
                 self.record(&job, |row| {
                     row.file = file;
-                    row.file_bytes = Some(bytes);
-                    if !row.status().eq(&super::feed::ClipStatus::Failed) {
+                    row.file_bytes = Some(got.size);
+                    if let Some(why) = got.tag_error {
+                        row.error = format!("{TAG_FAILED}{why}");
+                    } else if row.status() != ClipStatus::Failed
+                        && (got.fetched || !row.error.starts_with(TAG_FAILED))
+                    {
                         row.error.clear();
                     }
                 });
@@ -236,8 +259,8 @@ impl Shared {
             let image = self.config.dir.join(format!("{stem}.png"));
             let present = job.image_file == image.to_string_lossy();
             match self.file(&job.image_url, &image, None, None).await {
-                Ok((_, fetched)) => {
-                    if fetched || !present {
+                Ok(got) => {
+                    if got.fetched || !present {
                         let file = image.to_string_lossy().into_owned();
                         self.record(&job, |row| row.image_file = file);
                     }
@@ -264,20 +287,25 @@ impl Shared {
         self.store.changed();
     }
 
-    /// Makes `path` hold `url`'s content. `Ok((size, fetched))`; `fetched`
-    /// is false when a whole file was already there.
+    /// Makes `path` hold `url`'s content; with `tag` (the clip's audio)
+    /// the content must be an MP3 and is tagged. The message of an `Err`
+    /// names the URL's host and path.
     async fn file(
         &self,
         url: &str,
         path: &Path,
         recorded: Option<u64>,
         tag: Option<&Job>,
-    ) -> Result<(u64, bool), String> {
+    ) -> Result<Fetched, String> {
         if let Ok(meta) = tokio::fs::metadata(path).await
             && meta.is_file()
             && recorded.is_none_or(|size| size == meta.len())
         {
-            return Ok((meta.len(), false));
+            return Ok(Fetched {
+                size: meta.len(),
+                fetched: false,
+                tag_error: None,
+            });
         }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
@@ -296,25 +324,46 @@ impl Shared {
             }
             let outcome = tokio::select! {
                 () = self.stop.cancelled() => return Err("stopped".into()),
-                outcome = self.transfer(url, &part) => outcome,
+                outcome = self.transfer(url, &part, tag.is_some()) => outcome,
+            };
+            let outcome = match outcome {
+                // Resumed or not, the whole file must start like audio.
+                Ok(()) if tag.is_some() => check_head(&part).await,
+                other => other,
             };
             match outcome {
                 Ok(()) => break,
                 Err(f) if f.retry && attempt < ATTEMPTS => {
-                    tracing::debug!(url, attempt, "download retry: {}", f.message);
+                    tracing::debug!(
+                        place = audio::place(url),
+                        attempt,
+                        "download retry: {}",
+                        f.message
+                    );
                     tokio::select! {
                         () = self.stop.cancelled() => return Err("stopped".into()),
                         () = tokio::time::sleep(full_jitter(attempt)) => {}
                     }
                 }
-                Err(f) => return Err(f.message),
+                Err(f) => {
+                    if !f.retry {
+                        // Not something a later run should resume.
+                        let _ = tokio::fs::remove_file(&part).await;
+                    }
+                    return Err(format!("{}: {}", audio::place(url), f.message));
+                }
             }
         }
+        let mut tag_error = None;
         if let Some(job) = tag {
-            let (part, title, style) = (part.clone(), job.title.clone(), job.style.clone());
-            tokio::task::spawn_blocking(move || write_tag(&part, &title, &style))
+            let (p, title, style) = (part.clone(), job.title.clone(), job.style.clone());
+            let tagged = tokio::task::spawn_blocking(move || write_tag(&p, &title, &style))
                 .await
-                .map_err(|e| e.to_string())??;
+                .map_err(|e| e.to_string())?;
+            if let Err(why) = tagged {
+                tracing::warn!(place = audio::place(url), "{TAG_FAILED}{why}");
+                tag_error = Some(why);
+            }
         }
         let file = tokio::fs::File::open(&part)
             .await
@@ -324,12 +373,17 @@ impl Shared {
         tokio::fs::rename(&part, path)
             .await
             .map_err(|e| format!("cannot rename to {}: {e}", path.display()))?;
-        Ok((size, true))
+        Ok(Fetched {
+            size,
+            fetched: true,
+            tag_error,
+        })
     }
 
     /// One GET into `part`, resuming what is there. `Ok` when `part` holds
-    /// the whole file.
-    async fn transfer(&self, url: &str, part: &Path) -> Result<(), Failure> {
+    /// the whole file. With `audio`, a `Content-Type` that is not audio
+    /// ends it before the body, and so do first bytes that are not.
+    async fn transfer(&self, url: &str, part: &Path, audio: bool) -> Result<(), Failure> {
         let have = tokio::fs::metadata(part).await.map_or(0, |m| m.len());
         let mut request = self.http.get(url);
         if have > 0 {
@@ -338,8 +392,15 @@ impl Shared {
         let mut response = request
             .send()
             .await
-            .map_err(|e| Failure::retry(e.without_url().to_string()))?;
+            .map_err(|e| Failure::retry(without_url(e)))?;
         let status = response.status();
+        if audio && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
+            let kind = response.headers().get(CONTENT_TYPE).map(|v| {
+                v.to_str()
+                    .map_or_else(|_| "(not text)".to_owned(), str::to_owned)
+            });
+            audio::content_type(kind.as_deref()).map_err(Failure::fatal)?;
+        }
         let total = match status {
             StatusCode::PARTIAL_CONTENT => {
                 let range = response
@@ -390,15 +451,27 @@ impl Shared {
             .await
             .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?;
         let mut size = if status == StatusCode::OK { 0 } else { have };
+        // From the start of the file: its first bytes, checked once there
+        // are enough, so an HTML page is not read to the end.
+        let mut head = (audio && size == 0).then(Vec::new);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
                     let _ = file.flush().await;
-                    return Err(Failure::retry(e.without_url().to_string()));
+                    return Err(Failure::retry(without_url(e)));
                 }
             };
+            if let Some(bytes) = &mut head {
+                bytes.extend_from_slice(&chunk[..chunk.len().min(HEAD - bytes.len())]);
+                if bytes.len() == HEAD {
+                    if !audio::looks_like_audio(bytes) {
+                        return Err(Failure::fatal(audio::not_audio(bytes)));
+                    }
+                    head = None;
+                }
+            }
             size += chunk.len() as u64;
             if size > MAX_FILE {
                 let _ = tokio::fs::remove_file(part).await;
@@ -418,6 +491,36 @@ impl Shared {
             _ if size == 0 => Err(Failure::retry("empty file")),
             _ => Ok(()),
         }
+    }
+}
+
+/// How many first bytes [`audio::looks_like_audio`] is shown.
+const HEAD: usize = 16;
+
+/// What [`Shared::file`] made.
+struct Fetched {
+    size: u64,
+    /// False when a whole file was already there.
+    fetched: bool,
+    /// Why the tag could not be written (the audio was kept).
+    tag_error: Option<String>,
+}
+
+/// `part`'s first bytes must be audio: also what an earlier run left.
+async fn check_head(part: &Path) -> Result<(), Failure> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(HEAD);
+    let file = tokio::fs::File::open(part)
+        .await
+        .map_err(|e| Failure::fatal(format!("cannot read {}: {e}", part.display())))?;
+    file.take(HEAD as u64)
+        .read_to_end(&mut head)
+        .await
+        .map_err(|e| Failure::fatal(format!("cannot read {}: {e}", part.display())))?;
+    if audio::looks_like_audio(&head) {
+        Ok(())
+    } else {
+        Err(Failure::fatal(audio::not_audio(&head)))
     }
 }
 

@@ -1,24 +1,65 @@
-//! The one parser for clips, wherever they come from.
+//! The one parser for clips, and the one rule for when they are finished.
 //!
 //! Clips reach batchgen three ways, all in the same clip objects (API.md,
 //! "Results"):
 //!
 //! - the v2 feed: `{"code","message","data":{"type","request_body",
 //!   "response_data":[clips]}}`;
-//! - the legacy feed: a bare array of clips (status `new` before `text`);
-//! - a callback body: a bare array, the same as `response_data`.
+//! - the legacy feed (`GET /api/feed`): a bare object `{"type",
+//!   "request_body","response_data","created_at"}` without the envelope,
+//!   whose clips carry **no** `status`: the task's `type` (`new`, `text`,
+//!   `first`, `complete`) is their stage. Older hosts answered a bare array
+//!   instead; both are read;
+//! - a callback body: a bare array, the same clips plus `createTime`.
 //!
 //! [`parse`] takes any of them and returns normalised [`Clip`]s, so polling
 //! and the callback receiver can never disagree about what a body means.
-//! The API's loose types are absorbed here: `duration` is `""`, a number or
-//! a numeric string; `created_at` (or `createTime`) is an ISO string or epoch
-//! milliseconds; unknown fields are ignored. Bodies are hostile: at most
-//! [`MAX_FEED_BODY`] bytes, [`MAX_CLIPS`] clips and [`MAX_TEXT`] characters
-//! per field are taken, nothing here can panic, and a body of the wrong shape
-//! is a [`FeedError`] that says what was wrong.
+//!
+//! # When a clip is finished
+//! The provider's docs contradict each other and its `data.type` says
+//! `SUCCESS` while both clips are still lyrics, so the rule is the clip's
+//! own, and it is applied here only ([`Clip::status`] is already the
+//! verdict):
+//!
+//! - it **failed** when `fail_message` or `error_message` is non-empty, or
+//!   the v2 `data.type` is `FAIL` (the task failed: every clip with it);
+//! - it is **complete** when its status is `complete` (older hosts, the
+//!   legacy feed, callbacks), or it is `first` with "All generated
+//!   successfully." in `extra_message` (the current docs' final stage;
+//!   matched trimmed, case-insensitive, anywhere in the message);
+//! - *undocumented*: `streaming` counts as complete when `audio_url` is a
+//!   final mp3 (an `http(s)` URL whose path ends in `.mp3`, not a streaming
+//!   URL) **and** `duration` is a positive number, as public clients do;
+//!   otherwise it is still streaming ([`ClipStatus::First`]);
+//! - a clip that would be complete but whose `audio_url` is a streaming URL
+//!   ([`is_streaming_url`]: an `audiopipe` host or an `item_id=` query) is
+//!   **not** complete: a streaming URL serves a partial, growing body, and
+//!   polling goes on until the final URL appears (the deadline is the cap).
+//!
+//! `data.type` `SUCCESS` / `IN_PROGRESS` decides nothing. A task is
+//! finished ([`Feed::is_finished`], [`task_finished`]) when every clip seen
+//! is finished and there are [`CLIPS_PER_TASK`] of them, or one of them
+//! failed (moderation refuses the prompt, so it fails both): a body that
+//! lists one complete clip while the other is not listed yet must not end
+//! polling, or the second song, already paid for, would never be
+//! collected. An empty `response_data` is never finished (unless `FAIL`).
+//!
+//! # Loose types
+//! `duration` is `""`, a number or a numeric string. Time stamps are ISO
+//! 8601 / RFC 3339, epoch milliseconds (a number or a numeric string), or
+//! `"2024-09-05 13:09:01"` (no zone, taken as **UTC**); they are read from
+//! the clip's `created_at`, else `createTime`, else `timestamp`, else the
+//! task's `created_at`. A clip whose `id` is `""` (the text stage, in the
+//! docs' sample) is not a clip yet: it is skipped, not an error. Unknown
+//! fields are ignored.
+//!
+//! Bodies are hostile: at most [`MAX_FEED_BODY`] bytes, [`MAX_CLIPS`] clips
+//! and [`MAX_TEXT`] characters per field are taken, nothing here can panic,
+//! and a body of the wrong shape is a [`FeedError`] that says what was
+//! wrong.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::Value;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
 
 /// Largest feed or callback body accepted. A task's two clips are a few KiB.
 pub const MAX_FEED_BODY: usize = 1024 * 1024;
@@ -26,23 +67,31 @@ pub const MAX_FEED_BODY: usize = 1024 * 1024;
 pub const MAX_CLIPS: usize = 16;
 /// Longest text kept from one field (URLs, titles, messages), in characters.
 pub const MAX_TEXT: usize = 2048;
+/// Clips a task makes (API.md: "Each task produces two clips"); a task is
+/// not finished with fewer, unless one failed.
+pub const CLIPS_PER_TASK: usize = 2;
+/// The `extra_message` of the final stage, lower-cased.
+pub const FINAL_MESSAGE: &str = "all generated successfully";
 
-/// Where a clip is in its life.
+/// Where a clip is in its life. In a [`Clip`] this is the verdict of the
+/// completion rule (module docs), not the word the host used: a clip the
+/// host calls `first` with "All generated successfully." is `Complete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClipStatus {
-    /// Accepted, nothing generated yet (legacy feed only).
+    /// Accepted, nothing generated yet (or a stage this parser does not know).
     New,
     /// Lyrics and title ready, no audio.
     Text,
-    /// A streaming `audio_url` exists; not final.
+    /// Audio on its way (first audio, streaming): not final.
     First,
-    /// The final MP3 is at `audio_url`.
+    /// Finished: the final MP3 is at `audio_url`.
     Complete,
     /// The clip failed (moderation or an error); never retried.
     Failed,
 }
 
 impl ClipStatus {
+    /// The word the catalog writes.
     pub fn as_str(self) -> &'static str {
         match self {
             ClipStatus::New => "new",
@@ -53,8 +102,9 @@ impl ClipStatus {
         }
     }
 
-    /// Parses a status as the API or the catalog writes it; unknown words
-    /// (a host's own stages) count as `new`: still running.
+    /// Parses a status as the catalog writes it ([`ClipStatus::as_str`]);
+    /// unknown words count as `new`: still running. Not for API bodies:
+    /// there the completion rule needs more than the word ([`parse`]).
     pub fn parse(s: &str) -> ClipStatus {
         match s.trim().to_ascii_lowercase().as_str() {
             "text" => ClipStatus::Text,
@@ -71,7 +121,7 @@ impl ClipStatus {
     }
 }
 
-/// The v2 feed's `data.type`.
+/// The v2 feed's `data.type`. Only `Fail` means anything (module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskType {
     InProgress,
@@ -79,15 +129,30 @@ pub enum TaskType {
     Fail,
 }
 
+/// Which of the documented bodies was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// `{"code","message","data":{…}}` (or `data` a list).
+    V2,
+    /// The legacy feed's bare object `{"type","response_data",…}`.
+    Legacy,
+    /// A bare array of clips: a callback, or an older legacy feed.
+    #[default]
+    Clips,
+}
+
 /// One clip, normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
     pub id: String,
+    /// The completion rule's verdict (module docs).
     pub status: ClipStatus,
     pub title: String,
     /// The style tags (`tags` in the API's clip objects).
     pub tags: String,
     pub model_name: String,
+    /// As the host sent it (http(s) only): a streaming URL until the clip
+    /// is complete. Only a complete clip's URL is a file to download.
     pub audio_url: String,
     pub image_url: String,
     /// Seconds; `None` while unknown (`""`) or nonsensical.
@@ -104,29 +169,48 @@ impl Clip {
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
             .unwrap_or_default()
     }
+
+    /// Complete or failed.
+    pub fn is_finished(&self) -> bool {
+        self.status.is_final()
+    }
 }
 
 /// What one body said.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Feed {
-    /// `data.type` of the v2 envelope; `None` for bare arrays.
+    pub shape: Shape,
+    /// `data.type` of the v2 envelope; `None` for the other shapes.
     pub task_type: Option<TaskType>,
     /// In the body's order; at most [`MAX_CLIPS`].
     pub clips: Vec<Clip>,
-    /// Entries dropped: not objects, or without a usable `id`.
+    /// Entries dropped: not objects, or without a usable `id` (yet).
     pub skipped: usize,
+    /// Why the task failed as a whole: `data.type` `FAIL`, or a clip
+    /// without an id yet that carried a `fail_message`.
+    pub failure: Option<String>,
 }
 
 impl Feed {
-    /// Whether the task is over: the host said so, or (bare arrays) every
-    /// clip is final.
+    /// Whether this body alone says the task is over: `FAIL`, a failure
+    /// before any clip had an id, or [`task_finished`] over its clips.
     pub fn is_finished(&self) -> bool {
-        match self.task_type {
-            Some(TaskType::Success | TaskType::Fail) => true,
-            Some(TaskType::InProgress) => false,
-            None => !self.clips.is_empty() && self.clips.iter().all(|c| c.status.is_final()),
-        }
+        self.task_type == Some(TaskType::Fail)
+            || (self.clips.is_empty() && self.failure.is_some())
+            || task_finished(self.clips.iter().map(|c| c.status))
     }
+}
+
+/// The task rule, for a body's clips and the catalog's rows alike: some
+/// clips, all final, and [`CLIPS_PER_TASK`] of them or one failed.
+pub fn task_finished(statuses: impl IntoIterator<Item = ClipStatus>) -> bool {
+    let (mut count, mut all_final, mut any_failed) = (0, true, false);
+    for status in statuses {
+        count += 1;
+        all_final &= status.is_final();
+        any_failed |= status == ClipStatus::Failed;
+    }
+    count > 0 && all_final && (count >= CLIPS_PER_TASK || any_failed)
 }
 
 /// Why a body could not be read as clips.
@@ -157,62 +241,103 @@ pub fn parse(body: &[u8]) -> Result<Feed, FeedError> {
         text.truncate(200);
         FeedError::NotJson(text)
     })?;
-    match value {
-        Value::Array(items) => Ok(clips(&items, None)),
-        Value::Object(ref map) => {
-            if let Some(code) = map.get("code").and_then(number)
-                && !(200.0..300.0).contains(&code)
-            {
-                let message = map.get("message").map(text).unwrap_or_default();
-                return Err(FeedError::Api {
-                    code: code.clamp(0.0, 999.0) as u16,
-                    message,
-                });
-            }
-            let data = map.get("data").ok_or(FeedError::Shape("no `data`"))?;
-            match data {
-                Value::Array(items) => Ok(clips(items, None)),
-                Value::Object(data) => {
-                    let task_type = data.get("type").map(text).and_then(|t| {
-                        match t.to_ascii_uppercase().as_str() {
-                            "SUCCESS" | "COMPLETE" => Some(TaskType::Success),
-                            "FAIL" | "FAILED" | "ERROR" => Some(TaskType::Fail),
-                            "IN_PROGRESS" | "PENDING" | "RUNNING" => Some(TaskType::InProgress),
-                            _ => None,
-                        }
-                    });
-                    // Some hosts nest the array as `data.data` (callbacks).
-                    let items = match data.get("response_data").or_else(|| data.get("data")) {
-                        Some(Value::Array(items)) => items.as_slice(),
-                        Some(Value::Null) | None => &[],
-                        Some(_) => return Err(FeedError::Shape("`response_data` is not a list")),
-                    };
-                    let mut feed = clips(items, task_type);
-                    if task_type == Some(TaskType::Fail) {
-                        let why = map
-                            .get("message")
-                            .map(text)
-                            .filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case("success"))
-                            .unwrap_or_else(|| "the task failed".to_owned());
-                        for clip in &mut feed.clips {
-                            clip.status = ClipStatus::Failed;
-                            if clip.error.is_empty() {
-                                clip.error.clone_from(&why);
-                            }
-                        }
-                    }
-                    Ok(feed)
-                }
-                _ => Err(FeedError::Shape("`data` is neither an object nor a list")),
+    let map = match value {
+        Value::Array(items) => return Ok(clips(Shape::Clips, &items, &Context::default())),
+        Value::Object(map) => map,
+        _ => return Err(FeedError::Shape("neither a list of clips nor an envelope")),
+    };
+    if let Some(code) = map.get("code").and_then(number)
+        && !(200.0..300.0).contains(&code)
+    {
+        let message = map.get("message").map(text).unwrap_or_default();
+        return Err(FeedError::Api {
+            code: code.clamp(0.0, 999.0) as u16,
+            message,
+        });
+    }
+    let data = match map.get("data") {
+        Some(data) => data,
+        // The legacy feed: no envelope, the task object itself.
+        None if map.contains_key("response_data")
+            || (map.contains_key("type") && !map.contains_key("code")) =>
+        {
+            return legacy(&map);
+        }
+        None => return Err(FeedError::Shape("no `data`")),
+    };
+    let data = match data {
+        Value::Array(items) => return Ok(clips(Shape::V2, items, &Context::default())),
+        Value::Object(data) => data,
+        _ => return Err(FeedError::Shape("`data` is neither an object nor a list")),
+    };
+    let task_type =
+        data.get("type")
+            .map(text)
+            .and_then(|t| match t.to_ascii_uppercase().as_str() {
+                "SUCCESS" | "COMPLETE" => Some(TaskType::Success),
+                "FAIL" | "FAILED" | "ERROR" => Some(TaskType::Fail),
+                "IN_PROGRESS" | "PENDING" | "RUNNING" => Some(TaskType::InProgress),
+                _ => None,
+            });
+    // Some hosts nest the array as `data.data` (callbacks).
+    let items = list(data.get("response_data").or_else(|| data.get("data")))?;
+    let context = Context {
+        created_at: data.get("created_at").and_then(timestamp),
+        ..Context::default()
+    };
+    let mut feed = clips(Shape::V2, items, &context);
+    feed.task_type = task_type;
+    if task_type == Some(TaskType::Fail) {
+        let why = feed
+            .failure
+            .clone()
+            .or_else(|| {
+                map.get("message")
+                    .map(text)
+                    .filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case("success"))
+            })
+            .unwrap_or_else(|| "the task failed".to_owned());
+        for clip in &mut feed.clips {
+            clip.status = ClipStatus::Failed;
+            if clip.error.is_empty() {
+                clip.error.clone_from(&why);
             }
         }
-        _ => Err(FeedError::Shape("neither a list of clips nor an envelope")),
+        feed.failure = Some(why);
+    }
+    Ok(feed)
+}
+
+/// The legacy feed's object: its `type` is the stage of clips without one.
+fn legacy(map: &Map<String, Value>) -> Result<Feed, FeedError> {
+    let items = list(map.get("response_data"))?;
+    let context = Context {
+        stage: map.get("type").map(text).unwrap_or_default(),
+        created_at: map.get("created_at").and_then(timestamp),
+    };
+    Ok(clips(Shape::Legacy, items, &context))
+}
+
+fn list(value: Option<&Value>) -> Result<&[Value], FeedError> {
+    match value {
+        Some(Value::Array(items)) => Ok(items.as_slice()),
+        Some(Value::Null) | None => Ok(&[]),
+        Some(_) => Err(FeedError::Shape("`response_data` is not a list")),
     }
 }
 
-fn clips(items: &[Value], task_type: Option<TaskType>) -> Feed {
+/// What the task object around the clips says about them.
+#[derive(Debug, Default)]
+struct Context {
+    /// The stage of clips without a `status` (the legacy feed's `type`).
+    stage: String,
+    /// The task's `created_at`, for clips without a time stamp.
+    created_at: Option<DateTime<Utc>>,
+}
+
+fn clips(shape: Shape, items: &[Value], context: &Context) -> Feed {
     let mut feed = Feed {
-        task_type,
+        shape,
         ..Feed::default()
     };
     for item in items {
@@ -220,44 +345,112 @@ fn clips(items: &[Value], task_type: Option<TaskType>) -> Feed {
             feed.skipped += 1;
             continue;
         }
-        match item.as_object().and_then(clip) {
-            Some(c) => feed.clips.push(c),
-            None => feed.skipped += 1,
+        let Some(object) = item.as_object() else {
+            feed.skipped += 1;
+            continue;
+        };
+        match clip(object, context) {
+            Ok(c) => feed.clips.push(c),
+            Err(failure) => {
+                feed.skipped += 1;
+                if feed.failure.is_none() {
+                    feed.failure = failure;
+                }
+            }
         }
     }
     feed
 }
 
-fn clip(o: &serde_json::Map<String, Value>) -> Option<Clip> {
-    let id = o.get("id").and_then(id_text)?;
+/// A clip, or (no usable id yet) the failure message it carried, if any.
+fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String>> {
     let field = |name: &str| o.get(name).map(text).unwrap_or_default();
     let error = [field("fail_message"), field("error_message")]
         .into_iter()
         .find(|m| !m.is_empty())
         .unwrap_or_default();
-    let mut status = ClipStatus::parse(&field("status"));
+    let Some(id) = o.get("id").and_then(id_text) else {
+        return Err((!error.is_empty()).then_some(error));
+    };
+    let audio_url = url_text(&field("audio_url"));
+    let duration = o.get("duration").and_then(number).filter(|d| *d >= 0.0);
+    let reported = o.get("status").map(text).unwrap_or_default();
+    let reported = if reported.is_empty() {
+        &context.stage
+    } else {
+        &reported
+    };
+    let mut status = stage(reported, &field("extra_message"), &audio_url, duration);
+    let mut error = error;
     if !error.is_empty() {
         status = ClipStatus::Failed;
+    } else if status == ClipStatus::Failed {
+        error = format!("the host reported status {reported:?}");
     }
-    Some(Clip {
+    let created_at = ["created_at", "createTime", "timestamp"]
+        .iter()
+        .find_map(|name| o.get(*name).and_then(timestamp))
+        .or(context.created_at);
+    Ok(Clip {
         id,
         status,
         title: field("title"),
         tags: field("tags"),
         model_name: field("model_name"),
-        audio_url: url_text(&field("audio_url")),
+        audio_url,
         image_url: url_text(&field("image_url")),
-        duration: o.get("duration").and_then(number).filter(|d| *d >= 0.0),
-        created_at: o
-            .get("created_at")
-            .or_else(|| o.get("createTime"))
-            .and_then(timestamp),
+        duration,
+        created_at,
         error,
     })
 }
 
+/// The completion rule for one clip that did not fail (module docs).
+fn stage(reported: &str, extra: &str, audio_url: &str, duration: Option<f64>) -> ClipStatus {
+    let status = match reported.trim().to_ascii_lowercase().as_str() {
+        "complete" | "completed" | "success" => ClipStatus::Complete,
+        "first" if extra.to_lowercase().contains(FINAL_MESSAGE) => ClipStatus::Complete,
+        "streaming" if is_final_mp3(audio_url) && duration.is_some_and(|d| d > 0.0) => {
+            ClipStatus::Complete
+        }
+        "first" | "streaming" => ClipStatus::First,
+        "text" => ClipStatus::Text,
+        "failed" | "fail" | "error" => ClipStatus::Failed,
+        _ => ClipStatus::New,
+    };
+    if status == ClipStatus::Complete && is_streaming_url(audio_url) {
+        // Finished in words, but the final file is not there yet.
+        return ClipStatus::First;
+    }
+    status
+}
+
+/// A streaming URL (`https://audiopipe.suno.ai/?item_id=…`): it serves a
+/// partial, growing body, never the final file. Recognised by an
+/// `audiopipe` host or an `item_id` query parameter.
+pub fn is_streaming_url(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    host.split('.').any(|label| label == "audiopipe")
+        || url
+            .query_pairs()
+            .any(|(name, _)| name.eq_ignore_ascii_case("item_id"))
+}
+
+/// An http(s) URL whose path ends in `.mp3` and is not a streaming URL.
+pub fn is_final_mp3(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    matches!(parsed.scheme(), "http" | "https")
+        && parsed.path().to_ascii_lowercase().ends_with(".mp3")
+        && !is_streaming_url(url)
+}
+
 /// A clip id goes into a CSV cell, file names and URLs: printable ASCII
-/// only, at most 200 characters.
+/// only, at most 200 characters; `""` is no id (yet).
 fn id_text(v: &Value) -> Option<String> {
     let id = match v {
         Value::String(s) => s.trim().to_owned(),
@@ -305,12 +498,19 @@ fn number(v: &Value) -> Option<f64> {
     n.is_finite().then_some(n)
 }
 
-/// An ISO 8601 / RFC 3339 string or epoch milliseconds (number or string).
+/// An RFC 3339 string, a zoneless `2024-09-05 13:09:01` (or with `T`,
+/// fractions allowed) taken as UTC, or epoch milliseconds (number or string).
 fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
-    if let Value::String(s) = v
-        && let Ok(t) = DateTime::parse_from_rfc3339(s.trim())
-    {
-        return Some(t.with_timezone(&Utc));
+    if let Value::String(s) = v {
+        let s = s.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Some(t.with_timezone(&Utc));
+        }
+        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+                return Some(t.and_utc());
+            }
+        }
     }
     let millis = number(v)?;
     if !(0.0..=1.0e15).contains(&millis) {

@@ -4,6 +4,7 @@
 //! results.csv ──▶ tasks not finished ──▶ poll (feed) ──▶ Store ──▶ catalog.csv
 //!   (read only)    (catalog says which)        │  (one writer, ≤ 1 write/s)
 //!                                              └─▶ download (complete clips) ──▶ DIR/*.mp3
+//!                                                  (audio checked before the rename)
 //! ```
 //!
 //! [`run`] is `batchgen collect`: it reads the results file, reads the
@@ -14,11 +15,15 @@
 //! same catalog through the same parser and writer.
 //!
 //! # Layout
-//! - [`feed`]: the one parser (v2 feed, legacy feed, callback bodies);
+//! - [`feed`]: the one parser (v2 feed, legacy feed, callback bodies) and
+//!   the one completion rule;
 //! - [`catalog`]: the catalog rows, their merge, and the one writer;
 //! - [`poll`]: the feed client and the polling schedule;
-//! - [`download`], [`names`]: resumable, tagged downloads and file names.
+//! - [`download`], [`names`]: resumable, tagged downloads and file names;
+//! - [`audio`]: what a download must be to be kept (the URL, the
+//!   `Content-Type`, the first bytes).
 
+pub mod audio;
 pub mod catalog;
 pub mod download;
 pub mod feed;
@@ -218,9 +223,10 @@ pub async fn run(
         let catalog = store.lock();
         let mut queued = queued.lock().unwrap_or_else(|e| e.into_inner());
         for row in catalog.task_rows(key) {
+            // A complete clip without a usable `audio_url` is sent too: the
+            // downloader fails its row with the reason, and it is counted.
             if row.task_id != task_id
                 || row.status() != ClipStatus::Complete
-                || row.audio_url.is_empty()
                 || !queued.insert((row.key.clone(), row.clip_index))
             {
                 continue;

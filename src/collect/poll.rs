@@ -8,6 +8,12 @@
 //!                                      finished?  done : due again in --poll-interval
 //! ```
 //!
+//! A task is polled until its clips are finished by the one rule
+//! ([`super::feed`]: failed, `complete`, or `first` with "All generated
+//! successfully."), judged on the catalog's rows so every clip seen counts.
+//! The host's `data.type` is not asked: it says `SUCCESS` from the text
+//! stage on. The deadline ([`super::CollectConfig::deadline`]) is the cap.
+//!
 //! Two limits apply, as the provider asks: a task is polled at most once
 //! per `interval` (5 s by default), and all polls together pass one
 //! no-burst rate limiter (`--poll-rate`). 429s, 5xx and connection errors
@@ -139,7 +145,9 @@ impl FeedClient {
     }
 }
 
-fn without_url(e: reqwest::Error) -> String {
+/// A request error with its whole cause chain ("error sending request" alone
+/// says nothing) and without its URL (a query can carry a token).
+pub(super) fn without_url(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -183,7 +191,7 @@ pub struct PollSummary {
     pub polls: u64,
     pub retries: u64,
     pub rate_limited: u64,
-    /// Tasks the feed called finished.
+    /// Tasks whose clips all finished while polling.
     pub finished: usize,
     /// Tasks left for the next run after too many bad answers, with why.
     pub given_up: Vec<(String, String)>,
@@ -261,7 +269,9 @@ pub async fn run(
                         failures[i] = 0;
                         store.apply(&task.key, &task.task_id, &feed);
                         on_change(&task.key);
-                        if feed.is_finished() {
+                        // The catalog holds every clip seen so far; `data.type`
+                        // (SUCCESS from the text stage on) decides nothing.
+                        if store.lock().task_finished(&task.key, &task.task_id) {
                             summary.finished += 1;
                         } else {
                             due.push(Reverse((Instant::now() + settings.interval, i)));
