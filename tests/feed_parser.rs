@@ -1,8 +1,11 @@
-//! The one clip parser, table-driven: every documented shape and loose type
-//! (API.md "Results"), then hostile bodies that must give a clear error or
-//! a lenient result, never a panic.
+//! The one clip parser, table-driven: every shape and loose type (API.md
+//! "Results"), the completion rule's edges (the documented bodies
+//! themselves are in `tests/conformance.rs`), then hostile bodies that must
+//! give a clear error or a lenient result, never a panic.
 
-use batchgen::collect::feed::{ClipStatus, FeedError, MAX_CLIPS, MAX_FEED_BODY, TaskType, parse};
+use batchgen::collect::feed::{
+    ClipStatus, FeedError, MAX_CLIPS, MAX_FEED_BODY, Shape, TaskType, parse,
+};
 use serde_json::{Value, json};
 
 fn clip(status: &str) -> Value {
@@ -22,6 +25,20 @@ fn with(mut v: Value, field: &str, value: Value) -> Value {
     v[field] = value;
     v
 }
+
+/// The same clip under another id: a task's second clip.
+fn second(v: Value) -> Value {
+    with(v, "id", json!("9a2b"))
+}
+
+/// A clip at `status` with this `extra_message`, `audio_url` and `duration`.
+fn staged(status: &str, extra: &str, url: &str, duration: Value) -> Value {
+    let c = with(clip(status), "extra_message", json!(extra));
+    with(with(c, "audio_url", json!(url)), "duration", duration)
+}
+
+const MP3: &str = "https://cdn1.suno.ai/0f1c.mp3";
+const STREAM: &str = "https://audiopipe.suno.ai/?item_id=0f1c";
 
 /// (name, body, task type, statuses, finished)
 type Case = (&'static str, Value, Option<TaskType>, Vec<ClipStatus>, bool);
@@ -53,8 +70,32 @@ fn documented_shapes() {
         ),
         (
             "v2 success",
-            v2("SUCCESS", vec![clip("complete"), clip("complete")]),
+            v2("SUCCESS", vec![clip("complete"), second(clip("complete"))]),
             Some(TaskType::Success),
+            vec![Complete, Complete],
+            true,
+        ),
+        (
+            "SUCCESS is no completion signal",
+            v2("SUCCESS", vec![clip("text"), second(clip("first"))]),
+            Some(TaskType::Success),
+            vec![Text, First],
+            false,
+        ),
+        (
+            "one complete clip is not the whole task",
+            v2("SUCCESS", vec![clip("complete")]),
+            Some(TaskType::Success),
+            vec![Complete],
+            false,
+        ),
+        (
+            "IN_PROGRESS does not hold back finished clips",
+            v2(
+                "IN_PROGRESS",
+                vec![clip("complete"), second(clip("complete"))],
+            ),
+            Some(TaskType::InProgress),
             vec![Complete, Complete],
             true,
         ),
@@ -88,9 +129,10 @@ fn documented_shapes() {
         ),
         (
             "v2 code as string",
-            json!({"code":"200","data":{"type":"SUCCESS","response_data":[clip("complete")]}}),
+            json!({"code":"200","data":{"type":"SUCCESS",
+                   "response_data":[clip("complete"), second(clip("complete"))]}}),
             Some(TaskType::Success),
-            vec![Complete],
+            vec![Complete, Complete],
             true,
         ),
         (
@@ -102,10 +144,27 @@ fn documented_shapes() {
         ),
         (
             "legacy complete",
-            json!([clip("complete"), clip("complete")]),
+            json!([clip("complete"), second(clip("complete"))]),
             None,
             vec![Complete, Complete],
             true,
+        ),
+        (
+            "one failed clip fails the task",
+            json!([with(clip("text"), "fail_message", json!("Topic too long."))]),
+            None,
+            vec![Failed],
+            true,
+        ),
+        (
+            "a failed and an unfinished clip",
+            json!([
+                with(clip("text"), "fail_message", json!("x")),
+                second(clip("first"))
+            ]),
+            None,
+            vec![Failed, First],
+            false,
         ),
         (
             "callback mixed",
@@ -141,16 +200,24 @@ fn documented_shapes() {
         ),
         (
             "status in capitals",
-            json!([clip("COMPLETE")]),
+            json!([clip("COMPLETE"), second(clip("Complete"))]),
             None,
-            vec![Complete],
+            vec![Complete, Complete],
+            true,
+        ),
+        (
+            "a status of error fails",
+            json!([clip("error")]),
+            None,
+            vec![Failed],
             true,
         ),
         (
             "nested data.data",
-            json!({"code":200,"data":{"callbackType":"complete","data":[clip("complete")]}}),
+            json!({"code":200,"data":{"callbackType":"complete",
+                   "data":[clip("complete"), second(clip("complete"))]}}),
             None,
-            vec![Complete],
+            vec![Complete, Complete],
             true,
         ),
         (
@@ -169,6 +236,171 @@ fn documented_shapes() {
         assert_eq!(got, statuses, "{name}");
         assert_eq!(feed.is_finished(), finished, "{name}");
     }
+}
+
+/// The completion rule for one clip: (name, clip, verdict).
+#[test]
+fn the_completion_rule() {
+    use ClipStatus::*;
+    let cases: Vec<(&str, Value, ClipStatus)> = vec![
+        (
+            "first + the final message",
+            staged("first", "All generated successfully.", MP3, json!(98.4)),
+            Complete,
+        ),
+        (
+            "the final message, loosely",
+            staged("FIRST", "  ok: all GENERATED successfully ", MP3, json!("")),
+            Complete,
+        ),
+        (
+            "first audio is not final",
+            staged(
+                "first",
+                "First audio generated successfully.",
+                MP3,
+                json!(98.4),
+            ),
+            First,
+        ),
+        (
+            "first with no message",
+            staged("first", "", MP3, json!(98.4)),
+            First,
+        ),
+        (
+            "the final message at text is not final",
+            staged("text", "All generated successfully.", "", json!("")),
+            Text,
+        ),
+        (
+            "complete whatever the message",
+            staged("complete", "", MP3, json!(1)),
+            Complete,
+        ),
+        (
+            "final in words, streaming URL: not yet",
+            staged("first", "All generated successfully.", STREAM, json!("")),
+            First,
+        ),
+        (
+            "complete with a streaming URL: not yet",
+            staged("complete", "", STREAM, json!(5)),
+            First,
+        ),
+        (
+            "item_id on another host is streaming too",
+            staged(
+                "complete",
+                "",
+                "https://cdn.example/play?item_id=0f1c",
+                json!(5),
+            ),
+            First,
+        ),
+        (
+            "streaming + final mp3 + numeric duration",
+            staged("streaming", "", MP3, json!(98.4)),
+            Complete,
+        ),
+        (
+            "streaming + final mp3 + numeric string",
+            staged("streaming", "", MP3, json!("98.4")),
+            Complete,
+        ),
+        (
+            "streaming without a duration",
+            staged("streaming", "", MP3, json!("")),
+            First,
+        ),
+        (
+            "streaming with a zero duration",
+            staged("streaming", "", MP3, json!(0)),
+            First,
+        ),
+        (
+            "streaming at a streaming URL",
+            staged("streaming", "", STREAM, json!(98.4)),
+            First,
+        ),
+        (
+            "streaming at a URL that is no mp3",
+            staged("streaming", "", "https://cdn1.suno.ai/0f1c", json!(98.4)),
+            First,
+        ),
+        (
+            "a failure beats everything",
+            with(
+                staged("first", "All generated successfully.", MP3, json!(9)),
+                "error_message",
+                json!("This song violates Suno's content moderation policy"),
+            ),
+            Failed,
+        ),
+    ];
+    for (name, c, want) in cases {
+        let feed = parse(json!([c]).to_string().as_bytes()).unwrap();
+        assert_eq!(feed.clips[0].status, want, "{name}");
+        assert_eq!(feed.clips[0].is_finished(), want.is_final(), "{name}");
+    }
+}
+
+#[test]
+fn the_legacy_feed_object_gives_its_type_to_clips_without_status() {
+    use ClipStatus::*;
+    let legacy = |kind: &str, clips: Vec<Value>| {
+        json!({"type": kind, "request_body": {"prompt": "p"}, "response_data": clips,
+               "created_at": "2024-09-05 13:09:01"})
+    };
+    let bare = |id: &str| {
+        json!({"id": id, "audio_url": MP3, "createTime": 1_717_587_606_036_u64,
+               "duration": 146.08, "title": "t"})
+    };
+    let cases = [
+        ("new", vec![], vec![], false),
+        ("text", vec![bare("a"), bare("b")], vec![Text, Text], false),
+        (
+            "first",
+            vec![bare("a"), bare("b")],
+            vec![First, First],
+            false,
+        ),
+        (
+            "complete",
+            vec![bare("a"), bare("b")],
+            vec![Complete, Complete],
+            true,
+        ),
+        ("complete", vec![bare("a")], vec![Complete], false),
+        (
+            "complete",
+            vec![bare("a"), with(bare("b"), "status", json!("first"))],
+            vec![Complete, First],
+            false,
+        ),
+        (
+            "rendering",
+            vec![bare("a"), bare("b")],
+            vec![New, New],
+            false,
+        ),
+    ];
+    for (kind, clips, want, finished) in cases {
+        let feed = parse(legacy(kind, clips).to_string().as_bytes()).unwrap();
+        assert_eq!(feed.shape, Shape::Legacy, "{kind}");
+        assert_eq!(feed.task_type, None, "{kind}");
+        let got: Vec<_> = feed.clips.iter().map(|c| c.status).collect();
+        assert_eq!(got, want, "{kind}");
+        assert_eq!(feed.is_finished(), finished, "{kind}");
+    }
+    // A clip without a time stamp takes the task's (zoneless: UTC).
+    let mut c = bare("a");
+    c.as_object_mut().unwrap().remove("createTime");
+    let feed = parse(legacy("text", vec![c]).to_string().as_bytes()).unwrap();
+    assert_eq!(feed.clips[0].created_at_text(), "2024-09-05T13:09:01.000Z");
+    // The object without response_data yet.
+    let feed = parse(br#"{"type":"new","request_body":{}}"#).unwrap();
+    assert_eq!((feed.shape, feed.clips.len()), (Shape::Legacy, 0));
 }
 
 #[test]
@@ -239,7 +471,23 @@ fn fields_are_normalised() {
             json!(1_735_769_431_665_u64),
             "2025-01-01T22:10:31.665Z",
         ),
+        (
+            "created_at",
+            json!("2024-09-05 13:09:01"),
+            "2024-09-05T13:09:01.000Z",
+        ),
+        (
+            "created_at",
+            json!("2024-09-05T13:09:01.25"),
+            "2024-09-05T13:09:01.250Z",
+        ),
+        (
+            "timestamp",
+            json!(1_740_620_331_100_u64),
+            "2025-02-27T01:38:51.100Z",
+        ),
         ("created_at", json!("yesterday"), ""),
+        ("created_at", json!("2024-13-05 13:09:01"), ""),
         ("created_at", json!(-5), ""),
         ("created_at", json!(1e300), ""),
     ];
@@ -329,6 +577,28 @@ fn hostile_bodies() {
     ]);
     let feed = parse(body.to_string().as_bytes()).unwrap();
     assert_eq!((feed.clips.len(), feed.skipped), (1, 6));
+
+    // An id of "" is not a clip yet: skipped, not an error, and not done...
+    let feed = parse(
+        json!([with(clip("text"), "id", json!(""))])
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (feed.clips.len(), feed.skipped, feed.failure.is_none()),
+        (0, 1, true)
+    );
+    assert!(!feed.is_finished());
+    // ...unless it carried a failure: then the task failed, with that reason.
+    let refused = with(
+        with(clip("text"), "id", json!("")),
+        "fail_message",
+        json!("Does Not Meet Guidelines"),
+    );
+    let feed = parse(json!([refused]).to_string().as_bytes()).unwrap();
+    assert_eq!(feed.failure.as_deref(), Some("Does Not Meet Guidelines"));
+    assert!(feed.is_finished());
 
     let many: Vec<Value> = (0..100)
         .map(|i| with(clip("text"), "id", json!(format!("c{i}"))))
