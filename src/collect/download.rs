@@ -313,6 +313,9 @@ impl Shared {
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         let part = part_path(path);
+        // A `.part` from an earlier run (or an older batchgen) was not
+        // checked as it was written: if it is not audio, start over once.
+        let mut leftover = tokio::fs::metadata(&part).await.is_ok_and(|m| m.len() > 0);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -328,9 +331,19 @@ impl Shared {
             };
             let outcome = match outcome {
                 // Resumed or not, the whole file must start like audio.
-                Ok(()) if tag.is_some() => check_head(&part).await,
+                Ok(()) if tag.is_some() => match check_head(&part).await {
+                    Err(f) if leftover => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        Err(Failure::retry(format!(
+                            "an earlier run's partial file was {}",
+                            f.message
+                        )))
+                    }
+                    checked => checked,
+                },
                 other => other,
             };
+            leftover = false;
             match outcome {
                 Ok(()) => break,
                 Err(f) if f.retry && attempt < ATTEMPTS => {
@@ -495,7 +508,7 @@ impl Shared {
 }
 
 /// How many first bytes [`audio::looks_like_audio`] is shown.
-const HEAD: usize = 16;
+const HEAD: usize = 32;
 
 /// What [`Shared::file`] made.
 struct Fetched {
