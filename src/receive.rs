@@ -5,9 +5,13 @@
 //! that `batchgen collect` writes, through the same parser
 //! ([`crate::collect::feed`]) and the same writer
 //! ([`crate::collect::catalog`]), so a catalog built from callbacks equals one
-//! built by polling. It records; it does not download: run `batchgen
-//! collect --download DIR` afterwards (finished tasks are not polled again,
-//! it only fetches the files).
+//! built by polling. Whether a clip is finished is the parser's verdict
+//! alone (failed, `complete`, or `first` with "All generated
+//! successfully."; see [`crate::collect::feed`]): a callback's stage word or
+//! the order callbacks arrive in decide nothing, and a late callback of an
+//! earlier stage never moves a finished clip back. It records; it does not
+//! download: run `batchgen collect --download DIR` afterwards (finished
+//! tasks are not polled again, it only fetches the files).
 //!
 //! # URLs and the secret
 //! No signature is documented, so the URL carries a shared secret:

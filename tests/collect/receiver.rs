@@ -215,3 +215,87 @@ async fn hostile_requests_are_refused() {
     );
     assert_eq!(row.created_at, "2025-01-01T22:10:31.665Z");
 }
+
+/// The documented callback sequence, from the conformance fixtures: text
+/// (streaming URL), first audio (streaming), then the final stage as
+/// `first` + "All generated successfully.", then a late first-audio
+/// callback. Until the final stage no row is complete and no streaming URL
+/// is recorded; after it, a late earlier stage changes nothing.
+#[tokio::test]
+async fn callbacks_follow_the_completion_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let record = Record {
+        id: "job-1".into(),
+        line: 2,
+        task_id: "task-1".into(),
+        status: Status::Submitted,
+        attempts: 1,
+        http_status: Some(200),
+        error: String::new(),
+        submitted_at: String::new(),
+        fingerprint: String::new(),
+    };
+    batchgen::report::write_atomic(&tmp.path().join("jobs.results.csv"), &[record]).unwrap();
+    let fixture = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/api")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let deliver = |receiver: &Receiver, names: &[&str]| {
+        let url = format!("http://{}/callback/{SECRET}/job-1", receiver.addr());
+        let bodies: Vec<Vec<u8>> = names.iter().map(|n| fixture(n)).collect();
+        let http = http.clone();
+        async move {
+            for body in bodies {
+                let status = http.post(&url).body(body).send().await.unwrap().status();
+                assert_eq!(status, StatusCode::OK);
+            }
+        }
+    };
+    let stages = |rows: &[Row]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|r| (r.status.clone(), r.audio_url.clone()))
+            .collect()
+    };
+
+    let receiver = start(tmp.path(), "jobs.catalog.csv").await;
+    deliver(&receiver, &["callback-text.json", "callback-first.json"]).await;
+    receiver.shutdown().await.unwrap();
+    let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
+    let pending = vec![("first".to_owned(), String::new()); 2];
+    assert_eq!(stages(&rows), pending, "streaming is not final");
+
+    let receiver = start(tmp.path(), "jobs.catalog.csv").await;
+    deliver(
+        &receiver,
+        &["callback-complete.json", "callback-first.json"],
+    )
+    .await;
+    receiver.shutdown().await.unwrap();
+    let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
+    let done: Vec<(String, String)> = [
+        "7c0e5d1a-3f6b-4d8e-9a2c-1b5f0e7d3c42",
+        "e91b2f40-8d3a-4c6e-b7f1-52a09c8d6e13",
+    ]
+    .iter()
+    .map(|id| {
+        (
+            "complete".to_owned(),
+            format!("https://cdn1.suno.ai/{id}.mp3"),
+        )
+    })
+    .collect();
+    assert_eq!(stages(&rows), done);
+    assert_eq!(
+        rows.iter().map(|r| r.duration).collect::<Vec<_>>(),
+        [Some(98.4), Some(109.8)]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.created_at == "2025-01-01T22:10:31.665Z")
+    );
+}
