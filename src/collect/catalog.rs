@@ -218,7 +218,15 @@ impl Catalog {
                 updated.audio_url.clear();
             }
             updated.image_url.clone_from(&clip.image_url);
-            updated.error.clone_from(&clip.error);
+            // The API's message replaces what was there, but a complete
+            // clip said again (a repeated final callback) keeps the
+            // downloader's note about its file.
+            let keep_note = clip.error.is_empty()
+                && clip.status == ClipStatus::Complete
+                && row.status() == ClipStatus::Complete;
+            if !keep_note {
+                updated.error.clone_from(&clip.error);
+            }
             if updated != *row {
                 *row = updated;
                 changed = true;
@@ -372,4 +380,71 @@ pub fn flusher(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(body: &str) -> Feed {
+        feed::parse(body.as_bytes()).unwrap()
+    }
+
+    const FINAL: &str = r#"[{"id":"a","status":"first","extra_message":"All generated successfully.","audio_url":"https://cdn.example/a.mp3"},
+                           {"id":"b","status":"complete","audio_url":"https://cdn.example/b.mp3"}]"#;
+
+    #[test]
+    fn the_task_rule_and_what_a_later_body_may_change() {
+        let mut catalog = Catalog::default();
+        let streaming =
+            r#"[{"id":"a","status":"first","audio_url":"https://audiopipe.suno.ai/?item_id=a"}]"#;
+        assert!(catalog.apply("k", "t", &feed(streaming)));
+        assert!(!catalog.task_finished("k", "t"));
+        assert_eq!(
+            catalog.rows()[0].audio_url,
+            "",
+            "a streaming URL is not recorded"
+        );
+
+        catalog.apply("k", "t", &feed(FINAL));
+        assert!(catalog.task_finished("k", "t"));
+        assert!(!catalog.task_finished("k", "other task"));
+        let statuses: Vec<&str> = catalog.rows().iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(statuses, ["complete", "complete"]);
+
+        // The downloader's note survives the final stage said again, and a
+        // late earlier stage changes nothing.
+        catalog.row_mut("k", 1).unwrap().error = "kept without tags: x".into();
+        assert!(!catalog.apply("k", "t", &feed(FINAL)));
+        assert!(!catalog.apply("k", "t", &feed(streaming)));
+        assert_eq!(catalog.rows()[0].error, "kept without tags: x");
+        assert_eq!(catalog.rows()[0].audio_url, "https://cdn.example/a.mp3");
+
+        // One complete clip of two is not a finished task; a failure is.
+        let mut one = Catalog::default();
+        one.apply("k", "t", &feed(r#"[{"id":"a","status":"complete"}]"#));
+        assert!(!one.task_finished("k", "t"));
+        one.apply(
+            "k",
+            "t",
+            &feed(r#"[{"id":"b","fail_message":"Topic too long."}]"#),
+        );
+        assert!(one.task_finished("k", "t"));
+    }
+
+    #[test]
+    fn a_task_that_failed_before_any_clip_keeps_the_reason() {
+        let mut catalog = Catalog::default();
+        catalog.apply(
+            "k",
+            "t",
+            &feed(r#"[{"id":"","fail_message":"Does Not Meet Guidelines"}]"#),
+        );
+        let row = &catalog.rows()[0];
+        assert_eq!(
+            (row.clip_index, row.status.as_str(), row.error.as_str()),
+            (0, "failed", "Does Not Meet Guidelines")
+        );
+        assert!(catalog.task_finished("k", "t"));
+    }
 }
