@@ -106,8 +106,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `s`, and registers it with [`crate::redact`] so that it is
+    /// masked in every output from now on, whoever prints it.
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::register(&s);
+        Secret(s)
     }
 
     /// The secret itself, for the one place that must send it.

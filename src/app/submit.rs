@@ -12,7 +12,7 @@ use crate::client::{Client, ErrorClass};
 use crate::config::{Config, RunSettings, Secret};
 use crate::error::{Error, ExitCode};
 use crate::manifest::{self, Manifest};
-use crate::output::ProgressMode;
+use crate::output::{ProgressMode, eprint_line};
 use crate::pool::StopReason;
 use crate::run::{Plan, RunReport, Session};
 
@@ -114,7 +114,7 @@ async fn submit_inner(
     }
     if !output.quiet || code != ExitCode::Success {
         for warning in &report.warnings {
-            eprintln!("batchgen: warning: {warning}");
+            eprint_line(&format!("batchgen: warning: {warning}"));
         }
         eprintln!(
             "batchgen: {} → {}",
@@ -130,6 +130,7 @@ async fn submit_inner(
     match stop {
         Some(StopReason::Refused { status, message }) => Err(Error::Refused { status, message }),
         Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why)),
+        Some(StopReason::Misdirected(why)) => Err(Error::Config(why)),
         Some(StopReason::Journal) => Err(Error::Results {
             path: config.results.clone(),
             source: std::io::Error::other("a write to the results file failed"),
@@ -235,8 +236,10 @@ async fn check_balance(
         }
         Err(e) if e.class() == ErrorClass::Fatal => Err(Error::Refused {
             status: e.http_status().unwrap_or(401),
-            message: e.to_string(),
+            message: e.server_message(),
         }),
+        // Every submit would be redirected too: stop before sending any.
+        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
         Err(e) => {
             tracing::info!("could not check the balance: {e}");
             Ok(())
@@ -287,10 +290,9 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
                 callback.apply(&mut job);
             }
             body += &serde_json::to_string(job.body()).expect("fields serialize");
-            if let Some(callback) = &config.callback {
-                // What would be sent, but the secret stays off the screen.
-                body = body.replace(callback.secret.expose(), "<secret>");
-            }
+            // What would be sent, but the callback secret (and any other)
+            // stays off the screen: the same rule as every other output.
+            let body = crate::redact::text(&body);
             let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
         }
     }
@@ -298,7 +300,7 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
     }
     for warning in &plan.warnings {
-        eprintln!("batchgen: warning: {warning}");
+        eprint_line(&format!("batchgen: warning: {warning}"));
     }
     let _ = writeln!(out, "results would go to {}", config.results.display());
     // Ignore a closed pipe (`--dry-run | head`): the reader has seen enough.
@@ -340,7 +342,7 @@ impl Summary {
         let requests = report.map_or(0, |r| r.requests);
         Summary {
             exit_code: code.code(),
-            error: error.map(|e| e.to_string()),
+            error: error.map(|e| crate::redact::text(&e.to_string()).into_owned()),
             manifest: args.manifest.clone(),
             results: outcome.results.clone(),
             totals: report.map(|r| r.totals.clone()),
@@ -357,7 +359,7 @@ impl Summary {
             },
             stopped: report
                 .and_then(|r| r.stop.as_ref())
-                .map(|s| format!("{s:?}")),
+                .map(|s| crate::redact::text(&format!("{s:?}")).into_owned()),
             finished_at: crate::pool::now_rfc3339(),
         }
     }
