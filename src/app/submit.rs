@@ -94,7 +94,7 @@ async fn submit_inner(
 
     if args.dry_run {
         let plan = Plan::read(&manifest, &config)?;
-        print_dry_run(&manifest, &config, &plan)?;
+        print_dry_run(&manifest, &config, &plan, &base_url_source(args, &manifest))?;
         return Ok(ExitCode::Success);
     }
 
@@ -176,8 +176,11 @@ fn build_config(
     output: &OutputArgs,
 ) -> Result<Config, Error> {
     let settings = flags.or(manifest.settings.clone());
-    Ok(Config::new(settings, key, &manifest.path, args.retry())
-        .map_err(Error::Config)?
+    let config = Config::new(settings, key, &manifest.path, args.retry()).map_err(Error::Config)?;
+    // Before anything is sent, a dry run included: it shows what a run does.
+    crate::config::check_transport(&config.as_config().base_url, args.allow_insecure_http)
+        .map_err(Error::Config)?;
+    Ok(config
         .max_jobs(args.max_jobs)
         .give_up_after(args.give_up_after)
         .quiet(output.quiet)
@@ -247,7 +250,26 @@ async fn check_balance(
     }
 }
 
-fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<(), Error> {
+/// Where the base URL in effect came from, for the line that names the
+/// host the key goes to.
+fn base_url_source(args: &RunArgs, manifest: &Manifest) -> String {
+    if args.sandbox {
+        "the in-process sandbox".into()
+    } else if args.base_url.is_some() {
+        "--base-url or BATCHGEN_BASE_URL".into()
+    } else if manifest.settings.base_url.is_some() {
+        format!("[run] base_url in {}", manifest.path.display())
+    } else {
+        "the default".into()
+    }
+}
+
+fn print_dry_run(
+    manifest: &Manifest,
+    config: &Config,
+    plan: &Plan,
+    source: &str,
+) -> Result<(), Error> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let url = crate::client::endpoint(&config.base_url, "api/generate");
@@ -258,6 +280,11 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
         manifest.path.display(),
         plan.todo.len(),
         plan.skipped,
+    );
+    let _ = writeln!(
+        out,
+        "the API key would go to {} (from {source})",
+        crate::redact::url(&config.base_url)
     );
     if let Some(interval) = config.rate.interval()
         && !plan.todo.is_empty()
@@ -293,7 +320,13 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
             // What would be sent, but the callback secret (and any other)
             // stays off the screen: the same rule as every other output.
             let body = crate::redact::text(&body);
-            let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
+            let _ = writeln!(
+                out,
+                "POST {}  # line {}, {}\n{body}",
+                crate::redact::url(&url),
+                job.line,
+                job.key
+            );
         }
     }
     if plan.todo.len() > DRY_RUN_BODIES {
