@@ -147,6 +147,9 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
             receive::SECRET_ENV
         )));
     }
+    if let Some(why) = receive::weak_secret(args.secret.trim()) {
+        return Err(Error::Config(why));
+    }
     let catalog = args
         .catalog
         .clone()

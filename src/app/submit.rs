@@ -205,6 +205,10 @@ fn callback_base(args: &RunArgs) -> Result<Option<crate::config::CallbackBase>, 
             crate::receive::SECRET_ENV
         )));
     }
+    // The same rule as `batchgen receive`, which would refuse it later.
+    if let Some(why) = crate::receive::weak_secret(secret.trim()) {
+        return Err(Error::Config(why));
+    }
     Ok(Some(crate::config::CallbackBase {
         base,
         secret: Secret::new(secret.trim()),
