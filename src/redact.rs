@@ -106,8 +106,13 @@ pub fn url(u: &Url) -> String {
     }
     shown.push_str(&path.join("/"));
     if let Some(query) = u.query() {
+        // An empty value stays empty: nothing to hide, and text already
+        // redacted (`?token=<redacted>`) comes out the same.
         let names: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(name, _)| format!("{name}={MASK}"))
+            .map(|(name, value)| match value.is_empty() {
+                true => format!("{name}="),
+                false => format!("{name}={MASK}"),
+            })
             .collect();
         shown.push('?');
         shown.push_str(&names.join("&"));
@@ -202,6 +207,13 @@ mod tests {
             "error sending request for url (http://h/callback/<redacted>/k?x=<redacted>). Next: https://h2/?t=<redacted>."
         );
         assert_eq!(text("no url here"), "no url here");
+        // Redacting twice changes nothing.
+        for once in [
+            "HTTP 301 to https://e.example/api?token=<redacted>: fix --base-url",
+            "to http://h/callback/<redacted>/k failed",
+        ] {
+            assert_eq!(text(once), once);
+        }
         assert_eq!(text("http:// broken"), "http:// broken");
     }
 }
