@@ -4,7 +4,10 @@
 //!
 //! Logs go through `tracing`. Its writer ([`LogWriter`]) buffers each event
 //! and prints it in one piece, above the bar when one is showing
-//! (`ProgressBar::suspend`), so progress and logs can share stderr.
+//! (`ProgressBar::suspend`), so progress and logs can share stderr. Every
+//! log line, and every message printed through [`eprint_line`], passes
+//! [`crate::redact::text`] on its way out: no secret reaches stderr
+//! through a log.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
