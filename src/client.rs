@@ -14,8 +14,8 @@
 //! `POST /api/generate` as a bodyless `GET`, and whatever that answered
 //! (a web page, a 401 from a login wall) would be read as the submit's
 //! answer: a made-up task ID recorded as `submitted`, or a valid key taken
-//! for a refused one. A 3xx is [`SubmitError::Redirect`], "HTTP 301 to
-//! <Location>: fix --base-url" (the Location shown by
+//! for a refused one. A 3xx is [`SubmitError::Redirect`], `HTTP 301 to
+//! <Location>: fix --base-url` (the Location shown by
 //! [`crate::redact::url`]), whose class [`ErrorClass::Misdirected`] stops the
 //! run as a configuration error: every row would get the same answer, and
 //! a redirect is not the server acting on the request, so the rows go back

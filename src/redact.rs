@@ -14,7 +14,7 @@
 //!    every `k` in a message would garble it, and such a value is no secret
 //!    worth the name (the callback secret must be longer anyway, see
 //!    [`crate::receive::MIN_SECRET_LEN`]).
-//! 2. **URLs.** Any `http(s)://` URL in the text is shown by [`url`]: no
+//! 2. **URLs.** Any `http(s)://` URL in the text is shown by [`url()`]: no
 //!    user name or password, every query value masked (signed links carry
 //!    tokens there), no fragment, and in batchgen's own callback shape
 //!    `/callback/<secret>/<key>` the secret segment masked, so a URL built
@@ -69,7 +69,7 @@ pub fn holds_secret(s: &str) -> bool {
     all.iter().any(|secret| s.contains(secret.as_str()))
 }
 
-/// `s` with every URL shown by [`url`] and every registered secret masked.
+/// `s` with every URL shown by [`url()`] and every registered secret masked.
 pub fn text(s: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(s);
     if s.contains("://") {
@@ -120,7 +120,7 @@ pub fn url(u: &Url) -> String {
     shown
 }
 
-/// Replaces each `http://` / `https://` URL in `s` by its [`url`] form.
+/// Replaces each `http://` / `https://` URL in `s` by its [`url()`] form.
 fn urls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
