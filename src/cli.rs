@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Rate, RetryPolicy, RunSettings, parse_duration};
+use crate::config::{
+    Rate, RetryPolicy, RunSettings, parse_duration, parse_positive, parse_timeout,
+};
 use crate::output::LogFormat;
 use crate::sandbox::SandboxConfig;
 
@@ -33,7 +35,7 @@ use crate::sandbox::SandboxConfig;
     name = "batchgen",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key) · 130/143 interrupted"
+    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key, a redirecting or insecure base URL) · 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -125,16 +127,22 @@ pub struct RunArgs {
     pub burst: Option<NonZeroU32>,
 
     /// Requests in flight at most [default: 4].
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_positive)]
     pub concurrency: Option<usize>,
 
-    /// Attempts per row for 429, 5xx and connection failures [default: 6].
-    #[arg(long, value_name = "N")]
+    /// Attempts per row for 5xx and connection failures [default: 6]. A 429
+    /// (rate limited) does not use one up: the whole pool waits instead.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: Option<u32>,
 
-    /// Timeout of one request, e.g. 30s or 2m [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Timeout of one request, e.g. 30s or 2m [default: 60s; at least 100ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    /// The API key then crosses the network unencrypted.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 
     /// Results CSV [default: <manifest stem>.results.csv beside the manifest].
     #[arg(short, long, value_name = "PATH")]
@@ -244,6 +252,10 @@ pub struct CreditsArgs {
     /// Ask an in-process sandbox instead (shows how the command behaves).
     #[arg(long)]
     pub sandbox: bool,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -251,6 +263,11 @@ pub struct ValidateArgs {
     /// The manifest to check.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
+
+    /// Accept a plain http:// `[run] base_url` to a host other than this
+    /// machine (as the run's flag of the same name).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -296,9 +313,15 @@ pub struct CollectArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub deadline: Duration,
 
-    /// Timeout of one request (a download: of each wait for data).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    /// Timeout of one request (a download: of each wait for data); at
+    /// least 100ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60s")]
     pub timeout: Duration,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    /// The API key then crosses the network unencrypted.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 
     /// Download each complete clip's MP3 into this directory (title and style
     /// written into its ID3 tag). Files already there are not fetched again.
@@ -311,7 +334,7 @@ pub struct CollectArgs {
     pub name: crate::collect::names::NameTemplate,
 
     /// Downloads in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_positive)]
     pub download_concurrency: usize,
 
     /// Download requests, at most: N/s, N/min, N/h or "unlimited".

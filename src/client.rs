@@ -8,12 +8,37 @@
 //! Response bodies are treated as hostile: at most [`MAX_BODY`] bytes are
 //! read, and a body that is not the JSON we expect becomes a row error, never
 //! a panic.
+//!
+//! # Redirects
+//! API calls follow **no** redirect. reqwest would follow a 301/302/303 on
+//! `POST /api/generate` as a bodyless `GET`, and whatever that answered
+//! (a web page, a 401 from a login wall) would be read as the submit's
+//! answer: a made-up task ID recorded as `submitted`, or a valid key taken
+//! for a refused one. A 3xx is [`SubmitError::Redirect`], `HTTP 301 to
+//! <Location>: fix --base-url` (the Location shown by
+//! [`crate::redact::url`]), whose class [`ErrorClass::Misdirected`] stops the
+//! run as a configuration error: every row would get the same answer, and
+//! a redirect is not the server acting on the request, so the rows go back
+//! to `pending` for the run after the base URL is fixed.
+//!
+//! # Task IDs
+//! A task ID is kept as the exact text the server sent: a numeric `workId`
+//! is read as its raw JSON text (serde_json would turn
+//! `123456789012345678901234567890` into `1.2345678901234568e+29`), and only
+//! whole numbers are accepted as numbers. An ID goes into a CSV cell and
+//! later into feed URLs, so it must be 1 to [`MAX_TASK_ID`] printable ASCII
+//! characters (no space, no control character) and hold no known secret
+//! (a server echoing the key must not write it into the results file). An
+//! ID the server sent that breaks these rules is not silently replaced by
+//! the other field: the answer is [`SubmitError::Unexpected`], so the row
+//! is `unknown` (a task may exist) with the reason in its `error`.
 
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use url::Url;
 
@@ -27,6 +52,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Longest `Retry-After` honoured. A server asking for an hour is more likely
 /// wrong than right; the pool's own backoff takes over from there.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Longest task ID kept (see the module docs); real ones are ~20 chars.
+pub const MAX_TASK_ID: usize = 200;
 
 /// How the API client identifies itself.
 const USER_AGENT: &str = concat!("batchgen/", env!("CARGO_PKG_VERSION"));
@@ -48,6 +76,9 @@ pub enum ErrorClass {
     Ambiguous,
     /// The key or account is refused: every row would fail, stop the run.
     Fatal,
+    /// The API answered with a redirect: the base URL is wrong, every row
+    /// would get the same answer. Stop the run as a configuration error.
+    Misdirected,
     /// This row is wrong: fail it, carry on with the others.
     Row,
 }
@@ -73,6 +104,13 @@ pub enum SubmitError {
     /// The server answered 2xx but without a usable task ID.
     #[error("HTTP {status}: unexpected answer: {detail}")]
     Unexpected { status: u16, detail: String },
+    /// The server answered 3xx. Never followed (see the module docs).
+    #[error("HTTP {status} to {location}: fix --base-url")]
+    Redirect {
+        status: u16,
+        /// Where it pointed, for display ([`crate::redact::url`]).
+        location: String,
+    },
 }
 
 impl SubmitError {
@@ -87,15 +125,26 @@ impl SubmitError {
             SubmitError::Lost(_) => ErrorClass::Ambiguous,
             // A 2xx without an ID may still have created a task.
             SubmitError::Unexpected { .. } => ErrorClass::Ambiguous,
+            SubmitError::Redirect { .. } => ErrorClass::Misdirected,
         }
     }
 
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            SubmitError::Status { status, .. } | SubmitError::Unexpected { status, .. } => {
-                Some(*status)
-            }
+            SubmitError::Status { status, .. }
+            | SubmitError::Unexpected { status, .. }
+            | SubmitError::Redirect { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// What the server said, without the `HTTP <status>:` this error's
+    /// `Display` puts in front (for messages that name the status
+    /// themselves, such as [`crate::error::Error::Refused`]).
+    pub fn server_message(&self) -> String {
+        match self {
+            SubmitError::Status { message, .. } => message.clone(),
+            other => other.to_string(),
         }
     }
 
@@ -159,6 +208,7 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Client {
             http,
@@ -182,6 +232,9 @@ impl Client {
             .await
             .map_err(classify_send_error)?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect(status, response.headers(), &self.credits));
+        }
         let body = read_capped(response).await.unwrap_or_default();
         parse_balance(status, &body)
     }
@@ -215,6 +268,9 @@ impl Client {
             .await
             .map_err(classify_send_error)?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect(status, response.headers(), &self.generate));
+        }
         let retry_after = retry_after(response.headers());
         let body = read_capped(response).await;
         let body = match body {
@@ -276,6 +332,22 @@ pub fn endpoint(base: &Url, path: &str) -> Url {
         .expect("a relative path joins onto an http URL")
 }
 
+/// A 3xx answer to a request for `url`, with where it pointed (relative
+/// locations resolved, secrets masked).
+fn redirect(status: StatusCode, headers: &reqwest::header::HeaderMap, url: &Url) -> SubmitError {
+    let location = match headers.get(reqwest::header::LOCATION) {
+        None => "no Location".to_owned(),
+        Some(value) => match value.to_str().ok().and_then(|v| url.join(v.trim()).ok()) {
+            Some(to) => crate::redact::url(&to),
+            None => "an unreadable Location".to_owned(),
+        },
+    };
+    SubmitError::Redirect {
+        status: status.as_u16(),
+        location,
+    }
+}
+
 /// Reads at most [`MAX_BODY`] bytes of the body.
 async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
@@ -318,19 +390,24 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// The API's answer envelope. Every field optional: hosts differ.
+/// The API's answer envelope. Every field optional: hosts differ. The IDs
+/// stay raw JSON text until [`task_id`] reads them (see the module docs).
 #[derive(Debug, Deserialize)]
-struct Answer {
+struct Answer<'a> {
     code: Option<serde_json::Value>,
     message: Option<serde_json::Value>,
-    #[serde(rename = "workId")]
-    work_id: Option<serde_json::Value>,
-    data: Option<AnswerData>,
+    #[serde(rename = "workId", borrow)]
+    work_id: Option<&'a RawValue>,
+    /// Raw, so that a `data` of another shape (`[]`, a string) does not
+    /// hide a good `workId`.
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
-struct AnswerData {
-    task_id: Option<serde_json::Value>,
+struct AnswerData<'a> {
+    #[serde(borrow)]
+    task_id: Option<&'a RawValue>,
 }
 
 /// Turns a status and body into a task ID or an error.
@@ -349,11 +426,23 @@ pub fn parse_answer(
             detail: format!("not the JSON expected: {}", body_excerpt(body, status)),
         });
     };
-    let task_id = answer
-        .work_id
-        .as_ref()
-        .and_then(id_text)
-        .or_else(|| answer.data.as_ref()?.task_id.as_ref().and_then(id_text));
+    let data_task_id = answer
+        .data
+        .and_then(|d| serde_json::from_str::<AnswerData>(d.get()).ok())
+        .and_then(|d| d.task_id);
+    let unusable = |field: &str, why: String| SubmitError::Unexpected {
+        status: status.as_u16(),
+        detail: format!("{field} is not a usable task ID: {why}"),
+    };
+    let task_id = match answer.work_id.map(task_id).transpose() {
+        Err(why) => return Err(unusable("workId", why)),
+        Ok(Some(Some(id))) => Some(id),
+        Ok(_) => data_task_id
+            .map(task_id)
+            .transpose()
+            .map_err(|why| unusable("data.task_id", why))?
+            .flatten(),
+    };
     if let Some(task_id) = task_id {
         return Ok(Accepted {
             task_id,
@@ -380,15 +469,44 @@ pub fn parse_answer(
     }
 }
 
-fn id_text(v: &serde_json::Value) -> Option<String> {
-    let id = match v {
-        serde_json::Value::String(s) => s.trim().to_owned(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return None,
+/// A task ID from its raw JSON: `Ok(None)` when absent (`null`, `""`),
+/// `Err` with the reason when the server sent one that cannot be kept
+/// (see the module docs for the rules).
+fn task_id(raw: &RawValue) -> Result<Option<String>, String> {
+    let text = raw.get().trim();
+    let id = if text == "null" {
+        return Ok(None);
+    } else if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        s.trim().to_owned()
+    } else if text.bytes().all(|b| b.is_ascii_digit()) {
+        // The digits exactly as sent, however many.
+        text.to_owned()
+    } else if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+        return Err(format!(
+            "the number {} is not a whole number",
+            one_line(text, 40)
+        ));
+    } else {
+        return Err(format!("expected a string, got {}", one_line(text, 40)));
     };
-    // An ID goes into a CSV cell and later into URLs: refuse anything odd.
-    let ok = !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_graphic());
-    ok.then_some(id)
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let length = id.chars().count();
+    if length > MAX_TASK_ID {
+        return Err(format!("{length} characters long (at most {MAX_TASK_ID})"));
+    }
+    if let Some(c) = id.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "holds {c:?} (only printable ASCII without spaces is kept): {:?}",
+            id.chars().take(40).collect::<String>()
+        ));
+    }
+    if crate::redact::holds_secret(&id) {
+        return Err("it holds a secret of this run (the server echoed it)".into());
+    }
+    Ok(Some(id))
 }
 
 fn value_text(v: &serde_json::Value) -> String {
@@ -537,6 +655,74 @@ mod tests {
             "t3"
         );
         assert_eq!(ok(r#"{"workId":12345}"#).unwrap().task_id, "12345");
+    }
+
+    #[test]
+    fn task_ids_are_the_text_the_server_sent() {
+        let big = r#"{"workId":123456789012345678901234567890}"#;
+        assert_eq!(ok(big).unwrap().task_id, "123456789012345678901234567890");
+        let nested = r#"{"data":{"task_id":98765432109876543210987654321}}"#;
+        assert_eq!(ok(nested).unwrap().task_id, "98765432109876543210987654321");
+        // A `data` of another shape does not hide a good workId.
+        assert_eq!(ok(r#"{"workId":"w1","data":[]}"#).unwrap().task_id, "w1");
+        assert_eq!(
+            ok(r#"{"workId":"  padded-1 "}"#).unwrap().task_id,
+            "padded-1"
+        );
+    }
+
+    #[test]
+    fn task_ids_that_cannot_be_kept_make_the_answer_unexpected() {
+        let long = format!(r#"{{"workId":"{}"}}"#, "a".repeat(MAX_TASK_ID + 1));
+        let cases = [
+            (r#"{"workId":1.5e29}"#, "not a whole number"),
+            (r#"{"workId":-12}"#, "not a whole number"),
+            (r#"{"workId":"a\u0007b"}"#, r"holds '\u{7}'"),
+            (r#"{"workId":"a\nb"}"#, r"holds '\n'"),
+            (r#"{"workId":{"x":1}}"#, "expected a string"),
+            (r#"{"workId":"","data":{"task_id":"t\tx"}}"#, "data.task_id"),
+            (long.as_str(), "201 characters long"),
+        ];
+        for (body, why) in cases {
+            let e = ok(body).unwrap_err();
+            assert_eq!(e.class(), ErrorClass::Ambiguous, "{body}");
+            let text = e.to_string();
+            assert!(
+                text.contains("not a usable task ID") && text.contains(why),
+                "{body}: {text}"
+            );
+            assert!(text.len() < 300 && !text.contains('\n'), "{text}");
+        }
+        // A server that echoes a secret of this run does not get it into
+        // the results file.
+        let key = Secret::new("sk-echoed-key-0042");
+        let e = ok(&format!(r#"{{"workId":"{}"}}"#, key.expose())).unwrap_err();
+        assert!(!e.to_string().contains(key.expose()), "{e}");
+    }
+
+    #[test]
+    fn redirects_name_where_they_point_without_secrets() {
+        let url = Url::parse("http://127.0.0.1:9/api/generate").unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LOCATION,
+            HeaderValue::from_static("https://user:pw@new.example/api/generate?token=abc"),
+        );
+        let e = redirect(StatusCode::MOVED_PERMANENTLY, &headers, &url);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 301 to https://new.example/api/generate?token=<redacted>: fix --base-url"
+        );
+        assert_eq!(e.class(), ErrorClass::Misdirected);
+        assert_eq!(e.http_status(), Some(301));
+        headers.insert(reqwest::header::LOCATION, HeaderValue::from_static("/v2/x"));
+        let e = redirect(StatusCode::FOUND, &headers, &url);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 302 to http://127.0.0.1:9/v2/x: fix --base-url"
+        );
+        let e = redirect(StatusCode::SEE_OTHER, &Default::default(), &url);
+        assert_eq!(e.to_string(), "HTTP 303 to no Location: fix --base-url");
     }
 
     #[test]

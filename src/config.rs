@@ -4,6 +4,21 @@
 //! which beats the defaults. Every layer is a [`RunSettings`] of `Option`s so
 //! the merge is one line per setting, and nothing past this module sees where
 //! a value came from.
+//!
+//! # Values that would make every row `unknown`
+//! A request timeout shorter than [`MIN_TIMEOUT`] (`--timeout 1ns`) cannot
+//! get an answer from any host, so every row would end `unknown` after
+//! being sent, and billed. Such a flag is a usage error (exit 2, naming
+//! the flag, from [`parse_timeout`]); such a `[run] timeout` a configuration
+//! error (exit 78). Zero rates, concurrencies and attempts are refused the
+//! same way.
+//!
+//! # Where the key goes
+//! The key is sent to the base URL, which a manifest's `[run] base_url`
+//! can set: `validate` and `--dry-run` show the host. Plain `http://` to a
+//! host other than this machine would send the key in clear text, so
+//! [`check_transport`] refuses it (exit 78) unless `--allow-insecure-http`
+//! accepts it.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -24,6 +39,8 @@ pub const DEFAULT_RATE: Rate = Rate::Limited {
 pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shortest request timeout accepted (see the module docs).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 /// Consecutive rows that exhaust their retries on server or connection
 /// errors before the run concludes the API is down (exit 69).
 pub const DEFAULT_GIVE_UP_AFTER: u32 = 5;
@@ -101,13 +118,66 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 30s, 2m)"))
 }
 
+/// Parses a request timeout: [`parse_duration`], at least [`MIN_TIMEOUT`].
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(s)?;
+    if timeout < MIN_TIMEOUT {
+        return Err(format!(
+            "{} is too short for any answer to arrive (every row would end unknown): use at least {}",
+            s.trim(),
+            humantime::format_duration(MIN_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
+}
+
+/// Parses a count that must be at least 1 (`-j`, `--max-attempts`, ...).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses to send the key in clear text across a network: `http://` is
+/// accepted only to this machine, or with `--allow-insecure-http`.
+///
+/// # Errors
+/// A message naming the host and the flag.
+pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), String> {
+    if url.scheme() == "http" && !is_loopback(url) && !allow_insecure_http {
+        return Err(format!(
+            "the base URL {} is plain http to another machine: the API key would cross the network unencrypted; use https://, or pass --allow-insecure-http if this network is trusted",
+            crate::redact::url(url)
+        ));
+    }
+    Ok(())
+}
+
 /// A secret string (the API key). Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `s`, and registers it with [`crate::redact`] so that it is
+    /// masked in every output from now on, whoever prints it.
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::register(&s);
+        Secret(s)
     }
 
     /// The secret itself, for the one place that must send it.
@@ -249,8 +319,12 @@ impl Config {
             ));
         }
         let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err("timeout must be more than 0".into());
+        if timeout < MIN_TIMEOUT {
+            return Err(format!(
+                "timeout {} is too short for any answer to arrive (every row would end unknown): use at least {}",
+                humantime::format_duration(timeout),
+                humantime::format_duration(MIN_TIMEOUT)
+            ));
         }
         let results = settings
             .results
@@ -307,6 +381,10 @@ impl ConfigParts {
         self.0.callback = callback;
         self
     }
+    /// The config so far, to check a value before the rest is set.
+    pub fn as_config(&self) -> &Config {
+        &self.0
+    }
     pub fn build(self) -> Config {
         self.0
     }
@@ -361,6 +439,56 @@ mod tests {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }
         assert_eq!("50/min".parse::<Rate>().unwrap().to_string(), "50/min");
+    }
+
+    #[test]
+    fn timeouts_too_short_for_an_answer_are_refused() {
+        assert_eq!(parse_timeout("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout("100ms").unwrap(), MIN_TIMEOUT);
+        for bad in ["1ns", "0", "99ms", "0s"] {
+            let e = parse_timeout(bad).unwrap_err();
+            assert!(e.contains("too short") && e.contains("100ms"), "{bad}: {e}");
+        }
+        let settings = RunSettings {
+            timeout: Some(Duration::from_nanos(1)),
+            ..RunSettings::default()
+        };
+        let e = Config::new(
+            settings,
+            Secret::new(""),
+            Path::new("j.toml"),
+            RetryPolicy::default(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("timeout 1ns is too short"), "{e}");
+        assert!(parse_positive("0").is_err() && parse_positive("x").is_err());
+        assert_eq!(parse_positive("3"), Ok(3));
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        for ok in [
+            "https://udioapi.pro",
+            "http://127.0.0.1:9/",
+            "http://127.3.4.5/",
+            "http://localhost:8080",
+            "http://api.localhost/",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_transport(&u(ok), false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://udioapi.pro",
+            "http://10.0.0.2/",
+            "http://localhost.evil.com/",
+        ] {
+            let e = check_transport(&u(bad), false).unwrap_err();
+            assert!(e.contains("--allow-insecure-http"), "{e}");
+            assert!(check_transport(&u(bad), true).is_ok());
+        }
+        let e = check_transport(&u("http://me:pw@evil.example/"), false).unwrap_err();
+        assert!(!e.contains("pw"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! what stops the whole run lives here, so `main` can print it once and exit
 //! with a code a cron wrapper can branch on. The codes follow BSD
 //! `sysexits.h` where one fits.
+//!
+//! Every message names the real thing and the real flag: the catalog and
+//! the download folder have their own variants (not "the results file"),
+//! a locked catalog points at `--catalog` (not `--out`), `credits` against
+//! a host without the endpoint does not talk about rows, and a refusal
+//! says its `HTTP <status>` once however the message was built.
 
 use std::path::PathBuf;
 
@@ -33,6 +39,8 @@ pub enum ExitCode {
     Refused = 77,
     /// Configuration error, e.g. no API key (EX_CONFIG).
     Config = 78,
+    /// Stopped by SIGHUP (the terminal closed, the ssh session dropped).
+    HangUp = 129,
     /// Stopped by SIGINT.
     Interrupted = 130,
     /// Stopped by SIGTERM.
@@ -67,8 +75,32 @@ pub enum Error {
     #[error("{} is in use by another batchgen run{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Locked { path: PathBuf, holder: Option<u32> },
 
-    #[error("the API refused the request with HTTP {status}: {message}")]
+    /// The catalog of `collect` / `receive` cannot be written.
+    #[error("cannot write the catalog {}: {source}", path.display())]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `--download DIR` cannot be created or written into.
+    #[error("cannot write into the download folder {}: {source}", path.display())]
+    DownloadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another `collect` or `receive` holds the catalog.
+    #[error("the catalog {} is in use by another batchgen collect or receive{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    CatalogLocked { path: PathBuf, holder: Option<u32> },
+
+    #[error("the API refused the request with HTTP {status}: {}", without_status(*status, message))]
     Refused { status: u16, message: String },
+
+    /// `batchgen credits` got no balance (not about rows: it sends none).
+    #[error("no balance from {url}: {message}")]
+    Credits { url: String, message: String },
 
     #[error("the API is unreachable: {0}")]
     Unavailable(String),
@@ -83,8 +115,11 @@ impl Error {
             Error::Manifest(e) => e.exit_code(),
             Error::Usage(_) => ExitCode::Usage,
             Error::Config(_) => ExitCode::Config,
-            Error::Results { .. } => ExitCode::CantCreate,
-            Error::Locked { .. } => ExitCode::Locked,
+            Error::Results { .. } | Error::Catalog { .. } | Error::DownloadDir { .. } => {
+                ExitCode::CantCreate
+            }
+            Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
+            Error::Credits { .. } => ExitCode::Unavailable,
             Error::Refused { .. } => ExitCode::Refused,
             Error::Unavailable(_) => ExitCode::Unavailable,
             Error::Other(_) => ExitCode::RowsFailed,
@@ -112,7 +147,82 @@ impl Error {
             Error::Results { .. } => {
                 Some("free disk space or fix permissions, or choose another file with --out")
             }
+            Error::Catalog { .. } => {
+                Some("free disk space or fix permissions, or choose another file with --catalog")
+            }
+            Error::DownloadDir { .. } => Some(
+                "fix the folder's permissions or free disk space, or choose another folder with --download",
+            ),
+            Error::CatalogLocked { .. } => Some(
+                "wait for the other collect or receive to finish, or use a different --catalog",
+            ),
+            Error::Credits { .. } => Some(
+                "check --base-url and the network; a host without GET /api/v2/credits cannot show a balance (runs do not need it)",
+            ),
             _ => None,
         }
+    }
+}
+
+/// `message` without a leading `HTTP <status>: `, which the caller's own
+/// text already says (a message built from an error's `Display` has it).
+fn without_status(status: u16, message: &str) -> &str {
+    let prefix = format!("HTTP {status}: ");
+    message.strip_prefix(prefix.as_str()).unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_says_its_status_once() {
+        for message in ["HTTP 401: bad key", "bad key"] {
+            let e = Error::Refused {
+                status: 401,
+                message: message.into(),
+            };
+            assert_eq!(
+                e.to_string(),
+                "the API refused the request with HTTP 401: bad key"
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_and_download_folder_errors_name_their_own_flag() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let catalog = Error::Catalog {
+            path: "c.csv".into(),
+            source: io(),
+        };
+        assert!(
+            catalog
+                .to_string()
+                .starts_with("cannot write the catalog c.csv")
+        );
+        assert!(catalog.hint().unwrap().contains("--catalog"));
+        let dir = Error::DownloadDir {
+            path: "mp3".into(),
+            source: io(),
+        };
+        assert!(
+            dir.to_string()
+                .starts_with("cannot write into the download folder mp3")
+        );
+        assert!(dir.hint().unwrap().contains("--download"));
+        let locked = Error::CatalogLocked {
+            path: "c.csv".into(),
+            holder: Some(7),
+        };
+        assert!(locked.hint().unwrap().contains("--catalog"));
+        assert!(!locked.hint().unwrap().contains("--out"));
+        assert_eq!(locked.exit_code(), ExitCode::Locked);
+        let credits = Error::Credits {
+            url: "http://h/api/v2/credits".into(),
+            message: "HTTP 404: Not Found".into(),
+        };
+        assert!(!credits.hint().unwrap().contains("pending"));
+        assert_eq!(credits.exit_code(), ExitCode::Unavailable);
     }
 }

@@ -19,6 +19,7 @@
 //! | display | [`output`] | progress bar or periodic lines, logs that don't tear the bar |
 //! | commands | [`cli`], [`app`] | the command line and what each command does |
 //! | errors | [`error`] | run-ending errors and their exit codes |
+//! | secrets | [`redact`] | the one rule that keeps keys, callback secrets and URL tokens out of every output |
 //! | sandbox | [`sandbox`] | a local imitation of the API (auth, validation, rate limit, injected faults, task lifecycle, feeds, credits, callbacks, media) for rehearsals and tests |
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod manifest;
 pub mod output;
 pub mod pool;
 pub mod receive;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod sandbox;

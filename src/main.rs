@@ -32,17 +32,20 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Prints a run-ending error once, with a hint when there is one.
+/// Every line goes through the one redaction rule ([`batchgen::redact`]):
+/// an error chain can quote a URL or a server's echo of the key.
 fn report(err: &Error) {
+    use batchgen::output::eprint_line;
     match err {
         // Diagnostics are already `FILE:LINE: field: message` lines.
-        Error::Manifest(e @ ManifestError::Invalid { .. }) => eprintln!("{e}"),
-        _ => eprintln!("batchgen: error: {}", DisplayChain(err)),
+        Error::Manifest(e @ ManifestError::Invalid { .. }) => eprint_line(&e.to_string()),
+        _ => eprint_line(&format!("batchgen: error: {}", DisplayChain(err))),
     }
     if let Some(hint) = err.hint() {
-        eprintln!("batchgen: hint: {hint}");
+        eprint_line(&format!("batchgen: hint: {hint}"));
     }
     if err.exit_code() == ExitCode::Usage {
-        eprintln!("Usage: batchgen [OPTIONS] MANIFEST | batchgen <COMMAND>; see batchgen --help");
+        eprint_line("Usage: batchgen [OPTIONS] MANIFEST | batchgen <COMMAND>; see batchgen --help");
     }
 }
 

@@ -4,7 +4,10 @@
 //!
 //! Logs go through `tracing`. Its writer ([`LogWriter`]) buffers each event
 //! and prints it in one piece, above the bar when one is showing
-//! (`ProgressBar::suspend`), so progress and logs can share stderr.
+//! (`ProgressBar::suspend`), so progress and logs can share stderr. Every
+//! log line, and every message printed through [`eprint_line`], passes
+//! [`crate::redact::text`] on its way out: no secret reaches stderr
+//! through a log.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
@@ -77,14 +80,34 @@ impl Write for LogLine {
 }
 
 impl Drop for LogLine {
+    /// Prints the event through [`crate::redact::text`]: a log line may
+    /// quote a URL or an error chain, and no secret may reach stderr.
     fn drop(&mut self) {
+        let line = String::from_utf8_lossy(&self.0);
+        let line = crate::redact::text(&line);
         let print = || {
-            let _ = std::io::stderr().lock().write_all(&self.0);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         };
         match BAR.lock().ok().and_then(|bar| bar.clone()) {
             Some(bar) => bar.suspend(print),
             None => print(),
         }
+    }
+}
+
+/// Prints one line on stderr through [`crate::redact::text`], above the
+/// bar if one shows. A failed write (a terminal gone after SIGHUP, a closed
+/// pipe) is ignored: `eprintln!` would panic there, and losing a message is
+/// better than losing the run's last records.
+pub fn eprint_line(line: &str) {
+    let mut line = crate::redact::text(line).into_owned();
+    line.push('\n');
+    let print = || {
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    };
+    match BAR.lock().ok().and_then(|bar| bar.clone()) {
+        Some(bar) => bar.suspend(print),
+        None => print(),
     }
 }
 

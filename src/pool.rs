@@ -18,6 +18,25 @@
 //! requests are in flight because only that many workers exist. Stopping is
 //! a [`CancellationToken`]: once cancelled no request starts, and in-flight
 //! ones finish.
+//!
+//! # 429 is flow control
+//! A 429 is the host pacing the whole client, not a verdict on the row, so
+//! it does not use up the row's `--max-attempts` (only other retryable
+//! answers do). What bounds a host that answers nothing but 429 is the
+//! pool-wide pause (each 429 holds every worker for its `Retry-After`, or a
+//! backoff that grows with the row's requests), and a breaker of its own:
+//! [`RATE_LIMITED_GIVE_UP`] 429s in a row, pool-wide, with no other answer
+//! between them, stop the run as unavailable (exit 69) with the rows not
+//! sent back to `pending`.
+//!
+//! # Answers that don't add up
+//! Two rows of one run answered with the same task ID: the first keeps it,
+//! the second is `unknown` with both named in its `error`. A task ID is one
+//! task; the server either created this job's task under another ID (which
+//! batchgen never saw) or none at all, so neither `submitted` (a wrong ID
+//! would be collected twice) nor `pending` (a resend may bill twice) would
+//! be honest. The check keeps a 64-bit hash of each ID and the line it
+//! went to, not the IDs themselves, so a 10^6-row run pays ~16 bytes a row.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -39,6 +58,9 @@ use crate::report::{Record, Recorder, Status};
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// No single backoff waits longer than this.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// 429s in a row, pool-wide and with no other answer between them, after
+/// which the run stops as unavailable (see the module docs).
+pub const RATE_LIMITED_GIVE_UP: u32 = 100;
 
 /// How the pool behaves; a slice of [`crate::config::Config`].
 #[derive(Debug, Clone)]
@@ -63,6 +85,8 @@ pub enum StopReason {
     Journal,
     /// The caller cancelled (a signal).
     Cancelled,
+    /// The API answered with a redirect: the base URL is wrong (exit 78).
+    Misdirected(String),
 }
 
 /// Live counts, read by the progress display and the summary.
@@ -97,6 +121,11 @@ struct Shared {
     pause_until: Mutex<Option<Instant>>,
     /// Consecutive rows that gave up on transient errors (circuit breaker).
     consecutive_give_ups: AtomicU32,
+    /// 429s in a row, pool-wide (the rate limit's own breaker).
+    rate_limited_in_a_row: AtomicU32,
+    /// Hash of each task ID answered in this run → the manifest line it
+    /// went to (see "Answers that don't add up").
+    task_ids: Mutex<std::collections::HashMap<u64, u64>>,
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
     counters: Arc<Counters>,
@@ -172,6 +201,8 @@ pub async fn run(
         limiter,
         pause_until: Mutex::new(None),
         consecutive_give_ups: AtomicU32::new(0),
+        rate_limited_in_a_row: AtomicU32::new(0),
+        task_ids: Mutex::default(),
         stop: shutdown.child_token(),
         reason: Mutex::new(None),
         counters,
@@ -297,6 +328,9 @@ impl Shared {
         let mut record = Record::pending(job);
         let mut last_error: Option<SubmitError> = None;
         let mut ambiguous = false;
+        // This row's 429s: requests, but not attempts that count against
+        // `max_attempts`.
+        let mut rate_limited = 0;
         loop {
             if self.stop.is_cancelled() {
                 return self.put_back(record, last_error, ambiguous);
@@ -324,6 +358,18 @@ impl Shared {
             let error = match self.send(job, turn).await {
                 Ok(accepted) => {
                     self.consecutive_give_ups.store(0, Ordering::Relaxed);
+                    self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
+                    if let Some(line) = self.claim_task_id(&accepted.task_id, job.line) {
+                        record.http_status = Some(accepted.http_status);
+                        return self.finish(
+                            record,
+                            Status::Unknown,
+                            format!(
+                                "the server answered task ID {:?}, which it already gave the job on line {line} in this run: not trusted as this job's task (check the account; rerun with --retry-unknown if this job was not created)",
+                                accepted.task_id
+                            ),
+                        );
+                    }
                     counters.submitted.fetch_add(1, Ordering::Relaxed);
                     record.status = Status::Submitted;
                     record.task_id = accepted.task_id;
@@ -337,12 +383,24 @@ impl Shared {
             record.http_status = error.http_status();
             let class = error.class();
             tracing::debug!(key = %job.key, attempt = record.attempts, "{error}");
-            let out_of_attempts = record.attempts >= self.config.max_attempts;
+            if error.is_rate_limited() {
+                rate_limited += 1;
+                counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let in_a_row = self.rate_limited_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if in_a_row >= RATE_LIMITED_GIVE_UP {
+                    self.stop_with(StopReason::Unavailable(format!(
+                        "the API answered {in_a_row} requests in a row with 429 (rate limited); last: {error}"
+                    )));
+                    return self.put_back(record, Some(error), ambiguous);
+                }
+            } else {
+                self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
+            }
+            let out_of_attempts = record.attempts - rate_limited >= self.config.max_attempts;
             match class {
                 ErrorClass::Retry if !out_of_attempts => {
                     let backoff = full_jitter(record.attempts);
                     if error.is_rate_limited() {
-                        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                         self.pause_all(error.retry_after().unwrap_or(backoff));
                     } else if !self.sleep(error.retry_after().unwrap_or(backoff)).await {
                         return self.put_back(record, Some(error), ambiguous);
@@ -350,9 +408,6 @@ impl Shared {
                     last_error = Some(error);
                 }
                 ErrorClass::Retry => {
-                    if error.is_rate_limited() {
-                        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    }
                     let give_ups = self.consecutive_give_ups.fetch_add(1, Ordering::Relaxed) + 1;
                     if give_ups >= self.config.give_up_after {
                         self.stop_with(StopReason::Unavailable(format!(
@@ -397,6 +452,12 @@ impl Shared {
                     // The API refused the key, not this row: send it next run.
                     return self.put_back(record, Some(error), false);
                 }
+                ErrorClass::Misdirected => {
+                    self.stop_with(StopReason::Misdirected(error.to_string()));
+                    // A redirect is not the server acting on the request:
+                    // send it again once the base URL is fixed.
+                    return self.put_back(record, Some(error), ambiguous);
+                }
                 ErrorClass::Row => {
                     return self.finish(record, Status::Failed, error.to_string());
                 }
@@ -404,6 +465,25 @@ impl Shared {
         }
     }
 
+    /// Records that `task_id` went to the job on `line`; the line it went
+    /// to before, when another job of this run already had it.
+    fn claim_task_id(&self, task_id: &str, line: u64) -> Option<u64> {
+        let hash = crate::job::key_hash(task_id.as_bytes());
+        let mut seen = self.task_ids.lock().expect("poisoned");
+        match seen.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(first) if *first.get() != line => {
+                Some(*first.get())
+            }
+            std::collections::hash_map::Entry::Occupied(_) => None,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(line);
+                None
+            }
+        }
+    }
+
+    /// Settles the row; its `error` goes through [`crate::redact::text`]
+    /// (a server's message can echo the key).
     fn finish(&self, mut record: Record, status: Status, error: String) -> Record {
         let counter = match status {
             Status::Failed => &self.counters.failed,
@@ -411,7 +491,7 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         record.status = status;
-        record.error = error;
+        record.error = crate::redact::text(&error).into_owned();
         record
     }
 
@@ -419,7 +499,9 @@ impl Shared {
     /// have been accepted the job is `unknown`; otherwise nothing was
     /// created and it goes back to `pending` for the next run.
     fn put_back(&self, record: Record, last: Option<SubmitError>, ambiguous: bool) -> Record {
-        let error = last.map(|e| e.to_string()).unwrap_or_default();
+        let error = last
+            .map(|e| crate::redact::text(&e.to_string()).into_owned())
+            .unwrap_or_default();
         if ambiguous {
             return self.finish(record, Status::Unknown, error);
         }

@@ -21,7 +21,22 @@
 //! results file gets 404 too (after one re-read of the file, since a
 //! callback can overtake the row that records its task). Bodies over
 //! [`MAX_BODY`] get 413, bodies that are not clips 400, everything else a
-//! quick 200 `{"ok":true}`. The secret is never logged.
+//! quick 200 `{"ok":true}`. The secret is never logged: the handlers log
+//! only job keys, and every log line passes [`crate::redact`] anyway.
+//!
+//! The secret must be at least [`MIN_SECRET_LEN`] characters (`batchgen
+//! receive` and `--callback-base` refuse a shorter one): it is all that
+//! stands between the internet and the catalog.
+//!
+//! # Connections from strangers
+//! The receiver listens where anyone can connect, so no client can hold it:
+//! a connection has [`HEADER_TIMEOUT`] to send its request head and
+//! [`BODY_TIMEOUT`] its body (else 408), serves one request (no
+//! keep-alive), and at most [`MAX_CONNECTIONS`] are served at once; more
+//! wait in the kernel's backlog. So connections that never finish their
+//! headers cannot starve a real callback: below the cap it is served at
+//! once beside them, and above it waits at most [`HEADER_TIMEOUT`] for a
+//! slot.
 //!
 //! # Behind a reverse proxy with TLS
 //! The provider only calls public `https://` URLs. Listen on loopback and let
@@ -84,6 +99,26 @@ pub const MAX_BODY: usize = feed::MAX_FEED_BODY;
 const REREAD_EVERY: Duration = Duration::from_millis(200);
 /// The environment variable holding the secret.
 pub const SECRET_ENV: &str = "BATCHGEN_CALLBACK_SECRET";
+/// Shortest callback secret accepted (16 characters: `openssl rand -hex
+/// 16` makes 32).
+pub const MIN_SECRET_LEN: usize = 16;
+/// Time a connection has to send its request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a request has to send its body, once its head arrived.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections served at once (see the module docs); well under the usual
+/// limit of 1024 open files.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Why `secret` is too weak to guard the callback URLs, if it is.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    let length = secret.chars().count();
+    (length < MIN_SECRET_LEN).then(|| {
+        format!(
+            "{SECRET_ENV} is {length} characters long: use at least {MIN_SECRET_LEN} random ones (e.g. `openssl rand -hex 16`), since it is all that guards the callback URLs"
+        )
+    })
+}
 
 /// The URL the service should POST a job's clips to:
 /// `<base>/callback/<secret>/<key>`, with both percent-encoded; a path
@@ -191,14 +226,7 @@ impl Receiver {
             jobs: Mutex::new(jobs),
         });
         let app = router(shared);
-        let server = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            })
-        };
+        let server = tokio::spawn(accept_loop(listener, app, stop.clone()));
         Ok(Receiver {
             addr,
             stop,
@@ -239,6 +267,75 @@ pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result
     }
     shutdown.cancelled().await;
     receiver.shutdown().await
+}
+
+/// Accepts connections until `stop`, at most [`MAX_CONNECTIONS`] at once,
+/// then lets the ones still open finish (idle ones close at once).
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+        };
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                connections.spawn(serve_connection(stream, app.clone(), stop.clone(), slot));
+            }
+            Err(e) => {
+                // Usually out of file descriptors: back off, don't spin.
+                tracing::warn!("receive: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One connection, one request, within the timeouts; `slot` is given back
+/// when it ends.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    stop: CancellationToken,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // A last bound, whatever a client does between the two timeouts.
+    let limit = tokio::time::sleep(HEADER_TIMEOUT + BODY_TIMEOUT + Duration::from_secs(5));
+    tokio::pin!(limit);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("receive: connection ended: {e}");
+            }
+        }
+        () = &mut limit => tracing::debug!("receive: closing a connection that took too long"),
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(BODY_TIMEOUT, conn).await;
+        }
+    }
+    drop(slot);
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -295,9 +392,14 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         tracing::warn!(key, "callback for a job not in the results file");
         return not_found();
     };
-    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        Err(_) => {
+            tracing::warn!(key, "callback body not received within {BODY_TIMEOUT:?}");
+            return refuse(StatusCode::REQUEST_TIMEOUT, "body too slow");
+        }
     };
     let feed = match feed::parse(&body) {
         Ok(feed) => feed,

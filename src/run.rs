@@ -54,6 +54,7 @@ impl RunReport {
             Some(StopReason::Unavailable(_)) => ExitCode::Unavailable,
             Some(StopReason::Journal) => ExitCode::CantCreate,
             Some(StopReason::Cancelled) => ExitCode::Interrupted,
+            Some(StopReason::Misdirected(_)) => ExitCode::Config,
             None if self.total(Status::Failed) + self.total(Status::Unknown) > 0 => {
                 ExitCode::RowsFailed
             }

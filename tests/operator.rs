@@ -366,7 +366,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
     let manifest = csv_manifest(dir.path(), 5);
     let receiver = Receiver::start(ReceiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        secret: Secret::new("s3cret"),
+        secret: Secret::new("s3cret-callback-0123"),
         results: dir.path().join("jobs.results.csv"),
         catalog: dir.path().join("received.catalog.csv"),
     })
@@ -385,7 +385,10 @@ async fn callback_base_sends_each_job_to_the_receiver() {
         ],
         vec![
             ("BATCHGEN_API_KEY".into(), sandbox.key().into()),
-            ("BATCHGEN_CALLBACK_SECRET".into(), "s3cret".into()),
+            (
+                "BATCHGEN_CALLBACK_SECRET".into(),
+                "s3cret-callback-0123".into(),
+            ),
         ],
     )
     .await;
@@ -393,7 +396,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
     let stats = sandbox.stats();
     for task in &stats.tasks {
         let url = task.body.callback_url.as_deref().unwrap();
-        assert!(url.contains("/callback/s3cret/job-"), "{url}");
+        assert!(url.contains("/callback/s3cret-callback-0123/job-"), "{url}");
     }
     // Callbacks arrive at each stage; wait for the last ones.
     let catalog = dir.path().join("received.catalog.csv");

@@ -20,6 +20,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         .clone()
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     let base_url = parse_base_url(&base).map_err(Error::Config)?;
+    crate::config::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     if args.download_concurrency == 0 {
         return Err(Error::Usage(
             "--download-concurrency must be at least 1".into(),
@@ -90,8 +91,11 @@ pub(super) async fn run_collect(
     output: &OutputArgs,
 ) -> Result<ExitCode, Error> {
     let downloading = config.download.is_some();
+    let download_dir = config.download.as_ref().map(|d| d.dir.clone());
     let signals = Signals::watch(output.quiet);
-    let report = collect::run(config, signals.shutdown.clone()).await?;
+    let report = collect::run(config, signals.shutdown.clone())
+        .await
+        .map_err(|e| name_collect_error(e, download_dir.as_deref()))?;
     let code = signals.exit_code(report.exit_code());
     drop(signals);
     if !output.quiet || code != ExitCode::Success {
@@ -122,12 +126,29 @@ pub(super) async fn run_collect(
     Ok(code)
 }
 
+/// Names what a collect or receive could not write: they write the catalog
+/// (and its lock) and the download folder, never the results file, so the
+/// storage layer's [`Error::Results`] and [`Error::Locked`] are about those.
+fn name_collect_error(e: Error, download_dir: Option<&std::path::Path>) -> Error {
+    match e {
+        Error::Results { path, source } if Some(path.as_path()) == download_dir => {
+            Error::DownloadDir { path, source }
+        }
+        Error::Results { path, source } => Error::Catalog { path, source },
+        Error::Locked { path, holder } => Error::CatalogLocked { path, holder },
+        other => other,
+    }
+}
+
 pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
     if args.secret.trim().is_empty() {
         return Err(Error::Config(format!(
             "no callback secret: set {} or pass --secret",
             receive::SECRET_ENV
         )));
+    }
+    if let Some(why) = receive::weak_secret(args.secret.trim()) {
+        return Err(Error::Config(why));
     }
     let catalog = args
         .catalog
@@ -149,5 +170,7 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
     };
     let result = receive::serve(config, shutdown).await;
     stopper.abort();
-    result.map(|()| ExitCode::Success)
+    result
+        .map(|()| ExitCode::Success)
+        .map_err(|e| name_collect_error(e, None))
 }

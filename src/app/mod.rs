@@ -119,9 +119,11 @@ impl Signals {
         }
     }
 
-    /// `code`, or 130 / 143 when SIGINT / SIGTERM stopped the command.
+    /// `code`, or 129 / 130 / 143 when SIGHUP / SIGINT / SIGTERM stopped
+    /// the command.
     pub fn exit_code(&self, code: ExitCode) -> ExitCode {
         match self.seen.load(Ordering::SeqCst) {
+            1 => ExitCode::HangUp,
             2 => ExitCode::Interrupted,
             15 => ExitCode::Terminated,
             _ => code,
@@ -135,15 +137,23 @@ impl Drop for Signals {
     }
 }
 
-/// First SIGINT/SIGTERM: stop starting requests and let in-flight ones
-/// finish. Second: exit at once; the journal keeps the results consistent.
+/// First SIGINT/SIGTERM/SIGHUP: stop starting requests and let in-flight
+/// ones finish. Second: exit at once; the journal keeps the results
+/// consistent.
+///
+/// SIGHUP (a closed terminal, a dropped ssh session) is a stop like
+/// SIGTERM, not the default kill that would leave every request in flight
+/// `unknown`. The terminal it announces is gone, and a write to it fails
+/// (`eprintln!` would panic), so stdout and stderr that are terminals are
+/// pointed at /dev/null first; pipes and files are kept.
 async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: bool) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
         ) else {
             return;
         };
@@ -151,7 +161,11 @@ async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: 
             let number = tokio::select! {
                 _ = int.recv() => 2,
                 _ = term.recv() => 15,
+                _ = hup.recv() => 1,
             };
+            if number == 1 {
+                detach_from_terminal();
+            }
             if seen.swap(number, Ordering::SeqCst) != 0 {
                 eprintln!(
                     "batchgen: stopping now; requests in flight will be `unknown` on the next run"
@@ -175,6 +189,36 @@ async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: 
     }
 }
 
+/// Points stdout and stderr at /dev/null where they are a terminal (see
+/// [`watch_signals`]).
+#[cfg(unix)]
+fn detach_from_terminal() {
+    use std::io::IsTerminal;
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    let streams = [
+        (
+            std::io::stdout().is_terminal(),
+            std::io::stdout().as_raw_fd(),
+        ),
+        (
+            std::io::stderr().is_terminal(),
+            std::io::stderr().as_raw_fd(),
+        ),
+    ];
+    for (is_terminal, fd) in streams {
+        if is_terminal {
+            // SAFETY: dup2 onto a standard descriptor this process owns;
+            // both descriptors are valid for the call.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), fd);
+            }
+        }
+    }
+}
+
 /// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
 /// process before it can record what it knows. With a handler installed the
 /// write fails with EFBIG instead, and the run stops cleanly (exit 73) like
@@ -188,15 +232,19 @@ fn ignore_file_size_signal() {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
+/// Resolves on the first SIGINT, SIGTERM or SIGHUP.
 async fn first_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => detach_from_terminal(),
             }
             return;
         }

@@ -12,7 +12,7 @@ use crate::client::{Client, ErrorClass};
 use crate::config::{Config, RunSettings, Secret};
 use crate::error::{Error, ExitCode};
 use crate::manifest::{self, Manifest};
-use crate::output::ProgressMode;
+use crate::output::{ProgressMode, eprint_line};
 use crate::pool::StopReason;
 use crate::run::{Plan, RunReport, Session};
 
@@ -94,7 +94,7 @@ async fn submit_inner(
 
     if args.dry_run {
         let plan = Plan::read(&manifest, &config)?;
-        print_dry_run(&manifest, &config, &plan)?;
+        print_dry_run(&manifest, &config, &plan, &base_url_source(args, &manifest))?;
         return Ok(ExitCode::Success);
     }
 
@@ -114,7 +114,7 @@ async fn submit_inner(
     }
     if !output.quiet || code != ExitCode::Success {
         for warning in &report.warnings {
-            eprintln!("batchgen: warning: {warning}");
+            eprint_line(&format!("batchgen: warning: {warning}"));
         }
         eprintln!(
             "batchgen: {} → {}",
@@ -130,6 +130,7 @@ async fn submit_inner(
     match stop {
         Some(StopReason::Refused { status, message }) => Err(Error::Refused { status, message }),
         Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why)),
+        Some(StopReason::Misdirected(why)) => Err(Error::Config(why)),
         Some(StopReason::Journal) => Err(Error::Results {
             path: config.results.clone(),
             source: std::io::Error::other("a write to the results file failed"),
@@ -175,8 +176,11 @@ fn build_config(
     output: &OutputArgs,
 ) -> Result<Config, Error> {
     let settings = flags.or(manifest.settings.clone());
-    Ok(Config::new(settings, key, &manifest.path, args.retry())
-        .map_err(Error::Config)?
+    let config = Config::new(settings, key, &manifest.path, args.retry()).map_err(Error::Config)?;
+    // Before anything is sent, a dry run included: it shows what a run does.
+    crate::config::check_transport(&config.as_config().base_url, args.allow_insecure_http)
+        .map_err(Error::Config)?;
+    Ok(config
         .max_jobs(args.max_jobs)
         .give_up_after(args.give_up_after)
         .quiet(output.quiet)
@@ -200,6 +204,10 @@ fn callback_base(args: &RunArgs) -> Result<Option<crate::config::CallbackBase>, 
             "--callback-base needs a shared secret in {}, the same one `batchgen receive` uses",
             crate::receive::SECRET_ENV
         )));
+    }
+    // The same rule as `batchgen receive`, which would refuse it later.
+    if let Some(why) = crate::receive::weak_secret(secret.trim()) {
+        return Err(Error::Config(why));
     }
     Ok(Some(crate::config::CallbackBase {
         base,
@@ -235,8 +243,10 @@ async fn check_balance(
         }
         Err(e) if e.class() == ErrorClass::Fatal => Err(Error::Refused {
             status: e.http_status().unwrap_or(401),
-            message: e.to_string(),
+            message: e.server_message(),
         }),
+        // Every submit would be redirected too: stop before sending any.
+        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
         Err(e) => {
             tracing::info!("could not check the balance: {e}");
             Ok(())
@@ -244,7 +254,26 @@ async fn check_balance(
     }
 }
 
-fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<(), Error> {
+/// Where the base URL in effect came from, for the line that names the
+/// host the key goes to.
+fn base_url_source(args: &RunArgs, manifest: &Manifest) -> String {
+    if args.sandbox {
+        "the in-process sandbox".into()
+    } else if args.base_url.is_some() {
+        "--base-url or BATCHGEN_BASE_URL".into()
+    } else if manifest.settings.base_url.is_some() {
+        format!("[run] base_url in {}", manifest.path.display())
+    } else {
+        "the default".into()
+    }
+}
+
+fn print_dry_run(
+    manifest: &Manifest,
+    config: &Config,
+    plan: &Plan,
+    source: &str,
+) -> Result<(), Error> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let url = crate::client::endpoint(&config.base_url, "api/generate");
@@ -255,6 +284,11 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
         manifest.path.display(),
         plan.todo.len(),
         plan.skipped,
+    );
+    let _ = writeln!(
+        out,
+        "the API key would go to {} (from {source})",
+        crate::redact::url(&config.base_url)
     );
     if let Some(interval) = config.rate.interval()
         && !plan.todo.is_empty()
@@ -287,18 +321,23 @@ fn print_dry_run(manifest: &Manifest, config: &Config, plan: &Plan) -> Result<()
                 callback.apply(&mut job);
             }
             body += &serde_json::to_string(job.body()).expect("fields serialize");
-            if let Some(callback) = &config.callback {
-                // What would be sent, but the secret stays off the screen.
-                body = body.replace(callback.secret.expose(), "<secret>");
-            }
-            let _ = writeln!(out, "POST {url}  # line {}, {}\n{body}", job.line, job.key);
+            // What would be sent, but the callback secret (and any other)
+            // stays off the screen: the same rule as every other output.
+            let body = crate::redact::text(&body);
+            let _ = writeln!(
+                out,
+                "POST {}  # line {}, {}\n{body}",
+                crate::redact::url(&url),
+                job.line,
+                job.key
+            );
         }
     }
     if plan.todo.len() > DRY_RUN_BODIES {
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
     }
     for warning in &plan.warnings {
-        eprintln!("batchgen: warning: {warning}");
+        eprint_line(&format!("batchgen: warning: {warning}"));
     }
     let _ = writeln!(out, "results would go to {}", config.results.display());
     // Ignore a closed pipe (`--dry-run | head`): the reader has seen enough.
@@ -340,7 +379,7 @@ impl Summary {
         let requests = report.map_or(0, |r| r.requests);
         Summary {
             exit_code: code.code(),
-            error: error.map(|e| e.to_string()),
+            error: error.map(|e| crate::redact::text(&e.to_string()).into_owned()),
             manifest: args.manifest.clone(),
             results: outcome.results.clone(),
             totals: report.map(|r| r.totals.clone()),
@@ -357,7 +396,7 @@ impl Summary {
             },
             stopped: report
                 .and_then(|r| r.stop.as_ref())
-                .map(|s| format!("{s:?}")),
+                .map(|s| crate::redact::text(&format!("{s:?}")).into_owned()),
             finished_at: crate::pool::now_rfc3339(),
         }
     }

@@ -8,7 +8,7 @@ use clap::CommandFactory;
 
 use super::{first_signal, read_key, start_sandbox};
 use crate::cli::{Cli, CreditsArgs, InitArgs, OutputArgs, SandboxArgs, ValidateArgs};
-use crate::client::Client;
+use crate::client::{Client, ErrorClass};
 use crate::config::{Config, DEFAULT_BASE_URL, Secret, parse_base_url};
 use crate::error::{Error, ExitCode};
 use crate::manifest;
@@ -29,6 +29,8 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     )
     .map_err(Error::Config)?
     .build();
+    crate::config::check_transport(&config.base_url, args.allow_insecure_http)
+        .map_err(Error::Config)?;
     if output.quiet {
         return Ok(ExitCode::Success);
     }
@@ -64,6 +66,15 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
         out,
         "  rate:    {} · concurrency {}",
         config.rate, config.concurrency
+    );
+    let source = match manifest.settings.base_url {
+        Some(_) => "[run] base_url; --base-url or BATCHGEN_BASE_URL would override it",
+        None => "the default; --base-url or BATCHGEN_BASE_URL would override it",
+    };
+    let _ = writeln!(
+        out,
+        "  API key goes to: {} ({source})",
+        crate::redact::url(&config.base_url)
     );
     let _ = writeln!(out, "  results: {}", config.results.display());
     Ok(ExitCode::Success)
@@ -145,24 +156,34 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
         (base, read_key(args.api_key_file.as_deref())?)
     };
     let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
+    crate::config::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?;
     match client.balance().await {
         Ok(balance) => {
             match balance.used_credits {
                 Some(used) => println!(
-                    "{} credits left ({used} used) at {base_url}",
-                    balance.credits
+                    "{} credits left ({used} used) at {}",
+                    balance.credits,
+                    crate::redact::url(&base_url)
                 ),
-                None => println!("{} credits left at {base_url}", balance.credits),
+                None => println!(
+                    "{} credits left at {}",
+                    balance.credits,
+                    crate::redact::url(&base_url)
+                ),
             }
             Ok(ExitCode::Success)
         }
-        Err(e) => match e.http_status() {
-            Some(status @ 401..=403) => Err(Error::Refused {
+        Err(e) => match (e.class(), e.http_status()) {
+            (ErrorClass::Misdirected, _) => Err(Error::Config(e.to_string())),
+            (_, Some(status @ 401..=403)) => Err(Error::Refused {
                 status,
+                message: e.server_message(),
+            }),
+            _ => Err(Error::Credits {
+                url: crate::redact::url(&crate::client::endpoint(&base_url, "api/v2/credits")),
                 message: e.to_string(),
             }),
-            _ => Err(Error::Unavailable(e.to_string())),
         },
     }
 }

@@ -119,6 +119,8 @@ pub fn spawn(
         .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(config.timeout.min(Duration::from_secs(10)))
         .read_timeout(config.timeout)
+        // Media may sit behind a CDN redirect; a few hops, never a loop.
+        .redirect(reqwest::redirect::Policy::limited(5))
         .build()?;
     let limiter = config.rate.interval().map(|every| {
         RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))

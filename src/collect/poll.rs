@@ -103,6 +103,8 @@ impl FeedClient {
             .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // An API call follows no redirect (see `crate::client`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(FeedClient {
             http,

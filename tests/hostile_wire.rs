@@ -1,0 +1,540 @@
+//! A hostile wire: servers on 127.0.0.1:0 that redirect, answer IDs that
+//! don't add up, echo the key, rate-limit without end or lack endpoints;
+//! settings that would send the key in clear text or make every row
+//! `unknown`; and (in the submodules) a receiver under a slow-loris flood
+//! and signals sent to the real binary. Each test asserts what the server
+//! accepted, the exit code, what is on disk, and that no secret (the API
+//! key, the callback secret) appears in any output.
+
+mod common;
+#[path = "hostile_wire/receive.rs"]
+mod receive;
+#[path = "hostile_wire/server.rs"]
+mod server;
+#[path = "hostile_wire/signals.rs"]
+mod signals;
+
+use batchgen::report::Status;
+use common::*;
+use server::{Got, KEY, json, no_secret, redirect, serve, unique_ok};
+
+/// `batchgen credits` against `url` with the test key.
+async fn credits(url: &str) -> std::process::Output {
+    let args = ["credits", "--base-url", url].map(String::from).to_vec();
+    run_with_env(args, vec![("BATCHGEN_API_KEY".into(), KEY.into())]).await
+}
+
+/// A CSV manifest whose ids are also the prompts (so a server can answer
+/// per row).
+fn per_row_manifest(dir: &std::path::Path, ids: &[&str]) -> std::path::PathBuf {
+    let mut csv = String::from("id,prompt\n");
+    for id in ids {
+        csv.push_str(&format!("{id},{id}\n"));
+    }
+    write(dir, "jobs.csv", &csv)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_on_submit_is_never_followed_and_stops_the_run_as_a_config_error() {
+    for status in [301u16, 302, 303, 307, 308] {
+        let server = serve(
+            move |got: &Got, _| match (got.method.as_str(), got.path.as_str()) {
+                ("POST", "/api/generate") => redirect(
+                    status,
+                    "https://user:pw@elsewhere.example/api/generate?token=tok-123",
+                ),
+                ("GET", "/api/v2/credits") => json(404, "{}"),
+                // What a followed redirect would have found.
+                _ => json(200, r#"{"workId":"made-up-by-a-get"}"#),
+            },
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = csv_manifest(dir.path(), 3);
+        let args = [manifest.to_str().unwrap(), "--rate", "unlimited", "-j", "1"];
+        let out = run_at(&server.url, KEY, &args).await;
+        let err = stderr(&out);
+        assert_eq!(code(&out), 78, "{status}: {err}");
+        let expected = format!(
+            "HTTP {status} to https://elsewhere.example/api/generate?token=<redacted>: fix --base-url"
+        );
+        assert!(err.contains(&expected), "{err}");
+        assert!(!err.contains("tok-123") && !err.contains("pw@"), "{err}");
+        let got = server.got();
+        assert!(
+            !got.iter()
+                .any(|g| g.method == "GET" && g.path == "/api/generate"),
+            "the redirect was followed: {got:?}"
+        );
+        assert_eq!(
+            server.count("POST", "/api/generate"),
+            1,
+            "the first answer stops the run"
+        );
+        let rows = results(&dir.path().join("jobs.results.csv"));
+        assert!(rows.iter().all(|r| r.status == Status::Pending), "{rows:?}");
+        assert!(rows.iter().all(|r| r.task_id.is_empty()), "{rows:?}");
+        assert!(rows[0].error.contains(&expected), "{:?}", rows[0]);
+        no_secret(&out, &[]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirecting_credits_endpoint_stops_before_anything_is_sent_and_is_not_a_refused_key() {
+    let server = serve(|got: &Got, _| match got.path.as_str() {
+        "/api/v2/credits" => redirect(302, "/login"),
+        _ => unique_ok(got),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let out = run_at(&server.url, KEY, &[manifest.to_str().unwrap()]).await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("HTTP 302 to http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.count("POST", "/api/generate"), 0);
+    assert_eq!(server.count("GET", "/login"), 0, "never followed");
+
+    let credits = credits(&server.url).await;
+    assert_eq!(code(&credits), 78, "not 77: {}", stderr(&credits));
+    assert!(stderr(&credits).contains("/login: fix --base-url"));
+    no_secret(&out, &[]);
+    no_secret(&credits, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_ids_are_kept_as_sent_and_odd_or_repeated_ones_are_not_trusted() {
+    let server = serve(|got: &Got, _| {
+        let prompt = got.prompt();
+        match prompt.as_str() {
+            "big" => json(200, r#"{"workId":123456789012345678901234567890}"#),
+            "ctrl" => json(200, r#"{"workId":"abc\u0001def"}"#),
+            "long" => json(200, &format!(r#"{{"workId":"{}"}}"#, "x".repeat(300))),
+            "float" => json(200, r#"{"workId":1.5e3}"#),
+            "dup-1" | "dup-2" => json(200, r#"{"workId":"same-task"}"#),
+            "echo" => json(200, &format!(r#"{{"workId":"{KEY}"}}"#)),
+            _ => unique_ok(got),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = [
+        "big", "ctrl", "long", "float", "dup-1", "dup-2", "echo", "fine",
+    ];
+    let manifest = per_row_manifest(dir.path(), &ids);
+    let args = [manifest.to_str().unwrap(), "--rate", "unlimited", "-j", "1"];
+    let out = run_at(&server.url, KEY, &args).await;
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        server.count("POST", "/api/generate"),
+        ids.len(),
+        "each sent once"
+    );
+
+    let path = dir.path().join("jobs.results.csv");
+    let rows = results(&path);
+    let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+    assert_eq!(
+        (row("big").status, row("big").task_id),
+        (
+            Status::Submitted,
+            "123456789012345678901234567890".to_owned()
+        )
+    );
+    for id in ["ctrl", "long", "float", "echo"] {
+        let r = row(id);
+        assert_eq!(r.status, Status::Unknown, "{r:?}");
+        assert!(r.error.contains("not a usable task ID"), "{r:?}");
+        assert!(r.task_id.is_empty() && r.error.len() < 400, "{r:?}");
+    }
+    assert_eq!(row("dup-1").status, Status::Submitted);
+    let second = row("dup-2");
+    assert_eq!(second.status, Status::Unknown, "{second:?}");
+    assert!(
+        second.error.contains("\"same-task\"") && second.error.contains("already gave"),
+        "{second:?}"
+    );
+    assert_eq!(row("fine").status, Status::Submitted);
+    let on_disk = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !on_disk.contains(KEY),
+        "the echoed key reached the results file"
+    );
+    assert!(!on_disk.contains('\u{1}'));
+    no_secret(&out, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_echoing_the_key_never_gets_it_into_any_output() {
+    let message = format!("bad request for {KEY} via http://u:pw@x.example/?token=t0k");
+    let server = serve(move |got: &Got, _| match got.prompt().as_str() {
+        "four-hundred" => json(
+            400,
+            &serde_json::json!({"code": 400, "message": message}).to_string(),
+        ),
+        "refused" => json(
+            403,
+            &format!(r#"{{"code":403,"message":"key {KEY} not allowed"}}"#),
+        ),
+        _ => unique_ok(got),
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = per_row_manifest(dir.path(), &["four-hundred", "refused"]);
+    let summary = dir.path().join("summary.json");
+    let args = [
+        manifest.to_str().unwrap(),
+        "-j",
+        "1",
+        "--rate",
+        "unlimited",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ];
+    let out = run_at(&server.url, KEY, &args).await;
+    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("HTTP 403").count(), 1, "said once: {err}");
+    let rows = std::fs::read_to_string(dir.path().join("jobs.results.csv")).unwrap();
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    for text in [&rows, &summary] {
+        assert!(
+            !text.contains(KEY) && !text.contains("t0k") && !text.contains("pw@"),
+            "{text}"
+        );
+    }
+    assert!(rows.contains("bad request for <redacted>"), "{rows}");
+    no_secret(&out, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_and_the_dry_run_mask_the_callback_secret_the_same_way() {
+    let secret = "cb-secret-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 3);
+    let summary = dir.path().join("s.json");
+    let env = vec![("BATCHGEN_CALLBACK_SECRET".to_owned(), secret.to_owned())];
+    let sandbox = run_with_env(
+        [
+            manifest.to_str().unwrap(),
+            "--sandbox",
+            "--rate",
+            "unlimited",
+            "-v",
+            "--callback-base",
+            "https://hooks.example.com/",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        env.clone(),
+    )
+    .await;
+    assert_eq!(code(&sandbox), 0, "{}", stderr(&sandbox));
+    let err = stderr(&sandbox);
+    assert!(
+        err.contains(
+            "not posting callbacks to https://hooks.example.com/callback/<redacted>/job-0"
+        ),
+        "the sandbox's warning still names the URL, masked: {err}"
+    );
+    let dry = run_with_env(
+        [
+            manifest.to_str().unwrap(),
+            "--dry-run",
+            "--callback-base",
+            "https://hooks.example.com/",
+        ]
+        .map(String::from)
+        .to_vec(),
+        env,
+    )
+    .await;
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("/callback/<redacted>/job-0"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    let results = std::fs::read_to_string(dir.path().join("jobs.sandbox.results.csv")).unwrap();
+    assert!(!results.contains(secret));
+    assert!(!std::fs::read_to_string(&summary).unwrap().contains(secret));
+    no_secret(&sandbox, &[secret]);
+    no_secret(&dry, &[secret]);
+
+    let weak = run_with_env(
+        [
+            manifest.to_str().unwrap(),
+            "--dry-run",
+            "--callback-base",
+            "https://h.example/",
+        ]
+        .map(String::from)
+        .to_vec(),
+        vec![(
+            "BATCHGEN_CALLBACK_SECRET".to_owned(),
+            "weak-secret".to_owned(),
+        )],
+    )
+    .await;
+    assert_eq!(code(&weak), 78, "{}", stderr(&weak));
+    assert!(stderr(&weak).contains("at least 16"), "{}", stderr(&weak));
+    no_secret(&weak, &["weak-secret"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_the_key_goes_to_is_shown_and_plain_http_elsewhere_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = "[[job]]\nid = \"a\"\nprompt = \"a calm song\"\n";
+    let other = write(
+        dir.path(),
+        "other.toml",
+        &format!("[run]\nbase_url = \"https://other.example/api/\"\n{job}"),
+    );
+    let validate = run_with_env(
+        vec!["validate".into(), other.to_str().unwrap().into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&validate), 0, "{}", stderr(&validate));
+    let shown = String::from_utf8_lossy(&validate.stdout).into_owned();
+    assert!(
+        shown.contains("API key goes to: https://other.example/api/ ([run] base_url"),
+        "{shown}"
+    );
+    let dry = run_with_env(
+        vec![other.to_str().unwrap().into(), "--dry-run".into()],
+        vec![],
+    )
+    .await;
+    let shown = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        shown
+            .contains("the API key would go to https://other.example/api/ (from [run] base_url in"),
+        "{shown}"
+    );
+
+    let insecure = write(
+        dir.path(),
+        "insecure.toml",
+        &format!("[run]\nbase_url = \"http://evil.example/\"\n{job}"),
+    );
+    let path = insecure.to_str().unwrap().to_owned();
+    for args in [
+        vec!["validate".to_owned(), path.clone()],
+        vec![path.clone(), "--dry-run".into()],
+        vec![path.clone()],
+    ] {
+        let out = run_with_env(args.clone(), vec![("BATCHGEN_API_KEY".into(), KEY.into())]).await;
+        assert_eq!(code(&out), 78, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--allow-insecure-http"),
+            "{}",
+            stderr(&out)
+        );
+        no_secret(&out, &[]);
+    }
+    assert!(
+        !dir.path().join("insecure.results.csv").exists(),
+        "nothing was started"
+    );
+    let allowed = run_with_env(
+        vec![
+            "validate".into(),
+            path.clone(),
+            "--allow-insecure-http".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&allowed), 0, "{}", stderr(&allowed));
+    let refused = run_with_env(
+        vec![
+            "credits".into(),
+            "--base-url".into(),
+            "http://10.1.2.3/".into(),
+        ],
+        vec![("BATCHGEN_API_KEY".into(), KEY.into())],
+    )
+    .await;
+    assert_eq!(code(&refused), 78, "{}", stderr(&refused));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_does_not_use_up_a_rows_attempts() {
+    // ~10 % 429 and ~15 % 500, spread by a fixed hash of the request number.
+    let server = serve(|got: &Got, n| {
+        let roll = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57; // 0..128
+        if got.prompt() == "stubborn" && got.prompt_count <= 8 {
+            return server::too_many(0);
+        }
+        match roll {
+            0..=12 => server::too_many(0),
+            13..=31 => json(500, r#"{"code":500,"message":"oops"}"#),
+            _ => unique_ok(got),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids: Vec<String> = (0..150).map(|i| format!("row-{i}")).collect();
+    ids.push("stubborn".into());
+    let manifest = per_row_manifest(
+        dir.path(),
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let args = [
+        manifest.to_str().unwrap(),
+        "--rate",
+        "unlimited",
+        "-j",
+        "8",
+        "--max-attempts",
+        "6",
+    ];
+    let out = run_at(&server.url, KEY, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows = results(&dir.path().join("jobs.results.csv"));
+    assert!(
+        rows.iter().all(|r| r.status == Status::Submitted),
+        "{rows:?}"
+    );
+    let stubborn = rows.iter().find(|r| r.id == "stubborn").unwrap();
+    assert!(
+        stubborn.attempts >= 9,
+        "eight 429s, then an answer: {stubborn:?}"
+    );
+    assert!(server.count_status(429) >= 20, "the server did rate-limit");
+
+    // A host answering nothing but 429 is bounded by the pool's breaker.
+    let always = serve(|_: &Got, _| server::too_many(0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 5);
+    let out = run_at(
+        &always.url,
+        KEY,
+        &[manifest.to_str().unwrap(), "--rate", "unlimited"],
+    )
+    .await;
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(stderr(&out).contains("429"), "{}", stderr(&out));
+    let sent = always.count("POST", "/api/generate");
+    assert!((100..=110).contains(&sent), "{sent} requests");
+    let rows = results(&dir.path().join("jobs.results.csv"));
+    assert!(rows.iter().all(|r| r.status == Status::Pending), "{rows:?}");
+    no_secret(&out, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credits_messages_name_the_real_problem() {
+    let missing = serve(|_: &Got, _| json(404, "not here")).await;
+    let out = credits(&missing.url).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 69, "{err}");
+    assert!(
+        err.contains("no balance from http://127.0.0.1:") && err.contains("/api/v2/credits"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("pending") && !err.contains("unreachable"),
+        "{err}"
+    );
+
+    let refused = serve(|_: &Got, _| json(401, r#"{"code":401,"message":"Unauthorized"}"#)).await;
+    let out = credits(&refused.url).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 77, "{err}");
+    assert_eq!(err.matches("HTTP 401").count(), 1, "{err}");
+    no_secret(&out, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collect_errors_name_the_catalog_and_the_download_folder() {
+    let sb = sandbox(Default::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let out = run_bin(&sb, &[manifest.to_str().unwrap(), "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results = dir.path().join("jobs.results.csv");
+    let catalog = dir.path().join("jobs.catalog.csv");
+    let collect = |extra: Vec<String>| {
+        let mut args = vec![
+            "collect".to_owned(),
+            results.to_str().unwrap().to_owned(),
+            "--base-url".into(),
+            sb.base_url(),
+        ];
+        args.extend(extra);
+        run_with_env(args, vec![("BATCHGEN_API_KEY".into(), sb.key().into())])
+    };
+    {
+        let _held = batchgen::report::Lock::acquire(&catalog).unwrap();
+        let out = collect(vec![]).await;
+        let err = stderr(&out);
+        assert_eq!(code(&out), 75, "{err}");
+        assert!(err.contains("--catalog") && !err.contains("--out"), "{err}");
+    }
+    // A "folder" under a regular file: unwritable even for root.
+    let file = write(dir.path(), "not-a-folder", "x");
+    let out = collect(vec![
+        "--download".into(),
+        file.join("mp3").to_str().unwrap().into(),
+    ])
+    .await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 73, "{err}");
+    assert!(
+        err.contains("cannot write into the download folder") && err.contains("--download"),
+        "{err}"
+    );
+    assert!(!err.contains("results file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_that_would_make_every_row_unknown_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let m = manifest.to_str().unwrap();
+    for (args, flag) in [
+        (vec![m, "--timeout", "1ns"], "--timeout"),
+        (vec![m, "--timeout", "50ms"], "--timeout"),
+        (vec![m, "-j", "0"], "--concurrency"),
+        (vec![m, "--max-attempts", "0"], "--max-attempts"),
+        (
+            vec!["collect", "x.results.csv", "--timeout", "1ns"],
+            "--timeout",
+        ),
+        (
+            vec!["collect", "x.results.csv", "--download-concurrency", "0"],
+            "--download-concurrency",
+        ),
+    ] {
+        let out = run_with_env(
+            args.iter().map(|s| s.to_string()).collect(),
+            vec![("BATCHGEN_API_KEY".into(), KEY.into())],
+        )
+        .await;
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", stderr(&out));
+    }
+    let in_manifest = write(
+        dir.path(),
+        "fast.toml",
+        "[run]\ntimeout = \"1ns\"\n[[job]]\nprompt = \"a calm song\"\n",
+    );
+    let out = run_with_env(
+        vec!["validate".into(), in_manifest.to_str().unwrap().into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("timeout 1ns is too short"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("jobs.results.csv").exists());
+}
