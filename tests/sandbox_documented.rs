@@ -8,8 +8,10 @@
 //! --download` (or `receive` the callbacks). Every clip must end
 //! `complete` in the catalog and every file must be a whole MP3 from the
 //! final URL, with no streaming URL ever fetched (the sandbox counts them).
-//! A catalog of complete clips proves polling went on past `type:
-//! SUCCESS`, which comes a whole stage and a half before the final mp3.
+//! Polling must go on past `type: SUCCESS`, which comes a stage and a half
+//! before the final mp3: the sandbox counts the answers that said SUCCESS
+//! too early, and a catalog of complete clips after one of them proves the
+//! client kept asking.
 //! Callbacks and the older `--stage-style complete` must give the same
 //! catalog. Submissions go one at a time (`-j 1`) to sandboxes with the
 //! same seed, so the two sides of a comparison get the same task and clip
@@ -41,7 +43,7 @@ const FAST: [&str; 6] = [
 
 async fn sandbox(style: StageStyle) -> Sandbox {
     common::sandbox(SandboxConfig {
-        stage_time: Duration::from_millis(100),
+        stage_time: Duration::from_millis(200),
         stage_style: style,
         ..SandboxConfig::default()
     })
@@ -106,6 +108,7 @@ fn catalog(path: &Path) -> Vec<Row> {
 /// One finished journey: the catalog, where the songs went, what the
 /// sandbox saw by the end of it, and the sandbox (kept up to compare files).
 struct Journey {
+    style: StageStyle,
     rows: Vec<Row>,
     songs: PathBuf,
     stats: Stats,
@@ -133,6 +136,7 @@ async fn by_polling(style: StageStyle) -> Journey {
     check_statuses(&rows, &format!("{style:?} style; collect said: {stderr}"));
     assert_eq!(common::code(&out), 0, "{stderr}");
     Journey {
+        style,
         rows,
         songs,
         stats,
@@ -210,6 +214,11 @@ async fn check_files(j: &Journey) {
         "only the songs, no temp files: {names:?}"
     );
     assert_eq!(j.stats.stream_fetches, 0, "no streaming URL fetched");
+    let early = j.stats.success_before_final;
+    match j.style {
+        StageStyle::Documented => assert!(early > 0, "no SUCCESS came before the end"),
+        StageStyle::Complete => assert_eq!(early, 0),
+    }
     assert!(j.stats.audio_fetches >= complete as u64, "{:?}", j.stats);
 }
 

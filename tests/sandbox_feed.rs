@@ -338,8 +338,15 @@ async fn walk_the_stages(style: StageStyle, t: Duration) {
             assert_eq!(clip_ids.get_or_insert(ids.clone()), &ids, "ids stay");
         }
     }
-    assert_eq!(sb.stats().feed_requests, line.stages.len() as u64);
-    assert_eq!(sb.stats().stream_fetches, 0);
+    let stats = sb.stats();
+    assert_eq!(stats.feed_requests, line.stages.len() as u64);
+    assert_eq!(stats.stream_fetches, 0);
+    // Lyrics, text and first say SUCCESS in the documented style.
+    let early = match style {
+        StageStyle::Documented => 3,
+        StageStyle::Complete => 0,
+    };
+    assert_eq!(stats.success_before_final, early, "{style:?}");
     sb.shutdown().await;
 }
 

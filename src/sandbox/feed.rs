@@ -93,6 +93,9 @@ pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
 async fn feed(shared: &Shared, headers: &HeaderMap, id: Option<String>, kind: Feed) -> Response {
     let answer = look_up(shared, headers, id, kind).map(|(task, phase)| {
         let lc = &shared.lifecycle;
+        if kind == Feed::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
+            shared.lock().records.success_before_final += 1;
+        }
         let base = &shared.base_url;
         match kind {
             Feed::Legacy => json!({

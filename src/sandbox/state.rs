@@ -136,6 +136,10 @@ pub struct Stats {
     pub feed_requests: u64,
     /// Of those, requests to the legacy feed (`/api/feed`, GET or POST).
     pub legacy_feed_requests: u64,
+    /// v2 feed answers that said `data.type: SUCCESS` while the clips were
+    /// not finished: the docs' trap, sprung. A client that stopped polling
+    /// at `SUCCESS` stopped at one of these.
+    pub success_before_final: u64,
     /// Requests for streaming URLs (`/media/stream/…`), whatever they got.
     /// A client that downloads only final mp3s makes none.
     pub stream_fetches: u64,
@@ -173,6 +177,7 @@ pub struct Records {
     pub requests_by_path: BTreeMap<String, u64>,
     pub feed_requests: u64,
     pub legacy_feed_requests: u64,
+    pub success_before_final: u64,
     pub stream_fetches: u64,
     pub audio_fetches: u64,
     pub responses: BTreeMap<u16, u64>,
@@ -199,6 +204,7 @@ impl Records {
             requests_by_path: self.requests_by_path.clone(),
             feed_requests: self.feed_requests,
             legacy_feed_requests: self.legacy_feed_requests,
+            success_before_final: self.success_before_final,
             stream_fetches: self.stream_fetches,
             audio_fetches: self.audio_fetches,
             accepted: self.tasks.len() as u64,
