@@ -135,10 +135,8 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub stage_time: Duration,
 
-    /// How stages are reported: "documented" (as the provider's current
-    /// docs show: data.type SUCCESS from the text stage on, the final stage
-    /// as status "first" with "All generated successfully.") or "complete"
-    /// (the older style: SUCCESS and status "complete" only at the end).
+    /// How a task reports its stages: as the provider's current docs show
+    /// them, or in the older style some hosts still have.
     #[arg(long, value_name = "STYLE", value_enum, default_value_t = StageStyle::Documented)]
     pub stage_style: StageStyle,
 
@@ -156,8 +154,7 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub bad_audio: f64,
 
-    /// What a bad final audio_url answers: mixed, html, json, 404,
-    /// none-mp3 or forbidden.
+    /// What a bad final audio_url answers (see --bad-audio).
     #[arg(long, value_name = "KIND", value_enum, default_value_t = BadAudioKind::Mixed)]
     pub bad_audio_kind: BadAudioKind,
 
