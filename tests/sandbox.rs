@@ -126,6 +126,7 @@ async fn accepted_request_is_answered_and_recorded_once() {
     assert_eq!(stats.tasks[0].task_id, id);
     assert_eq!(stats.tasks[0].fingerprint, fp);
     assert_eq!(stats.tasks[0].body, fields);
+    assert_eq!(stats.tasks[0].path, "/api/generate");
     assert_eq!(stats.responses, [(200, 1)].into());
     assert_eq!(stats.injected, Injected::default());
 
@@ -141,6 +142,9 @@ async fn accepted_request_is_answered_and_recorded_once() {
     sb.shutdown().await;
 }
 
+/// Both documented generate paths take a job, with or without a
+/// `callback_url` (the current docs mark it required on `/api/generate`;
+/// the sandbox is lenient), and the stats say which path each came by.
 #[tokio::test]
 async fn v2_path_and_legacy_body_token_are_accepted() {
     let sb = start_default().await;
@@ -158,11 +162,28 @@ async fn v2_path_and_legacy_body_token_are_accepted() {
     let reply = send(&sb, None, legacy.to_string().into()).await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
+    let mut hooked = simple();
+    hooked["callback_url"] = "https://example.com/hook".into();
+    assert_eq!(post(&sb, hooked).await.status, StatusCode::OK);
+    let unauthorized = send(&sb, None, simple().to_string().into()).await;
+    assert_eq!(unauthorized.unwrap().status, StatusCode::UNAUTHORIZED);
+
     let stats = sb.stats();
-    assert_eq!(stats.accepted, 2);
+    assert_eq!(stats.accepted, 3);
     assert_eq!(stats.accepted_by_fingerprint.len(), 1, "same content");
     let body = serde_json::to_value(&stats.tasks[1].body).unwrap();
     assert_eq!(body, simple(), "the token is not part of the task");
+    let paths: Vec<&str> = stats.tasks.iter().map(|t| t.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/api/v2/generate", "/api/generate", "/api/generate"]
+    );
+    let by_path = [("/api/generate".into(), 3), ("/api/v2/generate".into(), 1)];
+    assert_eq!(
+        stats.requests_by_path,
+        by_path.into(),
+        "every request counts"
+    );
 }
 
 #[tokio::test]

@@ -12,9 +12,16 @@
 //!    applies before sending;
 //! 6. charge `--credits-per-task` (402 "insufficient credits" when the
 //!    balance cannot cover it, and no task);
-//! 7. record the task (its clip ids, title and moderation are decided now),
-//!    start its callbacks if it has a `callback_url`; then maybe drop the
-//!    connection anyway (`drop_after`).
+//! 7. record the task (its clip ids, title, moderation and bad final URLs
+//!    are decided now), start its callbacks if it has a `callback_url`;
+//!    then maybe drop the connection anyway (`drop_after`).
+//!
+//! Both documented paths, `POST /api/v2/generate` and `POST /api/generate`,
+//! take the same body and behave the same. The current docs mark
+//! `callback_url` required on `/api/generate` and the older ones optional:
+//! the sandbox is lenient and takes a job without one there too, but
+//! counts requests per path (`requests_by_path`, and each task's `path` in
+//! the stats), so a test can assert which one a client used.
 //!
 //! The read-side routes live in `feed` (feeds, credits) and `media`.
 //!
@@ -26,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -49,8 +56,9 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/generate", post(generate))
         .route("/api/v2/generate", post(generate))
         .route("/api/v2/feed", get(feed::v2))
-        .route("/api/feed", get(feed::legacy))
+        .route("/api/feed", get(feed::legacy).post(feed::legacy))
         .route("/api/v2/credits", get(feed::credits))
+        .route("/api/forbidden", get(media::forbidden))
         .route("/media/stream/{clip}", get(media::stream))
         .route("/media/{file}", get(media::file))
         .route("/sandbox/stats", get(stats))
@@ -121,13 +129,15 @@ async fn generate(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnControl>,
     arrived: Option<Extension<ArrivedAt>>,
+    path: MatchedPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     // The limiter judges when the request reached the socket, not when this
     // handler got to run (see `arrival`).
     let now = arrived.map_or_else(Instant::now, |Extension(ArrivedAt(at))| at);
-    let (delay, answer) = shared.decide(now, &headers, &body);
+    let path = generate_path(path.as_str());
+    let (delay, answer) = shared.decide(now, path, &headers, &body);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -162,6 +172,15 @@ async fn generate(
     }
 }
 
+/// The generate route a request came by, as a `'static` name for the task.
+fn generate_path(matched: &str) -> &'static str {
+    if matched == "/api/generate" {
+        "/api/generate"
+    } else {
+        "/api/v2/generate"
+    }
+}
+
 impl Shared {
     /// Checks the key of a request without a body (feeds, credits); the
     /// error is the 401 answer.
@@ -184,12 +203,18 @@ impl Shared {
     fn decide(
         self: &Arc<Self>,
         now: Instant,
+        path: &'static str,
         headers: &HeaderMap,
         body: &[u8],
     ) -> (Duration, Answer) {
         let mut state = self.lock();
         let state = &mut *state;
         state.records.requests += 1;
+        *state
+            .records
+            .requests_by_path
+            .entry(path.into())
+            .or_default() += 1;
         let mut delay = self.latency;
         let body = parse_body(body);
 
@@ -257,10 +282,15 @@ impl Shared {
                 Some(title) => title.clone(),
                 None => state.dice.title(),
             };
+            let bad_audio = clip_ids
+                .each_ref()
+                .map(|c| media::bad_audio_for(c, self.bad_audio, self.bad_audio_kind));
             let task = Task {
                 id: id.clone(),
                 fingerprint: fields.fingerprint(),
-                moderated: self.lifecycle.is_moderated(&fields),
+                moderation: self.lifecycle.moderation(&fields),
+                bad_audio,
+                path,
                 clip_ids,
                 title,
                 fields,
@@ -433,6 +463,12 @@ mod tests {
             ..JobFields::default()
         };
         assert_eq!(problems_message(&job::check(&empty)), "prompt is empty");
+    }
+
+    #[test]
+    fn both_generate_routes_are_named() {
+        assert_eq!(generate_path("/api/generate"), "/api/generate");
+        assert_eq!(generate_path("/api/v2/generate"), "/api/v2/generate");
     }
 
     #[test]

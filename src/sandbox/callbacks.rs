@@ -3,12 +3,15 @@
 //!
 //! Each accepted task with a `callback_url` gets one background task (in the
 //! sandbox's `JoinSet`) that sleeps until each phase begins and then POSTs
-//! the bare clip array, the same JSON as the v2 feed's `response_data` for
-//! that phase: `text`, `first`, `complete` (or, for a moderated task,
-//! `text` and the failure). With `--callback-complete-only` only the last
-//! is sent, which the API allows ("may skip straight to complete"). The
-//! phases are delivered in order, each exactly once, even when a slow
-//! receiver makes one late.
+//! the bare clip array, the v2 feed's `response_data` for that phase plus
+//! `createTime`, so each clip carries both time stamps as the callback docs
+//! show: the text stage (with clip ids), first audio, the final stage (or,
+//! for a moderated task, the text stage and the failure). The final stage
+//! is reported in the sandbox's stage style: status `first` with "All
+//! generated successfully." by default. With `--callback-complete-only`
+//! only the last is sent, which the API allows ("may skip straight to the
+//! final stage"). The phases are delivered in order, each exactly once,
+//! even when a slow receiver makes one late.
 //!
 //! A delivery is tried [`ATTEMPTS`] times, [`FIRST_BACKOFF`] apart and
 //! doubling, when the receiver is unreachable, times out or answers
@@ -31,7 +34,8 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::lifecycle::{self, Phase};
+use super::clips;
+use super::lifecycle::Phase;
 use super::state::Task;
 
 /// Tries per delivery, the first included.
@@ -68,9 +72,9 @@ pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url
 
 async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
     let lifecycle = &shared.lifecycle;
-    for &phase in Phase::callbacks(task.moderated, lifecycle.callback_complete_only) {
-        tokio::time::sleep_until(task.accepted_at + phase.starts_at(lifecycle.stage_time)).await;
-        let clips = lifecycle::clips(task, phase, &shared.base_url);
+    for &phase in lifecycle.callbacks(task.moderation.is_some()) {
+        tokio::time::sleep_until(task.accepted_at + lifecycle.starts_at(phase)).await;
+        let clips = clips::callback(lifecycle, task, phase, &shared.base_url);
         deliver(shared, url, &clips, phase).await;
     }
 }

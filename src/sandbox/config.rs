@@ -1,5 +1,11 @@
 //! The sandbox's settings: the flags of `batchgen sandbox`, and what
 //! `--sandbox` and the tests start it with (`SandboxConfig::default()`).
+//!
+//! The default imitates the provider as its current docs describe it
+//! ([`StageStyle::Documented`]): a client that works against the default
+//! sandbox works against the docs. The older `complete` style stays one flag
+//! away, because older hosts of the same backend still answer that way and a
+//! client must handle both.
 
 use std::time::Duration;
 
@@ -17,6 +23,42 @@ pub const DEFAULT_CREDITS: u64 = 1_000_000;
 /// The default of `--credits-per-task`: Suno's 5 credits per clip, two
 /// clips per task.
 pub const DEFAULT_CREDITS_PER_TASK: u64 = 10;
+
+/// How a task reports its stages: see the timeline in `lifecycle`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageStyle {
+    /// As the provider's current docs show: `data.type` is `SUCCESS` from
+    /// the text stage on, the clips' ids are `""` early in the text stage,
+    /// streaming URLs come before the mp3, and the final stage is status
+    /// `first` with "All generated successfully.".
+    #[default]
+    Documented,
+    /// The older style: `data.type` is `SUCCESS` only at the end, and the
+    /// final stage is status `complete`.
+    Complete,
+}
+
+/// What a clip's final `audio_url` answers under `--bad-audio`: the bad
+/// final URLs public reports show, for testing that a client keeps only
+/// audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BadAudioKind {
+    /// Each bad clip gets one of the kinds below, picked from its id.
+    #[default]
+    Mixed,
+    /// The mp3 URL answers 200 with an HTML page.
+    Html,
+    /// The mp3 URL answers 200 with a JSON error body.
+    Json,
+    /// The mp3 URL answers 404.
+    #[value(name = "404")]
+    NotFound,
+    /// `audio_url` is `<base>/media/None.mp3` (404).
+    #[value(name = "none-mp3")]
+    NoneMp3,
+    /// `audio_url` is `<base>/api/forbidden` (403, JSON).
+    Forbidden,
+}
 
 /// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
@@ -88,16 +130,33 @@ pub struct SandboxConfig {
     pub seed: u64,
 
     /// How long each stage of a task takes. Clips appear (status "text")
-    /// after half of it, get a streaming audio URL ("first") after one and
-    /// are complete after two, e.g. 1s, 50ms.
+    /// after half of it, reach "first" (streaming audio) after one and are
+    /// finished (final mp3) after two, e.g. 1s, 50ms.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub stage_time: Duration,
 
-    /// A task whose prompt, title or style contains this word (in any case)
-    /// fails content moderation after its first stage, with "Does Not Meet
-    /// Guidelines". Empty disables moderation.
+    /// How a task reports its stages: as the provider's current docs show
+    /// them, or in the older style some hosts still have.
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = StageStyle::Documented)]
+    pub stage_style: StageStyle,
+
+    /// A task whose prompt, description, title or style contains this word
+    /// (in any case) fails content moderation after its first stage, with
+    /// one of the provider's three documented messages. Empty disables
+    /// moderation.
     #[arg(long, value_name = "WORD", default_value = DEFAULT_MODERATION_WORD)]
     pub moderation_word: String,
+
+    /// Probability (0 to 1) that a finished clip's final audio_url is bad:
+    /// an HTML page, a JSON body, a 404 or a ".../None.mp3" URL instead of
+    /// the mp3 (see --bad-audio-kind). Decided per clip from its id, so the
+    /// same seed gives the same bad clips.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub bad_audio: f64,
+
+    /// What a bad final audio_url answers (see --bad-audio).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = BadAudioKind::Mixed)]
+    pub bad_audio_kind: BadAudioKind,
 
     /// Starting credit balance. A submit the balance cannot cover is
     /// answered 402 "insufficient credits" and creates no task.
@@ -139,7 +198,10 @@ impl Default for SandboxConfig {
             latency: Duration::ZERO,
             seed: 0,
             stage_time: DEFAULT_STAGE_TIME,
+            stage_style: StageStyle::Documented,
             moderation_word: DEFAULT_MODERATION_WORD.into(),
+            bad_audio: 0.0,
+            bad_audio_kind: BadAudioKind::Mixed,
             credits: DEFAULT_CREDITS,
             credits_per_task: DEFAULT_CREDITS_PER_TASK,
             callback_complete_only: false,

@@ -2,11 +2,15 @@
 //! and the credit balance.
 //!
 //! - `GET /api/v2/feed?workId=<id>`: `{"code":200,"message":"success","data":
-//!   {"type","request_body","response_data":[clips]}}`; `response_data` is
-//!   empty until the task reaches its `text` stage.
-//! - `GET /api/feed?workId=<id>`: the legacy feed, a bare array of the same
-//!   clips with no envelope; before `text` both clips are already there,
-//!   with status `new` and no media URLs.
+//!   {"type","request_body","response_data":[clips],"created_at"}}`;
+//!   `response_data` is empty until the task reaches its text stage, and
+//!   `type` follows the stage style (see `lifecycle`).
+//! - `GET` or `POST /api/feed?workId=<id>` (the legacy docs' curl sample
+//!   POSTs; a JSON body `{"workId": ...}` is read too): the legacy feed, a
+//!   bare object **without** the envelope, `{"type","request_body",
+//!   "response_data","created_at"}`: `type` is `new|text|first|complete`,
+//!   the clips have no `status` and are there from the start, and
+//!   `created_at` looks like `"2024-09-05 13:09:01"` (UTC, no zone).
 //! - `GET /api/v2/credits`: `{"code":200,"message":"success","data":
 //!   {"credits":left,"used_credits":spent}}`.
 //!
@@ -18,6 +22,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +31,8 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::api::ApiError;
-use super::lifecycle::{self, Phase};
+use super::clips;
+use super::lifecycle::{Lifecycle, Phase};
 use super::state::Task;
 
 /// Which feed a request is for.
@@ -41,15 +47,35 @@ pub(super) async fn v2(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    feed(&shared, &headers, query.as_deref(), Feed::V2).await
+    feed(&shared, &headers, work_id(query.as_deref(), b""), Feed::V2).await
 }
 
+/// The legacy feed, for `GET` and `POST` alike.
 pub(super) async fn legacy(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    body: Bytes,
 ) -> Response {
-    feed(&shared, &headers, query.as_deref(), Feed::Legacy).await
+    let id = work_id(query.as_deref(), &body);
+    feed(&shared, &headers, id, Feed::Legacy).await
+}
+
+/// The `workId` of a feed request: from the query, else from a JSON body.
+fn work_id(query: Option<&str>, body: &[u8]) -> Option<String> {
+    let from_query = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "workId")
+            .map(|(_, value)| value.trim().to_owned())
+    });
+    let from_body = || {
+        let body: Value = serde_json::from_slice(body).ok()?;
+        Some(body.get("workId")?.as_str()?.trim().to_owned())
+    };
+    from_query
+        .filter(|id| !id.is_empty())
+        .or_else(from_body)
+        .filter(|id| !id.is_empty())
 }
 
 pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -64,18 +90,32 @@ pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
     answer_after_latency(&shared, answer).await
 }
 
-async fn feed(shared: &Shared, headers: &HeaderMap, query: Option<&str>, kind: Feed) -> Response {
-    let answer = look_up(shared, headers, query).map(|(task, phase)| {
-        let clips = lifecycle::clips(&task, phase, &shared.base_url);
+async fn feed(shared: &Shared, headers: &HeaderMap, id: Option<String>, kind: Feed) -> Response {
+    let answer = look_up(shared, headers, id, kind).map(|(task, phase)| {
+        let lc = &shared.lifecycle;
+        if kind == Feed::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
+            shared.lock().records.success_before_final += 1;
+        }
+        let base = &shared.base_url;
         match kind {
-            Feed::Legacy => Value::from(clips),
+            Feed::Legacy => json!({
+                "type": Lifecycle::legacy_type(phase),
+                "request_body": clips::legacy_request_body(&task),
+                "response_data": clips::legacy(lc, &task, phase, base),
+                "created_at": clips::legacy_time(task.created_at),
+            }),
             Feed::V2 => json!({
                 "code": 200,
                 "message": "success",
                 "data": {
-                    "type": phase.task_type(),
+                    "type": lc.task_type(phase),
                     "request_body": task.fields,
-                    "response_data": if phase == Phase::New { Vec::new() } else { clips },
+                    "response_data": if phase == Phase::New {
+                        Vec::new()
+                    } else {
+                        clips::v2(lc, &task, phase, base)
+                    },
+                    "created_at": clips::iso(task.created_at),
                 },
             }),
         }
@@ -88,18 +128,18 @@ async fn feed(shared: &Shared, headers: &HeaderMap, query: Option<&str>, kind: F
 fn look_up(
     shared: &Shared,
     headers: &HeaderMap,
-    query: Option<&str>,
+    work_id: Option<String>,
+    kind: Feed,
 ) -> Result<(Task, Phase), ApiError> {
-    shared.lock().records.feed_requests += 1;
+    {
+        let records = &mut shared.lock().records;
+        records.feed_requests += 1;
+        if kind == Feed::Legacy {
+            records.legacy_feed_requests += 1;
+        }
+    }
     shared.authorize(headers)?;
-    let work_id = query
-        .and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(name, _)| name == "workId")
-                .map(|(_, value)| value.trim().to_owned())
-        })
-        .filter(|id| !id.is_empty())
-        .ok_or(ApiError(StatusCode::BAD_REQUEST, "workId is required"))?;
+    let work_id = work_id.ok_or(ApiError(StatusCode::BAD_REQUEST, "workId is required"))?;
     let state = shared.lock();
     let task = state
         .records
@@ -116,5 +156,25 @@ async fn answer_after_latency(shared: &Shared, answer: Result<Value, ApiError>) 
     match answer {
         Ok(body) => Json(body).into_response(),
         Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::work_id;
+
+    #[test]
+    fn work_id_from_the_query_or_a_json_body() {
+        let id = |q: Option<&str>, body: &str| work_id(q, body.as_bytes());
+        assert_eq!(id(Some("workId=gen2a"), ""), Some("gen2a".into()));
+        assert_eq!(id(Some("x=1&workId=%20gen2a%20"), ""), Some("gen2a".into()));
+        assert_eq!(id(None, r#"{"workId": "gen2b"}"#), Some("gen2b".into()));
+        assert_eq!(
+            id(Some("workId="), r#"{"workId": "gen2b"}"#),
+            Some("gen2b".into())
+        );
+        for (q, body) in [(None, ""), (Some("workId="), "{}"), (None, "[1]")] {
+            assert_eq!(id(q, body), None, "{q:?} {body}");
+        }
     }
 }

@@ -1,117 +1,102 @@
-//! What happens to a task after it is accepted: its [`Phase`] at any moment
-//! and the clip objects the feeds and callbacks show for it.
+//! What happens to a task after it is accepted: its [`Phase`] at any moment,
+//! and how each phase is reported in the [`StageStyle`] chosen.
 //!
 //! Nothing ticks: the phase is a pure function of the time since the task
 //! was accepted (on tokio's clock) and the stage time `T`, so a feed poll,
 //! a media request and a callback all agree on it without a background
-//! timer. With the default `T` = 1 s:
+//! timer. With the default style, [`StageStyle::Documented`], a task looks
+//! the way the provider's current docs show it (API.md, "Results"):
 //!
-//! | elapsed | phase | v2 `data.type` | clips |
-//! |---|---|---|---|
-//! | `[0, T/2)` | `New` | `IN_PROGRESS` | none (`response_data: []`; legacy status `new`) |
-//! | `[T/2, T)` | `Text` | `IN_PROGRESS` | `text`, no audio yet |
-//! | `[T, 2T)` | `First` | `IN_PROGRESS` | `first`, streaming `audio_url` |
-//! | `2T` on | `Complete` | `SUCCESS` | `complete`, final mp3 `audio_url`, `duration` |
+//! | elapsed | phase | v2 `data.type` | legacy `type` | clips |
+//! |---|---|---|---|---|
+//! | `[0, T/2)` | `New` | `IN_PROGRESS` | `new` | none in v2 (`response_data: []`) |
+//! | `[T/2, 3T/4)` | `Lyrics` | **`SUCCESS`** | `text` | `text`, **`id: ""`**, no URLs, blank title |
+//! | `[3T/4, T)` | `Text` | `SUCCESS` | `text` | `text`, streaming `audio_url` |
+//! | `[T, 2T)` | `First` | `SUCCESS` | `first` | `first`, streaming `audio_url`, `duration: ""` |
+//! | `2T` on | `Complete` | `SUCCESS` | `complete` | **`first`** + "All generated successfully.", final mp3, `duration` |
 //!
-//! A task caught by moderation goes `New` → `Text` → `Failed` at `T`:
-//! `data.type` `FAIL`, clips stay `text` (they never got audio) with
-//! `fail_message: "Does Not Meet Guidelines"`.
+//! So `data.type` says nothing about completion, and a clip's final stage
+//! is told by `extra_message`, exactly the traps the docs set for a client.
+//! [`StageStyle::Complete`] is the older style some hosts still have: no
+//! `Lyrics` phase (`Text` from `T/2`, without audio), `data.type`
+//! `IN_PROGRESS` until the end, and status `complete` at the end.
 //!
-//! Everything random about a clip (its id, a made-up title) is drawn from
-//! the seeded RNG when the task is accepted; its audio length comes from a
-//! hash of its id. The two clips of a task deliberately use the API's loose
-//! types differently: clip 0 has `duration` as a number and `created_at` as
-//! an ISO string, clip 1 a numeric string and epoch milliseconds.
+//! A task caught by moderation goes `New` → `Lyrics` → `Text` → `Failed`
+//! at `T`: `data.type` `FAIL`, clips stay `text` without audio and carry
+//! one of the three documented moderation messages (see [`Rejection`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::media;
-use super::state::Task;
+use super::config::StageStyle;
+use super::state::{Rejection, Task};
 use crate::job::JobFields;
 
-/// The `fail_message` of a clip stopped by content moderation.
-pub const MODERATION_MESSAGE: &str = "Does Not Meet Guidelines";
+/// The messages the provider's docs list for clips stopped by content
+/// moderation.
+pub const MODERATION_MESSAGES: [&str; 3] = [
+    "Does Not Meet Guidelines",
+    "Prompt contained inappropriate material",
+    "This song violates Suno's content moderation policy",
+];
+
+/// `extra_message` of the text stage, as the docs' sample has it.
+pub const TEXT_MESSAGE: &str = "Text generated successfully.";
+/// `extra_message` of the first-audio stage (wording undocumented).
+pub const FIRST_MESSAGE: &str = "First audio generated successfully.";
+/// `extra_message` of the final stage: in the documented style, the only
+/// thing that tells it from the first-audio stage.
+pub const COMPLETE_MESSAGE: &str = "All generated successfully.";
 
 /// Where a task is in its life; see the module docs for the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     New,
+    /// The text stage before its clips are identifiable (documented style).
+    Lyrics,
     Text,
     First,
     Complete,
     Failed,
 }
 
-impl Phase {
-    /// When the phase begins, counted from acceptance.
-    pub fn starts_at(self, stage: Duration) -> Duration {
-        match self {
-            Phase::New => Duration::ZERO,
-            Phase::Text => stage / 2,
-            Phase::First | Phase::Failed => stage,
-            Phase::Complete => stage * 2,
-        }
-    }
-
-    /// The v2 feed's `data.type`.
-    pub fn task_type(self) -> &'static str {
-        match self {
-            Phase::New | Phase::Text | Phase::First => "IN_PROGRESS",
-            Phase::Complete => "SUCCESS",
-            Phase::Failed => "FAIL",
-        }
-    }
-
-    /// A clip's `status`.
-    pub fn clip_status(self) -> &'static str {
-        match self {
-            Phase::New => "new",
-            Phase::Text | Phase::Failed => "text",
-            Phase::First => "first",
-            Phase::Complete => "complete",
-        }
-    }
-
-    /// The phases a callback is sent for, in order.
-    pub fn callbacks(moderated: bool, complete_only: bool) -> &'static [Phase] {
-        match (moderated, complete_only) {
-            (false, false) => &[Phase::Text, Phase::First, Phase::Complete],
-            (false, true) => &[Phase::Complete],
-            (true, false) => &[Phase::Text, Phase::Failed],
-            (true, true) => &[Phase::Failed],
-        }
-    }
-}
-
 /// The lifecycle settings, from [`super::SandboxConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lifecycle {
     pub stage_time: Duration,
+    pub style: StageStyle,
     /// Lower-cased; empty disables moderation.
     pub moderation_word: String,
     pub callback_complete_only: bool,
 }
 
 impl Lifecycle {
-    pub fn new(stage_time: Duration, moderation_word: &str, complete_only: bool) -> Lifecycle {
+    pub fn new(
+        stage_time: Duration,
+        style: StageStyle,
+        moderation_word: &str,
+        complete_only: bool,
+    ) -> Lifecycle {
         Lifecycle {
             stage_time,
+            style,
             moderation_word: moderation_word.trim().to_lowercase(),
             callback_complete_only: complete_only,
         }
     }
 
-    /// Whether moderation fails a task with these fields: the trigger word
-    /// anywhere in the prompt, description, title or style, in any case.
-    pub fn is_moderated(&self, fields: &JobFields) -> bool {
+    /// How moderation treats a task with these fields: rejected when the
+    /// trigger word is anywhere in the prompt, description, title or style,
+    /// in any case. Which of the documented messages it gets, and whether
+    /// in `fail_message` or `error_message`, follows from the fields, so a
+    /// job gets the same answer whatever order it was submitted in.
+    pub fn moderation(&self, fields: &JobFields) -> Option<Rejection> {
         if self.moderation_word.is_empty() {
-            return false;
+            return None;
         }
-        [
+        let hit = [
             &fields.prompt,
             &fields.gpt_description_prompt,
             &fields.title,
@@ -119,114 +104,116 @@ impl Lifecycle {
         ]
         .into_iter()
         .flatten()
-        .any(|text| text.to_lowercase().contains(&self.moderation_word))
+        .any(|text| text.to_lowercase().contains(&self.moderation_word));
+        hit.then(|| {
+            let d = Sha256::digest(fields.fingerprint().as_bytes());
+            Rejection {
+                message: MODERATION_MESSAGES[usize::from(d[0]) % MODERATION_MESSAGES.len()],
+                in_error_message: d[1] & 1 == 1,
+            }
+        })
+    }
+
+    /// When `phase` begins, counted from acceptance. (`Lyrics` has no
+    /// length in the complete style: it begins when `Text` does.)
+    pub fn starts_at(&self, phase: Phase) -> Duration {
+        let t = self.stage_time;
+        match (phase, self.style) {
+            (Phase::New, _) => Duration::ZERO,
+            (Phase::Lyrics, _) | (Phase::Text, StageStyle::Complete) => t / 2,
+            (Phase::Text, StageStyle::Documented) => t * 3 / 4,
+            (Phase::First | Phase::Failed, _) => t,
+            (Phase::Complete, _) => t * 2,
+        }
+    }
+
+    /// The phase after `elapsed`.
+    pub fn phase_after(&self, elapsed: Duration, moderated: bool) -> Phase {
+        let reached = |p: Phase| elapsed >= self.starts_at(p);
+        if moderated && reached(Phase::Failed) {
+            Phase::Failed
+        } else if reached(Phase::Complete) {
+            Phase::Complete
+        } else if reached(Phase::First) {
+            Phase::First
+        } else if reached(Phase::Text) {
+            Phase::Text
+        } else if reached(Phase::Lyrics) {
+            Phase::Lyrics
+        } else {
+            Phase::New
+        }
     }
 
     /// The phase `task` is in at `now`.
     pub fn phase(&self, task: &Task, now: Instant) -> Phase {
-        phase_after(
+        self.phase_after(
             now.saturating_duration_since(task.accepted_at),
-            self.stage_time,
-            task.moderated,
+            task.moderation.is_some(),
         )
     }
-}
 
-/// The phase after `elapsed`, for stage time `stage`.
-pub fn phase_after(elapsed: Duration, stage: Duration, moderated: bool) -> Phase {
-    let reached = |p: Phase| elapsed >= p.starts_at(stage);
-    if moderated && reached(Phase::Failed) {
-        Phase::Failed
-    } else if reached(Phase::Complete) {
-        Phase::Complete
-    } else if reached(Phase::First) {
-        Phase::First
-    } else if reached(Phase::Text) {
-        Phase::Text
-    } else {
-        Phase::New
+    /// The v2 feed's `data.type`.
+    pub fn task_type(&self, phase: Phase) -> &'static str {
+        match (phase, self.style) {
+            (Phase::New, _) => "IN_PROGRESS",
+            (Phase::Failed, _) => "FAIL",
+            (_, StageStyle::Documented) | (Phase::Complete, _) => "SUCCESS",
+            (_, StageStyle::Complete) => "IN_PROGRESS",
+        }
     }
-}
 
-/// The task's clips as they look in `phase`, with media URLs under
-/// `base_url`. Always both clips; the v2 feed shows none in `New`.
-pub fn clips(task: &Task, phase: Phase, base_url: &str) -> Vec<Value> {
-    (0..task.clip_ids.len())
-        .map(|i| clip(task, i, phase, base_url))
-        .collect()
-}
+    /// A clip's `status`.
+    pub fn clip_status(&self, phase: Phase) -> &'static str {
+        match (phase, self.style) {
+            (Phase::New, _) => "new",
+            (Phase::Lyrics | Phase::Text | Phase::Failed, _) => "text",
+            (Phase::First, _) | (Phase::Complete, StageStyle::Documented) => "first",
+            (Phase::Complete, StageStyle::Complete) => "complete",
+        }
+    }
 
-fn clip(task: &Task, index: usize, phase: Phase, base_url: &str) -> Value {
-    let id = &task.clip_ids[index];
-    let fields = &task.fields;
-    let audio_url = match phase {
-        Phase::First => format!("{base_url}/media/stream/{id}"),
-        Phase::Complete => format!("{base_url}/media/{id}.mp3"),
-        _ => String::new(),
-    };
-    let image_url = match phase {
-        Phase::Text | Phase::First | Phase::Complete => format!("{base_url}/media/{id}.png"),
-        Phase::New | Phase::Failed => String::new(),
-    };
-    let duration = match (phase, index % 2) {
-        (Phase::Complete, 0) => json!(media::duration_secs(id)),
-        (Phase::Complete, _) => json!(media::duration_secs(id).to_string()),
-        _ => json!(""),
-    };
-    let extra_message = match phase {
-        Phase::New | Phase::Failed => "",
-        Phase::Text => "Lyrics ready, generating audio.",
-        Phase::First => "Streaming audio ready.",
-        Phase::Complete => "All generated successfully.",
-    };
-    let fail_message = if phase == Phase::Failed {
-        MODERATION_MESSAGE
-    } else {
-        ""
-    };
-    json!({
-        "id": id,
-        "status": phase.clip_status(),
-        "title": task.title,
-        "tags": fields.style.as_deref().unwrap_or(""),
-        "audio_url": audio_url,
-        "image_url": image_url,
-        "video_url": "",
-        "duration": duration,
-        "model_name": model_name(fields.effective_model()),
-        "created_at": created_at(task.created_at, index),
-        "fail_message": fail_message,
-        "error_message": "",
-        "extra_message": extra_message,
-        // Not in the API docs: clients must ignore fields they do not know.
-        "metadata": {
-            "type": "gen",
-            "prompt": fields.prompt.as_deref().unwrap_or(""),
-            "gpt_description_prompt": fields.gpt_description_prompt.as_deref().unwrap_or(""),
-            "make_instrumental": fields.make_instrumental.unwrap_or(false),
-            "stream": true,
-        },
-        "play_count": 0,
-    })
-}
+    /// The legacy feed's `type`, which is also its clips' stage. A failed
+    /// task stays at the stage it reached; its clips carry the message.
+    pub fn legacy_type(phase: Phase) -> &'static str {
+        match phase {
+            Phase::New => "new",
+            Phase::Lyrics | Phase::Text | Phase::Failed => "text",
+            Phase::First => "first",
+            Phase::Complete => "complete",
+        }
+    }
 
-/// Clips report models dashed, as the service does (`chirp-v3.5` →
-/// `chirp-v3-5`).
-fn model_name(model: &str) -> String {
-    model.replace('.', "-")
-}
+    /// A clip's `extra_message`.
+    pub fn extra_message(phase: Phase) -> &'static str {
+        match phase {
+            Phase::New | Phase::Failed => "",
+            Phase::Lyrics | Phase::Text => TEXT_MESSAGE,
+            Phase::First => FIRST_MESSAGE,
+            Phase::Complete => COMPLETE_MESSAGE,
+        }
+    }
 
-/// ISO 8601 with milliseconds for even clips, epoch milliseconds for odd
-/// ones: both forms occur in the wild.
-fn created_at(at: SystemTime, index: usize) -> Value {
-    if index.is_multiple_of(2) {
-        json!(DateTime::<Utc>::from(at).to_rfc3339_opts(SecondsFormat::Millis, true))
-    } else {
-        let millis = at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        json!(u64::try_from(millis).unwrap_or(u64::MAX))
+    /// Whether a clip's streaming URL answers in `phase`: from the moment
+    /// the feed shows one until the clip is finished, and after.
+    pub fn streams(&self, phase: Phase) -> bool {
+        match phase {
+            Phase::Text => self.style == StageStyle::Documented,
+            Phase::First | Phase::Complete => true,
+            Phase::New | Phase::Lyrics | Phase::Failed => false,
+        }
+    }
+
+    /// The phases a callback is sent for, in order. The text stage's
+    /// callback names its clips: a callback without ids would be of no use
+    /// to any receiver.
+    pub fn callbacks(&self, moderated: bool) -> &'static [Phase] {
+        match (moderated, self.callback_complete_only) {
+            (false, false) => &[Phase::Text, Phase::First, Phase::Complete],
+            (false, true) => &[Phase::Complete],
+            (true, false) => &[Phase::Text, Phase::Failed],
+            (true, true) => &[Phase::Failed],
+        }
     }
 }
 
@@ -236,54 +223,105 @@ mod tests {
 
     const T: Duration = Duration::from_millis(1000);
 
-    #[test]
-    fn phases_follow_the_timeline() {
-        let ms = Duration::from_millis;
-        let table = [
-            (0, false, Phase::New),
-            (499, false, Phase::New),
-            (500, false, Phase::Text),
-            (999, false, Phase::Text),
-            (1000, false, Phase::First),
-            (1999, false, Phase::First),
-            (2000, false, Phase::Complete),
-            (60_000, false, Phase::Complete),
-            (499, true, Phase::New),
-            (500, true, Phase::Text),
-            (1000, true, Phase::Failed),
-            (5000, true, Phase::Failed),
-        ];
-        for (elapsed, moderated, phase) in table {
-            assert_eq!(
-                phase_after(ms(elapsed), T, moderated),
-                phase,
-                "{elapsed} ms"
-            );
-        }
-        assert_eq!(
-            phase_after(Duration::ZERO, Duration::ZERO, false),
-            Phase::Complete
-        );
+    fn lifecycle(style: StageStyle) -> Lifecycle {
+        Lifecycle::new(T, style, "forbidden", false)
     }
 
     #[test]
-    fn moderation_is_case_insensitive_and_can_be_off() {
-        let on = Lifecycle::new(T, "Forbidden", false);
+    fn phases_follow_the_documented_timeline() {
+        let ms = Duration::from_millis;
+        let lc = lifecycle(StageStyle::Documented);
+        let table = [
+            (0, false, Phase::New, "IN_PROGRESS", "new"),
+            (499, false, Phase::New, "IN_PROGRESS", "new"),
+            (500, false, Phase::Lyrics, "SUCCESS", "text"),
+            (749, false, Phase::Lyrics, "SUCCESS", "text"),
+            (750, false, Phase::Text, "SUCCESS", "text"),
+            (999, false, Phase::Text, "SUCCESS", "text"),
+            (1000, false, Phase::First, "SUCCESS", "first"),
+            (1999, false, Phase::First, "SUCCESS", "first"),
+            (2000, false, Phase::Complete, "SUCCESS", "first"),
+            (60_000, false, Phase::Complete, "SUCCESS", "first"),
+            (499, true, Phase::New, "IN_PROGRESS", "new"),
+            (500, true, Phase::Lyrics, "SUCCESS", "text"),
+            (750, true, Phase::Text, "SUCCESS", "text"),
+            (1000, true, Phase::Failed, "FAIL", "text"),
+            (5000, true, Phase::Failed, "FAIL", "text"),
+        ];
+        for (elapsed, moderated, phase, task_type, status) in table {
+            let got = lc.phase_after(ms(elapsed), moderated);
+            assert_eq!(got, phase, "{elapsed} ms");
+            assert_eq!(lc.task_type(got), task_type, "{elapsed} ms");
+            assert_eq!(lc.clip_status(got), status, "{elapsed} ms");
+        }
+        assert_eq!(
+            Lifecycle::extra_message(Phase::Complete),
+            "All generated successfully."
+        );
+        let instant = Lifecycle::new(Duration::ZERO, StageStyle::Documented, "", false);
+        assert_eq!(instant.phase_after(Duration::ZERO, false), Phase::Complete);
+    }
+
+    #[test]
+    fn the_complete_style_says_success_and_complete_only_at_the_end() {
+        let ms = Duration::from_millis;
+        let lc = lifecycle(StageStyle::Complete);
+        let table = [
+            (0, Phase::New, "IN_PROGRESS", "new"),
+            (500, Phase::Text, "IN_PROGRESS", "text"),
+            (999, Phase::Text, "IN_PROGRESS", "text"),
+            (1000, Phase::First, "IN_PROGRESS", "first"),
+            (2000, Phase::Complete, "SUCCESS", "complete"),
+        ];
+        for (elapsed, phase, task_type, status) in table {
+            let got = lc.phase_after(ms(elapsed), false);
+            assert_eq!(got, phase, "{elapsed} ms");
+            assert_eq!(lc.task_type(got), task_type, "{elapsed} ms");
+            assert_eq!(lc.clip_status(got), status, "{elapsed} ms");
+        }
+        assert!(!lc.streams(Phase::Text) && lc.streams(Phase::First));
+        assert!(lifecycle(StageStyle::Documented).streams(Phase::Text));
+    }
+
+    #[test]
+    fn legacy_types_are_the_stages() {
+        let types: Vec<_> = [
+            Phase::New,
+            Phase::Lyrics,
+            Phase::Text,
+            Phase::First,
+            Phase::Complete,
+            Phase::Failed,
+        ]
+        .map(Lifecycle::legacy_type)
+        .into();
+        assert_eq!(types, ["new", "text", "text", "first", "complete", "text"]);
+    }
+
+    #[test]
+    fn moderation_is_case_insensitive_stable_and_can_be_off() {
+        let on = Lifecycle::new(T, StageStyle::Documented, "Forbidden", false);
         let fields = |title: &str| JobFields {
             prompt: Some("calm".into()),
             title: Some(title.into()),
             ..JobFields::default()
         };
-        assert!(on.is_moderated(&fields("A FORBIDDEN song")));
-        assert!(!on.is_moderated(&fields("A fine song")));
-        assert!(!Lifecycle::new(T, "", false).is_moderated(&fields("forbidden")));
-    }
+        let rejected = on.moderation(&fields("A FORBIDDEN song")).unwrap();
+        assert!(MODERATION_MESSAGES.contains(&rejected.message));
+        assert_eq!(on.moderation(&fields("A FORBIDDEN song")), Some(rejected));
+        assert_eq!(on.moderation(&fields("A fine song")), None);
+        let off = Lifecycle::new(T, StageStyle::Documented, "", false);
+        assert_eq!(off.moderation(&fields("forbidden")), None);
 
-    #[test]
-    fn loose_types_alternate_by_clip() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_735_769_431_665);
-        assert_eq!(created_at(at, 0), json!("2025-01-01T22:10:31.665Z"));
-        assert_eq!(created_at(at, 1), json!(1_735_769_431_665_u64));
-        assert_eq!(model_name("chirp-v3.5"), "chirp-v3-5");
+        // Over many jobs, every message and both fields occur.
+        let all: Vec<Rejection> = (0..64)
+            .filter_map(|i| on.moderation(&fields(&format!("forbidden {i}"))))
+            .collect();
+        assert_eq!(all.len(), 64);
+        for message in MODERATION_MESSAGES {
+            assert!(all.iter().any(|r| r.message == message), "{message}");
+        }
+        assert!(all.iter().any(|r| r.in_error_message));
+        assert!(all.iter().any(|r| !r.in_error_message));
     }
 }

@@ -26,6 +26,20 @@
 //! `Content-Length`, `Accept-Ranges: bytes` and an `ETag`; a single
 //! `Range: bytes=…` gets 206 and `Content-Range`, an unsatisfiable one 416,
 //! and a multi-range request the whole file (allowed by RFC 9110).
+//!
+//! A streaming URL (`/media/stream/<clip>`) answers what the provider's
+//! would while the song is being made: the first [`STREAM_FRAMES`] frames
+//! only, a short partial body, never the whole file and without ranges.
+//! A client that saved it would keep a truncated song, so the sandbox
+//! counts every request for one (`stream_fetches` in the stats) and a test
+//! can assert that none was made; final mp3 requests are counted as
+//! `audio_fetches`.
+//!
+//! # Bad final URLs
+//! Under `--bad-audio P` a finished clip's final URL, decided per clip from
+//! a hash of its id ([`bad_audio_for`]), does what public reports show real
+//! ones do: answers an HTML page or a JSON body with 200, answers 404, is
+//! `…/None.mp3`, or is `…/api/forbidden` (403).
 
 use std::sync::Arc;
 
@@ -35,9 +49,11 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::Shared;
 use super::api::ApiError;
+use super::config::BadAudioKind;
 use super::lifecycle::Phase;
+use super::state::BadAudio;
+use super::{Shared, State as SandboxState};
 
 /// The header of every frame; see the module docs.
 pub const FRAME_HEADER: [u8; 4] = [0xFF, 0xFB, 0x94, 0xC4];
@@ -49,6 +65,13 @@ pub const SAMPLE_RATE: u32 = 48_000;
 /// The shortest clip, in frames (2.4 s), and how many lengths there are.
 pub const MIN_FRAMES: u32 = 100;
 pub const FRAME_SPREAD: u32 = 150;
+/// How many frames a streaming URL serves: about 0.4 s, well short of the
+/// shortest clip.
+pub const STREAM_FRAMES: usize = 16;
+/// What a bad final URL of kind `Html` answers, with 200.
+const HTML_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Access denied</title></head>\n<body><h1>Access denied</h1><p>You do not have permission to view this file.</p></body></html>\n";
+/// What a bad final URL of kind `Json` answers, with 200.
+const JSON_BODY: &str = r#"{"code":404,"message":"file not found","data":null}"#;
 /// Side length of the square cover image.
 const IMAGE_SIDE: u32 = 16;
 
@@ -72,6 +95,35 @@ pub fn mp3(clip_id: &str) -> Vec<u8> {
     let mut frame = [0u8; FRAME_LEN];
     frame[..4].copy_from_slice(&FRAME_HEADER);
     frame.repeat(frame_count(clip_id) as usize)
+}
+
+/// Whether (and how) the final URL of the clip `clip_id` is bad under
+/// `--bad-audio probability` with `kind`: a pure function of the id, so the
+/// seed that gives the clip ids gives the bad clips.
+pub fn bad_audio_for(clip_id: &str, probability: f64, kind: BadAudioKind) -> Option<BadAudio> {
+    if probability <= 0.0 {
+        return None;
+    }
+    let d = digest(clip_id);
+    let draw = f64::from(u32::from_be_bytes([d[8], d[9], d[10], d[11]])) / f64::from(u32::MAX);
+    if draw >= probability && probability < 1.0 {
+        return None;
+    }
+    const ALL: [BadAudio; 5] = [
+        BadAudio::Html,
+        BadAudio::Json,
+        BadAudio::NotFound,
+        BadAudio::NoneMp3,
+        BadAudio::Forbidden,
+    ];
+    Some(match kind {
+        BadAudioKind::Mixed => ALL[usize::from(d[12]) % ALL.len()],
+        BadAudioKind::Html => BadAudio::Html,
+        BadAudioKind::Json => BadAudio::Json,
+        BadAudioKind::NotFound => BadAudio::NotFound,
+        BadAudioKind::NoneMp3 => BadAudio::NoneMp3,
+        BadAudioKind::Forbidden => BadAudio::Forbidden,
+    })
 }
 
 /// The clip's cover: a 16×16 8-bit RGB PNG in one colour taken from its id.
@@ -213,22 +265,33 @@ pub(super) async fn file(
     headers: HeaderMap,
 ) -> Response {
     let (clip, kind) = match file.rsplit_once('.') {
-        Some((clip, "mp3")) => (clip, Kind::Final),
+        Some((clip, "mp3")) => {
+            shared.lock().records.audio_fetches += 1;
+            (clip, Kind::Final)
+        }
         Some((clip, "png")) => (clip, Kind::Image),
         _ => return not_found("not found"),
     };
     serve(&shared, clip, kind, &headers)
 }
 
-/// `GET /media/stream/{clip}`: the "streaming" audio of a clip that reached
-/// `first`. The real service streams a growing file; the sandbox serves the
-/// finished one, which is all a client may rely on.
+/// `GET /media/stream/{clip}` (its query, `?item_id=`, is decoration): the
+/// streaming audio of a clip, from the moment the feed shows the URL. The
+/// real service streams a growing file; the sandbox answers its first
+/// [`STREAM_FRAMES`] frames, a body no client may keep as the song.
 pub(super) async fn stream(
     State(shared): State<Arc<Shared>>,
     Path(clip): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    shared.lock().records.stream_fetches += 1;
     serve(&shared, &clip, Kind::Stream, &headers)
+}
+
+/// `GET /api/forbidden`: where a bad final URL of kind `Forbidden` points.
+pub(super) async fn forbidden(State(shared): State<Arc<Shared>>) -> Response {
+    shared.lock().records.audio_fetches += 1;
+    ApiError(StatusCode::FORBIDDEN, "forbidden").into_response()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,29 +305,60 @@ fn not_found(message: &'static str) -> Response {
     ApiError(StatusCode::NOT_FOUND, message).into_response()
 }
 
+/// The phase of the task that has `clip`, and what its final URL does.
+fn look_up(state: &SandboxState, shared: &Shared, clip: &str) -> Option<(Phase, Option<BadAudio>)> {
+    let task = state.records.tasks.by_clip(clip)?;
+    let index = task.clip_ids.iter().position(|c| c == clip)?;
+    let phase = shared.lifecycle.phase(task, Instant::now());
+    Some((phase, task.bad_audio[index]))
+}
+
 fn serve(shared: &Shared, clip: &str, kind: Kind, headers: &HeaderMap) -> Response {
-    let phase = {
-        let state = shared.lock();
-        let Some(task) = state.records.tasks.by_clip(clip) else {
-            return not_found("not found");
-        };
-        shared.lifecycle.phase(task, Instant::now())
+    let Some((phase, bad)) = look_up(&shared.lock(), shared, clip) else {
+        return not_found("not found");
     };
     // Files the feed does not point at yet (or ever, for a failed clip) do
     // not exist: a CDN answers 404 for an object not uploaded yet.
     let ready = match kind {
         Kind::Final => phase == Phase::Complete,
-        Kind::Stream => matches!(phase, Phase::First | Phase::Complete),
-        Kind::Image => matches!(phase, Phase::Text | Phase::First | Phase::Complete),
+        Kind::Stream => shared.lifecycle.streams(phase),
+        Kind::Image => matches!(
+            phase,
+            Phase::Lyrics | Phase::Text | Phase::First | Phase::Complete
+        ),
     };
     if !ready {
         return not_found("not ready");
     }
-    let (bytes, content_type, ext) = match kind {
-        Kind::Final | Kind::Stream => (mp3(clip), "audio/mpeg", "mp3"),
-        Kind::Image => (png(clip), "image/png", "png"),
-    };
-    ranged(bytes, content_type, &format!("\"{clip}-{ext}\""), headers)
+    match (kind, bad) {
+        (Kind::Final, Some(BadAudio::Html)) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                HTML_PAGE,
+            )
+                .into_response();
+        }
+        (Kind::Final, Some(BadAudio::Json)) => {
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            return (StatusCode::OK, json, JSON_BODY).into_response();
+        }
+        (Kind::Final, Some(BadAudio::NotFound)) => return not_found("not found"),
+        _ => {}
+    }
+    match kind {
+        Kind::Final => ranged(mp3(clip), "audio/mpeg", &format!("\"{clip}-mp3\""), headers),
+        Kind::Image => ranged(png(clip), "image/png", &format!("\"{clip}-png\""), headers),
+        Kind::Stream => {
+            let mut bytes = mp3(clip);
+            bytes.truncate(STREAM_FRAMES * FRAME_LEN);
+            let headers = [
+                (header::CONTENT_TYPE, "audio/mpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ];
+            (StatusCode::OK, headers, bytes).into_response()
+        }
+    }
 }
 
 fn ranged(bytes: Vec<u8>, content_type: &'static str, etag: &str, req: &HeaderMap) -> Response {
@@ -322,6 +416,30 @@ mod tests {
         assert!(bytes.chunks(FRAME_LEN).all(|f| f[..4] == FRAME_HEADER));
         assert_eq!(duration_secs(id), f64::from(frames) * 0.024);
         assert_eq!(mp3(id), bytes, "deterministic");
+    }
+
+    #[test]
+    fn bad_audio_is_decided_by_the_clip_id() {
+        let ids: Vec<String> = (0..400).map(|i| format!("clip-{i}")).collect();
+        let bad = |p, kind| {
+            ids.iter()
+                .filter_map(|id| bad_audio_for(id, p, kind))
+                .collect::<Vec<_>>()
+        };
+        assert!(bad(0.0, BadAudioKind::Mixed).is_empty());
+        assert_eq!(bad(1.0, BadAudioKind::Html), [BadAudio::Html; 400]);
+        let some = bad(0.25, BadAudioKind::Mixed);
+        assert!((60..140).contains(&some.len()), "{}", some.len());
+        for kind in [
+            BadAudio::Html,
+            BadAudio::Json,
+            BadAudio::NotFound,
+            BadAudio::NoneMp3,
+            BadAudio::Forbidden,
+        ] {
+            assert!(some.contains(&kind), "{kind:?}");
+        }
+        assert_eq!(bad(0.25, BadAudioKind::Mixed), some, "deterministic");
     }
 
     #[test]

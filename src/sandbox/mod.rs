@@ -7,11 +7,18 @@
 //! limits, 5xx errors, non-JSON error pages, slow answers and dropped
 //! connections, each with a seeded, repeatable probability.
 //!
-//! After a submit it imitates the rest of a task's life: each task yields
-//! two clips that go `text` → `first` → `complete` over `--stage-time`
-//! (or fail moderation), visible through the v2 and legacy feeds and pushed
-//! to the job's `callback_url`; every submit spends credits; the clips'
-//! audio and cover URLs point at real (silent) MP3s and PNGs served here.
+//! After a submit it imitates the rest of a task's life as the provider's
+//! docs describe it, quirks included: each task yields two clips that go
+//! through the text, first-audio and final stages over `--stage-time` (or
+//! fail moderation with one of the documented messages), visible through
+//! the v2 and legacy feeds and pushed to the job's `callback_url`. By
+//! default (`--stage-style documented`) `data.type` says `SUCCESS` from the
+//! text stage on and the final stage is status `first` with "All generated
+//! successfully."; streaming URLs answer a short partial body and are
+//! counted, so a client that fetches one is caught. `--stage-style
+//! complete` gives the older hosts' style. Every submit spends credits; the
+//! final audio and cover URLs point at real (silent) MP3s and PNGs served
+//! here (or, under `--bad-audio`, at what bad final URLs answer).
 //!
 //! # Layout
 //! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
@@ -21,7 +28,8 @@
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `limit`: the no-burst GCRA rate limiter;
 //! - `faults`: the seeded fault rolls, task and clip ids;
-//! - `lifecycle`: a task's phase over time and the clip JSON for it;
+//! - `lifecycle`: a task's phase over time and how each style reports it;
+//! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
 //! - `feed`: the v2 and legacy feeds and the credit balance;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
 //! - `media`: the MP3 and PNG files and their Range-aware routes.
@@ -40,6 +48,7 @@
 mod api;
 pub mod arrival;
 mod callbacks;
+mod clips;
 mod config;
 mod faults;
 mod feed;
@@ -67,11 +76,12 @@ use tower::ServiceExt;
 
 use crate::config::Rate;
 pub use config::{
-    DEFAULT_CREDITS, DEFAULT_CREDITS_PER_TASK, DEFAULT_MODERATION_WORD, DEFAULT_SLOW_DELAY,
-    DEFAULT_STAGE_TIME, SandboxConfig,
+    BadAudioKind, DEFAULT_CREDITS, DEFAULT_CREDITS_PER_TASK, DEFAULT_MODERATION_WORD,
+    DEFAULT_SLOW_DELAY, DEFAULT_STAGE_TIME, SandboxConfig, StageStyle,
 };
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
+pub use lifecycle::{COMPLETE_MESSAGE, MODERATION_MESSAGES};
 use limit::Limiter;
 use state::Records;
 pub use state::{Injected, Stats, TaskSummary};
@@ -196,6 +206,9 @@ struct Shared {
     fail_429_retry_after: u64,
     /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
     callback_any_host: bool,
+    /// `--bad-audio` and `--bad-audio-kind`.
+    bad_audio: f64,
+    bad_audio_kind: BadAudioKind,
     /// Prefix of the media URLs in clips.
     base_url: String,
     /// Cancelled when the sandbox stops: ends pending callbacks.
@@ -228,6 +241,7 @@ impl Shared {
             seed: config.seed,
             lifecycle: Lifecycle::new(
                 config.stage_time,
+                config.stage_style,
                 &config.moderation_word,
                 config.callback_complete_only,
             ),
@@ -235,6 +249,8 @@ impl Shared {
             credits_per_task: config.credits_per_task,
             fail_429_retry_after: config.fail_429_retry_after,
             callback_any_host: config.callback_any_host,
+            bad_audio: config.bad_audio,
+            bad_audio_kind: config.bad_audio_kind,
             base_url,
             stop,
             http: OnceLock::new(),
@@ -343,7 +359,9 @@ mod tests {
 
     #[test]
     fn default_matches_the_flags() {
-        assert_eq!(Cli::parse_from(["x"]).sandbox, SandboxConfig::default());
+        let flags = Cli::parse_from(["x"]).sandbox;
+        assert_eq!(flags, SandboxConfig::default());
+        assert_eq!(flags.stage_style, StageStyle::Documented, "the docs' style");
     }
 
     #[test]
@@ -367,8 +385,22 @@ mod tests {
             "--credits-per-task",
             "15",
             "--callback-complete-only",
+            "--stage-style",
+            "complete",
+            "--bad-audio",
+            "0.5",
+            "--bad-audio-kind",
+            "none-mp3",
         ])
         .sandbox;
+        assert_eq!(c.stage_style, StageStyle::Complete);
+        assert_eq!(
+            (c.bad_audio, c.bad_audio_kind),
+            (0.5, BadAudioKind::NoneMp3)
+        );
+        let kind = |k: &str| Cli::parse_from(["x", "--bad-audio-kind", k]).sandbox;
+        assert_eq!(kind("404").bad_audio_kind, BadAudioKind::NotFound);
+        assert!(Cli::try_parse_from(["x", "--stage-style", "fast"]).is_err());
         assert_eq!(c.stage_time, Duration::from_millis(20));
         assert_eq!(c.moderation_word, "");
         assert_eq!((c.credits, c.credits_per_task), (30, 15));

@@ -4,8 +4,8 @@
 //! Tasks live in a [`TaskStore`] keyed by task id (and by clip id, for the
 //! media routes) and kept in acceptance order. Each [`Task`] keeps the
 //! fields as received, what was decided at acceptance (clip ids, title,
-//! moderation) and when it was accepted, which is all `lifecycle` needs to
-//! derive its phase from the time elapsed.
+//! moderation, bad final URLs) and when it was accepted, which is all
+//! `lifecycle` needs to derive its phase from the time elapsed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -32,8 +32,34 @@ pub struct Task {
     /// The job's title, or one made up (from the seeded RNG) as the service
     /// does when a description-mode job has none.
     pub title: String,
-    /// Whether content moderation fails this task (decided at acceptance).
-    pub moderated: bool,
+    /// How content moderation fails this task, if it does (decided at
+    /// acceptance).
+    pub moderation: Option<Rejection>,
+    /// Per clip: what its final `audio_url` answers instead of the mp3
+    /// (`--bad-audio`), if anything.
+    pub bad_audio: [Option<BadAudio>; 2],
+    /// The generate path the task was submitted to.
+    pub path: &'static str,
+}
+
+/// A task stopped by content moderation: the documented message its clips
+/// carry, and in which field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    pub message: &'static str,
+    /// `error_message` rather than `fail_message`: the docs name both.
+    pub in_error_message: bool,
+}
+
+/// What a bad final `audio_url` answers (`--bad-audio`); see
+/// [`super::BadAudioKind`] for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadAudio {
+    Html,
+    Json,
+    NotFound,
+    NoneMp3,
+    Forbidden,
 }
 
 /// Accepted tasks, by id, in acceptance order.
@@ -90,6 +116,9 @@ pub struct TaskSummary {
     pub fingerprint: String,
     /// The fields received, as a generate body.
     pub body: JobFields,
+    /// The path it was submitted to: `/api/generate` or `/api/v2/generate`.
+    #[serde(default)]
+    pub path: String,
 }
 
 /// What the sandbox has seen since it started or was last reset: the body
@@ -100,8 +129,23 @@ pub struct TaskSummary {
 pub struct Stats {
     /// Generate requests received, whatever became of them.
     pub requests: u64,
+    /// Generate requests received per path (`/api/generate`,
+    /// `/api/v2/generate`), whatever became of them.
+    pub requests_by_path: BTreeMap<String, u64>,
     /// Feed requests (v2 and legacy) received, whatever became of them.
     pub feed_requests: u64,
+    /// Of those, requests to the legacy feed (`/api/feed`, GET or POST).
+    pub legacy_feed_requests: u64,
+    /// v2 feed answers that said `data.type: SUCCESS` while the clips were
+    /// not finished: the docs' trap, sprung. A client that stopped polling
+    /// at `SUCCESS` stopped at one of these.
+    pub success_before_final: u64,
+    /// Requests for streaming URLs (`/media/stream/…`), whatever they got.
+    /// A client that downloads only final mp3s makes none.
+    pub stream_fetches: u64,
+    /// Requests for final audio URLs (`/media/….mp3`, and `/api/forbidden`
+    /// under `--bad-audio`), whatever they got.
+    pub audio_fetches: u64,
     /// Tasks created (equals `tasks.len()`).
     pub accepted: u64,
     /// Tasks created per [`JobFields::fingerprint`]: a count above 1 is a
@@ -130,7 +174,12 @@ pub struct Stats {
 pub struct Records {
     pub tasks: TaskStore,
     pub requests: u64,
+    pub requests_by_path: BTreeMap<String, u64>,
     pub feed_requests: u64,
+    pub legacy_feed_requests: u64,
+    pub success_before_final: u64,
+    pub stream_fetches: u64,
+    pub audio_fetches: u64,
     pub responses: BTreeMap<u16, u64>,
     pub injected: Injected,
     pub rate_limited: u64,
@@ -152,7 +201,12 @@ impl Records {
         }
         Stats {
             requests: self.requests,
+            requests_by_path: self.requests_by_path.clone(),
             feed_requests: self.feed_requests,
+            legacy_feed_requests: self.legacy_feed_requests,
+            success_before_final: self.success_before_final,
+            stream_fetches: self.stream_fetches,
+            audio_fetches: self.audio_fetches,
             accepted: self.tasks.len() as u64,
             accepted_by_fingerprint: by_fp,
             tasks: self
@@ -162,6 +216,7 @@ impl Records {
                     task_id: t.id.clone(),
                     fingerprint: t.fingerprint.clone(),
                     body: t.fields.clone(),
+                    path: t.path.to_owned(),
                 })
                 .collect(),
             responses: self.responses.clone(),

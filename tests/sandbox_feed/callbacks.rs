@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use batchgen::sandbox::SandboxConfig;
+use batchgen::sandbox::{SandboxConfig, StageStyle};
 use serde_json::Value;
 
-use super::{custom, feed, ms, staged, start, submit_ok};
+use super::{clip_stage, custom, feed, ms, staged, start, submit_ok};
 /// A callback receiver: records every POST body; answers 500 to the first
 /// `failures` of them, 200 after.
 struct Receiver {
@@ -56,28 +56,51 @@ fn with_callback(url: &str) -> Value {
     body
 }
 
+/// A callback body without `createTime`, to compare with the feed's clips.
+fn without_create_time(body: &Value) -> Value {
+    let mut body = body.clone();
+    for clip in body.as_array_mut().unwrap() {
+        clip.as_object_mut().unwrap().remove("createTime");
+    }
+    body
+}
+
 #[tokio::test]
 async fn callbacks_arrive_at_each_stage_and_are_retried() {
     let rx = receiver(1).await;
     let sb = start(staged(ms(150))).await;
     let id = submit_ok(&sb, &with_callback(&rx.url)).await;
     let got = rx.wait_for(4).await;
-    let statuses: Vec<&str> = got
+    let stages: Vec<(&str, &str)> = got
         .iter()
-        .map(|(_, body)| body[0]["status"].as_str().unwrap())
+        .map(|(_, body)| (body[0]["status"].as_str().unwrap(), clip_stage(&body[0])))
         .collect();
     assert_eq!(
-        statuses,
-        ["text", "text", "first", "complete"],
-        "the 500 is retried"
+        stages,
+        [
+            ("text", "text"),
+            ("text", "text"),
+            ("first", "first"),
+            ("first", "final")
+        ],
+        "the 500 is retried; the final stage is `first` + All generated"
     );
     assert!(got[1].0 - got[0].0 >= ms(90), "a backoff before the retry");
     for (_, body) in &got {
         let clips = body.as_array().expect("a bare array of clips");
         assert_eq!(clips.len(), 2);
+        for clip in clips {
+            assert!(clip["createTime"].as_u64().unwrap() > 1_700_000_000_000);
+            assert!(!clip["created_at"].is_null(), "both time stamps");
+            assert_ne!(clip["id"], "", "callbacks name their clips");
+        }
     }
     let complete = feed(&sb, &id).await["data"]["response_data"].clone();
-    assert_eq!(got[3].1, complete, "the same clips as the feed");
+    assert_eq!(
+        without_create_time(&got[3].1),
+        complete,
+        "the same clips as the feed"
+    );
 
     tokio::time::sleep(ms(200)).await;
     let stats = sb.stats();
@@ -112,7 +135,7 @@ async fn complete_only_callbacks_and_an_unreachable_receiver() {
         tokio::time::sleep(ms(20)).await;
     }
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].1[0]["status"], "complete");
+    assert_eq!(clip_stage(&got[0].1[0]), "final");
     let stats = sb.stats();
     let counts = (
         stats.callbacks_sent,
@@ -120,6 +143,25 @@ async fn complete_only_callbacks_and_an_unreachable_receiver() {
         stats.callbacks_failed,
     );
     assert_eq!(counts, (1, 3, 1), "four tries, then given up");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn complete_style_callbacks_end_with_status_complete() {
+    let rx = receiver(0).await;
+    let sb = start(SandboxConfig {
+        stage_style: StageStyle::Complete,
+        ..staged(ms(50))
+    })
+    .await;
+    submit_ok(&sb, &with_callback(&rx.url)).await;
+    let got = rx.wait_for(3).await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|(_, body)| body[1]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["text", "first", "complete"]);
+    assert!(got[2].1[1]["audio_url"].as_str().unwrap().ends_with(".mp3"));
     sb.shutdown().await;
 }
 

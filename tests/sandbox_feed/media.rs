@@ -1,4 +1,6 @@
-//! The media files: real MP3s and PNGs, ranges, and 404s before their stage.
+//! The media files: real MP3s and PNGs, ranges, and 404s before their
+//! stage; streaming URLs that serve only a partial body, and the bad final
+//! URLs of `--bad-audio`.
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
@@ -6,7 +8,11 @@ use serde_json::{Value, json};
 
 use std::time::Duration;
 
-use super::{KEY, clip_status, custom, feed_until, get, get_with, ms, staged, start, submit_ok};
+use batchgen::sandbox::{BadAudioKind, SandboxConfig, StageStyle};
+
+use super::{
+    KEY, custom, feed_until, finished, get, get_with, ms, stage, staged, start, submit_ok,
+};
 
 /// Walks MPEG-1 Layer III frame headers from the start to the exact end;
 /// returns the duration in seconds.
@@ -84,7 +90,7 @@ fn check_png(png: &[u8]) {
 async fn media_are_real_files_served_with_ranges() {
     let sb = start(staged(ms(20))).await;
     let id = submit_ok(&sb, &custom()).await;
-    let done = feed_until(&sb, &id, |b| clip_status(b) == "complete").await;
+    let done = feed_until(&sb, &id, finished).await;
     let http = reqwest::Client::new();
     for (i, clip) in done["data"]["response_data"]
         .as_array()
@@ -171,7 +177,7 @@ async fn no_file_exists_before_the_clips_do() {
     let id = submit_ok(&sb, &custom()).await;
     // The legacy feed names the clips before the v2 feed shows them.
     let (_, legacy) = get(&sb, &format!("/api/feed?workId={id}"), Some(KEY)).await;
-    for clip in legacy.as_array().unwrap() {
+    for clip in legacy["response_data"].as_array().unwrap() {
         let clip = clip["id"].as_str().unwrap();
         for path in [
             format!("/media/{clip}.png"),
@@ -185,44 +191,196 @@ async fn no_file_exists_before_the_clips_do() {
     }
 }
 
-#[tokio::test]
-async fn files_appear_at_their_stage() {
+/// Checks, stage by stage, which files exist; `stages` are the style's
+/// stages (as `super::stage` names them) and each file's first stage in it.
+async fn files_appear_at_their_stage(style: StageStyle, stages: &[&str], firsts: [usize; 3]) {
     // One client: building one per request is slow in a debug build.
     let http = reqwest::Client::new();
-    let sb = start(staged(ms(500))).await;
+    let sb = start(SandboxConfig {
+        stage_style: style,
+        ..staged(ms(500))
+    })
+    .await;
     let id = submit_ok(&sb, &custom()).await;
     let (_, legacy) = get_with(&http, &sb, &format!("/api/feed?workId={id}"), Some(KEY)).await;
-    let clip = legacy[0]["id"].as_str().unwrap().to_owned();
-    // Each file and the first stage (index in STAGES) at which it exists.
-    const STAGES: [&str; 4] = ["new", "text", "first", "complete"];
+    let clip = legacy["response_data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let files = [
-        (format!("/media/{clip}.png"), 1),
-        (format!("/media/stream/{clip}"), 2),
-        (format!("/media/{clip}.mp3"), 3),
+        format!("/media/{clip}.png"),
+        format!("/media/stream/{clip}?item_id={clip}"),
+        format!("/media/{clip}.mp3"),
     ];
     let feed_url = format!("{}/api/v2/feed?workId={id}", sb.base_url());
-    let stage = async || {
+    let now = async || {
         let resp = http.get(&feed_url).bearer_auth(KEY).send().await.unwrap();
-        let status = clip_status(&resp.json().await.unwrap()).to_owned();
-        STAGES.iter().position(|&s| s == status).unwrap()
+        let name = stage(&resp.json().await.unwrap());
+        stages.iter().position(|&s| s == name).unwrap()
     };
     // Each request is bracketed by two stage reads: when both agree on
     // which side of the file's stage the request fell, its status must too.
     loop {
-        for (path, exists_from) in &files {
-            let before = stage().await;
+        for (path, &exists_from) in files.iter().zip(&firsts) {
+            let before = now().await;
             let url = format!("{}{path}", sb.base_url());
             let status = http.get(url).send().await.unwrap().status();
-            let after = stage().await;
-            if after < *exists_from {
-                assert_eq!(status, StatusCode::NOT_FOUND, "{path} in {}", STAGES[after]);
-            } else if before >= *exists_from {
-                assert_eq!(status, StatusCode::OK, "{path} in {}", STAGES[before]);
+            let after = now().await;
+            if after < exists_from {
+                assert_eq!(status, StatusCode::NOT_FOUND, "{path} in {}", stages[after]);
+            } else if before >= exists_from {
+                assert_eq!(status, StatusCode::OK, "{path} in {}", stages[before]);
             }
         }
-        if stage().await == 3 {
+        if now().await == stages.len() - 1 {
             break;
         }
         tokio::time::sleep(ms(50)).await;
     }
+}
+
+#[tokio::test]
+async fn files_appear_at_their_documented_stage() {
+    let stages = ["new", "lyrics", "text", "first", "final"];
+    // The cover from the text stage, streaming from when the feed shows
+    // its URL, the mp3 at the end.
+    files_appear_at_their_stage(StageStyle::Documented, &stages, [1, 2, 4]).await;
+}
+
+#[tokio::test]
+async fn files_appear_at_their_complete_style_stage() {
+    let stages = ["new", "text", "first", "final"];
+    files_appear_at_their_stage(StageStyle::Complete, &stages, [1, 2, 3]).await;
+}
+
+#[tokio::test]
+async fn streaming_urls_serve_a_short_partial_body_and_are_counted() {
+    let sb = start(staged(ms(200))).await;
+    let id = submit_ok(&sb, &custom()).await;
+    let first = feed_until(&sb, &id, |b| stage(b) == "first").await;
+    let clip = &first["data"]["response_data"][0];
+    let url = clip["audio_url"].as_str().unwrap().to_owned();
+    assert!(
+        url.contains("/media/stream/") && url.contains("?item_id="),
+        "{url}"
+    );
+    assert_eq!(sb.stats().stream_fetches, 0);
+    let http = reqwest::Client::new();
+    let partial = http.get(&url).send().await.unwrap();
+    assert_eq!(partial.status(), StatusCode::OK);
+    assert_eq!(partial.headers()[CONTENT_TYPE], "audio/mpeg");
+    let partial = partial.bytes().await.unwrap();
+    // Even a Range for the whole file gets only the partial body.
+    let ranged = http
+        .get(&url)
+        .header(RANGE, "bytes=0-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::OK);
+    assert_eq!(ranged.bytes().await.unwrap(), partial);
+
+    let done = feed_until(&sb, &id, finished).await;
+    let whole = http
+        .get(
+            done["data"]["response_data"][0]["audio_url"]
+                .as_str()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        partial.len() < whole.len() / 4,
+        "{} of {}",
+        partial.len(),
+        whole.len()
+    );
+    assert_eq!(partial, whole[..partial.len()], "the start of the song");
+    let stats = sb.stats();
+    assert_eq!((stats.stream_fetches, stats.audio_fetches), (2, 1));
+}
+
+#[tokio::test]
+async fn bad_final_urls_answer_what_public_reports_show() {
+    let http = reqwest::Client::new();
+    let table: [(BadAudioKind, StatusCode, Option<&str>, &str); 5] = [
+        (
+            BadAudioKind::Html,
+            StatusCode::OK,
+            Some("text/html"),
+            ".mp3",
+        ),
+        (
+            BadAudioKind::Json,
+            StatusCode::OK,
+            Some("application/json"),
+            ".mp3",
+        ),
+        (BadAudioKind::NotFound, StatusCode::NOT_FOUND, None, ".mp3"),
+        (
+            BadAudioKind::NoneMp3,
+            StatusCode::NOT_FOUND,
+            None,
+            "/media/None.mp3",
+        ),
+        (
+            BadAudioKind::Forbidden,
+            StatusCode::FORBIDDEN,
+            None,
+            "/api/forbidden",
+        ),
+    ];
+    for (kind, status, content_type, url_end) in table {
+        let sb = start(SandboxConfig {
+            bad_audio: 1.0,
+            bad_audio_kind: kind,
+            ..staged(ms(10))
+        })
+        .await;
+        let id = submit_ok(&sb, &custom()).await;
+        let done = feed_until(&sb, &id, finished).await;
+        for clip in done["data"]["response_data"].as_array().unwrap() {
+            let url = clip["audio_url"].as_str().unwrap();
+            assert!(url.ends_with(url_end), "{kind:?}: {url}");
+            let resp = http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), status, "{kind:?}");
+            if let Some(content_type) = content_type {
+                assert_eq!(resp.headers()[CONTENT_TYPE], content_type, "{kind:?}");
+            }
+            let body = resp.bytes().await.unwrap();
+            assert!(
+                !body.starts_with(b"\xFF\xFB") && !body.starts_with(b"ID3"),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(sb.stats().audio_fetches, 2, "{kind:?}");
+    }
+    // Off by default; at 0.5, some clips of a batch and not others.
+    let sb = start(SandboxConfig {
+        bad_audio: 0.5,
+        ..staged(ms(10))
+    })
+    .await;
+    let mut good = 0;
+    for i in 0..8 {
+        let id = submit_ok(&sb, &json!({"prompt": format!("song {i}")})).await;
+        let done = feed_until(&sb, &id, finished).await;
+        for clip in done["data"]["response_data"].as_array().unwrap() {
+            let resp = http
+                .get(clip["audio_url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            let is_mp3 = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|t| t == "audio/mpeg");
+            good += usize::from(resp.status() == StatusCode::OK && is_mp3);
+        }
+    }
+    assert!((1..16).contains(&good), "{good} of 16 good");
 }
