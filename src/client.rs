@@ -335,16 +335,22 @@ pub fn endpoint(base: &Url, path: &str) -> Url {
 /// A 3xx answer to a request for `url`, with where it pointed (relative
 /// locations resolved, secrets masked).
 fn redirect(status: StatusCode, headers: &reqwest::header::HeaderMap, url: &Url) -> SubmitError {
-    let location = match headers.get(reqwest::header::LOCATION) {
+    SubmitError::Redirect {
+        status: status.as_u16(),
+        location: redirect_location(headers, url),
+    }
+}
+
+/// Where a 3xx answer to a request for `url` pointed, for a message: the
+/// `Location` resolved against `url`, with secrets masked. The feed poller
+/// words its redirects with it too, so both say the same thing.
+pub fn redirect_location(headers: &reqwest::header::HeaderMap, url: &Url) -> String {
+    match headers.get(reqwest::header::LOCATION) {
         None => "no Location".to_owned(),
         Some(value) => match value.to_str().ok().and_then(|v| url.join(v.trim()).ok()) {
             Some(to) => crate::redact::url(&to),
             None => "an unreadable Location".to_owned(),
         },
-    };
-    SubmitError::Redirect {
-        status: status.as_u16(),
-        location,
     }
 }
 

@@ -538,3 +538,47 @@ async fn values_that_would_make_every_row_unknown_are_refused() {
     );
     assert!(!dir.path().join("jobs.results.csv").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirecting_feed_stops_collect_as_a_config_error_and_is_never_followed() {
+    let sb = sandbox(Default::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let out = run_bin(&sb, &[manifest.to_str().unwrap(), "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results = dir.path().join("jobs.results.csv");
+
+    let server = serve(|got: &Got, _| match got.path.as_str() {
+        "/api/v2/feed" => redirect(301, "https://elsewhere.example/feed?token=tok-456"),
+        // What a followed redirect would have found.
+        _ => json(
+            200,
+            r#"{"code":200,"data":{"type":"SUCCESS","response_data":[]}}"#,
+        ),
+    })
+    .await;
+    let args = [
+        "collect",
+        results.to_str().unwrap(),
+        "--base-url",
+        &server.url,
+        "--poll-interval",
+        "100ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = run_with_env(args, vec![("BATCHGEN_API_KEY".into(), KEY.into())]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 78, "{err}");
+    assert!(
+        err.contains("HTTP 301 to https://elsewhere.example/feed?token=<redacted>: fix --base-url"),
+        "{err}"
+    );
+    assert!(!err.contains("tok-456"), "{err}");
+    assert_eq!(server.count("GET", "/feed"), 0, "never followed");
+    // Polls are paced at --poll-rate (2/s): the first redirect stops
+    // collect long before the rest could go out.
+    let polls = server.count("GET", "/api/v2/feed");
+    assert!((1..=2).contains(&polls), "{polls} polls");
+    no_secret(&out, &[]);
+}

@@ -19,6 +19,8 @@
 //! no-burst rate limiter (`--poll-rate`). 429s, 5xx and connection errors
 //! push the task back with the pool's backoff (and a 429 pauses every poll,
 //! honouring `Retry-After`); 401/402/403 end the run ([`Error::Refused`]);
+//! a 3xx ends it as [`Error::Config`] ("HTTP 301 to <Location>: fix
+//! --base-url": API calls follow no redirect, see [`crate::client`]);
 //! [`GIVE_UP_AFTER`] failures in a row with no success between end it as
 //! [`Error::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers in a row
 //! (404, a body of the wrong shape) is left for the next run.
@@ -38,7 +40,7 @@ use url::Url;
 
 use super::catalog::Store;
 use super::feed::{self, Feed, FeedError};
-use crate::client::{bearer, endpoint, retry_after};
+use crate::client::{bearer, endpoint, redirect_location, retry_after};
 use crate::config::{Rate, Secret};
 use crate::error::Error;
 use crate::pool::full_jitter;
@@ -57,6 +59,10 @@ pub enum PollError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// A 3xx: API calls follow no redirect, and every poll would get the
+    /// same answer, so collect stops and names the place it pointed to.
+    #[error("HTTP {status} to {location}: fix --base-url")]
+    Redirect { status: u16, location: String },
     #[error("{0}")]
     Connection(String),
     #[error("{0}")]
@@ -68,6 +74,7 @@ impl PollError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PollError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            PollError::Redirect { .. } => false,
             PollError::Connection(_) => true,
             PollError::Feed(FeedError::Api { code, .. }) => matches!(code, 429 | 500..=599),
             PollError::Feed(_) => false,
@@ -122,12 +129,18 @@ impl FeedClient {
         url.query_pairs_mut().append_pair("workId", task_id);
         let mut response = self
             .http
-            .get(url)
+            .get(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
             .send()
             .await
             .map_err(|e| PollError::Connection(without_url(e)))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(PollError::Redirect {
+                status: status.as_u16(),
+                location: redirect_location(response.headers(), &url),
+            });
+        }
         let retry_after = retry_after(response.headers());
         let mut body = Vec::new();
         loop {
@@ -282,6 +295,9 @@ pub async fn run(
                     Err(e) => {
                         if let Some(status) = e.refused() {
                             return Err(Error::Refused { status, message: e.to_string() });
+                        }
+                        if matches!(e, PollError::Redirect { .. }) {
+                            return Err(Error::Config(e.to_string()));
                         }
                         failures[i] += 1;
                         tracing::debug!(key = %task.key, "poll failed: {e}");
