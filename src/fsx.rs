@@ -232,6 +232,22 @@ impl AtomicFile {
         Ok(())
     }
 
+    /// [`AtomicFile::create`] for a file batchgen cannot tell is its own
+    /// (a summary, `init`'s starter files): a symlink at `path` is refused,
+    /// not followed, since nothing would show it points at someone's file.
+    ///
+    /// # Errors
+    /// A symlink or anything but a regular file at `path`, or as
+    /// [`AtomicFile::create`].
+    pub fn create_unlinked(path: &Path) -> io::Result<AtomicFile> {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refused(
+                "is a symlink; batchgen does not replace a symlink with a file it cannot tell is its own",
+            ));
+        }
+        AtomicFile::create(path)
+    }
+
     /// The file being replaced (a user's symlink resolved).
     pub fn target(&self) -> &Path {
         &self.target

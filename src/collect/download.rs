@@ -273,7 +273,9 @@ impl Shared {
         recorded: Option<u64>,
         tag: Option<&Job>,
     ) -> Result<(u64, bool), String> {
-        if let Ok(meta) = tokio::fs::metadata(path).await
+        // `symlink_metadata`: a link planted under the final name is not
+        // a downloaded file (the rename below replaces the link itself).
+        if let Ok(meta) = tokio::fs::symlink_metadata(path).await
             && meta.is_file()
             && recorded.is_none_or(|size| size == meta.len())
         {
@@ -381,13 +383,15 @@ impl Shared {
         if total.is_some_and(|t| t > MAX_FILE) {
             return Err(Failure::fatal(format!("larger than {MAX_FILE} bytes")));
         }
-        let mut file = tokio::fs::OpenOptions::new()
+        // Never through a symlink planted under the `.part` name.
+        let mut options = std::fs::OpenOptions::new();
+        options
             .create(true)
             .write(true)
             .append(status == StatusCode::PARTIAL_CONTENT)
-            .truncate(status == StatusCode::OK)
-            .open(part)
-            .await
+            .truncate(status == StatusCode::OK);
+        let mut file = crate::fsx::open_in_place(part, &mut options)
+            .map(tokio::fs::File::from_std)
             .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?;
         let mut size = if status == StatusCode::OK { 0 } else { have };
         loop {

@@ -73,7 +73,7 @@ pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Reco
         id: text(0),
         line: 0,
         task_id: if row.len() > 3 {
-            text(2)
+            super::cell::unescape(&text(2)).to_owned()
         } else {
             String::new()
         },

@@ -68,6 +68,7 @@
 //! acknowledged, so its request was never sent); it now makes its job
 //! `unknown` too, because a cut-short row looks the same whoever cut it.
 
+pub mod cell;
 mod damage;
 mod journal;
 mod store;
@@ -121,14 +122,16 @@ pub struct Record {
     pub id: String,
     /// Line in the manifest where the job starts.
     pub line: u64,
-    #[serde(default)]
+    /// The server's text exactly; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
     pub task_id: String,
     pub status: Status,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default)]
     pub http_status: Option<u16>,
-    #[serde(default)]
+    /// Often the server's message; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
     pub error: String,
     /// RFC 3339, when the API accepted the job.
     #[serde(default)]

@@ -402,14 +402,14 @@ fn record(row: &csv::ByteRecord) -> Option<Record> {
     Some(Record {
         id: text(0)?,
         line: summary.line,
-        task_id: text(2)?,
+        task_id: super::cell::unescape(&text(2)?).to_owned(),
         status: summary.status,
         attempts: decimal(&row[4])?,
         http_status: match &row[5] {
             b"" => None,
             status => Some(decimal(status)?),
         },
-        error: text(6)?,
+        error: super::cell::unescape(&text(6)?).to_owned(),
         submitted_at: text(7)?,
         fingerprint: text(8)?,
     })
@@ -498,11 +498,11 @@ impl serde::Serialize for RowOnly<'_> {
         (
             &r.id,
             r.line,
-            &r.task_id,
+            super::cell::escape(&r.task_id),
             r.status,
             r.attempts,
             r.http_status,
-            &r.error,
+            super::cell::escape(&r.error),
             &r.submitted_at,
             &r.fingerprint,
         )
