@@ -618,3 +618,63 @@ async fn server_text_never_becomes_a_formula_and_reads_back_exactly() {
         ("-clip", "+lofi")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_never_writes_through_a_planted_part_file() {
+    let sandbox = common::sandbox(SandboxConfig {
+        stage_time: std::time::Duration::from_millis(100),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let results = dir.path().join("r.csv");
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let songs = dir.path().join("songs");
+    let collect = |songs: &Path| {
+        let args = [
+            "collect",
+            arg(&results),
+            "--download",
+            arg(songs),
+            "--poll-interval",
+            "100ms",
+        ];
+        run_with_env(
+            args.iter().map(|s| s.to_string()).collect(),
+            vec![
+                ("BATCHGEN_API_KEY".into(), sandbox.key().into()),
+                ("BATCHGEN_BASE_URL".into(), sandbox.base_url()),
+            ],
+        )
+    };
+    let out = collect(&songs).await;
+    no_secret(&out, sandbox.key());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mp3s: Vec<PathBuf> = std::fs::read_dir(&songs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp3"))
+        .collect();
+    assert!(!mp3s.is_empty());
+    // The files go, and a link to a victim waits under each `.part` name.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    for mp3 in &mp3s {
+        std::fs::remove_file(mp3).unwrap();
+        let part = batchgen::collect::download::part_path(mp3);
+        symlink(&victim, part).unwrap();
+    }
+    let out = collect(&songs).await;
+    no_secret(&out, sandbox.key());
+    assert_ne!(
+        code(&out),
+        0,
+        "the downloads cannot be made: {}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(mp3s.iter().all(|p| !p.exists()));
+}

@@ -149,7 +149,7 @@ impl Store {
 
     /// The latest row for `id`, as written (a rerun settles it:
     /// [`Record::settled`]). A damaged latest row is an `unknown` record
-    /// ([`damage::record`]) that keeps the task ID of the job's latest row
+    /// (see the damage table in [`super`]) that keeps the task ID of the job's latest row
     /// with one, when its own is not whole.
     ///
     /// # Errors
