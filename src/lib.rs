@@ -12,7 +12,8 @@
 //! | wire | [`client`] | one submit request and the classification of its outcome |
 //! | sending | [`pool`] | the rate limiter, the workers, retries and backoff, stopping |
 //! | pacing | [`timer`] | sleeping to within a tenth of a millisecond, for the pacer |
-//! | output | [`report`] | the results CSV: lock, journal, atomic compaction |
+//! | output | [`report`] | the results CSV: lock, journal, atomic compaction, damaged files |
+//! | files | [`fsx`] | safe file creation: no writing through planted symlinks, atomic rewrites that keep a file's mode |
 //! | after submit | [`collect`] | polling the feed, the clip catalog CSV (parser and writer), resumable tagged downloads |
 //! | callbacks | [`receive`] | the HTTP receiver that records callback clips into the same catalog |
 //! | a run | [`run`] | one run start to finish: select rows, drive the pool, summarize |
@@ -28,6 +29,7 @@ pub mod client;
 pub mod collect;
 pub mod config;
 pub mod error;
+pub mod fsx;
 pub mod job;
 pub mod manifest;
 pub mod output;

@@ -284,9 +284,12 @@ fn merge(
             out.write(&record)?;
         }
     }
+    // Read even when nothing is written: a damaged row of a job no longer
+    // in the manifest stops a dry run as it would stop the run.
+    let orphans = store.orphans()?;
     if let Some(out) = out {
-        for orphan in store.orphans()? {
-            out.write(&orphan)?;
+        for orphan in &orphans {
+            out.write(orphan)?;
         }
     }
     Ok(changed)

@@ -248,7 +248,7 @@ fn cases() -> Vec<Case> {
             "newline_in_header_cell",
             "jobs.csv",
             "\"pro\nmpt\",title\na,b\n",
-            Invalid(&["jobs.csv:1: pro\\nmpt: unknown column; did you mean \"prompt\"?"]),
+            Invalid(&["jobs.csv:1: \"pro\\nmpt\": unknown column; did you mean \"prompt\"?"]),
         ),
         // Names are trimmed, so these are the same column.
         one(
@@ -267,12 +267,15 @@ fn cases() -> Vec<Case> {
                 "jobs.csv:1: TITLE: unknown column; did you mean \"title\"?",
             ]),
         ),
-        // A megabyte column name: no slow typo search, shown cut short.
+        // A megabyte column name: no slow typo search, shown quoted and cut
+        // short (60 characters).
         one(
             "huge_column_name",
             "jobs.csv",
             format!("{},prompt\na,b\n", "q".repeat(1_000_000)),
-            Invalid(&["jobs.csv:1: qqqqqqqqqq"]),
+            Invalid(&[
+                "jobs.csv:1: \"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq…\": unknown column",
+            ]),
         ),
         // The csv crate reads an unclosed quote as a cell to the end of the
         // file without complaint: reported, not a confusing "prompt missing".
@@ -387,7 +390,9 @@ fn cases() -> Vec<Case> {
         // ---- size ----
         custom(
             "huge_prompt_csv",
-            Invalid(&["jobs.csv:2: prompt: is 50000000 characters, over the limit of 3000"]),
+            // Past the record cap (1 MiB) reading stops: a diagnostic in
+            // bounded memory, naming the column the row was in.
+            Invalid(&["jobs.csv:2: prompt: this row is over 1048576 bytes"]),
             |dir| {
                 let mut text = b"id,prompt\nbig,".to_vec();
                 text.resize(text.len() + HUGE, b'x');

@@ -27,7 +27,11 @@ pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Erro
     let started = Instant::now();
     let mut outcome = Outcome::default();
     let result = submit_inner(&args, output, &mut outcome).await;
-    if let Some(path) = &args.summary_json {
+    if let Some(path) = args
+        .summary_json
+        .as_ref()
+        .filter(|_| !outcome.summary_refused)
+    {
         let code = match &result {
             Ok(code) => *code,
             Err(e) => e.exit_code(),
@@ -51,6 +55,37 @@ pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Erro
 struct Outcome {
     results: Option<PathBuf>,
     report: Option<RunReport>,
+    /// `--summary-json` names a file the run reads or writes: it is not
+    /// written at all (see [`check_summary_path`]).
+    summary_refused: bool,
+}
+
+/// Refuses a `--summary-json` that is one of the files the run depends on
+/// (compared as real files, so a symlink or `./` spelling is caught): the
+/// summary, written last, would replace the manifest, its CSV, or every
+/// task ID in the results file. Checked before anything is sent.
+///
+/// # Errors
+/// [`Error::Usage`] naming which file it is.
+fn check_summary_path(
+    summary: Option<&Path>,
+    files: &[(&str, &Path)],
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    let Some(summary) = summary else {
+        return Ok(());
+    };
+    for (what, file) in files {
+        if crate::fsx::same_file(summary, file) {
+            outcome.summary_refused = true;
+            return Err(Error::Usage(format!(
+                "--summary-json {} is {what} ({}); writing the summary there would replace it: choose another path",
+                summary.display(),
+                file.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn submit_inner(
@@ -63,7 +98,14 @@ async fn submit_inner(
     let signals = Signals::watch(output.quiet);
 
     let path = args.manifest.clone().expect("checked by execute");
+    let summary = args.summary_json.as_deref();
+    check_summary_path(summary, &[("the manifest", &path)], outcome)?;
     let manifest = manifest::load(&path)?;
+    check_summary_path(
+        summary,
+        &[("the manifest's CSV", &manifest.rows_path)],
+        outcome,
+    )?;
 
     let mut flags = args.settings();
     let mut _sandbox = None;
@@ -91,6 +133,16 @@ async fn submit_inner(
     };
     let config = build_config(flags, &manifest, key, args, output)?;
     outcome.results = Some(config.results.clone());
+    let lock = results_lock(&config.results);
+    let catalog = crate::collect::default_catalog_path(&config.results);
+    let mut files = vec![
+        ("the results file", config.results.as_path()),
+        ("the results file's lock", lock.as_path()),
+    ];
+    if args.wait {
+        files.push(("the catalog --wait writes", catalog.as_path()));
+    }
+    check_summary_path(summary, &files, outcome)?;
 
     if args.dry_run {
         let plan = Plan::read(&manifest, &config)?;
@@ -402,15 +454,22 @@ impl Summary {
     }
 }
 
-/// Writes JSON atomically, so a monitor never reads half a file.
+/// The lock file of the results file `results` (as [`crate::report::Lock`]
+/// names it: after the real file).
+fn results_lock(results: &Path) -> PathBuf {
+    let real = crate::fsx::resolve(results).unwrap_or_else(|_| results.to_owned());
+    let mut name = real.into_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Writes JSON atomically, so a monitor never reads half a file, and never
+/// through a symlink planted under its name ([`crate::fsx`]).
 fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(tmp.as_file_mut(), value)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut tmp = crate::fsx::AtomicFile::create_unlinked(path)?;
+    let mut out = std::io::BufWriter::new(tmp.file_mut());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    tmp.commit()
 }

@@ -113,15 +113,16 @@ pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     };
     let csv_path = toml_path.with_extension("csv");
     for path in [&toml_path, &csv_path] {
-        if path.exists() && !args.force {
+        // `symlink_metadata`: a dangling symlink exists too.
+        if std::fs::symlink_metadata(path).is_ok() && !args.force {
             return Err(Error::Config(format!(
                 "{} exists; pass --force to overwrite it",
                 path.display()
             )));
         }
     }
-    write_new(&toml_path, STARTER_TOML)?;
-    write_new(&csv_path, STARTER_CSV)?;
+    write_new(&toml_path, STARTER_TOML, args.force)?;
+    write_new(&csv_path, STARTER_CSV, args.force)?;
     if !output.quiet {
         println!("wrote {} and {}", toml_path.display(), csv_path.display());
         println!(
@@ -132,13 +133,26 @@ pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::Success)
 }
 
-fn write_new(path: &Path, text: &str) -> Result<(), Error> {
+/// Writes a starter file: a new file (`O_EXCL`), or with `--force` an
+/// atomic replacement of a regular file; never through a symlink planted
+/// under its name ([`crate::fsx`]).
+fn write_new(path: &Path, text: &str, force: bool) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
     }
-    std::fs::write(path, text)
-        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+    let written = if force {
+        crate::fsx::AtomicFile::create_unlinked(path).and_then(|mut out| {
+            out.write_all(text.as_bytes())?;
+            out.commit()
+        })
+    } else {
+        crate::fsx::create_new(path).and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+    };
+    written.map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
 pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {

@@ -31,46 +31,50 @@ use crate::error::Error;
 /// Most frequent rewrite of the catalog file while clips keep changing.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// One row of the catalog: one clip of one job.
+/// One row of the catalog: one clip of one job. Server-supplied text is
+/// written defused against spreadsheet formulas and read back exactly
+/// ([`crate::report::cell`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// The job's key: the results file's `id`.
     pub key: String,
+    #[serde(with = "crate::report::cell")]
     pub task_id: String,
     /// 1, 2, … in the order the API lists the clips; 0 for a task that
     /// failed before it had any clip.
     pub clip_index: u32,
+    #[serde(with = "crate::report::cell")]
     pub clip_id: String,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub title: String,
     /// The clip's style tags.
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub style: String,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub model: String,
     /// `new`, `text`, `first`, `complete` or `failed`.
     pub status: String,
     /// Seconds.
     #[serde(default)]
     pub duration: Option<f64>,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub created_at: String,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub audio_url: String,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub image_url: String,
     /// The downloaded MP3, as given (relative to where collect ran if
     /// `--download` was relative); empty until downloaded.
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub file: String,
     /// Size of `file` on disk after tagging: a file of another size is not
     /// ours (or was cut short) and is downloaded again.
     #[serde(default)]
     pub file_bytes: Option<u64>,
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub image_file: String,
     /// Why the clip failed, or why its download did.
-    #[serde(default)]
+    #[serde(default, with = "crate::report::cell")]
     pub error: String,
 }
 
@@ -275,32 +279,32 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
     }
 }
 
+/// Writes the whole catalog through [`crate::fsx::AtomicFile`]: a
+/// temporary file beside it (the real file's folder, for a catalog the user
+/// made a symlink), with its permission bits, renamed over it.
 fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
     let error = |source: io::Error| Error::Results {
         path: path.to_owned(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".batchgen-catalog")
-        .tempfile_in(&dir)
-        .map_err(error)?;
+    let mut tmp = crate::fsx::AtomicFile::create(path).map_err(error)?;
     {
-        let mut writer = csv::Writer::from_writer(io::BufWriter::new(tmp.as_file_mut()));
+        let mut writer = csv::Writer::from_writer(io::BufWriter::new(tmp.file_mut()));
         for row in rows {
-            writer.serialize(row).map_err(|e| error(e.into()))?;
+            // The `error` column quotes servers and download failures: it
+            // passes the one redaction rule, like every other output.
+            let written = match crate::redact::text(&row.error) {
+                std::borrow::Cow::Borrowed(_) => writer.serialize(row),
+                std::borrow::Cow::Owned(masked) => writer.serialize(Row {
+                    error: masked,
+                    ..row.clone()
+                }),
+            };
+            written.map_err(|e| error(e.into()))?;
         }
         writer.flush().map_err(error)?;
     }
-    tmp.as_file().sync_all().map_err(error)?;
-    tmp.persist(path).map_err(|e| error(e.error))?;
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    tmp.commit().map_err(error)
 }
 
 /// The catalog shared by the tasks that change it, and its file.

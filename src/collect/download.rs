@@ -299,7 +299,9 @@ impl Shared {
         recorded: Option<u64>,
         tag: Option<&Job>,
     ) -> Result<Fetched, String> {
-        if let Ok(meta) = tokio::fs::metadata(path).await
+        // `symlink_metadata`: a link planted under the final name is not
+        // a downloaded file (the rename below replaces the link itself).
+        if let Ok(meta) = tokio::fs::symlink_metadata(path).await
             && meta.is_file()
             && recorded.is_none_or(|size| size == meta.len())
         {
@@ -457,13 +459,15 @@ impl Shared {
         if total.is_some_and(|t| t > MAX_FILE) {
             return Err(Failure::fatal(format!("larger than {MAX_FILE} bytes")));
         }
-        let mut file = tokio::fs::OpenOptions::new()
+        // Never through a symlink planted under the `.part` name.
+        let mut options = std::fs::OpenOptions::new();
+        options
             .create(true)
             .write(true)
             .append(status == StatusCode::PARTIAL_CONTENT)
-            .truncate(status == StatusCode::OK)
-            .open(part)
-            .await
+            .truncate(status == StatusCode::OK);
+        let mut file = crate::fsx::open_in_place(part, &mut options)
+            .map(tokio::fs::File::from_std)
             .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?;
         let mut size = if status == StatusCode::OK { 0 } else { have };
         // From the start of the file: its first bytes, checked once there
@@ -570,7 +574,12 @@ fn write_tag(path: &Path, title: &str, style: &str) -> Result<(), String> {
     if !style.is_empty() {
         tag.set_genre(style);
     }
-    tag.write_to_path(path, id3::Version::Id3v24)
+    // Through a file opened without following a link, not `write_to_path`:
+    // a link planted at the `.part` name after the transfer must not make
+    // the tag writer rewrite another file.
+    let file = crate::fsx::open_in_place(path, std::fs::OpenOptions::new().read(true).write(true))
+        .map_err(|e| format!("cannot tag {}: {e}", path.display()))?;
+    tag.write_to_file(file, id3::Version::Id3v24)
         .map_err(|e| format!("cannot tag {}: {e}", path.display()))
 }
 

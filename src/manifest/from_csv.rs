@@ -6,12 +6,17 @@
 //! cells as typed values and keeps going past bad records so every problem is
 //! reported. Records are read as bytes so that invalid UTF-8 is a diagnostic
 //! naming the row and column rather than an error that stops the reader.
+//!
+//! A record is read whole into memory, so its size is capped
+//! ([`MAX_RECORD`]): a 600 MB cell (an unclosed quote, a file that is not
+//! a manifest) is a `FILE:LINE: field:` diagnostic after reading 1 MiB,
+//! not an out-of-memory abort after reading 600.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Diagnostic, Rows, did_you_mean, suggest_field};
+use super::{Diagnostic, Rows, did_you_mean, quoted, suggest_field};
 use crate::job::{Field, JobFields};
 
 /// A CSV file's data rows, read one at a time from a stream: the file is
@@ -101,10 +106,17 @@ impl<R: Read> CsvRows<R> {
     fn take(&mut self, rows: &mut Rows) -> Option<Ahead> {
         let current = match self.ahead.take() {
             Some(a) => a,
-            None => self.read_one(rows)?,
+            None => match self.read_one(rows) {
+                Some(a) => a,
+                None => {
+                    self.report_oversized(rows);
+                    return None;
+                }
+            },
         };
         self.ahead = self.read_one(rows);
         if self.ahead.is_none()
+            && self.reader.get_ref().oversized.is_none()
             && let Some((offset, line)) = self.reader.get_ref().unterminated()
         {
             let msg = "unterminated quoted cell: this `\"` is never closed, so the rest of the file would be one cell; close it or double it (`\"\"`)";
@@ -114,6 +126,19 @@ impl<R: Read> CsvRows<R> {
             }
         }
         Some(current)
+    }
+
+    /// The diagnostic for a record over [`MAX_RECORD`], once (reading
+    /// stopped there), naming the column it was in when the header is known.
+    fn report_oversized(&mut self, rows: &mut Rows) {
+        let Some((line, cell)) = self.reader.get_mut().oversized.take() else {
+            return;
+        };
+        let field = self.columns.get(cell).copied().flatten();
+        let msg = format!(
+            "this row is over {MAX_RECORD} bytes, far more than a valid row can hold (an unclosed quote, or not a manifest); nothing after it was read"
+        );
+        rows.problem(&self.file, line, field.map(Field::name), msg);
     }
 
     fn read_one(&mut self, rows: &mut Rows) -> Option<Ahead> {
@@ -139,6 +164,10 @@ impl<R: Read> CsvRows<R> {
                 // An I/O error mid-file: the reader cannot be trusted to
                 // resynchronise after it.
                 self.done = true;
+                if self.reader.get_ref().oversized.is_some() {
+                    // Reported by `take` once the columns are known.
+                    return None;
+                }
                 let offset = e.position().map_or(0, csv::Position::byte);
                 let line = self.reader.get_mut().line_of(offset);
                 rows.problem(&self.file, line, None, e.to_string());
@@ -157,6 +186,13 @@ fn no_header(file: &Path, rows: &mut Rows) {
         rows.problem(file, 1, None, msg);
     }
 }
+
+/// Largest record read, in bytes. The longest valid row is the sum of the
+/// fields' limits ([`crate::job::length_limit`]: a 5000-character prompt
+/// is up to 20 KB of UTF-8, twice that with every quote doubled, plus the
+/// other fields): about 50 KB. 1 MiB is twenty times that, and bounds what
+/// one record can cost in memory.
+pub(super) const MAX_RECORD: u64 = 1 << 20;
 
 /// Largest string kept to hold a later row's cell: a hostile row's huge
 /// cell is freed, not carried along (and held) for the rest of the file.
@@ -285,6 +321,13 @@ struct Tracker<R> {
     starts: VecDeque<(u64, u64)>,
     /// The latest opening quote: (byte offset, line).
     open_quote: Option<(u64, u64)>,
+    /// Where the record being read began (byte offset, line), and which
+    /// of its cells (0-based) is being read.
+    record: (u64, u64),
+    cell: usize,
+    /// Set when a record grew past [`MAX_RECORD`]: its line and the cell
+    /// it was in. Reading stops there with an error.
+    oversized: Option<(u64, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +348,9 @@ impl<R: Read> Tracker<R> {
             state: QuoteState::RecordStart,
             starts: VecDeque::new(),
             open_quote: None,
+            record: (0, 1),
+            cell: 0,
+            oversized: None,
         }
     }
 
@@ -341,6 +387,8 @@ impl<R: Read> Tracker<R> {
     fn step(&mut self, b: u8) {
         if self.state == QuoteState::RecordStart && !matches!(b, b'\r' | b'\n') {
             self.starts.push_back((self.offset, self.line));
+            self.record = (self.offset, self.line);
+            self.cell = 0;
             self.state = QuoteState::CellStart;
         }
         self.state = match (self.state, b) {
@@ -351,7 +399,10 @@ impl<R: Read> Tracker<R> {
                 QuoteState::Quoted
             }
             (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
-            (_, b',') => QuoteState::CellStart,
+            (_, b',') => {
+                self.cell += 1;
+                QuoteState::CellStart
+            }
             (_, b'\r' | b'\n') => QuoteState::RecordStart,
             _ => QuoteState::Unquoted,
         };
@@ -387,8 +438,19 @@ impl<R: Read> Tracker<R> {
 
 impl<R: Read> Read for Tracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.oversized.is_some() {
+            return Err(std::io::Error::other("a record over the size limit"));
+        }
         let n = self.inner.read(buf)?;
         self.scan(&buf[..n]);
+        if self.state != QuoteState::RecordStart
+            && self.offset.saturating_sub(self.record.0) > MAX_RECORD
+        {
+            // The bytes of this read are not handed on: the record stops
+            // growing here.
+            self.oversized = Some((self.record.1, self.cell));
+            return Err(std::io::Error::other("a record over the size limit"));
+        }
         Ok(n)
     }
 }
@@ -516,7 +578,10 @@ fn cells(
             Ok(Some(value)) => fields.set_bool(field, value),
             Ok(None) => {}
             Err(()) => {
-                let msg = format!("{text:?} is not a boolean (use true/false, yes/no or 1/0)");
+                let msg = format!(
+                    "{} is not a boolean (use true/false, yes/no or 1/0)",
+                    quoted(text)
+                );
                 rows.problem(file, line, Some(field.name()), msg);
                 unread.push(field);
             }

@@ -111,6 +111,10 @@ pub(super) fn read(
         }
     };
     let rows_path = dir.join(relative);
+    if let Err(msg) = super::inside_folder(dir, relative) {
+        rows.problem(path, line, Some("csv"), msg);
+        return Ok((settings, path.to_path_buf()));
+    }
     rows.keep_jobs = false;
     rows.read_csv(&rows_path)?;
     Ok((settings, rows_path))

@@ -116,28 +116,57 @@ impl fmt::Display for Diagnostic {
         if let Some(field) = &self.field {
             write!(f, " {}:", printable(field))?;
         }
-        write!(f, " {}", self.message)
+        // A message may quote the file's text (an unknown model, a bad
+        // boolean): bounded here whatever it quotes.
+        match self.message.char_indices().nth(MAX_MESSAGE_SHOWN) {
+            Some((cut, _)) => write!(f, " {}…", &self.message[..cut]),
+            None => write!(f, " {}", self.message),
+        }
     }
 }
 
-/// Longest field or column name shown in full; a longer one is cut with `…`.
-const MAX_NAME_SHOWN: usize = 80;
+/// Longest message shown in full: every message batchgen writes is
+/// shorter; one quoting a huge cell is cut.
+const MAX_MESSAGE_SHOWN: usize = 500;
 
-/// A field or column name as one short line: a hostile header cell can hold
-/// a quoted newline or megabytes of text, and a diagnostic is one line.
-fn printable(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().take(MAX_NAME_SHOWN) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+/// Longest piece of a file's text a diagnostic shows ([`quoted`]).
+pub const MAX_TEXT_SHOWN: usize = 60;
+
+/// Text from a file as a diagnostic shows it: in double quotes, with
+/// control characters, quotes and backslashes escaped, and at most
+/// [`MAX_TEXT_SHOWN`] characters, then `…`. A cell can hold anything (a
+/// file named as a manifest by mistake, a secret, megabytes), and a
+/// diagnostic is one short line that must not repeat it.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars().take(MAX_TEXT_SHOWN) {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
         }
     }
-    if name.chars().nth(MAX_NAME_SHOWN).is_some() {
+    if text.chars().nth(MAX_TEXT_SHOWN).is_some() {
         out.push('…');
     }
+    out.push('"');
     out
+}
+
+/// A field or column name as one short line: a plain name (letters,
+/// digits, `_`, `-`, `.`) as it is, anything else [`quoted`]: a hostile
+/// header cell can hold a quoted newline or megabytes of text, and a
+/// diagnostic is one line.
+fn printable(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_TEXT_SHOWN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain { name.to_owned() } else { quoted(name) }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +314,11 @@ fn read(path: &Path) -> Result<Vec<u8>, ManifestError> {
     Ok(bytes)
 }
 
-/// Opens a manifest file for reading, with the checks [`read`] describes.
+/// Opens a manifest file for reading, with the checks [`read`] describes,
+/// and one more: a kernel pseudo-file (`/proc/self/environ`, anything under
+/// `/proc` or `/sys`) passes for a regular file, and would be read as a
+/// header of unknown columns and echoed: the process's environment, API
+/// key included. Those are refused too (see [`is_pseudo_file`]).
 fn open(path: &Path) -> Result<File, ManifestError> {
     let unreadable = |source| ManifestError::Unreadable {
         path: path.to_path_buf(),
@@ -299,14 +332,91 @@ fn open(path: &Path) -> Result<File, ManifestError> {
             why,
         )));
     }
+    let special = || {
+        let why =
+            "not a regular file (a FIFO, socket, device or kernel file); give a manifest file";
+        unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
+    };
     if !kind.is_file() {
-        let why = "not a regular file (a FIFO, socket or device); give a manifest file";
-        return Err(unreadable(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            why,
-        )));
+        return Err(special());
     }
-    File::open(path).map_err(unreadable)
+    let file = File::open(path).map_err(unreadable)?;
+    if is_pseudo_file(&file, path) {
+        return Err(special());
+    }
+    Ok(file)
+}
+
+/// Whether an open "regular" file is one the kernel makes up as it is
+/// read: on a `/proc`-like filesystem (Linux: by its magic number), or
+/// sized 0 yet not empty (how such files look on any Unix).
+fn is_pseudo_file(file: &File, path: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        /// proc, sysfs, debugfs, tracefs, securityfs, cgroup, cgroup2,
+        /// configfs, efivarfs, bpf.
+        const PSEUDO: [i64; 10] = [
+            0x9fa0,
+            0x6265_6572,
+            0x6462_6720,
+            0x7472_6163,
+            0x7363_6673,
+            0x0027_e0eb,
+            0x6367_7270,
+            0x6265_6570,
+            0xde5e_81e4,
+            0xcafe_4a11,
+        ];
+        // SAFETY: an all-zero statfs is a valid value to be overwritten.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor and a pointer to a statfs that lives
+        // across the call.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut fs) } == 0 {
+            #[allow(clippy::unnecessary_cast, clippy::cast_lossless)]
+            let magic = fs.f_type as i64;
+            if PSEUDO.contains(&(magic & 0xffff_ffff)) {
+                return true;
+            }
+        }
+    }
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        use std::io::Read;
+        let mut byte = [0u8; 1];
+        return File::open(path)
+            .and_then(|mut f| f.read(&mut byte))
+            .is_ok_and(|n| n > 0);
+    }
+    false
+}
+
+/// The check behind `csv = "..."` staying inside the manifest's folder,
+/// made on real paths: `prompts.csv` may be a symlink (to
+/// `/proc/self/environ`, to a key file) that the spelling of the name does
+/// not show. A file that does not exist passes: reading it says so.
+///
+/// # Errors
+/// The message for the diagnostic, when the file resolves outside `dir`.
+fn inside_folder(dir: &Path, relative: &Path) -> Result<(), String> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let file = dir.join(relative);
+    let (Ok(real_dir), Ok(real)) = (std::fs::canonicalize(dir), std::fs::canonicalize(&file))
+    else {
+        return Ok(());
+    };
+    if real.starts_with(&real_dir) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} resolves to {}, outside this manifest's folder (a symlink); the CSV must be in the folder or below it",
+            quoted(&relative.to_string_lossy()),
+            real.display()
+        ))
+    }
 }
 
 /// Line of a byte offset, for formats whose parser reports byte spans.

@@ -19,11 +19,14 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the results file (already written by [`super::write_atomic`]) for
-    /// appending.
+    /// appending: the file a user's symlink names, never a link planted
+    /// since ([`crate::fsx::open_in_place`]).
+    ///
+    /// # Errors
+    /// When it cannot be opened, or is not a regular file.
     pub fn open(path: &Path) -> Result<Journal, Error> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
+        let file = crate::fsx::resolve(path)
+            .and_then(|real| crate::fsx::open_in_place(&real, OpenOptions::new().append(true)))
             .map_err(|e| results_error(path, e))?;
         let writer = csv::WriterBuilder::new()
             .has_headers(false)

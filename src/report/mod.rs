@@ -28,22 +28,66 @@
 //! so a million-row results file costs a few dozen megabytes, not its size.
 //!
 //! A lock on `<results>.lock` (an OS advisory lock, released by the kernel
-//! when the holder dies) keeps two runs off the same file.
+//! when the holder dies) keeps two runs off the same file. The lock is named
+//! after the file's *real* path ([`crate::fsx::resolve`]), so a run through
+//! a symlink and a run through the real path take the same lock; a results
+//! file the user made a symlink stays one (the rewrite lands in the
+//! target's folder). Every file here is written through [`crate::fsx`]: no
+//! planted symlink is written through, and a rewrite keeps the file's
+//! permission bits.
+//!
+//! # A results file damaged outside a run
+//! A results file is edited by hand, cut short by a full disk, concatenated,
+//! appended to by another program. Its rows are what keeps a job from being
+//! billed twice, so damage is never a reason to send a job again. The rule:
+//! **a row whose `id` can be read settles that job as `unknown`** (not
+//! resent without `--retry-unknown`, the damage named in its `error`
+//! column), and **a line that names no job stops the run** (exit 78, file
+//! and line named, nothing sent), because batchgen cannot tell which job it
+//! held. The `id` can be read when the row has a comma after it (so it was
+//! not cut short) and it is non-empty UTF-8. Case by case:
+//!
+//! | damage | what batchgen does |
+//! |---|---|
+//! | last row cut short mid-field or mid-quote, with its `id` and a comma | that job `unknown`; a task ID is kept only if a comma shows it whole, else the job's earlier one is kept |
+//! | a row cut short inside its `id` (no comma yet) | stop, exit 78: the `id` itself may be cut |
+//! | a damaged row spanning several lines (an unclosed quote swallows the rows after it) | stop, exit 78: the swallowed rows' jobs cannot be told apart |
+//! | a row with a bad value (a status `Submitted`, a line `abc`), too few or too many columns | that job `unknown`, as above |
+//! | garbage lines, lines appended by another program | those naming a manifest job: `unknown`; any other: stop, exit 78 naming the line |
+//! | a well-formed row for an `id` not in the manifest | kept as it is (it holds a task ID) |
+//! | a damaged row for an `id` not in the manifest | stop, exit 78 naming the line |
+//! | the header repeated in the middle (two files concatenated) | the repeat is skipped; the latest row of each `id` wins as usual |
+//! | a line of only spaces or NUL bytes (a crash's zero-filled tail) | skipped: it names nothing, and no acknowledged row is ever NUL (fsynced) |
+//! | NUL bytes inside a row | the row is damaged: as above |
+//! | CRLF line ends, a UTF-8 BOM (a spreadsheet saved it) | read as usual; the rewrite uses LF and no BOM |
+//! | an empty file (0 bytes) | no rows: a new results file |
+//! | a file of another kind (other columns, binary) | refused, exit 78, nothing sent, nothing overwritten; the message never suggests deleting it |
+//! | a folder, FIFO, device, a dangling symlink | refused (exit 73): never opened for writing, never blocked on |
+//!
+//! A row a crash left half-appended used to be ignored (it was never
+//! acknowledged, so its request was never sent); it now makes its job
+//! `unknown` too, because a cut-short row looks the same whoever cut it.
 
+pub mod cell;
+mod damage;
 mod journal;
+mod lock;
 mod store;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::fsx;
 use crate::job::Job;
 
+use damage::Line;
 pub use journal::{GroupCommit, Journal, Recorder, spawn};
-pub use store::{Compactor, RowSummary, Store};
+pub use lock::Lock;
+pub use store::{COLUMNS, Compactor, RowSummary, Store};
 
 /// A job's state in the results file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,14 +124,16 @@ pub struct Record {
     pub id: String,
     /// Line in the manifest where the job starts.
     pub line: u64,
-    #[serde(default)]
+    /// The server's text exactly; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
     pub task_id: String,
     pub status: Status,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default)]
     pub http_status: Option<u16>,
-    #[serde(default)]
+    /// Often the server's message; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
     pub error: String,
     /// RFC 3339, when the API accepted the job.
     #[serde(default)]
@@ -129,33 +175,51 @@ impl Record {
 pub const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
 
 /// Every row of a results file as written (journal rows included), in file
-/// order. A torn last row (a crash mid-append) is ignored: it was never
-/// acknowledged.
+/// order, with damaged rows settled as the module docs' table says (an
+/// attributable damaged row is an `unknown` record).
 ///
 /// # Errors
-/// When the file cannot be read or is not a batchgen results file.
+/// When the file cannot be read, is not a batchgen results file, or has a
+/// line that names no job.
 pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(results_error(path, source)),
+    let Some(file) = open_existing(path)? else {
+        return Ok(Vec::new());
     };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(file);
+    let mut row = csv::ByteRecord::new();
     let mut records = Vec::new();
-    let mut iter = reader.deserialize::<Record>().peekable();
-    while let Some(row) = iter.next() {
-        match row {
-            Ok(r) => records.push(r),
-            Err(e) if iter.peek().is_none() => {
-                tracing::warn!("{}: ignoring a torn last row ({e})", path.display());
+    let mut first = true;
+    let mut previous: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    loop {
+        match reader.read_byte_record(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(unreadable(path, &e)),
+        }
+        if std::mem::take(&mut first) {
+            check_header(path, &row)?;
+            continue;
+        }
+        let line = || line_at(path, &row);
+        match damage::classify(&row) {
+            Line::Skip(why) => tracing::warn!("{}:{}: skipping {why}", path.display(), line()),
+            Line::Names => {
+                let mut record = damage::record(&row, line);
+                if record.1
+                    && record.0.task_id.is_empty()
+                    && let Some(task) = previous.get(&record.0.id)
+                {
+                    record.0.task_id.clone_from(task);
+                }
+                if !record.0.task_id.is_empty() {
+                    previous.insert(record.0.id.clone(), record.0.task_id.clone());
+                }
+                records.push(record.0);
             }
-            Err(e) => {
-                return Err(not_ours(
-                    path,
-                    e.position().map_or(0, csv::Position::line),
-                    &e,
-                ));
-            }
+            Line::NamesNoJob(why) => return Err(names_no_job(path, line(), why)),
         }
     }
     Ok(records)
@@ -181,6 +245,71 @@ pub fn latest(path: &Path) -> Result<Vec<Record>, Error> {
         .collect())
 }
 
+/// The line (1-based, as an editor counts them) where `row` starts: only
+/// for a message about a damaged row, so it reads the file again rather
+/// than have every read count lines.
+fn line_at(path: &Path, row: &csv::ByteRecord) -> u64 {
+    let offset = row.position().map_or(0, csv::Position::byte);
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut newlines = 0;
+    let mut left = offset;
+    let mut reader = io::BufReader::new(file.take(offset));
+    let mut buf = [0u8; 1 << 16];
+    while left > 0 {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+                left = left.saturating_sub(n as u64);
+            }
+        }
+    }
+    newlines + 1
+}
+
+/// Opens an existing results file for reading; `None` when there is none.
+/// Only a regular file is opened: a FIFO would block the run, a device
+/// never end.
+fn open_existing(path: &Path) -> Result<Option<File>, Error> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => File::open(path)
+            .map(Some)
+            .map_err(|e| results_error(path, e)),
+        Ok(_) => Err(results_error(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a folder, FIFO, socket or device)",
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if fs::symlink_metadata(path).is_ok() {
+                // A dangling link: nothing to read, and nothing to create
+                // through it either (see `fsx::resolve`).
+                return Err(results_error(path, fsx::resolve(path).err().unwrap_or(e)));
+            }
+            Ok(None)
+        }
+        Err(e) => Err(results_error(path, e)),
+    }
+}
+
+/// The first row must be the results header: anything else is not a file
+/// batchgen may rewrite (an empty file is a new one).
+fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), Error> {
+    if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
+        let why = if row.len() == COLUMNS.len() {
+            "other column names"
+        } else {
+            "other columns"
+        };
+        return Err(not_ours(path, why));
+    }
+    Ok(())
+}
+
 fn results_error(path: &Path, source: io::Error) -> Error {
     Error::Results {
         path: path.to_owned(),
@@ -188,10 +317,39 @@ fn results_error(path: &Path, source: io::Error) -> Error {
     }
 }
 
-fn not_ours(path: &Path, line: u64, why: &dyn std::fmt::Display) -> Error {
+fn unreadable(path: &Path, e: &csv::Error) -> Error {
+    results_error(path, io::Error::other(e.to_string()))
+}
+
+/// The message for a file that does not start with the results header. It
+/// must never lead anyone to delete a file that holds task IDs.
+fn not_ours(path: &Path, why: &str) -> Error {
     Error::Config(format!(
-        "{}:{line}: not a batchgen results file ({why}); move it away or choose another --out",
+        "{}:1: not a batchgen results file: its first line is not the results header ({why}), so batchgen leaves it untouched and sends nothing. \
+         If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
+         If it is another file, choose another --out",
+        path.display(),
+        COLUMNS.join(","),
+    ))
+}
+
+/// A line that names no job: the run stops, so no job it may have held is
+/// sent again.
+fn names_no_job(path: &Path, line: u64, why: &str) -> Error {
+    Error::Config(format!(
+        "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair or remove only that line (the other rows hold task IDs), then rerun",
         path.display()
+    ))
+}
+
+/// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
+fn damaged_orphan(path: &Path, line: u64, id: &str) -> Error {
+    Error::Config(format!(
+        "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair that line (or remove only it, if it is not a results row), then rerun",
+        path.display(),
+        crate::manifest::quoted(id),
     ))
 }
 
@@ -207,62 +365,10 @@ pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), Error> {
     out.finish()
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Makes a rename durable. Best effort: not every filesystem allows it.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Holds the advisory lock on `<results>.lock` for as long as it lives.
-#[derive(Debug)]
-pub struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    /// # Errors
-    /// [`Error::Locked`] when another live process holds it.
-    pub fn acquire(results: &Path) -> Result<Lock, Error> {
-        let mut name = results.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| results_error(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(Error::Locked {
-                    path: results.to_owned(),
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(results_error(&path, e)),
-        }
-        // Record the holder for the next run's message; harmless if it fails.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(Lock { _file: file })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::job::JobFields;
 
@@ -316,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn journal_appends_and_a_torn_last_row_is_ignored() {
+    fn a_torn_last_row_that_names_its_job_makes_it_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         write_atomic(
@@ -328,20 +434,58 @@ mod tests {
         journal.append(&[&record("a", Status::Sending)]).unwrap();
         journal.append(&[&record("a", Status::Submitted)]).unwrap();
         drop(journal);
-        // A crash in the middle of an append.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        // Cut short after its id (a crash mid-append, a copy cut off):
+        // never a reason to send b again.
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"b,2,,sen").unwrap();
         drop(f);
-        assert_eq!(read(&path).unwrap().len(), 4);
+        assert_eq!(read(&path).unwrap().len(), 5);
         let mut store = Store::open(&path).unwrap();
         assert_eq!(store.get("a").unwrap().unwrap().status, Status::Submitted);
-        assert_eq!(store.get("b").unwrap().unwrap().status, Status::Pending);
+        let b = store.get("b").unwrap().unwrap();
+        assert_eq!(b.status, Status::Unknown);
+        assert!(b.error.contains("line 6"), "{}", b.error);
         let latest: Vec<_> = latest(&path)
             .unwrap()
             .into_iter()
             .map(|r| r.status)
             .collect();
-        assert_eq!(latest, [Status::Submitted, Status::Pending]);
+        assert_eq!(latest, [Status::Submitted, Status::Unknown]);
+
+        // Cut inside the id: no telling which job it was. The run stops,
+        // naming the line, and the message never says to delete the file.
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("b,2,,sen", "b"),
+        )
+        .unwrap();
+        for err in [Store::open(&path).err(), read(&path).err()] {
+            let text = err.expect("refused").to_string();
+            assert!(
+                text.contains("r.csv:6:") && text.contains("names no job"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("move it away") && !text.contains("delete"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_latest_row_keeps_the_jobs_task_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"a,2,t-a-cut").unwrap();
+        drop(f);
+        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
+        let a = &latest(&path).unwrap()[0];
+        assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
     }
 
     #[test]
@@ -426,19 +570,14 @@ mod tests {
         let path = dir.path().join("r.csv");
         std::fs::write(&path, "name,age\nann,3\nbob,4\n").unwrap();
         assert!(read(&path).is_err());
-        assert!(Store::open(&path).is_err());
-    }
-
-    #[test]
-    fn a_second_lock_on_the_same_file_is_refused_with_the_pid() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        let first = Lock::acquire(&path).unwrap();
-        match Lock::acquire(&path) {
-            Err(Error::Locked { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
-            other => panic!("expected Locked, got {other:?}"),
-        }
-        drop(first);
-        Lock::acquire(&path).unwrap();
+        let text = Store::open(&path).err().unwrap().to_string();
+        assert!(
+            text.contains("restore that line") && text.contains("keep the file"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "name,age\nann,3\nbob,4\n"
+        );
     }
 }

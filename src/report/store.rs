@@ -5,18 +5,25 @@
 //! binary search and one seek away. Hash matches are confirmed against the
 //! row's real `id`, so a collision can cost a read but never a wrong row.
 //! [`Compactor`] writes the replacement file row by row, atomically.
+//!
+//! Damaged rows are indexed like any other, by the `id` they name, and
+//! read back as what [`super::damage`] says they mean; a line that names no
+//! job stops the opening of the store.
 
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use super::{Record, Status, not_ours, parent_dir, results_error, sync_dir};
+use super::damage::{self, Line};
+use super::{Record, Status, check_header, damaged_orphan, names_no_job, open_existing};
+use super::{line_at, results_error, unreadable};
 use crate::error::Error;
+use crate::fsx::AtomicFile;
 use crate::job::key_hash as hash;
 
 /// The columns of a results file, in order; a file with other columns is
 /// not ours to rewrite.
-const COLUMNS: &[&str] = &[
+pub const COLUMNS: &[&str] = &[
     "id",
     "line",
     "task_id",
@@ -32,7 +39,6 @@ const COLUMNS: &[&str] = &[
 pub struct Store {
     path: PathBuf,
     reader: Option<csv::Reader<File>>,
-    headers: csv::ByteRecord,
     /// (hash of id, byte offset of a row), sorted: every row of the file.
     index: Vec<(u64, u64)>,
     /// Index entries whose `id` a [`Store::get`] asked for; the rest are
@@ -62,50 +68,40 @@ impl Store {
         let mut store = Store {
             path: path.to_owned(),
             reader: None,
-            headers: csv::ByteRecord::new(),
             index: Vec::new(),
             claimed: Vec::new(),
             row: csv::ByteRecord::new(),
         };
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(store),
-            Err(source) => return Err(results_error(path, source)),
+        let Some(file) = open_existing(path)? else {
+            return Ok(store);
         };
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| not_ours(path, 1, &e))?
-            .clone();
-        if !headers.is_empty() && headers.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
-            return Err(not_ours(path, 1, &"unexpected columns"));
-        }
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(file);
         let mut row = csv::ByteRecord::new();
-        let mut torn: Option<u64> = None;
+        let mut first = true;
         // Length of the sorted prefix, once the journal begins.
         let mut sorted: Option<usize> = None;
         loop {
             match reader.read_byte_record(&mut row) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => {
-                    return Err(not_ours(
-                        path,
-                        e.position().map_or(0, csv::Position::line),
-                        &e,
-                    ));
-                }
+                Err(e) => return Err(unreadable(path, &e)),
             }
-            if let Some(line) = torn {
-                return Err(not_ours(
-                    path,
-                    line,
-                    &"a row with the wrong number of fields",
-                ));
-            }
-            if row.len() != COLUMNS.len() {
-                torn = row.position().map(csv::Position::line);
+            if std::mem::take(&mut first) {
+                check_header(path, &row)?;
                 continue;
+            }
+            match damage::classify(&row) {
+                Line::Names => {}
+                Line::Skip(why) => {
+                    tracing::warn!("{}:{}: skipping {why}", path.display(), line_at(path, &row));
+                    continue;
+                }
+                Line::NamesNoJob(why) => {
+                    return Err(names_no_job(path, line_at(path, &row), why));
+                }
             }
             let offset = row.position().map_or(0, csv::Position::byte);
             let h = hash(&row[0]);
@@ -120,12 +116,8 @@ impl Store {
                 _ => store.index.push((h, offset)),
             }
         }
-        if torn.is_some() {
-            tracing::warn!("{}: ignoring a torn last row", path.display());
-        }
         store.index.sort_unstable();
         store.claimed = vec![false; store.index.len()];
-        store.headers = headers;
         store.reader = Some(reader);
         Ok(store)
     }
@@ -156,7 +148,9 @@ impl Store {
     }
 
     /// The latest row for `id`, as written (a rerun settles it:
-    /// [`Record::settled`]).
+    /// [`Record::settled`]). A damaged latest row is an `unknown` record
+    /// (see the damage table in [`super`]) that keeps the task ID of the job's latest row
+    /// with one, when its own is not whole.
     ///
     /// # Errors
     /// When a row cannot be read back.
@@ -164,19 +158,28 @@ impl Store {
         let h = hash(id.as_bytes());
         let lo = lower_bound(&self.index, h);
         let hi = lo + entries_of(&self.index[lo..], h);
-        let mut latest: Option<(u64, Record)> = None;
+        let mut rows: Vec<(u64, Record, bool)> = Vec::new();
         for i in lo..hi {
             let offset = self.index[i].1;
-            let record = self.read_at(offset)?;
+            let (record, damaged, _) = self.read_at(offset)?;
             if record.id != id {
                 continue;
             }
             self.claimed[i] = true;
-            if latest.as_ref().is_none_or(|(o, _)| *o < offset) {
-                latest = Some((offset, record));
-            }
+            rows.push((offset, record, damaged));
         }
-        Ok(latest.map(|(_, r)| r))
+        rows.sort_unstable_by_key(|r| r.0);
+        let task = rows
+            .iter()
+            .rev()
+            .find(|r| !r.1.task_id.is_empty())
+            .map(|r| r.1.task_id.clone());
+        Ok(rows.pop().map(|(_, mut latest, damaged)| {
+            if damaged && latest.task_id.is_empty() {
+                latest.task_id = task.unwrap_or_default();
+            }
+            latest
+        }))
     }
 
     /// The latest row of every `id` no [`Store::get`] asked for, in file
@@ -184,7 +187,9 @@ impl Store {
     /// task IDs.
     ///
     /// # Errors
-    /// When a row cannot be read back.
+    /// When a row cannot be read back, or the latest row of one of these
+    /// ids is damaged: it names no job of the manifest, so there is no
+    /// telling which job it held (see the module docs of [`super`]).
     pub fn orphans(&mut self) -> Result<Vec<Record>, Error> {
         let mut offsets: Vec<u64> = (0..self.index.len())
             .filter(|&i| !self.claimed[i])
@@ -192,22 +197,29 @@ impl Store {
             .collect();
         offsets.sort_unstable();
         let mut order: Vec<String> = Vec::new();
-        let mut latest: std::collections::HashMap<String, Record> =
+        let mut latest: std::collections::HashMap<String, (Record, Option<u64>)> =
             std::collections::HashMap::new();
         for offset in offsets {
-            let record = self.read_at(offset)?;
+            let (record, damaged, line) = self.read_at(offset)?;
             if !latest.contains_key(&record.id) {
                 order.push(record.id.clone());
             }
-            latest.insert(record.id.clone(), record.settled());
+            let damaged = damaged.then_some(line);
+            latest.insert(record.id.clone(), (record.settled(), damaged));
         }
-        Ok(order
-            .into_iter()
-            .filter_map(|id| latest.remove(&id))
-            .collect())
+        let mut out = Vec::with_capacity(order.len());
+        for id in order {
+            match latest.remove(&id) {
+                Some((_, Some(line))) => return Err(damaged_orphan(&self.path, line, &id)),
+                Some((record, None)) => out.push(record),
+                None => {}
+            }
+        }
+        Ok(out)
     }
 
-    fn read_at(&mut self, offset: u64) -> Result<Record, Error> {
+    /// The row at `offset`: its record, whether it was damaged, its line.
+    fn read_at(&mut self, offset: u64) -> Result<(Record, bool, u64), Error> {
         let reader = self.reader.as_mut().expect("an indexed store has a reader");
         // Rows asked for in file order (the usual case: a compacted file
         // and a manifest in the same order) need no seek.
@@ -220,25 +232,20 @@ impl Store {
         }
         let found = reader
             .read_byte_record(&mut self.row)
-            .map_err(|e| not_ours(&self.path, 0, &e))?;
+            .map_err(|e| unreadable(&self.path, &e))?;
         if !found {
-            return Err(not_ours(
+            return Err(results_error(
                 &self.path,
-                0,
-                &"the file changed while it was read",
+                io::Error::other("the file changed while it was read"),
             ));
         }
-        if let Some(record) = record(&self.row) {
-            return Ok(record);
-        }
-        // Something unusual: serde reads it, or says what is wrong.
-        self.row.deserialize(Some(&self.headers)).map_err(|e| {
-            not_ours(
-                &self.path,
-                self.row.position().map_or(0, csv::Position::line),
-                &e,
-            )
-        })
+        let mut line = 0;
+        let (path, row) = (&self.path, &self.row);
+        let (record, damaged) = damage::record(row, || {
+            line = line_at(path, row);
+            line
+        });
+        Ok((record, damaged, line))
     }
 }
 
@@ -323,7 +330,7 @@ impl Store {
     /// is `false`, not an error: the caller falls back to [`Store::open`],
     /// which says what is wrong.
     pub fn scan(path: &Path, mut visit: impl FnMut(RowSummary<'_>) -> bool) -> bool {
-        let Ok(file) = File::open(path) else {
+        let Ok(Some(file)) = open_existing(path) else {
             return false;
         };
         let mut reader = csv::ReaderBuilder::new()
@@ -371,6 +378,20 @@ fn summary(row: &csv::ByteRecord) -> Option<RowSummary<'_>> {
     })
 }
 
+/// A row as a [`Record`], when it is one: read by hand (see [`record`]),
+/// or else by serde (which accepts a little more, such as a `+2`), but only
+/// with every column there (serde would fill missing ones with defaults,
+/// and a row cut short is not a row).
+pub(super) fn parse(row: &csv::ByteRecord) -> Option<Record> {
+    if row.len() != COLUMNS.len() {
+        return None;
+    }
+    record(row).or_else(|| {
+        let headers = csv::ByteRecord::from(COLUMNS.to_vec());
+        row.deserialize(Some(&headers)).ok()
+    })
+}
+
 /// A row as the [`Record`] serde would read, for the rows this crate
 /// writes (see [`summary`]); `None` for anything else. A million-row rerun
 /// that merges reads every row, and serde was most of the cost of each.
@@ -381,14 +402,14 @@ fn record(row: &csv::ByteRecord) -> Option<Record> {
     Some(Record {
         id: text(0)?,
         line: summary.line,
-        task_id: text(2)?,
+        task_id: super::cell::unescape(&text(2)?).to_owned(),
         status: summary.status,
         attempts: decimal(&row[4])?,
         http_status: match &row[5] {
             b"" => None,
             status => Some(decimal(status)?),
         },
-        error: text(6)?,
+        error: super::cell::unescape(&text(6)?).to_owned(),
         submitted_at: text(7)?,
         fingerprint: text(8)?,
     })
@@ -416,21 +437,21 @@ fn status(bytes: &[u8]) -> Option<Status> {
 }
 
 /// Writes a replacement results file: rows go to a temporary file in the
-/// same folder, which [`Compactor::finish`] fsyncs and renames over the old
-/// one. Dropped unfinished, it leaves the old file as it was.
+/// same folder ([`AtomicFile`]: the real file's folder when the results
+/// file is a symlink, with its permission bits), which
+/// [`Compactor::finish`] fsyncs and renames over the old one. Dropped
+/// unfinished, it leaves the old file as it was.
 pub struct Compactor {
     path: PathBuf,
-    writer: csv::Writer<BufWriter<tempfile::NamedTempFile>>,
+    writer: csv::Writer<BufWriter<AtomicFile>>,
 }
 
 impl Compactor {
     /// # Errors
-    /// When the temporary file cannot be created.
+    /// When the temporary file cannot be created, or `path` is a dangling
+    /// symlink or not a regular file.
     pub fn new(path: &Path) -> Result<Compactor, Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".batchgen-results")
-            .tempfile_in(parent_dir(path))
-            .map_err(|e| results_error(path, e))?;
+        let tmp = AtomicFile::create(path).map_err(|e| results_error(path, e))?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(tmp));
         // The header even when there are no rows, so the file is ours.
         writer
@@ -464,13 +485,7 @@ impl Compactor {
         let tmp = buffered
             .into_inner()
             .map_err(|e| results_error(&path, e.into_error()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| results_error(&path, e))?;
-        tmp.persist(&path)
-            .map_err(|e| results_error(&path, e.error))?;
-        sync_dir(&parent_dir(&path));
-        Ok(())
+        tmp.commit().map_err(|e| results_error(&path, e))
     }
 }
 
@@ -483,11 +498,11 @@ impl serde::Serialize for RowOnly<'_> {
         (
             &r.id,
             r.line,
-            &r.task_id,
+            super::cell::escape(&r.task_id),
             r.status,
             r.attempts,
             r.http_status,
-            &r.error,
+            super::cell::escape(&r.error),
             &r.submitted_at,
             &r.fingerprint,
         )
