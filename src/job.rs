@@ -11,32 +11,25 @@
 //! hashes only what shapes the music (not `callback_url` or `cluster`, which
 //! say where and how it is delivered), with defaults applied, so reordering
 //! rows, adding rows, or spelling out a default never changes a job's key.
+//! Fields added later (`gender` and the weights) are hashed only when set,
+//! so a job that does not set them keeps the key it always had.
+//!
+//! The rules live in `rules` (re-exported here), the typed values of the
+//! newer fields in `values`.
+
+mod rules;
+mod values;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The model the API uses when a request names none.
-pub const DEFAULT_MODEL: &str = "chirp-v3.5";
-
-/// Every model name the API documents. Older hosts know only the first two.
-pub const KNOWN_MODELS: &[&str] = &[
-    "chirp-v3.5",
-    "chirp-v3.0",
-    "chirp-v3-5",
-    "chirp-v4-0",
-    "chirp-v4-5",
-    "chirp-v4-5-plus",
-    "chirp-v5-5",
-];
-
-/// Models from chirp-v4-5 on accept longer prompts and styles.
-const LONG_FORM_MODELS: &[&str] = &["chirp-v4-5", "chirp-v4-5-plus", "chirp-v5-5"];
-
-/// Longest accepted `id`. Keys end up in file names (downloads), so they are
-/// kept short and filename-safe.
-pub const MAX_ID_LEN: usize = 128;
+pub use rules::{
+    DEFAULT_MODEL, EXTRA_MODEL_LIMITS, KNOWN_MODELS, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem,
+    ProblemKind, Rules, check, length_limit, parse_model_name,
+};
+pub use values::{Gender, GenderError, WEIGHT_RULE, Weight, WeightError};
 
 /// A job field, as named in manifests and in the API's JSON body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,13 +43,29 @@ pub enum Field {
     CustomMode,
     MakeInstrumental,
     Model,
+    Gender,
+    StyleWeight,
+    WeirdnessConstraint,
+    AudioWeight,
     CallbackUrl,
     Cluster,
 }
 
+/// What a field holds, which decides how manifests read it and how the
+/// request body carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Bool,
+    /// A [`Weight`]: a JSON number from 0 to 1, two decimals at most.
+    Weight,
+    /// A [`Gender`]: `"male"` or `"female"`.
+    Gender,
+}
+
 impl Field {
     /// All fields, in the order the results and docs list them.
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 15] = [
         Field::Id,
         Field::Prompt,
         Field::GptDescriptionPrompt,
@@ -66,6 +75,10 @@ impl Field {
         Field::CustomMode,
         Field::MakeInstrumental,
         Field::Model,
+        Field::Gender,
+        Field::StyleWeight,
+        Field::WeirdnessConstraint,
+        Field::AudioWeight,
         Field::CallbackUrl,
         Field::Cluster,
     ];
@@ -81,6 +94,10 @@ impl Field {
             Field::CustomMode => "custom_mode",
             Field::MakeInstrumental => "make_instrumental",
             Field::Model => "model",
+            Field::Gender => "gender",
+            Field::StyleWeight => "style_weight",
+            Field::WeirdnessConstraint => "weirdness_constraint",
+            Field::AudioWeight => "audio_weight",
             Field::CallbackUrl => "callback_url",
             Field::Cluster => "cluster",
         }
@@ -91,9 +108,13 @@ impl Field {
         Field::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// Whether the field holds a boolean (everything else is a string).
-    pub fn is_bool(self) -> bool {
-        matches!(self, Field::CustomMode | Field::MakeInstrumental)
+    pub fn kind(self) -> Kind {
+        match self {
+            Field::CustomMode | Field::MakeInstrumental => Kind::Bool,
+            Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight => Kind::Weight,
+            Field::Gender => Kind::Gender,
+            _ => Kind::Text,
+        }
     }
 
     /// Most unknown names are typos: offer the closest known name, if one is
@@ -148,19 +169,64 @@ pub struct JobFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub style_weight: Option<Weight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weirdness_constraint: Option<Weight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_weight: Option<Weight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
 }
 
-/// A field's value before it is typed: what a manifest cell or key holds.
+/// A field's value, typed: what a manifest cell or key is read into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(String),
     Bool(bool),
+    Weight(Weight),
+    Gender(Gender),
 }
 
 impl JobFields {
+    /// Sets a field of any kind.
+    ///
+    /// # Panics
+    /// When the value is not of the field's [`Kind`]: a reader's bug.
+    pub fn set(&mut self, field: Field, value: Value) {
+        match value {
+            Value::Str(s) => self.set_str(field, s),
+            Value::Bool(b) => self.set_bool(field, b),
+            Value::Weight(w) => *self.weight_slot(field) = Some(w),
+            Value::Gender(g) => match field {
+                Field::Gender => self.gender = Some(g),
+                _ => unreachable!("{field} is not the gender field"),
+            },
+        }
+    }
+
+    /// A weight field's value; `None` for unset or other fields.
+    pub fn weight(&self, field: Field) -> Option<Weight> {
+        match field {
+            Field::StyleWeight => self.style_weight,
+            Field::WeirdnessConstraint => self.weirdness_constraint,
+            Field::AudioWeight => self.audio_weight,
+            _ => None,
+        }
+    }
+
+    fn weight_slot(&mut self, field: Field) -> &mut Option<Weight> {
+        match field {
+            Field::StyleWeight => &mut self.style_weight,
+            Field::WeirdnessConstraint => &mut self.weirdness_constraint,
+            Field::AudioWeight => &mut self.audio_weight,
+            _ => unreachable!("{field} is not a weight field"),
+        }
+    }
+
     /// Sets a string field. For a boolean field, use [`JobFields::set_bool`].
     pub fn set_str(&mut self, field: Field, value: String) {
         *self.str_slot(field) = Some(value);
@@ -184,9 +250,7 @@ impl JobFields {
             Field::Model => &mut self.model,
             Field::CallbackUrl => &mut self.callback_url,
             Field::Cluster => &mut self.cluster,
-            Field::CustomMode | Field::MakeInstrumental => {
-                unreachable!("{field} is a boolean field")
-            }
+            _ => unreachable!("{field} is not a string field"),
         }
     }
 
@@ -194,21 +258,25 @@ impl JobFields {
         match field {
             Field::CustomMode => self.custom_mode = Some(value),
             Field::MakeInstrumental => self.make_instrumental = Some(value),
-            _ => unreachable!("{field} is a string field"),
+            _ => unreachable!("{field} is not a boolean field"),
         }
     }
 
     /// Whether the field is set.
     #[inline]
     pub fn is_set(&self, field: Field) -> bool {
-        match field {
-            Field::CustomMode => self.custom_mode.is_some(),
-            Field::MakeInstrumental => self.make_instrumental.is_some(),
-            _ => self.str(field).is_some(),
+        match field.kind() {
+            Kind::Text => self.str(field).is_some(),
+            Kind::Bool => match field {
+                Field::CustomMode => self.custom_mode.is_some(),
+                _ => self.make_instrumental.is_some(),
+            },
+            Kind::Weight => self.weight(field).is_some(),
+            Kind::Gender => self.gender.is_some(),
         }
     }
 
-    /// A string field's value, `None` for unset or boolean fields.
+    /// A string field's value, `None` for unset or other fields.
     #[inline]
     pub fn str(&self, field: Field) -> Option<&str> {
         match field {
@@ -221,7 +289,7 @@ impl JobFields {
             Field::Model => self.model.as_deref(),
             Field::CallbackUrl => self.callback_url.as_deref(),
             Field::Cluster => self.cluster.as_deref(),
-            Field::CustomMode | Field::MakeInstrumental => None,
+            _ => None,
         }
     }
 
@@ -231,10 +299,14 @@ impl JobFields {
             if self.is_set(field) || !defaults.is_set(field) {
                 continue;
             }
-            match field {
-                Field::CustomMode => self.custom_mode = defaults.custom_mode,
-                Field::MakeInstrumental => self.make_instrumental = defaults.make_instrumental,
-                _ => self.set_str(field, defaults.str(field).unwrap_or_default().to_owned()),
+            match field.kind() {
+                Kind::Text => {
+                    self.set_str(field, defaults.str(field).unwrap_or_default().to_owned());
+                }
+                Kind::Bool if field == Field::CustomMode => self.custom_mode = defaults.custom_mode,
+                Kind::Bool => self.make_instrumental = defaults.make_instrumental,
+                Kind::Weight => *self.weight_slot(field) = defaults.weight(field),
+                Kind::Gender => self.gender = defaults.gender,
             }
         }
     }
@@ -245,9 +317,11 @@ impl JobFields {
     }
 
     pub fn mode(&self) -> Mode {
+        let custom = self.custom_mode.unwrap_or(false);
         Mode {
-            custom: self.custom_mode.unwrap_or(false),
+            custom,
             instrumental: self.make_instrumental.unwrap_or(false),
+            inspiration: !custom && self.prompt.is_none() && self.gpt_description_prompt.is_some(),
         }
     }
 
@@ -268,7 +342,9 @@ impl JobFields {
     }
 
     /// What the fingerprint hashes: the content as compact JSON, keys in
-    /// this order, unset texts `null`. Written by hand rather than with
+    /// this order, unset texts `null`, then each of the newer fields only
+    /// when set (so the bytes of a job without them are what they were
+    /// before those fields existed). Written by hand rather than with
     /// serde_json because serde_json escapes byte by byte, which was most of
     /// the cost of a fingerprint; the bytes are the same (tested against
     /// serde_json), and must stay so: fingerprints are kept in results
@@ -305,6 +381,22 @@ impl JobFields {
         }
         json_key(&mut json, "model");
         json_str(&mut json, self.effective_model());
+        if let Some(gender) = self.gender {
+            json.push(b',');
+            json_key(&mut json, "gender");
+            json_str(&mut json, gender.name());
+        }
+        for field in [
+            Field::StyleWeight,
+            Field::WeirdnessConstraint,
+            Field::AudioWeight,
+        ] {
+            if let Some(weight) = self.weight(field) {
+                json.push(b',');
+                json_key(&mut json, field.name());
+                serde_json::to_writer(&mut json, &weight).expect("a number serializes");
+            }
+        }
         json.push(b'}');
         json
     }
@@ -392,196 +484,48 @@ impl fmt::Debug for JobsDigest {
     }
 }
 
-/// The two switches that decide which fields a request needs.
+/// The two switches that decide which fields a request needs, and whether
+/// a description-mode job is an inspiration one (a `gpt_description_prompt`
+/// and no `prompt`), which summaries count apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mode {
     pub custom: bool,
     pub instrumental: bool,
+    pub inspiration: bool,
 }
 
 impl Mode {
-    /// The API's table of required fields by mode.
-    pub fn required(self) -> &'static [Field] {
+    /// The API's table of required fields by mode: every group needs one
+    /// of its fields set.
+    pub fn required(self) -> &'static [&'static [Field]] {
         match (self.custom, self.instrumental) {
-            (true, false) => &[Field::Style, Field::Prompt, Field::Title],
-            (true, true) => &[Field::Style, Field::Title],
-            (false, _) => &[Field::Prompt],
+            (true, false) => &[&[Field::Style], &[Field::Prompt], &[Field::Title]],
+            (true, true) => &[&[Field::Style], &[Field::Title]],
+            (false, _) => &[&[Field::Prompt, Field::GptDescriptionPrompt]],
         }
+    }
+
+    /// The group of [`Mode::required`] that `field` heads, if any: an unmet
+    /// group is reported once, on its first field.
+    pub fn requirement(self, field: Field) -> Option<&'static [Field]> {
+        self.required()
+            .iter()
+            .copied()
+            .find(|group| group.first() == Some(&field))
     }
 }
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match (self.custom, self.instrumental) {
-            (true, false) => "custom",
-            (true, true) => "custom instrumental",
-            (false, false) => "description",
-            (false, true) => "description instrumental",
+        f.write_str(match (self.custom, self.instrumental, self.inspiration) {
+            (true, false, _) => "custom",
+            (true, true, _) => "custom instrumental",
+            (false, false, false) => "description",
+            (false, true, false) => "description instrumental",
+            (false, false, true) => "inspiration",
+            (false, true, true) => "inspiration instrumental",
         })
     }
-}
-
-/// What is wrong with one field of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: Field,
-    pub kind: ProblemKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProblemKind {
-    /// Required in this mode but not set.
-    Missing(Mode),
-    /// Set, but empty or only whitespace.
-    Empty,
-    /// Longer than the model allows: the API's "Topic too long.".
-    TooLong {
-        limit: usize,
-        actual: usize,
-        model: String,
-    },
-    UnknownModel(String),
-    BadUrl(String),
-    BadId(String),
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ProblemKind::Missing(mode) => write!(f, "required in {mode} mode but not set"),
-            ProblemKind::Empty => f.write_str("is empty"),
-            ProblemKind::TooLong {
-                limit,
-                actual,
-                model,
-            } => write!(
-                f,
-                "is {actual} characters, over the limit of {limit} for {model} (the API would fail it with \"Topic too long.\")"
-            ),
-            ProblemKind::UnknownModel(m) => write!(
-                f,
-                "unknown model {m:?}; known models: {}",
-                KNOWN_MODELS.join(", ")
-            ),
-            ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
-            ProblemKind::BadId(why) => f.write_str(why),
-        }
-    }
-}
-
-/// The character limit of a field for a model, if the field has one.
-pub fn length_limit(field: Field, model: &str) -> Option<usize> {
-    let long_form = LONG_FORM_MODELS.contains(&model);
-    match field {
-        Field::Prompt => Some(if long_form { 5000 } else { 3000 }),
-        Field::Style => Some(if long_form { 1000 } else { 200 }),
-        Field::Title => Some(80),
-        Field::GptDescriptionPrompt => Some(400),
-        _ => None,
-    }
-}
-
-/// Checks a request against every rule the API documents and returns all
-/// problems found (empty when the request is valid).
-pub fn check(fields: &JobFields) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut push = |field, kind| problems.push(Problem { field, kind });
-
-    if let Some(id) = &fields.id
-        && let Err(why) = check_id(id)
-    {
-        push(Field::Id, ProblemKind::BadId(why));
-    }
-
-    let model = fields.effective_model();
-    let model_known = KNOWN_MODELS.contains(&model);
-    if !model_known {
-        push(Field::Model, ProblemKind::UnknownModel(model.to_owned()));
-    }
-
-    let mode = fields.mode();
-    for field in Field::ALL {
-        let Some(value) = fields.str(field) else {
-            if mode.required().contains(&field) {
-                push(field, ProblemKind::Missing(mode));
-            }
-            continue;
-        };
-        if is_blank(value) && field != Field::Tags {
-            push(field, ProblemKind::Empty);
-            continue;
-        }
-        if model_known && let Some(limit) = length_limit(field, model) {
-            // A text is never more characters than bytes: count only the
-            // texts that could be over (counting is per character).
-            let actual = if value.len() > limit {
-                value.chars().count()
-            } else {
-                0
-            };
-            if actual > limit {
-                push(
-                    field,
-                    ProblemKind::TooLong {
-                        limit,
-                        actual,
-                        model: model.to_owned(),
-                    },
-                );
-            }
-        }
-    }
-
-    if let Some(url) = &fields.callback_url
-        && !url.trim().is_empty()
-        && let Err(why) = check_callback_url(url)
-    {
-        push(Field::CallbackUrl, ProblemKind::BadUrl(why));
-    }
-    problems
-}
-
-/// Empty or only whitespace. Most values start with a visible ASCII
-/// character, which settles it without a scan.
-fn is_blank(value: &str) -> bool {
-    !value.as_bytes().first().is_some_and(u8::is_ascii_graphic) && value.trim().is_empty()
-}
-
-fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("is empty".into());
-    }
-    if id.len() > MAX_ID_LEN && id.chars().count() > MAX_ID_LEN {
-        return Err(format!("is longer than {MAX_ID_LEN} characters"));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "contains {c:?}; ids may use only letters, digits, '-', '_' and '.' (they name files)"
-        ));
-    }
-    if id.starts_with('.') {
-        return Err("must not start with '.'".into());
-    }
-    if id.starts_with("fp-") {
-        return Err(
-            "must not start with \"fp-\", which batchgen uses for jobs without an id".into(),
-        );
-    }
-    Ok(())
-}
-
-fn check_callback_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw.trim()).map_err(|e| e.to_string())?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not http or https", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("no host".into());
-    }
-    Ok(())
 }
 
 /// A fast 64-bit hash of a job key, for the indexes that find jobs by key
@@ -648,7 +592,8 @@ impl Job {
                 .sum::<usize>()
     }
 
-    /// The JSON body for `POST /api/generate`: only the fields the job sets.
+    /// The JSON body for the generate endpoints: only the fields the job
+    /// sets, the weights as JSON numbers.
     pub fn body(&self) -> &JobFields {
         &self.fields
     }
@@ -657,84 +602,6 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fields(custom: bool, instrumental: bool) -> JobFields {
-        JobFields {
-            custom_mode: Some(custom),
-            make_instrumental: Some(instrumental),
-            ..JobFields::default()
-        }
-    }
-
-    fn missing(problems: &[Problem]) -> Vec<Field> {
-        problems
-            .iter()
-            .filter(|p| matches!(p.kind, ProblemKind::Missing(_)))
-            .map(|p| p.field)
-            .collect()
-    }
-
-    #[test]
-    fn mode_table_is_the_apis() {
-        assert_eq!(
-            missing(&check(&fields(true, false))),
-            [Field::Prompt, Field::Title, Field::Style]
-        );
-        assert_eq!(
-            missing(&check(&fields(true, true))),
-            [Field::Title, Field::Style]
-        );
-        assert_eq!(missing(&check(&fields(false, true))), [Field::Prompt]);
-        assert_eq!(missing(&check(&JobFields::default())), [Field::Prompt]);
-    }
-
-    #[test]
-    fn limits_depend_on_model() {
-        let mut f = JobFields {
-            prompt: Some("x".repeat(3001)),
-            ..JobFields::default()
-        };
-        assert!(matches!(
-            check(&f)[0].kind,
-            ProblemKind::TooLong { limit: 3000, .. }
-        ));
-        f.model = Some("chirp-v4-5".into());
-        assert!(check(&f).is_empty());
-        f.prompt = Some("é".repeat(5000));
-        assert!(check(&f).is_empty(), "limits count characters, not bytes");
-        f.prompt = Some("x".repeat(5001));
-        assert_eq!(check(&f).len(), 1);
-    }
-
-    #[test]
-    fn unknown_model_empty_field_and_bad_url() {
-        let f = JobFields {
-            prompt: Some("  ".into()),
-            model: Some("chirp-v9".into()),
-            callback_url: Some("ftp://example.com/x".into()),
-            ..JobFields::default()
-        };
-        let kinds: Vec<_> = check(&f).into_iter().map(|p| p.field).collect();
-        assert_eq!(kinds, [Field::Model, Field::Prompt, Field::CallbackUrl]);
-        let relative = JobFields {
-            prompt: Some("a".into()),
-            callback_url: Some("/hook".into()),
-            ..JobFields::default()
-        };
-        assert_eq!(check(&relative)[0].field, Field::CallbackUrl);
-    }
-
-    #[test]
-    fn ids_must_be_filename_safe() {
-        for bad in ["", "a/b", "../x", ".hidden", "fp-0123", "a b"] {
-            let f = JobFields {
-                id: Some(bad.into()),
-                prompt: Some("p".into()),
-                ..JobFields::default()
-            };
-            assert_eq!(check(&f)[0].field, Field::Id, "{bad:?}");
-        }
-    }
 
     #[test]
     fn key_ignores_defaults_spelled_out_and_delivery_fields() {
@@ -769,6 +636,14 @@ mod tests {
             custom_mode: bool,
             make_instrumental: bool,
             model: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            gender: Option<Gender>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            style_weight: Option<Weight>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            weirdness_constraint: Option<Weight>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            audio_weight: Option<Weight>,
         }
         let mode = f.mode();
         serde_json::to_vec(&Content {
@@ -780,6 +655,10 @@ mod tests {
             custom_mode: mode.custom,
             make_instrumental: mode.instrumental,
             model: f.effective_model(),
+            gender: f.gender,
+            style_weight: f.style_weight,
+            weirdness_constraint: f.weirdness_constraint,
+            audio_weight: f.audio_weight,
         })
         .unwrap()
     }
@@ -805,6 +684,18 @@ mod tests {
                 cluster: Some("ignored".into()),
                 ..JobFields::default()
             },
+            JobFields {
+                prompt: Some("p".into()),
+                gender: Some(Gender::Female),
+                style_weight: Weight::from_hundredths(65),
+                audio_weight: Some(Weight::ONE),
+                ..JobFields::default()
+            },
+            JobFields {
+                gpt_description_prompt: Some("g".into()),
+                weirdness_constraint: Some(Weight::ZERO),
+                ..JobFields::default()
+            },
         ];
         for f in cases {
             assert_eq!(
@@ -819,6 +710,121 @@ mod tests {
         };
         let old = hex::encode(&Sha256::digest(content_json_by_serde(&f))[..8]);
         assert_eq!(f.fingerprint(), old);
+    }
+
+    #[test]
+    fn newer_fields_are_hashed_only_when_set() {
+        let plain = JobFields {
+            prompt: Some("rain on a tin roof".into()),
+            ..JobFields::default()
+        };
+        assert_eq!(
+            String::from_utf8(plain.content_json()).unwrap(),
+            r#"{"prompt":"rain on a tin roof","gpt_description_prompt":null,"title":null,"style":null,"tags":null,"custom_mode":false,"make_instrumental":false,"model":"chirp-v3.5"}"#,
+            "the bytes every results file before issue 12 was keyed by"
+        );
+        let weighted = JobFields {
+            gender: Some(Gender::Male),
+            style_weight: Weight::from_hundredths(65),
+            ..plain.clone()
+        };
+        assert!(
+            String::from_utf8(weighted.content_json())
+                .unwrap()
+                .ends_with(r#""model":"chirp-v3.5","gender":"male","style_weight":0.65}"#)
+        );
+        let mut keys = std::collections::HashSet::new();
+        for f in [
+            plain.clone(),
+            weighted,
+            JobFields {
+                style_weight: Some(Weight::ZERO),
+                ..plain.clone()
+            },
+            JobFields {
+                weirdness_constraint: Some(Weight::ZERO),
+                ..plain.clone()
+            },
+            JobFields {
+                audio_weight: Some(Weight::ZERO),
+                ..plain.clone()
+            },
+            JobFields {
+                gender: Some(Gender::Female),
+                ..plain
+            },
+        ] {
+            assert!(keys.insert(Job::new(f, 1).key), "each field counts");
+        }
+    }
+
+    #[test]
+    fn inspiration_is_a_mode_of_its_own() {
+        let gpt = JobFields {
+            gpt_description_prompt: Some("g".into()),
+            ..JobFields::default()
+        };
+        assert_eq!(gpt.mode().to_string(), "inspiration");
+        let with_prompt = JobFields {
+            prompt: Some("p".into()),
+            ..gpt.clone()
+        };
+        assert_eq!(with_prompt.mode().to_string(), "description");
+        let instrumental = JobFields {
+            make_instrumental: Some(true),
+            ..gpt.clone()
+        };
+        assert_eq!(instrumental.mode().to_string(), "inspiration instrumental");
+        let custom = JobFields {
+            custom_mode: Some(true),
+            ..gpt
+        };
+        assert_eq!(custom.mode().to_string(), "custom");
+    }
+
+    #[test]
+    fn defaults_fill_every_kind_of_field() {
+        let defaults = JobFields {
+            model: Some("chirp-v5".into()),
+            custom_mode: Some(false),
+            gender: Some(Gender::Female),
+            style_weight: Weight::from_hundredths(50),
+            weirdness_constraint: Weight::from_hundredths(10),
+            audio_weight: Weight::from_hundredths(90),
+            ..JobFields::default()
+        };
+        let mut f = JobFields {
+            prompt: Some("p".into()),
+            style_weight: Weight::from_hundredths(20),
+            ..JobFields::default()
+        };
+        f.apply_defaults(&defaults);
+        assert_eq!(
+            f,
+            JobFields {
+                prompt: Some("p".into()),
+                style_weight: Weight::from_hundredths(20),
+                ..defaults
+            },
+            "the job's own value wins"
+        );
+        for field in Field::ALL {
+            assert_eq!(
+                f.is_set(field),
+                !matches!(
+                    field,
+                    Field::Id
+                        | Field::GptDescriptionPrompt
+                        | Field::Title
+                        | Field::Style
+                        | Field::Tags
+                        | Field::MakeInstrumental
+                        | Field::CallbackUrl
+                        | Field::Cluster
+                ),
+                "{field}"
+            );
+        }
     }
 
     proptest::proptest! {
@@ -853,6 +859,18 @@ mod tests {
             serde_json::to_string(job.body()).unwrap(),
             r#"{"prompt":"p","make_instrumental":true}"#
         );
+        let mut fields = job.fields.clone();
+        fields.set(Field::Gender, Value::Gender(Gender::Female));
+        fields.set(
+            Field::AudioWeight,
+            Value::Weight(Weight::from_hundredths(7).unwrap()),
+        );
+        fields.set(Field::StyleWeight, Value::Weight(Weight::ONE));
+        assert_eq!(
+            serde_json::to_string(&fields).unwrap(),
+            r#"{"prompt":"p","make_instrumental":true,"gender":"female","style_weight":1.0,"audio_weight":0.07}"#,
+            "numbers as numbers, in the API's order"
+        );
     }
 
     #[test]
@@ -863,6 +881,13 @@ mod tests {
             Some(Field::MakeInstrumental)
         );
         assert_eq!(Field::suggest("callback"), Some(Field::CallbackUrl));
+        assert_eq!(Field::suggest("style_wieght"), Some(Field::StyleWeight));
+        assert_eq!(
+            Field::suggest("weirdness"),
+            Some(Field::WeirdnessConstraint)
+        );
+        assert_eq!(Field::suggest("audio-weight"), Some(Field::AudioWeight));
+        assert_eq!(Field::suggest("gendre"), Some(Field::Gender));
         assert_eq!(Field::suggest("zzzzzz"), None);
     }
 }

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{Diagnostic, Rows, did_you_mean, suggest_field};
-use crate::job::{Field, JobFields};
+use crate::job::{Field, JobFields, Kind, Value};
 
 /// A CSV file's data rows, read one at a time from a stream: the file is
 /// never held in memory, so a million-row manifest costs what one row costs.
@@ -501,28 +501,58 @@ fn cells(
                 continue;
             }
         };
-        if !field.is_bool() {
-            // Verbatim: leading spaces and newlines in lyrics are content.
-            let mut value = reuse
-                .take_str(field)
-                .filter(|s| s.capacity() <= MAX_REUSED)
-                .unwrap_or_default();
-            value.clear();
-            value.push_str(text);
-            fields.set_str(field, value);
-            continue;
-        }
-        match parse_bool(text) {
-            Ok(Some(value)) => fields.set_bool(field, value),
-            Ok(None) => {}
-            Err(()) => {
-                let msg = format!("{text:?} is not a boolean (use true/false, yes/no or 1/0)");
+        let value = match field.kind() {
+            Kind::Text => {
+                // Verbatim: leading spaces and newlines in lyrics are content.
+                let mut value = reuse
+                    .take_str(field)
+                    .filter(|s| s.capacity() <= MAX_REUSED)
+                    .unwrap_or_default();
+                value.clear();
+                value.push_str(text);
+                fields.set_str(field, value);
+                continue;
+            }
+            Kind::Bool => match parse_bool(text) {
+                Ok(Some(value)) => Ok(Value::Bool(value)),
+                Ok(None) => continue,
+                Err(()) => Err(format!(
+                    "{text:?} is not a boolean (use true/false, yes/no or 1/0)"
+                )),
+            },
+            // A cell of spaces is as empty as an empty one.
+            _ if text.trim().is_empty() => continue,
+            Kind::Weight => text
+                .parse()
+                .map(Value::Weight)
+                .map_err(|e| format!("{} {e}", shown(text))),
+            Kind::Gender => text
+                .parse()
+                .map(Value::Gender)
+                .map_err(|e| format!("{} {e}", shown(text))),
+        };
+        match value {
+            Ok(value) => fields.set(field, value),
+            Err(msg) => {
                 rows.problem(file, line, Some(field.name()), msg);
                 unread.push(field);
             }
         }
     }
     Some((fields, unread))
+}
+
+/// Longest cell text quoted whole in a message; a longer one is cut.
+const MAX_CELL_SHOWN: usize = 40;
+
+/// A cell's text for a message: quoted, control characters escaped, cut
+/// after [`MAX_CELL_SHOWN`] characters with `…`.
+fn shown(text: &str) -> String {
+    let mut cut: String = text.chars().take(MAX_CELL_SHOWN).collect();
+    if text.chars().nth(MAX_CELL_SHOWN).is_some() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
 }
 
 /// Spreadsheets write booleans many ways; accept the common ones. A blank
