@@ -402,6 +402,25 @@ async fn an_added_model_is_sent_as_named() {
         "nothing is sent for an invalid manifest"
     );
 
+    // validate takes the same names, from the flag or the variable.
+    let validate = |extra: Vec<(String, String)>| {
+        run_with_env(
+            vec!["validate".into(), manifest.to_str().unwrap().into()],
+            extra,
+        )
+    };
+    let env = vec![("BATCHGEN_EXTRA_MODELS".into(), "chirp-v6,chirp-v7".into())];
+    let out = validate(env).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(
+            "added:   chirp-v6, chirp-v7 (the short-form limits: prompt 3000, style 200 characters)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(code(&validate(vec![]).await), 65);
+
     let out = run_at(
         &url,
         "k",
