@@ -19,8 +19,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    Rate, RetryPolicy, RunSettings, parse_duration, parse_positive, parse_timeout,
+    Rate, RetryPolicy, RunSettings, parse_api_path, parse_duration, parse_positive, parse_timeout,
 };
+use crate::job::{Rules, parse_model_name};
 use crate::output::LogFormat;
 use crate::sandbox::SandboxConfig;
 
@@ -116,6 +117,20 @@ pub struct RunArgs {
     /// Read the API key from this file instead of BATCHGEN_API_KEY.
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
+
+    /// Submit jobs without a callback_url to this path under the base URL
+    /// [default: api/v2/generate, or [run] generate_path].
+    #[arg(long, env = "BATCHGEN_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
+    pub generate_path: Option<String>,
+
+    /// Submit jobs with a callback_url (their own, or one --callback-base
+    /// fills in) to this path under the base URL [default: api/generate, or
+    /// [run] callback_generate_path].
+    #[arg(long, env = "BATCHGEN_CALLBACK_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
+    pub callback_generate_path: Option<String>,
+
+    #[command(flatten)]
+    pub models: ModelArgs,
 
     /// Request rate: N/s, N/min, N/h or "unlimited" [default: 1/s]. Every
     /// attempt, retries included, counts.
@@ -215,6 +230,8 @@ impl RunArgs {
             max_attempts: self.max_attempts,
             timeout: self.timeout,
             results: self.out.clone(),
+            generate_path: self.generate_path.clone(),
+            callback_generate_path: self.callback_generate_path.clone(),
         }
     }
 
@@ -224,6 +241,32 @@ impl RunArgs {
             failed: self.retry_failed,
             unknown: self.retry_unknown,
         }
+    }
+}
+
+/// Models batchgen does not know yet, for commands that validate a manifest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ModelArgs {
+    /// Accept this model name besides the documented ones, for a model the
+    /// provider added after this release (repeatable, or comma-separated in
+    /// the variable; adds to [run] extra_models). Its jobs get the
+    /// short-form limits: prompt 3000, style 200 characters.
+    #[arg(
+        long = "extra-model",
+        env = "BATCHGEN_EXTRA_MODELS",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = parse_model_name
+    )]
+    pub extra_models: Vec<String>,
+}
+
+impl ModelArgs {
+    /// The rules a manifest's rows are checked with: the documented models
+    /// and these (the manifest's `[run] extra_models` adds its own).
+    pub fn rules(&self) -> Rules {
+        // Each name passed `parse_model_name` already, as clap read it.
+        Rules::with_extra_models(&self.extra_models).expect("names checked by clap")
     }
 }
 
@@ -268,6 +311,8 @@ pub struct ValidateArgs {
     /// machine (as the run's flag of the same name).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    #[command(flatten)]
+    pub models: ModelArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -393,5 +438,38 @@ mod tests {
         let cli =
             Cli::try_parse_from(["batchgen", "-q", "jobs.toml", "--log-format", "json"]).unwrap();
         assert!(cli.output.quiet && cli.output.log_format == LogFormat::Json);
+    }
+
+    #[test]
+    fn endpoint_and_model_flags() {
+        let cli = Cli::try_parse_from([
+            "batchgen",
+            "jobs.toml",
+            "--generate-path",
+            "/v3/generate",
+            "--callback-generate-path",
+            "api/cb",
+            "--extra-model",
+            "chirp-v6",
+            "--extra-model",
+            "chirp-v7",
+        ])
+        .unwrap();
+        let settings = cli.run.settings();
+        assert_eq!(settings.generate_path.as_deref(), Some("v3/generate"));
+        assert_eq!(settings.callback_generate_path.as_deref(), Some("api/cb"));
+        assert_eq!(cli.run.models.extra_models, ["chirp-v6", "chirp-v7"]);
+        for bad in [
+            ["batchgen", "jobs.toml", "--extra-model", "chirp v6"],
+            ["batchgen", "jobs.toml", "--generate-path", "https://h/x"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let cli =
+            Cli::try_parse_from(["batchgen", "validate", "j.toml", "--extra-model", "x1"]).unwrap();
+        let Some(Command::Validate(args)) = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(args.models.extra_models, ["x1"]);
     }
 }

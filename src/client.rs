@@ -42,7 +42,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::config::Secret;
+use crate::config::{GeneratePaths, Secret};
 use crate::job::Job;
 
 /// Responses larger than this are cut off: a submit answer is a few hundred
@@ -171,7 +171,10 @@ pub struct Balance {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Where jobs without a `callback_url` go (see [`GeneratePaths`]).
     generate: Url,
+    /// Where jobs with a `callback_url` go.
+    generate_callback: Url,
     credits: Url,
     /// `Bearer <key>`, built once (see [`bearer`]).
     auth: HeaderValue,
@@ -210,12 +213,31 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let paths = GeneratePaths::default();
         Ok(Client {
             http,
-            generate: endpoint(base_url, "api/generate"),
+            generate: endpoint(base_url, &paths.plain),
+            generate_callback: endpoint(base_url, &paths.callback),
             credits: endpoint(base_url, "api/v2/credits"),
             auth: bearer(&key)?,
         })
+    }
+
+    /// Submits to `paths` under the base URL instead of the default ones.
+    pub fn with_generate_paths(mut self, base_url: &Url, paths: &GeneratePaths) -> Client {
+        self.generate = endpoint(base_url, &paths.plain);
+        self.generate_callback = endpoint(base_url, &paths.callback);
+        self
+    }
+
+    /// The URL a job is submitted to: the callback endpoint when it has a
+    /// `callback_url`, the plain one otherwise.
+    pub fn generate_url(&self, job: &Job) -> &Url {
+        if GeneratePaths::takes_callback_path(job) {
+            &self.generate_callback
+        } else {
+            &self.generate
+        }
     }
 
     /// Asks for the balance: a cheap way to check the key before a run.
@@ -257,7 +279,7 @@ impl Client {
             .map_err(|e| SubmitError::Connect(format!("could not encode the job: {e}")))?;
         let response = self
             .http
-            .post(self.generate.clone())
+            .post(self.generate_url(job).clone())
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(reqwest::Body::wrap(Announced {
@@ -830,5 +852,35 @@ mod tests {
         assert_eq!(u("https://udioapi.pro"), "https://udioapi.pro/api/generate");
         assert_eq!(u("http://127.0.0.1:9/"), "http://127.0.0.1:9/api/generate");
         assert_eq!(u("https://h/proxy"), "https://h/proxy/api/generate");
+    }
+
+    #[test]
+    fn jobs_with_a_callback_go_to_the_callback_endpoint() {
+        let base = Url::parse("https://h/proxy").unwrap();
+        let client = Client::new(&base, Secret::new("k"), Duration::from_secs(1)).unwrap();
+        let mut job = Job::new(
+            crate::job::JobFields {
+                prompt: Some("p".into()),
+                ..Default::default()
+            },
+            1,
+        );
+        assert_eq!(
+            client.generate_url(&job).as_str(),
+            "https://h/proxy/api/v2/generate"
+        );
+        job.fields.callback_url = Some("https://example.com/hook".into());
+        assert_eq!(
+            client.generate_url(&job).as_str(),
+            "https://h/proxy/api/generate"
+        );
+        let paths = GeneratePaths {
+            plain: "gen".into(),
+            callback: "gen/cb".into(),
+        };
+        let client = client.with_generate_paths(&base, &paths);
+        assert_eq!(client.generate_url(&job).as_str(), "https://h/proxy/gen/cb");
+        job.fields.callback_url = None;
+        assert_eq!(client.generate_url(&job).as_str(), "https://h/proxy/gen");
     }
 }

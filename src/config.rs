@@ -41,6 +41,12 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shortest request timeout accepted (see the module docs).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Where a job without a `callback_url` is submitted: the docs' default
+/// generate endpoint (API.md, Submit).
+pub const DEFAULT_GENERATE_PATH: &str = "api/v2/generate";
+/// Where a job with a `callback_url` is submitted: the docs' "Generate API
+/// With Callback".
+pub const DEFAULT_CALLBACK_GENERATE_PATH: &str = "api/generate";
 /// Consecutive rows that exhaust their retries on server or connection
 /// errors before the run concludes the API is down (exit 69).
 pub const DEFAULT_GIVE_UP_AFTER: u32 = 5;
@@ -210,6 +216,10 @@ pub struct RunSettings {
     pub timeout: Option<Duration>,
     /// Results file. In a manifest, relative to the manifest's folder.
     pub results: Option<PathBuf>,
+    /// Path (under the base URL) for jobs without a `callback_url`.
+    pub generate_path: Option<String>,
+    /// Path (under the base URL) for jobs with a `callback_url`.
+    pub callback_generate_path: Option<String>,
 }
 
 impl RunSettings {
@@ -223,8 +233,84 @@ impl RunSettings {
             max_attempts: self.max_attempts.or(lower.max_attempts),
             timeout: self.timeout.or(lower.timeout),
             results: self.results.or(lower.results),
+            generate_path: self.generate_path.or(lower.generate_path),
+            callback_generate_path: self.callback_generate_path.or(lower.callback_generate_path),
         }
     }
+}
+
+/// The two generate endpoints, as paths under the base URL: the provider
+/// documents `POST /api/v2/generate` as its default and `POST /api/generate`
+/// as "Generate API With Callback" (which its current page says needs a
+/// `callback_url`), and hosts of the same backend differ in which they
+/// serve, so both are settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratePaths {
+    /// For jobs without a `callback_url` ([`DEFAULT_GENERATE_PATH`]).
+    pub plain: String,
+    /// For jobs with one ([`DEFAULT_CALLBACK_GENERATE_PATH`]).
+    pub callback: String,
+}
+
+impl Default for GeneratePaths {
+    fn default() -> GeneratePaths {
+        GeneratePaths {
+            plain: DEFAULT_GENERATE_PATH.into(),
+            callback: DEFAULT_CALLBACK_GENERATE_PATH.into(),
+        }
+    }
+}
+
+impl GeneratePaths {
+    /// The path a job goes to: see [`GeneratePaths::takes_callback_path`].
+    pub fn for_job(&self, job: &crate::job::Job) -> &str {
+        if GeneratePaths::takes_callback_path(job) {
+            &self.callback
+        } else {
+            &self.plain
+        }
+    }
+
+    /// The rule, in one place: a job goes to the callback endpoint when it
+    /// has a `callback_url`, its own or one `--callback-base` filled in
+    /// (validation refuses a blank one).
+    pub fn takes_callback_path(job: &crate::job::Job) -> bool {
+        job.fields.callback_url.is_some()
+    }
+}
+
+/// Checks a generate path (`--generate-path`, `[run] generate_path`): a
+/// path under the base URL such as `api/v2/generate`, with or without the
+/// leading `/` (it is kept under any path prefix the base URL has). Returns
+/// it without the leading `/`.
+///
+/// # Errors
+/// For an empty path, a full URL, a query or fragment, `..`, or characters
+/// a URL path cannot carry as they are.
+pub fn parse_api_path(s: &str) -> Result<String, String> {
+    let path = s.trim().trim_start_matches('/');
+    if path.is_empty() {
+        return Err(format!("invalid API path {s:?}: it is empty"));
+    }
+    if path.contains("://") {
+        return Err(format!(
+            "invalid API path {s:?}: give a path like api/v2/generate; the host goes in base_url"
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
+    {
+        return Err(format!(
+            "invalid API path {s:?}: {c:?} is not allowed; use letters, digits, '/', '-', '_', '.' and '~'"
+        ));
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(format!(
+            "invalid API path {s:?}: '.' and '..' segments are not allowed"
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 /// What to do with rows that earlier runs already attempted.
@@ -263,6 +349,8 @@ pub struct Config {
     /// Most bytes of jobs a run keeps from its merge so as not to read the
     /// manifest again while sending ([`DEFAULT_HOLD_BUDGET`]).
     pub hold_budget: usize,
+    /// Where jobs are submitted, with and without a `callback_url`.
+    pub generate: GeneratePaths,
 }
 
 /// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
@@ -329,6 +417,17 @@ impl Config {
         let results = settings
             .results
             .unwrap_or_else(|| default_results_path(manifest));
+        let defaults = GeneratePaths::default();
+        let generate = GeneratePaths {
+            plain: match &settings.generate_path {
+                Some(path) => parse_api_path(path)?,
+                None => defaults.plain,
+            },
+            callback: match &settings.callback_generate_path {
+                Some(path) => parse_api_path(path)?,
+                None => defaults.callback,
+            },
+        };
         Ok(ConfigParts(Config {
             base_url,
             api_key,
@@ -345,6 +444,7 @@ impl Config {
             progress: ProgressMode::Off,
             callback: None,
             hold_budget: DEFAULT_HOLD_BUDGET,
+            generate,
         }))
     }
 }
@@ -518,6 +618,56 @@ mod tests {
         let merged = flags.or(file);
         assert_eq!(merged.rate, Some(Rate::Unlimited));
         assert_eq!(merged.concurrency, Some(9));
+    }
+
+    #[test]
+    fn generate_paths_are_paths_under_the_base() {
+        assert_eq!(
+            parse_api_path("/api/v2/generate").unwrap(),
+            "api/v2/generate"
+        );
+        assert_eq!(parse_api_path(" api/generate ").unwrap(), "api/generate");
+        for bad in [
+            "",
+            "/",
+            "https://h/api/generate",
+            "api/generate?x=1",
+            "api/../x",
+            "api generate",
+            "api/#x",
+        ] {
+            assert!(parse_api_path(bad).is_err(), "{bad:?}");
+        }
+        let settings = RunSettings {
+            generate_path: Some("/v3/generate".into()),
+            ..RunSettings::default()
+        };
+        let config = Config::new(
+            settings,
+            Secret::new(""),
+            Path::new("m.toml"),
+            RetryPolicy::default(),
+        )
+        .unwrap()
+        .build();
+        assert_eq!(
+            config.generate,
+            GeneratePaths {
+                plain: "v3/generate".into(),
+                callback: DEFAULT_CALLBACK_GENERATE_PATH.into(),
+            }
+        );
+        let bad = RunSettings {
+            callback_generate_path: Some("x?y".into()),
+            ..RunSettings::default()
+        };
+        let err = Config::new(
+            bad,
+            Secret::new(""),
+            Path::new("m.toml"),
+            RetryPolicy::default(),
+        );
+        assert!(err.is_err());
     }
 
     #[test]

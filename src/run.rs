@@ -404,7 +404,8 @@ impl Session {
             ));
         }
 
-        let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?;
+        let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?
+            .with_generate_paths(&config.base_url, &config.generate);
         // Where this run's journal rows begin: the end of the compacted file.
         let journal_start = std::fs::metadata(&config.results).ok().map(|m| m.len());
         let journal = Journal::open(&config.results)?;

@@ -292,7 +292,7 @@ fn cases() -> Vec<Case> {
             "jobs.csv",
             "prompt,tags\n,x\nb,\"oops\nc,y\nd,z\n",
             Invalid(&[
-                "jobs.csv:2: prompt: required in description mode but not set",
+                "jobs.csv:2: prompt: not set: in description mode a job needs prompt or gpt_description_prompt",
                 "jobs.csv:3: unterminated quoted cell",
             ]),
         ),

@@ -526,7 +526,7 @@ async fn server_text_never_becomes_a_formula_and_reads_back_exactly() {
     let seen = asked.clone();
     let app = axum::Router::new()
         .route(
-            "/api/generate",
+            "/api/v2/generate",
             post(|| async { Json(json!({"code": 200, "message": "success", "workId": TASK})) }),
         )
         .route(

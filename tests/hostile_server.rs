@@ -67,7 +67,7 @@ async fn generate(body: String) -> Response {
 async fn hostile_answers_become_row_errors() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().route("/api/generate", post(generate));
+    let app = Router::new().route("/api/v2/generate", post(generate));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();

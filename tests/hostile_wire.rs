@@ -39,7 +39,7 @@ async fn a_redirect_on_submit_is_never_followed_and_stops_the_run_as_a_config_er
     for status in [301u16, 302, 303, 307, 308] {
         let server = serve(
             move |got: &Got, _| match (got.method.as_str(), got.path.as_str()) {
-                ("POST", "/api/generate") => redirect(
+                ("POST", "/api/v2/generate") => redirect(
                     status,
                     "https://user:pw@elsewhere.example/api/generate?token=tok-123",
                 ),
@@ -63,11 +63,11 @@ async fn a_redirect_on_submit_is_never_followed_and_stops_the_run_as_a_config_er
         let got = server.got();
         assert!(
             !got.iter()
-                .any(|g| g.method == "GET" && g.path == "/api/generate"),
+                .any(|g| g.method == "GET" && g.path == "/api/v2/generate"),
             "the redirect was followed: {got:?}"
         );
         assert_eq!(
-            server.count("POST", "/api/generate"),
+            server.count("POST", "/api/v2/generate"),
             1,
             "the first answer stops the run"
         );
@@ -95,7 +95,7 @@ async fn a_redirecting_credits_endpoint_stops_before_anything_is_sent_and_is_not
         "{}",
         stderr(&out)
     );
-    assert_eq!(server.count("POST", "/api/generate"), 0);
+    assert_eq!(server.count("POST", "/api/v2/generate"), 0);
     assert_eq!(server.count("GET", "/login"), 0, "never followed");
 
     let credits = credits(&server.url).await;
@@ -129,7 +129,7 @@ async fn task_ids_are_kept_as_sent_and_odd_or_repeated_ones_are_not_trusted() {
     let out = run_at(&server.url, KEY, &args).await;
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert_eq!(
-        server.count("POST", "/api/generate"),
+        server.count("POST", "/api/v2/generate"),
         ids.len(),
         "each sent once"
     );
@@ -421,7 +421,7 @@ async fn a_429_does_not_use_up_a_rows_attempts() {
     .await;
     assert_eq!(code(&out), 69, "{}", stderr(&out));
     assert!(stderr(&out).contains("429"), "{}", stderr(&out));
-    let sent = always.count("POST", "/api/generate");
+    let sent = always.count("POST", "/api/v2/generate");
     assert!((100..=110).contains(&sent), "{sent} requests");
     let rows = results(&dir.path().join("jobs.results.csv"));
     assert!(rows.iter().all(|r| r.status == Status::Pending), "{rows:?}");

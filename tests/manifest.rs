@@ -10,6 +10,8 @@ use tempfile::TempDir;
 
 #[path = "manifests/csv_cases.rs"]
 mod csv_cases;
+#[path = "manifests/rev2_cases.rs"]
+mod rev2_cases;
 #[path = "manifests/toml_cases.rs"]
 mod toml_cases;
 
@@ -116,10 +118,21 @@ fn custom_instrumental_needs_style_and_title_but_no_prompt() {
 }
 
 #[test]
-fn description_mode_needs_a_prompt() {
+fn description_mode_needs_a_prompt_or_a_gpt_description_prompt() {
     assert_eq!(
         problems("jobs.toml", "[[job]]\nmodel = \"chirp-v4-5\"\n"),
-        ["jobs.toml:1: prompt: required in description mode but not set"]
+        [
+            "jobs.toml:1: prompt: not set: in description mode a job needs prompt or gpt_description_prompt (either is enough)"
+        ]
+    );
+    assert_eq!(
+        problems(
+            "jobs.csv",
+            "prompt,gpt_description_prompt,make_instrumental\n,,yes\n"
+        ),
+        [
+            "jobs.csv:2: prompt: not set: in description instrumental mode a job needs prompt or gpt_description_prompt (either is enough)"
+        ]
     );
 }
 

@@ -39,7 +39,7 @@ async fn init_writes_a_starter_that_validates_and_never_overwrites() {
         .iter()
         .map(|j| j.fields.mode())
         .collect();
-    assert_eq!(modes.len(), 4, "one job per mode");
+    assert_eq!(modes.len(), 5, "one job per mode, inspiration included");
 
     let again = bin(&["init", toml.to_str().unwrap()]).await;
     assert_ne!(code(&again), 0);

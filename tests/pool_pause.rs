@@ -43,7 +43,7 @@ async fn a_429_pauses_every_worker_for_its_retry_after() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new()
-        .route("/api/generate", post(generate))
+        .route("/api/v2/generate", post(generate))
         .with_state(arrivals.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

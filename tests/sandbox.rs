@@ -229,11 +229,11 @@ async fn each_mode_rule_is_a_400_naming_the_field() {
         ),
         (
             json!({"make_instrumental": true, "style": "lofi"}),
-            "prompt is required in description instrumental mode",
+            "prompt not set: in description instrumental mode a job needs prompt or gpt_description_prompt",
         ),
         (
             json!({"title": "T"}),
-            "prompt is required in description mode",
+            "prompt not set: in description mode a job needs prompt or gpt_description_prompt",
         ),
         (json!({"prompt": "   "}), "prompt is empty"),
         (json!({"prompt": "p", "model": "chirp-v9"}), "unknown model"),

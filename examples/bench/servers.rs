@@ -5,7 +5,7 @@
 //! does not expose them (its stats list tasks, not times), while a proxy in
 //! front of it would add its own scheduling jitter between the timestamp and
 //! the sandbox's limiter. So the rate target runs against [`Counter`]: a
-//! minimal axum server that timestamps each `POST /api/generate` on arrival
+//! minimal axum server that timestamps each generate `POST` on arrival
 //! (the kernel's receive timestamp, as the sandbox does: `sandbox::arrival`),
 //! answers the documented success JSON, and applies the sandbox's own
 //! no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
@@ -71,6 +71,7 @@ impl Counter {
         *log.gcra.lock().unwrap() = interval.map(Limiter::new);
         let app = Router::new()
             .route("/api/generate", post(generate))
+            .route("/api/v2/generate", post(generate))
             .fallback(other)
             .with_state(log.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Signals, read_key, start_sandbox};
 use crate::cli::{OutputArgs, RunArgs};
 use crate::client::{Client, ErrorClass};
-use crate::config::{Config, RunSettings, Secret};
+use crate::config::{Config, GeneratePaths, RunSettings, Secret};
 use crate::error::{Error, ExitCode};
 use crate::manifest::{self, Manifest};
 use crate::output::{ProgressMode, eprint_line};
@@ -100,7 +100,7 @@ async fn submit_inner(
     let path = args.manifest.clone().expect("checked by execute");
     let summary = args.summary_json.as_deref();
     check_summary_path(summary, &[("the manifest", &path)], outcome)?;
-    let manifest = manifest::load(&path)?;
+    let manifest = manifest::load_with(&path, &args.models.rules())?;
     check_summary_path(
         summary,
         &[("the manifest's CSV", &manifest.rows_path)],
@@ -328,7 +328,6 @@ fn print_dry_run(
 ) -> Result<(), Error> {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let url = crate::client::endpoint(&config.base_url, "api/generate");
     let _ = writeln!(
         out,
         "dry run: {} jobs in {} · {} to send · {} already settled · nothing will be sent",
@@ -354,28 +353,29 @@ fn print_dry_run(
             humantime::format_duration(Duration::from_secs(secs.ceil() as u64))
         );
     }
-    let shown: Vec<usize> = plan
-        .todo
-        .iter()
-        .take(DRY_RUN_BODIES)
-        .map(|&i| i as usize)
-        .collect();
+    // Every job to send is read, to count where each would go; the first
+    // few are shown whole.
+    let mut todo = plan.todo.iter().map(|&i| i as usize).peekable();
+    let mut to_callback_path = 0;
     for (i, job) in manifest.jobs()?.enumerate() {
-        let Some(last) = shown.last() else { break };
-        if i > *last {
-            break;
+        let Some(&next) = todo.peek() else { break };
+        let mut job = job?;
+        if i < next {
+            continue;
         }
-        let job = job?;
-        if shown.contains(&i) {
-            let mut job = job;
-            let mut body = String::new();
-            if let Some(callback) = &config.callback {
-                callback.apply(&mut job);
-            }
-            body += &serde_json::to_string(job.body()).expect("fields serialize");
+        todo.next();
+        if let Some(callback) = &config.callback {
+            callback.apply(&mut job);
+        }
+        let takes_callback = GeneratePaths::takes_callback_path(&job);
+        to_callback_path += usize::from(takes_callback);
+        let shown = plan.todo.len() - todo.len();
+        if shown <= DRY_RUN_BODIES {
+            let body = serde_json::to_string(job.body()).expect("fields serialize");
             // What would be sent, but the callback secret (and any other)
             // stays off the screen: the same rule as every other output.
             let body = crate::redact::text(&body);
+            let url = crate::client::endpoint(&config.base_url, config.generate.for_job(&job));
             let _ = writeln!(
                 out,
                 "POST {}  # line {}, {}\n{body}",
@@ -387,6 +387,23 @@ fn print_dry_run(
     }
     if plan.todo.len() > DRY_RUN_BODIES {
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
+    }
+    let endpoint = |path: &str| crate::client::endpoint(&config.base_url, path);
+    for (n, url, which) in [
+        (
+            plan.todo.len() - to_callback_path,
+            endpoint(&config.generate.plain),
+            "without a callback_url",
+        ),
+        (
+            to_callback_path,
+            endpoint(&config.generate.callback),
+            "with a callback_url",
+        ),
+    ] {
+        if n > 0 {
+            let _ = writeln!(out, "{n} {which} would go to POST {url}");
+        }
     }
     for warning in &plan.warnings {
         eprint_line(&format!("batchgen: warning: {warning}"));

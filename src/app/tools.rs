@@ -20,7 +20,7 @@ pub const STARTER_TOML: &str = include_str!("starter.toml");
 pub const STARTER_CSV: &str = include_str!("starter.csv");
 
 pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
-    let manifest = manifest::load(&args.manifest)?;
+    let manifest = manifest::load_with(&args.manifest, &args.models.rules())?;
     let config = Config::new(
         manifest.settings.clone(),
         Secret::new(""),
@@ -61,6 +61,14 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     if !manifest.is_empty() {
         let _ = writeln!(out, "  modes:   {}", join(modes));
         let _ = writeln!(out, "  models:  {}", join(models));
+    }
+    if !manifest.rules.extra_models().is_empty() {
+        let _ = writeln!(
+            out,
+            "  added:   {} ({})",
+            manifest.rules.extra_models().join(", "),
+            crate::job::EXTRA_MODEL_LIMITS
+        );
     }
     let _ = writeln!(
         out,

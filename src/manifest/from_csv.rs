@@ -17,7 +17,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{Diagnostic, Rows, did_you_mean, quoted, suggest_field};
-use crate::job::{Field, JobFields};
+use crate::job::{Field, JobFields, Kind, Value};
 
 /// A CSV file's data rows, read one at a time from a stream: the file is
 /// never held in memory, so a million-row manifest costs what one row costs.
@@ -563,25 +563,40 @@ fn cells(
                 continue;
             }
         };
-        if !field.is_bool() {
-            // Verbatim: leading spaces and newlines in lyrics are content.
-            let mut value = reuse
-                .take_str(field)
-                .filter(|s| s.capacity() <= MAX_REUSED)
-                .unwrap_or_default();
-            value.clear();
-            value.push_str(text);
-            fields.set_str(field, value);
-            continue;
-        }
-        match parse_bool(text) {
-            Ok(Some(value)) => fields.set_bool(field, value),
-            Ok(None) => {}
-            Err(()) => {
-                let msg = format!(
+        let value = match field.kind() {
+            Kind::Text => {
+                // Verbatim: leading spaces and newlines in lyrics are content.
+                let mut value = reuse
+                    .take_str(field)
+                    .filter(|s| s.capacity() <= MAX_REUSED)
+                    .unwrap_or_default();
+                value.clear();
+                value.push_str(text);
+                fields.set_str(field, value);
+                continue;
+            }
+            Kind::Bool => match parse_bool(text) {
+                Ok(Some(value)) => Ok(Value::Bool(value)),
+                Ok(None) => continue,
+                Err(()) => Err(format!(
                     "{} is not a boolean (use true/false, yes/no or 1/0)",
                     quoted(text)
-                );
+                )),
+            },
+            // A cell of spaces is as empty as an empty one.
+            _ if text.trim().is_empty() => continue,
+            Kind::Weight => text
+                .parse()
+                .map(Value::Weight)
+                .map_err(|e| format!("{} {e}", quoted(text))),
+            Kind::Gender => text
+                .parse()
+                .map(Value::Gender)
+                .map_err(|e| format!("{} {e}", quoted(text))),
+        };
+        match value {
+            Ok(value) => fields.set(field, value),
+            Err(msg) => {
                 rows.problem(file, line, Some(field.name()), msg);
                 unread.push(field);
             }

@@ -15,7 +15,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
 use crate::config::{self, Rate, RunSettings};
-use crate::job::{Field, JobFields};
+use crate::job::{
+    self, Field, Gender, JobFields, Kind, Value as JobValue, WEIGHT_RULE, Weight, WeightError,
+};
 
 const TOP_LEVEL: &[&str] = &["csv", "run", "defaults", "job"];
 const RUN_KEYS: &[&str] = &[
@@ -26,6 +28,9 @@ const RUN_KEYS: &[&str] = &[
     "max_attempts",
     "timeout",
     "results",
+    "generate_path",
+    "callback_generate_path",
+    "extra_models",
 ];
 
 type Value<'a> = Spanned<DeValue<'a>>;
@@ -218,6 +223,18 @@ impl Toml<'_> {
                     settings.results = Some(dir.join(s));
                     Ok(())
                 }),
+                "generate_path" => string(value).and_then(|s| {
+                    settings.generate_path = Some(config::parse_api_path(s)?);
+                    Ok(())
+                }),
+                "callback_generate_path" => string(value).and_then(|s| {
+                    settings.callback_generate_path = Some(config::parse_api_path(s)?);
+                    Ok(())
+                }),
+                // Into the rules the rows below are checked with: [run]
+                // comes before [defaults] and the jobs (see `read`).
+                "extra_models" => model_names(value)
+                    .and_then(|names| names.iter().try_for_each(|name| rows.rules.add_model(name))),
                 _ => Err(match closest(name, RUN_KEYS) {
                     Some(meant) => format!("unknown setting{}", did_you_mean(Some(meant))),
                     None => format!("unknown setting; [run] takes {}", RUN_KEYS.join(", ")),
@@ -299,19 +316,13 @@ impl Toml<'_> {
                 (Some(Field::Id), _) if header.is_none() => {
                     Some("cannot have a default: every job's id must be its own".into())
                 }
-                (Some(field), DeValue::Boolean(b)) if field.is_bool() => {
-                    fields.set_bool(field, *b);
-                    None
-                }
-                (Some(field), other) if field.is_bool() => Some(format!(
-                    "expected true or false (without quotes), found {}",
-                    describe(other)
-                )),
-                (Some(field), DeValue::String(s)) => {
-                    fields.set_str(field, s.to_string());
-                    None
-                }
-                (Some(_), other) => Some(format!("expected a string, found {}", describe(other))),
+                (Some(field), value) => match typed(field, value) {
+                    Ok(value) => {
+                        fields.set(field, value);
+                        None
+                    }
+                    Err(msg) => Some(msg),
+                },
             };
             if let Some(msg) = problem {
                 rows.problem(self.path, line, Some(name), msg);
@@ -322,6 +333,62 @@ impl Toml<'_> {
             }
         }
         (fields, unread)
+    }
+}
+
+/// A job field's value, read as its [`Kind`] wants it. TOML is typed, so
+/// each kind takes its own TOML type and nothing else: text a string, a
+/// switch a boolean, a weight a number (`0.65`, `1`; the string `"0.65"` is
+/// refused, as `"true"` is for a switch), a gender the string `"male"` or
+/// `"female"`.
+fn typed(field: Field, value: &DeValue<'_>) -> Result<JobValue, String> {
+    match (field.kind(), value) {
+        (Kind::Text, DeValue::String(s)) => Ok(JobValue::Str(s.to_string())),
+        (Kind::Text, other) => Err(format!("expected a string, found {}", describe(other))),
+        (Kind::Bool, DeValue::Boolean(b)) => Ok(JobValue::Bool(*b)),
+        (Kind::Bool, other) => Err(format!(
+            "expected true or false (without quotes), found {}",
+            describe(other)
+        )),
+        (Kind::Weight, DeValue::Float(f)) => {
+            // TOML allows `0.6_5` and `6.5e-1`; the text without the
+            // underscores is exact unless it has an exponent (or is `inf`).
+            let text = f.as_str().replace('_', "");
+            let weight = if text.contains(['e', 'E']) || !text.contains('.') {
+                text.parse::<f64>()
+                    .map_err(|_| WeightError::NotANumber)
+                    .and_then(Weight::from_f64)
+            } else {
+                text.parse::<Weight>()
+            };
+            weight
+                .map(JobValue::Weight)
+                .map_err(|e| format!("{} {e}", f.as_str()))
+        }
+        (Kind::Weight, DeValue::Integer(i)) => {
+            match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                Ok(0) => Ok(JobValue::Weight(Weight::ZERO)),
+                Ok(1) => Ok(JobValue::Weight(Weight::ONE)),
+                _ => Err(format!("{i} {}", WeightError::OutOfRange)),
+            }
+        }
+        (Kind::Weight, other) => Err(format!(
+            "expected {WEIGHT_RULE} (without quotes), found {}",
+            describe(other)
+        )),
+        (Kind::Gender, DeValue::String(s)) => {
+            s.parse::<Gender>().map(JobValue::Gender).map_err(|e| {
+                if s.chars().count() <= 40 {
+                    format!("{s:?} {e}")
+                } else {
+                    format!("the value {e}")
+                }
+            })
+        }
+        (Kind::Gender, other) => Err(format!(
+            "expected \"male\" or \"female\", found {}",
+            describe(other)
+        )),
     }
 }
 
@@ -341,6 +408,26 @@ fn string<'v>(value: &'v Value<'_>) -> Result<&'v str, String> {
         DeValue::String(s) => Ok(s),
         other => Err(format!("expected a string, found {}", describe(other))),
     }
+}
+
+/// `extra_models = ["chirp-v6", ...]`: each a plausible model name.
+fn model_names(value: &Value<'_>) -> Result<Vec<String>, String> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err(format!(
+            "expected a list of model names like [\"chirp-v6\"], found {}",
+            describe(value.get_ref())
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) => job::parse_model_name(s),
+            other => Err(format!(
+                "expected model names (strings), found {}",
+                describe(other)
+            )),
+        })
+        .collect()
 }
 
 fn integer_in(value: &Value<'_>, min: i64, max: i64) -> Result<i64, String> {

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::RunSettings;
 use crate::error::ExitCode;
-use crate::job::{Field, Job, Mode};
+use crate::job::{Field, Job, Mode, Rules};
 
 pub use rows::Jobs;
 use rows::{Counts, Rows, Source};
@@ -45,6 +45,9 @@ pub struct Manifest {
     pub settings: RunSettings,
     /// Counts by mode and model, gathered while validating.
     pub summary: Summary,
+    /// The rules every row passed: the models the caller's rules know plus
+    /// those `[run] extra_models` adds.
+    pub rules: Rules,
     /// Every job's key, line and fingerprint, in order (see
     /// [`JobsDigest`](crate::job::JobsDigest)).
     digest: [u8; 32],
@@ -228,14 +231,26 @@ fn summarize(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-/// Loads and validates a manifest; the format follows the extension.
+/// Loads and validates a manifest with the documented models only; see
+/// [`load_with`].
+///
+/// # Errors
+/// As [`load_with`].
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    load_with(path, &Rules::default())
+}
+
+/// Loads and validates a manifest; the format follows the extension. Rows
+/// may name the models `rules` knows (those `--extra-model` adds) and those
+/// the manifest's own `[run] extra_models` adds.
 ///
 /// # Errors
 /// [`ManifestError::Unreadable`] when the file (or the CSV a TOML manifest
 /// names) cannot be read; [`ManifestError::Invalid`] with every problem found
 /// otherwise.
-pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+pub fn load_with(path: &Path, rules: &Rules) -> Result<Manifest, ManifestError> {
     let mut rows = Rows::default();
+    rows.rules = rules.clone();
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -275,6 +290,7 @@ fn finish(
             Source::Csv {
                 path: rows_path.clone(),
                 defaults: Box::new(rows.defaults),
+                rules: rows.rules.clone(),
             }
         };
         return Ok(Manifest {
@@ -282,6 +298,7 @@ fn finish(
             rows_path,
             settings,
             summary: rows.summary,
+            rules: rows.rules,
             digest: rows.digest.finish(),
             source,
         });

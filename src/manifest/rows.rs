@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::from_csv::{self, CsvRows};
 use super::{Diagnostic, ManifestError, Summary, open};
-use crate::job::{self, Field, Job, JobFields, JobsDigest, ProblemKind};
+use crate::job::{self, Field, Job, JobFields, JobsDigest, ProblemKind, Rules};
 
 /// What the readers produce: jobs (or marks) that passed, and diagnostics
 /// for the rest. Both formats feed rows through here so defaults, the rules
@@ -41,6 +41,9 @@ pub(super) struct Rows {
     pub(super) summary: Summary,
     /// `[defaults]`, applied to every row.
     pub(super) defaults: JobFields,
+    /// The models rows may name: the documented ones, those the flags add,
+    /// and those the manifest's `[run] extra_models` adds.
+    pub(super) rules: Rules,
     /// Fields `[defaults]` may have meant to set but could not be read for;
     /// see [`Rows::build`].
     pub(super) defaults_unread: Vec<Field>,
@@ -148,18 +151,29 @@ impl Rows {
         }
         fields.apply_defaults(&self.defaults);
         let is_unread = |f: &Field| unread.contains(f);
-        let problems: Vec<_> = job::check(&fields)
+        let problems: Vec<_> = self
+            .rules
+            .check(&fields)
             .into_iter()
             .filter(|p| match p.kind {
                 ProblemKind::Missing(_) => ![p.field, Field::CustomMode, Field::MakeInstrumental]
                     .iter()
                     .any(is_unread),
+                ProblemKind::MissingEither { other, .. } => {
+                    ![p.field, other, Field::CustomMode, Field::MakeInstrumental]
+                        .iter()
+                        .any(is_unread)
+                }
                 ProblemKind::TooLong { .. } => !is_unread(&Field::Model),
                 _ => true,
             })
             .collect();
         for p in &problems {
-            self.problem(file, line, Some(p.field.name()), p.to_string());
+            let mut message = p.to_string();
+            if let ProblemKind::UnknownModel(model) = &p.kind {
+                message.push_str(&add_model_hint(model));
+            }
+            self.problem(file, line, Some(p.field.name()), message);
         }
         let controls = self.control_characters(file, line, &fields);
         if !problems.is_empty() || !unread.is_empty() || controls {
@@ -240,6 +254,7 @@ impl Rows {
         let mut scratch = Rows {
             defaults: self.defaults.clone(),
             defaults_unread: self.defaults_unread.clone(),
+            rules: self.rules.clone(),
             ..Rows::default()
         };
         let source = open(file)?;
@@ -261,6 +276,18 @@ impl Rows {
         }
         Ok(())
     }
+}
+
+/// How to use a model batchgen does not know yet, for the message about
+/// an unknown one: only a name that could be added gets the hint.
+fn add_model_hint(model: &str) -> String {
+    if job::parse_model_name(model).is_err() {
+        return String::new();
+    }
+    format!(
+        "; if the provider has added {model:?}, name it with --extra-model {model} or [run] extra_models = [{model:?}] (it gets {})",
+        job::EXTRA_MODEL_LIMITS
+    )
 }
 
 impl Summary {
@@ -286,6 +313,7 @@ pub(super) enum Source {
     Csv {
         path: PathBuf,
         defaults: Box<JobFields>,
+        rules: Rules,
     },
 }
 
@@ -313,9 +341,14 @@ impl Jobs {
                 jobs: Arc::clone(jobs),
                 next: 0,
             },
-            Source::Csv { path, defaults } => {
+            Source::Csv {
+                path,
+                defaults,
+                rules,
+            } => {
                 let mut scratch = Box::new(Rows {
                     defaults: (**defaults).clone(),
+                    rules: rules.clone(),
                     ..Rows::default()
                 });
                 let csv = CsvRows::open(path, open(path)?, &mut scratch).map(Box::new);

@@ -46,7 +46,7 @@ use super::faults::Early;
 use super::limit::retry_after_secs;
 use super::state::{Stats, Task};
 use super::{ConnControl, Shared, callbacks, feed, media};
-use crate::job::{self, Field, JobFields, Problem, ProblemKind};
+use crate::job::{self, Field, Gender, JobFields, Kind, Problem, ProblemKind, Weight, WeightError};
 
 /// The page a proxy in front of the service serves when it is down.
 const UNAVAILABLE_PAGE: &str = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
@@ -351,7 +351,10 @@ pub(super) fn presented_key<'a>(
 
 /// Reads the API's fields out of a body. Unknown fields (and `token`) are
 /// ignored and `null` means unset, as the service does; a field of the wrong
-/// type is a 400 naming it.
+/// type is a 400 naming it. Each field is read as batchgen writes it: a
+/// weight is a JSON number from 0 to 1 with at most two decimals (a string
+/// `"0.5"` is refused: the docs type it as a number), `gender` is `"male"`
+/// or `"female"` exactly.
 fn to_fields(body: Map<String, Value>) -> Result<JobFields, String> {
     let mut fields = JobFields::default();
     for (name, value) in body {
@@ -359,19 +362,32 @@ fn to_fields(body: Map<String, Value>) -> Result<JobFields, String> {
         let Some(field) = Field::from_name(&name).filter(|&f| f != Field::Id) else {
             continue;
         };
-        match value {
-            Value::Null => {}
-            Value::Bool(b) if field.is_bool() => fields.set_bool(field, b),
-            Value::String(s) if !field.is_bool() => fields.set_str(field, s),
-            other => {
-                let expected = if field.is_bool() {
-                    "a boolean"
-                } else {
-                    "a string"
+        let typed = match (field.kind(), value) {
+            (_, Value::Null) => continue,
+            (Kind::Bool, Value::Bool(b)) => job::Value::Bool(b),
+            (Kind::Text, Value::String(s)) => job::Value::Str(s),
+            (Kind::Weight, Value::Number(n)) => {
+                let weight = n.as_f64().ok_or(WeightError::NotANumber);
+                match weight.and_then(Weight::from_f64) {
+                    Ok(w) => job::Value::Weight(w),
+                    Err(e) => return Err(format!("{field} {n} {e}")),
+                }
+            }
+            (Kind::Gender, Value::String(s)) => match s.as_str() {
+                "male" => job::Value::Gender(Gender::Male),
+                "female" => job::Value::Gender(Gender::Female),
+                _ => return Err(format!("{field} must be \"male\" or \"female\", not {s:?}")),
+            },
+            (kind, other) => {
+                let expected = match kind {
+                    Kind::Bool => "a boolean",
+                    Kind::Text | Kind::Gender => "a string",
+                    Kind::Weight => "a number",
                 };
                 return Err(format!("{field} must be {expected}, not {other}"));
             }
-        }
+        };
+        fields.set(field, typed);
     }
     Ok(fields)
 }
@@ -444,6 +460,51 @@ mod tests {
         let err = to_fields(body(json!({"custom_mode": "yes"}))).unwrap_err();
         assert_eq!(err, r#"custom_mode must be a boolean, not "yes""#);
         assert!(to_fields(body(json!({"prompt": 3}))).is_err());
+    }
+
+    #[test]
+    fn new_fields_are_typed_as_batchgen_sends_them() {
+        let f = to_fields(body(json!({
+            "gpt_description_prompt": "tides", "model": "chirp-v5", "gender": "female",
+            "style_weight": 0.65, "weirdness_constraint": 0, "audio_weight": 1.0,
+        })))
+        .unwrap();
+        assert_eq!(
+            f,
+            JobFields {
+                gpt_description_prompt: Some("tides".into()),
+                model: Some("chirp-v5".into()),
+                gender: Some(Gender::Female),
+                style_weight: Weight::from_hundredths(65),
+                weirdness_constraint: Some(Weight::ZERO),
+                audio_weight: Some(Weight::ONE),
+                ..JobFields::default()
+            }
+        );
+        assert_eq!(
+            job::check(&f),
+            [],
+            "inspiration mode and chirp-v5 are accepted"
+        );
+        let refused = |v: Value| to_fields(body(v)).unwrap_err();
+        assert_eq!(
+            refused(json!({"style_weight": "0.5"})),
+            r#"style_weight must be a number, not "0.5""#
+        );
+        assert_eq!(
+            refused(json!({"audio_weight": 0.655})),
+            "audio_weight 0.655 has more than two decimals: expected a number from 0 to 1 with at most two decimals, like 0.65"
+        );
+        assert!(refused(json!({"weirdness_constraint": 1.5})).contains("out of range"));
+        assert!(refused(json!({"weirdness_constraint": -0.1})).contains("out of range"));
+        assert_eq!(
+            refused(json!({"gender": "Female"})),
+            r#"gender must be "male" or "female", not "Female""#
+        );
+        assert_eq!(
+            refused(json!({"gender": true})),
+            "gender must be a string, not true"
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ async fn sighup_stops_a_run_cleanly() {
         &[("BATCHGEN_API_KEY", KEY)],
     );
     let started = Instant::now();
-    while server.count("POST", "/api/generate") < 2 {
+    while server.count("POST", "/api/v2/generate") < 2 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the run never started"
@@ -74,7 +74,7 @@ async fn sighup_stops_a_run_cleanly() {
     let pending = rows.iter().filter(|r| r.status == Status::Pending).count();
     assert_eq!(
         submitted,
-        server.count("POST", "/api/generate"),
+        server.count("POST", "/api/v2/generate"),
         "every request the server answered is recorded"
     );
     assert!(submitted >= 2 && pending > 0, "{rows:?}");

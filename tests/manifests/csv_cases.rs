@@ -36,7 +36,7 @@ fn unknown_and_duplicate_columns() {
         problems("jobs.csv", " id , promt ,notes,id\nx,a,b,y\n"),
         [
             "jobs.csv:1: promt: unknown column; did you mean \"prompt\"?",
-            "jobs.csv:1: notes: unknown column; columns are: id, prompt, gpt_description_prompt, title, style, tags, custom_mode, make_instrumental, model, callback_url, cluster",
+            "jobs.csv:1: notes: unknown column; columns are: id, prompt, gpt_description_prompt, title, style, tags, custom_mode, make_instrumental, model, gender, style_weight, weirdness_constraint, audio_weight, callback_url, cluster",
             "jobs.csv:1: id: duplicate column (also column 1)",
         ]
     );

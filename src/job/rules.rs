@@ -1,0 +1,469 @@
+//! The API's rules for a request: required fields by mode, length limits by
+//! model, the models it knows, and what an `id` and a `callback_url` may be.
+//!
+//! The models are a [`Rules`] value rather than only a constant because the
+//! provider adds models without notice: a user names one batchgen does not
+//! know yet with `--extra-model` or `[run] extra_models`, and every check
+//! that a manifest's rows pass (both passes over a CSV) takes the same
+//! `Rules`. A model added that way gets the short-form limits (prompt 3000,
+//! style 200 characters): too strict at worst, so a row is refused by
+//! batchgen with a message rather than failed by the service with
+//! "Topic too long." after it was billed.
+
+use std::fmt;
+
+use super::{Field, JobFields, Mode};
+
+/// The model the API uses when a request names none. The fingerprint of a
+/// job without a `model` hashes this name, so changing it would change the
+/// key of every such job and a rerun would bill them again: it stays
+/// `chirp-v3.5` even though the current docs name `chirp-v3-5`.
+pub const DEFAULT_MODEL: &str = "chirp-v3.5";
+
+/// Every model name the API documents. Older hosts know only the first two.
+pub const KNOWN_MODELS: &[&str] = &[
+    "chirp-v3.5",
+    "chirp-v3.0",
+    "chirp-v3-5",
+    "chirp-v4-0",
+    "chirp-v4-5",
+    "chirp-v4-5-plus",
+    "chirp-v5",
+    "chirp-v5-5",
+];
+
+/// Models from chirp-v4-5 on accept longer prompts and styles.
+const LONG_FORM_MODELS: &[&str] = &["chirp-v4-5", "chirp-v4-5-plus", "chirp-v5", "chirp-v5-5"];
+
+/// Longest accepted `id`. Keys end up in file names (downloads), so they are
+/// kept short and filename-safe.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Longest model name a user may add: the documented ones are under 20.
+pub const MAX_MODEL_NAME_LEN: usize = 64;
+
+/// What a user-added model gets, for help texts and messages.
+pub const EXTRA_MODEL_LIMITS: &str = "the short-form limits: prompt 3000, style 200 characters";
+
+/// The rules a request is checked against; today, which models it may name.
+/// `Rules::default()` knows the documented models only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Names added by the user, in the order given, without repeats or
+    /// documented names.
+    extra_models: Vec<String>,
+}
+
+impl Rules {
+    /// The documented models plus `names`.
+    ///
+    /// # Errors
+    /// The first name that is not a plausible model name (see
+    /// [`parse_model_name`]).
+    pub fn with_extra_models<S: AsRef<str>>(
+        names: impl IntoIterator<Item = S>,
+    ) -> Result<Rules, String> {
+        let mut rules = Rules::default();
+        for name in names {
+            rules.add_model(name.as_ref())?;
+        }
+        Ok(rules)
+    }
+
+    /// Adds one model name; a name already known is not added twice.
+    ///
+    /// # Errors
+    /// As [`parse_model_name`].
+    pub fn add_model(&mut self, name: &str) -> Result<(), String> {
+        let name = parse_model_name(name)?;
+        if !self.knows(&name) {
+            self.extra_models.push(name);
+        }
+        Ok(())
+    }
+
+    /// The names the user added.
+    pub fn extra_models(&self) -> &[String] {
+        &self.extra_models
+    }
+
+    /// Whether a job may name `model`.
+    pub fn knows(&self, model: &str) -> bool {
+        KNOWN_MODELS.contains(&model) || self.extra_models.iter().any(|m| m == model)
+    }
+
+    /// Checks a request against every rule the API documents and returns all
+    /// problems found (empty when the request is valid).
+    pub fn check(&self, fields: &JobFields) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut push = |field, kind| problems.push(Problem { field, kind });
+
+        if let Some(id) = &fields.id
+            && let Err(why) = check_id(id)
+        {
+            push(Field::Id, ProblemKind::BadId(why));
+        }
+
+        let model = fields.effective_model();
+        let model_known = self.knows(model);
+        if !model_known {
+            push(Field::Model, ProblemKind::UnknownModel(model.to_owned()));
+        }
+
+        let mode = fields.mode();
+        for field in Field::ALL {
+            let Some(value) = fields.str(field) else {
+                if let Some(either) = mode.requirement(field)
+                    && !either.iter().any(|&f| fields.is_set(f))
+                {
+                    push(field, missing(mode, either));
+                }
+                continue;
+            };
+            if is_blank(value) && field != Field::Tags {
+                push(field, ProblemKind::Empty);
+                continue;
+            }
+            if model_known && let Some(limit) = length_limit(field, model) {
+                // A text is never more characters than bytes: count only the
+                // texts that could be over (counting is per character).
+                let actual = if value.len() > limit {
+                    value.chars().count()
+                } else {
+                    0
+                };
+                if actual > limit {
+                    push(
+                        field,
+                        ProblemKind::TooLong {
+                            limit,
+                            actual,
+                            model: model.to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+
+        if let Some(url) = &fields.callback_url
+            && !url.trim().is_empty()
+            && let Err(why) = check_callback_url(url)
+        {
+            push(Field::CallbackUrl, ProblemKind::BadUrl(why));
+        }
+        problems
+    }
+}
+
+/// The problem for an unmet requirement of `mode`: a lone field is
+/// [`ProblemKind::Missing`]; a choice ("prompt or gpt_description_prompt")
+/// is [`ProblemKind::MissingEither`] with the other choice.
+fn missing(mode: Mode, either: &'static [Field]) -> ProblemKind {
+    match either {
+        [_, other, ..] => ProblemKind::MissingEither {
+            mode,
+            other: *other,
+        },
+        _ => ProblemKind::Missing(mode),
+    }
+}
+
+/// [`Rules::check`] with the documented models only.
+pub fn check(fields: &JobFields) -> Vec<Problem> {
+    Rules::default().check(fields)
+}
+
+/// Checks a model name a user adds (`--extra-model`, `[run] extra_models`):
+/// 1 to [`MAX_MODEL_NAME_LEN`] letters, digits, `-`, `.` or `_`, like the
+/// documented ones. Returns it trimmed.
+///
+/// # Errors
+/// A message saying what is wrong with the name.
+pub fn parse_model_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("a model name is empty".into());
+    }
+    if name.len() > MAX_MODEL_NAME_LEN {
+        return Err(format!(
+            "a model name is at most {MAX_MODEL_NAME_LEN} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return Err(format!(
+            "model name {name:?} contains {c:?}; use letters, digits, '-', '.' and '_' (like chirp-v5)"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// What is wrong with one field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: Field,
+    pub kind: ProblemKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Required in this mode but not set.
+    Missing(Mode),
+    /// Neither this field nor `other` is set, and the mode needs one of
+    /// them (`prompt` or `gpt_description_prompt` in description mode).
+    MissingEither {
+        mode: Mode,
+        other: Field,
+    },
+    /// Set, but empty or only whitespace.
+    Empty,
+    /// Longer than the model allows: the API's "Topic too long.".
+    TooLong {
+        limit: usize,
+        actual: usize,
+        model: String,
+    },
+    /// Neither documented nor added by the user.
+    UnknownModel(String),
+    BadUrl(String),
+    BadId(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ProblemKind::Missing(mode) => write!(f, "required in {mode} mode but not set"),
+            ProblemKind::MissingEither { mode, other } => write!(
+                f,
+                "not set: in {mode} mode a job needs {} or {other} (either is enough)",
+                self.field
+            ),
+            ProblemKind::Empty => f.write_str("is empty"),
+            ProblemKind::TooLong {
+                limit,
+                actual,
+                model,
+            } => write!(
+                f,
+                "is {actual} characters, over the limit of {limit} for {model} (the API would fail it with \"Topic too long.\")"
+            ),
+            ProblemKind::UnknownModel(m) => write!(
+                f,
+                "unknown model {m:?}; known models: {}",
+                KNOWN_MODELS.join(", ")
+            ),
+            ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
+            ProblemKind::BadId(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The character limit of a field for a model, if the field has one. A
+/// model not in the documented list (one the user added) gets the
+/// short-form limits.
+pub fn length_limit(field: Field, model: &str) -> Option<usize> {
+    let long_form = LONG_FORM_MODELS.contains(&model);
+    match field {
+        Field::Prompt => Some(if long_form { 5000 } else { 3000 }),
+        Field::Style => Some(if long_form { 1000 } else { 200 }),
+        Field::Title => Some(80),
+        Field::GptDescriptionPrompt => Some(400),
+        _ => None,
+    }
+}
+
+/// Empty or only whitespace. Most values start with a visible ASCII
+/// character, which settles it without a scan.
+fn is_blank(value: &str) -> bool {
+    !value.as_bytes().first().is_some_and(u8::is_ascii_graphic) && value.trim().is_empty()
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("is empty".into());
+    }
+    if id.len() > MAX_ID_LEN && id.chars().count() > MAX_ID_LEN {
+        return Err(format!("is longer than {MAX_ID_LEN} characters"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "contains {c:?}; ids may use only letters, digits, '-', '_' and '.' (they name files)"
+        ));
+    }
+    if id.starts_with('.') {
+        return Err("must not start with '.'".into());
+    }
+    if id.starts_with("fp-") {
+        return Err(
+            "must not start with \"fp-\", which batchgen uses for jobs without an id".into(),
+        );
+    }
+    Ok(())
+}
+
+fn check_callback_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not http or https", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(custom: bool, instrumental: bool) -> JobFields {
+        JobFields {
+            custom_mode: Some(custom),
+            make_instrumental: Some(instrumental),
+            ..JobFields::default()
+        }
+    }
+
+    fn missing(problems: &[Problem]) -> Vec<Field> {
+        problems
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    ProblemKind::Missing(_) | ProblemKind::MissingEither { .. }
+                )
+            })
+            .map(|p| p.field)
+            .collect()
+    }
+
+    #[test]
+    fn mode_table_is_the_apis() {
+        assert_eq!(
+            missing(&check(&fields(true, false))),
+            [Field::Prompt, Field::Title, Field::Style]
+        );
+        assert_eq!(
+            missing(&check(&fields(true, true))),
+            [Field::Title, Field::Style]
+        );
+        assert_eq!(missing(&check(&fields(false, true))), [Field::Prompt]);
+        assert_eq!(missing(&check(&JobFields::default())), [Field::Prompt]);
+    }
+
+    #[test]
+    fn description_mode_takes_prompt_or_gpt_description_prompt() {
+        let gpt = Some("a song about tides".to_owned());
+        for instrumental in [false, true] {
+            let inspiration = JobFields {
+                gpt_description_prompt: gpt.clone(),
+                ..fields(false, instrumental)
+            };
+            assert_eq!(check(&inspiration), [], "either alone is enough");
+            let both = JobFields {
+                prompt: Some("waves".into()),
+                ..inspiration.clone()
+            };
+            assert_eq!(check(&both), [], "both may be set");
+        }
+        let neither = check(&JobFields::default());
+        assert_eq!(
+            neither[0].to_string(),
+            "not set: in description mode a job needs prompt or gpt_description_prompt (either is enough)"
+        );
+        // Custom mode still needs its lyrics: a description is no stand-in.
+        let custom = JobFields {
+            gpt_description_prompt: gpt,
+            title: Some("T".into()),
+            style: Some("S".into()),
+            ..fields(true, false)
+        };
+        assert_eq!(missing(&check(&custom)), [Field::Prompt]);
+        assert!(matches!(check(&custom)[0].kind, ProblemKind::Missing(_)));
+    }
+
+    #[test]
+    fn limits_depend_on_model() {
+        let mut f = JobFields {
+            prompt: Some("x".repeat(3001)),
+            ..JobFields::default()
+        };
+        assert!(matches!(
+            check(&f)[0].kind,
+            ProblemKind::TooLong { limit: 3000, .. }
+        ));
+        for long_form in ["chirp-v4-5", "chirp-v5", "chirp-v5-5"] {
+            f.model = Some(long_form.into());
+            f.prompt = Some("x".repeat(3001));
+            assert!(check(&f).is_empty(), "{long_form}");
+            f.prompt = Some("é".repeat(5000));
+            assert!(check(&f).is_empty(), "limits count characters, not bytes");
+            f.prompt = Some("x".repeat(5001));
+            assert_eq!(check(&f).len(), 1);
+        }
+    }
+
+    #[test]
+    fn unknown_model_empty_field_and_bad_url() {
+        let f = JobFields {
+            prompt: Some("  ".into()),
+            model: Some("chirp-v9".into()),
+            callback_url: Some("ftp://example.com/x".into()),
+            ..JobFields::default()
+        };
+        let kinds: Vec<_> = check(&f).into_iter().map(|p| p.field).collect();
+        assert_eq!(kinds, [Field::Model, Field::Prompt, Field::CallbackUrl]);
+        let relative = JobFields {
+            prompt: Some("a".into()),
+            callback_url: Some("/hook".into()),
+            ..JobFields::default()
+        };
+        assert_eq!(check(&relative)[0].field, Field::CallbackUrl);
+    }
+
+    #[test]
+    fn added_models_are_known_with_short_form_limits() {
+        let rules = Rules::with_extra_models(["chirp-v6", " chirp-v6 ", "chirp-v5"]).unwrap();
+        assert_eq!(
+            rules.extra_models(),
+            ["chirp-v6"],
+            "no repeats, no documented names"
+        );
+        let mut f = JobFields {
+            prompt: Some("x".repeat(3000)),
+            model: Some("chirp-v6".into()),
+            ..JobFields::default()
+        };
+        assert_eq!(rules.check(&f), []);
+        assert_eq!(
+            check(&f)[0].kind,
+            ProblemKind::UnknownModel("chirp-v6".into()),
+            "only the rules that add it know it"
+        );
+        f.prompt = Some("x".repeat(3001));
+        assert!(matches!(
+            rules.check(&f)[0].kind,
+            ProblemKind::TooLong { limit: 3000, .. }
+        ));
+        for bad in ["", "chirp v6", "chirp/v6", "é", &"x".repeat(65)] {
+            assert!(Rules::with_extra_models([bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_must_be_filename_safe() {
+        for bad in ["", "a/b", "../x", ".hidden", "fp-0123", "a b"] {
+            let f = JobFields {
+                id: Some(bad.into()),
+                prompt: Some("p".into()),
+                ..JobFields::default()
+            };
+            assert_eq!(check(&f)[0].field, Field::Id, "{bad:?}");
+        }
+    }
+}
