@@ -442,3 +442,54 @@ async fn an_added_model_is_sent_as_named() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_knows_the_models_the_run_was_told_to_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    // From the flag, and from the manifest's own list.
+    let manifest = write(
+        dir.path(),
+        "jobs.toml",
+        "[run]\nextra_models = [\"chirp-v7\"]\n\n\
+         [[job]]\nid = \"six\"\nprompt = \"a song for the next model\"\nmodel = \"chirp-v6\"\n\n\
+         [[job]]\nid = \"seven\"\nprompt = \"a song for the one after\"\nmodel = \"chirp-v7\"\n",
+    );
+    let args = [
+        manifest.to_str().unwrap().to_owned(),
+        "--sandbox".into(),
+        "--extra-model".into(),
+        "chirp-v6".into(),
+        "--rate".into(),
+        "unlimited".into(),
+    ]
+    .to_vec();
+    let out = run_with_env(args, vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows = results(&dir.path().join("jobs.sandbox.results.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.status == batchgen::report::Status::Submitted),
+        "the sandbox accepted both: {rows:?}"
+    );
+
+    // A standalone sandbox is told with its own flag; without it, the
+    // model is refused as the API refuses a name it does not know.
+    let strict = sandbox(Default::default()).await;
+    let open = sandbox(batchgen::sandbox::SandboxConfig {
+        extra_models: vec!["chirp-v6".into()],
+        ..Default::default()
+    })
+    .await;
+    let body = serde_json::json!({"prompt": "p", "model": "chirp-v6"});
+    for (sb, expected) in [(&strict, 400), (&open, 200)] {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/api/v2/generate", sb.base_url()))
+            .bearer_auth(sb.key())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), expected);
+    }
+}

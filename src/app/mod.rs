@@ -46,9 +46,15 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// Starts a sandbox in-process on a free loopback port, with a throwaway key.
-async fn start_sandbox() -> Result<Sandbox, Error> {
-    Sandbox::start(([127, 0, 0, 1], 0).into(), SandboxConfig::default())
+/// Starts a sandbox in-process on a free loopback port, with a throwaway key,
+/// knowing the models the run was told to accept (`--extra-model`, `[run]
+/// extra_models`), as the real host knows models batchgen doesn't.
+async fn start_sandbox(rules: &crate::job::Rules) -> Result<Sandbox, Error> {
+    let config = SandboxConfig {
+        extra_models: rules.extra_models().to_vec(),
+        ..SandboxConfig::default()
+    };
+    Sandbox::start(([127, 0, 0, 1], 0).into(), config)
         .await
         .map_err(|e| Error::Other(anyhow::anyhow!("cannot start the sandbox: {e}")))
 }

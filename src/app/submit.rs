@@ -110,7 +110,7 @@ async fn submit_inner(
     let mut flags = args.settings();
     let mut _sandbox = None;
     let key = if args.sandbox {
-        let sandbox = start_sandbox().await?;
+        let sandbox = start_sandbox(&manifest.rules).await?;
         flags.base_url = Some(sandbox.base_url());
         // Sandbox task IDs must never be mistaken for real ones by a later run.
         flags.results = flags

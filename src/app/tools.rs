@@ -166,7 +166,7 @@ fn write_new(path: &Path, text: &str, force: bool) -> Result<(), Error> {
 pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
     let mut _sandbox = None;
     let (base_url, key) = if args.sandbox {
-        let sandbox = start_sandbox().await?;
+        let sandbox = start_sandbox(&crate::job::Rules::default()).await?;
         let pair = (sandbox.base_url(), Secret::new(sandbox.key()));
         _sandbox = Some(sandbox);
         pair

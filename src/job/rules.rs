@@ -249,11 +249,19 @@ impl fmt::Display for Problem {
                 f,
                 "is {actual} characters, over the limit of {limit} for {model} (the API would fail it with \"Topic too long.\")"
             ),
-            ProblemKind::UnknownModel(m) => write!(
-                f,
-                "unknown model {m:?}; known models: {}",
-                KNOWN_MODELS.join(", ")
-            ),
+            ProblemKind::UnknownModel(m) => {
+                // The name is the manifest's text: quoted and cut, as every
+                // diagnostic shows cell text, so a huge cell stays one line.
+                let mut name: String = m.chars().take(MAX_MODEL_NAME_LEN).collect();
+                if m.chars().nth(MAX_MODEL_NAME_LEN).is_some() {
+                    name.push('…');
+                }
+                write!(
+                    f,
+                    "unknown model {name:?}; known models: {}",
+                    KNOWN_MODELS.join(", ")
+                )
+            }
             ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
             ProblemKind::BadId(why) => f.write_str(why),
         }
@@ -465,5 +473,17 @@ mod tests {
             };
             assert_eq!(check(&f)[0].field, Field::Id, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_unknown_model_is_shown_cut() {
+        let f = JobFields {
+            prompt: Some("p".into()),
+            model: Some("m".repeat(100_000)),
+            ..JobFields::default()
+        };
+        let message = check(&f)[0].to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains(&format!("\"{}…\"", "m".repeat(MAX_MODEL_NAME_LEN))));
     }
 }

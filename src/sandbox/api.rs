@@ -262,7 +262,7 @@ impl Shared {
                 Ok(fields) => fields,
                 Err(message) => break 'answer Answer::error(StatusCode::BAD_REQUEST, message),
             };
-            let problems = job::check(&fields);
+            let problems = self.rules.check(&fields);
             if !problems.is_empty() {
                 break 'answer Answer::error(StatusCode::BAD_REQUEST, problems_message(&problems));
             }

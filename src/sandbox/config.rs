@@ -172,6 +172,13 @@ pub struct SandboxConfig {
     #[arg(long)]
     pub callback_complete_only: bool,
 
+    /// Accept a model name the docs don't list yet (repeatable), as the
+    /// provider accepts new models without notice; it gets the short-form
+    /// limits, as on the client. `--sandbox` passes the run's own
+    /// `--extra-model` / `[run] extra_models` names.
+    #[arg(long = "extra-model", value_name = "NAME", value_parser = crate::job::parse_model_name)]
+    pub extra_models: Vec<String>,
+
     /// Deliver callbacks to any host. By default the sandbox posts only to
     /// loopback addresses (localhost, 127.0.0.0/8, ::1), so rehearsing a
     /// manifest whose callback_url points at a real receiver never feeds it
@@ -206,6 +213,7 @@ impl Default for SandboxConfig {
             credits_per_task: DEFAULT_CREDITS_PER_TASK,
             callback_complete_only: false,
             callback_any_host: false,
+            extra_models: Vec::new(),
         }
     }
 }

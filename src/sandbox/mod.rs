@@ -206,6 +206,9 @@ struct Shared {
     fail_429_retry_after: u64,
     /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
     callback_any_host: bool,
+    /// The API's rules, with the models `--extra-model` adds: the same
+    /// checks the client ran before sending.
+    rules: crate::job::Rules,
     /// `--bad-audio` and `--bad-audio-kind`.
     bad_audio: f64,
     bad_audio_kind: BadAudioKind,
@@ -249,6 +252,15 @@ impl Shared {
             credits_per_task: config.credits_per_task,
             fail_429_retry_after: config.fail_429_retry_after,
             callback_any_host: config.callback_any_host,
+            // Each name passed `parse_model_name` as clap (or the caller's
+            // own rules) read it; a name that would not is left out.
+            rules: {
+                let mut rules = crate::job::Rules::default();
+                for name in &config.extra_models {
+                    let _ = rules.add_model(name);
+                }
+                rules
+            },
             bad_audio: config.bad_audio,
             bad_audio_kind: config.bad_audio_kind,
             base_url,
