@@ -37,6 +37,11 @@
 //! would be collected twice) nor `pending` (a resend may bill twice) would
 //! be honest. The check keeps a 64-bit hash of each ID and the line it
 //! went to, not the IDs themselves, so a 10^6-row run pays ~16 bytes a row.
+//! The same holds across runs: an answer repeating a task ID the results
+//! file already holds as `submitted` for another job (read once before
+//! sending, 8 bytes a row: [`PoolConfig::earlier_task_ids`]) is `unknown`
+//! too. A 64-bit collision between two different IDs would make a row
+//! `unknown`, never a resend: the safe side.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -72,6 +77,10 @@ pub struct PoolConfig {
     pub retry_ambiguous: bool,
     /// Consecutive rows exhausting their retries before the run gives up.
     pub give_up_after: u32,
+    /// [`crate::job::key_hash`] of every task ID the results file already
+    /// holds as `submitted`, sorted: an answer repeating one of them is
+    /// not trusted (see "Answers that don't add up"). Empty for a new file.
+    pub earlier_task_ids: Vec<u64>,
 }
 
 /// Why a run stopped before its queue was empty.
@@ -359,13 +368,17 @@ impl Shared {
                 Ok(accepted) => {
                     self.consecutive_give_ups.store(0, Ordering::Relaxed);
                     self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
-                    if let Some(line) = self.claim_task_id(&accepted.task_id, job.line) {
+                    if let Some(first) = self.claim_task_id(&accepted.task_id, job.line) {
                         record.http_status = Some(accepted.http_status);
+                        let first = match first {
+                            Some(line) => format!("the job on line {line} in this run"),
+                            None => "another job in an earlier run (see the results file)".into(),
+                        };
                         return self.finish(
                             record,
                             Status::Unknown,
                             format!(
-                                "the server answered task ID {:?}, which it already gave the job on line {line} in this run: not trusted as this job's task (check the account; rerun with --retry-unknown if this job was not created)",
+                                "the server answered task ID {:?}, which it already gave {first}: not trusted as this job's task (check the account; rerun with --retry-unknown if this job was not created)",
                                 accepted.task_id
                             ),
                         );
@@ -465,14 +478,18 @@ impl Shared {
         }
     }
 
-    /// Records that `task_id` went to the job on `line`; the line it went
-    /// to before, when another job of this run already had it.
-    fn claim_task_id(&self, task_id: &str, line: u64) -> Option<u64> {
+    /// Records that `task_id` went to the job on `line`. `Some` when it is
+    /// not new: `Some(Some(line))` when another job of this run had it,
+    /// `Some(None)` when the results file held it from an earlier run.
+    fn claim_task_id(&self, task_id: &str, line: u64) -> Option<Option<u64>> {
         let hash = crate::job::key_hash(task_id.as_bytes());
+        if self.config.earlier_task_ids.binary_search(&hash).is_ok() {
+            return Some(None);
+        }
         let mut seen = self.task_ids.lock().expect("poisoned");
         match seen.entry(hash) {
             std::collections::hash_map::Entry::Occupied(first) if *first.get() != line => {
-                Some(*first.get())
+                Some(Some(*first.get()))
             }
             std::collections::hash_map::Entry::Occupied(_) => None,
             std::collections::hash_map::Entry::Vacant(slot) => {

@@ -440,6 +440,7 @@ impl Session {
             max_attempts: config.max_attempts,
             retry_ambiguous: config.retry.ambiguous,
             give_up_after: config.give_up_after,
+            earlier_task_ids: earlier_task_ids(&config.results),
         };
         let pool_stop =
             pool::run(pool_config, client, feed, recorder, counters.clone(), stop).await;
@@ -605,6 +606,29 @@ fn print_unrecorded(submitted: &[Record]) {
     for r in submitted {
         eprintln!("{},{}", r.id, r.task_id);
     }
+}
+
+/// The [`crate::job::key_hash`] of every task ID the results file holds as
+/// `submitted`, sorted, so the pool can refuse an answer that repeats one
+/// (a server, or a proxy in front of it, that hands out a task ID twice
+/// would otherwise tie two jobs to one song). 8 bytes a submitted row,
+/// read only when there is something to send. A file the scan cannot read
+/// whole gives what it read up to there: the check is a guard, not the
+/// plan.
+fn earlier_task_ids(path: &std::path::Path) -> Vec<u64> {
+    let mut hashes = Vec::new();
+    report::Store::scan(path, |row| {
+        if row.status == report::Status::Submitted && !row.task_id.is_empty() {
+            // Checked as UTF-8 by the scan; the hash is of the server's text.
+            let text = std::str::from_utf8(row.task_id).unwrap_or_default();
+            let task_id = report::cell::unescape(text);
+            hashes.push(crate::job::key_hash(task_id.as_bytes()));
+        }
+        true
+    });
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 #[cfg(test)]

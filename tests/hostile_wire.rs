@@ -582,3 +582,43 @@ async fn a_redirecting_feed_stops_collect_as_a_config_error_and_is_never_followe
     assert!((1..=2).contains(&polls), "{polls} polls");
     no_secret(&out, &[]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_id_an_earlier_run_recorded_is_not_trusted_for_another_job() {
+    // A server (or a proxy in front of it) that hands out one task ID,
+    // even as a formula: a spreadsheet-safe `'` on disk must not hide it.
+    for task in ["same-task", "=1+2"] {
+        let server = serve(move |_: &Got, _| json(200, &format!(r#"{{"workId":"{task}"}}"#))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = per_row_manifest(dir.path(), &["first"]);
+        let args = [manifest.to_str().unwrap(), "--rate", "unlimited", "-j", "1"];
+        let out = run_at(&server.url, KEY, &args).await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+        // The next run sends a new row and gets the same answer.
+        per_row_manifest(dir.path(), &["first", "second"]);
+        let out = run_at(&server.url, KEY, &args).await;
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        assert_eq!(
+            server.count("POST", "/api/v2/generate"),
+            2,
+            "each sent once"
+        );
+        let rows = results(&dir.path().join("jobs.results.csv"));
+        let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+        assert_eq!(
+            (row("first").status, row("first").task_id),
+            (Status::Submitted, task.to_owned())
+        );
+        let second = row("second");
+        assert_eq!(second.status, Status::Unknown, "{second:?}");
+        assert!(second.task_id.is_empty(), "{second:?}");
+        assert!(
+            second
+                .error
+                .contains("already gave another job in an earlier run"),
+            "{second:?}"
+        );
+        no_secret(&out, &[]);
+    }
+}

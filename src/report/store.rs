@@ -311,6 +311,9 @@ pub struct RowSummary<'a> {
     pub id: &'a [u8],
     pub line: u64,
     pub status: Status,
+    /// As written: a task ID that looked like a formula carries the `'`
+    /// of [`super::cell::escape`] (checked as UTF-8).
+    pub task_id: &'a [u8],
     pub fingerprint: &'a [u8],
 }
 
@@ -374,6 +377,7 @@ fn summary(row: &csv::ByteRecord) -> Option<RowSummary<'_>> {
         id: &row[0],
         line: decimal(&row[1])?,
         status: status(&row[3])?,
+        task_id: &row[2],
         fingerprint: &row[8],
     })
 }
