@@ -19,8 +19,8 @@
 //! no-burst rate limiter (`--poll-rate`). 429s, 5xx and connection errors
 //! push the task back with the pool's backoff (and a 429 pauses every poll,
 //! honouring `Retry-After`); 401/402/403 end the run ([`Error::Refused`]);
-//! a 3xx ends it as [`Error::Config`] ("HTTP 301 to <Location>: fix
-//! --base-url": API calls follow no redirect, see [`crate::client`]);
+//! a 3xx ends it as [`Error::Config`] (`HTTP 301 to <Location>: fix
+//! --base-url`: API calls follow no redirect, see [`crate::client`]);
 //! [`GIVE_UP_AFTER`] failures in a row with no success between end it as
 //! [`Error::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers in a row
 //! (404, a body of the wrong shape) is left for the next run.
