@@ -1,0 +1,228 @@
+//! More of a hostile world of files, the cases `hostile_files` does not
+//! use: a gigabyte of garbage as the results file, a symlink planted among
+//! a download template's folders, hard links planted where batchgen writes
+//! in place, and a planted `.part` link the server's answers would have
+//! let batchgen read and rename into place. Each drives the real binary.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use batchgen::sandbox::{Sandbox, SandboxConfig};
+use common::*;
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn no_secret(out: &Output, secret: &str) {
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains(secret), "the secret leaked: {text}");
+    }
+}
+
+async fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let out = run_bin(sandbox, args).await;
+    no_secret(&out, sandbox.key());
+    out
+}
+
+async fn collect(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["collect".to_owned()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    all.extend(["--poll-interval".into(), "100ms".into()]);
+    let out = run_with_env(
+        all,
+        vec![
+            ("BATCHGEN_API_KEY".into(), sandbox.key().into()),
+            ("BATCHGEN_BASE_URL".into(), sandbox.base_url()),
+        ],
+    )
+    .await;
+    no_secret(&out, sandbox.key());
+    out
+}
+
+async fn quick_sandbox() -> Sandbox {
+    common::sandbox(SandboxConfig {
+        stage_time: std::time::Duration::from_millis(100),
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// A folder with a submitted 1-job manifest: (dir, manifest, results).
+async fn submitted(sandbox: &Sandbox) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let results = dir.path().join("r.csv");
+    let out = run(
+        sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (dir, manifest, results)
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(files_in(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gigabyte_of_garbage_in_the_results_file_stops_in_bounded_memory_and_time() {
+    let sandbox = quick_sandbox().await;
+    let (_dir, manifest, results) = submitted(&sandbox).await;
+    let sent = sandbox.stats().requests;
+    // A copy cut off inside a quote, then 1 GB of (sparse) zeros: the
+    // unclosed quote makes all of it one record.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"job-0,2,\"").unwrap();
+    file.set_len(1 << 30).unwrap();
+    drop(file);
+    let started = std::time::Instant::now();
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 78, "{err}");
+    assert!(
+        err.contains("r.csv:3:") && err.contains("over 1048576 bytes"),
+        "{err}"
+    );
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(sandbox.stats().requests, sent, "nothing sent");
+    assert_eq!(std::fs::metadata(&results).unwrap().len(), 1 << 30);
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) },
+        0
+    );
+    assert!(usage.ru_maxrss < 200 * 1024, "peak {} KiB", usage.ru_maxrss);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlink_planted_among_the_download_folders_is_never_followed() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&songs).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // Someone who can write the shared download folder links the folder
+    // the template will make to a folder of their choice.
+    symlink(&elsewhere, songs.join("job-0")).unwrap();
+    let template = ["--download", arg(&songs), "--name", "{key}/{index}"];
+    let mut args = vec![arg(&results)];
+    args.extend(template);
+    let out = collect(&sandbox, &args).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        files_in(&elsewhere).is_empty(),
+        "{:?}",
+        files_in(&elsewhere)
+    );
+    let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
+    assert!(catalog.contains("is a symlink"), "{catalog}");
+
+    // With the link gone the same run makes a real folder and fills it.
+    std::fs::remove_file(songs.join("job-0")).unwrap();
+    let out = collect(&sandbox, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(songs.join("job-0/1.mp3").is_file());
+    assert!(files_in(&elsewhere).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
+    let sandbox = quick_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let untouched = || assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+    // The results file's lock: opening it truncates it to write the pid.
+    let results = dir.path().join("r.csv");
+    std::fs::hard_link(&victim, dir.path().join("r.csv.lock")).unwrap();
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("hard link"), "{}", stderr(&out));
+    assert_eq!(sandbox.stats().requests, 0);
+    untouched();
+    std::fs::remove_file(dir.path().join("r.csv.lock")).unwrap();
+    let out = run(
+        &sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A download's `.part`: it would be truncated and filled with audio.
+    let songs = dir.path().join("songs");
+    std::fs::create_dir_all(&songs).unwrap();
+    let mp3 = songs.join("job-0-1.mp3");
+    std::fs::hard_link(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    untouched();
+    assert!(!mp3.exists());
+    assert!(
+        songs.join("job-0-2.mp3").is_file(),
+        "the other clip is fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mp3 = songs.join("job-0-1.mp3");
+    // A file the planter wants batchgen to read (or to record as the song),
+    // as long as the clip: the server's answer to `Range: bytes=LEN-` is
+    // then "416, the file is LEN bytes", which says "you have it all".
+    let victim = dir.path().join("victim.mp3");
+    std::fs::rename(&mp3, &victim).unwrap();
+    let before = std::fs::read(&victim).unwrap();
+    symlink(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&mp3).is_err(),
+        "the link was renamed to the song's name"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), before);
+    let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
+    assert!(catalog.contains("symlink"), "{catalog}");
+}
