@@ -226,3 +226,67 @@ async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
     let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
     assert!(catalog.contains("symlink"), "{catalog}");
 }
+
+/// The catalog's rows as header → value maps.
+fn catalog_rows(path: &Path) -> (csv::StringRecord, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let rows = reader.records().map(Result::unwrap).collect();
+    (headers, rows)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_recorded_for_one_clip_never_becomes_another_clips() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    // Both clips of a task carry its title: this template names them alike.
+    let args = [
+        arg(&results),
+        "--download",
+        arg(&songs),
+        "--name",
+        "{title_slug}",
+        "--download-concurrency",
+        "1",
+    ];
+    let out = collect(&sandbox, &args).await;
+    let catalog = dir.path().join("r.catalog.csv");
+    let (headers, mut rows) = catalog_rows(&catalog);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (file, bytes, error) = (col("file"), col("file_bytes"), col("error"));
+    assert!(rows[1][error].contains("already used"), "{}", stderr(&out));
+    // With more than one worker either clip may reach the name first: as
+    // if the second had, the file is the second clip's.
+    let mut swapped = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let other = &rows[1 - i];
+        let mut fields: Vec<String> = row.iter().map(str::to_owned).collect();
+        fields[file] = other[file].to_owned();
+        fields[bytes] = other[bytes].to_owned();
+        fields[error] = other[error].to_owned();
+        swapped.push(csv::StringRecord::from(fields));
+    }
+    rows = swapped;
+    let mut writer = csv::Writer::from_path(&catalog).unwrap();
+    writer.write_record(&headers).unwrap();
+    for row in &rows {
+        writer.write_record(row).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+
+    collect(&sandbox, &args).await;
+    let (_, rows) = catalog_rows(&catalog);
+    let files: Vec<&str> = rows
+        .iter()
+        .map(|r| &r[file])
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert_eq!(files.len(), 1, "two clips hold one file: {rows:?}");
+    assert!(
+        rows[1][file].ends_with(".mp3"),
+        "the owner keeps it: {rows:?}"
+    );
+    assert!(rows[0][error].contains("already used"), "{rows:?}");
+}

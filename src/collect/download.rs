@@ -126,13 +126,24 @@ pub fn spawn(
         RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))
     });
     let workers = config.concurrency.max(1);
+    // A file an earlier run recorded for a clip stays that clip's: another
+    // clip whose name renders the same (`{title_slug}` and two clips of
+    // one title) must not take it for its own download, whichever of the
+    // two a worker reaches first.
+    let claimed: HashMap<PathBuf, (String, u32)> = store
+        .lock()
+        .rows()
+        .iter()
+        .filter(|row| !row.file.is_empty())
+        .map(|row| (PathBuf::from(&row.file), (row.key.clone(), row.clip_index)))
+        .collect();
     let shared = Arc::new(Shared {
         config,
         http,
         limiter,
         store,
         stop,
-        claimed: Mutex::default(),
+        claimed: Mutex::new(claimed),
         summary: Mutex::default(),
     });
     let (tx, rx) = mpsc::unbounded_channel::<Job>();
