@@ -29,7 +29,9 @@
 //! [`resolve`] follows such a link to a regular file, so the rewrite lands
 //! in the target's folder and the link stays a link; a dangling link or one
 //! to anything but a regular file is refused rather than followed into a
-//! file batchgen would create.
+//! file batchgen would create, and so is a link another user made in a
+//! folder anyone can write (the `fs.protected_symlinks` rule), which may
+//! have been planted under the name the user chose.
 //!
 //! # Temporary files
 //! Named `.<name>.batchgen-<pid>-<n>.tmp` beside `<name>`, so they are
@@ -65,6 +67,11 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
+            if planted(path, &meta) {
+                return Err(refused(
+                    "is a symlink another user made in a folder others can write; batchgen does not follow it (make the link yourself, or give the real path)",
+                ));
+            }
             let target = match fs::metadata(path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -88,6 +95,29 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(absolute_dir(path)),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the link at `path` may have been planted: it sits in a folder
+/// anyone can write (`/tmp`, a shared drop folder) and belongs neither to
+/// this user nor to the folder's owner. The rule of Linux's
+/// `fs.protected_symlinks`, applied whether or not the kernel has it on
+/// (containers often do not): a user's own link is followed, a stranger's
+/// is not, so a link to an empty or foreign file cannot make batchgen
+/// rewrite it.
+#[cfg(unix)]
+fn planted(path: &Path, link: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = fs::metadata(parent_dir(path)) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    dir.mode() & 0o002 != 0 && link.uid() != me && link.uid() != dir.uid()
+}
+
+#[cfg(not(unix))]
+fn planted(_: &Path, _: &fs::Metadata) -> bool {
+    false
 }
 
 /// `path` with its folder canonicalized when possible (the name itself is

@@ -290,3 +290,61 @@ async fn a_file_recorded_for_one_clip_never_becomes_another_clips() {
     );
     assert!(rows[0][error].contains("already used"), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = quick_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // An empty file reads as a new results file or catalog, so a link to
+    // one would have it rewritten wherever it is.
+    let victim = dir.path().join("empty-config");
+    std::fs::write(&victim, "").unwrap();
+    let plant = |name: &str| {
+        let link = shared.join(name);
+        symlink(&victim, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok()
+    };
+    if !plant("r.csv") {
+        eprintln!("skipped: giving a link to another user needs root");
+        return;
+    }
+    let results = shared.join("r.csv");
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("another user"), "{}", stderr(&out));
+    assert_eq!(sandbox.stats().requests, 0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"");
+
+    // The catalog's default name beside a results file in that folder.
+    std::fs::remove_file(&results).unwrap();
+    let out = run(
+        &sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(plant("r.catalog.csv"));
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"");
+
+    // The user's own link there is theirs: followed, the link kept.
+    std::fs::remove_file(shared.join("r.catalog.csv")).unwrap();
+    let mine = dir.path().join("mine.csv");
+    symlink(&mine, shared.join("r.catalog.csv")).unwrap_or(());
+    std::fs::write(&mine, "").unwrap();
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&mine).unwrap().starts_with("key,"));
+}
