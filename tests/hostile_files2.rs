@@ -348,3 +348,15 @@ async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() 
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(std::fs::read_to_string(&mine).unwrap().starts_with("key,"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_naming_the_csv_writes_the_toml_beside_it_not_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("x.csv");
+    let out = run_with_env(vec!["init".into(), arg(&csv).into()], vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let toml = std::fs::read_to_string(dir.path().join("x.toml")).unwrap();
+    assert!(toml.starts_with('#'), "{toml}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("id,"), "the CSV holds the CSV: {text}");
+}
