@@ -360,3 +360,21 @@ async fn init_naming_the_csv_writes_the_toml_beside_it_not_into_it() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("id,"), "the CSV holds the CSV: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_planted_under_a_songs_name_is_not_taken_for_the_song() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    std::fs::create_dir_all(&songs).unwrap();
+    let mp3 = songs.join("job-0-1.mp3");
+    std::fs::write(&mp3, "planted, not audio").unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let bytes = std::fs::read(&mp3).unwrap();
+    assert!(
+        bytes.starts_with(b"ID3") || bytes.first() == Some(&0xff),
+        "the planted file was kept as the song"
+    );
+    assert!(!std::fs::read(songs.join("job-0-2.mp3")).unwrap().is_empty());
+}

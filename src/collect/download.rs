@@ -318,9 +318,13 @@ impl Shared {
             .map_err(|e| format!("cannot create the folder for {}: {e}", path.display()))?;
         // `symlink_metadata`: a link planted under the final name is not
         // a downloaded file (the rename below replaces the link itself).
+        // A file the catalog has no size for (a kill before the catalog
+        // write, or one someone else put there) must at least start like
+        // audio to count as the song.
         if let Ok(meta) = tokio::fs::symlink_metadata(path).await
             && meta.is_file()
             && recorded.is_none_or(|size| size == meta.len())
+            && (recorded.is_some() || tag.is_none() || check_head(path).await.is_ok())
         {
             return Ok(Fetched {
                 size: meta.len(),
