@@ -11,7 +11,11 @@
 //!
 //! - files opened in place (a lock, a `.part` download, the journal) are
 //!   opened with `O_NOFOLLOW` and checked, once open, to be regular files
-//!   ([`open_in_place`]): a planted symlink, FIFO or device is refused;
+//!   with one name ([`open_in_place`]): a planted symlink, hard link, FIFO
+//!   or device is refused;
+//! - folders batchgen makes inside a folder others may write (a download
+//!   template's subfolders) are made and checked one by one
+//!   ([`create_dirs_inside`]): a planted symlink among them is refused;
 //! - brand-new files are created with `O_CREAT|O_EXCL|O_NOFOLLOW`
 //!   ([`create_new`]): never an existing file, never through a link;
 //! - whole-file rewrites go to a new temporary file beside the target,
@@ -25,7 +29,9 @@
 //! [`resolve`] follows such a link to a regular file, so the rewrite lands
 //! in the target's folder and the link stays a link; a dangling link or one
 //! to anything but a regular file is refused rather than followed into a
-//! file batchgen would create.
+//! file batchgen would create, and so is a link another user made in a
+//! folder anyone can write (the `fs.protected_symlinks` rule), which may
+//! have been planted under the name the user chose.
 //!
 //! # Temporary files
 //! Named `.<name>.batchgen-<pid>-<n>.tmp` beside `<name>`, so they are
@@ -61,6 +67,11 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 pub fn resolve(path: &Path) -> io::Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
+            if planted(path, &meta) {
+                return Err(refused(
+                    "is a symlink another user made in a folder others can write; batchgen does not follow it (make the link yourself, or give the real path)",
+                ));
+            }
             let target = match fs::metadata(path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -84,6 +95,29 @@ pub fn resolve(path: &Path) -> io::Result<PathBuf> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(absolute_dir(path)),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the link at `path` may have been planted: it sits in a folder
+/// anyone can write (`/tmp`, a shared drop folder) and belongs neither to
+/// this user nor to the folder's owner. The rule of Linux's
+/// `fs.protected_symlinks`, applied whether or not the kernel has it on
+/// (containers often do not): a user's own link is followed, a stranger's
+/// is not, so a link to an empty or foreign file cannot make batchgen
+/// rewrite it.
+#[cfg(unix)]
+fn planted(path: &Path, link: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = fs::metadata(parent_dir(path)) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    dir.mode() & 0o002 != 0 && link.uid() != me && link.uid() != dir.uid()
+}
+
+#[cfg(not(unix))]
+fn planted(_: &Path, _: &fs::Metadata) -> bool {
+    false
 }
 
 /// `path` with its folder canonicalized when possible (the name itself is
@@ -125,10 +159,92 @@ fn refused(why: &str) -> io::Error {
 pub fn open_in_place(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     nofollow(options);
     let file = options.open(path).map_err(|e| explain_link(path, e))?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(refused("is not a regular file"));
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A hard link planted under a name batchgen writes in place is
+        // another file's inode: truncating or appending would change that
+        // file too (O_NOFOLLOW does not see hard links).
+        if meta.nlink() > 1 {
+            return Err(refused(
+                "is a hard link to another file; batchgen does not write through it",
+            ));
+        }
+    }
     Ok(file)
+}
+
+/// Whether `path` is absent (`Ok(None)`) or a regular file, not followed
+/// through a symlink (`Ok(Some(len))`). For a name batchgen invents (a
+/// `.part` download) before it is read or measured.
+///
+/// # Errors
+/// A symlink, FIFO, folder or device at `path`, or a `stat` failure.
+pub fn regular_len(path: &Path) -> io::Result<Option<u64>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(refused(
+            "is a symlink; batchgen does not read or write through symlinks it did not make",
+        )),
+        Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+        Ok(_) => Err(refused(
+            "exists and is not a regular file (a folder, FIFO, socket or device)",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the folders `relative` (a file's path inside `root`) needs below
+/// `root`, and returns the folder the file goes in. Each folder below
+/// `root` must be a real folder: a symlink planted there by someone who can
+/// write `root` (a shared download folder) would take batchgen's files
+/// anywhere, so it is refused, never followed. `root` itself may be a
+/// symlink the user made.
+///
+/// # Errors
+/// A component of `relative` that is a symlink or not a folder, one that is
+/// not a plain name (`..`, absolute), or a `mkdir` failure.
+pub fn create_dirs_inside(root: &Path, relative: &Path) -> io::Result<PathBuf> {
+    use std::path::Component;
+    let mut dir = root.to_owned();
+    let Some(parent) = relative.parent() else {
+        return Ok(dir);
+    };
+    for part in parent.components() {
+        match part {
+            Component::Normal(name) => dir.push(name),
+            Component::CurDir => continue,
+            _ => return Err(refused("names a folder outside the download folder")),
+        }
+        if fs::symlink_metadata(&dir).is_err() {
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let meta = fs::symlink_metadata(&dir)?;
+        if meta.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symlink; batchgen does not follow a link inside the download folder",
+                    dir.display()
+                ),
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} exists and is not a folder", dir.display()),
+            ));
+        }
+    }
+    Ok(dir)
 }
 
 /// Creates `path`, which must not exist: `O_CREAT|O_EXCL|O_NOFOLLOW`, so

@@ -114,7 +114,12 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
 }
 
 pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
-    let toml_path = if args.path.extension().is_some() {
+    // `init jobs.csv` names the CSV: the TOML goes beside it, never into it.
+    let names_csv = args
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let toml_path = if args.path.extension().is_some() && !names_csv {
         args.path.clone()
     } else {
         args.path.with_extension("toml")

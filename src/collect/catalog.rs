@@ -100,7 +100,9 @@ impl Catalog {
         catalog.set_order(keys);
         match File::open(path) {
             Ok(file) => {
-                let mut reader = csv::Reader::from_reader(file);
+                // Bounded: one unclosed quote must not make the rest of a
+                // damaged catalog one record held in memory.
+                let mut reader = csv::Reader::from_reader(crate::report::Bounded::new(file));
                 for row in reader.deserialize::<Row>() {
                     let row = row.map_err(|e| {
                         Error::Config(format!(

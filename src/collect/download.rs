@@ -126,13 +126,24 @@ pub fn spawn(
         RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))
     });
     let workers = config.concurrency.max(1);
+    // A file an earlier run recorded for a clip stays that clip's: another
+    // clip whose name renders the same (`{title_slug}` and two clips of
+    // one title) must not take it for its own download, whichever of the
+    // two a worker reaches first.
+    let claimed: HashMap<PathBuf, (String, u32)> = store
+        .lock()
+        .rows()
+        .iter()
+        .filter(|row| !row.file.is_empty())
+        .map(|row| (PathBuf::from(&row.file), (row.key.clone(), row.clip_index)))
+        .collect();
     let shared = Arc::new(Shared {
         config,
         http,
         limiter,
         store,
         stop,
-        claimed: Mutex::default(),
+        claimed: Mutex::new(claimed),
         summary: Mutex::default(),
     });
     let (tx, rx) = mpsc::unbounded_channel::<Job>();
@@ -299,11 +310,21 @@ impl Shared {
         recorded: Option<u64>,
         tag: Option<&Job>,
     ) -> Result<Fetched, String> {
+        // The template's folders, each a real folder: a link planted among
+        // them (the download folder may be shared) would take the file
+        // elsewhere.
+        let relative = path.strip_prefix(&self.config.dir).unwrap_or(path);
+        crate::fsx::create_dirs_inside(&self.config.dir, relative)
+            .map_err(|e| format!("cannot create the folder for {}: {e}", path.display()))?;
         // `symlink_metadata`: a link planted under the final name is not
         // a downloaded file (the rename below replaces the link itself).
+        // A file the catalog has no size for (a kill before the catalog
+        // write, or one someone else put there) must at least start like
+        // audio to count as the song.
         if let Ok(meta) = tokio::fs::symlink_metadata(path).await
             && meta.is_file()
             && recorded.is_none_or(|size| size == meta.len())
+            && (recorded.is_some() || tag.is_none() || check_head(path).await.is_ok())
         {
             return Ok(Fetched {
                 size: meta.len(),
@@ -311,15 +332,14 @@ impl Shared {
                 tag_error: None,
             });
         }
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
         let part = part_path(path);
         // A `.part` from an earlier run (or an older batchgen) was not
         // checked as it was written: if it is not audio, start over once.
-        let mut leftover = tokio::fs::metadata(&part).await.is_ok_and(|m| m.len() > 0);
+        // Anything but a regular file there (a planted link) is never
+        // measured, read, resumed or renamed into place.
+        let mut leftover = crate::fsx::regular_len(&part)
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?
+            .is_some_and(|len| len > 0);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -382,9 +402,9 @@ impl Shared {
                 tag_error = Some(why);
             }
         }
-        let file = tokio::fs::File::open(&part)
-            .await
-            .map_err(|e| e.to_string())?;
+        let file = crate::fsx::open_in_place(&part, std::fs::OpenOptions::new().read(true))
+            .map(tokio::fs::File::from_std)
+            .map_err(|e| format!("cannot read {}: {e}", part.display()))?;
         file.sync_all().await.map_err(|e| e.to_string())?;
         let size = file.metadata().await.map_err(|e| e.to_string())?.len();
         tokio::fs::rename(&part, path)
@@ -401,7 +421,9 @@ impl Shared {
     /// the whole file. With `audio`, a `Content-Type` that is not audio
     /// ends it before the body, and so do first bytes that are not.
     async fn transfer(&self, url: &str, part: &Path, audio: bool) -> Result<(), Failure> {
-        let have = tokio::fs::metadata(part).await.map_or(0, |m| m.len());
+        let have = crate::fsx::regular_len(part)
+            .map_err(|e| Failure::fatal(format!("cannot write {}: {e}", part.display())))?
+            .unwrap_or(0);
         let mut request = self.http.get(url);
         if have > 0 {
             request = request.header(RANGE, format!("bytes={have}-"));
@@ -529,8 +551,8 @@ struct Fetched {
 async fn check_head(part: &Path) -> Result<(), Failure> {
     use tokio::io::AsyncReadExt;
     let mut head = Vec::with_capacity(HEAD);
-    let file = tokio::fs::File::open(part)
-        .await
+    let file = crate::fsx::open_in_place(part, std::fs::OpenOptions::new().read(true))
+        .map(tokio::fs::File::from_std)
         .map_err(|e| Failure::fatal(format!("cannot read {}: {e}", part.display())))?;
     file.take(HEAD as u64)
         .read_to_end(&mut head)

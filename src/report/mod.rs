@@ -68,6 +68,7 @@
 //! acknowledged, so its request was never sent); it now makes its job
 //! `unknown` too, because a cut-short row looks the same whoever cut it.
 
+mod bounded;
 pub mod cell;
 mod damage;
 mod journal;
@@ -84,6 +85,7 @@ use crate::error::Error;
 use crate::fsx;
 use crate::job::Job;
 
+pub use bounded::{Bounded, MAX_ROW};
 use damage::Line;
 pub use journal::{GroupCommit, Journal, Recorder, spawn};
 pub use lock::Lock;
@@ -188,7 +190,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
-        .from_reader(file);
+        .from_reader(Bounded::new(file));
     let mut row = csv::ByteRecord::new();
     let mut records = Vec::new();
     let mut first = true;
@@ -197,7 +199,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
         match reader.read_byte_record(&mut row) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(unreadable(path, &e)),
+            Err(e) => return Err(read_error(path, &reader, &e)),
         }
         if std::mem::take(&mut first) {
             check_header(path, &row)?;
@@ -249,7 +251,11 @@ pub fn latest(path: &Path) -> Result<Vec<Record>, Error> {
 /// for a message about a damaged row, so it reads the file again rather
 /// than have every read count lines.
 fn line_at(path: &Path, row: &csv::ByteRecord) -> u64 {
-    let offset = row.position().map_or(0, csv::Position::byte);
+    line_at_offset(path, row.position().map_or(0, csv::Position::byte))
+}
+
+/// The line (1-based) of byte `offset` of the file at `path`.
+fn line_at_offset(path: &Path, offset: u64) -> u64 {
     let Ok(file) = File::open(path) else {
         return 0;
     };
@@ -319,6 +325,23 @@ fn results_error(path: &Path, source: io::Error) -> Error {
 
 fn unreadable(path: &Path, e: &csv::Error) -> Error {
     results_error(path, io::Error::other(e.to_string()))
+}
+
+/// A read error of a results file read through [`Bounded`]: a record over
+/// [`MAX_ROW`] (an unclosed quote swallowing the rest, a file of garbage)
+/// names no job, so the run stops there, naming the line; anything else is
+/// [`unreadable`].
+fn read_error<R: io::Read>(path: &Path, reader: &csv::Reader<Bounded<R>>, e: &csv::Error) -> Error {
+    match reader.get_ref().oversized() {
+        Some(offset) => names_no_job(
+            path,
+            line_at_offset(path, offset),
+            &format!(
+                "a row starting here is over {MAX_ROW} bytes, far more than any results row (an unclosed quote, or not a results file); nothing after it was read"
+            ),
+        ),
+        None => unreadable(path, e),
+    }
 }
 
 /// The message for a file that does not start with the results header. It

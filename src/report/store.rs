@@ -15,8 +15,8 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
 use super::damage::{self, Line};
+use super::{Bounded, line_at, read_error, results_error, unreadable};
 use super::{Record, Status, check_header, damaged_orphan, names_no_job, open_existing};
-use super::{line_at, results_error, unreadable};
 use crate::error::Error;
 use crate::fsx::AtomicFile;
 use crate::job::key_hash as hash;
@@ -38,7 +38,7 @@ pub const COLUMNS: &[&str] = &[
 /// A results file, indexed by `id`.
 pub struct Store {
     path: PathBuf,
-    reader: Option<csv::Reader<File>>,
+    reader: Option<csv::Reader<Bounded<File>>>,
     /// (hash of id, byte offset of a row), sorted: every row of the file.
     index: Vec<(u64, u64)>,
     /// Index entries whose `id` a [`Store::get`] asked for; the rest are
@@ -78,7 +78,7 @@ impl Store {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(false)
-            .from_reader(file);
+            .from_reader(Bounded::new(file));
         let mut row = csv::ByteRecord::new();
         let mut first = true;
         // Length of the sorted prefix, once the journal begins.
@@ -87,7 +87,7 @@ impl Store {
             match reader.read_byte_record(&mut row) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(unreadable(path, &e)),
+                Err(e) => return Err(read_error(path, &reader, &e)),
             }
             if std::mem::take(&mut first) {
                 check_header(path, &row)?;
@@ -339,7 +339,7 @@ impl Store {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(file);
+            .from_reader(Bounded::new(file));
         match reader.byte_headers() {
             Ok(headers) if headers.iter().eq(COLUMNS.iter().map(|c| c.as_bytes())) => {}
             _ => return false,

@@ -1,0 +1,380 @@
+//! More of a hostile world of files, the cases `hostile_files` does not
+//! use: a gigabyte of garbage as the results file, a symlink planted among
+//! a download template's folders, hard links planted where batchgen writes
+//! in place, and a planted `.part` link the server's answers would have
+//! let batchgen read and rename into place. Each drives the real binary.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use batchgen::sandbox::{Sandbox, SandboxConfig};
+use common::*;
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn no_secret(out: &Output, secret: &str) {
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains(secret), "the secret leaked: {text}");
+    }
+}
+
+async fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let out = run_bin(sandbox, args).await;
+    no_secret(&out, sandbox.key());
+    out
+}
+
+async fn collect(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["collect".to_owned()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    all.extend(["--poll-interval".into(), "100ms".into()]);
+    let out = run_with_env(
+        all,
+        vec![
+            ("BATCHGEN_API_KEY".into(), sandbox.key().into()),
+            ("BATCHGEN_BASE_URL".into(), sandbox.base_url()),
+        ],
+    )
+    .await;
+    no_secret(&out, sandbox.key());
+    out
+}
+
+async fn quick_sandbox() -> Sandbox {
+    common::sandbox(SandboxConfig {
+        stage_time: std::time::Duration::from_millis(100),
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// A folder with a submitted 1-job manifest: (dir, manifest, results).
+async fn submitted(sandbox: &Sandbox) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let results = dir.path().join("r.csv");
+    let out = run(
+        sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (dir, manifest, results)
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(files_in(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gigabyte_of_garbage_in_the_results_file_stops_in_bounded_memory_and_time() {
+    let sandbox = quick_sandbox().await;
+    let (_dir, manifest, results) = submitted(&sandbox).await;
+    let sent = sandbox.stats().requests;
+    // A copy cut off inside a quote, then 1 GB of (sparse) zeros: the
+    // unclosed quote makes all of it one record.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"job-0,2,\"").unwrap();
+    file.set_len(1 << 30).unwrap();
+    drop(file);
+    let started = std::time::Instant::now();
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 78, "{err}");
+    assert!(
+        err.contains("r.csv:3:") && err.contains("over 1048576 bytes"),
+        "{err}"
+    );
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(sandbox.stats().requests, sent, "nothing sent");
+    assert_eq!(std::fs::metadata(&results).unwrap().len(), 1 << 30);
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) },
+        0
+    );
+    assert!(usage.ru_maxrss < 200 * 1024, "peak {} KiB", usage.ru_maxrss);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlink_planted_among_the_download_folders_is_never_followed() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&songs).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // Someone who can write the shared download folder links the folder
+    // the template will make to a folder of their choice.
+    symlink(&elsewhere, songs.join("job-0")).unwrap();
+    let template = ["--download", arg(&songs), "--name", "{key}/{index}"];
+    let mut args = vec![arg(&results)];
+    args.extend(template);
+    let out = collect(&sandbox, &args).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        files_in(&elsewhere).is_empty(),
+        "{:?}",
+        files_in(&elsewhere)
+    );
+    let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
+    assert!(catalog.contains("is a symlink"), "{catalog}");
+
+    // With the link gone the same run makes a real folder and fills it.
+    std::fs::remove_file(songs.join("job-0")).unwrap();
+    let out = collect(&sandbox, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(songs.join("job-0/1.mp3").is_file());
+    assert!(files_in(&elsewhere).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
+    let sandbox = quick_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let untouched = || assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+    // The results file's lock: opening it truncates it to write the pid.
+    let results = dir.path().join("r.csv");
+    std::fs::hard_link(&victim, dir.path().join("r.csv.lock")).unwrap();
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("hard link"), "{}", stderr(&out));
+    assert_eq!(sandbox.stats().requests, 0);
+    untouched();
+    std::fs::remove_file(dir.path().join("r.csv.lock")).unwrap();
+    let out = run(
+        &sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A download's `.part`: it would be truncated and filled with audio.
+    let songs = dir.path().join("songs");
+    std::fs::create_dir_all(&songs).unwrap();
+    let mp3 = songs.join("job-0-1.mp3");
+    std::fs::hard_link(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    untouched();
+    assert!(!mp3.exists());
+    assert!(
+        songs.join("job-0-2.mp3").is_file(),
+        "the other clip is fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mp3 = songs.join("job-0-1.mp3");
+    // A file the planter wants batchgen to read (or to record as the song),
+    // as long as the clip: the server's answer to `Range: bytes=LEN-` is
+    // then "416, the file is LEN bytes", which says "you have it all".
+    let victim = dir.path().join("victim.mp3");
+    std::fs::rename(&mp3, &victim).unwrap();
+    let before = std::fs::read(&victim).unwrap();
+    symlink(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        std::fs::symlink_metadata(&mp3).is_err(),
+        "the link was renamed to the song's name"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), before);
+    let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
+    assert!(catalog.contains("symlink"), "{catalog}");
+}
+
+/// The catalog's rows as header → value maps.
+fn catalog_rows(path: &Path) -> (csv::StringRecord, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let rows = reader.records().map(Result::unwrap).collect();
+    (headers, rows)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_recorded_for_one_clip_never_becomes_another_clips() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    // Both clips of a task carry its title: this template names them alike.
+    let args = [
+        arg(&results),
+        "--download",
+        arg(&songs),
+        "--name",
+        "{title_slug}",
+        "--download-concurrency",
+        "1",
+    ];
+    let out = collect(&sandbox, &args).await;
+    let catalog = dir.path().join("r.catalog.csv");
+    let (headers, mut rows) = catalog_rows(&catalog);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (file, bytes, error) = (col("file"), col("file_bytes"), col("error"));
+    assert!(rows[1][error].contains("already used"), "{}", stderr(&out));
+    // With more than one worker either clip may reach the name first: as
+    // if the second had, the file is the second clip's.
+    let mut swapped = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let other = &rows[1 - i];
+        let mut fields: Vec<String> = row.iter().map(str::to_owned).collect();
+        fields[file] = other[file].to_owned();
+        fields[bytes] = other[bytes].to_owned();
+        fields[error] = other[error].to_owned();
+        swapped.push(csv::StringRecord::from(fields));
+    }
+    rows = swapped;
+    let mut writer = csv::Writer::from_path(&catalog).unwrap();
+    writer.write_record(&headers).unwrap();
+    for row in &rows {
+        writer.write_record(row).unwrap();
+    }
+    writer.flush().unwrap();
+    drop(writer);
+
+    collect(&sandbox, &args).await;
+    let (_, rows) = catalog_rows(&catalog);
+    let files: Vec<&str> = rows
+        .iter()
+        .map(|r| &r[file])
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert_eq!(files.len(), 1, "two clips hold one file: {rows:?}");
+    assert!(
+        rows[1][file].ends_with(".mp3"),
+        "the owner keeps it: {rows:?}"
+    );
+    assert!(rows[0][error].contains("already used"), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = quick_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // An empty file reads as a new results file or catalog, so a link to
+    // one would have it rewritten wherever it is.
+    let victim = dir.path().join("empty-config");
+    std::fs::write(&victim, "").unwrap();
+    let plant = |name: &str| {
+        let link = shared.join(name);
+        symlink(&victim, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok()
+    };
+    if !plant("r.csv") {
+        eprintln!("skipped: giving a link to another user needs root");
+        return;
+    }
+    let results = shared.join("r.csv");
+    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("another user"), "{}", stderr(&out));
+    assert_eq!(sandbox.stats().requests, 0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"");
+
+    // The catalog's default name beside a results file in that folder.
+    std::fs::remove_file(&results).unwrap();
+    let out = run(
+        &sandbox,
+        &[
+            arg(&manifest),
+            "--out",
+            arg(&results),
+            "--rate",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(plant("r.catalog.csv"));
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"");
+
+    // The user's own link there is theirs: followed, the link kept.
+    std::fs::remove_file(shared.join("r.catalog.csv")).unwrap();
+    let mine = dir.path().join("mine.csv");
+    symlink(&mine, shared.join("r.catalog.csv")).unwrap_or(());
+    std::fs::write(&mine, "").unwrap();
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&mine).unwrap().starts_with("key,"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_naming_the_csv_writes_the_toml_beside_it_not_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("x.csv");
+    let out = run_with_env(vec!["init".into(), arg(&csv).into()], vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let toml = std::fs::read_to_string(dir.path().join("x.toml")).unwrap();
+    assert!(toml.starts_with('#'), "{toml}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("id,"), "the CSV holds the CSV: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_planted_under_a_songs_name_is_not_taken_for_the_song() {
+    let sandbox = quick_sandbox().await;
+    let (dir, _manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    std::fs::create_dir_all(&songs).unwrap();
+    let mp3 = songs.join("job-0-1.mp3");
+    std::fs::write(&mp3, "planted, not audio").unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let bytes = std::fs::read(&mp3).unwrap();
+    assert!(
+        bytes.starts_with(b"ID3") || bytes.first() == Some(&0xff),
+        "the planted file was kept as the song"
+    );
+    assert!(!std::fs::read(songs.join("job-0-2.mp3")).unwrap().is_empty());
+}
