@@ -142,3 +142,43 @@ async fn a_callback_echoing_the_secrets_gets_them_into_no_catalog_cell() {
         assert!(!written.contains(secret), "{secret:?}: {written}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirected_download_does_not_carry_the_signed_url_along() {
+    let host = host::start(|base| {
+        v2(vec![
+            clip(
+                "c1",
+                "One",
+                &format!("{base}/redirect/1.mp3?sig=signed-token-1"),
+            ),
+            clip(
+                "c2",
+                "Two",
+                &format!("{base}/redirect/2.mp3?sig=signed-token-2"),
+            ),
+        ])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = collect(&host.base, dir.path(), &[]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let media: Vec<_> = host
+        .seen()
+        .into_iter()
+        .filter(|s| s.uri.starts_with("/media/"))
+        .collect();
+    assert_eq!(media.len(), 2, "{media:?}");
+    for seen in media {
+        // No header (a `Referer`, an `Authorization`) of the request the
+        // redirect answered goes to where it points.
+        for (name, value) in &seen.headers {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            assert!(
+                !value.contains("signed-token") && !value.contains(KEY),
+                "{name}: {value}"
+            );
+        }
+        assert!(seen.headers.get("referer").is_none(), "{seen:?}");
+    }
+}
