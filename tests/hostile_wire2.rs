@@ -182,3 +182,53 @@ async fn a_redirected_download_does_not_carry_the_signed_url_along() {
         assert!(seen.headers.get("referer").is_none(), "{seen:?}");
     }
 }
+
+/// A host on 127.0.0.1:0 that reads each request head and answers the raw
+/// bytes `answer`, then closes the connection.
+async fn raw_host(answer: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_balance_cut_off_or_never_answered_says_so_and_not_that_a_task_may_exist() {
+    let cases: [(&[u8], &str); 2] = [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n{\"data\":{\"cre",
+            "connection lost while reading the answer",
+        ),
+        (b"", "connection lost"),
+    ];
+    for (answer, says) in cases {
+        let base = raw_host(answer).await;
+        let args = ["credits", "--base-url", &base].map(String::from).to_vec();
+        let out = run_with_env(args, vec![("BATCHGEN_API_KEY".into(), KEY.into())]).await;
+        let text = stderr(&out);
+        assert_eq!(code(&out), 69, "{text}");
+        assert!(text.contains(says), "{says:?}: {text}");
+        // A GET creates nothing, and a cut answer is not a host without
+        // `data.credits`.
+        for wrong in ["may have been accepted", "no data.credits"] {
+            assert!(!text.contains(wrong), "{wrong:?}: {text}");
+        }
+        assert!(!text.contains(KEY), "{text}");
+    }
+}
