@@ -232,3 +232,31 @@ async fn a_balance_cut_off_or_never_answered_says_so_and_not_that_a_task_may_exi
         assert!(!text.contains(KEY), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_file_with_a_bom_and_crlf_is_read_as_the_key() {
+    let base = raw_host(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 34\r\n\r\n{\"code\":200,\"data\":{\"credits\":42}}",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("bom", format!("\u{feff}{KEY}\r\n")),
+        ("crlf", format!("{KEY}\r\n")),
+    ] {
+        let path = write(dir.path(), name, &text);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let args = ["credits", "--base-url", &base, "--api-key-file"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([path.display().to_string()])
+            .collect();
+        let out = run_with_env(args, vec![]).await;
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("42 credits left"));
+    }
+}
