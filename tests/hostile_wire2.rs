@@ -260,3 +260,44 @@ async fn a_key_file_with_a_bom_and_crlf_is_read_as_the_key() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("42 credits left"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_url_with_a_password_or_query_is_refused_before_anything_is_sent() {
+    let host = host::start(|_| v2(vec![])).await;
+    let authority = host.base.trim_start_matches("http://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(dir.path(), "jobs.csv", "id,prompt\njob-1,a calm song\n");
+    let password = "proxy-pass-0123456789";
+    for base in [
+        format!("http://me:{password}@{authority}/"),
+        format!("http://{password}@{authority}/"),
+        format!("http://{authority}/?token={password}"),
+    ] {
+        for command in [
+            vec!["credits".to_owned(), "--base-url".into(), base.clone()],
+            vec![
+                "run".to_owned(),
+                manifest.display().to_string(),
+                "--base-url".into(),
+                base.clone(),
+            ],
+            vec![
+                "collect".to_owned(),
+                results(dir.path()).display().to_string(),
+                "--base-url".into(),
+                base.clone(),
+            ],
+        ] {
+            let out = run_with_env(
+                command.clone(),
+                vec![("BATCHGEN_API_KEY".into(), KEY.into())],
+            )
+            .await;
+            let text = stderr(&out);
+            assert_eq!(code(&out), 78, "{command:?}: {text}");
+            assert!(!text.contains(password), "{command:?}: {text}");
+        }
+    }
+    // Nothing reached the host: no second `Authorization` went out.
+    assert!(host.seen().is_empty(), "{:?}", host.seen());
+}
