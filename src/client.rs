@@ -101,6 +101,11 @@ pub enum SubmitError {
         "{0}; the request may have been accepted (the API has no idempotency key, so it was not resent)"
     )]
     Lost(String),
+    /// A read (`GET /api/v2/credits`) got no whole answer. Nothing was
+    /// created, so unlike [`SubmitError::Lost`] nothing may have been
+    /// billed.
+    #[error("{0}")]
+    NoAnswer(String),
     /// The server answered 2xx but without a usable task ID.
     #[error("HTTP {status}: unexpected answer: {detail}")]
     Unexpected { status: u16, detail: String },
@@ -121,7 +126,7 @@ impl SubmitError {
                 429 | 500 | 502 | 503 | 504 => ErrorClass::Retry,
                 _ => ErrorClass::Row,
             },
-            SubmitError::Connect(_) => ErrorClass::Retry,
+            SubmitError::Connect(_) | SubmitError::NoAnswer(_) => ErrorClass::Retry,
             SubmitError::Lost(_) => ErrorClass::Ambiguous,
             // A 2xx without an ID may still have created a task.
             SubmitError::Unexpected { .. } => ErrorClass::Ambiguous,
@@ -252,12 +257,26 @@ impl Client {
             .header(AUTHORIZATION, self.auth.clone())
             .send()
             .await
-            .map_err(classify_send_error)?;
+            .map_err(|e| match classify_send_error(e) {
+                SubmitError::Lost(detail) => SubmitError::NoAnswer(detail),
+                other => other,
+            })?;
         let status = response.status();
         if status.is_redirection() {
             return Err(redirect(status, response.headers(), &self.credits));
         }
-        let body = read_capped(response).await.unwrap_or_default();
+        let body = match read_capped(response).await {
+            Ok(body) => body,
+            // A cut 2xx body is no balance, and must not read as a host
+            // without `data.credits`; an error status says enough.
+            Err(e) if status.is_success() => {
+                return Err(SubmitError::NoAnswer(format!(
+                    "HTTP {status}: {}",
+                    cut_off(&e)
+                )));
+            }
+            Err(_) => Vec::new(),
+        };
         parse_balance(status, &body)
     }
 
@@ -298,9 +317,7 @@ impl Client {
         let body = match body {
             Ok(body) => body,
             Err(e) if status.is_success() => {
-                return Err(SubmitError::Lost(format!(
-                    "HTTP {status}: connection lost while reading the answer: {e}"
-                )));
+                return Err(SubmitError::Lost(format!("HTTP {status}: {}", cut_off(&e))));
             }
             Err(_) => Vec::new(),
         };
@@ -387,6 +404,17 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
         }
     }
     Ok(body)
+}
+
+/// Why an answer's body stopped before its end, naming a timeout as one
+/// (reqwest's own text, "error decoding response body", hides it).
+fn cut_off(e: &reqwest::Error) -> String {
+    let why = if e.is_timeout() {
+        "the whole answer did not arrive before the timeout"
+    } else {
+        "connection lost while reading the answer"
+    };
+    format!("{why} ({})", error_chain(e))
 }
 
 fn classify_send_error(e: reqwest::Error) -> SubmitError {

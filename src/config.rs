@@ -505,15 +505,49 @@ pub fn beside(manifest: &Path, suffix: &str) -> PathBuf {
     manifest.with_file_name(format!("{stem}.{suffix}"))
 }
 
-/// Checks a base URL: absolute http(s), no query; a trailing slash is fine.
+/// Checks a base URL: absolute http(s), no user name or password, no
+/// query; a trailing slash is fine.
+///
+/// A `user:password@` would go out as a second `Authorization` header
+/// (`Basic`, beside the key's `Bearer`), which hosts and proxies may read
+/// first, and a query would be dropped from every endpoint: both are
+/// refused rather than half-used. Messages show the URL without its user
+/// info and query values ([`crate::redact::url`]).
 pub fn parse_base_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {s:?}: {e}"))?;
+    let typed = crate::redact::text(&without_userinfo(s)).into_owned();
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {typed:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
-            "invalid base URL {s:?}: expected http(s)://host[:port]"
+            "invalid base URL {typed:?}: expected http(s)://host[:port]"
+        ));
+    }
+    let shown = crate::redact::url(&url);
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} holds a user name or password: the API key goes in BATCHGEN_API_KEY or --api-key-file, and the URL must not carry one"
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} has a query, which no endpoint would keep: remove it"
         ));
     }
     Ok(url)
+}
+
+/// `s` with anything between `://` and the last `@` of its authority cut,
+/// for a message about a URL that does not parse.
+fn without_userinfo(s: &str) -> String {
+    let Some(start) = s.find("://").map(|i| i + 3) else {
+        return s.to_owned();
+    };
+    let authority_end = s[start..]
+        .find(['/', '?', '#'])
+        .map_or(s.len(), |i| start + i);
+    match s[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &s[..start], &s[start + at..]),
+        None => s.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -589,6 +623,22 @@ mod tests {
         }
         let e = check_transport(&u("http://me:pw@evil.example/"), false).unwrap_err();
         assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn base_urls_carry_no_credentials_or_query_and_errors_do_not_echo_them() {
+        assert!(parse_base_url("https://h.example/proxy/").is_ok());
+        for bad in [
+            "https://me:pw-0123456789@h.example/",
+            "https://pw-0123456789@h.example/",
+            "https://h.example/?token=pw-0123456789",
+            "https://me:pw-0123456789@h.example:99999/",
+            "ftp://me:pw-0123456789@h.example/",
+        ] {
+            let e = parse_base_url(bad).unwrap_err();
+            assert!(!e.contains("pw-0123456789"), "{bad}: {e}");
+            assert!(e.contains("h.example"), "{bad}: {e}");
+        }
     }
 
     #[test]

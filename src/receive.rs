@@ -22,7 +22,10 @@
 //! callback can overtake the row that records its task). Bodies over
 //! [`MAX_BODY`] get 413, bodies that are not clips 400, everything else a
 //! quick 200 `{"ok":true}`. The secret is never logged: the handlers log
-//! only job keys, and every log line passes [`crate::redact`] anyway.
+//! only job keys, and every log line passes [`crate::redact`] anyway. Clip
+//! text that holds a known secret (a sender echoing the key or the secret
+//! into a title) is masked before it is recorded
+//! ([`crate::collect::poll::mask_secrets`]).
 //!
 //! The secret must be at least [`MIN_SECRET_LEN`] characters (`batchgen
 //! receive` and `--callback-base` refuse a shorter one): it is all that
@@ -401,13 +404,14 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
             return refuse(StatusCode::REQUEST_TIMEOUT, "body too slow");
         }
     };
-    let feed = match feed::parse(&body) {
+    let mut feed = match feed::parse(&body) {
         Ok(feed) => feed,
         Err(e) => {
             tracing::warn!(key, "callback rejected: {e}");
             return refuse(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
+    crate::collect::poll::mask_secrets(&mut feed);
     shared.store.apply(key, &task_id, &feed);
     tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
     axum::Json(json!({"ok": true})).into_response()

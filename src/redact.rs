@@ -20,6 +20,13 @@
 //!    `/callback/<secret>/<key>` the secret segment masked, so a URL built
 //!    by another process (a standalone sandbox, a receiver) is safe too.
 //!
+//! Server text that batchgen keeps as data rather than shows (a clip's
+//! title, style, IDs and URLs, which become catalog cells, file names and
+//! ID3 tags) gets rule 1 only, through [`secrets`], when it is read
+//! ([`crate::collect::poll::mask_secrets`]): a server that echoes the key
+//! into a title must not get it onto the disk, and rule 2 would break a URL
+//! that is still to be fetched.
+//!
 //! The registry is process-wide on purpose: a secret known anywhere is
 //! masked everywhere, including in log lines written by code that never saw
 //! it.
@@ -71,10 +78,17 @@ pub fn holds_secret(s: &str) -> bool {
 
 /// `s` with every URL shown by [`url()`] and every registered secret masked.
 pub fn text(s: &str) -> Cow<'_, str> {
-    let mut out = Cow::Borrowed(s);
     if s.contains("://") {
-        out = Cow::Owned(urls(s));
+        return Cow::Owned(secrets(&urls(s)).into_owned());
     }
+    secrets(s)
+}
+
+/// `s` with every registered secret masked, and nothing else changed: for
+/// server text that is kept as data rather than shown (a clip's title, its
+/// URLs), where rule 2 would break a URL that is still to be fetched.
+pub fn secrets(s: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(s);
     let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     for secret in all.iter() {
         if out.contains(secret.as_str()) {
@@ -82,6 +96,13 @@ pub fn text(s: &str) -> Cow<'_, str> {
         }
     }
     out
+}
+
+/// Masks registered secrets in `s` in place (see [`secrets`]).
+pub fn mask_in_place(s: &mut String) {
+    if let Cow::Owned(masked) = secrets(s) {
+        *s = masked;
+    }
 }
 
 /// A URL for display: no user info, query values masked, no fragment, the

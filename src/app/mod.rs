@@ -70,7 +70,8 @@ fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
                 ))
             })?;
             warn_if_shared(path);
-            text.trim().to_owned()
+            // A BOM, as Notepad saves UTF-8, is no part of the key.
+            text.trim_start_matches('\u{feff}').trim().to_owned()
         }
         None => std::env::var(KEY_ENV).unwrap_or_default().trim().to_owned(),
     };

@@ -23,6 +23,10 @@
 //! manifest or the API says can escape `DIR`. Transfers have their own
 //! worker count and rate limiter, separate from polling; a failed one is
 //! retried with the pool's backoff, then recorded in the catalog's `error`.
+//!
+//! A media request carries no `Authorization` (the key goes to the API
+//! only) and follows at most five redirects, http(s) only, without a
+//! `Referer`: a signed URL's token stays with the host that issued it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +125,9 @@ pub fn spawn(
         .read_timeout(config.timeout)
         // Media may sit behind a CDN redirect; a few hops, never a loop.
         .redirect(reqwest::redirect::Policy::limited(5))
+        // A redirect must not hand the URL it answered (a signed link's
+        // token is in its query) to the host it points to.
+        .referer(false)
         .build()?;
     let limiter = config.rate.interval().map(|every| {
         RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))

@@ -156,7 +156,33 @@ impl FeedClient {
         if !status.is_success() {
             return Err(error_status(status, &body, retry_after));
         }
-        Ok(feed::parse(&body)?)
+        let mut feed = feed::parse(&body)?;
+        mask_secrets(&mut feed);
+        Ok(feed)
+    }
+}
+
+/// Masks every registered secret in the server text of `feed` (clip IDs,
+/// titles, style, model, URLs, failure messages): a host that echoes the
+/// key must not get it into the catalog, a file name or an ID3 tag
+/// ([`crate::redact::secrets`]). Polls and callbacks both pass here.
+pub fn mask_secrets(feed: &mut Feed) {
+    use crate::redact::mask_in_place;
+    for clip in &mut feed.clips {
+        for text in [
+            &mut clip.id,
+            &mut clip.title,
+            &mut clip.tags,
+            &mut clip.model_name,
+            &mut clip.audio_url,
+            &mut clip.image_url,
+            &mut clip.error,
+        ] {
+            mask_in_place(text);
+        }
+    }
+    if let Some(failure) = &mut feed.failure {
+        mask_in_place(failure);
     }
 }
 
