@@ -4,9 +4,12 @@
 use batchgen::cli::Cli;
 use batchgen::error::{Error, ExitCode};
 use batchgen::manifest::ManifestError;
+use std::io::Write as _;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    redact_panics();
     let cli = Cli::parse();
     batchgen::output::init_logging(cli.output.verbose, cli.output.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -29,6 +32,32 @@ fn main() -> std::process::ExitCode {
     // Don't wait for lingering tasks (a sandbox, idle connections).
     runtime.shutdown_background();
     std::process::ExitCode::from(code.code())
+}
+
+/// A panic's message passes the one redaction rule too: it can quote a
+/// value (a URL, a server's answer) that holds a secret. The default hook's
+/// text is kept, location included, and a panic still exits 101.
+fn redact_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        // Not `eprintln!`: a closed terminal must not panic inside the hook.
+        let _ = writeln!(
+            std::io::stderr(),
+            "batchgen: thread '{name}' panicked{at}: {}\nbatchgen: this is a bug; please report it",
+            batchgen::redact::text(&message)
+        );
+    }));
 }
 
 /// Prints a run-ending error once, with a hint when there is one.

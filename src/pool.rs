@@ -26,8 +26,10 @@
 //! pool-wide pause (each 429 holds every worker for its `Retry-After`, or a
 //! backoff that grows with the row's requests), and a breaker of its own:
 //! [`RATE_LIMITED_GIVE_UP`] 429s in a row, pool-wide, with no other answer
-//! between them, stop the run as unavailable (exit 69) with the rows not
-//! sent back to `pending`.
+//! between them, or an unbroken run of 429s lasting
+//! [`RATE_LIMITED_GIVE_UP_AFTER`] (a host asking `Retry-After: 300` each
+//! time would otherwise hold a run for 100 × 5 minutes), stop the run as
+//! unavailable (exit 69) with the rows not sent back to `pending`.
 //!
 //! # Answers that don't add up
 //! Two rows of one run answered with the same task ID: the first keeps it,
@@ -66,6 +68,15 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// 429s in a row, pool-wide and with no other answer between them, after
 /// which the run stops as unavailable (see the module docs).
 pub const RATE_LIMITED_GIVE_UP: u32 = 100;
+/// How long an unbroken run of 429s may last before the run stops as
+/// unavailable, however few they were (see the module docs).
+pub const RATE_LIMITED_GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Whether an unbroken run of `in_a_row` 429s that has lasted `lasted`
+/// ends the run (see the module docs): by count, or by time however few.
+fn rate_limit_exhausted(in_a_row: u32, lasted: Duration) -> bool {
+    in_a_row >= RATE_LIMITED_GIVE_UP || lasted >= RATE_LIMITED_GIVE_UP_AFTER
+}
 
 /// How the pool behaves; a slice of [`crate::config::Config`].
 #[derive(Debug, Clone)]
@@ -132,6 +143,8 @@ struct Shared {
     consecutive_give_ups: AtomicU32,
     /// 429s in a row, pool-wide (the rate limit's own breaker).
     rate_limited_in_a_row: AtomicU32,
+    /// When the current run of 429s began; `None` after any other answer.
+    rate_limited_since: Mutex<Option<Instant>>,
     /// Hash of each task ID answered in this run → the manifest line it
     /// went to (see "Answers that don't add up").
     task_ids: Mutex<std::collections::HashMap<u64, u64>>,
@@ -211,6 +224,7 @@ pub async fn run(
         pause_until: Mutex::new(None),
         consecutive_give_ups: AtomicU32::new(0),
         rate_limited_in_a_row: AtomicU32::new(0),
+        rate_limited_since: Mutex::new(None),
         task_ids: Mutex::default(),
         stop: shutdown.child_token(),
         reason: Mutex::new(None),
@@ -368,6 +382,7 @@ impl Shared {
                 Ok(accepted) => {
                     self.consecutive_give_ups.store(0, Ordering::Relaxed);
                     self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
+                    *self.rate_limited_since.lock().expect("poisoned") = None;
                     if let Some(first) = self.claim_task_id(&accepted.task_id, job.line) {
                         record.http_status = Some(accepted.http_status);
                         let first = match first {
@@ -400,14 +415,22 @@ impl Shared {
                 rate_limited += 1;
                 counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let in_a_row = self.rate_limited_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                if in_a_row >= RATE_LIMITED_GIVE_UP {
+                let lasted = self
+                    .rate_limited_since
+                    .lock()
+                    .expect("poisoned")
+                    .get_or_insert_with(Instant::now)
+                    .elapsed();
+                if rate_limit_exhausted(in_a_row, lasted) {
                     self.stop_with(StopReason::Unavailable(format!(
-                        "the API answered {in_a_row} requests in a row with 429 (rate limited); last: {error}"
+                        "the API answered {in_a_row} requests in a row with 429 (rate limited) over {}; last: {error}",
+                        humantime::format_duration(Duration::from_secs(lasted.as_secs()))
                     )));
                     return self.put_back(record, Some(error), ambiguous);
                 }
             } else {
                 self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
+                *self.rate_limited_since.lock().expect("poisoned") = None;
             }
             let out_of_attempts = record.attempts - rate_limited >= self.config.max_attempts;
             match class {
@@ -684,6 +707,18 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_429s_ends_by_count_or_by_time() {
+        let minute = Duration::from_secs(60);
+        assert!(!rate_limit_exhausted(1, Duration::ZERO));
+        assert!(!rate_limit_exhausted(RATE_LIMITED_GIVE_UP - 1, minute));
+        assert!(rate_limit_exhausted(RATE_LIMITED_GIVE_UP, Duration::ZERO));
+        // A host answering `Retry-After: 300` every time: three 429s span
+        // the quarter hour, and that ends the run as surely as a hundred.
+        assert!(!rate_limit_exhausted(3, 14 * minute));
+        assert!(rate_limit_exhausted(4, 15 * minute));
+    }
 
     #[test]
     fn the_pacer_loses_rate_only_to_lateness_beyond_its_slack() {
