@@ -673,3 +673,33 @@ async fn a_missing_generate_endpoint_stops_the_run_and_names_the_setting() {
         "{records:?}"
     );
 }
+
+/// The final stage said before its URL is there (`audio_url` `""`): the
+/// clip is not complete yet, polling goes on, and the song is downloaded
+/// once the URL appears, instead of the task counting as finished with a
+/// download error and never being polled again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_final_stage_without_its_url_yet_is_polled_until_the_url_appears() {
+    let world = server::start(Config {
+        feed: Box::new(|i, task, poll, base| {
+            let (a, b) = clip_ids(task);
+            let (mut ca, mut cb) = (final_clip(&a, base, i), final_clip(&b, base, i + 1));
+            if poll < 2 {
+                ca["audio_url"] = json!("");
+                cb["audio_url"] = json!("");
+            }
+            v2("SUCCESS", vec![ca, cb])
+        }),
+        ..Config::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(tmp.path(), &["url late one", "url late two"], false);
+    let out = submit(&world, &m, &["-j", "1"]).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let out = collect(&world, tmp.path()).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let rows = catalog(tmp.path());
+    assert_eq!(rows.len(), 4);
+    assert_complete_with_files(&world, tmp.path(), &rows);
+}
