@@ -21,6 +21,17 @@
 //! a redirect is not the server acting on the request, so the rows go back
 //! to `pending` for the run after the base URL is fixed.
 //!
+//! # Missing endpoints
+//! Hosts of the same backend serve different generate paths (API.md: "some
+//! hosts serve only one of the two"). A 404 or 405 to the POST is not about
+//! the row: every row sent there would get it, and 1000 rows would fail one
+//! by one, each needing `--retry-failed`. It is [`SubmitError::NoEndpoint`]
+//! (class [`ErrorClass::Misdirected`]): the run stops at the first one as a
+//! configuration error naming the setting to change, and the row goes back
+//! to `pending`. Only the HTTP status counts; an error `code` 404 in a 200
+//! body stays a row error. The credits call is not affected: a host without
+//! that endpoint is not a problem.
+//!
 //! # Task IDs
 //! A task ID is kept as the exact text the server sent: a numeric `workId`
 //! is read as its raw JSON text (serde_json would turn
@@ -116,6 +127,21 @@ pub enum SubmitError {
         /// Where it pointed, for display ([`crate::redact::url`]).
         location: String,
     },
+    /// The host has no such generate endpoint (HTTP 404 or 405 to the
+    /// POST): every row sent there would get the same answer. See the
+    /// module docs, "Missing endpoints".
+    #[error(
+        "HTTP {status} to POST {path}: this host does not serve that endpoint ({message}); set {setting} to the path it serves (api/v2/generate or api/generate)"
+    )]
+    NoEndpoint {
+        status: u16,
+        /// The path posted to.
+        path: String,
+        /// The setting that chose it: `--generate-path` or
+        /// `--callback-generate-path`, with their other spellings.
+        setting: &'static str,
+        message: String,
+    },
 }
 
 impl SubmitError {
@@ -130,7 +156,9 @@ impl SubmitError {
             SubmitError::Lost(_) => ErrorClass::Ambiguous,
             // A 2xx without an ID may still have created a task.
             SubmitError::Unexpected { .. } => ErrorClass::Ambiguous,
-            SubmitError::Redirect { .. } => ErrorClass::Misdirected,
+            SubmitError::Redirect { .. } | SubmitError::NoEndpoint { .. } => {
+                ErrorClass::Misdirected
+            }
         }
     }
 
@@ -138,7 +166,8 @@ impl SubmitError {
         match self {
             SubmitError::Status { status, .. }
             | SubmitError::Unexpected { status, .. }
-            | SubmitError::Redirect { status, .. } => Some(*status),
+            | SubmitError::Redirect { status, .. }
+            | SubmitError::NoEndpoint { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -321,7 +350,27 @@ impl Client {
             }
             Err(_) => Vec::new(),
         };
+        let url = self.generate_url(job);
+        if matches!(status.as_u16(), 404 | 405) {
+            let setting = if std::ptr::eq(url, &self.generate_callback) {
+                "--callback-generate-path ([run] callback_generate_path, BATCHGEN_CALLBACK_GENERATE_PATH)"
+            } else {
+                "--generate-path ([run] generate_path, BATCHGEN_GENERATE_PATH)"
+            };
+            return Err(no_endpoint(status, &body, url, setting));
+        }
         parse_answer(status, &body, retry_after)
+    }
+}
+
+/// A 404/405 to a generate endpoint: the path is wrong for this host, not
+/// the row (module docs, "Missing endpoints").
+fn no_endpoint(status: StatusCode, body: &[u8], url: &Url, setting: &'static str) -> SubmitError {
+    SubmitError::NoEndpoint {
+        status: status.as_u16(),
+        path: url.path().to_owned(),
+        setting,
+        message: error_status(status, body, None).server_message(),
     }
 }
 

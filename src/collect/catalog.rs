@@ -428,7 +428,11 @@ mod tests {
 
         // One complete clip of two is not a finished task; a failure is.
         let mut one = Catalog::default();
-        one.apply("k", "t", &feed(r#"[{"id":"a","status":"complete"}]"#));
+        one.apply(
+            "k",
+            "t",
+            &feed(r#"[{"id":"a","status":"complete","audio_url":"https://cdn.example/a.mp3"}]"#),
+        );
         assert!(!one.task_finished("k", "t"));
         one.apply(
             "k",

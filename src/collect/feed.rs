@@ -32,9 +32,12 @@
 //!   URL) **and** `duration` is a positive number, as public clients do;
 //!   otherwise it is still streaming ([`ClipStatus::First`]);
 //! - a clip that would be complete but whose `audio_url` is a streaming URL
-//!   ([`is_streaming_url`]: an `audiopipe` host or an `item_id=` query) is
-//!   **not** complete: a streaming URL serves a partial, growing body, and
-//!   polling goes on until the final URL appears (the deadline is the cap).
+//!   ([`is_streaming_url`]: an `audiopipe` host or an `item_id=` query), or
+//!   is empty (or not http(s)), is **not** complete: a streaming URL serves
+//!   a partial, growing body, no URL is no file, and polling goes on until
+//!   the final URL appears (the deadline is the cap). Were it complete, the
+//!   task would count as finished and never be polled again, and the song,
+//!   already paid for, would be lost to a download error.
 //!
 //! `data.type` `SUCCESS` / `IN_PROGRESS` decides nothing. A task is
 //! finished ([`Feed::is_finished`], [`task_finished`]) when every clip seen
@@ -418,8 +421,9 @@ fn stage(reported: &str, extra: &str, audio_url: &str, duration: Option<f64>) ->
         "failed" | "fail" | "error" => ClipStatus::Failed,
         _ => ClipStatus::New,
     };
-    if status == ClipStatus::Complete && is_streaming_url(audio_url) {
-        // Finished in words, but the final file is not there yet.
+    if status == ClipStatus::Complete && (audio_url.is_empty() || is_streaming_url(audio_url)) {
+        // Finished in words, but the final file is not there yet: no URL
+        // (or none that is http(s)), or a streaming one.
         return ClipStatus::First;
     }
     status
