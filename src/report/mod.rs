@@ -512,6 +512,41 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_task_id_of_a_job_is_carried_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
+        // Another program appends a row for the same job, another task.
+        let mut journal = Journal::open(&path).unwrap();
+        let other = Record {
+            task_id: "t-other".into(),
+            ..record("a", Status::Submitted)
+        };
+        journal.append(&[&other]).unwrap();
+        drop(journal);
+        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!(
+            (a.status, a.task_id.as_str()),
+            (Status::Submitted, "t-other")
+        );
+        assert!(a.error.starts_with("also task t-a "), "{}", a.error);
+        // Written back and read again, it is said once.
+        write_atomic(&path, std::slice::from_ref(&a)).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(&[&a]).unwrap();
+        drop(journal);
+        let again = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!(again.error, a.error);
+        // The same task ID in every row is no conflict.
+        write_atomic(&path, &[record("b", Status::Submitted)]).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(&[&record("b", Status::Submitted)]).unwrap();
+        drop(journal);
+        let b = Store::open(&path).unwrap().get("b").unwrap().unwrap();
+        assert!(b.error.is_empty(), "{}", b.error);
+    }
+
+    #[test]
     fn after_a_run_journal_rows_update_their_jobs_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");

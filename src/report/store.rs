@@ -174,9 +174,41 @@ impl Store {
             .rev()
             .find(|r| !r.1.task_id.is_empty())
             .map(|r| r.1.task_id.clone());
+        let latest_task = rows.last().map(|r| r.1.task_id.clone()).unwrap_or_default();
+        // Another task ID in an earlier row of this job (a resend after
+        // `unknown`, a row another program appended): both tasks may exist
+        // and be billed, and the rewrite would keep only the latest row, so
+        // the earlier IDs are carried in the job's `error` cell, never
+        // dropped in silence.
+        let mut earlier: Vec<&str> = Vec::new();
+        for (_, r, _) in &rows[..rows.len().saturating_sub(1)] {
+            if !r.task_id.is_empty()
+                && r.task_id != latest_task
+                && !earlier.contains(&r.task_id.as_str())
+            {
+                earlier.push(&r.task_id);
+            }
+        }
+        let also = (!latest_task.is_empty() && !earlier.is_empty()).then(|| {
+            format!(
+                "{EARLIER_TASKS}{} (an earlier row of this job had {}: both tasks may exist; collect fetches only {latest_task})",
+                earlier.join(" "),
+                if earlier.len() == 1 { "it" } else { "them" },
+            )
+        });
         Ok(rows.pop().map(|(_, mut latest, damaged)| {
             if damaged && latest.task_id.is_empty() {
                 latest.task_id = task.unwrap_or_default();
+            }
+            if let Some(also) = also
+                && !latest.error.contains(EARLIER_TASKS)
+            {
+                tracing::warn!(id = %latest.id, "{also}");
+                latest.error = if latest.error.is_empty() {
+                    also
+                } else {
+                    format!("{}; {also}", latest.error)
+                };
             }
             latest
         }))
@@ -298,6 +330,11 @@ fn lower_bound(index: &[(u64, u64)], h: u64) -> usize {
     }
     lo + index[lo..hi].partition_point(|e| e.0 < h)
 }
+
+/// How the `error` cell of a job with another task ID in an earlier row
+/// begins (see [`Store::get`]); a cell that already says it is not said
+/// twice.
+pub const EARLIER_TASKS: &str = "also task ";
 
 /// How many entries at the start of `index` have hash `h` (usually one).
 fn entries_of(index: &[(u64, u64)], h: u64) -> usize {
