@@ -7,6 +7,8 @@
 //! resume as audio, and the summary must count it. A streaming URL is never
 //! fetched, and polling goes on past `SUCCESS` until the clips are final.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,6 @@ use batchgen::collect::download::{DownloadConfig, TAG_FAILED};
 use batchgen::collect::{self, CollectConfig, CollectReport};
 use batchgen::config::{Rate, Secret};
 use batchgen::error::ExitCode;
-use batchgen::report::{Record, Status};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -177,24 +178,13 @@ fn v2(clips: Vec<Value>) -> Value {
 
 /// Writes a results file with one submitted task per key (task ID `t-KEY`).
 fn results(dir: &Path, keys: &[&str]) -> std::path::PathBuf {
-    let records: Vec<Record> = keys
+    let tasks: Vec<String> = keys.iter().map(|key| format!("t-{key}")).collect();
+    let jobs: Vec<(&str, &str)> = keys
         .iter()
-        .enumerate()
-        .map(|(i, key)| Record {
-            id: (*key).to_owned(),
-            line: i as u64 + 2,
-            task_id: format!("t-{key}"),
-            status: Status::Submitted,
-            attempts: 1,
-            http_status: Some(200),
-            error: String::new(),
-            submitted_at: String::new(),
-            fingerprint: String::new(),
-        })
+        .copied()
+        .zip(tasks.iter().map(String::as_str))
         .collect();
-    let path = dir.join("jobs.results.csv");
-    batchgen::report::write_atomic(&path, &records).unwrap();
-    path
+    common::submitted_results(dir, &jobs)
 }
 
 async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> CollectReport {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use batchgen::collect::catalog::Row;
 use batchgen::config::Secret;
 use batchgen::receive::{self, ReceiveConfig, Receiver};
-use batchgen::report::{Record, Status};
 use reqwest::StatusCode;
 use serde_json::json;
 use url::Url;
@@ -95,18 +94,7 @@ async fn callbacks_build_the_same_catalog_as_polling() {
 #[tokio::test]
 async fn hostile_requests_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let record = Record {
-        id: "job-1".into(),
-        line: 2,
-        task_id: "task-1".into(),
-        status: Status::Submitted,
-        attempts: 1,
-        http_status: Some(200),
-        error: String::new(),
-        submitted_at: String::new(),
-        fingerprint: String::new(),
-    };
-    batchgen::report::write_atomic(&tmp.path().join("jobs.results.csv"), &[record]).unwrap();
+    super::common::submitted_results(tmp.path(), &[("job-1", "task-1")]);
     let receiver = start(tmp.path(), "jobs.catalog.csv").await;
     let base = format!("http://{}", receiver.addr());
     let http = reqwest::Client::new();
@@ -224,18 +212,7 @@ async fn hostile_requests_are_refused() {
 #[tokio::test]
 async fn callbacks_follow_the_completion_rule() {
     let tmp = tempfile::tempdir().unwrap();
-    let record = Record {
-        id: "job-1".into(),
-        line: 2,
-        task_id: "task-1".into(),
-        status: Status::Submitted,
-        attempts: 1,
-        http_status: Some(200),
-        error: String::new(),
-        submitted_at: String::new(),
-        fingerprint: String::new(),
-    };
-    batchgen::report::write_atomic(&tmp.path().join("jobs.results.csv"), &[record]).unwrap();
+    super::common::submitted_results(tmp.path(), &[("job-1", "task-1")]);
     let fixture = |name: &str| {
         std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))

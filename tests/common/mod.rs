@@ -75,3 +75,33 @@ pub fn results(path: &Path) -> Vec<Record> {
 pub fn code(out: &Output) -> i32 {
     out.status.code().expect("exited, not killed by a signal")
 }
+
+/// A results row for `id` as a run records an accepted job: `submitted`
+/// with `task_id`, on manifest line `line`.
+#[allow(dead_code)]
+pub fn submitted(id: &str, line: u64, task_id: &str) -> Record {
+    Record {
+        id: id.into(),
+        line,
+        task_id: task_id.into(),
+        status: batchgen::report::Status::Submitted,
+        attempts: 1,
+        http_status: Some(200),
+        error: String::new(),
+        submitted_at: String::new(),
+        fingerprint: String::new(),
+    }
+}
+
+/// `dir/jobs.results.csv` holding one `submitted` row per `(id, task ID)`,
+/// on lines 2, 3, …; its path.
+pub fn submitted_results(dir: &Path, jobs: &[(&str, &str)]) -> PathBuf {
+    let rows: Vec<Record> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, task))| submitted(id, i as u64 + 2, task))
+        .collect();
+    let path = dir.join("jobs.results.csv");
+    batchgen::report::write_atomic(&path, &rows).unwrap();
+    path
+}

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use batchgen::config::Secret;
 use batchgen::receive::{self, HEADER_TIMEOUT, ReceiveConfig, Receiver};
-use batchgen::report::{Record, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -25,20 +24,7 @@ fn clip() -> String {
 
 /// A results file with one submitted job, `job-1`.
 fn results_file(dir: &Path) -> std::path::PathBuf {
-    let record = Record {
-        id: "job-1".into(),
-        line: 2,
-        task_id: "task-1".into(),
-        status: Status::Submitted,
-        attempts: 1,
-        http_status: Some(200),
-        error: String::new(),
-        submitted_at: String::new(),
-        fingerprint: String::new(),
-    };
-    let path = dir.join("jobs.results.csv");
-    batchgen::report::write_atomic(&path, &[record]).unwrap();
-    path
+    super::common::submitted_results(dir, &[("job-1", "task-1")])
 }
 
 #[tokio::test(flavor = "multi_thread")]
