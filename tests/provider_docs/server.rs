@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -114,7 +113,7 @@ pub struct World {
     config: Config,
     pub log: Mutex<Log>,
     sent: Mutex<HashMap<String, usize>>,
-    next: AtomicUsize,
+    next: Mutex<usize>,
     addr: Mutex<Option<SocketAddr>>,
 }
 
@@ -148,7 +147,7 @@ pub async fn start(config: Config) -> Arc<World> {
         config,
         log: Mutex::default(),
         sent: Mutex::default(),
-        next: AtomicUsize::new(0),
+        next: Mutex::new(0),
         addr: Mutex::new(None),
     });
     let mut app = Router::new();
@@ -235,11 +234,14 @@ async fn generate(
         .log()
         .submits
         .push((uri.path().to_owned(), body.clone()));
-    let n = world.next.load(Ordering::SeqCst);
-    let id = format!("w{}", n + 1);
+    // One lock from choosing the ID to counting it: two requests in
+    // flight must never be answered the same task ID (batchgen would
+    // rightly refuse the second as a duplicate).
+    let mut next = world.next.lock().unwrap();
+    let id = format!("w{}", *next + 1);
     let reply = (world.config.answer)(before, &body, &id);
     if reply.status == 200 && reply.body.get("code").and_then(Value::as_u64) == Some(200) {
-        world.next.fetch_add(1, Ordering::SeqCst);
+        *next += 1;
         world.log().tasks.push(id);
     }
     reply
