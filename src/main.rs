@@ -1,9 +1,9 @@
 //! The `batchgen` binary: parse, set up logging, run, map the outcome to an
 //! exit code. Everything else is in the library.
 
-use batchgen::cli::Cli;
-use batchgen::error::{Error, ExitCode};
-use batchgen::manifest::ManifestError;
+use batchgen::files::manifest::ManifestError;
+use batchgen::program::cli::Cli;
+use batchgen::program::exit::{Error, ExitCode};
 use std::io::Write as _;
 
 use clap::Parser;
@@ -11,7 +11,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     redact_panics();
     let cli = Cli::parse();
-    batchgen::output::init_logging(cli.output.verbose, cli.output.log_format);
+    batchgen::program::logging::init_logging(cli.output.verbose, cli.output.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(batchgen::app::execute(cli)) {
+    let code = match runtime.block_on(batchgen::program::commands::execute(cli)) {
         Ok(code) => code,
         Err(err) => {
             report(&err);
@@ -55,16 +55,16 @@ fn redact_panics() {
         let _ = writeln!(
             std::io::stderr(),
             "batchgen: thread '{name}' panicked{at}: {}\nbatchgen: this is a bug; please report it",
-            batchgen::redact::text(&message)
+            batchgen::util::redact::text(&message)
         );
     }));
 }
 
 /// Prints a run-ending error once, with a hint when there is one.
-/// Every line goes through the one redaction rule ([`batchgen::redact`]):
+/// Every line goes through the one redaction rule ([`batchgen::util::redact`]):
 /// an error chain can quote a URL or a server's echo of the key.
 fn report(err: &Error) {
-    use batchgen::output::eprint_line;
+    use batchgen::util::term::eprint_line;
     match err {
         // Diagnostics are already `FILE:LINE: field: message` lines.
         Error::Manifest(e @ ManifestError::Invalid { .. }) => eprint_line(&e.to_string()),

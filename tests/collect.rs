@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use batchgen::collect::catalog::Row;
+use batchgen::files::catalog::Row;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
 mod common;

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use batchgen::client::{SubmitError, parse_answer, parse_balance};
-use batchgen::collect::feed::{ClipStatus, FeedError, Shape, TaskType, parse};
+use batchgen::api::feed::{ClipStatus, FeedError, Shape, TaskType, parse};
+use batchgen::api::submit::{SubmitError, parse_answer, parse_balance};
 use reqwest::StatusCode;
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -3,7 +3,7 @@
 //! themselves are in `tests/conformance.rs`), then hostile bodies that must
 //! give a clear error or a lenient result, never a panic.
 
-use batchgen::collect::feed::{
+use batchgen::api::feed::{
     ClipStatus, FeedError, MAX_CLIPS, MAX_FEED_BODY, Shape, TaskType, parse,
 };
 use serde_json::{Value, json};

@@ -12,7 +12,7 @@ mod common;
 use std::path::{MAIN_SEPARATOR, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use batchgen::manifest::{MAX_SHOWN, ManifestError, load};
+use batchgen::files::manifest::{MAX_SHOWN, ManifestError, load};
 use batchgen::sandbox::SandboxConfig;
 use proptest::prelude::*;
 
@@ -463,7 +463,7 @@ fn unix_cases() -> Vec<Case> {
 }
 
 /// The case's diagnostics as displayed, with its folder removed.
-fn shown(dir: &Path, diagnostics: &[batchgen::manifest::Diagnostic]) -> Vec<String> {
+fn shown(dir: &Path, diagnostics: &[batchgen::files::manifest::Diagnostic]) -> Vec<String> {
     let prefix = format!("{}{MAIN_SEPARATOR}", dir.display());
     diagnostics
         .iter()

@@ -19,11 +19,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use batchgen::collect::catalog::Row;
-use batchgen::collect::download::{DownloadConfig, TAG_FAILED};
-use batchgen::collect::{self, CollectConfig, CollectReport};
-use batchgen::config::{Rate, Secret};
-use batchgen::error::ExitCode;
+use batchgen::engine::collect::download::{DownloadConfig, TAG_FAILED};
+use batchgen::engine::collect::{self, CollectConfig, CollectReport};
+use batchgen::files::catalog::Row;
+use batchgen::program::exit::ExitCode;
+use batchgen::util::{redact::Secret, units::Rate};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

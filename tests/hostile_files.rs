@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-use batchgen::report::{self, Status};
+use batchgen::files::results::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
@@ -198,7 +198,7 @@ async fn a_damaged_results_file_never_sends_a_job_twice() {
                 assert_eq!(sent, requests, "{name}: requests\n{err}");
                 let want = if statuses.contains(&Unknown) { 1 } else { 0 };
                 assert_eq!(code(&out), want, "{name}\n{err}");
-                let latest = report::latest(&results).unwrap();
+                let latest = results::latest(&results).unwrap();
                 let got: Vec<Status> = latest.iter().take(3).map(|r| r.status).collect();
                 assert_eq!(got, statuses, "{name}: {latest:?}");
                 for r in latest.iter().take(3).filter(|r| r.status == Unknown) {
@@ -237,7 +237,7 @@ async fn two_names_for_one_results_file_are_one_lock_and_the_link_stays() {
 
     // A run holds the file through its real name: one through the link
     // is refused (exit 75), and sends nothing.
-    let held = report::Lock::acquire(&results).unwrap();
+    let held = results::Lock::acquire(&results).unwrap();
     let before = sandbox.stats().requests;
     let out = run(
         &sandbox,
@@ -263,7 +263,7 @@ async fn two_names_for_one_results_file_are_one_lock_and_the_link_stays() {
             .file_type()
             .is_symlink()
     );
-    let rows = report::latest(&results).unwrap();
+    let rows = results::latest(&results).unwrap();
     assert!(
         rows.iter().all(|r| r.status == Status::Submitted),
         "{rows:?}"
@@ -601,13 +601,13 @@ async fn server_text_never_becomes_a_formula_and_reads_back_exactly() {
     }
     // Read back: the server's exact text, and the exact task ID went back
     // to the server.
-    assert_eq!(report::latest(&results).unwrap()[0].task_id, TASK);
+    assert_eq!(results::latest(&results).unwrap()[0].task_id, TASK);
     assert_eq!(
         asked.lock().unwrap().first().map(String::as_str),
         Some(TASK)
     );
     let mut reader = csv::Reader::from_path(&catalog).unwrap();
-    let rows: Vec<batchgen::collect::catalog::Row> =
+    let rows: Vec<batchgen::files::catalog::Row> =
         reader.deserialize().map(|r| r.unwrap()).collect();
     assert_eq!(
         (rows[0].title.as_str(), rows[0].task_id.as_str()),
@@ -664,7 +664,7 @@ async fn a_download_never_writes_through_a_planted_part_file() {
     std::fs::write(&victim, "precious").unwrap();
     for mp3 in &mp3s {
         std::fs::remove_file(mp3).unwrap();
-        let part = batchgen::collect::download::part_path(mp3);
+        let part = batchgen::engine::collect::download::part_path(mp3);
         symlink(&victim, part).unwrap();
     }
     let out = collect(&songs).await;

@@ -190,7 +190,11 @@ async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
     let songs = dir.path().join("songs");
     std::fs::create_dir_all(&songs).unwrap();
     let mp3 = songs.join("job-0-1.mp3");
-    std::fs::hard_link(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    std::fs::hard_link(
+        &victim,
+        batchgen::engine::collect::download::part_path(&mp3),
+    )
+    .unwrap();
     let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     untouched();
@@ -215,7 +219,11 @@ async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
     let victim = dir.path().join("victim.mp3");
     std::fs::rename(&mp3, &victim).unwrap();
     let before = std::fs::read(&victim).unwrap();
-    symlink(&victim, batchgen::collect::download::part_path(&mp3)).unwrap();
+    symlink(
+        &victim,
+        batchgen::engine::collect::download::part_path(&mp3),
+    )
+    .unwrap();
     let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert!(

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
-use batchgen::report::Status;
+use batchgen::files::results::Status;
 use common::*;
 
 /// Answers according to the prompt it receives.

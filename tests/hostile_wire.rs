@@ -14,7 +14,7 @@ mod server;
 #[path = "hostile_wire/signals.rs"]
 mod signals;
 
-use batchgen::report::Status;
+use batchgen::files::results::Status;
 use common::*;
 use server::{Got, KEY, json, no_secret, redirect, serve, unique_ok};
 
@@ -471,7 +471,7 @@ async fn collect_errors_name_the_catalog_and_the_download_folder() {
         run_with_env(args, vec![("BATCHGEN_API_KEY".into(), sb.key().into())])
     };
     {
-        let _held = batchgen::report::Lock::acquire(&catalog).unwrap();
+        let _held = batchgen::files::results::Lock::acquire(&catalog).unwrap();
         let out = collect(vec![]).await;
         let err = stderr(&out);
         assert_eq!(code(&out), 75, "{err}");

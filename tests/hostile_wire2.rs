@@ -104,8 +104,9 @@ async fn a_feed_echoing_the_key_gets_it_into_no_catalog_cell_file_name_or_tag() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_callback_echoing_the_secrets_gets_them_into_no_catalog_cell() {
-    use batchgen::config::Secret;
-    use batchgen::receive::{ReceiveConfig, Receiver, callback_url};
+    use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
+    use batchgen::settings::callback_url;
+    use batchgen::util::redact::Secret;
     // The key is registered as the binary registers it; the callback
     // secret by its `Secret`.
     let _key = Secret::new(KEY);

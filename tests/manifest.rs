@@ -4,8 +4,8 @@
 use std::path::{MAIN_SEPARATOR, Path, PathBuf};
 use std::time::Duration;
 
-use batchgen::config::Rate;
-use batchgen::manifest::{Manifest, ManifestError, load};
+use batchgen::files::manifest::{Manifest, ManifestError, load};
+use batchgen::util::units::Rate;
 use tempfile::TempDir;
 
 #[path = "manifests/csv_cases.rs"]

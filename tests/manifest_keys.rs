@@ -33,7 +33,7 @@ fn fixture(name: &str) -> Vec<(String, u64, String)> {
 }
 
 fn keys_now(manifest: &Path) -> Vec<(String, u64, String)> {
-    let loaded = batchgen::manifest::load(manifest)
+    let loaded = batchgen::files::manifest::load(manifest)
         .unwrap_or_else(|e| panic!("{} no longer validates:\n{e}", manifest.display()));
     loaded
         .collect_jobs()
@@ -78,6 +78,6 @@ fn example_csv_keeps_its_keys() {
 
 #[test]
 fn init_starter_keeps_its_keys() {
-    assert_keys_kept("src/app/starter.toml", "starter.toml");
-    assert_keys_kept("src/app/starter.csv", "starter.csv");
+    assert_keys_kept("src/program/commands/starter.toml", "starter.toml");
+    assert_keys_kept("src/program/commands/starter.csv", "starter.csv");
 }

@@ -23,9 +23,9 @@ async fn init_writes_a_starter_that_validates_and_never_overwrites() {
     let out = bin(&["init", toml.to_str().unwrap()]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let csv = dir.path().join("songs.csv");
-    let a = batchgen::manifest::load(&toml).unwrap();
-    let b = batchgen::manifest::load(&csv).unwrap();
-    let keys = |m: &batchgen::manifest::Manifest| {
+    let a = batchgen::files::manifest::load(&toml).unwrap();
+    let b = batchgen::files::manifest::load(&csv).unwrap();
+    let keys = |m: &batchgen::files::manifest::Manifest| {
         m.collect_jobs()
             .unwrap()
             .iter()
@@ -289,13 +289,13 @@ async fn credits_are_checked_before_and_402_stops_the_run() {
     let rows = results(&dir.path().join("jobs.results.csv"));
     assert_eq!(
         rows.iter()
-            .filter(|r| r.status == batchgen::report::Status::Submitted)
+            .filter(|r| r.status == batchgen::files::results::Status::Submitted)
             .count(),
         5
     );
     assert_eq!(
         rows.iter()
-            .filter(|r| r.status == batchgen::report::Status::Pending)
+            .filter(|r| r.status == batchgen::files::results::Status::Pending)
             .count(),
         5
     );
@@ -360,8 +360,8 @@ async fn wait_collects_and_downloads_after_submitting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callback_base_sends_each_job_to_the_receiver() {
-    use batchgen::config::Secret;
-    use batchgen::receive::{ReceiveConfig, Receiver};
+    use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
+    use batchgen::util::redact::Secret;
     let sandbox = sandbox(SandboxConfig {
         stage_time: std::time::Duration::from_millis(100),
         ..SandboxConfig::default()

@@ -10,8 +10,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use batchgen::collect::catalog::Row;
-use batchgen::report::{Record, Status};
+use batchgen::files::catalog::Row;
+use batchgen::files::results::{Record, Status};
 use serde_json::{Value, json};
 
 mod common;

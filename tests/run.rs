@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use batchgen::report::Status;
+use batchgen::files::results::Status;
 use batchgen::sandbox::SandboxConfig;
 use common::*;
 
@@ -412,13 +412,14 @@ async fn the_readme_quick_start_runs_against_the_embedded_sandbox() {
 /// them from the manifest again: the same requests and rows either way.
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
-    use batchgen::config::{Config, Rate, RetryPolicy, RunSettings, Secret};
+    use batchgen::settings::{Config, RetryPolicy, RunSettings};
+    use batchgen::util::{redact::Secret, units::Rate};
     let sandbox = sandbox(SandboxConfig::default()).await;
-    for budget in [batchgen::config::DEFAULT_HOLD_BUDGET, 0] {
+    for budget in [batchgen::settings::DEFAULT_HOLD_BUDGET, 0] {
         let before = sandbox.stats().accepted;
         let dir = tempfile::tempdir().unwrap();
         let path = csv_manifest(dir.path(), 300);
-        let manifest = batchgen::manifest::load(&path).unwrap();
+        let manifest = batchgen::files::manifest::load(&path).unwrap();
         let settings = RunSettings {
             base_url: Some(sandbox.base_url()),
             rate: Some(Rate::Unlimited),
@@ -435,7 +436,7 @@ async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
         .max_jobs(Some(250))
         .hold_budget(budget)
         .build();
-        let run = batchgen::run::run(
+        let run = batchgen::engine::submit::run(
             &manifest,
             &config,
             tokio_util::sync::CancellationToken::new(),
@@ -444,7 +445,7 @@ async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
         .unwrap();
         assert_eq!(run.requests, 250, "budget {budget}");
         assert_eq!(sandbox.stats().accepted - before, 250);
-        let rows = batchgen::report::latest(&config.results).unwrap();
+        let rows = batchgen::files::results::latest(&config.results).unwrap();
         assert_eq!(rows.len(), 300);
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(row.id, format!("job-{i}"));

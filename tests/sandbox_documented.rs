@@ -20,10 +20,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use batchgen::collect::catalog::Row;
-use batchgen::config::Secret;
-use batchgen::receive::{self, ReceiveConfig, Receiver};
+use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
+use batchgen::files::catalog::Row;
 use batchgen::sandbox::{MODERATION_MESSAGES, Sandbox, SandboxConfig, StageStyle, Stats};
+use batchgen::util::redact::Secret;
 use url::Url;
 
 mod common;
@@ -259,7 +259,7 @@ async fn callbacks_give_the_same_catalog_as_polling() {
     .unwrap();
     let hook = Url::parse(&format!("http://{}", receiver.addr())).unwrap();
     let manifest = manifest(tmp.path(), |key| {
-        Some(receive::callback_url(&hook, SECRET, key).to_string())
+        Some(batchgen::settings::callback_url(&hook, SECRET, key).to_string())
     });
     submit(&sb, &manifest).await;
 

@@ -469,7 +469,7 @@ async fn the_sandbox_knows_the_models_the_run_was_told_to_accept() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(
         rows.iter()
-            .all(|r| r.status == batchgen::report::Status::Submitted),
+            .all(|r| r.status == batchgen::files::results::Status::Submitted),
         "the sandbox accepted both: {rows:?}"
     );
 

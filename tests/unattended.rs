@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use batchgen::report::{self, Status};
+use batchgen::files::results::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
@@ -134,7 +134,7 @@ async fn a_second_run_on_the_same_results_file_exits_75() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 3);
     let results_path = dir.path().join("jobs.results.csv");
-    let held = report::Lock::acquire(&results_path).unwrap();
+    let held = results::Lock::acquire(&results_path).unwrap();
     let out = run_bin(&sandbox, &[arg(&manifest)]).await;
     assert_eq!(code(&out), 75, "{}", stderr(&out));
     let err = stderr(&out);
@@ -258,7 +258,7 @@ async fn a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_file() {
     signal(&child, "INT");
     let out = wait(child).await;
     assert_eq!(code(&out), 130, "{}", stderr(&out));
-    let rows = report::latest(&dir.path().join("jobs.results.csv")).unwrap();
+    let rows = results::latest(&dir.path().join("jobs.results.csv")).unwrap();
     let unknown = rows.iter().filter(|r| r.status == Status::Unknown).count();
     assert_eq!(
         unknown, 4,
@@ -295,7 +295,7 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
         signal(&child, "KILL");
         let out = wait(child).await;
         assert!(out.status.code().is_none(), "killed, run {i}");
-        report::read(&results_path).expect("the results file parses after kill -9");
+        results::read(&results_path).expect("the results file parses after kill -9");
     }
     let before = sandbox.stats().accepted;
     assert!(

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use batchgen::files::results::{self, Record, Status};
 use batchgen::job::Job;
-use batchgen::report::{self, Record, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
@@ -230,7 +230,7 @@ impl Bench {
     async fn overhead_and_sandbox(&mut self, over: bool, sand: bool) {
         let n: u64 = if self.o.quick { 200 } else { 10_000 };
         let manifest = self.manifest(n, Format::Csv);
-        let jobs: Arc<[Job]> = batchgen::manifest::load(&manifest)
+        let jobs: Arc<[Job]> = batchgen::files::manifest::load(&manifest)
             .expect("generated manifest is valid")
             .collect_jobs()
             .expect("readable")
@@ -530,8 +530,8 @@ impl Bench {
 /// rather than produced by a real run: at 10^6 rows that run would take
 /// minutes and measure nothing about reruns.
 fn finished_results(manifest: &Path, results: &Path) {
-    let loaded = batchgen::manifest::load(manifest).expect("valid");
-    let mut out = report::Compactor::new(results).expect("results file");
+    let loaded = batchgen::files::manifest::load(manifest).expect("valid");
+    let mut out = results::Compactor::new(results).expect("results file");
     for (i, job) in loaded.jobs().expect("readable").enumerate() {
         let job = job.expect("valid");
         let row = Record {

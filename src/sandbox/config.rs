@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::faults::{FaultSettings, parse_probability};
-use crate::config::{Rate, parse_duration};
+use crate::util::units::{Rate, parse_duration};
 
 /// The default of `--slow-delay`.
 pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);

@@ -74,7 +74,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
-use crate::config::Rate;
+use crate::util::units::Rate;
 pub use config::{
     BadAudioKind, DEFAULT_CREDITS, DEFAULT_CREDITS_PER_TASK, DEFAULT_MODERATION_WORD,
     DEFAULT_SLOW_DELAY, DEFAULT_STAGE_TIME, SandboxConfig, StageStyle,

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use batchgen::collect::catalog::Row;
-use batchgen::config::Secret;
-use batchgen::receive::{self, ReceiveConfig, Receiver};
+use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
+use batchgen::files::catalog::Row;
+use batchgen::util::redact::Secret;
 use reqwest::StatusCode;
 use serde_json::json;
 use url::Url;
@@ -46,7 +46,7 @@ async fn callbacks_build_the_same_catalog_as_polling() {
     let base = Url::parse(&format!("http://{}", receiver.addr())).unwrap();
     let jobs = 40;
     let manifest = manifest(tmp.path(), jobs, |key| {
-        Some(receive::callback_url(&base, SECRET, key).to_string())
+        Some(batchgen::settings::callback_url(&base, SECRET, key).to_string())
     });
     submit(&sb, &manifest).await;
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use batchgen::report::Record;
+use batchgen::files::results::Record;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
 /// A sandbox with the given configuration on a free loopback port.
@@ -84,7 +84,7 @@ pub fn submitted(id: &str, line: u64, task_id: &str) -> Record {
         id: id.into(),
         line,
         task_id: task_id.into(),
-        status: batchgen::report::Status::Submitted,
+        status: batchgen::files::results::Status::Submitted,
         attempts: 1,
         http_status: Some(200),
         error: String::new(),
@@ -102,6 +102,6 @@ pub fn submitted_results(dir: &Path, jobs: &[(&str, &str)]) -> PathBuf {
         .map(|(i, (id, task))| submitted(id, i as u64 + 2, task))
         .collect();
     let path = dir.join("jobs.results.csv");
-    batchgen::report::write_atomic(&path, &rows).unwrap();
+    batchgen::files::results::write_atomic(&path, &rows).unwrap();
     path
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use batchgen::config::Secret;
-use batchgen::receive::{self, HEADER_TIMEOUT, ReceiveConfig, Receiver};
+use batchgen::engine::collect::receive::{self, HEADER_TIMEOUT, ReceiveConfig, Receiver};
+use batchgen::util::redact::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -88,7 +88,7 @@ async fn connections_that_never_finish_their_headers_do_not_starve_a_callback() 
         .unwrap();
 
     let started = Instant::now();
-    let url = receive::callback_url(
+    let url = batchgen::settings::callback_url(
         &url::Url::parse(&format!("http://{addr}")).unwrap(),
         SECRET,
         "job-1",

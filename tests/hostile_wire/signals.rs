@@ -5,7 +5,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use batchgen::report::Status;
+use batchgen::files::results::Status;
 use batchgen::sandbox::SandboxConfig;
 
 use crate::common::*;

@@ -3,8 +3,8 @@
 //! `weirdness_constraint` and `audio_weight`, and the generate paths in
 //! `[run]`. Helpers come from `tests/manifest.rs`.
 
+use batchgen::files::manifest::load_with;
 use batchgen::job::{Gender, Rules, Weight};
-use batchgen::manifest::load_with;
 
 use super::*;
 

@@ -1,0 +1,7 @@
+//! The wire layer: what batchgen sends to the provider and how it reads
+//! the answers. Submitting one job and classifying its outcome
+//! ([`submit`]); the task feed and callback bodies, and the one completion
+//! rule ([`feed`]).
+
+pub mod feed;
+pub mod submit;

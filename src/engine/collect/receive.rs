@@ -1,0 +1,425 @@
+//! `batchgen receive`: the HTTP receiver for the provider's callbacks.
+//!
+//! The service POSTs a task's bare clip array to the job's `callback_url` at
+//! each stage. This receiver records those clips into the same catalog CSV
+//! that `batchgen collect` writes, through the same parser
+//! ([`crate::api::feed`]) and the same writer
+//! ([`crate::files::catalog`]), so a catalog built from callbacks equals one
+//! built by polling. Whether a clip is finished is the parser's verdict
+//! alone (failed, `complete`, or `first` with "All generated
+//! successfully."; see [`crate::api::feed`]): a callback's stage word or
+//! the order callbacks arrive in decide nothing, and a late callback of an
+//! earlier stage never moves a finished clip back. It records; it does not
+//! download: run `batchgen collect --download DIR` afterwards (finished
+//! tasks are not polled again, it only fetches the files).
+//!
+//! # URLs and the secret
+//! No signature is documented, so the URL carries a shared secret:
+//! `POST /callback/<secret>/<job-key>`, or `POST /callback/<job-key>?secret=
+//! <secret>`. Build them with [`callback_url`]. A wrong secret gets the same
+//! 404 as an unknown path (nothing is revealed); a job key that is not in the
+//! results file gets 404 too (after one re-read of the file, since a
+//! callback can overtake the row that records its task). Bodies over
+//! [`MAX_BODY`] get 413, bodies that are not clips 400, everything else a
+//! quick 200 `{"ok":true}`. The secret is never logged: the handlers log
+//! only job keys, and every log line passes [`crate::util::redact`] anyway. Clip
+//! text that holds a known secret (a sender echoing the key or the secret
+//! into a title) is masked before it is recorded
+//! ([`crate::engine::collect::poll::mask_secrets`]).
+//!
+//! The secret must be at least [`MIN_SECRET_LEN`] characters (`batchgen
+//! receive` and `--callback-base` refuse a shorter one): it is all that
+//! stands between the internet and the catalog.
+//!
+//! # Connections from strangers
+//! The receiver listens where anyone can connect, so no client can hold it:
+//! a connection has [`HEADER_TIMEOUT`] to send its request head and
+//! [`BODY_TIMEOUT`] its body (else 408), serves one request (no
+//! keep-alive), and at most [`MAX_CONNECTIONS`] are served at once; more
+//! wait in the kernel's backlog. So connections that never finish their
+//! headers cannot starve a real callback: below the cap it is served at
+//! once beside them, and above it waits at most [`HEADER_TIMEOUT`] for a
+//! slot.
+//!
+//! # Behind a reverse proxy with TLS
+//! The provider only calls public `https://` URLs. Listen on loopback and let
+//! a proxy terminate TLS; keep its access log off for this path, since the
+//! secret is in the URL. Caddy:
+//!
+//! ```text
+//! hooks.example.com {
+//!     log { output discard }
+//!     reverse_proxy /callback/* 127.0.0.1:8787
+//! }
+//! ```
+//!
+//! nginx:
+//!
+//! ```text
+//! server {
+//!     listen 443 ssl;
+//!     server_name hooks.example.com;
+//!     ssl_certificate     /etc/letsencrypt/live/hooks.example.com/fullchain.pem;
+//!     ssl_certificate_key /etc/letsencrypt/live/hooks.example.com/privkey.pem;
+//!     location /callback/ {
+//!         access_log off;
+//!         client_max_body_size 1m;
+//!         proxy_pass http://127.0.0.1:8787;
+//!     }
+//! }
+//! ```
+//!
+//! with `batchgen receive --listen 127.0.0.1:8787 --results jobs.results.csv`
+//! and callback base `https://hooks.example.com`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::feed;
+use crate::files::catalog::{self, Catalog, Store};
+use crate::files::results::{self, Lock, Status};
+use crate::program::exit::Error;
+use crate::util::redact::Secret;
+
+/// Largest callback body accepted (a task's clips are a few KiB).
+pub const MAX_BODY: usize = feed::MAX_FEED_BODY;
+/// Least time between two re-reads of the results file for unknown keys.
+const REREAD_EVERY: Duration = Duration::from_millis(200);
+/// The environment variable holding the secret.
+pub const SECRET_ENV: &str = "BATCHGEN_CALLBACK_SECRET";
+/// Shortest callback secret accepted (16 characters: `openssl rand -hex
+/// 16` makes 32).
+pub const MIN_SECRET_LEN: usize = 16;
+/// Time a connection has to send its request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a request has to send its body, once its head arrived.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections served at once (see the module docs); well under the usual
+/// limit of 1024 open files.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Why `secret` is too weak to guard the callback URLs, if it is.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    let length = secret.chars().count();
+    (length < MIN_SECRET_LEN).then(|| {
+        format!(
+            "{SECRET_ENV} is {length} characters long: use at least {MIN_SECRET_LEN} random ones (e.g. `openssl rand -hex 16`), since it is all that guards the callback URLs"
+        )
+    })
+}
+
+/// What `batchgen receive` needs.
+#[derive(Debug, Clone)]
+pub struct ReceiveConfig {
+    pub listen: SocketAddr,
+    pub secret: Secret,
+    /// Maps a job key to its task ID.
+    pub results: PathBuf,
+    pub catalog: PathBuf,
+}
+
+/// Task IDs by job key, re-read from the results file when a key is missing.
+struct Jobs {
+    path: PathBuf,
+    tasks: HashMap<String, String>,
+    read_at: Option<Instant>,
+}
+
+impl Jobs {
+    fn read(&mut self) -> Vec<String> {
+        let records = results::latest(&self.path).unwrap_or_default();
+        self.tasks = records
+            .iter()
+            .filter(|r| r.status == Status::Submitted && !r.task_id.is_empty())
+            .map(|r| (r.id.clone(), r.task_id.clone()))
+            .collect();
+        self.read_at = Some(Instant::now());
+        records.into_iter().map(|r| r.id).collect()
+    }
+}
+
+struct Shared {
+    secret: Secret,
+    store: Arc<Store>,
+    jobs: Mutex<Jobs>,
+}
+
+impl Shared {
+    /// The task ID of `key`, re-reading the results file (not too often)
+    /// when the key is unknown.
+    fn task_id(&self, key: &str) -> Option<String> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = jobs.tasks.get(key) {
+            return Some(id.clone());
+        }
+        if jobs.read_at.is_none_or(|at| at.elapsed() >= REREAD_EVERY) {
+            let keys = jobs.read();
+            self.store.lock().set_order(&keys);
+        }
+        jobs.tasks.get(key).cloned()
+    }
+}
+
+/// A running receiver. Call [`Receiver::shutdown`] to stop it and write the
+/// catalog a last time.
+pub struct Receiver {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    flusher: tokio::task::JoinHandle<Result<(), Error>>,
+    _lock: Lock,
+}
+
+impl Receiver {
+    /// Binds `config.listen` (port 0 picks one), locks and loads the catalog
+    /// and starts serving on the current runtime.
+    ///
+    /// # Errors
+    /// The catalog locked or unwritable, or the address in use.
+    pub async fn start(config: ReceiveConfig) -> Result<Receiver, Error> {
+        let lock = Lock::acquire(&config.catalog)?;
+        let mut jobs = Jobs {
+            path: config.results.clone(),
+            tasks: HashMap::new(),
+            read_at: None,
+        };
+        let keys = jobs.read();
+        let store = Store::new(
+            config.catalog.clone(),
+            Catalog::load(&config.catalog, &keys)?,
+        );
+        store.flush()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+        let stop = CancellationToken::new();
+        let flusher = catalog::flusher(Arc::clone(&store), stop.clone());
+        let shared = Arc::new(Shared {
+            secret: config.secret,
+            store,
+            jobs: Mutex::new(jobs),
+        });
+        let app = router(shared);
+        let server = tokio::spawn(accept_loop(listener, app, stop.clone()));
+        Ok(Receiver {
+            addr,
+            stop,
+            server,
+            flusher,
+            _lock: lock,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving, then writes the catalog a last time.
+    ///
+    /// # Errors
+    /// When the catalog cannot be written.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.stop.cancel();
+        let _ = self.server.await;
+        self.flusher
+            .await
+            .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))?
+    }
+}
+
+/// Serves until `shutdown` is cancelled; prints the address first.
+///
+/// # Errors
+/// As [`Receiver::start`] and [`Receiver::shutdown`].
+pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let receiver = Receiver::start(config).await?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "BATCHGEN_CALLBACK_LISTEN=http://{}", receiver.addr());
+        let _ = out.flush();
+    }
+    shutdown.cancelled().await;
+    receiver.shutdown().await
+}
+
+/// Accepts connections until `stop`, at most [`MAX_CONNECTIONS`] at once,
+/// then lets the ones still open finish (idle ones close at once).
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = stop.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+        };
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                connections.spawn(serve_connection(stream, app.clone(), stop.clone(), slot));
+            }
+            Err(e) => {
+                // Usually out of file descriptors: back off, don't spin.
+                tracing::warn!("receive: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One connection, one request, within the timeouts; `slot` is given back
+/// when it ends.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    stop: CancellationToken,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    // A last bound, whatever a client does between the two timeouts.
+    let limit = tokio::time::sleep(HEADER_TIMEOUT + BODY_TIMEOUT + Duration::from_secs(5));
+    tokio::pin!(limit);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("receive: connection ended: {e}");
+            }
+        }
+        () = &mut limit => tracing::debug!("receive: closing a connection that took too long"),
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(BODY_TIMEOUT, conn).await;
+        }
+    }
+    drop(slot);
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/callback/{secret}/{key}", post(with_path_secret))
+        .route("/callback/{key}", post(with_query_secret))
+        .fallback(|| async { not_found() })
+        .with_state(shared)
+}
+
+async fn with_path_secret(
+    State(shared): State<Arc<Shared>>,
+    Path((secret, key)): Path<(String, String)>,
+    request: Request<Body>,
+) -> Response {
+    record(&shared, &secret, &key, request).await
+}
+
+async fn with_query_secret(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+    request: Request<Body>,
+) -> Response {
+    let secret = query
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(name, _)| name == "secret")
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_default();
+    record(&shared, &secret, &key, request).await
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"ok": false, "error": "not found"})),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, error: &str) -> Response {
+    (status, axum::Json(json!({"ok": false, "error": error}))).into_response()
+}
+
+/// Checks the secret before reading a byte of the body, then parses and
+/// records.
+async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>) -> Response {
+    if !same(secret.as_bytes(), shared.secret.expose().as_bytes()) {
+        return not_found();
+    }
+    let Some(task_id) = shared.task_id(key) else {
+        tracing::warn!(key, "callback for a job not in the results file");
+        return not_found();
+    };
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        Err(_) => {
+            tracing::warn!(key, "callback body not received within {BODY_TIMEOUT:?}");
+            return refuse(StatusCode::REQUEST_TIMEOUT, "body too slow");
+        }
+    };
+    let mut feed = match feed::parse(&body) {
+        Ok(feed) => feed,
+        Err(e) => {
+            tracing::warn!(key, "callback rejected: {e}");
+            return refuse(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    crate::engine::collect::poll::mask_secrets(&mut feed);
+    shared.store.apply(key, &task_id, &feed);
+    tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
+    axum::Json(json!({"ok": true})).into_response()
+}
+
+/// Compares without stopping at the first difference, so timing tells an
+/// attacker nothing about how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_in_full() {
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"", b"a"));
+    }
+}

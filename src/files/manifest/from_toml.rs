@@ -1,0 +1,478 @@
+//! TOML manifests: `[run]` settings, `[defaults]`, and `[[job]]` tables or a
+//! `csv = "..."` file of rows.
+//!
+//! The document is parsed by the `toml` crate into its spanned tree
+//! ([`DeTable`]) and walked by hand rather than deserialized with serde: serde
+//! stops at the first unknown key or wrong type, and a manifest must report
+//! all of them, each with its line.
+
+use std::num::NonZeroU32;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
+use crate::job::{
+    self, Field, Gender, JobFields, Kind, Value as JobValue, WEIGHT_RULE, Weight, WeightError,
+};
+use crate::settings::{self, RunSettings};
+use crate::util::units::Rate;
+
+const TOP_LEVEL: &[&str] = &["csv", "run", "defaults", "job"];
+const RUN_KEYS: &[&str] = &[
+    "base_url",
+    "rate",
+    "burst",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "results",
+    "generate_path",
+    "callback_generate_path",
+    "extra_models",
+];
+
+type Value<'a> = Spanned<DeValue<'a>>;
+
+/// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
+/// `[run]` settings and the file its rows come from.
+///
+/// # Errors
+/// [`ManifestError::Unreadable`] when the CSV it names cannot be read.
+pub(super) fn read(
+    path: &Path,
+    bytes: &[u8],
+    rows: &mut Rows,
+) -> Result<(RunSettings, PathBuf), ManifestError> {
+    let nothing = || (RunSettings::default(), path.to_path_buf());
+    let lines = LineIndex::new(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.valid_up_to();
+            let msg = format!(
+                "not valid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+                bytes[at]
+            );
+            rows.problem(path, lines.line(at), None, msg);
+            return Ok(nothing());
+        }
+    };
+    // A BOM has no newline in it, so byte offsets past it keep their lines.
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let doc = match DeTable::parse(&text[bom..]) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let line = lines.line(e.span().map_or(0, |s| s.start + bom));
+            let message: Vec<_> = e.message().lines().map(str::trim).collect();
+            let msg = format!("invalid TOML: {}", message.join(" "));
+            rows.problem(path, line, None, msg);
+            return Ok(nothing());
+        }
+    };
+    let toml = Toml { path, lines, bom };
+    let dir = path.parent().unwrap_or(Path::new(""));
+
+    let (mut csv, mut run, mut defaults, mut jobs) = (None, None, None, None);
+    for (key, value) in doc.get_ref() {
+        match key.get_ref().as_ref() {
+            "csv" => csv = Some((key, value)),
+            "run" => run = Some((key, value)),
+            "defaults" => defaults = Some((key, value)),
+            "job" => jobs = Some((key, value)),
+            other => toml.unknown_top_level(other, key, rows),
+        }
+    }
+
+    let settings = match run {
+        Some((key, value)) => toml.run(key, value, dir, rows),
+        None => RunSettings::default(),
+    };
+    if let Some((key, value)) = defaults {
+        toml.defaults(key, value, rows);
+    }
+    if let Some((key, value)) = jobs {
+        toml.jobs(key, value, rows);
+    }
+    let Some((key, value)) = csv else {
+        return Ok((settings, path.to_path_buf()));
+    };
+    let line = toml.line(key);
+    let relative = match value.get_ref() {
+        DeValue::String(s) => csv_path(s),
+        other => Err(format!("expected a string, found {}", describe(other))),
+    };
+    let relative = match relative {
+        Ok(relative) if jobs.is_none() => relative,
+        Ok(_) => {
+            let msg = "cannot be used with [[job]] tables: rows come from one or the other";
+            rows.problem(path, line, Some("csv"), msg);
+            return Ok((settings, path.to_path_buf()));
+        }
+        Err(msg) => {
+            rows.problem(path, line, Some("csv"), msg);
+            return Ok((settings, path.to_path_buf()));
+        }
+    };
+    let rows_path = dir.join(relative);
+    if let Err(msg) = super::inside_folder(dir, relative) {
+        rows.problem(path, line, Some("csv"), msg);
+        return Ok((settings, path.to_path_buf()));
+    }
+    rows.keep_jobs = false;
+    rows.read_csv(&rows_path)?;
+    Ok((settings, rows_path))
+}
+
+/// `csv = "..."` must name a file inside the manifest's folder, so a
+/// manifest shared with others cannot read files elsewhere on their machine.
+fn csv_path(raw: &str) -> Result<&Path, String> {
+    let path = Path::new(raw);
+    if raw.trim().is_empty() {
+        return Err("is empty; name the CSV file, relative to this manifest's folder".into());
+    }
+    if path.is_absolute() || path.has_root() {
+        return Err(format!(
+            "{raw:?} is an absolute path; give a path relative to this manifest's folder"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    {
+        return Err(format!(
+            "{raw:?} leaves this manifest's folder; the CSV must be in it or below it"
+        ));
+    }
+    // Reading a TOML file (this one, say) as CSV would only produce puzzling
+    // "unknown column" errors about its first line.
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return Err(format!("{raw:?} is not a .csv file; name the CSV of rows"));
+    }
+    Ok(path)
+}
+
+/// The manifest being walked: what every diagnostic needs.
+struct Toml<'a> {
+    path: &'a Path,
+    lines: LineIndex,
+    /// Bytes stripped from the front before parsing (a BOM).
+    bom: usize,
+}
+
+impl Toml<'_> {
+    fn line<T>(&self, spanned: &Spanned<T>) -> u64 {
+        self.lines.line(spanned.span().start + self.bom)
+    }
+
+    fn unknown_top_level(&self, name: &str, key: &Spanned<impl Sized>, rows: &mut Rows) {
+        let msg = if Field::from_name(name).is_some() {
+            "is a job field: put it in a [[job]] table, or in [defaults] for every job".into()
+        } else {
+            format!("unknown key{}", did_you_mean(closest(name, TOP_LEVEL)))
+        };
+        rows.problem(self.path, self.line(key), Some(name), msg);
+    }
+
+    fn run(
+        &self,
+        key: &Spanned<impl Sized>,
+        value: &Value<'_>,
+        dir: &Path,
+        rows: &mut Rows,
+    ) -> RunSettings {
+        let mut settings = RunSettings::default();
+        let DeValue::Table(table) = value.get_ref() else {
+            let msg = format!(
+                "expected a [run] table, found {}",
+                describe(value.get_ref())
+            );
+            rows.problem(self.path, self.line(key), Some("run"), msg);
+            return settings;
+        };
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let result = match name {
+                "base_url" => string(value).and_then(|s| {
+                    settings::parse_base_url(s)?;
+                    settings.base_url = Some(s.to_owned());
+                    Ok(())
+                }),
+                "rate" => string(value).and_then(|s| {
+                    settings.rate = Some(s.parse::<Rate>()?);
+                    Ok(())
+                }),
+                "burst" => integer_in(value, 1, i64::from(u32::MAX)).map(|n| {
+                    settings.burst = u32::try_from(n).ok().and_then(NonZeroU32::new);
+                }),
+                "concurrency" => integer_in(value, 1, 1024).map(|n| {
+                    settings.concurrency = usize::try_from(n).ok();
+                }),
+                "max_attempts" => integer_in(value, 1, 100).map(|n| {
+                    settings.max_attempts = u32::try_from(n).ok();
+                }),
+                "timeout" => timeout(value).map(|t| settings.timeout = Some(t)),
+                "results" => string(value).and_then(|s| {
+                    if s.trim().is_empty() {
+                        return Err("is empty; name the results file".into());
+                    }
+                    settings.results = Some(dir.join(s));
+                    Ok(())
+                }),
+                "generate_path" => string(value).and_then(|s| {
+                    settings.generate_path = Some(settings::parse_api_path(s)?);
+                    Ok(())
+                }),
+                "callback_generate_path" => string(value).and_then(|s| {
+                    settings.callback_generate_path = Some(settings::parse_api_path(s)?);
+                    Ok(())
+                }),
+                // Into the rules the rows below are checked with: [run]
+                // comes before [defaults] and the jobs (see `read`).
+                "extra_models" => model_names(value)
+                    .and_then(|names| names.iter().try_for_each(|name| rows.rules.add_model(name))),
+                _ => Err(match closest(name, RUN_KEYS) {
+                    Some(meant) => format!("unknown setting{}", did_you_mean(Some(meant))),
+                    None => format!("unknown setting; [run] takes {}", RUN_KEYS.join(", ")),
+                }),
+            };
+            if let Err(msg) = result {
+                rows.problem(self.path, self.line(key), Some(name), msg);
+            }
+        }
+        settings
+    }
+
+    /// Reads `[defaults]` into `rows`, which applies them to every row.
+    fn defaults(&self, key: &Spanned<impl Sized>, value: &Value<'_>, rows: &mut Rows) {
+        let DeValue::Table(table) = value.get_ref() else {
+            let found = describe(value.get_ref());
+            let msg = format!("expected a [defaults] table, found {found}");
+            rows.problem(self.path, self.line(key), Some("defaults"), msg);
+            rows.defaults_unread = Field::ALL.to_vec();
+            return;
+        };
+        (rows.defaults, rows.defaults_unread) = self.fields(table, None, rows);
+    }
+
+    fn jobs(&self, key: &Spanned<impl Sized>, value: &Value<'_>, rows: &mut Rows) {
+        let array = match value.get_ref() {
+            DeValue::Array(array) => array,
+            DeValue::Table(_) => {
+                let msg =
+                    "found a single [job] table: write [[job]], with two brackets, above each job";
+                rows.problem(self.path, self.line(value), Some("job"), msg);
+                return;
+            }
+            other => {
+                let msg = format!(
+                    "expected [[job]] tables, found {}; write each job under a [[job]] header",
+                    describe(other)
+                );
+                rows.problem(self.path, self.line(key), Some("job"), msg);
+                return;
+            }
+        };
+        for element in array.iter() {
+            let line = self.line(element);
+            let DeValue::Table(table) = element.get_ref() else {
+                let msg = format!(
+                    "each job must be a table, found {}",
+                    describe(element.get_ref())
+                );
+                rows.problem(self.path, line, Some("job"), msg);
+                continue;
+            };
+            let (fields, unread) = self.fields(table, Some(line), rows);
+            rows.row(self.path, line, fields, unread);
+        }
+    }
+
+    /// Reads a job table (`header` = the line of its `[[job]]`, where its
+    /// problems are reported) or `[defaults]` (`None`: problems at the key).
+    /// Also returns the fields that may be meant but could not be read: one
+    /// with the wrong type, or the one an unknown key looks like a typo of
+    /// (all of them when there is no telling).
+    fn fields(
+        &self,
+        table: &DeTable<'_>,
+        header: Option<u64>,
+        rows: &mut Rows,
+    ) -> (JobFields, Vec<Field>) {
+        let mut fields = JobFields::default();
+        let mut unread = Vec::new();
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let line = header.unwrap_or_else(|| self.line(key));
+            let problem = match (Field::from_name(name), value.get_ref()) {
+                (None, _) => Some(format!(
+                    "unknown field{}",
+                    did_you_mean(suggest_field(name).map(Field::name))
+                )),
+                (Some(Field::Id), _) if header.is_none() => {
+                    Some("cannot have a default: every job's id must be its own".into())
+                }
+                (Some(field), value) => match typed(field, value) {
+                    Ok(value) => {
+                        fields.set(field, value);
+                        None
+                    }
+                    Err(msg) => Some(msg),
+                },
+            };
+            if let Some(msg) = problem {
+                rows.problem(self.path, line, Some(name), msg);
+                match Field::from_name(name).or_else(|| suggest_field(name)) {
+                    Some(field) => unread.push(field),
+                    None => unread.extend(Field::ALL),
+                }
+            }
+        }
+        (fields, unread)
+    }
+}
+
+/// A job field's value, read as its [`Kind`] wants it. TOML is typed, so
+/// each kind takes its own TOML type and nothing else: text a string, a
+/// switch a boolean, a weight a number (`0.65`, `1`; the string `"0.65"` is
+/// refused, as `"true"` is for a switch), a gender the string `"male"` or
+/// `"female"`.
+fn typed(field: Field, value: &DeValue<'_>) -> Result<JobValue, String> {
+    match (field.kind(), value) {
+        (Kind::Text, DeValue::String(s)) => Ok(JobValue::Str(s.to_string())),
+        (Kind::Text, other) => Err(format!("expected a string, found {}", describe(other))),
+        (Kind::Bool, DeValue::Boolean(b)) => Ok(JobValue::Bool(*b)),
+        (Kind::Bool, other) => Err(format!(
+            "expected true or false (without quotes), found {}",
+            describe(other)
+        )),
+        (Kind::Weight, DeValue::Float(f)) => {
+            // TOML allows `0.6_5` and `6.5e-1`; the text without the
+            // underscores is exact unless it has an exponent (or is `inf`).
+            let text = f.as_str().replace('_', "");
+            let weight = if text.contains(['e', 'E']) || !text.contains('.') {
+                text.parse::<f64>()
+                    .map_err(|_| WeightError::NotANumber)
+                    .and_then(Weight::from_f64)
+            } else {
+                text.parse::<Weight>()
+            };
+            weight
+                .map(JobValue::Weight)
+                .map_err(|e| format!("{} {e}", f.as_str()))
+        }
+        (Kind::Weight, DeValue::Integer(i)) => {
+            match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                Ok(0) => Ok(JobValue::Weight(Weight::ZERO)),
+                Ok(1) => Ok(JobValue::Weight(Weight::ONE)),
+                _ => Err(format!("{i} {}", WeightError::OutOfRange)),
+            }
+        }
+        (Kind::Weight, other) => Err(format!(
+            "expected {WEIGHT_RULE} (without quotes), found {}",
+            describe(other)
+        )),
+        (Kind::Gender, DeValue::String(s)) => {
+            s.parse::<Gender>().map(JobValue::Gender).map_err(|e| {
+                if s.chars().count() <= 40 {
+                    format!("{s:?} {e}")
+                } else {
+                    format!("the value {e}")
+                }
+            })
+        }
+        (Kind::Gender, other) => Err(format!(
+            "expected \"male\" or \"female\", found {}",
+            describe(other)
+        )),
+    }
+}
+
+/// A value's type, with the value itself when it is short enough to help.
+fn describe(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) if s.chars().count() <= 40 => format!("string {s:?}"),
+        DeValue::Integer(i) => format!("integer {i}"),
+        DeValue::Float(f) => format!("float {f}"),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        other => other.type_str().to_owned(),
+    }
+}
+
+fn string<'v>(value: &'v Value<'_>) -> Result<&'v str, String> {
+    match value.get_ref() {
+        DeValue::String(s) => Ok(s),
+        other => Err(format!("expected a string, found {}", describe(other))),
+    }
+}
+
+/// `extra_models = ["chirp-v6", ...]`: each a plausible model name.
+fn model_names(value: &Value<'_>) -> Result<Vec<String>, String> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err(format!(
+            "expected a list of model names like [\"chirp-v6\"], found {}",
+            describe(value.get_ref())
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) => job::parse_model_name(s),
+            other => Err(format!(
+                "expected model names (strings), found {}",
+                describe(other)
+            )),
+        })
+        .collect()
+}
+
+fn integer_in(value: &Value<'_>, min: i64, max: i64) -> Result<i64, String> {
+    let DeValue::Integer(i) = value.get_ref() else {
+        return Err(format!(
+            "expected an integer, found {}",
+            describe(value.get_ref())
+        ));
+    };
+    match i64::from_str_radix(i.as_str(), i.radix()) {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be between {min} and {max}, not {i}")),
+    }
+}
+
+/// `timeout = "90s"` or `timeout = 90` (seconds).
+fn timeout(value: &Value<'_>) -> Result<Duration, String> {
+    let duration = match value.get_ref() {
+        DeValue::String(s) => crate::util::units::parse_duration(s)?,
+        DeValue::Integer(_) => Duration::from_secs(integer_in(value, 0, i64::MAX)?.unsigned_abs()),
+        other => {
+            return Err(format!(
+                "expected a duration like \"60s\" or a number of seconds, found {}",
+                describe(other)
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_paths_stay_inside() {
+        assert!(csv_path("prompts.csv").is_ok());
+        assert!(csv_path("data/prompts.csv").is_ok());
+        assert!(csv_path("./prompts.csv").is_ok());
+        for bad in ["", "/etc/passwd", "../x.csv", "data/../../x.csv"] {
+            assert!(csv_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

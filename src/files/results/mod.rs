@@ -1,0 +1,641 @@
+//! The results file: the one place a run's outcome is recorded.
+//!
+//! # Why the results CSV is also the journal
+//! A crash must never lose a job the API accepted (it is recorded with its
+//! task ID or, if the answer came in the last milliseconds, as `unknown`),
+//! and a rerun must never submit a job twice. The results file therefore
+//! doubles as an append-only journal:
+//!
+//! 1. At start the previous file (if any) is indexed ([`Store`]), merged
+//!    with the manifest, and rewritten *compacted* ([`Compactor`]): one row
+//!    per job, manifest order, written to a temporary file, fsynced and
+//!    renamed over the old one (never half written).
+//! 2. During the run, a single recorder task appends a row each time a job's
+//!    state changes: `sending` *before* each request goes out (and the worker
+//!    waits until that row is on disk), then the final state after. Appends
+//!    are grouped and fsynced once per batch; the final state rides with
+//!    the batch that carries the worker's next `sending` row, so it is on
+//!    disk before that worker sends again.
+//! 3. At the end the file is compacted again.
+//!
+//! Readers take the *last* row for each `id`. A row left `sending` by a crash
+//! or `kill -9` becomes `unknown` on the next run (the request may have been
+//! accepted), so it is not resent unless the user asks. One file, readable
+//! with any CSV tool at any instant, no second store to keep in step.
+//!
+//! Nothing here holds the whole file: the store keeps 16 bytes per row (a
+//! hash of the `id` and where its row starts) and reads a row when asked,
+//! so a million-row results file costs a few dozen megabytes, not its size.
+//!
+//! A lock on `<results>.lock` (an OS advisory lock, released by the kernel
+//! when the holder dies) keeps two runs off the same file. The lock is named
+//! after the file's *real* path ([`crate::util::fsx::resolve`]), so a run through
+//! a symlink and a run through the real path take the same lock; a results
+//! file the user made a symlink stays one (the rewrite lands in the
+//! target's folder). Every file here is written through [`crate::util::fsx`]: no
+//! planted symlink is written through, and a rewrite keeps the file's
+//! permission bits.
+//!
+//! # A results file damaged outside a run
+//! A results file is edited by hand, cut short by a full disk, concatenated,
+//! appended to by another program. Its rows are what keeps a job from being
+//! billed twice, so damage is never a reason to send a job again. The rule:
+//! **a row whose `id` can be read settles that job as `unknown`** (not
+//! resent without `--retry-unknown`, the damage named in its `error`
+//! column), and **a line that names no job stops the run** (exit 78, file
+//! and line named, nothing sent), because batchgen cannot tell which job it
+//! held. The `id` can be read when the row has a comma after it (so it was
+//! not cut short) and it is non-empty UTF-8. Case by case:
+//!
+//! | damage | what batchgen does |
+//! |---|---|
+//! | last row cut short mid-field or mid-quote, with its `id` and a comma | that job `unknown`; a task ID is kept only if a comma shows it whole, else the job's earlier one is kept |
+//! | a row cut short inside its `id` (no comma yet) | stop, exit 78: the `id` itself may be cut |
+//! | a damaged row spanning several lines (an unclosed quote swallows the rows after it) | stop, exit 78: the swallowed rows' jobs cannot be told apart |
+//! | a row with a bad value (a status `Submitted`, a line `abc`), too few or too many columns | that job `unknown`, as above |
+//! | garbage lines, lines appended by another program | those naming a manifest job: `unknown`; any other: stop, exit 78 naming the line |
+//! | a well-formed row for an `id` not in the manifest | kept as it is (it holds a task ID) |
+//! | a damaged row for an `id` not in the manifest | stop, exit 78 naming the line |
+//! | the header repeated in the middle (two files concatenated) | the repeat is skipped; the latest row of each `id` wins as usual |
+//! | a line of only spaces or NUL bytes (a crash's zero-filled tail) | skipped: it names nothing, and no acknowledged row is ever NUL (fsynced) |
+//! | NUL bytes inside a row | the row is damaged: as above |
+//! | CRLF line ends, a UTF-8 BOM (a spreadsheet saved it) | read as usual; the rewrite uses LF and no BOM |
+//! | an empty file (0 bytes) | no rows: a new results file |
+//! | a file of another kind (other columns, binary) | refused, exit 78, nothing sent, nothing overwritten; the message never suggests deleting it |
+//! | a folder, FIFO, device, a dangling symlink | refused (exit 73): never opened for writing, never blocked on |
+//!
+//! A row a crash left half-appended used to be ignored (it was never
+//! acknowledged, so its request was never sent); it now makes its job
+//! `unknown` too, because a cut-short row looks the same whoever cut it.
+
+mod bounded;
+pub mod cell;
+mod damage;
+mod journal;
+mod lock;
+mod store;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::Job;
+use crate::program::exit::Error;
+use crate::util::fsx;
+
+pub use bounded::{Bounded, MAX_ROW};
+use damage::Line;
+pub use journal::{GroupCommit, Journal, Recorder, spawn};
+pub use lock::Lock;
+pub use store::{COLUMNS, Compactor, RowSummary, Store};
+
+/// A job's state in the results file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not attempted yet.
+    Pending,
+    /// A request is (or was, at a crash) in flight. Journal only.
+    Sending,
+    /// The API returned a task ID.
+    Submitted,
+    /// The API refused the row, or retries ran out.
+    Failed,
+    /// The request may or may not have been accepted.
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sending => "sending",
+            Status::Submitted => "submitted",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+/// One row of the results file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The job's key: its `id` or `fp-<fingerprint>`.
+    pub id: String,
+    /// Line in the manifest where the job starts.
+    pub line: u64,
+    /// The server's text exactly; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
+    pub task_id: String,
+    pub status: Status,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// Often the server's message; written defused ([`cell`]).
+    #[serde(default, with = "cell")]
+    pub error: String,
+    /// RFC 3339, when the API accepted the job.
+    #[serde(default)]
+    pub submitted_at: String,
+    /// Content hash, to notice a job edited under the same `id`.
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+impl Record {
+    pub fn pending(job: &Job) -> Record {
+        Record {
+            id: job.key.clone(),
+            line: job.line,
+            task_id: String::new(),
+            status: Status::Pending,
+            attempts: 0,
+            http_status: None,
+            error: String::new(),
+            submitted_at: String::new(),
+            fingerprint: job.fingerprint.clone(),
+        }
+    }
+}
+
+impl Record {
+    /// The row as a rerun treats it: a request left `sending` by a crash
+    /// may have been accepted, so it is `unknown`.
+    pub fn settled(mut self) -> Record {
+        if self.status == Status::Sending {
+            self.status = Status::Unknown;
+            self.error = INTERRUPTED.to_owned();
+        }
+        self
+    }
+}
+
+/// What an interrupted request is recorded as.
+pub const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
+
+/// Every row of a results file as written (journal rows included), in file
+/// order, with damaged rows settled as the module docs' table says (an
+/// attributable damaged row is an `unknown` record).
+///
+/// # Errors
+/// When the file cannot be read, is not a batchgen results file, or has a
+/// line that names no job.
+pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    let Some(file) = open_existing(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(Bounded::new(file));
+    let mut row = csv::ByteRecord::new();
+    let mut records = Vec::new();
+    let mut first = true;
+    let mut previous: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    loop {
+        match reader.read_byte_record(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(read_error(path, &reader, &e)),
+        }
+        if std::mem::take(&mut first) {
+            check_header(path, &row)?;
+            continue;
+        }
+        let line = || line_at(path, &row);
+        match damage::classify(&row) {
+            Line::Skip(why) => tracing::warn!("{}:{}: skipping {why}", path.display(), line()),
+            Line::Names => {
+                let mut record = damage::record(&row, line);
+                if record.1
+                    && record.0.task_id.is_empty()
+                    && let Some(task) = previous.get(&record.0.id)
+                {
+                    record.0.task_id.clone_from(task);
+                }
+                if !record.0.task_id.is_empty() {
+                    previous.insert(record.0.id.clone(), record.0.task_id.clone());
+                }
+                records.push(record.0);
+            }
+            Line::NamesNoJob(why) => return Err(names_no_job(path, line(), why)),
+        }
+    }
+    Ok(records)
+}
+
+/// The latest row of each `id`, in order of first appearance, as a rerun
+/// sees them: a row left `sending` is `unknown`.
+///
+/// # Errors
+/// As [`read`].
+pub fn latest(path: &Path) -> Result<Vec<Record>, Error> {
+    let mut order: Vec<String> = Vec::new();
+    let mut last: std::collections::HashMap<String, Record> = std::collections::HashMap::new();
+    for record in read(path)? {
+        if !last.contains_key(&record.id) {
+            order.push(record.id.clone());
+        }
+        last.insert(record.id.clone(), record.settled());
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| last.remove(&id))
+        .collect())
+}
+
+/// The line (1-based, as an editor counts them) where `row` starts: only
+/// for a message about a damaged row, so it reads the file again rather
+/// than have every read count lines.
+fn line_at(path: &Path, row: &csv::ByteRecord) -> u64 {
+    line_at_offset(path, row.position().map_or(0, csv::Position::byte))
+}
+
+/// The line (1-based) of byte `offset` of the file at `path`.
+fn line_at_offset(path: &Path, offset: u64) -> u64 {
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut newlines = 0;
+    let mut left = offset;
+    let mut reader = io::BufReader::new(file.take(offset));
+    let mut buf = [0u8; 1 << 16];
+    while left > 0 {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+                left = left.saturating_sub(n as u64);
+            }
+        }
+    }
+    newlines + 1
+}
+
+/// Opens an existing results file for reading; `None` when there is none.
+/// Only a regular file is opened: a FIFO would block the run, a device
+/// never end.
+fn open_existing(path: &Path) -> Result<Option<File>, Error> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => File::open(path)
+            .map(Some)
+            .map_err(|e| results_error(path, e)),
+        Ok(_) => Err(results_error(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a folder, FIFO, socket or device)",
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if fs::symlink_metadata(path).is_ok() {
+                // A dangling link: nothing to read, and nothing to create
+                // through it either (see `fsx::resolve`).
+                return Err(results_error(path, fsx::resolve(path).err().unwrap_or(e)));
+            }
+            Ok(None)
+        }
+        Err(e) => Err(results_error(path, e)),
+    }
+}
+
+/// The first row must be the results header: anything else is not a file
+/// batchgen may rewrite (an empty file is a new one).
+fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), Error> {
+    if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
+        let why = if row.len() == COLUMNS.len() {
+            "other column names"
+        } else {
+            "other columns"
+        };
+        return Err(not_ours(path, why));
+    }
+    Ok(())
+}
+
+fn results_error(path: &Path, source: io::Error) -> Error {
+    Error::Results {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn unreadable(path: &Path, e: &csv::Error) -> Error {
+    results_error(path, io::Error::other(e.to_string()))
+}
+
+/// A read error of a results file read through [`Bounded`]: a record over
+/// [`MAX_ROW`] (an unclosed quote swallowing the rest, a file of garbage)
+/// names no job, so the run stops there, naming the line; anything else is
+/// [`unreadable`].
+fn read_error<R: io::Read>(path: &Path, reader: &csv::Reader<Bounded<R>>, e: &csv::Error) -> Error {
+    match reader.get_ref().oversized() {
+        Some(offset) => names_no_job(
+            path,
+            line_at_offset(path, offset),
+            &format!(
+                "a row starting here is over {MAX_ROW} bytes, far more than any results row (an unclosed quote, or not a results file); nothing after it was read"
+            ),
+        ),
+        None => unreadable(path, e),
+    }
+}
+
+/// The message for a file that does not start with the results header. It
+/// must never lead anyone to delete a file that holds task IDs.
+fn not_ours(path: &Path, why: &str) -> Error {
+    Error::Config(format!(
+        "{}:1: not a batchgen results file: its first line is not the results header ({why}), so batchgen leaves it untouched and sends nothing. \
+         If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
+         If it is another file, choose another --out",
+        path.display(),
+        COLUMNS.join(","),
+    ))
+}
+
+/// A line that names no job: the run stops, so no job it may have held is
+/// sent again.
+fn names_no_job(path: &Path, line: u64, why: &str) -> Error {
+    Error::Config(format!(
+        "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair or remove only that line (the other rows hold task IDs), then rerun",
+        path.display()
+    ))
+}
+
+/// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
+fn damaged_orphan(path: &Path, line: u64, id: &str) -> Error {
+    Error::Config(format!(
+        "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair that line (or remove only it, if it is not a results row), then rerun",
+        path.display(),
+        crate::files::manifest::quoted(id),
+    ))
+}
+
+/// Writes `rows` as the whole results file, atomically.
+///
+/// # Errors
+/// Any I/O error; `path` is then left as it was.
+pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), Error> {
+    let mut out = Compactor::new(path)?;
+    for row in rows {
+        out.write(row)?;
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::job::JobFields;
+
+    fn job(id: &str) -> Job {
+        Job::new(
+            JobFields {
+                id: Some(id.into()),
+                prompt: Some(format!("song {id}")),
+                ..JobFields::default()
+            },
+            2,
+        )
+    }
+
+    fn record(id: &str, status: Status) -> Record {
+        Record {
+            status,
+            task_id: if status == Status::Submitted {
+                format!("t-{id}")
+            } else {
+                String::new()
+            },
+            ..Record::pending(&job(id))
+        }
+    }
+
+    #[test]
+    fn the_store_finds_the_last_row_and_keeps_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(
+            &path,
+            &[
+                record("b", Status::Sending),
+                record("gone", Status::Submitted),
+                record("a", Status::Sending),
+                record("a", Status::Submitted),
+            ],
+        )
+        .unwrap();
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.len(), 4);
+        assert_eq!(store.get("a").unwrap().unwrap().task_id, "t-a");
+        let b = store.get("b").unwrap().unwrap();
+        assert_eq!(b.status, Status::Sending);
+        let b = b.settled();
+        assert_eq!((b.status, b.error.as_str()), (Status::Unknown, INTERRUPTED));
+        assert!(store.get("c").unwrap().is_none());
+        let orphans: Vec<_> = store.orphans().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(orphans, ["gone"]);
+    }
+
+    #[test]
+    fn a_torn_last_row_that_names_its_job_makes_it_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(
+            &path,
+            &[record("a", Status::Pending), record("b", Status::Pending)],
+        )
+        .unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(&[&record("a", Status::Sending)]).unwrap();
+        journal.append(&[&record("a", Status::Submitted)]).unwrap();
+        drop(journal);
+        // Cut short after its id (a crash mid-append, a copy cut off):
+        // never a reason to send b again.
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"b,2,,sen").unwrap();
+        drop(f);
+        assert_eq!(read(&path).unwrap().len(), 5);
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.get("a").unwrap().unwrap().status, Status::Submitted);
+        let b = store.get("b").unwrap().unwrap();
+        assert_eq!(b.status, Status::Unknown);
+        assert!(b.error.contains("line 6"), "{}", b.error);
+        let latest: Vec<_> = latest(&path)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(latest, [Status::Submitted, Status::Unknown]);
+
+        // Cut inside the id: no telling which job it was. The run stops,
+        // naming the line, and the message never says to delete the file.
+        std::fs::write(
+            &path,
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("b,2,,sen", "b"),
+        )
+        .unwrap();
+        for err in [Store::open(&path).err(), read(&path).err()] {
+            let text = err.expect("refused").to_string();
+            assert!(
+                text.contains("r.csv:6:") && text.contains("names no job"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("move it away") && !text.contains("delete"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_latest_row_keeps_the_jobs_task_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"a,2,t-a-cut").unwrap();
+        drop(f);
+        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
+        let a = &latest(&path).unwrap()[0];
+        assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
+    }
+
+    #[test]
+    fn an_earlier_task_id_of_a_job_is_carried_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
+        // Another program appends a row for the same job, another task.
+        let mut journal = Journal::open(&path).unwrap();
+        let other = Record {
+            task_id: "t-other".into(),
+            ..record("a", Status::Submitted)
+        };
+        journal.append(&[&other]).unwrap();
+        drop(journal);
+        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!(
+            (a.status, a.task_id.as_str()),
+            (Status::Submitted, "t-other")
+        );
+        assert!(a.error.starts_with("also task t-a "), "{}", a.error);
+        // Written back and read again, it is said once.
+        write_atomic(&path, std::slice::from_ref(&a)).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(&[&a]).unwrap();
+        drop(journal);
+        let again = Store::open(&path).unwrap().get("a").unwrap().unwrap();
+        assert_eq!(again.error, a.error);
+        // The same task ID in every row is no conflict.
+        write_atomic(&path, &[record("b", Status::Submitted)]).unwrap();
+        let mut journal = Journal::open(&path).unwrap();
+        journal.append(&[&record("b", Status::Submitted)]).unwrap();
+        drop(journal);
+        let b = Store::open(&path).unwrap().get("b").unwrap().unwrap();
+        assert!(b.error.is_empty(), "{}", b.error);
+    }
+
+    #[test]
+    fn after_a_run_journal_rows_update_their_jobs_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        write_atomic(
+            &path,
+            &[record("a", Status::Pending), record("b", Status::Pending)],
+        )
+        .unwrap();
+        let start = std::fs::metadata(&path).unwrap().len();
+        let mut journal = Journal::open(&path).unwrap();
+        for r in [
+            record("b", Status::Sending),
+            record("b", Status::Submitted),
+            record("a", Status::Sending),
+        ] {
+            journal.append(&[&r]).unwrap();
+        }
+        drop(journal);
+        let mut store = Store::open_after_run(&path, Some(start)).unwrap();
+        assert_eq!(store.len(), 2, "one entry per job, not per row");
+        assert_eq!(store.get("b").unwrap().unwrap().task_id, "t-b");
+        assert_eq!(store.get("a").unwrap().unwrap().status, Status::Sending);
+        assert_eq!(
+            Store::open(&path).unwrap().len(),
+            5,
+            "without the hint, every row"
+        );
+    }
+
+    #[test]
+    fn a_scan_sees_what_get_reads_and_refuses_the_unusual() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let rows = [
+            record("a", Status::Submitted),
+            Record {
+                error: "refused, \"badly\"\non two lines".into(),
+                http_status: Some(400),
+                ..record("b", Status::Failed)
+            },
+        ];
+        write_atomic(&path, &rows).unwrap();
+        let mut seen = Vec::new();
+        assert!(Store::scan(&path, |row| {
+            seen.push((
+                String::from_utf8(row.id.to_vec()).unwrap(),
+                row.line,
+                row.status,
+                String::from_utf8(row.fingerprint.to_vec()).unwrap(),
+            ));
+            true
+        }));
+        let mut store = Store::open(&path).unwrap();
+        for (id, line, status, fingerprint) in seen {
+            let r = store.get(&id).unwrap().unwrap();
+            assert_eq!(
+                (line, status, fingerprint),
+                (r.line, r.status, r.fingerprint)
+            );
+        }
+        assert!(!Store::scan(&path, |_| false), "the visitor stops it");
+        assert!(!Store::scan(&dir.path().join("none.csv"), |_| true));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for unusual in [
+            text.replace(",submitted,", ",Submitted,"),
+            text.replace("a,2,", "a,+2,"),
+            text.replace(",400,", ",4000000,"),
+            text + "c,2,,sen",
+            "name,age\nann,3\n".into(),
+        ] {
+            std::fs::write(&path, unusual).unwrap();
+            assert!(!Store::scan(&path, |_| true));
+        }
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, "name,age\nann,3\nbob,4\n").unwrap();
+        assert!(read(&path).is_err());
+        let text = Store::open(&path).err().unwrap().to_string();
+        assert!(
+            text.contains("restore that line") && text.contains("keep the file"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "name,age\nann,3\nbob,4\n"
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! The command line, as clap sees it. Only parsing lives here: turning flags
+//! into settings is [`RunArgs::settings`], and what each command does is in
+//! [`crate::program::commands`].
+//!
+//! The doc comments on flags are clap's `--help` text, written for a
+//! terminal (`<stem>.results.csv`, bare URLs), not for rustdoc; hence the
+//! lints allowed below.
+#![allow(
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links
+)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::{RetryPolicy, RunSettings, parse_api_path, parse_timeout};
+
+use crate::job::{Rules, parse_model_name};
+use crate::program::logging::LogFormat;
+use crate::sandbox::SandboxConfig;
+use crate::util::units::{Rate, parse_duration, parse_positive};
+
+/// Submit a manifest of music prompts to a Suno-style generation API:
+/// validated first, rate-limited, retried, resumable.
+///
+/// `batchgen MANIFEST` validates every row, submits the new ones and writes
+/// MANIFEST's results CSV (one row per job with its task ID). Rerunning it
+/// continues where the last run stopped and never resubmits a job.
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchgen",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key, a redirecting or insecure base URL) · 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a manifest (the same as `batchgen MANIFEST`).
+    Run(RunArgs),
+    /// Check a manifest and its settings; send nothing.
+    Validate(ValidateArgs),
+    /// Run the local imitation of the API (no credits spent).
+    Sandbox(SandboxArgs),
+    /// Write a commented starter manifest (TOML) and a matching CSV.
+    Init(InitArgs),
+    /// Check the API key and print the account's credit balance.
+    Credits(CreditsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `batchgen man > batchgen.1`.
+    Man,
+    /// Poll the submitted tasks of a results file until their clips are done;
+    /// write the catalog CSV and, with --download, the MP3 files.
+    Collect(CollectArgs),
+    /// Receive the API's callbacks over HTTP and record the clips in the
+    /// catalog CSV (the same one `collect` writes).
+    Receive(ReceiveArgs),
+}
+
+/// Output flags, accepted before or after the command.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print nothing when the run succeeds (for cron, which mails any output).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More log lines on stderr (-v: info, and a progress line every 30 s
+    /// when stderr is not a terminal; -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Interval of the progress log lines written when stderr is not a
+    /// terminal (with -v).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", hide = true)]
+    pub log_interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The manifest: a .toml file or a .csv file with one job per row.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// Run against a sandbox started in-process on a free loopback port with
+    /// a throwaway key: try a manifest without spending credits. Results go
+    /// to <stem>.sandbox.results.csv unless --out says otherwise.
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// API base URL [default: https://udioapi.pro, or [run] base_url].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Submit jobs without a callback_url to this path under the base URL
+    /// [default: api/v2/generate, or [run] generate_path].
+    #[arg(long, env = "BATCHGEN_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
+    pub generate_path: Option<String>,
+
+    /// Submit jobs with a callback_url (their own, or one --callback-base
+    /// fills in) to this path under the base URL [default: api/generate, or
+    /// [run] callback_generate_path].
+    #[arg(long, env = "BATCHGEN_CALLBACK_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
+    pub callback_generate_path: Option<String>,
+
+    #[command(flatten)]
+    pub models: ModelArgs,
+
+    /// Request rate: N/s, N/min, N/h or "unlimited" [default: 1/s]. Every
+    /// attempt, retries included, counts.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<Rate>,
+
+    /// Requests allowed at once before the rate applies [default: 1, no burst].
+    #[arg(long, value_name = "N")]
+    pub burst: Option<NonZeroU32>,
+
+    /// Requests in flight at most [default: 4].
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_positive)]
+    pub concurrency: Option<usize>,
+
+    /// Attempts per row for 5xx and connection failures [default: 6]. A 429
+    /// (rate limited) does not use one up: the whole pool waits instead.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
+
+    /// Timeout of one request, e.g. 30s or 2m [default: 60s; at least 100ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    /// The API key then crosses the network unencrypted.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+
+    /// Results CSV [default: <manifest stem>.results.csv beside the manifest].
+    #[arg(short, long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Resend a request that timed out or lost its connection after being
+    /// sent. The API has no idempotency key: this can create (and bill) a
+    /// task twice.
+    #[arg(long)]
+    pub retry_ambiguous: bool,
+
+    /// Retry rows an earlier run recorded as failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    /// Resend rows an earlier run recorded as unknown. They may already have
+    /// been accepted: this can bill them twice.
+    #[arg(long)]
+    pub retry_unknown: bool,
+
+    /// Submit at most N new jobs in this run; the rest stay pending for the
+    /// next one (a daily quota, and a cap on what a mistake can spend).
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
+
+    /// Stop the run (exit 69) after N rows in a row exhausted their retries
+    /// on server or connection errors [default: 5].
+    #[arg(long, value_name = "N")]
+    pub give_up_after: Option<u32>,
+
+    /// Print what would be sent (the first request bodies and the totals)
+    /// and send nothing. Needs no key; writes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write a machine-readable summary of the run (counts, attempts, 429s,
+    /// elapsed, rate, exit code, paths) to this JSON file, for monitoring.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Credits one job costs, to warn before a run the balance cannot cover
+    /// [default: 10]. Set it to your plan's price.
+    #[arg(long, value_name = "N")]
+    pub credits_per_job: Option<f64>,
+
+    /// After submitting, collect: poll until every task's clips are done and
+    /// write the catalog CSV (as `batchgen collect RESULTS` does).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: download each finished clip's MP3 into this directory.
+    #[arg(long, value_name = "DIR", requires = "wait")]
+    pub download: Option<PathBuf>,
+
+    /// Fill in each job's callback_url (unless it sets its own) as
+    /// URL/callback/<secret>/<job key>, for `batchgen receive`. The secret
+    /// comes from BATCHGEN_CALLBACK_SECRET.
+    #[arg(long, value_name = "URL")]
+    pub callback_base: Option<url::Url>,
+}
+
+impl RunArgs {
+    /// The settings the flags (and BATCHGEN_BASE_URL) set.
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            base_url: self.base_url.clone(),
+            rate: self.rate,
+            burst: self.burst,
+            concurrency: self.concurrency,
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            results: self.out.clone(),
+            generate_path: self.generate_path.clone(),
+            callback_generate_path: self.callback_generate_path.clone(),
+        }
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            ambiguous: self.retry_ambiguous,
+            failed: self.retry_failed,
+            unknown: self.retry_unknown,
+        }
+    }
+}
+
+/// Models batchgen does not know yet, for commands that validate a manifest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ModelArgs {
+    /// Accept this model name besides the documented ones, for a model the
+    /// provider added after this release (repeatable, or comma-separated in
+    /// the variable; adds to [run] extra_models). Its jobs get the
+    /// short-form limits: prompt 3000, style 200 characters.
+    #[arg(
+        long = "extra-model",
+        env = "BATCHGEN_EXTRA_MODELS",
+        value_name = "NAME",
+        value_delimiter = ',',
+        value_parser = parse_model_name
+    )]
+    pub extra_models: Vec<String>,
+}
+
+impl ModelArgs {
+    /// The rules a manifest's rows are checked with: the documented models
+    /// and these (the manifest's `[run] extra_models` adds its own).
+    pub fn rules(&self) -> Rules {
+        // Each name passed `parse_model_name` already, as clap read it.
+        Rules::with_extra_models(&self.extra_models).expect("names checked by clap")
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Where to write the manifest; the CSV goes beside it with the same
+    /// stem.
+    #[arg(value_name = "PATH", default_value = "jobs.toml")]
+    pub path: PathBuf,
+
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreditsArgs {
+    /// API base URL [default: https://udioapi.pro].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Ask an in-process sandbox instead (shows how the command behaves).
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// The manifest to check.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+
+    /// Accept a plain http:// `[run] base_url` to a host other than this
+    /// machine (as the run's flag of the same name).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+    #[command(flatten)]
+    pub models: ModelArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on; port 0 picks a free port. The first line printed
+    /// names the address and key actually used.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub config: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// The results CSV of a run (`batchgen MANIFEST` writes it).
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Catalog CSV, one row per clip [default: <stem>.catalog.csv beside the
+    /// results, e.g. jobs.results.csv → jobs.catalog.csv].
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+
+    /// API base URL, e.g. the address `batchgen sandbox` printed
+    /// [default: https://udioapi.pro].
+    #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Read the API key from this file instead of BATCHGEN_API_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Poll each task at most this often (the provider asks for 5 s or more).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub poll_interval: Duration,
+
+    /// All feed polls together, at most: N/s, N/min, N/h or "unlimited".
+    #[arg(long, value_name = "RATE", default_value = "2/s")]
+    pub poll_rate: Rate,
+
+    /// Stop after this long; unfinished tasks are left for the next run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub deadline: Duration,
+
+    /// Timeout of one request (a download: of each wait for data); at
+    /// least 100ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60s")]
+    pub timeout: Duration,
+
+    /// Accept a plain http:// base URL to a host other than this machine.
+    /// The API key then crosses the network unencrypted.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+
+    /// Download each complete clip's MP3 into this directory (title and style
+    /// written into its ID3 tag). Files already there are not fetched again.
+    #[arg(long, value_name = "DIR")]
+    pub download: Option<PathBuf>,
+
+    /// File name template under DIR, without extension: {key}, {index},
+    /// {clip_id}, {task_id}, {title_slug}; `/` makes folders.
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::engine::collect::names::DEFAULT_NAME)]
+    pub name: crate::engine::collect::names::NameTemplate,
+
+    /// Downloads in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_positive)]
+    pub download_concurrency: usize,
+
+    /// Download requests, at most: N/s, N/min, N/h or "unlimited".
+    #[arg(long, value_name = "RATE", default_value = "unlimited")]
+    pub download_rate: Rate,
+
+    /// Also download each clip's cover image (<name>.png).
+    #[arg(long)]
+    pub images: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReceiveArgs {
+    /// Address to listen on; port 0 picks a free port. The first line printed
+    /// names the address actually used.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// The results CSV: maps the job key in a callback URL to its task.
+    #[arg(long, value_name = "PATH")]
+    pub results: PathBuf,
+
+    /// Catalog CSV [default: <stem>.catalog.csv beside the results].
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+
+    /// The shared secret callback URLs carry: /callback/<SECRET>/<job key>.
+    /// Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "BATCHGEN_CALLBACK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_manifest_is_a_run() {
+        let cli = Cli::try_parse_from(["batchgen", "jobs.toml", "--rate", "5/s"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.manifest, Some(PathBuf::from("jobs.toml")));
+        assert_eq!(cli.run.rate, Some("5/s".parse().unwrap()));
+        let cli = Cli::try_parse_from(["batchgen", "validate", "jobs.toml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Validate(_))));
+        let cli =
+            Cli::try_parse_from(["batchgen", "-q", "jobs.toml", "--log-format", "json"]).unwrap();
+        assert!(cli.output.quiet && cli.output.log_format == LogFormat::Json);
+    }
+
+    #[test]
+    fn endpoint_and_model_flags() {
+        let cli = Cli::try_parse_from([
+            "batchgen",
+            "jobs.toml",
+            "--generate-path",
+            "/v3/generate",
+            "--callback-generate-path",
+            "api/cb",
+            "--extra-model",
+            "chirp-v6",
+            "--extra-model",
+            "chirp-v7",
+        ])
+        .unwrap();
+        let settings = cli.run.settings();
+        assert_eq!(settings.generate_path.as_deref(), Some("v3/generate"));
+        assert_eq!(settings.callback_generate_path.as_deref(), Some("api/cb"));
+        assert_eq!(cli.run.models.extra_models, ["chirp-v6", "chirp-v7"]);
+        for bad in [
+            ["batchgen", "jobs.toml", "--extra-model", "chirp v6"],
+            ["batchgen", "jobs.toml", "--generate-path", "https://h/x"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let cli =
+            Cli::try_parse_from(["batchgen", "validate", "j.toml", "--extra-model", "x1"]).unwrap();
+        let Some(Command::Validate(args)) = cli.command else {
+            panic!("validate")
+        };
+        assert_eq!(args.models.extra_models, ["x1"]);
+    }
+}

@@ -1,0 +1,177 @@
+//! `batchgen collect RESULTS` and `batchgen receive`: flags into a
+//! [`CollectConfig`] / [`ReceiveConfig`], then the library, then a one-line
+//! summary on stderr.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Signals, first_signal, read_key};
+use crate::engine::collect::download::DownloadConfig;
+use crate::engine::collect::receive::{self, ReceiveConfig};
+use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
+use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
+use crate::program::exit::{Error, ExitCode};
+use crate::settings::{DEFAULT_BASE_URL, parse_base_url};
+use crate::util::redact::Secret;
+
+pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let base = args
+        .base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    let base_url = parse_base_url(&base).map_err(Error::Config)?;
+    crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
+    if args.download_concurrency == 0 {
+        return Err(Error::Usage(
+            "--download-concurrency must be at least 1".into(),
+        ));
+    }
+    let api_key = read_key(args.api_key_file.as_deref())?;
+    let catalog = args
+        .catalog
+        .clone()
+        .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    let config = CollectConfig {
+        results: args.results.clone(),
+        catalog,
+        base_url,
+        api_key,
+        poll_interval: args.poll_interval,
+        poll_rate: args.poll_rate,
+        poll_concurrency: POLL_CONCURRENCY,
+        deadline: args.deadline,
+        timeout: args.timeout,
+        download: args.download.clone().map(|dir| DownloadConfig {
+            dir,
+            name: args.name.clone(),
+            concurrency: args.download_concurrency,
+            rate: args.download_rate,
+            images: args.images,
+            timeout: args.timeout,
+        }),
+    };
+
+    run_collect(config, output).await
+}
+
+/// What `batchgen MANIFEST --wait` collects with: the defaults of
+/// `batchgen collect`, downloads into `download` when given.
+pub(super) fn after_run_config(
+    results: PathBuf,
+    base_url: url::Url,
+    api_key: crate::util::redact::Secret,
+    download: Option<PathBuf>,
+    poll_interval: std::time::Duration,
+    timeout: std::time::Duration,
+) -> CollectConfig {
+    CollectConfig {
+        catalog: collect::default_catalog_path(&results),
+        results,
+        base_url,
+        api_key,
+        poll_interval,
+        poll_rate: collect::DEFAULT_POLL_RATE,
+        poll_concurrency: POLL_CONCURRENCY,
+        deadline: collect::DEFAULT_DEADLINE,
+        timeout,
+        download: download.map(|dir| DownloadConfig {
+            dir,
+            name: Default::default(),
+            concurrency: 4,
+            rate: crate::util::units::Rate::Unlimited,
+            images: false,
+            timeout,
+        }),
+    }
+}
+
+/// Collects under `config` with signal handling, and prints the summary.
+pub(super) async fn run_collect(
+    config: CollectConfig,
+    output: &OutputArgs,
+) -> Result<ExitCode, Error> {
+    let downloading = config.download.is_some();
+    let download_dir = config.download.as_ref().map(|d| d.dir.clone());
+    let signals = Signals::watch(output.quiet);
+    let report = collect::run(config, signals.shutdown.clone())
+        .await
+        .map_err(|e| name_collect_error(e, download_dir.as_deref()))?;
+    let code = signals.exit_code(report.exit_code());
+    drop(signals);
+    if !output.quiet || code != ExitCode::Success {
+        let d = &report.downloads;
+        let mut line = format!(
+            "batchgen: {}/{} tasks finished: {} clips complete, {} failed, {} pending; {} polls",
+            report.tasks_finished,
+            report.tasks,
+            report.clips_complete,
+            report.clips_failed,
+            report.clips_pending,
+            report.polls.polls,
+        );
+        if downloading {
+            line.push_str(&format!(
+                "; {} downloaded, {} already there, {} failed",
+                d.downloaded, d.skipped, d.failed
+            ));
+        }
+        eprintln!("{line}; catalog {}", report.catalog.display());
+        if report.deadline_hit {
+            eprintln!("batchgen: the deadline passed; rerun to continue where this run stopped");
+        }
+        for (key, why) in &report.polls.given_up {
+            eprintln!("batchgen: warning: {key}: left for the next run: {why}");
+        }
+    }
+    Ok(code)
+}
+
+/// Names what a collect or receive could not write: they write the catalog
+/// (and its lock) and the download folder, never the results file, so the
+/// storage layer's [`Error::Results`] and [`Error::Locked`] are about those.
+fn name_collect_error(e: Error, download_dir: Option<&std::path::Path>) -> Error {
+    match e {
+        Error::Results { path, source } if Some(path.as_path()) == download_dir => {
+            Error::DownloadDir { path, source }
+        }
+        Error::Results { path, source } => Error::Catalog { path, source },
+        Error::Locked { path, holder } => Error::CatalogLocked { path, holder },
+        other => other,
+    }
+}
+
+pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
+    if args.secret.trim().is_empty() {
+        return Err(Error::Config(format!(
+            "no callback secret: set {} or pass --secret",
+            receive::SECRET_ENV
+        )));
+    }
+    if let Some(why) = receive::weak_secret(args.secret.trim()) {
+        return Err(Error::Config(why));
+    }
+    let catalog = args
+        .catalog
+        .clone()
+        .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    let config = ReceiveConfig {
+        listen: args.listen,
+        secret: Secret::new(args.secret.trim()),
+        results: args.results,
+        catalog,
+    };
+    let shutdown = CancellationToken::new();
+    let stopper = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            first_signal().await;
+            shutdown.cancel();
+        })
+    };
+    let result = receive::serve(config, shutdown).await;
+    stopper.abort();
+    result
+        .map(|()| ExitCode::Success)
+        .map_err(|e| name_collect_error(e, None))
+}

@@ -1,0 +1,247 @@
+//! The smaller commands: `validate`, `sandbox`, `init`, `credits`,
+//! `completions`, `man`.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use super::{first_signal, read_key, start_sandbox};
+use crate::api::submit::{Client, ErrorClass};
+use crate::files::manifest;
+use crate::program::cli::{Cli, CreditsArgs, InitArgs, OutputArgs, SandboxArgs, ValidateArgs};
+use crate::program::exit::{Error, ExitCode};
+use crate::sandbox::Sandbox;
+use crate::settings::{Config, DEFAULT_BASE_URL, parse_base_url};
+use crate::util::redact::Secret;
+
+/// The starter manifest `batchgen init` writes; a test checks it validates.
+pub const STARTER_TOML: &str = include_str!("starter.toml");
+/// The same jobs as a CSV manifest.
+pub const STARTER_CSV: &str = include_str!("starter.csv");
+
+pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let manifest = manifest::load_with(&args.manifest, &args.models.rules())?;
+    let config = Config::new(
+        manifest.settings.clone(),
+        Secret::new(""),
+        &manifest.path,
+        Default::default(),
+    )
+    .map_err(Error::Config)?
+    .build();
+    crate::settings::check_transport(&config.base_url, args.allow_insecure_http)
+        .map_err(Error::Config)?;
+    if output.quiet {
+        return Ok(ExitCode::Success);
+    }
+    let summary = &manifest.summary;
+    let join = |m: Vec<(String, u64)>| {
+        m.into_iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let modes = summary
+        .modes
+        .iter()
+        .map(|(m, n)| (m.to_string(), *n))
+        .collect();
+    let models = summary
+        .models
+        .iter()
+        .map(|(m, n)| (m.clone(), *n))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}: {} jobs, all valid",
+        manifest.path.display(),
+        summary.jobs
+    );
+    if !manifest.is_empty() {
+        let _ = writeln!(out, "  modes:   {}", join(modes));
+        let _ = writeln!(out, "  models:  {}", join(models));
+    }
+    if !manifest.rules.extra_models().is_empty() {
+        let _ = writeln!(
+            out,
+            "  added:   {} ({})",
+            manifest.rules.extra_models().join(", "),
+            crate::job::EXTRA_MODEL_LIMITS
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  rate:    {} · concurrency {}",
+        config.rate, config.concurrency
+    );
+    let source = match manifest.settings.base_url {
+        Some(_) => "[run] base_url; --base-url or BATCHGEN_BASE_URL would override it",
+        None => "the default; --base-url or BATCHGEN_BASE_URL would override it",
+    };
+    let _ = writeln!(
+        out,
+        "  API key goes to: {} ({source})",
+        crate::util::redact::url(&config.base_url)
+    );
+    let _ = writeln!(out, "  results: {}", config.results.display());
+    Ok(ExitCode::Success)
+}
+
+pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
+    let sandbox = Sandbox::start(args.listen, args.config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    {
+        // The first line is for scripts: `eval "export $(head -1)"`.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "BATCHGEN_BASE_URL={} BATCHGEN_API_KEY={}",
+            sandbox.base_url(),
+            sandbox.key()
+        );
+        let _ = out.flush();
+    }
+    eprintln!(
+        "batchgen sandbox: listening on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
+        sandbox.addr(),
+        sandbox.base_url()
+    );
+    first_signal().await;
+    sandbox.shutdown().await;
+    Ok(ExitCode::Success)
+}
+
+pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    // `init jobs.csv` names the CSV: the TOML goes beside it, never into it.
+    let names_csv = args
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let toml_path = if args.path.extension().is_some() && !names_csv {
+        args.path.clone()
+    } else {
+        args.path.with_extension("toml")
+    };
+    let csv_path = toml_path.with_extension("csv");
+    for path in [&toml_path, &csv_path] {
+        // `symlink_metadata`: a dangling symlink exists too.
+        if std::fs::symlink_metadata(path).is_ok() && !args.force {
+            return Err(Error::Config(format!(
+                "{} exists; pass --force to overwrite it",
+                path.display()
+            )));
+        }
+    }
+    write_new(&toml_path, STARTER_TOML, args.force)?;
+    write_new(&csv_path, STARTER_CSV, args.force)?;
+    if !output.quiet {
+        println!("wrote {} and {}", toml_path.display(), csv_path.display());
+        println!(
+            "next: batchgen validate {0} && batchgen {0} --sandbox",
+            toml_path.display()
+        );
+    }
+    Ok(ExitCode::Success)
+}
+
+/// Writes a starter file: a new file (`O_EXCL`), or with `--force` an
+/// atomic replacement of a regular file; never through a symlink planted
+/// under its name ([`crate::util::fsx`]).
+fn write_new(path: &Path, text: &str, force: bool) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let written = if force {
+        crate::util::fsx::AtomicFile::create_unlinked(path).and_then(|mut out| {
+            out.write_all(text.as_bytes())?;
+            out.commit()
+        })
+    } else {
+        crate::util::fsx::create_new(path).and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+    };
+    written.map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+}
+
+pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
+    let mut _sandbox = None;
+    let (base_url, key) = if args.sandbox {
+        let sandbox = start_sandbox(&crate::job::Rules::default()).await?;
+        let pair = (sandbox.base_url(), Secret::new(sandbox.key()));
+        _sandbox = Some(sandbox);
+        pair
+    } else {
+        let base = args
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        (base, read_key(args.api_key_file.as_deref())?)
+    };
+    let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
+    crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
+    let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?;
+    match client.balance().await {
+        Ok(balance) => {
+            match balance.used_credits {
+                Some(used) => println!(
+                    "{} credits left ({used} used) at {}",
+                    balance.credits,
+                    crate::util::redact::url(&base_url)
+                ),
+                None => println!(
+                    "{} credits left at {}",
+                    balance.credits,
+                    crate::util::redact::url(&base_url)
+                ),
+            }
+            Ok(ExitCode::Success)
+        }
+        Err(e) => match (e.class(), e.http_status()) {
+            (ErrorClass::Misdirected, _) => Err(Error::Config(e.to_string())),
+            (_, Some(status @ 401..=403)) => Err(Error::Refused {
+                status,
+                message: e.server_message(),
+            }),
+            _ => Err(Error::Credits {
+                url: crate::util::redact::url(&crate::api::submit::endpoint(
+                    &base_url,
+                    "api/v2/credits",
+                )),
+                message: e.to_string(),
+            }),
+        },
+    }
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode, Error> {
+    // Generated into memory first: clap_complete panics on a write error,
+    // and `batchgen completions bash | head` closes the pipe early.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "batchgen", &mut script);
+    print_bytes(&script)
+}
+
+pub fn man() -> Result<ExitCode, Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| anyhow::anyhow!("cannot render the man page: {e}"))?;
+    print_bytes(&page)
+}
+
+/// Writes to stdout; a closed pipe is the reader's choice, not an error.
+fn print_bytes(bytes: &[u8]) -> Result<ExitCode, Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to stdout: {e}").into())
+        }
+        _ => Ok(ExitCode::Success),
+    }
+}

@@ -1,0 +1,228 @@
+//! The errors that end a run, and the exit code each one maps to.
+//!
+//! A failed *row* is not an error: it is a line in the results file. Only
+//! what stops the whole run lives here, so `main` can print it once and exit
+//! with a code a cron wrapper can branch on. The codes follow BSD
+//! `sysexits.h` where one fits.
+//!
+//! Every message names the real thing and the real flag: the catalog and
+//! the download folder have their own variants (not "the results file"),
+//! a locked catalog points at `--catalog` (not `--out`), `credits` against
+//! a host without the endpoint does not talk about rows, and a refusal
+//! says its `HTTP <status>` once however the message was built.
+
+use std::path::PathBuf;
+
+use crate::files::manifest::ManifestError;
+
+/// Process exit codes; the README's table lists the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Every row submitted (or nothing left to do).
+    Success = 0,
+    /// The run finished but some rows failed or are unknown.
+    RowsFailed = 1,
+    /// Bad flags or arguments.
+    Usage = 2,
+    /// The manifest is invalid (EX_DATAERR).
+    InvalidManifest = 65,
+    /// The manifest is missing or unreadable (EX_NOINPUT).
+    NoInput = 66,
+    /// The API could not be reached; the run gave up (EX_UNAVAILABLE).
+    Unavailable = 69,
+    /// The results file cannot be created or written (EX_CANTCREAT).
+    CantCreate = 73,
+    /// Another run holds the results file (EX_TEMPFAIL).
+    Locked = 75,
+    /// The API refused the key: 401, 402 or 403 (EX_NOPERM).
+    Refused = 77,
+    /// Configuration error, e.g. no API key (EX_CONFIG).
+    Config = 78,
+    /// Stopped by SIGHUP (the terminal closed, the ssh session dropped).
+    HangUp = 129,
+    /// Stopped by SIGINT.
+    Interrupted = 130,
+    /// Stopped by SIGTERM.
+    Terminated = 143,
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that ends the run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{0}")]
+    Config(String),
+
+    #[error("cannot write the results file {}: {source}", path.display())]
+    Results {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is in use by another batchgen run{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, holder: Option<u32> },
+
+    /// The catalog of `collect` / `receive` cannot be written.
+    #[error("cannot write the catalog {}: {source}", path.display())]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `--download DIR` cannot be created or written into.
+    #[error("cannot write into the download folder {}: {source}", path.display())]
+    DownloadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another `collect` or `receive` holds the catalog.
+    #[error("the catalog {} is in use by another batchgen collect or receive{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    CatalogLocked { path: PathBuf, holder: Option<u32> },
+
+    #[error("the API refused the request with HTTP {status}: {}", without_status(*status, message))]
+    Refused { status: u16, message: String },
+
+    /// `batchgen credits` got no balance (not about rows: it sends none).
+    #[error("no balance from {url}: {message}")]
+    Credits { url: String, message: String },
+
+    #[error("the API is unreachable: {0}")]
+    Unavailable(String),
+
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Manifest(e) => e.exit_code(),
+            Error::Usage(_) => ExitCode::Usage,
+            Error::Config(_) => ExitCode::Config,
+            Error::Results { .. } | Error::Catalog { .. } | Error::DownloadDir { .. } => {
+                ExitCode::CantCreate
+            }
+            Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
+            Error::Credits { .. } => ExitCode::Unavailable,
+            Error::Refused { .. } => ExitCode::Refused,
+            Error::Unavailable(_) => ExitCode::Unavailable,
+            Error::Other(_) => ExitCode::RowsFailed,
+        }
+    }
+
+    /// A one-line suggestion of what to do, when there is a useful one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Refused { status: 401, .. } => {
+                Some("the API refused the key: check BATCHGEN_API_KEY or --api-key-file")
+            }
+            Error::Refused { status: 402, .. } => {
+                Some("the account is out of credits: top up, then rerun (finished rows are kept)")
+            }
+            Error::Refused { .. } => {
+                Some("the key is not allowed to do this: check the account and the base URL")
+            }
+            Error::Unavailable(_) => {
+                Some("check --base-url and the network; rerun later: rows not sent stay pending")
+            }
+            Error::Locked { .. } => {
+                Some("wait for the other run to finish, or use a different --out")
+            }
+            Error::Results { .. } => {
+                Some("free disk space or fix permissions, or choose another file with --out")
+            }
+            Error::Catalog { .. } => {
+                Some("free disk space or fix permissions, or choose another file with --catalog")
+            }
+            Error::DownloadDir { .. } => Some(
+                "fix the folder's permissions or free disk space, or choose another folder with --download",
+            ),
+            Error::CatalogLocked { .. } => Some(
+                "wait for the other collect or receive to finish, or use a different --catalog",
+            ),
+            Error::Credits { .. } => Some(
+                "check --base-url and the network; a host without GET /api/v2/credits cannot show a balance (runs do not need it)",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `message` without a leading `HTTP <status>: `, which the caller's own
+/// text already says (a message built from an error's `Display` has it).
+fn without_status(status: u16, message: &str) -> &str {
+    let prefix = format!("HTTP {status}: ");
+    message.strip_prefix(prefix.as_str()).unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_says_its_status_once() {
+        for message in ["HTTP 401: bad key", "bad key"] {
+            let e = Error::Refused {
+                status: 401,
+                message: message.into(),
+            };
+            assert_eq!(
+                e.to_string(),
+                "the API refused the request with HTTP 401: bad key"
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_and_download_folder_errors_name_their_own_flag() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let catalog = Error::Catalog {
+            path: "c.csv".into(),
+            source: io(),
+        };
+        assert!(
+            catalog
+                .to_string()
+                .starts_with("cannot write the catalog c.csv")
+        );
+        assert!(catalog.hint().unwrap().contains("--catalog"));
+        let dir = Error::DownloadDir {
+            path: "mp3".into(),
+            source: io(),
+        };
+        assert!(
+            dir.to_string()
+                .starts_with("cannot write into the download folder mp3")
+        );
+        assert!(dir.hint().unwrap().contains("--download"));
+        let locked = Error::CatalogLocked {
+            path: "c.csv".into(),
+            holder: Some(7),
+        };
+        assert!(locked.hint().unwrap().contains("--catalog"));
+        assert!(!locked.hint().unwrap().contains("--out"));
+        assert_eq!(locked.exit_code(), ExitCode::Locked);
+        let credits = Error::Credits {
+            url: "http://h/api/v2/credits".into(),
+            message: "HTTP 404: Not Found".into(),
+        };
+        assert!(!credits.hint().unwrap().contains("pending"));
+        assert_eq!(credits.exit_code(), ExitCode::Unavailable);
+    }
+}

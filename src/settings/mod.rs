@@ -1,0 +1,648 @@
+//! Settings, from three layers into one immutable [`Config`].
+//!
+//! Flags beat environment variables, which beat the manifest's `[run]` table,
+//! which beats the defaults. Every layer is a [`RunSettings`] of `Option`s so
+//! the merge is one line per setting, and nothing past this module sees where
+//! a value came from.
+//!
+//! # Values that would make every row `unknown`
+//! A request timeout shorter than [`MIN_TIMEOUT`] (`--timeout 1ns`) cannot
+//! get an answer from any host, so every row would end `unknown` after
+//! being sent, and billed. Such a flag is a usage error (exit 2, naming
+//! the flag, from [`parse_timeout`]); such a `[run] timeout` a configuration
+//! error (exit 78). Zero rates, concurrencies and attempts are refused the
+//! same way.
+//!
+//! # Where the key goes
+//! The key is sent to the base URL, which a manifest's `[run] base_url`
+//! can set: `validate` and `--dry-run` show the host. Plain `http://` to a
+//! host other than this machine would send the key in clear text, so
+//! [`check_transport`] refuses it (exit 78) unless `--allow-insecure-http`
+//! accepts it.
+
+use std::io::IsTerminal as _;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::util::redact::Secret;
+use crate::util::units::{Rate, parse_duration};
+
+/// The provider's public host; see API.md.
+pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
+pub const DEFAULT_RATE: Rate = Rate::Limited {
+    count: NonZeroU32::MIN,
+    per: Duration::from_secs(1),
+};
+pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shortest request timeout accepted (see the module docs).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Where a job without a `callback_url` is submitted: the docs' default
+/// generate endpoint (API.md, Submit).
+pub const DEFAULT_GENERATE_PATH: &str = "api/v2/generate";
+/// Where a job with a `callback_url` is submitted: the docs' "Generate API
+/// With Callback".
+pub const DEFAULT_CALLBACK_GENERATE_PATH: &str = "api/generate";
+/// Consecutive rows that exhaust their retries on server or connection
+/// errors before the run concludes the API is down (exit 69).
+pub const DEFAULT_GIVE_UP_AFTER: u32 = 5;
+
+/// Parses a request timeout: [`parse_duration`], at least [`MIN_TIMEOUT`].
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(s)?;
+    if timeout < MIN_TIMEOUT {
+        return Err(format!(
+            "{} is too short for any answer to arrive (every row would end unknown): use at least {}",
+            s.trim(),
+            humantime::format_duration(MIN_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses to send the key in clear text across a network: `http://` is
+/// accepted only to this machine, or with `--allow-insecure-http`.
+///
+/// # Errors
+/// A message naming the host and the flag.
+pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), String> {
+    if url.scheme() == "http" && !is_loopback(url) && !allow_insecure_http {
+        return Err(format!(
+            "the base URL {} is plain http to another machine: the API key would cross the network unencrypted; use https://, or pass --allow-insecure-http if this network is trusted",
+            crate::util::redact::url(url)
+        ));
+    }
+    Ok(())
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live bar (stderr is a terminal).
+    Bar,
+    /// A plain log line at this interval (not a terminal, `-v`).
+    Lines(Duration),
+    /// Nothing (`--quiet`, or not a terminal without `-v`).
+    Off,
+}
+
+impl ProgressMode {
+    /// The bar only on a terminal; plain lines only when asked for.
+    pub fn pick(quiet: bool, verbose: u8, interval: Duration) -> ProgressMode {
+        if quiet {
+            ProgressMode::Off
+        } else if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else if verbose > 0 {
+            ProgressMode::Lines(interval)
+        } else {
+            ProgressMode::Off
+        }
+    }
+}
+
+/// The URL the service should POST a job's clips to:
+/// `<base>/callback/<secret>/<key>`, with both percent-encoded; a path
+/// prefix of `base` is kept.
+pub fn callback_url(base: &Url, secret: &str, key: &str) -> Url {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().extend(["callback", secret, key]);
+    }
+    url
+}
+
+/// One layer of run settings. The manifest's `[run]` table, the environment
+/// and the flags each produce one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    pub base_url: Option<String>,
+    pub rate: Option<Rate>,
+    pub burst: Option<NonZeroU32>,
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<Duration>,
+    /// Results file. In a manifest, relative to the manifest's folder.
+    pub results: Option<PathBuf>,
+    /// Path (under the base URL) for jobs without a `callback_url`.
+    pub generate_path: Option<String>,
+    /// Path (under the base URL) for jobs with a `callback_url`.
+    pub callback_generate_path: Option<String>,
+}
+
+impl RunSettings {
+    /// `self` where set, else `lower`.
+    pub fn or(self, lower: RunSettings) -> RunSettings {
+        RunSettings {
+            base_url: self.base_url.or(lower.base_url),
+            rate: self.rate.or(lower.rate),
+            burst: self.burst.or(lower.burst),
+            concurrency: self.concurrency.or(lower.concurrency),
+            max_attempts: self.max_attempts.or(lower.max_attempts),
+            timeout: self.timeout.or(lower.timeout),
+            results: self.results.or(lower.results),
+            generate_path: self.generate_path.or(lower.generate_path),
+            callback_generate_path: self.callback_generate_path.or(lower.callback_generate_path),
+        }
+    }
+}
+
+/// The two generate endpoints, as paths under the base URL: the provider
+/// documents `POST /api/v2/generate` as its default and `POST /api/generate`
+/// as "Generate API With Callback" (which its current page says needs a
+/// `callback_url`), and hosts of the same backend differ in which they
+/// serve, so both are settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratePaths {
+    /// For jobs without a `callback_url` ([`DEFAULT_GENERATE_PATH`]).
+    pub plain: String,
+    /// For jobs with one ([`DEFAULT_CALLBACK_GENERATE_PATH`]).
+    pub callback: String,
+}
+
+impl Default for GeneratePaths {
+    fn default() -> GeneratePaths {
+        GeneratePaths {
+            plain: DEFAULT_GENERATE_PATH.into(),
+            callback: DEFAULT_CALLBACK_GENERATE_PATH.into(),
+        }
+    }
+}
+
+impl GeneratePaths {
+    /// The path a job goes to: see [`GeneratePaths::takes_callback_path`].
+    pub fn for_job(&self, job: &crate::job::Job) -> &str {
+        if GeneratePaths::takes_callback_path(job) {
+            &self.callback
+        } else {
+            &self.plain
+        }
+    }
+
+    /// The rule, in one place: a job goes to the callback endpoint when it
+    /// has a `callback_url`, its own or one `--callback-base` filled in
+    /// (validation refuses a blank one).
+    pub fn takes_callback_path(job: &crate::job::Job) -> bool {
+        job.fields.callback_url.is_some()
+    }
+}
+
+/// Checks a generate path (`--generate-path`, `[run] generate_path`): a
+/// path under the base URL such as `api/v2/generate`, with or without the
+/// leading `/` (it is kept under any path prefix the base URL has). Returns
+/// it without the leading `/`.
+///
+/// # Errors
+/// For an empty path, a full URL, a query or fragment, `..`, or characters
+/// a URL path cannot carry as they are.
+pub fn parse_api_path(s: &str) -> Result<String, String> {
+    let path = s.trim().trim_start_matches('/');
+    if path.is_empty() {
+        return Err(format!("invalid API path {s:?}: it is empty"));
+    }
+    if path.contains("://") {
+        return Err(format!(
+            "invalid API path {s:?}: give a path like api/v2/generate; the host goes in base_url"
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
+    {
+        return Err(format!(
+            "invalid API path {s:?}: {c:?} is not allowed; use letters, digits, '/', '-', '_', '.' and '~'"
+        ));
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(format!(
+            "invalid API path {s:?}: '.' and '..' segments are not allowed"
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// What to do with rows that earlier runs already attempted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Resend a request that may have reached the server (timeout or
+    /// connection lost after sending). Can bill a task twice.
+    pub ambiguous: bool,
+    /// Rerun rows an earlier run recorded as `failed`.
+    pub failed: bool,
+    /// Rerun rows an earlier run recorded as `unknown`. Can bill twice.
+    pub unknown: bool,
+}
+
+/// Everything a run needs, merged and checked once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base_url: Url,
+    pub api_key: Secret,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub results: PathBuf,
+    pub retry: RetryPolicy,
+    /// Submit at most this many new jobs in this run.
+    pub max_jobs: Option<usize>,
+    pub give_up_after: u32,
+    /// Print nothing on success.
+    pub quiet: bool,
+    /// How progress is shown while the run goes.
+    pub progress: ProgressMode,
+    /// Where jobs without a `callback_url` get their callbacks sent.
+    pub callback: Option<CallbackBase>,
+    /// Most bytes of jobs a run keeps from its merge so as not to read the
+    /// manifest again while sending ([`DEFAULT_HOLD_BUDGET`]).
+    pub hold_budget: usize,
+    /// Where jobs are submitted, with and without a `callback_url`.
+    pub generate: GeneratePaths,
+}
+
+/// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
+/// a row again (CSV, checks, fingerprint) costs ~2–3 µs of CPU, paid while
+/// requests go out, and on a busy machine that CPU is taken from the
+/// requests (BENCHMARKS.md, target 2). A larger manifest is read again one
+/// row at a time, so memory stays bounded whatever its size.
+pub const DEFAULT_HOLD_BUDGET: usize = 8 << 20;
+
+/// `--callback-base`: each job's callbacks go to
+/// `<base>/callback/<secret>/<job key>` (see [`crate::engine::collect::receive`]).
+#[derive(Debug, Clone)]
+pub struct CallbackBase {
+    pub base: Url,
+    pub secret: Secret,
+}
+
+impl CallbackBase {
+    /// Sets the job's `callback_url` unless the manifest set one. The job's
+    /// key does not change: delivery fields are not part of it.
+    pub fn apply(&self, job: &mut crate::job::Job) {
+        if job.fields.callback_url.is_none() {
+            let url = callback_url(&self.base, self.secret.expose(), &job.key);
+            job.fields.callback_url = Some(url.into());
+        }
+    }
+}
+
+impl Config {
+    /// Merges the layers (highest first is `settings`, already merged by the
+    /// caller) and checks each value.
+    ///
+    /// # Errors
+    /// A message naming the setting when a value is out of range.
+    #[allow(clippy::new_ret_no_self)] // finished by ConfigParts::build
+    pub fn new(
+        settings: RunSettings,
+        api_key: Secret,
+        manifest: &Path,
+        retry: RetryPolicy,
+    ) -> Result<ConfigParts, String> {
+        let base_url = settings.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base_url = parse_base_url(base_url)?;
+        let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 1024 {
+            return Err(format!(
+                "concurrency must be between 1 and 1024, not {concurrency}"
+            ));
+        }
+        let max_attempts = settings.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 || max_attempts > 100 {
+            return Err(format!(
+                "max_attempts must be between 1 and 100, not {max_attempts}"
+            ));
+        }
+        let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout < MIN_TIMEOUT {
+            return Err(format!(
+                "timeout {} is too short for any answer to arrive (every row would end unknown): use at least {}",
+                humantime::format_duration(timeout),
+                humantime::format_duration(MIN_TIMEOUT)
+            ));
+        }
+        let results = settings
+            .results
+            .unwrap_or_else(|| default_results_path(manifest));
+        let defaults = GeneratePaths::default();
+        let generate = GeneratePaths {
+            plain: match &settings.generate_path {
+                Some(path) => parse_api_path(path)?,
+                None => defaults.plain,
+            },
+            callback: match &settings.callback_generate_path {
+                Some(path) => parse_api_path(path)?,
+                None => defaults.callback,
+            },
+        };
+        Ok(ConfigParts(Config {
+            base_url,
+            api_key,
+            rate: settings.rate.unwrap_or(DEFAULT_RATE),
+            burst: settings.burst.unwrap_or(NonZeroU32::MIN),
+            concurrency,
+            max_attempts,
+            timeout,
+            results,
+            retry,
+            max_jobs: None,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
+            quiet: false,
+            progress: ProgressMode::Off,
+            callback: None,
+            hold_budget: DEFAULT_HOLD_BUDGET,
+            generate,
+        }))
+    }
+}
+
+/// A [`Config`] still open for the few settings that only flags set; `build`
+/// freezes it.
+#[derive(Debug)]
+pub struct ConfigParts(Config);
+
+impl ConfigParts {
+    pub fn max_jobs(mut self, n: Option<usize>) -> Self {
+        self.0.max_jobs = n;
+        self
+    }
+    /// Bytes of jobs a run may keep between its merge and its requests; 0
+    /// reads the manifest again, whatever its size.
+    pub fn hold_budget(mut self, bytes: usize) -> Self {
+        self.0.hold_budget = bytes;
+        self
+    }
+    pub fn give_up_after(mut self, n: Option<u32>) -> Self {
+        self.0.give_up_after = n.unwrap_or(DEFAULT_GIVE_UP_AFTER).max(1);
+        self
+    }
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.0.quiet = quiet;
+        self
+    }
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.0.progress = mode;
+        self
+    }
+    pub fn callback(mut self, callback: Option<CallbackBase>) -> Self {
+        self.0.callback = callback;
+        self
+    }
+    /// The config so far, to check a value before the rest is set.
+    pub fn as_config(&self) -> &Config {
+        &self.0
+    }
+    pub fn build(self) -> Config {
+        self.0
+    }
+}
+
+/// `jobs.toml` → `jobs.results.csv`, beside the manifest.
+pub fn default_results_path(manifest: &Path) -> PathBuf {
+    beside(manifest, "results.csv")
+}
+
+/// `jobs.toml` + `sandbox.results.csv` → `jobs.sandbox.results.csv`: a file
+/// named after the manifest, in its folder.
+pub fn beside(manifest: &Path, suffix: &str) -> PathBuf {
+    let stem = manifest
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batchgen".into());
+    manifest.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// Checks a base URL: absolute http(s), no user name or password, no
+/// query; a trailing slash is fine.
+///
+/// A `user:password@` would go out as a second `Authorization` header
+/// (`Basic`, beside the key's `Bearer`), which hosts and proxies may read
+/// first, and a query would be dropped from every endpoint: both are
+/// refused rather than half-used. Messages show the URL without its user
+/// info and query values ([`crate::util::redact::url`]).
+pub fn parse_base_url(s: &str) -> Result<Url, String> {
+    let typed = crate::util::redact::text(&without_userinfo(s)).into_owned();
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {typed:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "invalid base URL {typed:?}: expected http(s)://host[:port]"
+        ));
+    }
+    let shown = crate::util::redact::url(&url);
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} holds a user name or password: the API key goes in BATCHGEN_API_KEY or --api-key-file, and the URL must not carry one"
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} has a query, which no endpoint would keep: remove it"
+        ));
+    }
+    Ok(url)
+}
+
+/// `s` with anything between `://` and the last `@` of its authority cut,
+/// for a message about a URL that does not parse.
+fn without_userinfo(s: &str) -> String {
+    let Some(start) = s.find("://").map(|i| i + 3) else {
+        return s.to_owned();
+    };
+    let authority_end = s[start..]
+        .find(['/', '?', '#'])
+        .map_or(s.len(), |i| start + i);
+    match s[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &s[..start], &s[start + at..]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_too_short_for_an_answer_are_refused() {
+        assert_eq!(parse_timeout("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout("100ms").unwrap(), MIN_TIMEOUT);
+        for bad in ["1ns", "0", "99ms", "0s"] {
+            let e = parse_timeout(bad).unwrap_err();
+            assert!(e.contains("too short") && e.contains("100ms"), "{bad}: {e}");
+        }
+        let settings = RunSettings {
+            timeout: Some(Duration::from_nanos(1)),
+            ..RunSettings::default()
+        };
+        let e = Config::new(
+            settings,
+            Secret::new(""),
+            Path::new("j.toml"),
+            RetryPolicy::default(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("timeout 1ns is too short"), "{e}");
+    }
+
+    #[test]
+    fn callback_urls_encode_and_keep_a_prefix() {
+        let u = |base: &str, secret: &str, key: &str| {
+            callback_url(&Url::parse(base).unwrap(), secret, key).to_string()
+        };
+        assert_eq!(
+            u("https://hooks.example.com", "s3cret", "rain-1"),
+            "https://hooks.example.com/callback/s3cret/rain-1"
+        );
+        assert_eq!(
+            u("https://h.example/prefix/?x=1", "a/b", "k.1"),
+            "https://h.example/prefix/callback/a%2Fb/k.1"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        for ok in [
+            "https://udioapi.pro",
+            "http://127.0.0.1:9/",
+            "http://127.3.4.5/",
+            "http://localhost:8080",
+            "http://api.localhost/",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_transport(&u(ok), false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://udioapi.pro",
+            "http://10.0.0.2/",
+            "http://localhost.evil.com/",
+        ] {
+            let e = check_transport(&u(bad), false).unwrap_err();
+            assert!(e.contains("--allow-insecure-http"), "{e}");
+            assert!(check_transport(&u(bad), true).is_ok());
+        }
+        let e = check_transport(&u("http://me:pw@evil.example/"), false).unwrap_err();
+        assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn base_urls_carry_no_credentials_or_query_and_errors_do_not_echo_them() {
+        assert!(parse_base_url("https://h.example/proxy/").is_ok());
+        for bad in [
+            "https://me:pw-0123456789@h.example/",
+            "https://pw-0123456789@h.example/",
+            "https://h.example/?token=pw-0123456789",
+            "https://me:pw-0123456789@h.example:99999/",
+            "ftp://me:pw-0123456789@h.example/",
+        ] {
+            let e = parse_base_url(bad).unwrap_err();
+            assert!(!e.contains("pw-0123456789"), "{bad}: {e}");
+            assert!(e.contains("h.example"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn secret_never_formats() {
+        let s = Secret::new("sk-very-secret");
+        assert!(!format!("{s:?} {s}").contains("very"));
+    }
+
+    #[test]
+    fn layers_merge_highest_first() {
+        let flags = RunSettings {
+            rate: Some(Rate::Unlimited),
+            ..RunSettings::default()
+        };
+        let file = RunSettings {
+            rate: Some(DEFAULT_RATE),
+            concurrency: Some(9),
+            ..RunSettings::default()
+        };
+        let merged = flags.or(file);
+        assert_eq!(merged.rate, Some(Rate::Unlimited));
+        assert_eq!(merged.concurrency, Some(9));
+    }
+
+    #[test]
+    fn generate_paths_are_paths_under_the_base() {
+        assert_eq!(
+            parse_api_path("/api/v2/generate").unwrap(),
+            "api/v2/generate"
+        );
+        assert_eq!(parse_api_path(" api/generate ").unwrap(), "api/generate");
+        for bad in [
+            "",
+            "/",
+            "https://h/api/generate",
+            "api/generate?x=1",
+            "api/../x",
+            "api generate",
+            "api/#x",
+        ] {
+            assert!(parse_api_path(bad).is_err(), "{bad:?}");
+        }
+        let settings = RunSettings {
+            generate_path: Some("/v3/generate".into()),
+            ..RunSettings::default()
+        };
+        let config = Config::new(
+            settings,
+            Secret::new(""),
+            Path::new("m.toml"),
+            RetryPolicy::default(),
+        )
+        .unwrap()
+        .build();
+        assert_eq!(
+            config.generate,
+            GeneratePaths {
+                plain: "v3/generate".into(),
+                callback: DEFAULT_CALLBACK_GENERATE_PATH.into(),
+            }
+        );
+        let bad = RunSettings {
+            callback_generate_path: Some("x?y".into()),
+            ..RunSettings::default()
+        };
+        let err = Config::new(
+            bad,
+            Secret::new(""),
+            Path::new("m.toml"),
+            RetryPolicy::default(),
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn results_default_beside_manifest() {
+        assert_eq!(
+            default_results_path(Path::new("/x/jobs.toml")),
+            PathBuf::from("/x/jobs.results.csv")
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Mechanisms with no knowledge of jobs or providers: the lowest layer.
+//! Nothing here imports anything else of the crate, so any module may use
+//! these without forming a cycle.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`fsx`] | safe file creation: no writing through planted symlinks, atomic rewrites that keep a file's mode |
+//! | [`redact`] | the one rule that keeps keys, callback secrets and URL tokens out of every output, and [`Secret`](redact::Secret) |
+//! | [`term`] | lines on stderr above the progress bar, through the redaction rule |
+//! | [`units`] | rates, durations and counts as settings write them |
+//! | [`retry`] | exponential backoff with full jitter |
+//! | [`clock`] | the RFC 3339 time stamps written to files |
+//! | [`timer`] | sleeping to within a tenth of a millisecond, for the pacer |
+
+pub mod clock;
+pub mod fsx;
+pub mod redact;
+pub mod retry;
+pub mod term;
+pub mod timer;
+pub mod units;
