@@ -3,7 +3,7 @@
 
 use batchgen::files::manifest::ManifestError;
 use batchgen::program::cli::Cli;
-use batchgen::program::exit::{Error, ExitCode};
+use batchgen::program::exit::{Error, ExitCode, ExitStatus as _};
 use std::io::Write as _;
 
 use clap::Parser;

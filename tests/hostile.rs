@@ -13,6 +13,7 @@ use std::path::{MAIN_SEPARATOR, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use batchgen::files::manifest::{MAX_SHOWN, ManifestError, load};
+use batchgen::program::exit::ExitStatus as _;
 use batchgen::sandbox::SandboxConfig;
 use proptest::prelude::*;
 

@@ -5,6 +5,7 @@ use std::path::{MAIN_SEPARATOR, Path, PathBuf};
 use std::time::Duration;
 
 use batchgen::files::manifest::{Manifest, ManifestError, load};
+use batchgen::program::exit::ExitStatus as _;
 use batchgen::util::units::Rate;
 use tempfile::TempDir;
 

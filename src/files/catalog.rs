@@ -26,7 +26,40 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::feed::{self, ClipStatus, Feed};
-use crate::program::exit::Error;
+use crate::files::results::ResultsError;
+
+/// What goes wrong with the catalog file; the results file's mechanics
+/// ([`ResultsError`]) under the catalog's own names, so a message points
+/// at `--catalog`, not `--out`.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The catalog cannot be created, read or written.
+    #[error("cannot write the catalog {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Another `collect` or `receive` holds the catalog.
+    #[error("the catalog {} is in use by another batchgen collect or receive{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, holder: Option<u32> },
+    /// The file is not a catalog: left untouched.
+    #[error("{0}")]
+    Refused(String),
+    /// The writer task itself failed (it panicked): a bug, not the disk.
+    #[error("catalog writer failed: {0}")]
+    Writer(String),
+}
+
+impl From<ResultsError> for CatalogError {
+    fn from(e: ResultsError) -> CatalogError {
+        match e {
+            ResultsError::Io { path, source } => CatalogError::Io { path, source },
+            ResultsError::Locked { path, holder } => CatalogError::Locked { path, holder },
+            ResultsError::Refused(message) => CatalogError::Refused(message),
+        }
+    }
+}
 
 /// Most frequent rewrite of the catalog file while clips keep changing.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -95,7 +128,7 @@ pub struct Catalog {
 impl Catalog {
     /// # Errors
     /// When the file exists but cannot be read or is not a catalog.
-    pub fn load(path: &Path, keys: &[String]) -> Result<Catalog, Error> {
+    pub fn load(path: &Path, keys: &[String]) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         catalog.set_order(keys);
         match File::open(path) {
@@ -106,7 +139,7 @@ impl Catalog {
                     csv::Reader::from_reader(crate::files::results::Bounded::new(file));
                 for row in reader.deserialize::<Row>() {
                     let row = row.map_err(|e| {
-                        Error::Config(format!(
+                        CatalogError::Refused(format!(
                             "{}: not a batchgen catalog ({e}); move it away or choose another --catalog",
                             path.display()
                         ))
@@ -116,7 +149,7 @@ impl Catalog {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(Error::Results {
+                return Err(CatalogError::Io {
                     path: path.to_owned(),
                     source,
                 });
@@ -256,7 +289,7 @@ impl Catalog {
     ///
     /// # Errors
     /// Any I/O error; `path` is then left as it was.
-    pub fn write_atomic(&self, path: &Path) -> Result<(), Error> {
+    pub fn write_atomic(&self, path: &Path) -> Result<(), CatalogError> {
         write_rows(path, &self.rows)
     }
 }
@@ -285,8 +318,8 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
 /// Writes the whole catalog through [`crate::util::fsx::AtomicFile`]: a
 /// temporary file beside it (the real file's folder, for a catalog the user
 /// made a symlink), with its permission bits, renamed over it.
-fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
-    let error = |source: io::Error| Error::Results {
+fn write_rows(path: &Path, rows: &[Row]) -> Result<(), CatalogError> {
+    let error = |source: io::Error| CatalogError::Io {
         path: path.to_owned(),
         source,
     };
@@ -354,7 +387,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Catalog::write_atomic`].
-    pub fn flush(&self) -> Result<(), Error> {
+    pub fn flush(&self) -> Result<(), CatalogError> {
         let rows = self.lock().rows.clone();
         write_rows(&self.path, &rows)
     }
@@ -366,7 +399,7 @@ impl Store {
 pub fn flusher(
     store: Arc<Store>,
     stop: CancellationToken,
-) -> tokio::task::JoinHandle<Result<(), Error>> {
+) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
     tokio::spawn(async move {
         loop {
             let stopping = tokio::select! {
@@ -377,7 +410,7 @@ pub fn flusher(
             let s = Arc::clone(&store);
             tokio::task::spawn_blocking(move || s.flush())
                 .await
-                .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))??;
+                .map_err(|e| CatalogError::Writer(e.to_string()))??;
             if stopping {
                 return Ok(());
             }

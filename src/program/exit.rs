@@ -53,6 +53,23 @@ impl ExitCode {
     }
 }
 
+/// The exit code a value that ends a command stands for. Implemented
+/// here, in the one place codes are chosen, for the program's [`Error`]
+/// and for the lower layers' errors and reports that a command returns
+/// as they are.
+pub trait ExitStatus {
+    fn exit_code(&self) -> ExitCode;
+}
+
+impl ExitStatus for ManifestError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            ManifestError::Unreadable { .. } => ExitCode::NoInput,
+            ManifestError::Invalid { .. } => ExitCode::InvalidManifest,
+        }
+    }
+}
+
 /// An error that ends the run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -109,8 +126,8 @@ pub enum Error {
     Other(#[from] anyhow::Error),
 }
 
-impl Error {
-    pub fn exit_code(&self) -> ExitCode {
+impl ExitStatus for Error {
+    fn exit_code(&self) -> ExitCode {
         match self {
             Error::Manifest(e) => e.exit_code(),
             Error::Usage(_) => ExitCode::Usage,
@@ -125,7 +142,9 @@ impl Error {
             Error::Other(_) => ExitCode::RowsFailed,
         }
     }
+}
 
+impl Error {
     /// A one-line suggestion of what to do, when there is a useful one.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
@@ -160,6 +179,32 @@ impl Error {
                 "check --base-url and the network; a host without GET /api/v2/credits cannot show a balance (runs do not need it)",
             ),
             _ => None,
+        }
+    }
+}
+
+/// The results file's errors, as today's variants: a file that is not ours
+/// or is damaged is a configuration error (78), nothing is sent.
+impl From<crate::files::results::ResultsError> for Error {
+    fn from(e: crate::files::results::ResultsError) -> Error {
+        use crate::files::results::ResultsError;
+        match e {
+            ResultsError::Io { path, source } => Error::Results { path, source },
+            ResultsError::Locked { path, holder } => Error::Locked { path, holder },
+            ResultsError::Refused(message) => Error::Config(message),
+        }
+    }
+}
+
+/// The catalog's errors, as today's variants.
+impl From<crate::files::catalog::CatalogError> for Error {
+    fn from(e: crate::files::catalog::CatalogError) -> Error {
+        use crate::files::catalog::CatalogError;
+        match e {
+            CatalogError::Io { path, source } => Error::Catalog { path, source },
+            CatalogError::Locked { path, holder } => Error::CatalogLocked { path, holder },
+            CatalogError::Refused(message) => Error::Config(message),
+            writer @ CatalogError::Writer(_) => Error::Other(anyhow::anyhow!("{writer}")),
         }
     }
 }

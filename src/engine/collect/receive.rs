@@ -180,7 +180,7 @@ pub struct Receiver {
     addr: SocketAddr,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    flusher: tokio::task::JoinHandle<Result<(), Error>>,
+    flusher: tokio::task::JoinHandle<Result<(), crate::files::catalog::CatalogError>>,
     _lock: Lock,
 }
 
@@ -239,6 +239,7 @@ impl Receiver {
         self.flusher
             .await
             .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))?
+            .map_err(Error::from)
     }
 }
 

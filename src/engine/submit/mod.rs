@@ -457,14 +457,15 @@ impl Session {
 
         // Compact again: the journal's rows folded into one row per job.
         let mut totals = BTreeMap::new();
-        let compacted =
-            Store::open_after_run(&config.results, journal_start).and_then(|mut store| {
+        let compacted = Store::open_after_run(&config.results, journal_start)
+            .map_err(Error::from)
+            .and_then(|mut store| {
                 let mut out = Compactor::new(&config.results)?;
                 merge(manifest, &mut store, Some(&mut out), |_, _, record| {
                     *totals.entry(record.status.as_str()).or_default() += 1;
                 })?;
                 drop(store);
-                out.finish()
+                Ok(out.finish()?)
             });
         if compacted.is_err() || lost.failure.is_some() {
             print_unrecorded(&lost.submitted);

@@ -26,7 +26,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::job::{Field, Job, Mode, Rules};
-use crate::program::exit::ExitCode;
 use crate::settings::RunSettings;
 
 pub use rows::Jobs;
@@ -183,15 +182,6 @@ pub enum ManifestError {
     /// Never empty. Displays every diagnostic, one per line, then a summary.
     #[error("{}", summarize(diagnostics))]
     Invalid { diagnostics: Vec<Diagnostic> },
-}
-
-impl ManifestError {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            ManifestError::Unreadable { .. } => ExitCode::NoInput,
-            ManifestError::Invalid { .. } => ExitCode::InvalidManifest,
-        }
-    }
 }
 
 /// Most diagnostics printed; the rest are counted. A file of 100,000 copies

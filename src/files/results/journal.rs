@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::ResultsError;
 use super::{Record, Status, results_error};
-use crate::program::exit::Error;
 
 /// Appends rows to the results file, each batch flushed and fsynced.
 pub struct Journal {
@@ -24,7 +24,7 @@ impl Journal {
     ///
     /// # Errors
     /// When it cannot be opened, or is not a regular file.
-    pub fn open(path: &Path) -> Result<Journal, Error> {
+    pub fn open(path: &Path) -> Result<Journal, ResultsError> {
         let file = crate::util::fsx::resolve(path)
             .and_then(|real| {
                 crate::util::fsx::open_in_place(&real, OpenOptions::new().append(true))

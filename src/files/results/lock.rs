@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use super::ResultsError;
 use super::results_error;
-use crate::program::exit::Error;
 use crate::util::fsx;
 
 /// Holds the advisory lock on `<results>.lock` for as long as it lives.
@@ -21,10 +21,10 @@ impl Lock {
     /// [`fsx::resolve`]): two names for one file are one lock.
     ///
     /// # Errors
-    /// [`Error::Locked`] when another live process holds it;
-    /// [`Error::Results`] when the lock cannot be made (a planted symlink
+    /// [`ResultsError::Locked`] when another live process holds it;
+    /// [`ResultsError::Io`] when the lock cannot be made (a planted symlink
     /// under the lock's name is refused, not followed).
-    pub fn acquire(results: &Path) -> Result<Lock, Error> {
+    pub fn acquire(results: &Path) -> Result<Lock, ResultsError> {
         let target = fsx::resolve(results).map_err(|e| results_error(results, e))?;
         let mut name = target.as_os_str().to_owned();
         name.push(".lock");
@@ -43,7 +43,7 @@ impl Lock {
             Err(fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                return Err(Error::Locked {
+                return Err(ResultsError::Locked {
                     path: results.to_owned(),
                     holder: text.trim().parse().ok(),
                 });
@@ -83,7 +83,9 @@ mod tests {
         let path = dir.path().join("r.csv");
         let first = Lock::acquire(&path).unwrap();
         match Lock::acquire(&path) {
-            Err(Error::Locked { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
+            Err(ResultsError::Locked { holder, .. }) => {
+                assert_eq!(holder, Some(std::process::id()))
+            }
             other => panic!("expected Locked, got {other:?}"),
         }
         drop(first);

@@ -77,12 +77,11 @@ mod store;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::job::Job;
-use crate::program::exit::Error;
 use crate::util::fsx;
 
 pub use bounded::{Bounded, MAX_ROW};
@@ -90,6 +89,30 @@ use damage::Line;
 pub use journal::{GroupCommit, Journal, Recorder, spawn};
 pub use lock::Lock;
 pub use store::{COLUMNS, Compactor, RowSummary, Store};
+
+/// What goes wrong with a file this layer keeps. The results file and the
+/// catalog share the mechanics (lock, bounded reads, atomic rewrites), so
+/// they share this type; [`crate::files::catalog::CatalogError`] renames
+/// its variants for the catalog. Which exit code each one means is the
+/// program's choice, not this layer's.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// The file (or its lock, or its folder) cannot be created, read or
+    /// written.
+    #[error("cannot write the results file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Another live batchgen process holds the file's lock.
+    #[error("{} is in use by another batchgen run{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, holder: Option<u32> },
+    /// The file is not batchgen's, or damaged so that going on could send a
+    /// job twice: left untouched, nothing sent. The message says what to do.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// A job's state in the results file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,7 +206,7 @@ pub const INTERRUPTED: &str = "the run stopped while this request was in flight;
 /// # Errors
 /// When the file cannot be read, is not a batchgen results file, or has a
 /// line that names no job.
-pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+pub fn read(path: &Path) -> Result<Vec<Record>, ResultsError> {
     let Some(file) = open_existing(path)? else {
         return Ok(Vec::new());
     };
@@ -232,7 +255,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
 ///
 /// # Errors
 /// As [`read`].
-pub fn latest(path: &Path) -> Result<Vec<Record>, Error> {
+pub fn latest(path: &Path) -> Result<Vec<Record>, ResultsError> {
     let mut order: Vec<String> = Vec::new();
     let mut last: std::collections::HashMap<String, Record> = std::collections::HashMap::new();
     for record in read(path)? {
@@ -278,7 +301,7 @@ fn line_at_offset(path: &Path, offset: u64) -> u64 {
 /// Opens an existing results file for reading; `None` when there is none.
 /// Only a regular file is opened: a FIFO would block the run, a device
 /// never end.
-fn open_existing(path: &Path) -> Result<Option<File>, Error> {
+fn open_existing(path: &Path) -> Result<Option<File>, ResultsError> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => File::open(path)
             .map(Some)
@@ -304,7 +327,7 @@ fn open_existing(path: &Path) -> Result<Option<File>, Error> {
 
 /// The first row must be the results header: anything else is not a file
 /// batchgen may rewrite (an empty file is a new one).
-fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), Error> {
+fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), ResultsError> {
     if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
         let why = if row.len() == COLUMNS.len() {
             "other column names"
@@ -316,14 +339,14 @@ fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), Error> {
     Ok(())
 }
 
-fn results_error(path: &Path, source: io::Error) -> Error {
-    Error::Results {
+fn results_error(path: &Path, source: io::Error) -> ResultsError {
+    ResultsError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn unreadable(path: &Path, e: &csv::Error) -> Error {
+fn unreadable(path: &Path, e: &csv::Error) -> ResultsError {
     results_error(path, io::Error::other(e.to_string()))
 }
 
@@ -331,7 +354,11 @@ fn unreadable(path: &Path, e: &csv::Error) -> Error {
 /// [`MAX_ROW`] (an unclosed quote swallowing the rest, a file of garbage)
 /// names no job, so the run stops there, naming the line; anything else is
 /// [`unreadable`].
-fn read_error<R: io::Read>(path: &Path, reader: &csv::Reader<Bounded<R>>, e: &csv::Error) -> Error {
+fn read_error<R: io::Read>(
+    path: &Path,
+    reader: &csv::Reader<Bounded<R>>,
+    e: &csv::Error,
+) -> ResultsError {
     match reader.get_ref().oversized() {
         Some(offset) => names_no_job(
             path,
@@ -346,8 +373,8 @@ fn read_error<R: io::Read>(path: &Path, reader: &csv::Reader<Bounded<R>>, e: &cs
 
 /// The message for a file that does not start with the results header. It
 /// must never lead anyone to delete a file that holds task IDs.
-fn not_ours(path: &Path, why: &str) -> Error {
-    Error::Config(format!(
+fn not_ours(path: &Path, why: &str) -> ResultsError {
+    ResultsError::Refused(format!(
         "{}:1: not a batchgen results file: its first line is not the results header ({why}), so batchgen leaves it untouched and sends nothing. \
          If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
          If it is another file, choose another --out",
@@ -358,8 +385,8 @@ fn not_ours(path: &Path, why: &str) -> Error {
 
 /// A line that names no job: the run stops, so no job it may have held is
 /// sent again.
-fn names_no_job(path: &Path, line: u64, why: &str) -> Error {
-    Error::Config(format!(
+fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
+    ResultsError::Refused(format!(
         "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
          Repair or remove only that line (the other rows hold task IDs), then rerun",
         path.display()
@@ -367,8 +394,8 @@ fn names_no_job(path: &Path, line: u64, why: &str) -> Error {
 }
 
 /// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
-fn damaged_orphan(path: &Path, line: u64, id: &str) -> Error {
-    Error::Config(format!(
+fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
+    ResultsError::Refused(format!(
         "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
          Repair that line (or remove only it, if it is not a results row), then rerun",
         path.display(),
@@ -380,7 +407,7 @@ fn damaged_orphan(path: &Path, line: u64, id: &str) -> Error {
 ///
 /// # Errors
 /// Any I/O error; `path` is then left as it was.
-pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), Error> {
+pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), ResultsError> {
     let mut out = Compactor::new(path)?;
     for row in rows {
         out.write(row)?;

@@ -14,11 +14,11 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
+use super::ResultsError;
 use super::damage::{self, Line};
 use super::{Bounded, line_at, read_error, results_error, unreadable};
 use super::{Record, Status, check_header, damaged_orphan, names_no_job, open_existing};
 use crate::job::key_hash as hash;
-use crate::program::exit::Error;
 use crate::util::fsx::AtomicFile;
 
 /// The columns of a results file, in order; a file with other columns is
@@ -53,7 +53,7 @@ impl Store {
     ///
     /// # Errors
     /// When the file cannot be read or is not a batchgen results file.
-    pub fn open(path: &Path) -> Result<Store, Error> {
+    pub fn open(path: &Path) -> Result<Store, ResultsError> {
         Store::open_after_run(path, None)
     }
 
@@ -64,7 +64,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open_after_run(path: &Path, journal: Option<u64>) -> Result<Store, Error> {
+    pub fn open_after_run(path: &Path, journal: Option<u64>) -> Result<Store, ResultsError> {
         let mut store = Store {
             path: path.to_owned(),
             reader: None,
@@ -154,7 +154,7 @@ impl Store {
     ///
     /// # Errors
     /// When a row cannot be read back.
-    pub fn get(&mut self, id: &str) -> Result<Option<Record>, Error> {
+    pub fn get(&mut self, id: &str) -> Result<Option<Record>, ResultsError> {
         let h = hash(id.as_bytes());
         let lo = lower_bound(&self.index, h);
         let hi = lo + entries_of(&self.index[lo..], h);
@@ -222,7 +222,7 @@ impl Store {
     /// When a row cannot be read back, or the latest row of one of these
     /// ids is damaged: it names no job of the manifest, so there is no
     /// telling which job it held (see the module docs of [`super`]).
-    pub fn orphans(&mut self) -> Result<Vec<Record>, Error> {
+    pub fn orphans(&mut self) -> Result<Vec<Record>, ResultsError> {
         let mut offsets: Vec<u64> = (0..self.index.len())
             .filter(|&i| !self.claimed[i])
             .map(|i| self.index[i].1)
@@ -251,7 +251,7 @@ impl Store {
     }
 
     /// The row at `offset`: its record, whether it was damaged, its line.
-    fn read_at(&mut self, offset: u64) -> Result<(Record, bool, u64), Error> {
+    fn read_at(&mut self, offset: u64) -> Result<(Record, bool, u64), ResultsError> {
         let reader = self.reader.as_mut().expect("an indexed store has a reader");
         // Rows asked for in file order (the usual case: a compacted file
         // and a manifest in the same order) need no seek.
@@ -491,7 +491,7 @@ impl Compactor {
     /// # Errors
     /// When the temporary file cannot be created, or `path` is a dangling
     /// symlink or not a regular file.
-    pub fn new(path: &Path) -> Result<Compactor, Error> {
+    pub fn new(path: &Path) -> Result<Compactor, ResultsError> {
         let tmp = AtomicFile::create(path).map_err(|e| results_error(path, e))?;
         let mut writer = csv::Writer::from_writer(BufWriter::new(tmp));
         // The header even when there are no rows, so the file is ours.
@@ -506,7 +506,7 @@ impl Compactor {
 
     /// # Errors
     /// Any I/O error (a full disk).
-    pub fn write(&mut self, record: &Record) -> Result<(), Error> {
+    pub fn write(&mut self, record: &Record) -> Result<(), ResultsError> {
         // The header is written by hand: serialize must not add another.
         self.writer
             .serialize(RowOnly(record))
@@ -517,7 +517,7 @@ impl Compactor {
     ///
     /// # Errors
     /// Any I/O error; the old file is then left as it was.
-    pub fn finish(self) -> Result<(), Error> {
+    pub fn finish(self) -> Result<(), ResultsError> {
         let path = self.path;
         let buffered = self
             .writer

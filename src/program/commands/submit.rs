@@ -12,7 +12,7 @@ use crate::engine::submit::pool::StopReason;
 use crate::engine::submit::{Plan, RunReport, Session};
 use crate::files::manifest::{self, Manifest};
 use crate::program::cli::{OutputArgs, RunArgs};
-use crate::program::exit::{Error, ExitCode};
+use crate::program::exit::{Error, ExitCode, ExitStatus as _};
 use crate::settings::ProgressMode;
 use crate::settings::{Config, GeneratePaths, RunSettings};
 use crate::util::redact::Secret;
