@@ -1,7 +1,8 @@
 //! The wire layer: what batchgen sends to the provider and how it reads
 //! the answers. Submitting one job and classifying its outcome
 //! ([`submit`]); the task feed and callback bodies, and the one completion
-//! rule ([`feed`]).
+//! rule ([`feed`]); what every HTTP client shares ([`http`]).
 
 pub mod feed;
+pub mod http;
 pub mod submit;

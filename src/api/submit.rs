@@ -55,6 +55,7 @@ use url::Url;
 
 use crate::settings::GeneratePaths;
 
+use super::http::{self, bearer, endpoint};
 use crate::job::Job;
 use crate::util::redact::Secret;
 
@@ -70,8 +71,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub const MAX_TASK_ID: usize = 200;
 
 /// How the API client identifies itself.
-const USER_AGENT: &str = concat!("batchgen/", env!("CARGO_PKG_VERSION"));
-
 /// A submission the API accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -216,36 +215,12 @@ pub struct Client {
     auth: HeaderValue,
 }
 
-/// The `Authorization` value for `key`, marked sensitive so that debug
-/// output and HTTP/2 header compression leave it out.
-///
-/// Built once per client rather than formatted for every request: that
-/// checks the key up front (a key with a character a header cannot carry
-/// would otherwise be left off each request, and every row would come
-/// back 401 "missing API key"), and leaves one copy of it in memory.
-///
-/// # Errors
-/// When the key holds anything but visible ASCII (`http` would take bytes
-/// above 127, but servers read such a header as no key at all).
-pub fn bearer(key: &Secret) -> anyhow::Result<HeaderValue> {
-    let invalid = || anyhow::anyhow!("the API key holds a character other than visible ASCII");
-    if !key.expose().bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid());
-    }
-    let mut value =
-        HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| invalid())?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 impl Client {
     /// # Errors
     /// When the HTTP client cannot be built (TLS backend failure).
     pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+        let http = http::builder(timeout)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
@@ -408,18 +383,6 @@ impl http_body::Body for Announced {
         // Exact, so the request carries Content-Length, not chunks.
         http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
-}
-
-/// Joins a path onto the base URL, keeping any path prefix the base has
-/// (`https://host/prefix/` + `api/generate`).
-pub fn endpoint(base: &Url, path: &str) -> Url {
-    let mut base = base.clone();
-    if !base.path().ends_with('/') {
-        let p = format!("{}/", base.path());
-        base.set_path(&p);
-    }
-    base.join(path)
-        .expect("a relative path joins onto an http URL")
 }
 
 /// A 3xx answer to a request for `url`, with where it pointed (relative

@@ -119,9 +119,7 @@ pub fn spawn(
     mpsc::UnboundedSender<Job>,
     tokio::task::JoinHandle<DownloadSummary>,
 )> {
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+    let http = crate::api::http::builder(config.timeout)
         .read_timeout(config.timeout)
         // Media may sit behind a CDN redirect; a few hops, never a loop.
         .redirect(reqwest::redirect::Policy::limited(5))

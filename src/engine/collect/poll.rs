@@ -39,7 +39,8 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::api::feed::{self, Feed, FeedError};
-use crate::api::submit::{bearer, endpoint, redirect_location, retry_after};
+use crate::api::http::{bearer, endpoint};
+use crate::api::submit::{redirect_location, retry_after};
 use crate::files::catalog::Store;
 use crate::program::exit::Error;
 use crate::util::redact::Secret;
@@ -99,7 +100,7 @@ impl PollError {
 pub struct FeedClient {
     http: reqwest::Client,
     feed: Url,
-    /// `Bearer <key>` ([`crate::api::submit::bearer`]).
+    /// `Bearer <key>` ([`crate::api::http::bearer`]).
     auth: reqwest::header::HeaderValue,
 }
 
@@ -107,10 +108,8 @@ impl FeedClient {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<FeedClient> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
+        let http = crate::api::http::builder(timeout)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
             // An API call follows no redirect (see `crate::api::submit`).
             .redirect(reqwest::redirect::Policy::none())
             .build()?;

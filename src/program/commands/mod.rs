@@ -81,7 +81,7 @@ fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
         )));
     }
     let key = Secret::new(key);
-    if let Err(e) = crate::api::submit::bearer(&key) {
+    if let Err(e) = crate::api::http::bearer(&key) {
         let from = file.map_or_else(|| KEY_ENV.to_owned(), |p| p.display().to_string());
         return Err(Error::Config(format!(
             "{e}: check {from} for a stray character (a smart quote, a non-breaking space)"

@@ -377,7 +377,7 @@ fn print_dry_run(
             // What would be sent, but the callback secret (and any other)
             // stays off the screen: the same rule as every other output.
             let body = crate::util::redact::text(&body);
-            let url = crate::api::submit::endpoint(&config.base_url, config.generate.for_job(&job));
+            let url = crate::api::http::endpoint(&config.base_url, config.generate.for_job(&job));
             let _ = writeln!(
                 out,
                 "POST {}  # line {}, {}\n{body}",
@@ -390,7 +390,7 @@ fn print_dry_run(
     if plan.todo.len() > DRY_RUN_BODIES {
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
     }
-    let endpoint = |path: &str| crate::api::submit::endpoint(&config.base_url, path);
+    let endpoint = |path: &str| crate::api::http::endpoint(&config.base_url, path);
     for (n, url, which) in [
         (
             plan.todo.len() - to_callback_path,

@@ -209,7 +209,7 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
                 message: e.server_message(),
             }),
             _ => Err(Error::Credits {
-                url: crate::util::redact::url(&crate::api::submit::endpoint(
+                url: crate::util::redact::url(&crate::api::http::endpoint(
                     &base_url,
                     "api/v2/credits",
                 )),
