@@ -183,6 +183,27 @@ impl Error {
     }
 }
 
+/// Prints a run-ending error once, with a hint when there is one.
+/// Every line goes through the one redaction rule ([`crate::util::redact`]):
+/// an error chain can quote a URL or a server's echo of the key.
+pub fn print(err: &Error) {
+    use crate::util::term::eprint_line;
+    match err {
+        // Diagnostics are already `FILE:LINE: field: message` lines.
+        Error::Manifest(e @ ManifestError::Invalid { .. }) => eprint_line(&e.to_string()),
+        _ => eprint_line(&format!(
+            "batchgen: error: {}",
+            crate::util::chain::chain(err)
+        )),
+    }
+    if let Some(hint) = err.hint() {
+        eprint_line(&format!("batchgen: hint: {hint}"));
+    }
+    if err.exit_code() == ExitCode::Usage {
+        eprint_line("Usage: batchgen [OPTIONS] MANIFEST | batchgen <COMMAND>; see batchgen --help");
+    }
+}
+
 /// The results file's errors, as today's variants: a file that is not ours
 /// or is damaged is a configuration error (78), nothing is sent.
 impl From<crate::files::results::ResultsError> for Error {

@@ -5,3 +5,5 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod logging;
+pub mod secrets;
+pub mod signals;

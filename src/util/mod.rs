@@ -9,9 +9,11 @@
 //! | [`term`] | lines on stderr above the progress bar, through the redaction rule |
 //! | [`units`] | rates, durations and counts as settings write them |
 //! | [`retry`] | exponential backoff with full jitter |
+//! | [`chain`] | an error and its causes on one line |
 //! | [`clock`] | the RFC 3339 time stamps written to files |
 //! | [`timer`] | sleeping to within a tenth of a millisecond, for the pacer |
 
+pub mod chain;
 pub mod clock;
 pub mod fsx;
 pub mod redact;

@@ -1,0 +1,59 @@
+//! Secrets from where a person keeps them: the API key from
+//! `--api-key-file` or `BATCHGEN_API_KEY`. Each is wrapped in a
+//! [`Secret`] the moment it is read, which registers it with the one
+//! redaction rule, so no output shows it from then on.
+
+use std::path::Path;
+
+use crate::program::exit::Error;
+use crate::util::redact::Secret;
+
+/// The environment variable holding the API key.
+pub const KEY_ENV: &str = "BATCHGEN_API_KEY";
+
+/// The API key, from `--api-key-file` or `BATCHGEN_API_KEY`.
+pub fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
+    let key = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the API key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            warn_if_shared(path);
+            // A BOM, as Notepad saves UTF-8, is no part of the key.
+            text.trim_start_matches('\u{feff}').trim().to_owned()
+        }
+        None => std::env::var(KEY_ENV).unwrap_or_default().trim().to_owned(),
+    };
+    if key.is_empty() {
+        return Err(Error::Config(format!(
+            "no API key: set {KEY_ENV} or pass --api-key-file PATH (or try --sandbox, which needs none)"
+        )));
+    }
+    let key = Secret::new(key);
+    if let Err(e) = crate::api::http::bearer(&key) {
+        let from = file.map_or_else(|| KEY_ENV.to_owned(), |p| p.display().to_string());
+        return Err(Error::Config(format!(
+            "{e}: check {from} for a stray character (a smart quote, a non-breaking space)"
+        )));
+    }
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "batchgen: warning: {} is readable by other users; chmod 600 it",
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_: &Path) {}
