@@ -212,6 +212,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secret_never_formats() {
+        let s = Secret::new("sk-very-secret");
+        assert!(!format!("{s:?} {s}").contains("very"));
+    }
+
+    #[test]
     fn registered_secrets_are_masked_raw_and_encoded() {
         register("sk-redact-test-0123456789");
         register("cb/secret with space!");

@@ -119,4 +119,11 @@ mod tests {
         assert!(parse_positive("0").is_err() && parse_positive("x").is_err());
         assert_eq!(parse_positive("3"), Ok(3));
     }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -12,7 +12,7 @@ use crate::files::manifest;
 use crate::program::cli::{Cli, CreditsArgs, InitArgs, OutputArgs, SandboxArgs, ValidateArgs};
 use crate::program::exit::{Error, ExitCode};
 use crate::sandbox::Sandbox;
-use crate::settings::{Config, DEFAULT_BASE_URL, parse_base_url};
+use crate::settings::{Config, base_url_or_default, parse_base_url};
 use crate::util::redact::Secret;
 
 /// The starter manifest `batchgen init` writes; a test checks it validates.
@@ -177,10 +177,7 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
         _sandbox = Some(sandbox);
         pair
     } else {
-        let base = args
-            .base_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let base = base_url_or_default(args.base_url.as_deref()).to_owned();
         (base, read_key(args.api_key_file.as_deref())?)
     };
     let base_url = parse_base_url(&base_url).map_err(Error::Config)?;

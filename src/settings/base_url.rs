@@ -1,0 +1,134 @@
+//! The base URL the key is sent to: how it is written, checked, and
+//! defaulted. A manifest's `[run] base_url` can set it, so every check
+//! here is about not sending the key somewhere it should not go: no
+//! credentials or query in the URL, no plain `http://` across a network.
+
+use url::Url;
+
+/// The provider's public host; see API.md.
+pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
+
+/// The base URL a command uses: the one given (flag, environment or
+/// `[run]`), else [`DEFAULT_BASE_URL`]. The one place that default applies.
+pub fn base_url_or_default(given: Option<&str>) -> &str {
+    given.unwrap_or(DEFAULT_BASE_URL)
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Refuses to send the key in clear text across a network: `http://` is
+/// accepted only to this machine, or with `--allow-insecure-http`.
+///
+/// # Errors
+/// A message naming the host and the flag.
+pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), String> {
+    if url.scheme() == "http" && !is_loopback(url) && !allow_insecure_http {
+        return Err(format!(
+            "the base URL {} is plain http to another machine: the API key would cross the network unencrypted; use https://, or pass --allow-insecure-http if this network is trusted",
+            crate::util::redact::url(url)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a base URL: absolute http(s), no user name or password, no
+/// query; a trailing slash is fine.
+///
+/// A `user:password@` would go out as a second `Authorization` header
+/// (`Basic`, beside the key's `Bearer`), which hosts and proxies may read
+/// first, and a query would be dropped from every endpoint: both are
+/// refused rather than half-used. Messages show the URL without its user
+/// info and query values ([`crate::util::redact::url`]).
+pub fn parse_base_url(s: &str) -> Result<Url, String> {
+    let typed = crate::util::redact::text(&without_userinfo(s)).into_owned();
+    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {typed:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "invalid base URL {typed:?}: expected http(s)://host[:port]"
+        ));
+    }
+    let shown = crate::util::redact::url(&url);
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} holds a user name or password: the API key goes in BATCHGEN_API_KEY or --api-key-file, and the URL must not carry one"
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!(
+            "the base URL {shown:?} has a query, which no endpoint would keep: remove it"
+        ));
+    }
+    Ok(url)
+}
+
+/// `s` with anything between `://` and the last `@` of its authority cut,
+/// for a message about a URL that does not parse.
+fn without_userinfo(s: &str) -> String {
+    let Some(start) = s.find("://").map(|i| i + 3) else {
+        return s.to_owned();
+    };
+    let authority_end = s[start..]
+        .find(['/', '?', '#'])
+        .map_or(s.len(), |i| start + i);
+    match s[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &s[..start], &s[start + at..]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        for ok in [
+            "https://udioapi.pro",
+            "http://127.0.0.1:9/",
+            "http://127.3.4.5/",
+            "http://localhost:8080",
+            "http://api.localhost/",
+            "http://[::1]:80/",
+        ] {
+            assert!(check_transport(&u(ok), false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://udioapi.pro",
+            "http://10.0.0.2/",
+            "http://localhost.evil.com/",
+        ] {
+            let e = check_transport(&u(bad), false).unwrap_err();
+            assert!(e.contains("--allow-insecure-http"), "{e}");
+            assert!(check_transport(&u(bad), true).is_ok());
+        }
+        let e = check_transport(&u("http://me:pw@evil.example/"), false).unwrap_err();
+        assert!(!e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn base_urls_carry_no_credentials_or_query_and_errors_do_not_echo_them() {
+        assert!(parse_base_url("https://h.example/proxy/").is_ok());
+        for bad in [
+            "https://me:pw-0123456789@h.example/",
+            "https://pw-0123456789@h.example/",
+            "https://h.example/?token=pw-0123456789",
+            "https://me:pw-0123456789@h.example:99999/",
+            "ftp://me:pw-0123456789@h.example/",
+        ] {
+            let e = parse_base_url(bad).unwrap_err();
+            assert!(!e.contains("pw-0123456789"), "{bad}: {e}");
+            assert!(e.contains("h.example"), "{bad}: {e}");
+        }
+    }
+}
