@@ -44,6 +44,7 @@ use tokio::time::Instant;
 use super::arrival::ArrivedAt;
 use super::faults::Early;
 use super::limit::retry_after_secs;
+use super::reply::{ApiError, error_body};
 use super::state::{Stats, Task};
 use super::{ConnControl, Shared, callbacks, feed, media};
 use crate::job::{self, Field, Gender, JobFields, Kind, Problem, ProblemKind, Weight, WeightError};
@@ -108,21 +109,6 @@ impl Answer {
             Answer::Drop => None,
         }
     }
-}
-
-/// An error answer in the API's shape, `{"code": N, "message": "..."}`
-/// with the same HTTP status, for the read-side routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ApiError(pub StatusCode, pub &'static str);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, error_body(self.0, self.1)).into_response()
-    }
-}
-
-pub(super) fn error_body(status: StatusCode, message: &str) -> Json<Value> {
-    Json(json!({"code": status.as_u16(), "message": message}))
 }
 
 async fn generate(

@@ -30,9 +30,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Shared;
-use super::api::ApiError;
 use super::clips;
 use super::lifecycle::{Lifecycle, Phase};
+use super::reply::ApiError;
 use super::state::Task;
 
 /// Which feed a request is for.

@@ -49,9 +49,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::api::ApiError;
 use super::config::BadAudioKind;
 use super::lifecycle::Phase;
+use super::reply::ApiError;
 use super::state::BadAudio;
 use super::{Shared, State as SandboxState};
 

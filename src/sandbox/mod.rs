@@ -32,7 +32,8 @@
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
 //! - `feed`: the v2 and legacy feeds and the credit balance;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
-//! - `media`: the MP3 and PNG files and their Range-aware routes.
+//! - `media`: the MP3 and PNG files and their Range-aware routes;
+//! - `reply`: the API's error answer, shared by all routes.
 //!
 //! # Why a hand-written accept loop
 //! `axum::serve` owns each connection, so a handler cannot make it vanish.
@@ -55,6 +56,7 @@ mod feed;
 mod lifecycle;
 pub mod limit;
 mod media;
+mod reply;
 mod state;
 
 use std::io;
