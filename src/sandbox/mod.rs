@@ -23,7 +23,11 @@
 //! # Layout
 //! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
 //!   [`Sandbox`] (start, stop, inspect) and the accept loop;
-//! - `api`: the routes and the submit path (auth, faults, limits, credits);
+//! - `api`: the routes, and the generate handler;
+//! - `decide`: the decision a generate request gets, phase by phase (auth,
+//!   faults, limits, validation, credits, the task);
+//! - `request`: reading a generate body into the API's fields;
+//! - `auth`: the API key check;
 //! - `arrival`: when each request reached the socket (kernel timestamps);
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `limit`: the no-burst GCRA rate limiter;
@@ -48,15 +52,18 @@
 
 mod api;
 pub mod arrival;
+mod auth;
 mod callbacks;
 mod clips;
 mod config;
+mod decide;
 mod faults;
 mod feed;
 mod lifecycle;
 pub mod limit;
 mod media;
 mod reply;
+mod request;
 mod state;
 
 use std::io;

@@ -190,6 +190,13 @@ pub struct Records {
 }
 
 impl Records {
+    /// Counts a generate request that came by `path`, whatever becomes of
+    /// it.
+    pub fn count_request(&mut self, path: &str) {
+        self.requests += 1;
+        *self.requests_by_path.entry(path.into()).or_default() += 1;
+    }
+
     pub fn count_response(&mut self, status: u16) {
         *self.responses.entry(status).or_default() += 1;
     }
