@@ -38,7 +38,7 @@ use super::faults::{Early, Roll};
 use super::limit::retry_after_secs;
 use super::request::{parse_body, problems_message, to_fields};
 use super::state::{Injected, Records, Task};
-use super::{Shared, State, callbacks, media};
+use super::{Shared, State, assets, callbacks};
 use crate::job::JobFields;
 
 /// What a generate request gets.
@@ -224,7 +224,7 @@ impl Shared {
         };
         let bad_audio = clip_ids
             .each_ref()
-            .map(|c| media::bad_audio_for(c, self.bad_audio, self.bad_audio_kind));
+            .map(|c| assets::bad_audio_for(c, self.bad_audio, self.bad_audio_kind));
         let task = Task {
             id: id.clone(),
             fingerprint: fields.fingerprint(),

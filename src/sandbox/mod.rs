@@ -36,7 +36,8 @@
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
 //! - `feed`: the v2 and legacy feeds and the credit balance;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
-//! - `media`: the MP3 and PNG files and their Range-aware routes;
+//! - `assets`: the MP3 and PNG files of a clip, and which final URLs are bad;
+//! - `media`: the Range-aware routes that serve them;
 //! - `reply`: the API's error answer, shared by all routes.
 //!
 //! # Why a hand-written accept loop
@@ -52,6 +53,7 @@
 
 mod api;
 pub mod arrival;
+mod assets;
 mod auth;
 mod callbacks;
 mod clips;
