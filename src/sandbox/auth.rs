@@ -53,17 +53,10 @@ mod tests {
     use axum::http::HeaderValue;
     use serde_json::json;
 
-    fn body(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
-    }
-
     #[test]
     fn bearer_wins_over_body_token() {
         let mut headers = HeaderMap::new();
-        let b = body(json!({"token": "t"}));
+        let b = json!({"token": "t"}).as_object().unwrap().clone();
         assert_eq!(presented_key(&headers, Some(&b)), Some("t"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k"));
         assert_eq!(presented_key(&headers, Some(&b)), Some("k"));

@@ -85,7 +85,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
     for attempt in 1..=ATTEMPTS {
         let why = match client.post(url).json(clips).send().await {
             Ok(resp) if resp.status().is_success() => {
-                shared.lock().records.callbacks_sent += 1;
+                shared.lock().records.counts.callbacks_sent += 1;
                 tracing::debug!(url, ?phase, "sandbox callback delivered");
                 return;
             }
@@ -93,7 +93,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
             Err(e) => e.to_string(),
         };
         if attempt == ATTEMPTS {
-            shared.lock().records.callbacks_failed += 1;
+            shared.lock().records.counts.callbacks_failed += 1;
             tracing::warn!(
                 url,
                 ?phase,
@@ -101,7 +101,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
             );
             return;
         }
-        shared.lock().records.callback_retries += 1;
+        shared.lock().records.counts.callback_retries += 1;
         tracing::debug!(url, ?phase, "sandbox callback failed ({why}); retrying");
         tokio::time::sleep(backoff).await;
         backoff *= 2;

@@ -125,13 +125,13 @@ impl Shared {
         self.authenticate(headers, body.as_ref().ok())?;
         let roll = state.dice.roll(&self.faults);
         rate_limit(state, now)?;
-        *delay += self.slow_down(&mut state.records.injected, roll);
-        self.pre_empt(&mut state.records.injected, roll)?;
+        *delay += self.slow_down(&mut state.records.counts.injected, roll);
+        self.pre_empt(&mut state.records.counts.injected, roll)?;
         let fields = self.validate(body)?;
         self.charge(&mut state.records)?;
         let id = self.accept(state, now, path, fields);
         if roll.drop_after {
-            state.records.injected.drop_after += 1;
+            state.records.counts.injected.drop_after += 1;
             return Ok(Answer::Drop);
         }
         Ok(Answer::Accepted(id))
@@ -196,14 +196,17 @@ impl Shared {
     /// Spends a task's credits, or refuses it (402) when the balance cannot
     /// cover them.
     fn charge(&self, records: &mut Records) -> Step<()> {
-        let used = records.credits_used.saturating_add(self.credits_per_task);
+        let used = records
+            .counts
+            .credits_used
+            .saturating_add(self.credits_per_task);
         if used > self.credits {
             return Err(Answer::error(
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient credits",
             ));
         }
-        records.credits_used = used;
+        records.counts.credits_used = used;
         Ok(())
     }
 
@@ -265,7 +268,7 @@ fn rate_limit(state: &mut State, now: Instant) -> Step<()> {
     if let Some(limiter) = &mut state.limiter
         && let Err(wait) = limiter.check(now)
     {
-        state.records.rate_limited += 1;
+        state.records.counts.rate_limited += 1;
         return Err(Answer::too_many(retry_after_secs(wait)));
     }
     Ok(())

@@ -112,7 +112,7 @@ pub(super) async fn file(
 ) -> Response {
     let (clip, kind) = match file.rsplit_once('.') {
         Some((clip, "mp3")) => {
-            shared.lock().records.audio_fetches += 1;
+            shared.lock().records.counts.audio_fetches += 1;
             (clip, Kind::Final)
         }
         Some((clip, "png")) => (clip, Kind::Image),
@@ -130,13 +130,13 @@ pub(super) async fn stream(
     Path(clip): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    shared.lock().records.stream_fetches += 1;
+    shared.lock().records.counts.stream_fetches += 1;
     serve(&shared, &clip, Kind::Stream, &headers)
 }
 
 /// `GET /api/forbidden`: where a bad final URL of kind `Forbidden` points.
 pub(super) async fn forbidden(State(shared): State<Arc<Shared>>) -> Response {
-    shared.lock().records.audio_fetches += 1;
+    shared.lock().records.counts.audio_fetches += 1;
     ApiError(StatusCode::FORBIDDEN, "forbidden").into_response()
 }
 
