@@ -39,15 +39,15 @@ use super::config::BadAudioKind;
 use super::state::BadAudio;
 
 /// The header of every frame; see the module docs.
-pub const FRAME_HEADER: [u8; 4] = [0xFF, 0xFB, 0x94, 0xC4];
+const FRAME_HEADER: [u8; 4] = [0xFF, 0xFB, 0x94, 0xC4];
 /// Bytes per frame: 144 * 128 kbit/s / 48 kHz.
 pub const FRAME_LEN: usize = 384;
 /// Samples per MPEG-1 Layer III frame, and the sample rate.
-pub const SAMPLES_PER_FRAME: u32 = 1152;
-pub const SAMPLE_RATE: u32 = 48_000;
+const SAMPLES_PER_FRAME: u32 = 1152;
+const SAMPLE_RATE: u32 = 48_000;
 /// The shortest clip, in frames (2.4 s), and how many lengths there are.
-pub const MIN_FRAMES: u32 = 100;
-pub const FRAME_SPREAD: u32 = 150;
+const MIN_FRAMES: u32 = 100;
+const FRAME_SPREAD: u32 = 150;
 /// Side length of the square cover image.
 const IMAGE_SIDE: u32 = 16;
 
@@ -56,7 +56,7 @@ fn digest(clip_id: &str) -> [u8; 32] {
 }
 
 /// How many frames the clip's MP3 has.
-pub fn frame_count(clip_id: &str) -> u32 {
+fn frame_count(clip_id: &str) -> u32 {
     let d = digest(clip_id);
     MIN_FRAMES + u32::from(u16::from_be_bytes([d[0], d[1]])) % FRAME_SPREAD
 }
@@ -149,7 +149,7 @@ pub fn png(clip_id: &str) -> Vec<u8> {
 
 /// CRC-32 (IEEE, reflected, as PNG and zip use), bit by bit: the inputs
 /// are tiny, so no table.
-pub fn crc32(bytes: &[u8]) -> u32 {
+fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
         crc ^= u32::from(b);

@@ -39,9 +39,9 @@ use super::lifecycle::Phase;
 use super::state::Task;
 
 /// Tries per delivery, the first included.
-pub const ATTEMPTS: u32 = 4;
+const ATTEMPTS: u32 = 4;
 /// Wait before the first retry; each further retry waits twice as long.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait for a receiver's answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 

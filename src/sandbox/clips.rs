@@ -33,7 +33,7 @@ struct Urls {
 }
 
 /// A clip's streaming URL: a partial body, never the final file.
-pub fn stream_url(base_url: &str, id: &str) -> String {
+fn stream_url(base_url: &str, id: &str) -> String {
     format!("{base_url}/media/stream/{id}?item_id={id}")
 }
 

@@ -37,7 +37,7 @@ use super::{Shared, State as SandboxState};
 
 /// How many frames a streaming URL serves: about 0.4 s, well short of the
 /// shortest clip.
-pub const STREAM_FRAMES: usize = 16;
+const STREAM_FRAMES: usize = 16;
 /// What a bad final URL of kind `Html` answers, with 200.
 const HTML_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Access denied</title></head>\n<body><h1>Access denied</h1><p>You do not have permission to view this file.</p></body></html>\n";
 /// What a bad final URL of kind `Json` answers, with 200.
@@ -45,7 +45,7 @@ const JSON_BODY: &str = r#"{"code":404,"message":"file not found","data":null}"#
 
 /// What a `Range` header asks of a file of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeAsk {
+enum RangeAsk {
     /// No usable range: send the whole file (also for multi-range and
     /// malformed headers, which RFC 9110 lets a server ignore).
     Whole,
@@ -55,7 +55,7 @@ pub enum RangeAsk {
     Unsatisfiable,
 }
 
-pub fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
+fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeAsk::Whole;
     };

@@ -86,13 +86,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
-pub use config::{
-    BadAudioKind, DEFAULT_CREDITS, DEFAULT_CREDITS_PER_TASK, DEFAULT_MODERATION_WORD,
-    DEFAULT_SLOW_DELAY, DEFAULT_STAGE_TIME, SandboxConfig, StageStyle,
-};
+pub use config::{BadAudioKind, SandboxConfig, StageStyle};
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
-pub use lifecycle::{COMPLETE_MESSAGE, MODERATION_MESSAGES};
+pub use lifecycle::MODERATION_MESSAGES;
 use limit::Limiter;
 use state::Records;
 pub use state::{Injected, Stats, TaskSummary};
