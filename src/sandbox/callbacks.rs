@@ -110,6 +110,13 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
 
 /// The HTTP client for callbacks, built on first use: building one loads
 /// TLS roots, which most sandboxes never need.
+///
+/// batchgen builds its own clients in its wire and engine layers; this one
+/// is deliberately separate: the sandbox may not use those layers (it is the
+/// provider's imitation, not the client), and it differs on purpose: no
+/// proxy (see the module docs), a short [`TIMEOUT`], and its own user agent,
+/// so a receiver's log tells the sandbox's callbacks from batchgen's
+/// requests.
 fn client(cell: &OnceLock<reqwest::Client>) -> &reqwest::Client {
     cell.get_or_init(|| {
         reqwest::Client::builder()
