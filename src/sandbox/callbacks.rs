@@ -39,9 +39,9 @@ use super::lifecycle::Phase;
 use super::state::Task;
 
 /// Tries per delivery, the first included.
-pub const ATTEMPTS: u32 = 4;
+const ATTEMPTS: u32 = 4;
 /// Wait before the first retry; each further retry waits twice as long.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait for a receiver's answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -85,7 +85,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
     for attempt in 1..=ATTEMPTS {
         let why = match client.post(url).json(clips).send().await {
             Ok(resp) if resp.status().is_success() => {
-                shared.lock().records.callbacks_sent += 1;
+                shared.lock().records.counts.callbacks_sent += 1;
                 tracing::debug!(url, ?phase, "sandbox callback delivered");
                 return;
             }
@@ -93,7 +93,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
             Err(e) => e.to_string(),
         };
         if attempt == ATTEMPTS {
-            shared.lock().records.callbacks_failed += 1;
+            shared.lock().records.counts.callbacks_failed += 1;
             tracing::warn!(
                 url,
                 ?phase,
@@ -101,7 +101,7 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
             );
             return;
         }
-        shared.lock().records.callback_retries += 1;
+        shared.lock().records.counts.callback_retries += 1;
         tracing::debug!(url, ?phase, "sandbox callback failed ({why}); retrying");
         tokio::time::sleep(backoff).await;
         backoff *= 2;
@@ -110,6 +110,13 @@ async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
 
 /// The HTTP client for callbacks, built on first use: building one loads
 /// TLS roots, which most sandboxes never need.
+///
+/// batchgen builds its own clients in its wire and engine layers; this one
+/// is deliberately separate: the sandbox may not use those layers (it is the
+/// provider's imitation, not the client), and it differs on purpose: no
+/// proxy (see the module docs), a short [`TIMEOUT`], and its own user agent,
+/// so a receiver's log tells the sandbox's callbacks from batchgen's
+/// requests.
 fn client(cell: &OnceLock<reqwest::Client>) -> &reqwest::Client {
     cell.get_or_init(|| {
         reqwest::Client::builder()

@@ -22,8 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use super::assets;
 use super::lifecycle::{Lifecycle, Phase};
-use super::media;
 use super::state::{BadAudio, Task};
 
 /// The URLs of one clip in one phase.
@@ -33,7 +33,7 @@ struct Urls {
 }
 
 /// A clip's streaming URL: a partial body, never the final file.
-pub fn stream_url(base_url: &str, id: &str) -> String {
+fn stream_url(base_url: &str, id: &str) -> String {
     format!("{base_url}/media/stream/{id}?item_id={id}")
 }
 
@@ -82,8 +82,8 @@ fn v2_clip(lc: &Lifecycle, task: &Task, index: usize, phase: Phase, base_url: &s
     let text = |s: &str| if blank { String::new() } else { s.to_owned() };
     let id = text(&task.clip_ids[index]);
     let duration = match (phase, index % 2) {
-        (Phase::Complete, 0) => json!(media::duration_secs(&task.clip_ids[index])),
-        (Phase::Complete, _) => json!(media::duration_secs(&task.clip_ids[index]).to_string()),
+        (Phase::Complete, 0) => json!(assets::duration_secs(&task.clip_ids[index])),
+        (Phase::Complete, _) => json!(assets::duration_secs(&task.clip_ids[index]).to_string()),
         _ => json!(""),
     };
     let (fail_message, error_message) = failure(task, phase);
@@ -132,7 +132,7 @@ pub fn legacy(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<
             let id = &task.clip_ids[index];
             let urls = urls(lc, task, index, phase, base_url);
             let duration = if phase == Phase::Complete {
-                json!(media::duration_secs(id))
+                json!(assets::duration_secs(id))
             } else {
                 json!("")
             };

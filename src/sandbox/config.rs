@@ -13,16 +13,16 @@ use super::faults::{FaultSettings, parse_probability};
 use crate::util::units::{Rate, parse_duration};
 
 /// The default of `--slow-delay`.
-pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
+const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
 /// The default of `--stage-time`.
-pub const DEFAULT_STAGE_TIME: Duration = Duration::from_secs(1);
+const DEFAULT_STAGE_TIME: Duration = Duration::from_secs(1);
 /// The default of `--moderation-word`.
-pub const DEFAULT_MODERATION_WORD: &str = "forbidden";
+const DEFAULT_MODERATION_WORD: &str = "forbidden";
 /// The default of `--credits`: enough never to run out by accident.
-pub const DEFAULT_CREDITS: u64 = 1_000_000;
+const DEFAULT_CREDITS: u64 = 1_000_000;
 /// The default of `--credits-per-task`: Suno's 5 credits per clip, two
 /// clips per task.
-pub const DEFAULT_CREDITS_PER_TASK: u64 = 10;
+const DEFAULT_CREDITS_PER_TASK: u64 = 10;
 
 /// How a task reports its stages: see the timeline in `lifecycle`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

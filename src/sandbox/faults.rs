@@ -84,9 +84,9 @@ const TITLE_WORDS: [&[&str]; 2] = [
 ];
 
 /// Task ids are this prefix plus [`ID_RANDOM_LEN`] characters of [`ID_ALPHABET`].
-pub const ID_PREFIX: &str = "gen2";
-pub const ID_RANDOM_LEN: usize = 16;
-pub const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const ID_PREFIX: &str = "gen2";
+const ID_RANDOM_LEN: usize = 16;
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 impl Dice {
     pub fn new(seed: u64) -> Dice {

@@ -30,9 +30,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Shared;
-use super::api::ApiError;
 use super::clips;
 use super::lifecycle::{Lifecycle, Phase};
+use super::reply::ApiError;
 use super::state::Task;
 
 /// Which feed a request is for.
@@ -80,7 +80,7 @@ fn work_id(query: Option<&str>, body: &[u8]) -> Option<String> {
 
 pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let answer = shared.authorize(&headers).map(|()| {
-        let used = shared.lock().records.credits_used;
+        let used = shared.lock().records.counts.credits_used;
         json!({
             "code": 200,
             "message": "success",
@@ -94,7 +94,7 @@ async fn feed(shared: &Shared, headers: &HeaderMap, id: Option<String>, kind: Fe
     let answer = look_up(shared, headers, id, kind).map(|(task, phase)| {
         let lc = &shared.lifecycle;
         if kind == Feed::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
-            shared.lock().records.success_before_final += 1;
+            shared.lock().records.counts.success_before_final += 1;
         }
         let base = &shared.base_url;
         match kind {
@@ -133,9 +133,9 @@ fn look_up(
 ) -> Result<(Task, Phase), ApiError> {
     {
         let records = &mut shared.lock().records;
-        records.feed_requests += 1;
+        records.counts.feed_requests += 1;
         if kind == Feed::Legacy {
-            records.legacy_feed_requests += 1;
+            records.counts.legacy_feed_requests += 1;
         }
     }
     shared.authorize(headers)?;

@@ -43,12 +43,12 @@ pub const MODERATION_MESSAGES: [&str; 3] = [
 ];
 
 /// `extra_message` of the text stage, as the docs' sample has it.
-pub const TEXT_MESSAGE: &str = "Text generated successfully.";
+const TEXT_MESSAGE: &str = "Text generated successfully.";
 /// `extra_message` of the first-audio stage (wording undocumented).
-pub const FIRST_MESSAGE: &str = "First audio generated successfully.";
+const FIRST_MESSAGE: &str = "First audio generated successfully.";
 /// `extra_message` of the final stage: in the documented style, the only
 /// thing that tells it from the first-audio stage.
-pub const COMPLETE_MESSAGE: &str = "All generated successfully.";
+const COMPLETE_MESSAGE: &str = "All generated successfully.";
 
 /// Where a task is in its life; see the module docs for the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,11 +65,11 @@ pub enum Phase {
 /// The lifecycle settings, from [`super::SandboxConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lifecycle {
-    pub stage_time: Duration,
-    pub style: StageStyle,
+    stage_time: Duration,
+    style: StageStyle,
     /// Lower-cased; empty disables moderation.
-    pub moderation_word: String,
-    pub callback_complete_only: bool,
+    moderation_word: String,
+    callback_complete_only: bool,
 }
 
 impl Lifecycle {
@@ -128,7 +128,7 @@ impl Lifecycle {
     }
 
     /// The phase after `elapsed`.
-    pub fn phase_after(&self, elapsed: Duration, moderated: bool) -> Phase {
+    fn phase_after(&self, elapsed: Duration, moderated: bool) -> Phase {
         let reached = |p: Phase| elapsed >= self.starts_at(p);
         if moderated && reached(Phase::Failed) {
             Phase::Failed

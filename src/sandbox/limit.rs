@@ -16,6 +16,16 @@
 //!
 //! The limiter takes `now` as an argument, so its rules are tested without a
 //! clock.
+//!
+//! # Why not governor, and why not the client's pacer
+//! batchgen's own limiters (the submit pool's `--burst` mode, the collect
+//! poller and downloader) are governor's GCRA, and its no-burst pacer
+//! (`engine::submit::pool`) mirrors this one. The sandbox keeps its own,
+//! deliberately: it stands for the provider, so it must judge requests by
+//! when they reached the socket (see `arrival`) and place one judged after a
+//! later arrival where it belongs (see [`Limiter::check`]), which governor,
+//! reading its own clock at the moment it is asked, cannot; and a server
+//! built from the client's rate code would agree with the client's rate bugs.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -108,7 +118,7 @@ impl Limiter {
 }
 
 /// The `Retry-After` value for a wait: whole seconds, rounded up, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(super) fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }

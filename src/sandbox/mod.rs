@@ -20,19 +20,40 @@
 //! final audio and cover URLs point at real (silent) MP3s and PNGs served
 //! here (or, under `--bad-audio`, at what bad final URLs answer).
 //!
+//! # What it may use, and why not the client's code
+//! The sandbox sits in layer 3 ("imitation", see the crate's layout table)
+//! and uses only the two layers below it: `util` (units such as
+//! [`Rate`] and durations) and `job` (the job's fields and typed values,
+//! and the API's validation rules, so it refuses exactly what batchgen
+//! checks before sending). It never uses batchgen's wire code (`api`) or
+//! anything above it: it is the independent imitation the client is
+//! tested against, and an imitation that parsed requests or built answers
+//! with the client's own code would agree with a client bug by
+//! construction. Where it does the same job as client code (a GCRA rate
+//! limiter, an HTTP client for callbacks, an accept loop), it keeps its own
+//! on purpose, and says why at the spot.
+//!
 //! # Layout
-//! - this file: [`SandboxConfig`] (also the `batchgen sandbox` flags),
-//!   [`Sandbox`] (start, stop, inspect) and the accept loop;
-//! - `api`: the routes and the submit path (auth, faults, limits, credits);
+//! Lowest first; each module uses only those above it in this list:
 //! - `arrival`: when each request reached the socket (kernel timestamps);
-//! - `state`: accepted tasks and the counters behind [`Stats`];
-//! - `limit`: the no-burst GCRA rate limiter;
 //! - `faults`: the seeded fault rolls, task and clip ids;
+//! - `limit`: the no-burst GCRA rate limiter;
+//! - `reply`: the API's error answer, shared by all routes;
+//! - `request`: reading a generate body into the API's fields;
+//! - `state`: accepted tasks and the counters behind [`Stats`];
+//! - `config`: [`SandboxConfig`], also the `batchgen sandbox` flags;
 //! - `lifecycle`: a task's phase over time and how each style reports it;
+//! - `assets`: the MP3 and PNG files of a clip, and which final URLs are bad;
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
-//! - `feed`: the v2 and legacy feeds and the credit balance;
+//! - `auth`: the API key check;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
-//! - `media`: the MP3 and PNG files and their Range-aware routes.
+//! - `feed`: the v2 and legacy feeds and the credit balance;
+//! - `media`: the Range-aware routes that serve a clip's files;
+//! - `decide`: the decision a generate request gets, phase by phase (auth,
+//!   faults, limits, validation, credits, the task);
+//! - `api`: the routes, and the generate handler;
+//! - this file: [`Sandbox`] (start, stop, inspect), the state every handler
+//!   shares, and the accept loop.
 //!
 //! # Why a hand-written accept loop
 //! `axum::serve` owns each connection, so a handler cannot make it vanish.
@@ -47,14 +68,19 @@
 
 mod api;
 pub mod arrival;
+mod assets;
+mod auth;
 mod callbacks;
 mod clips;
 mod config;
+mod decide;
 mod faults;
 mod feed;
 mod lifecycle;
 pub mod limit;
 mod media;
+mod reply;
+mod request;
 mod state;
 
 use std::io;
@@ -75,13 +101,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
-pub use config::{
-    BadAudioKind, DEFAULT_CREDITS, DEFAULT_CREDITS_PER_TASK, DEFAULT_MODERATION_WORD,
-    DEFAULT_SLOW_DELAY, DEFAULT_STAGE_TIME, SandboxConfig, StageStyle,
-};
+pub use config::{BadAudioKind, SandboxConfig, StageStyle};
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
-pub use lifecycle::{COMPLETE_MESSAGE, MODERATION_MESSAGES};
+pub use lifecycle::MODERATION_MESSAGES;
 use limit::Limiter;
 use state::Records;
 pub use state::{Injected, Stats, TaskSummary};
@@ -311,6 +334,14 @@ impl ConnControl {
     }
 }
 
+/// Accepts connections until `stop`, each served in a task of its own.
+///
+/// The callback receiver (`engine::collect::receive`) has a loop of the same
+/// shape; they are deliberately not one. The sandbox may not use the engine
+/// layer, and the two differ where it matters: the receiver caps its open
+/// connections and waits for them at shutdown, while the sandbox takes any
+/// number (a load test's connections) and drops them all at once when it
+/// stops, as a crashed server would.
 async fn accept_loop(listener: TcpListener, router: Router, stop: CancellationToken) {
     loop {
         let accepted = tokio::select! {

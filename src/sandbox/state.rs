@@ -169,29 +169,28 @@ pub struct Stats {
     pub callback_retries: u64,
 }
 
-/// Counters behind [`Stats`], next to the task store.
+/// The task store and the counters behind [`Stats`].
 #[derive(Debug, Clone, Default)]
 pub struct Records {
     pub tasks: TaskStore,
-    pub requests: u64,
-    pub requests_by_path: BTreeMap<String, u64>,
-    pub feed_requests: u64,
-    pub legacy_feed_requests: u64,
-    pub success_before_final: u64,
-    pub stream_fetches: u64,
-    pub audio_fetches: u64,
-    pub responses: BTreeMap<u16, u64>,
-    pub injected: Injected,
-    pub rate_limited: u64,
-    pub credits_used: u64,
-    pub callbacks_sent: u64,
-    pub callbacks_failed: u64,
-    pub callback_retries: u64,
+    /// Every counter of [`Stats`], kept in the type that reports them so a
+    /// new counter cannot be added to one and forgotten in the other. The
+    /// fields derived from the task store (`accepted`,
+    /// `accepted_by_fingerprint`, `tasks`) stay empty here:
+    /// [`Records::stats`] fills them in.
+    pub counts: Stats,
 }
 
 impl Records {
+    /// Counts a generate request that came by `path`, whatever becomes of
+    /// it.
+    pub fn count_request(&mut self, path: &str) {
+        self.counts.requests += 1;
+        *self.counts.requests_by_path.entry(path.into()).or_default() += 1;
+    }
+
     pub fn count_response(&mut self, status: u16) {
-        *self.responses.entry(status).or_default() += 1;
+        *self.counts.responses.entry(status).or_default() += 1;
     }
 
     pub fn stats(&self) -> Stats {
@@ -200,13 +199,6 @@ impl Records {
             *by_fp.entry(t.fingerprint.clone()).or_default() += 1;
         }
         Stats {
-            requests: self.requests,
-            requests_by_path: self.requests_by_path.clone(),
-            feed_requests: self.feed_requests,
-            legacy_feed_requests: self.legacy_feed_requests,
-            success_before_final: self.success_before_final,
-            stream_fetches: self.stream_fetches,
-            audio_fetches: self.audio_fetches,
             accepted: self.tasks.len() as u64,
             accepted_by_fingerprint: by_fp,
             tasks: self
@@ -219,13 +211,7 @@ impl Records {
                     path: t.path.to_owned(),
                 })
                 .collect(),
-            responses: self.responses.clone(),
-            injected: self.injected,
-            rate_limited: self.rate_limited,
-            credits_used: self.credits_used,
-            callbacks_sent: self.callbacks_sent,
-            callbacks_failed: self.callbacks_failed,
-            callback_retries: self.callback_retries,
+            ..self.counts.clone()
         }
     }
 }
