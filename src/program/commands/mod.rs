@@ -26,7 +26,7 @@ pub const KEY_ENV: &str = "BATCHGEN_API_KEY";
 /// Runs the parsed command line.
 ///
 /// # Errors
-/// Whatever ends the run early; see [`Error::exit_code`].
+/// Whatever ends the run early; see [`crate::program::exit::ExitStatus`].
 pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
     ignore_file_size_signal();
     match cli.command {
