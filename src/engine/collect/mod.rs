@@ -201,14 +201,10 @@ pub async fn collect(
     let work = shutdown.child_token();
     let deadline = Deadline::start(&work, config.deadline);
     let writer = catalog.start_writer(CancellationToken::new());
-    let (queue, downloading) = match &config.download {
-        Some(d) => {
-            let (tx, handle) =
-                download::spawn(d.clone(), Arc::clone(&catalog.store), work.clone())?;
-            (Some(tx), Some(handle))
-        }
-        None => (None, None),
-    };
+    let (queue, downloading) = (config.download.as_ref())
+        .map(|d| download::spawn(d.clone(), Arc::clone(&catalog.store), work.clone()))
+        .transpose()?
+        .unzip();
     let queue = Queue::new(queue, &tasks, &catalog.store);
     for task in &tasks {
         queue.complete_clips_of(&task.key);

@@ -146,25 +146,20 @@ fn slug(title: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The second clip (index 2, id `c-9`) of job `key`, as the catalog
+    /// records it.
     fn job(key: &str, title: &str) -> Row {
-        Row {
-            key: key.into(),
-            task_id: "t1".into(),
-            clip_index: 2,
-            clip_id: "c-9".into(),
-            title: title.into(),
-            style: String::new(),
-            model: String::new(),
-            status: "complete".into(),
-            duration: None,
-            created_at: String::new(),
-            audio_url: String::new(),
-            image_url: String::new(),
-            file: String::new(),
-            file_bytes: None,
-            image_file: String::new(),
-            error: String::new(),
-        }
+        let body = serde_json::json!([
+            {"id": "c-1", "status": "complete"},
+            {"id": "c-9", "status": "complete", "title": title},
+        ]);
+        let mut catalog = crate::files::catalog::Catalog::default();
+        catalog.apply(
+            key,
+            "t1",
+            &crate::api::feed::parse(body.to_string().as_bytes()).unwrap(),
+        );
+        catalog.rows()[1].clone()
     }
 
     #[test]

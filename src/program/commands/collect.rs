@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::{Signals, first_signal, read_key};
-use crate::engine::collect::download::DownloadConfig;
+use crate::engine::collect::download::{self, DownloadConfig};
 use crate::engine::collect::receive::{self, ReceiveConfig};
 use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
@@ -78,8 +78,8 @@ pub(super) fn after_run_config(
         download: download.map(|dir| DownloadConfig {
             dir,
             name: Default::default(),
-            concurrency: 4,
-            rate: crate::util::units::Rate::Unlimited,
+            concurrency: download::DEFAULT_CONCURRENCY,
+            rate: download::DEFAULT_RATE,
             images: false,
             timeout,
         }),

@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::names::NameTemplate;
@@ -48,6 +49,12 @@ use crate::api::feed::ClipStatus;
 use crate::files::catalog::{Row, Store};
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher, Tag};
+
+/// The default of `--download-concurrency` (and of `--wait --download`).
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// The default of `--download-rate` (and of `--wait --download`): media
+/// hosts ask for no pacing.
+pub const DEFAULT_RATE: Rate = Rate::Unlimited;
 
 /// How the catalog's `error` starts when the audio was kept untagged.
 pub const TAG_FAILED: &str = "kept without tags: ";
@@ -98,7 +105,7 @@ pub fn spawn(
     config: DownloadConfig,
     store: Arc<Store>,
     stop: CancellationToken,
-) -> anyhow::Result<(Queue, tokio::task::JoinHandle<DownloadSummary>)> {
+) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
     let workers = config.concurrency.max(1);
     // A file an earlier run recorded for a clip stays that clip's: another
