@@ -14,14 +14,13 @@
 //! |---|---|---|---|
 //! | 408 | retry | the row fails | a poll is a read: asking again is free; a submit's timeout may hide a created task |
 //! | 501, 505…599 | retry | the row fails | any 5xx may pass for a poll; a submit retries only the documented transient ones (500, 502, 503, 504) |
-//! | `{"code":429 or 5xx}` in a 200 envelope | retry | (not read: submit looks at the HTTP status and the task ID) | the feed's envelope carries its own code |
-//! | `{"code":401…403}` in a 200 envelope | stop: refused | (as above) | the envelope's refusal is the key's, as an HTTP 401…403 |
+//! | an error `code` in a 200 envelope | as that HTTP status (but 408 is a bad answer, not a retry) | as that HTTP status, unless the answer carries a task ID: then it was accepted | a submit's task ID is a task paid for, whatever the envelope says |
 //! | 404, 405 | a bad answer for this task (left for the next run after a few in a row, `crate::engine::collect::poll`) | the host serves no such endpoint: stop | a feed 404 is one unknown task ID; a generate 404 is every row |
 //! | connection lost after sending | retry | ambiguous: never resent | a poll creates nothing |
 //!
-//! The same in both: 401, 402, 403 stop the run; 429 retries (and pauses
-//! every request, honouring `Retry-After`); a 3xx is never followed and
-//! stops the run with `HTTP 301 to <Location>: fix --base-url`.
+//! The same in both: 401, 402, 403 stop the run; 429, 500, 502, 503, 504
+//! and a failed connection are retried; a 3xx is never followed and stops
+//! the run with `HTTP 301 to <Location>: fix --base-url`.
 
 use std::time::Duration;
 
