@@ -22,7 +22,7 @@ use axum::routing::get;
 use batchgen::engine::collect::download::{DownloadConfig, TAG_FAILED};
 use batchgen::engine::collect::{self, CollectConfig, CollectReport};
 use batchgen::files::catalog::Row;
-use batchgen::program::exit::ExitCode;
+use batchgen::program::exit::{ExitCode, ExitStatus as _};
 use batchgen::util::{redact::Secret, units::Rate};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -207,7 +207,7 @@ async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> 
             timeout: Duration::from_secs(5),
         }),
     };
-    collect::run(config, CancellationToken::new())
+    collect::collect(config, CancellationToken::new())
         .await
         .unwrap()
 }

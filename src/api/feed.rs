@@ -40,7 +40,7 @@
 //!   already paid for, would be lost to a download error.
 //!
 //! `data.type` `SUCCESS` / `IN_PROGRESS` decides nothing. A task is
-//! finished ([`Feed::is_finished`], [`task_finished`]) when every clip seen
+//! finished ([`TaskClips::is_finished`], [`task_finished`]) when every clip seen
 //! is finished and there are [`CLIPS_PER_TASK`] of them, or one of them
 //! failed (moderation refuses the prompt, so it fails both): a body that
 //! lists one complete clip while the other is not listed yet must not end
@@ -61,8 +61,12 @@
 //! and a body of the wrong shape is a [`FeedError`] that says what was
 //! wrong.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+mod loose;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
+
+use loose::{id_text, number, text, timestamp, url_text};
 
 /// Largest feed or callback body accepted. A task's two clips are a few KiB.
 pub const MAX_FEED_BODY: usize = 1024 * 1024;
@@ -74,7 +78,7 @@ pub const MAX_TEXT: usize = 2048;
 /// not finished with fewer, unless one failed.
 pub const CLIPS_PER_TASK: usize = 2;
 /// The `extra_message` of the final stage, lower-cased.
-pub const FINAL_MESSAGE: &str = "all generated successfully";
+const FINAL_MESSAGE: &str = "all generated successfully";
 
 /// Where a clip is in its life. In a [`Clip`] this is the verdict of the
 /// completion rule (module docs), not the word the host used: a clip the
@@ -179,9 +183,11 @@ impl Clip {
     }
 }
 
-/// What one body said.
+/// What one body (a feed answer or a callback) said about one task's
+/// clips. Named for what it holds, not where it came from: the sandbox's
+/// feed and the submit engine's job feeds are other things.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Feed {
+pub struct TaskClips {
     pub shape: Shape,
     /// `data.type` of the v2 envelope; `None` for the other shapes.
     pub task_type: Option<TaskType>,
@@ -194,13 +200,38 @@ pub struct Feed {
     pub failure: Option<String>,
 }
 
-impl Feed {
+impl TaskClips {
     /// Whether this body alone says the task is over: `FAIL`, a failure
     /// before any clip had an id, or [`task_finished`] over its clips.
     pub fn is_finished(&self) -> bool {
         self.task_type == Some(TaskType::Fail)
             || (self.clips.is_empty() && self.failure.is_some())
             || task_finished(self.clips.iter().map(|c| c.status))
+    }
+
+    /// Masks every registered secret in the server text (clip IDs,
+    /// titles, style, model, URLs, failure messages): a host that echoes
+    /// the key must not get it into the catalog, a file name or an ID3 tag
+    /// ([`crate::util::redact::secrets`]). Polls and callbacks both pass
+    /// here before anything is recorded.
+    pub fn mask_secrets(&mut self) {
+        use crate::util::redact::mask_in_place;
+        for clip in &mut self.clips {
+            for text in [
+                &mut clip.id,
+                &mut clip.title,
+                &mut clip.tags,
+                &mut clip.model_name,
+                &mut clip.audio_url,
+                &mut clip.image_url,
+                &mut clip.error,
+            ] {
+                mask_in_place(text);
+            }
+        }
+        if let Some(failure) = &mut self.failure {
+            mask_in_place(failure);
+        }
     }
 }
 
@@ -235,7 +266,7 @@ pub enum FeedError {
 /// # Errors
 /// A [`FeedError`] for a body that is too large, not JSON, an error
 /// envelope, or JSON of another shape.
-pub fn parse(body: &[u8]) -> Result<Feed, FeedError> {
+pub fn parse(body: &[u8]) -> Result<TaskClips, FeedError> {
     if body.len() > MAX_FEED_BODY {
         return Err(FeedError::TooLarge);
     }
@@ -312,7 +343,7 @@ pub fn parse(body: &[u8]) -> Result<Feed, FeedError> {
 }
 
 /// The legacy feed's object: its `type` is the stage of clips without one.
-fn legacy(map: &Map<String, Value>) -> Result<Feed, FeedError> {
+fn legacy(map: &Map<String, Value>) -> Result<TaskClips, FeedError> {
     let items = list(map.get("response_data"))?;
     let context = Context {
         stage: map.get("type").map(text).unwrap_or_default(),
@@ -338,10 +369,10 @@ struct Context {
     created_at: Option<DateTime<Utc>>,
 }
 
-fn clips(shape: Shape, items: &[Value], context: &Context) -> Feed {
-    let mut feed = Feed {
+fn clips(shape: Shape, items: &[Value], context: &Context) -> TaskClips {
+    let mut feed = TaskClips {
         shape,
-        ..Feed::default()
+        ..TaskClips::default()
     };
     for item in items {
         if feed.clips.len() == MAX_CLIPS {
@@ -444,81 +475,11 @@ pub fn is_streaming_url(url: &str) -> bool {
 }
 
 /// An http(s) URL whose path ends in `.mp3` and is not a streaming URL.
-pub fn is_final_mp3(url: &str) -> bool {
+fn is_final_mp3(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else {
         return false;
     };
     matches!(parsed.scheme(), "http" | "https")
         && parsed.path().to_ascii_lowercase().ends_with(".mp3")
         && !is_streaming_url(url)
-}
-
-/// A clip id goes into a CSV cell, file names and URLs: printable ASCII
-/// only, at most 200 characters; `""` is no id (yet).
-fn id_text(v: &Value) -> Option<String> {
-    let id = match v {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let ok = !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_graphic());
-    ok.then_some(id)
-}
-
-/// Text of a field: strings as they are, numbers and booleans written out,
-/// anything else empty; one line, at most [`MAX_TEXT`] characters.
-fn text(v: &Value) -> String {
-    let s = match v {
-        Value::String(s) => s.as_str(),
-        Value::Number(n) => return n.to_string(),
-        Value::Bool(b) => return b.to_string(),
-        _ => return String::new(),
-    };
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_TEXT)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// Only http(s) URLs are kept: a body cannot point a download at a file.
-fn url_text(s: &str) -> String {
-    let lower = s.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        s.to_owned()
-    } else {
-        String::new()
-    }
-}
-
-/// A number, or a string holding one; finite only.
-fn number(v: &Value) -> Option<f64> {
-    let n = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    n.is_finite().then_some(n)
-}
-
-/// An RFC 3339 string, a zoneless `2024-09-05 13:09:01` (or with `T`,
-/// fractions allowed) taken as UTC, or epoch milliseconds (number or string).
-fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
-    if let Value::String(s) = v {
-        let s = s.trim();
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Some(t.with_timezone(&Utc));
-        }
-        for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-                return Some(t.and_utc());
-            }
-        }
-    }
-    let millis = number(v)?;
-    if !(0.0..=1.0e15).contains(&millis) {
-        return None;
-    }
-    DateTime::from_timestamp_millis(millis as i64)
 }

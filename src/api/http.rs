@@ -7,7 +7,7 @@
 //! | client | total timeout | redirects | where |
 //! |---|---|---|---|
 //! | submit, credits | the request timeout, whole exchange | never followed: a 3xx is refused as misdirected | [`crate::api::submit`] |
-//! | feed polls | the request timeout, whole exchange | never followed | `crate::engine::collect::poll` |
+//! | feed polls | the request timeout, whole exchange | never followed | [`crate::api::poll`] |
 //! | media downloads | between reads only: a long song may take longer than any one timeout | up to 5 hops, no `Referer` (a signed link's token must not leak) | `crate::engine::collect::download` |
 
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! clips are not all final, and downloads only complete clips whose file is
 //! not on disk. Polling (`collect`) and callbacks (`receive`) both feed it
 //! through [`Store::apply`], with clips from the one parser
-//! ([`super::feed`]), so the two paths cannot disagree.
+//! ([`crate::api::feed`]), so the two paths cannot disagree.
 //!
 //! Rows are kept in results order (= manifest order), then clip index. The
 //! file is rewritten whole, through the `csv` crate, to a temp file that is
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::feed::{self, ClipStatus, Feed};
+use crate::api::feed::{self, ClipStatus, TaskClips};
 use crate::files::results::ResultsError;
 
 /// What goes wrong with the catalog file; the results file's mechanics
@@ -200,7 +200,7 @@ impl Catalog {
     /// `audio_url` is recorded for complete clips only: before that it is a
     /// streaming URL, and the catalog's `audio_url` is the song's file.
     /// Returns whether anything changed.
-    pub fn apply(&mut self, key: &str, task_id: &str, feed: &Feed) -> bool {
+    pub fn apply(&mut self, key: &str, task_id: &str, feed: &TaskClips) -> bool {
         // A job submitted again has a new task: its old clips go.
         let before = self.rows.len();
         self.rows.retain(|r| r.key != key || r.task_id == task_id);
@@ -375,7 +375,7 @@ impl Store {
     }
 
     /// [`Catalog::apply`], then schedules a write if anything changed.
-    pub fn apply(&self, key: &str, task_id: &str, feed: &Feed) -> bool {
+    pub fn apply(&self, key: &str, task_id: &str, feed: &TaskClips) -> bool {
         let changed = self.lock().apply(key, task_id, feed);
         if changed {
             self.changed();
@@ -426,7 +426,7 @@ pub fn flusher(
 mod tests {
     use super::*;
 
-    fn feed(body: &str) -> Feed {
+    fn feed(body: &str) -> TaskClips {
         feed::parse(body.as_bytes()).unwrap()
     }
 

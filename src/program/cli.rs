@@ -351,7 +351,7 @@ pub struct CollectArgs {
     pub poll_interval: Duration,
 
     /// All feed polls together, at most: N/s, N/min, N/h or "unlimited".
-    #[arg(long, value_name = "RATE", default_value = "2/s")]
+    #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::DEFAULT_POLL_RATE)]
     pub poll_rate: Rate,
 
     /// Stop after this long; unfinished tasks are left for the next run.
@@ -379,11 +379,11 @@ pub struct CollectArgs {
     pub name: crate::engine::collect::names::NameTemplate,
 
     /// Downloads in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_positive)]
+    #[arg(long, value_name = "N", default_value_t = crate::engine::collect::download::DEFAULT_CONCURRENCY, value_parser = parse_positive)]
     pub download_concurrency: usize,
 
     /// Download requests, at most: N/s, N/min, N/h or "unlimited".
-    #[arg(long, value_name = "RATE", default_value = "unlimited")]
+    #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::download::DEFAULT_RATE)]
     pub download_rate: Rate,
 
     /// Also download each clip's cover image (<name>.png).

@@ -230,6 +230,63 @@ impl From<crate::files::catalog::CatalogError> for Error {
     }
 }
 
+// --- engine/collect ---
+
+/// 0 when every clip is final (and downloaded, if asked), else 1.
+impl ExitStatus for crate::engine::collect::CollectReport {
+    fn exit_code(&self) -> ExitCode {
+        if self.tasks_finished == self.tasks
+            && self.files_missing == 0
+            && self.downloads.failed == 0
+        {
+            ExitCode::Success
+        } else {
+            ExitCode::RowsFailed
+        }
+    }
+}
+
+/// A collect run's errors, as the variants it always ended with: a missing
+/// results file is a missing input (66, the manifest's message); the
+/// catalog's through [`CatalogError`](crate::files::catalog::CatalogError);
+/// the download folder's its own.
+///
+/// A results file that exists but cannot be read is worded as the catalog
+/// (`Error::Catalog`, `Error::CatalogLocked`), as it always was: `collect`
+/// used to pass every storage error through one mapping that took any
+/// unwritable file for the catalog. Kept for byte-identical output.
+impl From<crate::engine::collect::CollectError> for Error {
+    fn from(e: crate::engine::collect::CollectError) -> Error {
+        use crate::engine::collect::CollectError;
+        use crate::files::catalog::CatalogError;
+        match e {
+            CollectError::NoResults { path, source } => {
+                Error::Manifest(ManifestError::Unreadable { path, source })
+            }
+            CollectError::ResultsUnreadable(e) => Error::from(CatalogError::from(e)),
+            CollectError::Catalog(e) => Error::from(e),
+            CollectError::DownloadDir { path, source } => Error::DownloadDir { path, source },
+            CollectError::Refused { status, message } => Error::Refused { status, message },
+            CollectError::Misdirected(message) => Error::Config(message),
+            CollectError::Unavailable(message) => Error::Unavailable(message),
+            CollectError::Other(e) => Error::Other(e),
+        }
+    }
+}
+
+/// The receiver's errors: the catalog's, or an address it cannot listen on.
+impl From<crate::engine::collect::receive::ReceiveError> for Error {
+    fn from(e: crate::engine::collect::receive::ReceiveError) -> Error {
+        use crate::engine::collect::receive::ReceiveError;
+        match e {
+            ReceiveError::Catalog(e) => Error::from(e),
+            ReceiveError::Other(e) => Error::Other(e),
+        }
+    }
+}
+
+// --- end engine/collect ---
+
 /// `message` without a leading `HTTP <status>: `, which the caller's own
 /// text already says (a message built from an error's `Display` has it).
 fn without_status(status: u16, message: &str) -> &str {

@@ -23,7 +23,7 @@
 //! Server text that batchgen keeps as data rather than shows (a clip's
 //! title, style, IDs and URLs, which become catalog cells, file names and
 //! ID3 tags) gets rule 1 only, through [`secrets`], when it is read
-//! ([`crate::engine::collect::poll::mask_secrets`]): a server that echoes the key
+//! ([`crate::api::feed::TaskClips::mask_secrets`]): a server that echoes the key
 //! into a title must not get it onto the disk, and rule 2 would break a URL
 //! that is still to be fetched.
 //!

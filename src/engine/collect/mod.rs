@@ -7,7 +7,7 @@
 //!                                                  (audio checked before the rename)
 //! ```
 //!
-//! [`run`] is `batchgen collect`: it reads the results file, reads the
+//! [`collect`] is `batchgen collect`: it reads the results file, reads the
 //! catalog back (it is the state: finished tasks are not polled again,
 //! downloaded files not fetched again), polls the rest until they finish,
 //! the `deadline` passes or `shutdown` is cancelled, and downloads complete
@@ -15,38 +15,50 @@
 //! same catalog through the same parser and writer.
 //!
 //! # Layout
-//! - [`feed`]: the one parser (v2 feed, legacy feed, callback bodies) and
-//!   the one completion rule;
-//! - [`catalog`]: the catalog rows, their merge, and the one writer;
-//! - [`poll`]: the feed client and the polling schedule;
+//! Below this engine: the one parser and completion rule
+//! ([`crate::api::feed`]), one feed request ([`crate::api::poll`]), the
+//! catalog rows, their merge and the one writer ([`crate::files::catalog`]).
+//! Here:
+//! - [`state`]: the submitted tasks and the catalog opened for one writer,
+//!   shared with the receiver;
+//! - [`poll`]: the polling schedule;
 //! - [`download`], [`names`]: resumable, tagged downloads and file names;
 //! - [`audio`]: what a download must be to be kept (the URL, the
-//!   `Content-Type`, the first bytes).
+//!   `Content-Type`, the first bytes);
+//! - [`receive`]: the callback receiver, the other way clips arrive.
+//!
+//! The run itself is named phases, in this order: read the tasks, open
+//! the catalog, check the download folder, start the deadline, the
+//! catalog writer and the downloads, queue what is already complete,
+//! poll, then wind down (downloads, deadline, writer) and tally.
 
 pub mod audio;
 pub mod download;
 pub mod names;
 pub mod poll;
 pub mod receive;
+pub mod state;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::util::units::Rate;
-
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::{self, Catalog, Store};
-use crate::files::manifest::ManifestError;
-use crate::files::results::{self, Status};
-use crate::program::exit::{Error, ExitCode};
+use crate::api::poll::FeedClient;
+use crate::files::catalog::{CatalogError, Store};
+use crate::files::results::{self, ResultsError};
 use crate::util::redact::Secret;
-use download::{DownloadConfig, DownloadSummary, Job};
-use poll::{FeedClient, PollSettings, PollSummary, Task};
+use crate::util::units::Rate;
+use download::{DownloadConfig, DownloadSummary};
+use poll::{PollSettings, PollSummary};
+use state::{OpenCatalog, Task};
 
 /// The default of `--poll-interval`: the provider asks for no faster.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -93,7 +105,9 @@ pub fn default_catalog_path(results: &Path) -> PathBuf {
     results.with_file_name(format!("{stem}.catalog.csv"))
 }
 
-/// What a collect run ended with.
+/// What a collect run ended with. Its exit code is the program's choice
+/// (`crate::program::exit`): 0 when every clip is final (and downloaded,
+/// if asked), else 1.
 #[derive(Debug, Clone, Default)]
 pub struct CollectReport {
     /// Submitted tasks in the results file.
@@ -112,73 +126,71 @@ pub struct CollectReport {
     pub catalog: PathBuf,
 }
 
-impl CollectReport {
-    /// 0 when every clip is final (and downloaded, if asked), else 1.
-    pub fn exit_code(&self) -> ExitCode {
-        if self.tasks_finished == self.tasks
-            && self.files_missing == 0
-            && self.downloads.failed == 0
-        {
-            ExitCode::Success
-        } else {
-            ExitCode::RowsFailed
-        }
-    }
+/// Why a collect run stopped before its end. Each names what failed; the
+/// program picks the exit code and the hint.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The results file is missing (or its metadata unreadable).
+    #[error("cannot read {}: {source}", path.display())]
+    NoResults {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The results file is there but cannot be read, or is not batchgen's.
+    #[error("{0}")]
+    ResultsUnreadable(ResultsError),
+    /// The catalog is locked, unreadable, not a catalog, or unwritable.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// `--download DIR` cannot be created or written into.
+    #[error("cannot write into the download folder {}: {source}", path.display())]
+    DownloadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API refused the key (401, 402, 403); `message` is the poll's
+    /// error, `HTTP <status>: …` included.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    /// The host redirected a poll: `--base-url` is wrong.
+    #[error("{0}")]
+    Misdirected(String),
+    /// Too many polls in a row failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An HTTP client could not be built.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The one limiter constructor for polls and downloads: no burst, one
+/// cell per `rate`'s interval; `None` when unlimited. (The submit pacer
+/// and the sandbox pace differently, on purpose, in their own modules.)
+fn rate_limiter(rate: Rate) -> Option<DefaultDirectRateLimiter> {
+    rate.interval().map(|every| {
+        RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))
+    })
 }
 
 /// Polls and downloads until every submitted task is finished, the deadline
 /// passes or `shutdown` is cancelled; see the module docs.
 ///
 /// # Errors
-/// The results file missing (exit 66); the catalog or download directory
-/// unwritable (73), locked (75) or not a catalog (78); the key refused (77);
-/// the API unreachable (69).
-pub async fn run(
+/// The results file missing or unreadable; the catalog or download
+/// directory unwritable, locked or not a catalog; the key refused; a
+/// redirect; the API unreachable ([`CollectError`]).
+pub async fn collect(
     config: CollectConfig,
     shutdown: CancellationToken,
-) -> Result<CollectReport, Error> {
-    if let Err(source) = std::fs::metadata(&config.results) {
-        return Err(ManifestError::Unreadable {
-            path: config.results.clone(),
-            source,
-        }
-        .into());
-    }
-    let records = results::latest(&config.results)?;
-    let keys: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    let tasks: Vec<Task> = records
-        .iter()
-        .filter(|r| r.status == Status::Submitted && !r.task_id.is_empty())
-        .map(|r| Task {
-            key: r.id.clone(),
-            task_id: r.task_id.clone(),
-        })
-        .collect();
-
-    let _lock = results::Lock::acquire(&config.catalog)?;
-    let store = Store::new(
-        config.catalog.clone(),
-        Catalog::load(&config.catalog, &keys)?,
-    );
-    store.flush()?;
+) -> Result<CollectReport, CollectError> {
+    let (keys, tasks) = read_tasks(&config.results)?;
+    let catalog = OpenCatalog::open(&config.catalog, || keys)?;
     if let Some(d) = &config.download {
-        std::fs::create_dir_all(&d.dir).map_err(|source| Error::Results {
-            path: d.dir.clone(),
-            source,
-        })?;
-        tempfile::tempfile_in(&d.dir).map_err(|source| Error::Results {
-            path: d.dir.clone(),
-            source,
-        })?;
+        check_download_dir(&d.dir)?;
     }
-    let to_poll: Vec<Task> = {
-        let catalog = store.lock();
-        tasks
-            .iter()
-            .filter(|t| !catalog.task_finished(&t.key, &t.task_id))
-            .cloned()
-            .collect()
-    };
+    let to_poll = unfinished(&catalog.store, &tasks);
     tracing::info!(
         tasks = tasks.len(),
         to_poll = to_poll.len(),
@@ -187,42 +199,158 @@ pub async fn run(
     );
 
     let work = shutdown.child_token();
-    let deadline_hit = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let timer = {
-        let (work, hit, deadline) = (work.clone(), Arc::clone(&deadline_hit), config.deadline);
-        tokio::spawn(async move {
-            tokio::select! {
-                () = work.cancelled() => {}
-                () = tokio::time::sleep(deadline) => {
-                    hit.store(true, std::sync::atomic::Ordering::SeqCst);
-                    work.cancel();
-                }
-            }
-        })
-    };
-    let flush_stop = CancellationToken::new();
-    let flusher = catalog::flusher(Arc::clone(&store), flush_stop.clone());
+    let deadline = Deadline::start(&work, config.deadline);
+    let writer = catalog.start_writer(CancellationToken::new());
+    let (queue, downloading) = (config.download.as_ref())
+        .map(|d| download::spawn(d.clone(), Arc::clone(&catalog.store), work.clone()))
+        .transpose()?
+        .unzip();
+    let queue = Queue::new(queue, &tasks, &catalog.store);
+    for task in &tasks {
+        queue.complete_clips_of(&task.key);
+    }
 
-    let downloads = match &config.download {
-        Some(d) => Some(download::spawn(
-            d.clone(),
-            Arc::clone(&store),
-            work.clone(),
-        )?),
-        None => None,
+    let client = FeedClient::new(&config.base_url, config.api_key.clone(), config.timeout)?;
+    let settings = PollSettings {
+        interval: config.poll_interval,
+        rate: config.poll_rate,
+        concurrency: config.poll_concurrency,
     };
-    let queued: Mutex<HashSet<(String, u32)>> = Mutex::default();
-    let task_ids: std::collections::HashMap<&str, &str> = tasks
+    let polled = poll::poll_until_finished(
+        client,
+        settings,
+        to_poll,
+        Arc::clone(&catalog.store),
+        |key| queue.complete_clips_of(key),
+        work.clone(),
+    )
+    .await;
+
+    // Winding down, in this order: downloads, the deadline, the writer.
+    if polled.is_err() {
+        work.cancel();
+    }
+    drop(queue);
+    let mut downloaded = DownloadSummary::default();
+    if let Some(handle) = downloading {
+        downloaded = handle.await.unwrap_or_default();
+    }
+    work.cancel();
+    let deadline_hit = deadline.finish().await;
+    let flushed = writer.finish().await;
+    let polls = polled?;
+    flushed?;
+
+    let report = CollectReport {
+        tasks: tasks.len(),
+        polls,
+        downloads: downloaded,
+        deadline_hit,
+        catalog: config.catalog.clone(),
+        ..CollectReport::default()
+    };
+    Ok(tally(
+        report,
+        &catalog.store,
+        &tasks,
+        config.download.is_some(),
+    ))
+}
+
+/// The results file's job keys (results order) and submitted tasks.
+fn read_tasks(path: &Path) -> Result<(Vec<String>, Vec<Task>), CollectError> {
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(CollectError::NoResults {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    let records = results::latest(path).map_err(CollectError::ResultsUnreadable)?;
+    let keys = records.iter().map(|r| r.id.clone()).collect();
+    Ok((keys, state::submitted(&records)))
+}
+
+/// Creates `dir` and proves a file can be made in it, before any request.
+fn check_download_dir(dir: &Path) -> Result<(), CollectError> {
+    let error = |source| CollectError::DownloadDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    tempfile::tempfile_in(dir).map_err(error)?;
+    Ok(())
+}
+
+/// The tasks the catalog does not call finished: those are polled.
+fn unfinished(store: &Store, tasks: &[Task]) -> Vec<Task> {
+    let catalog = store.lock();
+    tasks
         .iter()
-        .map(|t| (t.key.as_str(), t.task_id.as_str()))
-        .collect();
-    let enqueue = |key: &str| {
-        let Some((tx, _)) = &downloads else { return };
-        let Some(&task_id) = task_ids.get(key) else {
+        .filter(|t| !catalog.task_finished(&t.key, &t.task_id))
+        .cloned()
+        .collect()
+}
+
+/// Cancels `work` when the deadline passes, and remembers that it did.
+struct Deadline {
+    hit: Arc<AtomicBool>,
+    timer: JoinHandle<()>,
+}
+
+impl Deadline {
+    fn start(work: &CancellationToken, after: Duration) -> Deadline {
+        let hit = Arc::new(AtomicBool::new(false));
+        let timer = {
+            let (work, hit) = (work.clone(), Arc::clone(&hit));
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = work.cancelled() => {}
+                    () = tokio::time::sleep(after) => {
+                        hit.store(true, Ordering::SeqCst);
+                        work.cancel();
+                    }
+                }
+            })
+        };
+        Deadline { hit, timer }
+    }
+
+    /// Waits for the timer (`work` must be cancelled by now); whether the
+    /// deadline passed.
+    async fn finish(self) -> bool {
+        let _ = self.timer.await;
+        self.hit.load(Ordering::SeqCst)
+    }
+}
+
+/// Sends complete clips to the downloaders, each clip once per run.
+struct Queue<'a> {
+    tx: Option<download::Queue>,
+    /// The task ID of each job key: rows of an older task are not sent.
+    task_ids: HashMap<&'a str, &'a str>,
+    store: &'a Store,
+    queued: Mutex<HashSet<(String, u32)>>,
+}
+
+impl<'a> Queue<'a> {
+    fn new(tx: Option<download::Queue>, tasks: &'a [Task], store: &'a Store) -> Queue<'a> {
+        Queue {
+            tx,
+            task_ids: task_ids(tasks),
+            store,
+            queued: Mutex::default(),
+        }
+    }
+
+    /// Queues job `key`'s complete clips not queued yet (none without
+    /// `--download`).
+    fn complete_clips_of(&self, key: &str) {
+        let Some(tx) = &self.tx else { return };
+        let Some(&task_id) = self.task_ids.get(key) else {
             return;
         };
-        let catalog = store.lock();
-        let mut queued = queued.lock().unwrap_or_else(|e| e.into_inner());
+        let catalog = self.store.lock();
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         for row in catalog.task_rows(key) {
             // A complete clip without a usable `audio_url` is sent too: the
             // downloader fails its row with the reason, and it is counted.
@@ -232,67 +360,28 @@ pub async fn run(
             {
                 continue;
             }
-            let _ = tx.send(Job {
-                key: row.key.clone(),
-                task_id: row.task_id.clone(),
-                clip_index: row.clip_index,
-                clip_id: row.clip_id.clone(),
-                title: row.title.clone(),
-                style: row.style.clone(),
-                audio_url: row.audio_url.clone(),
-                image_url: row.image_url.clone(),
-                file: row.file.clone(),
-                file_bytes: row.file_bytes,
-                image_file: row.image_file.clone(),
-            });
+            let _ = tx.send(row.clone());
         }
-    };
-    for task in &tasks {
-        enqueue(&task.key);
     }
+}
 
-    let client = FeedClient::new(&config.base_url, config.api_key.clone(), config.timeout)?;
-    let settings = PollSettings {
-        interval: config.poll_interval,
-        rate: config.poll_rate,
-        concurrency: config.poll_concurrency,
-    };
-    let polled = poll::run(
-        client,
-        settings,
-        to_poll,
-        Arc::clone(&store),
-        enqueue,
-        work.clone(),
-    )
-    .await;
-    if polled.is_err() {
-        work.cancel();
-    }
-    let mut downloaded = DownloadSummary::default();
-    if let Some((tx, handle)) = downloads {
-        drop(tx);
-        downloaded = handle.await.unwrap_or_default();
-    }
-    work.cancel();
-    let _ = timer.await;
-    flush_stop.cancel();
-    let flushed = flusher
-        .await
-        .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))?;
-    let polls = polled?;
-    flushed?;
+fn task_ids(tasks: &[Task]) -> HashMap<&str, &str> {
+    tasks
+        .iter()
+        .map(|t| (t.key.as_str(), t.task_id.as_str()))
+        .collect()
+}
 
-    let mut report = CollectReport {
-        tasks: tasks.len(),
-        polls,
-        downloads: downloaded,
-        deadline_hit: deadline_hit.load(std::sync::atomic::Ordering::SeqCst),
-        catalog: config.catalog.clone(),
-        ..CollectReport::default()
-    };
+/// Counts the catalog's rows of this run's tasks into `report`.
+fn tally(
+    mut report: CollectReport,
+    store: &Store,
+    tasks: &[Task],
+    downloading: bool,
+) -> CollectReport {
+    let task_ids = task_ids(tasks);
     let catalog = store.lock();
-    for task in &tasks {
+    for task in tasks {
         if catalog.task_finished(&task.key, &task.task_id) {
             report.tasks_finished += 1;
         }
@@ -304,7 +393,7 @@ pub async fn run(
         match row.status() {
             ClipStatus::Complete => {
                 report.clips_complete += 1;
-                if config.download.is_some() && row.file.is_empty() {
+                if downloading && row.file.is_empty() {
                     report.files_missing += 1;
                 }
             }
@@ -312,5 +401,5 @@ pub async fn run(
             _ => report.clips_pending += 1,
         }
     }
-    Ok(report)
+    report
 }

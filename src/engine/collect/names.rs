@@ -10,7 +10,7 @@
 
 use std::str::FromStr;
 
-use super::download::Job;
+use crate::files::catalog::Row;
 
 /// The default template: `DIR/<key>-<index>.mp3`.
 pub const DEFAULT_NAME: &str = "{key}-{index}";
@@ -66,16 +66,17 @@ impl FromStr for NameTemplate {
 }
 
 impl NameTemplate {
-    /// The file stem for a clip, relative to the download directory.
-    pub fn render(&self, job: &Job) -> String {
-        let index = job.clip_index.to_string();
-        let slug = slug(&job.title);
+    /// The file stem for a clip (its catalog row), relative to the
+    /// download directory.
+    pub fn render(&self, clip: &Row) -> String {
+        let index = clip.clip_index.to_string();
+        let slug = slug(&clip.title);
         let mut out = self.0.clone();
         for (name, value) in [
-            ("key", job.key.as_str()),
+            ("key", clip.key.as_str()),
             ("index", index.as_str()),
-            ("clip_id", job.clip_id.as_str()),
-            ("task_id", job.task_id.as_str()),
+            ("clip_id", clip.clip_id.as_str()),
+            ("task_id", clip.task_id.as_str()),
             ("title_slug", slug.as_str()),
         ] {
             out = out.replace(&format!("{{{name}}}"), &component(value));
@@ -86,7 +87,7 @@ impl NameTemplate {
             .map(component)
             .collect();
         if parts.is_empty() {
-            return component(&format!("{}-{}", job.key, job.clip_index));
+            return component(&format!("{}-{}", clip.key, clip.clip_index));
         }
         parts.join("/")
     }
@@ -94,7 +95,7 @@ impl NameTemplate {
 
 /// One safe path component: no separators, no control or reserved
 /// characters, no leading dot, not empty, at most 150 bytes (`MAX_COMPONENT`).
-pub fn component(value: &str) -> String {
+fn component(value: &str) -> String {
     let mut out: String = value
         .chars()
         .map(|c| match c {
@@ -121,7 +122,7 @@ pub fn component(value: &str) -> String {
 }
 
 /// `"Neon Harbor (Remix)!"` → `neon-harbor-remix`; at most 60 characters.
-pub fn slug(title: &str) -> String {
+fn slug(title: &str) -> String {
     let mut out = String::new();
     for c in title.chars().flat_map(char::to_lowercase) {
         if c.is_alphanumeric() {
@@ -145,20 +146,20 @@ pub fn slug(title: &str) -> String {
 mod tests {
     use super::*;
 
-    fn job(key: &str, title: &str) -> Job {
-        Job {
-            key: key.into(),
-            task_id: "t1".into(),
-            clip_index: 2,
-            clip_id: "c-9".into(),
-            title: title.into(),
-            style: String::new(),
-            audio_url: String::new(),
-            image_url: String::new(),
-            file: String::new(),
-            file_bytes: None,
-            image_file: String::new(),
-        }
+    /// The second clip (index 2, id `c-9`) of job `key`, as the catalog
+    /// records it.
+    fn job(key: &str, title: &str) -> Row {
+        let body = serde_json::json!([
+            {"id": "c-1", "status": "complete"},
+            {"id": "c-9", "status": "complete", "title": title},
+        ]);
+        let mut catalog = crate::files::catalog::Catalog::default();
+        catalog.apply(
+            key,
+            "t1",
+            &crate::api::feed::parse(body.to_string().as_bytes()).unwrap(),
+        );
+        catalog.rows()[1].clone()
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! # URLs and the secret
 //! No signature is documented, so the URL carries a shared secret:
 //! `POST /callback/<secret>/<job-key>`, or `POST /callback/<job-key>?secret=
-//! <secret>`. Build them with [`callback_url`]. A wrong secret gets the same
+//! <secret>`. Build them with [`crate::settings::callback_url`]. A wrong secret gets the same
 //! 404 as an unknown path (nothing is revealed); a job key that is not in the
 //! results file gets 404 too (after one re-read of the file, since a
 //! callback can overtake the row that records its task). Bodies over
@@ -25,7 +25,7 @@
 //! only job keys, and every log line passes [`crate::util::redact`] anyway. Clip
 //! text that holds a known secret (a sender echoing the key or the secret
 //! into a title) is masked before it is recorded
-//! ([`crate::engine::collect::poll::mask_secrets`]).
+//! ([`crate::api::feed::TaskClips::mask_secrets`]).
 //!
 //! The secret must be at least [`MIN_SECRET_LEN`] characters (`batchgen
 //! receive` and `--callback-base` refuse a shorter one): it is all that
@@ -89,10 +89,10 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::state::{self, OpenCatalog, Writer};
 use crate::api::feed;
-use crate::files::catalog::{self, Catalog, Store};
-use crate::files::results::{self, Lock, Status};
-use crate::program::exit::Error;
+use crate::files::catalog::{CatalogError, Store};
+use crate::files::results;
 use crate::util::redact::Secret;
 
 /// Largest callback body accepted (a task's clips are a few KiB).
@@ -142,10 +142,9 @@ struct Jobs {
 impl Jobs {
     fn read(&mut self) -> Vec<String> {
         let records = results::latest(&self.path).unwrap_or_default();
-        self.tasks = records
-            .iter()
-            .filter(|r| r.status == Status::Submitted && !r.task_id.is_empty())
-            .map(|r| (r.id.clone(), r.task_id.clone()))
+        self.tasks = state::submitted(&records)
+            .into_iter()
+            .map(|t| (t.key, t.task_id))
             .collect();
         self.read_at = Some(Instant::now());
         records.into_iter().map(|r| r.id).collect()
@@ -174,14 +173,26 @@ impl Shared {
     }
 }
 
+/// Why the receiver could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The catalog is locked, unreadable, not a catalog, or unwritable.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The address cannot be listened on.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 /// A running receiver. Call [`Receiver::shutdown`] to stop it and write the
 /// catalog a last time.
 pub struct Receiver {
     addr: SocketAddr,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    flusher: tokio::task::JoinHandle<Result<(), crate::files::catalog::CatalogError>>,
-    _lock: Lock,
+    writer: Writer,
+    /// Holds the catalog's lock while the receiver runs.
+    _catalog: OpenCatalog,
 }
 
 impl Receiver {
@@ -190,28 +201,24 @@ impl Receiver {
     ///
     /// # Errors
     /// The catalog locked or unwritable, or the address in use.
-    pub async fn start(config: ReceiveConfig) -> Result<Receiver, Error> {
-        let lock = Lock::acquire(&config.catalog)?;
+    pub async fn start(config: ReceiveConfig) -> Result<Receiver, ReceiveError> {
         let mut jobs = Jobs {
             path: config.results.clone(),
             tasks: HashMap::new(),
             read_at: None,
         };
-        let keys = jobs.read();
-        let store = Store::new(
-            config.catalog.clone(),
-            Catalog::load(&config.catalog, &keys)?,
-        );
-        store.flush()?;
+        let catalog = OpenCatalog::open(&config.catalog, || jobs.read())?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         let stop = CancellationToken::new();
-        let flusher = catalog::flusher(Arc::clone(&store), stop.clone());
+        // One token for the server and the writer, as the receiver always
+        // had: both stop at once on shutdown.
+        let writer = catalog.start_writer(stop.clone());
         let shared = Arc::new(Shared {
             secret: config.secret,
-            store,
+            store: Arc::clone(&catalog.store),
             jobs: Mutex::new(jobs),
         });
         let app = router(shared);
@@ -220,8 +227,8 @@ impl Receiver {
             addr,
             stop,
             server,
-            flusher,
-            _lock: lock,
+            writer,
+            _catalog: catalog,
         })
     }
 
@@ -233,13 +240,10 @@ impl Receiver {
     ///
     /// # Errors
     /// When the catalog cannot be written.
-    pub async fn shutdown(self) -> Result<(), Error> {
+    pub async fn shutdown(self) -> Result<(), ReceiveError> {
         self.stop.cancel();
         let _ = self.server.await;
-        self.flusher
-            .await
-            .map_err(|e| Error::Other(anyhow::anyhow!("catalog writer failed: {e}")))?
-            .map_err(Error::from)
+        Ok(self.writer.finish().await?)
     }
 }
 
@@ -247,7 +251,7 @@ impl Receiver {
 ///
 /// # Errors
 /// As [`Receiver::start`] and [`Receiver::shutdown`].
-pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result<(), ReceiveError> {
     let receiver = Receiver::start(config).await?;
     {
         use std::io::Write;
@@ -398,7 +402,7 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
             return refuse(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
-    crate::engine::collect::poll::mask_secrets(&mut feed);
+    feed.mask_secrets();
     shared.store.apply(key, &task_id, &feed);
     tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
     axum::Json(json!({"ok": true})).into_response()

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::{Signals, first_signal, read_key};
-use crate::engine::collect::download::DownloadConfig;
+use crate::engine::collect::download::{self, DownloadConfig};
 use crate::engine::collect::receive::{self, ReceiveConfig};
 use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
-use crate::program::exit::{Error, ExitCode};
+use crate::program::exit::{Error, ExitCode, ExitStatus as _};
 use crate::settings::{DEFAULT_BASE_URL, parse_base_url};
 use crate::util::redact::Secret;
 
@@ -78,8 +78,8 @@ pub(super) fn after_run_config(
         download: download.map(|dir| DownloadConfig {
             dir,
             name: Default::default(),
-            concurrency: 4,
-            rate: crate::util::units::Rate::Unlimited,
+            concurrency: download::DEFAULT_CONCURRENCY,
+            rate: download::DEFAULT_RATE,
             images: false,
             timeout,
         }),
@@ -92,11 +92,8 @@ pub(super) async fn run_collect(
     output: &OutputArgs,
 ) -> Result<ExitCode, Error> {
     let downloading = config.download.is_some();
-    let download_dir = config.download.as_ref().map(|d| d.dir.clone());
     let signals = Signals::watch(output.quiet);
-    let report = collect::run(config, signals.shutdown.clone())
-        .await
-        .map_err(|e| name_collect_error(e, download_dir.as_deref()))?;
+    let report = collect::collect(config, signals.shutdown.clone()).await?;
     let code = signals.exit_code(report.exit_code());
     drop(signals);
     if !output.quiet || code != ExitCode::Success {
@@ -125,20 +122,6 @@ pub(super) async fn run_collect(
         }
     }
     Ok(code)
-}
-
-/// Names what a collect or receive could not write: they write the catalog
-/// (and its lock) and the download folder, never the results file, so the
-/// storage layer's [`Error::Results`] and [`Error::Locked`] are about those.
-fn name_collect_error(e: Error, download_dir: Option<&std::path::Path>) -> Error {
-    match e {
-        Error::Results { path, source } if Some(path.as_path()) == download_dir => {
-            Error::DownloadDir { path, source }
-        }
-        Error::Results { path, source } => Error::Catalog { path, source },
-        Error::Locked { path, holder } => Error::CatalogLocked { path, holder },
-        other => other,
-    }
 }
 
 pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
@@ -171,7 +154,5 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
     };
     let result = receive::serve(config, shutdown).await;
     stopper.abort();
-    result
-        .map(|()| ExitCode::Success)
-        .map_err(|e| name_collect_error(e, None))
+    result.map(|()| ExitCode::Success).map_err(Error::from)
 }
