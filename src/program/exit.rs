@@ -251,19 +251,24 @@ impl ExitStatus for crate::engine::collect::CollectReport {
 /// catalog's through [`CatalogError`](crate::files::catalog::CatalogError);
 /// the download folder's its own.
 ///
-/// A results file that exists but cannot be read is worded as the catalog
-/// (`Error::Catalog`, `Error::CatalogLocked`), as it always was: `collect`
-/// used to pass every storage error through one mapping that took any
-/// unwritable file for the catalog. Kept for byte-identical output.
+/// A results file that exists but cannot be read is an input that cannot
+/// be read, like a missing one (66); one that is not a results file is a
+/// configuration error (78). Before the layers had their own errors,
+/// `collect` passed every storage error through one mapping that took any
+/// unwritable file for the catalog ("cannot write the catalog
+/// results.csv", exit 73).
 impl From<crate::engine::collect::CollectError> for Error {
     fn from(e: crate::engine::collect::CollectError) -> Error {
         use crate::engine::collect::CollectError;
-        use crate::files::catalog::CatalogError;
+        use crate::files::results::ResultsError;
         match e {
             CollectError::NoResults { path, source } => {
                 Error::Manifest(ManifestError::Unreadable { path, source })
             }
-            CollectError::ResultsUnreadable(e) => Error::from(CatalogError::from(e)),
+            CollectError::ResultsUnreadable(ResultsError::Io { path, source }) => {
+                Error::Manifest(ManifestError::Unreadable { path, source })
+            }
+            CollectError::ResultsUnreadable(e) => Error::from(e),
             CollectError::Catalog(e) => Error::from(e),
             CollectError::DownloadDir { path, source } => Error::DownloadDir { path, source },
             CollectError::Refused { status, message } => Error::Refused { status, message },
