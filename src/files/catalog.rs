@@ -9,9 +9,10 @@
 //!
 //! Rows are kept in results order (= manifest order), then clip index. The
 //! file is rewritten whole, through the `csv` crate, to a temp file that is
-//! fsynced and renamed over the old one ([`crate::files::results::write_atomic`]'s
-//! recipe), by one [`flusher`] task at most once per [`FLUSH_EVERY`] and once
-//! more at the end: a kill leaves the previous whole file, never half of one.
+//! fsynced and renamed over the old one (the results file's recipe,
+//! `results::AtomicCsv`), by one [`flusher`] task at most once a second
+//! (`FLUSH_EVERY`) and once more at the end: a kill leaves the previous
+//! whole file, never half of one.
 //! An advisory lock on `<catalog>.lock` keeps two writers off one file.
 
 use std::collections::HashMap;
@@ -62,7 +63,7 @@ impl From<ResultsError> for CatalogError {
 }
 
 /// Most frequent rewrite of the catalog file while clips keep changing.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// One row of the catalog: one clip of one job. Server-supplied text is
 /// written defused against spreadsheet formulas and read back exactly
@@ -379,7 +380,7 @@ impl Store {
 }
 
 /// The only writer of the catalog file: writes it after changes, at most
-/// once per [`FLUSH_EVERY`], and a last time when `stop` is cancelled. Ends
+/// once per `FLUSH_EVERY`, and a last time when `stop` is cancelled. Ends
 /// with the first write error (the caller stops the run: exit 73).
 pub fn flusher(
     store: Arc<Store>,

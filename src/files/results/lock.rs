@@ -53,14 +53,6 @@ impl Lock {
         let _ = writeln!(file, "{}", std::process::id());
         Ok(Lock { _file: file })
     }
-
-    /// The lock file [`Lock::acquire`] would take for `results`, without
-    /// taking it: for a check that another output does not land on it. A
-    /// path [`fsx::resolve`] refuses is named as given (acquiring it will
-    /// fail anyway).
-    pub fn path_for(results: &Path) -> PathBuf {
-        lock_file(&fsx::resolve(results).unwrap_or_else(|_| results.to_owned()))
-    }
 }
 
 /// `<target>.lock`: the lock of the file at its real path `target`.

@@ -114,7 +114,9 @@ impl Compactor {
     }
 }
 
-/// Writes `rows` as the whole results file, atomically.
+/// Writes `rows` as the whole results file, atomically. Runs compact
+/// through [`Compactor`] row by row; this is for the tests and tools that
+/// write a prepared results file (`tests/common`, the engine's tests).
 ///
 /// # Errors
 /// Any I/O error; `path` is then left as it was.
