@@ -9,9 +9,10 @@
 //!
 //! Rows are kept in results order (= manifest order), then clip index. The
 //! file is rewritten whole, through the `csv` crate, to a temp file that is
-//! fsynced and renamed over the old one ([`crate::files::results::write_atomic`]'s
-//! recipe), by one [`flusher`] task at most once per [`FLUSH_EVERY`] and once
-//! more at the end: a kill leaves the previous whole file, never half of one.
+//! fsynced and renamed over the old one (the results file's recipe,
+//! `results::AtomicCsv`), by one [`flusher`] task at most once a second
+//! (`FLUSH_EVERY`) and once more at the end: a kill leaves the previous
+//! whole file, never half of one.
 //! An advisory lock on `<catalog>.lock` keeps two writers off one file.
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::feed::{self, ClipStatus, TaskClips};
-use crate::files::results::ResultsError;
+use crate::files::results::{AtomicCsv, Bounded, ResultsError};
 
 /// What goes wrong with the catalog file; the results file's mechanics
 /// ([`ResultsError`]) under the catalog's own names, so a message points
@@ -62,7 +63,7 @@ impl From<ResultsError> for CatalogError {
 }
 
 /// Most frequent rewrite of the catalog file while clips keep changing.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// One row of the catalog: one clip of one job. Server-supplied text is
 /// written defused against spreadsheet formulas and read back exactly
@@ -135,8 +136,7 @@ impl Catalog {
             Ok(file) => {
                 // Bounded: one unclosed quote must not make the rest of a
                 // damaged catalog one record held in memory.
-                let mut reader =
-                    csv::Reader::from_reader(crate::files::results::Bounded::new(file));
+                let mut reader = csv::Reader::from_reader(Bounded::new(file));
                 for row in reader.deserialize::<Row>() {
                     let row = row.map_err(|e| {
                         CatalogError::Refused(format!(
@@ -284,14 +284,6 @@ impl Catalog {
             .iter_mut()
             .find(|r| r.key == key && r.clip_index == clip_index)
     }
-
-    /// Writes every row to `path` atomically.
-    ///
-    /// # Errors
-    /// Any I/O error; `path` is then left as it was.
-    pub fn write_atomic(&self, path: &Path) -> Result<(), CatalogError> {
-        write_rows(path, &self.rows)
-    }
 }
 
 fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
@@ -315,32 +307,30 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
     }
 }
 
-/// Writes the whole catalog through [`crate::util::fsx::AtomicFile`]: a
-/// temporary file beside it (the real file's folder, for a catalog the user
-/// made a symlink), with its permission bits, renamed over it.
+/// Writes the whole catalog through [`AtomicCsv`], the results file's
+/// recipe: a temporary file beside it (the real file's folder, for a
+/// catalog the user made a symlink), with its permission bits, renamed
+/// over it. The header comes from [`Row`]'s field names with the first
+/// row, so a catalog of no rows is an empty file.
 fn write_rows(path: &Path, rows: &[Row]) -> Result<(), CatalogError> {
     let error = |source: io::Error| CatalogError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut tmp = crate::util::fsx::AtomicFile::create(path).map_err(error)?;
-    {
-        let mut writer = csv::Writer::from_writer(io::BufWriter::new(tmp.file_mut()));
-        for row in rows {
-            // The `error` column quotes servers and download failures: it
-            // passes the one redaction rule, like every other output.
-            let written = match crate::util::redact::text(&row.error) {
-                std::borrow::Cow::Borrowed(_) => writer.serialize(row),
-                std::borrow::Cow::Owned(masked) => writer.serialize(Row {
-                    error: masked,
-                    ..row.clone()
-                }),
-            };
-            written.map_err(|e| error(e.into()))?;
-        }
-        writer.flush().map_err(error)?;
+    let mut out = AtomicCsv::create(path).map_err(error)?;
+    for row in rows {
+        // The `error` column quotes servers and download failures: it
+        // passes the one redaction rule, like every other output.
+        let written = match crate::util::redact::text(&row.error) {
+            std::borrow::Cow::Borrowed(_) => out.serialize(row),
+            std::borrow::Cow::Owned(masked) => out.serialize(Row {
+                error: masked,
+                ..row.clone()
+            }),
+        };
+        written.map_err(error)?;
     }
-    tmp.commit().map_err(error)
+    out.commit().map_err(error)
 }
 
 /// The catalog shared by the tasks that change it, and its file.
@@ -358,10 +348,6 @@ impl Store {
             catalog: Mutex::new(catalog),
             dirty: Notify::new(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The catalog, for reading or a change followed by [`Store::changed`].
@@ -383,10 +369,10 @@ impl Store {
         changed
     }
 
-    /// Writes the catalog now.
+    /// Writes the catalog now, whole and atomically (`write_rows`).
     ///
     /// # Errors
-    /// As [`Catalog::write_atomic`].
+    /// Any I/O error; the file is then left as it was.
     pub fn flush(&self) -> Result<(), CatalogError> {
         let rows = self.lock().rows.clone();
         write_rows(&self.path, &rows)
@@ -394,7 +380,7 @@ impl Store {
 }
 
 /// The only writer of the catalog file: writes it after changes, at most
-/// once per [`FLUSH_EVERY`], and a last time when `stop` is cancelled. Ends
+/// once per `FLUSH_EVERY`, and a last time when `stop` is cancelled. Ends
 /// with the first write error (the caller stops the run: exit 73).
 pub fn flusher(
     store: Arc<Store>,

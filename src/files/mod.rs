@@ -1,6 +1,38 @@
 //! Files on disk: the manifest a person writes ([`manifest`]), the results
 //! file a run keeps ([`results`]), and the clip catalog `collect` and
 //! `receive` keep ([`catalog`]).
+//!
+//! # What this layer owns
+//! What is on disk and what it means: the formats, the line numbers in
+//! every diagnostic, the damage rules of a results file, and the safe,
+//! atomic way each file is written. Nothing here sends a request, sleeps
+//! or picks an exit code: each module returns its own error
+//! ([`manifest::ManifestError`], [`results::ResultsError`],
+//! [`catalog::CatalogError`]), and the program decides what each one means
+//! to the process.
+//!
+//! # What it may use
+//! Only lower layers: [`crate::util`] (safe file creation, the redaction
+//! rule), [`crate::job`] (what a row must be, job identity and
+//! fingerprints), [`crate::settings`] (a manifest's `[run]` table is
+//! settings), and [`crate::api::feed`] for the clip types the catalog's
+//! rows are made of (a catalog row *is* a clip the wire reported). Within
+//! the layer, the arrows run one way: `catalog` → `results` → `manifest`
+//! (the results file quotes `id`s in its messages as a manifest
+//! diagnostic does, [`manifest::quoted`]); `manifest` uses neither.
+//!
+//! # Why the catalog shares the results file's mechanics
+//! Both are CSV files batchgen alone rewrites while a person may open,
+//! edit, cut short or symlink them, and the risks are the same: two
+//! processes writing one file, a damaged file read whole into memory, a
+//! half-written file after a kill, a planted link, a spreadsheet running a
+//! server's text as a formula. So the catalog uses the results file's
+//! answers rather than its own copies: the same [`results::Lock`] (taken
+//! by `collect` and `receive`), the `results::Bounded` reader,
+//! [`results::cell`]'s defusing, and the one CSV rewrite recipe
+//! (`results::AtomicCsv`) the compactor uses. Its
+//! errors are the results file's under the catalog's own names, so a
+//! message points at `--catalog`, not `--out`.
 
 pub mod catalog;
 pub mod manifest;

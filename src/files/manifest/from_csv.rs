@@ -12,11 +12,12 @@
 //! a manifest) is a `FILE:LINE: field:` diagnostic after reading 1 MiB,
 //! not an out-of-memory abort after reading 600.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Diagnostic, Rows, did_you_mean, quoted, suggest_field};
+use super::tracker::{MAX_RECORD, Tracker};
+use super::{Rows, did_you_mean, quoted, suggest_field};
 use crate::job::{Field, JobFields, Kind, Value};
 
 /// A CSV file's data rows, read one at a time from a stream: the file is
@@ -35,7 +36,7 @@ pub(super) struct CsvRows<R: Read> {
     /// reading a row does not allocate.
     spare: Option<csv::ByteRecord>,
     /// Fields of rows done with, whose strings hold later rows' cells.
-    used: Vec<JobFields>,
+    pub(super) used: Vec<JobFields>,
 }
 
 /// A record read but not yet returned.
@@ -58,7 +59,7 @@ impl<R: Read> CsvRows<R> {
 
     /// [`CsvRows::open`] without the diagnostic for a file with no header
     /// at all, which depends on what else is wrong (see [`no_header`]).
-    fn open_quiet(file: &Path, source: R, rows: &mut Rows) -> Option<CsvRows<R>> {
+    pub(super) fn open_quiet(file: &Path, source: R, rows: &mut Rows) -> Option<CsvRows<R>> {
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             // Ragged records are our diagnostic, not the reader's fatal error.
@@ -180,280 +181,16 @@ impl<R: Read> CsvRows<R> {
 /// A file with no header row is reported as empty only when nothing else
 /// was found wrong: an unterminated quote or a read error also leaves no
 /// header, and is the real problem.
-fn no_header(file: &Path, rows: &mut Rows) {
+pub(super) fn no_header(file: &Path, rows: &mut Rows) {
     if rows.diagnostics.is_empty() {
         let msg = "empty file: expected a header row naming the columns";
         rows.problem(file, 1, None, msg);
     }
 }
 
-/// Largest record read, in bytes. The longest valid row is the sum of the
-/// fields' limits ([`crate::job::length_limit`]: a 5000-character prompt
-/// is up to 20 KB of UTF-8, twice that with every quote doubled, plus the
-/// other fields): about 50 KB. 1 MiB is twenty times that, and bounds what
-/// one record can cost in memory.
-pub(super) const MAX_RECORD: u64 = 1 << 20;
-
 /// Largest string kept to hold a later row's cell: a hostile row's huge
 /// cell is freed, not carried along (and held) for the rest of the file.
 const MAX_REUSED: usize = 16 * 1024;
-
-/// Rows handed from the reading thread to the checking one at a time: one
-/// hand-off per batch, not per row.
-const BATCH: usize = 256;
-
-/// Batches read ahead of the checks; bounds the memory the reading thread
-/// can run ahead by.
-const BATCHES_AHEAD: usize = 4;
-
-/// What goes from the reading thread to the checking one and back.
-#[derive(Default)]
-struct Batch {
-    /// What the reading thread found, in file order.
-    items: Vec<Item>,
-    /// Going back: fields of checked rows, to hold later rows' cells. Their
-    /// strings are allocated and freed by the reading thread only, which
-    /// is cheaper than freeing them on another thread.
-    used: Vec<JobFields>,
-}
-
-/// What the reading thread found.
-enum Item {
-    /// A problem with the file or one row's cells.
-    Problem(Diagnostic),
-    /// A row whose cells could be read, for the checks.
-    Row(u64, JobFields, Vec<Field>),
-    /// The file has no header row.
-    NoHeader,
-}
-
-/// Validates every data row of a CSV (the first pass) on two threads: one
-/// reads the file, splits records, notes their lines and reads the cells
-/// into fields; the calling one applies the defaults and the rules, hashes
-/// and counts. Each side is about half the work, and validating a
-/// million-row manifest is what every run (and every rerun) waits for
-/// first. Rows and problems arrive in file order, so `rows` ends exactly
-/// as a one-thread pass would leave it.
-///
-/// # Errors
-/// When the reading thread cannot be started; nothing was read then, and
-/// the caller can read the file on its own thread instead.
-pub(super) fn validate<R: Read + Send>(
-    file: &Path,
-    source: R,
-    rows: &mut Rows,
-) -> std::io::Result<()> {
-    let (full, read) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_AHEAD);
-    let (done, empty) = std::sync::mpsc::channel::<Batch>();
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("manifest-reader".into())
-            .spawn_scoped(scope, move || read_items(file, source, &full, &empty))?;
-        for mut batch in read {
-            for item in batch.items.drain(..) {
-                match item {
-                    Item::Problem(d) => rows.diagnostics.push(d),
-                    Item::Row(line, fields, unread) => {
-                        batch.used.extend(rows.row(file, line, fields, unread));
-                    }
-                    Item::NoHeader => no_header(file, rows),
-                }
-            }
-            // Back for reuse; the reader may have finished already.
-            let _ = done.send(batch);
-        }
-        Ok(())
-    })
-}
-
-/// The reading side of [`validate`]: sends everything it finds to `full`
-/// in batches, reusing the ones that come back on `empty`.
-fn read_items<R: Read>(
-    file: &Path,
-    source: R,
-    full: &std::sync::mpsc::SyncSender<Batch>,
-    empty: &std::sync::mpsc::Receiver<Batch>,
-) {
-    // Collects this side's problems, which go out as items.
-    let mut found = Rows::default();
-    let mut batch = Batch::default();
-    let mut csv = CsvRows::open_quiet(file, source, &mut found);
-    batch
-        .items
-        .extend(found.diagnostics.drain(..).map(Item::Problem));
-    if csv.is_none() {
-        batch.items.push(Item::NoHeader);
-    }
-    while let Some(csv) = csv.as_mut() {
-        let row = csv.next_row(&mut found);
-        batch
-            .items
-            .extend(found.diagnostics.drain(..).map(Item::Problem));
-        let Some((line, fields, unread)) = row else {
-            break;
-        };
-        batch.items.push(Item::Row(line, fields, unread));
-        if batch.items.len() >= BATCH {
-            let mut next = empty.try_recv().unwrap_or_default();
-            csv.used.append(&mut next.used);
-            if full.send(std::mem::replace(&mut batch, next)).is_err() {
-                return;
-            }
-        }
-    }
-    let _ = full.send(batch);
-}
-
-/// Watches the bytes on their way to the csv reader and notes where each
-/// record starts (byte offset and line) and where a quoted cell opens,
-/// following the csv crate's rules for its default dialect: a `"` opens a
-/// quoted cell only as a cell's first byte (elsewhere it is text, as in
-/// `12" vinyl`), `""` inside one is a quote, and `,`, CR and LF end cells
-/// outside quotes. csv's own `Position::line` is where the previous record
-/// ended, which misses blank lines and the `\n` of a CRLF; this does not.
-struct Tracker<R> {
-    inner: R,
-    offset: u64,
-    /// Line of the byte at `offset`, 1-based.
-    line: u64,
-    state: QuoteState,
-    /// Starts of records not yet asked about: (byte offset, line).
-    starts: VecDeque<(u64, u64)>,
-    /// The latest opening quote: (byte offset, line).
-    open_quote: Option<(u64, u64)>,
-    /// Where the record being read began (byte offset, line), and which
-    /// of its cells (0-based) is being read.
-    record: (u64, u64),
-    cell: usize,
-    /// Set when a record grew past [`MAX_RECORD`]: its line and the cell
-    /// it was in. Reading stops there with an error.
-    oversized: Option<(u64, usize)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum QuoteState {
-    RecordStart,
-    CellStart,
-    Unquoted,
-    Quoted,
-    QuoteInQuoted,
-}
-
-impl<R: Read> Tracker<R> {
-    fn new(inner: R) -> Tracker<R> {
-        Tracker {
-            inner,
-            offset: 0,
-            line: 1,
-            state: QuoteState::RecordStart,
-            starts: VecDeque::new(),
-            open_quote: None,
-            record: (0, 1),
-            cell: 0,
-            oversized: None,
-        }
-    }
-
-    fn scan(&mut self, bytes: &[u8]) {
-        let mut bytes = bytes;
-        if self.offset == 0 && bytes.starts_with(b"\xef\xbb\xbf") {
-            bytes = &bytes[3..];
-            self.offset = 3;
-        }
-        let mut i = 0;
-        while i < bytes.len() {
-            // Inside a cell nothing changes until a byte that can end it:
-            // jump there (memchr), counting the line breaks passed over.
-            let stop = match self.state {
-                QuoteState::Quoted => memchr::memchr(b'"', &bytes[i..]),
-                QuoteState::Unquoted => memchr::memchr3(b',', b'\r', b'\n', &bytes[i..]),
-                _ => Some(0),
-            };
-            let skip = stop.unwrap_or(bytes.len() - i);
-            if skip > 0 {
-                // A plain count: spans are a cell long, too short for
-                // memchr's set-up to pay, and the loop vectorizes.
-                let span = &bytes[i..i + skip];
-                self.line += span.iter().filter(|&&b| b == b'\n').count() as u64;
-                self.offset += skip as u64;
-                i += skip;
-                continue;
-            }
-            self.step(bytes[i]);
-            i += 1;
-        }
-    }
-
-    fn step(&mut self, b: u8) {
-        if self.state == QuoteState::RecordStart && !matches!(b, b'\r' | b'\n') {
-            self.starts.push_back((self.offset, self.line));
-            self.record = (self.offset, self.line);
-            self.cell = 0;
-            self.state = QuoteState::CellStart;
-        }
-        self.state = match (self.state, b) {
-            (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
-            (QuoteState::Quoted, _) => QuoteState::Quoted,
-            (QuoteState::CellStart, b'"') => {
-                self.open_quote = Some((self.offset, self.line));
-                QuoteState::Quoted
-            }
-            (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
-            (_, b',') => {
-                self.cell += 1;
-                QuoteState::CellStart
-            }
-            (_, b'\r' | b'\n') => QuoteState::RecordStart,
-            _ => QuoteState::Unquoted,
-        };
-        if b == b'\n' {
-            self.line += 1;
-        }
-        self.offset += 1;
-    }
-
-    /// Line of the record csv reports at byte `offset` (which may sit just
-    /// before the line break that ends the previous record).
-    fn line_of(&mut self, offset: u64) -> u64 {
-        while self
-            .starts
-            .front()
-            .is_some_and(|&(start, _)| start < offset)
-        {
-            self.starts.pop_front();
-        }
-        match self.starts.pop_front() {
-            Some((_, line)) => line,
-            None => self.line,
-        }
-    }
-
-    /// Where a quoted cell still open at the end of the input began.
-    fn unterminated(&self) -> Option<(u64, u64)> {
-        (self.state == QuoteState::Quoted)
-            .then_some(self.open_quote)
-            .flatten()
-    }
-}
-
-impl<R: Read> Read for Tracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.oversized.is_some() {
-            return Err(std::io::Error::other("a record over the size limit"));
-        }
-        let n = self.inner.read(buf)?;
-        self.scan(&buf[..n]);
-        if self.state != QuoteState::RecordStart
-            && self.offset.saturating_sub(self.record.0) > MAX_RECORD
-        {
-            // The bytes of this read are not handed on: the record stops
-            // growing here.
-            self.oversized = Some((self.record.1, self.cell));
-            return Err(std::io::Error::other("a record over the size limit"));
-        }
-        Ok(n)
-    }
-}
 
 /// Maps each header cell to its field; `None` for a column that names none
 /// (each such column gets a diagnostic). Also returns the fields every row
@@ -631,37 +368,5 @@ mod tests {
         assert_eq!(parse_bool("0"), Ok(Some(false)));
         assert_eq!(parse_bool("  "), Ok(None));
         assert_eq!(parse_bool("maybe"), Err(()));
-    }
-
-    /// (byte offset, line) pairs.
-    type At = (u64, u64);
-
-    fn starts(text: &[u8]) -> (Vec<At>, Option<At>) {
-        let mut t = Tracker::new(text);
-        t.scan(text);
-        (t.starts.iter().copied().collect(), t.unterminated())
-    }
-
-    #[test]
-    fn record_starts_skip_blank_lines_and_crlf() {
-        let (s, open) = starts(b"a,b\r\n\r\nc,\"x\ny\"\n\nd\n");
-        assert_eq!(s, [(0, 1), (7, 3), (16, 6)]);
-        assert_eq!(open, None);
-        let (s, _) = starts(b"\xef\xbb\xbfid\n1\n");
-        assert_eq!(s, [(3, 1), (6, 2)], "a BOM belongs to line 1");
-    }
-
-    #[test]
-    fn unterminated_quotes() {
-        let open = |text: &[u8]| starts(text).1;
-        assert_eq!(open(b"a,\"b\"\"c\"\n\"d\ne\"\n"), None);
-        assert_eq!(
-            open(b"a,12\" vinyl\n"),
-            None,
-            "a quote inside a cell is text"
-        );
-        assert_eq!(open(b"\xef\xbb\xbf\"id\"\n"), None, "after a BOM");
-        assert_eq!(open(b"a\r\nb,\"c\nd\n"), Some((5, 2)));
-        assert_eq!(open(b"\""), Some((0, 1)));
     }
 }

@@ -8,15 +8,13 @@
 
 use std::num::NonZeroU32;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::toml_values::{Value, describe, integer_in, model_names, string, timeout, typed};
 use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
-use crate::job::{
-    self, Field, Gender, JobFields, Kind, Value as JobValue, WEIGHT_RULE, Weight, WeightError,
-};
+use crate::job::{Field, JobFields};
 use crate::settings::{self, RunSettings};
 use crate::util::units::Rate;
 
@@ -34,8 +32,6 @@ const RUN_KEYS: &[&str] = &[
     "extra_models",
 ];
 
-type Value<'a> = Spanned<DeValue<'a>>;
-
 /// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
 /// `[run]` settings and the file its rows come from.
 ///
@@ -48,17 +44,8 @@ pub(super) fn read(
 ) -> Result<(RunSettings, PathBuf), ManifestError> {
     let nothing = || (RunSettings::default(), path.to_path_buf());
     let lines = LineIndex::new(bytes);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let at = e.valid_up_to();
-            let msg = format!(
-                "not valid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
-                bytes[at]
-            );
-            rows.problem(path, lines.line(at), None, msg);
-            return Ok(nothing());
-        }
+    let Some(text) = utf8(path, bytes, &lines, rows) else {
+        return Ok(nothing());
     };
     // A BOM has no newline in it, so byte offsets past it keep their lines.
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
@@ -73,6 +60,9 @@ pub(super) fn read(
         }
     };
     let toml = Toml { path, lines, bom };
+    // Joined as it is, so a name the user gave stays spelt their way in
+    // every message (`prompts.csv`, not `./prompts.csv`); the folder check
+    // resolves it on its own ([`super::open::inside_folder`]).
     let dir = path.parent().unwrap_or(Path::new(""));
 
     let (mut csv, mut run, mut defaults, mut jobs) = (None, None, None, None);
@@ -87,7 +77,7 @@ pub(super) fn read(
     }
 
     let settings = match run {
-        Some((key, value)) => toml.run(key, value, dir, rows),
+        Some((key, value)) => toml.run_table(key, value, dir, rows),
         None => RunSettings::default(),
     };
     if let Some((key, value)) = defaults {
@@ -96,34 +86,28 @@ pub(super) fn read(
     if let Some((key, value)) = jobs {
         toml.jobs(key, value, rows);
     }
-    let Some((key, value)) = csv else {
-        return Ok((settings, path.to_path_buf()));
+    let rows_path = match csv {
+        Some((key, value)) => toml.csv_rows(key, value, jobs.is_some(), dir, rows)?,
+        None => None,
     };
-    let line = toml.line(key);
-    let relative = match value.get_ref() {
-        DeValue::String(s) => csv_path(s),
-        other => Err(format!("expected a string, found {}", describe(other))),
-    };
-    let relative = match relative {
-        Ok(relative) if jobs.is_none() => relative,
-        Ok(_) => {
-            let msg = "cannot be used with [[job]] tables: rows come from one or the other";
-            rows.problem(path, line, Some("csv"), msg);
-            return Ok((settings, path.to_path_buf()));
+    Ok((settings, rows_path.unwrap_or_else(|| path.to_path_buf())))
+}
+
+/// The manifest's text, when it is UTF-8; otherwise the diagnostic naming
+/// the first bad byte.
+fn utf8<'a>(path: &Path, bytes: &'a [u8], lines: &LineIndex, rows: &mut Rows) -> Option<&'a str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let msg = format!(
+                "not valid UTF-8 (byte 0x{:02x}); save the file as UTF-8",
+                bytes[at]
+            );
+            rows.problem(path, lines.line(at), None, msg);
+            None
         }
-        Err(msg) => {
-            rows.problem(path, line, Some("csv"), msg);
-            return Ok((settings, path.to_path_buf()));
-        }
-    };
-    let rows_path = dir.join(relative);
-    if let Err(msg) = super::inside_folder(dir, relative) {
-        rows.problem(path, line, Some("csv"), msg);
-        return Ok((settings, path.to_path_buf()));
     }
-    rows.keep_jobs = false;
-    rows.read_csv(&rows_path)?;
-    Ok((settings, rows_path))
 }
 
 /// `csv = "..."` must name a file inside the manifest's folder, so a
@@ -179,7 +163,50 @@ impl Toml<'_> {
         rows.problem(self.path, self.line(key), Some(name), msg);
     }
 
-    fn run(
+    /// The rows of `csv = "..."`, read and validated into `rows`: the CSV's
+    /// path, or `None` (with the problem in `rows`) when the key is wrong,
+    /// comes with `[[job]]` tables, or names a file outside the folder.
+    ///
+    /// # Errors
+    /// [`ManifestError::Unreadable`] when the CSV cannot be read.
+    fn csv_rows(
+        &self,
+        key: &Spanned<impl Sized>,
+        value: &Value<'_>,
+        with_jobs: bool,
+        dir: &Path,
+        rows: &mut Rows,
+    ) -> Result<Option<PathBuf>, ManifestError> {
+        let line = self.line(key);
+        let relative = match value.get_ref() {
+            DeValue::String(s) => csv_path(s),
+            other => Err(format!("expected a string, found {}", describe(other))),
+        };
+        let relative = match relative {
+            Ok(relative) if !with_jobs => relative,
+            Ok(_) => {
+                let msg = "cannot be used with [[job]] tables: rows come from one or the other";
+                rows.problem(self.path, line, Some("csv"), msg);
+                return Ok(None);
+            }
+            Err(msg) => {
+                rows.problem(self.path, line, Some("csv"), msg);
+                return Ok(None);
+            }
+        };
+        let rows_path = dir.join(relative);
+        if let Err(msg) = super::open::inside_folder(self.path, relative) {
+            rows.problem(self.path, line, Some("csv"), msg);
+            return Ok(None);
+        }
+        rows.keep_jobs = false;
+        super::first_pass::read_csv(rows, &rows_path)?;
+        Ok(Some(rows_path))
+    }
+
+    /// Reads the `[run]` table into settings (its `extra_models` into the
+    /// rules the rows are checked with).
+    fn run_table(
         &self,
         key: &Spanned<impl Sized>,
         value: &Value<'_>,
@@ -335,131 +362,6 @@ impl Toml<'_> {
         }
         (fields, unread)
     }
-}
-
-/// A job field's value, read as its [`Kind`] wants it. TOML is typed, so
-/// each kind takes its own TOML type and nothing else: text a string, a
-/// switch a boolean, a weight a number (`0.65`, `1`; the string `"0.65"` is
-/// refused, as `"true"` is for a switch), a gender the string `"male"` or
-/// `"female"`.
-fn typed(field: Field, value: &DeValue<'_>) -> Result<JobValue, String> {
-    match (field.kind(), value) {
-        (Kind::Text, DeValue::String(s)) => Ok(JobValue::Str(s.to_string())),
-        (Kind::Text, other) => Err(format!("expected a string, found {}", describe(other))),
-        (Kind::Bool, DeValue::Boolean(b)) => Ok(JobValue::Bool(*b)),
-        (Kind::Bool, other) => Err(format!(
-            "expected true or false (without quotes), found {}",
-            describe(other)
-        )),
-        (Kind::Weight, DeValue::Float(f)) => {
-            // TOML allows `0.6_5` and `6.5e-1`; the text without the
-            // underscores is exact unless it has an exponent (or is `inf`).
-            let text = f.as_str().replace('_', "");
-            let weight = if text.contains(['e', 'E']) || !text.contains('.') {
-                text.parse::<f64>()
-                    .map_err(|_| WeightError::NotANumber)
-                    .and_then(Weight::from_f64)
-            } else {
-                text.parse::<Weight>()
-            };
-            weight
-                .map(JobValue::Weight)
-                .map_err(|e| format!("{} {e}", f.as_str()))
-        }
-        (Kind::Weight, DeValue::Integer(i)) => {
-            match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                Ok(0) => Ok(JobValue::Weight(Weight::ZERO)),
-                Ok(1) => Ok(JobValue::Weight(Weight::ONE)),
-                _ => Err(format!("{i} {}", WeightError::OutOfRange)),
-            }
-        }
-        (Kind::Weight, other) => Err(format!(
-            "expected {WEIGHT_RULE} (without quotes), found {}",
-            describe(other)
-        )),
-        (Kind::Gender, DeValue::String(s)) => {
-            s.parse::<Gender>().map(JobValue::Gender).map_err(|e| {
-                if s.chars().count() <= 40 {
-                    format!("{s:?} {e}")
-                } else {
-                    format!("the value {e}")
-                }
-            })
-        }
-        (Kind::Gender, other) => Err(format!(
-            "expected \"male\" or \"female\", found {}",
-            describe(other)
-        )),
-    }
-}
-
-/// A value's type, with the value itself when it is short enough to help.
-fn describe(value: &DeValue<'_>) -> String {
-    match value {
-        DeValue::String(s) if s.chars().count() <= 40 => format!("string {s:?}"),
-        DeValue::Integer(i) => format!("integer {i}"),
-        DeValue::Float(f) => format!("float {f}"),
-        DeValue::Boolean(b) => format!("boolean {b}"),
-        other => other.type_str().to_owned(),
-    }
-}
-
-fn string<'v>(value: &'v Value<'_>) -> Result<&'v str, String> {
-    match value.get_ref() {
-        DeValue::String(s) => Ok(s),
-        other => Err(format!("expected a string, found {}", describe(other))),
-    }
-}
-
-/// `extra_models = ["chirp-v6", ...]`: each a plausible model name.
-fn model_names(value: &Value<'_>) -> Result<Vec<String>, String> {
-    let DeValue::Array(items) = value.get_ref() else {
-        return Err(format!(
-            "expected a list of model names like [\"chirp-v6\"], found {}",
-            describe(value.get_ref())
-        ));
-    };
-    items
-        .iter()
-        .map(|item| match item.get_ref() {
-            DeValue::String(s) => job::parse_model_name(s),
-            other => Err(format!(
-                "expected model names (strings), found {}",
-                describe(other)
-            )),
-        })
-        .collect()
-}
-
-fn integer_in(value: &Value<'_>, min: i64, max: i64) -> Result<i64, String> {
-    let DeValue::Integer(i) = value.get_ref() else {
-        return Err(format!(
-            "expected an integer, found {}",
-            describe(value.get_ref())
-        ));
-    };
-    match i64::from_str_radix(i.as_str(), i.radix()) {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("must be between {min} and {max}, not {i}")),
-    }
-}
-
-/// `timeout = "90s"` or `timeout = 90` (seconds).
-fn timeout(value: &Value<'_>) -> Result<Duration, String> {
-    let duration = match value.get_ref() {
-        DeValue::String(s) => crate::util::units::parse_duration(s)?,
-        DeValue::Integer(_) => Duration::from_secs(integer_in(value, 0, i64::MAX)?.unsigned_abs()),
-        other => {
-            return Err(format!(
-                "expected a duration like \"60s\" or a number of seconds, found {}",
-                describe(other)
-            ));
-        }
-    };
-    if duration.is_zero() {
-        return Err("must be more than 0".into());
-    }
-    Ok(duration)
 }
 
 #[cfg(test)]

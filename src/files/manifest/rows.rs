@@ -7,19 +7,16 @@
 //! million-row manifest validates in a few dozen megabytes. The rare hash
 //! match is confirmed by re-reading just those rows, which also recovers
 //! the keys for the message. A CSV is read on one thread and checked on
-//! another (see `from_csv::validate`). The pass also takes every job's
+//! another (see [`super::first_pass`]). The pass also takes every job's
 //! fingerprint into one [`JobsDigest`]: a rerun whose results file matches
 //! it needs nothing else from the manifest. A run with rows to send reads
-//! the CSV a second time ([`Jobs`]), checking each row again in case the
+//! the CSV a second time ([`super::Jobs`]), checking each row again in case the
 //! file changed meanwhile.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
-use super::from_csv::{self, CsvRows};
-use super::{Diagnostic, ManifestError, Summary, open};
+use super::{Diagnostic, Summary};
 use crate::job::{self, Field, Job, JobFields, JobsDigest, ProblemKind, Rules};
 
 /// What the readers produce: jobs (or marks) that passed, and diagnostics
@@ -34,7 +31,7 @@ pub(super) struct Rows {
     /// Job key → line of the row that first used it (kept jobs only).
     seen: HashMap<String, u64>,
     /// (key hash, line) of every valid CSV row.
-    marks: Vec<(u64, u64)>,
+    pub(super) marks: Vec<(u64, u64)>,
     /// Every valid job's key, line and fingerprint, in order: what lets a
     /// rerun trust a results file that matches it (see [`JobsDigest`]).
     pub(super) digest: JobsDigest,
@@ -50,6 +47,17 @@ pub(super) struct Rows {
 }
 
 impl Rows {
+    /// No rows yet, checking as a manifest with these `[defaults]` and
+    /// rules does: for a pass that reads the rows again.
+    pub(super) fn checking(defaults: JobFields, defaults_unread: Vec<Field>, rules: Rules) -> Rows {
+        Rows {
+            defaults,
+            defaults_unread,
+            rules,
+            ..Rows::default()
+        }
+    }
+
     pub(super) fn problem(
         &mut self,
         file: &Path,
@@ -104,7 +112,7 @@ impl Rows {
         None
     }
 
-    fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
+    pub(super) fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
         if job.fields.id.is_some() {
             let msg = format!("duplicate key {:?} (first at line {first})", job.key);
             self.problem(file, line, Some("id"), msg);
@@ -221,61 +229,6 @@ impl Rows {
         }
         found
     }
-
-    /// Validates every row of a CSV file (the first pass).
-    pub(super) fn read_csv(&mut self, file: &Path) -> Result<(), ManifestError> {
-        if from_csv::validate(file, open(file)?, self).is_err() {
-            // No second thread to be had: the same pass on this one.
-            if let Some(mut csv) = CsvRows::open(file, open(file)?, self) {
-                while let Some((line, fields, unread)) = csv.next_row(self) {
-                    self.row(file, line, fields, unread);
-                }
-            }
-        }
-        self.check_marks(file)
-    }
-
-    /// Finds duplicate keys among the CSV marks: sort, compare neighbours,
-    /// and confirm each hash match by reading those rows' keys again.
-    fn check_marks(&mut self, file: &Path) -> Result<(), ManifestError> {
-        let mut marks = std::mem::take(&mut self.marks);
-        marks.sort_unstable();
-        let suspects: HashSet<u64> = marks
-            .windows(2)
-            .filter(|w| w[0].0 == w[1].0)
-            .flat_map(|w| [w[0].1, w[1].1])
-            .collect();
-        drop(marks);
-        if suspects.is_empty() {
-            return Ok(());
-        }
-        // Lines in file order, with their jobs, read again.
-        let mut first_at: HashMap<String, u64> = HashMap::new();
-        let mut scratch = Rows {
-            defaults: self.defaults.clone(),
-            defaults_unread: self.defaults_unread.clone(),
-            rules: self.rules.clone(),
-            ..Rows::default()
-        };
-        let source = open(file)?;
-        if let Some(mut csv) = CsvRows::open(file, source, &mut scratch) {
-            while let Some((line, fields, unread)) = csv.next_row(&mut scratch) {
-                if !suspects.contains(&line) {
-                    continue;
-                }
-                let Some(job) = scratch.build(file, line, fields, unread) else {
-                    continue;
-                };
-                match first_at.get(&job.key) {
-                    Some(&first) => self.duplicate(file, line, &job, first),
-                    None => {
-                        first_at.insert(job.key.clone(), line);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// How to use a model batchgen does not know yet, for the message about
@@ -299,94 +252,6 @@ impl Summary {
             Some(n) => *n += 1,
             None => {
                 self.models.insert(model.to_owned(), 1);
-            }
-        }
-    }
-}
-
-/// Where a manifest's rows live after validation.
-#[derive(Debug, Clone)]
-pub(super) enum Source {
-    /// `[[job]]` tables, already jobs.
-    Inline(Arc<[Job]>),
-    /// A CSV file, read again for each pass.
-    Csv {
-        path: PathBuf,
-        defaults: Box<JobFields>,
-        rules: Rules,
-    },
-}
-
-/// The jobs of a validated manifest, in manifest order, one at a time.
-pub struct Jobs {
-    inner: JobsInner,
-}
-
-enum JobsInner {
-    Inline {
-        jobs: Arc<[Job]>,
-        next: usize,
-    },
-    Csv {
-        path: PathBuf,
-        csv: Option<Box<CsvRows<File>>>,
-        scratch: Box<Rows>,
-    },
-}
-
-impl Jobs {
-    pub(super) fn new(source: &Source) -> Result<Jobs, ManifestError> {
-        let inner = match source {
-            Source::Inline(jobs) => JobsInner::Inline {
-                jobs: Arc::clone(jobs),
-                next: 0,
-            },
-            Source::Csv {
-                path,
-                defaults,
-                rules,
-            } => {
-                let mut scratch = Box::new(Rows {
-                    defaults: (**defaults).clone(),
-                    rules: rules.clone(),
-                    ..Rows::default()
-                });
-                let csv = CsvRows::open(path, open(path)?, &mut scratch).map(Box::new);
-                JobsInner::Csv {
-                    path: path.clone(),
-                    csv,
-                    scratch,
-                }
-            }
-        };
-        Ok(Jobs { inner })
-    }
-}
-
-impl Iterator for Jobs {
-    type Item = Result<Job, ManifestError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
-            JobsInner::Inline { jobs, next } => {
-                let job = jobs.get(*next)?.clone();
-                *next += 1;
-                Some(Ok(job))
-            }
-            JobsInner::Csv { path, csv, scratch } => {
-                let row = csv.as_mut()?.next_row(scratch);
-                let job = row
-                    .and_then(|(line, fields, unread)| scratch.build(path, line, fields, unread));
-                if scratch.diagnostics.is_empty() {
-                    return job.map(Ok);
-                }
-                // Valid a moment ago, not now: the file changed under the run.
-                *csv = None;
-                let mut diagnostics = std::mem::take(&mut scratch.diagnostics);
-                for d in &mut diagnostics {
-                    d.message = format!("{} (the file changed after it was validated)", d.message);
-                }
-                Some(Err(ManifestError::Invalid { diagnostics }))
             }
         }
     }

@@ -9,6 +9,11 @@
 //! fails the read once one record passes [`MAX_ROW`]; the longest row
 //! batchgen writes is a few KB. [`Bounded::oversized`] then says where that
 //! record began, so the caller can name the line.
+//!
+//! The manifest's CSV reader follows the same quoting in its own tracker
+//! (`crate::files::manifest`'s `tracker`), on purpose apart: that one also
+//! counts lines, cells, opening quotes and a BOM for its diagnostics; this
+//! one needs only the size, on every read of a million-row results file.
 
 use std::io::{self, Read, Seek, SeekFrom};
 

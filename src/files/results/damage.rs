@@ -1,8 +1,14 @@
-//! Telling a damaged results row from a good one, and what a damaged row
-//! means: the table in the [module docs](super) made code. Shared by
-//! [`super::read`] and [`super::Store`], so the two readers cannot disagree.
+//! Telling a damaged results row from a good one, what a damaged row
+//! means, and what batchgen says about a file it will not touch: the table
+//! in the [module docs](super) made code. Shared by the front-to-back
+//! reader ([`super::read()`]) and the indexed one ([`super::Store`]), so the
+//! two cannot disagree, and kept apart from both because it is the one
+//! place the damage rules and their messages can be read whole.
 
-use super::{COLUMNS, Record, Status};
+use std::path::Path;
+
+use super::ResultsError;
+use super::row::{COLUMNS, Record, Status, parse};
 
 /// What one line of a results file (after its header) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +33,7 @@ pub(super) fn classify(row: &csv::ByteRecord) -> Line {
     if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes())) {
         return Line::Skip("the header, repeated");
     }
-    let good = super::store::parse(row).is_some();
+    let good = parse(row).is_some();
     if !good && row.iter().any(|f| f.contains(&b'\n') || f.contains(&b'\r')) {
         return Line::NamesNoJob(
             "a damaged row spanning several lines: a quote in it is not closed where a row would close it, so the rows after it may be inside it",
@@ -53,7 +59,7 @@ pub(super) fn classify(row: &csv::ByteRecord) -> Line {
 /// the caller may fill in the job's earlier one.
 /// `line` is called only for a damaged row, to name it.
 pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Record, bool) {
-    if let Some(record) = super::store::parse(row) {
+    if let Some(record) = parse(row) {
         return (record, false);
     }
     let line = line();
@@ -91,6 +97,52 @@ pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Reco
         fingerprint: String::new(),
     };
     (record, true)
+}
+
+/// The first row must be the results header: anything else is not a file
+/// batchgen may rewrite (an empty file is a new one).
+pub(super) fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), ResultsError> {
+    if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
+        let why = if row.len() == COLUMNS.len() {
+            "other column names"
+        } else {
+            "other columns"
+        };
+        return Err(not_ours(path, why));
+    }
+    Ok(())
+}
+
+/// The message for a file that does not start with the results header. It
+/// must never lead anyone to delete a file that holds task IDs.
+fn not_ours(path: &Path, why: &str) -> ResultsError {
+    ResultsError::Refused(format!(
+        "{}:1: not a batchgen results file: its first line is not the results header ({why}), so batchgen leaves it untouched and sends nothing. \
+         If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
+         If it is another file, choose another --out",
+        path.display(),
+        COLUMNS.join(","),
+    ))
+}
+
+/// A line that names no job: the run stops, so no job it may have held is
+/// sent again.
+pub(super) fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
+    ResultsError::Refused(format!(
+        "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair or remove only that line (the other rows hold task IDs), then rerun",
+        path.display()
+    ))
+}
+
+/// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
+pub(super) fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
+    ResultsError::Refused(format!(
+        "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair that line (or remove only it, if it is not a results row), then rerun",
+        path.display(),
+        crate::files::manifest::quoted(id),
+    ))
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use crate::util::fsx;
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-    target: PathBuf,
 }
 
 impl Lock {
@@ -26,9 +25,7 @@ impl Lock {
     /// under the lock's name is refused, not followed).
     pub fn acquire(results: &Path) -> Result<Lock, ResultsError> {
         let target = fsx::resolve(results).map_err(|e| results_error(results, e))?;
-        let mut name = target.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let path = lock_file(&target);
         let mut file = fsx::open_in_place(
             &path,
             fs::OpenOptions::new()
@@ -54,23 +51,15 @@ impl Lock {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = writeln!(file, "{}", std::process::id());
-        Ok(Lock {
-            _file: file,
-            target,
-        })
+        Ok(Lock { _file: file })
     }
+}
 
-    /// The file locked: the results file's real path.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
-    /// The lock file itself.
-    pub fn path(&self) -> PathBuf {
-        let mut name = self.target.as_os_str().to_owned();
-        name.push(".lock");
-        PathBuf::from(name)
-    }
+/// `<target>.lock`: the lock of the file at its real path `target`.
+fn lock_file(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 #[cfg(test)]

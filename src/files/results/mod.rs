@@ -73,22 +73,22 @@ pub mod cell;
 mod damage;
 mod journal;
 mod lock;
+mod reader;
+mod row;
 mod store;
+mod write;
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::job::Job;
-use crate::util::fsx;
-
-pub use bounded::{Bounded, MAX_ROW};
-use damage::Line;
+pub(crate) use bounded::Bounded;
 pub use journal::{GroupCommit, Journal, Recorder, spawn};
 pub use lock::Lock;
-pub use store::{COLUMNS, Compactor, RowSummary, Store};
+use reader::LatestPerId;
+pub use row::{Record, RowSummary, Status};
+pub use store::Store;
+pub(crate) use write::AtomicCsv;
+pub use write::{Compactor, write_atomic};
 
 /// What goes wrong with a file this layer keeps. The results file and the
 /// catalog share the mechanics (lock, bounded reads, atomic rewrites), so
@@ -114,139 +114,17 @@ pub enum ResultsError {
     Refused(String),
 }
 
-/// A job's state in the results file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Not attempted yet.
-    Pending,
-    /// A request is (or was, at a crash) in flight. Journal only.
-    Sending,
-    /// The API returned a task ID.
-    Submitted,
-    /// The API refused the row, or retries ran out.
-    Failed,
-    /// The request may or may not have been accepted.
-    Unknown,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Sending => "sending",
-            Status::Submitted => "submitted",
-            Status::Failed => "failed",
-            Status::Unknown => "unknown",
-        }
-    }
-}
-
-/// One row of the results file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The job's key: its `id` or `fp-<fingerprint>`.
-    pub id: String,
-    /// Line in the manifest where the job starts.
-    pub line: u64,
-    /// The server's text exactly; written defused ([`cell`]).
-    #[serde(default, with = "cell")]
-    pub task_id: String,
-    pub status: Status,
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub http_status: Option<u16>,
-    /// Often the server's message; written defused ([`cell`]).
-    #[serde(default, with = "cell")]
-    pub error: String,
-    /// RFC 3339, when the API accepted the job.
-    #[serde(default)]
-    pub submitted_at: String,
-    /// Content hash, to notice a job edited under the same `id`.
-    #[serde(default)]
-    pub fingerprint: String,
-}
-
-impl Record {
-    pub fn pending(job: &Job) -> Record {
-        Record {
-            id: job.key.clone(),
-            line: job.line,
-            task_id: String::new(),
-            status: Status::Pending,
-            attempts: 0,
-            http_status: None,
-            error: String::new(),
-            submitted_at: String::new(),
-            fingerprint: job.fingerprint.clone(),
-        }
-    }
-}
-
-impl Record {
-    /// The row as a rerun treats it: a request left `sending` by a crash
-    /// may have been accepted, so it is `unknown`.
-    pub fn settled(mut self) -> Record {
-        if self.status == Status::Sending {
-            self.status = Status::Unknown;
-            self.error = INTERRUPTED.to_owned();
-        }
-        self
-    }
-}
-
-/// What an interrupted request is recorded as.
-pub const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
-
 /// Every row of a results file as written (journal rows included), in file
 /// order, with damaged rows settled as the module docs' table says (an
-/// attributable damaged row is an `unknown` record).
+/// attributable damaged row is an `unknown` record). Public for the tests
+/// that read a run's journal row by row (`tests/unattended.rs`).
 ///
 /// # Errors
 /// When the file cannot be read, is not a batchgen results file, or has a
 /// line that names no job.
 pub fn read(path: &Path) -> Result<Vec<Record>, ResultsError> {
-    let Some(file) = open_existing(path)? else {
-        return Ok(Vec::new());
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(Bounded::new(file));
-    let mut row = csv::ByteRecord::new();
     let mut records = Vec::new();
-    let mut first = true;
-    let mut previous: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(read_error(path, &reader, &e)),
-        }
-        if std::mem::take(&mut first) {
-            check_header(path, &row)?;
-            continue;
-        }
-        let line = || line_at(path, &row);
-        match damage::classify(&row) {
-            Line::Skip(why) => tracing::warn!("{}:{}: skipping {why}", path.display(), line()),
-            Line::Names => {
-                let mut record = damage::record(&row, line);
-                if record.1
-                    && record.0.task_id.is_empty()
-                    && let Some(task) = previous.get(&record.0.id)
-                {
-                    record.0.task_id.clone_from(task);
-                }
-                if !record.0.task_id.is_empty() {
-                    previous.insert(record.0.id.clone(), record.0.task_id.clone());
-                }
-                records.push(record.0);
-            }
-            Line::NamesNoJob(why) => return Err(names_no_job(path, line(), why)),
-        }
-    }
+    reader::each_record(path, |record| records.push(record))?;
     Ok(records)
 }
 
@@ -254,91 +132,16 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ResultsError> {
 /// sees them: a row left `sending` is `unknown`.
 ///
 /// # Errors
-/// As [`read`].
+/// As [`read()`].
 pub fn latest(path: &Path) -> Result<Vec<Record>, ResultsError> {
-    let mut order: Vec<String> = Vec::new();
-    let mut last: std::collections::HashMap<String, Record> = std::collections::HashMap::new();
-    for record in read(path)? {
-        if !last.contains_key(&record.id) {
-            order.push(record.id.clone());
-        }
-        last.insert(record.id.clone(), record.settled());
-    }
-    Ok(order
-        .into_iter()
-        .filter_map(|id| last.remove(&id))
-        .collect())
+    let mut latest = LatestPerId::default();
+    reader::each_record(path, |record| {
+        latest.insert(record.id.clone(), record.settled());
+    })?;
+    Ok(latest.into_vec())
 }
 
-/// The line (1-based, as an editor counts them) where `row` starts: only
-/// for a message about a damaged row, so it reads the file again rather
-/// than have every read count lines.
-fn line_at(path: &Path, row: &csv::ByteRecord) -> u64 {
-    line_at_offset(path, row.position().map_or(0, csv::Position::byte))
-}
-
-/// The line (1-based) of byte `offset` of the file at `path`.
-fn line_at_offset(path: &Path, offset: u64) -> u64 {
-    let Ok(file) = File::open(path) else {
-        return 0;
-    };
-    let mut newlines = 0;
-    let mut left = offset;
-    let mut reader = io::BufReader::new(file.take(offset));
-    let mut buf = [0u8; 1 << 16];
-    while left > 0 {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                newlines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-                left = left.saturating_sub(n as u64);
-            }
-        }
-    }
-    newlines + 1
-}
-
-/// Opens an existing results file for reading; `None` when there is none.
-/// Only a regular file is opened: a FIFO would block the run, a device
-/// never end.
-fn open_existing(path: &Path) -> Result<Option<File>, ResultsError> {
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => File::open(path)
-            .map(Some)
-            .map_err(|e| results_error(path, e)),
-        Ok(_) => Err(results_error(
-            path,
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file (a folder, FIFO, socket or device)",
-            ),
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if fs::symlink_metadata(path).is_ok() {
-                // A dangling link: nothing to read, and nothing to create
-                // through it either (see `fsx::resolve`).
-                return Err(results_error(path, fsx::resolve(path).err().unwrap_or(e)));
-            }
-            Ok(None)
-        }
-        Err(e) => Err(results_error(path, e)),
-    }
-}
-
-/// The first row must be the results header: anything else is not a file
-/// batchgen may rewrite (an empty file is a new one).
-fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), ResultsError> {
-    if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
-        let why = if row.len() == COLUMNS.len() {
-            "other column names"
-        } else {
-            "other columns"
-        };
-        return Err(not_ours(path, why));
-    }
-    Ok(())
-}
-
+/// A [`ResultsError::Io`] about `path`.
 fn results_error(path: &Path, source: io::Error) -> ResultsError {
     ResultsError::Io {
         path: path.to_owned(),
@@ -346,81 +149,14 @@ fn results_error(path: &Path, source: io::Error) -> ResultsError {
     }
 }
 
-fn unreadable(path: &Path, e: &csv::Error) -> ResultsError {
-    results_error(path, io::Error::other(e.to_string()))
-}
-
-/// A read error of a results file read through [`Bounded`]: a record over
-/// [`MAX_ROW`] (an unclosed quote swallowing the rest, a file of garbage)
-/// names no job, so the run stops there, naming the line; anything else is
-/// [`unreadable`].
-fn read_error<R: io::Read>(
-    path: &Path,
-    reader: &csv::Reader<Bounded<R>>,
-    e: &csv::Error,
-) -> ResultsError {
-    match reader.get_ref().oversized() {
-        Some(offset) => names_no_job(
-            path,
-            line_at_offset(path, offset),
-            &format!(
-                "a row starting here is over {MAX_ROW} bytes, far more than any results row (an unclosed quote, or not a results file); nothing after it was read"
-            ),
-        ),
-        None => unreadable(path, e),
-    }
-}
-
-/// The message for a file that does not start with the results header. It
-/// must never lead anyone to delete a file that holds task IDs.
-fn not_ours(path: &Path, why: &str) -> ResultsError {
-    ResultsError::Refused(format!(
-        "{}:1: not a batchgen results file: its first line is not the results header ({why}), so batchgen leaves it untouched and sends nothing. \
-         If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
-         If it is another file, choose another --out",
-        path.display(),
-        COLUMNS.join(","),
-    ))
-}
-
-/// A line that names no job: the run stops, so no job it may have held is
-/// sent again.
-fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
-    ResultsError::Refused(format!(
-        "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair or remove only that line (the other rows hold task IDs), then rerun",
-        path.display()
-    ))
-}
-
-/// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
-fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
-    ResultsError::Refused(format!(
-        "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair that line (or remove only it, if it is not a results row), then rerun",
-        path.display(),
-        crate::files::manifest::quoted(id),
-    ))
-}
-
-/// Writes `rows` as the whole results file, atomically.
-///
-/// # Errors
-/// Any I/O error; `path` is then left as it was.
-pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), ResultsError> {
-    let mut out = Compactor::new(path)?;
-    for row in rows {
-        out.write(row)?;
-    }
-    out.finish()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::Write;
 
+    use super::row::INTERRUPTED;
     use super::*;
-    use crate::job::JobFields;
+    use crate::job::{Job, JobFields};
 
     fn job(id: &str) -> Job {
         Job::new(

@@ -4,36 +4,24 @@
 //! the `id` and the row's byte offset), sorted, so a job's latest row is a
 //! binary search and one seek away. Hash matches are confirmed against the
 //! row's real `id`, so a collision can cost a read but never a wrong row.
-//! [`Compactor`] writes the replacement file row by row, atomically.
+//! [`Store::scan`] is the fast path beside it: the file front to back, no
+//! index, for a rerun that only needs to know the file matches the plan.
+//! (The replacement file is written by [`super::Compactor`].)
 //!
 //! Damaged rows are indexed like any other, by the `id` they name, and
 //! read back as what [`super::damage`] says they mean; a line that names no
 //! job stops the opening of the store.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use super::ResultsError;
-use super::damage::{self, Line};
-use super::{Bounded, line_at, read_error, results_error, unreadable};
-use super::{Record, Status, check_header, damaged_orphan, names_no_job, open_existing};
+use super::bounded::Bounded;
+use super::damage;
+use super::reader::{LatestPerId, Lines, line_at, open_existing, unreadable};
+use super::row::{COLUMNS, Record, RowSummary, summary};
+use super::{ResultsError, results_error};
 use crate::job::key_hash as hash;
-use crate::util::fsx::AtomicFile;
-
-/// The columns of a results file, in order; a file with other columns is
-/// not ours to rewrite.
-pub const COLUMNS: &[&str] = &[
-    "id",
-    "line",
-    "task_id",
-    "status",
-    "attempts",
-    "http_status",
-    "error",
-    "submitted_at",
-    "fingerprint",
-];
 
 /// A results file, indexed by `id`.
 pub struct Store {
@@ -72,37 +60,12 @@ impl Store {
             claimed: Vec::new(),
             row: csv::ByteRecord::new(),
         };
-        let Some(file) = open_existing(path)? else {
+        let Some(mut lines) = Lines::open(path)? else {
             return Ok(store);
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(false)
-            .from_reader(Bounded::new(file));
-        let mut row = csv::ByteRecord::new();
-        let mut first = true;
         // Length of the sorted prefix, once the journal begins.
         let mut sorted: Option<usize> = None;
-        loop {
-            match reader.read_byte_record(&mut row) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(read_error(path, &reader, &e)),
-            }
-            if std::mem::take(&mut first) {
-                check_header(path, &row)?;
-                continue;
-            }
-            match damage::classify(&row) {
-                Line::Names => {}
-                Line::Skip(why) => {
-                    tracing::warn!("{}:{}: skipping {why}", path.display(), line_at(path, &row));
-                    continue;
-                }
-                Line::NamesNoJob(why) => {
-                    return Err(names_no_job(path, line_at(path, &row), why));
-                }
-            }
+        while let Some(row) = lines.next_row()? {
             let offset = row.position().map_or(0, csv::Position::byte);
             let h = hash(&row[0]);
             match journal {
@@ -118,7 +81,7 @@ impl Store {
         }
         store.index.sort_unstable();
         store.claimed = vec![false; store.index.len()];
-        store.reader = Some(reader);
+        store.reader = Some(lines.into_reader());
         Ok(store)
     }
 
@@ -228,23 +191,17 @@ impl Store {
             .map(|i| self.index[i].1)
             .collect();
         offsets.sort_unstable();
-        let mut order: Vec<String> = Vec::new();
-        let mut latest: std::collections::HashMap<String, (Record, Option<u64>)> =
-            std::collections::HashMap::new();
+        let mut latest = LatestPerId::default();
         for offset in offsets {
             let (record, damaged, line) = self.read_at(offset)?;
-            if !latest.contains_key(&record.id) {
-                order.push(record.id.clone());
-            }
             let damaged = damaged.then_some(line);
             latest.insert(record.id.clone(), (record.settled(), damaged));
         }
-        let mut out = Vec::with_capacity(order.len());
-        for id in order {
-            match latest.remove(&id) {
-                Some((_, Some(line))) => return Err(damaged_orphan(&self.path, line, &id)),
-                Some((record, None)) => out.push(record),
-                None => {}
+        let mut out = Vec::new();
+        for (record, damaged) in latest.into_vec() {
+            match damaged {
+                Some(line) => return Err(damage::damaged_orphan(&self.path, line, &record.id)),
+                None => out.push(record),
             }
         }
         Ok(out)
@@ -334,24 +291,11 @@ fn lower_bound(index: &[(u64, u64)], h: u64) -> usize {
 /// How the `error` cell of a job with another task ID in an earlier row
 /// begins (see [`Store::get`]); a cell that already says it is not said
 /// twice.
-pub const EARLIER_TASKS: &str = "also task ";
+const EARLIER_TASKS: &str = "also task ";
 
 /// How many entries at the start of `index` have hash `h` (usually one).
 fn entries_of(index: &[(u64, u64)], h: u64) -> usize {
     index.iter().take_while(|e| e.0 == h).count()
-}
-
-/// What a plan needs from one results row, borrowed from the reader's
-/// buffer: see [`Store::scan`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowSummary<'a> {
-    pub id: &'a [u8],
-    pub line: u64,
-    pub status: Status,
-    /// As written: a task ID that looked like a formula carries the `'`
-    /// of [`super::cell::escape`] (checked as UTF-8).
-    pub task_id: &'a [u8],
-    pub fingerprint: &'a [u8],
 }
 
 impl Store {
@@ -396,161 +340,6 @@ impl Store {
     }
 }
 
-/// The plan's columns of a row, when every column reads back as the
-/// [`Record`] field it is (text as UTF-8, numbers as plain decimals, a
-/// known status); `None` otherwise.
-fn summary(row: &csv::ByteRecord) -> Option<RowSummary<'_>> {
-    if row.len() != COLUMNS.len() {
-        return None;
-    }
-    for text in [0, 2, 6, 7, 8] {
-        std::str::from_utf8(&row[text]).ok()?;
-    }
-    decimal::<u32>(&row[4])?;
-    if !row[5].is_empty() {
-        decimal::<u16>(&row[5])?;
-    }
-    Some(RowSummary {
-        id: &row[0],
-        line: decimal(&row[1])?,
-        status: status(&row[3])?,
-        task_id: &row[2],
-        fingerprint: &row[8],
-    })
-}
-
-/// A row as a [`Record`], when it is one: read by hand (see [`record`]),
-/// or else by serde (which accepts a little more, such as a `+2`), but only
-/// with every column there (serde would fill missing ones with defaults,
-/// and a row cut short is not a row).
-pub(super) fn parse(row: &csv::ByteRecord) -> Option<Record> {
-    if row.len() != COLUMNS.len() {
-        return None;
-    }
-    record(row).or_else(|| {
-        let headers = csv::ByteRecord::from(COLUMNS.to_vec());
-        row.deserialize(Some(&headers)).ok()
-    })
-}
-
-/// A row as the [`Record`] serde would read, for the rows this crate
-/// writes (see [`summary`]); `None` for anything else. A million-row rerun
-/// that merges reads every row, and serde was most of the cost of each.
-fn record(row: &csv::ByteRecord) -> Option<Record> {
-    let summary = summary(row)?;
-    // Checked as UTF-8 by `summary`.
-    let text = |i: usize| std::str::from_utf8(&row[i]).ok().map(str::to_owned);
-    Some(Record {
-        id: text(0)?,
-        line: summary.line,
-        task_id: super::cell::unescape(&text(2)?).to_owned(),
-        status: summary.status,
-        attempts: decimal(&row[4])?,
-        http_status: match &row[5] {
-            b"" => None,
-            status => Some(decimal(status)?),
-        },
-        error: super::cell::unescape(&text(6)?).to_owned(),
-        submitted_at: text(7)?,
-        fingerprint: text(8)?,
-    })
-}
-
-/// Digits only: what this crate writes. Anything else a serde read might
-/// also accept (a sign, a hex prefix) is left to it.
-fn decimal<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-fn status(bytes: &[u8]) -> Option<Status> {
-    [
-        Status::Pending,
-        Status::Sending,
-        Status::Submitted,
-        Status::Failed,
-        Status::Unknown,
-    ]
-    .into_iter()
-    .find(|s| s.as_str().as_bytes() == bytes)
-}
-
-/// Writes a replacement results file: rows go to a temporary file in the
-/// same folder ([`AtomicFile`]: the real file's folder when the results
-/// file is a symlink, with its permission bits), which
-/// [`Compactor::finish`] fsyncs and renames over the old one. Dropped
-/// unfinished, it leaves the old file as it was.
-pub struct Compactor {
-    path: PathBuf,
-    writer: csv::Writer<BufWriter<AtomicFile>>,
-}
-
-impl Compactor {
-    /// # Errors
-    /// When the temporary file cannot be created, or `path` is a dangling
-    /// symlink or not a regular file.
-    pub fn new(path: &Path) -> Result<Compactor, ResultsError> {
-        let tmp = AtomicFile::create(path).map_err(|e| results_error(path, e))?;
-        let mut writer = csv::Writer::from_writer(BufWriter::new(tmp));
-        // The header even when there are no rows, so the file is ours.
-        writer
-            .write_record(COLUMNS)
-            .map_err(|e| results_error(path, e.into()))?;
-        Ok(Compactor {
-            path: path.to_owned(),
-            writer,
-        })
-    }
-
-    /// # Errors
-    /// Any I/O error (a full disk).
-    pub fn write(&mut self, record: &Record) -> Result<(), ResultsError> {
-        // The header is written by hand: serialize must not add another.
-        self.writer
-            .serialize(RowOnly(record))
-            .map_err(|e| results_error(&self.path, e.into()))
-    }
-
-    /// Makes the new file durable and puts it in place.
-    ///
-    /// # Errors
-    /// Any I/O error; the old file is then left as it was.
-    pub fn finish(self) -> Result<(), ResultsError> {
-        let path = self.path;
-        let buffered = self
-            .writer
-            .into_inner()
-            .map_err(|e| results_error(&path, io::Error::other(e.to_string())))?;
-        let tmp = buffered
-            .into_inner()
-            .map_err(|e| results_error(&path, e.into_error()))?;
-        tmp.commit().map_err(|e| results_error(&path, e))
-    }
-}
-
-/// A record serialized as a bare row (a tuple has no header of its own).
-struct RowOnly<'a>(&'a Record);
-
-impl serde::Serialize for RowOnly<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        (
-            &r.id,
-            r.line,
-            super::cell::escape(&r.task_id),
-            r.status,
-            r.attempts,
-            r.http_status,
-            super::cell::escape(&r.error),
-            &r.submitted_at,
-            &r.fingerprint,
-        )
-            .serialize(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,48 +371,5 @@ mod tests {
                 assert_eq!(lower_bound(&index, h), expected, "n={n} h={h}");
             }
         }
-    }
-
-    #[test]
-    fn rows_read_by_hand_are_the_rows_serde_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        let mut out = Compactor::new(&path).unwrap();
-        let statuses = [
-            Status::Pending,
-            Status::Sending,
-            Status::Submitted,
-            Status::Failed,
-            Status::Unknown,
-        ];
-        for (i, status) in statuses.into_iter().enumerate() {
-            out.write(&Record {
-                id: format!("job-{i}"),
-                line: 2 + i as u64,
-                task_id: if i % 2 == 0 {
-                    format!("t-{i}")
-                } else {
-                    String::new()
-                },
-                status,
-                attempts: i as u32,
-                http_status: (i % 2 == 1).then_some(400 + i as u16),
-                error: "said \"no\",\non two lines, é".repeat(i),
-                submitted_at: "2025-01-01T00:00:00Z".into(),
-                fingerprint: "0123456789abcdef".into(),
-            })
-            .unwrap();
-        }
-        out.finish().unwrap();
-        let mut reader = csv::Reader::from_path(&path).unwrap();
-        let headers = reader.byte_headers().unwrap().clone();
-        let mut row = csv::ByteRecord::new();
-        let mut n = 0;
-        while reader.read_byte_record(&mut row).unwrap() {
-            let by_serde: Record = row.deserialize(Some(&headers)).unwrap();
-            assert_eq!(record(&row), Some(by_serde));
-            n += 1;
-        }
-        assert_eq!(n, statuses.len());
     }
 }

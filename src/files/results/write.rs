@@ -1,0 +1,178 @@
+//! Writing a CSV file whole: the one recipe for the results file's
+//! compaction and the catalog's rewrite.
+//!
+//! [`AtomicCsv`] is the recipe: rows through the `csv` crate and a
+//! buffer into an [`AtomicFile`] (a temporary file beside the target, the
+//! real file's folder when the target is a user's symlink, with its
+//! permission bits), fsynced and renamed over the target on
+//! [`AtomicCsv::commit`]; dropped uncommitted, it leaves the old file as
+//! it was. [`Compactor`] writes the results file through it (the header by
+//! hand, then each [`Record`]); the catalog writes its rows through it
+//! (`crate::files::catalog`). Kept apart from the readers: nothing here
+//! reads a file.
+
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::row::{COLUMNS, Record, RowOnly};
+use super::{ResultsError, results_error};
+use crate::util::fsx::AtomicFile;
+
+/// A CSV file being replaced whole (see the module docs).
+pub(crate) struct AtomicCsv {
+    writer: csv::Writer<BufWriter<AtomicFile>>,
+}
+
+impl AtomicCsv {
+    /// Starts replacing `path`. The writer is the `csv` crate's default:
+    /// a struct's first row writes the header from its field names; a
+    /// tuple writes none.
+    ///
+    /// # Errors
+    /// What [`AtomicFile::create`] refuses (a dangling symlink, not a
+    /// regular file), or the temporary file cannot be created.
+    pub(crate) fn create(path: &Path) -> io::Result<AtomicCsv> {
+        let tmp = AtomicFile::create(path)?;
+        Ok(AtomicCsv {
+            writer: csv::Writer::from_writer(BufWriter::new(tmp)),
+        })
+    }
+
+    /// Writes one record of plain fields (a header, say).
+    ///
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub(crate) fn write_record(&mut self, fields: &[&str]) -> io::Result<()> {
+        self.writer.write_record(fields).map_err(io::Error::from)
+    }
+
+    /// Writes one row as serde serializes it.
+    ///
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub(crate) fn serialize(&mut self, row: impl Serialize) -> io::Result<()> {
+        self.writer.serialize(row).map_err(io::Error::from)
+    }
+
+    /// Makes the new file durable and puts it in place.
+    ///
+    /// # Errors
+    /// Any I/O error; the old file is then left as it was.
+    pub(crate) fn commit(self) -> io::Result<()> {
+        let buffered = self
+            .writer
+            .into_inner()
+            .map_err(csv::IntoInnerError::into_error)?;
+        let tmp = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        tmp.commit()
+    }
+}
+
+/// Writes a replacement results file, row by row, through the one CSV
+/// rewrite recipe (`AtomicCsv`, in this module):
+/// [`Compactor::finish`] puts it in place. Dropped unfinished, it leaves
+/// the old file as it was.
+pub struct Compactor {
+    path: PathBuf,
+    out: AtomicCsv,
+}
+
+impl Compactor {
+    /// # Errors
+    /// When the temporary file cannot be created, or `path` is a dangling
+    /// symlink or not a regular file.
+    pub fn new(path: &Path) -> Result<Compactor, ResultsError> {
+        let mut out = AtomicCsv::create(path).map_err(|e| results_error(path, e))?;
+        // The header even when there are no rows, so the file is ours.
+        out.write_record(COLUMNS)
+            .map_err(|e| results_error(path, e))?;
+        Ok(Compactor {
+            path: path.to_owned(),
+            out,
+        })
+    }
+
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub fn write(&mut self, record: &Record) -> Result<(), ResultsError> {
+        // The header is written by hand: serialize must not add another.
+        self.out
+            .serialize(RowOnly(record))
+            .map_err(|e| results_error(&self.path, e))
+    }
+
+    /// Makes the new file durable and puts it in place.
+    ///
+    /// # Errors
+    /// Any I/O error; the old file is then left as it was.
+    pub fn finish(self) -> Result<(), ResultsError> {
+        self.out.commit().map_err(|e| results_error(&self.path, e))
+    }
+}
+
+/// Writes `rows` as the whole results file, atomically. Runs compact
+/// through [`Compactor`] row by row; this is for the tests and tools that
+/// write a prepared results file (`tests/common`, the engine's tests).
+///
+/// # Errors
+/// Any I/O error; `path` is then left as it was.
+pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), ResultsError> {
+    let mut out = Compactor::new(path)?;
+    for row in rows {
+        out.write(row)?;
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::row::{Status, record};
+    use super::*;
+
+    #[test]
+    fn rows_read_by_hand_are_the_rows_serde_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut out = Compactor::new(&path).unwrap();
+        let statuses = [
+            Status::Pending,
+            Status::Sending,
+            Status::Submitted,
+            Status::Failed,
+            Status::Unknown,
+        ];
+        for (i, status) in statuses.into_iter().enumerate() {
+            out.write(&Record {
+                id: format!("job-{i}"),
+                line: 2 + i as u64,
+                task_id: if i % 2 == 0 {
+                    format!("t-{i}")
+                } else {
+                    String::new()
+                },
+                status,
+                attempts: i as u32,
+                http_status: (i % 2 == 1).then_some(400 + i as u16),
+                error: "said \"no\",\non two lines, é".repeat(i),
+                submitted_at: "2025-01-01T00:00:00Z".into(),
+                fingerprint: "0123456789abcdef".into(),
+            })
+            .unwrap();
+        }
+        out.finish().unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let headers = reader.byte_headers().unwrap().clone();
+        let mut row = csv::ByteRecord::new();
+        let mut n = 0;
+        while reader.read_byte_record(&mut row).unwrap() {
+            let by_serde: Record = row.deserialize(Some(&headers)).unwrap();
+            assert_eq!(record(&row), Some(by_serde));
+            n += 1;
+        }
+        assert_eq!(n, statuses.len());
+    }
+}
