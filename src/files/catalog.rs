@@ -4,7 +4,7 @@
 //! the state of `collect`: a rerun reads it back and polls only tasks whose
 //! clips are not all final, and downloads only complete clips whose file is
 //! not on disk. Polling (`collect`) and callbacks (`receive`) both feed it
-//! through [`Store::apply`], with clips from the one parser
+//! through [`SharedCatalog::apply`], with clips from the one parser
 //! ([`crate::api::feed`]), so the two paths cannot disagree.
 //!
 //! Rows are kept in results order (= manifest order), then clip index. The
@@ -335,22 +335,22 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<(), CatalogError> {
 
 /// The catalog shared by the tasks that change it, and its file.
 #[derive(Debug)]
-pub struct Store {
+pub struct SharedCatalog {
     path: PathBuf,
     catalog: Mutex<Catalog>,
     dirty: Notify,
 }
 
-impl Store {
-    pub fn new(path: PathBuf, catalog: Catalog) -> Arc<Store> {
-        Arc::new(Store {
+impl SharedCatalog {
+    pub fn new(path: PathBuf, catalog: Catalog) -> Arc<SharedCatalog> {
+        Arc::new(SharedCatalog {
             path,
             catalog: Mutex::new(catalog),
             dirty: Notify::new(),
         })
     }
 
-    /// The catalog, for reading or a change followed by [`Store::changed`].
+    /// The catalog, for reading or a change followed by [`SharedCatalog::changed`].
     pub fn lock(&self) -> MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -383,7 +383,7 @@ impl Store {
 /// once per `FLUSH_EVERY`, and a last time when `stop` is cancelled. Ends
 /// with the first write error (the caller stops the run: exit 73).
 pub fn flusher(
-    store: Arc<Store>,
+    store: Arc<SharedCatalog>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
     tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! After submit: turning the results file's task IDs into a music catalog.
 //!
 //! ```text
-//! results.csv ──▶ tasks not finished ──▶ poll (feed) ──▶ Store ──▶ catalog.csv
+//! results.csv ──▶ tasks not finished ──▶ poll (feed) ──▶ SharedCatalog ──▶ catalog.csv
 //!   (read only)    (catalog says which)        │  (one writer, ≤ 1 write/s)
 //!                                              └─▶ download (complete clips) ──▶ DIR/*.mp3
 //!                                                  (audio checked before the rename)
@@ -52,7 +52,7 @@ use url::Url;
 
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
-use crate::files::catalog::{CatalogError, Store};
+use crate::files::catalog::{CatalogError, SharedCatalog};
 use crate::files::results::{self, ResultsError};
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
@@ -282,7 +282,7 @@ fn check_download_dir(dir: &Path) -> Result<(), CollectError> {
 }
 
 /// The tasks the catalog does not call finished: those are polled.
-fn unfinished(store: &Store, tasks: &[Task]) -> Vec<Task> {
+fn unfinished(store: &SharedCatalog, tasks: &[Task]) -> Vec<Task> {
     let catalog = store.lock();
     tasks
         .iter()
@@ -328,12 +328,12 @@ struct Queue<'a> {
     tx: Option<download::Queue>,
     /// The task ID of each job key: rows of an older task are not sent.
     task_ids: HashMap<&'a str, &'a str>,
-    store: &'a Store,
+    store: &'a SharedCatalog,
     queued: Mutex<HashSet<(String, u32)>>,
 }
 
 impl<'a> Queue<'a> {
-    fn new(tx: Option<download::Queue>, tasks: &'a [Task], store: &'a Store) -> Queue<'a> {
+    fn new(tx: Option<download::Queue>, tasks: &'a [Task], store: &'a SharedCatalog) -> Queue<'a> {
         Queue {
             tx,
             task_ids: task_ids(tasks),
@@ -375,7 +375,7 @@ fn task_ids(tasks: &[Task]) -> HashMap<&str, &str> {
 /// Counts the catalog's rows of this run's tasks into `report`.
 fn tally(
     mut report: CollectReport,
-    store: &Store,
+    store: &SharedCatalog,
     tasks: &[Task],
     downloading: bool,
 ) -> CollectReport {

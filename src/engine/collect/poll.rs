@@ -5,7 +5,7 @@
 //! ```text
 //! schedule (due time per task) ──▶ ≤ concurrency polls in flight
 //!                                    │ each: rate limiter cell, GET feed
-//!                                    ▼ answer → Store::apply → on_change(key)
+//!                                    ▼ answer → SharedCatalog::apply → on_change(key)
 //!                                      finished?  done : due again in --poll-interval
 //! ```
 //!
@@ -40,7 +40,7 @@ use super::CollectError;
 use super::state::Task;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
-use crate::files::catalog::Store;
+use crate::files::catalog::SharedCatalog;
 use crate::util::retry::full_jitter;
 use crate::util::units::Rate;
 
@@ -77,7 +77,7 @@ pub async fn poll_until_finished(
     client: FeedClient,
     settings: PollSettings,
     tasks: Vec<Task>,
-    store: Arc<Store>,
+    store: Arc<SharedCatalog>,
     on_change: impl Fn(&str),
     stop: CancellationToken,
 ) -> Result<PollSummary, CollectError> {
@@ -181,7 +181,13 @@ impl<'a> Schedule<'a> {
 
     /// An answer: its clips go into the catalog; the task is due again
     /// unless its rows are finished.
-    fn answered(&mut self, i: usize, clips: &TaskClips, store: &Store, on_change: impl Fn(&str)) {
+    fn answered(
+        &mut self,
+        i: usize,
+        clips: &TaskClips,
+        store: &SharedCatalog,
+        on_change: impl Fn(&str),
+    ) {
         let task = &self.tasks[i];
         self.failures_in_a_row = 0;
         self.failures[i] = 0;

@@ -91,7 +91,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{self, OpenCatalog, Writer};
 use crate::api::feed;
-use crate::files::catalog::{CatalogError, Store};
+use crate::files::catalog::{CatalogError, SharedCatalog};
 use crate::files::results;
 use crate::util::redact::Secret;
 
@@ -153,7 +153,7 @@ impl Jobs {
 
 struct Shared {
     secret: Secret,
-    store: Arc<Store>,
+    store: Arc<SharedCatalog>,
     jobs: Mutex<Jobs>,
 }
 

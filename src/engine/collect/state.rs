@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::files::catalog::{self, Catalog, CatalogError, Store};
+use crate::files::catalog::{self, Catalog, CatalogError, SharedCatalog};
 use crate::files::results::{Lock, Record, Status};
 
 /// A task to collect: the job key and the task ID from the results file.
@@ -38,7 +38,7 @@ pub fn submitted(records: &[Record]) -> Vec<Task> {
 /// The catalog held by this process: its lock (released on drop) and the
 /// shared rows.
 pub struct OpenCatalog {
-    pub store: Arc<Store>,
+    pub store: Arc<SharedCatalog>,
     _lock: Lock,
 }
 
@@ -58,7 +58,7 @@ impl OpenCatalog {
     ) -> Result<OpenCatalog, CatalogError> {
         let lock = Lock::acquire(path)?;
         let keys = keys();
-        let store = Store::new(path.to_owned(), Catalog::load(path, &keys)?);
+        let store = SharedCatalog::new(path.to_owned(), Catalog::load(path, &keys)?);
         store.flush()?;
         Ok(OpenCatalog { store, _lock: lock })
     }

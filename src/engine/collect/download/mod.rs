@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::names::NameTemplate;
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::{Row, Store};
+use crate::files::catalog::{Row, SharedCatalog};
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher, Tag};
 
@@ -87,7 +87,7 @@ pub type Queue = mpsc::UnboundedSender<Row>;
 struct Shared {
     config: DownloadConfig,
     fetcher: Fetcher,
-    store: Arc<Store>,
+    store: Arc<SharedCatalog>,
     stop: CancellationToken,
     /// Final paths taken this run, so two clips never share a file.
     claimed: Mutex<HashMap<PathBuf, (String, u32)>>,
@@ -103,7 +103,7 @@ struct Shared {
 /// When the HTTP client cannot be built.
 pub fn spawn(
     config: DownloadConfig,
-    store: Arc<Store>,
+    store: Arc<SharedCatalog>,
     stop: CancellationToken,
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
