@@ -31,9 +31,9 @@ pub enum Field {
 pub enum Kind {
     Text,
     Bool,
-    /// A [`Weight`]: a JSON number from 0 to 1, two decimals at most.
+    /// A [`Weight`](super::Weight): a JSON number from 0 to 1, two decimals at most.
     Weight,
-    /// A [`Gender`]: `"male"` or `"female"`.
+    /// A [`Gender`](super::Gender): `"male"` or `"female"`.
     Gender,
 }
 
