@@ -128,7 +128,7 @@ impl SubmitError {
 
     /// What the server said, without the `HTTP <status>:` this error's
     /// `Display` puts in front (for messages that name the status
-    /// themselves, such as [`crate::program::exit::Error::Refused`]).
+    /// themselves, such as the program's refusal of a key).
     pub fn server_message(&self) -> String {
         match self {
             SubmitError::Status { message, .. } => message.clone(),
