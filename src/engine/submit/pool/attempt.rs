@@ -91,8 +91,8 @@ impl Shared {
     }
 
     /// The API accepted the job: `submitted`, unless its task ID repeats
-    /// one already given to another job (module docs, "Answers that don't
-    /// add up").
+    /// one already given to another job (the pool's docs, "Answers that
+    /// don't add up").
     fn accepted(&self, mut record: Record, job: &Job, accepted: Accepted) -> Record {
         self.consecutive_give_ups.store(0, Ordering::Relaxed);
         self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
@@ -184,7 +184,7 @@ impl Shared {
 
     /// Counts `error` in the pool-wide run of 429s (any other answer ends
     /// the run of them), and stops the run as unavailable when the run of
-    /// them is too long (module docs, "429 is flow control"). `true` when
+    /// them is too long (the pool's docs, "429 is flow control"). `true` when
     /// it stopped the run.
     fn rate_limits_exhausted(&self, error: &SubmitError) -> bool {
         if !error.is_rate_limited() {

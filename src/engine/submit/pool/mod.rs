@@ -19,6 +19,11 @@
 //! a [`CancellationToken`]: once cancelled no request starts, and in-flight
 //! ones finish.
 //!
+//! Here: the workers, what they share, and why a run stops. One job's way
+//! from first attempt to final state, the retry policy below, is
+//! `attempt`'s; the rate limit and why it is not governor's by default,
+//! `pacer`'s.
+//!
 //! # 429 is flow control
 //! A 429 is the host pacing the whole client, not a verdict on the row, so
 //! it does not use up the row's `--max-attempts` (only other retryable
