@@ -23,24 +23,28 @@
 //! ```text
 //!  SIGINT / SIGTERM / SIGHUP
 //!         │
-//!  signal watcher (task, program::commands::Signals)
-//!         │ 1st signal: cancels ①            2nd signal: exits at once
+//!  signal watcher (task; program::commands::Signals)
+//!         │ 1st signal: cancels ①; 2nd: exits the process at once
 //!         ▼
-//!  ① shutdown ──child──▶ ② stop ──child──▶ ③ the pool's own
-//!     the command's        the run's         (pool::submit_all)
-//!                          (Session::send_planned)
+//!  ① shutdown ──child──▶ ② stop ─────────child─────────▶ ③ the pool's token
+//!     the command's         Session::send_planned;          pool::submit_all;
+//!                           also cancelled by the feeder    also cancelled by a worker's
+//!                           when the manifest fails         StopReason; every wait watches it
 //!
-//!  feeder (blocking thread)                     workers × concurrency (tasks)
-//!  held jobs, or the manifest read again          │ take a job from the Backlog
-//!     │ chunks of ≤ CHUNK jobs                    │ `sending` row ──record_durably──┐
-//!     └─▶ chunk channel (2) ──▶ Backlog ─────────▶│ wait: 429 pause, rate limiter   │
-//!         (cancels ② if the manifest fails)       │ client.submit ──▶ API           ▼
-//!                                                 │ outcome row ──record──▶ Recorder queue
-//!                                                 │                           │
-//!                                                 ▼                           ▼
-//!                                          Counters ◀── ticker      recorder thread (blocking):
-//!                                          (atomics)    (task: bar  the results file's only
-//!                                                        or lines)  writer; batches, fsync, acks
+//!  feeder (blocking thread)
+//!    held jobs, or the manifest read again
+//!    │ chunks of ≤ CHUNK jobs
+//!    ▼
+//!  chunk channel (2 chunks) ──▶ Backlog ──▶ workers × concurrency (tasks)
+//!                                            │ 1. `sending` row ──record_durably──┐
+//!                                            │ 2. wait: 429 pause, rate limiter   │
+//!                                            │ 3. client.submit ──▶ API           ├─▶ Recorder queue
+//!                                            │ 4. outcome row ──record────────────┘        │
+//!                                            │                                             ▼
+//!                                            ▼ counts                      recorder thread (blocking):
+//!                                         Counters ──read──▶ ticker        the results file's only
+//!                                         (atomics)          (task: bar    writer; a batch, one fsync,
+//!                                                             or lines)    then the acks
 //! ```
 //!
 //! - **① `shutdown`**, made by the command's `Signals` and cancelled only

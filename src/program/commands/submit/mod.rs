@@ -140,13 +140,12 @@ async fn set_up(
     let key = if args.sandbox {
         let started = start_sandbox(&manifest.rules).await?;
         flags.base_url = Some(started.base_url());
-        // Sandbox task IDs must never be mistaken for real ones by a later run.
-        flags.results = flags.results.or_else(|| {
-            Some(crate::settings::beside(
-                &manifest.path,
-                "sandbox.results.csv",
-            ))
-        });
+        // Sandbox task IDs must never be mistaken for real ones by a later
+        // run: their own file, beside the manifest as the command line named it.
+        let path = args.manifest.as_deref().expect("checked by execute");
+        flags.results = flags
+            .results
+            .or_else(|| Some(crate::settings::beside(path, "sandbox.results.csv")));
         if !output.quiet && !args.dry_run {
             eprintln!(
                 "batchgen: running against the sandbox at {}",
