@@ -436,7 +436,7 @@ async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
         .max_jobs(Some(250))
         .hold_budget(budget)
         .build();
-        let run = batchgen::engine::submit::run(
+        let run = batchgen::engine::submit::submit_manifest(
             &manifest,
             &config,
             tokio_util::sync::CancellationToken::new(),

@@ -292,6 +292,62 @@ impl From<crate::engine::collect::receive::ReceiveError> for Error {
 
 // --- end engine/collect ---
 
+// --- engine/submit ---
+
+/// The submit engine's errors, as today's variants.
+impl From<crate::engine::submit::error::RunError> for Error {
+    fn from(e: crate::engine::submit::error::RunError) -> Error {
+        use crate::engine::submit::error::RunError;
+        match e {
+            RunError::Manifest(e) => Error::Manifest(e),
+            RunError::Results(e) => e.into(),
+            RunError::Other(e) => Error::Other(e),
+        }
+    }
+}
+
+/// How a run ends its command: the one place a
+/// [`crate::engine::submit::pool::StopReason`] is mapped. A stop that is an
+/// error ends the command as that error (its message, exit code and hint);
+/// a signal's stop, or none, with a code: 130 (the command swaps in the
+/// signal's own), 1 when rows failed or are unknown, else 0.
+impl From<&crate::engine::submit::report::RunReport> for Result<ExitCode, Error> {
+    fn from(report: &crate::engine::submit::report::RunReport) -> Result<ExitCode, Error> {
+        use crate::engine::submit::pool::StopReason;
+        use crate::files::results::Status;
+        match &report.stop {
+            Some(StopReason::Refused { status, message }) => Err(Error::Refused {
+                status: *status,
+                message: message.clone(),
+            }),
+            Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
+            Some(StopReason::Misdirected(why)) => Err(Error::Config(why.clone())),
+            Some(StopReason::Journal) => Err(Error::Results {
+                path: report.results.clone(),
+                source: std::io::Error::other("a write to the results file failed"),
+            }),
+            Some(StopReason::Cancelled) => Ok(ExitCode::Interrupted),
+            None if report.total(Status::Failed) + report.total(Status::Unknown) > 0 => {
+                Ok(ExitCode::RowsFailed)
+            }
+            None => Ok(ExitCode::Success),
+        }
+    }
+}
+
+/// A run's exit code: its stop's error's code, or the code it ends with
+/// (see the mapping above).
+impl ExitStatus for crate::engine::submit::report::RunReport {
+    fn exit_code(&self) -> ExitCode {
+        match Result::<ExitCode, Error>::from(self) {
+            Ok(code) => code,
+            Err(e) => e.exit_code(),
+        }
+    }
+}
+
+// --- end engine/submit ---
+
 /// `message` without a leading `HTTP <status>: `, which the caller's own
 /// text already says (a message built from an error's `Display` has it).
 fn without_status(status: u16, message: &str) -> &str {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::pool::Counters;
+use super::counters::Counters;
 use crate::settings::ProgressMode;
 
 /// The running display; [`Progress::finish`] removes it.

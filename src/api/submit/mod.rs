@@ -1,0 +1,279 @@
+//! The API client: one submit, one answer, classified.
+//!
+//! This module knows HTTP and the API's response shapes; it does not retry or
+//! wait. It turns every way a request can end into a [`SubmitError`] whose
+//! [`SubmitError::class`] tells the pool what to do next, so the retry policy
+//! lives in one place ([`crate::engine::submit::pool`]) and the wire details in another.
+//!
+//! Response bodies are treated as hostile: at most `transport::MAX_BODY` (64 KiB) bytes are
+//! read, and a body that is not the JSON we expect becomes a row error, never
+//! a panic.
+//!
+//! Its parts: building and sending the request ([`Client`], here), the
+//! outcome's class (`outcome`), reading the answer's JSON and its task ID
+//! (`answer`), the exchange under it: send errors, capped bodies,
+//! redirects, `Retry-After` (`transport`), and the balance (`credits`).
+//!
+//! # Redirects
+//! API calls follow **no** redirect. reqwest would follow a 301/302/303 on
+//! `POST /api/generate` as a bodyless `GET`, and whatever that answered
+//! (a web page, a 401 from a login wall) would be read as the submit's
+//! answer: a made-up task ID recorded as `submitted`, or a valid key taken
+//! for a refused one. A 3xx is [`SubmitError::Redirect`], `HTTP 301 to
+//! <Location>: fix --base-url` (the Location shown by
+//! [`crate::util::redact::url`]), whose class [`ErrorClass::Misdirected`] stops the
+//! run as a configuration error: every row would get the same answer, and
+//! a redirect is not the server acting on the request, so the rows go back
+//! to `pending` for the run after the base URL is fixed.
+//!
+//! # Missing endpoints
+//! Hosts of the same backend serve different generate paths (API.md: "some
+//! hosts serve only one of the two"). A 404 or 405 to the POST is not about
+//! the row: every row sent there would get it, and 1000 rows would fail one
+//! by one, each needing `--retry-failed`. It is [`SubmitError::NoEndpoint`]
+//! (class [`ErrorClass::Misdirected`]): the run stops at the first one as a
+//! configuration error naming the setting to change, and the row goes back
+//! to `pending`. Only the HTTP status counts; an error `code` 404 in a 200
+//! body stays a row error. The credits call is not affected: a host without
+//! that endpoint is not a problem.
+//!
+//! # Task IDs
+//! A task ID is kept as the exact text the server sent: a numeric `workId`
+//! is read as its raw JSON text (serde_json would turn
+//! `123456789012345678901234567890` into `1.2345678901234568e+29`), and only
+//! whole numbers are accepted as numbers. An ID goes into a CSV cell and
+//! later into feed URLs, so it must be 1 to `answer::MAX_TASK_ID` (200) printable ASCII
+//! characters (no space, no control character) and hold no known secret
+//! (a server echoing the key must not write it into the results file). An
+//! ID the server sent that breaks these rules is not silently replaced by
+//! the other field: the answer is [`SubmitError::Unexpected`], so the row
+//! is `unknown` (a task may exist) with the reason in its `error`.
+
+mod answer;
+mod credits;
+mod outcome;
+mod transport;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use tokio::sync::oneshot;
+use url::Url;
+
+use super::http::{self, bearer, endpoint};
+use crate::job::Job;
+use crate::settings::GeneratePaths;
+use crate::util::redact::Secret;
+use answer::error_status;
+use transport::{classify_send_error, cut_off, read_capped, redirect};
+
+pub use answer::parse_answer;
+pub use credits::{Balance, parse_balance};
+pub use outcome::{Accepted, ErrorClass, SubmitError};
+pub use transport::{redirect_location, retry_after};
+
+/// A client for one API host and key.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// Where jobs without a `callback_url` go (see [`GeneratePaths`]).
+    generate: Url,
+    /// Where jobs with a `callback_url` go.
+    generate_callback: Url,
+    credits: Url,
+    /// `Bearer <key>`, built once (see [`bearer`]).
+    auth: HeaderValue,
+}
+
+impl Client {
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS backend failure).
+    pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<Client> {
+        let http = http::builder(timeout)
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let paths = GeneratePaths::default();
+        Ok(Client {
+            http,
+            generate: endpoint(base_url, &paths.plain),
+            generate_callback: endpoint(base_url, &paths.callback),
+            credits: endpoint(base_url, "api/v2/credits"),
+            auth: bearer(&key)?,
+        })
+    }
+
+    /// Submits to `paths` under the base URL instead of the default ones.
+    pub fn with_generate_paths(mut self, base_url: &Url, paths: &GeneratePaths) -> Client {
+        self.generate = endpoint(base_url, &paths.plain);
+        self.generate_callback = endpoint(base_url, &paths.callback);
+        self
+    }
+
+    /// The URL a job is submitted to: the callback endpoint when it has a
+    /// `callback_url`, the plain one otherwise.
+    fn generate_url(&self, job: &Job) -> &Url {
+        if GeneratePaths::takes_callback_path(job) {
+            &self.generate_callback
+        } else {
+            &self.generate
+        }
+    }
+
+    /// Sends one job. Never retries: see [`crate::engine::submit::pool`].
+    pub async fn submit(&self, job: &Job) -> Result<Accepted, SubmitError> {
+        self.submit_announced(job, None).await
+    }
+
+    /// Sends one job, and says on `leaving` the moment its bytes are handed
+    /// to the connection for writing (after any connecting), so the pool can
+    /// pace on when requests really leave (see [`crate::engine::submit::pool`]). If the
+    /// request fails before that, `leaving` is dropped unsent.
+    pub async fn submit_announced(
+        &self,
+        job: &Job,
+        leaving: Option<oneshot::Sender<()>>,
+    ) -> Result<Accepted, SubmitError> {
+        let body = serde_json::to_vec(job.body())
+            .map_err(|e| SubmitError::Connect(format!("could not encode the job: {e}")))?;
+        let response = self
+            .http
+            .post(self.generate_url(job).clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(reqwest::Body::wrap(Announced {
+                data: Some(body.into()),
+                leaving,
+            }))
+            .send()
+            .await
+            .map_err(classify_send_error)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(redirect(status, response.headers(), &self.generate));
+        }
+        let retry_after = retry_after(response.headers());
+        let body = read_capped(response).await;
+        let body = match body {
+            Ok(body) => body,
+            Err(e) if status.is_success() => {
+                return Err(SubmitError::Lost(format!("HTTP {status}: {}", cut_off(&e))));
+            }
+            Err(_) => Vec::new(),
+        };
+        let url = self.generate_url(job);
+        if matches!(status.as_u16(), 404 | 405) {
+            let setting = if std::ptr::eq(url, &self.generate_callback) {
+                "--callback-generate-path ([run] callback_generate_path, BATCHGEN_CALLBACK_GENERATE_PATH)"
+            } else {
+                "--generate-path ([run] generate_path, BATCHGEN_GENERATE_PATH)"
+            };
+            return Err(no_endpoint(status, &body, url, setting));
+        }
+        parse_answer(status, &body, retry_after)
+    }
+}
+
+/// A 404/405 to a generate endpoint: the path is wrong for this host, not
+/// the row (the module docs, "Missing endpoints").
+fn no_endpoint(status: StatusCode, body: &[u8], url: &Url, setting: &'static str) -> SubmitError {
+    SubmitError::NoEndpoint {
+        status: status.as_u16(),
+        path: url.path().to_owned(),
+        setting,
+        message: error_status(status, body, None).server_message(),
+    }
+}
+
+/// A request body that announces when the connection takes its bytes.
+///
+/// hyper polls the body right after writing the head into its buffer and
+/// flushes both together, so the first poll is, to within microseconds, the
+/// moment the request leaves for the server.
+struct Announced {
+    data: Option<bytes::Bytes>,
+    leaving: Option<oneshot::Sender<()>>,
+}
+
+impl http_body::Body for Announced {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(leaving) = self.leaving.take() {
+            let _ = leaving.send(());
+        }
+        std::task::Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        // Exact, so the request carries Content-Length, not chunks.
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authorization_header_is_checked_once_and_kept_out_of_debug_output() {
+        let value = bearer(&Secret::new("sk-Live_123.abc")).unwrap();
+        assert_eq!(value.to_str().unwrap(), "Bearer sk-Live_123.abc");
+        assert!(value.is_sensitive());
+        for bad in ["sk-\u{e9}", "sk live", "sk-\u{1}", "sk-\u{a0}x"] {
+            assert!(bearer(&Secret::new(bad)).is_err(), "{bad:?}");
+        }
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        let client =
+            Client::new(&base, Secret::new("sk-secret-9"), Duration::from_secs(1)).unwrap();
+        assert!(!format!("{client:?}").contains("sk-secret-9"));
+    }
+
+    #[test]
+    fn endpoints_keep_a_path_prefix() {
+        let u = |s: &str| endpoint(&Url::parse(s).unwrap(), "api/generate").to_string();
+        assert_eq!(u("https://udioapi.pro"), "https://udioapi.pro/api/generate");
+        assert_eq!(u("http://127.0.0.1:9/"), "http://127.0.0.1:9/api/generate");
+        assert_eq!(u("https://h/proxy"), "https://h/proxy/api/generate");
+    }
+
+    #[test]
+    fn jobs_with_a_callback_go_to_the_callback_endpoint() {
+        let base = Url::parse("https://h/proxy").unwrap();
+        let client = Client::new(&base, Secret::new("k"), Duration::from_secs(1)).unwrap();
+        let mut job = Job::new(
+            crate::job::JobFields {
+                prompt: Some("p".into()),
+                ..Default::default()
+            },
+            1,
+        );
+        assert_eq!(
+            client.generate_url(&job).as_str(),
+            "https://h/proxy/api/v2/generate"
+        );
+        job.fields.callback_url = Some("https://example.com/hook".into());
+        assert_eq!(
+            client.generate_url(&job).as_str(),
+            "https://h/proxy/api/generate"
+        );
+        let paths = GeneratePaths {
+            plain: "gen".into(),
+            callback: "gen/cb".into(),
+        };
+        let client = client.with_generate_paths(&base, &paths);
+        assert_eq!(client.generate_url(&job).as_str(), "https://h/proxy/gen/cb");
+        job.fields.callback_url = None;
+        assert_eq!(client.generate_url(&job).as_str(), "https://h/proxy/gen");
+    }
+}

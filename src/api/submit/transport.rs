@@ -1,0 +1,180 @@
+//! The exchange under the JSON: how a request failed (before it left, or
+//! after, which decides whether a task may exist), a body read up to
+//! [`MAX_BODY`] and cut off when it stops early, a 3xx that is never
+//! followed, and `Retry-After`.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+use url::Url;
+
+use super::outcome::SubmitError;
+
+/// Responses larger than this are cut off: a submit answer is a few hundred
+/// bytes, so anything bigger is a misbehaving proxy or server.
+pub(super) const MAX_BODY: usize = 64 * 1024;
+
+/// Longest `Retry-After` honoured. A server asking for an hour is more likely
+/// wrong than right; the pool's own backoff takes over from there.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// A 3xx answer to a request for `url`, with where it pointed (relative
+/// locations resolved, secrets masked).
+pub(super) fn redirect(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    url: &Url,
+) -> SubmitError {
+    SubmitError::Redirect {
+        status: status.as_u16(),
+        location: redirect_location(headers, url),
+    }
+}
+
+/// Where a 3xx answer to a request for `url` pointed, for a message: the
+/// `Location` resolved against `url`, with secrets masked. The feed poller
+/// words its redirects with it too, so both say the same thing.
+pub fn redirect_location(headers: &reqwest::header::HeaderMap, url: &Url) -> String {
+    match headers.get(reqwest::header::LOCATION) {
+        None => "no Location".to_owned(),
+        Some(value) => match value.to_str().ok().and_then(|v| url.join(v.trim()).ok()) {
+            Some(to) => crate::util::redact::url(&to),
+            None => "an unreadable Location".to_owned(),
+        },
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes of the body.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_BODY {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// Why an answer's body stopped before its end, naming a timeout as one
+/// (reqwest's own text, "error decoding response body", hides it).
+pub(super) fn cut_off(e: &reqwest::Error) -> String {
+    let why = if e.is_timeout() {
+        "the whole answer did not arrive before the timeout"
+    } else {
+        "connection lost while reading the answer"
+    };
+    format!("{why} ({})", error_chain(e))
+}
+
+pub(super) fn classify_send_error(e: reqwest::Error) -> SubmitError {
+    // reqwest reports a failed connect (refused, DNS, TLS handshake, connect
+    // timeout) as is_connect: the request never left. Anything else after
+    // that point (timeout, reset, closed) may have reached the server.
+    let detail = error_chain(&e);
+    if e.is_connect() {
+        SubmitError::Connect(detail)
+    } else if e.is_timeout() {
+        SubmitError::Lost(format!("no answer before the timeout ({detail})"))
+    } else {
+        SubmitError::Lost(format!("connection lost ({detail})"))
+    }
+}
+
+/// The error and its sources on one line, without the URL's query (none is
+/// ever sent, but keep logs clean of anything request-shaped).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&s_text)) {
+            parts.push(s_text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A response's `Retry-After`, if present and readable (see
+/// `parse_retry_after`).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date, clamped to
+/// [`MAX_RETRY_AFTER`]. A date in the past means "now".
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let delay = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
+        when.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::submit::ErrorClass;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn redirects_name_where_they_point_without_secrets() {
+        let url = Url::parse("http://127.0.0.1:9/api/generate").unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LOCATION,
+            HeaderValue::from_static("https://user:pw@new.example/api/generate?token=abc"),
+        );
+        let e = redirect(StatusCode::MOVED_PERMANENTLY, &headers, &url);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 301 to https://new.example/api/generate?token=<redacted>: fix --base-url"
+        );
+        assert_eq!(e.class(), ErrorClass::Misdirected);
+        assert_eq!(e.http_status(), Some(301));
+        headers.insert(reqwest::header::LOCATION, HeaderValue::from_static("/v2/x"));
+        let e = redirect(StatusCode::FOUND, &headers, &url);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 302 to http://127.0.0.1:9/v2/x: fix --base-url"
+        );
+        let e = redirect(StatusCode::SEE_OTHER, &Default::default(), &url);
+        assert_eq!(e.to_string(), "HTTP 303 to no Location: fix --base-url");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! What a run would do: the rows to send, chosen from the manifest and
+//! the results file, and the one pass (`merge`) that pairs each job with
+//! its row, which both planning and compacting the results file use.
+//!
+//! What a plan keeps per row is the index of the rows it will send, plus,
+//! while they fit in `Config::hold_budget` (8 MiB), those jobs themselves,
+//! so that sending them does not read the manifest again. A rerun whose
+//! results file already says everything skips the merge: one read of the
+//! results file, checked against the digest validation took
+//! (`Plan::from_results`).
+
+use std::collections::BTreeMap;
+
+use super::error::RunError;
+use crate::files::manifest::Manifest;
+use crate::files::results::{Compactor, Record, Status, Store};
+use crate::job::{Job, JobsDigest};
+use crate::settings::Config;
+
+/// Warnings listed one by one before the rest are only counted.
+const MAX_WARNINGS: usize = 20;
+
+/// What a run would do, computed from the manifest and the results file.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Manifest positions of the jobs to send, in order.
+    pub todo: Vec<u32>,
+    /// Rows an earlier run settled that this one leaves alone.
+    pub skipped: u64,
+    pub warnings: Vec<String>,
+    /// Status of every manifest row before this run, by status.
+    pub totals: BTreeMap<&'static str, u64>,
+    /// Whether the results file needs rewriting to match the manifest.
+    pub changed: bool,
+    /// The jobs to send, in `todo` order, and the bytes they take: kept
+    /// from the pass that chose them while they fit in
+    /// `Config::hold_budget` (see [`crate::settings::DEFAULT_HOLD_BUDGET`] for
+    /// why); `None` when not being kept.
+    pub(super) held: Option<(Vec<Job>, usize)>,
+}
+
+impl Plan {
+    /// The plan without writing anything (`--dry-run`).
+    ///
+    /// # Errors
+    /// When the results file exists but cannot be read or is not ours.
+    pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, RunError> {
+        if let Some(plan) = Plan::from_results(manifest, config) {
+            return Ok(plan);
+        }
+        let mut store = Store::open(&config.results)?;
+        let mut plan = Plan::default();
+        plan.changed = merge(manifest, &mut store, None, |i, job, record| {
+            plan.consider(i, job, record, config)
+        })?;
+        Ok(plan)
+    }
+
+    /// The plan from the results file alone, when its rows are exactly the
+    /// manifest's jobs: one row per job, in manifest order, each with the
+    /// job's key, line and fingerprint (the manifest's digest says so), none
+    /// left `sending`. [`merge`] would then pair job `i` with row `i` and
+    /// change nothing, so the manifest need not be read a second time: the
+    /// hourly rerun of a finished manifest costs its validation and one
+    /// read of the results file. `None` for anything else (a new, edited or
+    /// moved row, a crash's `sending` row, journal rows, a foreign file):
+    /// the full merge decides, and reports.
+    pub(super) fn from_results(manifest: &Manifest, config: &Config) -> Option<Plan> {
+        let mut plan = Plan::default();
+        let mut digest = JobsDigest::default();
+        let complete = Store::scan(&config.results, |row| {
+            if row.status == Status::Sending || digest.count() == manifest.summary.jobs {
+                return false;
+            }
+            let i = usize::try_from(digest.count()).unwrap_or(usize::MAX);
+            digest.add(row.id, row.line, row.fingerprint);
+            plan.count(i, row.status, config);
+            true
+        });
+        let same = complete
+            && digest.count() == manifest.summary.jobs
+            && digest.finish() == *manifest.digest();
+        same.then_some(plan)
+    }
+
+    pub(super) fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
+        let todo = self.todo.len();
+        if let Some(warning) = content_change(job, record) {
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(warning);
+            } else if self.warnings.len() == MAX_WARNINGS {
+                self.warnings
+                    .push("… more jobs changed under the same id".into());
+            }
+        }
+        self.count(i, record.status, config);
+        if self.todo.len() > todo {
+            self.hold(job, config.hold_budget);
+        }
+    }
+
+    /// Keeps a job to send, while the jobs kept fit in `budget` bytes;
+    /// past it, lets them all go.
+    fn hold(&mut self, job: &Job, budget: usize) {
+        let Some((jobs, bytes)) = self.held.as_mut() else {
+            return;
+        };
+        *bytes += job.footprint();
+        if *bytes > budget {
+            self.held = None;
+        } else {
+            jobs.push(job.clone());
+        }
+    }
+
+    /// The jobs to send, if all of them were kept.
+    pub(super) fn take_held(&mut self) -> Option<Vec<Job>> {
+        let (jobs, _) = self.held.take()?;
+        (jobs.len() == self.todo.len()).then_some(jobs)
+    }
+
+    /// Counts job `i`, whose row before this run has `status` (settled),
+    /// and decides whether this run sends it.
+    fn count(&mut self, i: usize, status: Status, config: &Config) {
+        *self.totals.entry(status.as_str()).or_default() += 1;
+        let wanted = match status {
+            Status::Pending | Status::Sending => true,
+            Status::Failed => config.retry.failed,
+            Status::Unknown => config.retry.unknown,
+            Status::Submitted => false,
+        };
+        if !wanted {
+            self.skipped += 1;
+        } else if self.todo.len() < config.max_jobs.unwrap_or(usize::MAX) {
+            self.todo
+                .push(u32::try_from(i).expect("fewer than 4 billion jobs"));
+        }
+    }
+}
+
+/// One pass over the manifest: each job with its row from `store` (or a
+/// new `pending` row), written to `out` when given, then the rows of jobs
+/// that left the manifest. `visit` sees every job and its row. Returns
+/// whether the rows written differ from the file's: when they do not, the
+/// file is already what a rewrite would produce.
+pub(super) fn merge(
+    manifest: &Manifest,
+    store: &mut Store,
+    mut out: Option<&mut Compactor>,
+    mut visit: impl FnMut(usize, &Job, &Record),
+) -> Result<bool, RunError> {
+    // One row per job and nothing else: no journal rows, no orphans.
+    let mut changed = store.len() != manifest.len();
+    for (i, job) in manifest.jobs()?.enumerate() {
+        let job = job?;
+        let record = match store.get(&job.key)? {
+            Some(stored) => {
+                let mut r = stored.clone().settled();
+                r.line = job.line;
+                // An unsent job takes its current content; a sent one keeps
+                // what was sent, so an edit can be noticed.
+                if r.fingerprint.is_empty() || r.status == Status::Pending {
+                    r.fingerprint.clone_from(&job.fingerprint);
+                }
+                changed |= r != stored;
+                r
+            }
+            None => {
+                changed = true;
+                Record::pending(&job)
+            }
+        };
+        visit(i, &job, &record);
+        if let Some(out) = out.as_deref_mut() {
+            out.write(&record)?;
+        }
+    }
+    // Read even when nothing is written: a damaged row of a job no longer
+    // in the manifest stops a dry run as it would stop the run.
+    let orphans = store.orphans()?;
+    if let Some(out) = out {
+        for orphan in &orphans {
+            out.write(orphan)?;
+        }
+    }
+    Ok(changed)
+}
+
+/// A job whose `id` stayed but whose content changed since an earlier run
+/// settled it: the earlier result is kept (its task exists and was paid
+/// for) and the user is told how to get the new version.
+fn content_change(job: &Job, r: &Record) -> Option<String> {
+    let settled = matches!(
+        r.status,
+        Status::Submitted | Status::Unknown | Status::Failed
+    );
+    (settled && !r.fingerprint.is_empty() && r.fingerprint != job.fingerprint).then(|| {
+        format!(
+            "line {}: job {:?} changed since it was {} (task {}); keeping the earlier result — give it a new id to generate the new version",
+            job.line,
+            job.key,
+            r.status.as_str(),
+            if r.task_id.is_empty() { "none" } else { &r.task_id },
+        )
+    })
+}

@@ -1,0 +1,332 @@
+//! The worker pool: N workers, one rate limiter, one retry policy.
+//!
+//! ```text
+//! feeder ──(chunks of jobs)──▶ Backlog ──▶ worker × concurrency ──▶ Recorder (files::results)
+//!                               │  every attempt:
+//!                               │  1. journal `sending` (durably)
+//!                               │  2. wait out a pool-wide 429 pause
+//!                               │  3. wait for a slot from the rate limiter
+//!                               │  4. client.submit
+//!                               ▼  5. classify: done / retry / stop the run
+//! ```
+//!
+//! Every attempt, retries included, passes the limiter, so the configured
+//! rate is a ceiling on what the API sees, not on how many rows start. The
+//! limiter is a `Pacer` (the server's GCRA, no burst) unless `--burst` asks
+//! for governor's bursty GCRA. A 429 pauses the whole pool (the server is
+//! telling *us*, not one worker, to slow down). At most `concurrency`
+//! requests are in flight because only that many workers exist. Stopping is
+//! a [`CancellationToken`]: once cancelled no request starts, and in-flight
+//! ones finish.
+//!
+//! Here: the workers, what they share, and why a run stops. One job's way
+//! from first attempt to final state, the retry policy below, is
+//! `attempt`'s; the rate limit and why it is not governor's by default,
+//! `pacer`'s.
+//!
+//! # 429 is flow control
+//! A 429 is the host pacing the whole client, not a verdict on the row, so
+//! it does not use up the row's `--max-attempts` (only other retryable
+//! answers do). What bounds a host that answers nothing but 429 is the
+//! pool-wide pause (each 429 holds every worker for its `Retry-After`, or a
+//! backoff that grows with the row's requests), and a breaker of its own:
+//! [`RATE_LIMITED_GIVE_UP`] 429s in a row, pool-wide, with no other answer
+//! between them, or an unbroken run of 429s lasting
+//! [`RATE_LIMITED_GIVE_UP_AFTER`] (a host asking `Retry-After: 300` each
+//! time would otherwise hold a run for 100 × 5 minutes), stop the run as
+//! unavailable (exit 69) with the rows not sent back to `pending`.
+//!
+//! # Answers that don't add up
+//! Two rows of one run answered with the same task ID: the first keeps it,
+//! the second is `unknown` with both named in its `error`. A task ID is one
+//! task; the server either created this job's task under another ID (which
+//! batchgen never saw) or none at all, so neither `submitted` (a wrong ID
+//! would be collected twice) nor `pending` (a resend may bill twice) would
+//! be honest. The check keeps a 64-bit hash of each ID and the line it
+//! went to, not the IDs themselves, so a 10^6-row run pays ~16 bytes a row.
+//! The same holds across runs: an answer repeating a task ID the results
+//! file already holds as `submitted` for another job (read once before
+//! sending, 8 bytes a row: [`PoolConfig::earlier_task_ids`]) is `unknown`
+//! too. A 64-bit collision between two different IDs would make a row
+//! `unknown`, never a resend: the safe side.
+
+mod attempt;
+mod pacer;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::counters::Counters;
+use super::feeder::ChunkReceiver;
+use crate::api::submit::{Accepted, Client, SubmitError};
+use crate::files::results::Recorder;
+use crate::job::Job;
+use crate::util::units::Rate;
+use pacer::{Limiter, Turn};
+
+/// 429s in a row, pool-wide and with no other answer between them, after
+/// which the run stops as unavailable (see the module docs).
+pub const RATE_LIMITED_GIVE_UP: u32 = 100;
+/// How long an unbroken run of 429s may last before the run stops as
+/// unavailable, however few they were (see the module docs).
+pub const RATE_LIMITED_GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Whether an unbroken run of `in_a_row` 429s that has lasted `lasted`
+/// ends the run (see the module docs): by count, or by time however few.
+fn rate_limit_exhausted(in_a_row: u32, lasted: Duration) -> bool {
+    in_a_row >= RATE_LIMITED_GIVE_UP || lasted >= RATE_LIMITED_GIVE_UP_AFTER
+}
+
+/// How the pool behaves; a slice of [`crate::settings::Config`].
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub concurrency: usize,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub max_attempts: u32,
+    pub retry_ambiguous: bool,
+    /// Consecutive rows exhausting their retries before the run gives up.
+    pub give_up_after: u32,
+    /// [`crate::job::key_hash`] of every task ID the results file already
+    /// holds as `submitted`, sorted: an answer repeating one of them is
+    /// not trusted (see "Answers that don't add up"). Empty for a new file.
+    pub earlier_task_ids: Vec<u64>,
+}
+
+/// Why a run stopped before its queue was empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// 401/402/403: the key or account was refused.
+    Refused { status: u16, message: String },
+    /// Too many rows in a row failed on server or connection errors.
+    Unavailable(String),
+    /// The results file could not be written.
+    Journal,
+    /// The caller cancelled (a signal).
+    Cancelled,
+    /// The API answered with a redirect: the base URL is wrong (exit 78).
+    Misdirected(String),
+}
+
+/// State the workers share.
+struct Shared {
+    config: PoolConfig,
+    client: Client,
+    recorder: Recorder,
+    limiter: Option<Limiter>,
+    /// Set by a 429: nobody sends before this instant.
+    pause_until: Mutex<Option<Instant>>,
+    /// Consecutive rows that gave up on transient errors (circuit breaker).
+    consecutive_give_ups: AtomicU32,
+    /// 429s in a row, pool-wide (the rate limit's own breaker).
+    rate_limited_in_a_row: AtomicU32,
+    /// When the current run of 429s began; `None` after any other answer.
+    rate_limited_since: Mutex<Option<Instant>>,
+    /// Hash of each task ID answered in this run → the manifest line it
+    /// went to (see "Answers that don't add up").
+    task_ids: Mutex<std::collections::HashMap<u64, u64>>,
+    stop: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+    counters: Arc<Counters>,
+}
+
+/// The jobs waiting to be sent, the pool's end of the chunk channel: the
+/// feeder's chunks, opened one at a time into a queue every worker takes
+/// from.
+struct Backlog {
+    chunks: tokio::sync::Mutex<ChunkReceiver>,
+    ready: Mutex<std::collections::VecDeque<Job>>,
+}
+
+impl Backlog {
+    fn pop(&self) -> Option<Job> {
+        self.ready.lock().expect("poisoned").pop_front()
+    }
+
+    /// The next job, or `None` when the feeder is done or the run stopped.
+    async fn next(&self, stop: &CancellationToken) -> Option<Job> {
+        loop {
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            // One worker at a time opens the next chunk; the others find
+            // its jobs in `ready` once they get the lock.
+            let mut chunks = self.chunks.lock().await;
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            let chunk = tokio::select! {
+                biased;
+                () = stop.cancelled() => return None,
+                chunk = chunks.recv() => chunk?,
+            };
+            self.ready.lock().expect("poisoned").extend(chunk);
+        }
+    }
+}
+
+/// Submits every job that arrives on `chunks`, recording every change
+/// through `recorder`. Returns why the pool stopped early, if it did.
+pub async fn submit_all(
+    config: PoolConfig,
+    client: Client,
+    chunks: ChunkReceiver,
+    recorder: Recorder,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) -> Option<StopReason> {
+    let limiter = Limiter::for_rate(config.rate, config.burst);
+    let workers = config.concurrency.max(1);
+    let shared = Arc::new(Shared {
+        config,
+        client,
+        recorder,
+        limiter,
+        pause_until: Mutex::new(None),
+        consecutive_give_ups: AtomicU32::new(0),
+        rate_limited_in_a_row: AtomicU32::new(0),
+        rate_limited_since: Mutex::new(None),
+        task_ids: Mutex::default(),
+        stop: shutdown.child_token(),
+        reason: Mutex::new(None),
+        counters,
+    });
+
+    let backlog = Arc::new(Backlog {
+        chunks: tokio::sync::Mutex::new(chunks),
+        ready: Mutex::default(),
+    });
+    let handles: Vec<_> = (0..workers)
+        .map(|_| tokio::spawn(work(shared.clone(), backlog.clone())))
+        .collect();
+    for handle in handles {
+        if let Err(e) = handle.await {
+            // A worker panic is a bug; the row it held stays `sending` in
+            // the journal and becomes `unknown` on the next run.
+            tracing::error!("worker failed: {e}");
+        }
+    }
+    // Closing the queue tells the feeder to stop reading.
+    drop(backlog);
+    if shutdown.is_cancelled() {
+        shared.stop_with(StopReason::Cancelled);
+    }
+    shared.reason.lock().expect("poisoned").clone()
+}
+
+/// One worker: takes jobs from the backlog and submits each, until the
+/// backlog is empty or the pool stops.
+async fn work(shared: Arc<Shared>, backlog: Arc<Backlog>) {
+    loop {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        let Some(job) = backlog.next(&shared.stop).await else {
+            break;
+        };
+        let record = shared.submit(&job).await;
+        shared.recorder.record(record);
+    }
+}
+
+impl Shared {
+    fn stop_with(&self, reason: StopReason) {
+        let mut slot = self.reason.lock().expect("poisoned");
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    /// Waits until this worker may send: no pool-wide pause, a limiter slot.
+    /// `None` when the run stopped meanwhile; otherwise a [`Turn`] to keep
+    /// until the request leaves.
+    async fn wait_turn(&self) -> Option<Turn<'_>> {
+        loop {
+            let until = *self.pause_until.lock().expect("poisoned");
+            if let Some(until) = until.filter(|u| *u > Instant::now()) {
+                tokio::select! {
+                    () = self.stop.cancelled() => return None,
+                    () = tokio::time::sleep_until(until) => continue,
+                }
+            }
+            let turn = match &self.limiter {
+                Some(limiter) => tokio::select! {
+                    () = self.stop.cancelled() => return None,
+                    turn = limiter.until_ready() => turn,
+                },
+                None => Turn(None),
+            };
+            // A 429 may have arrived while this worker waited for the limiter.
+            let paused = self
+                .pause_until
+                .lock()
+                .expect("poisoned")
+                .is_some_and(|u| u > Instant::now());
+            if !paused {
+                return (!self.stop.is_cancelled()).then_some(turn);
+            }
+        }
+    }
+
+    /// Sends `job` in `turn`, which ends the moment the request leaves (or
+    /// fails before leaving): the pacer's next slot counts from then.
+    async fn send(&self, job: &Job, turn: Turn<'_>) -> Result<Accepted, SubmitError> {
+        if turn.0.is_none() {
+            return self.client.submit(job).await;
+        }
+        let (leaving, left) = tokio::sync::oneshot::channel();
+        let request = self.client.submit_announced(job, Some(leaving));
+        tokio::pin!(request);
+        let answer = tokio::select! {
+            biased;
+            _ = left => None,
+            answer = &mut request => Some(answer),
+        };
+        // The instant this worker hears the request left, not the instant
+        // of the body's poll: see `Pacer` for why the later one.
+        drop(turn);
+        match answer {
+            Some(answer) => answer,
+            None => request.await,
+        }
+    }
+
+    fn pause_all(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut slot = self.pause_until.lock().expect("poisoned");
+        if slot.is_none_or(|u| u < until) {
+            *slot = Some(until);
+        }
+    }
+
+    /// Sleeps unless the run stops first; `false` when it stopped.
+    async fn sleep(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_429s_ends_by_count_or_by_time() {
+        let minute = Duration::from_secs(60);
+        assert!(!rate_limit_exhausted(1, Duration::ZERO));
+        assert!(!rate_limit_exhausted(RATE_LIMITED_GIVE_UP - 1, minute));
+        assert!(rate_limit_exhausted(RATE_LIMITED_GIVE_UP, Duration::ZERO));
+        // A host answering `Retry-After: 300` every time: three 429s span
+        // the quarter hour, and that ends the run as surely as a hundred.
+        assert!(!rate_limit_exhausted(3, 14 * minute));
+        assert!(rate_limit_exhausted(4, 15 * minute));
+    }
+}

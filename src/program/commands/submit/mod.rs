@@ -1,0 +1,322 @@
+//! `batchgen MANIFEST`: validate, check the key and balance, run (or show
+//! what would run), then report on stderr and, if asked, as JSON.
+//!
+//! The command reads as its phases: load the manifest, set up (the
+//! sandbox, the key, the settings), refuse a summary path that would
+//! overwrite an input, then a dry run (`dry_run`) or the run itself, its
+//! report, and how it ends (`--wait` collects after it). What
+//! `--summary-json` says is `summary`'s.
+
+mod dry_run;
+mod summary;
+
+use std::time::{Duration, Instant};
+
+use super::{Signals, read_key, start_sandbox};
+use crate::api::submit::{Client, ErrorClass};
+use crate::engine::submit::plan::Plan;
+use crate::engine::submit::report::RunReport;
+use crate::engine::submit::session::Session;
+use crate::files::manifest::{self, Manifest};
+use crate::program::cli::{OutputArgs, RunArgs};
+use crate::program::exit::{Error, ExitCode, ExitStatus as _};
+use crate::sandbox::Sandbox;
+use crate::settings::ProgressMode;
+use crate::settings::{Config, RunSettings};
+use crate::util::redact::Secret;
+use crate::util::term::eprint_line;
+use summary::{Outcome, Summary, check_summary_path, results_lock, write_json};
+
+/// Credits a job is assumed to cost when `--credits-per-job` is not given.
+pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
+
+/// Runs `batchgen MANIFEST`, then writes `--summary-json` whatever happened.
+pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let mut outcome = Outcome::default();
+    let result = submit_inner(&args, output, &mut outcome).await;
+    if let Some(path) = args
+        .summary_json
+        .as_ref()
+        .filter(|_| !outcome.summary_refused)
+    {
+        let code = match &result {
+            Ok(code) => *code,
+            Err(e) => e.exit_code(),
+        };
+        let summary = Summary::new(
+            &args,
+            &outcome,
+            code,
+            result.as_ref().err(),
+            started.elapsed(),
+        );
+        if let Err(e) = write_json(path, &summary) {
+            eprintln!("batchgen: warning: cannot write {}: {e}", path.display());
+        }
+    }
+    result
+}
+
+async fn submit_inner(
+    args: &RunArgs,
+    output: &OutputArgs,
+    outcome: &mut Outcome,
+) -> Result<ExitCode, Error> {
+    // Signals are watched from the start, so a Ctrl-C during validation or
+    // set-up already means "stop cleanly", never the default kill.
+    let signals = Signals::watch(output.quiet);
+    let manifest = load_manifest(args, outcome)?;
+    // Kept to the end: `--wait` collects from the same sandbox.
+    let (config, _sandbox) = set_up(args, output, &manifest).await?;
+    outcome.results = Some(config.results.clone());
+    check_summary_against_results(args, &config, outcome)?;
+
+    if args.dry_run {
+        let plan = Plan::read(&manifest, &config)?;
+        dry_run::print(
+            &manifest,
+            &config,
+            &plan,
+            &dry_run::base_url_source(args, &manifest),
+        )?;
+        return Ok(ExitCode::Success);
+    }
+
+    let session = Session::open(&manifest, &config)?;
+    let todo = session.plan().todo.len();
+    if todo > 0 {
+        check_balance(&config, todo, args.credits_per_job, output.quiet).await?;
+    }
+    let report = session
+        .send_planned(&manifest, &config, signals.shutdown.clone())
+        .await?;
+
+    let mut code = report.exit_code();
+    if code == ExitCode::Interrupted {
+        code = signals.exit_code(code);
+    }
+    print_report(&report, &config, output.quiet, code);
+    let ended = Result::<ExitCode, Error>::from(&report);
+    outcome.report = Some(report);
+    match ended {
+        Err(e) => Err(e),
+        Ok(ExitCode::Interrupted) => {
+            eprintln!(
+                "batchgen: stopped by a signal; rows not sent stay pending: rerun to continue"
+            );
+            Ok(code)
+        }
+        Ok(_) if args.wait => collect_after(args, output, &config, signals, code).await,
+        Ok(_) => Ok(code),
+    }
+}
+
+/// Loads and validates the manifest, refusing a `--summary-json` that
+/// names it or its CSV first.
+fn load_manifest(args: &RunArgs, outcome: &mut Outcome) -> Result<Manifest, Error> {
+    let path = args.manifest.clone().expect("checked by execute");
+    let summary = args.summary_json.as_deref();
+    check_summary_path(summary, &[("the manifest", &path)], outcome)?;
+    let manifest = manifest::load_with(&path, &args.models.rules())?;
+    check_summary_path(
+        summary,
+        &[("the manifest's CSV", &manifest.rows_path)],
+        outcome,
+    )?;
+    Ok(manifest)
+}
+
+/// The settings of the run, with its key: from the flags, the environment
+/// and the manifest, or, with `--sandbox`, a sandbox started here (and
+/// returned, to keep it up) with its own key and results file.
+async fn set_up(
+    args: &RunArgs,
+    output: &OutputArgs,
+    manifest: &Manifest,
+) -> Result<(Config, Option<Sandbox>), Error> {
+    let mut flags = args.settings();
+    let mut sandbox = None;
+    let key = if args.sandbox {
+        let started = start_sandbox(&manifest.rules).await?;
+        flags.base_url = Some(started.base_url());
+        // Sandbox task IDs must never be mistaken for real ones by a later
+        // run: their own file, beside the manifest as the command line named it.
+        let path = args.manifest.as_deref().expect("checked by execute");
+        flags.results = flags
+            .results
+            .or_else(|| Some(crate::settings::beside(path, "sandbox.results.csv")));
+        if !output.quiet && !args.dry_run {
+            eprintln!(
+                "batchgen: running against the sandbox at {}",
+                started.base_url()
+            );
+        }
+        let key = Secret::new(started.key());
+        sandbox = Some(started);
+        key
+    } else if args.dry_run {
+        // A dry run sends nothing, so it needs no key (and never shows one).
+        read_key(args.api_key_file.as_deref()).unwrap_or_else(|_| Secret::new(""))
+    } else {
+        read_key(args.api_key_file.as_deref())?
+    };
+    let config = build_config(flags, manifest, key, args, output)?;
+    Ok((config, sandbox))
+}
+
+/// Refuses a `--summary-json` that names the results file, its lock, or
+/// the catalog `--wait` writes.
+fn check_summary_against_results(
+    args: &RunArgs,
+    config: &Config,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    let lock = results_lock(&config.results);
+    let catalog = crate::engine::collect::default_catalog_path(&config.results);
+    let mut files = vec![
+        ("the results file", config.results.as_path()),
+        ("the results file's lock", lock.as_path()),
+    ];
+    if args.wait {
+        files.push(("the catalog --wait writes", catalog.as_path()));
+    }
+    check_summary_path(args.summary_json.as_deref(), &files, outcome)
+}
+
+/// The run's warnings, summary line and hint on stderr: always when the
+/// run did not succeed, otherwise unless `--quiet`.
+fn print_report(report: &RunReport, config: &Config, quiet: bool, code: ExitCode) {
+    if quiet && code == ExitCode::Success {
+        return;
+    }
+    for warning in &report.warnings {
+        eprint_line(&format!("batchgen: warning: {warning}"));
+    }
+    eprintln!(
+        "batchgen: {} → {}",
+        report.summary(),
+        config.results.display()
+    );
+    if let Some(hint) = report.hint() {
+        eprintln!("batchgen: hint: {hint}");
+    }
+}
+
+/// `--wait`: collects the run's songs from the same host (the sandbox, if
+/// any, is still up), and ends with the run's code unless collecting
+/// failed.
+async fn collect_after(
+    args: &RunArgs,
+    output: &OutputArgs,
+    config: &Config,
+    signals: Signals,
+    code: ExitCode,
+) -> Result<ExitCode, Error> {
+    let poll = if args.sandbox {
+        Duration::from_secs(1)
+    } else {
+        crate::engine::collect::DEFAULT_POLL_INTERVAL
+    };
+    let collect = super::collect::after_run_config(
+        config.results.clone(),
+        config.base_url.clone(),
+        config.api_key.clone(),
+        args.download.clone(),
+        poll,
+        config.timeout,
+    );
+    drop(signals);
+    let collected = super::collect::run_collect(collect, output).await?;
+    Ok(if collected == ExitCode::Success {
+        code
+    } else {
+        collected
+    })
+}
+
+fn build_config(
+    flags: RunSettings,
+    manifest: &Manifest,
+    key: Secret,
+    args: &RunArgs,
+    output: &OutputArgs,
+) -> Result<Config, Error> {
+    let settings = flags.or(manifest.settings.clone());
+    let config = Config::new(settings, key, &manifest.path, args.retry()).map_err(Error::Config)?;
+    // Before anything is sent, a dry run included: it shows what a run does.
+    crate::settings::check_transport(&config.as_config().base_url, args.allow_insecure_http)
+        .map_err(Error::Config)?;
+    Ok(config
+        .max_jobs(args.max_jobs)
+        .give_up_after(args.give_up_after)
+        .quiet(output.quiet)
+        .progress(ProgressMode::pick(
+            output.quiet,
+            output.verbose,
+            output.log_interval,
+        ))
+        .callback(callback_base(args)?)
+        .build())
+}
+
+/// `--callback-base` with its secret from the environment.
+fn callback_base(args: &RunArgs) -> Result<Option<crate::settings::CallbackBase>, Error> {
+    let Some(base) = args.callback_base.clone() else {
+        return Ok(None);
+    };
+    let secret = std::env::var(crate::engine::collect::receive::SECRET_ENV).unwrap_or_default();
+    if secret.trim().is_empty() {
+        return Err(Error::Config(format!(
+            "--callback-base needs a shared secret in {}, the same one `batchgen receive` uses",
+            crate::engine::collect::receive::SECRET_ENV
+        )));
+    }
+    // The same rule as `batchgen receive`, which would refuse it later.
+    if let Some(why) = crate::engine::collect::receive::weak_secret(secret.trim()) {
+        return Err(Error::Config(why));
+    }
+    Ok(Some(crate::settings::CallbackBase {
+        base,
+        secret: Secret::new(secret.trim()),
+    }))
+}
+
+/// Asks for the balance before spending any. A refused key stops here
+/// (exit 77) instead of on the first submit; a host without the endpoint,
+/// or one that does not answer quickly, is not a reason to stop.
+async fn check_balance(
+    config: &Config,
+    todo: usize,
+    per_job: Option<f64>,
+    quiet: bool,
+) -> Result<(), Error> {
+    let client = Client::new(
+        &config.base_url,
+        config.api_key.clone(),
+        Duration::from_secs(10),
+    )?;
+    match client.balance().await {
+        Ok(balance) => {
+            let needed = todo as f64 * per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB);
+            if balance.credits < needed && !quiet {
+                eprintln!(
+                    "batchgen: warning: this run needs about {needed} credits for {todo} jobs, the balance is {}; rows past it will stop the run with HTTP 402",
+                    balance.credits
+                );
+            }
+            tracing::info!("balance: {} credits", balance.credits);
+            Ok(())
+        }
+        Err(e) if e.class() == ErrorClass::Fatal => Err(Error::Refused {
+            status: e.http_status().unwrap_or(401),
+            message: e.server_message(),
+        }),
+        // Every submit would be redirected too: stop before sending any.
+        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
+        Err(e) => {
+            tracing::info!("could not check the balance: {e}");
+            Ok(())
+        }
+    }
+}
