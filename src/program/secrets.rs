@@ -1,10 +1,12 @@
 //! Secrets from where a person keeps them: the API key from
-//! `--api-key-file` or `BATCHGEN_API_KEY`. Each is wrapped in a
+//! `--api-key-file` or `BATCHGEN_API_KEY`, the callback secret from
+//! `BATCHGEN_CALLBACK_SECRET` (or `receive --secret`). Each is wrapped in a
 //! [`Secret`] the moment it is read, which registers it with the one
 //! redaction rule, so no output shows it from then on.
 
 use std::path::Path;
 
+use crate::engine::collect::receive::{SECRET_ENV, weak_secret};
 use crate::program::exit::Error;
 use crate::util::redact::Secret;
 
@@ -57,3 +59,30 @@ fn warn_if_shared(path: &Path) {
 
 #[cfg(not(unix))]
 fn warn_if_shared(_: &Path) {}
+
+/// The callback secret the submit side puts in callback URLs, from
+/// [`SECRET_ENV`]; `missing` is the message when it is not set.
+///
+/// # Errors
+/// As [`callback_secret`].
+pub fn callback_secret_from_env(missing: impl FnOnce() -> String) -> Result<Secret, Error> {
+    callback_secret(&std::env::var(SECRET_ENV).unwrap_or_default(), missing)
+}
+
+/// A callback secret as given, trimmed: refused when empty (with the
+/// `missing` message) or weak, by the one rule both `run --callback-base`
+/// and `receive` apply, so `receive` never refuses a secret the run
+/// already put into callback URLs.
+///
+/// # Errors
+/// A configuration error (exit 78).
+pub fn callback_secret(given: &str, missing: impl FnOnce() -> String) -> Result<Secret, Error> {
+    let secret = given.trim();
+    if secret.is_empty() {
+        return Err(Error::Config(missing()));
+    }
+    if let Some(why) = weak_secret(secret) {
+        return Err(Error::Config(why));
+    }
+    Ok(Secret::new(secret))
+}

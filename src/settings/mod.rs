@@ -241,8 +241,6 @@ pub struct Config {
     /// Submit at most this many new jobs in this run.
     pub max_jobs: Option<usize>,
     pub give_up_after: u32,
-    /// Print nothing on success.
-    pub quiet: bool,
     /// How progress is shown while the run goes.
     pub progress: ProgressMode,
     /// Where jobs without a `callback_url` get their callbacks sent.
@@ -341,7 +339,6 @@ impl Config {
             retry,
             max_jobs: None,
             give_up_after: DEFAULT_GIVE_UP_AFTER,
-            quiet: false,
             progress: ProgressMode::Off,
             callback: None,
             hold_budget: DEFAULT_HOLD_BUDGET,
@@ -368,10 +365,6 @@ impl ConfigParts {
     }
     pub fn give_up_after(mut self, n: Option<u32>) -> Self {
         self.0.give_up_after = n.unwrap_or(DEFAULT_GIVE_UP_AFTER).max(1);
-        self
-    }
-    pub fn quiet(mut self, quiet: bool) -> Self {
-        self.0.quiet = quiet;
         self
     }
     pub fn progress(mut self, mode: ProgressMode) -> Self {

@@ -13,7 +13,6 @@ use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
 use crate::program::exit::{Error, ExitCode, ExitStatus as _};
 use crate::settings::{DEFAULT_BASE_URL, parse_base_url};
-use crate::util::redact::Secret;
 
 pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     let base = args
@@ -125,22 +124,19 @@ pub(super) async fn run_collect(
 }
 
 pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
-    if args.secret.trim().is_empty() {
-        return Err(Error::Config(format!(
+    let secret = crate::program::secrets::callback_secret(&args.secret, || {
+        format!(
             "no callback secret: set {} or pass --secret",
             receive::SECRET_ENV
-        )));
-    }
-    if let Some(why) = receive::weak_secret(args.secret.trim()) {
-        return Err(Error::Config(why));
-    }
+        )
+    })?;
     let catalog = args
         .catalog
         .clone()
         .unwrap_or_else(|| collect::default_catalog_path(&args.results));
     let config = ReceiveConfig {
         listen: args.listen,
-        secret: Secret::new(args.secret.trim()),
+        secret,
         results: args.results,
         catalog,
     };

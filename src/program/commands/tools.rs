@@ -151,10 +151,9 @@ pub fn init(args: &InitArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
 /// atomic replacement of a regular file; never through a symlink planted
 /// under its name ([`crate::util::fsx`]).
 fn write_new(path: &Path, text: &str, force: bool) -> Result<(), Error> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    let dir = crate::util::fsx::parent_dir(path);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
     let written = if force {
         crate::util::fsx::AtomicFile::create_unlinked(path).and_then(|mut out| {
             out.write_all(text.as_bytes())?;

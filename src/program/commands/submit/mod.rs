@@ -250,7 +250,6 @@ fn build_config(
     Ok(config
         .max_jobs(args.max_jobs)
         .give_up_after(args.give_up_after)
-        .quiet(output.quiet)
         .progress(ProgressMode::pick(
             output.quiet,
             output.verbose,
@@ -265,21 +264,13 @@ fn callback_base(args: &RunArgs) -> Result<Option<crate::settings::CallbackBase>
     let Some(base) = args.callback_base.clone() else {
         return Ok(None);
     };
-    let secret = std::env::var(crate::engine::collect::receive::SECRET_ENV).unwrap_or_default();
-    if secret.trim().is_empty() {
-        return Err(Error::Config(format!(
+    let secret = crate::program::secrets::callback_secret_from_env(|| {
+        format!(
             "--callback-base needs a shared secret in {}, the same one `batchgen receive` uses",
             crate::engine::collect::receive::SECRET_ENV
-        )));
-    }
-    // The same rule as `batchgen receive`, which would refuse it later.
-    if let Some(why) = crate::engine::collect::receive::weak_secret(secret.trim()) {
-        return Err(Error::Config(why));
-    }
-    Ok(Some(crate::settings::CallbackBase {
-        base,
-        secret: Secret::new(secret.trim()),
-    }))
+        )
+    })?;
+    Ok(Some(crate::settings::CallbackBase { base, secret }))
 }
 
 /// Asks for the balance before spending any. A refused key stops here
