@@ -166,14 +166,7 @@ impl FeedClient {
 /// says nothing) and without its URL (a query can carry a token). Media
 /// downloads word their connection failures with it too.
 pub fn without_url(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
+    crate::util::chain::chain(&e.without_url())
 }
 
 fn error_status(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> PollError {

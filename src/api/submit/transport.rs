@@ -68,14 +68,14 @@ pub(super) fn cut_off(e: &reqwest::Error) -> String {
     } else {
         "connection lost while reading the answer"
     };
-    format!("{why} ({})", error_chain(e))
+    format!("{why} ({})", crate::util::chain::chain(e))
 }
 
 pub(super) fn classify_send_error(e: reqwest::Error) -> SubmitError {
     // reqwest reports a failed connect (refused, DNS, TLS handshake, connect
     // timeout) as is_connect: the request never left. Anything else after
     // that point (timeout, reset, closed) may have reached the server.
-    let detail = error_chain(&e);
+    let detail = crate::util::chain::chain(&e);
     if e.is_connect() {
         SubmitError::Connect(detail)
     } else if e.is_timeout() {
@@ -83,21 +83,6 @@ pub(super) fn classify_send_error(e: reqwest::Error) -> SubmitError {
     } else {
         SubmitError::Lost(format!("connection lost ({detail})"))
     }
-}
-
-/// The error and its sources on one line, without the URL's query (none is
-/// ever sent, but keep logs clean of anything request-shaped).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&s_text)) {
-            parts.push(s_text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// A response's `Retry-After`, if present and readable (see
