@@ -10,14 +10,20 @@
 //!
 //! | layer | module | owns | why it sits here |
 //! |---|---|---|---|
-//! | 1 mechanisms | [`util`] | safe files, the redaction rule and `Secret`, stderr above the bar, units, backoff, time stamps, the precise timer | knows nothing of jobs or providers: anything may use it |
+//! | 1 mechanisms | [`util`] | safe files (`fsx`), the redaction rule and `Secret`, stderr above the bar, units, backoff, time stamps, error chains, the precise timer | knows nothing of jobs or providers: anything may use it |
 //! | 2 values | [`job`] | job fields and typed values, the API's validation rules (modes, models, limits), job identity | what a job *is*, before any setting or file |
-//! | 3 settings | [`settings`] | flags + environment + `[run]` merged into one immutable `Config` | needs the job rules (models, paths per job), nothing above |
-//! | 3 imitation | [`sandbox`] | a local imitation of the API as its docs describe it | built from the values only, never from batchgen's own wire code, so it cannot agree with a client bug by construction |
-//! | 4 wire | [`api`] | one submit request and its outcome's class; the task feed, callbacks, the completion rule | speaks HTTP and JSON; knows settings and jobs, no files |
-//! | 5 files | [`files`] | the manifest, the results file (journal, lock, compaction, damage), the clip catalog | what is on disk; the catalog's rows are the wire's clips |
-//! | 6 engines | [`engine`] | submit: plan, session, pool, pacer, progress; collect: poll, downloads, receive | the moving parts of a run, over the files and the wire |
-//! | 7 program | [`program`] | the command line, each command, the one place errors become exit codes and hints, logging | the only layer that knows a process exits |
+//! | 3 settings | [`settings`] | flags + environment + `[run]` merged into one immutable `Config`; the base URL and generate paths | needs the job rules (models, a job's endpoint), nothing above |
+//! | 3 imitation | [`sandbox`] | a local imitation of the API as its docs describe it | built from layers 1–2 only, never from batchgen's wire code, so it cannot agree with a client bug by construction |
+//! | 4 wire | [`api`] | the HTTP client recipe (`http`), one submit and its outcome's class (`submit`), one feed poll (`poll`), the feed and callback bodies and the completion rule (`feed`) | speaks HTTP and JSON; knows settings and jobs, no files |
+//! | 5 files | [`files`] | the manifest, the results file (rows, reader, damage rules, store, journal, lock, writer), the clip catalog | what is on disk; the catalog's rows are the wire's clips |
+//! | 6 engines | [`engine`] | `submit`: plan, session, feeder, pool (attempt, pacer), counters, progress, report; `collect`: state, poll schedule, downloads, names, tags, the callback receiver | the moving parts of a run, over the files and the wire |
+//! | 7 program | [`program`] | the command line, each command, signals, secrets, logging, and `exit`: the one place errors and reports become exit codes and hints | the only layer that knows a process exits |
+//!
+//! Each layer returns its own error type ([`files::manifest::ManifestError`],
+//! [`files::results::ResultsError`], [`files::catalog::CatalogError`], the
+//! engines' `RunError` and `CollectError`); [`program::exit`] maps each to
+//! the exit code and hint the README's table lists. A run's tasks,
+//! channels and cancellation tokens are drawn in [`engine::submit`].
 
 pub mod api;
 pub mod engine;

@@ -162,8 +162,8 @@ pub struct LoopResult {
 }
 
 /// Posts `n` requests (cycling over `jobs`' bodies) to `base_url` from
-/// `concurrency` tasks, with the client built exactly as `src/client.rs`
-/// builds it and the same Bearer header and JSON body per request. Blocks:
+/// `concurrency` tasks, with the client built as `batchgen::api::submit::Client` builds it
+/// (from [`batchgen::api::http::builder`]) and the same Bearer header and JSON body per request. Blocks:
 /// call it from `spawn_blocking`.
 pub fn bare_loop(
     base_url: &str,
@@ -178,10 +178,8 @@ pub fn bare_loop(
         .build()
         .unwrap();
     let timeout = Duration::from_secs(60);
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("batchgen/", env!("CARGO_PKG_VERSION")))
+    let http = batchgen::api::http::builder(timeout)
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
         .unwrap();

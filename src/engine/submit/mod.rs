@@ -23,7 +23,7 @@
 //! ```text
 //!  SIGINT / SIGTERM / SIGHUP
 //!         │
-//!  signal watcher (task; program::commands::Signals)
+//!  signal watcher (task; program::signals::Signals)
 //!         │ 1st signal: cancels ①; 2nd: exits the process at once
 //!         ▼
 //!  ① shutdown ──child──▶ ② stop ─────────child─────────▶ ③ the pool's token
