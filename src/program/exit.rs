@@ -1,4 +1,12 @@
-//! The errors that end a run, and the exit code each one maps to.
+//! The errors that end a run, and the exit code each one maps to: the one
+//! place in the crate where exit codes and hints are chosen.
+//!
+//! Each lower layer returns its own error ([`ManifestError`],
+//! `ResultsError`, `CatalogError`, the engines' `RunError`,
+//! `CollectError`, `ReceiveError`) and knows nothing of processes; the
+//! `From` impls below turn each into this module's [`Error`], and
+//! [`ExitStatus`] gives the code of an error or of a finished run's report.
+//! So the README's exit-code table has one source.
 //!
 //! A failed *row* is not an error: it is a line in the results file. Only
 //! what stops the whole run lives here, so `main` can print it once and exit
@@ -27,7 +35,8 @@ pub enum ExitCode {
     Usage = 2,
     /// The manifest is invalid (EX_DATAERR).
     InvalidManifest = 65,
-    /// The manifest is missing or unreadable (EX_NOINPUT).
+    /// The manifest (or `collect`'s results file) is missing or unreadable
+    /// (EX_NOINPUT).
     NoInput = 66,
     /// The API could not be reached; the run gave up (EX_UNAVAILABLE).
     Unavailable = 69,
@@ -230,7 +239,7 @@ impl From<crate::files::catalog::CatalogError> for Error {
     }
 }
 
-// --- engine/collect ---
+// The collect engine and the receiver: their reports and errors.
 
 /// 0 when every clip is final (and downloaded, if asked), else 1.
 impl ExitStatus for crate::engine::collect::CollectReport {
@@ -290,9 +299,7 @@ impl From<crate::engine::collect::receive::ReceiveError> for Error {
     }
 }
 
-// --- end engine/collect ---
-
-// --- engine/submit ---
+// The submit engine: its errors, and how a run's report ends the command.
 
 /// The submit engine's errors, as today's variants.
 impl From<crate::engine::submit::error::RunError> for Error {
@@ -345,8 +352,6 @@ impl ExitStatus for crate::engine::submit::report::RunReport {
         }
     }
 }
-
-// --- end engine/submit ---
 
 /// `message` without a leading `HTTP <status>: `, which the caller's own
 /// text already says (a message built from an error's `Display` has it).
