@@ -37,7 +37,7 @@ use super::state::Task;
 
 /// Which feed a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
+enum FeedKind {
     V2,
     Legacy,
 }
@@ -47,7 +47,13 @@ pub(super) async fn v2(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    feed(&shared, &headers, work_id(query.as_deref(), b""), Feed::V2).await
+    feed(
+        &shared,
+        &headers,
+        work_id(query.as_deref(), b""),
+        FeedKind::V2,
+    )
+    .await
 }
 
 /// The legacy feed, for `GET` and `POST` alike.
@@ -58,7 +64,7 @@ pub(super) async fn legacy(
     body: Bytes,
 ) -> Response {
     let id = work_id(query.as_deref(), &body);
-    feed(&shared, &headers, id, Feed::Legacy).await
+    feed(&shared, &headers, id, FeedKind::Legacy).await
 }
 
 /// The `workId` of a feed request: from the query, else from a JSON body.
@@ -90,21 +96,26 @@ pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
     answer_after_latency(&shared, answer).await
 }
 
-async fn feed(shared: &Shared, headers: &HeaderMap, id: Option<String>, kind: Feed) -> Response {
+async fn feed(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: Option<String>,
+    kind: FeedKind,
+) -> Response {
     let answer = look_up(shared, headers, id, kind).map(|(task, phase)| {
         let lc = &shared.lifecycle;
-        if kind == Feed::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
+        if kind == FeedKind::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
             shared.lock().records.counts.success_before_final += 1;
         }
         let base = &shared.base_url;
         match kind {
-            Feed::Legacy => json!({
+            FeedKind::Legacy => json!({
                 "type": Lifecycle::legacy_type(phase),
                 "request_body": clips::legacy_request_body(&task),
                 "response_data": clips::legacy(lc, &task, phase, base),
                 "created_at": clips::legacy_time(task.created_at),
             }),
-            Feed::V2 => json!({
+            FeedKind::V2 => json!({
                 "code": 200,
                 "message": "success",
                 "data": {
@@ -129,12 +140,12 @@ fn look_up(
     shared: &Shared,
     headers: &HeaderMap,
     work_id: Option<String>,
-    kind: Feed,
+    kind: FeedKind,
 ) -> Result<(Task, Phase), ApiError> {
     {
         let records = &mut shared.lock().records;
         records.counts.feed_requests += 1;
-        if kind == Feed::Legacy {
+        if kind == FeedKind::Legacy {
             records.counts.legacy_feed_requests += 1;
         }
     }

@@ -133,13 +133,13 @@ pub struct ReceiveConfig {
 }
 
 /// Task IDs by job key, re-read from the results file when a key is missing.
-struct Jobs {
+struct TaskIndex {
     path: PathBuf,
     tasks: HashMap<String, String>,
     read_at: Option<Instant>,
 }
 
-impl Jobs {
+impl TaskIndex {
     fn read(&mut self) -> Vec<String> {
         let records = results::latest(&self.path).unwrap_or_default();
         self.tasks = state::submitted(&records)
@@ -154,7 +154,7 @@ impl Jobs {
 struct Shared {
     secret: Secret,
     store: Arc<SharedCatalog>,
-    jobs: Mutex<Jobs>,
+    jobs: Mutex<TaskIndex>,
 }
 
 impl Shared {
@@ -202,7 +202,7 @@ impl Receiver {
     /// # Errors
     /// The catalog locked or unwritable, or the address in use.
     pub async fn start(config: ReceiveConfig) -> Result<Receiver, ReceiveError> {
-        let mut jobs = Jobs {
+        let mut jobs = TaskIndex {
             path: config.results.clone(),
             tasks: HashMap::new(),
             read_at: None,

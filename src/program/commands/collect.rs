@@ -12,14 +12,11 @@ use crate::engine::collect::receive::{self, ReceiveConfig};
 use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
 use crate::program::exit::{Error, ExitCode, ExitStatus as _};
-use crate::settings::{DEFAULT_BASE_URL, parse_base_url};
+use crate::settings::{base_url_or_default, parse_base_url};
 
 pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
-    let base = args
-        .base_url
-        .clone()
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-    let base_url = parse_base_url(&base).map_err(Error::Config)?;
+    let base = base_url_or_default(args.base_url.as_deref());
+    let base_url = parse_base_url(base).map_err(Error::Config)?;
     crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     if args.download_concurrency == 0 {
         return Err(Error::Usage(
