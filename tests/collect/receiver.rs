@@ -276,3 +276,39 @@ async fn callbacks_follow_the_completion_rule() {
             .all(|r| r.created_at == "2025-01-01T22:10:31.665Z")
     );
 }
+
+/// A callback whose body is still arriving when the receiver is asked to
+/// stop is answered, and so it must be in the catalog the shutdown writes
+/// last: the final write comes after the last connection, not beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_in_flight_at_shutdown_reaches_the_catalog() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    super::common::submitted_results(tmp.path(), &[("job-1", "task-1")]);
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/api/callback-complete.json"),
+    )
+    .unwrap();
+    let receiver = start(tmp.path(), "jobs.catalog.csv").await;
+    let mut stream = tokio::net::TcpStream::connect(receiver.addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /callback/{SECRET}/job-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(receiver.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    stopping.await.unwrap().unwrap();
+    let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.status == "complete"), "{rows:?}");
+}

@@ -213,9 +213,11 @@ impl Receiver {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(anyhow::Error::from)?;
         let stop = CancellationToken::new();
-        // One token for the server and the writer, as the receiver always
-        // had: both stop at once on shutdown.
-        let writer = catalog.start_writer(stop.clone());
+        // The writer has a token of its own, cancelled only once the server
+        // has stopped: a callback still being read when shutdown begins is
+        // answered 200 and must reach the file, so the last write comes
+        // after the last connection, never beside it.
+        let writer = catalog.start_writer(CancellationToken::new());
         let shared = Arc::new(Shared {
             secret: config.secret,
             store: Arc::clone(&catalog.store),
@@ -236,7 +238,8 @@ impl Receiver {
         self.addr
     }
 
-    /// Stops serving, then writes the catalog a last time.
+    /// Stops serving (connections in progress finish), then writes the
+    /// catalog a last time, with every callback answered so far in it.
     ///
     /// # Errors
     /// When the catalog cannot be written.
