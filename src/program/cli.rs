@@ -427,6 +427,24 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// clap shows a default as the text it parses, and a `Duration` has no
+    /// `Display` for `default_value_t`; so the texts are written here and
+    /// this test keeps them equal to the engines' constants.
+    #[test]
+    fn collect_defaults_are_the_engines_constants() {
+        let cli = Cli::try_parse_from(["batchgen", "collect", "r.csv"]).unwrap();
+        let Some(Command::Collect(args)) = cli.command else {
+            panic!("not a collect");
+        };
+        assert_eq!(
+            args.poll_interval,
+            crate::engine::collect::DEFAULT_POLL_INTERVAL
+        );
+        assert_eq!(args.poll_rate, crate::engine::collect::DEFAULT_POLL_RATE);
+        assert_eq!(args.deadline, crate::engine::collect::DEFAULT_DEADLINE);
+        assert_eq!(args.timeout, crate::settings::DEFAULT_TIMEOUT);
+    }
+
     #[test]
     fn bare_manifest_is_a_run() {
         let cli = Cli::try_parse_from(["batchgen", "jobs.toml", "--rate", "5/s"]).unwrap();

@@ -53,6 +53,14 @@ impl Lock {
         let _ = writeln!(file, "{}", std::process::id());
         Ok(Lock { _file: file })
     }
+
+    /// The lock file [`Lock::acquire`] uses for `results`, for a caller that
+    /// must not write over it (`--summary-json`'s path check). When
+    /// `results` cannot be resolved (a dangling link), named after `results`
+    /// itself.
+    pub fn path_for(results: &Path) -> PathBuf {
+        lock_file(&fsx::resolve(results).unwrap_or_else(|_| results.to_owned()))
+    }
 }
 
 /// `<target>.lock`: the lock of the file at its real path `target`.

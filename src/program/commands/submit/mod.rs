@@ -25,7 +25,7 @@ use crate::settings::ProgressMode;
 use crate::settings::{Config, RunSettings};
 use crate::util::redact::Secret;
 use crate::util::term::eprint_line;
-use summary::{Outcome, Summary, check_summary_path, results_lock, write_json};
+use summary::{Outcome, Summary, check_summary_path, write_json};
 
 /// Credits a job is assumed to cost when `--credits-per-job` is not given.
 pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
@@ -172,7 +172,7 @@ fn check_summary_against_results(
     config: &Config,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
-    let lock = results_lock(&config.results);
+    let lock = crate::files::results::Lock::path_for(&config.results);
     let catalog = crate::engine::collect::default_catalog_path(&config.results);
     let mut files = vec![
         ("the results file", config.results.as_path()),

@@ -107,15 +107,6 @@ impl Summary {
     }
 }
 
-/// The lock file of the results file `results` (as [`crate::files::results::Lock`]
-/// names it: after the real file).
-pub(super) fn results_lock(results: &Path) -> PathBuf {
-    let real = crate::util::fsx::resolve(results).unwrap_or_else(|_| results.to_owned());
-    let mut name = real.into_os_string();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
 /// Writes JSON atomically, so a monitor never reads half a file, and never
 /// through a symlink planted under its name ([`crate::util::fsx`]).
 pub(super) fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
