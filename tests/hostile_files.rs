@@ -9,56 +9,16 @@ mod common;
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use batchgen::files::results::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs the binary against the sandbox; fails if its key shows anywhere.
-async fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
-    let out = run_bin(sandbox, args).await;
-    no_secret(&out, sandbox.key());
-    out
-}
-
-fn no_secret(out: &Output, secret: &str) {
-    for text in [&out.stdout, &out.stderr] {
-        let text = String::from_utf8_lossy(text);
-        assert!(!text.contains(secret), "the secret leaked: {text}");
-        assert!(
-            !text.contains("BATCHGEN_API_KEY="),
-            "the environment leaked: {text}"
-        );
-    }
-}
-
 /// A folder with a 3-job manifest whose first two jobs were submitted by
 /// a real run (`--max-jobs 2`), the third still pending.
 async fn two_of_three(sandbox: &Sandbox) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = csv_manifest(dir.path(), 3);
-    let results = dir.path().join("r.csv");
-    let out = run(
-        sandbox,
-        &[
-            arg(&manifest),
-            "--out",
-            arg(&results),
-            "--rate",
-            "unlimited",
-            "--max-jobs",
-            "2",
-        ],
-    )
-    .await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    (dir, manifest, results)
+    submitted_folder(sandbox, 3, Some("2")).await
 }
 
 /// What a damaged results file must lead to.
@@ -180,7 +140,7 @@ async fn a_damaged_results_file_never_sends_a_job_twice() {
     for (name, text, expect) in cases {
         std::fs::write(&results, &text).unwrap();
         let before = sandbox.stats().requests;
-        let out = run(
+        let out = run_checked(
             &sandbox,
             &[
                 arg(&manifest),
@@ -239,7 +199,7 @@ async fn two_names_for_one_results_file_are_one_lock_and_the_link_stays() {
     // is refused (exit 75), and sends nothing.
     let held = results::Lock::acquire(&results).unwrap();
     let before = sandbox.stats().requests;
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[arg(&manifest), "--out", arg(&link), "--rate", "unlimited"],
     )
@@ -250,7 +210,7 @@ async fn two_names_for_one_results_file_are_one_lock_and_the_link_stays() {
 
     // Through the link: the real file is rewritten in place, the link is
     // still a link, and the permission bits are kept.
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[arg(&manifest), "--out", arg(&link), "--rate", "unlimited"],
     )
@@ -291,7 +251,7 @@ async fn planted_symlinks_are_never_written_through() {
     // The lock's name.
     let results = dir.path().join("r.csv");
     symlink(&victim, dir.path().join("r.csv.lock")).unwrap();
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
     assert_eq!(sandbox.stats().requests, 0);
@@ -301,7 +261,7 @@ async fn planted_symlinks_are_never_written_through() {
     let target = dir.path().join("created-through-a-link.csv");
     let dangling = dir.path().join("d.csv");
     symlink(&target, &dangling).unwrap();
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&dangling)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&dangling)]).await;
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(!target.exists());
     assert_eq!(sandbox.stats().requests, 0);
@@ -310,7 +270,7 @@ async fn planted_symlinks_are_never_written_through() {
     let summary = dir.path().join("summary.json");
     symlink(&victim, &summary).unwrap();
     let good = dir.path().join("ok.csv");
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[
             arg(&manifest),
@@ -355,7 +315,7 @@ async fn a_killed_rewrites_temporary_file_is_cleaned_up_and_only_that() {
     std::fs::write(&other_file, "x").unwrap();
     let mine = dir.path().join("r.csv.batchgen-4194305-99.tmp");
     std::fs::write(&mine, "x").unwrap();
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[
             arg(&manifest),
@@ -391,7 +351,7 @@ async fn a_summary_json_naming_a_file_the_run_needs_is_refused_before_sending() 
         (&manifest, &manifest, "the manifest"),
         (&toml, &csv, "the manifest's CSV"),
     ] {
-        let out = run(
+        let out = run_checked(
             &sandbox,
             &[
                 arg(m),
@@ -490,7 +450,7 @@ async fn a_600_mb_line_is_a_diagnostic_in_bounded_memory() {
         .set_len(600 << 20)
         .unwrap();
     let started = std::time::Instant::now();
-    let out = run(&sandbox, &[arg(&path)]).await;
+    let out = run_checked(&sandbox, &[arg(&path)]).await;
     let err = stderr(&out);
     assert_eq!(code(&out), 65, "{err}");
     assert!(
@@ -629,7 +589,7 @@ async fn a_download_never_writes_through_a_planted_part_file() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 1);
     let results = dir.path().join("r.csv");
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let songs = dir.path().join("songs");
     let collect = |songs: &Path| {

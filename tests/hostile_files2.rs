@@ -13,23 +13,6 @@ use std::process::Output;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn no_secret(out: &Output, secret: &str) {
-    for text in [&out.stdout, &out.stderr] {
-        let text = String::from_utf8_lossy(text);
-        assert!(!text.contains(secret), "the secret leaked: {text}");
-    }
-}
-
-async fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
-    let out = run_bin(sandbox, args).await;
-    no_secret(&out, sandbox.key());
-    out
-}
-
 async fn collect(sandbox: &Sandbox, args: &[&str]) -> Output {
     let mut all = vec!["collect".to_owned()];
     all.extend(args.iter().map(|s| s.to_string()));
@@ -56,22 +39,7 @@ async fn quick_sandbox() -> Sandbox {
 
 /// A folder with a submitted 1-job manifest: (dir, manifest, results).
 async fn submitted(sandbox: &Sandbox) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = csv_manifest(dir.path(), 1);
-    let results = dir.path().join("r.csv");
-    let out = run(
-        sandbox,
-        &[
-            arg(&manifest),
-            "--out",
-            arg(&results),
-            "--rate",
-            "unlimited",
-        ],
-    )
-    .await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    (dir, manifest, results)
+    submitted_folder(sandbox, 1, None).await
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -102,7 +70,7 @@ async fn a_gigabyte_of_garbage_in_the_results_file_stops_in_bounded_memory_and_t
     file.set_len(1 << 30).unwrap();
     drop(file);
     let started = std::time::Instant::now();
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
     let err = stderr(&out);
     assert_eq!(code(&out), 78, "{err}");
     assert!(
@@ -167,13 +135,13 @@ async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
     // The results file's lock: opening it truncates it to write the pid.
     let results = dir.path().join("r.csv");
     std::fs::hard_link(&victim, dir.path().join("r.csv.lock")).unwrap();
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(stderr(&out).contains("hard link"), "{}", stderr(&out));
     assert_eq!(sandbox.stats().requests, 0);
     untouched();
     std::fs::remove_file(dir.path().join("r.csv.lock")).unwrap();
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[
             arg(&manifest),
@@ -322,7 +290,7 @@ async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() 
         return;
     }
     let results = shared.join("r.csv");
-    let out = run(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
+    let out = run_checked(&sandbox, &[arg(&manifest), "--out", arg(&results)]).await;
     assert_eq!(code(&out), 73, "{}", stderr(&out));
     assert!(stderr(&out).contains("another user"), "{}", stderr(&out));
     assert_eq!(sandbox.stats().requests, 0);
@@ -330,7 +298,7 @@ async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() 
 
     // The catalog's default name beside a results file in that folder.
     std::fs::remove_file(&results).unwrap();
-    let out = run(
+    let out = run_checked(
         &sandbox,
         &[
             arg(&manifest),

@@ -4,17 +4,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use batchgen::files::results::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Starts the binary without waiting, for tests that signal or kill it.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {

@@ -105,3 +105,54 @@ pub fn submitted_results(dir: &Path, jobs: &[(&str, &str)]) -> PathBuf {
     batchgen::files::results::write_atomic(&path, &rows).unwrap();
     path
 }
+
+/// A path as a command-line argument.
+pub fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Fails if `secret`, or the environment's key assignment, shows in
+/// `out`'s stdout or stderr.
+pub fn no_secret(out: &Output, secret: &str) {
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains(secret), "the secret leaked: {text}");
+        assert!(
+            !text.contains("BATCHGEN_API_KEY="),
+            "the environment leaked: {text}"
+        );
+    }
+}
+
+/// Runs the binary against the sandbox; fails if its key shows anywhere.
+pub async fn run_checked(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let out = run_bin(sandbox, args).await;
+    no_secret(&out, sandbox.key());
+    out
+}
+
+/// A folder with an `n`-job CSV manifest submitted by a real run
+/// (`--max-jobs`, when given, leaves the rest pending): (dir, manifest,
+/// results file `r.csv`).
+pub async fn submitted_folder(
+    sandbox: &Sandbox,
+    n: usize,
+    max_jobs: Option<&str>,
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), n);
+    let results = dir.path().join("r.csv");
+    let mut args = vec![
+        arg(&manifest),
+        "--out",
+        arg(&results),
+        "--rate",
+        "unlimited",
+    ];
+    if let Some(max) = max_jobs {
+        args.extend(["--max-jobs", max]);
+    }
+    let out = run_checked(sandbox, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (dir, manifest, results)
+}
