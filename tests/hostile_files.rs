@@ -315,18 +315,7 @@ async fn a_killed_rewrites_temporary_file_is_cleaned_up_and_only_that() {
     std::fs::write(&other_file, "x").unwrap();
     let mine = dir.path().join("r.csv.batchgen-4194305-99.tmp");
     std::fs::write(&mine, "x").unwrap();
-    let out = run_checked(
-        &sandbox,
-        &[
-            arg(&manifest),
-            "--out",
-            arg(&results),
-            "--rate",
-            "unlimited",
-        ],
-    )
-    .await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    submit_ok(&sandbox, &manifest, &results).await;
     assert!(!orphan.exists());
     assert!(other_file.exists() && mine.exists());
 }

@@ -141,18 +141,7 @@ async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
     assert_eq!(sandbox.stats().requests, 0);
     untouched();
     std::fs::remove_file(dir.path().join("r.csv.lock")).unwrap();
-    let out = run_checked(
-        &sandbox,
-        &[
-            arg(&manifest),
-            "--out",
-            arg(&results),
-            "--rate",
-            "unlimited",
-        ],
-    )
-    .await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    submit_ok(&sandbox, &manifest, &results).await;
 
     // A download's `.part`: it would be truncated and filled with audio.
     let songs = dir.path().join("songs");
@@ -298,18 +287,7 @@ async fn a_strangers_link_in_a_shared_folder_is_not_followed_to_an_empty_file() 
 
     // The catalog's default name beside a results file in that folder.
     std::fs::remove_file(&results).unwrap();
-    let out = run_checked(
-        &sandbox,
-        &[
-            arg(&manifest),
-            "--out",
-            arg(&results),
-            "--rate",
-            "unlimited",
-        ],
-    )
-    .await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    submit_ok(&sandbox, &manifest, &results).await;
     assert!(plant("r.catalog.csv"));
     let out = collect(&sandbox, &[arg(&results)]).await;
     assert_eq!(code(&out), 73, "{}", stderr(&out));

@@ -131,6 +131,18 @@ pub async fn run_checked(sandbox: &Sandbox, args: &[&str]) -> Output {
     out
 }
 
+/// Submits `manifest` into `results` at an unlimited rate; fails unless
+/// the run exits 0 (with no secret in its output).
+pub async fn submit_ok(sandbox: &Sandbox, manifest: &Path, results: &Path) -> Output {
+    let out = run_checked(
+        sandbox,
+        &[arg(manifest), "--out", arg(results), "--rate", "unlimited"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out
+}
+
 /// A folder with an `n`-job CSV manifest submitted by a real run
 /// (`--max-jobs`, when given, leaves the rest pending): (dir, manifest,
 /// results file `r.csv`).
