@@ -318,27 +318,25 @@ impl From<crate::engine::submit::error::RunError> for Error {
 /// error ends the command as that error (its message, exit code and hint);
 /// a signal's stop, or none, with a code: 130 (the command swaps in the
 /// signal's own), 1 when rows failed or are unknown, else 0.
-impl From<&crate::engine::submit::report::RunReport> for Result<ExitCode, Error> {
-    fn from(report: &crate::engine::submit::report::RunReport) -> Result<ExitCode, Error> {
-        use crate::engine::submit::pool::StopReason;
-        use crate::files::results::Status;
-        match &report.stop {
-            Some(StopReason::Refused { status, message }) => Err(Error::Refused {
-                status: *status,
-                message: message.clone(),
-            }),
-            Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
-            Some(StopReason::Misdirected(why)) => Err(Error::Config(why.clone())),
-            Some(StopReason::Journal) => Err(Error::Results {
-                path: report.results.clone(),
-                source: std::io::Error::other("a write to the results file failed"),
-            }),
-            Some(StopReason::Cancelled) => Ok(ExitCode::Interrupted),
-            None if report.total(Status::Failed) + report.total(Status::Unknown) > 0 => {
-                Ok(ExitCode::RowsFailed)
-            }
-            None => Ok(ExitCode::Success),
+pub fn run_outcome(report: &crate::engine::submit::report::RunReport) -> Result<ExitCode, Error> {
+    use crate::engine::submit::pool::StopReason;
+    use crate::files::results::Status;
+    match &report.stop {
+        Some(StopReason::Refused { status, message }) => Err(Error::Refused {
+            status: *status,
+            message: message.clone(),
+        }),
+        Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
+        Some(StopReason::Misdirected(why)) => Err(Error::Config(why.clone())),
+        Some(StopReason::Journal) => Err(Error::Results {
+            path: report.results.clone(),
+            source: std::io::Error::other("a write to the results file failed"),
+        }),
+        Some(StopReason::Cancelled) => Ok(ExitCode::Interrupted),
+        None if report.total(Status::Failed) + report.total(Status::Unknown) > 0 => {
+            Ok(ExitCode::RowsFailed)
         }
+        None => Ok(ExitCode::Success),
     }
 }
 
@@ -346,7 +344,7 @@ impl From<&crate::engine::submit::report::RunReport> for Result<ExitCode, Error>
 /// (see the mapping above).
 impl ExitStatus for crate::engine::submit::report::RunReport {
     fn exit_code(&self) -> ExitCode {
-        match Result::<ExitCode, Error>::from(self) {
+        match run_outcome(self) {
             Ok(code) => code,
             Err(e) => e.exit_code(),
         }

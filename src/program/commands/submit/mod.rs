@@ -97,7 +97,7 @@ async fn submit_inner(
         code = signals.exit_code(code);
     }
     print_report(&report, &config, output.quiet, code);
-    let ended = Result::<ExitCode, Error>::from(&report);
+    let ended = crate::program::exit::run_outcome(&report);
     outcome.report = Some(report);
     match ended {
         Err(e) => Err(e),
