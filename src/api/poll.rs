@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::api::feed::{self, FeedError, MAX_FEED_BODY, TaskClips};
 use crate::api::http::{bearer, endpoint};
-use crate::api::submit::{redirect_location, retry_after};
+use crate::api::http::{redirect_location, retry_after};
 use crate::util::redact::Secret;
 
 /// What one poll can end in, besides an answer.

@@ -61,7 +61,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::oneshot;
 use url::Url;
 
-use super::http::{self, bearer, endpoint};
+use super::http::{self, bearer, endpoint, retry_after};
 use crate::job::Job;
 use crate::settings::GeneratePaths;
 use crate::util::redact::Secret;
@@ -71,7 +71,6 @@ use transport::{classify_send_error, cut_off, read_capped, redirect};
 pub use answer::parse_answer;
 pub use credits::{Balance, parse_balance};
 pub use outcome::{Accepted, ErrorClass, SubmitError};
-pub use transport::{redirect_location, retry_after};
 
 /// A client for one API host and key.
 #[derive(Debug, Clone)]

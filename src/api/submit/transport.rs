@@ -1,23 +1,17 @@
 //! The exchange under the JSON: how a request failed (before it left, or
 //! after, which decides whether a task may exist), a body read up to
 //! [`MAX_BODY`] and cut off when it stops early, a 3xx that is never
-//! followed, and `Retry-After`.
-
-use std::time::{Duration, SystemTime};
+//! followed (worded by [`crate::api::http::redirect_location`]).
 
 use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use url::Url;
 
 use super::outcome::SubmitError;
+use crate::api::http::redirect_location;
 
 /// Responses larger than this are cut off: a submit answer is a few hundred
 /// bytes, so anything bigger is a misbehaving proxy or server.
 pub(super) const MAX_BODY: usize = 64 * 1024;
-
-/// Longest `Retry-After` honoured. A server asking for an hour is more likely
-/// wrong than right; the pool's own backoff takes over from there.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A 3xx answer to a request for `url`, with where it pointed (relative
 /// locations resolved, secrets masked).
@@ -29,19 +23,6 @@ pub(super) fn redirect(
     SubmitError::Redirect {
         status: status.as_u16(),
         location: redirect_location(headers, url),
-    }
-}
-
-/// Where a 3xx answer to a request for `url` pointed, for a message: the
-/// `Location` resolved against `url`, with secrets masked. The feed poller
-/// words its redirects with it too, so both say the same thing.
-pub fn redirect_location(headers: &reqwest::header::HeaderMap, url: &Url) -> String {
-    match headers.get(reqwest::header::LOCATION) {
-        None => "no Location".to_owned(),
-        Some(value) => match value.to_str().ok().and_then(|v| url.join(v.trim()).ok()) {
-            Some(to) => crate::util::redact::url(&to),
-            None => "an unreadable Location".to_owned(),
-        },
     }
 }
 
@@ -85,33 +66,6 @@ pub(super) fn classify_send_error(e: reqwest::Error) -> SubmitError {
     }
 }
 
-/// A response's `Retry-After`, if present and readable (see
-/// `parse_retry_after`).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
-}
-
-/// Parses `Retry-After`: delay-seconds or an HTTP date, clamped to
-/// [`MAX_RETRY_AFTER`]. A date in the past means "now".
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let delay = if let Ok(secs) = value.parse::<u64>() {
-        Duration::from_secs(secs)
-    } else if let Ok(secs) = value.parse::<f64>() {
-        if !(secs.is_finite() && secs >= 0.0) {
-            return None;
-        }
-        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
-    } else {
-        let when = httpdate::parse_http_date(value).ok()?;
-        when.duration_since(now).unwrap_or(Duration::ZERO)
-    };
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,25 +95,5 @@ mod tests {
         );
         let e = redirect(StatusCode::SEE_OTHER, &Default::default(), &url);
         assert_eq!(e.to_string(), "HTTP 303 to no Location: fix --base-url");
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("0.5", now),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 }
