@@ -21,6 +21,7 @@
 
 mod field;
 mod identity;
+mod provider;
 mod rules;
 mod values;
 
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use field::{Field, Kind};
 pub use identity::{FINGERPRINT_LEN, JobsDigest, key_hash};
+pub use provider::Provider;
 pub use rules::{
     DEFAULT_MODEL, EXTRA_MODEL_LIMITS, KNOWN_MODELS, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem,
     ProblemKind, Rules, check, length_limit, parse_model_name,

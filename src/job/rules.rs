@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use super::{Field, JobFields, Mode};
+use super::{Field, JobFields, Mode, Provider};
 
 /// The model the API uses when a request names none. The fingerprint of a
 /// job without a `model` hashes this name, so changing it would change the
@@ -45,13 +45,19 @@ pub const MAX_MODEL_NAME_LEN: usize = 64;
 /// What a user-added model gets, for help texts and messages.
 pub const EXTRA_MODEL_LIMITS: &str = "the short-form limits: prompt 3000, style 200 characters";
 
-/// The rules a request is checked against; today, which models it may name.
-/// `Rules::default()` knows the documented models only.
+/// The rules a request is checked against: which models it may name, and
+/// which provider's fields, model names and limits apply
+/// ([`Provider`]). `Rules::default()` knows the documented models only,
+/// for udioapi.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
     /// Names added by the user, in the order given, without repeats or
     /// documented names.
     extra_models: Vec<String>,
+    provider: Provider,
+    /// The provider was chosen by a flag or the environment, which a
+    /// manifest's `[run] provider` does not override.
+    provider_fixed: bool,
 }
 
 impl Rules {
@@ -82,6 +88,27 @@ impl Rules {
         Ok(())
     }
 
+    /// These rules for `provider`, chosen by a flag or the environment:
+    /// a manifest's `[run] provider` no longer changes it.
+    pub fn for_provider(mut self, provider: Provider) -> Rules {
+        self.provider = provider;
+        self.provider_fixed = true;
+        self
+    }
+
+    /// A manifest's `[run] provider`: taken unless a flag or the
+    /// environment chose one ([`Rules::for_provider`]).
+    pub fn provider_from_manifest(&mut self, provider: Provider) {
+        if !self.provider_fixed {
+            self.provider = provider;
+        }
+    }
+
+    /// The provider the jobs are checked for.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
     /// The names the user added.
     pub fn extra_models(&self) -> &[String] {
         &self.extra_models
@@ -104,10 +131,19 @@ impl Rules {
             push(Field::Id, ProblemKind::BadId(why));
         }
 
+        let provider = self.provider;
         let model = fields.effective_model();
         let model_known = self.knows(model);
         if !model_known {
             push(Field::Model, ProblemKind::UnknownModel(model.to_owned()));
+        } else if KNOWN_MODELS.contains(&model) && provider.model_name(model).is_none() {
+            push(
+                Field::Model,
+                ProblemKind::NotOffered {
+                    provider,
+                    model: model.to_owned(),
+                },
+            );
         }
 
         let mode = fields.mode();
@@ -124,7 +160,7 @@ impl Rules {
                 push(field, ProblemKind::Empty);
                 continue;
             }
-            if model_known && let Some(limit) = length_limit(field, model) {
+            if model_known && let Some(limit) = provider.length_limit(field, model, mode) {
                 // A text is never more characters than bytes: count only the
                 // texts that could be over (counting is per character).
                 let actual = if value.len() > limit {
@@ -150,6 +186,16 @@ impl Rules {
             && let Err(why) = check_callback_url(url)
         {
             push(Field::CallbackUrl, ProblemKind::BadUrl(why));
+        }
+        if provider != Provider::Udioapi {
+            for field in Field::ALL {
+                if field != Field::Id
+                    && fields.is_set(field)
+                    && let Some(why) = provider.unsupported(field, fields)
+                {
+                    push(field, ProblemKind::Unsupported { provider, why });
+                }
+            }
         }
         problems
     }
@@ -227,6 +273,16 @@ pub enum ProblemKind {
     },
     /// Neither documented nor added by the user.
     UnknownModel(String),
+    /// A documented model the run's provider does not offer.
+    NotOffered {
+        provider: Provider,
+        model: String,
+    },
+    /// The run's provider has no place for this field as the job sets it.
+    Unsupported {
+        provider: Provider,
+        why: &'static str,
+    },
     BadUrl(String),
     BadId(String),
 }
@@ -262,6 +318,17 @@ impl fmt::Display for Problem {
                     KNOWN_MODELS.join(", ")
                 )
             }
+            ProblemKind::NotOffered { provider, model } => write!(
+                f,
+                "model {model:?} is not offered by provider {provider} ({}); it offers: {} (add another with --extra-model)",
+                provider.describe(),
+                provider.offered_models().join(", ")
+            ),
+            ProblemKind::Unsupported { provider, why } => write!(
+                f,
+                "is not supported by provider {provider} ({}): {why}",
+                provider.describe()
+            ),
             ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
             ProblemKind::BadId(why) => f.write_str(why),
         }
