@@ -189,6 +189,7 @@ fn results(dir: &Path, keys: &[&str]) -> std::path::PathBuf {
 
 async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> CollectReport {
     let config = CollectConfig {
+        provider: Default::default(),
         results: results.to_owned(),
         catalog: dir.join("jobs.catalog.csv"),
         base_url: url::Url::parse(base).unwrap(),

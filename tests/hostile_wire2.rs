@@ -115,6 +115,7 @@ async fn a_callback_echoing_the_secrets_gets_them_into_no_catalog_cell() {
     let catalog = dir.path().join("r.catalog.csv");
     let receiver = Receiver::start(ReceiveConfig {
         listen: ([127, 0, 0, 1], 0).into(),
+        provider: Default::default(),
         secret: Secret::new(callback_secret),
         results: results(dir.path()),
         catalog: catalog.clone(),

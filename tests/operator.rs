@@ -371,6 +371,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
     let manifest = csv_manifest(dir.path(), 5);
     let receiver = Receiver::start(ReceiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        provider: Default::default(),
         secret: Secret::new("s3cret-callback-0123"),
         results: dir.path().join("jobs.results.csv"),
         catalog: dir.path().join("received.catalog.csv"),

@@ -251,6 +251,7 @@ async fn callbacks_give_the_same_catalog_as_polling() {
     let tmp = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(ReceiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        provider: Default::default(),
         secret: Secret::new(SECRET),
         results: tmp.path().join("jobs.results.csv"),
         catalog: tmp.path().join("jobs.catalog.csv"),

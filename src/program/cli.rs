@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{RetryPolicy, RunSettings, parse_api_path, parse_timeout};
 
-use crate::job::{Rules, parse_model_name};
+use crate::job::{Provider, Rules, parse_model_name};
 use crate::program::logging::LogFormat;
 use crate::sandbox::SandboxConfig;
 use crate::util::units::{Rate, parse_duration, parse_positive};
@@ -110,7 +110,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub sandbox: bool,
 
-    /// API base URL [default: https://udioapi.pro, or [run] base_url].
+    /// API base URL [default: [run] base_url, else the provider's:
+    /// https://udioapi.pro, https://api.sunoapi.org, http://localhost:3000].
     #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 
@@ -118,12 +119,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
-    /// Submit jobs without a callback_url to this path under the base URL
+    /// Submit udioapi jobs without a callback_url to this path under the base URL
     /// [default: api/v2/generate, or [run] generate_path].
     #[arg(long, env = "BATCHGEN_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
     pub generate_path: Option<String>,
 
-    /// Submit jobs with a callback_url (their own, or one --callback-base
+    /// Submit udioapi jobs with a callback_url (their own, or one --callback-base
     /// fills in) to this path under the base URL [default: api/generate, or
     /// [run] callback_generate_path].
     #[arg(long, env = "BATCHGEN_CALLBACK_GENERATE_PATH", value_name = "PATH", value_parser = parse_api_path)]
@@ -223,6 +224,7 @@ impl RunArgs {
     /// The settings the flags (and BATCHGEN_BASE_URL) set.
     pub fn settings(&self) -> RunSettings {
         RunSettings {
+            provider: self.models.provider.provider,
             base_url: self.base_url.clone(),
             rate: self.rate,
             burst: self.burst,
@@ -244,9 +246,31 @@ impl RunArgs {
     }
 }
 
-/// Models batchgen does not know yet, for commands that validate a manifest.
+/// Which host schema a command speaks.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ProviderArg {
+    /// The host's schema: udioapi (udioapi.pro), sunoapi (sunoapi.org,
+    /// kie.ai, api.box) or gcui (a self-hosted gcui-art/suno-api)
+    /// [default: [run] provider, else udioapi]. collect and receive need
+    /// the one the run used.
+    #[arg(long, env = "BATCHGEN_PROVIDER", value_name = "NAME", value_parser = Provider::parse)]
+    pub provider: Option<Provider>,
+}
+
+impl ProviderArg {
+    /// The provider given, else udioapi (for commands without a manifest).
+    pub fn or_default(self) -> Provider {
+        self.provider.unwrap_or_default()
+    }
+}
+
+/// What a manifest's rows are checked against: the provider, and models
+/// batchgen does not know yet.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ModelArgs {
+    #[command(flatten)]
+    pub provider: ProviderArg,
+
     /// Accept this model name besides the documented ones, for a model the
     /// provider added after this release (repeatable, or comma-separated in
     /// the variable; adds to [run] extra_models). Its jobs get the
@@ -266,7 +290,11 @@ impl ModelArgs {
     /// and these (the manifest's `[run] extra_models` adds its own).
     pub fn rules(&self) -> Rules {
         // Each name passed `parse_model_name` already, as clap read it.
-        Rules::with_extra_models(&self.extra_models).expect("names checked by clap")
+        let rules = Rules::with_extra_models(&self.extra_models).expect("names checked by clap");
+        match self.provider.provider {
+            Some(provider) => rules.for_provider(provider),
+            None => rules,
+        }
     }
 }
 
@@ -284,7 +312,10 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CreditsArgs {
-    /// API base URL [default: https://udioapi.pro].
+    #[command(flatten)]
+    pub provider: ProviderArg,
+
+    /// API base URL [default: the provider's, e.g. https://udioapi.pro].
     #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 
@@ -337,8 +368,11 @@ pub struct CollectArgs {
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub provider: ProviderArg,
+
     /// API base URL, e.g. the address `batchgen sandbox` printed
-    /// [default: https://udioapi.pro].
+    /// [default: the provider's, e.g. https://udioapi.pro].
     #[arg(long, env = "BATCHGEN_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 
@@ -401,6 +435,10 @@ pub struct ReceiveArgs {
     /// The results CSV: maps the job key in a callback URL to its task.
     #[arg(long, value_name = "PATH")]
     pub results: PathBuf,
+
+    /// Whose callback bodies arrive (gcui sends none).
+    #[command(flatten)]
+    pub provider: ProviderArg,
 
     /// Catalog CSV [default: <stem>.catalog.csv beside the results].
     #[arg(long, value_name = "PATH")]

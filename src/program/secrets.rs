@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::engine::collect::receive::{SECRET_ENV, weak_secret};
+use crate::job::Provider;
 use crate::program::exit::Error;
 use crate::util::redact::Secret;
 
@@ -14,7 +15,7 @@ use crate::util::redact::Secret;
 pub const KEY_ENV: &str = "BATCHGEN_API_KEY";
 
 /// The API key, from `--api-key-file` or `BATCHGEN_API_KEY`.
-pub fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
+pub fn read_key(file: Option<&Path>, provider: Provider) -> Result<Secret, Error> {
     let key = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -29,6 +30,11 @@ pub fn read_key(file: Option<&Path>) -> Result<Secret, Error> {
         }
         None => std::env::var(KEY_ENV).unwrap_or_default().trim().to_owned(),
     };
+    if key.is_empty() && !provider.needs_key() {
+        // A self-hosted gcui-art/suno-api holds the Suno session itself:
+        // no key, and no Authorization header goes out.
+        return Ok(Secret::new(""));
+    }
     if key.is_empty() {
         return Err(Error::Config(format!(
             "no API key: set {KEY_ENV} or pass --api-key-file PATH (or try --sandbox, which needs none)"

@@ -5,13 +5,37 @@
 
 use url::Url;
 
-/// The provider's public host; see API.md.
+use crate::job::Provider;
+
+/// The reference provider's public host; see API.md. Each provider has its
+/// own ([`Provider::default_base_url`]); this is udioapi's.
 pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
 
 /// The base URL a command uses: the one given (flag, environment or
-/// `[run]`), else [`DEFAULT_BASE_URL`]. The one place that default applies.
-pub fn base_url_or_default(given: Option<&str>) -> &str {
-    given.unwrap_or(DEFAULT_BASE_URL)
+/// `[run]`), else the provider's own. The one place that default applies.
+pub fn base_url_or_default(given: Option<&str>, provider: Provider) -> &str {
+    given.unwrap_or(provider.default_base_url())
+}
+
+/// Refuses a base URL on a host known to speak another provider's schema:
+/// every request would get an answer in a language batchgen is not
+/// reading, and the run would fail row by row (or, worse, read an error
+/// as something else). The message says which `--provider` the host
+/// speaks.
+///
+/// # Errors
+/// A message naming the host, its provider and the setting to change.
+pub fn check_provider_host(url: &Url, provider: Provider) -> Result<(), String> {
+    let Some(host) = url.host_str() else {
+        return Ok(());
+    };
+    match Provider::owner_of_host(host) {
+        Some(owner) if owner != provider => Err(format!(
+            "{host} speaks provider {owner} ({}), not {provider}: add --provider {owner} (or [run] provider = \"{owner}\", or BATCHGEN_PROVIDER={owner})",
+            owner.describe(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `url` names this machine: `localhost` or a loopback address.
@@ -89,6 +113,30 @@ fn without_userinfo(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_of_another_provider_gets_a_hint() {
+        let url = |s| Url::parse(s).unwrap();
+        let e = check_provider_host(&url("https://api.kie.ai"), Provider::Udioapi).unwrap_err();
+        assert!(
+            e.contains("--provider sunoapi") && e.contains("api.kie.ai"),
+            "{e}"
+        );
+        let e = check_provider_host(&url("https://udioapi.pro/"), Provider::Gcui).unwrap_err();
+        assert!(e.contains("--provider udioapi"), "{e}");
+        for (u, p) in [
+            ("https://api.sunoapi.org", Provider::Sunoapi),
+            ("https://giftasong.udioapi.pro", Provider::Udioapi),
+            ("http://127.0.0.1:3000", Provider::Udioapi),
+            ("http://127.0.0.1:3000", Provider::Gcui),
+        ] {
+            assert_eq!(check_provider_host(&url(u), p), Ok(()), "{u} {p}");
+        }
+        for p in Provider::ALL {
+            let default = base_url_or_default(None, p);
+            assert_eq!(check_provider_host(&url(default), p), Ok(()), "{p}");
+        }
+    }
 
     #[test]
     fn plain_http_is_only_for_this_machine_unless_allowed() {

@@ -30,11 +30,14 @@ use url::Url;
 pub mod base_url;
 pub mod generate;
 
-pub use base_url::{DEFAULT_BASE_URL, base_url_or_default, check_transport, parse_base_url};
+pub use base_url::{
+    DEFAULT_BASE_URL, base_url_or_default, check_provider_host, check_transport, parse_base_url,
+};
 pub use generate::{
     DEFAULT_CALLBACK_GENERATE_PATH, DEFAULT_GENERATE_PATH, GeneratePaths, parse_api_path,
 };
 
+use crate::job::Provider;
 use crate::util::redact::Secret;
 use crate::util::units::{Rate, parse_duration};
 
@@ -107,6 +110,8 @@ pub fn callback_url(base: &Url, secret: &str, key: &str) -> Url {
 /// and the flags each produce one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSettings {
+    /// The host schema ([`Provider`]); udioapi when unset.
+    pub provider: Option<Provider>,
     pub base_url: Option<String>,
     pub rate: Option<Rate>,
     pub burst: Option<NonZeroU32>,
@@ -125,6 +130,7 @@ impl RunSettings {
     /// `self` where set, else `lower`.
     pub fn or(self, lower: RunSettings) -> RunSettings {
         RunSettings {
+            provider: self.provider.or(lower.provider),
             base_url: self.base_url.or(lower.base_url),
             rate: self.rate.or(lower.rate),
             burst: self.burst.or(lower.burst),
@@ -153,6 +159,8 @@ pub struct RetryPolicy {
 /// Everything a run needs, merged and checked once.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The host schema the wire speaks.
+    pub provider: Provider,
     pub base_url: Url,
     pub api_key: Secret,
     pub rate: Rate,
@@ -215,8 +223,10 @@ impl Config {
         manifest: &Path,
         retry: RetryPolicy,
     ) -> Result<ConfigParts, String> {
-        let base_url = base_url_or_default(settings.base_url.as_deref());
+        let provider = settings.provider.unwrap_or_default();
+        let base_url = base_url_or_default(settings.base_url.as_deref(), provider);
         let base_url = parse_base_url(base_url)?;
+        check_provider_host(&base_url, provider)?;
         let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 || concurrency > 1024 {
             return Err(format!(
@@ -241,6 +251,13 @@ impl Config {
             .results
             .unwrap_or_else(|| default_results_path(manifest));
         let defaults = GeneratePaths::default();
+        if provider != Provider::Udioapi
+            && (settings.generate_path.is_some() || settings.callback_generate_path.is_some())
+        {
+            return Err(format!(
+                "generate_path and callback_generate_path choose between udioapi's two generate endpoints; provider {provider} has its own (set the base URL, with a path prefix if its host needs one)"
+            ));
+        }
         let generate = GeneratePaths {
             plain: match &settings.generate_path {
                 Some(path) => parse_api_path(path)?,
@@ -252,6 +269,7 @@ impl Config {
             },
         };
         Ok(ConfigParts(Config {
+            provider,
             base_url,
             api_key,
             rate: settings.rate.unwrap_or(DEFAULT_RATE),

@@ -18,6 +18,7 @@ const SECRET: &str = "s3cret-Callback";
 async fn start(dir: &Path, catalog: &str) -> Receiver {
     Receiver::start(ReceiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        provider: Default::default(),
         secret: Secret::new(SECRET),
         results: dir.join("jobs.results.csv"),
         catalog: dir.join(catalog),

@@ -62,6 +62,7 @@ async fn connections_that_never_finish_their_headers_do_not_starve_a_callback() 
     let results = results_file(dir.path());
     let receiver = Receiver::start(ReceiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        provider: Default::default(),
         secret: Secret::new(SECRET),
         results,
         catalog: dir.path().join("jobs.catalog.csv"),

@@ -50,6 +50,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::job::Provider;
+
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
 use crate::files::catalog::{CatalogError, SharedCatalog};
@@ -77,6 +79,8 @@ pub const POLL_CONCURRENCY: usize = 4;
 pub struct CollectConfig {
     pub results: PathBuf,
     pub catalog: PathBuf,
+    /// Whose feed is polled (the run's provider).
+    pub provider: Provider,
     pub base_url: Url,
     pub api_key: Secret,
     /// Per task: at most one poll this often.

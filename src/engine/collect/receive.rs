@@ -93,6 +93,7 @@ use super::state::{self, OpenCatalog, Writer};
 use crate::api::feed;
 use crate::files::catalog::{CatalogError, SharedCatalog};
 use crate::files::results;
+use crate::job::Provider;
 use crate::util::redact::Secret;
 
 /// Largest callback body accepted (a task's clips are a few KiB).
@@ -126,6 +127,8 @@ pub fn weak_secret(secret: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct ReceiveConfig {
     pub listen: SocketAddr,
+    /// Whose callback bodies arrive: each provider words them its own way.
+    pub provider: Provider,
     pub secret: Secret,
     /// Maps a job key to its task ID.
     pub results: PathBuf,

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::toml_values::{Value, describe, integer_in, model_names, string, timeout, typed};
 use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
-use crate::job::{Field, JobFields};
+use crate::job::{Field, JobFields, Provider};
 use crate::settings::{self, RunSettings};
 use crate::util::units::Rate;
 
@@ -30,6 +30,7 @@ const RUN_KEYS: &[&str] = &[
     "generate_path",
     "callback_generate_path",
     "extra_models",
+    "provider",
 ];
 
 /// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
@@ -263,6 +264,14 @@ impl Toml<'_> {
                 // comes before [defaults] and the jobs (see `read`).
                 "extra_models" => model_names(value)
                     .and_then(|names| names.iter().try_for_each(|name| rows.rules.add_model(name))),
+                // Into the rules too (unless --provider or BATCHGEN_PROVIDER
+                // chose one), and into the settings for the wire.
+                "provider" => string(value).and_then(|s| {
+                    let provider = Provider::parse(s)?;
+                    rows.rules.provider_from_manifest(provider);
+                    settings.provider = Some(provider);
+                    Ok(())
+                }),
                 _ => Err(match closest(name, RUN_KEYS) {
                     Some(meant) => format!("unknown setting{}", did_you_mean(Some(meant))),
                     None => format!("unknown setting; [run] takes {}", RUN_KEYS.join(", ")),

@@ -12,18 +12,20 @@ use crate::engine::collect::receive::{self, ReceiveConfig};
 use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
 use crate::program::exit::{Error, ExitCode, ExitStatus as _};
-use crate::settings::{base_url_or_default, parse_base_url};
+use crate::settings::{base_url_or_default, check_provider_host, parse_base_url};
 
 pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
-    let base = base_url_or_default(args.base_url.as_deref());
+    let provider = args.provider.or_default();
+    let base = base_url_or_default(args.base_url.as_deref(), provider);
     let base_url = parse_base_url(base).map_err(Error::Config)?;
+    check_provider_host(&base_url, provider).map_err(Error::Config)?;
     crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     if args.download_concurrency == 0 {
         return Err(Error::Usage(
             "--download-concurrency must be at least 1".into(),
         ));
     }
-    let api_key = read_key(args.api_key_file.as_deref())?;
+    let api_key = read_key(args.api_key_file.as_deref(), provider)?;
     let catalog = args
         .catalog
         .clone()
@@ -31,6 +33,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
     let config = CollectConfig {
         results: args.results.clone(),
         catalog,
+        provider,
         base_url,
         api_key,
         poll_interval: args.poll_interval,
@@ -55,6 +58,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
 /// `batchgen collect`, downloads into `download` when given.
 pub(super) fn after_run_config(
     results: PathBuf,
+    provider: crate::job::Provider,
     base_url: url::Url,
     api_key: crate::util::redact::Secret,
     download: Option<PathBuf>,
@@ -64,6 +68,7 @@ pub(super) fn after_run_config(
     CollectConfig {
         catalog: collect::default_catalog_path(&results),
         results,
+        provider,
         base_url,
         api_key,
         poll_interval,
@@ -121,6 +126,14 @@ pub(super) async fn run_collect(
 }
 
 pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode, Error> {
+    let provider = args.provider.or_default();
+    if !provider.sends_callbacks() {
+        return Err(Error::Usage(format!(
+            "provider {provider} ({}) sends no callbacks: collect its songs with `batchgen collect {}`",
+            provider.describe(),
+            args.results.display()
+        )));
+    }
     let secret = crate::program::secrets::callback_secret(&args.secret, || {
         format!(
             "no callback secret: set {} or pass --secret",
@@ -133,6 +146,7 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
         .unwrap_or_else(|| collect::default_catalog_path(&args.results));
     let config = ReceiveConfig {
         listen: args.listen,
+        provider,
         secret,
         results: args.results,
         catalog,

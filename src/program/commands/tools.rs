@@ -22,8 +22,11 @@ pub const STARTER_CSV: &str = include_str!("starter.csv");
 
 pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     let manifest = manifest::load_with(&args.manifest, &args.models.rules())?;
+    // The rules already chose the provider: --provider, else [run].
+    let mut settings = manifest.settings.clone();
+    settings.provider = Some(manifest.rules.provider());
     let config = Config::new(
-        manifest.settings.clone(),
+        settings,
         Secret::new(""),
         &manifest.path,
         Default::default(),
@@ -76,13 +79,24 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
         "  rate:    {} · concurrency {}",
         config.rate, config.concurrency
     );
+    let _ = writeln!(
+        out,
+        "  provider: {} ({})",
+        config.provider,
+        config.provider.describe()
+    );
     let source = match manifest.settings.base_url {
         Some(_) => "[run] base_url; --base-url or BATCHGEN_BASE_URL would override it",
-        None => "the default; --base-url or BATCHGEN_BASE_URL would override it",
+        None => "the provider's default; --base-url or BATCHGEN_BASE_URL would override it",
+    };
+    let goes = if config.provider.needs_key() {
+        "API key goes to"
+    } else {
+        "requests go to"
     };
     let _ = writeln!(
         out,
-        "  API key goes to: {} ({source})",
+        "  {goes}: {} ({source})",
         crate::util::redact::url(&config.base_url)
     );
     let _ = writeln!(out, "  results: {}", config.results.display());
@@ -169,17 +183,20 @@ fn write_new(path: &Path, text: &str, force: bool) -> Result<(), Error> {
 }
 
 pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
+    let provider = args.provider.or_default();
     let mut _sandbox = None;
     let (base_url, key) = if args.sandbox {
-        let sandbox = start_sandbox(&crate::job::Rules::default()).await?;
+        let rules = crate::job::Rules::default().for_provider(provider);
+        let sandbox = start_sandbox(&rules).await?;
         let pair = (sandbox.base_url(), Secret::new(sandbox.key()));
         _sandbox = Some(sandbox);
         pair
     } else {
-        let base = base_url_or_default(args.base_url.as_deref()).to_owned();
-        (base, read_key(args.api_key_file.as_deref())?)
+        let base = base_url_or_default(args.base_url.as_deref(), provider).to_owned();
+        (base, read_key(args.api_key_file.as_deref(), provider)?)
     };
     let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
+    crate::settings::check_provider_host(&base_url, provider).map_err(Error::Config)?;
     crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?;
     match client.balance().await {

@@ -157,9 +157,10 @@ async fn set_up(
         key
     } else if args.dry_run {
         // A dry run sends nothing, so it needs no key (and never shows one).
-        read_key(args.api_key_file.as_deref()).unwrap_or_else(|_| Secret::new(""))
+        read_key(args.api_key_file.as_deref(), manifest.rules.provider())
+            .unwrap_or_else(|_| Secret::new(""))
     } else {
-        read_key(args.api_key_file.as_deref())?
+        read_key(args.api_key_file.as_deref(), manifest.rules.provider())?
     };
     let config = build_config(flags, manifest, key, args, output)?;
     Ok((config, sandbox))
@@ -220,6 +221,7 @@ async fn collect_after(
     };
     let collect = super::collect::after_run_config(
         config.results.clone(),
+        config.provider,
         config.base_url.clone(),
         config.api_key.clone(),
         args.download.clone(),
