@@ -67,7 +67,7 @@ impl Provider {
     pub fn describe(self) -> &'static str {
         match self {
             Provider::Udioapi => "udioapi.pro and the hosts of its backend",
-            Provider::Sunoapi => "sunoapi.org and its clones (kie.ai, api.box)",
+            Provider::Sunoapi => "sunoapi.org and its clones: kie.ai, api.box",
             Provider::Gcui => "a self-hosted gcui-art/suno-api",
         }
     }
