@@ -1,6 +1,7 @@
 //! Files on disk: the manifest a person writes ([`manifest`]), the results
 //! file a run keeps ([`results`]), and the clip catalog `collect` and
-//! `receive` keep ([`catalog`]).
+//! `receive` keep ([`catalog`]); and where the two stand, read from both
+//! ([`status`]).
 //!
 //! # What this layer owns
 //! What is on disk and what it means: the formats, the line numbers in
@@ -37,3 +38,4 @@
 pub mod catalog;
 pub mod manifest;
 pub mod results;
+pub mod status;

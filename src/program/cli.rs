@@ -74,6 +74,10 @@ pub enum Command {
     /// Receive the API's callbacks over HTTP and record the clips in the
     /// catalog CSV (the same one `collect` writes).
     Receive(ReceiveArgs),
+    /// Where a catalog stands: jobs, tasks, clips and downloads by status,
+    /// failures by reason, and the command to run next. Reads the results
+    /// file and the catalog; sends nothing, writes nothing.
+    Status(StatusArgs),
 }
 
 /// Output flags, accepted before or after the command.
@@ -423,6 +427,21 @@ pub struct CollectArgs {
     /// Also download each clip's cover image (<name>.png).
     #[arg(long)]
     pub images: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The results CSV of a run.
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+
+    /// Catalog CSV [default: <stem>.catalog.csv beside the results].
+    #[arg(long, value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+
+    /// Print one JSON object (for monitors) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

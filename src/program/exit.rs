@@ -288,6 +288,30 @@ impl From<crate::engine::collect::CollectError> for Error {
     }
 }
 
+/// `status`'s errors, as collect's: a results file missing or unreadable is
+/// an input that cannot be read (66); one that is not a results file, or a
+/// catalog that is not a catalog, a configuration error (78).
+impl From<crate::files::status::StatusError> for Error {
+    fn from(e: crate::files::status::StatusError) -> Error {
+        use crate::files::results::ResultsError;
+        use crate::files::status::StatusError;
+        match e {
+            StatusError::NoResults(path) => Error::Manifest(ManifestError::Unreadable {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file (no run has written it)",
+                ),
+            }),
+            StatusError::Results(ResultsError::Io { path, source }) => {
+                Error::Manifest(ManifestError::Unreadable { path, source })
+            }
+            StatusError::Results(e) => Error::from(e),
+            StatusError::Catalog(e) => Error::from(e),
+        }
+    }
+}
+
 /// The receiver's errors: the catalog's, or an address it cannot listen on.
 impl From<crate::engine::collect::receive::ReceiveError> for Error {
     fn from(e: crate::engine::collect::receive::ReceiveError) -> Error {

@@ -48,7 +48,8 @@ pub async fn run_with_env(args: Vec<String>, env: Vec<(String, String)>) -> Outp
     tokio::task::spawn_blocking(move || {
         let mut cmd = assert_cmd::Command::cargo_bin("batchgen").unwrap();
         cmd.env_remove("BATCHGEN_API_KEY")
-            .env_remove("BATCHGEN_BASE_URL");
+            .env_remove("BATCHGEN_BASE_URL")
+            .env_remove("BATCHGEN_PROVIDER");
         for (k, v) in env {
             cmd.env(k, v);
         }

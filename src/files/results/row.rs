@@ -123,6 +123,8 @@ pub struct RowSummary<'a> {
     /// of [`cell::escape`] (checked as UTF-8).
     pub task_id: &'a [u8],
     pub fingerprint: &'a [u8],
+    /// Why the row failed or is unknown, as written (checked as UTF-8).
+    pub error: &'a [u8],
 }
 
 /// The plan's columns of a row, when every column reads back as the
@@ -145,6 +147,7 @@ pub(super) fn summary(row: &csv::ByteRecord) -> Option<RowSummary<'_>> {
         status: status(&row[3])?,
         task_id: &row[2],
         fingerprint: &row[8],
+        error: &row[6],
     })
 }
 

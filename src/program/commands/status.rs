@@ -1,0 +1,185 @@
+//! `batchgen status RESULTS`: the one-screen answer to "where does this
+//! catalog stand?", from [`crate::files::status`], and the commands that
+//! move it on. `--json` prints the same as one object for monitors.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::engine::collect::default_catalog_path;
+use crate::files::status::{self, Reason, Report};
+use crate::program::cli::StatusArgs;
+use crate::program::exit::{Error, ExitCode};
+
+/// Reasons shown per kind on the screen (`--json` has them all).
+const SHOWN_REASONS: usize = 5;
+
+/// One thing to do next, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Next {
+    pub command: String,
+    pub why: String,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    next: Vec<Next>,
+}
+
+pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
+    let catalog = args
+        .catalog
+        .clone()
+        .unwrap_or_else(|| default_catalog_path(&args.results));
+    let report = status::read(&args.results, &catalog)?;
+    let next = next_steps(&report, args.catalog.is_some());
+    let text = if args.json {
+        let mut json = serde_json::to_string_pretty(&Json {
+            report: &report,
+            next,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot encode the status: {e}"))?;
+        json.push('\n');
+        json
+    } else {
+        screen(&report, &next)
+    };
+    // The results' text is the server's and the user's: the same masking
+    // as every other output.
+    let text = crate::util::redact::text(&text);
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    Ok(ExitCode::Success)
+}
+
+/// The commands that move the catalog on, most useful first.
+pub fn next_steps(report: &Report, catalog_given: bool) -> Vec<Next> {
+    let results = report.results.display().to_string();
+    let catalog = if catalog_given {
+        format!(" --catalog {}", report.catalog.display())
+    } else {
+        String::new()
+    };
+    let (jobs, tasks) = (&report.jobs, &report.tasks);
+    let mut next = Vec::new();
+    let mut push = |command: String, why: String| next.push(Next { command, why });
+    if jobs.pending > 0 {
+        push(
+            "batchgen MANIFEST".into(),
+            format!("{} jobs not sent yet", jobs.pending),
+        );
+    }
+    if tasks.running + tasks.not_collected > 0 {
+        push(
+            format!("batchgen collect {results}{catalog}"),
+            format!(
+                "{} tasks still running, {} not collected yet",
+                tasks.running, tasks.not_collected
+            ),
+        );
+    }
+    if report.downloads.left > 0 {
+        push(
+            format!("batchgen collect {results}{catalog} --download DIR"),
+            format!("{} complete clips not on disk", report.downloads.left),
+        );
+    }
+    if jobs.failed > 0 {
+        push(
+            "batchgen MANIFEST --retry-failed".into(),
+            format!(
+                "{} jobs failed (see the reasons; fix the rows first)",
+                jobs.failed
+            ),
+        );
+    }
+    if jobs.unknown > 0 {
+        push(
+            "batchgen MANIFEST --retry-unknown".into(),
+            format!(
+                "{} jobs may or may not have been created: check the account first, a resend can bill twice",
+                jobs.unknown
+            ),
+        );
+    }
+    next
+}
+
+fn screen(report: &Report, next: &[Next]) -> String {
+    let (j, t, c, d) = (
+        &report.jobs,
+        &report.tasks,
+        &report.clips,
+        &report.downloads,
+    );
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} jobs · {} submitted · {} failed · {} unknown · {} pending",
+        report.results.display(),
+        j.total,
+        j.submitted,
+        j.failed,
+        j.unknown,
+        j.pending
+    );
+    let _ = writeln!(
+        out,
+        "  tasks:     {} finished · {} running · {} not collected",
+        t.finished, t.running, t.not_collected
+    );
+    if report.catalog_found {
+        let _ = writeln!(
+            out,
+            "  clips:     {} · {} complete · {} failed · {} in progress (new {}, text {}, first {})",
+            c.total,
+            c.complete,
+            c.failed,
+            c.new + c.text + c.first,
+            c.new,
+            c.text,
+            c.first
+        );
+        let _ = writeln!(out, "  downloads: {} done · {} left", d.done, d.left);
+        let _ = writeln!(out, "  catalog:   {}", report.catalog.display());
+    } else {
+        let _ = writeln!(
+            out,
+            "  catalog:   {} does not exist yet (nothing collected)",
+            report.catalog.display()
+        );
+    }
+    reasons(&mut out, "job failures", &report.job_failures);
+    reasons(&mut out, "clip failures", &report.clip_failures);
+    if next.is_empty() {
+        let _ = writeln!(
+            out,
+            "nothing left to do: every job is in and every clip final"
+        );
+    } else {
+        let _ = writeln!(out, "next:");
+        for n in next {
+            let _ = writeln!(out, "  {}    # {}", n.command, n.why);
+        }
+    }
+    out
+}
+
+fn reasons(out: &mut String, title: &str, reasons: &[Reason]) {
+    if reasons.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  {title}:");
+    for r in reasons.iter().take(SHOWN_REASONS) {
+        let _ = writeln!(out, "    {:>6}  {}", r.count, r.reason);
+    }
+    if reasons.len() > SHOWN_REASONS {
+        let rest: u64 = reasons[SHOWN_REASONS..].iter().map(|r| r.count).sum();
+        let _ = writeln!(
+            out,
+            "    {rest:>6}  … {} more reasons (--json lists them all)",
+            reasons.len() - SHOWN_REASONS
+        );
+    }
+}
