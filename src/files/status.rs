@@ -5,7 +5,7 @@
 //! Both files are streamed, never held. The results file may hold a job's
 //! row several times (the journal appends; the latest wins), so the one
 //! thing kept per job is its latest status and failure reason, under a
-//! 64-bit hash of its key (12 bytes a job: a million jobs in ~24 MB with
+//! 64-bit hash of its key (12 bytes a job: a million jobs in ~30 MB with
 //! the table's slack). Two keys with the same hash would count as one job;
 //! for a million keys the odds are about 1 in 3·10^7, and it changes a
 //! count shown, never a file. The catalog lists a job's clips next to each
@@ -131,7 +131,7 @@ pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusEr
     };
     let mut failures = Reasons::default();
     let (latest, texts) = latest_jobs(results_path)?;
-    for (status, reason) in latest.into_values() {
+    for (status, reason) in latest.into_values().map(unpack) {
         count_job(&mut report.jobs, status);
         if matches!(status, Status::Failed | Status::Unknown) {
             failures.add_interned(reason, &texts);
@@ -158,20 +158,48 @@ fn count_job(jobs: &mut Jobs, status: Status) {
     }
 }
 
-/// The latest status of each job, with the index of its reason in a table
-/// of distinct texts (see the module docs, "Memory").
-type Latest = HashMap<u64, (Status, Option<u32>)>;
+/// The latest status of each job and the index of its reason in a table
+/// of distinct texts, packed in 4 bytes ([`pack`]), by key hash (see the
+/// module docs, "Memory").
+type Latest = HashMap<u64, u32>;
+
+const STATUSES: [Status; 5] = [
+    Status::Pending,
+    Status::Sending,
+    Status::Submitted,
+    Status::Failed,
+    Status::Unknown,
+];
+/// The reason field of a packed entry that means "no reason".
+const NO_REASON: u32 = (1 << 28) - 1;
+
+/// A status (3 bits) and a reason index (28 bits; [`Interner`] keeps far
+/// fewer) in one word: 12 bytes a job with the key hash, not 24.
+fn pack(status: Status, reason: Option<u32>) -> u32 {
+    let s = STATUSES.iter().position(|&x| x == status).unwrap_or(0) as u32;
+    let r = reason.map_or(NO_REASON, |i| i.min(NO_REASON - 1));
+    (s << 28) | r
+}
+
+fn unpack(word: u32) -> (Status, Option<u32>) {
+    let status = STATUSES[(word >> 28) as usize % STATUSES.len()];
+    let r = word & NO_REASON;
+    (status, (r != NO_REASON).then_some(r))
+}
 
 /// Every job's latest row, and the reason texts its indexes name. Fast
 /// path: [`Store::scan`], which reads the columns without building
 /// records; a file it refuses (damaged, torn) is read by the damage rules
 /// instead.
 fn latest_jobs(path: &Path) -> Result<(Latest, Vec<String>), ResultsError> {
-    let mut latest = Latest::new();
+    // Sized once from the file (a row is rarely under 80 bytes), so the
+    // table is not doubled, and briefly held twice, as it fills.
+    let rows = std::fs::metadata(path).map_or(0, |m| m.len() / 80);
+    let mut latest = Latest::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 24));
     let mut texts = Interner::default();
     let whole = Store::scan(path, |row| {
         let reason = texts.intern(&String::from_utf8_lossy(row.error));
-        latest.insert(key_hash(row.id), (row.status, reason));
+        latest.insert(key_hash(row.id), pack(row.status, reason));
         true
     });
     if !whole {
@@ -179,7 +207,7 @@ fn latest_jobs(path: &Path) -> Result<(Latest, Vec<String>), ResultsError> {
         texts = Interner::default();
         for record in results::latest(path)? {
             let reason = texts.intern(&record.error);
-            latest.insert(key_hash(record.id.as_bytes()), (record.status, reason));
+            latest.insert(key_hash(record.id.as_bytes()), pack(record.status, reason));
         }
     }
     Ok((latest, texts.texts))
@@ -192,7 +220,7 @@ fn key_hash(id: &[u8]) -> u64 {
 }
 
 /// Distinct reason texts, at most [`MAX_REASONS`]: `None` for an empty
-/// text, `u32::MAX` (no text) for one past the cap.
+/// text, `MAX_REASONS` (an index with no text) for one past the cap.
 #[derive(Default)]
 struct Interner {
     index: HashMap<String, u32>,
@@ -212,7 +240,8 @@ impl Interner {
         }
         if self.texts.len() >= MAX_REASONS {
             self.overflow = true;
-            return Some(u32::MAX);
+            // No text at this index: counted as "other reasons".
+            return Some(MAX_REASONS as u32);
         }
         let i = self.texts.len() as u32;
         self.index.insert(text.clone(), i);
@@ -370,8 +399,14 @@ mod tests {
             r.add(&format!("reason {i}"));
         }
         let sorted = r.sorted();
-        assert_eq!(sorted[0].reason, "HTTP 400: Topic too long.");
-        assert_eq!(sorted[0].count, 4);
+        let topic = sorted
+            .iter()
+            .find(|x| x.reason == "HTTP 400: Topic too long.");
+        assert_eq!(topic.unwrap().count, 4, "trimmed texts group together");
+        assert!(
+            sorted.windows(2).all(|w| w[0].count >= w[1].count),
+            "most first"
+        );
         assert_eq!(sorted.len(), MAX_REASONS + 1, "the cap, plus other reasons");
         let other = sorted.iter().find(|x| x.reason == OTHER).unwrap();
         assert!(other.count >= 5);
@@ -389,6 +424,11 @@ mod tests {
         }
         assert_eq!(t.texts.len(), MAX_REASONS);
         assert!(t.overflow);
-        assert_eq!(t.intern("new"), Some(u32::MAX));
+        assert_eq!(t.intern("new"), Some(MAX_REASONS as u32));
+        for status in STATUSES {
+            for reason in [None, Some(0), Some(MAX_REASONS as u32)] {
+                assert_eq!(unpack(pack(status, reason)), (status, reason));
+            }
+        }
     }
 }
