@@ -3,9 +3,10 @@
 //!
 //! Each accepted task with a `callback_url` gets one background task (in the
 //! sandbox's `JoinSet`) that sleeps until each phase begins and then POSTs
-//! the bare clip array, the v2 feed's `response_data` for that phase plus
-//! `createTime`, so each clip carries both time stamps as the callback docs
-//! show: the text stage (with clip ids), first audio, the final stage (or,
+//! the face's body for it (`face`): on udioapi the bare clip array, the v2
+//! feed's `response_data` for that phase plus `createTime`, so each clip
+//! carries both time stamps as the callback docs show; on sunoapi its
+//! `{code, msg, data: {callbackType, task_id, data}}` envelope. The stages: the text stage (with clip ids), first audio, the final stage (or,
 //! for a moderated task, the text stage and the failure). The final stage
 //! is reported in the sandbox's stage style: status `first` with "All
 //! generated successfully." by default. With `--callback-complete-only`
@@ -34,7 +35,6 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::clips;
 use super::lifecycle::Phase;
 use super::state::Task;
 
@@ -58,6 +58,22 @@ pub(super) fn is_loopback(url: &str) -> bool {
     }
 }
 
+/// Whether `url`'s host is under `.invalid` (RFC 6761): a name that never
+/// resolves, the placeholder a client that polls sends where a callback URL
+/// is required. Nothing is ever posted to one.
+pub(super) fn is_reserved_invalid(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "invalid" || d.ends_with(".invalid")
+        }
+        _ => false,
+    }
+}
+
 /// Starts delivering `task`'s callbacks to `url` in the background.
 pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url: String) {
     // Reap finished deliveries so a long-running sandbox does not keep them.
@@ -74,16 +90,18 @@ async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
     let lifecycle = &shared.lifecycle;
     for &phase in lifecycle.callbacks(task.moderation.is_some()) {
         tokio::time::sleep_until(task.accepted_at + lifecycle.starts_at(phase)).await;
-        let clips = clips::callback(lifecycle, task, phase, &shared.base_url);
-        deliver(shared, url, &clips, phase).await;
+        let Some(body) = shared.face.callback(shared, task, phase) else {
+            return;
+        };
+        deliver(shared, url, &body, phase).await;
     }
 }
 
-async fn deliver(shared: &Shared, url: &str, clips: &[Value], phase: Phase) {
+async fn deliver(shared: &Shared, url: &str, body: &Value, phase: Phase) {
     let client = client(&shared.http);
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
-        let why = match client.post(url).json(clips).send().await {
+        let why = match client.post(url).json(body).send().await {
             Ok(resp) if resp.status().is_success() => {
                 shared.lock().records.counts.callbacks_sent += 1;
                 tracing::debug!(url, ?phase, "sandbox callback delivered");
@@ -134,6 +152,15 @@ fn client(cell: &OnceLock<reqwest::Client>) -> &reqwest::Client {
 #[cfg(test)]
 mod tests {
     use super::is_loopback;
+
+    #[test]
+    fn invalid_hosts_are_reserved() {
+        use super::is_reserved_invalid;
+        assert!(is_reserved_invalid("https://batchgen.invalid/callback"));
+        assert!(is_reserved_invalid("http://INVALID./x"));
+        assert!(!is_reserved_invalid("http://127.0.0.1:9/x"));
+        assert!(!is_reserved_invalid("http://invalid.example.com/"));
+    }
 
     #[test]
     fn only_this_machine_is_loopback() {

@@ -33,25 +33,38 @@ struct Urls {
 }
 
 /// A clip's streaming URL: a partial body, never the final file.
-fn stream_url(base_url: &str, id: &str) -> String {
+pub fn stream_url(base_url: &str, id: &str) -> String {
     format!("{base_url}/media/stream/{id}?item_id={id}")
+}
+
+/// Clip `index`'s final `audio_url`: its mp3, or what `--bad-audio` made
+/// of it. Every face uses it once the clip is final.
+pub fn final_url(task: &Task, index: usize, base_url: &str) -> String {
+    let id = &task.clip_ids[index];
+    match task.bad_audio[index] {
+        Some(BadAudio::NoneMp3) => format!("{base_url}/media/None.mp3"),
+        Some(BadAudio::Forbidden) => format!("{base_url}/api/forbidden"),
+        _ => format!("{base_url}/media/{id}.mp3"),
+    }
+}
+
+/// Clip `index`'s cover URL in `phase`: there once its text exists.
+pub fn image_url(task: &Task, index: usize, phase: Phase, base_url: &str) -> String {
+    let id = &task.clip_ids[index];
+    match phase {
+        Phase::Text | Phase::First | Phase::Complete => format!("{base_url}/media/{id}.png"),
+        Phase::New | Phase::Lyrics | Phase::Failed => String::new(),
+    }
 }
 
 fn urls(lc: &Lifecycle, task: &Task, index: usize, phase: Phase, base_url: &str) -> Urls {
     let id = &task.clip_ids[index];
     let audio = match phase {
         Phase::Text | Phase::First if lc.streams(phase) => stream_url(base_url, id),
-        Phase::Complete => match task.bad_audio[index] {
-            Some(BadAudio::NoneMp3) => format!("{base_url}/media/None.mp3"),
-            Some(BadAudio::Forbidden) => format!("{base_url}/api/forbidden"),
-            _ => format!("{base_url}/media/{id}.mp3"),
-        },
+        Phase::Complete => final_url(task, index, base_url),
         _ => String::new(),
     };
-    let image = match phase {
-        Phase::Text | Phase::First | Phase::Complete => format!("{base_url}/media/{id}.png"),
-        Phase::New | Phase::Lyrics | Phase::Failed => String::new(),
-    };
+    let image = image_url(task, index, phase, base_url);
     Urls { audio, image }
 }
 
@@ -177,7 +190,7 @@ pub fn legacy_request_body(task: &Task) -> Value {
 
 /// Clips report models dashed, as the service does (`chirp-v3.5` →
 /// `chirp-v3-5`).
-fn model_name(model: &str) -> String {
+pub fn model_name(model: &str) -> String {
     model.replace('.', "-")
 }
 
@@ -204,7 +217,7 @@ pub fn legacy_time(at: SystemTime) -> String {
         .to_string()
 }
 
-fn epoch_millis(at: SystemTime) -> u64 {
+pub fn epoch_millis(at: SystemTime) -> u64 {
     let millis = at
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::faults::{FaultSettings, parse_probability};
+use crate::job::Provider;
 use crate::util::units::{Rate, parse_duration};
 
 /// The default of `--slow-delay`.
@@ -60,17 +61,41 @@ pub enum BadAudioKind {
     Forbidden,
 }
 
+/// How the sunoapi face carries an error's code (see `face::sunoapi`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ErrorStatus {
+    /// In the body's `code` only, with HTTP 200, as some sunoapi.org clones
+    /// answer: a client that trusts the HTTP status takes an error for a
+    /// success.
+    #[default]
+    Body,
+    /// In the body's `code` and as the HTTP status too.
+    Http,
+}
+
 /// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SandboxConfig {
+    /// Which host to imitate: udioapi (udioapi.pro), sunoapi (sunoapi.org
+    /// and its clones: kie.ai, api.box) or gcui (a self-hosted
+    /// gcui-art/suno-api). Each answers on its own routes in its own
+    /// shapes; faults, limits, timing and credits work the same on all.
+    #[arg(long, value_name = "NAME", default_value = "udioapi", value_parser = Provider::parse)]
+    pub provider: Provider,
+
+    /// sunoapi only: send an error's code in the body with HTTP 200
+    /// ("body", as some clones do) or as the HTTP status too ("http").
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = ErrorStatus::Body)]
+    pub error_status: ErrorStatus,
+
     /// API key clients must send (as `Authorization: Bearer <KEY>` or a
     /// `token` field in the body). Without it, a random `sk-sandbox-…` key is
     /// made up and printed at startup.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
 
-    /// Reject requests faster than this with 429 and Retry-After, like the
-    /// real service: N/s, N/min, N/h or "unlimited". No burst is allowed;
+    /// Reject requests faster than this with 429 and Retry-After (on
+    /// sunoapi: code 430), like the real service: N/s, N/min, N/h or "unlimited". No burst is allowed;
     /// a client spacing requests exactly at the rate never sees a 429.
     /// Default: no limit.
     #[arg(long, value_name = "RATE")]
@@ -81,12 +106,13 @@ pub struct SandboxConfig {
     pub fail_500: f64,
 
     /// Probability (0 to 1) of answering 503 with an HTML page instead of
-    /// JSON, as a proxy in front of the service does.
+    /// JSON, as a proxy in front of the service does (on sunoapi: code 455,
+    /// "under maintenance", its documented form of the same trouble).
     #[arg(long = "fail-503", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_503: f64,
 
-    /// Probability (0 to 1) of answering 429 with `Retry-After:
-    /// --fail-429-retry-after`, whatever the rate.
+    /// Probability (0 to 1) of answering 429 (on sunoapi: code 430) with
+    /// `Retry-After: --fail-429-retry-after`, whatever the rate.
     #[arg(long = "fail-429", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub fail_429: f64,
 
@@ -159,7 +185,8 @@ pub struct SandboxConfig {
     pub bad_audio_kind: BadAudioKind,
 
     /// Starting credit balance. A submit the balance cannot cover is
-    /// answered 402 "insufficient credits" and creates no task.
+    /// answered 402 "insufficient credits" (on sunoapi: code 429) and
+    /// creates no task.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS)]
     pub credits: u64,
 
@@ -192,6 +219,8 @@ impl Default for SandboxConfig {
     /// The same values as the flags' defaults: no faults, no limit, no delay.
     fn default() -> SandboxConfig {
         SandboxConfig {
+            provider: Provider::Udioapi,
+            error_status: ErrorStatus::Body,
             key: None,
             rate: None,
             fail_500: 0.0,

@@ -3,112 +3,96 @@
 //! works. Each phase is a function of its own; a phase that settles the
 //! answer early ends the request there (see [`Step`]):
 //!
-//! 1. count it ([`Records::count_request`]); check the key (401) — only
-//!    authenticated requests go further;
+//! 1. count it ([`Records::count_request`]); check the key (401) where
+//!    the face needs one — only authenticated requests go further;
 //! 2. draw its faults (always, so the seeded sequence depends only on the
 //!    sequence of authenticated requests);
-//! 3. rate limit (429 + Retry-After; faults drawn for it are discarded);
+//! 3. rate limit (429 + Retry-After, or the face's word for it; faults
+//!    drawn for it are discarded);
 //! 4. the slow fault (counted, and its delay added, even when a later phase
 //!    settles the answer), then the pre-empting faults: drop the
 //!    connection, 500, 503 (HTML), 429;
-//! 5. parse the body and run [`crate::job::check`] (400), the same rules
-//!    batchgen applies before sending;
-//! 6. charge `--credits-per-task` (402 "insufficient credits" when the
-//!    balance cannot cover it, and no task);
+//! 5. read the body as the face does and check it with the rules for its
+//!    provider (400, or the face's "too long"), the same rules batchgen
+//!    applies before sending to that provider;
+//! 6. charge `--credits-per-task` (402 "insufficient credits", or the
+//!    face's word for it, when the balance cannot cover it, and no task);
 //! 7. record the task (its clip ids, title, moderation and bad final URLs
 //!    are decided now), start its callbacks if it has a `callback_url`;
 //!    then maybe drop the connection anyway (`drop_after`).
 //!
-//! Whatever the answer, its status is counted before the lock is released,
-//! so the stats are final before the client reads the answer. The handler
-//! (`api`) then waits the delay decided here and answers.
+//! A phase settles a [`Refusal`] or a task; the face (`face`) words it as
+//! its provider does. Whatever the answer, its status (and body code) is
+//! counted before the lock is released, so the stats are final before the
+//! client reads the answer. The handler (`api`) then waits the delay
+//! decided here and answers.
 //!
 //! Its own module because the order of these phases *is* the imitation:
-//! the routes only carry a request in and an [`Answer`] out.
+//! the routes only carry a request in and a [`Reply`] out.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::auth::presented_key;
-use super::faults::{Early, Roll};
+use super::face::{Outcome, Refusal, Reply};
+use super::faults::{Early as Fault, Roll};
 use super::limit::retry_after_secs;
-use super::request::{parse_body, problems_message, to_fields};
+use super::request::{parse_body, problems_message};
 use super::state::{Injected, Records, Task};
 use super::{Shared, State, assets, callbacks};
-use crate::job::JobFields;
+use crate::job::{JobFields, ProblemKind};
 
-/// What a generate request gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Answer {
-    Accepted(String),
-    Error {
-        status: StatusCode,
-        message: String,
-        retry_after: Option<u64>,
-    },
-    /// 503 with an HTML body.
-    Unavailable,
-    /// Close the connection without answering.
+/// How a request ends other than with a task answered: a refusal the face
+/// words, or a connection closed without an answer (after `drop_after`,
+/// the task exists).
+#[derive(Debug, Clone)]
+enum Early {
+    Refused(Refusal),
     Drop,
 }
 
-impl Answer {
-    fn error(status: StatusCode, message: impl Into<String>) -> Answer {
-        Answer::Error {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    fn too_many(retry_after: u64) -> Answer {
-        Answer::Error {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: "rate limit exceeded".into(),
-            retry_after: Some(retry_after),
-        }
-    }
-
-    fn status(&self) -> Option<StatusCode> {
-        match self {
-            Answer::Accepted(_) => Some(StatusCode::OK),
-            Answer::Error { status, .. } => Some(*status),
-            Answer::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
-            Answer::Drop => None,
-        }
-    }
-}
-
-/// What a phase gives the next one; `Err` is the request's answer, settled
+/// What a phase gives the next one; `Err` is the request's fate, settled
 /// early: the later phases do not run.
-type Step<T> = Result<T, Answer>;
+type Step<T> = Result<T, Early>;
+
+fn refuse(refusal: Refusal) -> Early {
+    Early::Refused(refusal)
+}
 
 impl Shared {
     /// Decides a generate request and records it; returns how long to wait
-    /// before answering, and the answer.
+    /// before answering, and the answer in the face's words (`None`: close
+    /// the connection without one).
     pub(super) fn decide(
         self: &Arc<Self>,
         now: Instant,
         path: &'static str,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> (Duration, Answer) {
+    ) -> (Duration, Option<Reply>) {
         let mut state = self.lock();
         let state = &mut *state;
         state.records.count_request(path);
         let mut delay = self.latency;
-        let answer = self
-            .phases(state, now, path, headers, body, &mut delay)
-            .unwrap_or_else(|early| early);
-        if let Some(status) = answer.status() {
-            state.records.count_response(status.as_u16());
-        }
-        tracing::debug!(?answer, "sandbox generate");
-        (delay, answer)
+        let outcome: Outcome = match self.phases(state, now, path, headers, body, &mut delay) {
+            Ok(task) => Ok(task),
+            Err(Early::Refused(refusal)) => Err(refusal),
+            Err(Early::Drop) => {
+                tracing::debug!("sandbox generate: connection dropped");
+                return (delay, None);
+            }
+        };
+        let reply = self.face.reply(self, &outcome);
+        state
+            .records
+            .count_response(reply.status.as_u16(), reply.body_code());
+        let reply = Some(reply);
+        tracing::debug!(?reply, "sandbox generate");
+        (delay, reply)
     }
 
     /// The phases of the module docs, 1 to 7, in order.
@@ -120,27 +104,31 @@ impl Shared {
         headers: &HeaderMap,
         body: &[u8],
         delay: &mut Duration,
-    ) -> Step<Answer> {
+    ) -> Step<Task> {
         let body = parse_body(body);
         self.authenticate(headers, body.as_ref().ok())?;
         let roll = state.dice.roll(&self.faults);
         rate_limit(state, now)?;
         *delay += self.slow_down(&mut state.records.counts.injected, roll);
         self.pre_empt(&mut state.records.counts.injected, roll)?;
-        let fields = self.validate(body)?;
+        let (fields, request) = self.validate(path, body)?;
         self.charge(&mut state.records)?;
-        let id = self.accept(state, now, path, fields);
+        let task = self.accept(state, now, path, fields, request);
         if roll.drop_after {
             state.records.counts.injected.drop_after += 1;
-            return Ok(Answer::Drop);
+            return Err(Early::Drop);
         }
-        Ok(Answer::Accepted(id))
+        Ok(task)
     }
 
-    /// The key presented by the header or the body's `token` (401).
+    /// The key presented by the header or the body's `token` (401), where
+    /// the face needs one.
     fn authenticate(&self, headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Step<()> {
+        if !self.face.needs_key() {
+            return Ok(());
+        }
         self.check_key(presented_key(headers, body))
-            .map_err(|message| Answer::error(StatusCode::UNAUTHORIZED, message))
+            .map_err(|message| refuse(Refusal::Unauthorized(message)))
     }
 
     /// The extra wait of the slow fault, if it fired (and counts it).
@@ -155,72 +143,83 @@ impl Shared {
     /// The fault that answers instead of the API, if one fired (and counts
     /// it).
     fn pre_empt(&self, injected: &mut Injected, roll: Roll) -> Step<()> {
-        let answer = match roll.early() {
+        let early = match roll.early() {
             None => return Ok(()),
-            Some(Early::DropBefore) => {
+            Some(Fault::DropBefore) => {
                 injected.drop_before += 1;
-                Answer::Drop
+                Early::Drop
             }
-            Some(Early::Fail500) => {
+            Some(Fault::Fail500) => {
                 injected.fail_500 += 1;
-                Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+                refuse(Refusal::ServerError)
             }
-            Some(Early::Fail503) => {
+            Some(Fault::Fail503) => {
                 injected.fail_503 += 1;
-                Answer::Unavailable
+                refuse(Refusal::Unavailable)
             }
-            Some(Early::Fail429) => {
+            Some(Fault::Fail429) => {
                 injected.fail_429 += 1;
-                Answer::too_many(self.fail_429_retry_after)
+                refuse(Refusal::RateLimited {
+                    retry_after: self.fail_429_retry_after,
+                })
             }
         };
-        Err(answer)
+        Err(early)
     }
 
-    /// The body's fields, if they are well typed and pass the API's rules
-    /// (400 otherwise).
-    fn validate(&self, body: Result<Map<String, Value>, String>) -> Step<JobFields> {
-        let fields = body
-            .and_then(to_fields)
-            .map_err(|message| Answer::error(StatusCode::BAD_REQUEST, message))?;
+    /// The body's fields as the face reads them, if they pass the rules for
+    /// its provider (the face's refusal otherwise: 400, or the rules'
+    /// "too long"); and the body as received, for the task.
+    fn validate(
+        &self,
+        path: &str,
+        body: Result<Map<String, Value>, String>,
+    ) -> Step<(JobFields, String)> {
+        let mut body = body.map_err(|message| refuse(Refusal::Invalid(message)))?;
+        let fields = self.face.read(path, &body, &self.rules).map_err(refuse)?;
         let problems = self.rules.check(&fields);
-        if !problems.is_empty() {
-            return Err(Answer::error(
-                StatusCode::BAD_REQUEST,
-                problems_message(&problems),
-            ));
+        if problems
+            .iter()
+            .any(|p| matches!(p.kind, ProblemKind::TooLong { .. }))
+        {
+            return Err(refuse(Refusal::TooLong));
         }
-        Ok(fields)
+        if !problems.is_empty() {
+            return Err(refuse(Refusal::Invalid(problems_message(&problems))));
+        }
+        body.remove("token");
+        let request = Value::Object(body).to_string();
+        Ok((fields, request))
     }
 
-    /// Spends a task's credits, or refuses it (402) when the balance cannot
-    /// cover them.
+    /// Spends a task's credits, or refuses it when the balance cannot cover
+    /// them.
     fn charge(&self, records: &mut Records) -> Step<()> {
         let used = records
             .counts
             .credits_used
             .saturating_add(self.credits_per_task);
         if used > self.credits {
-            return Err(Answer::error(
-                StatusCode::PAYMENT_REQUIRED,
-                "insufficient credits",
-            ));
+            return Err(refuse(Refusal::NoCredits));
         }
         records.counts.credits_used = used;
         Ok(())
     }
 
     /// Records the task, with what is decided at acceptance, and starts its
-    /// callbacks; returns its id.
+    /// callbacks; returns a copy of it.
     fn accept(
         self: &Arc<Self>,
         state: &mut State,
         now: Instant,
         path: &'static str,
         fields: JobFields,
-    ) -> String {
-        let id = state.dice.task_id();
+        request: String,
+    ) -> Task {
+        // Task ids and clip ids come from separate seeded streams, so the
+        // order of these draws changes neither.
         let clip_ids = [state.dice.clip_id(), state.dice.clip_id()];
+        let id = self.face.task_id(&mut state.dice, &clip_ids);
         let title = match &fields.title {
             Some(title) => title.clone(),
             None => state.dice.title(),
@@ -229,7 +228,7 @@ impl Shared {
             .each_ref()
             .map(|c| assets::bad_audio_for(c, self.bad_audio, self.bad_audio_kind));
         let task = Task {
-            id: id.clone(),
+            id,
             fingerprint: fields.fingerprint(),
             moderation: self.lifecycle.moderation(&fields),
             bad_audio,
@@ -239,10 +238,11 @@ impl Shared {
             fields,
             accepted_at: now,
             created_at: SystemTime::now(),
+            request,
         };
         self.start_callbacks(state, &task);
-        state.records.tasks.insert(task);
-        id
+        state.records.tasks.insert(task.clone());
+        task
     }
 
     /// Starts posting the task's clips to its `callback_url`, if it has
@@ -252,7 +252,11 @@ impl Shared {
         let Some(url) = callback_url.filter(|u| !u.is_empty()) else {
             return;
         };
-        if self.callback_any_host || callbacks::is_loopback(url) {
+        if callbacks::is_reserved_invalid(url) {
+            // The placeholder a polling client sends where a callback URL
+            // is required: it can never resolve, so nothing is posted.
+            tracing::debug!("sandbox: not posting callbacks to {url}: a .invalid host");
+        } else if self.callback_any_host || callbacks::is_loopback(url) {
             callbacks::spawn(self, &mut state.callbacks, task.clone(), url.to_owned());
         } else {
             tracing::warn!(
@@ -263,13 +267,15 @@ impl Shared {
 }
 
 /// Admits the request by the rate limiter, if there is one (429 with
-/// `Retry-After` otherwise).
+/// `Retry-After`, or the face's word for it, otherwise).
 fn rate_limit(state: &mut State, now: Instant) -> Step<()> {
     if let Some(limiter) = &mut state.limiter
         && let Err(wait) = limiter.check(now)
     {
         state.records.counts.rate_limited += 1;
-        return Err(Answer::too_many(retry_after_secs(wait)));
+        return Err(refuse(Refusal::RateLimited {
+            retry_after: retry_after_secs(wait),
+        }));
     }
     Ok(())
 }

@@ -122,6 +122,13 @@ impl Dice {
         id
     }
 
+    /// A new task id of 32 hex digits, as sunoapi.org's are; from the same
+    /// stream as [`Dice::task_id`].
+    pub fn hex_task_id(&mut self) -> String {
+        let bytes: [u8; 16] = self.ids.random();
+        hex::encode(bytes)
+    }
+
     /// A new clip id shaped like a version-4 UUID, as the service's are.
     pub fn clip_id(&mut self) -> String {
         let mut b: [u8; 16] = self.clips.random();

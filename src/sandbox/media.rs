@@ -152,21 +152,26 @@ fn not_found(message: &'static str) -> Response {
 }
 
 /// The phase of the task that has `clip`, and what its final URL does.
-fn look_up(state: &SandboxState, shared: &Shared, clip: &str) -> Option<(Phase, Option<BadAudio>)> {
+/// The clip's phase, its index in its task and its bad final URL.
+fn look_up(
+    state: &SandboxState,
+    shared: &Shared,
+    clip: &str,
+) -> Option<(Phase, usize, Option<BadAudio>)> {
     let task = state.records.tasks.by_clip(clip)?;
     let index = task.clip_ids.iter().position(|c| c == clip)?;
     let phase = shared.lifecycle.phase(task, Instant::now());
-    Some((phase, task.bad_audio[index]))
+    Some((phase, index, task.bad_audio[index]))
 }
 
 fn serve(shared: &Shared, clip: &str, kind: Kind, headers: &HeaderMap) -> Response {
-    let Some((phase, bad)) = look_up(&shared.lock(), shared, clip) else {
+    let Some((phase, index, bad)) = look_up(&shared.lock(), shared, clip) else {
         return not_found("not found");
     };
     // Files the feed does not point at yet (or ever, for a failed clip) do
     // not exist: a CDN answers 404 for an object not uploaded yet.
     let ready = match kind {
-        Kind::Final => phase == Phase::Complete,
+        Kind::Final => shared.face.is_final(phase, index),
         Kind::Stream => shared.lifecycle.streams(phase),
         Kind::Image => matches!(
             phase,

@@ -20,6 +20,11 @@
 //! final audio and cover URLs point at real (silent) MP3s and PNGs served
 //! here (or, under `--bad-audio`, at what bad final URLs answer).
 //!
+//! `--provider` picks which host it imitates: udioapi.pro (the default,
+//! described above), sunoapi.org and its clones, or a self-hosted
+//! gcui-art/suno-api. One engine (faults, limits, credits, lifecycle,
+//! media, callback delivery, stats) under several wire faces: see `face`.
+//!
 //! # What it may use, and why not the client's code
 //! The sandbox sits in layer 3 ("imitation", see the crate's layout table)
 //! and uses only the two layers below it: `util` (units such as
@@ -42,16 +47,21 @@
 //! - `request`: reading a generate body into the API's fields;
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `config`: [`SandboxConfig`], also the `batchgen sandbox` flags;
+//! - `poll`: the read side every face shares (a task or clip and its
+//!   phase now, the balance, the latency);
 //! - `lifecycle`: a task's phase over time and how each style reports it;
 //! - `assets`: the MP3 and PNG files of a clip, and which final URLs are bad;
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
 //! - `auth`: the API key check;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
-//! - `feed`: the v2 and legacy feeds and the credit balance;
+//! - `feed`: udioapi's v2 and legacy feeds and its credit balance;
 //! - `media`: the Range-aware routes that serve a clip's files;
 //! - `decide`: the decision a generate request gets, phase by phase (auth,
 //!   faults, limits, validation, credits, the task);
-//! - `api`: the routes, and the generate handler;
+//! - `face`: each provider's wire face (udioapi, sunoapi, gcui): its
+//!   routes, how it reads a submit body, and how it words answers, phases,
+//!   callbacks and credits;
+//! - `api`: the router, and the generate handler every face shares;
 //! - this file: [`Sandbox`] (start, stop, inspect), the state every handler
 //!   shares, and the accept loop.
 //!
@@ -74,11 +84,13 @@ mod callbacks;
 mod clips;
 mod config;
 mod decide;
+mod face;
 mod faults;
 mod feed;
 mod lifecycle;
 pub mod limit;
 mod media;
+mod poll;
 mod reply;
 mod request;
 mod state;
@@ -101,7 +113,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
-pub use config::{BadAudioKind, SandboxConfig, StageStyle};
+pub use config::{BadAudioKind, ErrorStatus, SandboxConfig, StageStyle};
+use face::Face;
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
 pub use lifecycle::MODERATION_MESSAGES;
@@ -135,7 +148,7 @@ impl Sandbox {
             api::router(Arc::clone(&shared)),
             stop.clone(),
         ));
-        tracing::info!(%addr, "sandbox listening");
+        tracing::info!(%addr, provider = %shared.face.provider(), "sandbox listening");
         Ok(Sandbox {
             addr,
             shared,
@@ -155,6 +168,11 @@ impl Sandbox {
         self.shared.base_url.clone()
     }
 
+    /// The provider the sandbox imitates (`--provider`).
+    pub fn provider(&self) -> crate::job::Provider {
+        self.shared.face.provider()
+    }
+
     /// The API key the sandbox accepts.
     pub fn key(&self) -> &str {
         &self.shared.key
@@ -162,7 +180,7 @@ impl Sandbox {
 
     /// What the sandbox has seen so far: the same data as `GET /sandbox/stats`.
     pub fn stats(&self) -> Stats {
-        self.shared.lock().records.stats()
+        self.shared.stats()
     }
 
     /// When the first and the last task held were accepted (on tokio's
@@ -218,6 +236,8 @@ fn base_url(addr: SocketAddr) -> String {
 #[derive(Debug)]
 struct Shared {
     key: String,
+    /// The provider imitated: its routes and shapes (see `face`).
+    face: Face,
     faults: FaultSettings,
     latency: Duration,
     rate: Option<Rate>,
@@ -229,8 +249,8 @@ struct Shared {
     fail_429_retry_after: u64,
     /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
     callback_any_host: bool,
-    /// The API's rules, with the models `--extra-model` adds: the same
-    /// checks the client ran before sending.
+    /// The provider's rules, with the models `--extra-model` adds: the
+    /// same checks the client ran before sending to that provider.
     rules: crate::job::Rules,
     /// `--bad-audio` and `--bad-audio-kind`.
     bad_audio: f64,
@@ -261,6 +281,7 @@ impl Shared {
         let key = config.key.clone().unwrap_or_else(random_key);
         Shared {
             key,
+            face: Face::new(config.provider, config.error_status),
             faults: config.faults(),
             latency: config.latency,
             rate: config.rate,
@@ -282,7 +303,7 @@ impl Shared {
                 for name in &config.extra_models {
                     let _ = rules.add_model(name);
                 }
-                rules
+                rules.for_provider(config.provider)
             },
             bad_audio: config.bad_audio,
             bad_audio_kind: config.bad_audio_kind,
@@ -301,6 +322,14 @@ impl Shared {
 
     fn reset(&self) {
         *self.lock() = State::new(self.rate, self.seed);
+    }
+
+    /// The stats, with the provider's name.
+    fn stats(&self) -> Stats {
+        Stats {
+            provider: self.face.provider(),
+            ..self.lock().records.stats()
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::job::JobFields;
+use crate::job::{JobFields, Provider};
 
 /// One accepted generation task.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct Task {
     pub bad_audio: [Option<BadAudio>; 2],
     /// The generate path the task was submitted to.
     pub path: &'static str,
+    /// The request body as received, compact JSON without `token`: what
+    /// sunoapi's `record-info` shows as `param`.
+    pub request: String,
 }
 
 /// A task stopped by content moderation: the documented message its clips
@@ -116,7 +119,9 @@ pub struct TaskSummary {
     pub fingerprint: String,
     /// The fields received, as a generate body.
     pub body: JobFields,
-    /// The path it was submitted to: `/api/generate` or `/api/v2/generate`.
+    /// The path it was submitted to: `/api/generate` or `/api/v2/generate`
+    /// (udioapi), `/api/v1/generate` (sunoapi), `/api/generate` or
+    /// `/api/custom_generate` (gcui).
     #[serde(default)]
     pub path: String,
 }
@@ -127,12 +132,17 @@ pub struct TaskSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Stats {
+    /// The provider the sandbox imitates, by its name (`udioapi`,
+    /// `sunoapi`, `gcui`); a stats body without one is udioapi's.
+    #[serde(with = "provider_name")]
+    pub provider: Provider,
     /// Generate requests received, whatever became of them.
     pub requests: u64,
     /// Generate requests received per path (`/api/generate`,
-    /// `/api/v2/generate`), whatever became of them.
+    /// `/api/v2/generate`, …), whatever became of them.
     pub requests_by_path: BTreeMap<String, u64>,
-    /// Feed requests (v2 and legacy) received, whatever became of them.
+    /// Poll requests received (udioapi's v2 and legacy feeds, sunoapi's
+    /// `record-info`, gcui's `/api/get`), whatever became of them.
     pub feed_requests: u64,
     /// Of those, requests to the legacy feed (`/api/feed`, GET or POST).
     pub legacy_feed_requests: u64,
@@ -156,6 +166,10 @@ pub struct Stats {
     /// status as a string). Dropped connections have no status and are
     /// counted in `injected`.
     pub responses: BTreeMap<u16, u64>,
+    /// Answers sent to generate requests, by the `code` in their JSON body
+    /// where they have one (udioapi and sunoapi): on sunoapi, where errors
+    /// may travel with HTTP 200, this is where they show.
+    pub body_codes: BTreeMap<u16, u64>,
     pub injected: Injected,
     /// 429s from the rate limiter (not from `fail_429`).
     pub rate_limited: u64,
@@ -189,8 +203,12 @@ impl Records {
         *self.counts.requests_by_path.entry(path.into()).or_default() += 1;
     }
 
-    pub fn count_response(&mut self, status: u16) {
+    /// Counts an answer's HTTP status and, if its body has one, its `code`.
+    pub fn count_response(&mut self, status: u16, body_code: Option<u16>) {
         *self.counts.responses.entry(status).or_default() += 1;
+        if let Some(code) = body_code {
+            *self.counts.body_codes.entry(code).or_default() += 1;
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -213,5 +231,21 @@ impl Records {
                 .collect(),
             ..self.counts.clone()
         }
+    }
+}
+
+/// [`Provider`] in JSON as its name, as users write it.
+mod provider_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::job::Provider;
+
+    pub fn serialize<S: Serializer>(p: &Provider, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Provider, D::Error> {
+        let name = String::deserialize(d)?;
+        Provider::parse(&name).map_err(serde::de::Error::custom)
     }
 }

@@ -119,7 +119,8 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
         let _ = out.flush();
     }
     eprintln!(
-        "batchgen sandbox: listening on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
+        "batchgen sandbox: imitating {} on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
+        sandbox.provider(),
         sandbox.addr(),
         sandbox.base_url()
     );

@@ -1,0 +1,434 @@
+//! The sunoapi face: sunoapi.org and its clones (kie.ai, api.box) as their
+//! docs describe them (`API.md`, "Other Suno-style hosts";
+//! docs.sunoapi.org "Generate Music", "Get Music Generation Details",
+//! "Music Generation Callbacks").
+//!
+//! - `POST /api/v1/generate`, Bearer key, a camelCase body: `customMode`,
+//!   `instrumental` and `model` (`V3_5`, `V4`, `V4_5`, `V4_5PLUS`, `V5`)
+//!   required; `prompt`, `style`, `title`, `negativeTags` (batchgen's
+//!   `tags`), `vocalGender` `"m"`/`"f"`, `styleWeight`,
+//!   `weirdnessConstraint`, `audioWeight`; `callBackUrl` required too
+//!   (code 422 "Please enter callBackUrl." without it, as kie.ai answers).
+//!   Accepted: `{"code":200,"msg":"success","data":{"taskId":"<32 hex>"}}`.
+//! - Errors `{"code":N,"msg":"...","data":null}`, **with HTTP 200** by
+//!   default ("errors travel in the body's code with HTTP 200 on some
+//!   clones"), or with the code as the HTTP status under `--error-status
+//!   http`: 401 key, 400 parameters, 413 too long, **429 insufficient
+//!   credits**, **430 rate limited** (the limiter and the 429 fault, with
+//!   `Retry-After`), 455 maintenance (the 503 fault's form here), 500.
+//! - `GET /api/v1/generate/record-info?taskId=`: the task's `status`
+//!   PENDING → TEXT_SUCCESS → FIRST_SUCCESS → SUCCESS over the lifecycle's
+//!   phases (a moderated task: SENSITIVE_WORD_ERROR, `errorCode` 400 and
+//!   the message, no clips), `param` the request as a JSON string and the
+//!   clips in `response.sunoData` (camelCase). `audioUrl` is `""` until a
+//!   clip is final: at FIRST_SUCCESS the first clip is, the second only
+//!   streams. An unknown taskId is code 404.
+//! - Callbacks to `callBackUrl` at each stage: `{"code":200,"msg":...,
+//!   "data":{"callbackType":"text|first|complete","task_id",
+//!   "data":[clips in snake_case]}}`; a moderated task ends with
+//!   `{"code":400,"msg":"<reason>","data":{"callbackType":"error",
+//!   "task_id","data":[]}}`. The docs leave the text callback's clips
+//!   empty on some endpoints; here they carry their ids (and no audio),
+//!   as a callback without ids would be of no use to a receiver.
+//! - `GET /api/v1/generate/credit`: `{"code":200,"msg":"success","data":N}`.
+//!
+//! The documented limit is 20 requests per 10 s; the sandbox's limit
+//! stays `--rate` (e.g. `--rate 2/s`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::{Refusal, Reply};
+use crate::job::{Field, Gender, JobFields, Rules, Weight};
+use crate::sandbox::auth::presented_key;
+use crate::sandbox::config::ErrorStatus;
+use crate::sandbox::lifecycle::Phase;
+use crate::sandbox::poll::query_param;
+use crate::sandbox::state::Task;
+use crate::sandbox::{Shared, api, assets, clips};
+
+/// This face's model names, read back to batchgen's. `V3_5` reads as
+/// batchgen's default model, so a job that names none keeps its
+/// fingerprint through the round trip.
+const MODELS: &[(&str, &str)] = &[
+    ("V3_5", "chirp-v3.5"),
+    ("V4", "chirp-v4-0"),
+    ("V4_5", "chirp-v4-5"),
+    ("V4_5PLUS", "chirp-v4-5-plus"),
+    ("V5", "chirp-v5"),
+];
+
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/v1/generate", post(api::generate))
+        .route("/api/v1/generate/record-info", get(record_info))
+        .route("/api/v1/generate/credit", get(credit))
+}
+
+/// A text field: absent or `null` is unset; another type is a 400.
+fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Refusal::Invalid(format!(
+            "{name} must be a string, not {other}"
+        ))),
+    }
+}
+
+fn required_bool(body: &Map<String, Value>, name: &str) -> Result<bool, Refusal> {
+    match body.get(name) {
+        Some(Value::Bool(b)) => Ok(*b),
+        None | Some(Value::Null) => Err(Refusal::Invalid(format!("{name} is required"))),
+        Some(other) => Err(Refusal::Invalid(format!(
+            "{name} must be a boolean, not {other}"
+        ))),
+    }
+}
+
+fn weight(body: &Map<String, Value>, name: &str) -> Result<Option<Weight>, Refusal> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .ok_or(crate::job::WeightError::NotANumber)
+            .and_then(Weight::from_f64)
+            .map(Some)
+            .map_err(|e| Refusal::Invalid(format!("{name} {n} {e}"))),
+        Some(other) => Err(Refusal::Invalid(format!(
+            "{name} must be a number, not {other}"
+        ))),
+    }
+}
+
+/// The model named, in batchgen's names: this face's table, or a name the
+/// sandbox was told to accept (`--extra-model`) as it is.
+fn model(name: &str, rules: &Rules) -> Result<String, Refusal> {
+    if let Some((_, ours)) = MODELS.iter().find(|(theirs, _)| *theirs == name) {
+        return Ok((*ours).to_owned());
+    }
+    if rules.extra_models().iter().any(|m| m == name) {
+        return Ok(name.to_owned());
+    }
+    let names: Vec<&str> = MODELS.iter().map(|(theirs, _)| *theirs).collect();
+    Err(Refusal::Invalid(format!(
+        "model must be one of {}, not {:?}",
+        names.join(", "),
+        name.chars().take(64).collect::<String>()
+    )))
+}
+
+/// Reads a generate body into batchgen's fields; see the module docs.
+pub(super) fn read(body: &Map<String, Value>, rules: &Rules) -> Result<JobFields, Refusal> {
+    let mut fields = JobFields {
+        custom_mode: Some(required_bool(body, "customMode")?),
+        make_instrumental: Some(required_bool(body, "instrumental")?),
+        ..JobFields::default()
+    };
+    for (name, field) in [
+        ("prompt", Field::Prompt),
+        ("style", Field::Style),
+        ("title", Field::Title),
+        ("negativeTags", Field::Tags),
+    ] {
+        if let Some(value) = text(body, name)? {
+            fields.set_str(field, value);
+        }
+    }
+    let Some(name) = text(body, "model")? else {
+        return Err(Refusal::Invalid("model is required".into()));
+    };
+    fields.model = Some(model(&name, rules)?);
+    fields.gender = match text(body, "vocalGender")?.as_deref() {
+        None => None,
+        Some("m") => Some(Gender::Male),
+        Some("f") => Some(Gender::Female),
+        Some(other) => {
+            return Err(Refusal::Invalid(format!(
+                "vocalGender must be \"m\" or \"f\", not {other:?}"
+            )));
+        }
+    };
+    fields.style_weight = weight(body, "styleWeight")?;
+    fields.weirdness_constraint = weight(body, "weirdnessConstraint")?;
+    fields.audio_weight = weight(body, "audioWeight")?;
+    match text(body, "callBackUrl")? {
+        Some(url) if !url.trim().is_empty() => fields.callback_url = Some(url),
+        _ => return Err(Refusal::CallbackRequired),
+    }
+    Ok(fields)
+}
+
+pub(super) fn accepted(task: &Task) -> Reply {
+    Reply::json(
+        StatusCode::OK,
+        json!({"code": 200, "msg": "success", "data": {"taskId": task.id}}),
+    )
+}
+
+pub(super) fn refused(refusal: &Refusal, how: ErrorStatus) -> Reply {
+    let (code, message) = match refusal {
+        Refusal::Unauthorized(message) => (401, *message),
+        Refusal::Invalid(message) => (400, message.as_str()),
+        Refusal::TooLong => (413, "Theme or prompt too long"),
+        Refusal::CallbackRequired => (422, "Please enter callBackUrl."),
+        Refusal::NoCredits => (429, "The current credits are insufficient. Please top up."),
+        Refusal::RateLimited { .. } => (
+            430,
+            "Your call frequency is too high. Please try again later.",
+        ),
+        Refusal::ServerError => (500, "Server error"),
+        Refusal::Unavailable => (
+            455,
+            "The system is currently undergoing maintenance. Please try again later.",
+        ),
+    };
+    error(code, message, how)
+}
+
+/// `{"code": N, "msg": "...", "data": null}`, with HTTP 200 or `code`.
+pub(super) fn error(code: u16, message: &str, how: ErrorStatus) -> Reply {
+    let status = match how {
+        ErrorStatus::Body => StatusCode::OK,
+        ErrorStatus::Http => {
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
+    Reply::json(status, json!({"code": code, "msg": message, "data": null}))
+}
+
+/// The task's `status` in `phase`.
+fn status(phase: Phase) -> &'static str {
+    match phase {
+        Phase::New => "PENDING",
+        Phase::Lyrics | Phase::Text => "TEXT_SUCCESS",
+        Phase::First => "FIRST_SUCCESS",
+        Phase::Complete => "SUCCESS",
+        Phase::Failed => "SENSITIVE_WORD_ERROR",
+    }
+}
+
+/// Clip `index` in `phase`, camelCase (`record-info`) or snake_case
+/// (callbacks), as the docs spell each.
+fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -> Value {
+    let base = &shared.base_url;
+    let id = &task.clip_ids[index];
+    let fin = shared.face.is_final(phase, index);
+    let audio = if fin {
+        clips::final_url(task, index, base)
+    } else {
+        String::new()
+    };
+    let stream = if shared.lifecycle.streams(phase) {
+        clips::stream_url(base, id)
+    } else {
+        String::new()
+    };
+    let image = clips::image_url(task, index, phase, base);
+    let name = |camel: &'static str, snake_name: &'static str| {
+        if snake { snake_name } else { camel }
+    };
+    let fields = &task.fields;
+    let mut clip = Map::new();
+    let mut put = |key: &str, value: Value| {
+        clip.insert(key.to_owned(), value);
+    };
+    put("id", json!(id));
+    put(name("audioUrl", "audio_url"), json!(audio));
+    put(name("sourceAudioUrl", "source_audio_url"), json!(audio));
+    put(name("streamAudioUrl", "stream_audio_url"), json!(stream));
+    put(
+        name("sourceStreamAudioUrl", "source_stream_audio_url"),
+        json!(stream),
+    );
+    put(name("imageUrl", "image_url"), json!(image));
+    put(name("sourceImageUrl", "source_image_url"), json!(image));
+    put("prompt", json!(fields.prompt.as_deref().unwrap_or("")));
+    put(
+        name("modelName", "model_name"),
+        json!(clips::model_name(fields.effective_model())),
+    );
+    put("title", json!(task.title));
+    put("tags", json!(fields.style.as_deref().unwrap_or("")));
+    put("createTime", json!(clips::legacy_time(task.created_at)));
+    put(
+        "duration",
+        if fin {
+            json!(assets::duration_secs(id))
+        } else {
+            Value::Null
+        },
+    );
+    Value::Object(clip)
+}
+
+fn clips_of(shared: &Shared, task: &Task, phase: Phase, snake: bool) -> Vec<Value> {
+    if matches!(phase, Phase::New | Phase::Failed) {
+        return Vec::new();
+    }
+    (0..task.clip_ids.len())
+        .map(|i| clip(shared, task, i, phase, snake))
+        .collect()
+}
+
+/// The `record-info` answer for a task in `phase`.
+fn record(shared: &Shared, task: &Task, phase: Phase) -> Value {
+    let (error_code, error_message) = match (phase, task.moderation) {
+        (Phase::Failed, Some(r)) => (json!(400), json!(r.message)),
+        _ => (Value::Null, Value::Null),
+    };
+    json!({
+        "code": 200,
+        "msg": "success",
+        "data": {
+            "taskId": task.id,
+            "parentMusicId": "",
+            "param": task.request,
+            "response": {"taskId": task.id, "sunoData": clips_of(shared, task, phase, false)},
+            "status": status(phase),
+            "type": "GENERATE",
+            "operationType": "generate",
+            "errorCode": error_code,
+            "errorMessage": error_message,
+        },
+    })
+}
+
+async fn record_info(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let how = shared.face.error_status();
+    let answer = (|| {
+        shared.count_poll();
+        shared
+            .check_key(presented_key(&headers, None))
+            .map_err(|m| error(401, m, how))?;
+        let id = query_param(query.as_deref(), "taskId")
+            .ok_or_else(|| error(400, "taskId is required", how))?;
+        let (task, phase) = shared
+            .task_now(&id)
+            .ok_or_else(|| error(404, "Task not found", how))?;
+        Ok(Reply::json(StatusCode::OK, record(&shared, &task, phase)))
+    })();
+    shared
+        .after_latency(answer.unwrap_or_else(|e: Reply| e))
+        .await
+}
+
+async fn credit(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let how = shared.face.error_status();
+    let answer = match shared.check_key(presented_key(&headers, None)) {
+        Err(m) => error(401, m, how),
+        Ok(()) => Reply::json(
+            StatusCode::OK,
+            json!({"code": 200, "msg": "success", "data": shared.balance().0}),
+        ),
+    };
+    shared.after_latency(answer).await
+}
+
+/// The callback body for `phase`; see the module docs.
+pub(super) fn callback(shared: &Shared, task: &Task, phase: Phase) -> Value {
+    let (code, message, kind) = match (phase, task.moderation) {
+        (Phase::Failed, Some(r)) => (400, r.message, "error"),
+        (Phase::Failed, None) => (500, "Generation failed", "error"),
+        (Phase::First, _) => (200, "First audio generated successfully.", "first"),
+        (Phase::Complete, _) => (200, "All generated successfully.", "complete"),
+        (Phase::New | Phase::Lyrics | Phase::Text, _) => {
+            (200, "Text generation completed successfully.", "text")
+        }
+    };
+    // The text stage's callback names its clips even in the `Lyrics`
+    // phase, where `record-info` already does too.
+    let phase_shown = if phase == Phase::Lyrics || phase == Phase::New {
+        Phase::Text
+    } else {
+        phase
+    };
+    json!({
+        "code": code,
+        "msg": message,
+        "data": {
+            "callbackType": kind,
+            "task_id": task.id,
+            "data": clips_of(shared, task, phase_shown, true),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn bodies_are_read_into_batchgens_names() {
+        let rules = Rules::default();
+        let f = read(
+            &body(json!({
+                "customMode": true, "instrumental": false, "model": "V4_5PLUS",
+                "prompt": "words", "style": "lofi", "title": "T", "negativeTags": "metal",
+                "vocalGender": "f", "styleWeight": 0.65, "callBackUrl": "http://127.0.0.1:9/cb",
+            })),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(f.model.as_deref(), Some("chirp-v4-5-plus"));
+        assert_eq!(f.tags.as_deref(), Some("metal"));
+        assert_eq!(f.gender, Some(Gender::Female));
+        assert_eq!(f.style_weight, Weight::from_hundredths(65));
+        assert_eq!(f.custom_mode, Some(true));
+        let refused = |v: Value| read(&body(v), &rules).unwrap_err();
+        let ok = json!({"customMode": false, "instrumental": false, "model": "V5",
+                        "prompt": "rain", "callBackUrl": "http://x.invalid/"});
+        assert!(read(&body(ok.clone()), &rules).is_ok());
+        let mut no_url = ok.clone();
+        no_url["callBackUrl"] = json!("");
+        assert_eq!(refused(no_url), Refusal::CallbackRequired);
+        let mut bad_model = ok.clone();
+        bad_model["model"] = json!("chirp-v5");
+        assert!(matches!(refused(bad_model), Refusal::Invalid(m) if m.contains("V4_5PLUS")));
+        let mut no_mode = ok.clone();
+        no_mode.as_object_mut().unwrap().remove("customMode");
+        assert_eq!(
+            refused(no_mode),
+            Refusal::Invalid("customMode is required".into())
+        );
+        let mut gender = ok;
+        gender["vocalGender"] = json!("male");
+        assert!(matches!(refused(gender), Refusal::Invalid(_)));
+    }
+
+    #[test]
+    fn errors_travel_with_http_200_unless_asked() {
+        let r = refused(&Refusal::NoCredits, ErrorStatus::Body);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body_code(), Some(429));
+        let r = refused(&Refusal::RateLimited { retry_after: 1 }, ErrorStatus::Http);
+        assert_eq!(r.status.as_u16(), 430);
+        assert_eq!(
+            refused(&Refusal::Unavailable, ErrorStatus::Http)
+                .status
+                .as_u16(),
+            455
+        );
+        assert_eq!(
+            refused(&Refusal::TooLong, ErrorStatus::Body).body_code(),
+            Some(413)
+        );
+    }
+}

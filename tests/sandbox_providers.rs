@@ -1,0 +1,662 @@
+//! The sandbox's sunoapi and gcui faces over real HTTP, driven with plain
+//! reqwest and serde_json (never batchgen's client): submit answers and
+//! every error form, each face's phase words on its poll route, moderation,
+//! sunoapi's callbacks to a loopback receiver, credits, and gcui's clip-id
+//! poll. The udioapi face is the existing tests' (`sandbox`,
+//! `sandbox_feed`, …), which run unchanged. Every server listens on
+//! `127.0.0.1:0`.
+//!
+//! Phases are watched by polling and keeping each status the first time it
+//! shows: the test asserts the order seen, never a time.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+use batchgen::job::Provider;
+use batchgen::sandbox::{ErrorStatus, MODERATION_MESSAGES, Sandbox, SandboxConfig};
+use clap::Parser;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-test";
+/// Long enough that a poll every few milliseconds sees every phase.
+const STAGE: Duration = Duration::from_millis(800);
+
+async fn start(provider: Provider, config: SandboxConfig) -> Sandbox {
+    let config = SandboxConfig {
+        provider,
+        key: Some(KEY.into()),
+        ..config
+    };
+    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+fn staged() -> SandboxConfig {
+    SandboxConfig {
+        stage_time: STAGE,
+        ..SandboxConfig::default()
+    }
+}
+
+async fn post_json(sb: &Sandbox, path: &str, key: Option<&str>, body: &Value) -> Answer {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", sb.base_url()))
+        .json(body);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    Answer::of(req.send().await.unwrap()).await
+}
+
+async fn get(http: &reqwest::Client, sb: &Sandbox, path: &str) -> Answer {
+    let resp = http
+        .get(format!("{}{path}", sb.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    Answer::of(resp).await
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Answer {
+    async fn of(resp: reqwest::Response) -> Answer {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            retry_after,
+            body,
+        }
+    }
+}
+
+/// A sunoapi description-mode body, complete with its required fields.
+fn suno_body(callback: &str) -> Value {
+    json!({"customMode": false, "instrumental": false, "model": "V3_5",
+           "prompt": "a calm piano track about rain", "callBackUrl": callback})
+}
+
+const PLACEHOLDER: &str = "https://batchgen.invalid/callback";
+
+async fn suno_submit(sb: &Sandbox, body: &Value) -> Answer {
+    post_json(sb, "/api/v1/generate", Some(KEY), body).await
+}
+
+/// Asserts a sunoapi error: `code` in the body, with `http` as the status.
+fn suno_error(a: &Answer, code: u64, http: u16) {
+    assert_eq!(a.status.as_u16(), http, "{a:?}");
+    assert_eq!(a.body["code"], code, "{a:?}");
+    assert!(
+        a.body["msg"].as_str().is_some_and(|m| !m.is_empty()),
+        "{a:?}"
+    );
+    assert_eq!(a.body["data"], Value::Null, "{a:?}");
+}
+
+#[tokio::test]
+async fn sunoapi_answers_in_its_envelope_with_errors_under_http_200() {
+    let sb = start(
+        Provider::Sunoapi,
+        SandboxConfig {
+            credits: 10,
+            ..SandboxConfig::default()
+        },
+    )
+    .await;
+    let ok = suno_submit(&sb, &suno_body(PLACEHOLDER)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(
+        (&ok.body["code"], &ok.body["msg"]),
+        (&json!(200), &json!("success"))
+    );
+    let id = ok.body["data"]["taskId"].as_str().unwrap();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+
+    let wrong_key = post_json(
+        &sb,
+        "/api/v1/generate",
+        Some("nope"),
+        &suno_body(PLACEHOLDER),
+    )
+    .await;
+    suno_error(&wrong_key, 401, 200);
+    let mut no_url = suno_body(PLACEHOLDER);
+    no_url.as_object_mut().unwrap().remove("callBackUrl");
+    let a = suno_submit(&sb, &no_url).await;
+    suno_error(&a, 422, 200);
+    assert_eq!(a.body["msg"], "Please enter callBackUrl.");
+    let mut bad_model = suno_body(PLACEHOLDER);
+    bad_model["model"] = json!("chirp-v3-5");
+    suno_error(&suno_submit(&sb, &bad_model).await, 400, 200);
+    let mut no_mode = suno_body(PLACEHOLDER);
+    no_mode.as_object_mut().unwrap().remove("instrumental");
+    suno_error(&suno_submit(&sb, &no_mode).await, 400, 200);
+    // sunoapi takes at most 500 characters of description.
+    let mut long = suno_body(PLACEHOLDER);
+    long["prompt"] = json!("la ".repeat(200));
+    suno_error(&suno_submit(&sb, &long).await, 413, 200);
+    // The one task spent the 10 credits: 429 is "insufficient credits".
+    let broke = suno_submit(&sb, &suno_body(PLACEHOLDER)).await;
+    suno_error(&broke, 429, 200);
+    assert!(
+        broke.retry_after.is_none(),
+        "out of credits is not a rate limit"
+    );
+
+    let stats = sb.stats();
+    assert_eq!(stats.provider, Provider::Sunoapi);
+    assert_eq!(stats.accepted, 1);
+    assert_eq!(
+        stats.responses,
+        [(200, 7)].into(),
+        "every answer is HTTP 200"
+    );
+    let codes = [(200, 1), (400, 2), (401, 1), (413, 1), (422, 1), (429, 1)];
+    assert_eq!(stats.body_codes, codes.into());
+    assert_eq!(stats.tasks[0].path, "/api/v1/generate");
+    assert_eq!(stats.tasks[0].body.model.as_deref(), Some("chirp-v3.5"));
+    let raw: Value = reqwest::get(format!("{}/sandbox/stats", sb.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["provider"], "sunoapi");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn sunoapi_error_status_http_rate_limits_and_faults() {
+    let http = SandboxConfig {
+        error_status: ErrorStatus::Http,
+        ..SandboxConfig::default()
+    };
+    let limited = start(
+        Provider::Sunoapi,
+        SandboxConfig {
+            rate: Some("1/h".parse().unwrap()),
+            ..http.clone()
+        },
+    )
+    .await;
+    assert_eq!(
+        suno_submit(&limited, &suno_body(PLACEHOLDER)).await.status,
+        StatusCode::OK
+    );
+    let a = suno_submit(&limited, &suno_body(PLACEHOLDER)).await;
+    suno_error(&a, 430, 430);
+    assert!(a.retry_after.is_some(), "a rate limit says when to retry");
+    let a = post_json(&limited, "/api/v1/generate", None, &suno_body(PLACEHOLDER)).await;
+    suno_error(&a, 401, 401);
+    limited.shutdown().await;
+
+    for (fault, code) in [("500", 500), ("503", 455), ("429", 430)] {
+        let config = SandboxConfig {
+            fail_500: if fault == "500" { 1.0 } else { 0.0 },
+            fail_503: if fault == "503" { 1.0 } else { 0.0 },
+            fail_429: if fault == "429" { 1.0 } else { 0.0 },
+            fail_429_retry_after: 0,
+            ..http.clone()
+        };
+        let sb = start(Provider::Sunoapi, config.clone()).await;
+        suno_error(
+            &suno_submit(&sb, &suno_body(PLACEHOLDER)).await,
+            code,
+            code as u16,
+        );
+        sb.shutdown().await;
+        // The same fault in the default form: the code with HTTP 200.
+        let sb = start(
+            Provider::Sunoapi,
+            SandboxConfig {
+                error_status: ErrorStatus::Body,
+                ..config
+            },
+        )
+        .await;
+        suno_error(&suno_submit(&sb, &suno_body(PLACEHOLDER)).await, code, 200);
+        assert_eq!(sb.stats().accepted, 0);
+        sb.shutdown().await;
+    }
+}
+
+/// Polls `path` until `done` says the answer is final; returns each
+/// distinct `status` in the order first seen, with the answer then.
+async fn watch(
+    sb: &Sandbox,
+    path: &str,
+    status: impl Fn(&Value) -> String,
+    done: impl Fn(&str) -> bool,
+) -> Vec<(String, Value)> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    loop {
+        let a = get(&http, sb, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+        let s = status(&a.body);
+        if seen.last().is_none_or(|(last, _)| *last != s) {
+            seen.push((s.clone(), a.body));
+        }
+        if done(&s) || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn fetch_bytes(url: &str) -> Vec<u8> {
+    let resp = reqwest::get(url).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{url}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn sunoapi_record_info_walks_the_documented_statuses() {
+    let sb = start(Provider::Sunoapi, staged()).await;
+    let mut body = suno_body(PLACEHOLDER);
+    body["customMode"] = json!(true);
+    body["model"] = json!("V4_5PLUS");
+    body["style"] = json!("synthwave");
+    body["title"] = json!("Neon");
+    body["negativeTags"] = json!("metal");
+    let id = suno_submit(&sb, &body).await.body["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/generate/record-info?taskId={id}");
+    let status = |b: &Value| b["data"]["status"].as_str().unwrap().to_owned();
+    let seen = watch(&sb, &path, status, |s| s == "SUCCESS").await;
+    let names: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        ["PENDING", "TEXT_SUCCESS", "FIRST_SUCCESS", "SUCCESS"]
+    );
+
+    let data = |i: usize| &seen[i].1["data"];
+    assert_eq!(data(0)["response"]["sunoData"], json!([]));
+    for i in 0..4 {
+        assert_eq!(data(i)["taskId"], id.as_str());
+        assert_eq!(data(i)["type"], "GENERATE");
+        assert_eq!(data(i)["errorCode"], Value::Null);
+        let param: Value = serde_json::from_str(data(i)["param"].as_str().unwrap()).unwrap();
+        assert_eq!(param["model"], "V4_5PLUS", "param is the request as sent");
+    }
+    let clips = |i: usize| data(i)["response"]["sunoData"].as_array().unwrap().clone();
+    let text = clips(1);
+    assert_eq!(text.len(), 2);
+    assert!(
+        text.iter()
+            .all(|c| c["audioUrl"] == "" && !c["id"].as_str().unwrap().is_empty())
+    );
+    let first = clips(2);
+    assert_ne!(
+        first[0]["audioUrl"], "",
+        "the first clip is final at FIRST_SUCCESS"
+    );
+    assert_eq!(first[1]["audioUrl"], "", "the second only streams");
+    assert_ne!(first[1]["streamAudioUrl"], "");
+    let done = clips(3);
+    for clip in &done {
+        assert_eq!(clip["tags"], "synthwave");
+        assert_eq!(clip["title"], "Neon");
+        assert_eq!(clip["modelName"], "chirp-v4-5-plus");
+        let created = clip["createTime"].as_str().unwrap();
+        assert!(
+            created.len() == 19 && created.as_bytes()[10] == b' ',
+            "{created}"
+        );
+        let mp3 = fetch_bytes(clip["audioUrl"].as_str().unwrap()).await;
+        assert_eq!(&mp3[..2], [0xFF, 0xFB], "a real MP3");
+        let secs = clip["duration"].as_f64().unwrap();
+        assert!((secs - mp3.len() as f64 / 384.0 * 0.024).abs() < 1e-6);
+    }
+
+    let http = reqwest::Client::new();
+    let unknown = get(&http, &sb, "/api/v1/generate/record-info?taskId=nope").await;
+    assert_eq!(
+        (unknown.status, &unknown.body["code"]),
+        (StatusCode::OK, &json!(404))
+    );
+    let credit = get(&http, &sb, "/api/v1/generate/credit").await;
+    assert_eq!(
+        credit.body,
+        json!({"code": 200, "msg": "success", "data": 1_000_000 - 10})
+    );
+    assert!(sb.stats().feed_requests >= 4);
+    assert_eq!(
+        sb.stats().callbacks_sent,
+        0,
+        "nothing is posted to .invalid"
+    );
+    sb.shutdown().await;
+}
+
+/// A callback receiver on loopback that records every body.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = Arc::clone(&got);
+    let hook = move |axum::Json(body): axum::Json<Value>| {
+        log.lock().unwrap().push(body);
+        std::future::ready(axum::http::StatusCode::OK)
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new().route("/hook", post(hook));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+async fn wait_for(got: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = got.lock().unwrap().clone();
+        if now.len() >= n || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn sunoapi_callbacks_come_at_each_stage_in_its_envelope() {
+    let sb = start(Provider::Sunoapi, staged()).await;
+    let (url, got) = receiver().await;
+    let ok = suno_submit(&sb, &suno_body(&url)).await;
+    let id = ok.body["data"]["taskId"].as_str().unwrap().to_owned();
+    let mut bad = suno_body(&url);
+    bad["prompt"] = json!("a forbidden song");
+    let bad_id = suno_submit(&sb, &bad).await.body["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bodies = wait_for(&got, 5).await;
+    let of = |task: &str| -> Vec<Value> {
+        bodies
+            .iter()
+            .filter(|b| b["data"]["task_id"] == task)
+            .cloned()
+            .collect()
+    };
+    let good = of(&id);
+    let kinds: Vec<(&Value, &Value, &Value)> = good
+        .iter()
+        .map(|b| (&b["code"], &b["msg"], &b["data"]["callbackType"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                &json!(200),
+                &json!("Text generation completed successfully."),
+                &json!("text")
+            ),
+            (
+                &json!(200),
+                &json!("First audio generated successfully."),
+                &json!("first")
+            ),
+            (
+                &json!(200),
+                &json!("All generated successfully."),
+                &json!("complete")
+            ),
+        ]
+    );
+    let complete = good[2]["data"]["data"].as_array().unwrap();
+    assert_eq!(complete.len(), 2);
+    let info = get(
+        &reqwest::Client::new(),
+        &sb,
+        &format!("/api/v1/generate/record-info?taskId={id}"),
+    )
+    .await;
+    for (clip, polled) in complete.iter().zip(
+        info.body["data"]["response"]["sunoData"]
+            .as_array()
+            .unwrap(),
+    ) {
+        assert_eq!(clip["id"], polled["id"]);
+        assert_eq!(clip["audio_url"], polled["audioUrl"], "snake_case here");
+        assert!(clip.get("audioUrl").is_none());
+        assert_ne!(clip["audio_url"], "");
+        assert!(clip["duration"].as_f64().unwrap() > 0.0);
+    }
+
+    let moderated = of(&bad_id);
+    assert_eq!(moderated.len(), 2, "text, then the error");
+    let error = &moderated[1];
+    assert_eq!(error["code"], 400);
+    assert_eq!(error["data"]["callbackType"], "error");
+    assert_eq!(error["data"]["data"], json!([]));
+    assert!(MODERATION_MESSAGES.contains(&error["msg"].as_str().unwrap()));
+    let info = get(
+        &reqwest::Client::new(),
+        &sb,
+        &format!("/api/v1/generate/record-info?taskId={bad_id}"),
+    )
+    .await;
+    assert_eq!(info.body["data"]["status"], "SENSITIVE_WORD_ERROR");
+    assert_eq!(info.body["data"]["errorCode"], 400);
+    assert_eq!(info.body["data"]["errorMessage"], error["msg"]);
+    assert_eq!(info.body["data"]["response"]["sunoData"], json!([]));
+    assert_eq!(sb.stats().callbacks_sent, 5);
+    sb.shutdown().await;
+}
+
+fn gcui_custom() -> Value {
+    json!({"prompt": "[Verse]\nneon rain", "tags": "synthwave", "title": "Neon",
+           "negative_tags": "metal", "make_instrumental": false, "model": "chirp-v4",
+           "wait_audio": false})
+}
+
+#[tokio::test]
+async fn gcui_answers_two_clips_and_polls_them_by_id() {
+    let sb = start(Provider::Gcui, staged()).await;
+    // No key: a self-hosted gcui holds the Suno cookie itself.
+    let a = post_json(&sb, "/api/custom_generate", None, &gcui_custom()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let clips = a.body.as_array().expect("a bare array of clips");
+    assert_eq!(clips.len(), 2);
+    for clip in clips {
+        assert_eq!(clip["status"], "submitted");
+        assert_eq!(
+            (&clip["tags"], &clip["negative_tags"]),
+            (&json!("synthwave"), &json!("metal"))
+        );
+        assert_eq!(clip["model_name"], "chirp-v4");
+        assert_eq!(clip["type"], "gen");
+        assert!(chrono::DateTime::parse_from_rfc3339(clip["created_at"].as_str().unwrap()).is_ok());
+    }
+    let ids: Vec<&str> = clips.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let joined = ids.join(",");
+    let stats = sb.stats();
+    assert_eq!(
+        stats.tasks[0].task_id, joined,
+        "the two clip ids are the task"
+    );
+    assert_eq!(stats.tasks[0].body.custom_mode, Some(true));
+    assert_eq!(stats.tasks[0].body.style.as_deref(), Some("synthwave"));
+    assert_eq!(stats.tasks[0].body.model.as_deref(), Some("chirp-v4-0"));
+
+    let path = format!("/api/get?ids={joined}");
+    let status = |b: &Value| {
+        let s: Vec<&str> = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(s.len(), 2);
+        s[0].to_owned()
+    };
+    let seen = watch(&sb, &path, status, |s| s == "complete").await;
+    let names: Vec<&str> = seen.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["submitted", "queued", "streaming", "complete"]);
+    let streaming = &seen[2].1[0];
+    assert!(
+        streaming["audio_url"]
+            .as_str()
+            .unwrap()
+            .contains("/media/stream/")
+    );
+    assert_eq!(streaming["duration"], Value::Null);
+    for (clip, id) in seen[3].1.as_array().unwrap().iter().zip(&ids) {
+        assert_eq!(clip["id"], *id, "in the order asked");
+        let mp3 = fetch_bytes(clip["audio_url"].as_str().unwrap()).await;
+        assert_eq!(&mp3[..2], [0xFF, 0xFB]);
+        assert!(clip["duration"].as_f64().unwrap() > 0.0);
+        assert_eq!(clip["lyric"], "[Verse]\nneon rain");
+    }
+
+    let http = reqwest::Client::new();
+    let one = get(&http, &sb, &format!("/api/get?ids={}", ids[1])).await;
+    assert_eq!(one.body.as_array().unwrap().len(), 1);
+    assert_eq!(one.body[0]["id"], ids[1]);
+    assert_eq!(
+        get(&http, &sb, "/api/get?ids=unknown").await.body,
+        json!([])
+    );
+    let described = post_json(
+        &sb,
+        "/api/generate",
+        None,
+        &json!({"prompt": "tides at dusk"}),
+    )
+    .await;
+    assert_eq!(described.status, StatusCode::OK, "{described:?}");
+    assert_eq!(described.body[0]["gpt_description_prompt"], "tides at dusk");
+    assert_eq!(
+        described.body[0]["model_name"], "chirp-v3-5",
+        "the default model"
+    );
+    let all = get(&http, &sb, "/api/get").await;
+    assert_eq!(
+        all.body.as_array().unwrap().len(),
+        4,
+        "every clip, newest first"
+    );
+    assert_eq!(all.body[0]["id"], described.body[0]["id"]);
+    let limit = get(&http, &sb, "/api/get_limit").await;
+    assert_eq!(
+        limit.body,
+        json!({"credits_left": 1_000_000 - 20, "period": "month",
+               "monthly_limit": 1_000_000, "monthly_usage": 20})
+    );
+    assert_eq!(sb.stats().provider, Provider::Gcui);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn gcui_errors_and_moderation() {
+    let sb = start(
+        Provider::Gcui,
+        SandboxConfig {
+            credits: 10,
+            rate: Some("1/h".parse().unwrap()),
+            ..staged()
+        },
+    )
+    .await;
+    let error = |a: &Answer, status: u16| {
+        assert_eq!(a.status.as_u16(), status, "{a:?}");
+        a.body["error"].as_str().unwrap().to_owned()
+    };
+    let mut no_title = gcui_custom();
+    no_title.as_object_mut().unwrap().remove("title");
+    // The limiter judges a request before its body: the first takes the
+    // hour's one slot, and the next is refused whatever it says.
+    let mut forbidden = gcui_custom();
+    forbidden["title"] = json!("Forbidden Neon");
+    let ok = post_json(&sb, "/api/custom_generate", None, &forbidden).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let a = post_json(&sb, "/api/custom_generate", None, &no_title).await;
+    assert!(!error(&a, 429).is_empty());
+    assert!(a.retry_after.is_some());
+    sb.shutdown().await;
+
+    let sb = start(
+        Provider::Gcui,
+        SandboxConfig {
+            credits: 10,
+            ..staged()
+        },
+    )
+    .await;
+    assert!(
+        error(
+            &post_json(&sb, "/api/custom_generate", None, &no_title).await,
+            400
+        )
+        .contains("title")
+    );
+    let mut bad_model = gcui_custom();
+    bad_model["model"] = json!("V5");
+    error(
+        &post_json(&sb, "/api/custom_generate", None, &bad_model).await,
+        400,
+    );
+    let ok = post_json(&sb, "/api/custom_generate", None, &forbidden).await;
+    let id = ok.body[0]["id"].as_str().unwrap().to_owned();
+    let broke = post_json(&sb, "/api/custom_generate", None, &gcui_custom()).await;
+    assert_eq!(error(&broke, 402), "Insufficient credits");
+    let status = |b: &Value| b[0]["status"].as_str().unwrap().to_owned();
+    let seen = watch(&sb, &format!("/api/get?ids={id}"), status, |s| s == "error").await;
+    let last = &seen.last().unwrap().1[0];
+    assert_eq!(last["status"], "error");
+    assert!(MODERATION_MESSAGES.contains(&last["error_message"].as_str().unwrap()));
+    assert_eq!(last["audio_url"], "");
+    sb.shutdown().await;
+
+    let sb = start(
+        Provider::Gcui,
+        SandboxConfig {
+            fail_500: 1.0,
+            ..SandboxConfig::default()
+        },
+    )
+    .await;
+    let a = post_json(&sb, "/api/generate", None, &json!({"prompt": "x"})).await;
+    assert!(error(&a, 500).starts_with("Internal server error: "));
+    assert_eq!(sb.stats().accepted, 0);
+    sb.shutdown().await;
+}
+
+#[test]
+fn the_flags_pick_the_provider_and_the_error_form() {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sandbox: SandboxConfig,
+    }
+    let c = Cli::parse_from(["x", "--provider", "kie.ai", "--error-status", "http"]).sandbox;
+    assert_eq!(
+        (c.provider, c.error_status),
+        (Provider::Sunoapi, ErrorStatus::Http)
+    );
+    let d = Cli::parse_from(["x"]).sandbox;
+    assert_eq!(
+        (d.provider, d.error_status),
+        (Provider::Udioapi, ErrorStatus::Body)
+    );
+    assert!(Cli::try_parse_from(["x", "--provider", "suno"]).is_err());
+}
