@@ -39,10 +39,12 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 /// Starts a sandbox in-process on a free loopback port, with a throwaway key,
-/// knowing the models the run was told to accept (`--extra-model`, `[run]
-/// extra_models`), as the real host knows models batchgen doesn't.
+/// imitating the run's provider and knowing the models the run was told to
+/// accept (`--extra-model`, `[run] extra_models`), as the real host knows
+/// models batchgen doesn't.
 async fn start_sandbox(rules: &crate::job::Rules) -> Result<Sandbox, Error> {
     let config = SandboxConfig {
+        provider: rules.provider(),
         extra_models: rules.extra_models().to_vec(),
         ..SandboxConfig::default()
     };
