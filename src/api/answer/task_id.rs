@@ -158,11 +158,12 @@ pub(crate) fn body_excerpt(body: &[u8], status: StatusCode) -> String {
     }
 }
 
+/// Server text for a message: one line, at most `max_chars`, and the
+/// run's secrets masked before it is cut (a cut secret would not be found
+/// later).
 pub(crate) fn one_line(s: &str, max_chars: usize) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = crate::util::redact::secrets(&joined)
         .chars()
         .filter(|c| !c.is_control())
         .take(max_chars + 1)
