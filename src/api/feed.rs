@@ -14,6 +14,12 @@
 //!
 //! [`parse`] takes any of them and returns normalised [`Clip`]s, so polling
 //! and the callback receiver can never disagree about what a body means.
+//! The other providers' bodies reach the same clip parser and completion
+//! rule through their wires (`crate::api::provider`): gcui's bare arrays
+//! through [`parse`], sunoapi's record-info and callbacks, their clips
+//! renamed to these fields, through [`clips_at_stage`] and [`fail_task`].
+//! A clip that names its streaming URL (`stream_audio_url`) and has the same
+//! one in `audio_url` has no final file yet.
 //!
 //! # When a clip is finished
 //! The provider's docs contradict each other and its `data.type` says
