@@ -14,6 +14,12 @@
 //!
 //! [`parse`] takes any of them and returns normalised [`Clip`]s, so polling
 //! and the callback receiver can never disagree about what a body means.
+//! The other providers' bodies reach the same clip parser and completion
+//! rule through their wires (`crate::api::provider`): gcui's bare arrays
+//! through [`parse`], sunoapi's record-info and callbacks, their clips
+//! renamed to these fields, through [`clips_at_stage`] and [`fail_task`].
+//! A clip that names its streaming URL (`stream_audio_url`) and has the same
+//! one in `audio_url` has no final file yet.
 //!
 //! # When a clip is finished
 //! The provider's docs contradict each other and its `data.type` says
@@ -62,11 +68,15 @@
 //! wrong.
 
 mod loose;
+mod rule;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use loose::{id_text, number, text, timestamp, url_text};
+use rule::stage;
+
+pub use rule::{is_final_mp3, is_streaming_url};
 
 /// Largest feed or callback body accepted. A task's two clips are a few KiB.
 pub const MAX_FEED_BODY: usize = 1024 * 1024;
@@ -77,8 +87,6 @@ pub const MAX_TEXT: usize = 2048;
 /// Clips a task makes (API.md: "Each task produces two clips"); a task is
 /// not finished with fewer, unless one failed.
 pub const CLIPS_PER_TASK: usize = 2;
-/// The `extra_message` of the final stage, lower-cased.
-const FINAL_MESSAGE: &str = "all generated successfully";
 
 /// Where a clip is in its life. In a [`Clip`] this is the verdict of the
 /// completion rule (module docs), not the word the host used: a clip the
@@ -143,9 +151,16 @@ pub enum Shape {
     V2,
     /// The legacy feed's bare object `{"type","response_data",…}`.
     Legacy,
-    /// A bare array of clips: a callback, or an older legacy feed.
+    /// A bare array of clips: a callback, an older legacy feed, or
+    /// gcui-art/suno-api's answers.
     #[default]
     Clips,
+    /// sunoapi's `record-info`: `{"code","msg","data":{"status",
+    /// "response":{"sunoData":[camelCase clips]}}}`.
+    Record,
+    /// sunoapi's callback: `{"code","msg","data":{"callbackType",
+    /// "task_id","data":[clips]}}`.
+    Callback,
 }
 
 /// One clip, normalised.
@@ -331,15 +346,34 @@ pub fn parse(body: &[u8]) -> Result<TaskClips, FeedError> {
                     .filter(|m| !m.is_empty() && !m.eq_ignore_ascii_case("success"))
             })
             .unwrap_or_else(|| "the task failed".to_owned());
-        for clip in &mut feed.clips {
-            clip.status = ClipStatus::Failed;
-            if clip.error.is_empty() {
-                clip.error.clone_from(&why);
-            }
-        }
-        feed.failure = Some(why);
+        fail_task(&mut feed, why);
     }
     Ok(feed)
+}
+
+/// The task failed as a whole: every clip with it, `why` as the reason of
+/// those without their own, and the task's [`TaskType::Fail`].
+pub fn fail_task(feed: &mut TaskClips, why: String) {
+    feed.task_type = Some(TaskType::Fail);
+    for clip in &mut feed.clips {
+        clip.status = ClipStatus::Failed;
+        if clip.error.is_empty() {
+            clip.error.clone_from(&why);
+        }
+    }
+    feed.failure = Some(why);
+}
+
+/// Clips without a `status` of their own, in snake_case clip objects (the
+/// fields of the module docs), all at the task's `stage`: how another
+/// provider's body (sunoapi's record-info and callbacks) is read by the
+/// same clip parser and completion rule.
+pub fn clips_at_stage(shape: Shape, items: &[Value], stage: &str) -> TaskClips {
+    let context = Context {
+        stage: stage.to_owned(),
+        created_at: None,
+    };
+    clips(shape, items, &context)
 }
 
 /// The legacy feed's object: its `type` is the stage of clips without one.
@@ -407,6 +441,14 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
         return Err((!error.is_empty()).then_some(error));
     };
     let audio_url = url_text(&field("audio_url"));
+    // A host that names its streaming URL (sunoapi's `stream_audio_url`)
+    // and puts the same one in `audio_url` has no final file yet.
+    let stream_url = field("stream_audio_url");
+    let final_url = if !stream_url.is_empty() && stream_url == audio_url {
+        ""
+    } else {
+        audio_url.as_str()
+    };
     let duration = o.get("duration").and_then(number).filter(|d| *d >= 0.0);
     let reported = o.get("status").map(text).unwrap_or_default();
     let reported = if reported.is_empty() {
@@ -414,7 +456,7 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
     } else {
         &reported
     };
-    let mut status = stage(reported, &field("extra_message"), &audio_url, duration);
+    let mut status = stage(reported, &field("extra_message"), final_url, duration);
     let mut error = error;
     if !error.is_empty() {
         status = ClipStatus::Failed;
@@ -437,49 +479,4 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
         created_at,
         error,
     })
-}
-
-/// The completion rule for one clip that did not fail (module docs).
-fn stage(reported: &str, extra: &str, audio_url: &str, duration: Option<f64>) -> ClipStatus {
-    let status = match reported.trim().to_ascii_lowercase().as_str() {
-        "complete" | "completed" | "success" => ClipStatus::Complete,
-        "first" if extra.to_lowercase().contains(FINAL_MESSAGE) => ClipStatus::Complete,
-        "streaming" if is_final_mp3(audio_url) && duration.is_some_and(|d| d > 0.0) => {
-            ClipStatus::Complete
-        }
-        "first" | "streaming" => ClipStatus::First,
-        "text" => ClipStatus::Text,
-        "failed" | "fail" | "error" => ClipStatus::Failed,
-        _ => ClipStatus::New,
-    };
-    if status == ClipStatus::Complete && (audio_url.is_empty() || is_streaming_url(audio_url)) {
-        // Finished in words, but the final file is not there yet: no URL
-        // (or none that is http(s)), or a streaming one.
-        return ClipStatus::First;
-    }
-    status
-}
-
-/// A streaming URL (`https://audiopipe.suno.ai/?item_id=…`): it serves a
-/// partial, growing body, never the final file. Recognised by an
-/// `audiopipe` host or an `item_id` query parameter.
-pub fn is_streaming_url(url: &str) -> bool {
-    let Ok(url) = url::Url::parse(url) else {
-        return false;
-    };
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    host.split('.').any(|label| label == "audiopipe")
-        || url
-            .query_pairs()
-            .any(|(name, _)| name.eq_ignore_ascii_case("item_id"))
-}
-
-/// An http(s) URL whose path ends in `.mp3` and is not a streaming URL.
-fn is_final_mp3(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
-    matches!(parsed.scheme(), "http" | "https")
-        && parsed.path().to_ascii_lowercase().ends_with(".mp3")
-        && !is_streaming_url(url)
 }

@@ -1,6 +1,7 @@
 //! The API client: one submit, one answer, classified.
 //!
-//! This module knows HTTP and the API's response shapes; it does not retry or
+//! This module knows HTTP; the provider's wire knows the response shapes
+//! ([`crate::api::provider`]). It does not retry or
 //! wait. It turns every way a request can end into a [`SubmitError`] whose
 //! [`SubmitError::class`] tells the pool what to do next, so the retry policy
 //! lives in one place ([`crate::engine::submit::pool`]) and the wire details in another.
@@ -10,9 +11,9 @@
 //! a panic.
 //!
 //! Its parts: building and sending the request ([`Client`], here), the
-//! outcome's class (`outcome`), reading the answer's JSON and its task ID
-//! (`answer`), the exchange under it: send errors, capped bodies,
-//! redirects, `Retry-After` (`transport`), and the balance (`credits`).
+//! exchange under it: send errors, capped bodies, redirects (`transport`),
+//! and the balance (`credits`). The outcome's class and the task ID rules
+//! are [`crate::api::answer`]'s, re-exported here.
 //!
 //! # Redirects
 //! API calls follow **no** redirect. reqwest would follow a 301/302/303 on
@@ -32,93 +33,120 @@
 //! the row: every row sent there would get it, and 1000 rows would fail one
 //! by one, each needing `--retry-failed`. It is [`SubmitError::NoEndpoint`]
 //! (class [`ErrorClass::Misdirected`]): the run stops at the first one as a
-//! configuration error naming the setting to change, and the row goes back
+//! configuration error naming the setting to change (for a provider other
+//! than udioapi: `--provider` and `--base-url`), and the row goes back
 //! to `pending`. Only the HTTP status counts; an error `code` 404 in a 200
-//! body stays a row error. The credits call is not affected: a host without
+//! body stays a row error. sunoapi's own 405 (rate limited, in its
+//! envelope) is not a missing endpoint ([`Wire::no_endpoint`]). The credits call is not affected: a host without
 //! that endpoint is not a problem.
 //!
 //! # Task IDs
-//! A task ID is kept as the exact text the server sent: a numeric `workId`
-//! is read as its raw JSON text (serde_json would turn
-//! `123456789012345678901234567890` into `1.2345678901234568e+29`), and only
-//! whole numbers are accepted as numbers. An ID goes into a CSV cell and
-//! later into feed URLs, so it must be 1 to `answer::MAX_TASK_ID` (200) printable ASCII
-//! characters (no space, no control character) and hold no known secret
-//! (a server echoing the key must not write it into the results file). An
-//! ID the server sent that breaks these rules is not silently replaced by
-//! the other field: the answer is [`SubmitError::Unexpected`], so the row
-//! is `unknown` (a task may exist) with the reason in its `error`.
+//! The rules a task ID must pass, for every provider, are
+//! [`crate::api::answer`]'s ("Task IDs").
+//!
+//! # Providers
+//! A [`Client`] speaks one provider's wire ([`crate::api::provider::Wire`]):
+//! [`Client::new`] udioapi's, [`Client::with_provider`] any other's. The
+//! wire says where a job goes, what its body is and what the answers mean;
+//! the exchange (timeouts, caps, redirects, missing endpoints, the key) is
+//! the same for all of them. An empty key sends no `Authorization` header
+//! (a self-hosted gcui-art/suno-api takes none; the program decides when an
+//! empty key is allowed).
 
-mod answer;
 mod credits;
-mod outcome;
 mod transport;
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::oneshot;
 use url::Url;
 
 use super::http::{self, bearer, endpoint, retry_after};
-use crate::job::Job;
+use crate::api::answer::error_status;
+use crate::api::provider::{Wire, wire};
+use crate::job::{Job, Provider};
 use crate::settings::GeneratePaths;
 use crate::util::redact::Secret;
-use answer::error_status;
 use transport::{classify_send_error, cut_off, read_capped, redirect};
 
-pub use answer::parse_answer;
+pub use crate::api::answer::{
+    Accepted, ErrorClass, MAX_TASK_ID, Meaning, SubmitError, parse_answer,
+};
 pub use credits::{Balance, parse_balance};
-pub use outcome::{Accepted, ErrorClass, SubmitError};
 
-/// A client for one API host and key.
+/// A client for one API host, key and provider.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    /// Where jobs without a `callback_url` go (see [`GeneratePaths`]).
-    generate: Url,
-    /// Where jobs with a `callback_url` go.
-    generate_callback: Url,
+    base: Url,
+    /// udioapi's generate paths (plain and callback); the other providers
+    /// have theirs in their wire.
+    paths: GeneratePaths,
+    wire: &'static dyn Wire,
     credits: Url,
-    /// `Bearer <key>`, built once (see [`bearer`]).
-    auth: HeaderValue,
+    /// `Bearer <key>`, built once (see [`bearer`]); `None` for an empty key.
+    auth: Option<HeaderValue>,
+}
+
+/// The `Authorization` value of `key`; none for an empty key.
+pub(crate) fn authorization(key: &Secret) -> anyhow::Result<Option<HeaderValue>> {
+    if key.expose().is_empty() {
+        return Ok(None);
+    }
+    bearer(key).map(Some)
 }
 
 impl Client {
+    /// A client speaking udioapi's wire; see [`Client::with_provider`].
+    ///
     /// # Errors
-    /// When the HTTP client cannot be built (TLS backend failure).
+    /// When the HTTP client cannot be built (TLS backend failure), or the
+    /// key holds a character a header cannot carry.
     pub fn new(base_url: &Url, key: Secret, timeout: Duration) -> anyhow::Result<Client> {
         let http = http::builder(timeout)
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let paths = GeneratePaths::default();
+        let wire = wire(Provider::Udioapi);
         Ok(Client {
             http,
-            generate: endpoint(base_url, &paths.plain),
-            generate_callback: endpoint(base_url, &paths.callback),
-            credits: endpoint(base_url, "api/v2/credits"),
-            auth: bearer(&key)?,
+            base: base_url.clone(),
+            paths: GeneratePaths::default(),
+            wire,
+            credits: endpoint(base_url, wire.credits_path()),
+            auth: authorization(&key)?,
         })
     }
 
-    /// Submits to `paths` under the base URL instead of the default ones.
-    pub fn with_generate_paths(mut self, base_url: &Url, paths: &GeneratePaths) -> Client {
-        self.generate = endpoint(base_url, &paths.plain);
-        self.generate_callback = endpoint(base_url, &paths.callback);
+    /// Speaks `provider`'s wire at `base_url`: its endpoints, bodies and
+    /// answers.
+    pub fn with_provider(mut self, provider: Provider, base_url: &Url) -> Client {
+        self.wire = wire(provider);
+        self.base = base_url.clone();
+        self.credits = endpoint(base_url, self.wire.credits_path());
         self
     }
 
-    /// The URL a job is submitted to: the callback endpoint when it has a
-    /// `callback_url`, the plain one otherwise.
-    fn generate_url(&self, job: &Job) -> &Url {
-        if GeneratePaths::takes_callback_path(job) {
-            &self.generate_callback
-        } else {
-            &self.generate
-        }
+    /// Submits to `paths` under the base URL instead of the default ones
+    /// (udioapi only: the other providers have one path each).
+    pub fn with_generate_paths(mut self, base_url: &Url, paths: &GeneratePaths) -> Client {
+        self.base = base_url.clone();
+        self.paths = paths.clone();
+        self
+    }
+
+    /// The provider this client speaks.
+    pub fn provider(&self) -> Provider {
+        self.wire.provider()
+    }
+
+    /// The URL a job is submitted to, by the provider's wire (udioapi: the
+    /// callback endpoint when it has a `callback_url`, the plain one
+    /// otherwise).
+    fn generate_url(&self, job: &Job) -> Url {
+        endpoint(&self.base, &self.wire.submit_path(job, &self.paths))
     }
 
     /// Sends one job. Never retries: see [`crate::engine::submit::pool`].
@@ -135,12 +163,13 @@ impl Client {
         job: &Job,
         leaving: Option<oneshot::Sender<()>>,
     ) -> Result<Accepted, SubmitError> {
-        let body = serde_json::to_vec(job.body())
-            .map_err(|e| SubmitError::Connect(format!("could not encode the job: {e}")))?;
-        let response = self
-            .http
-            .post(self.generate_url(job).clone())
-            .header(AUTHORIZATION, self.auth.clone())
+        let body = self.wire.submit_body(job);
+        let url = self.generate_url(job);
+        let mut request = self.http.post(url.clone());
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let response = request
             .header(CONTENT_TYPE, "application/json")
             .body(reqwest::Body::wrap(Announced {
                 data: Some(body.into()),
@@ -151,7 +180,7 @@ impl Client {
             .map_err(classify_send_error)?;
         let status = response.status();
         if status.is_redirection() {
-            return Err(redirect(status, response.headers(), &self.generate));
+            return Err(redirect(status, response.headers(), &url));
         }
         let retry_after = retry_after(response.headers());
         let body = read_capped(response).await;
@@ -162,27 +191,15 @@ impl Client {
             }
             Err(_) => Vec::new(),
         };
-        let url = self.generate_url(job);
-        if matches!(status.as_u16(), 404 | 405) {
-            let setting = if std::ptr::eq(url, &self.generate_callback) {
-                "--callback-generate-path ([run] callback_generate_path, BATCHGEN_CALLBACK_GENERATE_PATH)"
-            } else {
-                "--generate-path ([run] generate_path, BATCHGEN_GENERATE_PATH)"
-            };
-            return Err(no_endpoint(status, &body, url, setting));
+        if self.wire.no_endpoint(status, &body) {
+            return Err(SubmitError::NoEndpoint {
+                status: status.as_u16(),
+                path: url.path().to_owned(),
+                fix: self.wire.no_endpoint_fix(job),
+                message: error_status(status, &body, None).server_message(),
+            });
         }
-        parse_answer(status, &body, retry_after)
-    }
-}
-
-/// A 404/405 to a generate endpoint: the path is wrong for this host, not
-/// the row (the module docs, "Missing endpoints").
-fn no_endpoint(status: StatusCode, body: &[u8], url: &Url, setting: &'static str) -> SubmitError {
-    SubmitError::NoEndpoint {
-        status: status.as_u16(),
-        path: url.path().to_owned(),
-        setting,
-        message: error_status(status, body, None).server_message(),
+        self.wire.read_submit(status, &body, retry_after)
     }
 }
 

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use url::Url;
 
-use super::outcome::SubmitError;
+use crate::api::answer::SubmitError;
 use crate::api::http::redirect_location;
 
 /// Responses larger than this are cut off: a submit answer is a few hundred

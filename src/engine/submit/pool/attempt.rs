@@ -158,14 +158,8 @@ impl Shared {
                 Next::Done(self.finish(row.record, Status::Unknown, error.to_string()))
             }
             ErrorClass::Fatal => {
-                if let SubmitError::Status {
-                    status, message, ..
-                } = &error
-                {
-                    self.stop_with(StopReason::Refused {
-                        status: *status,
-                        message: message.clone(),
-                    });
+                if let Some((status, message)) = error.refusal() {
+                    self.stop_with(StopReason::Refused { status, message });
                 }
                 // The API refused the key, not this row: send it next run.
                 Next::Done(self.put_back(row.record, Some(error), false))

@@ -301,10 +301,10 @@ async fn check_balance(
             tracing::info!("balance: {} credits", balance.credits);
             Ok(())
         }
-        Err(e) if e.class() == ErrorClass::Fatal => Err(Error::Refused {
-            status: e.http_status().unwrap_or(401),
-            message: e.server_message(),
-        }),
+        Err(e) if e.class() == ErrorClass::Fatal => {
+            let (status, message) = e.refusal().unwrap_or((401, e.server_message()));
+            Err(Error::Refused { status, message })
+        }
         // Every submit would be redirected too: stop before sending any.
         Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
         Err(e) => {

@@ -1,5 +1,6 @@
 //! How a submit ended when it did not return a task ID, and what the pool
-//! should do about it: [`SubmitError`] and its [`ErrorClass`].
+//! should do about it: [`SubmitError`] and its [`ErrorClass`]; and what a
+//! provider's own code means where it is not HTTP's ([`Meaning`]).
 
 use std::time::Duration;
 
@@ -27,6 +28,47 @@ pub enum ErrorClass {
     Row,
 }
 
+/// What a provider's code means where its meaning is not HTTP's: sunoapi.org
+/// answers 429 for *insufficient credits* (HTTP: too many requests), 405
+/// and 430 for *rate limited*, 455 for *maintenance*. Kept beside the real
+/// code ([`SubmitError::Coded`], `PollError::Coded`), so the results file
+/// records what the host said and the class follows what it meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// Out of credits: every row would fail; stop the run (as HTTP 402).
+    Credits,
+    /// Rate limited: retried through the pool's pause (as HTTP 429).
+    RateLimited,
+    /// The host is under maintenance: retried with backoff (as HTTP 503).
+    Maintenance,
+    /// A code the provider does not document: this row fails (a resent
+    /// `POST` costs credits if the guess is wrong).
+    Unknown,
+}
+
+impl Meaning {
+    /// The HTTP status that means the same, for the refusal message and
+    /// the exit code: 402, 429, 503; `None` for [`Meaning::Unknown`].
+    pub fn as_http(self) -> Option<u16> {
+        match self {
+            Meaning::Credits => Some(402),
+            Meaning::RateLimited => Some(429),
+            Meaning::Maintenance => Some(503),
+            Meaning::Unknown => None,
+        }
+    }
+
+    /// A few words for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Meaning::Credits => "insufficient credits",
+            Meaning::RateLimited => "rate limited",
+            Meaning::Maintenance => "under maintenance",
+            Meaning::Unknown => "an undocumented code",
+        }
+    }
+}
+
 /// Why a submission did not return a task ID.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -34,6 +76,16 @@ pub enum SubmitError {
     #[error("HTTP {status}: {message}")]
     Status {
         status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The provider answered a code whose meaning is its own, not HTTP's
+    /// (see [`Meaning`]), as the HTTP status or in the body of an HTTP 200.
+    #[error("code {code} ({}): {message}", meaning.describe())]
+    Coded {
+        /// The code as the host sent it: what the results file records.
+        code: u16,
+        meaning: Meaning,
         message: String,
         retry_after: Option<Duration>,
     },
@@ -53,7 +105,7 @@ pub enum SubmitError {
     /// The server answered 2xx but without a usable task ID.
     #[error("HTTP {status}: unexpected answer: {detail}")]
     Unexpected { status: u16, detail: String },
-    /// The server answered 3xx. Never followed (see [`super`]'s docs,
+    /// The server answered 3xx. Never followed (see `crate::api::submit`'s docs,
     /// "Redirects").
     #[error("HTTP {status} to {location}: fix --base-url")]
     Redirect {
@@ -62,18 +114,19 @@ pub enum SubmitError {
         location: String,
     },
     /// The host has no such generate endpoint (HTTP 404 or 405 to the
-    /// POST): every row sent there would get the same answer. See the
-    /// [`super`]'s docs, "Missing endpoints".
+    /// POST): every row sent there would get the same answer. See
+    /// `crate::api::submit`'s docs, "Missing endpoints".
     #[error(
-        "HTTP {status} to POST {path}: this host does not serve that endpoint ({message}); set {setting} to the path it serves (api/v2/generate or api/generate)"
+        "HTTP {status} to POST {path}: this host does not serve that endpoint ({message}); {fix}"
     )]
     NoEndpoint {
         status: u16,
         /// The path posted to.
         path: String,
-        /// The setting that chose it: `--generate-path` or
-        /// `--callback-generate-path`, with their other spellings.
-        setting: &'static str,
+        /// What to change: for udioapi the setting that chose the path
+        /// (`--generate-path` or `--callback-generate-path`, with their
+        /// other spellings); for the others `--provider` and `--base-url`.
+        fix: &'static str,
         message: String,
     },
 }
@@ -106,6 +159,11 @@ impl SubmitError {
                 429 | 500 | 502 | 503 | 504 => ErrorClass::Retry,
                 _ => ErrorClass::Row,
             },
+            SubmitError::Coded { meaning, .. } => match meaning {
+                Meaning::Credits => ErrorClass::Fatal,
+                Meaning::RateLimited | Meaning::Maintenance => ErrorClass::Retry,
+                Meaning::Unknown => ErrorClass::Row,
+            },
             SubmitError::Connect(_) | SubmitError::NoAnswer(_) => ErrorClass::Retry,
             SubmitError::Lost(_) => ErrorClass::Ambiguous,
             // A 2xx without an ID may still have created a task.
@@ -119,6 +177,7 @@ impl SubmitError {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             SubmitError::Status { status, .. }
+            | SubmitError::Coded { code: status, .. }
             | SubmitError::Unexpected { status, .. }
             | SubmitError::Redirect { status, .. }
             | SubmitError::NoEndpoint { status, .. } => Some(*status),
@@ -132,18 +191,51 @@ impl SubmitError {
     pub fn server_message(&self) -> String {
         match self {
             SubmitError::Status { message, .. } => message.clone(),
+            SubmitError::Coded {
+                code,
+                meaning,
+                message,
+                ..
+            } => format!("{message} (code {code}: {})", meaning.describe()),
             other => other.to_string(),
         }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            SubmitError::Status { retry_after, .. } => *retry_after,
+            SubmitError::Status { retry_after, .. } | SubmitError::Coded { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
 
+    /// Flow control: an HTTP 429, or a provider's code that means the same
+    /// (sunoapi's 405 and 430). Never sunoapi's 429, which means credits.
     pub fn is_rate_limited(&self) -> bool {
-        self.http_status() == Some(429)
+        match self {
+            SubmitError::Status { status, .. } => *status == 429,
+            SubmitError::Coded { meaning, .. } => *meaning == Meaning::RateLimited,
+            _ => false,
+        }
+    }
+
+    /// For a refused key or account ([`ErrorClass::Fatal`]): the canonical
+    /// HTTP status (401, 402 or 403) and the server's message, which stop
+    /// the run (exit 77). sunoapi's 429 (insufficient credits) is 402 here,
+    /// whatever code it came as. `None` for every other error.
+    pub fn refusal(&self) -> Option<(u16, String)> {
+        match self {
+            SubmitError::Status {
+                status: status @ 401..=403,
+                message,
+                ..
+            } => Some((*status, message.clone())),
+            SubmitError::Coded {
+                meaning: Meaning::Credits,
+                ..
+            } => Some((402, self.server_message())),
+            _ => None,
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::outcome::{Accepted, SubmitError};
 
 /// Longest task ID kept (see [`super`]'s docs, "Task IDs"); real ones are ~20 chars.
-pub(super) const MAX_TASK_ID: usize = 200;
+pub const MAX_TASK_ID: usize = 200;
 
 /// The API's answer envelope. Every field optional: hosts differ. The IDs
 /// stay raw JSON text until [`task_id`] reads them (see [`super`]'s docs).
@@ -93,8 +93,9 @@ pub fn parse_answer(
 
 /// A task ID from its raw JSON: `Ok(None)` when absent (`null`, `""`),
 /// `Err` with the reason when the server sent one that cannot be kept
-/// (see [`super`]'s docs for the rules).
-fn task_id(raw: &RawValue) -> Result<Option<String>, String> {
+/// (see [`super`]'s docs for the rules). Every provider's task ID passes
+/// here (gcui's clip ids too, one by one and joined).
+pub fn task_id(raw: &RawValue) -> Result<Option<String>, String> {
     let text = raw.get().trim();
     let id = if text == "null" {
         return Ok(None);
@@ -112,6 +113,11 @@ fn task_id(raw: &RawValue) -> Result<Option<String>, String> {
     } else {
         return Err(format!("expected a string, got {}", one_line(text, 40)));
     };
+    checked_task_id(id)
+}
+
+/// The rules of [`task_id`] for text already read: `Ok(None)` for `""`.
+pub fn checked_task_id(id: String) -> Result<Option<String>, String> {
     if id.is_empty() {
         return Ok(None);
     }
@@ -131,7 +137,7 @@ fn task_id(raw: &RawValue) -> Result<Option<String>, String> {
     Ok(Some(id))
 }
 
-fn value_text(v: &serde_json::Value) -> String {
+pub(crate) fn value_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => one_line(s, 300),
         other => one_line(&other.to_string(), 300),
@@ -139,7 +145,7 @@ fn value_text(v: &serde_json::Value) -> String {
 }
 
 /// A short, single-line rendering of a body that is not the JSON expected.
-pub(super) fn body_excerpt(body: &[u8], status: StatusCode) -> String {
+pub(crate) fn body_excerpt(body: &[u8], status: StatusCode) -> String {
     let text = String::from_utf8_lossy(body);
     let text = one_line(&text, 120);
     if text.is_empty() {
@@ -152,11 +158,12 @@ pub(super) fn body_excerpt(body: &[u8], status: StatusCode) -> String {
     }
 }
 
-fn one_line(s: &str, max_chars: usize) -> String {
-    let mut out: String = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Server text for a message: one line, at most `max_chars`, and the
+/// run's secrets masked before it is cut (a cut secret would not be found
+/// later).
+pub(crate) fn one_line(s: &str, max_chars: usize) -> String {
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = crate::util::redact::secrets(&joined)
         .chars()
         .filter(|c| !c.is_control())
         .take(max_chars + 1)
@@ -167,24 +174,14 @@ fn one_line(s: &str, max_chars: usize) -> String {
     out
 }
 
-/// An error status with the server's `message`, or an excerpt of a body
-/// that is not the documented `{"code", "message"}` JSON.
-pub(super) fn error_status(
+/// An error status with the server's `message` (sunoapi: `msg`; gcui:
+/// `error`), or an excerpt of a body that is not the documented JSON.
+pub(crate) fn error_status(
     status: StatusCode,
     body: &[u8],
     retry_after: Option<Duration>,
 ) -> SubmitError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        message: Option<serde_json::Value>,
-    }
-    let message = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.message)
-        .as_ref()
-        .map(value_text)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| body_excerpt(body, status));
+    let message = server_text(body).unwrap_or_else(|| body_excerpt(body, status));
     SubmitError::Status {
         status: status.as_u16(),
         message,
@@ -192,10 +189,28 @@ pub(super) fn error_status(
     }
 }
 
+/// The message of an error body, by the names the providers give it:
+/// `message` (udioapi), `msg` (sunoapi), `error` (gcui); `None` when the
+/// body is not JSON or holds none of them.
+pub(crate) fn server_text(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<serde_json::Value>,
+        msg: Option<serde_json::Value>,
+        error: Option<serde_json::Value>,
+    }
+    let b = serde_json::from_slice::<ErrorBody>(body).ok()?;
+    [b.message, b.msg, b.error]
+        .iter()
+        .flatten()
+        .map(value_text)
+        .find(|m| !m.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::submit::ErrorClass;
+    use crate::api::answer::ErrorClass;
     use crate::util::redact::Secret;
 
     fn ok(body: &str) -> Result<Accepted, SubmitError> {

@@ -1,0 +1,60 @@
+//! The completion rule for one clip (the module docs of [`super`], "When
+//! a clip is finished"), in one place for every provider: udioapi's feeds
+//! and callbacks, sunoapi's record-info and callbacks, gcui's clips.
+
+use super::ClipStatus;
+
+/// The `extra_message` of the final stage, lower-cased.
+const FINAL_MESSAGE: &str = "all generated successfully";
+
+/// The completion rule for one clip that did not fail ([`super`]'s docs).
+/// `reported` is the host's stage word; sunoapi's task stages arrive here
+/// as `text` and `streaming`, gcui's `submitted` and `queued` as `new`.
+pub(super) fn stage(
+    reported: &str,
+    extra: &str,
+    audio_url: &str,
+    duration: Option<f64>,
+) -> ClipStatus {
+    let status = match reported.trim().to_ascii_lowercase().as_str() {
+        "complete" | "completed" | "success" => ClipStatus::Complete,
+        "first" if extra.to_lowercase().contains(FINAL_MESSAGE) => ClipStatus::Complete,
+        "streaming" if is_final_mp3(audio_url) && duration.is_some_and(|d| d > 0.0) => {
+            ClipStatus::Complete
+        }
+        "first" | "streaming" => ClipStatus::First,
+        "text" => ClipStatus::Text,
+        "failed" | "fail" | "error" => ClipStatus::Failed,
+        _ => ClipStatus::New,
+    };
+    if status == ClipStatus::Complete && (audio_url.is_empty() || is_streaming_url(audio_url)) {
+        // Finished in words, but the final file is not there yet: no URL
+        // (or none that is http(s)), or a streaming one.
+        return ClipStatus::First;
+    }
+    status
+}
+
+/// A streaming URL (`https://audiopipe.suno.ai/?item_id=…`): it serves a
+/// partial, growing body, never the final file. Recognised by an
+/// `audiopipe` host or an `item_id` query parameter.
+pub fn is_streaming_url(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    host.split('.').any(|label| label == "audiopipe")
+        || url
+            .query_pairs()
+            .any(|(name, _)| name.eq_ignore_ascii_case("item_id"))
+}
+
+/// An http(s) URL whose path ends in `.mp3` and is not a streaming URL.
+pub fn is_final_mp3(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    matches!(parsed.scheme(), "http" | "https")
+        && parsed.path().to_ascii_lowercase().ends_with(".mp3")
+        && !is_streaming_url(url)
+}

@@ -1,0 +1,142 @@
+//! The wire face of each provider: how a job becomes that host's request,
+//! and how its answers, polls, callbacks and balance are read into the
+//! types every provider shares ([`crate::api::answer`], [`crate::api::feed`]).
+//! The clients ([`crate::api::submit::Client`], [`crate::api::poll::FeedClient`])
+//! send and receive the bytes; a profile ([`Wire`], one per module) only
+//! knows what they say. Which fields and models a provider takes is
+//! checked before any of this, by `crate::job::Rules` for its
+//! [`Provider`].
+//!
+//! | | udioapi | sunoapi (sunoapi.org, kie.ai, api.box) | gcui (gcui-art/suno-api) |
+//! |---|---|---|---|
+//! | submit | `POST api/v2/generate`, or `api/generate` with a callback (the `--generate-path` settings) | `POST api/v1/generate` | `POST api/generate`; `api/custom_generate` in custom mode |
+//! | body | batchgen's field names, unset ones left out | camelCase; `customMode`, `instrumental`, `model`, `callBackUrl` always sent (an inert [`sunoapi::NO_CALLBACK`] without a callback) | `prompt`, `make_instrumental`, `model`, `wait_audio: false`; custom: `tags` ← style, `negative_tags` ← tags, `title` |
+//! | task ID | `workId`, else `data.task_id` | `data.taskId` | none: the two clip ids, joined `a,b` |
+//! | envelope | `{code, message, data}`; errors with the same HTTP status, or in a 200 | `{code, msg, data}`; codes as the HTTP status or in a 200 | none: bare arrays; errors `{"error"}` with the HTTP status |
+//! | poll | `GET api/v2/feed?workId=` | `GET api/v1/generate/record-info?taskId=` | `GET api/get?ids=a,b` |
+//! | stage words → clip states | the clip's `status` (`text`, `first`, `complete`) and `extra_message` | the task's `status`: `PENDING` new, `TEXT_SUCCESS` text, `FIRST_SUCCESS`/`SUCCESS` each clip by its final mp3 and duration; `CREATE_TASK_FAILED`, `GENERATE_AUDIO_FAILED`, `CALLBACK_EXCEPTION`, `SENSITIVE_WORD_ERROR` fail every clip | the clip's `status`: `submitted`/`queued` new, `streaming`, `complete`, `error` |
+//! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails | HTTP's: 400 the row fails, 402 refused, 500 retried |
+//! | callbacks | a bare array of clips | `{code, msg, data: {callbackType, task_id, data}}`; an error code or `callbackType: error` fails the clips | none |
+//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` |
+//!
+//! Whatever the provider, the completion rule is [`crate::api::feed`]'s
+//! (a clip is complete only with its final mp3), a task ID passes the
+//! rules of [`crate::api::answer`], server text is masked by the client
+//! ([`crate::api::feed::TaskClips::mask_secrets`]), an empty key sends no
+//! `Authorization` header, and no redirect is followed.
+//!
+//! Adding a fourth provider: a `crate::job::Provider` variant (its names,
+//! models, fields), one module here implementing [`Wire`] and named in
+//! [`wire`], its face in the sandbox, and its fixtures and table tests
+//! (`tests/provider_bodies.rs`). Nothing above the wire layer changes.
+
+pub mod gcui;
+pub mod sunoapi;
+pub mod udioapi;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::api::answer::{Accepted, Balance, PollError, SubmitError};
+use crate::api::feed::{FeedError, TaskClips};
+use crate::job::{Job, Provider};
+use crate::settings::GeneratePaths;
+
+/// One provider's wire: requests out, answers in. Implementations hold no
+/// state: [`wire`] hands out one `'static` of each.
+pub trait Wire: Send + Sync + std::fmt::Debug {
+    fn provider(&self) -> Provider;
+
+    /// The path under the base URL this job is POSTed to. Only udioapi
+    /// reads `paths` (plain vs callback, the `--generate-path` settings).
+    fn submit_path(&self, job: &Job, paths: &GeneratePaths) -> String;
+
+    /// The JSON request body.
+    fn submit_body(&self, job: &Job) -> Vec<u8>;
+
+    /// A submit's answer: a task ID, or why not.
+    ///
+    /// # Errors
+    /// A [`SubmitError`] whose class tells the pool what to do next.
+    fn read_submit(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Result<Accepted, SubmitError>;
+
+    /// Whether an HTTP 404 or 405 to the POST means the host serves no such
+    /// endpoint (stop the run: `crate::api::submit`'s docs, "Missing
+    /// endpoints"). sunoapi's 405 in its own envelope means rate limited.
+    fn no_endpoint(&self, status: StatusCode, _body: &[u8]) -> bool {
+        matches!(status.as_u16(), 404 | 405)
+    }
+
+    /// What to change when [`Wire::no_endpoint`]: for udioapi the setting
+    /// that chose the path, for the others the provider and base URL.
+    fn no_endpoint_fix(&self, _job: &Job) -> &'static str {
+        "check --provider and --base-url"
+    }
+
+    /// The poll URL for one task ID as the results file stores it.
+    fn poll_url(&self, base: &Url, task_id: &str) -> Url;
+
+    /// A poll's answer (its body at most
+    /// [`crate::api::feed::MAX_FEED_BODY`]), its server text not yet masked.
+    ///
+    /// # Errors
+    /// A [`PollError`] whose methods tell collect what to do next.
+    fn read_poll(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Result<TaskClips, PollError>;
+
+    /// A callback body, its server text not yet masked.
+    ///
+    /// # Errors
+    /// A [`FeedError`] for a body of the wrong shape, or from a provider
+    /// that sends no callbacks (the receiver refuses those earlier).
+    fn read_callback(&self, body: &[u8]) -> Result<TaskClips, FeedError>;
+
+    /// The path of the balance endpoint under the base URL.
+    fn credits_path(&self) -> &'static str;
+
+    /// A credits answer.
+    ///
+    /// # Errors
+    /// As [`Wire::read_submit`]; an answer without the balance is
+    /// [`SubmitError::Unexpected`].
+    fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError>;
+}
+
+/// The wire of `provider`.
+pub fn wire(provider: Provider) -> &'static dyn Wire {
+    match provider {
+        Provider::Udioapi => &udioapi::Udioapi,
+        Provider::Sunoapi => &sunoapi::Sunoapi,
+        Provider::Gcui => &gcui::Gcui,
+    }
+}
+
+/// A job's model as `provider` names it: the default model when unset, a
+/// model the user added (`--extra-model`) under its own name.
+pub(crate) fn model_for(provider: Provider, job: &Job) -> String {
+    let model = job.fields.effective_model();
+    provider.model_name(model).unwrap_or(model).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_has_its_wire() {
+        for p in Provider::ALL {
+            assert_eq!(wire(p).provider(), p);
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! sunoapi.org and its clones (kie.ai, api.box): `POST api/v1/generate`
+//! with a camelCase body, `data.taskId`, `record-info` polls, callbacks in
+//! an envelope, and codes of their own (see the table of [`super`]).
+//!
+//! # Codes
+//! A code arrives as the HTTP status or in the body's `code` with HTTP 200
+//! (some clones); the body's wins when both are there. Where a code's
+//! meaning is not HTTP's it becomes a [`Meaning`]: **429 is insufficient
+//! credits** (the run stops as refused, 402, never retried), 405 and 430
+//! are rate limited (the pool's pause), 455 is maintenance (backoff). 400,
+//! 401, 413, 422 and 500 mean what HTTP says. A code in a body that the
+//! docs do not list fails the row ([`Meaning::Unknown`]); an HTTP status
+//! they do not list (a proxy's 502) keeps HTTP's meaning. Polls map the
+//! same codes the same way ([`PollError::Coded`]).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::{Wire, model_for};
+use crate::api::answer::{self, Accepted, Balance, Meaning, PollError, SubmitError};
+use crate::api::feed::{self, FeedError, MAX_FEED_BODY, Shape, TaskClips, TaskType};
+use crate::api::http::endpoint;
+use crate::job::{Gender, Job, Provider, Weight};
+use crate::settings::GeneratePaths;
+
+/// The `callBackUrl` sent for a job without a callback: the hosts require
+/// the field (kie.ai answers 422 "Please enter callBackUrl" without it),
+/// and a name on the reserved `.invalid` TLD (RFC 2606) can never resolve,
+/// so nothing is ever delivered anywhere. Results are polled.
+pub const NO_CALLBACK: &str = "https://no-callback.invalid/batchgen";
+
+/// The task stages that fail every clip (`data.status`).
+pub const FAILED_STATUSES: &[&str] = &[
+    "CREATE_TASK_FAILED",
+    "GENERATE_AUDIO_FAILED",
+    "CALLBACK_EXCEPTION",
+    "SENSITIVE_WORD_ERROR",
+];
+
+/// sunoapi's wire.
+#[derive(Debug)]
+pub struct Sunoapi;
+
+/// The request body, in the docs' order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    custom_mode: bool,
+    instrumental: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    style: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    negative_tags: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vocal_gender: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    style_weight: Option<Weight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weirdness_constraint: Option<Weight>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio_weight: Option<Weight>,
+    call_back_url: &'a str,
+}
+
+/// The envelope every answer comes in: `{code, msg, data}`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    code: Option<Value>,
+    msg: Option<Value>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+impl Envelope<'_> {
+    /// The body's `code`, when it is a number (or a string holding one).
+    fn code(&self) -> Option<u16> {
+        let n = answer::number(self.code.as_ref()?)?;
+        (n.fract() == 0.0 && (0.0..1000.0).contains(&n)).then_some(n as u16)
+    }
+
+    fn message(&self) -> String {
+        self.msg
+            .as_ref()
+            .map(answer::value_text)
+            .unwrap_or_default()
+    }
+}
+
+/// A code's meaning where it is not HTTP's; `None` where it is.
+fn meaning(code: u16, from_body: bool) -> Option<Meaning> {
+    match code {
+        429 => Some(Meaning::Credits),
+        405 | 430 => Some(Meaning::RateLimited),
+        455 => Some(Meaning::Maintenance),
+        400 | 401 | 413 | 422 | 500 => None,
+        _ if from_body => Some(Meaning::Unknown),
+        _ => None,
+    }
+}
+
+/// The error code of an answer: the body's when it holds one that is not
+/// 200, else the HTTP status; and whether it came from the body.
+fn error_code(status: StatusCode, envelope: Option<&Envelope>) -> (u16, bool) {
+    match envelope.and_then(Envelope::code) {
+        Some(code) if code != 200 => (code, true),
+        _ => (status.as_u16(), false),
+    }
+}
+
+fn submit_error(code: (u16, bool), message: String, retry_after: Option<Duration>) -> SubmitError {
+    match meaning(code.0, code.1) {
+        Some(meaning) => SubmitError::Coded {
+            code: code.0,
+            meaning,
+            message,
+            retry_after,
+        },
+        None => SubmitError::Status {
+            status: code.0,
+            message,
+            retry_after,
+        },
+    }
+}
+
+fn poll_error(code: (u16, bool), message: String, retry_after: Option<Duration>) -> PollError {
+    match meaning(code.0, code.1) {
+        Some(meaning) => PollError::Coded {
+            code: code.0,
+            meaning,
+            message,
+            retry_after,
+        },
+        None => PollError::Status {
+            status: code.0,
+            message,
+            retry_after,
+        },
+    }
+}
+
+/// The message of an error answer: `msg`, else an excerpt of the body.
+fn error_message(envelope: Option<&Envelope>, body: &[u8], status: StatusCode) -> String {
+    envelope
+        .map(Envelope::message)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| answer::body_excerpt(body, status))
+}
+
+impl Wire for Sunoapi {
+    fn provider(&self) -> Provider {
+        Provider::Sunoapi
+    }
+
+    fn submit_path(&self, _job: &Job, _paths: &GeneratePaths) -> String {
+        "api/v1/generate".to_owned()
+    }
+
+    fn submit_body(&self, job: &Job) -> Vec<u8> {
+        let f = &job.fields;
+        let mode = f.mode();
+        let prompt = match f.prompt.as_deref() {
+            None if !mode.custom => f.gpt_description_prompt.as_deref(),
+            prompt => prompt,
+        };
+        let body = Body {
+            custom_mode: mode.custom,
+            instrumental: mode.instrumental,
+            prompt,
+            style: f.style.as_deref(),
+            title: f.title.as_deref(),
+            model: model_for(Provider::Sunoapi, job),
+            negative_tags: f.tags.as_deref(),
+            vocal_gender: f.gender.map(|g| match g {
+                Gender::Male => "m",
+                Gender::Female => "f",
+            }),
+            style_weight: f.style_weight,
+            weirdness_constraint: f.weirdness_constraint,
+            audio_weight: f.audio_weight,
+            call_back_url: f.callback_url.as_deref().unwrap_or(NO_CALLBACK),
+        };
+        serde_json::to_vec(&body).expect("a job's fields always serialize")
+    }
+
+    fn read_submit(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Result<Accepted, SubmitError> {
+        let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+        if !status.is_success() {
+            let message = error_message(envelope.as_ref(), body, status);
+            return Err(submit_error(
+                error_code(status, envelope.as_ref()),
+                message,
+                retry_after,
+            ));
+        }
+        let Some(envelope) = envelope else {
+            return Err(SubmitError::Unexpected {
+                status: status.as_u16(),
+                detail: format!(
+                    "not the JSON expected: {}",
+                    answer::body_excerpt(body, status)
+                ),
+            });
+        };
+        #[derive(Deserialize)]
+        struct Data<'a> {
+            #[serde(rename = "taskId", borrow)]
+            task_id: Option<&'a RawValue>,
+        }
+        let raw = envelope
+            .data
+            .and_then(|d| serde_json::from_str::<Data>(d.get()).ok())
+            .and_then(|d| d.task_id);
+        // A task ID is a task paid for, whatever the code beside it says.
+        match raw.map(answer::task_id).transpose() {
+            Ok(Some(Some(task_id))) => {
+                return Ok(Accepted {
+                    task_id,
+                    http_status: status.as_u16(),
+                });
+            }
+            Err(why) => {
+                return Err(SubmitError::Unexpected {
+                    status: status.as_u16(),
+                    detail: format!("data.taskId is not a usable task ID: {why}"),
+                });
+            }
+            Ok(_) => {}
+        }
+        let message = envelope.message();
+        match envelope.code() {
+            Some(code) if code != 200 => Err(submit_error((code, true), message, retry_after)),
+            _ => Err(SubmitError::Unexpected {
+                status: status.as_u16(),
+                detail: format!("no data.taskId in the answer ({message:?})"),
+            }),
+        }
+    }
+
+    fn no_endpoint(&self, status: StatusCode, body: &[u8]) -> bool {
+        let code = serde_json::from_slice::<Envelope>(body)
+            .ok()
+            .and_then(|e| e.code());
+        match status.as_u16() {
+            // Its own envelope saying 405 (or 430): rate limited, not a
+            // missing path.
+            405 => !matches!(code, Some(405 | 430)),
+            404 => true,
+            _ => false,
+        }
+    }
+
+    fn poll_url(&self, base: &Url, task_id: &str) -> Url {
+        let mut url = endpoint(base, "api/v1/generate/record-info");
+        url.query_pairs_mut().append_pair("taskId", task_id);
+        url
+    }
+
+    fn read_poll(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> Result<TaskClips, PollError> {
+        if body.len() > MAX_FEED_BODY {
+            return Err(FeedError::TooLarge.into());
+        }
+        let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+        let code = error_code(status, envelope.as_ref());
+        if !status.is_success() || code.1 {
+            let message = error_message(envelope.as_ref(), body, status);
+            return Err(poll_error(code, message, retry_after));
+        }
+        let data = object(body, "data")?;
+        record(&data)
+    }
+
+    fn read_callback(&self, body: &[u8]) -> Result<TaskClips, FeedError> {
+        if body.len() > MAX_FEED_BODY {
+            return Err(FeedError::TooLarge);
+        }
+        let top = object(body, "")?;
+        let data = match top.get("data") {
+            Some(Value::Object(data)) => data,
+            _ => return Err(FeedError::Shape("`data` is not an object")),
+        };
+        let items = list(data.get("data"))?;
+        let kind = data
+            .get("callbackType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let code = top.get("code").and_then(answer::number);
+        let stage = match kind.as_str() {
+            "text" => "text",
+            "first" | "complete" => "streaming",
+            _ => "new",
+        };
+        let mut clips = feed::clips_at_stage(Shape::Callback, items, stage);
+        if code != Some(200.0) || kind == "error" {
+            let why = top
+                .get("msg")
+                .map(answer::value_text)
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "the host reported an error".to_owned());
+            feed::fail_task(&mut clips, why);
+        }
+        Ok(clips)
+    }
+
+    fn credits_path(&self) -> &'static str {
+        "api/v1/generate/credit"
+    }
+
+    fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
+        let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+        let code = error_code(status, envelope.as_ref());
+        if !status.is_success() || code.1 {
+            let message = error_message(envelope.as_ref(), body, status);
+            return Err(submit_error(code, message, None));
+        }
+        let data = envelope
+            .and_then(|e| e.data)
+            .and_then(|d| serde_json::from_str::<Value>(d.get()).ok());
+        match data.as_ref().and_then(answer::number) {
+            Some(credits) => Ok(Balance {
+                credits,
+                used_credits: None,
+            }),
+            None => Err(answer::no_balance(status, body, "data (a number)")),
+        }
+    }
+}
+
+/// The JSON object of a body, or its member `field` ("" for the body).
+fn object(body: &[u8], field: &str) -> Result<Map<String, Value>, FeedError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        let mut text = e.to_string();
+        text.truncate(200);
+        FeedError::NotJson(text)
+    })?;
+    let value = match (field, value) {
+        ("", value) => value,
+        (_, Value::Object(mut map)) => map.remove(field).unwrap_or(Value::Null),
+        _ => return Err(FeedError::Shape("not an object")),
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        _ if field.is_empty() => Err(FeedError::Shape("not an object")),
+        _ => Err(FeedError::Shape("`data` is not an object")),
+    }
+}
+
+fn list(value: Option<&Value>) -> Result<&[Value], FeedError> {
+    match value {
+        Some(Value::Array(items)) => Ok(items),
+        Some(Value::Null) | None => Ok(&[]),
+        Some(_) => Err(FeedError::Shape("the clips are not a list")),
+    }
+}
+
+/// `record-info`'s `data`: the task's stage, and its camelCase clips read
+/// as the clip parser's snake_case ones.
+fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
+    let status = data
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_uppercase();
+    let items = match data.get("response") {
+        Some(Value::Object(response)) => list(response.get("sunoData"))?,
+        Some(Value::Null) | None => &[],
+        Some(_) => return Err(FeedError::Shape("`data.response` is not an object").into()),
+    };
+    let items: Vec<Value> = items.iter().map(snake_case).collect();
+    let failed = FAILED_STATUSES.contains(&status.as_str());
+    let stage = match status.as_str() {
+        "TEXT_SUCCESS" => "text",
+        "FIRST_SUCCESS" | "SUCCESS" => "streaming",
+        _ => "new",
+    };
+    let mut clips = feed::clips_at_stage(Shape::Record, &items, stage);
+    clips.task_type = Some(match status.as_str() {
+        "SUCCESS" => TaskType::Success,
+        _ => TaskType::InProgress,
+    });
+    if failed {
+        let why = ["errorMessage", "errorCode"]
+            .iter()
+            .filter_map(|f| data.get(*f))
+            .map(answer::value_text)
+            .find(|m| !m.is_empty())
+            .unwrap_or_else(|| format!("the task failed ({status})"));
+        feed::fail_task(&mut clips, why);
+    }
+    Ok(clips)
+}
+
+/// A `sunoData` clip with its camelCase names as the clip parser's.
+fn snake_case(clip: &Value) -> Value {
+    let Value::Object(map) = clip else {
+        return clip.clone();
+    };
+    let renamed = map.iter().map(|(name, value)| {
+        let name = match name.as_str() {
+            "audioUrl" => "audio_url",
+            "streamAudioUrl" => "stream_audio_url",
+            "imageUrl" => "image_url",
+            "modelName" => "model_name",
+            other => other,
+        };
+        (name.to_owned(), value.clone())
+    });
+    Value::Object(renamed.collect())
+}

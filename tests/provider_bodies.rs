@@ -1,0 +1,714 @@
+//! Table tests of each provider's documented bodies, read through its wire
+//! (`batchgen::api::provider::wire`): submit answers, errors in both forms
+//! (as the HTTP status and inside an HTTP 200), polls at each stage and each
+//! failure, callbacks of each type, credits. Fixtures are under
+//! `tests/fixtures/providers/<provider>/`, each a body as the provider's
+//! docs show it (`../shared/API.md` and the pages it cites). Then the
+//! exact request bodies, hostile bodies per provider, and the clients'
+//! provider plumbing against a local server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use batchgen::api::feed::{ClipStatus, TaskClips};
+use batchgen::api::poll::{FeedClient, PollError};
+use batchgen::api::provider::{Wire, sunoapi, wire};
+use batchgen::api::submit::{Client, ErrorClass, Meaning, SubmitError};
+use batchgen::job::{Gender, Job, JobFields, Provider, Weight};
+use batchgen::util::redact::Secret;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use url::Url;
+
+fn fixture(provider: Provider, name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/providers/{}/{name}",
+        env!("CARGO_MANIFEST_DIR"),
+        provider.name()
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap()
+}
+
+fn poll(p: Provider, name: &str) -> TaskClips {
+    wire(p)
+        .read_poll(StatusCode::OK, &fixture(p, name), None)
+        .unwrap_or_else(|e| panic!("{p} {name}: {e}"))
+}
+
+fn states(clips: &TaskClips) -> Vec<ClipStatus> {
+    clips.clips.iter().map(|c| c.status).collect()
+}
+
+use ClipStatus::{Complete, Failed, First, New, Text};
+
+// ---------------------------------------------------------------- udioapi
+
+#[test]
+fn udioapi_reads_its_documented_bodies_as_before() {
+    let w = wire(Provider::Udioapi);
+    let p = Provider::Udioapi;
+    let accepted = w
+        .read_submit(
+            StatusCode::OK,
+            &fixture(p, "submit-work-id-and-task-id.json"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(accepted.task_id, "gen2abc123def456bksv");
+    for (name, want, finished) in [
+        ("v2-feed-text.json", vec![Text, Text], false),
+        (
+            "v2-feed-complete-as-first.json",
+            vec![Complete, Complete],
+            true,
+        ),
+        ("v2-feed-fail.json", vec![Failed, Failed], true),
+        ("legacy-feed-complete.json", vec![Complete, Complete], true),
+    ] {
+        let clips = poll(p, name);
+        assert_eq!(states(&clips), want, "{name}");
+        assert_eq!(clips.is_finished(), finished, "{name}");
+    }
+    let first = poll(p, "v2-feed-first.json");
+    assert!(!first.is_finished());
+    let callback = w
+        .read_callback(&fixture(p, "callback-complete.json"))
+        .unwrap();
+    assert_eq!(states(&callback), vec![Complete, Complete]);
+    let balance = w
+        .read_balance(StatusCode::OK, &fixture(p, "credits.json"))
+        .unwrap();
+    assert_eq!((balance.credits, balance.used_credits), (195.0, Some(5.0)));
+    for (name, code, class, limited) in [
+        ("error-429.json", 429, ErrorClass::Retry, true),
+        ("error-401.json", 401, ErrorClass::Fatal, false),
+        ("error-400-topic-too-long.json", 400, ErrorClass::Row, false),
+    ] {
+        for http in [code, 200] {
+            let e = w
+                .read_submit(status(http), &fixture(p, name), None)
+                .unwrap_err();
+            assert_eq!(e.class(), class, "{name} as HTTP {http}");
+            assert_eq!(e.is_rate_limited(), limited, "{name}");
+            assert_eq!(e.http_status(), Some(code), "{name}");
+        }
+    }
+    assert_eq!(
+        w.submit_path(&job(custom()), &Default::default()),
+        "api/v2/generate"
+    );
+    let url = w.poll_url(&Url::parse("https://h/p/").unwrap(), "t1");
+    assert_eq!(url.as_str(), "https://h/p/api/v2/feed?workId=t1");
+    assert_eq!(w.credits_path(), "api/v2/credits");
+}
+
+// ---------------------------------------------------------------- sunoapi
+
+#[test]
+fn sunoapi_submit_answer_and_every_code_in_both_forms() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    let accepted = w
+        .read_submit(StatusCode::OK, &fixture(p, "submit-ok.json"), None)
+        .unwrap();
+    assert_eq!(accepted.task_id, "5c79e3a1b2c4d5e6f7a8b9c0d1e2be8e");
+    // (fixture, code, class, rate limited, refusal)
+    let table: &[(&str, u16, ErrorClass, bool, Option<u16>)] = &[
+        ("error-400.json", 400, ErrorClass::Row, false, None),
+        ("error-401.json", 401, ErrorClass::Fatal, false, Some(401)),
+        ("error-405.json", 405, ErrorClass::Retry, true, None),
+        ("error-413.json", 413, ErrorClass::Row, false, None),
+        (
+            "error-422-callback-url.json",
+            422,
+            ErrorClass::Row,
+            false,
+            None,
+        ),
+        (
+            "error-429-credits.json",
+            429,
+            ErrorClass::Fatal,
+            false,
+            Some(402),
+        ),
+        ("error-430.json", 430, ErrorClass::Retry, true, None),
+        ("error-455.json", 455, ErrorClass::Retry, false, None),
+        ("error-500.json", 500, ErrorClass::Retry, false, None),
+        (
+            "error-418-undocumented.json",
+            418,
+            ErrorClass::Row,
+            false,
+            None,
+        ),
+    ];
+    for &(name, code, class, limited, refusal) in table {
+        for http in [code, 200] {
+            let e = w
+                .read_submit(
+                    status(http),
+                    &fixture(p, name),
+                    Some(Duration::from_secs(3)),
+                )
+                .unwrap_err();
+            let what = format!("{name} as HTTP {http}: {e}");
+            assert_eq!(e.class(), class, "{what}");
+            assert_eq!(e.is_rate_limited(), limited, "{what}");
+            assert_eq!(e.http_status(), Some(code), "{what}");
+            assert_eq!(e.refusal().map(|r| r.0), refusal, "{what}");
+            if limited {
+                assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+            }
+        }
+    }
+    let credits = w
+        .read_submit(StatusCode::OK, &fixture(p, "error-429-credits.json"), None)
+        .unwrap_err();
+    assert!(matches!(
+        credits,
+        SubmitError::Coded {
+            code: 429,
+            meaning: Meaning::Credits,
+            ..
+        }
+    ));
+    let (_, message) = credits.refusal().unwrap();
+    assert!(message.contains("Insufficient credits"), "{message}");
+    // A proxy's 502 without the envelope keeps HTTP's meaning.
+    let e = w
+        .read_submit(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None)
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Retry);
+    // Its own 405 is rate limiting, not a missing endpoint; a bare 405 is.
+    assert!(!w.no_endpoint(status(405), &fixture(p, "error-405.json")));
+    assert!(w.no_endpoint(status(405), b"Method Not Allowed"));
+    assert!(w.no_endpoint(status(404), &fixture(p, "error-400.json")));
+}
+
+#[test]
+fn sunoapi_record_info_at_each_stage_and_each_failure() {
+    let p = Provider::Sunoapi;
+    let pending = poll(p, "record-pending.json");
+    assert!(pending.clips.is_empty() && !pending.is_finished());
+    assert_eq!(states(&poll(p, "record-text.json")), vec![Text, Text]);
+    let first = poll(p, "record-first.json");
+    assert_eq!(states(&first), vec![Complete, First]);
+    assert!(!first.is_finished());
+    assert_eq!(first.clips[0].duration, Some(198.44));
+    assert!(first.clips[0].audio_url.ends_with(".mp3"));
+    assert_eq!(first.clips[0].model_name, "chirp-v3-5");
+    assert!(
+        first.clips[0]
+            .image_url
+            .starts_with("https://cdn2.suno.ai/")
+    );
+    assert!(first.clips[0].created_at.is_some());
+    let done = poll(p, "record-success.json");
+    assert_eq!(states(&done), vec![Complete, Complete]);
+    assert!(done.is_finished());
+    assert_eq!(done.clips[1].duration, Some(201.2));
+    // SUCCESS, but one clip's audioUrl is its streaming URL: not complete.
+    let half = poll(p, "record-success-without-final-url.json");
+    assert_eq!(states(&half), vec![Complete, First]);
+    assert!(!half.is_finished());
+    for (name, reason) in [
+        ("record-create-task-failed.json", "Create task failed"),
+        ("record-generate-audio-failed.json", "Generate audio failed"),
+        ("record-callback-exception.json", "Callback exception"),
+        ("record-sensitive-word-error.json", "sensitive words"),
+    ] {
+        let failed = poll(p, name);
+        assert!(failed.is_finished(), "{name}");
+        assert!(
+            failed
+                .failure
+                .as_deref()
+                .unwrap_or_default()
+                .contains(reason),
+            "{name}: {:?}",
+            failed.failure
+        );
+    }
+}
+
+#[test]
+fn sunoapi_poll_codes_map_like_the_submits() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    // (fixture, retryable, rate limited, refused)
+    let table: &[(&str, bool, bool, Option<u16>)] = &[
+        ("error-405.json", true, true, None),
+        ("error-430.json", true, true, None),
+        ("error-455.json", true, false, None),
+        ("error-500.json", true, false, None),
+        ("error-401.json", false, false, Some(401)),
+        ("error-429-credits.json", false, false, Some(402)),
+        ("error-400.json", false, false, None),
+        ("error-418-undocumented.json", false, false, None),
+    ];
+    for &(name, retryable, limited, refused) in table {
+        let code: u16 = name[6..9].parse().unwrap();
+        for http in [code, 200] {
+            let e = w
+                .read_poll(status(http), &fixture(p, name), None)
+                .unwrap_err();
+            let what = format!("{name} as HTTP {http}: {e}");
+            assert_eq!(e.is_retryable(), retryable, "{what}");
+            assert_eq!(e.rate_limited().is_some(), limited, "{what}");
+            assert_eq!(e.refused(), refused, "{what}");
+        }
+    }
+}
+
+#[test]
+fn sunoapi_callbacks_of_each_type() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    let read = |name: &str| w.read_callback(&fixture(p, name)).unwrap();
+    assert_eq!(states(&read("callback-text.json")), vec![Text, Text]);
+    let first = read("callback-first.json");
+    assert_eq!(states(&first), vec![Complete, First]);
+    assert!(!first.is_finished());
+    let complete = read("callback-complete.json");
+    assert_eq!(states(&complete), vec![Complete, Complete]);
+    assert_eq!(complete.clips[0].title, "Peaceful Piano");
+    let error = read("callback-error.json");
+    assert!(error.is_finished());
+    assert!(error.failure.unwrap().contains("sensitive words"));
+}
+
+#[test]
+fn sunoapi_credits_are_a_number_or_a_string() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    let b = w
+        .read_balance(StatusCode::OK, &fixture(p, "credits.json"))
+        .unwrap();
+    assert_eq!(b.credits, 100.0);
+    let b = w
+        .read_balance(StatusCode::OK, &fixture(p, "credits-string.json"))
+        .unwrap();
+    assert_eq!(b.credits, 87.5);
+    let e = w
+        .read_balance(StatusCode::OK, &fixture(p, "error-401.json"))
+        .unwrap_err();
+    assert_eq!(e.refusal().map(|r| r.0), Some(401));
+    let e = w
+        .read_balance(StatusCode::OK, br#"{"code":200,"data":{"credits":1}}"#)
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Ambiguous);
+}
+
+// ---------------------------------------------------------------- gcui
+
+#[test]
+fn gcui_the_task_is_its_two_clips() {
+    let p = Provider::Gcui;
+    let w = wire(p);
+    let accepted = w
+        .read_submit(StatusCode::OK, &fixture(p, "generate-answer.json"), None)
+        .unwrap();
+    assert_eq!(
+        accepted.task_id,
+        "f6e2a1b0-3c4d-4e5f-9a8b-7c6d5e4f3a21,0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d65"
+    );
+    let url = w.poll_url(
+        &Url::parse("http://127.0.0.1:3000").unwrap(),
+        &accepted.task_id,
+    );
+    let ids: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    assert_eq!(url.path(), "/api/get");
+    assert_eq!(ids, vec![("ids".to_owned(), accepted.task_id.clone())]);
+    assert_eq!(states(&poll(p, "get-queued.json")), vec![New, New]);
+    let streaming = poll(p, "get-streaming.json");
+    assert_eq!(states(&streaming), vec![First, First]);
+    let half = poll(p, "get-half-complete.json");
+    assert_eq!(states(&half), vec![Complete, First]);
+    assert!(!half.is_finished());
+    let done = poll(p, "get-complete.json");
+    assert!(done.is_finished());
+    assert_eq!(done.clips[0].duration, Some(146.08));
+    assert_eq!(
+        done.clips[1].audio_url,
+        "https://cdn1.suno.ai/0b9c8d7e-6f5a-4b3c-8d2e-1f0a9b8c7d65.mp3"
+    );
+    let error = poll(p, "get-error.json");
+    assert_eq!(states(&error), vec![Failed, Failed]);
+    assert!(error.clips[0].error.contains("content policy"));
+    let b = w
+        .read_balance(StatusCode::OK, &fixture(p, "get-limit.json"))
+        .unwrap();
+    assert_eq!((b.credits, b.used_credits), (50.0, Some(0.0)));
+    assert!(w.read_callback(&fixture(p, "get-complete.json")).is_err());
+}
+
+#[test]
+fn gcui_errors_mean_what_http_says() {
+    let p = Provider::Gcui;
+    let w = wire(p);
+    for (name, code, class, refusal) in [
+        ("error-400.json", 400, ErrorClass::Row, None),
+        ("error-402.json", 402, ErrorClass::Fatal, Some(402)),
+        ("error-500.json", 500, ErrorClass::Retry, None),
+    ] {
+        let body = fixture(p, name);
+        let e = w.read_submit(status(code), &body, None).unwrap_err();
+        assert_eq!(e.class(), class, "{name}");
+        assert_eq!(e.refusal().map(|r| r.0), refusal, "{name}");
+        let wanted = serde_json::from_slice::<Value>(&body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(e.server_message(), wanted, "{name}");
+        let e = w.read_poll(status(code), &body, None).unwrap_err();
+        assert_eq!(e.refused(), refusal, "{name}");
+        assert_eq!(e.is_retryable(), code == 500, "{name}");
+    }
+}
+
+// ---------------------------------------------------------------- request bodies
+
+fn job(fields: JobFields) -> Job {
+    Job::new(fields, 1)
+}
+
+fn custom() -> JobFields {
+    JobFields {
+        prompt: Some("[Verse] neon lights".into()),
+        title: Some("Neon Harbor".into()),
+        style: Some("synthwave".into()),
+        tags: Some("heavy metal".into()),
+        custom_mode: Some(true),
+        model: Some("chirp-v4-5".into()),
+        ..JobFields::default()
+    }
+}
+
+fn body(p: Provider, fields: JobFields) -> Value {
+    serde_json::from_slice(&wire(p).submit_body(&job(fields))).unwrap()
+}
+
+#[test]
+fn sunoapi_request_bodies() {
+    let p = Provider::Sunoapi;
+    let mut with_all = custom();
+    with_all.gender = Some(Gender::Female);
+    with_all.style_weight = Weight::from_hundredths(65);
+    with_all.weirdness_constraint = Weight::from_hundredths(0);
+    with_all.audio_weight = Weight::from_hundredths(100);
+    with_all.callback_url = Some("https://example.com/hook".into());
+    assert_eq!(
+        body(p, with_all),
+        json!({"customMode": true, "instrumental": false, "prompt": "[Verse] neon lights",
+               "style": "synthwave", "title": "Neon Harbor", "model": "V4_5",
+               "negativeTags": "heavy metal", "vocalGender": "f", "styleWeight": 0.65,
+               "weirdnessConstraint": 0.0, "audioWeight": 1.0,
+               "callBackUrl": "https://example.com/hook"})
+    );
+    // Exactly these bytes: the field order of the docs.
+    let description = JobFields {
+        prompt: Some("a calm piano piece".into()),
+        gender: Some(Gender::Male),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        String::from_utf8(wire(p).submit_body(&job(description))).unwrap(),
+        format!(
+            r#"{{"customMode":false,"instrumental":false,"prompt":"a calm piano piece","model":"V3_5","vocalGender":"m","callBackUrl":"{}"}}"#,
+            sunoapi::NO_CALLBACK
+        )
+    );
+    let inspiration = JobFields {
+        gpt_description_prompt: Some("a song about rain".into()),
+        make_instrumental: Some(true),
+        model: Some("my-new-model".into()),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        body(p, inspiration),
+        json!({"customMode": false, "instrumental": true, "prompt": "a song about rain",
+               "model": "my-new-model", "callBackUrl": sunoapi::NO_CALLBACK})
+    );
+    let instrumental = JobFields {
+        prompt: None,
+        make_instrumental: Some(true),
+        ..custom()
+    };
+    assert_eq!(
+        body(p, instrumental),
+        json!({"customMode": true, "instrumental": true, "style": "synthwave",
+               "title": "Neon Harbor", "model": "V4_5", "negativeTags": "heavy metal",
+               "callBackUrl": sunoapi::NO_CALLBACK})
+    );
+    assert!(
+        Url::parse(sunoapi::NO_CALLBACK)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .ends_with(".invalid")
+    );
+    assert_eq!(
+        wire(p).submit_path(&job(custom()), &Default::default()),
+        "api/v1/generate"
+    );
+}
+
+#[test]
+fn gcui_request_bodies() {
+    let p = Provider::Gcui;
+    let w = wire(p);
+    assert_eq!(
+        w.submit_path(&job(custom()), &Default::default()),
+        "api/custom_generate"
+    );
+    let custom = JobFields {
+        model: Some("chirp-v4-0".into()),
+        ..custom()
+    };
+    assert_eq!(
+        body(p, custom),
+        json!({"prompt": "[Verse] neon lights", "tags": "synthwave", "title": "Neon Harbor",
+               "negative_tags": "heavy metal", "make_instrumental": false,
+               "model": "chirp-v4", "wait_audio": false})
+    );
+    let description = JobFields {
+        prompt: Some("a calm piano piece".into()),
+        make_instrumental: Some(true),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        w.submit_path(&job(description.clone()), &Default::default()),
+        "api/generate"
+    );
+    assert_eq!(
+        String::from_utf8(w.submit_body(&job(description))).unwrap(),
+        r#"{"prompt":"a calm piano piece","make_instrumental":true,"model":"chirp-v3-5","wait_audio":false}"#
+    );
+    let inspiration = JobFields {
+        gpt_description_prompt: Some("a song about rain".into()),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        body(p, inspiration),
+        json!({"prompt": "a song about rain", "make_instrumental": false,
+               "model": "chirp-v3-5", "wait_audio": false})
+    );
+}
+
+#[test]
+fn udioapi_request_body_is_the_jobs_fields() {
+    let fields = JobFields {
+        callback_url: Some("https://example.com/hook".into()),
+        ..custom()
+    };
+    let sent = wire(Provider::Udioapi).submit_body(&job(fields.clone()));
+    assert_eq!(sent, serde_json::to_vec(&fields).unwrap());
+    let paths = Default::default();
+    assert_eq!(
+        wire(Provider::Udioapi).submit_path(&job(fields), &paths),
+        "api/generate"
+    );
+}
+
+// ---------------------------------------------------------------- hostile bodies
+
+#[test]
+fn hostile_bodies_never_panic_nor_invent_a_task() {
+    let key = Secret::new("sk-provider-bodies-echo-77");
+    let huge = format!("[{}]", vec![r#"{"id":"x"}"#; 200_000].join(","));
+    let long_id = "a".repeat(300);
+    let bodies: Vec<String> = vec![
+        String::new(),
+        "null".into(),
+        "[]".into(),
+        "{}".into(),
+        "\"data\"".into(),
+        r#"{"code":200,"msg":"success","data":"task-1"}"#.into(),
+        r#"{"code":200,"data":{"taskId":"a b"}}"#.into(),
+        r#"{"code":200,"data":{"taskId":{"x":1}}}"#.into(),
+        format!(r#"{{"code":200,"data":{{"taskId":"{long_id}"}}}}"#),
+        format!(r#"{{"code":200,"data":{{"taskId":"{}"}}}}"#, key.expose()),
+        r#"[{"id":"a b"},{"id":"c"}]"#.into(),
+        r#"[{"id":"a"}]"#.into(),
+        r#"[{"id":"a"},{"id":"a"}]"#.into(),
+        r#"[{"id":"a,b"},{"id":"c"}]"#.into(),
+        r#"[{"id":"a"},{"id":"b"},{"id":"c"}]"#.into(),
+        format!(r#"[{{"id":"{}"}},{{"id":"b"}}]"#, key.expose()),
+        format!(r#"[{{"id":"{long_id}"}},{{"id":"{long_id}"}}]"#),
+        r#"{"code":"200","data":{"taskId":null}}"#.into(),
+        r#"{"code":1e400}"#.into(),
+        huge.clone(),
+    ];
+    for p in Provider::ALL {
+        let w: &dyn Wire = wire(p);
+        for b in &bodies {
+            let what = format!("{p}: {}", b.chars().take(80).collect::<String>());
+            if let Ok(accepted) = w.read_submit(StatusCode::OK, b.as_bytes(), None) {
+                panic!("{what}: accepted {accepted:?}");
+            }
+            let e = w
+                .read_submit(StatusCode::OK, b.as_bytes(), None)
+                .unwrap_err();
+            assert!(!e.to_string().contains(key.expose()), "{what}: {e}");
+            let _ = w.read_poll(StatusCode::OK, b.as_bytes(), None);
+            let _ = w.read_callback(b.as_bytes());
+            let _ = w.read_balance(StatusCode::OK, b.as_bytes());
+            let _ = w.read_poll(status(500), b.as_bytes(), None);
+        }
+        // Bodies past the cap are refused, not parsed.
+        let big = format!("{{\"data\":{huge}}}");
+        let _ = w.read_poll(StatusCode::OK, big.as_bytes(), None);
+    }
+}
+
+#[test]
+fn hostile_poll_bodies_are_errors_not_clips() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    for b in [
+        r#"{"code":200,"data":"SUCCESS"}"#,
+        r#"{"code":200,"data":{"status":"SUCCESS","response":"x"}}"#,
+        r#"{"code":200,"data":{"status":"SUCCESS","response":{"sunoData":{}}}}"#,
+        r#"{"code":200}"#,
+        "[1,2]",
+    ] {
+        assert!(
+            w.read_poll(StatusCode::OK, b.as_bytes(), None).is_err(),
+            "{b}"
+        );
+    }
+    // A clip without an id is skipped, not an error; no clip is complete
+    // on a streaming-only body.
+    let clips = w
+        .read_poll(
+            StatusCode::OK,
+            br#"{"code":200,"data":{"status":"SUCCESS","response":{"sunoData":[{"id":""},{"id":"c1","audioUrl":"ftp://x/a.mp3","duration":5}]}}}"#,
+            None,
+        )
+        .unwrap();
+    assert_eq!(clips.skipped, 1);
+    assert_eq!(states(&clips), vec![First]);
+    let e = wire(Provider::Gcui)
+        .read_poll(StatusCode::OK, br#"{"error":"x"}"#, None)
+        .unwrap_err();
+    assert!(matches!(e, PollError::Feed(_)), "{e}");
+}
+
+// ---------------------------------------------------------------- clients
+
+/// What a local host saw of each request: method, path and query, and
+/// whether it carried an `Authorization` header.
+type Seen = Arc<Mutex<Vec<(String, bool)>>>;
+
+/// A host answering every request with `status` and `body`.
+async fn host(status: u16, body: &'static str) -> (Url, Seen) {
+    let seen: Seen = Arc::default();
+    let log = Arc::clone(&seen);
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let log = Arc::clone(&log);
+        async move {
+            let target = format!(
+                "{} {}",
+                request.method(),
+                request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("")
+            );
+            let auth = request.headers().contains_key("authorization");
+            log.lock().unwrap().push((target, auth));
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn clients_speak_the_provider_and_send_no_key_when_it_is_empty() {
+    let (base, seen) = host(
+        200,
+        r#"[{"id":"c1","status":"submitted"},{"id":"c2","status":"submitted"}]"#,
+    )
+    .await;
+    let client = Client::new(&base, Secret::new(""), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Gcui, &base);
+    let accepted = client.submit(&job(custom())).await.unwrap();
+    assert_eq!(accepted.task_id, "c1,c2");
+    let feed = FeedClient::new(&base, Secret::new(""), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Gcui, &base);
+    let clips = feed.poll(&accepted.task_id).await.unwrap();
+    assert_eq!(clips.clips.len(), 2);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("POST /api/custom_generate".to_owned(), false),
+            ("GET /api/get?ids=c1%2Cc2".to_owned(), false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_endpoint_names_the_provider_setting() {
+    let (base, seen) = host(404, r#"{"code":404,"msg":"Not Found"}"#).await;
+    let client = Client::new(&base, Secret::new("sk-x"), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Sunoapi, &base);
+    let e = client.submit(&job(custom())).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Misdirected);
+    let text = e.to_string();
+    assert!(
+        text.contains("POST /api/v1/generate") && text.contains("check --provider and --base-url"),
+        "{text}"
+    );
+    assert_eq!(
+        seen.lock().unwrap()[0],
+        ("POST /api/v1/generate".to_owned(), true)
+    );
+    // sunoapi's own 405 is rate limiting: retried, not a missing endpoint.
+    let (base, _) = host(405, r#"{"code":405,"msg":"Rate limit exceeded"}"#).await;
+    let client = Client::new(&base, Secret::new("sk-x"), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Sunoapi, &base);
+    let e = client.submit(&job(custom())).await.unwrap_err();
+    assert!(e.is_rate_limited() && e.class() == ErrorClass::Retry, "{e}");
+}
+
+#[tokio::test]
+async fn credits_and_polls_use_the_providers_endpoints() {
+    let (base, seen) = host(200, r#"{"code":200,"msg":"success","data":42}"#).await;
+    let client = Client::new(&base, Secret::new("sk-x"), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Sunoapi, &base);
+    assert_eq!(client.balance().await.unwrap().credits, 42.0);
+    let feed = FeedClient::new(&base, Secret::new("sk-x"), Duration::from_secs(5))
+        .unwrap()
+        .with_provider(Provider::Sunoapi, &base);
+    assert!(feed.poll("t-1").await.is_err(), "data 42 is no record");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("GET /api/v1/generate/credit".to_owned(), true),
+            (
+                "GET /api/v1/generate/record-info?taskId=t-1".to_owned(),
+                true
+            ),
+        ]
+    );
+}
