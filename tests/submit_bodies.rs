@@ -351,15 +351,11 @@ async fn the_dry_run_shows_where_each_job_would_go() {
         ]
     );
     assert!(
-        stdout.contains(
-            "2 without a callback_url would go to POST https://h.example/prefix/api/v2/generate\n"
-        ),
+        stdout.contains("2 jobs would go to POST https://h.example/prefix/api/v2/generate\n"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "2 with a callback_url would go to POST https://h.example/prefix/api/generate\n"
-        ),
+        stdout.contains("2 jobs would go to POST https://h.example/prefix/api/generate\n"),
         "{stdout}"
     );
 }

@@ -214,7 +214,8 @@ pub async fn collect(
         queue.complete_clips_of(&task.key);
     }
 
-    let client = FeedClient::new(&config.base_url, config.api_key.clone(), config.timeout)?;
+    let client = FeedClient::new(&config.base_url, config.api_key.clone(), config.timeout)?
+        .with_provider(config.provider, &config.base_url);
     let settings = PollSettings {
         interval: config.poll_interval,
         rate: config.poll_rate,

@@ -1,9 +1,12 @@
 //! `batchgen receive`: the HTTP receiver for the provider's callbacks.
 //!
-//! The service POSTs a task's bare clip array to the job's `callback_url` at
-//! each stage. This receiver records those clips into the same catalog CSV
-//! that `batchgen collect` writes, through the same parser
-//! ([`crate::api::feed`]) and the same writer
+//! The service POSTs a task's clips to the job's `callback_url` at each
+//! stage, in its provider's shape (udioapi: the bare clip array; sunoapi:
+//! `{code, msg, data: {callbackType, task_id, data: [clips]}}`; gcui sends
+//! none, and `receive` refuses it before listening). This receiver records
+//! those clips into the same catalog CSV that `batchgen collect` writes,
+//! through the provider's reader ([`crate::api::provider::Wire::read_callback`],
+//! which ends in the one clip parser, [`crate::api::feed`]) and the same writer
 //! ([`crate::files::catalog`]), so a catalog built from callbacks equals one
 //! built by polling. Whether a clip is finished is the parser's verdict
 //! alone (failed, `complete`, or `first` with "All generated
@@ -91,6 +94,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{self, OpenCatalog, Writer};
 use crate::api::feed;
+use crate::api::provider::Wire;
 use crate::files::catalog::{CatalogError, SharedCatalog};
 use crate::files::results;
 use crate::job::Provider;
@@ -155,6 +159,8 @@ impl TaskIndex {
 }
 
 struct Shared {
+    /// Reads the provider's callback bodies.
+    wire: &'static dyn Wire,
     secret: Secret,
     store: Arc<SharedCatalog>,
     jobs: Mutex<TaskIndex>,
@@ -222,6 +228,7 @@ impl Receiver {
         // after the last connection, never beside it.
         let writer = catalog.start_writer(CancellationToken::new());
         let shared = Arc::new(Shared {
+            wire: crate::api::provider::wire(config.provider),
             secret: config.secret,
             store: Arc::clone(&catalog.store),
             jobs: Mutex::new(jobs),
@@ -401,7 +408,7 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
             return refuse(StatusCode::REQUEST_TIMEOUT, "body too slow");
         }
     };
-    let mut feed = match feed::parse(&body) {
+    let mut feed = match shared.wire.read_callback(&body) {
         Ok(feed) => feed,
         Err(e) => {
             tracing::warn!(key, "callback rejected: {e}");

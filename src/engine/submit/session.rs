@@ -130,6 +130,7 @@ async fn send(
     held: Option<Vec<Job>>,
 ) -> Result<Sent, RunError> {
     let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?
+        .with_provider(config.provider, &config.base_url)
         .with_generate_paths(&config.base_url, &config.generate);
     // Where this run's journal rows begin: the end of the compacted file.
     let journal_start = std::fs::metadata(&config.results).ok().map(|m| m.len());

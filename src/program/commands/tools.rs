@@ -199,7 +199,8 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
     let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
     crate::settings::check_provider_host(&base_url, provider).map_err(Error::Config)?;
     crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
-    let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?;
+    let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?
+        .with_provider(provider, &base_url);
     match client.balance().await {
         Ok(balance) => {
             match balance.used_credits {
@@ -225,7 +226,7 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
             _ => Err(Error::Credits {
                 url: crate::util::redact::url(&crate::api::http::endpoint(
                     &base_url,
-                    "api/v2/credits",
+                    crate::api::provider::wire(provider).credits_path(),
                 )),
                 message: e.to_string(),
             }),

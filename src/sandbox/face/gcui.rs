@@ -66,9 +66,13 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/api/get_limit", get(get_limit))
 }
 
+/// A text field. Its TypeScript types make every field present, so a
+/// client sends `""` for one it has no value for (an instrumental's
+/// `prompt`): empty is unset, as Suno takes it.
 fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(Refusal::Invalid(format!(
             "{name} must be a string, not {other}"

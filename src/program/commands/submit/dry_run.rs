@@ -2,6 +2,7 @@
 //! without a request: the plan's counts, the host the key would go to, the
 //! first few bodies whole, and how many jobs go to each endpoint.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use crate::engine::submit::plan::Plan;
 use crate::files::manifest::Manifest;
 use crate::program::cli::RunArgs;
 use crate::program::exit::Error;
-use crate::settings::{Config, GeneratePaths};
+use crate::settings::Config;
 use crate::util::term::eprint_line;
 
 /// How many request bodies `--dry-run` prints.
@@ -41,8 +42,8 @@ pub(super) fn print(
 ) -> Result<(), Error> {
     let mut out = String::new();
     overview(&mut out, manifest, config, plan, source);
-    let to_callback_path = bodies(&mut out, manifest, config, plan)?;
-    endpoints(&mut out, config, plan, to_callback_path);
+    let by_path = bodies(&mut out, manifest, config, plan)?;
+    endpoints(&mut out, config, &by_path);
     for warning in &plan.warnings {
         eprint_line(&format!("batchgen: warning: {warning}"));
     }
@@ -68,6 +69,12 @@ fn overview(out: &mut String, manifest: &Manifest, config: &Config, plan: &Plan,
         "the API key would go to {} (from {source})",
         crate::util::redact::url(&config.base_url)
     );
+    let _ = writeln!(
+        out,
+        "speaking provider {} ({})",
+        config.provider,
+        config.provider.describe()
+    );
     if let Some(interval) = config.rate.interval()
         && !plan.todo.is_empty()
     {
@@ -82,17 +89,18 @@ fn overview(out: &mut String, manifest: &Manifest, config: &Config, plan: &Plan,
     }
 }
 
-/// The first [`DRY_RUN_BODIES`] request bodies whole. Every job to send
-/// is read, to count where each would go: returns how many take the
-/// callback path.
+/// The first [`DRY_RUN_BODIES`] request bodies whole, as the run's
+/// provider would send them. Every job to send is read, to count how many
+/// go to each endpoint: returns the counts by path.
 fn bodies(
     out: &mut String,
     manifest: &Manifest,
     config: &Config,
     plan: &Plan,
-) -> Result<usize, Error> {
+) -> Result<BTreeMap<String, usize>, Error> {
+    let wire = crate::api::provider::wire(config.provider);
     let mut todo = plan.todo.iter().map(|&i| i as usize).peekable();
-    let mut to_callback_path = 0;
+    let mut by_path = BTreeMap::new();
     for (i, job) in manifest.jobs()?.enumerate() {
         let Some(&next) = todo.peek() else { break };
         let mut job = job?;
@@ -103,15 +111,14 @@ fn bodies(
         if let Some(callback) = &config.callback {
             callback.apply(&mut job);
         }
-        let takes_callback = GeneratePaths::takes_callback_path(&job);
-        to_callback_path += usize::from(takes_callback);
+        let path = wire.submit_path(&job, &config.generate);
         let shown = plan.todo.len() - todo.len();
         if shown <= DRY_RUN_BODIES {
-            let body = serde_json::to_string(job.body()).expect("fields serialize");
+            let body = String::from_utf8_lossy(&wire.submit_body(&job)).into_owned();
             // What would be sent, but the callback secret (and any other)
             // stays off the screen: the same rule as every other output.
             let body = crate::util::redact::text(&body);
-            let url = crate::api::http::endpoint(&config.base_url, config.generate.for_job(&job));
+            let url = crate::api::http::endpoint(&config.base_url, &path);
             let _ = writeln!(
                 out,
                 "POST {}  # line {}, {}\n{body}",
@@ -120,30 +127,22 @@ fn bodies(
                 job.key
             );
         }
+        *by_path.entry(path).or_insert(0) += 1;
     }
     if plan.todo.len() > DRY_RUN_BODIES {
         let _ = writeln!(out, "… and {} more", plan.todo.len() - DRY_RUN_BODIES);
     }
-    Ok(to_callback_path)
+    Ok(by_path)
 }
 
 /// How many jobs would go to each generate endpoint.
-fn endpoints(out: &mut String, config: &Config, plan: &Plan, to_callback_path: usize) {
-    let endpoint = |path: &str| crate::api::http::endpoint(&config.base_url, path);
-    for (n, url, which) in [
-        (
-            plan.todo.len() - to_callback_path,
-            endpoint(&config.generate.plain),
-            "without a callback_url",
-        ),
-        (
-            to_callback_path,
-            endpoint(&config.generate.callback),
-            "with a callback_url",
-        ),
-    ] {
-        if n > 0 {
-            let _ = writeln!(out, "{n} {which} would go to POST {url}");
-        }
+fn endpoints(out: &mut String, config: &Config, by_path: &BTreeMap<String, usize>) {
+    for (path, n) in by_path {
+        let url = crate::api::http::endpoint(&config.base_url, path);
+        let _ = writeln!(
+            out,
+            "{n} jobs would go to POST {}",
+            crate::util::redact::url(&url)
+        );
     }
 }

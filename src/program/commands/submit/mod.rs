@@ -288,7 +288,8 @@ async fn check_balance(
         &config.base_url,
         config.api_key.clone(),
         Duration::from_secs(10),
-    )?;
+    )?
+    .with_provider(config.provider, &config.base_url);
     match client.balance().await {
         Ok(balance) => {
             let needed = todo as f64 * per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB);
