@@ -347,6 +347,33 @@ fn gcui_the_task_is_its_two_clips() {
     assert!(w.read_callback(&fixture(p, "get-complete.json")).is_err());
 }
 
+/// A gcui answer that lists other tasks' clips (a proxy dropped `ids`, and
+/// gcui answered the account's newest clips) files only this task's.
+#[test]
+fn gcui_keeps_only_the_clips_of_the_task_asked_for() {
+    let p = Provider::Gcui;
+    let w = wire(p);
+    let done = poll(p, "get-complete.json");
+    let ours = format!("{},{}", done.clips[0].id, done.clips[1].id);
+    let mut foreign = done.clone();
+    for c in &mut foreign.clips {
+        c.id = format!("other-{}", c.id);
+    }
+    let mut mixed = done.clone();
+    mixed.clips.extend(foreign.clips.clone());
+    let kept = w.only_task(&ours, mixed);
+    assert_eq!(kept.clips, done.clips);
+    assert_eq!(kept.skipped, done.skipped + 2);
+    let none = w.only_task(&ours, foreign);
+    assert!(
+        none.clips.is_empty() && !none.is_finished(),
+        "not ours: not finished"
+    );
+    // The other providers' answers are about the task asked for.
+    let suno = wire(Provider::Sunoapi).only_task("x", done.clone());
+    assert_eq!(suno, done);
+}
+
 #[test]
 fn gcui_errors_mean_what_http_says() {
     let p = Provider::Gcui;

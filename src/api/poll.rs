@@ -110,7 +110,8 @@ impl FeedClient {
                 Err(e) => return Err(PollError::Connection(without_url(e))),
             }
         }
-        let mut clips = self.wire.read_poll(status, &body, retry_after)?;
+        let clips = self.wire.read_poll(status, &body, retry_after)?;
+        let mut clips = self.wire.only_task(task_id, clips);
         clips.mask_secrets();
         Ok(clips)
     }

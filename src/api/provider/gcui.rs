@@ -151,6 +151,14 @@ impl Wire for Gcui {
         Ok(feed::parse(body)?)
     }
 
+    fn only_task(&self, task_id: &str, mut clips: TaskClips) -> TaskClips {
+        let ours: Vec<&str> = task_id.split(ID_SEPARATOR).collect();
+        let before = clips.clips.len();
+        clips.clips.retain(|c| ours.contains(&c.id.as_str()));
+        clips.skipped += before - clips.clips.len();
+        clips
+    }
+
     fn read_callback(&self, _body: &[u8]) -> Result<TaskClips, FeedError> {
         Err(FeedError::Shape("gcui-art/suno-api sends no callbacks"))
     }

@@ -102,6 +102,16 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// that sends no callbacks (the receiver refuses those earlier).
     fn read_callback(&self, body: &[u8]) -> Result<TaskClips, FeedError>;
 
+    /// Keeps only the clips of `task_id` from a poll's answer. A body that
+    /// can list other tasks' clips (gcui's `/api/get` lists the newest
+    /// clips of the account when a proxy drops its `ids`) must not file
+    /// them, and their songs, under this job. Dropped clips are counted in
+    /// [`TaskClips::skipped`]. By default the answer is about the task
+    /// asked for and kept whole.
+    fn only_task(&self, _task_id: &str, clips: TaskClips) -> TaskClips {
+        clips
+    }
+
     /// The path of the balance endpoint under the base URL.
     fn credits_path(&self) -> &'static str;
 
