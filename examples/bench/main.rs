@@ -2,7 +2,8 @@
 //! on the release binary as users run it, with a pass/fail verdict.
 //!
 //! ```sh
-//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox] [--runs K] [--rates 5,50,500]
+//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox|collect] [--runs K] [--rates 5,50,500]
+//! cargo run --release --example bench -- --only collect [--collect-t 20,60] [--collect-n 100,1000]
 //! ```
 //!
 //! The binary runs as a subprocess against servers inside this process: the
@@ -14,6 +15,7 @@
 //! (its verdicts are then meaningless; it only keeps the bench from rotting).
 //! `--bin-path` points at another binary (the smoke test's debug build).
 
+mod collect;
 #[allow(dead_code)] // its `main` and `usage` belong to the example binary
 #[path = "../gen_manifest.rs"]
 mod gen_manifest;
@@ -31,7 +33,9 @@ use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
 use servers::Counter;
 
-const TARGETS: [&str; 6] = ["rate", "overhead", "sandbox", "memory", "validate", "rerun"];
+const TARGETS: [&str; 7] = [
+    "rate", "overhead", "sandbox", "memory", "validate", "rerun", "collect",
+];
 const KEY: &str = "sk-bench-key";
 
 /// Command-line options.
@@ -44,6 +48,10 @@ struct Opts {
     max_run_rows: u64,
     /// The rates the rate target runs (`--rates 500` to look at one).
     rates: Vec<u32>,
+    /// The collect target's generation times T, in seconds.
+    collect_t: Vec<u64>,
+    /// The collect target's task counts N.
+    collect_n: Vec<u64>,
 }
 
 fn parse_args() -> Opts {
@@ -54,6 +62,8 @@ fn parse_args() -> Opts {
         bin: PathBuf::new(),
         max_run_rows: 100_000,
         rates: Vec::new(),
+        collect_t: Vec::new(),
+        collect_n: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -71,9 +81,11 @@ fn parse_args() -> Opts {
                         .map(|r| r.parse::<u32>().expect("--rates R,R")),
                 );
             }
+            "--collect-t" => o.collect_t.extend(numbers(&value(), "--collect-t S,S")),
+            "--collect-n" => o.collect_n.extend(numbers(&value(), "--collect-n N,N")),
             _ => {
                 eprintln!(
-                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R]",
+                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R] [--collect-t S,S] [--collect-n N,N]",
                     TARGETS.join("|")
                 );
                 std::process::exit(2);
@@ -91,6 +103,13 @@ fn parse_args() -> Opts {
         o.bin = measure::release_binary();
     }
     o
+}
+
+/// A comma-separated list of numbers, or exit with `usage`.
+fn numbers(list: &str, usage: &str) -> Vec<u64> {
+    list.split(',')
+        .map(|n| n.parse().unwrap_or_else(|_| panic!("{usage}")))
+        .collect()
 }
 
 /// One target's outcome, for the closing table.
@@ -123,6 +142,7 @@ async fn main() {
     let on = |t: &str| b.o.only.is_empty() || b.o.only.iter().any(|x| x == t);
     let (rate, over, sand) = (on("rate"), on("overhead"), on("sandbox"));
     let scale = on("memory") || on("validate") || on("rerun");
+    let coll = on("collect");
     if rate {
         b.rate().await;
     }
@@ -131,6 +151,9 @@ async fn main() {
     }
     if scale {
         b.scale().await;
+    }
+    if coll {
+        b.collect().await;
     }
     println!("\n== summary ==");
     println!("| target | figure | goal | status |\n|---|---|---|---|");

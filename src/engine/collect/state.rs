@@ -8,6 +8,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,11 +18,41 @@ use tokio_util::sync::CancellationToken;
 use crate::files::catalog::{self, Catalog, CatalogError, SharedCatalog};
 use crate::files::results::{Lock, Record, Status};
 
-/// A task to collect: the job key and the task ID from the results file.
+/// A task to collect: the job key, the task ID and the submission time
+/// from the results file.
 #[derive(Debug, Clone)]
 pub struct Task {
     pub key: String,
     pub task_id: String,
+    /// `submitted_at`, when it reads as RFC 3339; the poll schedule places
+    /// the task by it.
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+impl Task {
+    /// A task with no known submission time.
+    pub fn new(key: impl Into<String>, task_id: impl Into<String>) -> Task {
+        Task {
+            key: key.into(),
+            task_id: task_id.into(),
+            submitted_at: None,
+        }
+    }
+
+    /// Time since submission at `now`: zero when unknown or in the future
+    /// (a clock that moved back must not make a task look old).
+    pub fn age(&self, now: DateTime<Utc>) -> Duration {
+        self.submitted_at
+            .and_then(|at| (now - at).to_std().ok())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// `submitted_at` as written (RFC 3339); `None` when empty or unreadable.
+fn submission_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The submitted rows of the results file (latest row per id) as tasks,
@@ -31,6 +64,7 @@ pub fn submitted(records: &[Record]) -> Vec<Task> {
         .map(|r| Task {
             key: r.id.clone(),
             task_id: r.task_id.clone(),
+            submitted_at: submission_time(&r.submitted_at),
         })
         .collect()
 }

@@ -1,12 +1,15 @@
-//! The polling schedule: when each task is asked about, and what an
-//! answer does to the schedule. One request and its classification are
-//! the wire layer's ([`crate::api::poll`]).
+//! The polling loop: polls in flight, the limits, and what an answer or a
+//! failure does. When each task is due is the [`schedule`]'s (oldest
+//! first, around the learnt time to finish: see its docs for the policy);
+//! the estimate it learns is [`estimate`]'s. One request and its
+//! classification are the wire layer's ([`crate::api::poll`]).
 //!
 //! ```text
-//! schedule (due time per task) ──▶ ≤ concurrency polls in flight
+//! Scheduler (next due, oldest first) ──▶ ≤ concurrency polls in flight
 //!                                    │ each: rate limiter cell, GET feed
 //!                                    ▼ answer → SharedCatalog::apply → on_change(key)
-//!                                      finished?  done : due again in --poll-interval
+//!                                      finished? Scheduler::finished : running
+//!                                      failed?   the handling below, then Scheduler::failed
 //! ```
 //!
 //! A task is polled until its clips are finished by the one rule
@@ -27,14 +30,17 @@
 //! [`CollectError::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers
 //! in a row (404, a body of the wrong shape) is left for the next run.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+pub mod estimate;
+pub mod schedule;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use schedule::Scheduler;
 
 use super::CollectError;
 use super::state::Task;
@@ -83,14 +89,14 @@ pub async fn poll_until_finished(
 ) -> Result<PollSummary, CollectError> {
     let limiter = super::rate_limiter(settings.rate).map(Arc::new);
     let client = Arc::new(client);
-    let mut schedule = Schedule::new(&tasks, settings.interval);
-    let mut in_flight: JoinSet<(usize, Result<TaskClips, PollError>)> = JoinSet::new();
+    let mut poller = Poller::new(&tasks, settings.interval);
+    let mut in_flight: JoinSet<(usize, Instant, Result<TaskClips, PollError>)> = JoinSet::new();
     let concurrency = settings.concurrency.max(1);
 
     loop {
         let now = Instant::now();
         while in_flight.len() < concurrency {
-            let Some(i) = schedule.next_due(now) else {
+            let Some(i) = poller.next_due(now) else {
                 break;
             };
             let (client, limiter, task_id) = (
@@ -98,26 +104,27 @@ pub async fn poll_until_finished(
                 limiter.clone(),
                 tasks[i].task_id.clone(),
             );
-            schedule.summary.polls += 1;
+            poller.summary.polls += 1;
             in_flight.spawn(async move {
                 if let Some(limiter) = limiter {
                     limiter.until_ready().await;
                 }
-                (i, client.poll(&task_id).await)
+                let sent = Instant::now();
+                (i, sent, client.poll(&task_id).await)
             });
         }
-        if schedule.due.is_empty() && in_flight.is_empty() {
-            return Ok(schedule.summary);
+        if poller.schedule.left() == 0 && in_flight.is_empty() {
+            return Ok(poller.summary);
         }
-        let wake = schedule.wake().filter(|_| in_flight.len() < concurrency);
+        let wake = poller.wake().filter(|_| in_flight.len() < concurrency);
         tokio::select! {
             biased;
-            () = stop.cancelled() => return Ok(schedule.summary),
+            () = stop.cancelled() => return Ok(poller.summary),
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((i, answer)) = joined else { continue };
+                let Ok((i, sent, answer)) = joined else { continue };
                 match answer {
-                    Ok(clips) => schedule.answered(i, &clips, &store, &on_change),
-                    Err(e) => schedule.failed(i, &e)?,
+                    Ok(clips) => poller.answered(i, sent, &clips, &store, &on_change),
+                    Err(e) => poller.failed(i, sent, &e)?,
                 }
             }
             () = sleep_until(wake) => {}
@@ -125,12 +132,10 @@ pub async fn poll_until_finished(
     }
 }
 
-/// When each task is due, and the failure counts that move it.
-struct Schedule<'a> {
+/// The schedule, and the failure counts that move it.
+struct Poller<'a> {
     tasks: &'a [Task],
-    interval: Duration,
-    /// Task indexes by the time they are due, earliest first.
-    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    schedule: Scheduler,
     /// Bad answers in a row, per task.
     failures: Vec<u32>,
     /// No poll starts before this (a 429's pause).
@@ -140,14 +145,16 @@ struct Schedule<'a> {
     summary: PollSummary,
 }
 
-impl<'a> Schedule<'a> {
-    /// Every task due now.
-    fn new(tasks: &'a [Task], interval: Duration) -> Schedule<'a> {
+impl<'a> Poller<'a> {
+    /// Tasks are placed by their submission time; one without a usable
+    /// `submitted_at` counts as submitted now.
+    fn new(tasks: &'a [Task], interval: Duration) -> Poller<'a> {
         let start = Instant::now();
-        Schedule {
+        let wall = chrono::Utc::now();
+        let ages: Vec<Duration> = tasks.iter().map(|t| t.age(wall)).collect();
+        Poller {
             tasks,
-            interval,
-            due: (0..tasks.len()).map(|i| Reverse((start, i))).collect(),
+            schedule: Scheduler::new(&ages, interval, start),
             failures: vec![0; tasks.len()],
             pause_until: start,
             failures_in_a_row: 0,
@@ -155,35 +162,25 @@ impl<'a> Schedule<'a> {
         }
     }
 
-    /// The next task due at `now`, taken off the schedule, unless polls
-    /// are paused.
+    /// The next task due at `now`, unless polls are paused.
     fn next_due(&mut self, now: Instant) -> Option<usize> {
         if self.pause_until > now {
             return None;
         }
-        match self.due.peek() {
-            Some(Reverse((at, _))) if *at <= now => {}
-            _ => return None,
-        }
-        self.due.pop().map(|Reverse((_, i))| i)
+        self.schedule.next(now)
     }
 
     /// When the next task is due (not before a pause ends).
     fn wake(&self) -> Option<Instant> {
-        self.due
-            .peek()
-            .map(|Reverse((at, _))| (*at).max(self.pause_until))
+        self.schedule.wake().map(|at| at.max(self.pause_until))
     }
 
-    fn push(&mut self, at: Instant, i: usize) {
-        self.due.push(Reverse((at, i)));
-    }
-
-    /// An answer: its clips go into the catalog; the task is due again
-    /// unless its rows are finished.
+    /// An answer: its clips go into the catalog; the task is done if its
+    /// rows are finished, else the schedule places its next poll.
     fn answered(
         &mut self,
         i: usize,
+        sent: Instant,
         clips: &TaskClips,
         store: &SharedCatalog,
         on_change: impl Fn(&str),
@@ -193,16 +190,19 @@ impl<'a> Schedule<'a> {
         self.failures[i] = 0;
         store.apply(&task.key, &task.task_id, clips);
         on_change(&task.key);
+        let model = clips.clips.first().map_or("", |c| c.model_name.as_str());
         // The catalog holds every clip seen so far; `data.type`
         // (SUCCESS from the text stage on) decides nothing.
-        if !store.lock().task_finished(&task.key, &task.task_id) {
-            self.push(Instant::now() + self.interval, i);
+        if store.lock().task_finished(&task.key, &task.task_id) {
+            self.schedule.finished(i, sent, model, Instant::now());
+        } else {
+            self.schedule.running(i, sent, model);
         }
     }
 
     /// A failed poll: the run ends (refused, misdirected, too many in a
     /// row), the task is given up, or it is due again after a backoff.
-    fn failed(&mut self, i: usize, e: &PollError) -> Result<(), CollectError> {
+    fn failed(&mut self, i: usize, sent: Instant, e: &PollError) -> Result<(), CollectError> {
         let task = &self.tasks[i];
         if let Some(status) = e.refused() {
             return Err(CollectError::Refused {
@@ -230,15 +230,17 @@ impl<'a> Schedule<'a> {
             self.summary
                 .given_up
                 .push((task.key.clone(), e.to_string()));
+            self.schedule.give_up(i, Instant::now());
             return Ok(());
         }
-        let mut wait = full_jitter(failures).max(self.interval);
+        let interval = self.schedule.interval();
+        let mut wait = full_jitter(failures).max(interval);
         if let Some(retry_after) = e.rate_limited() {
             let pause = retry_after.unwrap_or_else(|| full_jitter(failures));
             self.pause_until = self.pause_until.max(Instant::now() + pause);
             wait = wait.max(pause);
         }
-        self.push(Instant::now() + wait, i);
+        self.schedule.failed(i, sent, Instant::now() + wait);
         Ok(())
     }
 }
