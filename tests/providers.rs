@@ -564,4 +564,43 @@ async fn wrong_host_and_callbackless_provider_are_refused_early() {
         "{}",
         stderr(&out)
     );
+
+    // A results file of one provider collected as another's: refused
+    // before a poll, both ways.
+    let gcui = common::submitted_results(dir.path(), &[("a", "clip-1,clip-2")]);
+    for provider in ["udioapi", "sunoapi"] {
+        let out = run_with_env(
+            vec![
+                "collect".into(),
+                arg(&gcui).into(),
+                "--provider".into(),
+                provider.into(),
+                "--base-url".into(),
+                "http://127.0.0.1:9".into(),
+            ],
+            vec![("BATCHGEN_API_KEY".into(), "sk-test-key-1".into())],
+        )
+        .await;
+        assert_eq!(code(&out), 78, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--provider the run used"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let other = tempfile::tempdir().unwrap();
+    let udio = common::submitted_results(other.path(), &[("a", "gen2abc123def456bksv")]);
+    let out = run_with_env(
+        vec![
+            "collect".into(),
+            arg(&udio).into(),
+            "--provider".into(),
+            "gcui".into(),
+            "--base-url".into(),
+            "http://127.0.0.1:9".into(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
 }

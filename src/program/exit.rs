@@ -282,6 +282,7 @@ impl From<crate::engine::collect::CollectError> for Error {
             CollectError::DownloadDir { path, source } => Error::DownloadDir { path, source },
             CollectError::Refused { status, message } => Error::Refused { status, message },
             CollectError::Misdirected(message) => Error::Config(message),
+            CollectError::WrongProvider(message) => Error::Config(message),
             CollectError::Unavailable(message) => Error::Unavailable(message),
             CollectError::Other(e) => Error::Other(e),
         }

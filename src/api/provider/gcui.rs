@@ -151,6 +151,11 @@ impl Wire for Gcui {
         Ok(feed::parse(body)?)
     }
 
+    fn owns_task_id(&self, task_id: &str) -> bool {
+        let ids: Vec<&str> = task_id.split(ID_SEPARATOR).collect();
+        ids.len() == 2 && ids.iter().all(|id| !id.is_empty())
+    }
+
     fn only_task(&self, task_id: &str, mut clips: TaskClips) -> TaskClips {
         let ours: Vec<&str> = task_id.split(ID_SEPARATOR).collect();
         let before = clips.clips.len();

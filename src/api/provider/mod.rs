@@ -112,6 +112,15 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
         clips
     }
 
+    /// Whether `task_id` can be one this provider issued: a gcui task is
+    /// two clip IDs joined by a comma, and no other provider's ID holds
+    /// one. A results file collected with another `--provider` than the
+    /// run's would otherwise poll every task at the wrong host's feed
+    /// until each is given up, one by one.
+    fn owns_task_id(&self, task_id: &str) -> bool {
+        !task_id.contains(super::provider::gcui::ID_SEPARATOR)
+    }
+
     /// The path of the balance endpoint under the base URL.
     fn credits_path(&self) -> &'static str;
 

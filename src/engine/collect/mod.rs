@@ -158,6 +158,9 @@ pub enum CollectError {
     /// error, `HTTP <status>: …` included.
     #[error("{message}")]
     Refused { status: u16, message: String },
+    /// The results file holds task IDs another provider issued.
+    #[error("{0}")]
+    WrongProvider(String),
     /// The host redirected a poll: `--base-url` is wrong.
     #[error("{0}")]
     Misdirected(String),
@@ -190,6 +193,7 @@ pub async fn collect(
     shutdown: CancellationToken,
 ) -> Result<CollectReport, CollectError> {
     let (keys, tasks) = read_tasks(&config.results)?;
+    check_provider(&config, &tasks)?;
     let catalog = OpenCatalog::open(&config.catalog, || keys)?;
     if let Some(d) = &config.download {
         check_download_dir(&d.dir)?;
@@ -273,6 +277,24 @@ fn read_tasks(path: &Path) -> Result<(Vec<String>, Vec<Task>), CollectError> {
     let records = results::latest(path).map_err(CollectError::ResultsUnreadable)?;
     let keys = records.iter().map(|r| r.id.clone()).collect();
     Ok((keys, state::submitted(&records)))
+}
+
+/// Refuses to poll task IDs the configured provider cannot have issued
+/// (see [`crate::api::provider::Wire::owns_task_id`]): the results file was
+/// written with another `--provider`.
+fn check_provider(config: &CollectConfig, tasks: &[Task]) -> Result<(), CollectError> {
+    let wire = crate::api::provider::wire(config.provider);
+    match tasks.iter().find(|t| !wire.owns_task_id(&t.task_id)) {
+        None => Ok(()),
+        Some(task) => Err(CollectError::WrongProvider(format!(
+            "the task ID {:?} of job {} in {} is not one provider {} ({}) issues: collect with the --provider the run used (or set BATCHGEN_PROVIDER)",
+            task.task_id,
+            task.key,
+            config.results.display(),
+            config.provider,
+            config.provider.describe()
+        ))),
+    }
 }
 
 /// Creates `dir` and proves a file can be made in it, before any request.
