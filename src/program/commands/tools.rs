@@ -110,11 +110,13 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
     {
         // The first line is for scripts: `eval "export $(head -1)"`.
         let mut out = std::io::stdout().lock();
+        // The provider too, so the commands that follow speak its schema.
         let _ = writeln!(
             out,
-            "BATCHGEN_BASE_URL={} BATCHGEN_API_KEY={}",
+            "BATCHGEN_BASE_URL={} BATCHGEN_API_KEY={} BATCHGEN_PROVIDER={}",
             sandbox.base_url(),
-            sandbox.key()
+            sandbox.key(),
+            sandbox.provider()
         );
         let _ = out.flush();
     }
