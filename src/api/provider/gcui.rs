@@ -35,6 +35,18 @@ use crate::settings::GeneratePaths;
 /// Between the clip ids of one task ID.
 pub const ID_SEPARATOR: char = ',';
 
+/// Whether `task_id` has the shape of a gcui task as batchgen stores it:
+/// two clip IDs of letters, digits and `-`, joined by [`ID_SEPARATOR`].
+pub fn is_clip_pair(task_id: &str) -> bool {
+    let mut ids = task_id.split(ID_SEPARATOR);
+    let clip = |id: Option<&str>| {
+        id.is_some_and(|id| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+    };
+    clip(ids.next()) && clip(ids.next()) && ids.next().is_none()
+}
+
 /// gcui's wire.
 #[derive(Debug)]
 pub struct Gcui;
@@ -152,8 +164,7 @@ impl Wire for Gcui {
     }
 
     fn owns_task_id(&self, task_id: &str) -> bool {
-        let ids: Vec<&str> = task_id.split(ID_SEPARATOR).collect();
-        ids.len() == 2 && ids.iter().all(|id| !id.is_empty())
+        is_clip_pair(task_id)
     }
 
     fn only_task(&self, task_id: &str, mut clips: TaskClips) -> TaskClips {

@@ -112,13 +112,13 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
         clips
     }
 
-    /// Whether `task_id` can be one this provider issued: a gcui task is
-    /// two clip IDs joined by a comma, and no other provider's ID holds
-    /// one. A results file collected with another `--provider` than the
-    /// run's would otherwise poll every task at the wrong host's feed
-    /// until each is given up, one by one.
+    /// Whether `task_id` looks like one this provider issues. A gcui task
+    /// is two clip IDs (letters, digits, `-`) joined by a comma, which
+    /// batchgen wrote itself; other providers' IDs are the host's text,
+    /// which may hold a comma too, so they own anything but that shape.
+    /// Used on a whole results file: see `crate::engine::collect`'s check.
     fn owns_task_id(&self, task_id: &str) -> bool {
-        !task_id.contains(super::provider::gcui::ID_SEPARATOR)
+        !super::provider::gcui::is_clip_pair(task_id)
     }
 
     /// The path of the balance endpoint under the base URL.

@@ -279,20 +279,28 @@ fn read_tasks(path: &Path) -> Result<(Vec<String>, Vec<Task>), CollectError> {
     Ok((keys, state::submitted(&records)))
 }
 
-/// Refuses to poll task IDs the configured provider cannot have issued
-/// (see [`crate::api::provider::Wire::owns_task_id`]): the results file was
-/// written with another `--provider`.
+/// Refuses a results file none of whose task IDs looks like one the
+/// configured provider issues (see
+/// [`crate::api::provider::Wire::owns_task_id`]): it was written with
+/// another `--provider`, and every task would be polled at the wrong
+/// feed until each is given up. One odd row (a hand edit, a hostile
+/// host's ID) does not decide it: only a file with no task of this
+/// provider's shape.
 fn check_provider(config: &CollectConfig, tasks: &[Task]) -> Result<(), CollectError> {
     let wire = crate::api::provider::wire(config.provider);
-    match tasks.iter().find(|t| !wire.owns_task_id(&t.task_id)) {
+    if tasks.iter().any(|t| wire.owns_task_id(&t.task_id)) {
+        return Ok(());
+    }
+    match tasks.first() {
         None => Ok(()),
         Some(task) => Err(CollectError::WrongProvider(format!(
-            "the task ID {:?} of job {} in {} is not one provider {} ({}) issues: collect with the --provider the run used (or set BATCHGEN_PROVIDER)",
-            task.task_id,
-            task.key,
+            "none of the {} task IDs in {} looks like one provider {} ({}) issues (the first: {:?} of job {}): collect with the --provider the run used (or set BATCHGEN_PROVIDER)",
+            tasks.len(),
             config.results.display(),
             config.provider,
-            config.provider.describe()
+            config.provider.describe(),
+            task.task_id,
+            task.key,
         ))),
     }
 }
