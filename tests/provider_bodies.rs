@@ -739,3 +739,30 @@ async fn credits_and_polls_use_the_providers_endpoints() {
         ]
     );
 }
+
+/// Which task IDs each provider takes as its own, for collect's check of a
+/// results file written with another `--provider`.
+#[test]
+fn task_id_shapes_tell_gcui_pairs_from_other_ids() {
+    let gcui = wire(Provider::Gcui);
+    let udio = wire(Provider::Udioapi);
+    for pair in [
+        "f6e2a1b0-3c4d-4e5f-9a8b-7c6d5e4f3a21,0b9c8d7e-6f5a-4b3c",
+        "clip-1,clip-2",
+    ] {
+        assert!(
+            gcui.owns_task_id(pair) && !udio.owns_task_id(pair),
+            "{pair}"
+        );
+    }
+    for other in [
+        "gen2abc123def456bksv",
+        "a,b,c",
+        ",b",
+        "=HYPERLINK(\"x\",\"y\")",
+        "a b,c",
+    ] {
+        assert!(!gcui.owns_task_id(other), "{other}");
+        assert!(wire(Provider::Sunoapi).owns_task_id(other), "{other}");
+    }
+}
