@@ -766,3 +766,28 @@ fn task_id_shapes_tell_gcui_pairs_from_other_ids() {
         assert!(wire(Provider::Sunoapi).owns_task_id(other), "{other}");
     }
 }
+
+/// A sunoapi record or callback that names another task is not filed
+/// under this one (a callback of an earlier submission of the job, a
+/// misrouted answer); one that names this task, or none, is kept.
+#[test]
+fn sunoapi_bodies_about_another_task_are_dropped() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    let ours = "5c79e3a1b2c4d5e6f7a8b9c0d1e2be8e";
+    let record = poll(p, "record-success.json");
+    assert_eq!(record.task_id.as_deref(), Some(ours));
+    assert_eq!(w.only_task(ours, record.clone()), record);
+    let other = w.only_task("another-task", record.clone());
+    assert!(other.clips.is_empty() && !other.is_finished());
+    let callback = w
+        .read_callback(&fixture(p, "callback-complete.json"))
+        .unwrap();
+    assert_eq!(callback.task_id.as_deref(), Some(ours));
+    let failed = w.read_callback(&fixture(p, "callback-error.json")).unwrap();
+    let dropped = w.only_task("another-task", failed);
+    assert!(
+        dropped.failure.is_none() && !dropped.is_finished(),
+        "another task's failure is not ours"
+    );
+}

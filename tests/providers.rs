@@ -604,3 +604,48 @@ async fn wrong_host_and_callbackless_provider_are_refused_early() {
     .await;
     assert_eq!(code(&out), 78, "{}", stderr(&out));
 }
+
+/// A sunoapi callback about another task than the job's (an earlier
+/// submission of it, resent with --retry-unknown) is acknowledged but not
+/// recorded; the job's own is.
+#[tokio::test(flavor = "multi_thread")]
+async fn receive_ignores_a_sunoapi_callback_about_another_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let results_path = common::submitted_results(dir.path(), &[("job-a", "task-now")]);
+    let catalog_path = dir.path().join("jobs.catalog.csv");
+    let receiver = Receiver::start(ReceiveConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        provider: Provider::Sunoapi,
+        secret: Secret::new(SECRET),
+        results: results_path,
+        catalog: catalog_path.clone(),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/callback/{SECRET}/job-a", receiver.addr());
+    let body = |task: &str| {
+        serde_json::json!({"code": 200, "msg": "All generated successfully.", "data": {
+            "callbackType": "complete", "task_id": task, "data": [
+                {"id": format!("{task}-1"), "audio_url": "https://cdn.example/1.mp3", "duration": 100.5,
+                 "title": "T", "tags": "lofi", "model_name": "chirp-v3-5", "createTime": "2025-01-01 00:00:00"},
+                {"id": format!("{task}-2"), "audio_url": "https://cdn.example/2.mp3", "duration": 99.0,
+                 "title": "T", "tags": "lofi", "model_name": "chirp-v3-5", "createTime": "2025-01-01 00:00:00"}]}})
+    };
+    let client = reqwest::Client::new();
+    for task in ["task-before", "task-now"] {
+        let answer = client.post(&url).json(&body(task)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{task}: acknowledged");
+    }
+    receiver.shutdown().await.unwrap();
+    let rows = catalog(&catalog_path);
+    let ids: Vec<&str> = rows.iter().map(|r| r.clip_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["task-now-1", "task-now-2"],
+        "only the job's own task: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.task_id == "task-now" && r.status == "complete")
+    );
+}

@@ -213,6 +213,11 @@ pub struct TaskClips {
     /// Why the task failed as a whole: `data.type` `FAIL`, or a clip
     /// without an id yet that carried a `fail_message`.
     pub failure: Option<String>,
+    /// The task the body says it is about, for the bodies that name one
+    /// (sunoapi's `data.taskId` and callbacks' `data.task_id`): a body
+    /// about another task is not this task's
+    /// ([`crate::api::provider::Wire::only_task`]).
+    pub task_id: Option<String>,
 }
 
 impl TaskClips {

@@ -312,6 +312,7 @@ impl Wire for Sunoapi {
             _ => "new",
         };
         let mut clips = feed::clips_at_stage(Shape::Callback, items, stage);
+        clips.task_id = data.get("task_id").and_then(named_task);
         if code != Some(200.0) || kind == "error" {
             let why = top
                 .get("msg")
@@ -321,6 +322,24 @@ impl Wire for Sunoapi {
             feed::fail_task(&mut clips, why);
         }
         Ok(clips)
+    }
+
+    /// A record or callback that names another task is not this one's: a
+    /// callback of an earlier submission of the same job (resent with
+    /// `--retry-unknown`) must not be filed under the task the results
+    /// file now holds, nor a misrouted record.
+    fn only_task(&self, task_id: &str, mut clips: TaskClips) -> TaskClips {
+        if clips
+            .task_id
+            .as_deref()
+            .is_some_and(|named| named != task_id)
+        {
+            clips.skipped += clips.clips.len();
+            clips.clips.clear();
+            clips.failure = None;
+            clips.task_type = None;
+        }
+        clips
     }
 
     fn credits_path(&self) -> &'static str {
@@ -396,6 +415,7 @@ fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
         _ => "new",
     };
     let mut clips = feed::clips_at_stage(Shape::Record, &items, stage);
+    clips.task_id = data.get("taskId").and_then(named_task);
     clips.task_type = Some(match status.as_str() {
         "SUCCESS" => TaskType::Success,
         _ => TaskType::InProgress,
@@ -410,6 +430,17 @@ fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
         feed::fail_task(&mut clips, why);
     }
     Ok(clips)
+}
+
+/// A task ID a body names, as text (a number's digits too); `None` when
+/// absent or empty.
+fn named_task(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 /// A `sunoData` clip with its camelCase names as the clip parser's.

@@ -416,6 +416,19 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         }
     };
     feed.mask_secrets();
+    if let Some(named) = feed.task_id.as_deref().filter(|named| *named != task_id) {
+        // Acknowledged, so the sender stops retrying, but not recorded:
+        // its clips are another task's (an earlier submission of the job).
+        tracing::warn!(
+            key,
+            "callback ignored: it is about task {named:?}, not the job's task"
+        );
+        return (
+            StatusCode::OK,
+            axum::Json(json!({"ok": true, "recorded": false})),
+        )
+            .into_response();
+    }
     shared.store.apply(key, &task_id, &feed);
     tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
     axum::Json(json!({"ok": true})).into_response()
