@@ -437,7 +437,14 @@ async fn gcui_survives_kill_9_without_submitting_twice() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(120 + i * 45)).await;
+        // Mid-run whatever the machine's load does to start-up: after the
+        // run's first request, then a little later each time.
+        let baseline = sb.stats().requests;
+        let started = Instant::now();
+        while sb.stats().requests == baseline && started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(i * 40)).await;
         child.kill().unwrap();
         child.wait().unwrap();
         results::read(&results_path).expect("the results file parses after kill -9");
