@@ -435,9 +435,9 @@ impl Bench {
             &[1_000, 10_000, 100_000, 1_000_000]
         };
         println!(
-            "| N | validate s | validate RSS MB | run s | run RSS MB | rerun s | rerun RSS MB | rerun requests |"
+            "| N | validate s | validate RSS MB | run s | run RSS MB | rerun s | rerun RSS MB | rerun requests | status s | status RSS MB |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         let mb = |m: &Measured| m.rss_kb.map_or(f64::NAN, |k| k as f64 / 1024.0);
         let mut last = None;
         for &n in sizes {
@@ -484,6 +484,18 @@ impl Bench {
                 sent += sink.all_requests();
                 rerun.push(m);
             }
+            // `batchgen status` over the same finished results file (a
+            // binary from before `status` has none: shown as not run).
+            let mut status = Vec::new();
+            for _ in 0..self.o.runs {
+                let args = ["status".into(), res.display().to_string(), "--json".into()];
+                let m = run_bin(&self.o.bin, &args, KEY).await;
+                if m.code != 0 {
+                    status.clear();
+                    break;
+                }
+                status.push(m);
+            }
             let wall = |v: &[Measured]| Summary::of(&v.iter().map(|m| m.wall).collect::<Vec<_>>());
             let rss = |v: &[Measured]| Summary::of(&v.iter().map(mb).collect::<Vec<_>>());
             let (vw, vr, rw, rr) = (wall(&val), rss(&val), wall(&rerun), rss(&rerun));
@@ -492,15 +504,21 @@ impl Bench {
             } else {
                 (wall(&run).show(2), rss(&run).show(0))
             };
+            let (status_w, status_r) = if status.is_empty() {
+                ("not run".to_owned(), "not run".to_owned())
+            } else {
+                (wall(&status).show(2), rss(&status).show(0))
+            };
             println!(
-                "| {n} | {} | {} | {run_w} | {run_r} | {} | {} | {sent} |",
+                "| {n} | {} | {} | {run_w} | {run_r} | {} | {} | {sent} | {status_w} | {status_r} |",
                 vw.show(2),
                 vr.show(0),
                 rw.show(2),
                 rr.show(0)
             );
             let run_rss = (!run.is_empty()).then(|| rss(&run));
-            last = Some((n, vw, vr, run_rss, rw, sent));
+            let status_rss = (!status.is_empty()).then(|| rss(&status));
+            last = Some((n, vw, vr, run_rss, rw, sent, status_rss));
         }
         let toml_rows = if self.o.quick { 1_000 } else { 100_000 };
         let toml = self.manifest(toml_rows, Format::Toml);
@@ -518,7 +536,7 @@ impl Bench {
         let tv = Summary::of(&tv);
         println!("TOML, {toml_rows} jobs: validate {} s", tv.show(2));
 
-        let (n, vw, vr, run_rss, rw, sent) = last.expect("at least one size");
+        let (n, vw, vr, run_rss, rw, sent, status_rss) = last.expect("at least one size");
         let run_fig = run_rss.map_or(
             format!("run not measured at {n} (over --max-run-rows)"),
             |r| format!("run {:.0} MB", r.median),
@@ -538,6 +556,14 @@ impl Bench {
             figure: format!("N={n}: {:.2} s", vw.median),
             goal: "< 3 s at 10^6",
             pass: vw.median < 3.0,
+        });
+        self.verdicts.push(Verdict {
+            target: "status",
+            figure: status_rss.map_or(format!("N={n}: not run (no `status` command)"), |r| {
+                format!("N={n}: {:.0} MB", r.median)
+            }),
+            goal: "< 64 MB at 10^6",
+            pass: status_rss.is_some_and(|r| r.median < 64.0),
         });
         self.verdicts.push(Verdict {
             target: "rerun",
