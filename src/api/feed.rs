@@ -221,6 +221,14 @@ pub struct TaskClips {
 }
 
 impl TaskClips {
+    /// Whether the body says it is about a task other than `task_id`
+    /// (see [`TaskClips::task_id`]); a body that names none is not.
+    pub fn names_other_task(&self, task_id: &str) -> bool {
+        self.task_id
+            .as_deref()
+            .is_some_and(|named| named != task_id)
+    }
+
     /// Whether this body alone says the task is over: `FAIL`, a failure
     /// before any clip had an id, or [`task_finished`] over its clips.
     pub fn is_finished(&self) -> bool {

@@ -106,10 +106,11 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// can list other tasks' clips (gcui's `/api/get` lists the newest
     /// clips of the account when a proxy drops its `ids`) must not file
     /// them, and their songs, under this job. Dropped clips are counted in
-    /// [`TaskClips::skipped`]. By default the answer is about the task
-    /// asked for and kept whole.
-    fn only_task(&self, _task_id: &str, clips: TaskClips) -> TaskClips {
-        clips
+    /// [`TaskClips::skipped`]. By default a body that names another task
+    /// ([`TaskClips::names_other_task`]: sunoapi's records and callbacks)
+    /// keeps nothing, and any other is kept whole.
+    fn only_task(&self, task_id: &str, clips: TaskClips) -> TaskClips {
+        drop_if_another_task(task_id, clips)
     }
 
     /// Whether `task_id` looks like one this provider issues. A gcui task
@@ -130,6 +131,19 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// As [`Wire::read_submit`]; an answer without the balance is
     /// [`SubmitError::Unexpected`].
     fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError>;
+}
+
+/// `clips` emptied when they name another task than `task_id`: an earlier
+/// submission's callback (after `--retry-unknown`), or a misrouted answer,
+/// must not be filed under the task the results file holds.
+pub fn drop_if_another_task(task_id: &str, mut clips: TaskClips) -> TaskClips {
+    if clips.names_other_task(task_id) {
+        clips.skipped += clips.clips.len();
+        clips.clips.clear();
+        clips.failure = None;
+        clips.task_type = None;
+    }
+    clips
 }
 
 /// The wire of `provider`.

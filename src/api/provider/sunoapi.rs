@@ -324,24 +324,6 @@ impl Wire for Sunoapi {
         Ok(clips)
     }
 
-    /// A record or callback that names another task is not this one's: a
-    /// callback of an earlier submission of the same job (resent with
-    /// `--retry-unknown`) must not be filed under the task the results
-    /// file now holds, nor a misrouted record.
-    fn only_task(&self, task_id: &str, mut clips: TaskClips) -> TaskClips {
-        if clips
-            .task_id
-            .as_deref()
-            .is_some_and(|named| named != task_id)
-        {
-            clips.skipped += clips.clips.len();
-            clips.clips.clear();
-            clips.failure = None;
-            clips.task_type = None;
-        }
-        clips
-    }
-
     fn credits_path(&self) -> &'static str {
         "api/v1/generate/credit"
     }

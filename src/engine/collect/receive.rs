@@ -416,12 +416,12 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         }
     };
     feed.mask_secrets();
-    if let Some(named) = feed.task_id.as_deref().filter(|named| *named != task_id) {
+    if feed.names_other_task(&task_id) {
         // Acknowledged, so the sender stops retrying, but not recorded:
         // its clips are another task's (an earlier submission of the job).
         tracing::warn!(
             key,
-            "callback ignored: it is about task {named:?}, not the job's task"
+            "callback ignored: it is about another task than the job's"
         );
         return (
             StatusCode::OK,
