@@ -197,6 +197,7 @@ async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> 
         poll_interval: Duration::from_millis(20),
         poll_rate: Rate::Unlimited,
         poll_concurrency: 4,
+        window: collect::WINDOW,
         deadline,
         timeout: Duration::from_secs(5),
         download: Some(DownloadConfig {

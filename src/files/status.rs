@@ -3,14 +3,15 @@
 //!
 //! # Memory
 //! Both files are streamed, never held. The results file may hold a job's
-//! row several times (the journal appends; the latest wins), so the one
-//! thing kept per job is its latest status and failure reason, under a
-//! 64-bit hash of its key (12 bytes a job: a million jobs in ~30 MB with
-//! the table's slack). Two keys with the same hash would count as one job;
-//! for a million keys the odds are about 1 in 3·10^7, and it changes a
-//! count shown, never a file. The catalog lists a job's clips next to each
-//! other (it is sorted in results order), so a task's verdict is made when
-//! its key changes, with no table at all. Failure reasons are grouped by
+//! row several times (the journal appends; the latest wins), so what is
+//! kept per job is its latest status and failure reason, and its place,
+//! under a 64-bit hash of its key: a table of 16 bytes a row, sorted and
+//! folded to 20 bytes a job (a million jobs in ~20 MB). Two keys with the
+//! same hash would count as one job; for a million keys the odds are about
+//! 1 in 3·10^7, and it changes a count shown, never a file. The catalog is
+//! read as every job's current rows in order ([`catalog::read_jobs`]: the
+//! places find where its sorted body ends and a run's appended tail
+//! begins), one job at a time. Failure reasons are grouped by
 //! their text (the first [`REASON_CHARS`] characters), at most
 //! [`MAX_REASONS`] distinct ones; the rest count as "other reasons".
 //!
@@ -21,16 +22,14 @@
 //! the damage rules of [`results`] (the same verdict a rerun would reach).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::hash::{Hash, Hasher};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::catalog::{CatalogError, Row};
-use super::results::{self, ResultsError, Status, Store};
+use super::catalog::{self, CatalogError, Row};
+use super::results::{self, Ranks, ResultsError, Status, Store};
 use crate::api::feed::{ClipStatus, task_finished};
+use crate::job::key_hash;
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
 pub const MAX_REASONS: usize = 64;
@@ -130,8 +129,8 @@ pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusEr
         ..Report::default()
     };
     let mut failures = Reasons::default();
-    let (latest, texts) = latest_jobs(results_path)?;
-    for (status, reason) in latest.into_values().map(unpack) {
+    let (ranks, latest, texts) = latest_jobs(results_path)?;
+    for (status, reason) in latest.into_iter().map(unpack) {
         count_job(&mut report.jobs, status);
         if matches!(status, Status::Failed | Status::Unknown) {
             failures.add_interned(reason, &texts);
@@ -139,7 +138,7 @@ pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusEr
     }
     report.job_failures = failures.sorted();
     report.tasks.submitted = report.jobs.submitted;
-    read_catalog(catalog_path, &mut report)?;
+    read_catalog(catalog_path, ranks, &mut report)?;
     report.tasks.not_collected = report
         .tasks
         .submitted
@@ -157,11 +156,6 @@ fn count_job(jobs: &mut Jobs, status: Status) {
         Status::Sending | Status::Unknown => jobs.unknown += 1,
     }
 }
-
-/// The latest status of each job and the index of its reason in a table
-/// of distinct texts, packed in 4 bytes ([`pack`]), by key hash (see the
-/// module docs, "Memory").
-type Latest = HashMap<u64, u32>;
 
 const STATUSES: [Status; 5] = [
     Status::Pending,
@@ -187,36 +181,51 @@ fn unpack(word: u32) -> (Status, Option<u32>) {
     (status, (r != NO_REASON).then_some(r))
 }
 
-/// Every job's latest row, and the reason texts its indexes name. Fast
-/// path: [`Store::scan`], which reads the columns without building
-/// records; a file it refuses (damaged, torn) is read by the damage rules
-/// instead.
-fn latest_jobs(path: &Path) -> Result<(Latest, Vec<String>), ResultsError> {
-    // Sized once from the file (a row is rarely under 80 bytes), so the
-    // table is not doubled, and briefly held twice, as it fills.
-    let rows = std::fs::metadata(path).map_or(0, |m| m.len() / 80);
-    let mut latest = Latest::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 24));
+/// Every job's latest status and reason (packed: [`pack`]) and its place
+/// in the results ([`Ranks`], for reading the catalog), and the reason
+/// texts the packed indexes name. Fast path: [`Store::scan`], which reads
+/// the columns without building records; a file it refuses (damaged,
+/// torn) is read by the damage rules instead.
+fn latest_jobs(path: &Path) -> Result<(Ranks, Vec<u32>, Vec<String>), ResultsError> {
+    // (hash, row number, packed) of every row, sorted in place and folded
+    // to one entry a job: 16 bytes a row, never a map of keys.
+    let mut entries: Vec<(u64, u32, u32)> = Vec::new();
     let mut texts = Interner::default();
     let whole = Store::scan(path, |row| {
         let reason = texts.intern(&String::from_utf8_lossy(row.error));
-        latest.insert(key_hash(row.id), pack(row.status, reason));
+        let seq = u32::try_from(entries.len()).unwrap_or(u32::MAX - 1);
+        entries.push((key_hash(row.id), seq, pack(row.status, reason)));
         true
     });
     if !whole {
-        latest.clear();
+        entries.clear();
         texts = Interner::default();
         for record in results::latest(path)? {
             let reason = texts.intern(&record.error);
-            latest.insert(key_hash(record.id.as_bytes()), pack(record.status, reason));
+            let seq = u32::try_from(entries.len()).unwrap_or(u32::MAX - 1);
+            entries.push((
+                key_hash(record.id.as_bytes()),
+                seq,
+                pack(record.status, reason),
+            ));
         }
     }
-    Ok((latest, texts.texts))
-}
-
-fn key_hash(id: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut hasher);
-    hasher.finish()
+    entries.sort_unstable();
+    // Each job: its first place, its last row's status.
+    let mut folded = 0;
+    for i in 0..entries.len() {
+        if folded > 0 && entries[folded - 1].0 == entries[i].0 {
+            entries[folded - 1].2 = entries[i].2;
+        } else {
+            entries[folded] = entries[i];
+            folded += 1;
+        }
+    }
+    entries.truncate(folded);
+    let packed = entries.iter().map(|e| e.2).collect();
+    let mut pairs: Vec<(u64, u32)> = entries.iter().map(|e| (e.0, e.1)).collect();
+    drop(entries);
+    Ok((Ranks::from_pairs(&mut pairs), packed, texts.texts))
 }
 
 /// Distinct reason texts, at most [`MAX_REASONS`]: `None` for an empty
@@ -305,39 +314,27 @@ impl Reasons {
     }
 }
 
-/// Streams the catalog into the clip, download and task counts.
-fn read_catalog(path: &Path, report: &mut Report) -> Result<(), CatalogError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(CatalogError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
+/// Streams the catalog into the clip, download and task counts: every
+/// job's current rows ([`catalog::read_jobs`]: a tail a run appended is
+/// merged in, as the next run would read it).
+fn read_catalog(path: &Path, ranks: Ranks, report: &mut Report) -> Result<(), CatalogError> {
+    let Some(jobs) = catalog::read_jobs(path, std::sync::Arc::new(ranks))? else {
+        return Ok(());
     };
     report.catalog_found = true;
-    let mut reader = csv::Reader::from_reader(results::Bounded::new(file));
     let mut failures = Reasons::default();
-    let mut task: Option<(String, Vec<ClipStatus>)> = None;
-    for row in reader.deserialize::<Row>() {
-        let row = row.map_err(|e| {
-            CatalogError::Refused(format!("{}: not a batchgen catalog ({e})", path.display()))
-        })?;
-        count_clip(report, &row, &mut failures);
-        match &mut task {
-            Some((key, statuses)) if *key == row.key => statuses.push(row.status()),
-            _ => {
-                if let Some((_, statuses)) = task.take() {
-                    count_task(&mut report.tasks, statuses);
-                }
-                task = Some((row.key.clone(), vec![row.status()]));
-            }
+    for job in jobs {
+        let job = job?;
+        if job.rows.is_empty() {
+            continue;
         }
-    }
-    if let Some((_, statuses)) = task {
-        count_task(&mut report.tasks, statuses);
+        for row in &job.rows {
+            count_clip(report, row, &mut failures);
+        }
+        count_task(
+            &mut report.tasks,
+            job.rows.iter().map(Row::status).collect(),
+        );
     }
     report.clip_failures = failures.sorted();
     Ok(())

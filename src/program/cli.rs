@@ -396,6 +396,12 @@ pub struct CollectArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub deadline: Duration,
 
+    /// Jobs held in memory at once (polled or downloading). Hidden: the
+    /// default bounds memory at any catalog size; tests and the bench
+    /// shrink it to see the bound hold.
+    #[arg(long, value_name = "N", default_value_t = crate::engine::collect::WINDOW, hide = true)]
+    pub window: usize,
+
     /// Timeout of one request (a download: of each wait for data); at
     /// least 100ms.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60s")]

@@ -34,18 +34,20 @@
 
 pub mod audio;
 pub mod download;
+pub mod load;
 pub mod names;
 pub mod poll;
 pub mod receive;
 pub mod state;
 
-use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -54,13 +56,13 @@ use crate::job::Provider;
 
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
-use crate::files::catalog::{CatalogError, SharedCatalog};
-use crate::files::results::{self, ResultsError};
+use crate::files::catalog::{CatalogError, JobRows, Row, SharedCatalog};
+use crate::files::results::{LatestRows, ResultsError};
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
 use download::{DownloadConfig, DownloadSummary};
-use poll::{PollSettings, PollSummary};
-use state::{OpenCatalog, Task};
+use poll::{Held, PollSettings, PollSummary};
+use state::{Hold, OpenCatalog, Task};
 
 /// The default of `--poll-interval`: the provider asks for no faster.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -73,6 +75,11 @@ pub const DEFAULT_POLL_RATE: Rate = Rate::Limited {
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
 /// Polls in flight at most.
 pub const POLL_CONCURRENCY: usize = 4;
+/// Jobs a collect run holds at once (polled, or downloading): its memory
+/// is this window, whatever the size of the results file. At the default
+/// `--poll-rate` it is half an hour of polls, so the window is never what
+/// keeps a due task waiting.
+pub const WINDOW: usize = 4096;
 
 /// Everything `collect` needs, merged and checked by the caller.
 #[derive(Debug, Clone)]
@@ -88,6 +95,8 @@ pub struct CollectConfig {
     /// All polls together.
     pub poll_rate: Rate,
     pub poll_concurrency: usize,
+    /// Jobs held in memory at most ([`WINDOW`] by default).
+    pub window: usize,
     /// After this, unfinished tasks are left for the next run.
     pub deadline: Duration,
     /// Per request.
@@ -128,6 +137,8 @@ pub struct CollectReport {
     /// The deadline passed with work left.
     pub deadline_hit: bool,
     pub catalog: PathBuf,
+    /// Most jobs held in memory at once (bounded by the window).
+    pub peak_jobs_in_memory: usize,
 }
 
 /// Why a collect run stopped before its end. Each names what failed; the
@@ -192,16 +203,18 @@ pub async fn collect(
     config: CollectConfig,
     shutdown: CancellationToken,
 ) -> Result<CollectReport, CollectError> {
-    let (keys, tasks) = read_tasks(&config.results)?;
-    check_provider(&config, &tasks)?;
-    let catalog = OpenCatalog::open(&config.catalog, || keys)?;
+    let results = read_results(&config.results).await?;
+    let mut results = check_provider(&config, results).await?;
+    let ranks = results.take_ranks();
+    let catalog = {
+        let path = config.catalog.clone();
+        blocking(move || OpenCatalog::open(&path, || ranks).map_err(CollectError::from)).await?
+    };
     if let Some(d) = &config.download {
         check_download_dir(&d.dir)?;
     }
-    let to_poll = unfinished(&catalog.store, &tasks);
     tracing::info!(
-        tasks = tasks.len(),
-        to_poll = to_poll.len(),
+        jobs = results.jobs(),
         "collecting into {}",
         config.catalog.display()
     );
@@ -209,14 +222,31 @@ pub async fn collect(
     let work = shutdown.child_token();
     let deadline = Deadline::start(&work, config.deadline);
     let writer = catalog.start_writer(CancellationToken::new());
-    let (queue, downloading) = (config.download.as_ref())
-        .map(|d| download::spawn(d.clone(), Arc::clone(&catalog.store), work.clone()))
-        .transpose()?
-        .unzip();
-    let queue = Queue::new(queue, &tasks, &catalog.store);
-    for task in &tasks {
-        queue.complete_clips_of(&task.key);
-    }
+    let store = Arc::clone(&catalog.store);
+    let downloads = match &config.download {
+        Some(d) => {
+            let s = Arc::clone(&store);
+            let claims =
+                blocking(move || download::Claims::recorded(&s).map_err(CollectError::from))
+                    .await?;
+            let (tx, handle) =
+                download::spawn(d.clone(), Arc::clone(&store), claims, work.clone())?;
+            Some((tx, handle))
+        }
+        None => None,
+    };
+    let (queue, downloading) = downloads.unzip();
+    let counts = Arc::new(Mutex::new(state::Counts::default()));
+    let intake = Intake {
+        store: Arc::clone(&store),
+        queue,
+        counts: Arc::clone(&counts),
+        downloading: config.download.is_some(),
+        window: Arc::new(Semaphore::new(config.window.max(1))),
+    };
+    let (loaded, reading) = load::spawn(Arc::new(results), store.jobs()?);
+    let (to_poll, incoming) = mpsc::channel(POLL_CONCURRENCY * 4);
+    let admitting = tokio::spawn(intake.clone().admit_all(loaded, to_poll, work.clone()));
 
     let client = FeedClient::new(&config.base_url, config.api_key.clone(), config.timeout)?
         .with_provider(config.provider, &config.base_url);
@@ -228,18 +258,21 @@ pub async fn collect(
     let polled = poll::poll_until_finished(
         client,
         settings,
-        to_poll,
-        Arc::clone(&catalog.store),
-        |key| queue.complete_clips_of(key),
+        incoming,
+        Arc::clone(&store),
+        |held, applied| intake.complete_clips(&held.hold, &applied.rows),
         work.clone(),
     )
     .await;
 
-    // Winding down, in this order: downloads, the deadline, the writer.
+    // Winding down, in this order: the intake (what was never taken is
+    // counted as it is), downloads, the deadline, the writer.
     if polled.is_err() {
         work.cancel();
     }
-    drop(queue);
+    let admitted = admitting.await.map_err(|e| CollectError::Other(e.into()))?;
+    let read = reading.await.map_err(|e| CollectError::Other(e.into()));
+    drop(intake);
     let mut downloaded = DownloadSummary::default();
     if let Some(handle) = downloading {
         downloaded = handle.await.unwrap_or_default();
@@ -248,35 +281,45 @@ pub async fn collect(
     let deadline_hit = deadline.finish().await;
     let flushed = writer.finish().await;
     let polls = polled?;
+    admitted?;
+    read??;
     flushed?;
 
-    let report = CollectReport {
-        tasks: tasks.len(),
+    let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(CollectReport {
+        tasks: counts.tasks,
+        tasks_finished: counts.tasks_finished,
+        clips_complete: counts.clips_complete,
+        clips_failed: counts.clips_failed,
+        clips_pending: counts.clips_pending,
+        files_missing: counts.files_missing,
         polls,
         downloads: downloaded,
         deadline_hit,
         catalog: config.catalog.clone(),
-        ..CollectReport::default()
-    };
-    Ok(tally(
-        report,
-        &catalog.store,
-        &tasks,
-        config.download.is_some(),
-    ))
+        peak_jobs_in_memory: store.peak_jobs_in_memory(),
+    })
 }
 
-/// The results file's job keys (results order) and submitted tasks.
-fn read_tasks(path: &Path) -> Result<(Vec<String>, Vec<Task>), CollectError> {
+/// Runs file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CollectError> + Send + 'static,
+) -> Result<T, CollectError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CollectError::Other(e.into()))?
+}
+
+/// The results file's jobs, streamed ([`LatestRows`]).
+async fn read_results(path: &Path) -> Result<LatestRows, CollectError> {
     if let Err(source) = std::fs::metadata(path) {
         return Err(CollectError::NoResults {
             path: path.to_owned(),
             source,
         });
     }
-    let records = results::latest(path).map_err(CollectError::ResultsUnreadable)?;
-    let keys = records.iter().map(|r| r.id.clone()).collect();
-    Ok((keys, state::submitted(&records)))
+    let path = path.to_owned();
+    blocking(move || LatestRows::read(&path).map_err(CollectError::ResultsUnreadable)).await
 }
 
 /// Refuses a results file none of whose task IDs looks like one the
@@ -285,24 +328,39 @@ fn read_tasks(path: &Path) -> Result<(Vec<String>, Vec<Task>), CollectError> {
 /// another `--provider`, and every task would be polled at the wrong
 /// feed until each is given up. One odd row (a hand edit, a hostile
 /// host's ID) does not decide it: only a file with no task of this
-/// provider's shape.
-fn check_provider(config: &CollectConfig, tasks: &[Task]) -> Result<(), CollectError> {
-    let wire = crate::api::provider::wire(config.provider);
-    if tasks.iter().any(|t| wire.owns_task_id(&t.task_id)) {
-        return Ok(());
-    }
-    match tasks.first() {
-        None => Ok(()),
-        Some(task) => Err(CollectError::WrongProvider(format!(
-            "none of the {} task IDs in {} looks like one provider {} ({}) issues (the first: {:?} of job {}): collect with the --provider the run used (or set BATCHGEN_PROVIDER)",
-            tasks.len(),
-            config.results.display(),
-            config.provider,
-            config.provider.describe(),
-            task.task_id,
-            task.key,
-        ))),
-    }
+/// provider's shape. (It reads until the first task of the right shape:
+/// one row, as a rule.)
+async fn check_provider(
+    config: &CollectConfig,
+    results: LatestRows,
+) -> Result<LatestRows, CollectError> {
+    let (provider, path) = (config.provider, config.results.clone());
+    blocking(move || {
+        let wire = crate::api::provider::wire(provider);
+        let (mut tasks, mut first, mut owned) = (0usize, None, false);
+        results
+            .each(|rank, record| {
+                let Some(task) = Task::of(rank, &record) else {
+                    return ControlFlow::Continue(());
+                };
+                tasks += 1;
+                owned = wire.owns_task_id(&task.task_id);
+                first.get_or_insert(task);
+                if owned { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .map_err(CollectError::ResultsUnreadable)?;
+        match first {
+            Some(task) if !owned => Err(CollectError::WrongProvider(format!(
+                "none of the {tasks} task IDs in {} looks like one provider {provider} ({}) issues (the first: {:?} of job {}): collect with the --provider the run used (or set BATCHGEN_PROVIDER)",
+                path.display(),
+                provider.describe(),
+                task.task_id,
+                task.key,
+            ))),
+            _ => Ok(results),
+        }
+    })
+    .await
 }
 
 /// Creates `dir` and proves a file can be made in it, before any request.
@@ -314,16 +372,6 @@ fn check_download_dir(dir: &Path) -> Result<(), CollectError> {
     std::fs::create_dir_all(dir).map_err(error)?;
     tempfile::tempfile_in(dir).map_err(error)?;
     Ok(())
-}
-
-/// The tasks the catalog does not call finished: those are polled.
-fn unfinished(store: &SharedCatalog, tasks: &[Task]) -> Vec<Task> {
-    let catalog = store.lock();
-    tasks
-        .iter()
-        .filter(|t| !catalog.task_finished(&t.key, &t.task_id))
-        .cloned()
-        .collect()
 }
 
 /// Cancels `work` when the deadline passes, and remembers that it did.
@@ -358,83 +406,78 @@ impl Deadline {
     }
 }
 
-/// Sends complete clips to the downloaders, each clip once per run.
-struct Queue<'a> {
-    tx: Option<download::Queue>,
-    /// The task ID of each job key: rows of an older task are not sent.
-    task_ids: HashMap<&'a str, &'a str>,
-    store: &'a SharedCatalog,
-    queued: Mutex<HashSet<(String, u32)>>,
-}
-
-impl<'a> Queue<'a> {
-    fn new(tx: Option<download::Queue>, tasks: &'a [Task], store: &'a SharedCatalog) -> Queue<'a> {
-        Queue {
-            tx,
-            task_ids: task_ids(tasks),
-            store,
-            queued: Mutex::default(),
-        }
-    }
-
-    /// Queues job `key`'s complete clips not queued yet (none without
-    /// `--download`).
-    fn complete_clips_of(&self, key: &str) {
-        let Some(tx) = &self.tx else { return };
-        let Some(&task_id) = self.task_ids.get(key) else {
-            return;
-        };
-        let catalog = self.store.lock();
-        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-        for row in catalog.task_rows(key) {
-            // A complete clip without a usable `audio_url` is sent too: the
-            // downloader fails its row with the reason, and it is counted.
-            if row.task_id != task_id
-                || row.status() != ClipStatus::Complete
-                || !queued.insert((row.key.clone(), row.clip_index))
-            {
-                continue;
-            }
-            let _ = tx.send(row.clone());
-        }
-    }
-}
-
-fn task_ids(tasks: &[Task]) -> HashMap<&str, &str> {
-    tasks
-        .iter()
-        .map(|t| (t.key.as_str(), t.task_id.as_str()))
-        .collect()
-}
-
-/// Counts the catalog's rows of this run's tasks into `report`.
-fn tally(
-    mut report: CollectReport,
-    store: &SharedCatalog,
-    tasks: &[Task],
+/// Takes tasks from the reader into the run: a finished one only has its
+/// complete clips downloaded (or is counted at once), an unfinished one
+/// joins the poll window. At most [`WINDOW`] jobs are held at once.
+#[derive(Clone)]
+struct Intake {
+    store: Arc<SharedCatalog>,
+    queue: Option<download::Queue>,
+    counts: Arc<Mutex<state::Counts>>,
     downloading: bool,
-) -> CollectReport {
-    let task_ids = task_ids(tasks);
-    let catalog = store.lock();
-    for task in tasks {
-        if catalog.task_finished(&task.key, &task.task_id) {
-            report.tasks_finished += 1;
-        }
-    }
-    for row in catalog.rows() {
-        if task_ids.get(row.key.as_str()) != Some(&row.task_id.as_str()) {
-            continue;
-        }
-        match row.status() {
-            ClipStatus::Complete => {
-                report.clips_complete += 1;
-                if downloading && row.file.is_empty() {
-                    report.files_missing += 1;
-                }
+    window: Arc<Semaphore>,
+}
+
+impl Intake {
+    /// Until the reader ends or `stop` is cancelled; then counts the tasks
+    /// never taken, as they are.
+    async fn admit_all(
+        self,
+        mut loaded: mpsc::Receiver<load::Loaded>,
+        to_poll: mpsc::Sender<Held<Arc<Hold>>>,
+        stop: CancellationToken,
+    ) -> Result<(), CollectError> {
+        loop {
+            let place = tokio::select! {
+                () = stop.cancelled() => break,
+                place = Arc::clone(&self.window).acquire_owned() => place.ok(),
+            };
+            let next = tokio::select! {
+                () = stop.cancelled() => break,
+                next = loaded.recv() => next,
+            };
+            let Some(load::Loaded { task, job }) = next else {
+                return Ok(());
+            };
+            let rows = self.store.hold(job)?;
+            let hold = Arc::new(Hold::new(
+                Arc::clone(&self.store),
+                &task,
+                Arc::clone(&self.counts),
+                self.downloading,
+                place,
+            ));
+            self.complete_clips(&hold, &rows);
+            if !JobRows::new(rows).finished(&task.task_id)
+                && to_poll.send(Held { task, hold }).await.is_err()
+            {
+                break;
             }
-            ClipStatus::Failed => report.clips_failed += 1,
-            _ => report.clips_pending += 1,
+        }
+        drop(to_poll);
+        // What the run did not get to: counted from the catalog as it was.
+        while let Some(load::Loaded { task, job }) = loaded.recv().await {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            counts.add(&task.task_id, &job.rows, self.downloading);
+        }
+        Ok(())
+    }
+
+    /// Queues the job's complete clips not queued yet (none without
+    /// `--download`). A complete clip without a usable `audio_url` is sent
+    /// too: the downloader fails its row with the reason, and it is counted.
+    fn complete_clips(&self, hold: &Arc<Hold>, rows: &[Row]) {
+        let Some(tx) = &self.queue else { return };
+        for row in rows {
+            if row.task_id == hold.task_id
+                && row.status() == ClipStatus::Complete
+                && hold.queue(row.clip_index)
+            {
+                let _ = tx.send(download::Item {
+                    row: row.clone(),
+                    hold: Some(Arc::clone(hold)),
+                });
+            }
         }
     }
-    report
 }

@@ -153,13 +153,13 @@ mod tests {
             {"id": "c-1", "status": "complete"},
             {"id": "c-9", "status": "complete", "title": title},
         ]);
-        let mut catalog = crate::files::catalog::Catalog::default();
-        catalog.apply(
+        let mut job = crate::files::catalog::JobRows::default();
+        job.apply(
             key,
             "t1",
             &crate::api::feed::parse(body.to_string().as_bytes()).unwrap(),
         );
-        catalog.rows()[1].clone()
+        job.rows[1].clone()
     }
 
     #[test]

@@ -75,7 +75,6 @@
 //! with `batchgen receive --listen 127.0.0.1:8787 --results jobs.results.csv`
 //! and callback base `https://hooks.example.com`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -92,7 +91,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::state::{self, OpenCatalog, Writer};
+use super::state::{OpenCatalog, Writer};
 use crate::api::feed;
 use crate::api::provider::Wire;
 use crate::files::catalog::{CatalogError, SharedCatalog};
@@ -139,22 +138,26 @@ pub struct ReceiveConfig {
     pub catalog: PathBuf,
 }
 
-/// Task IDs by job key, re-read from the results file when a key is missing.
+/// Task IDs by job key, looked up in the results file (indexed, not
+/// held: [`results::Store`], 16 bytes a row) and indexed again when a key
+/// is missing (a callback can overtake the row that records its task).
 struct TaskIndex {
     path: PathBuf,
-    tasks: HashMap<String, String>,
+    store: Option<results::Store>,
     read_at: Option<Instant>,
 }
 
 impl TaskIndex {
-    fn read(&mut self) -> Vec<String> {
-        let records = results::latest(&self.path).unwrap_or_default();
-        self.tasks = state::submitted(&records)
-            .into_iter()
-            .map(|t| (t.key, t.task_id))
-            .collect();
+    fn open(&mut self) {
+        self.store = results::Store::open(&self.path).ok();
         self.read_at = Some(Instant::now());
-        records.into_iter().map(|r| r.id).collect()
+    }
+
+    /// The task of `key`'s latest row, if it is submitted.
+    fn task_of(&mut self, key: &str) -> Option<String> {
+        let record = self.store.as_mut()?.get(key).ok().flatten()?.settled();
+        (record.status == results::Status::Submitted && !record.task_id.is_empty())
+            .then_some(record.task_id)
     }
 }
 
@@ -171,14 +174,19 @@ impl Shared {
     /// when the key is unknown.
     fn task_id(&self, key: &str) -> Option<String> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(id) = jobs.tasks.get(key) {
-            return Some(id.clone());
+        if let Some(id) = jobs.task_of(key) {
+            return Some(id);
         }
         if jobs.read_at.is_none_or(|at| at.elapsed() >= REREAD_EVERY) {
-            let keys = jobs.read();
-            self.store.lock().set_order(&keys);
+            jobs.open();
+            // The catalog sorts new keys in their results order from now on.
+            if let Ok(mut latest) = results::LatestRows::read(&jobs.path)
+                && let Err(e) = self.store.set_ranks(latest.take_ranks())
+            {
+                tracing::warn!("cannot reorder the catalog: {e}");
+            }
         }
-        jobs.tasks.get(key).cloned()
+        jobs.task_of(key)
     }
 }
 
@@ -213,10 +221,15 @@ impl Receiver {
     pub async fn start(config: ReceiveConfig) -> Result<Receiver, ReceiveError> {
         let mut jobs = TaskIndex {
             path: config.results.clone(),
-            tasks: HashMap::new(),
+            store: None,
             read_at: None,
         };
-        let catalog = OpenCatalog::open(&config.catalog, || jobs.read())?;
+        let catalog = OpenCatalog::open(&config.catalog, || {
+            jobs.open();
+            results::LatestRows::read(&config.results)
+                .map(|mut r| r.take_ranks())
+                .unwrap_or_default()
+        })?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -429,7 +442,10 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         )
             .into_response();
     }
-    shared.store.apply(key, &task_id, &feed);
+    if let Err(e) = shared.store.apply(key, &task_id, &feed) {
+        tracing::warn!(key, "callback not recorded: {e}");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "catalog unreadable");
+    }
     tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
     axum::Json(json!({"ok": true})).into_response()
 }

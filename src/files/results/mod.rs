@@ -72,7 +72,9 @@ mod bounded;
 pub mod cell;
 mod damage;
 mod journal;
+mod latest;
 mod lock;
+pub mod ranks;
 mod reader;
 mod row;
 mod store;
@@ -83,11 +85,12 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use bounded::Bounded;
 pub use journal::{GroupCommit, Journal, Recorder, spawn};
+pub use latest::LatestRows;
 pub use lock::Lock;
+pub use ranks::Ranks;
 use reader::LatestPerId;
 pub use row::{Record, RowSummary, Status};
 pub use store::Store;
-pub(crate) use write::AtomicCsv;
 pub use write::{Compactor, write_atomic};
 
 /// What goes wrong with a file this layer keeps. The results file and the

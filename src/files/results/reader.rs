@@ -5,9 +5,9 @@
 //! hands out the rows that name a job, applying the damage rules of
 //! [`super::damage`] on the way: a blank or repeated line is skipped with a
 //! warning, a line that names no job stops the read. [`super::read()`] and
-//! [`super::latest`] turn those rows into records here; the
+//! [`super::latest()`] turn those rows into records here; the
 //! [`Store`](super::Store) indexes them. [`LatestPerId`] keeps the last
-//! item of each `id` in order of first appearance, for [`super::latest`]
+//! item of each `id` in order of first appearance, for [`super::latest()`]
 //! and for the store's orphans.
 
 use std::collections::HashMap;
@@ -98,6 +98,24 @@ impl Lines {
 /// # Errors
 /// As [`Lines::next_row`].
 pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<(), ResultsError> {
+    each_record_until(
+        path,
+        |_| true,
+        |record| {
+            visit(record);
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+}
+
+/// [`each_record`], remembering earlier task IDs (to complete a damaged
+/// row's) only for the ids `remember` names, so a caller streaming a
+/// million rows keeps none of them; and stopping when `visit` breaks.
+pub(super) fn each_record_until(
+    path: &Path,
+    remember: impl Fn(&str) -> bool,
+    mut visit: impl FnMut(Record) -> std::ops::ControlFlow<()>,
+) -> Result<(), ResultsError> {
     let Some(mut lines) = Lines::open(path)? else {
         return Ok(());
     };
@@ -110,10 +128,12 @@ pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<
         {
             record.task_id.clone_from(task);
         }
-        if !record.task_id.is_empty() {
+        if !record.task_id.is_empty() && remember(&record.id) {
             previous.insert(record.id.clone(), record.task_id.clone());
         }
-        visit(record);
+        if visit(record).is_break() {
+            break;
+        }
     }
     Ok(())
 }
@@ -141,6 +161,11 @@ impl<T> LatestPerId<T> {
             self.order.push(id.clone());
         }
         self.last.insert(id, item);
+    }
+
+    /// The latest item of each `id`, by `id`.
+    pub(super) fn into_map(self) -> HashMap<String, T> {
+        self.last
     }
 
     /// The latest item of each `id`, in order of first appearance.

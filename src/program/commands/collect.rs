@@ -39,6 +39,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         poll_interval: args.poll_interval,
         poll_rate: args.poll_rate,
         poll_concurrency: POLL_CONCURRENCY,
+        window: args.window,
         deadline: args.deadline,
         timeout: args.timeout,
         download: args.download.clone().map(|dir| DownloadConfig {
@@ -74,6 +75,7 @@ pub(super) fn after_run_config(
         poll_interval,
         poll_rate: collect::DEFAULT_POLL_RATE,
         poll_concurrency: POLL_CONCURRENCY,
+        window: collect::WINDOW,
         deadline: collect::DEFAULT_DEADLINE,
         timeout,
         download: download.map(|dir| DownloadConfig {

@@ -35,7 +35,7 @@
 
 mod fetch;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,8 +45,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::names::NameTemplate;
+use super::state::Hold;
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::{Row, SharedCatalog};
+use crate::files::catalog::{CatalogError, Row, SharedCatalog};
+use crate::job::key_hash;
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher, Tag};
 
@@ -80,17 +82,70 @@ pub struct DownloadSummary {
     pub failed: u64,
 }
 
-/// The sending end of the download queue: complete clips' catalog rows,
-/// as they were when sent (the worker records into the live row).
-pub type Queue = mpsc::UnboundedSender<Row>;
+/// A complete clip to download: its catalog row as it was when sent (the
+/// worker records into the live row), and what keeps its job in memory
+/// until the download is done.
+pub struct Item {
+    pub row: Row,
+    pub hold: Option<Arc<Hold>>,
+}
+
+/// The sending end of the download queue.
+pub type Queue = mpsc::UnboundedSender<Item>;
+
+/// Which file names are taken, so two clips never share a file: the
+/// hashes of the files the catalog records (read once, 8 bytes a file)
+/// and of those claimed this run. A clip may take a name whose hash is
+/// there only if its own row records that very file.
+#[derive(Debug, Default)]
+pub struct Claims {
+    recorded: Vec<u64>,
+    this_run: HashSet<u64>,
+}
+
+impl Claims {
+    /// The files the catalog records (one pass over it).
+    ///
+    /// # Errors
+    /// The catalog unreadable.
+    pub fn recorded(store: &SharedCatalog) -> Result<Claims, CatalogError> {
+        let mut recorded = Vec::new();
+        for job in store.jobs()? {
+            for row in job?.rows {
+                if !row.file.is_empty() {
+                    recorded.push(path_hash(Path::new(&row.file)));
+                }
+            }
+        }
+        recorded.sort_unstable();
+        recorded.dedup();
+        recorded.shrink_to_fit();
+        Ok(Claims {
+            recorded,
+            this_run: HashSet::new(),
+        })
+    }
+
+    /// Takes `path` for `clip`, unless another clip has it.
+    fn claim(&mut self, clip: &Row, path: &Path) -> bool {
+        if clip.file == path.to_string_lossy() {
+            return true;
+        }
+        let h = path_hash(path);
+        self.recorded.binary_search(&h).is_err() && self.this_run.insert(h)
+    }
+}
+
+fn path_hash(path: &Path) -> u64 {
+    key_hash(path.as_os_str().as_encoded_bytes())
+}
 
 struct Shared {
     config: DownloadConfig,
     fetcher: Fetcher,
     store: Arc<SharedCatalog>,
     stop: CancellationToken,
-    /// Final paths taken this run, so two clips never share a file.
-    claimed: Mutex<HashMap<PathBuf, (String, u32)>>,
+    claims: Mutex<Claims>,
     summary: Mutex<DownloadSummary>,
 }
 
@@ -104,30 +159,20 @@ struct Shared {
 pub fn spawn(
     config: DownloadConfig,
     store: Arc<SharedCatalog>,
+    claims: Claims,
     stop: CancellationToken,
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
     let workers = config.concurrency.max(1);
-    // A file an earlier run recorded for a clip stays that clip's: another
-    // clip whose name renders the same (`{title_slug}` and two clips of
-    // one title) must not take it for its own download, whichever of the
-    // two a worker reaches first.
-    let claimed: HashMap<PathBuf, (String, u32)> = store
-        .lock()
-        .rows()
-        .iter()
-        .filter(|row| !row.file.is_empty())
-        .map(|row| (PathBuf::from(&row.file), (row.key.clone(), row.clip_index)))
-        .collect();
     let shared = Arc::new(Shared {
         config,
         fetcher,
         store,
         stop,
-        claimed: Mutex::new(claimed),
+        claims: Mutex::new(claims),
         summary: Mutex::default(),
     });
-    let (tx, rx) = mpsc::unbounded_channel::<Row>();
+    let (tx, rx) = mpsc::unbounded_channel::<Item>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let handle = tokio::spawn(async move {
         let mut set = tokio::task::JoinSet::new();
@@ -142,7 +187,7 @@ pub fn spawn(
 }
 
 /// Takes clips off the queue until it closes or `stop` is cancelled.
-async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Row>>>) {
+async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>) {
     loop {
         let clip = {
             let mut rx = rx.lock().await;
@@ -152,8 +197,11 @@ async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedR
                 clip = rx.recv() => clip,
             }
         };
-        let Some(clip) = clip else { break };
-        shared.clip(clip).await;
+        let Some(Item { row, hold }) = clip else {
+            break;
+        };
+        shared.clip(row).await;
+        drop(hold);
     }
 }
 
@@ -181,20 +229,14 @@ impl Shared {
 
     /// Takes `audio` for `clip`, unless another clip has it.
     fn claim(&self, clip: &Row, audio: &Path) -> Result<(), String> {
-        let claim = (clip.key.clone(), clip.clip_index);
-        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
-        match claimed.get(audio) {
-            Some(owner) if *owner != claim => Err(format!(
-                "file name {} is already used by {}-{}; put {{index}} or {{clip_id}} in --name",
-                audio.display(),
-                owner.0,
-                owner.1
-            )),
-            _ => {
-                claimed.insert(audio.to_owned(), claim);
-                Ok(())
-            }
+        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        if claims.claim(clip, audio) {
+            return Ok(());
         }
+        Err(format!(
+            "file name {} is already used by another clip of this catalog; put {{index}} or {{clip_id}} in --name",
+            audio.display(),
+        ))
     }
 
     /// The clip's MP3 into `audio`, and its row updated; false when it
@@ -278,14 +320,12 @@ impl Shared {
 
     /// Changes the clip's live row, if it is still of the same task.
     fn record(&self, clip: &Row, change: impl FnOnce(&mut Row)) {
-        let mut catalog = self.store.lock();
-        if let Some(row) = catalog.row_mut(&clip.key, clip.clip_index)
-            && row.task_id == clip.task_id
-        {
-            change(row);
+        let updated = self
+            .store
+            .update(&clip.key, clip.clip_index, &clip.task_id, change);
+        if let Err(e) = updated {
+            tracing::warn!(key = %clip.key, "cannot record the download: {e}");
         }
-        drop(catalog);
-        self.store.changed();
     }
 }
 

@@ -7,10 +7,14 @@
 //! ```text
 //! Scheduler (next due, oldest first) ──▶ ≤ concurrency polls in flight
 //!                                    │ each: rate limiter cell, GET feed
-//!                                    ▼ answer → SharedCatalog::apply → on_change(key)
+//!   ▲ tasks come in (the window)     ▼ answer → SharedCatalog::apply → on_answer
 //!                                      finished? Scheduler::finished : running
 //!                                      failed?   the handling below, then Scheduler::failed
 //! ```
+//!
+//! Tasks come in over a channel while polling goes on: the caller keeps a
+//! window of them (collect: at most [`super::WINDOW`] held at once), so a
+//! million-task results file is polled with only the window in memory.
 //!
 //! A task is polled until its clips are finished by the one rule
 //! ([`crate::api::feed`]: failed, `complete`, or `first` with "All generated
@@ -36,6 +40,7 @@ pub mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +51,7 @@ use super::CollectError;
 use super::state::Task;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
-use crate::files::catalog::SharedCatalog;
+use crate::files::catalog::{Applied, SharedCatalog};
 use crate::util::retry::full_jitter;
 use crate::util::units::Rate;
 
@@ -71,27 +76,37 @@ pub struct PollSummary {
     pub given_up: Vec<(String, String)>,
 }
 
-/// Polls every task until it is finished, given up, or `stop` is cancelled.
-/// After each answer the clips go into `store` and `on_change(key)` is
-/// called (the downloader's cue).
+/// A task in the window: what the poller needs, and what keeps the job in
+/// memory while anyone works on it (dropped when the poller is done with
+/// it, the job leaves memory once its downloads are done too).
+pub struct Held<H> {
+    pub task: Task,
+    pub hold: H,
+}
+
+/// Polls every task that comes in until it is finished, given up, or
+/// `stop` is cancelled; ends when `incoming` is closed and every task is
+/// done. After each answer the clips go into `store` and `on_answer` is
+/// called with what they did (the downloader's cue).
 ///
 /// # Errors
 /// [`CollectError::Refused`] on 401/402/403, [`CollectError::Misdirected`]
 /// on a 3xx, [`CollectError::Unavailable`] after [`GIVE_UP_AFTER`]
-/// failures in a row.
-pub async fn poll_until_finished(
+/// failures in a row; a catalog that cannot be read back.
+pub async fn poll_until_finished<H>(
     client: FeedClient,
     settings: PollSettings,
-    tasks: Vec<Task>,
+    mut incoming: mpsc::Receiver<Held<H>>,
     store: Arc<SharedCatalog>,
-    on_change: impl Fn(&str),
+    on_answer: impl Fn(&Held<H>, &Applied),
     stop: CancellationToken,
 ) -> Result<PollSummary, CollectError> {
     let limiter = super::rate_limiter(settings.rate).map(Arc::new);
     let client = Arc::new(client);
-    let mut poller = Poller::new(&tasks, settings.interval);
+    let mut poller = Poller::new(settings.interval);
     let mut in_flight: JoinSet<(usize, Instant, Result<TaskClips, PollError>)> = JoinSet::new();
     let concurrency = settings.concurrency.max(1);
+    let mut open = true;
 
     loop {
         let now = Instant::now();
@@ -102,7 +117,7 @@ pub async fn poll_until_finished(
             let (client, limiter, task_id) = (
                 Arc::clone(&client),
                 limiter.clone(),
-                tasks[i].task_id.clone(),
+                poller.task(i).task_id.clone(),
             );
             poller.summary.polls += 1;
             in_flight.spawn(async move {
@@ -113,7 +128,7 @@ pub async fn poll_until_finished(
                 (i, sent, client.poll(&task_id).await)
             });
         }
-        if poller.schedule.left() == 0 && in_flight.is_empty() {
+        if !open && poller.schedule.left() == 0 && in_flight.is_empty() {
             return Ok(poller.summary);
         }
         let wake = poller.wake().filter(|_| in_flight.len() < concurrency);
@@ -123,43 +138,80 @@ pub async fn poll_until_finished(
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 let Ok((i, sent, answer)) = joined else { continue };
                 match answer {
-                    Ok(clips) => poller.answered(i, sent, &clips, &store, &on_change),
+                    Ok(clips) => poller.answered(i, sent, &clips, &store, &on_answer)?,
                     Err(e) => poller.failed(i, sent, &e)?,
                 }
             }
+            held = incoming.recv(), if open => match held {
+                Some(held) => poller.add(held),
+                None => open = false,
+            },
             () = sleep_until(wake) => {}
         }
     }
 }
 
-/// The schedule, and the failure counts that move it.
-struct Poller<'a> {
-    tasks: &'a [Task],
+/// One task of the window, by its schedule index.
+struct Entry<H> {
+    held: Held<H>,
+    /// Bad answers in a row.
+    failures: u32,
+}
+
+/// The schedule, the window's tasks, and the failure counts that move it.
+struct Poller<H> {
     schedule: Scheduler,
-    /// Bad answers in a row, per task.
-    failures: Vec<u32>,
+    /// By schedule index; `None` once ended (the index is reused).
+    tasks: Vec<Option<Entry<H>>>,
     /// No poll starts before this (a 429's pause).
     pause_until: Instant,
     /// Retryable failures in a row, any task.
     failures_in_a_row: u32,
     summary: PollSummary,
+    /// Clock readings for placing tasks by their submission time.
+    wall: chrono::DateTime<chrono::Utc>,
+    start: Instant,
 }
 
-impl<'a> Poller<'a> {
-    /// Tasks are placed by their submission time; one without a usable
-    /// `submitted_at` counts as submitted now.
-    fn new(tasks: &'a [Task], interval: Duration) -> Poller<'a> {
+impl<H> Poller<H> {
+    fn new(interval: Duration) -> Poller<H> {
         let start = Instant::now();
-        let wall = chrono::Utc::now();
-        let ages: Vec<Duration> = tasks.iter().map(|t| t.age(wall)).collect();
         Poller {
-            tasks,
-            schedule: Scheduler::new(&ages, interval, start),
-            failures: vec![0; tasks.len()],
+            schedule: Scheduler::new(&[], interval, start),
+            tasks: Vec::new(),
             pause_until: start,
             failures_in_a_row: 0,
             summary: PollSummary::default(),
+            wall: chrono::Utc::now(),
+            start,
         }
+    }
+
+    /// A task joins the window, placed by its submission time (one
+    /// without a usable `submitted_at` counts as submitted now).
+    fn add(&mut self, held: Held<H>) {
+        let now = Instant::now();
+        let wall = self.wall + chrono::Duration::from_std(now - self.start).unwrap_or_default();
+        let i = self.schedule.add(held.task.age(wall), now);
+        if self.tasks.len() <= i {
+            self.tasks.resize_with(i + 1, || None);
+        }
+        self.tasks[i] = Some(Entry { held, failures: 0 });
+    }
+
+    fn entry(&mut self, i: usize) -> &mut Entry<H> {
+        self.tasks[i]
+            .as_mut()
+            .expect("a task in flight is in the window")
+    }
+
+    fn task(&mut self, i: usize) -> &Task {
+        &self.entry(i).held.task
+    }
+
+    /// Task `i` leaves the window.
+    fn end(&mut self, i: usize) {
+        self.tasks[i] = None;
     }
 
     /// The next task due at `now`, unless polls are paused.
@@ -183,27 +235,29 @@ impl<'a> Poller<'a> {
         sent: Instant,
         clips: &TaskClips,
         store: &SharedCatalog,
-        on_change: impl Fn(&str),
-    ) {
-        let task = &self.tasks[i];
+        on_answer: impl Fn(&Held<H>, &Applied),
+    ) -> Result<(), CollectError> {
         self.failures_in_a_row = 0;
-        self.failures[i] = 0;
-        store.apply(&task.key, &task.task_id, clips);
-        on_change(&task.key);
+        let entry = self.entry(i);
+        entry.failures = 0;
+        let task = &entry.held.task;
+        let applied = store.apply(&task.key, &task.task_id, clips)?;
+        on_answer(&entry.held, &applied);
         let model = clips.clips.first().map_or("", |c| c.model_name.as_str());
         // The catalog holds every clip seen so far; `data.type`
         // (SUCCESS from the text stage on) decides nothing.
-        if store.lock().task_finished(&task.key, &task.task_id) {
+        if applied.finished {
             self.schedule.finished(i, sent, model, Instant::now());
+            self.end(i);
         } else {
             self.schedule.running(i, sent, model);
         }
+        Ok(())
     }
 
     /// A failed poll: the run ends (refused, misdirected, too many in a
     /// row), the task is given up, or it is due again after a backoff.
     fn failed(&mut self, i: usize, sent: Instant, e: &PollError) -> Result<(), CollectError> {
-        let task = &self.tasks[i];
         if let Some(status) = e.refused() {
             return Err(CollectError::Refused {
                 status,
@@ -213,8 +267,11 @@ impl<'a> Poller<'a> {
         if e.is_misdirected() {
             return Err(CollectError::Misdirected(e.to_string()));
         }
-        self.failures[i] += 1;
-        tracing::debug!(key = %task.key, "poll failed: {e}");
+        let entry = self.entry(i);
+        entry.failures += 1;
+        let failures = entry.failures;
+        let key = entry.held.task.key.clone();
+        tracing::debug!(key = %key, "poll failed: {e}");
         if e.is_retryable() {
             self.failures_in_a_row += 1;
             if self.failures_in_a_row >= GIVE_UP_AFTER {
@@ -224,13 +281,11 @@ impl<'a> Poller<'a> {
                 )));
             }
         }
-        let failures = self.failures[i];
         if failures >= TASK_ATTEMPTS {
-            tracing::warn!(key = %task.key, "leaving the task for the next run: {e}");
-            self.summary
-                .given_up
-                .push((task.key.clone(), e.to_string()));
+            tracing::warn!(key = %key, "leaving the task for the next run: {e}");
+            self.summary.given_up.push((key, e.to_string()));
             self.schedule.give_up(i, Instant::now());
+            self.end(i);
             return Ok(());
         }
         let interval = self.schedule.interval();

@@ -109,6 +109,11 @@ pub struct Scheduler {
     /// estimate).
     next_scout: usize,
     left: usize,
+    /// Slots of ended tasks, for the next [`Scheduler::add`]: a collect
+    /// of a million tasks keeps only the window it is polling.
+    free: Vec<usize>,
+    /// The rank the next added task gets.
+    next_rank: usize,
 }
 
 impl Scheduler {
@@ -132,6 +137,8 @@ impl Scheduler {
             by_rank: order.clone(),
             next_scout: EARLY_SCOUTS,
             left: 0,
+            free: Vec::new(),
+            next_rank: ages.len(),
         };
         for (i, &age) in ages.iter().enumerate() {
             s.insert(age, rank[i]);
@@ -139,21 +146,26 @@ impl Scheduler {
         s
     }
 
-    /// Adds a task submitted `age` before `now`, younger than every task
-    /// so far; returns its index.
+    /// Adds a task submitted `age` before `now`, ranked after every task
+    /// so far (tasks come in results order, which is submission order);
+    /// returns its index, which may be one an ended task had.
     pub fn add(&mut self, age: Duration, now: Instant) -> usize {
         let since_start = now.saturating_duration_since(self.start);
-        let i = self.insert(age.saturating_sub(since_start), self.slots.len());
+        let rank = self.next_rank;
+        self.next_rank += 1;
+        let i = self.insert(age.saturating_sub(since_start), rank);
         self.slots[i].after = since_start.saturating_sub(age);
         let due = self.first_due(i);
         self.set_due(i, due);
-        self.by_rank.push(i);
+        if self.estimates.get("").is_none() {
+            // Only needed to promote scouts before the first estimate.
+            self.by_rank.push(i);
+        }
         i
     }
 
     fn insert(&mut self, age: Duration, rank: usize) -> usize {
-        let i = self.slots.len();
-        self.slots.push(Slot {
+        let slot = Slot {
             age,
             after: Duration::ZERO,
             rank,
@@ -165,7 +177,17 @@ impl Scheduler {
             model: String::new(),
             scout: is_scout(rank),
             early: rank < EARLY_SCOUTS,
-        });
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
         self.left += 1;
         let due = self.first_due(i);
         self.set_due(i, due);
@@ -286,8 +308,14 @@ impl Scheduler {
         }
         slot.state = State::Done;
         self.left -= 1;
-        if slot.early && self.estimates.get("").is_none() {
-            self.promote_scout(now);
+        let early = slot.early;
+        self.free.push(i);
+        if self.estimates.get("").is_none() {
+            if early {
+                self.promote_scout(now);
+            }
+        } else if !self.by_rank.is_empty() {
+            self.by_rank = Vec::new();
         }
     }
 

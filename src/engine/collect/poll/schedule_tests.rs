@@ -91,10 +91,19 @@ fn simulate(specs: &[Spec], every: Duration) -> Run {
     let mut later = later.into_iter().peekable();
     let mut now = start;
     let mut next_send = start;
+    // Schedule index → task: an added task may take an ended one's slot.
+    let mut task_of: Vec<usize> = (0..order.len()).collect();
     loop {
         while let Some(s) = later.next_if(|s| start + s.added <= now) {
-            let i = run.sched.add(s.age, start + s.added);
-            assert_eq!(i, order.len());
+            let slot = run.sched.add(s.age, start + s.added);
+            if task_of.len() <= slot {
+                task_of.resize(slot + 1, usize::MAX);
+            }
+            assert!(
+                task_of[slot] == usize::MAX || run.found[task_of[slot]].is_some(),
+                "slot {slot} reused while its task is not done"
+            );
+            task_of[slot] = order.len();
             order.push(s);
         }
         run.specs = order.clone();
@@ -102,8 +111,9 @@ fn simulate(specs: &[Spec], every: Duration) -> Run {
             return run;
         }
         if now >= next_send
-            && let Some(i) = run.sched.next(now)
+            && let Some(slot) = run.sched.next(now)
         {
+            let i = task_of[slot];
             assert!(
                 run.found[i].is_none(),
                 "task {i} polled after it was found finished"
@@ -113,9 +123,9 @@ fn simulate(specs: &[Spec], every: Duration) -> Run {
             let model = run.specs[i].model;
             if run.age(i, now) >= run.specs[i].takes {
                 run.found[i] = Some(now);
-                run.sched.finished(i, now, model, now);
+                run.sched.finished(slot, now, model, now);
             } else {
-                run.sched.running(i, now, model);
+                run.sched.running(slot, now, model);
             }
             next_send = now + every;
             continue;

@@ -1,0 +1,233 @@
+//! One job's rows, and what an answer does to them.
+//!
+//! Every change to the catalog is a change to one job's rows: an answer
+//! (a poll or a callback) merged by [`JobRows::apply`], or a download's
+//! outcome recorded into one row. So the rule lives here, on the few rows
+//! of one job, and the file layer ([`super::store`]) only decides which
+//! jobs are in memory and which rows go to disk.
+
+use crate::api::feed::{self, ClipStatus, TaskClips};
+
+use super::Row;
+
+/// Most clips kept per job. A task has two; a hostile feed listing
+/// thousands must not make one job's rows unbounded.
+pub const MAX_CLIPS: usize = 16;
+
+/// The rows of one job, in clip-index order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobRows {
+    pub rows: Vec<Row>,
+}
+
+impl JobRows {
+    pub fn new(rows: Vec<Row>) -> JobRows {
+        let mut job = JobRows { rows };
+        job.rows.sort_by_key(|r| r.clip_index);
+        job
+    }
+
+    /// Whether polling this task can stop: its rows are all of this task
+    /// and pass the task rule ([`feed::task_finished`]: all final, and both
+    /// clips or a failure).
+    pub fn finished(&self, task_id: &str) -> bool {
+        self.rows.iter().all(|r| r.task_id == task_id)
+            && feed::task_finished(self.rows.iter().map(Row::status))
+    }
+
+    /// The rows of task `task_id` (a job submitted again keeps its old
+    /// task's rows until the new one says something).
+    pub fn of_task<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a Row> + 'a {
+        self.rows.iter().filter(move |r| r.task_id == task_id)
+    }
+
+    pub fn row_mut(&mut self, clip_index: u32) -> Option<&mut Row> {
+        self.rows.iter_mut().find(|r| r.clip_index == clip_index)
+    }
+
+    /// Merges what a feed or callback said about job `key`'s task. Clips
+    /// are matched by id; a new clip takes the next index. A final clip is
+    /// never moved back (a late callback of an earlier stage changes
+    /// nothing). `audio_url` is recorded for complete clips only: before
+    /// that it is a streaming URL, and the catalog's `audio_url` is the
+    /// song's file. Returns the clip indexes whose rows changed (a row
+    /// dropped because the job has a new task is not listed: the new
+    /// task's rows supersede it on disk).
+    pub fn apply(&mut self, key: &str, task_id: &str, answer: &TaskClips) -> Vec<u32> {
+        // A job submitted again has a new task: its old clips go.
+        self.rows.retain(|r| r.task_id == task_id);
+        let mut changed = Vec::new();
+        if answer.clips.is_empty() && answer.is_finished() && self.rows.is_empty() {
+            // Failed before any clip existed: keep the reason in a row.
+            self.rows.push(Row {
+                status: ClipStatus::Failed.as_str().to_owned(),
+                error: answer
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "the task failed before any clip was made".to_owned()),
+                ..blank(key, task_id, 0, "")
+            });
+            changed.push(0);
+        }
+        for clip in &answer.clips {
+            let at = match self.rows.iter().position(|r| r.clip_id == clip.id) {
+                Some(at) => at,
+                None if self.rows.len() >= MAX_CLIPS => continue,
+                None => {
+                    let next = self.rows.iter().map(|r| r.clip_index).max().unwrap_or(0) + 1;
+                    self.rows.push(blank(key, task_id, next, &clip.id));
+                    changed.push(next);
+                    self.rows.len() - 1
+                }
+            };
+            let row = &mut self.rows[at];
+            if merge(row, clip) && !changed.contains(&row.clip_index) {
+                changed.push(row.clip_index);
+            }
+        }
+        changed.sort_unstable();
+        changed
+    }
+}
+
+/// One clip's news into its row; whether the row changed. A final row is
+/// never moved back to a stage before it.
+fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
+    if row.status().is_final() && !clip.status.is_final() {
+        return false;
+    }
+    let mut updated = row.clone();
+    updated.status = clip.status.as_str().to_owned();
+    updated.title.clone_from(&clip.title);
+    updated.style.clone_from(&clip.tags);
+    updated.model.clone_from(&clip.model_name);
+    updated.duration = clip.duration;
+    updated.created_at = clip.created_at_text();
+    if clip.status == ClipStatus::Complete {
+        updated.audio_url.clone_from(&clip.audio_url);
+    } else {
+        updated.audio_url.clear();
+    }
+    updated.image_url.clone_from(&clip.image_url);
+    // The API's message replaces what was there, but a complete clip said
+    // again (a repeated final callback) keeps the downloader's note about
+    // its file.
+    let keep_note = clip.error.is_empty()
+        && clip.status == ClipStatus::Complete
+        && row.status() == ClipStatus::Complete;
+    if !keep_note {
+        updated.error.clone_from(&clip.error);
+    }
+    if updated == *row {
+        return false;
+    }
+    *row = updated;
+    true
+}
+
+fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
+    Row {
+        key: key.to_owned(),
+        task_id: task_id.to_owned(),
+        clip_index,
+        clip_id: clip_id.to_owned(),
+        title: String::new(),
+        style: String::new(),
+        model: String::new(),
+        status: ClipStatus::New.as_str().to_owned(),
+        duration: None,
+        created_at: String::new(),
+        audio_url: String::new(),
+        image_url: String::new(),
+        file: String::new(),
+        file_bytes: None,
+        image_file: String::new(),
+        error: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: &str) -> TaskClips {
+        feed::parse(body.as_bytes()).unwrap()
+    }
+
+    const FINAL: &str = r#"[{"id":"a","status":"first","extra_message":"All generated successfully.","audio_url":"https://cdn.example/a.mp3"},
+                           {"id":"b","status":"complete","audio_url":"https://cdn.example/b.mp3"}]"#;
+
+    #[test]
+    fn the_task_rule_and_what_a_later_body_may_change() {
+        let mut job = JobRows::default();
+        let streaming =
+            r#"[{"id":"a","status":"first","audio_url":"https://audiopipe.suno.ai/?item_id=a"}]"#;
+        assert_eq!(job.apply("k", "t", &answer(streaming)), [1]);
+        assert!(!job.finished("t"));
+        assert_eq!(job.rows[0].audio_url, "", "a streaming URL is not recorded");
+
+        assert_eq!(job.apply("k", "t", &answer(FINAL)), [1, 2]);
+        assert!(job.finished("t"));
+        assert!(!job.finished("other task"));
+        let statuses: Vec<&str> = job.rows.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(statuses, ["complete", "complete"]);
+
+        // The downloader's note survives the final stage said again, and a
+        // late earlier stage changes nothing.
+        job.row_mut(1).unwrap().error = "kept without tags: x".into();
+        assert!(job.apply("k", "t", &answer(FINAL)).is_empty());
+        assert!(job.apply("k", "t", &answer(streaming)).is_empty());
+        assert_eq!(job.rows[0].error, "kept without tags: x");
+        assert_eq!(job.rows[0].audio_url, "https://cdn.example/a.mp3");
+
+        // One complete clip of two is not a finished task; a failure is.
+        let mut one = JobRows::default();
+        one.apply(
+            "k",
+            "t",
+            &answer(r#"[{"id":"a","status":"complete","audio_url":"https://cdn.example/a.mp3"}]"#),
+        );
+        assert!(!one.finished("t"));
+        one.apply(
+            "k",
+            "t",
+            &answer(r#"[{"id":"b","fail_message":"Topic too long."}]"#),
+        );
+        assert!(one.finished("t"));
+    }
+
+    #[test]
+    fn a_task_that_failed_before_any_clip_keeps_the_reason() {
+        let mut job = JobRows::default();
+        job.apply(
+            "k",
+            "t",
+            &answer(r#"[{"id":"","fail_message":"Does Not Meet Guidelines"}]"#),
+        );
+        let row = &job.rows[0];
+        assert_eq!(
+            (row.clip_index, row.status.as_str(), row.error.as_str()),
+            (0, "failed", "Does Not Meet Guidelines")
+        );
+        assert!(job.finished("t"));
+    }
+
+    #[test]
+    fn a_new_task_replaces_the_old_rows_and_clips_are_capped() {
+        let mut job = JobRows::default();
+        job.apply("k", "old", &answer(FINAL));
+        job.apply("k", "new", &answer(r#"[{"id":"c","status":"text"}]"#));
+        assert_eq!(job.rows.len(), 1);
+        assert_eq!(
+            (job.rows[0].clip_index, job.rows[0].task_id.as_str()),
+            (1, "new")
+        );
+
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"id":"c{i}","status":"text"}}"#))
+            .collect();
+        let mut big = JobRows::default();
+        big.apply("k", "t", &answer(&format!("[{}]", many.join(","))));
+        assert_eq!(big.rows.len(), MAX_CLIPS);
+    }
+}
