@@ -1,5 +1,5 @@
 // batchgen catalog page: renders one page of jobs at a time from the data
-// (embedded, or chunk files loaded with <script src>). Every value from the
+// (embedded, or chunk files each loaded by a script element). Every value from the
 // catalog goes into the DOM as text (textContent) or as an attribute set by
 // property: never as markup.
 (function () {
