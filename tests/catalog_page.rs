@@ -439,3 +439,23 @@ fn a_catalog_of_100000_clips_opens_paged_and_filters_over_every_chunk() {
         "catalog-page-100k-failed.png",
     );
 }
+
+#[test]
+fn status_html_without_a_catalog_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = common::submitted_results(dir.path(), &[("a", "t-a")]);
+    let out = assert_cmd::Command::cargo_bin("batchgen")
+        .unwrap()
+        .args(["status", results.to_str().unwrap(), "--html"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing collected"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("jobs.catalog.html").exists());
+    assert!(!dir.path().join("jobs.m3u8").exists());
+}

@@ -197,3 +197,130 @@ fn file_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, index: u32, status: &str, file: &str) -> Row {
+        Row {
+            key: key.into(),
+            task_id: format!("t-{key}"),
+            clip_index: index,
+            clip_id: format!("c-{key}-{index}"),
+            title: format!("Song {key}"),
+            style: String::new(),
+            model: "m".into(),
+            status: status.into(),
+            duration: Some(61.0),
+            created_at: String::new(),
+            audio_url: "https://cdn.example/a.mp3".into(),
+            image_url: String::new(),
+            file: file.into(),
+            file_bytes: None,
+            image_file: String::new(),
+            error: String::new(),
+        }
+    }
+
+    fn jobs(n: usize) -> impl Iterator<Item = Row> {
+        (0..n).flat_map(|j| [1, 2].map(|i| row(&format!("k{j}"), i, "complete", "")))
+    }
+
+    #[test]
+    fn a_small_catalog_is_embedded_and_a_large_one_chunked_then_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.catalog.csv");
+        let small = write_outputs(&csv, jobs(3)).unwrap();
+        assert_eq!(small.page, dir.path().join("jobs.catalog.html"));
+        assert_eq!(small.playlist, dir.path().join("jobs.m3u8"));
+        assert_eq!((small.counts.jobs, small.counts.clips), (3, 6));
+        assert_eq!(small.data_dir, None);
+        let html = std::fs::read_to_string(&small.page).unwrap();
+        assert!(
+            html.contains(r#"id="batchgen-data">[{"key":"k0""#),
+            "embedded"
+        );
+
+        let large = write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap();
+        let data_dir = large.data_dir.clone().unwrap();
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let first = names(&data_dir);
+        assert_eq!(first.len(), 2, "{first:?}");
+        let chunk = std::fs::read_to_string(data_dir.join(&first[0])).unwrap();
+        assert!(chunk.starts_with("batchgenChunk(0, [{"), "{chunk:.40}");
+        assert!(
+            !std::fs::read_to_string(&large.page)
+                .unwrap()
+                .contains(r#"id="batchgen-data""#)
+        );
+
+        // A rewrite makes a new generation and removes the old one.
+        write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap();
+        let second = names(&data_dir);
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert!(second.iter().all(|n| !first.contains(n)));
+        // Back to small: embedded, the chunks gone.
+        write_outputs(&csv, jobs(1)).unwrap();
+        assert!(names(&data_dir).is_empty());
+    }
+
+    #[test]
+    fn the_playlist_lists_downloaded_files_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(home.join("songs")).unwrap();
+        std::fs::write(home.join("songs/a 1.mp3"), b"ID3").unwrap();
+        let absolute = home.join("songs/a 1.mp3");
+        let rows = [
+            row("a", 1, "complete", absolute.to_str().unwrap()),
+            row("a", 2, "complete", "songs/missing.mp3"),
+            row("b", 0, "failed", ""),
+        ];
+        let out = write_outputs(&home.join("jobs.catalog.csv"), rows.into_iter()).unwrap();
+        assert_eq!(out.playlist_entries, 1);
+        assert_eq!(out.counts.downloaded, 1);
+        assert_eq!(
+            std::fs::read_to_string(&out.playlist).unwrap(),
+            "#EXTM3U\n#EXTINF:61,Song a\nsongs/a 1.mp3\n"
+        );
+        let html = std::fs::read_to_string(&out.page).unwrap();
+        assert!(
+            html.contains(r#""audio":"songs/a%201.mp3","local":true"#),
+            "relative, encoded"
+        );
+        assert!(
+            html.contains(r#""audio":"https://cdn.example/a.mp3","local":false"#),
+            "the fallback"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_at_the_page_or_the_data_folder_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.catalog.csv");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("jobs.catalog.html")).unwrap();
+        assert!(matches!(
+            write_outputs(&csv, jobs(1)),
+            Err(PageError::Write { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        std::fs::remove_file(dir.path().join("jobs.catalog.html")).unwrap();
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("jobs.catalog-data")).unwrap();
+        let err = write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap_err();
+        assert!(matches!(err, PageError::Write { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    }
+}
