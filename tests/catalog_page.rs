@@ -398,6 +398,13 @@ fn a_catalog_of_100000_clips_opens_paged_and_filters_over_every_chunk() {
         2 + 1,
         "the shell and one chunk, not all"
     );
+    // A page past the end (an old bookmark) shows the last one.
+    let last = dom(&chrome, &out.page, "#page=99999");
+    assert!(
+        last.contains("page 1000 of 1000 · jobs 49951–50000"),
+        "clamped"
+    );
+    assert_eq!(tags(&last, "section").len(), 50);
 
     // The failed view reads every chunk and still shows one page.
     let failed_jobs = (0..jobs).filter(|j| j % 7 == 3).count();

@@ -228,6 +228,7 @@
     const mine = ++token;
     const plain = state.status === "all" && !state.q && state.sort === "line";
     if (plain) {
+      state.page = Math.min(state.page, Math.max(1, Math.ceil(cfg.entries / cfg.perPage)));
       const start = (state.page - 1) * cfg.perPage;
       const end = Math.min(cfg.entries, start + cfg.perPage);
       const from = Math.floor(start / cfg.perChunk);
@@ -249,6 +250,7 @@
     }).then(() => {
       if (mine !== token) return;
       const all = filtered(state);
+      state.page = Math.min(state.page, Math.max(1, Math.ceil(all.length / cfg.perPage)));
       const start = (state.page - 1) * cfg.perPage;
       const shown = all.slice(start, start + cfg.perPage);
       const clipsShown = all.reduce((n, v) => n + v.clips.length, 0);
