@@ -37,5 +37,7 @@
 
 pub mod catalog;
 pub mod manifest;
+pub mod page;
+pub mod playlist;
 pub mod results;
 pub mod status;

@@ -448,6 +448,12 @@ pub struct StatusArgs {
     /// Print one JSON object (for monitors) instead of the summary.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the catalog page (<stem>.catalog.html, to open in a
+    /// browser) and the playlist of the downloaded songs (<stem>.m3u8)
+    /// beside the catalog, and print their paths.
+    #[arg(long, conflicts_with = "json")]
+    pub html: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,12 +1,16 @@
 //! `batchgen status RESULTS`: the one-screen answer to "where does this
 //! catalog stand?", from [`crate::files::status`], and the commands that
-//! move it on. `--json` prints the same as one object for monitors.
+//! move it on. `--json` prints the same as one object for monitors;
+//! `--html` also writes the catalog page and the playlist
+//! ([`crate::files::page`]) from the catalog as it is, on demand.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::engine::collect::default_catalog_path;
+use crate::files::page::{self, PageError};
 use crate::files::status::{self, Reason, Report};
 use crate::program::cli::StatusArgs;
 use crate::program::exit::{Error, ExitCode};
@@ -35,7 +39,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
         .unwrap_or_else(|| default_catalog_path(&args.results));
     let report = status::read(&args.results, &catalog)?;
     let next = next_steps(&report, args.catalog.is_some());
-    let text = if args.json {
+    let mut text = if args.json {
         let mut json = serde_json::to_string_pretty(&Json {
             report: &report,
             next,
@@ -46,11 +50,40 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
     } else {
         screen(&report, &next)
     };
+    if args.html {
+        text.push_str(&html(&catalog, report.catalog_found)?);
+    }
     // The results' text is the server's and the user's: the same masking
     // as every other output.
     let text = crate::util::redact::text(&text);
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     Ok(ExitCode::Success)
+}
+
+/// Writes the page and the playlist of `catalog`; the lines that name them.
+fn html(catalog: &Path, found: bool) -> Result<String, Error> {
+    if !found {
+        return Err(Error::Usage(format!(
+            "{} does not exist yet: nothing collected, no page to write (run batchgen collect first)",
+            catalog.display()
+        )));
+    }
+    let out = page::write_outputs_from_file(catalog).map_err(|e| match e {
+        PageError::NotCatalog { .. } => Error::Config(e.to_string()),
+        e => Error::Other(anyhow::Error::new(e)),
+    })?;
+    let mut text = String::new();
+    let _ = writeln!(text, "  page:      {}", out.page.display());
+    if let Some(dir) = &out.data_dir {
+        let _ = writeln!(text, "             (its data in {})", dir.display());
+    }
+    let _ = writeln!(
+        text,
+        "  playlist:  {} ({} songs)",
+        out.playlist.display(),
+        out.playlist_entries
+    );
+    Ok(text)
 }
 
 /// The commands that move the catalog on, most useful first.

@@ -1,0 +1,326 @@
+//! The catalog as a person looks at it: a static HTML page beside the
+//! catalog CSV (`<stem>.catalog.html`), and the playlist of the
+//! downloaded songs ([`crate::files::playlist`], `<stem>.m3u8`).
+//!
+//! # The page
+//! One self-contained file: no CDN, no font, no request but the clips' own
+//! files, so it works opened from the folder (`file://`) and from any
+//! static file server. Each job shows its clips side by side (cover,
+//! title, style, model, duration, status, a player, a failed clip's
+//! message), under counts of the whole catalog; a status filter, a text
+//! search and a sort (manifest order or title) live in the URL fragment
+//! (`#status=failed&q=rain`), so a view can be bookmarked.
+//!
+//! # At 10^5 clips
+//! The page is a shell (a template rendered through `minijinja`, every
+//! value HTML-escaped) and a script that renders one page of 50 jobs at a
+//! time from JSON data, so the DOM never holds more than one page of
+//! players. The data is embedded for a small catalog and written in chunk
+//! files beside the page for a large one ([`data`]); the browser loads
+//! only the chunks the view needs (all of them for a filter or a search).
+//! Writing streams the rows: batchgen holds one chunk and the counts,
+//! never the catalog.
+//!
+//! # Files
+//! Every file is written through [`crate::util::fsx`]: the page and the
+//! playlist whole, to a temporary file renamed over the old one (a planted
+//! symlink is refused, never written through); the chunk files brand new,
+//! in a data folder that must be a real folder.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`read`] | the catalog read for the page: latest row per clip, in first-appearance order, streamed |
+//! | [`paths`] | where a clip's files are, relative to the page; which server URLs may be links |
+//! | [`data`] | the JSON of each job, its escaping, the chunks |
+//! | [`render`] | the template, its styles and its script |
+
+pub mod data;
+pub mod paths;
+pub mod read;
+pub mod render;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use read::{LatestRows, latest_rows};
+
+use crate::files::catalog::Row;
+use crate::files::playlist::Playlist;
+use crate::util::fsx;
+use data::{Chunks, Counts, Data, Grouper};
+use paths::Locator;
+
+/// What goes wrong writing the page or the playlist.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The catalog cannot be opened or read.
+    #[error("cannot read the catalog {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The catalog is not one: nothing was written.
+    #[error("{}: not a batchgen catalog ({message})", path.display())]
+    NotCatalog { path: PathBuf, message: String },
+    /// The page, a chunk of its data, the data folder or the playlist
+    /// cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The data or the template could not be encoded: a bug, not the disk.
+    #[error("cannot encode the catalog page: {0}")]
+    Encode(String),
+}
+
+/// The files written, and what they hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs {
+    pub page: PathBuf,
+    /// The data folder, when the catalog was too large to embed.
+    pub data_dir: Option<PathBuf>,
+    pub playlist: PathBuf,
+    pub counts: Counts,
+    /// Entries in the playlist: downloaded clips found on disk.
+    pub playlist_entries: u64,
+}
+
+/// Where the outputs of the catalog at `catalog_csv` go: beside it,
+/// named for its stem (`jobs.catalog.csv` → `jobs.catalog.html`,
+/// `jobs.catalog-data/`, `jobs.m3u8`).
+pub fn output_paths(catalog_csv: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let name = catalog_csv
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".catalog.csv")
+        .or_else(|| name.strip_suffix(".csv"))
+        .unwrap_or(&name);
+    let stem = if stem.is_empty() { "batchgen" } else { stem };
+    (
+        catalog_csv.with_file_name(format!("{stem}.catalog.html")),
+        catalog_csv.with_file_name(format!("{stem}.catalog-data")),
+        catalog_csv.with_file_name(format!("{stem}.m3u8")),
+    )
+}
+
+/// Writes the page and the playlist for the catalog at `catalog_csv`
+/// from its `rows` (latest per clip, in manifest order), beside it.
+///
+/// # Errors
+/// A file cannot be written (the old page and playlist are then left as
+/// they were).
+pub fn write_outputs(
+    catalog_csv: &Path,
+    rows: impl Iterator<Item = Row>,
+) -> Result<Outputs, PageError> {
+    write_from(catalog_csv, rows.map(Ok))
+}
+
+/// [`write_outputs`] over the catalog file itself, read by
+/// [`latest_rows`]: what `batchgen status --html` does.
+///
+/// # Errors
+/// The catalog cannot be read or is not one, or as [`write_outputs`].
+pub fn write_outputs_from_file(catalog_csv: &Path) -> Result<Outputs, PageError> {
+    write_from(catalog_csv, latest_rows(catalog_csv)?)
+}
+
+fn write_from(
+    catalog_csv: &Path,
+    rows: impl Iterator<Item = Result<Row, PageError>>,
+) -> Result<Outputs, PageError> {
+    let (page, data_dir, playlist_path) = output_paths(catalog_csv);
+    let write_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PageError::Write { path, source }
+    };
+    let home = std::fs::canonicalize(fsx::parent_dir(catalog_csv))
+        .map_err(write_error(&fsx::parent_dir(catalog_csv)))?;
+    let locator = Locator::new(home.clone());
+    let dir_name = file_name(&data_dir);
+    let mut playlist = Playlist::create(&playlist_path).map_err(write_error(&playlist_path))?;
+    let mut chunks = Chunks::new(&home, &dir_name);
+    let mut grouper = Grouper::default();
+    let mut counts = Counts::default();
+    for row in rows {
+        let row = row?;
+        let (clip, file) = data::clip(&row, &locator);
+        if let Some(file) = &file {
+            let title = if row.title.trim().is_empty() {
+                format!("{} {}", row.key, row.clip_index)
+            } else {
+                row.title.clone()
+            };
+            playlist
+                .add(file, &title, clip.dur)
+                .map_err(write_error(&playlist_path))?;
+        }
+        let local = clip.local;
+        let new_job = grouper.add(&row.key, &row.task_id, clip, &mut chunks)?;
+        counts.add(row.status(), local, new_job);
+    }
+    let entries = grouper.finish(&mut chunks)?;
+    let data = chunks.finish()?;
+    let html = render::page(&render::Shell {
+        name: &file_name(catalog_csv),
+        counts: &counts,
+        entries,
+        data: &data,
+        data_href: &paths::href(Path::new(&dir_name)),
+    })?;
+    let playlist_entries = playlist.entries();
+    playlist.commit().map_err(write_error(&playlist_path))?;
+    let mut out = fsx::AtomicFile::create_unlinked(&page).map_err(write_error(&page))?;
+    out.write_all(html.as_bytes()).map_err(write_error(&page))?;
+    out.commit().map_err(write_error(&page))?;
+    let keep = match &data {
+        Data::Files { generation, .. } => Some(generation.as_str()),
+        Data::Embedded(_) => None,
+    };
+    data::remove_old_chunks(&home.join(&dir_name), keep);
+    Ok(Outputs {
+        page,
+        data_dir: keep.map(|_| data_dir),
+        playlist: playlist_path,
+        counts,
+        playlist_entries,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, index: u32, status: &str, file: &str) -> Row {
+        Row {
+            key: key.into(),
+            task_id: format!("t-{key}"),
+            clip_index: index,
+            clip_id: format!("c-{key}-{index}"),
+            title: format!("Song {key}"),
+            style: String::new(),
+            model: "m".into(),
+            status: status.into(),
+            duration: Some(61.0),
+            created_at: String::new(),
+            audio_url: "https://cdn.example/a.mp3".into(),
+            image_url: String::new(),
+            file: file.into(),
+            file_bytes: None,
+            image_file: String::new(),
+            error: String::new(),
+        }
+    }
+
+    fn jobs(n: usize) -> impl Iterator<Item = Row> {
+        (0..n).flat_map(|j| [1, 2].map(|i| row(&format!("k{j}"), i, "complete", "")))
+    }
+
+    #[test]
+    fn a_small_catalog_is_embedded_and_a_large_one_chunked_then_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.catalog.csv");
+        let small = write_outputs(&csv, jobs(3)).unwrap();
+        assert_eq!(small.page, dir.path().join("jobs.catalog.html"));
+        assert_eq!(small.playlist, dir.path().join("jobs.m3u8"));
+        assert_eq!((small.counts.jobs, small.counts.clips), (3, 6));
+        assert_eq!(small.data_dir, None);
+        let html = std::fs::read_to_string(&small.page).unwrap();
+        assert!(
+            html.contains(r#"id="batchgen-data">[{"key":"k0""#),
+            "embedded"
+        );
+
+        let large = write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap();
+        let data_dir = large.data_dir.clone().unwrap();
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let first = names(&data_dir);
+        assert_eq!(first.len(), 2, "{first:?}");
+        let chunk = std::fs::read_to_string(data_dir.join(&first[0])).unwrap();
+        assert!(chunk.starts_with("batchgenChunk(0, [{"), "{chunk:.40}");
+        assert!(
+            !std::fs::read_to_string(&large.page)
+                .unwrap()
+                .contains(r#"id="batchgen-data""#)
+        );
+
+        // A rewrite makes a new generation and removes the old one.
+        write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap();
+        let second = names(&data_dir);
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert!(second.iter().all(|n| !first.contains(n)));
+        // Back to small: embedded, the chunks gone.
+        write_outputs(&csv, jobs(1)).unwrap();
+        assert!(names(&data_dir).is_empty());
+    }
+
+    #[test]
+    fn the_playlist_lists_downloaded_files_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(home.join("songs")).unwrap();
+        std::fs::write(home.join("songs/a 1.mp3"), b"ID3").unwrap();
+        let absolute = home.join("songs/a 1.mp3");
+        let rows = [
+            row("a", 1, "complete", absolute.to_str().unwrap()),
+            row("a", 2, "complete", "songs/missing.mp3"),
+            row("b", 0, "failed", ""),
+        ];
+        let out = write_outputs(&home.join("jobs.catalog.csv"), rows.into_iter()).unwrap();
+        assert_eq!(out.playlist_entries, 1);
+        assert_eq!(out.counts.downloaded, 1);
+        assert_eq!(
+            std::fs::read_to_string(&out.playlist).unwrap(),
+            "#EXTM3U\n#EXTINF:61,Song a\nsongs/a 1.mp3\n"
+        );
+        let html = std::fs::read_to_string(&out.page).unwrap();
+        assert!(
+            html.contains(r#""audio":"songs/a%201.mp3","local":true"#),
+            "relative, encoded"
+        );
+        assert!(
+            html.contains(r#""audio":"https://cdn.example/a.mp3","local":false"#),
+            "the fallback"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_at_the_page_or_the_data_folder_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.catalog.csv");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("jobs.catalog.html")).unwrap();
+        assert!(matches!(
+            write_outputs(&csv, jobs(1)),
+            Err(PageError::Write { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        std::fs::remove_file(dir.path().join("jobs.catalog.html")).unwrap();
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("jobs.catalog-data")).unwrap();
+        let err = write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap_err();
+        assert!(matches!(err, PageError::Write { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    }
+}
