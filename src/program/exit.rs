@@ -117,6 +117,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The catalog page or playlist cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Page {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Another `collect` or `receive` holds the catalog.
     #[error("the catalog {} is in use by another batchgen collect or receive{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     CatalogLocked { path: PathBuf, holder: Option<u32> },
@@ -141,9 +149,10 @@ impl ExitStatus for Error {
             Error::Manifest(e) => e.exit_code(),
             Error::Usage(_) => ExitCode::Usage,
             Error::Config(_) => ExitCode::Config,
-            Error::Results { .. } | Error::Catalog { .. } | Error::DownloadDir { .. } => {
-                ExitCode::CantCreate
-            }
+            Error::Results { .. }
+            | Error::Catalog { .. }
+            | Error::DownloadDir { .. }
+            | Error::Page { .. } => ExitCode::CantCreate,
             Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
             Error::Credits { .. } => ExitCode::Unavailable,
             Error::Refused { .. } => ExitCode::Refused,
@@ -227,6 +236,17 @@ impl From<crate::files::results::ResultsError> for Error {
 }
 
 /// The catalog's errors, as today's variants.
+impl From<crate::files::page::PageError> for Error {
+    fn from(e: crate::files::page::PageError) -> Error {
+        use crate::files::page::PageError;
+        match e {
+            PageError::Write { path, source } => Error::Page { path, source },
+            e @ PageError::NotCatalog { .. } => Error::Config(e.to_string()),
+            e => Error::Other(anyhow::Error::new(e)),
+        }
+    }
+}
+
 impl From<crate::files::catalog::CatalogError> for Error {
     fn from(e: crate::files::catalog::CatalogError) -> Error {
         use crate::files::catalog::CatalogError;

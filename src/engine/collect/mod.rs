@@ -139,6 +139,8 @@ pub struct CollectReport {
     pub catalog: PathBuf,
     /// Most jobs held in memory at once (bounded by the window).
     pub peak_jobs_in_memory: usize,
+    /// The catalog page written beside the catalog, or why it was not.
+    pub page: Option<Result<PathBuf, String>>,
 }
 
 /// Why a collect run stopped before its end. Each names what failed; the
@@ -285,6 +287,7 @@ pub async fn collect(
     read??;
     flushed?;
 
+    let page = write_page(&store).await;
     let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(CollectReport {
         tasks: counts.tasks,
@@ -298,7 +301,25 @@ pub async fn collect(
         deadline_hit,
         catalog: config.catalog.clone(),
         peak_jobs_in_memory: store.peak_jobs_in_memory(),
+        page: Some(page),
     })
+}
+
+/// Writes the catalog page and the playlist beside the catalog, from its
+/// jobs as the run left them ([`crate::files::page`]). A page that cannot
+/// be written costs nothing collected: it is said, and `batchgen status
+/// --html` writes it again.
+pub async fn write_page(store: &Arc<SharedCatalog>) -> Result<PathBuf, String> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let jobs = store.jobs().map_err(|e| e.to_string())?;
+        let rows = jobs.map_while(Result::ok).flat_map(|job| job.rows);
+        crate::files::page::write_outputs(store.path(), rows)
+            .map(|out| out.page)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Runs file work off the async threads.

@@ -209,7 +209,7 @@ pub struct Receiver {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: Writer,
     /// Holds the catalog's lock while the receiver runs.
-    _catalog: OpenCatalog,
+    catalog: OpenCatalog,
 }
 
 impl Receiver {
@@ -253,7 +253,7 @@ impl Receiver {
             stop,
             server,
             writer,
-            _catalog: catalog,
+            catalog,
         })
     }
 
@@ -269,7 +269,11 @@ impl Receiver {
     pub async fn shutdown(self) -> Result<(), ReceiveError> {
         self.stop.cancel();
         let _ = self.server.await;
-        Ok(self.writer.finish().await?)
+        self.writer.finish().await?;
+        if let Err(why) = super::write_page(&self.catalog.store).await {
+            tracing::warn!("the catalog page was not written: {why}");
+        }
+        Ok(())
     }
 }
 

@@ -29,20 +29,16 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`read`] | the catalog read for the page: latest row per clip, in first-appearance order, streamed |
 //! | [`paths`] | where a clip's files are, relative to the page; which server URLs may be links |
 //! | [`data`] | the JSON of each job, its escaping, the chunks |
 //! | [`render`] | the template, its styles and its script |
 
 pub mod data;
 pub mod paths;
-pub mod read;
 pub mod render;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
-pub use read::{LatestRows, latest_rows};
 
 use crate::files::catalog::Row;
 use crate::files::playlist::Playlist;
@@ -121,13 +117,38 @@ pub fn write_outputs(
     write_from(catalog_csv, rows.map(Ok))
 }
 
-/// [`write_outputs`] over the catalog file itself, read by
-/// [`latest_rows`]: what `batchgen status --html` does.
+/// [`write_outputs`] over the catalog file itself, read as every job's
+/// current rows in the order of `ranks` (the results file's:
+/// [`crate::files::catalog::read_jobs`], streamed): what `batchgen status
+/// --html` does, with no lock, so a run's appended tail counts as the
+/// next run would read it.
 ///
 /// # Errors
 /// The catalog cannot be read or is not one, or as [`write_outputs`].
-pub fn write_outputs_from_file(catalog_csv: &Path) -> Result<Outputs, PageError> {
-    write_from(catalog_csv, latest_rows(catalog_csv)?)
+pub fn write_outputs_from_file(
+    catalog_csv: &Path,
+    ranks: std::sync::Arc<crate::files::results::Ranks>,
+) -> Result<Outputs, PageError> {
+    let not_catalog = |e: crate::files::catalog::CatalogError| match e {
+        crate::files::catalog::CatalogError::Io { path, source } => {
+            PageError::Read { path, source }
+        }
+        other => PageError::NotCatalog {
+            path: catalog_csv.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    let jobs = crate::files::catalog::read_jobs(catalog_csv, ranks)
+        .map_err(not_catalog)?
+        .ok_or_else(|| PageError::Read {
+            path: catalog_csv.to_owned(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no catalog"),
+        })?;
+    let rows = jobs.flat_map(move |job| match job {
+        Ok(job) => job.rows.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(not_catalog(e))],
+    });
+    write_from(catalog_csv, rows)
 }
 
 fn write_from(

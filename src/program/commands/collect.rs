@@ -89,6 +89,9 @@ pub(super) fn after_run_config(
     }
 }
 
+/// Warnings listed one by one at most; the rest are counted.
+const SHOWN: usize = 20;
+
 /// Collects under `config` with signal handling, and prints the summary.
 pub(super) async fn run_collect(
     config: CollectConfig,
@@ -120,9 +123,25 @@ pub(super) async fn run_collect(
         if report.deadline_hit {
             eprintln!("batchgen: the deadline passed; rerun to continue where this run stopped");
         }
-        for (key, why) in &report.polls.given_up {
+        let given_up = &report.polls.given_up;
+        for (key, why) in given_up.iter().take(SHOWN) {
             eprintln!("batchgen: warning: {key}: left for the next run: {why}");
         }
+        if given_up.len() > SHOWN {
+            eprintln!(
+                "batchgen: warning: and {} more tasks left for the next run (batchgen status shows them)",
+                given_up.len() - SHOWN
+            );
+        }
+        if let Some(Ok(page)) = &report.page {
+            eprintln!(
+                "batchgen: catalog page {} (open it in a browser)",
+                page.display()
+            );
+        }
+    }
+    if let Some(Err(why)) = &report.page {
+        eprintln!("batchgen: warning: the catalog page was not written: {why}");
     }
     Ok(code)
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::engine::collect::default_catalog_path;
-use crate::files::page::{self, PageError};
+use crate::files::page;
 use crate::files::status::{self, Reason, Report};
 use crate::program::cli::StatusArgs;
 use crate::program::exit::{Error, ExitCode};
@@ -51,7 +51,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
         screen(&report, &next)
     };
     if args.html {
-        text.push_str(&html(&catalog, report.catalog_found)?);
+        text.push_str(&html(&args.results, &catalog, report.catalog_found)?);
     }
     // The results' text is the server's and the user's: the same masking
     // as every other output.
@@ -61,17 +61,18 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
 }
 
 /// Writes the page and the playlist of `catalog`; the lines that name them.
-fn html(catalog: &Path, found: bool) -> Result<String, Error> {
+fn html(results: &Path, catalog: &Path, found: bool) -> Result<String, Error> {
     if !found {
         return Err(Error::Usage(format!(
             "{} does not exist yet: nothing collected, no page to write (run batchgen collect first)",
             catalog.display()
         )));
     }
-    let out = page::write_outputs_from_file(catalog).map_err(|e| match e {
-        PageError::NotCatalog { .. } => Error::Config(e.to_string()),
-        e => Error::Other(anyhow::Error::new(e)),
-    })?;
+    // The catalog sorts by the results' places: read them (16 bytes a job).
+    let ranks = crate::files::results::LatestRows::read(results)
+        .map_err(|e| Error::Config(e.to_string()))?
+        .take_ranks();
+    let out = page::write_outputs_from_file(catalog, std::sync::Arc::new(ranks))?;
     let mut text = String::new();
     let _ = writeln!(text, "  page:      {}", out.page.display());
     if let Some(dir) = &out.data_dir {
