@@ -110,6 +110,9 @@ pub struct Row {
     /// Why the clip failed, or why its download did.
     #[serde(default, with = "crate::files::results::cell")]
     pub error: String,
+    /// The clip's lyrics ([`feed::Clip::lyrics`]), for the MP3's tag.
+    #[serde(default, with = "crate::files::results::cell")]
+    pub lyrics: String,
 }
 
 impl Row {
@@ -296,6 +299,9 @@ fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
         updated.audio_url.clear();
     }
     updated.image_url.clone_from(&clip.image_url);
+    if !clip.lyrics.is_empty() {
+        updated.lyrics.clone_from(&clip.lyrics);
+    }
     // The API's message replaces what was there, but a complete clip said
     // again (a repeated final callback) keeps the downloader's note about
     // its file.
@@ -330,6 +336,7 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
         file_bytes: None,
         image_file: String::new(),
         error: String::new(),
+        lyrics: String::new(),
     }
 }
 

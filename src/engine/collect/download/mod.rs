@@ -34,6 +34,7 @@
 //! the catalog.
 
 mod fetch;
+mod tags;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ use super::names::NameTemplate;
 use crate::api::feed::ClipStatus;
 use crate::files::catalog::{Row, SharedCatalog};
 use crate::util::units::Rate;
-use fetch::{Fetched, Fetcher, Tag};
+use fetch::{Fetched, Fetcher};
 
 /// The default of `--download-concurrency` (and of `--wait --download`).
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -70,6 +71,10 @@ pub struct DownloadConfig {
     pub images: bool,
     /// Longest wait for the server (connect, or between two reads).
     pub timeout: Duration,
+    /// The tags' artist and album (`TPE1`/`TPE2`, `TALB`); empty writes
+    /// none. The command layer fills in the defaults.
+    pub artist: String,
+    pub album: String,
 }
 
 /// What the downloader did.
@@ -201,10 +206,7 @@ impl Shared {
     /// failed (or the run stopped), so no image is fetched.
     async fn audio(&self, clip: &Row, audio: &Path) -> bool {
         let recorded = (clip.file == audio.to_string_lossy()).then_some(clip.file_bytes);
-        let tag = Tag {
-            title: &clip.title,
-            style: &clip.style,
-        };
+        let tag = tags::TagInfo::new(clip, &self.config, audio, None);
         let result = match super::audio::usable_url(&clip.audio_url) {
             Ok(()) => {
                 self.fetcher
@@ -247,8 +249,12 @@ impl Shared {
             row.file_bytes = Some(got.size);
             if let Some(why) = got.tag_error {
                 row.error = format!("{TAG_FAILED}{why}");
+            } else if let Some(why) = got.cover_error {
+                row.error = format!("{}{why}", tags::NO_COVER);
             } else if row.status() != ClipStatus::Failed
-                && (got.fetched || !row.error.starts_with(TAG_FAILED))
+                && (got.fetched
+                    || !(row.error.starts_with(TAG_FAILED)
+                        || row.error.starts_with(tags::NO_COVER)))
             {
                 row.error.clear();
             }
