@@ -522,3 +522,64 @@ fn the_feed_reads_each_providers_lyrics_field() {
         assert!(clips.iter().all(|c| c.lyrics == lyrics), "{file}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_artist_and_album_are_checked_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |manifest: PathBuf| async move {
+        common::run_with_env(vec!["validate".into(), arg(&manifest).into()], vec![]).await
+    };
+    let good = manifest(
+        dir.path(),
+        "good.toml",
+        "[run]\nartist = \"The Batch\"\nalbum = \"\"",
+    );
+    let out = validate(good).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for (name, run, field) in [
+        ("number.toml", "[run]\nartist = 3", "artist"),
+        ("lines.toml", "[run]\nalbum = \"one\\ntwo\"", "album"),
+        (
+            "long.toml",
+            &format!("[run]\nalbum = \"{}\"", "a".repeat(201)),
+            "album",
+        ),
+    ] {
+        let out = validate(manifest(dir.path(), name, run)).await;
+        assert_eq!(code(&out), 65, "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(field), "{name}: {}", stderr(&out));
+    }
+    // The flags need a download to tag.
+    let out = common::run_with_env(
+        vec![
+            arg(&dir.path().join("good.toml")).into(),
+            "--artist".into(),
+            "x".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_providers_lyrics_reach_the_tag() {
+    for provider in ["sunoapi", "gcui"] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = format!("[run]\nprovider = \"{provider}\"");
+        let manifest = manifest(dir.path(), "p.toml", &run);
+        let songs = dir.path().join("songs");
+        let args = [arg(&manifest), "--sandbox", "--rate", "unlimited", "--wait"];
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--download".into(), arg(&songs).into()]);
+        let out = common::run_with_env(args, vec![]).await;
+        assert_eq!(code(&out), 0, "{provider}: {}", stderr(&out));
+        let rows = catalog(&dir.path().join("p.sandbox.catalog.csv"));
+        assert_eq!(rows.len(), 8, "{provider}");
+        for row in &rows {
+            let tag = check_tag(row, "batchgen", "p");
+            check_job_frames(row, &tag);
+            assert_eq!(cover(&tag).mime_type, "image/png", "{provider}");
+        }
+    }
+}

@@ -422,8 +422,9 @@ pub struct CollectArgs {
     #[arg(long)]
     pub allow_insecure_http: bool,
 
-    /// Download each complete clip's MP3 into this directory (title and style
-    /// written into its ID3 tag). Files already there are not fetched again.
+    /// Download each complete clip's MP3 into this directory, tagged (title,
+    /// artist, album, genre, date, lyrics, cover, and the job it came from).
+    /// Files already there are not fetched again.
     #[arg(long, value_name = "DIR")]
     pub download: Option<PathBuf>,
 

@@ -125,7 +125,8 @@ impl Fetcher {
         if let Some(keep) = &source.keep
             && crate::util::fsx::regular_len(keep).is_ok_and(|len| len.is_some())
         {
-            return Cover::check(tags::read_kept(keep).await?);
+            return Cover::check(tags::read_kept(keep).await?)
+                .map_err(|why| format!("{}: {why}", keep.display()));
         }
         let cover = Cover::check(self.bytes(&source.url, MAX_COVER).await?)
             .map_err(|why| format!("{}: {why}", audio::place(&source.url)))?;
@@ -139,10 +140,6 @@ impl Fetcher {
 
     /// One GET of a small file into memory: a 200 of at most `max` bytes.
     async fn bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, String> {
-        let place = || audio::place(url);
-        if !url.starts_with("https://") && !url.starts_with("http://") {
-            return Err(format!("{}: not an http(s) URL", place()));
-        }
         if let Some(limiter) = &self.limiter {
             tokio::select! {
                 () = self.stop.cancelled() => return Err("stopped".into()),
@@ -169,7 +166,7 @@ impl Fetcher {
         };
         tokio::select! {
             () = self.stop.cancelled() => Err("stopped".into()),
-            got = get => got.map_err(|why| format!("{}: {why}", place())),
+            got = get => got.map_err(|why| format!("{}: {why}", audio::place(url))),
         }
     }
 

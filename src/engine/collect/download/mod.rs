@@ -5,7 +5,8 @@
 //! bytes=N-` when an earlier run left it, checked against the server's
 //! length, checked to be an MP3 ([`super::audio`]: the URL before the
 //! request, the `Content-Type` before the body, the first bytes before the
-//! rename), tagged (title and style, with the `id3` crate) and then renamed.
+//! rename), tagged (`tags`: title, artist, album, genres, date, lyrics,
+//! cover and where it came from, with the `id3` crate) and then renamed.
 //! So a present final file needs no second download: it is skipped when its
 //! size is the one the catalog recorded (or nothing was recorded yet, as
 //! after a kill between the rename and the next catalog write).
@@ -16,7 +17,9 @@
 //! resumes it as audio. A tag that cannot be written (the file already
 //! carries an ID3 header the `id3` crate cannot read) does not cost the
 //! song: the untagged audio is kept and the `error` column says
-//! [`TAG_FAILED`]…, and a rerun leaves that note in place.
+//! [`TAG_FAILED`]…, and a rerun leaves that note in place; so does a cover
+//! that could not be had (the song is tagged without it: "tagged without
+//! cover: …").
 //!
 //! Names come from a template ([`NameTemplate`], default `{key}-{index}`);
 //! every value put into it is sanitised to one path component, so nothing a
