@@ -367,6 +367,7 @@ fn big_catalog(dir: &Path, jobs: usize) -> PathBuf {
                 } else {
                     String::new()
                 },
+                lyrics: String::new(),
             })
             .unwrap();
         }

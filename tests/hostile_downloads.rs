@@ -207,6 +207,8 @@ async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> 
             rate: Rate::Unlimited,
             images: false,
             timeout: Duration::from_secs(5),
+            artist: String::new(),
+            album: String::new(),
         }),
     };
     collect::collect(config, CancellationToken::new())

@@ -303,9 +303,15 @@ async fn the_complete_style_gives_the_same_catalog() {
     );
     for row in older.rows.iter().filter(|r| r.status == "complete") {
         let name = Path::new(&row.file).file_name().unwrap();
-        assert_eq!(
+        // The audio after the tag: the tags name each run's own task and
+        // time (tests/tags.rs checks them).
+        let (a, b) = (
             std::fs::read(&row.file).unwrap(),
             std::fs::read(documented.songs.join(name)).unwrap(),
+        );
+        assert_eq!(
+            &a[id3_len(&a)..],
+            &b[id3_len(&b)..],
             "{name:?}: the same song either way"
         );
     }

@@ -73,7 +73,7 @@ mod rule;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use loose::{id_text, number, text, timestamp, url_text};
+use loose::{id_text, lyrics_text, number, text, timestamp, url_text};
 use rule::stage;
 
 pub use rule::{is_final_mp3, is_streaming_url};
@@ -84,6 +84,10 @@ pub const MAX_FEED_BODY: usize = 1024 * 1024;
 pub const MAX_CLIPS: usize = 16;
 /// Longest text kept from one field (URLs, titles, messages), in characters.
 pub const MAX_TEXT: usize = 2048;
+/// Longest lyrics kept, in characters: the API's largest `prompt` limit
+/// (5000 on chirp-v4-5 and later), so a song's own lyrics always fit and a
+/// hostile body cannot put a megabyte into every catalog row and tag.
+pub const MAX_LYRICS: usize = 5000;
 /// Clips a task makes (API.md: "Each task produces two clips"); a task is
 /// not finished with fewer, unless one failed.
 pub const CLIPS_PER_TASK: usize = 2;
@@ -177,6 +181,11 @@ pub struct Clip {
     /// is complete. Only a complete clip's URL is a file to download.
     pub audio_url: String,
     pub image_url: String,
+    /// The clip's lyrics: gcui's `lyric`, else `prompt` (udioapi's and
+    /// sunoapi's clips carry them there, API.md "Results"); several lines,
+    /// NULs and other control characters dropped, at most [`MAX_LYRICS`]
+    /// characters. Empty when the host sent none.
+    pub lyrics: String,
     /// Seconds; `None` while unknown (`""`) or nonsensical.
     pub duration: Option<f64>,
     pub created_at: Option<DateTime<Utc>>,
@@ -252,6 +261,7 @@ impl TaskClips {
                 &mut clip.model_name,
                 &mut clip.audio_url,
                 &mut clip.image_url,
+                &mut clip.lyrics,
                 &mut clip.error,
             ] {
                 mask_in_place(text);
@@ -488,6 +498,11 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
         model_name: field("model_name"),
         audio_url,
         image_url: url_text(&field("image_url")),
+        lyrics: ["lyric", "prompt"]
+            .iter()
+            .filter_map(|name| o.get(*name).map(lyrics_text))
+            .find(|l| !l.is_empty())
+            .unwrap_or_default(),
         duration,
         created_at,
         error,

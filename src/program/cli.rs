@@ -217,6 +217,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", requires = "wait")]
     pub download: Option<PathBuf>,
 
+    /// With --download: also keep each clip's cover image (<name>.png).
+    #[arg(long, requires = "download")]
+    pub images: bool,
+
+    /// With --download: the artist in the MP3 tags [default: [run] artist,
+    /// else "batchgen"; "" for none].
+    #[arg(long, value_name = "NAME", requires = "download")]
+    pub artist: Option<String>,
+
+    /// With --download: the album in the MP3 tags [default: [run] album,
+    /// else the run's name, e.g. "jobs" for jobs.toml; "" for none].
+    #[arg(long, value_name = "NAME", requires = "download")]
+    pub album: Option<String>,
+
     /// Fill in each job's callback_url (unless it sets its own) as
     /// URL/callback/<secret>/<job key>, for `batchgen receive`. The secret
     /// comes from BATCHGEN_CALLBACK_SECRET.
@@ -238,6 +252,8 @@ impl RunArgs {
             results: self.out.clone(),
             generate_path: self.generate_path.clone(),
             callback_generate_path: self.callback_generate_path.clone(),
+            artist: self.artist.clone(),
+            album: self.album.clone(),
         }
     }
 
@@ -412,8 +428,9 @@ pub struct CollectArgs {
     #[arg(long)]
     pub allow_insecure_http: bool,
 
-    /// Download each complete clip's MP3 into this directory (title and style
-    /// written into its ID3 tag). Files already there are not fetched again.
+    /// Download each complete clip's MP3 into this directory, tagged (title,
+    /// artist, album, genre, date, lyrics, cover, and the job it came from).
+    /// Files already there are not fetched again.
     #[arg(long, value_name = "DIR")]
     pub download: Option<PathBuf>,
 
@@ -433,6 +450,15 @@ pub struct CollectArgs {
     /// Also download each clip's cover image (<name>.png).
     #[arg(long)]
     pub images: bool,
+
+    /// The artist in the MP3 tags [default: "batchgen"; "" for none].
+    #[arg(long, value_name = "NAME")]
+    pub artist: Option<String>,
+
+    /// The album in the MP3 tags [default: the run's name, e.g. "jobs" for
+    /// jobs.results.csv; "" for none].
+    #[arg(long, value_name = "NAME")]
+    pub album: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -104,7 +104,7 @@ fn v2_clip(lc: &Lifecycle, task: &Task, index: usize, phase: Phase, base_url: &s
         "id": id,
         "status": lc.clip_status(phase),
         "title": text(&task.title),
-        "prompt": text(fields.prompt.as_deref().unwrap_or("")),
+        "prompt": text(lyrics(fields)),
         "tags": text(fields.style.as_deref().unwrap_or("")),
         "audio_url": urls.audio,
         "image_url": urls.image,
@@ -156,7 +156,7 @@ pub fn legacy(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<
                 "createTime": epoch_millis(task.created_at),
                 "duration": duration,
                 "model_name": model_name(task.fields.effective_model()),
-                "prompt": task.fields.prompt.as_deref().unwrap_or(""),
+                "prompt": lyrics(&task.fields),
                 "tags": task.fields.style.as_deref().unwrap_or(""),
                 "title": task.title,
             });
@@ -186,6 +186,17 @@ pub fn legacy_request_body(task: &Task) -> Value {
         })
         .collect();
     Value::Object(renamed)
+}
+
+/// A clip's `prompt`: its lyrics, which in custom mode are the job's
+/// `prompt`. Outside custom mode the job's `prompt` is a description, and
+/// the real service would put the lyrics it wrote there; the sandbox
+/// writes none, so a description never passes for lyrics.
+pub fn lyrics(fields: &crate::job::JobFields) -> &str {
+    match fields.custom_mode {
+        Some(true) => fields.prompt.as_deref().unwrap_or(""),
+        _ => "",
+    }
 }
 
 /// Clips report models dashed, as the service does (`chirp-v3.5` →

@@ -124,6 +124,9 @@ pub struct RunSettings {
     pub generate_path: Option<String>,
     /// Path (under the base URL) for jobs with a `callback_url`.
     pub callback_generate_path: Option<String>,
+    /// The artist and album `--wait --download` writes into MP3 tags.
+    pub artist: Option<String>,
+    pub album: Option<String>,
 }
 
 impl RunSettings {
@@ -140,6 +143,8 @@ impl RunSettings {
             results: self.results.or(lower.results),
             generate_path: self.generate_path.or(lower.generate_path),
             callback_generate_path: self.callback_generate_path.or(lower.callback_generate_path),
+            artist: self.artist.or(lower.artist),
+            album: self.album.or(lower.album),
         }
     }
 }
@@ -182,6 +187,10 @@ pub struct Config {
     pub hold_budget: usize,
     /// Where jobs are submitted, with and without a `callback_url`.
     pub generate: GeneratePaths,
+    /// The artist and album of the MP3 tags (`--wait --download`); unset,
+    /// the collect command's defaults.
+    pub artist: Option<String>,
+    pub album: Option<String>,
 }
 
 /// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
@@ -285,6 +294,8 @@ impl Config {
             callback: None,
             hold_budget: DEFAULT_HOLD_BUDGET,
             generate,
+            artist: settings.artist,
+            album: settings.album,
         }))
     }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use super::MAX_TEXT;
+use super::{MAX_LYRICS, MAX_TEXT};
 
 /// A clip id goes into a CSV cell, file names and URLs: printable ASCII
 /// only, at most 200 characters; `""` is no id (yet).
@@ -32,6 +32,27 @@ pub(super) fn text(v: &Value) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_TEXT)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Lyrics: a string's lines kept (`\r\n` and `\r` read as `\n`), tabs as
+/// spaces, every other control character (NUL included) dropped, at most
+/// [`MAX_LYRICS`] characters, trimmed; anything but a string is none.
+pub(super) fn lyrics_text(v: &Value) -> String {
+    let Value::String(s) = v else {
+        return String::new();
+    };
+    s.replace("\r\n", "\n")
+        .chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' => Some('\n'),
+            '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .take(MAX_LYRICS)
         .collect::<String>()
         .trim()
         .to_owned()

@@ -496,6 +496,7 @@ impl Intake {
             {
                 let _ = tx.send(download::Item {
                     row: row.clone(),
+                    track: Some(hold.track),
                     hold: Some(Arc::clone(hold)),
                 });
             }

@@ -166,6 +166,9 @@ pub struct Hold {
     pub store: Arc<SharedCatalog>,
     pub key: String,
     pub task_id: String,
+    /// The job's place in the manifest, from 1 (a compacted results file
+    /// lists one row a job, in manifest order: its place is its row).
+    pub track: u32,
     counts: Arc<std::sync::Mutex<Counts>>,
     downloading: bool,
     /// Clip indexes sent to the downloader (each clip once per run).
@@ -185,6 +188,7 @@ impl Hold {
             store,
             key: task.key.clone(),
             task_id: task.task_id.clone(),
+            track: task.rank.saturating_add(1),
             counts,
             downloading,
             queued: std::sync::Mutex::new(0),

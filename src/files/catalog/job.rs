@@ -109,6 +109,9 @@ fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
         updated.audio_url.clear();
     }
     updated.image_url.clone_from(&clip.image_url);
+    if !clip.lyrics.is_empty() {
+        updated.lyrics.clone_from(&clip.lyrics);
+    }
     // The API's message replaces what was there, but a complete clip said
     // again (a repeated final callback) keeps the downloader's note about
     // its file.
@@ -143,6 +146,7 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
         file_bytes: None,
         image_file: String::new(),
         error: String::new(),
+        lyrics: String::new(),
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Row {
     /// Why the clip failed, or why its download did.
     #[serde(default, with = "crate::files::results::cell")]
     pub error: String,
+    /// The clip's lyrics ([`crate::api::feed::Clip::lyrics`]), for the MP3's tag.
+    #[serde(default, with = "crate::files::results::cell")]
+    pub lyrics: String,
 }
 
 impl Row {

@@ -31,6 +31,8 @@ const RUN_KEYS: &[&str] = &[
     "callback_generate_path",
     "extra_models",
     "provider",
+    "artist",
+    "album",
 ];
 
 /// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
@@ -272,6 +274,9 @@ impl Toml<'_> {
                     settings.provider = Some(provider);
                     Ok(())
                 }),
+                // The MP3 tags' artist and album (`--wait --download`).
+                "artist" => tag_label(value).map(|s| settings.artist = Some(s)),
+                "album" => tag_label(value).map(|s| settings.album = Some(s)),
                 _ => Err(match closest(name, RUN_KEYS) {
                     Some(meant) => format!("unknown setting{}", did_you_mean(Some(meant))),
                     None => format!("unknown setting; [run] takes {}", RUN_KEYS.join(", ")),
@@ -371,6 +376,16 @@ impl Toml<'_> {
         }
         (fields, unread)
     }
+}
+
+/// `[run] artist` / `album`: one line of at most 200 characters (`""`
+/// writes none).
+fn tag_label(value: &Value<'_>) -> Result<String, String> {
+    let s = string(value)?;
+    if s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err("must be one line of at most 200 characters".into());
+    }
+    Ok(s.to_owned())
 }
 
 #[cfg(test)]

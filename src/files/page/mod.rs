@@ -241,6 +241,7 @@ mod tests {
             file_bytes: None,
             image_file: String::new(),
             error: String::new(),
+            lyrics: String::new(),
         }
     }
 

@@ -49,14 +49,48 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
             rate: args.download_rate,
             images: args.images,
             timeout: args.timeout,
+            artist: artist_or_default(args.artist.as_deref()),
+            album: album_or_default(args.album.as_deref(), &args.results),
         }),
     };
 
     run_collect(config, output).await
 }
 
+/// The tags' artist when none is set: all of batchgen's songs under one
+/// artist, each run an album of its own ([`album_or_default`]), so a
+/// library shows them together, apart from the music people made. The
+/// model is no artist, and a user name would leak into shared files.
+pub const DEFAULT_ARTIST: &str = "batchgen";
+
+/// `--artist` / `[run] artist`, else [`DEFAULT_ARTIST`]; `""` writes none.
+pub(super) fn artist_or_default(artist: Option<&str>) -> String {
+    artist.unwrap_or(DEFAULT_ARTIST).to_owned()
+}
+
+/// `--album` / `[run] album`, else the run's name: the results file's
+/// name without `.csv`, `.results` and `.sandbox` (`jobs.results.csv`
+/// and `jobs.sandbox.results.csv` → `jobs`), so `batchgen jobs.toml
+/// --wait` and a later `batchgen collect jobs.results.csv` file their
+/// songs under one album. `""` writes none.
+pub(super) fn album_or_default(album: Option<&str>, results: &std::path::Path) -> String {
+    if let Some(album) = album {
+        return album.to_owned();
+    }
+    let name = results
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut stem = name.as_str();
+    for suffix in [".csv", ".results", ".sandbox"] {
+        stem = stem.strip_suffix(suffix).unwrap_or(stem);
+    }
+    stem.to_owned()
+}
+
 /// What `batchgen MANIFEST --wait` collects with: the defaults of
-/// `batchgen collect`, downloads into `download` when given.
+/// `batchgen collect`, downloads into `download` when given (the caller
+/// sets `--images` and the tags' artist and album).
 pub(super) fn after_run_config(
     results: PathBuf,
     provider: crate::job::Provider,
@@ -68,7 +102,6 @@ pub(super) fn after_run_config(
 ) -> CollectConfig {
     CollectConfig {
         catalog: collect::default_catalog_path(&results),
-        results,
         provider,
         base_url,
         api_key,
@@ -85,7 +118,10 @@ pub(super) fn after_run_config(
             rate: download::DEFAULT_RATE,
             images: false,
             timeout,
+            artist: artist_or_default(None),
+            album: album_or_default(None, &results),
         }),
+        results,
     }
 }
 

@@ -249,7 +249,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -
     );
     put(name("imageUrl", "image_url"), json!(image));
     put(name("sourceImageUrl", "source_image_url"), json!(image));
-    put("prompt", json!(fields.prompt.as_deref().unwrap_or("")));
+    put("prompt", json!(clips::lyrics(fields)));
     put(
         name("modelName", "model_name"),
         json!(clips::model_name(fields.effective_model())),

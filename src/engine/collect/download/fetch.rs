@@ -1,9 +1,10 @@
 //! One URL's bytes into place: the file present already, or fetched to
 //! `.<name>.part` (resumed with `Range`), checked (length, `Content-Type`,
-//! first bytes for audio), tagged, synced and renamed. Retried with the
-//! pool's backoff through the downloads' own rate limiter. Separate from
-//! [`super`] because none of this knows the catalog: it gets a URL and a
-//! path and says what it made or why not.
+//! first bytes for audio), tagged ([`super::tags`], with the cover fetched
+//! into memory here), synced and renamed. Retried with the pool's backoff
+//! through the downloads' own rate limiter. Separate from [`super`]
+//! because none of this knows the catalog: it gets a URL and a path and
+//! says what it made or why not.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::tags::{self, Cover, CoverSource, MAX_COVER, TagInfo};
 use super::{DownloadConfig, TAG_FAILED, part_path};
 use crate::api::poll::without_url;
 use crate::engine::collect::audio;
@@ -22,13 +24,6 @@ use crate::util::retry::full_jitter;
 const MAX_FILE: u64 = 512 * 1024 * 1024;
 /// Tries per file, the first included.
 const ATTEMPTS: u32 = 5;
-
-/// The title and style written into an MP3's tag.
-#[derive(Clone, Copy)]
-pub(super) struct Tag<'a> {
-    pub title: &'a str,
-    pub style: &'a str,
-}
 
 /// What fetching needs: the media client, the downloads' limiter, the
 /// stop signal and the folder files must stay in.
@@ -83,14 +78,14 @@ impl Fetcher {
     }
 
     /// Makes `path` hold `url`'s content; with `tag` (the clip's audio)
-    /// the content must be an MP3 and is tagged. The message of an `Err`
-    /// names the URL's host and path.
+    /// the content must be an MP3 and is tagged, with its cover when one
+    /// can be had. The message of an `Err` names the URL's host and path.
     pub(super) async fn file(
         &self,
         url: &str,
         path: &Path,
         recorded: Option<u64>,
-        tag: Option<Tag<'_>>,
+        tag: Option<TagInfo>,
     ) -> Result<Fetched, String> {
         // The template's folders, each a real folder: a link planted among
         // them (the download folder may be shared) would take the file
@@ -103,7 +98,76 @@ impl Fetcher {
         }
         let part = part_path(path);
         self.fetch_part(url, &part, tag.is_some()).await?;
-        put_in_place(url, &part, path, tag).await
+        let mut tag = tag;
+        let mut cover_error = None;
+        if let Some(info) = &mut tag
+            && let Some(source) = info.cover_source.clone()
+        {
+            match self.cover(&source).await {
+                Ok(cover) => info.cover = Some(cover),
+                // The whole `.part` stays for the next run to tag.
+                Err(_) if self.stop.is_cancelled() => return Err("stopped".into()),
+                Err(why) => {
+                    tracing::warn!(place = audio::place(url), "{}{why}", tags::NO_COVER);
+                    cover_error = Some(why);
+                }
+            }
+        }
+        let mut fetched = put_in_place(url, &part, path, tag).await?;
+        fetched.cover_error = cover_error;
+        Ok(fetched)
+    }
+
+    /// The clip's cover: the kept `.png` when there is one, else fetched
+    /// into memory (one try, at most [`MAX_COVER`] bytes) and, when
+    /// `--images` keeps it, written there too, so it is not fetched twice.
+    async fn cover(&self, source: &CoverSource) -> Result<Cover, String> {
+        if let Some(keep) = &source.keep
+            && crate::util::fsx::regular_len(keep).is_ok_and(|len| len.is_some())
+        {
+            return Cover::check(tags::read_kept(keep).await?)
+                .map_err(|why| format!("{}: {why}", keep.display()));
+        }
+        let cover = Cover::check(self.bytes(&source.url, MAX_COVER).await?)
+            .map_err(|why| format!("{}: {why}", audio::place(&source.url)))?;
+        if let Some(keep) = &source.keep
+            && let Err(e) = tags::keep(keep, &cover.data).await
+        {
+            tracing::debug!("cover not kept at {}: {e}", keep.display());
+        }
+        Ok(cover)
+    }
+
+    /// One GET of a small file into memory: a 200 of at most `max` bytes.
+    async fn bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, String> {
+        if let Some(limiter) = &self.limiter {
+            tokio::select! {
+                () = self.stop.cancelled() => return Err("stopped".into()),
+                () = limiter.until_ready() => {}
+            }
+        }
+        let get = async {
+            let mut response = self.http.get(url).send().await.map_err(without_url)?;
+            if response.status() != StatusCode::OK {
+                return Err(format!("HTTP {}", response.status()));
+            }
+            let too_large = || format!("larger than {max} bytes");
+            if response.content_length().is_some_and(|n| n > max as u64) {
+                return Err(too_large());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(without_url)? {
+                if body.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body)
+        };
+        tokio::select! {
+            () = self.stop.cancelled() => Err("stopped".into()),
+            got = get => got.map_err(|why| format!("{}: {why}", audio::place(url))),
+        }
     }
 
     /// Fills `part` with the whole file, retrying with backoff: `Ok` when
@@ -330,6 +394,7 @@ async fn present(path: &Path, recorded: Option<u64>, audio: bool) -> Option<Fetc
         size: meta.len(),
         fetched: false,
         tag_error: None,
+        cover_error: None,
     })
 }
 
@@ -338,12 +403,12 @@ async fn put_in_place(
     url: &str,
     part: &Path,
     path: &Path,
-    tag: Option<Tag<'_>>,
+    tag: Option<TagInfo>,
 ) -> Result<Fetched, String> {
     let mut tag_error = None;
-    if let Some(tag) = tag {
-        let (p, title, style) = (part.to_owned(), tag.title.to_owned(), tag.style.to_owned());
-        let tagged = tokio::task::spawn_blocking(move || write_tag(&p, &title, &style))
+    if let Some(info) = tag {
+        let p = part.to_owned();
+        let tagged = tokio::task::spawn_blocking(move || write_tag(&p, &tags::build(&info)))
             .await
             .map_err(|e| e.to_string())?;
         if let Err(why) = tagged {
@@ -363,6 +428,7 @@ async fn put_in_place(
         size,
         fetched: true,
         tag_error,
+        cover_error: None,
     })
 }
 
@@ -376,6 +442,8 @@ pub(super) struct Fetched {
     pub fetched: bool,
     /// Why the tag could not be written (the audio was kept).
     pub tag_error: Option<String>,
+    /// Why the tag has no cover (the song was tagged without it).
+    pub cover_error: Option<String>,
 }
 
 /// `part`'s first bytes must be audio: also what an earlier run left.
@@ -408,16 +476,8 @@ fn content_range(value: &str) -> Option<(Option<u64>, Option<u64>)> {
     Some((start, total))
 }
 
-/// Writes the title and style (as genre) into the MP3's ID3v2.4 tag.
-fn write_tag(path: &Path, title: &str, style: &str) -> Result<(), String> {
-    use id3::TagLike;
-    let mut tag = id3::Tag::new();
-    if !title.is_empty() {
-        tag.set_title(title);
-    }
-    if !style.is_empty() {
-        tag.set_genre(style);
-    }
+/// Writes `tag` into the MP3 at `path` (replacing a tag it has).
+fn write_tag(path: &Path, tag: &id3::Tag) -> Result<(), String> {
     // Through a file opened without following a link, not `write_to_path`:
     // a link planted at the `.part` name after the transfer must not make
     // the tag writer rewrite another file.

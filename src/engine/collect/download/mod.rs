@@ -5,7 +5,8 @@
 //! bytes=N-` when an earlier run left it, checked against the server's
 //! length, checked to be an MP3 ([`super::audio`]: the URL before the
 //! request, the `Content-Type` before the body, the first bytes before the
-//! rename), tagged (title and style, with the `id3` crate) and then renamed.
+//! rename), tagged (`tags`: title, artist, album, genres, date, lyrics,
+//! cover and where it came from, with the `id3` crate) and then renamed.
 //! So a present final file needs no second download: it is skipped when its
 //! size is the one the catalog recorded (or nothing was recorded yet, as
 //! after a kill between the rename and the next catalog write).
@@ -16,7 +17,9 @@
 //! resumes it as audio. A tag that cannot be written (the file already
 //! carries an ID3 header the `id3` crate cannot read) does not cost the
 //! song: the untagged audio is kept and the `error` column says
-//! [`TAG_FAILED`]…, and a rerun leaves that note in place.
+//! [`TAG_FAILED`]…, and a rerun leaves that note in place; so does a cover
+//! that could not be had (the song is tagged without it: "tagged without
+//! cover: …").
 //!
 //! Names come from a template ([`NameTemplate`], default `{key}-{index}`);
 //! every value put into it is sanitised to one path component, so nothing a
@@ -34,6 +37,7 @@
 //! the catalog.
 
 mod fetch;
+mod tags;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -50,7 +54,7 @@ use crate::api::feed::ClipStatus;
 use crate::files::catalog::{CatalogError, Row, SharedCatalog};
 use crate::job::key_hash;
 use crate::util::units::Rate;
-use fetch::{Fetched, Fetcher, Tag};
+use fetch::{Fetched, Fetcher};
 
 /// The default of `--download-concurrency` (and of `--wait --download`).
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -72,6 +76,10 @@ pub struct DownloadConfig {
     pub images: bool,
     /// Longest wait for the server (connect, or between two reads).
     pub timeout: Duration,
+    /// The tags' artist and album (`TPE1`/`TPE2`, `TALB`); empty writes
+    /// none. The command layer fills in the defaults.
+    pub artist: String,
+    pub album: String,
 }
 
 /// What the downloader did.
@@ -87,6 +95,8 @@ pub struct DownloadSummary {
 /// until the download is done.
 pub struct Item {
     pub row: Row,
+    /// The job's place in the manifest, counted from 1 (the tag's track).
+    pub track: Option<u32>,
     pub hold: Option<Arc<Hold>>,
 }
 
@@ -197,10 +207,10 @@ async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedR
                 clip = rx.recv() => clip,
             }
         };
-        let Some(Item { row, hold }) = clip else {
+        let Some(Item { row, track, hold }) = clip else {
             break;
         };
-        shared.clip(row).await;
+        shared.clip(row, track).await;
         drop(hold);
     }
 }
@@ -211,7 +221,7 @@ impl Shared {
     }
 
     /// Fetches one clip's audio (and image), recording the outcome.
-    async fn clip(&self, clip: Row) {
+    async fn clip(&self, clip: Row, track: Option<u32>) {
         let stem = self.config.name.render(&clip);
         let audio = self.config.dir.join(format!("{stem}.mp3"));
         if let Err(message) = self.claim(&clip, &audio) {
@@ -219,7 +229,7 @@ impl Shared {
             self.record(&clip, |row| row.error = message);
             return;
         }
-        if !self.audio(&clip, &audio).await {
+        if !self.audio(&clip, &audio, track).await {
             return;
         }
         if self.config.images && !clip.image_url.is_empty() {
@@ -241,12 +251,9 @@ impl Shared {
 
     /// The clip's MP3 into `audio`, and its row updated; false when it
     /// failed (or the run stopped), so no image is fetched.
-    async fn audio(&self, clip: &Row, audio: &Path) -> bool {
+    async fn audio(&self, clip: &Row, audio: &Path, track: Option<u32>) -> bool {
         let recorded = (clip.file == audio.to_string_lossy()).then_some(clip.file_bytes);
-        let tag = Tag {
-            title: &clip.title,
-            style: &clip.style,
-        };
+        let tag = tags::TagInfo::new(clip, &self.config, audio, track);
         let result = match super::audio::usable_url(&clip.audio_url) {
             Ok(()) => {
                 self.fetcher
@@ -289,8 +296,12 @@ impl Shared {
             row.file_bytes = Some(got.size);
             if let Some(why) = got.tag_error {
                 row.error = format!("{TAG_FAILED}{why}");
+            } else if let Some(why) = got.cover_error {
+                row.error = format!("{}{why}", tags::NO_COVER);
             } else if row.status() != ClipStatus::Failed
-                && (got.fetched || !row.error.starts_with(TAG_FAILED))
+                && (got.fetched
+                    || !(row.error.starts_with(TAG_FAILED)
+                        || row.error.starts_with(tags::NO_COVER)))
             {
                 row.error.clear();
             }

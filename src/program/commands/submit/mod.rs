@@ -219,7 +219,7 @@ async fn collect_after(
     } else {
         crate::engine::collect::DEFAULT_POLL_INTERVAL
     };
-    let collect = super::collect::after_run_config(
+    let mut collect = super::collect::after_run_config(
         config.results.clone(),
         config.provider,
         config.base_url.clone(),
@@ -228,6 +228,11 @@ async fn collect_after(
         poll,
         config.timeout,
     );
+    if let Some(download) = &mut collect.download {
+        download.images = args.images;
+        download.artist = super::collect::artist_or_default(config.artist.as_deref());
+        download.album = super::collect::album_or_default(config.album.as_deref(), &config.results);
+    }
     drop(signals);
     let collected = super::collect::run_collect(collect, output).await?;
     Ok(if collected == ExitCode::Success {
