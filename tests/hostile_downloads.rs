@@ -198,6 +198,7 @@ async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> 
         poll_rate: Rate::Unlimited,
         poll_concurrency: 4,
         window: collect::WINDOW,
+        callbacks: None,
         deadline,
         timeout: Duration::from_secs(5),
         download: Some(DownloadConfig {

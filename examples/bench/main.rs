@@ -2,8 +2,9 @@
 //! on the release binary as users run it, with a pass/fail verdict.
 //!
 //! ```sh
-//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox|collect] [--runs K] [--rates 5,50,500]
+//! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox|collect|collect-memory] [--runs K] [--rates 5,50,500]
 //! cargo run --release --example bench -- --only collect [--collect-t 20,60] [--collect-n 100,1000]
+//! cargo run --release --example bench -- --only collect-memory [--collect-memory-n 100000,1000000]
 //! ```
 //!
 //! The binary runs as a subprocess against servers inside this process: the
@@ -16,6 +17,7 @@
 //! `--bin-path` points at another binary (the smoke test's debug build).
 
 mod collect;
+mod collect_memory;
 #[allow(dead_code)] // its `main` and `usage` belong to the example binary
 #[path = "../gen_manifest.rs"]
 mod gen_manifest;
@@ -33,8 +35,15 @@ use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
 use servers::Counter;
 
-const TARGETS: [&str; 7] = [
-    "rate", "overhead", "sandbox", "memory", "validate", "rerun", "collect",
+const TARGETS: [&str; 8] = [
+    "rate",
+    "overhead",
+    "sandbox",
+    "memory",
+    "validate",
+    "rerun",
+    "collect",
+    "collect-memory",
 ];
 const KEY: &str = "sk-bench-key";
 
@@ -52,6 +61,8 @@ struct Opts {
     collect_t: Vec<u64>,
     /// The collect target's task counts N.
     collect_n: Vec<u64>,
+    /// The collect-memory target's task counts N.
+    collect_memory_n: Vec<u64>,
 }
 
 fn parse_args() -> Opts {
@@ -64,6 +75,7 @@ fn parse_args() -> Opts {
         rates: Vec::new(),
         collect_t: Vec::new(),
         collect_n: Vec::new(),
+        collect_memory_n: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -83,9 +95,12 @@ fn parse_args() -> Opts {
             }
             "--collect-t" => o.collect_t.extend(numbers(&value(), "--collect-t S,S")),
             "--collect-n" => o.collect_n.extend(numbers(&value(), "--collect-n N,N")),
+            "--collect-memory-n" => o
+                .collect_memory_n
+                .extend(numbers(&value(), "--collect-memory-n N,N")),
             _ => {
                 eprintln!(
-                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R] [--collect-t S,S] [--collect-n N,N]",
+                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R] [--collect-t S,S] [--collect-n N,N] [--collect-memory-n N,N]",
                     TARGETS.join("|")
                 );
                 std::process::exit(2);
@@ -143,6 +158,7 @@ async fn main() {
     let (rate, over, sand) = (on("rate"), on("overhead"), on("sandbox"));
     let scale = on("memory") || on("validate") || on("rerun");
     let coll = on("collect");
+    let coll_mem = on("collect-memory");
     if rate {
         b.rate().await;
     }
@@ -154,6 +170,9 @@ async fn main() {
     }
     if coll {
         b.collect().await;
+    }
+    if coll_mem {
+        b.collect_memory().await;
     }
     println!("\n== summary ==");
     println!("| target | figure | goal | status |\n|---|---|---|---|");

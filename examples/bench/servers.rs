@@ -72,6 +72,7 @@ impl Counter {
         let app = Router::new()
             .route("/api/generate", post(generate))
             .route("/api/v2/generate", post(generate))
+            .route("/api/v2/feed", axum::routing::get(feed))
             .fallback(other)
             .with_state(log.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -146,6 +147,36 @@ async fn generate(
     let id = format!("bench-{n}");
     axum::Json(serde_json::json!({
         "code": 200, "message": "success", "workId": id, "data": {"task_id": id},
+    }))
+    .into_response()
+}
+
+/// The v2 feed of any task: finished, two clips, as the docs show the
+/// final stage. It keeps nothing per task (a million polls cost the bench
+/// a counter), which is what the collect-memory target needs.
+async fn feed(
+    State(log): State<Arc<Log>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    log.other.fetch_add(1, Ordering::Relaxed);
+    let task = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("workId=")))
+        .unwrap_or("unknown")
+        .to_owned();
+    let clip = |n: u32| {
+        serde_json::json!({
+            "id": format!("{task}-{n}"), "status": "first",
+            "extra_message": "All generated successfully.",
+            "title": "Bench", "tags": "lofi, 90 bpm", "model_name": "chirp-v3-5",
+            "audio_url": format!("https://cdn.example/{task}-{n}.mp3"),
+            "image_url": format!("https://cdn.example/{task}-{n}.png"),
+            "duration": 61.2, "created_at": "2025-01-01T00:00:00Z",
+        })
+    };
+    axum::Json(serde_json::json!({
+        "code": 200, "message": "success",
+        "data": {"type": "SUCCESS", "request_body": {}, "response_data": [clip(1), clip(2)]},
     }))
     .into_response()
 }

@@ -412,6 +412,13 @@ pub struct CollectArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub deadline: Duration,
 
+    /// Also take the provider's callbacks on this address while polling
+    /// (as `batchgen receive` would, into the same catalog): a task a
+    /// callback finished is not polled again. Needs the callback secret
+    /// ($BATCHGEN_CALLBACK_SECRET) the run put into its callback URLs.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
     /// Jobs held in memory at once (polled or downloading). Hidden: the
     /// default bounds memory at any catalog size; tests and the bench
     /// shrink it to see the bound hold.

@@ -313,3 +313,66 @@ async fn a_callback_in_flight_at_shutdown_reaches_the_catalog() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r.status == "complete"), "{rows:?}");
 }
+
+/// A secret `collect --listen` accepts (16 characters at least).
+const LONG_SECRET: &str = "s3cret-Callback-for-collect";
+
+/// `collect --listen`: the callbacks a run asked for arrive at the
+/// collect run itself, fill the same catalog, and take their tasks out of
+/// the poll schedule: the tasks finish without the polls a scheduler that
+/// knew nothing of them would have spent.
+#[tokio::test(flavor = "multi_thread")]
+async fn collect_with_listen_takes_callbacks_instead_of_polls() {
+    let sb = super::common::sandbox(batchgen::sandbox::SandboxConfig {
+        stage_time: Duration::from_millis(400),
+        ..batchgen::sandbox::SandboxConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let jobs = 12;
+    let manifest = manifest(tmp.path(), jobs, |key| {
+        Some(batchgen::settings::callback_url(&base, LONG_SECRET, key).to_string())
+    });
+    let results = submit(&sb, &manifest).await;
+    let listen = format!("127.0.0.1:{port}");
+    let out = super::common::run_with_env(
+        ["collect", results.to_str().unwrap(), "--listen", &listen]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        vec![
+            ("BATCHGEN_API_KEY".into(), sb.key().into()),
+            ("BATCHGEN_BASE_URL".into(), sb.base_url()),
+            ("BATCHGEN_CALLBACK_SECRET".into(), LONG_SECRET.into()),
+        ],
+    )
+    .await;
+    let stderr = super::common::stderr(&out);
+    assert_eq!(super::common::code(&out), 0, "{stderr}");
+    assert!(stderr.contains("taking callbacks at"), "{stderr}");
+    super::common::no_secret(&out, LONG_SECRET);
+
+    let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
+    assert_eq!(rows.len(), 2 * jobs);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == "complete" || r.status == "failed"),
+        "{rows:?}"
+    );
+    let stats = sb.stats();
+    assert!(stats.callbacks_sent >= jobs as u64, "{stats:?}");
+    // Before any estimate only the oldest few tasks are polled (at the
+    // default 5 s interval); the rest finished by callback, unpolled.
+    assert!(stderr.contains("finished by callback"), "{stderr}");
+    assert!(
+        stats.feed_requests < jobs as u64,
+        "{} polls for {jobs} tasks that callbacks finished",
+        stats.feed_requests
+    );
+}

@@ -134,6 +134,7 @@ async fn hostile_covers_and_lyrics_never_cost_the_song() {
         poll_rate: Rate::Unlimited,
         poll_concurrency: 4,
         window: collect::WINDOW,
+        callbacks: None,
         deadline: Duration::from_secs(60),
         timeout: Duration::from_secs(10),
         download: Some(DownloadConfig {
@@ -228,6 +229,7 @@ fn collect_config_like(base: &str, dir: &Path, results: &Path) -> CollectConfig 
         poll_rate: Rate::Unlimited,
         poll_concurrency: 4,
         window: collect::WINDOW,
+        callbacks: None,
         deadline: Duration::from_secs(60),
         timeout: Duration::from_secs(10),
         download: None,

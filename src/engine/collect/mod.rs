@@ -102,6 +102,9 @@ pub struct CollectConfig {
     /// Per request.
     pub timeout: Duration,
     pub download: Option<DownloadConfig>,
+    /// Also take the provider's callbacks while polling (`--listen`): a
+    /// task a callback finished is not polled.
+    pub callbacks: Option<receive::Embedded>,
 }
 
 /// `jobs.results.csv` → `jobs.catalog.csv` (any other name: `<stem>.catalog.csv`).
@@ -246,6 +249,26 @@ pub async fn collect(
         downloading: config.download.is_some(),
         window: Arc::new(Semaphore::new(config.window.max(1))),
     };
+    let (changed_tx, changed_rx) = match config.callbacks {
+        Some(_) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let receiver = match config.callbacks.clone() {
+        Some(mut embedded) => {
+            embedded.changed = changed_tx;
+            let r =
+                receive::Receiver::start_in(embedded, config.results.clone(), Arc::clone(&store))
+                    .await
+                    .map_err(|e| CollectError::Other(anyhow::anyhow!("{e}")))?;
+            tracing::info!("taking callbacks at http://{}", r.addr());
+            eprintln!("batchgen: taking callbacks at http://{}", r.addr());
+            Some(r)
+        }
+        None => None,
+    };
     let (loaded, reading) = load::spawn(Arc::new(results), store.jobs()?);
     let (to_poll, incoming) = mpsc::channel(POLL_CONCURRENCY * 4);
     let admitting = tokio::spawn(intake.clone().admit_all(loaded, to_poll, work.clone()));
@@ -261,6 +284,7 @@ pub async fn collect(
         client,
         settings,
         incoming,
+        changed_rx,
         Arc::clone(&store),
         |held, applied| intake.complete_clips(&held.hold, &applied.rows),
         work.clone(),
@@ -281,6 +305,10 @@ pub async fn collect(
     }
     work.cancel();
     let deadline_hit = deadline.finish().await;
+    if let Some(receiver) = receiver {
+        // Before the last write: a callback answered 200 reaches the file.
+        let _ = receiver.shutdown().await;
+    }
     let flushed = writer.finish().await;
     let polls = polled?;
     admitted?;

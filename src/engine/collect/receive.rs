@@ -167,6 +167,8 @@ struct Shared {
     secret: Secret,
     store: Arc<SharedCatalog>,
     jobs: Mutex<TaskIndex>,
+    /// Inside a collect run: where changed jobs are told.
+    changed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Shared {
@@ -207,9 +209,20 @@ pub struct Receiver {
     addr: SocketAddr,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    writer: Writer,
-    /// Holds the catalog's lock while the receiver runs.
-    catalog: OpenCatalog,
+    /// The catalog's writer and lock, when the receiver opened the
+    /// catalog itself (not inside a collect run, whose they are).
+    own: Option<(Writer, OpenCatalog)>,
+}
+
+/// What a receiver inside a collect run needs: the run has the catalog.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub listen: SocketAddr,
+    pub provider: Provider,
+    pub secret: Secret,
+    /// Told the key of every job a callback changed (the poll loop takes
+    /// a finished task out of its schedule at once).
+    pub changed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Receiver {
@@ -230,21 +243,58 @@ impl Receiver {
                 .map(|mut r| r.take_ranks())
                 .unwrap_or_default()
         })?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-        let stop = CancellationToken::new();
+        let embedded = Embedded {
+            listen: config.listen,
+            provider: config.provider,
+            secret: config.secret,
+            changed: None,
+        };
         // The writer has a token of its own, cancelled only once the server
         // has stopped: a callback still being read when shutdown begins is
         // answered 200 and must reach the file, so the last write comes
         // after the last connection, never beside it.
         let writer = catalog.start_writer(CancellationToken::new());
+        let mut receiver = Receiver::serve_into(embedded, jobs, Arc::clone(&catalog.store)).await?;
+        receiver.own = Some((writer, catalog));
+        Ok(receiver)
+    }
+
+    /// Starts serving callbacks into `store`, a catalog a collect run has
+    /// open (and writes): so callbacks and polls fill one catalog, and a
+    /// task a callback finished is not polled again.
+    ///
+    /// # Errors
+    /// The address in use.
+    pub async fn start_in(
+        config: Embedded,
+        results: PathBuf,
+        store: Arc<SharedCatalog>,
+    ) -> Result<Receiver, ReceiveError> {
+        let mut jobs = TaskIndex {
+            path: results,
+            store: None,
+            read_at: None,
+        };
+        jobs.open();
+        Receiver::serve_into(config, jobs, store).await
+    }
+
+    async fn serve_into(
+        config: Embedded,
+        jobs: TaskIndex,
+        store: Arc<SharedCatalog>,
+    ) -> Result<Receiver, ReceiveError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+        let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             wire: crate::api::provider::wire(config.provider),
             secret: config.secret,
-            store: Arc::clone(&catalog.store),
+            store,
             jobs: Mutex::new(jobs),
+            changed: config.changed,
         });
         let app = router(shared);
         let server = tokio::spawn(accept_loop(listener, app, stop.clone()));
@@ -252,8 +302,7 @@ impl Receiver {
             addr,
             stop,
             server,
-            writer,
-            catalog,
+            own: None,
         })
     }
 
@@ -269,9 +318,11 @@ impl Receiver {
     pub async fn shutdown(self) -> Result<(), ReceiveError> {
         self.stop.cancel();
         let _ = self.server.await;
-        self.writer.finish().await?;
-        if let Err(why) = super::write_page(&self.catalog.store).await {
-            tracing::warn!("the catalog page was not written: {why}");
+        if let Some((writer, catalog)) = self.own {
+            writer.finish().await?;
+            if let Err(why) = super::write_page(&catalog.store).await {
+                tracing::warn!("the catalog page was not written: {why}");
+            }
         }
         Ok(())
     }
@@ -446,9 +497,18 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         )
             .into_response();
     }
-    if let Err(e) = shared.store.apply(key, &task_id, &feed) {
-        tracing::warn!(key, "callback not recorded: {e}");
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "catalog unreadable");
+    match shared.store.apply(key, &task_id, &feed) {
+        Ok(applied) => {
+            if applied.changed
+                && let Some(tx) = &shared.changed
+            {
+                let _ = tx.send(key.to_owned());
+            }
+        }
+        Err(e) => {
+            tracing::warn!(key, "callback not recorded: {e}");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "catalog unreadable");
+        }
     }
     tracing::debug!(key, clips = feed.clips.len(), "callback recorded");
     axum::Json(json!({"ok": true})).into_response()

@@ -21,7 +21,7 @@
 //! [`AtomicFile`]). So the file on disk is always a whole catalog: the
 //! last compaction plus the rows since, each later one superseding.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -36,10 +36,15 @@ use super::scan::{self, Job, Jobs, Layout};
 use super::{CatalogError, Row};
 use crate::api::feed::TaskClips;
 use crate::files::results::Ranks;
+use crate::job::key_hash;
 use crate::util::fsx::AtomicFile;
 
 /// Most frequent append while clips keep changing.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Jobs waiting for an append that make it come at once: jobs let go of
+/// stay in memory until their rows are on disk, so at thousands of answers
+/// a second this, not the second, bounds them.
+pub const URGENT: usize = 1024;
 /// The tail is compacted into the body past a quarter of it, and never
 /// below this many rows.
 pub const MIN_TAIL: usize = 65_536;
@@ -72,6 +77,8 @@ struct State {
     compactions: u32,
     /// Most jobs in memory at once.
     peak: usize,
+    /// Jobs changed while no one held them (hashes of their keys).
+    touched: HashSet<u64>,
 }
 
 /// The catalog file opened for appending, and where the next row lands.
@@ -85,6 +92,8 @@ pub struct SharedCatalog {
     path: PathBuf,
     state: Mutex<State>,
     dirty: Notify,
+    /// [`URGENT`] jobs wait for the file.
+    urgent: Notify,
 }
 
 impl std::fmt::Debug for SharedCatalog {
@@ -119,8 +128,10 @@ impl SharedCatalog {
                 out: None,
                 compactions: 0,
                 peak: 0,
+                touched: HashSet::new(),
             }),
             dirty: Notify::new(),
+            urgent: Notify::new(),
         });
         {
             let mut state = store.lock();
@@ -188,19 +199,22 @@ impl SharedCatalog {
     }
 
     /// Keeps job `job.key` in memory until [`SharedCatalog::release`]d,
-    /// starting from `job.rows` (read before this run changed anything)
-    /// unless this run already has newer rows of it; its current rows.
+    /// starting from `job.rows` (read from the file as the run began)
+    /// unless this run changed it since (it is in memory, or was changed
+    /// while no one held it); its current rows.
     ///
     /// # Errors
     /// The file unreadable (reading newer rows back).
     pub fn hold(&self, job: Job) -> Result<Vec<Row>, CatalogError> {
         let mut state = self.lock();
         if !state.live.contains_key(&job.key) {
-            let rows = if state.layout.tail.is_empty() {
-                job.rows
-            } else {
-                // Changed since the snapshot `job` came from.
+            let touched = state.touched.contains(&key_hash(job.key.as_bytes()));
+            let rows = if touched {
+                // Changed since the snapshot `job` came from (a callback
+                // recorded it before the run got to it).
                 scan::job_rows(&self.path, &state.layout, &state.ranks, &job.key)?
+            } else {
+                job.rows
             };
             state.live.insert(job.key.clone(), Live::new(rows));
             state.peak = state.peak.max(state.live.len());
@@ -226,6 +240,9 @@ impl SharedCatalog {
     fn live<'s>(&self, state: &'s mut State, key: &str) -> Result<&'s mut Live, CatalogError> {
         if !state.live.contains_key(key) {
             let rows = scan::job_rows(&self.path, &state.layout, &state.ranks, key)?;
+            // A change to a job no one holds: a later hold must read it
+            // back, not trust a snapshot taken before.
+            state.touched.insert(key_hash(key.as_bytes()));
             state.live.insert(key.to_owned(), Live::new(rows));
             state.peak = state.peak.max(state.live.len());
         }
@@ -262,7 +279,7 @@ impl SharedCatalog {
                 .entry(key.to_owned())
                 .or_default()
                 .extend(changed);
-            self.dirty.notify_one();
+            self.changed(&state);
         }
         Ok(applied)
     }
@@ -296,9 +313,17 @@ impl SharedCatalog {
                 .entry(key.to_owned())
                 .or_default()
                 .insert(clip_index);
-            self.dirty.notify_one();
+            self.changed(&state);
         }
         Ok(true)
+    }
+
+    /// Tells the writer: soon, or at once when [`URGENT`] jobs wait.
+    fn changed(&self, state: &State) {
+        self.dirty.notify_one();
+        if state.pending.len() >= URGENT {
+            self.urgent.notify_one();
+        }
     }
 
     /// The current rows of job `key` (in memory or on disk).
@@ -610,6 +635,7 @@ pub fn flusher(
             if !idle {
                 tokio::select! {
                     () = tokio::time::sleep(FLUSH_EVERY) => {}
+                    () = store.urgent.notified() => {}
                     () = stop.cancelled() => {}
                 }
             }

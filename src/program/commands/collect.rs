@@ -30,6 +30,27 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         .catalog
         .clone()
         .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    let callbacks = match args.listen {
+        Some(_) if !provider.sends_callbacks() => {
+            return Err(Error::Usage(format!(
+                "provider {provider} ({}) sends no callbacks: drop --listen",
+                provider.describe()
+            )));
+        }
+        Some(listen) => Some(receive::Embedded {
+            listen,
+            provider,
+            // From the environment only: a flag would show in `ps`.
+            secret: crate::program::secrets::callback_secret_from_env(|| {
+                format!(
+                    "--listen needs the callback secret the run used: set {}",
+                    receive::SECRET_ENV
+                )
+            })?,
+            changed: None,
+        }),
+        None => None,
+    };
     let config = CollectConfig {
         results: args.results.clone(),
         catalog,
@@ -40,6 +61,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         poll_rate: args.poll_rate,
         poll_concurrency: POLL_CONCURRENCY,
         window: args.window,
+        callbacks,
         deadline: args.deadline,
         timeout: args.timeout,
         download: args.download.clone().map(|dir| DownloadConfig {
@@ -109,6 +131,7 @@ pub(super) fn after_run_config(
         poll_rate: collect::DEFAULT_POLL_RATE,
         poll_concurrency: POLL_CONCURRENCY,
         window: collect::WINDOW,
+        callbacks: None,
         deadline: collect::DEFAULT_DEADLINE,
         timeout,
         download: download.map(|dir| DownloadConfig {
@@ -149,6 +172,12 @@ pub(super) async fn run_collect(
             report.clips_pending,
             report.polls.polls,
         );
+        if report.polls.by_callback > 0 {
+            line.push_str(&format!(
+                " ({} tasks finished by callback, unpolled)",
+                report.polls.by_callback
+            ));
+        }
         if downloading {
             line.push_str(&format!(
                 "; {} downloaded, {} already there, {} failed",

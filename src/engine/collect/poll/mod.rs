@@ -72,6 +72,8 @@ pub struct PollSettings {
 #[derive(Debug, Clone, Default)]
 pub struct PollSummary {
     pub polls: u64,
+    /// Tasks a callback finished before their poll was due (not polled).
+    pub by_callback: u64,
     /// Tasks left for the next run after too many bad answers, with why.
     pub given_up: Vec<(String, String)>,
 }
@@ -97,6 +99,7 @@ pub async fn poll_until_finished<H>(
     client: FeedClient,
     settings: PollSettings,
     mut incoming: mpsc::Receiver<Held<H>>,
+    mut callbacks: Option<mpsc::UnboundedReceiver<String>>,
     store: Arc<SharedCatalog>,
     on_answer: impl Fn(&Held<H>, &Applied),
     stop: CancellationToken,
@@ -114,12 +117,16 @@ pub async fn poll_until_finished<H>(
             let Some(i) = poller.next_due(now) else {
                 break;
             };
+            if poller.finished_elsewhere(i, &store, &on_answer) {
+                continue;
+            }
             let (client, limiter, task_id) = (
                 Arc::clone(&client),
                 limiter.clone(),
                 poller.task(i).task_id.clone(),
             );
             poller.summary.polls += 1;
+            poller.in_flight.insert(i);
             in_flight.spawn(async move {
                 if let Some(limiter) = limiter {
                     limiter.until_ready().await;
@@ -137,6 +144,7 @@ pub async fn poll_until_finished<H>(
             () = stop.cancelled() => return Ok(poller.summary),
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 let Ok((i, sent, answer)) = joined else { continue };
+                poller.in_flight.remove(&i);
                 match answer {
                     Ok(clips) => poller.answered(i, sent, &clips, &store, &on_answer)?,
                     Err(e) => poller.failed(i, sent, &e)?,
@@ -145,6 +153,10 @@ pub async fn poll_until_finished<H>(
             held = incoming.recv(), if open => match held {
                 Some(held) => poller.add(held),
                 None => open = false,
+            },
+            key = next_key(&mut callbacks), if callbacks.is_some() => match key {
+                Some(key) => poller.called_back(&key, &store, &on_answer),
+                None => callbacks = None,
             },
             () = sleep_until(wake) => {}
         }
@@ -163,6 +175,10 @@ struct Poller<H> {
     schedule: Scheduler,
     /// By schedule index; `None` once ended (the index is reused).
     tasks: Vec<Option<Entry<H>>>,
+    /// Schedule index by job key, for the window's tasks.
+    by_key: std::collections::HashMap<String, usize>,
+    /// Schedule indexes in flight (a callback must not end one of them).
+    in_flight: std::collections::HashSet<usize>,
     /// No poll starts before this (a 429's pause).
     pause_until: Instant,
     /// Retryable failures in a row, any task.
@@ -179,6 +195,8 @@ impl<H> Poller<H> {
         Poller {
             schedule: Scheduler::new(&[], interval, start),
             tasks: Vec::new(),
+            by_key: std::collections::HashMap::new(),
+            in_flight: std::collections::HashSet::new(),
             pause_until: start,
             failures_in_a_row: 0,
             summary: PollSummary::default(),
@@ -196,6 +214,7 @@ impl<H> Poller<H> {
         if self.tasks.len() <= i {
             self.tasks.resize_with(i + 1, || None);
         }
+        self.by_key.insert(held.task.key.clone(), i);
         self.tasks[i] = Some(Entry { held, failures: 0 });
     }
 
@@ -211,7 +230,36 @@ impl<H> Poller<H> {
 
     /// Task `i` leaves the window.
     fn end(&mut self, i: usize) {
-        self.tasks[i] = None;
+        if let Some(entry) = self.tasks[i].take() {
+            self.by_key.remove(&entry.held.task.key);
+        }
+    }
+
+    /// A callback changed job `key`: its complete clips go to `on_answer`
+    /// now, and a finished task leaves the schedule (unless a poll of it
+    /// is in flight: its answer ends it).
+    fn called_back(
+        &mut self,
+        key: &str,
+        store: &SharedCatalog,
+        on_answer: impl Fn(&Held<H>, &Applied),
+    ) {
+        let Some(&i) = self.by_key.get(key) else {
+            return;
+        };
+        if self.in_flight.contains(&i) {
+            return;
+        }
+        if !self.finished_elsewhere(i, store, &on_answer)
+            && let (Some(entry), Ok(rows)) = (self.tasks[i].as_ref(), store.rows_of(key))
+        {
+            let applied = Applied {
+                changed: true,
+                finished: false,
+                rows,
+            };
+            on_answer(&entry.held, &applied);
+        }
     }
 
     /// The next task due at `now`, unless polls are paused.
@@ -253,6 +301,37 @@ impl<H> Poller<H> {
             self.schedule.running(i, sent, model);
         }
         Ok(())
+    }
+
+    /// Whether task `i`, due now, was finished meanwhile by a callback
+    /// (the receiver inside the run writes the same catalog): then it
+    /// leaves the schedule without a poll, its clips go to `on_answer`
+    /// as a poll's would.
+    fn finished_elsewhere(
+        &mut self,
+        i: usize,
+        store: &SharedCatalog,
+        on_answer: impl Fn(&Held<H>, &Applied),
+    ) -> bool {
+        let entry = self.entry(i);
+        let task = &entry.held.task;
+        let Ok(rows) = store.rows_of(&task.key) else {
+            return false;
+        };
+        let job = crate::files::catalog::JobRows::new(rows);
+        if job.rows.is_empty() || !job.finished(&task.task_id) {
+            return false;
+        }
+        let applied = Applied {
+            changed: false,
+            finished: true,
+            rows: job.rows,
+        };
+        on_answer(&entry.held, &applied);
+        self.summary.by_callback += 1;
+        self.schedule.give_up(i, Instant::now());
+        self.end(i);
+        true
     }
 
     /// A failed poll: the run ends (refused, misdirected, too many in a
@@ -297,6 +376,13 @@ impl<H> Poller<H> {
         }
         self.schedule.failed(i, sent, Instant::now() + wait);
         Ok(())
+    }
+}
+
+async fn next_key(keys: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match keys {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

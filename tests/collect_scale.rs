@@ -1,0 +1,212 @@
+//! Collect at catalog scale: a results file far larger than the run's
+//! window of jobs in memory, against a host that answers any task, ends
+//! with the catalog a reference says, and never held more than its bound.
+
+#![allow(clippy::needless_range_loop)] // jobs are indexes into the keys and the reference
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use batchgen::engine::collect::{self, CollectConfig};
+use batchgen::files::catalog::{Row, store::URGENT};
+use batchgen::files::results::Record;
+use batchgen::util::{redact::Secret, units::Rate};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// Polls per task ID.
+type Polls = Arc<Mutex<HashMap<String, u32>>>;
+
+/// A host whose every task is finished: clips `<task>-1` and `<task>-2`.
+async fn host() -> (String, Polls) {
+    async fn feed(
+        State(polls): State<Polls>,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> axum::Json<serde_json::Value> {
+        let task = q.get("workId").cloned().unwrap_or_default();
+        *polls.lock().unwrap().entry(task.clone()).or_default() += 1;
+        let clip = |n: u32| {
+            json!({"id": format!("{task}-{n}"), "status": "complete", "title": format!("Song {task}"),
+                   "tags": "lofi", "audio_url": format!("https://cdn.example/{task}-{n}.mp3"),
+                   "image_url": "", "duration": 30.0, "model_name": "chirp-v3-5",
+                   "created_at": "2026-01-01T00:00:00Z", "extra_message": "", "fail_message": ""})
+        };
+        axum::Json(json!({"code": 200, "message": "success",
+            "data": {"type": "SUCCESS", "request_body": {}, "response_data": [clip(1), clip(2)]}}))
+    }
+    let polls = Polls::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/api/v2/feed", get(feed))
+        .with_state(Arc::clone(&polls));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, polls)
+}
+
+fn record(id: &str, task: &str) -> Record {
+    Record {
+        submitted_at: "2026-01-01T00:00:00Z".into(),
+        ..common::submitted(id, 2, task)
+    }
+}
+
+fn row(key: &str, task: &str, clip: u32, status: &str) -> Row {
+    Row {
+        key: key.into(),
+        task_id: task.into(),
+        clip_index: clip,
+        clip_id: format!("{task}-{clip}"),
+        status: status.into(),
+        audio_url: format!("https://cdn.example/{task}-{clip}.mp3"),
+        ..Row::default()
+    }
+}
+
+fn read(path: &Path) -> Vec<Row> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .deserialize()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collect_far_larger_than_its_window_ends_with_the_reference_catalog() {
+    const JOBS: usize = 3 * URGENT;
+    const WINDOW: usize = 16;
+    let (base, polls) = host().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..JOBS).map(|i| format!("job-{i:05}")).collect();
+    let task = |i: usize| format!("t-{}", keys[i]);
+
+    // The results: one row a job, then a run's journal: job 5 submitted
+    // again (a new task), job 7 failed on a resend (not a task any more).
+    let results = dir.path().join("jobs.results.csv");
+    let rows: Vec<Record> = (0..JOBS).map(|i| record(&keys[i], &task(i))).collect();
+    batchgen::files::results::write_atomic(&results, &rows).unwrap();
+    let mut journal = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    journal.serialize(record(&keys[5], "t-again")).unwrap();
+    let mut failed = record(&keys[7], "");
+    failed.status = batchgen::files::results::Status::Failed;
+    journal.serialize(failed).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &journal.into_inner().unwrap()).unwrap();
+    drop(file);
+
+    // The catalog a run left: jobs 10..20 finished, job 5's old task, a
+    // job no longer in the results.
+    let catalog = dir.path().join("jobs.catalog.csv");
+    let mut before = csv::Writer::from_path(&catalog).unwrap();
+    for r in [
+        row(&keys[5], &task(5), 1, "complete"),
+        row(&keys[5], &task(5), 2, "text"),
+    ] {
+        before.serialize(r).unwrap();
+    }
+    for i in 10..20 {
+        for clip in 1..=2 {
+            before
+                .serialize(row(&keys[i], &task(i), clip, "complete"))
+                .unwrap();
+        }
+    }
+    before
+        .serialize(row("gone", "t-gone", 1, "failed"))
+        .unwrap();
+    before.flush().unwrap();
+    drop(before);
+
+    let config = CollectConfig {
+        provider: Default::default(),
+        results: results.clone(),
+        catalog: catalog.clone(),
+        base_url: url::Url::parse(&base).unwrap(),
+        api_key: Secret::new("sk-scale-0123456789abcdef"),
+        poll_interval: Duration::from_millis(1),
+        poll_rate: Rate::Unlimited,
+        poll_concurrency: 8,
+        window: WINDOW,
+        callbacks: None,
+        deadline: Duration::from_secs(300),
+        timeout: Duration::from_secs(10),
+        download: None,
+    };
+    let report = collect::collect(config, CancellationToken::new())
+        .await
+        .unwrap();
+
+    // The reference: every task's two clips, in results order, then the
+    // stranger as it was; job 5 with its new task only; job 7 untouched.
+    let mut expected = Vec::new();
+    for i in 0..JOBS {
+        if i == 7 {
+            continue;
+        }
+        let t = if i == 5 {
+            "t-again".to_owned()
+        } else {
+            task(i)
+        };
+        expected.push((
+            keys[i].clone(),
+            t.clone(),
+            1,
+            format!("{t}-1"),
+            "complete".to_owned(),
+        ));
+        expected.push((
+            keys[i].clone(),
+            t.clone(),
+            2,
+            format!("{t}-2"),
+            "complete".to_owned(),
+        ));
+    }
+    expected.push((
+        "gone".into(),
+        "t-gone".into(),
+        1,
+        "t-gone-1".into(),
+        "failed".into(),
+    ));
+    let found: Vec<(String, String, u32, String, String)> = read(&catalog)
+        .into_iter()
+        .map(|r| (r.key, r.task_id, r.clip_index, r.clip_id, r.status))
+        .collect();
+    assert_eq!(found.len(), expected.len());
+    assert!(found == expected, "the catalog differs from the reference");
+
+    assert_eq!(report.tasks, JOBS - 1);
+    assert_eq!(report.tasks_finished, JOBS - 1);
+    assert_eq!(report.clips_complete, 2 * (JOBS - 1));
+    let polls = polls.lock().unwrap();
+    for i in 10..20 {
+        assert!(!polls.contains_key(&task(i)), "a finished task was polled");
+    }
+    assert!(
+        !polls.contains_key(&task(5)),
+        "the old task of job 5 was polled"
+    );
+    assert_eq!(polls.len(), JOBS - 1 - 10, "every other task polled");
+    assert!(polls.values().all(|&n| n == 1), "one poll a finished task");
+    // Memory: the window, and the jobs waiting for their append; never
+    // the whole catalog.
+    assert!(
+        report.peak_jobs_in_memory <= WINDOW + URGENT + 64,
+        "{} jobs held at once",
+        report.peak_jobs_in_memory
+    );
+}
