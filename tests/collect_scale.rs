@@ -210,3 +210,83 @@ async fn a_collect_far_larger_than_its_window_ends_with_the_reference_catalog() 
         report.peak_jobs_in_memory
     );
 }
+
+/// `kill -9` at moments spread over a collect's life (opening, polling,
+/// appending, compacting), then a rerun: after every kill the catalog
+/// reads as a catalog, and the run that finishes leaves exactly the
+/// reference catalog, each task polled to its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn kills_at_any_moment_leave_a_catalog_the_next_run_finishes() {
+    const JOBS: usize = 1500;
+    let (base, polls) = host().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..JOBS).map(|i| format!("job-{i:05}")).collect();
+    let results = dir.path().join("jobs.results.csv");
+    let rows: Vec<Record> = keys.iter().map(|k| record(k, &format!("t-{k}"))).collect();
+    batchgen::files::results::write_atomic(&results, &rows).unwrap();
+    let catalog = dir.path().join("jobs.catalog.csv");
+    let ranks = || {
+        std::sync::Arc::new(batchgen::files::results::Ranks::new(
+            keys.iter().map(String::as_str),
+        ))
+    };
+    let run = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_batchgen"));
+        c.args([
+            "collect",
+            results.to_str().unwrap(),
+            "--poll-interval",
+            "1ms",
+        ])
+        .args(["--poll-rate", "2000/s", "--window", "64", "-q"])
+        .env("BATCHGEN_API_KEY", "sk-scale-0123456789abcdef")
+        .env("BATCHGEN_BASE_URL", &base)
+        .env_remove("BATCHGEN_PROVIDER")
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    for (n, after_ms) in [40u64, 120, 250, 400, 90, 600].into_iter().enumerate() {
+        let mut child = run().spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if !catalog.exists() {
+            continue;
+        }
+        let jobs = batchgen::files::catalog::read_jobs(&catalog, ranks())
+            .unwrap_or_else(|e| panic!("kill {n}: the catalog does not read: {e}"))
+            .expect("a catalog");
+        for job in jobs {
+            let job = job.unwrap_or_else(|e| panic!("kill {n}: {e}"));
+            assert!(job.rows.len() <= 2, "kill {n}: {job:?}");
+        }
+    }
+    let status = run().status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let found: Vec<(String, u32, String)> = read(&catalog)
+        .into_iter()
+        .map(|r| (r.key, r.clip_index, r.status))
+        .collect();
+    let expected: Vec<(String, u32, String)> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                (k.clone(), 1, "complete".to_owned()),
+                (k.clone(), 2, "complete".to_owned()),
+            ]
+        })
+        .collect();
+    assert!(
+        found == expected,
+        "the catalog after the kills differs from the reference"
+    );
+    // Within one run a task found finished is never polled again: seven
+    // runs, at most seven polls (a finish the kill kept off the disk is
+    // polled once more by the next run, which costs a poll, not a song).
+    let polls = polls.lock().unwrap();
+    assert_eq!(polls.len(), JOBS);
+    assert!(
+        polls.values().all(|&n| n <= 7),
+        "a task polled twice in one run"
+    );
+}

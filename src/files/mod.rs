@@ -1,7 +1,8 @@
 //! Files on disk: the manifest a person writes ([`manifest`]), the results
 //! file a run keeps ([`results`]), and the clip catalog `collect` and
-//! `receive` keep ([`catalog`]); and where the two stand, read from both
-//! ([`status`]).
+//! `receive` keep ([`catalog`]); where the two stand, read from both
+//! ([`status`]); and what a person opens to look and listen: the catalog
+//! page ([`page`]) and the playlist ([`playlist`]).
 //!
 //! # What this layer owns
 //! What is on disk and what it means: the formats, the line numbers in
@@ -18,9 +19,12 @@
 //! fingerprints), [`crate::settings`] (a manifest's `[run]` table is
 //! settings), and [`crate::api::feed`] for the clip types the catalog's
 //! rows are made of (a catalog row *is* a clip the wire reported). Within
-//! the layer, the arrows run one way: `catalog` → `results` → `manifest`
-//! (the results file quotes `id`s in its messages as a manifest
-//! diagnostic does, [`manifest::quoted`]); `manifest` uses neither.
+//! the layer, the arrows run one way: `page` → `playlist`, and `page`,
+//! `status` → `catalog` → `results` → `manifest` (the results file quotes
+//! `id`s in its messages as a manifest diagnostic does,
+//! [`manifest::quoted`]); `manifest` uses none of them. The catalog sorts
+//! by the results' places ([`results::Ranks`]) and reads the results file
+//! as a stream ([`results::LatestRows`]).
 //!
 //! # Why the catalog shares the results file's mechanics
 //! Both are CSV files batchgen alone rewrites while a person may open,
@@ -30,8 +34,8 @@
 //! server's text as a formula. So the catalog uses the results file's
 //! answers rather than its own copies: the same [`results::Lock`] (taken
 //! by `collect` and `receive`), the `results::Bounded` reader,
-//! [`results::cell`]'s defusing, and the one CSV rewrite recipe
-//! (`results::AtomicCsv`) the compactor uses. Its
+//! [`results::cell`]'s defusing, and the atomic rewrite
+//! ([`crate::util::fsx::AtomicFile`]) the compactor uses. Its
 //! errors are the results file's under the catalog's own names, so a
 //! message points at `--catalog`, not `--out`.
 

@@ -1,36 +1,50 @@
 //! After submit: turning the results file's task IDs into a music catalog.
 //!
 //! ```text
-//! results.csv ──▶ tasks not finished ──▶ poll (feed) ──▶ SharedCatalog ──▶ catalog.csv
-//!   (read only)    (catalog says which)        │  (one writer, ≤ 1 write/s)
-//!                                              └─▶ download (complete clips) ──▶ DIR/*.mp3
-//!                                                  (audio checked before the rename)
+//! results.csv ─┐ load (one pass each,      intake ──▶ poll (feed, schedule) ──▶ SharedCatalog ──▶ catalog.csv
+//! catalog.csv ─┘ side by side) ──▶ ≤ WINDOW held jobs     ▲ callbacks (--listen)   │ appends ≤ 1/s, compaction
+//!                                          └──▶ download (complete clips) ──▶ DIR/*.mp3 (tagged)
+//!                                                          at the end: catalog.html, .m3u8
 //! ```
 //!
-//! [`collect`] is `batchgen collect`: it reads the results file, reads the
-//! catalog back (it is the state: finished tasks are not polled again,
-//! downloaded files not fetched again), polls the rest until they finish,
-//! the `deadline` passes or `shutdown` is cancelled, and downloads complete
-//! clips meanwhile. The callback receiver ([`crate::engine::collect::receive`]) feeds the
-//! same catalog through the same parser and writer.
+//! [`collect`] is `batchgen collect`: it reads the results file and the
+//! catalog (the state: finished tasks are not polled again, downloaded
+//! files not fetched again) side by side, one task at a time
+//! ([`load`]), polls the unfinished ones until they finish, the
+//! `deadline` passes or `shutdown` is cancelled, and downloads complete
+//! clips meanwhile. The callback receiver ([`crate::engine::collect::receive`])
+//! feeds the same catalog through the same parser and writer, on its own
+//! (`batchgen receive`) or inside the run (`--listen`), where a callback
+//! that finishes a task takes it out of the poll schedule.
+//!
+//! # Memory
+//! A run holds at most [`WINDOW`] jobs (each a [`state::Hold`], shared by
+//! the poller and the job's downloads; the last to let go counts the task
+//! and frees the job), the results' places (16 bytes a job) and the
+//! catalog file's layout ([`crate::files::catalog`]): what it keeps does
+//! not grow with the catalog. The bench's `collect-memory` target measures
+//! it at 10^6 tasks.
 //!
 //! # Layout
 //! Below this engine: the one parser and completion rule
 //! ([`crate::api::feed`]), one feed request ([`crate::api::poll`]), the
-//! catalog rows, their merge and the one writer ([`crate::files::catalog`]).
-//! Here:
-//! - [`state`]: the submitted tasks and the catalog opened for one writer,
-//!   shared with the receiver;
-//! - [`poll`]: the polling schedule;
+//! catalog file, its rows, their merge and the one writer
+//! ([`crate::files::catalog`]), the page ([`crate::files::page`]). Here:
+//! - [`state`]: the submitted tasks, the catalog opened for one writer
+//!   (shared with the receiver), the held jobs and the counts;
+//! - [`load`]: the results and the catalog read side by side;
+//! - [`poll`]: the polling loop and its schedule;
 //! - [`download`], [`names`]: resumable, tagged downloads and file names;
 //! - [`audio`]: what a download must be to be kept (the URL, the
 //!   `Content-Type`, the first bytes);
 //! - [`receive`]: the callback receiver, the other way clips arrive.
 //!
-//! The run itself is named phases, in this order: read the tasks, open
-//! the catalog, check the download folder, start the deadline, the
-//! catalog writer and the downloads, queue what is already complete,
-//! poll, then wind down (downloads, deadline, writer) and tally.
+//! The run itself is named phases, in this order: read the results' places,
+//! open the catalog (compacting it if a kill left a tail), check the
+//! download folder, start the deadline, the catalog writer, the downloads,
+//! the receiver (with `--listen`) and the reader, poll what comes in, then
+//! wind down (the intake, downloads, deadline, receiver, writer), tally,
+//! and write the page.
 
 pub mod audio;
 pub mod download;
@@ -77,9 +91,10 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
 pub const POLL_CONCURRENCY: usize = 4;
 /// Jobs a collect run holds at once (polled, or downloading): its memory
 /// is this window, whatever the size of the results file. At the default
-/// `--poll-rate` it is half an hour of polls, so the window is never what
-/// keeps a due task waiting.
-pub const WINDOW: usize = 4096;
+/// `--poll-rate` it is over eight minutes of polls, and the tasks beyond
+/// it were submitted later (results order is submission order), so the
+/// window is not what keeps a due task waiting.
+pub const WINDOW: usize = 1024;
 
 /// Everything `collect` needs, merged and checked by the caller.
 #[derive(Debug, Clone)]
@@ -329,17 +344,36 @@ pub async fn collect(
         deadline_hit,
         catalog: config.catalog.clone(),
         peak_jobs_in_memory: store.peak_jobs_in_memory(),
-        page: Some(page),
+        page,
     })
 }
 
+/// Largest catalog (in jobs) whose page a run writes by itself: the page
+/// is for a person reviewing songs (usable to 10^5 clips); beyond, a run
+/// would spend more writing it than collecting. `status --html` writes
+/// one anyway.
+pub const PAGE_MAX_JOBS: u64 = 100_000;
+
 /// Writes the catalog page and the playlist beside the catalog, from its
-/// jobs as the run left them ([`crate::files::page`]). A page that cannot
-/// be written costs nothing collected: it is said, and `batchgen status
-/// --html` writes it again.
-pub async fn write_page(store: &Arc<SharedCatalog>) -> Result<PathBuf, String> {
+/// jobs as the run left them ([`crate::files::page`]), when the run
+/// changed the catalog (or there is no page yet) and it is not too large
+/// for one ([`PAGE_MAX_JOBS`]). A page that cannot be written costs
+/// nothing collected: it is said, and `batchgen status --html` writes it
+/// again. `None`: no page was due.
+pub async fn write_page(store: &Arc<SharedCatalog>) -> Option<Result<PathBuf, String>> {
+    let (page, _, _) = crate::files::page::output_paths(store.path());
+    if store.rows_written() == 0 && page.exists() {
+        return None;
+    }
+    if store.body_jobs() > PAGE_MAX_JOBS {
+        tracing::info!(
+            "no catalog page: {} jobs are more than a page is for ({PAGE_MAX_JOBS}); `batchgen status --html` writes one anyway",
+            store.body_jobs()
+        );
+        return None;
+    }
     let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || {
+    let written = tokio::task::spawn_blocking(move || {
         let jobs = store.jobs().map_err(|e| e.to_string())?;
         let rows = jobs.map_while(Result::ok).flat_map(|job| job.rows);
         crate::files::page::write_outputs(store.path(), rows)
@@ -347,7 +381,8 @@ pub async fn write_page(store: &Arc<SharedCatalog>) -> Result<PathBuf, String> {
             .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string());
+    Some(written.and_then(|r| r))
 }
 
 /// Runs file work off the async threads.

@@ -320,7 +320,7 @@ impl Receiver {
         let _ = self.server.await;
         if let Some((writer, catalog)) = self.own {
             writer.finish().await?;
-            if let Err(why) = super::write_page(&catalog.store).await {
+            if let Some(Err(why)) = super::write_page(&catalog.store).await {
                 tracing::warn!("the catalog page was not written: {why}");
             }
         }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use super::{CatalogError, Row};
 use crate::files::results::Bounded;
 use crate::files::results::Ranks;
+use crate::files::results::ranks::UNRANKED;
 use crate::job::key_hash;
 
 /// One body offset is kept per this many jobs.
@@ -377,7 +378,7 @@ pub struct Jobs {
     /// The next body job, read but not given yet.
     next_body: Option<RawJob>,
     /// The tail's jobs by place: (place, key, offsets), in order.
-    tail: Option<VecDeque<(u32, String, Vec<u64>)>>,
+    tail: Option<TailJobs>,
 }
 
 impl Jobs {
@@ -432,24 +433,38 @@ impl Jobs {
         Ok(Some((self.ranks.of(&key), key, rows)))
     }
 
-    /// The tail's keys, each with its rows' offsets, sorted by place.
-    fn tail_keys(&mut self) -> Result<VecDeque<(u32, String, Vec<u64>)>, CatalogError> {
-        let Some(file) = &mut self.tail_file else {
-            return Ok(VecDeque::new());
-        };
-        let mut offsets: Vec<u64> = self.layout.tail.latest.values().copied().collect();
-        offsets.sort_unstable();
-        let mut by_key: HashMap<String, Vec<u64>> = HashMap::new();
-        for offset in offsets {
-            let row = file.row_at(offset)?;
-            by_key.entry(row.key).or_default().push(offset);
+    /// The tail's rows by job, in place order: the ranked ones as (place,
+    /// key hash, offset), 24 bytes a row with no key held (the place comes
+    /// from the hash); the few unranked ones (keys not in the results) by
+    /// key, which orders them.
+    fn tail_jobs(&mut self) -> Result<TailJobs, CatalogError> {
+        let mut ranked = Vec::with_capacity(self.layout.tail.len());
+        let mut unranked: Vec<u64> = Vec::new();
+        for (&(h, _), &offset) in &self.layout.tail.latest {
+            match self.ranks.of_hash(h) {
+                UNRANKED => unranked.push(offset),
+                rank => ranked.push((rank, h, offset)),
+            }
         }
-        let mut keys: Vec<(u32, String, Vec<u64>)> = by_key
-            .into_iter()
-            .map(|(key, offsets)| (self.ranks.of(&key), key, offsets))
-            .collect();
-        keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        Ok(keys.into())
+        ranked.sort_unstable();
+        let mut by_key: Vec<(String, u64)> = Vec::with_capacity(unranked.len());
+        if let Some(file) = &mut self.tail_file {
+            for offset in unranked {
+                by_key.push((file.row_at(offset)?.key, offset));
+            }
+        }
+        by_key.sort();
+        let mut strangers: VecDeque<(String, Vec<u64>)> = VecDeque::new();
+        for (key, offset) in by_key {
+            match strangers.back_mut() {
+                Some((k, offsets)) if *k == key => offsets.push(offset),
+                _ => strangers.push_back((key, vec![offset])),
+            }
+        }
+        Ok(TailJobs {
+            ranked: ranked.into(),
+            strangers,
+        })
     }
 
     fn read_at(&mut self, offsets: &[u64]) -> Result<Vec<(u64, Row)>, CatalogError> {
@@ -464,29 +479,28 @@ impl Jobs {
 
     fn next_job(&mut self) -> Result<Option<Job>, CatalogError> {
         if self.tail.is_none() {
-            self.tail = Some(self.tail_keys()?);
+            self.tail = Some(self.tail_jobs()?);
         }
         if self.next_body.is_none() {
             self.next_body = self.read_body_job()?;
         }
         let tail = self.tail.as_mut().expect("just read");
-        let take_tail = match (&self.next_body, tail.front()) {
-            (_, None) => None,
-            (None, Some(_)) => Some(false),
-            (Some((rb, kb, _)), Some((rt, kt, _))) => match (rt, kt).cmp(&(rb, kb)) {
-                std::cmp::Ordering::Less => Some(false),
-                std::cmp::Ordering::Equal => Some(true),
-                std::cmp::Ordering::Greater => None,
-            },
-        };
-        let (rank, key, mut rows) = match take_tail {
-            // A job only the tail has.
-            Some(false) => {
-                let (rank, key, offsets) = tail.pop_front().expect("just seen");
-                (rank, key, self.read_at(&offsets)?)
+        let body = self.next_body.as_ref().map(|(r, k, _)| (*r, k.as_str()));
+        let (rank, key, mut rows) = match tail.next_before(body) {
+            // A job only the tail has, placed before the next body job.
+            Some(TailJob::Alone(rank, key_or_hash, offsets)) => {
+                let rows = self.read_at(&offsets)?;
+                let key = match key_or_hash {
+                    Ok(key) => key,
+                    Err(_) => match rows.iter().max_by_key(|(o, _)| *o) {
+                        Some((_, row)) => row.key.clone(),
+                        None => return self.next_job(),
+                    },
+                };
+                (rank, key, rows)
             }
-            Some(true) => {
-                let (_, _, offsets) = tail.pop_front().expect("just seen");
+            // The next body job, with its tail rows.
+            Some(TailJob::Same(offsets)) => {
                 let (rank, key, mut rows) = self.next_body.take().expect("just seen");
                 rows.extend(self.read_at(&offsets)?);
                 (rank, key, rows)
@@ -505,6 +519,69 @@ impl Jobs {
     }
 }
 
+/// The tail's jobs, taken in place order beside the body's.
+struct TailJobs {
+    /// (place, key hash, offset), sorted.
+    ranked: VecDeque<(u32, u64, u64)>,
+    /// Keys not in the results, sorted, with their rows' offsets.
+    strangers: VecDeque<(String, Vec<u64>)>,
+}
+
+/// What the tail has at the front, against the next body job.
+enum TailJob {
+    /// A job of the tail alone: its place, its key (or only its hash, for
+    /// a ranked one: read from its rows), its rows' offsets.
+    Alone(u32, Result<String, u64>, Vec<u64>),
+    /// The body job's own tail rows.
+    Same(Vec<u64>),
+}
+
+impl TailJobs {
+    /// The tail job that comes before the body job (place, key), or is
+    /// it; `None` when the body job comes first (or both are done).
+    fn next_before(&mut self, body: Option<(u32, &str)>) -> Option<TailJob> {
+        if let Some(&(rank, h, _)) = self.ranked.front() {
+            let before = match body {
+                None => true,
+                Some((rb, kb)) => {
+                    let hb = key_hash(kb.as_bytes());
+                    if (rank, h) == (rb, hb) {
+                        return Some(TailJob::Same(self.take_ranked(rank, h)));
+                    }
+                    (rank, h) < (rb, hb)
+                }
+            };
+            if before {
+                return Some(TailJob::Alone(rank, Err(h), self.take_ranked(rank, h)));
+            }
+            return None;
+        }
+        let (key, _) = self.strangers.front()?;
+        match body {
+            Some((rb, kb)) if rb == UNRANKED && kb == key => {
+                self.strangers.pop_front().map(|(_, o)| TailJob::Same(o))
+            }
+            Some((rb, kb)) if rb < UNRANKED || kb < key.as_str() => None,
+            _ => self
+                .strangers
+                .pop_front()
+                .map(|(k, o)| TailJob::Alone(UNRANKED, Ok(k), o)),
+        }
+    }
+
+    fn take_ranked(&mut self, rank: u32, h: u64) -> Vec<u64> {
+        let mut offsets = Vec::new();
+        while let Some(&(r, hh, o)) = self.ranked.front() {
+            if (r, hh) != (rank, h) {
+                break;
+            }
+            offsets.push(o);
+            self.ranked.pop_front();
+        }
+        offsets
+    }
+}
+
 impl Iterator for Jobs {
     type Item = Result<Job, CatalogError>;
 
@@ -515,7 +592,10 @@ impl Iterator for Jobs {
                 // One error ends the stream.
                 self.body = None;
                 self.next_body = None;
-                self.tail = Some(VecDeque::new());
+                self.tail = Some(TailJobs {
+                    ranked: VecDeque::new(),
+                    strangers: VecDeque::new(),
+                });
                 Some(Err(e))
             }
         }

@@ -11,11 +11,12 @@
 //! A change marks the job's changed clips; the one writer ([`flusher`])
 //! appends those rows to the file at most once per [`FLUSH_EVERY`], fsynced
 //! before it goes on, so a kill loses at most the last second of changes
-//! (which the next run polls again) and never leaves half a row that is
-//! read as one (a torn last line is not a row of the layout's tail: the
-//! next open reads it as damage and refuses the file only if it names no
-//! row; see [`scan`]). When the tail holds more than a quarter of the body
-//! (at least [`MIN_TAIL`] rows), and at the end of every run, the file is
+//! (which the next run polls again). A row a kill cut short in mid-append
+//! is dropped when the file is next opened, and an append that failed
+//! half way (a full disk) is cut off before the next ([`scan`]). When the
+//! tail holds more than a quarter of the body (at least [`MIN_TAIL`] rows,
+//! at most [`MAX_TAIL`]), when a quiet catalog is small ([`IDLE`]), and at
+//! the end of every run, the file is
 //! compacted: every job's current rows, in order, written to a temporary
 //! file, fsynced and renamed over the catalog (the results file's recipe,
 //! [`AtomicFile`]). So the file on disk is always a whole catalog: the
@@ -44,10 +45,15 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Jobs waiting for an append that make it come at once: jobs let go of
 /// stay in memory until their rows are on disk, so at thousands of answers
 /// a second this, not the second, bounds them.
-pub const URGENT: usize = 1024;
-/// The tail is compacted into the body past a quarter of it, and never
-/// below this many rows.
+pub const URGENT: usize = 512;
+/// The tail is compacted into the body past a quarter of it, never below
+/// this many rows and never above [`MAX_TAIL`].
 pub const MIN_TAIL: usize = 65_536;
+/// Most tail rows kept before a compaction: the tail's index is the one
+/// structure that grows with the rows a run writes (~48 bytes a row with
+/// the table's slack), so it is capped; a collect that writes two million
+/// rows compacts about fifteen times.
+pub const MAX_TAIL: usize = 131_072;
 
 /// What an answer did to a job.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +85,8 @@ struct State {
     peak: usize,
     /// Jobs changed while no one held them (hashes of their keys).
     touched: HashSet<u64>,
+    /// Rows appended this run.
+    appended: u64,
 }
 
 /// The catalog file opened for appending, and where the next row lands.
@@ -129,6 +137,7 @@ impl SharedCatalog {
                 compactions: 0,
                 peak: 0,
                 touched: HashSet::new(),
+                appended: 0,
             }),
             dirty: Notify::new(),
             urgent: Notify::new(),
@@ -343,6 +352,16 @@ impl SharedCatalog {
         self.lock().live.len()
     }
 
+    /// Rows this run wrote (appended) so far.
+    pub fn rows_written(&self) -> u64 {
+        self.lock().appended
+    }
+
+    /// Jobs in the file's body (as of the last compaction or opening).
+    pub fn body_jobs(&self) -> u64 {
+        self.lock().layout.body_jobs
+    }
+
     /// Most jobs in memory at once so far.
     pub fn peak_jobs_in_memory(&self) -> usize {
         self.lock().peak
@@ -362,7 +381,7 @@ impl SharedCatalog {
     pub fn flush(&self) -> Result<(), CatalogError> {
         let mut state = self.lock();
         self.append_pending(&mut state)?;
-        let trigger = (state.layout.body_rows as usize / 4).max(MIN_TAIL);
+        let trigger = (state.layout.body_rows as usize / 4).clamp(MIN_TAIL, MAX_TAIL);
         if state.layout.tail.len() >= trigger {
             self.compact_locked(&mut state)?;
         }
@@ -389,6 +408,7 @@ impl SharedCatalog {
         let pending = std::mem::take(&mut state.pending);
         match self.append(state, &pending) {
             Ok(written) => {
+                state.appended += written.len() as u64;
                 for (key, clip, at) in written {
                     state.layout.tail.record(&key, clip, at);
                 }
@@ -437,8 +457,20 @@ impl SharedCatalog {
 
     /// Rewrites the file as its jobs' current rows, in order.
     fn compact_locked(&self, state: &mut State) -> Result<(), CatalogError> {
-        let jobs = Jobs::new(&self.path, state.layout.clone(), Arc::clone(&state.ranks))?;
-        let layout = write_body(&self.path, jobs)?;
+        // The layout moves into the reader (no second copy of the tail's
+        // index at the moment memory peaks); if writing fails it is read
+        // again from the file, which is then as it was.
+        let layout = std::mem::take(&mut state.layout);
+        let written = Jobs::new(&self.path, layout, Arc::clone(&state.ranks))
+            .and_then(|jobs| write_body(&self.path, jobs));
+        let layout = match written {
+            Ok(layout) => layout,
+            Err(e) => {
+                state.layout =
+                    Layout::read(&self.path, &state.ranks)?.unwrap_or_else(|| Layout::empty(0));
+                return Err(e);
+            }
+        };
         state.layout = layout;
         state.out = None;
         state.out = Some(Appender::open(&self.path, state.layout.len)?);

@@ -1,5 +1,4 @@
-//! Writing a CSV file whole: the one recipe for the results file's
-//! compaction and the catalog's rewrite.
+//! Writing the results file whole: its compaction.
 //!
 //! [`AtomicCsv`] is the recipe: rows through the `csv` crate and a
 //! buffer into an [`AtomicFile`] (a temporary file beside the target, the
@@ -7,9 +6,10 @@
 //! permission bits), fsynced and renamed over the target on
 //! [`AtomicCsv::commit`]; dropped uncommitted, it leaves the old file as
 //! it was. [`Compactor`] writes the results file through it (the header by
-//! hand, then each [`Record`]); the catalog writes its rows through it
-//! (`crate::files::catalog`). Kept apart from the readers: nothing here
-//! reads a file.
+//! hand, then each [`Record`]). The catalog's compaction uses the same
+//! [`AtomicFile`] but encodes its rows one by one, to know where each job
+//! starts (`crate::files::catalog::store`). Kept apart from the readers:
+//! nothing here reads a file.
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use super::{ResultsError, results_error};
 use crate::util::fsx::AtomicFile;
 
 /// A CSV file being replaced whole (see the module docs).
-pub(crate) struct AtomicCsv {
+pub(super) struct AtomicCsv {
     writer: csv::Writer<BufWriter<AtomicFile>>,
 }
 
@@ -33,7 +33,7 @@ impl AtomicCsv {
     /// # Errors
     /// What [`AtomicFile::create`] refuses (a dangling symlink, not a
     /// regular file), or the temporary file cannot be created.
-    pub(crate) fn create(path: &Path) -> io::Result<AtomicCsv> {
+    pub(super) fn create(path: &Path) -> io::Result<AtomicCsv> {
         let tmp = AtomicFile::create(path)?;
         Ok(AtomicCsv {
             writer: csv::Writer::from_writer(BufWriter::new(tmp)),
@@ -44,7 +44,7 @@ impl AtomicCsv {
     ///
     /// # Errors
     /// Any I/O error (a full disk).
-    pub(crate) fn write_record(&mut self, fields: &[&str]) -> io::Result<()> {
+    pub(super) fn write_record(&mut self, fields: &[&str]) -> io::Result<()> {
         self.writer.write_record(fields).map_err(io::Error::from)
     }
 
@@ -52,7 +52,7 @@ impl AtomicCsv {
     ///
     /// # Errors
     /// Any I/O error (a full disk).
-    pub(crate) fn serialize(&mut self, row: impl Serialize) -> io::Result<()> {
+    pub(super) fn serialize(&mut self, row: impl Serialize) -> io::Result<()> {
         self.writer.serialize(row).map_err(io::Error::from)
     }
 
@@ -60,7 +60,7 @@ impl AtomicCsv {
     ///
     /// # Errors
     /// Any I/O error; the old file is then left as it was.
-    pub(crate) fn commit(self) -> io::Result<()> {
+    pub(super) fn commit(self) -> io::Result<()> {
         let buffered = self
             .writer
             .into_inner()

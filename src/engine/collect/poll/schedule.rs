@@ -160,6 +160,7 @@ impl Scheduler {
         if self.estimates.get("").is_none() {
             // Only needed to promote scouts before the first estimate.
             self.by_rank.push(i);
+            self.prune_scout_candidates();
         }
         i
     }
@@ -317,6 +318,30 @@ impl Scheduler {
         } else if !self.by_rank.is_empty() {
             self.by_rank = Vec::new();
         }
+    }
+
+    /// Keeps the scout candidates to the window's size: when they outgrow
+    /// twice the slots, those that can no longer become scouts (polled,
+    /// ended, reused) go. A run whose tasks all finish at their first poll
+    /// never learns an estimate, and would otherwise keep one entry per
+    /// task it ever saw.
+    fn prune_scout_candidates(&mut self) {
+        if self.by_rank.len() <= 2 * self.slots.len().max(EARLY_SCOUTS) {
+            return;
+        }
+        let start = self.next_scout.min(self.by_rank.len());
+        let slots = &self.slots;
+        let mut kept: Vec<usize> = self.by_rank[start..]
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let s = &slots[i];
+                s.state == State::Waiting && !s.early && s.last_sent.is_none()
+            })
+            .collect();
+        kept.dedup();
+        self.by_rank = kept;
+        self.next_scout = 0;
     }
 
     /// Before any estimate, the oldest unpolled waiting task becomes a
