@@ -189,9 +189,9 @@ async fn a_collect_far_larger_than_its_window_ends_with_the_reference_catalog() 
     assert_eq!(found.len(), expected.len());
     assert!(found == expected, "the catalog differs from the reference");
 
-    assert_eq!(report.tasks, JOBS - 1);
-    assert_eq!(report.tasks_finished, JOBS - 1);
-    assert_eq!(report.clips_complete, 2 * (JOBS - 1));
+    assert_eq!(report.counts.tasks, JOBS - 1);
+    assert_eq!(report.counts.tasks_finished, JOBS - 1);
+    assert_eq!(report.counts.clips_complete, 2 * (JOBS - 1));
     let polls = polls.lock().unwrap();
     for i in 10..20 {
         assert!(!polls.contains_key(&task(i)), "a finished task was polled");

@@ -302,8 +302,11 @@ async fn answers_that_are_not_audio_fail_their_clip_and_leave_no_file() {
     let results = results(tmp.path(), &keys);
     let report = collect(&base, tmp.path(), &results, Duration::from_secs(60)).await;
 
-    assert_eq!((report.tasks, report.tasks_finished), (7, 7));
-    assert_eq!((report.clips_complete, report.clips_pending), (14, 0));
+    assert_eq!((report.counts.tasks, report.counts.tasks_finished), (7, 7));
+    assert_eq!(
+        (report.counts.clips_complete, report.counts.clips_pending),
+        (14, 0)
+    );
     assert_eq!(
         (report.downloads.downloaded, report.downloads.failed),
         (7, 7)
@@ -485,8 +488,11 @@ async fn polling_goes_past_success_and_never_fetches_a_streaming_url() {
     let report = collect(&base, tmp.path(), &results, Duration::from_secs(3)).await;
 
     assert!(report.deadline_hit);
-    assert_eq!((report.tasks, report.tasks_finished), (2, 1));
-    assert_eq!((report.clips_complete, report.clips_pending), (2, 2));
+    assert_eq!((report.counts.tasks, report.counts.tasks_finished), (2, 1));
+    assert_eq!(
+        (report.counts.clips_complete, report.counts.clips_pending),
+        (2, 2)
+    );
     assert_eq!(report.downloads.downloaded, 2);
     assert_eq!(report.exit_code(), ExitCode::RowsFailed);
     assert!(

@@ -264,8 +264,8 @@ impl From<crate::files::catalog::CatalogError> for Error {
 /// 0 when every clip is final (and downloaded, if asked), else 1.
 impl ExitStatus for crate::engine::collect::CollectReport {
     fn exit_code(&self) -> ExitCode {
-        if self.tasks_finished == self.tasks
-            && self.files_missing == 0
+        if self.counts.tasks_finished == self.counts.tasks
+            && self.counts.files_missing == 0
             && self.downloads.failed == 0
         {
             ExitCode::Success

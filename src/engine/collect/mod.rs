@@ -141,15 +141,8 @@ pub fn default_catalog_path(results: &Path) -> PathBuf {
 /// if asked), else 1.
 #[derive(Debug, Clone, Default)]
 pub struct CollectReport {
-    /// Submitted tasks in the results file.
-    pub tasks: usize,
-    /// Tasks whose clips are all complete or failed.
-    pub tasks_finished: usize,
-    pub clips_complete: usize,
-    pub clips_failed: usize,
-    pub clips_pending: usize,
-    /// Complete clips without a downloaded file (with `--download`).
-    pub files_missing: usize,
+    /// Tasks and clips by how they ended.
+    pub counts: state::Counts,
     pub polls: PollSummary,
     pub downloads: DownloadSummary,
     /// The deadline passed with work left.
@@ -333,12 +326,7 @@ pub async fn collect(
     let page = write_page(&store).await;
     let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(CollectReport {
-        tasks: counts.tasks,
-        tasks_finished: counts.tasks_finished,
-        clips_complete: counts.clips_complete,
-        clips_failed: counts.clips_failed,
-        clips_pending: counts.clips_pending,
-        files_missing: counts.files_missing,
+        counts,
         polls,
         downloads: downloaded,
         deadline_hit,

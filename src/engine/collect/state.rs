@@ -126,7 +126,9 @@ impl Writer {
 /// What a collect run counts of each task as it lets go of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Submitted tasks in the results file.
     pub tasks: usize,
+    /// Tasks whose clips are all complete or failed.
     pub tasks_finished: usize,
     pub clips_complete: usize,
     pub clips_failed: usize,

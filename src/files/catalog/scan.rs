@@ -45,6 +45,10 @@ pub struct Layout {
     pub body_rows: u64,
     /// (place, byte offset) of every [`SPARSE_EVERY`]-th job in the body.
     sparse: Vec<(u32, u64)>,
+    /// The place of each body job, in body order (4 bytes a job): the
+    /// second pass ([`Jobs`]) reads them in order instead of looking each
+    /// key up again, which at a million jobs is a cache miss each.
+    body_ranks: Arc<Vec<u32>>,
     /// The latest tail row of each (key hash, clip index): its offset.
     pub tail: Tail,
     /// Where a last row cut short starts (`len` is then that offset).
@@ -91,6 +95,10 @@ pub(super) struct RowFile {
     reader: csv::Reader<Bounded<File>>,
     headers: csv::StringRecord,
     record: csv::StringRecord,
+    bytes: csv::ByteRecord,
+    /// The columns of `key` and `clip_index` (for [`RowFile::next_place`]).
+    key_at: usize,
+    clip_at: usize,
     /// Where the record read last began.
     last: u64,
 }
@@ -126,11 +134,16 @@ impl RowFile {
                     .join(", ")
             )));
         }
+        let at = |name: &str| headers.iter().position(|h| h == name).unwrap_or(0);
+        let (key_at, clip_at) = (at("key"), at("clip_index"));
         Ok(Some(RowFile {
             path: path.to_owned(),
             reader,
             headers,
             record: csv::StringRecord::new(),
+            bytes: csv::ByteRecord::new(),
+            key_at,
+            clip_at,
             last: 0,
         }))
     }
@@ -148,6 +161,35 @@ impl RowFile {
                     .deserialize::<Row>(Some(&self.headers))
                     .map_err(|e| refused(&self.path, &e))?;
                 Ok(Some((offset, row)))
+            }
+            Err(e) => Err(refused(&self.path, &e)),
+        }
+    }
+
+    /// The next row's offset, key and clip index, without the rest of it:
+    /// the layout's pass, over every row of the file, needs no more (the
+    /// rows it keeps are read whole, and checked, when read).
+    pub(super) fn next_place(&mut self) -> Result<Option<(u64, String, u32)>, CatalogError> {
+        self.last = self.reader.position().byte();
+        match self.reader.read_byte_record(&mut self.bytes) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let offset = self.bytes.position().map_or(0, csv::Position::byte);
+                self.last = offset;
+                let bad = |what: &str| {
+                    CatalogError::Refused(format!(
+                        "{}: not a batchgen catalog (the row at byte {offset}: {what}); move it away or choose another --catalog",
+                        self.path.display()
+                    ))
+                };
+                let key = std::str::from_utf8(self.bytes.get(self.key_at).unwrap_or_default())
+                    .map_err(|_| bad("its key is not UTF-8"))?
+                    .to_owned();
+                let clip = std::str::from_utf8(self.bytes.get(self.clip_at).unwrap_or_default())
+                    .ok()
+                    .and_then(|c| c.trim().parse().ok())
+                    .ok_or_else(|| bad("its clip_index is not a number"))?;
+                Ok(Some((offset, key, clip)))
             }
             Err(e) => Err(refused(&self.path, &e)),
         }
@@ -211,10 +253,11 @@ impl Layout {
             return Ok(None);
         };
         let mut layout = Layout::default();
+        let mut body_ranks = Vec::new();
         let mut last: Option<(u32, String, u32)> = None;
         let mut in_tail = false;
         loop {
-            let (offset, row) = match file.next() {
+            let (offset, key, clip_index) = match file.next_place() {
                 Ok(Some(next)) => next,
                 Ok(None) => break,
                 Err(e) => {
@@ -230,27 +273,33 @@ impl Layout {
                 }
             };
             if !in_tail {
-                let place = (ranks.of(&row.key), row.key.as_str(), row.clip_index);
+                // A job's rows are together in the body: one look-up a job.
+                let rank = match &last {
+                    Some((r, k, _)) if *k == key => *r,
+                    _ => ranks.of(&key),
+                };
+                let place = (rank, key.as_str(), clip_index);
                 match &last {
                     Some((r, k, c)) if place <= (*r, k.as_str(), *c) => {
                         in_tail = true;
                         layout.body_end = offset;
                     }
-                    Some((_, k, _)) if *k == row.key => layout.body_rows += 1,
+                    Some((_, k, _)) if *k == key => layout.body_rows += 1,
                     _ => {
                         if layout.body_jobs.is_multiple_of(SPARSE_EVERY) {
                             layout.sparse.push((place.0, offset));
                         }
+                        body_ranks.push(place.0);
                         layout.body_jobs += 1;
                         layout.body_rows += 1;
                     }
                 }
                 if !in_tail {
-                    last = Some((place.0, row.key, row.clip_index));
+                    last = Some((place.0, key, clip_index));
                     continue;
                 }
             }
-            layout.tail.record(&row.key, row.clip_index, offset);
+            layout.tail.record(&key, clip_index, offset);
         }
         layout.len =
             std::fs::metadata(path)
@@ -262,6 +311,8 @@ impl Layout {
         if let Some(torn) = layout.torn {
             layout.len = torn;
         }
+        body_ranks.shrink_to_fit();
+        layout.body_ranks = Arc::new(body_ranks);
         if !in_tail {
             layout.body_end = layout.len;
         }
@@ -278,13 +329,15 @@ impl Layout {
     }
 
     /// A body just written: `starts` are (place, offset) of each job.
-    pub fn written(len: u64, jobs: u64, rows: u64, sparse: Vec<(u32, u64)>) -> Layout {
+    pub fn written(len: u64, rows: u64, sparse: Vec<(u32, u64)>, body_ranks: Vec<u32>) -> Layout {
+        let jobs = body_ranks.len() as u64;
         Layout {
             body_end: len,
             len,
             body_jobs: jobs,
             body_rows: rows,
             sparse,
+            body_ranks: Arc::new(body_ranks),
             tail: Tail::default(),
             torn: None,
         }
@@ -377,6 +430,8 @@ pub struct Jobs {
     ahead: Option<(u64, Row)>,
     /// The next body job, read but not given yet.
     next_body: Option<RawJob>,
+    /// Body jobs read so far (the index into the layout's places).
+    body_index: usize,
     /// The tail's jobs by place: (place, key, offsets), in order.
     tail: Option<TailJobs>,
 }
@@ -396,6 +451,7 @@ impl Jobs {
             ranks,
             ahead: None,
             next_body: None,
+            body_index: 0,
             tail: None,
         })
     }
@@ -430,7 +486,12 @@ impl Jobs {
             }
             rows.push((offset, row));
         }
-        Ok(Some((self.ranks.of(&key), key, rows)))
+        let rank = match self.layout.body_ranks.get(self.body_index) {
+            Some(&rank) => rank,
+            None => self.ranks.of(&key),
+        };
+        self.body_index += 1;
+        Ok(Some((rank, key, rows)))
     }
 
     /// The tail's rows by job, in place order: the ranked ones as (place,

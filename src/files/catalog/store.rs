@@ -584,7 +584,7 @@ pub fn write_body(path: &Path, jobs: Jobs) -> Result<Layout, CatalogError> {
     let header = header();
     out.write_all(&header).map_err(error)?;
     let mut at = header.len() as u64;
-    let (mut count, mut rows, mut sparse) = (0u64, 0u64, Vec::new());
+    let (mut count, mut rows, mut sparse, mut ranks) = (0u64, 0u64, Vec::new(), Vec::new());
     for job in jobs {
         let job = job?;
         if job.rows.is_empty() {
@@ -593,6 +593,7 @@ pub fn write_body(path: &Path, jobs: Jobs) -> Result<Layout, CatalogError> {
         if count.is_multiple_of(scan::SPARSE_EVERY) {
             sparse.push((job.rank, at));
         }
+        ranks.push(job.rank);
         count += 1;
         for row in &job.rows {
             let bytes = encode(row, false).map_err(error)?;
@@ -604,7 +605,7 @@ pub fn write_body(path: &Path, jobs: Jobs) -> Result<Layout, CatalogError> {
     out.flush().map_err(error)?;
     drop(out);
     tmp.commit().map_err(error)?;
-    Ok(Layout::written(at, count, rows, sparse))
+    Ok(Layout::written(at, rows, sparse, ranks))
 }
 
 fn io_error(path: &Path, source: io::Error) -> CatalogError {

@@ -165,11 +165,11 @@ pub(super) async fn run_collect(
         let d = &report.downloads;
         let mut line = format!(
             "batchgen: {}/{} tasks finished: {} clips complete, {} failed, {} pending; {} polls",
-            report.tasks_finished,
-            report.tasks,
-            report.clips_complete,
-            report.clips_failed,
-            report.clips_pending,
+            report.counts.tasks_finished,
+            report.counts.tasks,
+            report.counts.clips_complete,
+            report.counts.clips_failed,
+            report.counts.clips_pending,
             report.polls.polls,
         );
         if report.polls.by_callback > 0 {
