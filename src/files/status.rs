@@ -120,6 +120,18 @@ pub enum StatusError {
 /// # Errors
 /// A missing or unreadable results file; a catalog that is not one.
 pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusError> {
+    read_with_ranks(results_path, catalog_path).map(|(report, _)| report)
+}
+
+/// [`read`], and the results' places it read the catalog by (what the
+/// catalog page needs next, without reading the results file again).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_with_ranks(
+    results_path: &Path,
+    catalog_path: &Path,
+) -> Result<(Report, std::sync::Arc<Ranks>), StatusError> {
     if !results_path.exists() {
         return Err(StatusError::NoResults(results_path.to_owned()));
     }
@@ -138,12 +150,13 @@ pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusEr
     }
     report.job_failures = failures.sorted();
     report.tasks.submitted = report.jobs.submitted;
-    read_catalog(catalog_path, ranks, &mut report)?;
+    let ranks = std::sync::Arc::new(ranks);
+    read_catalog(catalog_path, std::sync::Arc::clone(&ranks), &mut report)?;
     report.tasks.not_collected = report
         .tasks
         .submitted
         .saturating_sub(report.tasks.finished + report.tasks.running);
-    Ok(report)
+    Ok((report, ranks))
 }
 
 fn count_job(jobs: &mut Jobs, status: Status) {
@@ -317,8 +330,12 @@ impl Reasons {
 /// Streams the catalog into the clip, download and task counts: every
 /// job's current rows ([`catalog::read_jobs`]: a tail a run appended is
 /// merged in, as the next run would read it).
-fn read_catalog(path: &Path, ranks: Ranks, report: &mut Report) -> Result<(), CatalogError> {
-    let Some(jobs) = catalog::read_jobs(path, std::sync::Arc::new(ranks))? else {
+fn read_catalog(
+    path: &Path,
+    ranks: std::sync::Arc<Ranks>,
+    report: &mut Report,
+) -> Result<(), CatalogError> {
+    let Some(jobs) = catalog::read_jobs(path, ranks)? else {
         return Ok(());
     };
     report.catalog_found = true;

@@ -125,18 +125,6 @@ async fn hostile_covers_and_lyrics_never_cost_the_song() {
         .collect();
     let results = common::submitted_results(dir.path(), &jobs);
     let config = CollectConfig {
-        provider: Default::default(),
-        results: results.clone(),
-        catalog: dir.path().join("jobs.catalog.csv"),
-        base_url: url::Url::parse(&base).unwrap(),
-        api_key: Secret::new("sk-tags-test-0123456789"),
-        poll_interval: Duration::from_millis(20),
-        poll_rate: Rate::Unlimited,
-        poll_concurrency: 4,
-        window: collect::WINDOW,
-        callbacks: None,
-        deadline: Duration::from_secs(60),
-        timeout: Duration::from_secs(10),
         download: Some(DownloadConfig {
             dir: dir.path().join("songs"),
             name: Default::default(),
@@ -147,6 +135,7 @@ async fn hostile_covers_and_lyrics_never_cost_the_song() {
             artist: "A\0rtist".into(),
             album: "jobs".into(),
         }),
+        ..collect_config_like(&base, dir.path(), &results)
     };
     let report = collect::collect(config, CancellationToken::new())
         .await
