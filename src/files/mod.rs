@@ -44,4 +44,5 @@ pub mod manifest;
 pub mod page;
 pub mod playlist;
 pub mod results;
+pub mod state;
 pub mod status;

@@ -1,20 +1,21 @@
 //! What a run would do: the rows to send, chosen from the manifest and
-//! the results file, and the one pass (`merge`) that pairs each job with
-//! its row, which both planning and compacting the results file use.
+//! the state store ([`crate::files::state`]), and the one pass (`merge`)
+//! that pairs each job with its row in the store.
 //!
 //! What a plan keeps per row is the index of the rows it will send, plus,
 //! while they fit in `Config::hold_budget` (8 MiB), those jobs themselves,
 //! so that sending them does not read the manifest again. A rerun whose
-//! results file already says everything skips the merge: one read of the
-//! results file, checked against the digest validation took
-//! (`Plan::from_results`).
+//! store already holds exactly the manifest's jobs skips the merge: the
+//! digest validation took is compared with the one the last merge
+//! recorded (`Plan::from_state`).
 
 use std::collections::BTreeMap;
 
 use super::error::RunError;
 use crate::files::manifest::Manifest;
-use crate::files::results::{Compactor, Record, Status, Store};
-use crate::job::{Job, JobsDigest};
+use crate::files::results::{Record, Status};
+use crate::files::state::State;
+use crate::job::Job;
 use crate::settings::Config;
 
 /// Warnings listed one by one before the rest are only counted.
@@ -40,47 +41,64 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan without writing anything (`--dry-run`).
+    /// The plan without writing anything (`--dry-run`): from the store
+    /// read-only, or from the results file when there is no store yet.
     ///
     /// # Errors
-    /// When the results file exists but cannot be read or is not ours.
+    /// When the store or the results file cannot be read or is not ours.
     pub fn read(manifest: &Manifest, config: &Config) -> Result<Plan, RunError> {
-        if let Some(plan) = Plan::from_results(manifest, config) {
+        let mut state = State::open_read_only(&config.results)?;
+        Plan::of(manifest, &mut state, config, false)
+    }
+
+    /// The plan from `state` (open for the run, or read-only), merging the
+    /// manifest into it unless it already holds exactly the manifest's
+    /// jobs. `hold` keeps the jobs to send (a run); a dry run needs only
+    /// the counts.
+    ///
+    /// # Errors
+    /// When the store cannot be read or written, or the manifest read
+    /// again.
+    pub fn of(
+        manifest: &Manifest,
+        state: &mut State,
+        config: &Config,
+        hold: bool,
+    ) -> Result<Plan, RunError> {
+        if let Some(plan) = Plan::from_state(manifest, state, config)? {
             return Ok(plan);
         }
-        let mut store = Store::open(&config.results)?;
-        let mut plan = Plan::default();
-        plan.changed = merge(manifest, &mut store, None, |i, job, record| {
+        let mut plan = Plan {
+            held: hold.then(|| (Vec::new(), 0)),
+            ..Plan::default()
+        };
+        plan.changed = merge(manifest, state, |i, job, record| {
             plan.consider(i, job, record, config)
         })?;
         Ok(plan)
     }
 
-    /// The plan from the results file alone, when its rows are exactly the
-    /// manifest's jobs: one row per job, in manifest order, each with the
-    /// job's key, line and fingerprint (the manifest's digest says so), none
-    /// left `sending`. [`merge`] would then pair job `i` with row `i` and
-    /// change nothing, so the manifest need not be read a second time: the
-    /// hourly rerun of a finished manifest costs its validation and one
-    /// read of the results file. `None` for anything else (a new, edited or
-    /// moved row, a crash's `sending` row, journal rows, a foreign file):
-    /// the full merge decides, and reports.
-    pub(super) fn from_results(manifest: &Manifest, config: &Config) -> Option<Plan> {
+    /// The plan from the store alone, when its jobs are exactly the
+    /// manifest's: each with the job's key, line and fingerprint in
+    /// manifest order (the digest the last merge recorded equals the one
+    /// validation took), none `sending`. [`merge`] would then change
+    /// nothing, so the manifest need not be read a second time: the hourly
+    /// rerun of a finished manifest costs its validation and one read of
+    /// the statuses. `None` for anything else: the full merge decides, and
+    /// reports.
+    pub(super) fn from_state(
+        manifest: &Manifest,
+        state: &State,
+        config: &Config,
+    ) -> Result<Option<Plan>, RunError> {
         let mut plan = Plan::default();
-        let mut digest = JobsDigest::default();
-        let complete = Store::scan(&config.results, |row| {
-            if row.status == Status::Sending || digest.count() == manifest.summary.jobs {
-                return false;
-            }
-            let i = usize::try_from(digest.count()).unwrap_or(usize::MAX);
-            digest.add(row.id, row.line, row.fingerprint);
-            plan.count(i, row.status, config);
-            true
-        });
-        let same = complete
-            && digest.count() == manifest.summary.jobs
-            && digest.finish() == *manifest.digest();
-        same.then_some(plan)
+        let mut i = 0usize;
+        let same =
+            state.statuses_if_unchanged(manifest.digest(), manifest.summary.jobs, |status| {
+                plan.count(i, status, config);
+                i += 1;
+            })?;
+        Ok(same.then_some(plan))
     }
 
     pub(super) fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
@@ -138,22 +156,20 @@ impl Plan {
     }
 }
 
-/// One pass over the manifest: each job with its row from `store` (or a
-/// new `pending` row), written to `out` when given, then the rows of jobs
-/// that left the manifest. `visit` sees every job and its row. Returns
-/// whether the rows written differ from the file's: when they do not, the
-/// file is already what a rewrite would produce.
+/// One pass over the manifest: each job with its row in `state` (or a
+/// new `pending` row), put in the manifest's order, then the rows of jobs
+/// that left the manifest, placed after them. `visit` sees every job and
+/// its row. Returns whether any row differs from the store's.
 pub(super) fn merge(
     manifest: &Manifest,
-    store: &mut Store,
-    mut out: Option<&mut Compactor>,
+    state: &mut State,
     mut visit: impl FnMut(usize, &Job, &Record),
 ) -> Result<bool, RunError> {
-    // One row per job and nothing else: no journal rows, no orphans.
-    let mut changed = store.len() != manifest.len();
+    let mut merge = state.merge()?;
+    let mut changed = false;
     for (i, job) in manifest.jobs()?.enumerate() {
         let job = job?;
-        let record = match store.get(&job.key)? {
+        let record = match merge.get(&job.key)? {
             Some(stored) => {
                 let mut r = stored.clone().settled();
                 r.line = job.line;
@@ -171,19 +187,13 @@ pub(super) fn merge(
             }
         };
         visit(i, &job, &record);
-        if let Some(out) = out.as_deref_mut() {
-            out.write(&record)?;
-        }
+        merge.put(&record)?;
     }
-    // Read even when nothing is written: a damaged row of a job no longer
-    // in the manifest stops a dry run as it would stop the run.
-    let orphans = store.orphans()?;
-    if let Some(out) = out {
-        for orphan in &orphans {
-            out.write(orphan)?;
-        }
-    }
-    Ok(changed)
+    // Read in a dry run too: a damaged row of a job no longer in the
+    // manifest stops a dry run as it would stop the run.
+    let orphans = merge.orphans()?.len();
+    merge.finish(orphans)?;
+    Ok(changed || orphans > 0)
 }
 
 /// A job whose `id` stayed but whose content changed since an earlier run

@@ -1,41 +1,44 @@
-//! A run that holds the results file, from the lock to the last compaction:
-//! it opens (lock, merge, rewrite, so the file is known to be writable
-//! before a single request, and credit, is spent), then sends its plan
-//! through the feeder and the pool and folds the journal back into one row
-//! per job. The module docs of [`super`] draw the moving parts.
+//! A run that holds the state store, from the lock to the last report: it
+//! opens (lock, import or upgrade, merge, report, so the store and the
+//! results file are known to be writable before a single request, and
+//! credit, is spent), then sends its plan through the feeder and the pool,
+//! writing the results report every few seconds and at the end. The
+//! module docs of [`super`] draw the moving parts.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::counters::Counters;
 use super::error::RunError;
 use super::feeder::{self, JobSource};
-use super::plan::{Plan, merge};
+use super::plan::Plan;
 use super::pool::{self, PoolConfig, StopReason};
 use super::progress::Progress;
 use super::report::RunReport;
 use crate::api::submit::Client;
 use crate::files::manifest::Manifest;
-use crate::files::results::{self, Compactor, Journal, Lock, Record, ResultsError, Status, Store};
+use crate::files::results::{self, Record, ResultsError};
+use crate::files::state::{Origin, Reporter, State};
 use crate::job::Job;
 use crate::settings::Config;
 
-/// A run that holds the results file: locked, merged and rewritten, so it is
+/// A run that holds the state store: locked, merged and reported, so it is
 /// known to be writable before a single request (and credit) is spent.
 pub struct Session {
-    _lock: Lock,
+    state: State,
     pub(super) plan: Plan,
     started: Instant,
 }
 
 impl Session {
     /// # Errors
-    /// [`ResultsError::Locked`] when another run holds the file;
-    /// [`ResultsError::Io`] when it cannot be written.
+    /// [`ResultsError::Locked`] when another run holds the store;
+    /// [`ResultsError::Io`] when it or the report cannot be written;
+    /// [`ResultsError::Refused`] for a store or results file that is not
+    /// ours, or a store from a newer batchgen.
     pub fn open(manifest: &Manifest, config: &Config) -> Result<Session, RunError> {
         let started = Instant::now();
         let dir = crate::util::fsx::parent_dir(&config.results);
@@ -43,22 +46,14 @@ impl Session {
             path: config.results.clone(),
             source,
         })?;
-        let lock = Lock::acquire(&config.results)?;
-        // Read first: the hourly rerun with nothing new finds a file that
-        // already says everything, and leaves it alone.
-        let mut plan = if config.results.exists() {
-            Plan::read(manifest, config)?
-        } else {
-            Plan {
-                changed: true,
-                ..Plan::default()
-            }
-        };
-        if plan.changed || !plan.todo.is_empty() {
-            plan = rewrite(manifest, config)?;
-        }
+        let mut state = State::open(&config.results)?;
+        state.set_origin(Origin::new(config.provider.name(), &config.base_url));
+        let plan = Plan::of(manifest, &mut state, config, true)?;
+        // The hourly rerun with nothing new finds a report that already
+        // says everything, and leaves it alone.
+        state.write_report()?;
         Ok(Session {
-            _lock: lock,
+            state,
             plan,
             started,
         })
@@ -69,8 +64,8 @@ impl Session {
     }
 
     /// Sends the planned rows until done or `shutdown`: the feeder, the
-    /// recorder thread, the pool's workers and the progress ticker, drawn
-    /// in [`super`]'s docs.
+    /// recorder thread, the pool's workers, the reporter and the progress
+    /// ticker, drawn in [`super`]'s docs.
     ///
     /// # Errors
     /// Only what prevents recording results or building the client, or a
@@ -82,7 +77,7 @@ impl Session {
         shutdown: CancellationToken,
     ) -> Result<RunReport, RunError> {
         let Session {
-            _lock,
+            state,
             mut plan,
             started,
         } = self;
@@ -97,7 +92,7 @@ impl Session {
         let (totals, counters, stop) = if todo.is_empty() {
             (totals, Arc::default(), None)
         } else {
-            send(manifest, config, shutdown, todo, held).await?
+            send(manifest, config, state, shutdown, todo, held).await?
         };
         Ok(RunReport::new(
             &totals,
@@ -111,8 +106,8 @@ impl Session {
     }
 }
 
-/// What [`send`] leaves: the results file's totals after the run, this
-/// run's counts, and why the pool stopped early, if it did.
+/// What [`send`] leaves: the store's totals after the run, this run's
+/// counts, and why the pool stopped early, if it did.
 type Sent = (
     BTreeMap<&'static str, u64>,
     Arc<Counters>,
@@ -120,11 +115,12 @@ type Sent = (
 );
 
 /// Sends the jobs at the manifest positions `todo` (`held`, when the plan
-/// kept them) and folds the journal into the results file: the parts of
-/// [`super`]'s diagram, started in order and awaited in order.
+/// kept them), recording into `state`, and writes the final report: the
+/// parts of [`super`]'s diagram, started in order and awaited in order.
 async fn send(
     manifest: &Manifest,
     config: &Config,
+    state: State,
     shutdown: CancellationToken,
     todo: Vec<u32>,
     held: Option<Vec<Job>>,
@@ -132,14 +128,15 @@ async fn send(
     let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?
         .with_provider(config.provider, &config.base_url)
         .with_generate_paths(&config.base_url, &config.generate);
-    // Where this run's journal rows begin: the end of the compacted file.
-    let journal_start = std::fs::metadata(&config.results).ok().map(|m| m.len());
-    let journal = Journal::open(&config.results)?;
     let workers = config.concurrency.clamp(1, todo.len());
+    let pool_config = pool_config(config, &state)?;
+    let reporter = state.reporter();
     let (recorder, recorder_task) =
-        results::spawn(journal, results::GroupCommit::for_workers(workers));
+        results::spawn(state, results::GroupCommit::for_workers(workers));
     let counters = Arc::new(Counters::default());
     let progress = Progress::start(todo.len() as u64, counters.clone(), config.progress);
+    let reporting = CancellationToken::new();
+    let report_task = reporter.map(|r| tokio::spawn(report_while(r, reporting.clone())));
     // The feeder stops the pool if the manifest turns out to have
     // changed; the pool stops the feeder by dropping the queue.
     let stop = shutdown.child_token();
@@ -149,7 +146,6 @@ async fn send(
         None => JobSource::Manifest(manifest.jobs()?),
     };
     let feeder = feeder::spawn(source, todo, queue, config.callback.clone(), stop.clone());
-    let pool_config = pool_config(config);
     let pool_stop = pool::submit_all(
         pool_config,
         client,
@@ -163,87 +159,67 @@ async fn send(
     let fed = feeder
         .await
         .map_err(|e| anyhow::anyhow!("the manifest reader failed: {e}"))?;
-    let lost = recorder_task
+    let (lost, state) = recorder_task
         .await
         .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
-
-    let totals = fold_journal(
-        manifest,
-        config,
-        journal_start,
-        lost.failure,
-        &lost.submitted,
-    )?;
+    reporting.cancel();
+    if let Some(task) = report_task {
+        let _ = task.await;
+    }
+    let reported = state.write_report();
+    if reported.is_err() || lost.failure.is_some() {
+        print_unrecorded(&lost.submitted);
+    }
+    if let Some(source) = lost.failure {
+        return Err(ResultsError::Io {
+            path: state.path().to_owned(),
+            source,
+        }
+        .into());
+    }
+    reported?;
+    let totals = state.totals(manifest.summary.jobs)?;
     fed?;
     Ok((totals, counters, pool_stop))
 }
 
-/// The merge that rewrites the results file before a run: every job's row
-/// (a new one `pending`), in manifest order, the jobs to send kept while
-/// they fit.
-fn rewrite(manifest: &Manifest, config: &Config) -> Result<Plan, RunError> {
-    let mut store = Store::open(&config.results)?;
-    let mut out = Compactor::new(&config.results)?;
-    let mut plan = Plan {
-        held: Some((Vec::new(), 0)),
-        ..Plan::default()
-    };
-    merge(manifest, &mut store, Some(&mut out), |i, job, record| {
-        plan.consider(i, job, record, config)
-    })?;
-    drop(store);
-    out.finish()?;
-    Ok(plan)
+/// The shortest wait between two reports written while a run sends.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes the results report while a run sends, until `done`: at most
+/// every [`REPORT_EVERY`], and never more than a fifth of the time (a
+/// million-row report takes seconds), so any CSV tool sees the run's
+/// progress within seconds. A report that cannot be written is retried at
+/// the next turn; the run's last report says it.
+async fn report_while(reporter: Reporter, done: CancellationToken) {
+    let mut wait = REPORT_EVERY;
+    loop {
+        tokio::select! {
+            () = done.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let r = reporter.clone();
+        let began = Instant::now();
+        let written = tokio::task::spawn_blocking(move || r.write_if_stale()).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!("cannot write the results report yet: {e}");
+        }
+        wait = REPORT_EVERY.max(began.elapsed() * 4);
+    }
 }
 
-/// The pool's slice of the settings, and the task IDs the results file
-/// already holds.
-fn pool_config(config: &Config) -> PoolConfig {
-    PoolConfig {
+/// The pool's slice of the settings, and the task IDs the store already
+/// holds.
+fn pool_config(config: &Config, state: &State) -> Result<PoolConfig, RunError> {
+    Ok(PoolConfig {
         concurrency: config.concurrency,
         rate: config.rate,
         burst: config.burst,
         max_attempts: config.max_attempts,
         retry_ambiguous: config.retry.ambiguous,
         give_up_after: config.give_up_after,
-        earlier_task_ids: earlier_task_ids(&config.results),
-    }
-}
-
-/// Compacts again after the run: the journal's rows (from `journal_start`)
-/// folded into one row per job. Returns the file's totals by status. When
-/// the recorder could not write (`failure`) or the compaction fails, the
-/// accepted jobs it could not record (`unrecorded`) are printed first.
-fn fold_journal(
-    manifest: &Manifest,
-    config: &Config,
-    journal_start: Option<u64>,
-    failure: Option<std::io::Error>,
-    unrecorded: &[Record],
-) -> Result<BTreeMap<&'static str, u64>, RunError> {
-    let mut totals = BTreeMap::new();
-    let compacted = Store::open_after_run(&config.results, journal_start)
-        .map_err(RunError::from)
-        .and_then(|mut store| {
-            let mut out = Compactor::new(&config.results)?;
-            merge(manifest, &mut store, Some(&mut out), |_, _, record| {
-                *totals.entry(record.status.as_str()).or_default() += 1;
-            })?;
-            drop(store);
-            Ok(out.finish()?)
-        });
-    if compacted.is_err() || failure.is_some() {
-        print_unrecorded(unrecorded);
-    }
-    if let Some(source) = failure {
-        return Err(ResultsError::Io {
-            path: config.results.clone(),
-            source,
-        }
-        .into());
-    }
-    compacted?;
-    Ok(totals)
+        earlier_task_ids: state.task_id_hashes()?,
+    })
 }
 
 /// Last resort when the disk refused: put task IDs where the user will see
@@ -256,27 +232,4 @@ fn print_unrecorded(submitted: &[Record]) {
     for r in submitted {
         eprintln!("{},{}", r.id, r.task_id);
     }
-}
-
-/// The [`crate::job::key_hash`] of every task ID the results file holds as
-/// `submitted`, sorted, so the pool can refuse an answer that repeats one
-/// (a server, or a proxy in front of it, that hands out a task ID twice
-/// would otherwise tie two jobs to one song). 8 bytes a submitted row,
-/// read only when there is something to send. A file the scan cannot read
-/// whole gives what it read up to there: the check is a guard, not the
-/// plan.
-fn earlier_task_ids(path: &Path) -> Vec<u64> {
-    let mut hashes = Vec::new();
-    Store::scan(path, |row| {
-        if row.status == Status::Submitted && !row.task_id.is_empty() {
-            // Checked as UTF-8 by the scan; the hash is of the server's text.
-            let text = std::str::from_utf8(row.task_id).unwrap_or_default();
-            let task_id = results::cell::unescape(text);
-            hashes.push(crate::job::key_hash(task_id.as_bytes()));
-        }
-        true
-    });
-    hashes.sort_unstable();
-    hashes.dedup();
-    hashes
 }

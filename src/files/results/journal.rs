@@ -36,7 +36,18 @@ impl Journal {
         Ok(Journal { writer })
     }
 
-    pub(super) fn append(&mut self, rows: &[&Record]) -> io::Result<()> {
+}
+
+/// Where the recorder writes: each call one batch, durable when it
+/// returns, or nothing of it on an error.
+pub trait Sink: Send + 'static {
+    /// # Errors
+    /// Any write error (a full disk).
+    fn append(&mut self, rows: &[&Record]) -> io::Result<()>;
+}
+
+impl Sink for Journal {
+    fn append(&mut self, rows: &[&Record]) -> io::Result<()> {
         for row in rows {
             self.writer.serialize(row).map_err(io::Error::other)?;
         }
@@ -264,10 +275,10 @@ pub struct Unrecorded {
 /// batch due. A channel can block or sleep a fixed time, not both; the
 /// condvar does both, so a worker waits for one fsync plus the one in
 /// progress, plus a group commit's wait only when others are coming.
-pub fn spawn(
-    mut journal: Journal,
+pub fn spawn<S: Sink>(
+    mut journal: S,
     commit: GroupCommit,
-) -> (Recorder, tokio::task::JoinHandle<Unrecorded>) {
+) -> (Recorder, tokio::task::JoinHandle<(Unrecorded, S)>) {
     let shared = Arc::new(Shared {
         queue: Mutex::default(),
         wake: Condvar::new(),
@@ -298,7 +309,7 @@ pub fn spawn(
                 }
             }
         }
-        lost
+        (lost, journal)
     });
     (recorder, task)
 }
@@ -375,7 +386,7 @@ mod tests {
         // at the latest.
         recorder.record(row("last", Status::Failed));
         drop(recorder);
-        let lost = task.await.unwrap();
+        let (lost, _) = task.await.unwrap();
         assert!(lost.failure.is_none() && lost.submitted.is_empty());
         let rows = crate::files::results::read(&path).unwrap();
         assert_eq!(rows.len(), 102);

@@ -84,12 +84,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub(crate) use bounded::Bounded;
-pub use journal::{GroupCommit, Journal, Recorder, spawn};
+pub use journal::{GroupCommit, Journal, Recorder, Sink, spawn};
 pub use latest::LatestRows;
 pub use lock::Lock;
 pub use ranks::Ranks;
 use reader::LatestPerId;
-pub use row::{Record, RowSummary, Status};
+pub use row::{INTERRUPTED, Record, RowSummary, Status};
 pub use store::Store;
 pub use write::{Compactor, write_atomic};
 
@@ -142,6 +142,34 @@ pub fn latest(path: &Path) -> Result<Vec<Record>, ResultsError> {
         latest.insert(record.id.clone(), record.settled());
     })?;
     Ok(latest.into_vec())
+}
+
+/// Every row of the results file at `path`, in file order, with the line
+/// of each damaged one: what the state store imports
+/// ([`crate::files::state`]). Stops when `visit` breaks.
+///
+/// # Errors
+/// As [`read()`].
+pub fn each_row(
+    path: &Path,
+    visit: impl FnMut(Record, Option<u64>) -> std::ops::ControlFlow<()>,
+) -> Result<(), ResultsError> {
+    reader::each_row(path, visit)
+}
+
+/// The results file at `path` opened for reading, when it exists: a
+/// regular file only (a FIFO would block, a device never end).
+///
+/// # Errors
+/// When it is not a regular file, a dangling link, or cannot be opened.
+pub fn open_regular(path: &Path) -> Result<Option<std::fs::File>, ResultsError> {
+    reader::open_existing(path)
+}
+
+/// The message that stops a run at a damaged row of a job that is no
+/// longer in the manifest.
+pub fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
+    damage::damaged_orphan(path, line, id)
 }
 
 /// A [`ResultsError::Io`] about `path`.

@@ -138,6 +138,40 @@ pub(super) fn each_record_until(
     Ok(())
 }
 
+/// Hands `visit` every row of the file at `path` as a record, in file
+/// order, with the line of a damaged one (see [`damage::record`]); a
+/// damaged row whose own task ID is not whole gets its job's latest one
+/// before it. Stops when `visit` breaks.
+///
+/// # Errors
+/// As [`Lines::next_row`].
+pub(super) fn each_row(
+    path: &Path,
+    mut visit: impl FnMut(Record, Option<u64>) -> std::ops::ControlFlow<()>,
+) -> Result<(), ResultsError> {
+    let Some(mut lines) = Lines::open(path)? else {
+        return Ok(());
+    };
+    let mut previous: HashMap<String, String> = HashMap::new();
+    while let Some(row) = lines.next_row()? {
+        let (mut record, damaged) = damage::record(row, || line_at(path, row));
+        let damaged_line = damaged.then(|| line_at(path, row));
+        if damaged
+            && record.task_id.is_empty()
+            && let Some(task) = previous.get(&record.id)
+        {
+            record.task_id.clone_from(task);
+        }
+        if !record.task_id.is_empty() {
+            previous.insert(record.id.clone(), record.task_id.clone());
+        }
+        if visit(record, damaged_line).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The last item seen for each `id`, in order of each `id`'s first
 /// appearance: how a reader of the journal sees the file.
 pub(super) struct LatestPerId<T> {

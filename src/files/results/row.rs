@@ -110,7 +110,7 @@ impl Record {
 }
 
 /// What an interrupted request is recorded as.
-pub(super) const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
+pub const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
 
 /// What a plan needs from one results row, borrowed from the reader's
 /// buffer: see [`super::Store::scan`].

@@ -56,6 +56,11 @@ impl AtomicCsv {
         self.writer.serialize(row).map_err(io::Error::from)
     }
 
+    /// The temporary file being written.
+    pub(super) fn file(&self) -> &std::fs::File {
+        self.writer.get_ref().get_ref().file()
+    }
+
     /// Makes the new file durable and puts it in place.
     ///
     /// # Errors
@@ -103,6 +108,22 @@ impl Compactor {
         self.out
             .serialize(RowOnly(record))
             .map_err(|e| results_error(&self.path, e))
+    }
+
+    /// A descriptor of the new file, OS-locked, for a run that must keep
+    /// it while it owns the file (a second run through a hard link of the
+    /// file is then refused: [`crate::files::state`]).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be duplicated or locked.
+    pub fn hold(&self) -> Result<std::fs::File, ResultsError> {
+        let file = self
+            .out
+            .file()
+            .try_clone()
+            .map_err(|e| results_error(&self.path, e))?;
+        file.lock().map_err(|e| results_error(&self.path, e))?;
+        Ok(file)
     }
 
     /// Makes the new file durable and puts it in place.

@@ -103,6 +103,12 @@ impl AtomicFile {
         &self.target
     }
 
+    /// The temporary file (a descriptor of it can be duplicated and
+    /// locked before it is put in place).
+    pub fn file(&self) -> &File {
+        self.file.as_ref().expect("open until committed")
+    }
+
     pub fn file_mut(&mut self) -> &mut File {
         self.file.as_mut().expect("open until committed")
     }

@@ -1,0 +1,818 @@
+//! The state file: where a run keeps what it knows about every job, in one
+//! SQLite database beside the results file (`jobs.results.csv` →
+//! `jobs.results.db`), and the only module that speaks SQL.
+//!
+//! # Why a database
+//! Every guarantee against a second bill rests on this file: a job is
+//! recorded `sending` (a committed transaction, fsynced: `synchronous =
+//! FULL` in WAL mode) before its request leaves, a job found `sending` at
+//! the next start is `unknown` and not sent again without
+//! `--retry-unknown`, and every task ID a job was ever given stays in the
+//! `tasks` table (a resend adds one, never replaces one). SQLite keeps
+//! those promises through a kill, a crash or a full disk, readers see a
+//! consistent snapshot while a run writes, and the file carries its schema
+//! version ([`schema`]).
+//!
+//! # The results CSV is a report
+//! The results file the user asked for is written from this store (one row
+//! per job, manifest order, each row's task ID), through a temporary file
+//! and a rename: after the merge that starts a run, every few seconds while
+//! it sends ([`Reporter`]), and at its end. A report is read back only to
+//! build the store when there is none: on the first run after an upgrade
+//! (today's results files, journal rows and damage included: [`import`])
+//! or when the store was deleted. Hand edits of the report are not state:
+//! the next run writes it again from the store.
+//!
+//! # One owner
+//! A run holds, for as long as it lives: the lock file batchgen has always
+//! taken (`<results>.lock`, with its pid), an OS lock on the store file
+//! itself (the inode, so hard links, bind mounts and `..` paths are one
+//! lock), and an OS lock on the results file's inode as it found it and as
+//! it last wrote it (so a second run through a hard link of the results
+//! file is refused too, though it would name another store). A second run
+//! gets [`ResultsError::Locked`]. Readers (`status`, `collect`) take no
+//! lock: WAL lets them read while a run writes.
+//!
+//! The store's lock is an `flock` on a descriptor of the database file that
+//! outlives every connection of this process: closing a descriptor of a
+//! file drops the POSIX locks SQLite holds on it, so the descriptor is
+//! closed last ([`State`]'s field order).
+
+mod import;
+mod report;
+pub mod schema;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::files::results::{Lock, Record, ResultsError, Status};
+use crate::job::JobsDigest;
+use crate::util::fsx;
+
+pub use report::Reporter;
+
+/// Where the store of the results file at `results` lives: beside the file
+/// it really is (a symlink followed), named after it, `.csv` replaced by
+/// `.db` (or `.db` added to a name without `.csv`).
+pub fn path_for(results: &Path) -> PathBuf {
+    let real = fsx::resolve(results).unwrap_or_else(|_| results.to_owned());
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = match name.len().checked_sub(4) {
+        Some(cut) if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".csv") => {
+            &name[..cut]
+        }
+        _ => name.as_str(),
+    };
+    real.with_file_name(format!("{stem}.db"))
+}
+
+/// Where a task came from: recorded with each task ID, so a later reader
+/// knows which host (and, later, which account) made it.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub provider: String,
+    /// Scheme, host, port and path only: never a user or a query, which
+    /// could hold a secret.
+    pub base_url: String,
+}
+
+impl Origin {
+    pub fn new(provider: &str, base_url: &url::Url) -> Origin {
+        let mut url = base_url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        Origin {
+            provider: provider.to_owned(),
+            base_url: url.to_string(),
+        }
+    }
+}
+
+/// The OS locks on the results file's inodes: the one found at the start,
+/// and the one last written (a report replaces the file, so the inode a
+/// second run would find changes).
+#[derive(Debug, Default)]
+struct ReportLocks {
+    _found: Option<File>,
+    written: Option<File>,
+}
+
+/// The results file's store, open for one run (or read-only for a plan).
+pub struct State {
+    /// Dropped first: see the module docs.
+    conn: Connection,
+    store: PathBuf,
+    results: PathBuf,
+    origin: Origin,
+    /// `None` when read-only (a dry run).
+    held: Option<Held>,
+}
+
+/// What a writing [`State`] holds, released when it drops (after `conn`).
+struct Held {
+    reports: Arc<Mutex<ReportLocks>>,
+    _store: File,
+    _lock: Lock,
+}
+
+impl State {
+    /// Opens the store of `results` for a run: locks it (see the module
+    /// docs), brings its schema up to date, builds it from the results
+    /// file when there is no store yet, and settles jobs a killed run left
+    /// `sending` as `unknown`.
+    ///
+    /// # Errors
+    /// [`ResultsError::Locked`] when another run holds it;
+    /// [`ResultsError::Refused`] for a store written by a newer batchgen,
+    /// a file that is not a store, or a results file that cannot be
+    /// imported; [`ResultsError::Io`] when it cannot be written.
+    pub fn open(results: &Path) -> Result<State, ResultsError> {
+        let lock = Lock::acquire(results)?;
+        let store = path_for(results);
+        let store_file = fsx::open_in_place(
+            &store,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(|e| io_error(&store, e))?;
+        try_lock(&store_file, results)?;
+        let found = match crate::files::results::open_regular(results)? {
+            Some(file) => {
+                try_lock(&file, results)?;
+                Some(file)
+            }
+            None => None,
+        };
+        let mut conn = connect(&store, false)?;
+        migrate(&mut conn, &store)?;
+        let mut state = State {
+            conn,
+            store,
+            results: results.to_owned(),
+            origin: Origin::default(),
+            held: Some(Held {
+                reports: Arc::new(Mutex::new(ReportLocks {
+                    _found: found,
+                    written: None,
+                })),
+                _store: store_file,
+                _lock: lock,
+            }),
+        };
+        state.import_if_new()?;
+        state.settle_interrupted()?;
+        Ok(state)
+    }
+
+    /// Opens the store of `results` to plan without writing (a dry run):
+    /// read-only when it exists, else built in memory from the results
+    /// file, as a run would build it. Takes no lock.
+    ///
+    /// # Errors
+    /// As [`State::open`], but never `Locked`.
+    pub fn open_read_only(results: &Path) -> Result<State, ResultsError> {
+        let store = path_for(results);
+        let exists = std::fs::metadata(&store).is_ok_and(|m| m.len() > 0);
+        let mut conn = if exists {
+            connect(&store, true)?
+        } else {
+            Connection::open_in_memory().map_err(|e| sql_error(&store, e))?
+        };
+        let from = schema::version(&conn).map_err(|e| sql_error(&store, e))?;
+        if !exists {
+            migrate(&mut conn, &store)?;
+        } else if from > schema::VERSION {
+            return Err(newer(&store, from));
+        } else if from < schema::VERSION {
+            return Err(ResultsError::Refused(format!(
+                "{}: the state file is at version {from} and this batchgen writes version {}; run once without --dry-run to upgrade it (nothing is sent twice)",
+                store.display(),
+                schema::VERSION
+            )));
+        }
+        let mut state = State {
+            conn,
+            store,
+            results: results.to_owned(),
+            origin: Origin::default(),
+            held: None,
+        };
+        if !exists {
+            state.import_if_new()?;
+        }
+        Ok(state)
+    }
+
+    /// Whether a store exists for `results`.
+    pub fn exists(results: &Path) -> bool {
+        std::fs::metadata(path_for(results)).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.store
+    }
+
+    /// Where this run's tasks come from, recorded with each task ID.
+    pub fn set_origin(&mut self, origin: Origin) {
+        self.origin = origin;
+    }
+
+    /// Builds the store from the results file, once: a store that was
+    /// ever built (even from no file) is never built again.
+    fn import_if_new(&mut self) -> Result<(), ResultsError> {
+        let imported: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'imported'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| sql_error(&self.store, e))?;
+        if imported.is_some() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sql_error(&self.store, e))?;
+        import::from_results(&tx, &self.results, &self.store)?;
+        tx.execute(
+            "INSERT INTO meta (name, value) VALUES ('imported', ?1)",
+            [crate::util::clock::now_rfc3339()],
+        )
+        .and_then(|_| bump(&tx))
+        .and_then(|()| tx.commit())
+        .map_err(|e| sql_error(&self.store, e))
+    }
+
+    /// A job a killed run left `sending` may have been accepted: `unknown`.
+    fn settle_interrupted(&mut self) -> Result<(), ResultsError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sql_error(&self.store, e))?;
+        let n = tx
+            .execute(
+                "UPDATE jobs SET status = 'unknown', error = ?1 WHERE status = 'sending'",
+                [crate::files::results::INTERRUPTED],
+            )
+            .map_err(|e| sql_error(&self.store, e))?;
+        if n > 0 {
+            bump(&tx).map_err(|e| sql_error(&self.store, e))?;
+        }
+        tx.commit().map_err(|e| sql_error(&self.store, e))
+    }
+
+    /// Starts the pass that pairs the manifest's jobs with their rows
+    /// ([`Merge`]). In a read-only state nothing it does is kept.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn merge(&mut self) -> Result<Merge<'_>, ResultsError> {
+        let write = self.held.is_some();
+        let store = self.store.clone();
+        let results = self.results.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sql_error(&store, e))?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) STRICT; DELETE FROM temp.seen;",
+        )
+        .map_err(|e| sql_error(&store, e))?;
+        Ok(Merge {
+            tx,
+            write,
+            store,
+            results,
+            position: 0,
+            digest: JobsDigest::default(),
+        })
+    }
+
+    /// When the store's jobs are exactly the manifest's (the digest and
+    /// count [`Merge::finish`] recorded equal `digest`), hands `visit` each
+    /// job's status in manifest order and returns `true`: the hourly rerun
+    /// of a finished manifest plans without a merge. `false` (nothing
+    /// visited) when anything differs or a job is still `sending`.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn statuses_if_unchanged(
+        &self,
+        digest: &[u8; 32],
+        jobs: u64,
+        mut visit: impl FnMut(Status),
+    ) -> Result<bool, ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let stored = meta(&self.conn, "digest").map_err(err)?;
+        if stored.as_deref() != Some(&format!("{}:{jobs}", hex::encode(digest))) {
+            return Ok(false);
+        }
+        let count: u64 = self
+            .conn
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'sending') FROM jobs",
+                [],
+                |r| Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?)),
+            )
+            .map(|(all, sending)| if sending > 0 { u64::MAX } else { all })
+            .map_err(err)?;
+        if count != jobs {
+            return Ok(false);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status FROM jobs ORDER BY position, rowid")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let text: String = row.get(0).map_err(err)?;
+            visit(status(&text));
+        }
+        Ok(true)
+    }
+
+    /// Records `rows` (a worker's `sending` row, an outcome) in one
+    /// transaction, durable when this returns. A `submitted` row's task ID
+    /// joins the job's tasks. A row with no task ID never erases the job's
+    /// last one.
+    ///
+    /// # Errors
+    /// Any write error (a full disk): then nothing of `rows` is recorded.
+    pub fn record(&mut self, rows: &[&Record]) -> io::Result<()> {
+        let origin = self.origin.clone();
+        let tx = self.conn.transaction().map_err(to_io)?;
+        {
+            let mut job = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;
+            let mut task = tx.prepare_cached(INSERT_TASK).map_err(to_io)?;
+            for r in rows {
+                job.execute(params![
+                    r.id,
+                    None::<i64>,
+                    r.line,
+                    r.fingerprint,
+                    r.status.as_str(),
+                    r.attempts,
+                    r.http_status,
+                    r.error,
+                    r.submitted_at,
+                    r.task_id,
+                ])
+                .map_err(to_io)?;
+                if r.status == Status::Submitted && !r.task_id.is_empty() {
+                    task.execute(params![
+                        r.id,
+                        r.task_id,
+                        r.attempts,
+                        r.submitted_at,
+                        origin.provider,
+                        origin.base_url
+                    ])
+                    .map_err(to_io)?;
+                }
+            }
+        }
+        bump(&tx).map_err(to_io)?;
+        tx.commit().map_err(to_io)
+    }
+
+    /// Every task ID ever recorded, for the pool's check that the server
+    /// does not hand one out twice: [`crate::job::key_hash`] of each,
+    /// sorted and deduplicated.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn task_id_hashes(&self) -> Result<Vec<u64>, ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task_id FROM tasks UNION SELECT task_id FROM jobs WHERE status = 'submitted' AND task_id <> ''")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut hashes = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let id: String = row.get(0).map_err(err)?;
+            hashes.push(crate::job::key_hash(id.as_bytes()));
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        Ok(hashes)
+    }
+
+    /// Every task ID `key` was given, oldest first.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn tasks_of(&self, key: &str) -> Result<Vec<String>, ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT task_id FROM tasks WHERE job_key = ?1 ORDER BY id")
+            .map_err(err)?;
+        let ids = stmt
+            .query_map([key], |r| r.get(0))
+            .map_err(err)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(err);
+        ids
+    }
+
+    /// The number of the manifest's jobs (the first `jobs` places) by
+    /// status.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn totals(
+        &self,
+        jobs: u64,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, count(*) FROM jobs WHERE position < ?1 GROUP BY status")
+            .map_err(err)?;
+        let mut rows = stmt.query([jobs]).map_err(err)?;
+        let mut totals = std::collections::BTreeMap::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let text: String = row.get(0).map_err(err)?;
+            totals.insert(status(&text).as_str(), row.get(1).map_err(err)?);
+        }
+        Ok(totals)
+    }
+
+    /// A handle that writes the results report from its own connection, on
+    /// any thread, while this state records. `None` when read-only.
+    pub fn reporter(&self) -> Option<Reporter> {
+        let held = self.held.as_ref()?;
+        Some(Reporter::new(
+            self.store.clone(),
+            self.results.clone(),
+            held.reports.clone(),
+        ))
+    }
+
+    /// Writes the results report if the store changed since the last one.
+    ///
+    /// # Errors
+    /// When the report cannot be written (the store is untouched).
+    pub fn write_report(&self) -> Result<(), ResultsError> {
+        match self.reporter() {
+            Some(reporter) => reporter.write_if_stale(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The recorder's sink: each batch one transaction.
+impl crate::files::results::Sink for State {
+    fn append(&mut self, rows: &[&Record]) -> io::Result<()> {
+        self.record(rows)
+    }
+}
+
+/// Brings the results report of `results` up to date with its store when
+/// no run holds it (a killed run leaves a report behind its store): for
+/// the commands that read the report (`collect`, `status`). Nothing
+/// happens without a store, or while a run holds it (it writes the report
+/// itself, every few seconds).
+///
+/// # Errors
+/// A store that cannot be opened or a report that cannot be written.
+pub fn refresh_report(results: &Path) -> Result<(), ResultsError> {
+    if !State::exists(results) {
+        return Ok(());
+    }
+    match State::open(results) {
+        Ok(state) => state.write_report(),
+        Err(ResultsError::Locked { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The pass that pairs each manifest job with its row, in manifest order
+/// ([`Merge::put`]), then finds the rows of jobs no longer in the manifest
+/// ([`Merge::orphans`]). One transaction: kept by [`Merge::finish`] in a
+/// writing state, dropped otherwise.
+pub struct Merge<'a> {
+    tx: rusqlite::Transaction<'a>,
+    write: bool,
+    store: PathBuf,
+    results: PathBuf,
+    position: i64,
+    digest: JobsDigest,
+}
+
+impl Merge<'_> {
+    /// The stored row of `key`, if any (a `sending` row as found).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn get(&mut self, key: &str) -> Result<Option<Record>, ResultsError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM jobs WHERE key = ?1"))
+            .map_err(|e| sql_error(&self.store, e))?;
+        stmt.query_row([key], read_record)
+            .optional()
+            .map_err(|e| sql_error(&self.store, e))
+    }
+
+    /// `record` is the next manifest job's row.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn put(&mut self, record: &Record) -> Result<(), ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        self.digest.add(
+            record.id.as_bytes(),
+            record.line,
+            record.fingerprint.as_bytes(),
+        );
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO temp.seen (key) VALUES (?1)")
+            .and_then(|mut s| s.execute([&record.id]))
+            .map_err(err)?;
+        if self.write {
+            let r = record;
+            self.tx
+                .prepare_cached(UPSERT_JOB)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        r.id,
+                        self.position,
+                        r.line,
+                        r.fingerprint,
+                        r.status.as_str(),
+                        r.attempts,
+                        r.http_status,
+                        r.error,
+                        r.submitted_at,
+                        r.task_id,
+                    ])
+                })
+                .map_err(err)?;
+        }
+        self.position += 1;
+        Ok(())
+    }
+
+    /// The rows of jobs that are not in the manifest (the merge has seen
+    /// every job), in their earlier order, placed after the manifest's.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or such a row was imported from a
+    /// damaged line: no telling which job it held, so the run stops.
+    pub fn orphans(&mut self) -> Result<Vec<Record>, ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let mut orphans = Vec::new();
+        {
+            let mut stmt = self
+                .tx
+                .prepare(&format!(
+                    "SELECT {RECORD_COLUMNS}, damaged_line FROM jobs \
+                     WHERE key NOT IN (SELECT key FROM temp.seen) ORDER BY position, rowid"
+                ))
+                .map_err(err)?;
+            let mut rows = stmt.query([]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let record = read_record(row).map_err(err)?;
+                if let Some(line) = row.get::<_, Option<u64>>(9).map_err(err)? {
+                    return Err(crate::files::results::damaged_orphan(
+                        &self.results,
+                        line,
+                        &record.id,
+                    ));
+                }
+                orphans.push(record);
+            }
+        }
+        if self.write {
+            let mut place = self
+                .tx
+                .prepare_cached("UPDATE jobs SET position = ?2 WHERE key = ?1")
+                .map_err(err)?;
+            for orphan in &orphans {
+                place.execute(params![orphan.id, self.position]).map_err(err)?;
+                self.position += 1;
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Keeps what the merge wrote (in a writing state), with the digest of
+    /// the manifest's rows for [`State::statuses_if_unchanged`]: recorded
+    /// only when the store holds those rows and nothing else.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn finish(self, orphans: usize) -> Result<(), ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        if !self.write {
+            return Ok(());
+        }
+        let digest = (orphans == 0).then(|| {
+            format!(
+                "{}:{}",
+                hex::encode(self.digest.finish()),
+                self.digest.count()
+            )
+        });
+        self.tx
+            .execute("DELETE FROM meta WHERE name = 'digest'", [])
+            .map_err(err)?;
+        if let Some(digest) = digest {
+            self.tx
+                .execute(
+                    "INSERT INTO meta (name, value) VALUES ('digest', ?1)",
+                    [digest],
+                )
+                .map_err(err)?;
+        }
+        // The jobs may have moved even when no row changed: the report is
+        // written again.
+        bump(&self.tx).map_err(err)?;
+        self.tx.commit().map_err(err)
+    }
+}
+
+/// The columns [`read_record`] reads, in its order.
+const RECORD_COLUMNS: &str =
+    "key, line, task_id, status, attempts, http_status, error, submitted_at, fingerprint";
+
+/// Inserts a job or updates every field but its place (`?2`, used only for
+/// a new job: a job the merge has not placed goes last). A row without a
+/// task ID keeps the job's last one.
+const UPSERT_JOB: &str = "INSERT INTO jobs (key, position, line, fingerprint, status, attempts, http_status, error, submitted_at, task_id)
+     VALUES (?1, coalesce(?2, (SELECT coalesce(max(position), -1) + 1 FROM jobs)), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (key) DO UPDATE SET
+         position = coalesce(?2, position),
+         line = excluded.line,
+         fingerprint = excluded.fingerprint,
+         status = excluded.status,
+         attempts = excluded.attempts,
+         http_status = excluded.http_status,
+         error = excluded.error,
+         submitted_at = excluded.submitted_at,
+         task_id = CASE WHEN excluded.task_id <> '' THEN excluded.task_id ELSE jobs.task_id END,
+         damaged_line = NULL";
+
+/// Adds a task ID to a job's tasks (once).
+const INSERT_TASK: &str = "INSERT OR IGNORE INTO tasks (job_key, task_id, attempt, issued_at, provider, base_url)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// A row of [`RECORD_COLUMNS`] as a record.
+fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        id: row.get(0)?,
+        line: row.get(1)?,
+        task_id: row.get(2)?,
+        status: status(&row.get::<_, String>(3)?),
+        attempts: row.get(4)?,
+        http_status: row.get(5)?,
+        error: row.get(6)?,
+        submitted_at: row.get(7)?,
+        fingerprint: row.get(8)?,
+    })
+}
+
+/// A status as stored (the table's CHECK admits only these).
+fn status(text: &str) -> Status {
+    match text {
+        "pending" => Status::Pending,
+        "sending" => Status::Sending,
+        "submitted" => Status::Submitted,
+        "failed" => Status::Failed,
+        _ => Status::Unknown,
+    }
+}
+
+/// The store changed: its report is out of date.
+fn bump(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'",
+        [],
+    )
+    .map(drop)
+}
+
+/// A value of the `meta` table.
+fn meta(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// Opens a connection to the store at `path`: WAL, every commit fsynced,
+/// waiting up to 30 s for another connection's write.
+fn connect(path: &Path, read_only: bool) -> Result<Connection, ResultsError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|e| sql_error(path, e))?;
+    if !read_only {
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .map_err(|e| sql_error(path, e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| sql_error(path, e))?;
+    }
+    Ok(conn)
+}
+
+/// Brings the store up to date, or refuses a newer one.
+fn migrate(conn: &mut Connection, store: &Path) -> Result<(), ResultsError> {
+    match schema::migrate(conn).map_err(|e| sql_error(store, e))? {
+        schema::Found::Current { .. } => Ok(()),
+        schema::Found::Newer(found) => Err(newer(store, found)),
+    }
+}
+
+/// A store written by a newer batchgen: left as it is.
+fn newer(store: &Path, found: u32) -> ResultsError {
+    ResultsError::Refused(format!(
+        "{}: this state file is at version {found}, written by a newer batchgen; this batchgen ({}) reads versions up to {}. \
+         It is left untouched and nothing was sent: run the newer batchgen",
+        store.display(),
+        env!("CARGO_PKG_VERSION"),
+        schema::VERSION
+    ))
+}
+
+/// Takes the OS lock on `file` (a store or a results file), for `results`.
+fn try_lock(file: &File, results: &Path) -> Result<(), ResultsError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ResultsError::Locked {
+            path: results.to_owned(),
+            holder: None,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error(results, e)),
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> ResultsError {
+    ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An SQLite error about the store at `path`: a file that is not a
+/// database is refused (never overwritten); anything else is I/O.
+fn sql_error(path: &Path, e: rusqlite::Error) -> ResultsError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && matches!(
+            f.code,
+            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+        )
+    {
+        return ResultsError::Refused(format!(
+            "{}: not a batchgen state file, or a damaged one ({e}); batchgen leaves it untouched and sends nothing. \
+             If you restored it from a backup, restore it again; keep the file",
+            path.display()
+        ));
+    }
+    io_error(path, to_io(e))
+}
+
+/// An SQLite error as I/O: a full disk, a read-only file or folder keep
+/// their kinds, so the messages name the real cause.
+fn to_io(e: rusqlite::Error) -> io::Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        let errno = match f.code {
+            rusqlite::ErrorCode::DiskFull => Some(libc::ENOSPC),
+            rusqlite::ErrorCode::ReadOnly => Some(libc::EROFS),
+            rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::CannotOpen => {
+                Some(libc::EACCES)
+            }
+            _ => None,
+        };
+        if let Some(errno) = errno {
+            let os = io::Error::from_raw_os_error(errno);
+            return io::Error::new(os.kind(), format!("{os} ({e})"));
+        }
+    }
+    io::Error::other(e)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! The state file's schema: its version, and the ordered migrations that
+//! bring an older file up to it.
+//!
+//! The version is SQLite's `PRAGMA user_version` (0 in a new, empty file).
+//! Each migration takes the file from version `n` to `n + 1`; they run in
+//! order, all in one transaction with the version bump, so a file is either
+//! wholly at the old version or wholly at the new one, whatever stops the
+//! process. A file whose version is above [`VERSION`] was written by a newer
+//! batchgen: it is refused, never rewritten, with both versions named.
+//!
+//! # Compatibility rules
+//! - A migration is never edited once released: a change is a new one.
+//! - New state is a new table or a new column with a default, added by a
+//!   migration, never a spare column kept for later.
+//! - Every released version has a test that opens a file written at that
+//!   version (`tests/fixtures/prev`, and the unit tests below).
+
+use rusqlite::Connection;
+
+/// The schema version this batchgen writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Migration `i` takes a file from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: jobs and every task ID a job was ever given.
+    r"
+    CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+    INSERT INTO meta (name, value) VALUES ('generation', '0'), ('reported', '-1');
+
+    -- One row per job: its latest state. `position` is the job's place in
+    -- the results report: its manifest order at the last merge, then the
+    -- jobs no longer in the manifest, in their earlier order.
+    -- `damaged_line` is set when the row was imported from a damaged line of
+    -- a results file: such a job must be in the manifest (or the run stops).
+    CREATE TABLE jobs (
+        key          TEXT PRIMARY KEY,
+        position     INTEGER NOT NULL,
+        line         INTEGER NOT NULL,
+        fingerprint  TEXT NOT NULL DEFAULT '',
+        status       TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'submitted', 'failed', 'unknown')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        http_status  INTEGER,
+        error        TEXT NOT NULL DEFAULT '',
+        submitted_at TEXT NOT NULL DEFAULT '',
+        task_id      TEXT NOT NULL DEFAULT '',
+        damaged_line INTEGER
+    ) STRICT;
+    CREATE INDEX jobs_by_position ON jobs (position);
+
+    -- Every task ID a job was given, oldest first: never deleted, whatever
+    -- happens to the job later (a resend adds a row).
+    CREATE TABLE tasks (
+        id        INTEGER PRIMARY KEY,
+        job_key   TEXT NOT NULL,
+        task_id   TEXT NOT NULL,
+        attempt   INTEGER NOT NULL,
+        issued_at TEXT NOT NULL,
+        provider  TEXT NOT NULL,
+        base_url  TEXT NOT NULL,
+        UNIQUE (job_key, task_id)
+    ) STRICT;
+    CREATE INDEX tasks_by_task_id ON tasks (task_id);
+    ",
+];
+
+/// What opening found about the file's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// At [`VERSION`], after migrating from `from` (equal when nothing ran).
+    Current { from: u32 },
+    /// Written by a newer batchgen.
+    Newer(u32),
+}
+
+/// The version of the file `conn` has open.
+///
+/// # Errors
+/// When the file cannot be read (not a database, say).
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Brings the file up to [`VERSION`], in one transaction. A newer file is
+/// left as it is.
+///
+/// # Errors
+/// When the file cannot be read or written.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Found> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let from = version(&tx)?;
+    if from > VERSION {
+        return Ok(Found::Newer(from));
+    }
+    for step in &MIGRATIONS[from as usize..] {
+        tx.execute_batch(step)?;
+    }
+    if from < VERSION {
+        tx.pragma_update(None, "user_version", VERSION)?;
+    }
+    tx.commit()?;
+    Ok(Found::Current { from })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_is_counted_and_runs_once() {
+        assert_eq!(MIGRATIONS.len(), VERSION as usize);
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Found::Current { from: 0 });
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            Found::Current { from: VERSION }
+        );
+        assert_eq!(version(&conn).unwrap(), VERSION);
+    }
+
+    #[test]
+    fn a_newer_file_is_left_as_it_is() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), Found::Newer(VERSION + 1));
+        assert_eq!(version(&conn).unwrap(), VERSION + 1);
+        let tables: u32 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "nothing created in a newer file");
+    }
+}
