@@ -138,6 +138,8 @@ async fn a_damaged_results_file_never_sends_a_job_twice() {
         ),
     ];
     for (name, text, expect) in cases {
+        // Each case is a file the previous release left: no store yet.
+        remove_state(&results);
         std::fs::write(&results, &text).unwrap();
         let before = sandbox.stats().requests;
         let out = run_checked(

@@ -159,6 +159,7 @@ async fn no_bar_off_a_terminal_but_plain_lines_with_v_and_json_logs() {
     assert_eq!(err.lines().count(), 1, "only the summary: {err}");
 
     std::fs::remove_file(dir.path().join("jobs.results.csv")).unwrap();
+    remove_state(&dir.path().join("jobs.results.csv"));
     let out = run_bin(
         &sandbox,
         &[
@@ -178,6 +179,7 @@ async fn no_bar_off_a_terminal_but_plain_lines_with_v_and_json_logs() {
     );
 
     std::fs::remove_file(dir.path().join("jobs.results.csv")).unwrap();
+    remove_state(&dir.path().join("jobs.results.csv"));
     let out = run_bin(
         &sandbox,
         &[

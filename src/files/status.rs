@@ -2,13 +2,12 @@
 //! back into counts (`batchgen status`).
 //!
 //! # Memory
-//! Both files are streamed, never held. The results file may hold a job's
-//! row several times (the journal appends; the latest wins), so what is
-//! kept per job is its latest status and failure reason, and its place,
-//! under a 64-bit hash of its key: a table of 16 bytes a row, sorted and
-//! folded to 20 bytes a job (a million jobs in ~20 MB). Two keys with the
-//! same hash would count as one job; for a million keys the odds are about
-//! 1 in 3·10^7, and it changes a count shown, never a file. The catalog is
+//! Both are streamed, never held. The jobs come from the results file's
+//! store ([`Snapshot`]: one consistent read, while a run may be writing);
+//! what is kept per job is its place under a 64-bit hash of its key (the
+//! [`Ranks`], 12 bytes a job, to read the catalog by). Two keys with the
+//! same hash would share a place; for a million keys the odds are about
+//! 1 in 3·10^7, and it changes an order shown, never a file. The catalog is
 //! read as every job's current rows in order ([`catalog::read_jobs`]: the
 //! places find where its sorted body ends and a run's appended tail
 //! begins), one job at a time. Failure reasons are grouped by
@@ -17,9 +16,9 @@
 //!
 //! # What it never does
 //! It takes no lock and writes nothing: a run or a `collect` may be
-//! writing either file, and `status` shows the state as of the moment it
-//! read each row. A results file that cannot be read whole falls back to
-//! the damage rules of [`results`] (the same verdict a rerun would reach).
+//! writing, and `status` shows the store as of the moment it read it. A
+//! results file with no store yet (an earlier batchgen's) is read by the
+//! import's rules, in memory (the same verdict a rerun would reach).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,9 +26,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::catalog::{self, CatalogError, Row};
-use super::results::{self, Ranks, ResultsError, Status, Store};
+use super::results::{Ranks, ResultsError, Status};
+use super::state::Snapshot;
 use crate::api::feed::{ClipStatus, task_finished};
-use crate::job::key_hash;
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
 pub const MAX_REASONS: usize = 64;
@@ -132,7 +131,7 @@ pub fn read_with_ranks(
     results_path: &Path,
     catalog_path: &Path,
 ) -> Result<(Report, std::sync::Arc<Ranks>), StatusError> {
-    if !results_path.exists() {
+    if !results_path.exists() && !super::state::State::exists(results_path) {
         return Err(StatusError::NoResults(results_path.to_owned()));
     }
     let mut report = Report {
@@ -141,13 +140,15 @@ pub fn read_with_ranks(
         ..Report::default()
     };
     let mut failures = Reasons::default();
-    let (ranks, latest, texts) = latest_jobs(results_path)?;
-    for (status, reason) in latest.into_iter().map(unpack) {
-        count_job(&mut report.jobs, status);
-        if matches!(status, Status::Failed | Status::Unknown) {
-            failures.add_interned(reason, &texts);
+    let mut snapshot = Snapshot::open(results_path)?;
+    snapshot.each(|_, record| {
+        count_job(&mut report.jobs, record.status);
+        if matches!(record.status, Status::Failed | Status::Unknown) {
+            failures.add(&record.error);
         }
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let ranks = snapshot.take_ranks();
     report.job_failures = failures.sorted();
     report.tasks.submitted = report.jobs.submitted;
     let ranks = std::sync::Arc::new(ranks);
@@ -167,108 +168,6 @@ fn count_job(jobs: &mut Jobs, status: Status) {
         Status::Failed => jobs.failed += 1,
         // A row left `sending` by a crash is `unknown`, as a rerun sees it.
         Status::Sending | Status::Unknown => jobs.unknown += 1,
-    }
-}
-
-const STATUSES: [Status; 5] = [
-    Status::Pending,
-    Status::Sending,
-    Status::Submitted,
-    Status::Failed,
-    Status::Unknown,
-];
-/// The reason field of a packed entry that means "no reason".
-const NO_REASON: u32 = (1 << 28) - 1;
-
-/// A status (3 bits) and a reason index (28 bits; [`Interner`] keeps far
-/// fewer) in one word: 12 bytes a job with the key hash, not 24.
-fn pack(status: Status, reason: Option<u32>) -> u32 {
-    let s = STATUSES.iter().position(|&x| x == status).unwrap_or(0) as u32;
-    let r = reason.map_or(NO_REASON, |i| i.min(NO_REASON - 1));
-    (s << 28) | r
-}
-
-fn unpack(word: u32) -> (Status, Option<u32>) {
-    let status = STATUSES[(word >> 28) as usize % STATUSES.len()];
-    let r = word & NO_REASON;
-    (status, (r != NO_REASON).then_some(r))
-}
-
-/// Every job's latest status and reason (packed: [`pack`]) and its place
-/// in the results ([`Ranks`], for reading the catalog), and the reason
-/// texts the packed indexes name. Fast path: [`Store::scan`], which reads
-/// the columns without building records; a file it refuses (damaged,
-/// torn) is read by the damage rules instead.
-fn latest_jobs(path: &Path) -> Result<(Ranks, Vec<u32>, Vec<String>), ResultsError> {
-    // (hash, row number, packed) of every row, sorted in place and folded
-    // to one entry a job: 16 bytes a row, never a map of keys.
-    let mut entries: Vec<(u64, u32, u32)> = Vec::new();
-    let mut texts = Interner::default();
-    let whole = Store::scan(path, |row| {
-        let reason = texts.intern(&String::from_utf8_lossy(row.error));
-        let seq = u32::try_from(entries.len()).unwrap_or(u32::MAX - 1);
-        entries.push((key_hash(row.id), seq, pack(row.status, reason)));
-        true
-    });
-    if !whole {
-        entries.clear();
-        texts = Interner::default();
-        for record in results::latest(path)? {
-            let reason = texts.intern(&record.error);
-            let seq = u32::try_from(entries.len()).unwrap_or(u32::MAX - 1);
-            entries.push((
-                key_hash(record.id.as_bytes()),
-                seq,
-                pack(record.status, reason),
-            ));
-        }
-    }
-    entries.sort_unstable();
-    // Each job: its first place, its last row's status.
-    let mut folded = 0;
-    for i in 0..entries.len() {
-        if folded > 0 && entries[folded - 1].0 == entries[i].0 {
-            entries[folded - 1].2 = entries[i].2;
-        } else {
-            entries[folded] = entries[i];
-            folded += 1;
-        }
-    }
-    entries.truncate(folded);
-    let packed = entries.iter().map(|e| e.2).collect();
-    let mut pairs: Vec<(u64, u32)> = entries.iter().map(|e| (e.0, e.1)).collect();
-    drop(entries);
-    Ok((Ranks::from_pairs(&mut pairs), packed, texts.texts))
-}
-
-/// Distinct reason texts, at most [`MAX_REASONS`]: `None` for an empty
-/// text, `MAX_REASONS` (an index with no text) for one past the cap.
-#[derive(Default)]
-struct Interner {
-    index: HashMap<String, u32>,
-    texts: Vec<String>,
-    /// A text past the cap was seen.
-    overflow: bool,
-}
-
-impl Interner {
-    fn intern(&mut self, text: &str) -> Option<u32> {
-        let text = reason_text(text);
-        if text.is_empty() {
-            return None;
-        }
-        if let Some(&i) = self.index.get(&text) {
-            return Some(i);
-        }
-        if self.texts.len() >= MAX_REASONS {
-            self.overflow = true;
-            // No text at this index: counted as "other reasons".
-            return Some(MAX_REASONS as u32);
-        }
-        let i = self.texts.len() as u32;
-        self.index.insert(text.clone(), i);
-        self.texts.push(text);
-        Some(i)
     }
 }
 
@@ -303,16 +202,6 @@ impl Reasons {
             text
         };
         *self.counts.entry(key).or_default() += 1;
-    }
-
-    /// A reason [`Interner::intern`] gave an index, counted by its text.
-    fn add_interned(&mut self, reason: Option<u32>, texts: &[String]) {
-        let text = match reason.map(|i| texts.get(i as usize)) {
-            None => NONE_GIVEN.to_owned(),
-            Some(None) => OTHER.to_owned(),
-            Some(Some(text)) => text.clone(),
-        };
-        *self.counts.entry(text).or_default() += 1;
     }
 
     /// Most frequent first; equal counts by text.
@@ -425,24 +314,5 @@ mod tests {
         let other = sorted.iter().find(|x| x.reason == OTHER).unwrap();
         assert!(other.count >= 5);
         assert!(sorted.iter().any(|x| x.reason == NONE_GIVEN));
-    }
-
-    #[test]
-    fn the_interner_keeps_the_cap() {
-        let mut t = Interner::default();
-        assert_eq!(t.intern(""), None);
-        assert_eq!(t.intern("a"), Some(0));
-        assert_eq!(t.intern(" a "), Some(0));
-        for i in 0..MAX_REASONS * 2 {
-            t.intern(&format!("r{i}"));
-        }
-        assert_eq!(t.texts.len(), MAX_REASONS);
-        assert!(t.overflow);
-        assert_eq!(t.intern("new"), Some(MAX_REASONS as u32));
-        for status in STATUSES {
-            for reason in [None, Some(0), Some(MAX_REASONS as u32)] {
-                assert_eq!(unpack(pack(status, reason)), (status, reason));
-            }
-        }
     }
 }

@@ -169,3 +169,30 @@ pub async fn submitted_folder(
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     (dir, manifest, results)
 }
+
+/// Removes the state store of `results` (and its WAL files), so the next
+/// run meets the results file as the previous release left it: the first
+/// contact after an upgrade.
+pub fn remove_state(results: &Path) {
+    let store = batchgen::files::state::path_for(results);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = store.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+/// Every job of the results file's store, as a rerun sees it (a job left
+/// `sending` is `unknown`), in the report's order: the state, where the
+/// report may lag behind it (a killed run).
+pub fn jobs(results: &Path) -> Vec<Record> {
+    let snapshot = batchgen::files::state::Snapshot::open(results).unwrap();
+    let mut out = Vec::new();
+    snapshot
+        .each(|_, record| {
+            out.push(record);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    out
+}

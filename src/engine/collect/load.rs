@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::CollectError;
 use super::state::Task;
 use crate::files::catalog::{CatalogError, Job, Jobs};
-use crate::files::results::LatestRows;
+use crate::files::state::Snapshot;
 
 /// Tasks read ahead of the run.
 const READ_AHEAD: usize = 256;
@@ -34,7 +34,7 @@ pub struct Loaded {
 /// reading stopped. It stops early, without error, when the receiver is
 /// dropped.
 pub fn spawn(
-    results: Arc<LatestRows>,
+    results: Arc<Snapshot>,
     catalog: Jobs,
 ) -> (
     mpsc::Receiver<Loaded>,
@@ -45,11 +45,7 @@ pub fn spawn(
     (rx, handle)
 }
 
-fn pair(
-    results: &LatestRows,
-    catalog: Jobs,
-    tx: &mpsc::Sender<Loaded>,
-) -> Result<u64, CollectError> {
+fn pair(results: &Snapshot, catalog: Jobs, tx: &mpsc::Sender<Loaded>) -> Result<u64, CollectError> {
     let mut catalog = Aligned::new(catalog);
     let mut count = 0u64;
     let mut failed: Option<CatalogError> = None;

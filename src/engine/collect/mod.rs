@@ -71,7 +71,8 @@ use crate::job::Provider;
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
 use crate::files::catalog::{CatalogError, JobRows, Row, SharedCatalog};
-use crate::files::results::{LatestRows, ResultsError};
+use crate::files::results::ResultsError;
+use crate::files::state::Snapshot;
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
 use download::{DownloadConfig, DownloadSummary};
@@ -382,16 +383,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CollectError::Other(e.into()))?
 }
 
-/// The results file's jobs, streamed ([`LatestRows`]).
-async fn read_results(path: &Path) -> Result<LatestRows, CollectError> {
-    if let Err(source) = std::fs::metadata(path) {
+/// The results file's jobs, read from its store ([`Snapshot`]).
+async fn read_results(path: &Path) -> Result<Snapshot, CollectError> {
+    if let Err(source) = std::fs::metadata(path)
+        && !crate::files::state::State::exists(path)
+    {
         return Err(CollectError::NoResults {
             path: path.to_owned(),
             source,
         });
     }
     let path = path.to_owned();
-    blocking(move || LatestRows::read(&path).map_err(CollectError::ResultsUnreadable)).await
+    blocking(move || Snapshot::open(&path).map_err(CollectError::ResultsUnreadable)).await
 }
 
 /// Refuses a results file none of whose task IDs looks like one the
@@ -404,8 +407,8 @@ async fn read_results(path: &Path) -> Result<LatestRows, CollectError> {
 /// one row, as a rule.)
 async fn check_provider(
     config: &CollectConfig,
-    results: LatestRows,
-) -> Result<LatestRows, CollectError> {
+    results: Snapshot,
+) -> Result<Snapshot, CollectError> {
     let (provider, path) = (config.provider, config.results.clone());
     blocking(move || {
         let wire = crate::api::provider::wire(provider);

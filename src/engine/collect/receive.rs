@@ -95,7 +95,7 @@ use super::state::{OpenCatalog, Writer};
 use crate::api::feed;
 use crate::api::provider::Wire;
 use crate::files::catalog::{CatalogError, SharedCatalog};
-use crate::files::results;
+use crate::files::state::Snapshot;
 use crate::job::Provider;
 use crate::util::redact::Secret;
 
@@ -138,26 +138,25 @@ pub struct ReceiveConfig {
     pub catalog: PathBuf,
 }
 
-/// Task IDs by job key, looked up in the results file (indexed, not
-/// held: [`results::Store`], 16 bytes a row) and indexed again when a key
-/// is missing (a callback can overtake the row that records its task).
+/// Task IDs by job key, looked up in the results file's store (a query,
+/// nothing held: [`Snapshot`]), opened again when a key is missing (a
+/// callback can overtake the run that records its task, or the first run
+/// that makes the store).
 struct TaskIndex {
     path: PathBuf,
-    store: Option<results::Store>,
+    store: Option<Snapshot>,
     read_at: Option<Instant>,
 }
 
 impl TaskIndex {
     fn open(&mut self) {
-        self.store = results::Store::open(&self.path).ok();
+        self.store = Snapshot::open(&self.path).ok();
         self.read_at = Some(Instant::now());
     }
 
-    /// The task of `key`'s latest row, if it is submitted.
+    /// The task of `key`'s job, if it is submitted.
     fn task_of(&mut self, key: &str) -> Option<String> {
-        let record = self.store.as_mut()?.get(key).ok().flatten()?.settled();
-        (record.status == results::Status::Submitted && !record.task_id.is_empty())
-            .then_some(record.task_id)
+        self.store.as_ref()?.task_of(key).ok().flatten()
     }
 }
 
@@ -182,7 +181,7 @@ impl Shared {
         if jobs.read_at.is_none_or(|at| at.elapsed() >= REREAD_EVERY) {
             jobs.open();
             // The catalog sorts new keys in their results order from now on.
-            if let Ok(mut latest) = results::LatestRows::read(&jobs.path)
+            if let Some(latest) = jobs.store.as_mut()
                 && let Err(e) = self.store.set_ranks(latest.take_ranks())
             {
                 tracing::warn!("cannot reorder the catalog: {e}");
@@ -239,8 +238,9 @@ impl Receiver {
         };
         let catalog = OpenCatalog::open(&config.catalog, || {
             jobs.open();
-            results::LatestRows::read(&config.results)
-                .map(|mut r| r.take_ranks())
+            jobs.store
+                .as_ref()
+                .map(|s| s.ranks().clone())
                 .unwrap_or_default()
         })?;
         let embedded = Embedded {

@@ -35,7 +35,6 @@ impl Journal {
             .from_writer(file);
         Ok(Journal { writer })
     }
-
 }
 
 /// Where the recorder writes: each call one batch, durable when it

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{INSERT_TASK, UPSERT_JOB, sql_error};
 use crate::files::results::{self, ResultsError, Status};
@@ -23,7 +23,7 @@ use crate::files::results::{self, ResultsError, Status};
 /// What reading the results file refuses (a foreign file, a line that
 /// names no job), or the store cannot be written.
 pub(super) fn from_results(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     results: &Path,
     store: &Path,
 ) -> Result<(), ResultsError> {

@@ -41,6 +41,7 @@
 mod import;
 mod report;
 pub mod schema;
+mod snapshot;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -54,6 +55,7 @@ use crate::job::JobsDigest;
 use crate::util::fsx;
 
 pub use report::Reporter;
+pub use snapshot::Snapshot;
 
 /// Where the store of the results file at `results` lives: beside the file
 /// it really is (a symlink followed), named after it, `.csv` replaced by
@@ -155,8 +157,7 @@ impl State {
             }
             None => None,
         };
-        let mut conn = connect(&store, false)?;
-        migrate(&mut conn, &store)?;
+        let conn = connect(&store, false)?;
         let mut state = State {
             conn,
             store,
@@ -171,7 +172,7 @@ impl State {
                 _lock: lock,
             }),
         };
-        state.import_if_new()?;
+        state.upgrade()?;
         state.settle_interrupted()?;
         Ok(state)
     }
@@ -183,41 +184,24 @@ impl State {
     /// # Errors
     /// As [`State::open`], but never `Locked`.
     pub fn open_read_only(results: &Path) -> Result<State, ResultsError> {
-        let store = path_for(results);
-        let exists = std::fs::metadata(&store).is_ok_and(|m| m.len() > 0);
-        let mut conn = if exists {
-            connect(&store, true)?
-        } else {
-            Connection::open_in_memory().map_err(|e| sql_error(&store, e))?
-        };
-        let from = schema::version(&conn).map_err(|e| sql_error(&store, e))?;
-        if !exists {
-            migrate(&mut conn, &store)?;
-        } else if from > schema::VERSION {
-            return Err(newer(&store, from));
-        } else if from < schema::VERSION {
-            return Err(ResultsError::Refused(format!(
-                "{}: the state file is at version {from} and this batchgen writes version {}; run once without --dry-run to upgrade it (nothing is sent twice)",
-                store.display(),
-                schema::VERSION
-            )));
-        }
-        let mut state = State {
+        let (conn, store) = open_for_reading(results)?;
+        Ok(State {
             conn,
             store,
             results: results.to_owned(),
             origin: Origin::default(),
             held: None,
-        };
-        if !exists {
-            state.import_if_new()?;
-        }
-        Ok(state)
+        })
     }
 
-    /// Whether a store exists for `results`.
+    /// Whether a store was built for `results` (a file a failed first
+    /// import left holds no schema, and is not one).
     pub fn exists(results: &Path) -> bool {
-        std::fs::metadata(path_for(results)).is_ok_and(|m| m.len() > 0)
+        let store = path_for(results);
+        std::fs::metadata(&store).is_ok_and(|m| m.len() > 0)
+            && connect(&store, true)
+                .and_then(|c| schema::version(&c).map_err(|e| sql_error(&store, e)))
+                .is_ok_and(|v| v > 0)
     }
 
     /// The store file's path.
@@ -230,31 +214,17 @@ impl State {
         self.origin = origin;
     }
 
-    /// Builds the store from the results file, once: a store that was
-    /// ever built (even from no file) is never built again.
-    fn import_if_new(&mut self) -> Result<(), ResultsError> {
-        let imported: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name = 'imported'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| sql_error(&self.store, e))?;
-        if imported.is_some() {
-            return Ok(());
-        }
+    /// Brings the schema up to date and, for a new store, builds it from
+    /// the results file: one transaction, so a failed import leaves no
+    /// store (the next run imports again) and a store is never built twice.
+    fn upgrade(&mut self) -> Result<(), ResultsError> {
+        let err = |e| sql_error(&self.store, e);
         let tx = self
             .conn
-            .transaction()
-            .map_err(|e| sql_error(&self.store, e))?;
-        import::from_results(&tx, &self.results, &self.store)?;
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('imported', ?1)",
-            [crate::util::clock::now_rfc3339()],
-        )
-        .and_then(|_| bump(&tx))
-        .and_then(|()| tx.commit())
-        .map_err(|e| sql_error(&self.store, e))
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        build(&tx, &self.results, &self.store)?;
+        tx.commit().map_err(err)
     }
 
     /// A job a killed run left `sending` may have been accepted: `unknown`.
@@ -284,10 +254,7 @@ impl State {
         let write = self.held.is_some();
         let store = self.store.clone();
         let results = self.results.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| sql_error(&store, e))?;
+        let tx = self.conn.transaction().map_err(|e| sql_error(&store, e))?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) STRICT; DELETE FROM temp.seen;",
         )
@@ -605,7 +572,9 @@ impl Merge<'_> {
                 .prepare_cached("UPDATE jobs SET position = ?2 WHERE key = ?1")
                 .map_err(err)?;
             for orphan in &orphans {
-                place.execute(params![orphan.id, self.position]).map_err(err)?;
+                place
+                    .execute(params![orphan.id, self.position])
+                    .map_err(err)?;
                 self.position += 1;
             }
         }
@@ -670,7 +639,8 @@ const UPSERT_JOB: &str = "INSERT INTO jobs (key, position, line, fingerprint, st
          damaged_line = NULL";
 
 /// Adds a task ID to a job's tasks (once).
-const INSERT_TASK: &str = "INSERT OR IGNORE INTO tasks (job_key, task_id, attempt, issued_at, provider, base_url)
+const INSERT_TASK: &str =
+    "INSERT OR IGNORE INTO tasks (job_key, task_id, attempt, issued_at, provider, base_url)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// A row of [`RECORD_COLUMNS`] as a record.
@@ -738,12 +708,55 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, ResultsError> {
     Ok(conn)
 }
 
-/// Brings the store up to date, or refuses a newer one.
-fn migrate(conn: &mut Connection, store: &Path) -> Result<(), ResultsError> {
-    match schema::migrate(conn).map_err(|e| sql_error(store, e))? {
-        schema::Found::Current { .. } => Ok(()),
-        schema::Found::Newer(found) => Err(newer(store, found)),
+/// Within `tx`: brings the store up to date (or refuses a newer one) and,
+/// when it was never built, imports the results file into it.
+fn build(tx: &Connection, results: &Path, store: &Path) -> Result<(), ResultsError> {
+    let err = |e| sql_error(store, e);
+    if let schema::Found::Newer(found) = schema::migrate(tx).map_err(err)? {
+        return Err(newer(store, found));
     }
+    if meta(tx, "imported").map_err(err)?.is_some() {
+        return Ok(());
+    }
+    import::from_results(tx, results, store)?;
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES ('imported', ?1)",
+        [crate::util::clock::now_rfc3339()],
+    )
+    .map_err(err)?;
+    bump(tx).map_err(err)
+}
+
+/// A connection to read the store of `results` without writing it:
+/// read-only when a store was built, else a store built in memory from
+/// the results file (by the rules a run imports it with). A store at an
+/// older version is read through an upgraded copy in memory.
+fn open_for_reading(results: &Path) -> Result<(Connection, PathBuf), ResultsError> {
+    let store = path_for(results);
+    let err = |e| sql_error(&store, e);
+    if std::fs::metadata(&store).is_ok_and(|m| m.len() > 0) {
+        let conn = connect(&store, true)?;
+        match schema::version(&conn).map_err(err)? {
+            0 => {}
+            v if v > schema::VERSION => return Err(newer(&store, v)),
+            v if v == schema::VERSION => return Ok((conn, store)),
+            _ => {
+                let mut copy = Connection::open_in_memory().map_err(err)?;
+                rusqlite::backup::Backup::new(&conn, &mut copy)
+                    .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
+                    .map_err(err)?;
+                let tx = copy.transaction().map_err(err)?;
+                build(&tx, results, &store)?;
+                tx.commit().map_err(err)?;
+                return Ok((copy, store));
+            }
+        }
+    }
+    let mut conn = Connection::open_in_memory().map_err(err)?;
+    let tx = conn.transaction().map_err(err)?;
+    build(&tx, results, &store)?;
+    tx.commit().map_err(err)?;
+    Ok((conn, store))
 }
 
 /// A store written by a newer batchgen: left as it is.

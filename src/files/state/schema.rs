@@ -1,11 +1,11 @@
 //! The state file's schema: its version, and the ordered migrations that
 //! bring an older file up to it.
 //!
-//! The version is SQLite's `PRAGMA user_version` (0 in a new, empty file).
-//! Each migration takes the file from version `n` to `n + 1`; they run in
-//! order, all in one transaction with the version bump, so a file is either
-//! wholly at the old version or wholly at the new one, whatever stops the
-//! process. A file whose version is above [`VERSION`] was written by a newer
+//! The version is SQLite's `PRAGMA user_version` (0 in a new, empty file:
+//! no store yet). Each migration takes the file from version `n` to
+//! `n + 1`; they run in order, all in one transaction with the version bump
+//! (and, for a new store, with its import), so a file is either wholly at
+//! the old version or wholly at the new one, whatever stops the process. A file whose version is above [`VERSION`] was written by a newer
 //! batchgen: it is refused, never rewritten, with both versions named.
 //!
 //! # Compatibility rules
@@ -83,14 +83,14 @@ pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
-/// Brings the file up to [`VERSION`], in one transaction. A newer file is
-/// left as it is.
+/// Brings the file up to [`VERSION`] within the caller's transaction
+/// `tx` (committed by the caller, with whatever else must be atomic with
+/// it: a new store's import). A newer file is left as it is.
 ///
 /// # Errors
 /// When the file cannot be read or written.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Found> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let from = version(&tx)?;
+pub fn migrate(tx: &Connection) -> rusqlite::Result<Found> {
+    let from = version(tx)?;
     if from > VERSION {
         return Ok(Found::Newer(from));
     }
@@ -100,7 +100,6 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Found> {
     if from < VERSION {
         tx.pragma_update(None, "user_version", VERSION)?;
     }
-    tx.commit()?;
     Ok(Found::Current { from })
 }
 
@@ -111,21 +110,18 @@ mod tests {
     #[test]
     fn every_migration_is_counted_and_runs_once() {
         assert_eq!(MIGRATIONS.len(), VERSION as usize);
-        let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), Found::Current { from: 0 });
-        assert_eq!(
-            migrate(&mut conn).unwrap(),
-            Found::Current { from: VERSION }
-        );
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&conn).unwrap(), Found::Current { from: 0 });
+        assert_eq!(migrate(&conn).unwrap(), Found::Current { from: VERSION });
         assert_eq!(version(&conn).unwrap(), VERSION);
     }
 
     #[test]
     fn a_newer_file_is_left_as_it_is() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", VERSION + 1)
             .unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), Found::Newer(VERSION + 1));
+        assert_eq!(migrate(&conn).unwrap(), Found::Newer(VERSION + 1));
         assert_eq!(version(&conn).unwrap(), VERSION + 1);
         let tables: u32 = conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))

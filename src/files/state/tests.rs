@@ -51,7 +51,10 @@ fn a_results_file_with_journal_rows_is_imported_whole() {
     )
     .unwrap();
     // Journal rows as a killed run of the previous release left them.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     f.write_all(b"a,2,,sending,1,,,,fp-a\na,2,t-a,submitted,1,200,,2026-01-01T00:00:00Z,fp-a\nb,2,,sending,1,,,,fp-b\nc,2,t-c,unknown,1,,,,fp-c\nc,2,,sen")
         .unwrap();
     drop(f);
@@ -60,7 +63,11 @@ fn a_results_file_with_journal_rows_is_imported_whole() {
     let a = merge.get("a").unwrap().unwrap();
     assert_eq!((a.status, a.task_id.as_str()), (Status::Submitted, "t-a"));
     let b = merge.get("b").unwrap().unwrap();
-    assert_eq!(b.status, Status::Unknown, "a `sending` row may have been sent");
+    assert_eq!(
+        b.status,
+        Status::Unknown,
+        "a `sending` row may have been sent"
+    );
     assert_eq!(b.error, results::INTERRUPTED);
     let c = merge.get("c").unwrap().unwrap();
     assert_eq!(
@@ -74,7 +81,11 @@ fn a_results_file_with_journal_rows_is_imported_whole() {
     assert_eq!(state.tasks_of("c").unwrap(), ["t-c"]);
     // The import happens once: the results file is a report from now on.
     drop(state);
-    std::fs::write(&path, "id,line,task_id,status,attempts,http_status,error,submitted_at,fingerprint\n").unwrap();
+    std::fs::write(
+        &path,
+        "id,line,task_id,status,attempts,http_status,error,submitted_at,fingerprint\n",
+    )
+    .unwrap();
     let mut state = State::open(&path).unwrap();
     assert_eq!(
         state.merge().unwrap().get("a").unwrap().unwrap().task_id,
@@ -87,11 +98,17 @@ fn a_line_that_names_no_job_stops_the_import_and_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.csv");
     results::write_atomic(&path, &[record("a", Status::Submitted, "t-a")]).unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     f.write_all(b"b").unwrap();
     drop(f);
     let text = State::open(&path).err().unwrap().to_string();
-    assert!(text.contains("r.csv:3:") && text.contains("names no job"), "{text}");
+    assert!(
+        text.contains("r.csv:3:") && text.contains("names no job"),
+        "{text}"
+    );
     // Nothing was kept: once the line is repaired, the import runs.
     let repaired = std::fs::read_to_string(&path).unwrap().replace("\nb", "\n");
     std::fs::write(&path, repaired).unwrap();
@@ -180,7 +197,11 @@ fn a_store_from_a_newer_batchgen_or_another_program_is_refused_untouched() {
     }
     assert_eq!(std::fs::read(&store).unwrap(), before);
 
-    std::fs::write(&store, b"this is not a database, but it is long enough to look like one at a glance").unwrap();
+    std::fs::write(
+        &store,
+        b"this is not a database, but it is long enough to look like one at a glance",
+    )
+    .unwrap();
     let _ = std::fs::remove_file(dir.path().join("r.db-wal"));
     let err = State::open(&path).err().unwrap();
     assert!(
@@ -227,10 +248,16 @@ fn the_fast_plan_holds_only_while_the_store_is_the_manifests() {
             .unwrap()
     );
     assert_eq!(seen, [Status::Pending, Status::Pending]);
-    assert!(!state.statuses_if_unchanged(&digest.finish(), 3, |_| ()).unwrap());
+    assert!(
+        !state
+            .statuses_if_unchanged(&digest.finish(), 3, |_| ())
+            .unwrap()
+    );
     state.record(&[&record("b", Status::Sending, "")]).unwrap();
     assert!(
-        !state.statuses_if_unchanged(&digest.finish(), 2, |_| ()).unwrap(),
+        !state
+            .statuses_if_unchanged(&digest.finish(), 2, |_| ())
+            .unwrap(),
         "a job in flight is the full merge's to settle"
     );
 }
