@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::ResultsError;
-use super::row::{COLUMNS, Record, Status, parse};
+use super::row::{COLUMNS, FORMAT, REPORT_COLUMNS, Record, Status, parse};
 
 /// What one line of a results file (after its header) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,9 @@ pub(super) fn classify(row: &csv::ByteRecord) -> Line {
     {
         return Line::Skip("a line of only spaces or NUL bytes");
     }
-    if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes())) {
+    if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes()))
+        || row.iter().eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes()))
+    {
         return Line::Skip("the header, repeated");
     }
     let good = parse(row).is_some();
@@ -99,18 +101,75 @@ pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Reco
     (record, true)
 }
 
-/// The first row must be the results header: anything else is not a file
-/// batchgen may rewrite (an empty file is a new one).
-pub(super) fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<(), ResultsError> {
-    if row.iter().ne(COLUMNS.iter().map(|c| c.as_bytes())) {
-        let why = if row.len() == COLUMNS.len() {
-            "other column names"
-        } else {
-            "other columns"
-        };
-        return Err(not_ours(path, why));
+/// The formats a results file can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    /// `results/1`: [`COLUMNS`], a release that kept its state here.
+    One,
+    /// `results/2`: [`REPORT_COLUMNS`], a report of the state store.
+    Two,
+}
+
+/// The first row must be a results header: anything else is not a file
+/// batchgen may read (an empty file is a new one). A header of a later
+/// format (the job's columns, then columns this release does not know) is
+/// a newer batchgen's, named as such.
+pub(super) fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<Format, ResultsError> {
+    if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes())) {
+        return Ok(Format::One);
     }
-    Ok(())
+    if row.iter().eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes())) {
+        return Ok(Format::Two);
+    }
+    let starts_as_ours = row.len() > REPORT_COLUMNS.len()
+        && row
+            .iter()
+            .zip(REPORT_COLUMNS)
+            .all(|(a, b)| a == b.as_bytes());
+    if starts_as_ours {
+        return Err(newer_format(path, 1, "columns this batchgen does not know"));
+    }
+    let why = if row.len() == COLUMNS.len() || row.len() == REPORT_COLUMNS.len() {
+        "other column names"
+    } else {
+        "other columns"
+    };
+    Err(not_ours(path, why))
+}
+
+/// Checks the `format` cell of a `results/2` row: the format this release
+/// writes, or a later one (refused, named), or damage (`false`).
+pub(super) fn check_format(
+    path: &Path,
+    line: impl FnOnce() -> u64,
+    cell: &[u8],
+) -> Result<bool, ResultsError> {
+    if cell == FORMAT.as_bytes() {
+        return Ok(true);
+    }
+    let later = std::str::from_utf8(cell)
+        .ok()
+        .and_then(|c| c.strip_prefix("results/"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n > 2);
+    if later {
+        return Err(newer_format(
+            path,
+            line(),
+            &format!("a row of format {}", String::from_utf8_lossy(cell)),
+        ));
+    }
+    Ok(false)
+}
+
+/// A results file written by a newer batchgen: left as it is.
+fn newer_format(path: &Path, line: u64, what: &str) -> ResultsError {
+    ResultsError::Refused(format!(
+        "{}:{line}: written by a newer batchgen ({what}); this batchgen ({}) reads results formats results/1 and {FORMAT}. \
+         It is left untouched and nothing was sent: run the newer batchgen",
+        path.display(),
+        env!("CARGO_PKG_VERSION"),
+    ))
 }
 
 /// The message for a file that does not start with the results header. It
@@ -121,7 +180,7 @@ fn not_ours(path: &Path, why: &str) -> ResultsError {
          If it is a results file whose first line was damaged, restore that line to `{}` and keep the file: its task IDs are what stop jobs being billed twice. \
          If it is another file, choose another --out",
         path.display(),
-        COLUMNS.join(","),
+        REPORT_COLUMNS.join(","),
     ))
 }
 

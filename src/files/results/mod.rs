@@ -1,40 +1,18 @@
-//! The results file: the one place a run's outcome is recorded.
+//! The results file: its rows, the damage rules it is read by, the atomic
+//! way it is written, and the recorder that hands a run's rows to the
+//! state store.
 //!
-//! # Why the results CSV is also the journal
-//! A crash must never lose a job the API accepted (it is recorded with its
-//! task ID or, if the answer came in the last milliseconds, as `unknown`),
-//! and a rerun must never submit a job twice. The results file therefore
-//! doubles as an append-only journal:
-//!
-//! 1. At start the previous file (if any) is indexed ([`Store`]), merged
-//!    with the manifest, and rewritten *compacted* ([`Compactor`]): one row
-//!    per job, manifest order, written to a temporary file, fsynced and
-//!    renamed over the old one (never half written).
-//! 2. During the run, a single recorder task appends a row each time a job's
-//!    state changes: `sending` *before* each request goes out (and the worker
-//!    waits until that row is on disk), then the final state after. Appends
-//!    are grouped and fsynced once per batch; the final state rides with
-//!    the batch that carries the worker's next `sending` row, so it is on
-//!    disk before that worker sends again.
-//! 3. At the end the file is compacted again.
-//!
-//! Readers take the *last* row for each `id`. A row left `sending` by a crash
-//! or `kill -9` becomes `unknown` on the next run (the request may have been
-//! accepted), so it is not resent unless the user asks. One file, readable
-//! with any CSV tool at any instant, no second store to keep in step.
-//!
-//! Nothing here holds the whole file: the store keeps 16 bytes per row (a
-//! hash of the `id` and where its row starts) and reads a row when asked,
-//! so a million-row results file costs a few dozen megabytes, not its size.
-//!
-//! A lock on `<results>.lock` (an OS advisory lock, released by the kernel
-//! when the holder dies) keeps two runs off the same file. The lock is named
-//! after the file's *real* path ([`crate::util::fsx::resolve`]), so a run through
-//! a symlink and a run through the real path take the same lock; a results
-//! file the user made a symlink stays one (the rewrite lands in the
-//! target's folder). Every file here is written through [`crate::util::fsx`]: no
-//! planted symlink is written through, and a rewrite keeps the file's
-//! permission bits.
+//! # What the results file is now
+//! The results CSV is a **report** of the state store
+//! ([`crate::files::state`]): one row per job, manifest order, written
+//! whole through a temporary file and a rename ([`Compactor`]). It is read
+//! back only to build a store where there is none: the first run after an
+//! upgrade from a release that kept its state in this file (a compacted
+//! file followed by the journal rows a run appended, `sending` before each
+//! request and the outcome after), or a run after the store was deleted.
+//! Readers take the *last* row of each `id`; a row left `sending` is
+//! `unknown` (the request may have been accepted), so it is not resent
+//! unless the user asks ([`Record::settled`]).
 //!
 //! # A results file damaged outside a run
 //! A results file is edited by hand, cut short by a full disk, concatenated,
@@ -64,38 +42,33 @@
 //! | a file of another kind (other columns, binary) | refused, exit 78, nothing sent, nothing overwritten; the message never suggests deleting it |
 //! | a folder, FIFO, device, a dangling symlink | refused (exit 73): never opened for writing, never blocked on |
 //!
-//! A row a crash left half-appended used to be ignored (it was never
-//! acknowledged, so its request was never sent); it now makes its job
-//! `unknown` too, because a cut-short row looks the same whoever cut it.
+//! A row a crash left half-appended makes its job `unknown` too: a
+//! cut-short row looks the same whoever cut it.
 
 mod bounded;
 pub mod cell;
 mod damage;
-mod journal;
-mod latest;
 mod lock;
 pub mod ranks;
 mod reader;
+mod recorder;
 mod row;
-mod store;
 mod write;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub(crate) use bounded::Bounded;
-pub use journal::{GroupCommit, Journal, Recorder, Sink, spawn};
-pub use latest::LatestRows;
 pub use lock::Lock;
 pub use ranks::Ranks;
 use reader::LatestPerId;
-pub use row::{INTERRUPTED, Record, RowSummary, Status};
-pub use store::Store;
+pub use recorder::{GroupCommit, Recorder, Sink, spawn};
+pub use row::{COLUMNS, FORMAT, INTERRUPTED, REPORT_COLUMNS, Record, Status};
 pub use write::{Compactor, write_atomic};
 
-/// What goes wrong with a file this layer keeps. The results file and the
-/// catalog share the mechanics (lock, bounded reads, atomic rewrites), so
-/// they share this type; [`crate::files::catalog::CatalogError`] renames
+/// What goes wrong with a file this layer keeps. The results file, its
+/// store and the catalog share the mechanics (lock, bounded reads, atomic
+/// rewrites), so they share this type; [`crate::files::catalog::CatalogError`] renames
 /// its variants for the catalog. Which exit code each one means is the
 /// program's choice, not this layer's.
 #[derive(Debug, thiserror::Error)]
@@ -145,14 +118,15 @@ pub fn latest(path: &Path) -> Result<Vec<Record>, ResultsError> {
 }
 
 /// Every row of the results file at `path`, in file order, with the line
-/// of each damaged one: what the state store imports
+/// of each damaged one and the job's task IDs the row lists (format
+/// `results/2`): what the state store imports
 /// ([`crate::files::state`]). Stops when `visit` breaks.
 ///
 /// # Errors
 /// As [`read()`].
 pub fn each_row(
     path: &Path,
-    visit: impl FnMut(Record, Option<u64>) -> std::ops::ControlFlow<()>,
+    visit: impl FnMut(Record, Option<u64>, &[String]) -> std::ops::ControlFlow<()>,
 ) -> Result<(), ResultsError> {
     reader::each_row(path, visit)
 }
@@ -212,8 +186,15 @@ mod tests {
         }
     }
 
+    /// Appends raw bytes, as a journal row of the previous release or a
+    /// crash's cut-short write.
+    fn append(path: &Path, bytes: &[u8]) {
+        let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
     #[test]
-    fn the_store_finds_the_last_row_and_keeps_orphans() {
+    fn the_latest_row_of_each_id_wins_in_order_of_first_appearance() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         write_atomic(
@@ -226,16 +207,15 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut store = Store::open(&path).unwrap();
-        assert_eq!(store.len(), 4);
-        assert_eq!(store.get("a").unwrap().unwrap().task_id, "t-a");
-        let b = store.get("b").unwrap().unwrap();
-        assert_eq!(b.status, Status::Sending);
-        let b = b.settled();
-        assert_eq!((b.status, b.error.as_str()), (Status::Unknown, INTERRUPTED));
-        assert!(store.get("c").unwrap().is_none());
-        let orphans: Vec<_> = store.orphans().unwrap().into_iter().map(|r| r.id).collect();
-        assert_eq!(orphans, ["gone"]);
+        assert_eq!(read(&path).unwrap().len(), 4);
+        let latest = latest(&path).unwrap();
+        let ids: Vec<_> = latest.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["b", "gone", "a"]);
+        assert_eq!(
+            (latest[0].status, latest[0].error.as_str()),
+            (Status::Unknown, INTERRUPTED)
+        );
+        assert_eq!(latest[2].task_id, "t-a");
     }
 
     #[test]
@@ -247,48 +227,44 @@ mod tests {
             &[record("a", Status::Pending), record("b", Status::Pending)],
         )
         .unwrap();
-        let mut journal = Journal::open(&path).unwrap();
-        journal.append(&[&record("a", Status::Sending)]).unwrap();
-        journal.append(&[&record("a", Status::Submitted)]).unwrap();
-        drop(journal);
+        append(&path, b"a,2,,sending,1,,,,\na,2,t-a,submitted,1,,,,\n");
         // Cut short after its id (a crash mid-append, a copy cut off):
         // never a reason to send b again.
-        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"b,2,,sen").unwrap();
-        drop(f);
+        append(&path, b"b,2,,sen");
         assert_eq!(read(&path).unwrap().len(), 5);
-        let mut store = Store::open(&path).unwrap();
-        assert_eq!(store.get("a").unwrap().unwrap().status, Status::Submitted);
-        let b = store.get("b").unwrap().unwrap();
-        assert_eq!(b.status, Status::Unknown);
-        assert!(b.error.contains("line 6"), "{}", b.error);
+        let mut lines = Vec::new();
+        each_row(&path, |r, damaged, _| {
+            lines.push((r.id, damaged));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(lines.last().unwrap(), &("b".to_owned(), Some(6)));
         let latest: Vec<_> = latest(&path)
             .unwrap()
             .into_iter()
-            .map(|r| r.status)
+            .map(|r| (r.status, r.error.contains("line 6")))
             .collect();
-        assert_eq!(latest, [Status::Submitted, Status::Unknown]);
+        assert_eq!(
+            latest,
+            [(Status::Submitted, false), (Status::Unknown, true)]
+        );
 
-        // Cut inside the id: no telling which job it was. The run stops,
+        // Cut inside the id: no telling which job it was. The read stops,
         // naming the line, and the message never says to delete the file.
-        std::fs::write(
+        fs::write(
             &path,
-            std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("b,2,,sen", "b"),
+            fs::read_to_string(&path).unwrap().replace("b,2,,sen", "b"),
         )
         .unwrap();
-        for err in [Store::open(&path).err(), read(&path).err()] {
-            let text = err.expect("refused").to_string();
-            assert!(
-                text.contains("r.csv:6:") && text.contains("names no job"),
-                "{text}"
-            );
-            assert!(
-                !text.contains("move it away") && !text.contains("delete"),
-                "{text}"
-            );
-        }
+        let text = read(&path).err().expect("refused").to_string();
+        assert!(
+            text.contains("r.csv:6:") && text.contains("names no job"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("move it away") && !text.contains("delete"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -296,139 +272,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
-        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"a,2,t-a-cut").unwrap();
-        drop(f);
-        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
-        assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
+        append(&path, b"a,2,t-a-cut");
         let a = &latest(&path).unwrap()[0];
         assert_eq!((a.status, a.task_id.as_str()), (Status::Unknown, "t-a"));
-    }
-
-    #[test]
-    fn an_earlier_task_id_of_a_job_is_carried_not_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        write_atomic(&path, &[record("a", Status::Submitted)]).unwrap();
-        // Another program appends a row for the same job, another task.
-        let mut journal = Journal::open(&path).unwrap();
-        let other = Record {
-            task_id: "t-other".into(),
-            ..record("a", Status::Submitted)
-        };
-        journal.append(&[&other]).unwrap();
-        drop(journal);
-        let a = Store::open(&path).unwrap().get("a").unwrap().unwrap();
-        assert_eq!(
-            (a.status, a.task_id.as_str()),
-            (Status::Submitted, "t-other")
-        );
-        assert!(a.error.starts_with("also task t-a "), "{}", a.error);
-        // Written back and read again, it is said once.
-        write_atomic(&path, std::slice::from_ref(&a)).unwrap();
-        let mut journal = Journal::open(&path).unwrap();
-        journal.append(&[&a]).unwrap();
-        drop(journal);
-        let again = Store::open(&path).unwrap().get("a").unwrap().unwrap();
-        assert_eq!(again.error, a.error);
-        // The same task ID in every row is no conflict.
-        write_atomic(&path, &[record("b", Status::Submitted)]).unwrap();
-        let mut journal = Journal::open(&path).unwrap();
-        journal.append(&[&record("b", Status::Submitted)]).unwrap();
-        drop(journal);
-        let b = Store::open(&path).unwrap().get("b").unwrap().unwrap();
-        assert!(b.error.is_empty(), "{}", b.error);
-    }
-
-    #[test]
-    fn after_a_run_journal_rows_update_their_jobs_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        write_atomic(
-            &path,
-            &[record("a", Status::Pending), record("b", Status::Pending)],
-        )
-        .unwrap();
-        let start = std::fs::metadata(&path).unwrap().len();
-        let mut journal = Journal::open(&path).unwrap();
-        for r in [
-            record("b", Status::Sending),
-            record("b", Status::Submitted),
-            record("a", Status::Sending),
-        ] {
-            journal.append(&[&r]).unwrap();
-        }
-        drop(journal);
-        let mut store = Store::open_after_run(&path, Some(start)).unwrap();
-        assert_eq!(store.len(), 2, "one entry per job, not per row");
-        assert_eq!(store.get("b").unwrap().unwrap().task_id, "t-b");
-        assert_eq!(store.get("a").unwrap().unwrap().status, Status::Sending);
-        assert_eq!(
-            Store::open(&path).unwrap().len(),
-            5,
-            "without the hint, every row"
-        );
-    }
-
-    #[test]
-    fn a_scan_sees_what_get_reads_and_refuses_the_unusual() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        let rows = [
-            record("a", Status::Submitted),
-            Record {
-                error: "refused, \"badly\"\non two lines".into(),
-                http_status: Some(400),
-                ..record("b", Status::Failed)
-            },
-        ];
-        write_atomic(&path, &rows).unwrap();
-        let mut seen = Vec::new();
-        assert!(Store::scan(&path, |row| {
-            seen.push((
-                String::from_utf8(row.id.to_vec()).unwrap(),
-                row.line,
-                row.status,
-                String::from_utf8(row.fingerprint.to_vec()).unwrap(),
-            ));
-            true
-        }));
-        let mut store = Store::open(&path).unwrap();
-        for (id, line, status, fingerprint) in seen {
-            let r = store.get(&id).unwrap().unwrap();
-            assert_eq!(
-                (line, status, fingerprint),
-                (r.line, r.status, r.fingerprint)
-            );
-        }
-        assert!(!Store::scan(&path, |_| false), "the visitor stops it");
-        assert!(!Store::scan(&dir.path().join("none.csv"), |_| true));
-        let text = std::fs::read_to_string(&path).unwrap();
-        for unusual in [
-            text.replace(",submitted,", ",Submitted,"),
-            text.replace("a,2,", "a,+2,"),
-            text.replace(",400,", ",4000000,"),
-            text + "c,2,,sen",
-            "name,age\nann,3\n".into(),
-        ] {
-            std::fs::write(&path, unusual).unwrap();
-            assert!(!Store::scan(&path, |_| true));
-        }
     }
 
     #[test]
     fn a_foreign_file_is_refused_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
-        std::fs::write(&path, "name,age\nann,3\nbob,4\n").unwrap();
-        assert!(read(&path).is_err());
-        let text = Store::open(&path).err().unwrap().to_string();
+        fs::write(&path, "name,age\nann,3\nbob,4\n").unwrap();
+        let text = read(&path).err().unwrap().to_string();
         assert!(
             text.contains("restore that line") && text.contains("keep the file"),
             "{text}"
         );
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            fs::read_to_string(&path).unwrap(),
             "name,age\nann,3\nbob,4\n"
         );
     }

@@ -4,11 +4,10 @@
 //! [`Lines`] opens the file (a regular file only), checks the header and
 //! hands out the rows that name a job, applying the damage rules of
 //! [`super::damage`] on the way: a blank or repeated line is skipped with a
-//! warning, a line that names no job stops the read. [`super::read()`] and
-//! [`super::latest()`] turn those rows into records here; the
-//! [`Store`](super::Store) indexes them. [`LatestPerId`] keeps the last
-//! item of each `id` in order of first appearance, for [`super::latest()`]
-//! and for the store's orphans.
+//! warning, a line that names no job stops the read. [`super::read()`],
+//! [`super::latest()`] and [`super::each_row()`] (the state store's import)
+//! turn those rows into records here. [`LatestPerId`] keeps the last item
+//! of each `id` in order of first appearance, for [`super::latest()`].
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -16,8 +15,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::bounded::{Bounded, MAX_ROW};
-use super::damage::{self, Line};
-use super::row::Record;
+use super::damage::{self, Format, Line};
+use super::row::{COLUMNS, REPORT_COLUMNS, Record};
 use super::{ResultsError, results_error};
 use crate::util::fsx;
 
@@ -28,6 +27,10 @@ pub(super) struct Lines {
     row: csv::ByteRecord,
     /// The header is still to be checked.
     first: bool,
+    /// The file's format, once its header was read.
+    format: Format,
+    /// The `task_ids` cell of the row last handed out (`results/2`).
+    task_ids: Vec<String>,
 }
 
 impl Lines {
@@ -48,6 +51,8 @@ impl Lines {
             reader,
             row: csv::ByteRecord::new(),
             first: true,
+            format: Format::One,
+            task_ids: Vec::new(),
         }))
     }
 
@@ -66,8 +71,28 @@ impl Lines {
                 Err(e) => return Err(read_error(path, &self.reader, &e)),
             }
             if std::mem::take(&mut self.first) {
-                damage::check_header(path, &self.row)?;
+                self.format = damage::check_header(path, &self.row)?;
                 continue;
+            }
+            self.task_ids.clear();
+            if self.format == Format::Two
+                && self.row.len() == REPORT_COLUMNS.len()
+                && !self
+                    .row
+                    .iter()
+                    .eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes()))
+                && damage::check_format(path, || line_at(path, &self.row), &self.row[10])?
+            {
+                // The job's columns are read as `results/1`'s.
+                self.task_ids = std::str::from_utf8(&self.row[9])
+                    .map(|t| {
+                        super::cell::unescape(t)
+                            .split_whitespace()
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.row.truncate(COLUMNS.len());
             }
             match damage::classify(&self.row) {
                 Line::Names => return Ok(Some(&self.row)),
@@ -84,62 +109,23 @@ impl Lines {
             }
         }
     }
-
-    /// The reader, read to the end, for reading rows back by offset.
-    pub(super) fn into_reader(self) -> csv::Reader<Bounded<File>> {
-        self.reader
-    }
 }
 
 /// Hands `visit` every row of the file at `path` as a record, in file
-/// order, damaged rows settled as [`damage::record`] says; a damaged row
-/// whose own task ID is not whole gets its job's latest one before it.
+/// order, damaged rows settled as [`damage::record`] says.
 ///
 /// # Errors
 /// As [`Lines::next_row`].
 pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<(), ResultsError> {
-    each_record_until(
-        path,
-        |_| true,
-        |record| {
-            visit(record);
-            std::ops::ControlFlow::Continue(())
-        },
-    )
-}
-
-/// [`each_record`], remembering earlier task IDs (to complete a damaged
-/// row's) only for the ids `remember` names, so a caller streaming a
-/// million rows keeps none of them; and stopping when `visit` breaks.
-pub(super) fn each_record_until(
-    path: &Path,
-    remember: impl Fn(&str) -> bool,
-    mut visit: impl FnMut(Record) -> std::ops::ControlFlow<()>,
-) -> Result<(), ResultsError> {
-    let Some(mut lines) = Lines::open(path)? else {
-        return Ok(());
-    };
-    let mut previous: HashMap<String, String> = HashMap::new();
-    while let Some(row) = lines.next_row()? {
-        let (mut record, damaged) = damage::record(row, || line_at(path, row));
-        if damaged
-            && record.task_id.is_empty()
-            && let Some(task) = previous.get(&record.id)
-        {
-            record.task_id.clone_from(task);
-        }
-        if !record.task_id.is_empty() && remember(&record.id) {
-            previous.insert(record.id.clone(), record.task_id.clone());
-        }
-        if visit(record).is_break() {
-            break;
-        }
-    }
-    Ok(())
+    each_row(path, |record, _, _| {
+        visit(record);
+        std::ops::ControlFlow::Continue(())
+    })
 }
 
 /// Hands `visit` every row of the file at `path` as a record, in file
-/// order, with the line of a damaged one (see [`damage::record`]); a
+/// order, with the line of a damaged one (see [`damage::record`]) and the
+/// job's other task IDs (a `results/2` row's `task_ids`); a
 /// damaged row whose own task ID is not whole gets its job's latest one
 /// before it. Stops when `visit` breaks.
 ///
@@ -147,7 +133,7 @@ pub(super) fn each_record_until(
 /// As [`Lines::next_row`].
 pub(super) fn each_row(
     path: &Path,
-    mut visit: impl FnMut(Record, Option<u64>) -> std::ops::ControlFlow<()>,
+    mut visit: impl FnMut(Record, Option<u64>, &[String]) -> std::ops::ControlFlow<()>,
 ) -> Result<(), ResultsError> {
     let Some(mut lines) = Lines::open(path)? else {
         return Ok(());
@@ -165,7 +151,7 @@ pub(super) fn each_row(
         if !record.task_id.is_empty() {
             previous.insert(record.id.clone(), record.task_id.clone());
         }
-        if visit(record, damaged_line).is_break() {
+        if visit(record, damaged_line, &lines.task_ids).is_break() {
             break;
         }
     }
@@ -195,11 +181,6 @@ impl<T> LatestPerId<T> {
             self.order.push(id.clone());
         }
         self.last.insert(id, item);
-    }
-
-    /// The latest item of each `id`, by `id`.
-    pub(super) fn into_map(self) -> HashMap<String, T> {
-        self.last
     }
 
     /// The latest item of each `id`, in order of first appearance.

@@ -27,6 +27,28 @@ pub const COLUMNS: &[&str] = &[
     "fingerprint",
 ];
 
+/// The columns of the results file this release writes (format
+/// [`FORMAT`]): a job's columns ([`COLUMNS`]), then every task ID the job
+/// was ever given (oldest first, separated by spaces) and the format of
+/// the row. A file with [`COLUMNS`] alone is format `results/1`, written
+/// by the releases that kept their state in it.
+pub const REPORT_COLUMNS: &[&str] = &[
+    "id",
+    "line",
+    "task_id",
+    "status",
+    "attempts",
+    "http_status",
+    "error",
+    "submitted_at",
+    "fingerprint",
+    "task_ids",
+    "format",
+];
+
+/// The format named in each row of a results file this release writes.
+pub const FORMAT: &str = "results/2";
+
 /// A job's state in the results file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,9 +231,10 @@ fn status(bytes: &[u8]) -> Option<Status> {
     .find(|s| s.as_str().as_bytes() == bytes)
 }
 
-/// A record serialized as a bare row (a tuple has no header of its own):
-/// how the compactor writes it under the header it wrote by hand.
-pub(super) struct RowOnly<'a>(pub(super) &'a Record);
+/// A record serialized as a bare row of [`REPORT_COLUMNS`] (a tuple has
+/// no header of its own), with the job's task IDs: how the compactor
+/// writes it under the header it wrote by hand.
+pub(super) struct RowOnly<'a>(pub(super) &'a Record, pub(super) &'a str);
 
 impl serde::Serialize for RowOnly<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -226,6 +249,8 @@ impl serde::Serialize for RowOnly<'_> {
             cell::escape(&r.error),
             &r.submitted_at,
             &r.fingerprint,
+            cell::escape(self.1),
+            FORMAT,
         )
             .serialize(s)
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::row::{COLUMNS, Record, RowOnly};
+use super::row::{REPORT_COLUMNS, Record, RowOnly};
 use super::{ResultsError, results_error};
 use crate::util::fsx::AtomicFile;
 
@@ -93,7 +93,7 @@ impl Compactor {
     pub fn new(path: &Path) -> Result<Compactor, ResultsError> {
         let mut out = AtomicCsv::create(path).map_err(|e| results_error(path, e))?;
         // The header even when there are no rows, so the file is ours.
-        out.write_record(COLUMNS)
+        out.write_record(REPORT_COLUMNS)
             .map_err(|e| results_error(path, e))?;
         Ok(Compactor {
             path: path.to_owned(),
@@ -101,12 +101,27 @@ impl Compactor {
         })
     }
 
+    /// Writes a job's row, its task ID its only one.
+    ///
     /// # Errors
     /// Any I/O error (a full disk).
     pub fn write(&mut self, record: &Record) -> Result<(), ResultsError> {
+        self.write_with_tasks(record, &record.task_id)
+    }
+
+    /// Writes a job's row with every task ID it was given (`task_ids`,
+    /// oldest first, separated by spaces).
+    ///
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub fn write_with_tasks(
+        &mut self,
+        record: &Record,
+        task_ids: &str,
+    ) -> Result<(), ResultsError> {
         // The header is written by hand: serialize must not add another.
         self.out
-            .serialize(RowOnly(record))
+            .serialize(RowOnly(record, task_ids))
             .map_err(|e| results_error(&self.path, e))
     }
 
@@ -151,7 +166,7 @@ pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), ResultsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::row::{Status, record};
+    use super::super::row::{COLUMNS, FORMAT, Status, record};
     use super::*;
 
     #[test]
@@ -191,6 +206,10 @@ mod tests {
         let mut n = 0;
         while reader.read_byte_record(&mut row).unwrap() {
             let by_serde: Record = row.deserialize(Some(&headers)).unwrap();
+            assert_eq!(&row[10], FORMAT.as_bytes());
+            // The job's columns, as the reader takes them from a
+            // `results/2` row.
+            row.truncate(COLUMNS.len());
             assert_eq!(record(&row), Some(by_serde));
             n += 1;
         }

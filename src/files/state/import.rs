@@ -34,7 +34,7 @@ pub(super) fn from_results(
         .prepare_cached("UPDATE jobs SET damaged_line = ?2 WHERE key = ?1")
         .map_err(err)?;
     let mut failed = None;
-    results::each_row(results, |record, damaged_line| {
+    results::each_row(results, |record, damaged_line, task_ids| {
         let r = record.settled();
         let done = job
             .execute(params![
@@ -54,6 +54,9 @@ pub(super) fn from_results(
                 None => Ok(()),
             })
             .and_then(|()| {
+                for earlier in task_ids.iter().filter(|t| **t != r.task_id) {
+                    task.execute(params![r.id, earlier, 0, "", "", ""])?;
+                }
                 if r.task_id.is_empty() {
                     return Ok(());
                 }

@@ -69,12 +69,16 @@ impl Reporter {
         let mut out = Compactor::new(&self.results)?;
         let mut stmt = snapshot
             .prepare(&format!(
-                "SELECT {RECORD_COLUMNS} FROM jobs ORDER BY position, rowid"
+                "SELECT {RECORD_COLUMNS}, \
+                 (SELECT group_concat(task_id, ' ' ORDER BY id) FROM tasks WHERE job_key = jobs.key) \
+                 FROM jobs ORDER BY position, rowid"
             ))
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
-            out.write(&read_record(row).map_err(err)?)?;
+            let record = read_record(row).map_err(err)?;
+            let tasks: Option<String> = row.get(9).map_err(err)?;
+            out.write_with_tasks(&record, tasks.as_deref().unwrap_or_default())?;
         }
         let held = out.hold()?;
         out.finish()?;

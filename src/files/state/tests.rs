@@ -261,3 +261,69 @@ fn the_fast_plan_holds_only_while_the_store_is_the_manifests() {
         "a job in flight is the full merge's to settle"
     );
 }
+
+#[test]
+fn a_deleted_store_is_rebuilt_from_its_report_with_every_task_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    let mut state = State::open(&path).unwrap();
+    merged(
+        &mut state,
+        &[
+            record("a", Status::Pending, ""),
+            record("b", Status::Pending, ""),
+        ],
+    );
+    state
+        .record(&[&record("a", Status::Submitted, "t-1")])
+        .unwrap();
+    state.record(&[&record("a", Status::Unknown, "")]).unwrap();
+    state
+        .record(&[&record("a", Status::Submitted, "t-2")])
+        .unwrap();
+    state.write_report().unwrap();
+    drop(state);
+    let report = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        report.starts_with(&format!("{}\n", results::REPORT_COLUMNS.join(","))),
+        "{report}"
+    );
+    assert!(report.contains(",t-1 t-2,results/2\n"), "{report}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path_for(&path).display()));
+    }
+    let state = State::open(&path).unwrap();
+    assert_eq!(state.tasks_of("a").unwrap(), ["t-1", "t-2"]);
+    state.write_report().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        report,
+        "the same report again"
+    );
+}
+
+#[test]
+fn a_report_of_a_newer_format_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    let header = results::REPORT_COLUMNS.join(",");
+    for (text, names) in [
+        (
+            format!("{header},stars\na,2,,pending,0,,,,,,results/3,5\n"),
+            "columns this batchgen does not know",
+        ),
+        (
+            format!("{header}\na,2,,pending,0,,,,,,results/3\n"),
+            "format results/3",
+        ),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let err = State::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("newer batchgen") && err.contains(names),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        assert!(!State::exists(&path));
+    }
+}

@@ -1,41 +1,15 @@
-//! The recorder: the one task that appends to the results file while a run
-//! goes, each batch flushed and fsynced before it is acknowledged.
+//! The recorder: the one thread that writes a run's rows while it goes
+//! (into the state store: [`Sink`]), each batch durable before it is
+//! acknowledged, so a worker never sends before its `sending` row is on
+//! disk.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::ResultsError;
-use super::{Record, Status, results_error};
-
-/// Appends rows to the results file, each batch flushed and fsynced.
-pub struct Journal {
-    writer: csv::Writer<File>,
-}
-
-impl Journal {
-    /// Opens the results file (already written by [`super::write_atomic`]) for
-    /// appending: the file a user's symlink names, never a link planted
-    /// since ([`crate::util::fsx::open_in_place`]).
-    ///
-    /// # Errors
-    /// When it cannot be opened, or is not a regular file.
-    pub fn open(path: &Path) -> Result<Journal, ResultsError> {
-        let file = crate::util::fsx::resolve(path)
-            .and_then(|real| {
-                crate::util::fsx::open_in_place(&real, OpenOptions::new().append(true))
-            })
-            .map_err(|e| results_error(path, e))?;
-        let writer = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file);
-        Ok(Journal { writer })
-    }
-}
+use super::{Record, Status};
 
 /// Where the recorder writes: each call one batch, durable when it
 /// returns, or nothing of it on an error.
@@ -43,16 +17,6 @@ pub trait Sink: Send + 'static {
     /// # Errors
     /// Any write error (a full disk).
     fn append(&mut self, rows: &[&Record]) -> io::Result<()>;
-}
-
-impl Sink for Journal {
-    fn append(&mut self, rows: &[&Record]) -> io::Result<()> {
-        for row in rows {
-            self.writer.serialize(row).map_err(io::Error::other)?;
-        }
-        self.writer.flush()?;
-        self.writer.get_ref().sync_data()
-    }
 }
 
 /// A row waiting for the recorder, with the worker's acknowledgement if one
@@ -368,27 +332,67 @@ mod tests {
         assert_eq!(GroupCommit::for_workers(2).waiters, 1);
     }
 
+    /// A sink that keeps each batch, and fails from the `fail_at`th on.
+    #[derive(Clone, Default)]
+    struct Batches {
+        written: Arc<Mutex<Vec<Vec<String>>>>,
+        fail_at: Option<usize>,
+    }
+
+    impl Sink for Batches {
+        fn append(&mut self, rows: &[&Record]) -> io::Result<()> {
+            let mut written = self.written.lock().unwrap();
+            if self.fail_at.is_some_and(|n| written.len() >= n) {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            written.push(rows.iter().map(|r| r.id.clone()).collect());
+            Ok(())
+        }
+    }
+
     #[tokio::test]
-    async fn every_row_reaches_the_file_waited_on_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.csv");
-        crate::files::results::write_atomic(&path, &[]).unwrap();
-        let (recorder, task) = spawn(Journal::open(&path).unwrap(), GroupCommit::for_workers(1));
+    async fn every_row_is_written_waited_on_or_not() {
+        let sink = Batches::default();
+        let (recorder, task) = spawn(sink.clone(), GroupCommit::for_workers(1));
         for i in 0..100 {
             recorder.record(row(&format!("o{i}"), Status::Submitted));
         }
         assert!(recorder.record_durably(row("s", Status::Sending)).await);
         // The waited-on row went out with everything queued before it.
-        let on_disk = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(on_disk.lines().count(), 1 + 101, "{on_disk}");
+        let written: usize = sink.written.lock().unwrap().iter().map(Vec::len).sum();
+        assert_eq!(written, 101);
         // Outcome rows alone are written too, once the recorder is dropped
         // at the latest.
         recorder.record(row("last", Status::Failed));
         drop(recorder);
         let (lost, _) = task.await.unwrap();
         assert!(lost.failure.is_none() && lost.submitted.is_empty());
-        let rows = crate::files::results::read(&path).unwrap();
-        assert_eq!(rows.len(), 102);
-        assert_eq!(rows.last().unwrap().id, "last");
+        let all: Vec<String> = sink.written.lock().unwrap().concat();
+        assert_eq!(all.len(), 102);
+        assert_eq!(all.last().unwrap(), "last");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_nothing_is_acknowledged_and_accepted_jobs_are_handed_back() {
+        let sink = Batches {
+            fail_at: Some(1),
+            ..Batches::default()
+        };
+        let (recorder, task) = spawn(sink.clone(), GroupCommit::for_workers(1));
+        assert!(recorder.record_durably(row("a", Status::Sending)).await);
+        recorder.record(row("a", Status::Submitted));
+        assert!(
+            !recorder.record_durably(row("b", Status::Sending)).await,
+            "a worker must not send what could not be recorded"
+        );
+        drop(recorder);
+        let (lost, _) = task.await.unwrap();
+        assert_eq!(lost.failure.unwrap().raw_os_error(), Some(28));
+        let ids: Vec<&str> = lost.submitted.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a"],
+            "the accepted job the disk refused, to be printed"
+        );
     }
 }
