@@ -139,6 +139,15 @@ impl State {
     /// imported; [`ResultsError::Io`] when it cannot be written.
     pub fn open(results: &Path) -> Result<State, ResultsError> {
         let lock = Lock::acquire(results)?;
+        // The results file's inode first: a run through another name of it
+        // is refused before it makes a store of its own.
+        let found = match crate::files::results::open_regular(results)? {
+            Some(file) => {
+                try_lock(&file, results)?;
+                Some(file)
+            }
+            None => None,
+        };
         let store = path_for(results);
         let store_file = fsx::open_in_place(
             &store,
@@ -150,13 +159,6 @@ impl State {
         )
         .map_err(|e| io_error(&store, e))?;
         try_lock(&store_file, results)?;
-        let found = match crate::files::results::open_regular(results)? {
-            Some(file) => {
-                try_lock(&file, results)?;
-                Some(file)
-            }
-            None => None,
-        };
         let conn = connect(&store, false)?;
         let mut state = State {
             conn,
