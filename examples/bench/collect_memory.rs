@@ -115,6 +115,7 @@ impl Bench {
             }
             let _ = std::fs::remove_file(&cat);
             let _ = std::fs::remove_file(&res);
+            let _ = std::fs::remove_file(batchgen::files::state::path_for(&res));
         }
     }
 }

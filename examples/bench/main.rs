@@ -459,6 +459,7 @@ impl Bench {
         println!("|---|---|---|---|---|---|---|---|---|---|");
         let mb = |m: &Measured| m.rss_kb.map_or(f64::NAN, |k| k as f64 / 1024.0);
         let mut last = None;
+        let mut imports = Vec::new();
         for &n in sizes {
             let csv = self.manifest(n, Format::Csv);
             let mut val = Vec::new();
@@ -490,7 +491,24 @@ impl Bench {
             }
             let res = self.results("rerun");
             finished_results(&csv, &res);
-            let (mut rerun, mut sent) = (Vec::new(), 0);
+            // The first run over a results file of the release before the
+            // state store builds the store from it (the upgrade's import);
+            // the reruns measured after it read the store.
+            let sink = Counter::start(None).await;
+            let first = run_bin(
+                &self.o.bin,
+                &Self::args(&csv, &sink.base_url, &res, &[]),
+                KEY,
+            )
+            .await;
+            expect_ok(&first, "import");
+            imports.push(format!(
+                "| {n} | {:.2} | {:.0} | {} |",
+                first.wall,
+                mb(&first),
+                sink.all_requests()
+            ));
+            let (mut rerun, mut sent) = (Vec::new(), sink.all_requests());
             for _ in 0..self.o.runs {
                 let sink = Counter::start(None).await;
                 let m = run_bin(
@@ -538,6 +556,14 @@ impl Bench {
             let run_rss = (!run.is_empty()).then(|| rss(&run));
             let status_rss = (!status.is_empty()).then(|| rss(&status));
             last = Some((n, vw, vr, run_rss, rw, sent, status_rss));
+        }
+        println!(
+            "\nThe first run over a finished results file with no state store beside it (the import an upgrade makes):"
+        );
+        println!("| N | import s | import RSS MB | requests |");
+        println!("|---|---|---|---|");
+        for line in &imports {
+            println!("{line}");
         }
         let toml_rows = if self.o.quick { 1_000 } else { 100_000 };
         let toml = self.manifest(toml_rows, Format::Toml);

@@ -1,8 +1,9 @@
-//! Files on disk: the manifest a person writes ([`manifest`]), the results
-//! file a run keeps ([`results`]), and the clip catalog `collect` and
-//! `receive` keep ([`catalog`]); where the two stand, read from both
-//! ([`status`]); and what a person opens to look and listen: the catalog
-//! page ([`page`]) and the playlist ([`playlist`]).
+//! Files on disk: the manifest a person writes ([`manifest`]), the state
+//! store a run keeps ([`state`], SQLite) and the results file it reports
+//! to ([`results`]), and the clip catalog `collect` and `receive` keep
+//! ([`catalog`]); where the two stand, read from both ([`status`]); and
+//! what a person opens to look and listen: the catalog page ([`page`]) and
+//! the playlist ([`playlist`]).
 //!
 //! # What this layer owns
 //! What is on disk and what it means: the formats, the line numbers in
@@ -20,11 +21,11 @@
 //! settings), and [`crate::api::feed`] for the clip types the catalog's
 //! rows are made of (a catalog row *is* a clip the wire reported). Within
 //! the layer, the arrows run one way: `page` → `playlist`, and `page`,
-//! `status` → `catalog` → `results` → `manifest` (the results file quotes
-//! `id`s in its messages as a manifest diagnostic does,
+//! `status` → `state`, `catalog` → `results` → `manifest` (the results
+//! file quotes `id`s in its messages as a manifest diagnostic does,
 //! [`manifest::quoted`]); `manifest` uses none of them. The catalog sorts
-//! by the results' places ([`results::Ranks`]) and reads the results file
-//! as a stream ([`results::LatestRows`]).
+//! by the results' places ([`results::Ranks`]), which the engines read from
+//! the store ([`state::Snapshot`]).
 //!
 //! # Why the catalog shares the results file's mechanics
 //! Both are CSV files batchgen alone rewrites while a person may open,

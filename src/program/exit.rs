@@ -373,9 +373,11 @@ pub fn run_outcome(report: &crate::engine::submit::report::RunReport) -> Result<
         }),
         Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
         Some(StopReason::Misdirected(why)) => Err(Error::Config(why.clone())),
-        Some(StopReason::Journal) => Err(Error::Results {
+        Some(StopReason::Unrecorded) => Err(Error::Results {
             path: report.results.clone(),
-            source: std::io::Error::other("a write to the results file failed"),
+            source: std::io::Error::other(
+                "a write to its state file failed (is the disk full?); every accepted task is in the state file or printed above",
+            ),
         }),
         Some(StopReason::Cancelled) => Ok(ExitCode::Interrupted),
         None if report.total(Status::Failed) + report.total(Status::Unknown) > 0 => {

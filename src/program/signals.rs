@@ -50,8 +50,8 @@ impl Drop for Signals {
 }
 
 /// First SIGINT/SIGTERM/SIGHUP: stop starting requests and let in-flight
-/// ones finish. Second: exit at once; the journal keeps the results
-/// consistent.
+/// ones finish. Second: exit at once; the state store is consistent at
+/// every commit.
 ///
 /// SIGHUP (a closed terminal, a dropped ssh session) is a stop like
 /// SIGTERM, not the default kill that would leave every request in flight

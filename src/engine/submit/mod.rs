@@ -1,18 +1,17 @@
-//! One run, start to finish: lock the results file, merge what earlier runs
-//! recorded, pick the rows to send, drive the pool, write the results, and
-//! say what happened.
+//! One run, start to finish: lock and open the state store, merge what
+//! earlier runs recorded, pick the rows to send, drive the pool, write the
+//! results report, and say what happened.
 //!
-//! Every step streams: the manifest's jobs and the results file's rows are
-//! read one at a time ([`crate::files::manifest::Jobs`],
-//! [`crate::files::results::Store`]), and what a run keeps per row is the
-//! index of the rows it will send (see [`plan`]). Merging is one pass over
-//! the manifest that looks each job up in the store and writes the
-//! compacted file as it goes; the same pass ends the run.
+//! Every step streams: the manifest's jobs are read one at a time
+//! ([`crate::files::manifest::Jobs`]) and looked up in the store
+//! ([`crate::files::state`]), and what a run keeps per row is the index
+//! of the rows it will send (see [`plan`]). Merging is one pass over the
+//! manifest, one transaction in the store.
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`plan`] | which rows to send, and the merge of manifest and results file |
-//! | [`session`] | the run that holds the results file: open, send, fold the journal |
+//! | [`session`] | the run that holds the state store: open, send, report |
 //! | [`feeder`] | the thread that hands the jobs to the pool, and the channel |
 //! | [`pool`] | the workers, the rate limit, the retry policy, why a run stops |
 //! | [`counters`], [`progress`] | the live counts, and the bar or lines showing them |
@@ -42,21 +41,24 @@
 //!                                            │ 4. outcome row ──record────────────┘        │
 //!                                            │                                             ▼
 //!                                            ▼ counts                      recorder thread (blocking):
-//!                                         Counters ──read──▶ ticker        the results file's only
-//!                                         (atomics)          (task: bar    writer; a batch, one fsync,
-//!                                                             or lines)    then the acks
+//!                                         Counters ──read──▶ ticker        the state store's only
+//!                                         (atomics)          (task: bar    writer; a batch, one
+//!                                                             or lines)    transaction, then the acks
+//!
+//!  reporter (task; Reporter on a blocking thread): the results CSV
+//!  from its own read of the store, every few seconds, and once at the end
 //! ```
 //!
 //! - **① `shutdown`**, made by the command's `Signals` and cancelled only
 //!   by the signal watcher, on the first signal (the second exits the
-//!   process at once; the journal keeps the file consistent).
+//!   process at once; the state store is consistent at every commit).
 //! - **② `stop`** = ①'s child, made by [`Session::send_planned`]: also
 //!   cancelled by the feeder when the manifest cannot be read again (it
 //!   changed under the run), so the pool stops; the run then returns the
 //!   feeder's error.
 //! - **③ the pool's token** = ②'s child: also cancelled by a worker that
 //!   finds the run cannot go on ([`pool::StopReason`]: a refused key, an
-//!   unavailable API, a journal write that failed, a redirect). Once it is
+//!   unavailable API, a state write that failed, a redirect). Once it is
 //!   cancelled no request starts, in-flight ones finish, and every wait (a
 //!   429 pause, the limiter, a backoff, the Backlog) ends at once. When the
 //!   pool ends after ② was cancelled, its stop is `Cancelled` unless a

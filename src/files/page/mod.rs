@@ -160,6 +160,26 @@ fn write_from(
         let path = path.to_owned();
         move |source| PageError::Write { path, source }
     };
+    // One writer at a time (a `status --html` beside a collect, two of
+    // them): a writer removes the chunks of every generation but its own,
+    // which must not be another writer's still to be put in place. Held
+    // until the set is complete; a second writer waits, then writes a set
+    // of its own.
+    let lock_path = {
+        let mut name = page.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    };
+    let lock = fsx::open_in_place(
+        &lock_path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(write_error(&lock_path))?;
+    lock.lock().map_err(write_error(&lock_path))?;
     let home = std::fs::canonicalize(fsx::parent_dir(catalog_csv))
         .map_err(write_error(&fsx::parent_dir(catalog_csv)))?;
     let locator = Locator::new(home.clone());
@@ -292,6 +312,36 @@ mod tests {
         // Back to small: embedded, the chunks gone.
         write_outputs(&csv, jobs(1)).unwrap();
         assert!(names(&data_dir).is_empty());
+    }
+
+    #[test]
+    fn two_writers_at_once_leave_a_complete_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.catalog.csv");
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..3 {
+                        write_outputs(&csv, jobs(data::JOBS_PER_CHUNK + 1)).unwrap();
+                    }
+                });
+            }
+        });
+        // Whoever wrote last, the page names chunks that are there, and
+        // only those are.
+        let html = std::fs::read_to_string(dir.path().join("jobs.catalog.html")).unwrap();
+        let data_dir = dir.path().join("jobs.catalog-data");
+        let mut names: Vec<String> = std::fs::read_dir(&data_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let generation = names[0].split_once('-').unwrap().0;
+        assert!(
+            html.contains(generation),
+            "the page loads the chunks that exist"
+        );
     }
 
     #[test]

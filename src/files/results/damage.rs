@@ -1,9 +1,10 @@
 //! Telling a damaged results row from a good one, what a damaged row
 //! means, and what batchgen says about a file it will not touch: the table
-//! in the [module docs](super) made code. Shared by the front-to-back
-//! reader ([`super::read()`]) and the indexed one ([`super::Store`]), so the
-//! two cannot disagree, and kept apart from both because it is the one
-//! place the damage rules and their messages can be read whole.
+//! in the [module docs](super) made code, with the file's formats and
+//! their headers. Used by the one front-to-back reader
+//! ([`super::read()`], [`super::each_row()`]: the state store's import),
+//! and kept apart from it because it is the one place the damage rules
+//! and their messages can be read whole.
 
 use std::path::Path;
 

@@ -256,7 +256,7 @@ mod tests {
             fs::read_to_string(&path).unwrap().replace("b,2,,sen", "b"),
         )
         .unwrap();
-        let text = read(&path).err().expect("refused").to_string();
+        let text = read(&path).expect_err("refused").to_string();
         assert!(
             text.contains("r.csv:6:") && text.contains("names no job"),
             "{text}"

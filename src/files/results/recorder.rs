@@ -239,7 +239,7 @@ pub struct Unrecorded {
 /// condvar does both, so a worker waits for one fsync plus the one in
 /// progress, plus a group commit's wait only when others are coming.
 pub fn spawn<S: Sink>(
-    mut journal: S,
+    mut sink: S,
     commit: GroupCommit,
 ) -> (Recorder, tokio::task::JoinHandle<(Unrecorded, S)>) {
     let shared = Arc::new(Shared {
@@ -256,7 +256,7 @@ pub fn spawn<S: Sink>(
         while shared.next_batch(&mut batch) {
             let rows: Vec<&Record> = batch.iter().map(|(r, _)| r).collect();
             let ok = lost.failure.is_none()
-                && match journal.append(&rows) {
+                && match sink.append(&rows) {
                     Ok(()) => true,
                     Err(e) => {
                         lost.failure = Some(e);
@@ -272,7 +272,7 @@ pub fn spawn<S: Sink>(
                 }
             }
         }
-        (lost, journal)
+        (lost, sink)
     });
     (recorder, task)
 }

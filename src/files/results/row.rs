@@ -1,11 +1,10 @@
-//! One row of the results file: the [`Record`] type, the columns, and
-//! reading a row's bytes back into a record or into the [`RowSummary`] a
-//! plan needs.
+//! One row of the results file: the [`Record`] type, the columns of each
+//! format, and reading a row's bytes back into a record.
 //!
 //! Separate from the readers and the writers because every one of them
 //! needs it: the damage rules ([`super::damage`]) ask whether a row reads
-//! back, the store and the front-to-back reader turn rows into records,
-//! the compactor and the journal write records as rows. Keeping the row
+//! back, the front-to-back reader turns rows into records, the compactor
+//! writes records as rows. Keeping the row
 //! here, below all of them, is what lets them form no cycle.
 
 use serde::{Deserialize, Serialize};
@@ -134,8 +133,8 @@ impl Record {
 /// What an interrupted request is recorded as.
 pub const INTERRUPTED: &str = "the run stopped while this request was in flight; it may have been accepted (rerun with --retry-unknown to send it again)";
 
-/// What a plan needs from one results row, borrowed from the reader's
-/// buffer: see [`super::Store::scan`].
+/// The columns of one results row that are checked before the row is
+/// read back whole, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowSummary<'a> {
     pub id: &'a [u8],

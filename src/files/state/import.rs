@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use super::{INSERT_TASK, UPSERT_JOB, sql_error};
+use super::sql::{INSERT_TASK, UPSERT_JOB, sql_error};
 use crate::files::results::{self, ResultsError, Status};
 
 /// Imports the results file at `results` (none: nothing) into `tx`.

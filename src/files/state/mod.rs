@@ -19,7 +19,8 @@
 //! and a rename: after the merge that starts a run, every few seconds while
 //! it sends ([`Reporter`]), and at its end. A report is read back only to
 //! build the store when there is none: on the first run after an upgrade
-//! (today's results files, journal rows and damage included: [`import`])
+//! (an earlier release's results files, journal rows and damage
+//! included: the `import` module)
 //! or when the store was deleted. Hand edits of the report are not state:
 //! the next run writes it again from the store.
 //!
@@ -39,23 +40,29 @@
 //! closed last ([`State`]'s field order).
 
 mod import;
+mod merge;
 mod report;
 pub mod schema;
 mod snapshot;
+mod sql;
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::files::results::{Lock, Record, ResultsError, Status};
-use crate::job::JobsDigest;
 use crate::util::fsx;
 
+pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
+use sql::{
+    INSERT_TASK, UPSERT_JOB, bump, connect, io_error, meta, newer, sql_error, status, to_io,
+    try_lock,
+};
 
 /// Where the store of the results file at `results` lives: beside the file
 /// it really is (a symlink followed), named after it, `.csv` replaced by
@@ -186,7 +193,7 @@ impl State {
     /// # Errors
     /// As [`State::open`], but never `Locked`.
     pub fn open_read_only(results: &Path) -> Result<State, ResultsError> {
-        let (conn, store) = open_for_reading(results)?;
+        let (conn, store) = open_for_reading(results, false)?;
         Ok(State {
             conn,
             store,
@@ -254,21 +261,7 @@ impl State {
     /// When the store cannot be read.
     pub fn merge(&mut self) -> Result<Merge<'_>, ResultsError> {
         let write = self.held.is_some();
-        let store = self.store.clone();
-        let results = self.results.clone();
-        let tx = self.conn.transaction().map_err(|e| sql_error(&store, e))?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) STRICT; DELETE FROM temp.seen;",
-        )
-        .map_err(|e| sql_error(&store, e))?;
-        Ok(Merge {
-            tx,
-            write,
-            store,
-            results,
-            position: 0,
-            digest: JobsDigest::default(),
-        })
+        Merge::begin(&mut self.conn, write, &self.store, &self.results)
     }
 
     /// When the store's jobs are exactly the manifest's (the digest and
@@ -391,12 +384,9 @@ impl State {
             .conn
             .prepare_cached("SELECT task_id FROM tasks WHERE job_key = ?1 ORDER BY id")
             .map_err(err)?;
-        let ids = stmt
-            .query_map([key], |r| r.get(0))
-            .map_err(err)?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(err);
-        ids
+        let ids: Result<Vec<String>, _> =
+            stmt.query_map([key], |r| r.get(0)).map_err(err)?.collect();
+        ids.map_err(err)
     }
 
     /// The number of the manifest's jobs (the first `jobs` places) by
@@ -452,264 +442,6 @@ impl crate::files::results::Sink for State {
     }
 }
 
-/// Brings the results report of `results` up to date with its store when
-/// no run holds it (a killed run leaves a report behind its store): for
-/// the commands that read the report (`collect`, `status`). Nothing
-/// happens without a store, or while a run holds it (it writes the report
-/// itself, every few seconds).
-///
-/// # Errors
-/// A store that cannot be opened or a report that cannot be written.
-pub fn refresh_report(results: &Path) -> Result<(), ResultsError> {
-    if !State::exists(results) {
-        return Ok(());
-    }
-    match State::open(results) {
-        Ok(state) => state.write_report(),
-        Err(ResultsError::Locked { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// The pass that pairs each manifest job with its row, in manifest order
-/// ([`Merge::put`]), then finds the rows of jobs no longer in the manifest
-/// ([`Merge::orphans`]). One transaction: kept by [`Merge::finish`] in a
-/// writing state, dropped otherwise.
-pub struct Merge<'a> {
-    tx: rusqlite::Transaction<'a>,
-    write: bool,
-    store: PathBuf,
-    results: PathBuf,
-    position: i64,
-    digest: JobsDigest,
-}
-
-impl Merge<'_> {
-    /// The stored row of `key`, if any (a `sending` row as found).
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub fn get(&mut self, key: &str) -> Result<Option<Record>, ResultsError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM jobs WHERE key = ?1"))
-            .map_err(|e| sql_error(&self.store, e))?;
-        stmt.query_row([key], read_record)
-            .optional()
-            .map_err(|e| sql_error(&self.store, e))
-    }
-
-    /// `record` is the next manifest job's row.
-    ///
-    /// # Errors
-    /// When the store cannot be written.
-    pub fn put(&mut self, record: &Record) -> Result<(), ResultsError> {
-        let err = |e| sql_error(&self.store, e);
-        self.digest.add(
-            record.id.as_bytes(),
-            record.line,
-            record.fingerprint.as_bytes(),
-        );
-        self.tx
-            .prepare_cached("INSERT OR IGNORE INTO temp.seen (key) VALUES (?1)")
-            .and_then(|mut s| s.execute([&record.id]))
-            .map_err(err)?;
-        if self.write {
-            let r = record;
-            self.tx
-                .prepare_cached(UPSERT_JOB)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.id,
-                        self.position,
-                        r.line,
-                        r.fingerprint,
-                        r.status.as_str(),
-                        r.attempts,
-                        r.http_status,
-                        r.error,
-                        r.submitted_at,
-                        r.task_id,
-                    ])
-                })
-                .map_err(err)?;
-        }
-        self.position += 1;
-        Ok(())
-    }
-
-    /// The rows of jobs that are not in the manifest (the merge has seen
-    /// every job), in their earlier order, placed after the manifest's.
-    ///
-    /// # Errors
-    /// When the store cannot be read, or such a row was imported from a
-    /// damaged line: no telling which job it held, so the run stops.
-    pub fn orphans(&mut self) -> Result<Vec<Record>, ResultsError> {
-        let err = |e| sql_error(&self.store, e);
-        let mut orphans = Vec::new();
-        {
-            let mut stmt = self
-                .tx
-                .prepare(&format!(
-                    "SELECT {RECORD_COLUMNS}, damaged_line FROM jobs \
-                     WHERE key NOT IN (SELECT key FROM temp.seen) ORDER BY position, rowid"
-                ))
-                .map_err(err)?;
-            let mut rows = stmt.query([]).map_err(err)?;
-            while let Some(row) = rows.next().map_err(err)? {
-                let record = read_record(row).map_err(err)?;
-                if let Some(line) = row.get::<_, Option<u64>>(9).map_err(err)? {
-                    return Err(crate::files::results::damaged_orphan(
-                        &self.results,
-                        line,
-                        &record.id,
-                    ));
-                }
-                orphans.push(record);
-            }
-        }
-        if self.write {
-            let mut place = self
-                .tx
-                .prepare_cached("UPDATE jobs SET position = ?2 WHERE key = ?1")
-                .map_err(err)?;
-            for orphan in &orphans {
-                place
-                    .execute(params![orphan.id, self.position])
-                    .map_err(err)?;
-                self.position += 1;
-            }
-        }
-        Ok(orphans)
-    }
-
-    /// Keeps what the merge wrote (in a writing state), with the digest of
-    /// the manifest's rows for [`State::statuses_if_unchanged`]: recorded
-    /// only when the store holds those rows and nothing else.
-    ///
-    /// # Errors
-    /// When the store cannot be written.
-    pub fn finish(self, orphans: usize) -> Result<(), ResultsError> {
-        let err = |e| sql_error(&self.store, e);
-        if !self.write {
-            return Ok(());
-        }
-        let digest = (orphans == 0).then(|| {
-            format!(
-                "{}:{}",
-                hex::encode(self.digest.finish()),
-                self.digest.count()
-            )
-        });
-        self.tx
-            .execute("DELETE FROM meta WHERE name = 'digest'", [])
-            .map_err(err)?;
-        if let Some(digest) = digest {
-            self.tx
-                .execute(
-                    "INSERT INTO meta (name, value) VALUES ('digest', ?1)",
-                    [digest],
-                )
-                .map_err(err)?;
-        }
-        // The jobs may have moved even when no row changed: the report is
-        // written again.
-        bump(&self.tx).map_err(err)?;
-        self.tx.commit().map_err(err)
-    }
-}
-
-/// The columns [`read_record`] reads, in its order.
-const RECORD_COLUMNS: &str =
-    "key, line, task_id, status, attempts, http_status, error, submitted_at, fingerprint";
-
-/// Inserts a job or updates every field but its place (`?2`, used only for
-/// a new job: a job the merge has not placed goes last). A row without a
-/// task ID keeps the job's last one.
-const UPSERT_JOB: &str = "INSERT INTO jobs (key, position, line, fingerprint, status, attempts, http_status, error, submitted_at, task_id)
-     VALUES (?1, coalesce(?2, (SELECT coalesce(max(position), -1) + 1 FROM jobs)), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-     ON CONFLICT (key) DO UPDATE SET
-         position = coalesce(?2, position),
-         line = excluded.line,
-         fingerprint = excluded.fingerprint,
-         status = excluded.status,
-         attempts = excluded.attempts,
-         http_status = excluded.http_status,
-         error = excluded.error,
-         submitted_at = excluded.submitted_at,
-         task_id = CASE WHEN excluded.task_id <> '' THEN excluded.task_id ELSE jobs.task_id END,
-         damaged_line = NULL";
-
-/// Adds a task ID to a job's tasks (once).
-const INSERT_TASK: &str =
-    "INSERT OR IGNORE INTO tasks (job_key, task_id, attempt, issued_at, provider, base_url)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-/// A row of [`RECORD_COLUMNS`] as a record.
-fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
-    Ok(Record {
-        id: row.get(0)?,
-        line: row.get(1)?,
-        task_id: row.get(2)?,
-        status: status(&row.get::<_, String>(3)?),
-        attempts: row.get(4)?,
-        http_status: row.get(5)?,
-        error: row.get(6)?,
-        submitted_at: row.get(7)?,
-        fingerprint: row.get(8)?,
-    })
-}
-
-/// A status as stored (the table's CHECK admits only these).
-fn status(text: &str) -> Status {
-    match text {
-        "pending" => Status::Pending,
-        "sending" => Status::Sending,
-        "submitted" => Status::Submitted,
-        "failed" => Status::Failed,
-        _ => Status::Unknown,
-    }
-}
-
-/// The store changed: its report is out of date.
-fn bump(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'",
-        [],
-    )
-    .map(drop)
-}
-
-/// A value of the `meta` table.
-fn meta(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-        r.get(0)
-    })
-    .optional()
-}
-
-/// Opens a connection to the store at `path`: WAL, every commit fsynced,
-/// waiting up to 30 s for another connection's write.
-fn connect(path: &Path, read_only: bool) -> Result<Connection, ResultsError> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
-        .map_err(|e| sql_error(path, e))?;
-    if !read_only {
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-            .map_err(|e| sql_error(path, e))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| sql_error(path, e))?;
-    }
-    Ok(conn)
-}
-
 /// Within `tx`: brings the store up to date (or refuses a newer one) and,
 /// when it was never built, imports the results file into it.
 fn build(tx: &Connection, results: &Path, store: &Path) -> Result<(), ResultsError> {
@@ -729,13 +461,22 @@ fn build(tx: &Connection, results: &Path, store: &Path) -> Result<(), ResultsErr
     bump(tx).map_err(err)
 }
 
-/// A connection to read the store of `results` without writing it:
-/// read-only when a store was built, else a store built in memory from
-/// the results file (by the rules a run imports it with). A store at an
-/// older version is read through an upgraded copy in memory.
-fn open_for_reading(results: &Path) -> Result<(Connection, PathBuf), ResultsError> {
+/// A connection to read the store of `results`: read-only when a store
+/// was built. On first contact with a results file of an earlier release
+/// (no store yet), the store is built from it when `persist` says so (a
+/// reader that may write: not a dry run), as a run would build it, when no
+/// run holds the file; else (an earlier release's run holds it, or
+/// the folder is read-only) the store is built in memory and nothing is
+/// written. A store at an older version is read through an upgraded copy
+/// in memory.
+fn open_for_reading(results: &Path, persist: bool) -> Result<(Connection, PathBuf), ResultsError> {
     let store = path_for(results);
     let err = |e| sql_error(&store, e);
+    if persist && !State::exists(results) && results.is_file() {
+        // A failure here (locked, read-only) is the in-memory import's to
+        // report, if it is an error at all.
+        drop(State::open(results));
+    }
     if std::fs::metadata(&store).is_ok_and(|m| m.len() > 0) {
         let conn = connect(&store, true)?;
         match schema::version(&conn).map_err(err)? {
@@ -759,74 +500,6 @@ fn open_for_reading(results: &Path) -> Result<(Connection, PathBuf), ResultsErro
     build(&tx, results, &store)?;
     tx.commit().map_err(err)?;
     Ok((conn, store))
-}
-
-/// A store written by a newer batchgen: left as it is.
-fn newer(store: &Path, found: u32) -> ResultsError {
-    ResultsError::Refused(format!(
-        "{}: this state file is at version {found}, written by a newer batchgen; this batchgen ({}) reads versions up to {}. \
-         It is left untouched and nothing was sent: run the newer batchgen",
-        store.display(),
-        env!("CARGO_PKG_VERSION"),
-        schema::VERSION
-    ))
-}
-
-/// Takes the OS lock on `file` (a store or a results file), for `results`.
-fn try_lock(file: &File, results: &Path) -> Result<(), ResultsError> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ResultsError::Locked {
-            path: results.to_owned(),
-            holder: None,
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_error(results, e)),
-    }
-}
-
-fn io_error(path: &Path, source: io::Error) -> ResultsError {
-    ResultsError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// An SQLite error about the store at `path`: a file that is not a
-/// database is refused (never overwritten); anything else is I/O.
-fn sql_error(path: &Path, e: rusqlite::Error) -> ResultsError {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && matches!(
-            f.code,
-            rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-        )
-    {
-        return ResultsError::Refused(format!(
-            "{}: not a batchgen state file, or a damaged one ({e}); batchgen leaves it untouched and sends nothing. \
-             If you restored it from a backup, restore it again; keep the file",
-            path.display()
-        ));
-    }
-    io_error(path, to_io(e))
-}
-
-/// An SQLite error as I/O: a full disk, a read-only file or folder keep
-/// their kinds, so the messages name the real cause.
-fn to_io(e: rusqlite::Error) -> io::Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        let errno = match f.code {
-            rusqlite::ErrorCode::DiskFull => Some(libc::ENOSPC),
-            rusqlite::ErrorCode::ReadOnly => Some(libc::EROFS),
-            rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::CannotOpen => {
-                Some(libc::EACCES)
-            }
-            _ => None,
-        };
-        if let Some(errno) = errno {
-            let os = io::Error::from_raw_os_error(errno);
-            return io::Error::new(os.kind(), format!("{os} ({e})"));
-        }
-    }
-    io::Error::other(e)
 }
 
 #[cfg(test)]

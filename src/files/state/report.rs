@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
 
-use super::{RECORD_COLUMNS, ReportLocks, connect, meta, read_record, sql_error};
+use super::ReportLocks;
+use super::sql::{RECORD_COLUMNS, connect, meta, read_record, sql_error};
 use crate::files::results::{Compactor, ResultsError};
 
 /// Writes the results report of one store (see the module docs of

@@ -5,9 +5,9 @@
 //! it read while a run writes; each read is one consistent snapshot, and a
 //! later read sees what the run committed since). Without a store (a
 //! results file of an earlier batchgen that no run has upgraded yet), the
-//! results file is imported into a store in memory, by the same rules a
-//! run imports it with, and nothing is written: a reader never creates
-//! state.
+//! store is built from the results file first, by the rules a run imports
+//! it with, or in memory when that cannot be written (see
+//! `open_for_reading`).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{RECORD_COLUMNS, read_record, sql_error};
+use super::sql::{RECORD_COLUMNS, read_record, sql_error};
 use crate::files::results::{Ranks, Record, ResultsError, Status};
 use crate::job::key_hash;
 
@@ -43,7 +43,7 @@ impl Snapshot {
     /// A store from a newer batchgen or not a store; a results file that
     /// cannot be imported (as a run would refuse it).
     pub fn open(results: &Path) -> Result<Snapshot, ResultsError> {
-        let (conn, store) = super::open_for_reading(results)?;
+        let (conn, store) = super::open_for_reading(results, true)?;
         let ranks = ranks(&conn, &store)?;
         Ok(Snapshot {
             conn: Mutex::new(conn),

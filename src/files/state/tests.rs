@@ -2,6 +2,7 @@ use std::io::Write;
 
 use super::*;
 use crate::files::results::{self, Record, Status};
+use crate::job::JobsDigest;
 
 fn record(id: &str, status: Status, task: &str) -> Record {
     Record {

@@ -1,5 +1,5 @@
 //! One job's way through the pool, from its first attempt to its final
-//! state: journal `sending`, wait for a turn, send, then settle the row or
+//! state: record `sending`, wait for a turn, send, then settle the row or
 //! decide the next attempt (the retry policy of the module docs of
 //! [`super`], and the checks of "Answers that don't add up").
 
@@ -60,7 +60,7 @@ impl Shared {
         }
     }
 
-    /// Journals the row `sending` (durably), then waits for a turn to send.
+    /// Records the row `sending` (durably), then waits for a turn to send.
     /// `None` when it must not be sent: the run stopped, or the row could
     /// not be recorded (which stops the run). Counts the request.
     async fn begin_attempt(&self, record: &mut Record) -> Option<Turn<'_>> {
@@ -72,7 +72,7 @@ impl Shared {
         if !self.recorder.record_durably(record.clone()).await {
             // Never send what cannot be recorded.
             record.attempts -= 1;
-            self.stop_with(StopReason::Journal);
+            self.stop_with(StopReason::Unrecorded);
             return None;
         }
         // The limiter's slot comes last, right before the send: the gaps

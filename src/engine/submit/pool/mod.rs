@@ -1,9 +1,9 @@
 //! The worker pool: N workers, one rate limiter, one retry policy.
 //!
 //! ```text
-//! feeder ──(chunks of jobs)──▶ Backlog ──▶ worker × concurrency ──▶ Recorder (files::results)
+//! feeder ──(chunks of jobs)──▶ Backlog ──▶ worker × concurrency ──▶ Recorder (files::results → files::state)
 //!                               │  every attempt:
-//!                               │  1. journal `sending` (durably)
+//!                               │  1. record `sending` (durably)
 //!                               │  2. wait out a pool-wide 429 pause
 //!                               │  3. wait for a slot from the rate limiter
 //!                               │  4. client.submit
@@ -105,8 +105,9 @@ pub enum StopReason {
     Refused { status: u16, message: String },
     /// Too many rows in a row failed on server or connection errors.
     Unavailable(String),
-    /// The results file could not be written.
-    Journal,
+    /// The state store could not be written (a full disk): nothing more
+    /// is sent, since nothing more could be recorded.
+    Unrecorded,
     /// The caller cancelled (a signal).
     Cancelled,
     /// The API answered with a redirect: the base URL is wrong (exit 78).
@@ -206,8 +207,8 @@ pub async fn submit_all(
         .collect();
     for handle in handles {
         if let Err(e) = handle.await {
-            // A worker panic is a bug; the row it held stays `sending` in
-            // the journal and becomes `unknown` on the next run.
+            // A worker panic is a bug; the job it held stays `sending` in
+            // the state store and becomes `unknown` on the next run.
             tracing::error!("worker failed: {e}");
         }
     }
