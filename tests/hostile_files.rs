@@ -334,7 +334,11 @@ async fn a_summary_json_naming_a_file_the_run_needs_is_refused_before_sending() 
     let manifest_before = std::fs::read(&manifest).unwrap();
     let dotted = dir.path().join(".").join("r.csv");
     let lock = dir.path().join("r.csv.lock");
+    let store = dir.path().join("r.db");
+    let store_wal = dir.path().join("r.db-wal");
     for (m, summary, what) in [
+        (&manifest, &store, "the results file's state file"),
+        (&manifest, &store_wal, "the results file's state file"),
         (&manifest, &results, "the results file"),
         (&manifest, &dotted, "the results file"),
         (&manifest, &link, "the results file"),

@@ -381,3 +381,37 @@ async fn a_store_from_a_newer_batchgen_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&store).unwrap(), before, "never rewritten");
     assert_eq!(sandbox.stats().requests, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_naming_the_results_or_its_state_file_is_refused() {
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let out = run_in(
+        dir.path(),
+        &sandbox,
+        &[arg(&manifest), "--rate", "unlimited"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let before = std::fs::read(dir.path().join("jobs.results.db")).unwrap();
+    for (catalog, what) in [
+        ("jobs.results.csv", "is the results file"),
+        ("jobs.results.db", "is its state file"),
+    ] {
+        let out = run_in(
+            dir.path(),
+            &sandbox,
+            &["collect", "jobs.results.csv", "--catalog", catalog],
+        )
+        .await;
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{err}");
+        assert!(err.contains(what) && !err.contains("move it away"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("jobs.results.db")).unwrap(),
+        before
+    );
+    assert_eq!(sandbox.stats().feed_requests, 0);
+}

@@ -30,6 +30,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         .catalog
         .clone()
         .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    check_catalog_path(&args.results, &catalog)?;
     let callbacks = match args.listen {
         Some(_) if !provider.sends_callbacks() => {
             return Err(Error::Usage(format!(
@@ -86,6 +87,27 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
 pub const DEFAULT_ARTIST: &str = "batchgen";
 
 /// `--artist` / `[run] artist`, else [`DEFAULT_ARTIST`]; `""` writes none.
+/// Refuses a `--catalog` that names the results file or its state file
+/// (through any name): the catalog is rewritten whole, and either holds
+/// the task IDs that keep jobs from being billed twice.
+fn check_catalog_path(results: &std::path::Path, catalog: &std::path::Path) -> Result<(), Error> {
+    let store = crate::files::state::path_for(results);
+    for (what, file) in [
+        ("the results file", results),
+        ("its state file", store.as_path()),
+    ] {
+        if crate::util::fsx::same_file(catalog, file) {
+            return Err(Error::Usage(format!(
+                "--catalog {} is {what} ({}): the catalog is a file of its own; leave --catalog out (it defaults to {}) or name another file",
+                catalog.display(),
+                file.display(),
+                collect::default_catalog_path(results).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn artist_or_default(artist: Option<&str>) -> String {
     artist.unwrap_or(DEFAULT_ARTIST).to_owned()
 }
@@ -230,6 +252,7 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
         .catalog
         .clone()
         .unwrap_or_else(|| collect::default_catalog_path(&args.results));
+    check_catalog_path(&args.results, &catalog)?;
     let config = ReceiveConfig {
         listen: args.listen,
         provider,

@@ -166,8 +166,9 @@ async fn set_up(
     Ok((config, sandbox))
 }
 
-/// Refuses a `--summary-json` that names the results file, its lock, or
-/// the catalog `--wait` writes.
+/// Refuses a `--summary-json` that names the results file, its lock, its
+/// state file (or the state file's WAL files), or the catalog `--wait`
+/// writes.
 fn check_summary_against_results(
     args: &RunArgs,
     config: &Config,
@@ -175,9 +176,19 @@ fn check_summary_against_results(
 ) -> Result<(), Error> {
     let lock = crate::files::results::Lock::path_for(&config.results);
     let catalog = crate::engine::collect::default_catalog_path(&config.results);
+    let store = crate::files::state::path_for(&config.results);
+    let beside_store = |suffix: &str| {
+        let mut name = store.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let (wal, shm) = (beside_store("-wal"), beside_store("-shm"));
     let mut files = vec![
         ("the results file", config.results.as_path()),
         ("the results file's lock", lock.as_path()),
+        ("the results file's state file", store.as_path()),
+        ("the results file's state file", wal.as_path()),
+        ("the results file's state file", shm.as_path()),
     ];
     if args.wait {
         files.push(("the catalog --wait writes", catalog.as_path()));
