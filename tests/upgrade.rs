@@ -296,7 +296,7 @@ async fn two_hard_linked_names_of_one_results_file_are_one_run() {
     let b = async {
         // The second starts once the first holds its files.
         while !state::path_for(&first).exists() {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         run_bin(
             &sandbox,
@@ -414,4 +414,32 @@ async fn a_catalog_naming_the_results_or_its_state_file_is_refused() {
         before
     );
     assert_eq!(sandbox.stats().feed_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reads_the_store_while_a_run_writes_it() {
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 40);
+    let results = dir.path().join("jobs.results.csv");
+    let run_args = [arg(&manifest), "--rate", "10/s"];
+    let run = run_in(dir.path(), &sandbox, &run_args);
+    let look = async {
+        // Once the run has a few jobs accepted (an event, not a time).
+        while sandbox.stats().accepted < 5 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let args = ["status", arg(&results), "--json"];
+        run_in(dir.path(), &sandbox, &args).await
+    };
+    let (run, status) = tokio::join!(run, look);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    assert_eq!(code(&status), 0, "{}", stderr(&status));
+    let seen: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let submitted = seen["jobs"]["submitted"].as_u64().unwrap();
+    assert_eq!(seen["jobs"]["total"], 40, "{seen}");
+    assert!(
+        (1..40).contains(&submitted),
+        "live progress, not the start or the end: {seen}"
+    );
 }

@@ -20,30 +20,39 @@
 
 use std::path::Path;
 
-use batchgen::files::results::{self, Record, Status};
+use batchgen::files::results::{self, Status};
 
 use super::measure::{Measured, expect_ok, run_bin};
 use super::servers::Counter;
 use super::{Bench, KEY, Verdict};
 
-/// A results file of `n` submitted tasks (`job-i`, task `bench-i`).
+/// A results file of `n` submitted tasks (`job-i`, task `bench-i`), in
+/// format `results/1` (the nine columns of the release before the state
+/// store), so this binary and the previous release's read the same file:
+/// for this one the first collect includes the store's import.
 fn results_file(path: &Path, n: u64) {
-    let mut out = results::Compactor::new(path).expect("results file");
+    let mut out = csv::Writer::from_path(path).expect("results file");
+    out.write_record(results::COLUMNS).expect("write results");
     for i in 0..n {
-        let row = Record {
-            id: format!("job-{i}"),
-            line: i + 2,
-            task_id: format!("bench-{i}"),
-            status: Status::Submitted,
-            attempts: 1,
-            http_status: Some(200),
-            error: String::new(),
-            submitted_at: "2025-01-01T00:00:00Z".into(),
-            fingerprint: String::new(),
-        };
-        out.write(&row).expect("write results");
+        let (id, line, task) = (
+            format!("job-{i}"),
+            (i + 2).to_string(),
+            format!("bench-{i}"),
+        );
+        out.write_record([
+            id.as_str(),
+            &line,
+            &task,
+            Status::Submitted.as_str(),
+            "1",
+            "200",
+            "",
+            "2025-01-01T00:00:00Z",
+            "",
+        ])
+        .expect("write results");
     }
-    out.finish().expect("write results");
+    out.flush().expect("write results");
 }
 
 fn catalog_rows(path: &Path) -> usize {

@@ -199,6 +199,13 @@ impl Bench {
         let path = self.dir.path().join(format!("{name}.results.csv"));
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("csv.lock"));
+        // And its state file (the previous design had none).
+        let store = batchgen::files::state::path_for(&path);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = store.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
         path
     }
 

@@ -200,7 +200,7 @@ async fn report_while(reporter: Reporter, done: CancellationToken) {
         }
         let r = reporter.clone();
         let began = Instant::now();
-        let written = tokio::task::spawn_blocking(move || r.write_if_stale()).await;
+        let written = tokio::task::spawn_blocking(move || r.write_if_changed()).await;
         if let Ok(Err(e)) = written {
             tracing::warn!("cannot write the results report yet: {e}");
         }

@@ -112,12 +112,26 @@ impl Lines {
 }
 
 /// Hands `visit` every row of the file at `path` as a record, in file
-/// order, damaged rows settled as [`damage::record`] says.
+/// order, damaged rows settled as [`damage::record`] says; a damaged row
+/// whose own task ID is not whole gets its job's latest one before it
+/// (which costs a map of every job's task ID: for the tests and tools that
+/// read a file whole, not for the import, whose store keeps a job's task
+/// ID by itself).
 ///
 /// # Errors
 /// As [`Lines::next_row`].
 pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<(), ResultsError> {
-    each_row(path, |record, _, _| {
+    let mut previous: HashMap<String, String> = HashMap::new();
+    each_row(path, |mut record, damaged, _| {
+        if damaged.is_some()
+            && record.task_id.is_empty()
+            && let Some(task) = previous.get(&record.id)
+        {
+            record.task_id.clone_from(task);
+        }
+        if !record.task_id.is_empty() {
+            previous.insert(record.id.clone(), record.task_id.clone());
+        }
         visit(record);
         std::ops::ControlFlow::Continue(())
     })
@@ -125,9 +139,9 @@ pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<
 
 /// Hands `visit` every row of the file at `path` as a record, in file
 /// order, with the line of a damaged one (see [`damage::record`]) and the
-/// job's other task IDs (a `results/2` row's `task_ids`); a
-/// damaged row whose own task ID is not whole gets its job's latest one
-/// before it. Stops when `visit` breaks.
+/// job's other task IDs (a `results/2` row's `task_ids`). A damaged row
+/// whose own task ID is not whole has none: the caller keeps the job's
+/// earlier one. Stops when `visit` breaks.
 ///
 /// # Errors
 /// As [`Lines::next_row`].
@@ -138,19 +152,10 @@ pub(super) fn each_row(
     let Some(mut lines) = Lines::open(path)? else {
         return Ok(());
     };
-    let mut previous: HashMap<String, String> = HashMap::new();
     while let Some(row) = lines.next_row()? {
-        let (mut record, damaged) = damage::record(row, || line_at(path, row));
-        let damaged_line = damaged.then(|| line_at(path, row));
-        if damaged
-            && record.task_id.is_empty()
-            && let Some(task) = previous.get(&record.id)
-        {
-            record.task_id.clone_from(task);
-        }
-        if !record.task_id.is_empty() {
-            previous.insert(record.id.clone(), record.task_id.clone());
-        }
+        let mut line = None;
+        let (record, damaged) = damage::record(row, || *line.insert(line_at(path, row)));
+        let damaged_line = damaged.then(|| line.unwrap_or_else(|| line_at(path, row)));
         if visit(record, damaged_line, &lines.task_ids).is_break() {
             break;
         }

@@ -20,6 +20,11 @@ pub struct Merge<'a> {
     results: PathBuf,
     position: i64,
     digest: JobsDigest,
+    /// The row [`Merge::get`] last read, with its place, when it came from
+    /// an undamaged line: a job put back unchanged at the same place is
+    /// not written again (the hourly rerun of a manifest with one new job
+    /// writes one row, not a million).
+    last: Option<(i64, Record)>,
 }
 
 impl<'a> Merge<'a> {
@@ -42,6 +47,7 @@ impl<'a> Merge<'a> {
             results: results.to_owned(),
             position: 0,
             digest: JobsDigest::default(),
+            last: None,
         })
     }
 
@@ -52,11 +58,27 @@ impl<'a> Merge<'a> {
     pub fn get(&mut self, key: &str) -> Result<Option<Record>, ResultsError> {
         let mut stmt = self
             .tx
-            .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM jobs WHERE key = ?1"))
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS}, position, damaged_line IS NULL FROM jobs WHERE key = ?1"
+            ))
             .map_err(|e| sql_error(&self.store, e))?;
-        stmt.query_row([key], read_record)
+        let found = stmt
+            .query_row([key], |row| {
+                Ok((
+                    read_record(row)?,
+                    row.get::<_, i64>(9)?,
+                    row.get::<_, bool>(10)?,
+                ))
+            })
             .optional()
-            .map_err(|e| sql_error(&self.store, e))
+            .map_err(|e| sql_error(&self.store, e))?;
+        self.last = None;
+        Ok(found.map(|(record, position, clean)| {
+            if clean {
+                self.last = Some((position, record.clone()));
+            }
+            record
+        }))
     }
 
     /// `record` is the next manifest job's row.
@@ -74,7 +96,11 @@ impl<'a> Merge<'a> {
             .prepare_cached("INSERT OR IGNORE INTO temp.seen (key) VALUES (?1)")
             .and_then(|mut s| s.execute([&record.id]))
             .map_err(err)?;
-        if self.write {
+        let unchanged = self
+            .last
+            .take()
+            .is_some_and(|(position, stored)| position == self.position && stored == *record);
+        if self.write && !unchanged {
             let r = record;
             self.tx
                 .prepare_cached(UPSERT_JOB)
@@ -112,7 +138,7 @@ impl<'a> Merge<'a> {
                 .tx
                 .prepare(&format!(
                     "SELECT {RECORD_COLUMNS}, damaged_line FROM jobs \
-                     WHERE key NOT IN (SELECT key FROM temp.seen) ORDER BY position, rowid"
+                     WHERE key NOT IN (SELECT key FROM temp.seen) ORDER BY position, id"
                 ))
                 .map_err(err)?;
             let mut rows = stmt.query([]).map_err(err)?;

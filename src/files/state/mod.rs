@@ -49,6 +49,7 @@ mod sql;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
@@ -60,8 +61,8 @@ pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
 use sql::{
-    INSERT_TASK, UPSERT_JOB, bump, connect, io_error, meta, newer, sql_error, status, to_io,
-    try_lock,
+    INSERT_TASK, RECORD_JOB, UPSERT_JOB, bump, connect, io_error, meta, newer, sql_error, status,
+    to_io, try_lock,
 };
 
 /// Where the store of the results file at `results` lives: beside the file
@@ -122,6 +123,9 @@ pub struct State {
     store: PathBuf,
     results: PathBuf,
     origin: Origin,
+    /// Commits this process made since it opened the store: what tells the
+    /// reporter a report is due while a run records.
+    changes: Arc<AtomicU64>,
     /// `None` when read-only (a dry run).
     held: Option<Held>,
 }
@@ -172,6 +176,7 @@ impl State {
             store,
             results: results.to_owned(),
             origin: Origin::default(),
+            changes: Arc::default(),
             held: Some(Held {
                 reports: Arc::new(Mutex::new(ReportLocks {
                     _found: found,
@@ -199,6 +204,7 @@ impl State {
             store,
             results: results.to_owned(),
             origin: Origin::default(),
+            changes: Arc::default(),
             held: None,
         })
     }
@@ -297,7 +303,7 @@ impl State {
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT status FROM jobs ORDER BY position, rowid")
+            .prepare("SELECT status FROM jobs ORDER BY position, id")
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
@@ -318,10 +324,11 @@ impl State {
         let origin = self.origin.clone();
         let tx = self.conn.transaction().map_err(to_io)?;
         {
-            let mut job = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;
+            let mut update = tx.prepare_cached(RECORD_JOB).map_err(to_io)?;
+            let mut insert = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;
             let mut task = tx.prepare_cached(INSERT_TASK).map_err(to_io)?;
             for r in rows {
-                job.execute(params![
+                let fields = params![
                     r.id,
                     None::<i64>,
                     r.line,
@@ -332,8 +339,12 @@ impl State {
                     r.error,
                     r.submitted_at,
                     r.task_id,
-                ])
-                .map_err(to_io)?;
+                ];
+                // The merge placed every job of the run: an update that
+                // leaves its place (and the place's index) alone.
+                if update.execute(fields).map_err(to_io)? == 0 {
+                    insert.execute(fields).map_err(to_io)?;
+                }
                 if r.status == Status::Submitted && !r.task_id.is_empty() {
                     task.execute(params![
                         r.id,
@@ -347,8 +358,16 @@ impl State {
                 }
             }
         }
-        bump(&tx).map_err(to_io)?;
-        tx.commit().map_err(to_io)
+        // The first commit marks the report out of date in the store, so a
+        // run killed at any moment leaves a store whose report the next one
+        // writes again; later commits count in memory only
+        // ([`Reporter::write_if_changed`]).
+        if self.changes.load(Ordering::Relaxed) == 0 {
+            bump(&tx).map_err(to_io)?;
+        }
+        tx.commit().map_err(to_io)?;
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Every task ID ever recorded, for the pool's check that the server
@@ -382,7 +401,7 @@ impl State {
         let err = |e| sql_error(&self.store, e);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT task_id FROM tasks WHERE job_key = ?1 ORDER BY id")
+            .prepare_cached("SELECT t.task_id FROM tasks t JOIN jobs j ON t.job_id = j.id WHERE j.key = ?1 ORDER BY t.seq")
             .map_err(err)?;
         let ids: Result<Vec<String>, _> =
             stmt.query_map([key], |r| r.get(0)).map_err(err)?.collect();
@@ -420,6 +439,7 @@ impl State {
             self.store.clone(),
             self.results.clone(),
             held.reports.clone(),
+            self.changes.clone(),
         ))
     }
 

@@ -3,6 +3,7 @@
 //! records.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
@@ -18,6 +19,10 @@ pub struct Reporter {
     store: PathBuf,
     results: PathBuf,
     locks: Arc<Mutex<ReportLocks>>,
+    /// The state's count of its commits, and that count when the last
+    /// report while recording was written.
+    changes: Arc<AtomicU64>,
+    reported: Arc<AtomicU64>,
 }
 
 impl Reporter {
@@ -25,12 +30,36 @@ impl Reporter {
         store: PathBuf,
         results: PathBuf,
         locks: Arc<Mutex<ReportLocks>>,
+        changes: Arc<AtomicU64>,
     ) -> Reporter {
         Reporter {
             store,
             results,
             locks,
+            changes,
+            reported: Arc::default(),
         }
+    }
+
+    /// While a run records: writes the report if the run committed
+    /// anything since the last one (counted in memory, so the run's
+    /// commits write nothing but their rows). The store stays marked out
+    /// of date (by the run's first commit: [`super::State::record`]) until
+    /// the run's last report ([`Reporter::write_if_stale`]).
+    ///
+    /// # Errors
+    /// As [`Reporter::write_if_stale`].
+    pub fn write_if_changed(&self) -> Result<(), ResultsError> {
+        let now = self.changes.load(Ordering::Relaxed);
+        if now == self.reported.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let err = |e| sql_error(&self.store, e);
+        let mut conn = connect(&self.store, false)?;
+        let snapshot = conn.transaction().map_err(err)?;
+        self.write(&snapshot)?;
+        self.reported.store(now, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes the report if the store changed since the last one was
@@ -71,8 +100,8 @@ impl Reporter {
         let mut stmt = snapshot
             .prepare(&format!(
                 "SELECT {RECORD_COLUMNS}, \
-                 (SELECT group_concat(task_id, ' ' ORDER BY id) FROM tasks WHERE job_key = jobs.key) \
-                 FROM jobs ORDER BY position, rowid"
+                 (SELECT group_concat(task_id, ' ' ORDER BY seq) FROM tasks WHERE job_id = jobs.id) \
+                 FROM jobs ORDER BY position, id"
             ))
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;

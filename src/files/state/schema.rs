@@ -30,13 +30,17 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     INSERT INTO meta (name, value) VALUES ('generation', '0'), ('reported', '-1');
 
-    -- One row per job: its latest state. `position` is the job's place in
-    -- the results report: its manifest order at the last merge, then the
-    -- jobs no longer in the manifest, in their earlier order.
-    -- `damaged_line` is set when the row was imported from a damaged line of
-    -- a results file: such a job must be in the manifest (or the run stops).
+    -- One row per job: its latest state. `id` is given in the order jobs
+    -- first reach the store (the manifest's, as a rule), so the jobs one
+    -- commit of a run records sit together on a page or two; `key` finds
+    -- them. `position` is the job's place in the results report: its
+    -- manifest order at the last merge, then the jobs no longer in the
+    -- manifest, in their earlier order. `damaged_line` is set when the row
+    -- was imported from a damaged line of a results file: such a job must
+    -- be in the manifest (or the run stops).
     CREATE TABLE jobs (
-        key          TEXT PRIMARY KEY,
+        id           INTEGER PRIMARY KEY,
+        key          TEXT NOT NULL UNIQUE,
         position     INTEGER NOT NULL,
         line         INTEGER NOT NULL,
         fingerprint  TEXT NOT NULL DEFAULT '',
@@ -50,19 +54,20 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX jobs_by_position ON jobs (position);
 
-    -- Every task ID a job was given, oldest first: never deleted, whatever
-    -- happens to the job later (a resend adds a row).
+    -- Every task ID a job was given, in the order it was given them
+    -- (`seq` 1, 2, …): never deleted, whatever happens to the job later (a
+    -- resend adds a row). Stored by the job's `id`, so a commit of the run
+    -- touches a page or two here too.
     CREATE TABLE tasks (
-        id        INTEGER PRIMARY KEY,
-        job_key   TEXT NOT NULL,
+        job_id    INTEGER NOT NULL REFERENCES jobs (id),
+        seq       INTEGER NOT NULL,
         task_id   TEXT NOT NULL,
         attempt   INTEGER NOT NULL,
         issued_at TEXT NOT NULL,
         provider  TEXT NOT NULL,
         base_url  TEXT NOT NULL,
-        UNIQUE (job_key, task_id)
-    ) STRICT;
-    CREATE INDEX tasks_by_task_id ON tasks (task_id);
+        PRIMARY KEY (job_id, seq)
+    ) STRICT, WITHOUT ROWID;
     ",
 ];
 

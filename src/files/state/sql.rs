@@ -31,10 +31,27 @@ pub(super) const UPSERT_JOB: &str = "INSERT INTO jobs (key, position, line, fing
          task_id = CASE WHEN excluded.task_id <> '' THEN excluded.task_id ELSE jobs.task_id END,
          damaged_line = NULL";
 
-/// Adds a task ID to a job's tasks (once).
-pub(super) const INSERT_TASK: &str =
-    "INSERT OR IGNORE INTO tasks (job_key, task_id, attempt, issued_at, provider, base_url)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Updates a job the merge placed, every field but its place: the
+/// recorder's statement (the parameters of [`UPSERT_JOB`], `?2` unused).
+/// A row without a task ID keeps the job's last one.
+pub(super) const RECORD_JOB: &str = "UPDATE jobs SET
+         line = ?3,
+         fingerprint = ?4,
+         status = ?5,
+         attempts = ?6,
+         http_status = ?7,
+         error = ?8,
+         submitted_at = ?9,
+         task_id = CASE WHEN ?10 <> '' THEN ?10 ELSE task_id END,
+         damaged_line = NULL
+     WHERE key = ?1 AND ?2 IS NULL";
+
+/// Adds a task ID to the tasks of the job with key `?1`, after its
+/// others, unless the job has it already.
+pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job_id, seq, task_id, attempt, issued_at, provider, base_url)
+     SELECT j.id, coalesce((SELECT max(seq) FROM tasks WHERE job_id = j.id), 0) + 1, ?2, ?3, ?4, ?5, ?6
+     FROM jobs j
+     WHERE j.key = ?1 AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = j.id AND task_id = ?2)";
 
 /// A row of [`RECORD_COLUMNS`] as a record.
 pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
