@@ -632,7 +632,7 @@ impl Bench {
 /// minutes and measure nothing about reruns.
 fn finished_results(manifest: &Path, results: &Path) {
     let loaded = batchgen::files::manifest::load(manifest).expect("valid");
-    let mut out = results::Compactor::new(results).expect("results file");
+    let mut out = results::ReportWriter::new(results).expect("results file");
     for (i, job) in loaded.jobs().expect("readable").enumerate() {
         let job = job.expect("valid");
         let row = Record {

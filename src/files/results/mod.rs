@@ -5,7 +5,7 @@
 //! # What the results file is now
 //! The results CSV is a **report** of the state store
 //! ([`crate::files::state`]): one row per job, manifest order, written
-//! whole through a temporary file and a rename ([`Compactor`]). It is read
+//! whole through a temporary file and a rename ([`ReportWriter`]). It is read
 //! back only to build a store where there is none: the first run after an
 //! upgrade from a release that kept its state in this file (a compacted
 //! file followed by the journal rows a run appended, `sending` before each
@@ -64,7 +64,7 @@ pub use ranks::Ranks;
 use reader::LatestPerId;
 pub use recorder::{GroupCommit, Recorder, Sink, spawn};
 pub use row::{COLUMNS, FORMAT, INTERRUPTED, REPORT_COLUMNS, Record, Status};
-pub use write::{Compactor, write_atomic};
+pub use write::{ReportWriter, write_atomic};
 
 /// What goes wrong with a file this layer keeps. The results file, its
 /// store and the catalog share the mechanics (lock, bounded reads, atomic

@@ -3,7 +3,7 @@
 //!
 //! Separate from the readers and the writers because every one of them
 //! needs it: the damage rules ([`super::damage`]) ask whether a row reads
-//! back, the front-to-back reader turns rows into records, the compactor
+//! back, the front-to-back reader turns rows into records, the report writer
 //! writes records as rows. Keeping the row
 //! here, below all of them, is what lets them form no cycle.
 
@@ -231,7 +231,7 @@ fn status(bytes: &[u8]) -> Option<Status> {
 }
 
 /// A record serialized as a bare row of [`REPORT_COLUMNS`] (a tuple has
-/// no header of its own), with the job's task IDs: how the compactor
+/// no header of its own), with the job's task IDs: how the report writer
 /// writes it under the header it wrote by hand.
 pub(super) struct RowOnly<'a>(pub(super) &'a Record, pub(super) &'a str);
 

@@ -1,11 +1,11 @@
-//! Writing the results file whole: its compaction.
+//! Writing the results file whole: the report of the state store.
 //!
 //! [`AtomicCsv`] is the recipe: rows through the `csv` crate and a
 //! buffer into an [`AtomicFile`] (a temporary file beside the target, the
 //! real file's folder when the target is a user's symlink, with its
 //! permission bits), fsynced and renamed over the target on
 //! [`AtomicCsv::commit`]; dropped uncommitted, it leaves the old file as
-//! it was. [`Compactor`] writes the results file through it (the header by
+//! it was. [`ReportWriter`] writes the results file through it (the header by
 //! hand, then each [`Record`]). The catalog's compaction uses the same
 //! [`AtomicFile`] but encodes its rows one by one, to know where each job
 //! starts (`crate::files::catalog::store`). Kept apart from the readers:
@@ -79,23 +79,23 @@ impl AtomicCsv {
 
 /// Writes a replacement results file, row by row, through the one CSV
 /// rewrite recipe (`AtomicCsv`, in this module):
-/// [`Compactor::finish`] puts it in place. Dropped unfinished, it leaves
+/// [`ReportWriter::finish`] puts it in place. Dropped unfinished, it leaves
 /// the old file as it was.
-pub struct Compactor {
+pub struct ReportWriter {
     path: PathBuf,
     out: AtomicCsv,
 }
 
-impl Compactor {
+impl ReportWriter {
     /// # Errors
     /// When the temporary file cannot be created, or `path` is a dangling
     /// symlink or not a regular file.
-    pub fn new(path: &Path) -> Result<Compactor, ResultsError> {
+    pub fn new(path: &Path) -> Result<ReportWriter, ResultsError> {
         let mut out = AtomicCsv::create(path).map_err(|e| results_error(path, e))?;
         // The header even when there are no rows, so the file is ours.
         out.write_record(REPORT_COLUMNS)
             .map_err(|e| results_error(path, e))?;
-        Ok(Compactor {
+        Ok(ReportWriter {
             path: path.to_owned(),
             out,
         })
@@ -150,14 +150,14 @@ impl Compactor {
     }
 }
 
-/// Writes `rows` as the whole results file, atomically. Runs compact
-/// through [`Compactor`] row by row; this is for the tests and tools that
+/// Writes `rows` as the whole results file, atomically. Runs write it
+/// through [`ReportWriter`] row by row; this is for the tests and tools that
 /// write a prepared results file (`tests/common`, the engine's tests).
 ///
 /// # Errors
 /// Any I/O error; `path` is then left as it was.
 pub fn write_atomic(path: &Path, rows: &[Record]) -> Result<(), ResultsError> {
-    let mut out = Compactor::new(path)?;
+    let mut out = ReportWriter::new(path)?;
     for row in rows {
         out.write(row)?;
     }
@@ -173,7 +173,7 @@ mod tests {
     fn rows_read_by_hand_are_the_rows_serde_reads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
-        let mut out = Compactor::new(&path).unwrap();
+        let mut out = ReportWriter::new(&path).unwrap();
         let statuses = [
             Status::Pending,
             Status::Sending,

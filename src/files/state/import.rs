@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use super::sql::{INSERT_TASK, UPSERT_JOB, sql_error};
+use super::sql::{INSERT_TASK, UPSERT_JOB, job_params, sql_error};
 use crate::files::results::{self, ResultsError, Status};
 
 /// Imports the results file at `results` (none: nothing) into `tx`.
@@ -37,18 +37,7 @@ pub(super) fn from_results(
     results::each_row(results, |record, damaged_line, task_ids| {
         let r = record.settled();
         let done = job
-            .execute(params![
-                r.id,
-                None::<i64>,
-                r.line,
-                r.fingerprint,
-                r.status.as_str(),
-                r.attempts,
-                r.http_status,
-                r.error,
-                r.submitted_at,
-                r.task_id,
-            ])
+            .execute(job_params(&r, &None))
             .and_then(|_| match damaged_line {
                 Some(line) => damaged.execute(params![r.id, line]).map(drop),
                 None => Ok(()),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::sql::{RECORD_COLUMNS, UPSERT_JOB, bump, read_record, sql_error};
+use super::sql::{RECORD_COLUMNS, UPSERT_JOB, bump, job_params, read_record, sql_error};
 use crate::files::results::{Record, ResultsError};
 use crate::job::JobsDigest;
 
@@ -104,20 +104,7 @@ impl<'a> Merge<'a> {
             let r = record;
             self.tx
                 .prepare_cached(UPSERT_JOB)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.id,
-                        self.position,
-                        r.line,
-                        r.fingerprint,
-                        r.status.as_str(),
-                        r.attempts,
-                        r.http_status,
-                        r.error,
-                        r.submitted_at,
-                        r.task_id,
-                    ])
-                })
+                .and_then(|mut s| s.execute(job_params(r, &Some(self.position))))
                 .map_err(err)?;
         }
         self.position += 1;

@@ -61,8 +61,8 @@ pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
 use sql::{
-    INSERT_TASK, RECORD_JOB, UPSERT_JOB, bump, connect, io_error, meta, newer, sql_error, status,
-    to_io, try_lock,
+    INSERT_TASK, RECORD_JOB, UPSERT_JOB, bump, connect, io_error, job_params, meta, newer,
+    sql_error, status, to_io, try_lock,
 };
 
 /// Where the store of the results file at `results` lives: beside the file
@@ -328,18 +328,7 @@ impl State {
             let mut insert = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;
             let mut task = tx.prepare_cached(INSERT_TASK).map_err(to_io)?;
             for r in rows {
-                let fields = params![
-                    r.id,
-                    None::<i64>,
-                    r.line,
-                    r.fingerprint,
-                    r.status.as_str(),
-                    r.attempts,
-                    r.http_status,
-                    r.error,
-                    r.submitted_at,
-                    r.task_id,
-                ];
+                let fields = job_params(r, &None);
                 // The merge placed every job of the run: an update that
                 // leaves its place (and the place's index) alone.
                 if update.execute(fields).map_err(to_io)? == 0 {

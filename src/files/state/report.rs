@@ -10,7 +10,7 @@ use rusqlite::Connection;
 
 use super::ReportLocks;
 use super::sql::{RECORD_COLUMNS, connect, meta, read_record, sql_error};
-use crate::files::results::{Compactor, ResultsError};
+use crate::files::results::{ReportWriter, ResultsError};
 
 /// Writes the results report of one store (see the module docs of
 /// [`super`]). Cheap to clone; each write opens its own connection.
@@ -96,7 +96,7 @@ impl Reporter {
     /// (see the module docs of [`super`], "One owner").
     fn write(&self, snapshot: &Connection) -> Result<(), ResultsError> {
         let err = |e| sql_error(&self.store, e);
-        let mut out = Compactor::new(&self.results)?;
+        let mut out = ReportWriter::new(&self.results)?;
         let mut stmt = snapshot
             .prepare(&format!(
                 "SELECT {RECORD_COLUMNS}, \

@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql};
 
 use super::schema;
 use crate::files::results::{Record, ResultsError, Status};
@@ -52,6 +53,30 @@ pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job_id, seq, task_id, a
      SELECT j.id, coalesce((SELECT max(seq) FROM tasks WHERE job_id = j.id), 0) + 1, ?2, ?3, ?4, ?5, ?6
      FROM jobs j
      WHERE j.key = ?1 AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = j.id AND task_id = ?2)";
+
+/// A record as the ten parameters of [`UPSERT_JOB`] and [`RECORD_JOB`],
+/// its place `position` (`None`: keep the job's, or last for a new one).
+pub(super) fn job_params<'a>(r: &'a Record, position: &'a Option<i64>) -> [&'a dyn ToSql; 10] {
+    [
+        &r.id,
+        position,
+        &r.line,
+        &r.fingerprint,
+        &r.status,
+        &r.attempts,
+        &r.http_status,
+        &r.error,
+        &r.submitted_at,
+        &r.task_id,
+    ]
+}
+
+/// A status is stored as its name (the table's CHECK admits only these).
+impl ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
 
 /// A row of [`RECORD_COLUMNS`] as a record.
 pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
