@@ -200,11 +200,8 @@ impl Bench {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("csv.lock"));
         // And its state file (the previous design had none).
-        let store = batchgen::files::state::path_for(&path);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = store.as_os_str().to_owned();
-            name.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(name));
+        for file in batchgen::files::state::files_for(&path) {
+            let _ = std::fs::remove_file(file);
         }
         path
     }

@@ -174,11 +174,8 @@ pub async fn submitted_folder(
 /// run meets the results file as the previous release left it: the first
 /// contact after an upgrade.
 pub fn remove_state(results: &Path) {
-    let store = batchgen::files::state::path_for(results);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = store.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(name));
+    for file in batchgen::files::state::files_for(results) {
+        let _ = std::fs::remove_file(file);
     }
 }
 

@@ -12,25 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::cell;
 use crate::job::Job;
 
-/// The columns of a results file, in order; a file with other columns is
-/// not ours to rewrite.
-pub const COLUMNS: &[&str] = &[
-    "id",
-    "line",
-    "task_id",
-    "status",
-    "attempts",
-    "http_status",
-    "error",
-    "submitted_at",
-    "fingerprint",
-];
-
 /// The columns of the results file this release writes (format
 /// [`FORMAT`]): a job's columns ([`COLUMNS`]), then every task ID the job
 /// was ever given (oldest first, separated by spaces) and the format of
-/// the row. A file with [`COLUMNS`] alone is format `results/1`, written
-/// by the releases that kept their state in it.
+/// the row.
 pub const REPORT_COLUMNS: &[&str] = &[
     "id",
     "line",
@@ -44,6 +29,11 @@ pub const REPORT_COLUMNS: &[&str] = &[
     "task_ids",
     "format",
 ];
+
+/// A job's columns, the first of [`REPORT_COLUMNS`]: the whole of a file
+/// of format `results/1`, written by the releases that kept their state in
+/// it. A file with other columns is not ours to rewrite.
+pub const COLUMNS: &[&str] = REPORT_COLUMNS.split_at(9).0;
 
 /// The format named in each row of a results file this release writes.
 pub const FORMAT: &str = "results/2";

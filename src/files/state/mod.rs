@@ -83,6 +83,20 @@ pub fn path_for(results: &Path) -> PathBuf {
     real.with_file_name(format!("{stem}.db"))
 }
 
+/// The files of the store of `results`: the database, then its log and
+/// its index (`-wal`, `-shm`), which SQLite keeps beside it while a run
+/// holds it. What a backup copies, what a check against overwriting names.
+pub fn files_for(results: &Path) -> [PathBuf; 3] {
+    let store = path_for(results);
+    let beside = |suffix: &str| {
+        let mut name = store.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (wal, shm) = (beside("-wal"), beside("-shm"));
+    [store, wal, shm]
+}
+
 /// Where a task came from: recorded with each task ID, so a later reader
 /// knows which host (and, later, which account) made it.
 #[derive(Debug, Clone, Default)]
@@ -170,6 +184,16 @@ impl State {
         )
         .map_err(|e| io_error(&store, e))?;
         try_lock(&store_file, results)?;
+        // SQLite opens the database's log and index by name, following a
+        // link: one planted there (a folder others can write) would have
+        // it write into another file. The store's own name was opened
+        // above the same way.
+        for side in &files_for(results)[1..] {
+            if std::fs::symlink_metadata(side).is_ok() {
+                fsx::open_in_place(side, OpenOptions::new().read(true).write(true))
+                    .map_err(|e| io_error(side, e))?;
+            }
+        }
         let conn = connect(&store, false)?;
         let mut state = State {
             conn,
@@ -321,8 +345,13 @@ impl State {
     /// # Errors
     /// Any write error (a full disk): then nothing of `rows` is recorded.
     pub fn record(&mut self, rows: &[&Record]) -> io::Result<()> {
-        let origin = self.origin.clone();
-        let tx = self.conn.transaction().map_err(to_io)?;
+        let State {
+            conn,
+            origin,
+            changes,
+            ..
+        } = self;
+        let tx = conn.transaction().map_err(to_io)?;
         {
             let mut update = tx.prepare_cached(RECORD_JOB).map_err(to_io)?;
             let mut insert = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;
@@ -351,11 +380,11 @@ impl State {
         // run killed at any moment leaves a store whose report the next one
         // writes again; later commits count in memory only
         // ([`Reporter::write_if_changed`]).
-        if self.changes.load(Ordering::Relaxed) == 0 {
+        if changes.load(Ordering::Relaxed) == 0 {
             bump(&tx).map_err(to_io)?;
         }
         tx.commit().map_err(to_io)?;
-        self.changes.fetch_add(1, Ordering::Relaxed);
+        changes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -124,12 +124,12 @@ pub(super) fn meta(conn: &Connection, name: &str) -> rusqlite::Result<Option<Str
 /// Opens a connection to the store at `path`: WAL, every commit fsynced,
 /// waiting up to 30 s for another connection's write.
 pub(super) fn connect(path: &Path, read_only: bool) -> Result<Connection, ResultsError> {
+    // Never through a symlink at the store's name (see `State::open`).
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        base | OpenFlags::SQLITE_OPEN_READ_ONLY
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     };
     let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))

@@ -290,8 +290,8 @@ fn a_deleted_store_is_rebuilt_from_its_report_with_every_task_id() {
         "{report}"
     );
     assert!(report.contains(",t-1 t-2,results/2\n"), "{report}");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path_for(&path).display()));
+    for file in files_for(&path) {
+        let _ = std::fs::remove_file(file);
     }
     let state = State::open(&path).unwrap();
     assert_eq!(state.tasks_of("a").unwrap(), ["t-1", "t-2"]);
@@ -327,4 +327,21 @@ fn a_report_of_a_newer_format_is_refused_untouched() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         assert!(!State::exists(&path));
     }
+}
+
+#[test]
+fn a_link_planted_at_the_stores_names_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    for name in ["r.db", "r.db-wal", "r.db-shm"] {
+        let planted = dir.path().join(name);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let err = State::open(&path).err().expect("refused").to_string();
+        assert!(err.contains("symlink"), "{name}: {err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        std::fs::remove_file(&planted).unwrap();
+    }
+    State::open(&path).unwrap();
 }

@@ -176,13 +176,7 @@ fn check_summary_against_results(
 ) -> Result<(), Error> {
     let lock = crate::files::results::Lock::path_for(&config.results);
     let catalog = crate::engine::collect::default_catalog_path(&config.results);
-    let store = crate::files::state::path_for(&config.results);
-    let beside_store = |suffix: &str| {
-        let mut name = store.as_os_str().to_owned();
-        name.push(suffix);
-        std::path::PathBuf::from(name)
-    };
-    let (wal, shm) = (beside_store("-wal"), beside_store("-shm"));
+    let [store, wal, shm] = crate::files::state::files_for(&config.results);
     let mut files = vec![
         ("the results file", config.results.as_path()),
         ("the results file's lock", lock.as_path()),
