@@ -382,11 +382,9 @@ fn a_catalog_of_100000_clips_opens_paged_and_filters_over_every_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = 50_000;
     let catalog = big_catalog(dir.path(), jobs);
-    // The results' places: the catalog is in the order of keys k0, k1, ….
-    let keys: Vec<String> = (0..jobs).map(|j| format!("k{j}")).collect();
-    let ranks = batchgen::files::results::Ranks::new(keys.iter().map(String::as_str));
-    let out = batchgen::files::page::write_outputs_from_file(&catalog, std::sync::Arc::new(ranks))
-        .unwrap();
+    let mut rows = Vec::new();
+    batchgen::files::catalog::each_row(&catalog, |_, row| rows.push(row)).unwrap();
+    let out = batchgen::files::page::write_outputs(&catalog, rows.into_iter()).unwrap();
     assert_eq!(out.counts.clips, 2 * jobs as u64);
     let data = out.data_dir.clone().expect("too large to embed");
     let chunks = std::fs::read_dir(&data).unwrap().count();

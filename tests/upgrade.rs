@@ -443,3 +443,102 @@ async fn status_reads_the_store_while_a_run_writes_it() {
         "live progress, not the start or the end: {seen}"
     );
 }
+
+/// Clips as the catalog report lists them: (key, clip, status, file).
+fn catalog_rows(catalog: &Path) -> Vec<(String, u32, String, String)> {
+    let mut rows = Vec::new();
+    batchgen::files::catalog::each_row(catalog, |_, r| {
+        rows.push((r.key, r.clip_index, r.status, r.file));
+    })
+    .unwrap();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_store_is_rebuilt_with_its_catalog_without_a_poll_or_a_download() {
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = fixture("finished");
+    let results = dir.path().join("jobs.results.csv");
+    let catalog = dir.path().join("jobs.catalog.csv");
+    let collect = [
+        "collect",
+        "jobs.results.csv",
+        "--download",
+        "songs",
+        "--poll-interval",
+        "100ms",
+    ];
+    let out = run_in(dir.path(), &sandbox, &collect).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let before = catalog_rows(&catalog);
+    assert_eq!(before.len(), 8, "{before:?}");
+    let mut report = csv::Reader::from_path(&catalog).unwrap();
+    let at = report.headers().unwrap().iter().position(|h| h == "format");
+    let formats: Vec<String> = report
+        .records()
+        .map(|r| r.unwrap()[at.expect("a format column")].to_owned())
+        .collect();
+    assert!(
+        formats.len() == 8 && formats.iter().all(|f| f == "catalog/2"),
+        "the report is in this release's format: {formats:?}"
+    );
+    let songs = bytes_of(&dir.path().join("songs"));
+
+    remove_state(&results);
+    let out = run_in(dir.path(), &sandbox, &collect).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stats = sandbox.stats();
+    assert_eq!(
+        (stats.requests, stats.feed_requests, stats.audio_fetches),
+        (0, 0, 0),
+        "no request, no poll, no download"
+    );
+    assert_eq!(catalog_rows(&catalog), before, "the same catalog");
+    assert_eq!(bytes_of(&dir.path().join("songs")), songs);
+
+    // Hand edits of the report are not state: the store still knows.
+    std::fs::write(&catalog, "key,task_id,clip_index,status,format\n").unwrap();
+    let out = run_in(
+        dir.path(),
+        &sandbox,
+        &["status", "jobs.results.csv", "--json"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["clips"]["total"], 8, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_status_html_at_once_leave_a_complete_page() {
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = fixture("finished");
+    let args = ["status", "jobs.results.csv", "--html"];
+    let (a, b) = tokio::join!(
+        run_in(dir.path(), &sandbox, &args),
+        run_in(dir.path(), &sandbox, &args)
+    );
+    assert_eq!(code(&a), 0, "{}", stderr(&a));
+    assert_eq!(code(&b), 0, "{}", stderr(&b));
+    let page = std::fs::read_to_string(dir.path().join("jobs.catalog.html")).unwrap();
+    for key in ["surf", "neon", "banned", "drums"] {
+        assert!(
+            page.contains(&format!("\"key\":\"{key}\"")),
+            "{key} missing"
+        );
+    }
+    let playlist = std::fs::read_to_string(dir.path().join("jobs.m3u8")).unwrap();
+    assert_eq!(
+        playlist.lines().filter(|l| l.ends_with(".mp3")).count(),
+        6,
+        "{playlist}"
+    );
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    assert_eq!(sandbox.stats().requests, 0);
+}

@@ -14,9 +14,12 @@
 //! - **first collect**: every task polled once, every clip written (the
 //!   catalog grows from nothing to 2N rows);
 //! - **rerun**: the catalog is finished; nothing is polled, every task is
-//!   read and passed over.
+//!   read and passed over;
+//! - **status**: `batchgen status --json` over the finished store (N jobs,
+//!   2N clips).
 //!
-//! The goal (issue 16): peak RSS under 64 MB at 10^6 tasks, for both.
+//! The goals: peak RSS under 64 MB at 10^6 tasks, for all three (issue
+//! 16); the rerun under 2 s and `status` under 1 s at 10^6 (issue 23).
 
 use std::path::Path;
 
@@ -72,9 +75,9 @@ impl Bench {
             vec![10_000, 100_000, 1_000_000]
         };
         println!(
-            "| N | first collect s | first RSS MB | catalog rows | rerun s | rerun RSS MB | polls |"
+            "| N | first collect s | first RSS MB | catalog rows | rerun s | rerun RSS MB | polls | status s | status RSS MB |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let mb = |m: &Measured| m.rss_kb.map_or(f64::NAN, |k| k as f64 / 1024.0);
         for n in sizes {
             let res = self.dir.path().join(format!("cm{n}.results.csv"));
@@ -106,12 +109,26 @@ impl Bench {
             let polls = host.all_requests();
             let rerun = run_bin(&self.o.bin, &args, KEY).await;
             expect_ok(&rerun, "collect rerun");
+            let status_args: Vec<String> = [
+                "status",
+                &res.display().to_string(),
+                "--catalog",
+                &cat.display().to_string(),
+                "--json",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let status = run_bin(&self.o.bin, &status_args, KEY).await;
+            expect_ok(&status, "status");
             println!(
-                "| {n} | {:.1} | {:.0} | {rows} | {:.1} | {:.0} | {polls} |",
+                "| {n} | {:.1} | {:.0} | {rows} | {:.1} | {:.0} | {polls} | {:.2} | {:.0} |",
                 first.wall,
                 mb(&first),
                 rerun.wall,
-                mb(&rerun)
+                mb(&rerun),
+                status.wall,
+                mb(&status)
             );
             if n >= 1_000_000 {
                 let worst = mb(&first).max(mb(&rerun));
@@ -120,6 +137,22 @@ impl Bench {
                     figure: format!("peak RSS {worst:.0} MB at {n} tasks"),
                     goal: "< 64 MB at 10^6",
                     pass: worst < 64.0 && rows as u64 == 2 * n,
+                });
+                self.verdicts.push(Verdict {
+                    target: "collect-rerun",
+                    figure: format!("{:.2} s at {n} finished tasks", rerun.wall),
+                    goal: "< 2 s at 10^6",
+                    pass: rerun.wall < 2.0,
+                });
+                self.verdicts.push(Verdict {
+                    target: "status-catalog",
+                    figure: format!(
+                        "{:.2} s, {:.0} MB over {n} jobs and {rows} clips",
+                        status.wall,
+                        mb(&status)
+                    ),
+                    goal: "< 1 s and < 64 MB at 10^6 jobs",
+                    pass: status.wall < 1.0 && mb(&status) < 64.0,
                 });
             }
             let _ = std::fs::remove_file(&cat);

@@ -1,33 +1,28 @@
-//! Where a catalog stands: the results file and the catalog read front to
-//! back into counts (`batchgen status`).
+//! Where a catalog stands: the store's jobs and clips read front to back
+//! into counts (`batchgen status`).
 //!
 //! # Memory
-//! Both are streamed, never held. The jobs come from the results file's
-//! store ([`Snapshot`]: one consistent read, while a run may be writing);
-//! what is kept per job is its place under a 64-bit hash of its key (the
-//! [`Ranks`], 12 bytes a job, to read the catalog by). Two keys with the
-//! same hash would share a place; for a million keys the odds are about
-//! 1 in 3·10^7, and it changes an order shown, never a file. The catalog is
-//! read as every job's current rows in order ([`catalog::read_jobs`]: the
-//! places find where its sorted body ends and a run's appended tail
-//! begins), one job at a time. Failure reasons are grouped by
-//! their text (the first [`REASON_CHARS`] characters), at most
-//! [`MAX_REASONS`] distinct ones; the rest count as "other reasons".
+//! The store is streamed, never held: one consistent read of every job
+//! with its clips, in report order ([`Snapshot::each_job`]), a page of jobs
+//! at a time. Failure reasons are grouped by their text (the first
+//! [`REASON_CHARS`] characters), at most [`MAX_REASONS`] distinct ones; the
+//! rest count as "other reasons".
 //!
 //! # What it never does
-//! It takes no lock and writes nothing: a run or a `collect` may be
-//! writing, and `status` shows the store as of the moment it read it. A
-//! results file with no store yet (an earlier batchgen's) is read by the
-//! import's rules, in memory (the same verdict a rerun would reach).
+//! It takes no lock and writes nothing but the store's first build: a run
+//! or a `collect` may be writing, and `status` shows the store as of the
+//! moment it read it. A results file or catalog with no store yet (an
+//! earlier batchgen's) is imported by the rules a run or `collect` would
+//! import it with, in memory when the store cannot be written.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::catalog::{self, CatalogError, Row};
-use super::results::{Ranks, ResultsError, Status};
-use super::state::Snapshot;
+use super::catalog::{CatalogError, Row};
+use super::results::{ResultsError, Status};
+use super::state::{JobClips, Snapshot};
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -114,23 +109,22 @@ pub enum StatusError {
     NoResults(PathBuf),
 }
 
-/// Reads both files into a [`Report`].
+/// Reads the store into a [`Report`].
 ///
 /// # Errors
 /// A missing or unreadable results file; a catalog that is not one.
 pub fn read(results_path: &Path, catalog_path: &Path) -> Result<Report, StatusError> {
-    read_with_ranks(results_path, catalog_path).map(|(report, _)| report)
+    read_with_snapshot(results_path, catalog_path).map(|(report, _)| report)
 }
 
-/// [`read`], and the results' places it read the catalog by (what the
-/// catalog page needs next, without reading the results file again).
+/// [`read`], and the store it read (what the catalog page needs next).
 ///
 /// # Errors
 /// As [`read`].
-pub fn read_with_ranks(
+pub fn read_with_snapshot(
     results_path: &Path,
     catalog_path: &Path,
-) -> Result<(Report, std::sync::Arc<Ranks>), StatusError> {
+) -> Result<(Report, Snapshot), StatusError> {
     if !results_path.exists() && !super::state::State::exists(results_path) {
         return Err(StatusError::NoResults(results_path.to_owned()));
     }
@@ -139,25 +133,36 @@ pub fn read_with_ranks(
         catalog: catalog_path.to_owned(),
         ..Report::default()
     };
-    let mut failures = Reasons::default();
-    let mut snapshot = Snapshot::open(results_path)?;
-    snapshot.each(|_, record| {
-        count_job(&mut report.jobs, record.status);
-        if matches!(record.status, Status::Failed | Status::Unknown) {
-            failures.add(&record.error);
+    let snapshot = Snapshot::open_with_catalog(results_path, catalog_path)?;
+    report.catalog_found = catalog_path.is_file() || snapshot.has_clips()?;
+    let (mut job_failures, mut clip_failures) = (Reasons::default(), Reasons::default());
+    snapshot.each_job(|job: JobClips| {
+        count_job(&mut report.jobs, job.status);
+        match job.status {
+            // As a rerun sees it (`Record::settled`).
+            Status::Sending => job_failures.add(super::results::INTERRUPTED),
+            Status::Failed | Status::Unknown => job_failures.add(&job.error),
+            Status::Pending | Status::Submitted => {}
         }
-        std::ops::ControlFlow::Continue(())
+        if !job.rows.is_empty() {
+            for row in &job.rows {
+                count_clip(&mut report, row, &mut clip_failures);
+            }
+            count_task(
+                &mut report.tasks,
+                job.rows.iter().map(Row::status).collect(),
+            );
+        }
+        Ok::<(), CatalogError>(())
     })?;
-    let ranks = snapshot.take_ranks();
-    report.job_failures = failures.sorted();
+    report.job_failures = job_failures.sorted();
+    report.clip_failures = clip_failures.sorted();
     report.tasks.submitted = report.jobs.submitted;
-    let ranks = std::sync::Arc::new(ranks);
-    read_catalog(catalog_path, std::sync::Arc::clone(&ranks), &mut report)?;
     report.tasks.not_collected = report
         .tasks
         .submitted
         .saturating_sub(report.tasks.finished + report.tasks.running);
-    Ok((report, ranks))
+    Ok((report, snapshot))
 }
 
 fn count_job(jobs: &mut Jobs, status: Status) {
@@ -214,36 +219,6 @@ impl Reasons {
         reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
         reasons
     }
-}
-
-/// Streams the catalog into the clip, download and task counts: every
-/// job's current rows ([`catalog::read_jobs`]: a tail a run appended is
-/// merged in, as the next run would read it).
-fn read_catalog(
-    path: &Path,
-    ranks: std::sync::Arc<Ranks>,
-    report: &mut Report,
-) -> Result<(), CatalogError> {
-    let Some(jobs) = catalog::read_jobs(path, ranks)? else {
-        return Ok(());
-    };
-    report.catalog_found = true;
-    let mut failures = Reasons::default();
-    for job in jobs {
-        let job = job?;
-        if job.rows.is_empty() {
-            continue;
-        }
-        for row in &job.rows {
-            count_clip(report, row, &mut failures);
-        }
-        count_task(
-            &mut report.tasks,
-            job.rows.iter().map(Row::status).collect(),
-        );
-    }
-    report.clip_failures = failures.sorted();
-    Ok(())
 }
 
 fn count_clip(report: &mut Report, row: &Row, failures: &mut Reasons) {

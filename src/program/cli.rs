@@ -72,11 +72,12 @@ pub enum Command {
     /// write the catalog CSV and, with --download, the MP3 files.
     Collect(CollectArgs),
     /// Receive the API's callbacks over HTTP and record the clips in the
-    /// catalog CSV (the same one `collect` writes).
+    /// catalog (the state file and its catalog CSV, as `collect` does).
     Receive(ReceiveArgs),
     /// Where a catalog stands: jobs, tasks, clips and downloads by status,
-    /// failures by reason, and the command to run next. Reads the results
-    /// file and the catalog; sends nothing, writes nothing.
+    /// failures by reason, and the command to run next. Reads the state
+    /// file beside the results (built from the CSVs of an earlier release
+    /// on first contact); sends nothing.
     Status(StatusArgs),
 }
 
@@ -383,8 +384,10 @@ pub struct CollectArgs {
     #[arg(value_name = "RESULTS")]
     pub results: PathBuf,
 
-    /// Catalog CSV, one row per clip [default: <stem>.catalog.csv beside the
-    /// results, e.g. jobs.results.csv → jobs.catalog.csv].
+    /// Catalog CSV, one row per clip, written from the state file (and an
+    /// earlier release's catalog to import, the first time) [default:
+    /// <stem>.catalog.csv beside the results, e.g. jobs.results.csv →
+    /// jobs.catalog.csv].
     #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
 

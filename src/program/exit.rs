@@ -241,7 +241,7 @@ impl From<crate::files::page::PageError> for Error {
         use crate::files::page::PageError;
         match e {
             PageError::Write { path, source } => Error::Page { path, source },
-            e @ PageError::NotCatalog { .. } => Error::Config(e.to_string()),
+            PageError::Catalog(e) => Error::from(e),
             e => Error::Other(anyhow::Error::new(e)),
         }
     }

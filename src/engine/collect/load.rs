@@ -1,115 +1,73 @@
-//! Feeding a collect run its tasks: the results file and the catalog
-//! read side by side, one task at a time.
+//! Feeding a collect run its tasks: the store's jobs with their clips, in
+//! report order, one page at a time.
 //!
-//! Both files are in results order (the catalog sorted by the results'
-//! places since it was opened: [`crate::files::catalog::scan`]), so one
-//! pass over each pairs every submitted task with its catalog rows, like
-//! a merge join, holding one job of each. It runs on a blocking thread
-//! and hands tasks over a bounded channel: it reads ahead only as far as
-//! the run takes tasks, so memory holds the channel, not the files.
+//! It runs on a blocking thread and hands tasks over a bounded channel: it
+//! reads ahead only as far as the run takes tasks, so memory holds the
+//! channel and one page, not the store. Each page is a short read of its
+//! own (a run that lasts hours holds no snapshot open); a job this run
+//! changes after its page was read is read again when it is taken
+//! ([`crate::files::state::Catalog::unless_changed`]).
 
-use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::CollectError;
 use super::state::Task;
-use crate::files::catalog::{CatalogError, Job, Jobs};
-use crate::files::state::Snapshot;
+use crate::files::catalog::{CatalogError, Row};
 
 /// Tasks read ahead of the run.
 const READ_AHEAD: usize = 256;
 
-/// A submitted task and its rows in the catalog when the run began (none
+/// A submitted task and its rows in the store when they were read (none
 /// if it was never collected).
 #[derive(Debug)]
 pub struct Loaded {
     pub task: Task,
-    pub job: Job,
+    pub rows: Vec<Row>,
 }
 
-/// Starts reading; the handle says how many tasks were read, or why the
-/// reading stopped. It stops early, without error, when the receiver is
-/// dropped.
+/// Starts reading the store at `store`; the handle says how many tasks
+/// were read, or why the reading stopped. It stops early, without error,
+/// when the receiver is dropped.
 pub fn spawn(
-    results: Arc<Snapshot>,
-    catalog: Jobs,
+    store: PathBuf,
 ) -> (
     mpsc::Receiver<Loaded>,
     JoinHandle<Result<u64, CollectError>>,
 ) {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
-    let handle = tokio::task::spawn_blocking(move || pair(&results, catalog, &tx));
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut count = 0u64;
+        let read = crate::files::state::each_job_in(&store, |job| {
+            let Some(task) = Task::of_job(&job) else {
+                return Ok(());
+            };
+            count += 1;
+            tx.blocking_send(Loaded {
+                task,
+                rows: job.rows,
+            })
+            .map_err(|_| Stop::Taken)
+        });
+        match read {
+            Ok(()) | Err(Stop::Taken) => Ok(count),
+            Err(Stop::Failed(e)) => Err(CollectError::Catalog(e)),
+        }
+    });
     (rx, handle)
 }
 
-fn pair(results: &Snapshot, catalog: Jobs, tx: &mpsc::Sender<Loaded>) -> Result<u64, CollectError> {
-    let mut catalog = Aligned::new(catalog);
-    let mut count = 0u64;
-    let mut failed: Option<CatalogError> = None;
-    results
-        .each(|rank, record| {
-            let Some(task) = Task::of(rank, &record) else {
-                return ControlFlow::Continue(());
-            };
-            let job = match catalog.job_of(&task) {
-                Ok(job) => job,
-                Err(e) => {
-                    failed = Some(e);
-                    return ControlFlow::Break(());
-                }
-            };
-            count += 1;
-            match tx.blocking_send(Loaded { task, job }) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
-            }
-        })
-        .map_err(CollectError::ResultsUnreadable)?;
-    match failed {
-        Some(e) => Err(CollectError::Catalog(e)),
-        None => Ok(count),
-    }
+/// Why the reading stopped early.
+enum Stop {
+    /// The run takes no more.
+    Taken,
+    Failed(CatalogError),
 }
 
-/// The catalog's jobs, taken in step with the results' tasks.
-struct Aligned {
-    jobs: Jobs,
-    /// Jobs read but not matched yet, all of one place (usually one).
-    ahead: Vec<Job>,
-    done: bool,
-}
-
-impl Aligned {
-    fn new(jobs: Jobs) -> Aligned {
-        Aligned {
-            jobs,
-            ahead: Vec::new(),
-            done: false,
-        }
-    }
-
-    /// `task`'s job: its rows if the catalog has any, else none. Jobs
-    /// placed before it (rows of jobs that are not tasks) are passed by.
-    fn job_of(&mut self, task: &Task) -> Result<Job, CatalogError> {
-        self.ahead.retain(|j| j.rank >= task.rank);
-        while !self.done && self.ahead.iter().all(|j| j.rank <= task.rank) {
-            match self.jobs.next().transpose()? {
-                Some(job) if job.rank >= task.rank => self.ahead.push(job),
-                Some(_) => {}
-                None => self.done = true,
-            }
-        }
-        let found = self.ahead.iter().position(|j| j.key == task.key);
-        Ok(match found {
-            Some(at) => self.ahead.swap_remove(at),
-            None => Job {
-                key: task.key.clone(),
-                rank: task.rank,
-                rows: Vec::new(),
-            },
-        })
+impl From<CatalogError> for Stop {
+    fn from(e: CatalogError) -> Stop {
+        Stop::Failed(e)
     }
 }

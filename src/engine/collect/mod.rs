@@ -1,50 +1,52 @@
 //! After submit: turning the results file's task IDs into a music catalog.
 //!
 //! ```text
-//! results.csv ─┐ load (one pass each,      intake ──▶ poll (feed, schedule) ──▶ SharedCatalog ──▶ catalog.csv
-//! catalog.csv ─┘ side by side) ──▶ ≤ WINDOW held jobs     ▲ callbacks (--listen)   │ appends ≤ 1/s, compaction
+//! state store ── load (a page of jobs    intake ──▶ poll (feed, schedule) ──▶ Catalog ──▶ state store
+//! (jobs, clips)   at a time) ──▶ ≤ WINDOW held jobs   ▲ callbacks (--listen)   │ commits ≤ 1/s ──▶ catalog.csv (report)
 //!                                          └──▶ download (complete clips) ──▶ DIR/*.mp3 (tagged)
 //!                                                          at the end: catalog.html, .m3u8
 //! ```
 //!
-//! [`collect`] is `batchgen collect`: it reads the results file and the
-//! catalog (the state: finished tasks are not polled again, downloaded
-//! files not fetched again) side by side, one task at a time
-//! ([`load`]), polls the unfinished ones until they finish, the
-//! `deadline` passes or `shutdown` is cancelled, and downloads complete
-//! clips meanwhile. The callback receiver ([`crate::engine::collect::receive`])
-//! feeds the same catalog through the same parser and writer, on its own
-//! (`batchgen receive`) or inside the run (`--listen`), where a callback
-//! that finishes a task takes it out of the poll schedule.
+//! [`collect`] is `batchgen collect`: it reads the store's submitted tasks
+//! with their clips (the state: finished tasks are not polled again,
+//! downloaded files not fetched again) a page at a time ([`load`]), polls
+//! the unfinished ones until they finish, the `deadline` passes or
+//! `shutdown` is cancelled, and downloads complete clips meanwhile. The
+//! callback receiver ([`crate::engine::collect::receive`]) feeds the same
+//! catalog through the same parser and writer, on its own (`batchgen
+//! receive`) or inside the run (`--listen`), where a callback that
+//! finishes a task takes it out of the poll schedule.
 //!
 //! # Memory
 //! A run holds at most [`WINDOW`] jobs (each a [`state::Hold`], shared by
-//! the poller and the job's downloads; the last to let go counts the task
-//! and frees the job), the results' places (16 bytes a job) and the
-//! catalog file's layout ([`crate::files::catalog`]): what it keeps does
-//! not grow with the catalog. The bench's `collect-memory` target measures
-//! it at 10^6 tasks.
+//! the poller and the job's downloads; the last to let go counts the
+//! task), the jobs changed since the last commit, and a page of the
+//! reader: what it keeps does not grow with the catalog, which stays in
+//! the store. The bench's `collect-memory` target measures it at 10^6
+//! tasks.
 //!
 //! # Layout
 //! Below this engine: the one parser and completion rule
 //! ([`crate::api::feed`]), one feed request ([`crate::api::poll`]), the
-//! catalog file, its rows, their merge and the one writer
-//! ([`crate::files::catalog`]), the page ([`crate::files::page`]). Here:
-//! - [`state`]: the submitted tasks, the catalog opened for one writer
+//! catalog's rows and their merge ([`crate::files::catalog`]), the store
+//! and its one writer of clips ([`crate::files::state::Catalog`]), the page
+//! ([`crate::files::page`]). Here:
+//! - [`state`]: the submitted tasks, the catalog opened for one collector
 //!   (shared with the receiver), the held jobs and the counts;
-//! - [`load`]: the results and the catalog read side by side;
+//! - [`load`]: the store's tasks, a page at a time;
 //! - [`poll`]: the polling loop and its schedule;
 //! - [`download`], [`names`]: resumable, tagged downloads and file names;
 //! - [`audio`]: what a download must be to be kept (the URL, the
 //!   `Content-Type`, the first bytes);
 //! - [`receive`]: the callback receiver, the other way clips arrive.
 //!
-//! The run itself is named phases, in this order: read the results' places,
-//! open the catalog (compacting it if a kill left a tail), check the
-//! download folder, start the deadline, the catalog writer, the downloads,
-//! the receiver (with `--listen`) and the reader, poll what comes in, then
-//! wind down (the intake, downloads, deadline, receiver, writer), tally,
-//! and write the page.
+//! The run itself is named phases, in this order: read the results' store,
+//! open the catalog (importing an earlier release's catalog CSV the first
+//! time), check the download folder, start the deadline, the catalog
+//! writer, the downloads, the receiver (with `--listen`) and the reader,
+//! poll what comes in, then wind down (the intake, downloads, deadline,
+//! receiver, writer: its last commit and the report), tally, and write
+//! the page.
 
 pub mod audio;
 pub mod download;
@@ -70,9 +72,10 @@ use crate::job::Provider;
 
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
-use crate::files::catalog::{CatalogError, JobRows, Row, SharedCatalog};
+use crate::files::catalog::job::finished;
+use crate::files::catalog::{CatalogError, Row};
 use crate::files::results::ResultsError;
-use crate::files::state::Snapshot;
+use crate::files::state::{Catalog, Snapshot};
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
 use download::{DownloadConfig, DownloadSummary};
@@ -149,7 +152,8 @@ pub struct CollectReport {
     /// The deadline passed with work left.
     pub deadline_hit: bool,
     pub catalog: PathBuf,
-    /// Most jobs held in memory at once (bounded by the window).
+    /// Most jobs in memory at once: held (bounded by the window) and
+    /// waiting for a commit (bounded by [`crate::files::state::URGENT`]).
     pub peak_jobs_in_memory: usize,
     /// The catalog page written beside the catalog, or why it was not.
     pub page: Option<Result<PathBuf, String>>,
@@ -218,11 +222,10 @@ pub async fn collect(
     shutdown: CancellationToken,
 ) -> Result<CollectReport, CollectError> {
     let results = read_results(&config.results).await?;
-    let mut results = check_provider(&config, results).await?;
-    let ranks = results.take_ranks();
+    let results = check_provider(&config, results).await?;
     let catalog = {
-        let path = config.catalog.clone();
-        blocking(move || OpenCatalog::open(&path, || ranks).map_err(CollectError::from)).await?
+        let (results, path) = (config.results.clone(), config.catalog.clone());
+        blocking(move || OpenCatalog::open(&results, &path).map_err(CollectError::from)).await?
     };
     if let Some(d) = &config.download {
         check_download_dir(&d.dir)?;
@@ -257,7 +260,10 @@ pub async fn collect(
         counts: Arc::clone(&counts),
         downloading: config.download.is_some(),
         window: Arc::new(Semaphore::new(config.window.max(1))),
+        window_size: config.window.max(1),
+        peak: Arc::default(),
     };
+    let peak = Arc::clone(&intake.peak);
     let (changed_tx, changed_rx) = match config.callbacks {
         Some(_) => {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -278,7 +284,8 @@ pub async fn collect(
         }
         None => None,
     };
-    let (loaded, reading) = load::spawn(Arc::new(results), store.jobs()?);
+    drop(results);
+    let (loaded, reading) = load::spawn(store.store().to_owned());
     let (to_poll, incoming) = mpsc::channel(POLL_CONCURRENCY * 4);
     let admitting = tokio::spawn(intake.clone().admit_all(loaded, to_poll, work.clone()));
 
@@ -332,7 +339,7 @@ pub async fn collect(
         downloads: downloaded,
         deadline_hit,
         catalog: config.catalog.clone(),
-        peak_jobs_in_memory: store.peak_jobs_in_memory(),
+        peak_jobs_in_memory: peak.load(Ordering::Relaxed) + store.peak_pending(),
         page,
     })
 }
@@ -343,29 +350,30 @@ pub async fn collect(
 /// one anyway.
 pub const PAGE_MAX_JOBS: u64 = 100_000;
 
-/// Writes the catalog page and the playlist beside the catalog, from its
-/// jobs as the run left them ([`crate::files::page`]), when the run
-/// changed the catalog (or there is no page yet) and it is not too large
-/// for one ([`PAGE_MAX_JOBS`]). A page that cannot be written costs
-/// nothing collected: it is said, and `batchgen status --html` writes it
-/// again. `None`: no page was due.
-pub async fn write_page(store: &Arc<SharedCatalog>) -> Option<Result<PathBuf, String>> {
+/// Writes the catalog page and the playlist beside the catalog report,
+/// from the store's jobs as the run left them ([`crate::files::page`]),
+/// when the run changed the catalog (or there is no page yet) and its
+/// jobs are not too many for one ([`PAGE_MAX_JOBS`]). A page that cannot
+/// be written costs nothing collected: it is said, and `batchgen status
+/// --html` writes it again. `None`: no page was due.
+pub async fn write_page(store: &Arc<Catalog>) -> Option<Result<PathBuf, String>> {
     let (page, _, _) = crate::files::page::output_paths(store.path());
     if store.rows_written() == 0 && page.exists() {
         return None;
     }
-    if store.body_jobs() > PAGE_MAX_JOBS {
+    let jobs = match store.jobs() {
+        Ok(jobs) => jobs,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    if jobs > PAGE_MAX_JOBS {
         tracing::info!(
-            "no catalog page: {} jobs are more than a page is for ({PAGE_MAX_JOBS}); `batchgen status --html` writes one anyway",
-            store.body_jobs()
+            "no catalog page: {jobs} jobs are more than a page is for ({PAGE_MAX_JOBS}); `batchgen status --html` writes one anyway"
         );
         return None;
     }
     let store = Arc::clone(store);
     let written = tokio::task::spawn_blocking(move || {
-        let jobs = store.jobs().map_err(|e| e.to_string())?;
-        let rows = jobs.map_while(Result::ok).flat_map(|job| job.rows);
-        crate::files::page::write_outputs(store.path(), rows)
+        crate::files::page::write_outputs_from_store(store.path(), |emit| store.each_job(emit))
             .map(|out| out.page)
             .map_err(|e| e.to_string())
     })
@@ -486,11 +494,14 @@ impl Deadline {
 /// joins the poll window. At most [`WINDOW`] jobs are held at once.
 #[derive(Clone)]
 struct Intake {
-    store: Arc<SharedCatalog>,
+    store: Arc<Catalog>,
     queue: Option<download::Queue>,
     counts: Arc<Mutex<state::Counts>>,
     downloading: bool,
     window: Arc<Semaphore>,
+    window_size: usize,
+    /// Most jobs held at once.
+    peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Intake {
@@ -507,14 +518,23 @@ impl Intake {
                 () = stop.cancelled() => break,
                 place = Arc::clone(&self.window).acquire_owned() => place.ok(),
             };
+            let held = self.window_size - self.window.available_permits();
+            self.peak.fetch_max(held, Ordering::Relaxed);
             let next = tokio::select! {
                 () = stop.cancelled() => break,
                 next = loaded.recv() => next,
             };
-            let Some(load::Loaded { task, job }) = next else {
+            let Some(load::Loaded { task, rows }) = next else {
                 return Ok(());
             };
-            let rows = self.store.hold(job)?;
+            let rows = self.store.unless_changed(&task.key, rows)?;
+            let finished = finished(&rows, &task.task_id);
+            if finished && self.queue.is_none() {
+                // Nothing to poll nor fetch: counted as it is, never held.
+                let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                counts.add(&task.task_id, &rows, self.downloading);
+                continue;
+            }
             let hold = Arc::new(Hold::new(
                 Arc::clone(&self.store),
                 &task,
@@ -523,17 +543,15 @@ impl Intake {
                 place,
             ));
             self.complete_clips(&hold, &rows);
-            if !JobRows::new(rows).finished(&task.task_id)
-                && to_poll.send(Held { task, hold }).await.is_err()
-            {
+            if !finished && to_poll.send(Held { task, hold }).await.is_err() {
                 break;
             }
         }
         drop(to_poll);
         // What the run did not get to: counted from the catalog as it was.
-        while let Some(load::Loaded { task, job }) = loaded.recv().await {
+        while let Some(load::Loaded { task, rows }) = loaded.recv().await {
             let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            counts.add(&task.task_id, &job.rows, self.downloading);
+            counts.add(&task.task_id, &rows, self.downloading);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! stage, in its provider's shape (udioapi: the bare clip array; sunoapi:
 //! `{code, msg, data: {callbackType, task_id, data: [clips]}}`; gcui sends
 //! none, and `receive` refuses it before listening). This receiver records
-//! those clips into the same catalog CSV that `batchgen collect` writes,
+//! those clips into the same catalog (the store) that `batchgen collect` writes,
 //! through the provider's reader ([`crate::api::provider::Wire::read_callback`],
 //! which ends in the one clip parser, [`crate::api::feed`]) and the same writer
 //! ([`crate::files::catalog`]), so a catalog built from callbacks equals one
@@ -94,7 +94,8 @@ use tokio_util::sync::CancellationToken;
 use super::state::{OpenCatalog, Writer};
 use crate::api::feed;
 use crate::api::provider::Wire;
-use crate::files::catalog::{CatalogError, SharedCatalog};
+use crate::files::catalog::CatalogError;
+use crate::files::state::Catalog;
 use crate::files::state::Snapshot;
 use crate::job::Provider;
 use crate::util::redact::Secret;
@@ -164,7 +165,7 @@ struct Shared {
     /// Reads the provider's callback bodies.
     wire: &'static dyn Wire,
     secret: Secret,
-    store: Arc<SharedCatalog>,
+    store: Arc<Catalog>,
     jobs: Mutex<TaskIndex>,
     /// Inside a collect run: where changed jobs are told.
     changed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -180,12 +181,6 @@ impl Shared {
         }
         if jobs.read_at.is_none_or(|at| at.elapsed() >= REREAD_EVERY) {
             jobs.open();
-            // The catalog sorts new keys in their results order from now on.
-            if let Some(latest) = jobs.store.as_mut()
-                && let Err(e) = self.store.set_ranks(latest.take_ranks())
-            {
-                tracing::warn!("cannot reorder the catalog: {e}");
-            }
         }
         jobs.task_of(key)
     }
@@ -236,13 +231,8 @@ impl Receiver {
             store: None,
             read_at: None,
         };
-        let catalog = OpenCatalog::open(&config.catalog, || {
-            jobs.open();
-            jobs.store
-                .as_ref()
-                .map(|s| s.ranks().clone())
-                .unwrap_or_default()
-        })?;
+        let catalog = OpenCatalog::open(&config.results, &config.catalog)?;
+        jobs.open();
         let embedded = Embedded {
             listen: config.listen,
             provider: config.provider,
@@ -268,7 +258,7 @@ impl Receiver {
     pub async fn start_in(
         config: Embedded,
         results: PathBuf,
-        store: Arc<SharedCatalog>,
+        store: Arc<Catalog>,
     ) -> Result<Receiver, ReceiveError> {
         let mut jobs = TaskIndex {
             path: results,
@@ -282,7 +272,7 @@ impl Receiver {
     async fn serve_into(
         config: Embedded,
         jobs: TaskIndex,
-        store: Arc<SharedCatalog>,
+        store: Arc<Catalog>,
     ) -> Result<Receiver, ReceiveError> {
         let listener = TcpListener::bind(config.listen)
             .await

@@ -1,10 +1,11 @@
 //! What `collect` and `receive` both start from: the results file's
-//! submitted tasks, and the catalog opened for one writer (its lock, its
-//! layout read back or compacted, a first write, and the writer task).
+//! submitted tasks, and the catalog opened for one collector (its locks,
+//! the store brought up to date, an earlier release's catalog imported)
+//! with its writer task.
 //!
 //! It is its own module so that the receiver uses this small surface, not
-//! the collect run's internals, and so the opening sequence (lock, load,
-//! store, write, flusher) exists once.
+//! the collect run's internals, and so the opening sequence (lock, import,
+//! writer) exists once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::files::catalog::{self, CatalogError, SharedCatalog};
-use crate::files::results::{Lock, Ranks, Record, Status};
+use crate::files::catalog::CatalogError;
+use crate::files::results::{Record, Status};
+use crate::files::state::{self, Catalog, JobClips};
 
 /// A task to collect: the job key, the task ID and the submission time
 /// from the results file.
@@ -27,7 +29,7 @@ pub struct Task {
     /// `submitted_at`, when it reads as RFC 3339; the poll schedule places
     /// the task by it.
     pub submitted_at: Option<DateTime<Utc>>,
-    /// Where the job sorts (its first row in the results file).
+    /// The job's place in the reports (0, 1, …).
     pub rank: u32,
 }
 
@@ -52,6 +54,16 @@ impl Task {
         })
     }
 
+    /// The task of a job of the store, if it is a submitted one.
+    pub fn of_job(job: &JobClips) -> Option<Task> {
+        (job.status == Status::Submitted && !job.task_id.is_empty()).then(|| Task {
+            key: job.key.clone(),
+            task_id: job.task_id.clone(),
+            submitted_at: submission_time(&job.submitted_at),
+            rank: job.place,
+        })
+    }
+
     /// Time since submission at `now`: zero when unknown or in the future
     /// (a clock that moved back must not make a task look old).
     pub fn age(&self, now: DateTime<Utc>) -> Duration {
@@ -68,36 +80,31 @@ fn submission_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The catalog held by this process: its lock (released on drop) and the
-/// shared rows.
+/// The catalog held by this process (its locks go when it drops).
 pub struct OpenCatalog {
-    pub store: Arc<SharedCatalog>,
-    _lock: Lock,
+    pub store: Arc<Catalog>,
 }
 
 impl OpenCatalog {
-    /// Locks the catalog at `path` and opens it with the places of
-    /// `ranks()` (the results file's), which is called once the lock is
-    /// held: the receiver reads the results file only then, as it always
-    /// did. Opening reads the file's layout, compacts it if needed and
-    /// proves it writable, so a catalog that cannot be written is found
-    /// before any request ([`SharedCatalog::open`]).
+    /// Opens the catalog of the results file at `results`, reported at
+    /// `catalog`, for this collector ([`Catalog::open`]): a store or report
+    /// that cannot be written is found before any request.
     ///
     /// # Errors
-    /// The catalog locked by another process, unreadable, not a catalog,
+    /// The catalog held by another collector, unreadable, not a catalog,
     /// or unwritable.
-    pub fn open(path: &Path, ranks: impl FnOnce() -> Ranks) -> Result<OpenCatalog, CatalogError> {
-        let lock = Lock::acquire(path)?;
-        let store = SharedCatalog::open(path, Arc::new(ranks()))?;
-        Ok(OpenCatalog { store, _lock: lock })
+    pub fn open(results: &Path, catalog: &Path) -> Result<OpenCatalog, CatalogError> {
+        Ok(OpenCatalog {
+            store: Catalog::open(results, catalog)?,
+        })
     }
 
-    /// Starts the one writer of the file ([`catalog::flusher`]); it
-    /// appends a last time, compacts the file and ends when `stop` is
-    /// cancelled.
+    /// Starts the one writer of the clips and the report
+    /// ([`state::flusher`]); it commits a last time, writes the report and
+    /// ends when `stop` is cancelled.
     pub fn start_writer(&self, stop: CancellationToken) -> Writer {
         Writer {
-            handle: catalog::flusher(Arc::clone(&self.store), stop.clone()),
+            handle: state::flusher(Arc::clone(&self.store), stop.clone()),
             stop,
         }
     }
@@ -142,11 +149,10 @@ impl Counts {
     pub fn add(&mut self, task_id: &str, rows: &[crate::files::catalog::Row], downloading: bool) {
         use crate::api::feed::ClipStatus;
         self.tasks += 1;
-        let job = crate::files::catalog::JobRows::new(rows.to_vec());
-        if !rows.is_empty() && job.finished(task_id) {
+        if !rows.is_empty() && crate::files::catalog::job::finished(rows, task_id) {
             self.tasks_finished += 1;
         }
-        for row in job.of_task(task_id) {
+        for row in rows.iter().filter(|r| r.task_id == task_id) {
             match row.status() {
                 ClipStatus::Complete => {
                     self.clips_complete += 1;
@@ -161,15 +167,15 @@ impl Counts {
     }
 }
 
-/// A job kept in memory for a collect run while anyone works on it (the
-/// poller, its downloads): shared by them, and when the last lets go, the
-/// task is counted and the job leaves memory (and its window place).
+/// A job a collect run works on (the poller, its downloads): shared by
+/// them, and when the last lets go, the task is counted from its rows and
+/// its place in the window is free.
 pub struct Hold {
-    pub store: Arc<SharedCatalog>,
+    pub store: Arc<Catalog>,
     pub key: String,
     pub task_id: String,
-    /// The job's place in the manifest, from 1 (a compacted results file
-    /// lists one row a job, in manifest order: its place is its row).
+    /// The job's place in the manifest, from 1 (the reports list one row a
+    /// job, in manifest order: its place is its row).
     pub track: u32,
     counts: Arc<std::sync::Mutex<Counts>>,
     downloading: bool,
@@ -180,7 +186,7 @@ pub struct Hold {
 
 impl Hold {
     pub fn new(
-        store: Arc<SharedCatalog>,
+        store: Arc<Catalog>,
         task: &Task,
         counts: Arc<std::sync::Mutex<Counts>>,
         downloading: bool,
@@ -216,6 +222,5 @@ impl Drop for Hold {
             &rows,
             self.downloading,
         );
-        self.store.release(&self.key);
     }
 }

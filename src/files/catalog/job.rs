@@ -3,8 +3,7 @@
 //! Every change to the catalog is a change to one job's rows: an answer
 //! (a poll or a callback) merged by [`JobRows::apply`], or a download's
 //! outcome recorded into one row. So the rule lives here, on the few rows
-//! of one job, and the file layer ([`super::store`]) only decides which
-//! jobs are in memory and which rows go to disk.
+//! of one job, and the store (`crate::files::state`) only keeps them.
 
 use crate::api::feed::{self, ClipStatus, TaskClips};
 
@@ -31,8 +30,7 @@ impl JobRows {
     /// and pass the task rule ([`feed::task_finished`]: all final, and both
     /// clips or a failure).
     pub fn finished(&self, task_id: &str) -> bool {
-        self.rows.iter().all(|r| r.task_id == task_id)
-            && feed::task_finished(self.rows.iter().map(Row::status))
+        finished(&self.rows, task_id)
     }
 
     /// The rows of task `task_id` (a job submitted again keeps its old
@@ -126,6 +124,12 @@ fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
     }
     *row = updated;
     true
+}
+
+/// Whether polling task `task_id` can stop, by its job's rows
+/// ([`JobRows::finished`]).
+pub fn finished(rows: &[Row], task_id: &str) -> bool {
+    rows.iter().all(|r| r.task_id == task_id) && feed::task_finished(rows.iter().map(Row::status))
 }
 
 fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {

@@ -1,47 +1,43 @@
-//! The catalog CSV: one row per clip, and the one writer of it.
+//! The catalog CSV: one row per clip, its format, and the rule that merges
+//! what the host says into a job's rows.
 //!
-//! The catalog is both the product (what was made, where the files are) and
-//! the state of `collect`: a rerun reads it back and polls only tasks whose
-//! clips are not all final, and downloads only complete clips whose file is
-//! not on disk. Polling (`collect`) and callbacks (`receive`) both feed it
-//! through [`SharedCatalog::apply`], with clips from the one parser
-//! ([`crate::api::feed`]), so the two paths cannot disagree.
+//! The catalog is the product (what was made, where the files are). Its
+//! state lives in the state store (`crate::files::state`: the `clips` and
+//! `files` tables); the CSV is a **report** of it, written whole (a
+//! temporary file renamed over the old one) at the end of every `collect`
+//! or `receive` and at most every few seconds during one, so a CSV tool
+//! sees a complete file at any instant. Each row names its format
+//! ([`FORMAT`]) in its last column; hand edits are not state (the next run
+//! writes the report again from the store).
 //!
-//! # The file, and memory
-//! Rows are in results order (= manifest order), then clip index: the
-//! **body**. A run appends the rows it changes after it, at most once a
-//! second and fsynced (the **tail**: a later row of a job and clip
-//! supersedes an earlier one), and at its end (or when the tail outgrows a
-//! quarter of the body) rewrites the file as one sorted body, through a
-//! temporary file renamed over it. A kill leaves the last compaction plus
-//! the appends since, which the next run reads as such; a last row cut
-//! short is dropped ([`scan`]). So no run holds the catalog: only the
-//! jobs it is working on are in memory ([`store`]), and the file is read
-//! as a stream ([`scan::Jobs`]) or one job at a time.
+//! A catalog CSV is read back only to build the store when it has no
+//! clips yet: the first `collect` after an upgrade (an earlier release's
+//! file, whose last rows may be appended changes of one job and clip, the
+//! later superseding, and whose very last row may be cut short by a kill)
+//! or a store deleted while its reports remain ([`each_row`]).
 //!
-//! - [`job`]: one job's rows and the merge rule (what an answer may change);
-//! - [`Ranks`] (the results file's): where each key sorts, 16 bytes a job;
-//! - [`scan`]: the file's body and tail, every job's current rows in order;
-//! - [`store`]: the jobs in memory, the appends, the compaction, the writer.
-//!
-//! An advisory lock on `<catalog>.lock` keeps two writers off one file.
+//! - [`job`]: one job's rows and the merge rule (what an answer may change).
 
 pub mod job;
-pub mod scan;
-pub mod store;
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::feed::ClipStatus;
-pub use crate::files::results::Ranks;
-use crate::files::results::ResultsError;
+use crate::files::results::{Bounded, ResultsError};
+use crate::util::fsx::AtomicFile;
 pub use job::JobRows;
-pub use scan::{Job, Jobs, Layout};
-pub use store::{Applied, SharedCatalog, flusher};
+
+/// The format named in each row of a catalog this release writes. An
+/// earlier release wrote no such column (read as `catalog/1`: the same
+/// columns but `format`).
+pub const FORMAT: &str = "catalog/2";
+
+/// Columns a file must have to be read as a catalog.
+const REQUIRED: [&str; 4] = ["key", "task_id", "clip_index", "status"];
 
 /// What goes wrong with the catalog file; the results file's mechanics
 /// ([`ResultsError`]) under the catalog's own names, so a message points
@@ -132,16 +128,182 @@ impl Row {
     }
 }
 
-/// Every job's current rows of the catalog at `path`, in order of
-/// `ranks` (a missing catalog has none). For readers that take no lock
-/// (`status`, the page): the file as it is now, tail included.
+/// Hands `visit` every row of the catalog CSV at `path` with its line, in
+/// file order (a later row of a job and clip supersedes an earlier one,
+/// as an earlier release appended changes); `Ok(false)` when there is no
+/// file or it is empty. A last row cut short (a kill in the middle of an
+/// append) is not a row and is skipped.
 ///
 /// # Errors
-/// The file unreadable, or not a catalog.
-pub fn read_jobs(path: &Path, ranks: Arc<Ranks>) -> Result<Option<Jobs>, CatalogError> {
-    match Layout::read(path, &ranks)? {
-        Some(layout) => Jobs::new(path, layout, ranks).map(Some),
-        None => Ok(None),
+/// [`CatalogError::Refused`] for a file that is not a catalog (its header
+/// lacks a catalog's columns, a row that cannot be read with rows after
+/// it) or one written by a newer batchgen (a `format` it does not know);
+/// [`CatalogError::Io`] when it cannot be read.
+pub fn each_row(path: &Path, mut visit: impl FnMut(u64, Row)) -> Result<bool, CatalogError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(CatalogError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut reader = csv::Reader::from_reader(Bounded::new(file));
+    let headers = reader.headers().map_err(|e| refused(path, &e))?.clone();
+    if headers.is_empty() {
+        return Ok(false);
+    }
+    let named = |name: &str| headers.iter().any(|h| h == name);
+    if !REQUIRED.iter().all(|c| named(c)) {
+        return Err(CatalogError::Refused(format!(
+            "{}: not a batchgen catalog (its header lacks {}); batchgen leaves it untouched. Choose another --catalog, or move it away if it is not yours",
+            path.display(),
+            REQUIRED
+                .iter()
+                .filter(|c| !named(c))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let format_at = headers.iter().position(|h| h == "format");
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => return Ok(true),
+            Ok(true) => {}
+            Err(e) => {
+                // A last row cut short (a kill or a full disk in the
+                // middle of an append) is not a row; damage with rows
+                // after it is a file batchgen did not write.
+                let oversized = reader.get_ref().oversized().is_some();
+                let mut rest = csv::ByteRecord::new();
+                if !oversized && matches!(reader.read_byte_record(&mut rest), Ok(false)) {
+                    return Ok(true);
+                }
+                return Err(refused(path, &e));
+            }
+        }
+        let line = record.position().map_or(0, csv::Position::line);
+        if let Some(format) = format_at.and_then(|at| record.get(at))
+            && format != FORMAT
+            && !format.is_empty()
+        {
+            return Err(CatalogError::Refused(format!(
+                "{}: line {line} is in catalog format {format:?}, which this batchgen ({}, format {FORMAT}) does not read; \
+                 it is left untouched: collect with the batchgen that wrote it",
+                path.display(),
+                env!("CARGO_PKG_VERSION"),
+            )));
+        }
+        match record.deserialize::<Row>(Some(&headers)) {
+            Ok(row) => visit(line, row),
+            Err(e) => {
+                let mut rest = csv::ByteRecord::new();
+                if matches!(reader.read_byte_record(&mut rest), Ok(false)) {
+                    return Ok(true);
+                }
+                return Err(refused(path, &e));
+            }
+        }
+    }
+}
+
+fn refused(path: &Path, e: &csv::Error) -> CatalogError {
+    let line = e
+        .position()
+        .map(|p| format!(" at line {}", p.line()))
+        .unwrap_or_default();
+    CatalogError::Refused(format!(
+        "{}: not a batchgen catalog{line} ({e}); batchgen leaves it untouched. Choose another --catalog, or move it away if it is not yours",
+        path.display()
+    ))
+}
+
+/// Writes a catalog report whole: the header, then each row with its
+/// [`FORMAT`], into a temporary file that [`ReportWriter::finish`] puts
+/// in place. Dropped unfinished, it leaves the old report as it was.
+pub struct ReportWriter {
+    path: PathBuf,
+    out: BufWriter<AtomicFile>,
+    line: Vec<u8>,
+}
+
+impl ReportWriter {
+    /// # Errors
+    /// When the temporary file cannot be created, or `path` is a dangling
+    /// symlink or not a regular file.
+    pub fn new(path: &Path) -> Result<ReportWriter, CatalogError> {
+        let error = |e| io_error(path, e);
+        let mut out = BufWriter::new(AtomicFile::create(path).map_err(error)?);
+        let mut header = encode(&Row::default(), true).map_err(error)?;
+        let end = header
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(header.len());
+        header.truncate(end);
+        header.extend_from_slice(b",format\n");
+        out.write_all(&header).map_err(error)?;
+        Ok(ReportWriter {
+            path: path.to_owned(),
+            out,
+            line: Vec::with_capacity(512),
+        })
+    }
+
+    /// Writes one clip's row.
+    ///
+    /// # Errors
+    /// Any I/O error (a full disk).
+    pub fn write(&mut self, row: &Row) -> Result<(), CatalogError> {
+        let error = |e| io_error(&self.path, e);
+        self.line = encode(row, false).map_err(error)?;
+        if self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        self.line.push(b',');
+        self.line.extend_from_slice(FORMAT.as_bytes());
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(error)
+    }
+
+    /// Makes the new report durable and puts it in place.
+    ///
+    /// # Errors
+    /// Any I/O error; the old report is then left as it was.
+    pub fn finish(self) -> Result<(), CatalogError> {
+        let error = |e| io_error(&self.path, e);
+        let tmp = self.out.into_inner().map_err(|e| error(e.into_error()))?;
+        tmp.commit().map_err(error)
+    }
+}
+
+/// One row as a CSV line (after the header line, if asked). The `error`
+/// column quotes servers and download failures: it passes the one
+/// redaction rule, like every other output.
+fn encode(row: &Row, header: bool) -> io::Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::with_capacity(512));
+    let written = match crate::util::redact::text(&row.error) {
+        std::borrow::Cow::Borrowed(_) => writer.serialize(row),
+        std::borrow::Cow::Owned(masked) => writer.serialize(Row {
+            error: masked,
+            ..row.clone()
+        }),
+    };
+    written.map_err(io::Error::other)?;
+    writer
+        .into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn io_error(path: &Path, source: io::Error) -> CatalogError {
+    CatalogError::Io {
+        path: path.to_owned(),
+        source,
     }
 }
 

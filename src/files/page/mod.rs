@@ -40,8 +40,9 @@ pub mod render;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::files::catalog::Row;
+use crate::files::catalog::{CatalogError, Row};
 use crate::files::playlist::Playlist;
+use crate::files::state::JobClips;
 use crate::util::fsx;
 use data::{Chunks, Counts, Data, Grouper};
 use paths::Locator;
@@ -49,16 +50,9 @@ use paths::Locator;
 /// What goes wrong writing the page or the playlist.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    /// The catalog cannot be opened or read.
-    #[error("cannot read the catalog {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The catalog is not one: nothing was written.
-    #[error("{}: not a batchgen catalog ({message})", path.display())]
-    NotCatalog { path: PathBuf, message: String },
+    /// The catalog's store cannot be read, or is not one.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     /// The page, a chunk of its data, the data folder or the playlist
     /// cannot be written.
     #[error("cannot write {}: {source}", path.display())]
@@ -114,46 +108,29 @@ pub fn write_outputs(
     catalog_csv: &Path,
     rows: impl Iterator<Item = Row>,
 ) -> Result<Outputs, PageError> {
-    write_from(catalog_csv, rows.map(Ok))
+    write_from(catalog_csv, |push| rows.into_iter().try_for_each(push))
 }
 
-/// [`write_outputs`] over the catalog file itself, read as every job's
-/// current rows in the order of `ranks` (the results file's:
-/// [`crate::files::catalog::read_jobs`], streamed): what `batchgen status
-/// --html` does, with no lock, so a run's appended tail counts as the
-/// next run would read it.
+/// [`write_outputs`] from the store: `each_job` hands every job with its
+/// rows, in order, to the function it is given (one consistent read of
+/// the store, streamed: `batchgen status --html` and the end of a
+/// `collect`).
 ///
 /// # Errors
-/// The catalog cannot be read or is not one, or as [`write_outputs`].
-pub fn write_outputs_from_file(
+/// The store cannot be read or is not one, or as [`write_outputs`].
+pub fn write_outputs_from_store(
     catalog_csv: &Path,
-    ranks: std::sync::Arc<crate::files::results::Ranks>,
+    each_job: impl FnOnce(&mut dyn FnMut(JobClips) -> Result<(), PageError>) -> Result<(), PageError>,
 ) -> Result<Outputs, PageError> {
-    let not_catalog = |e: crate::files::catalog::CatalogError| match e {
-        crate::files::catalog::CatalogError::Io { path, source } => {
-            PageError::Read { path, source }
-        }
-        other => PageError::NotCatalog {
-            path: catalog_csv.to_owned(),
-            message: other.to_string(),
-        },
-    };
-    let jobs = crate::files::catalog::read_jobs(catalog_csv, ranks)
-        .map_err(not_catalog)?
-        .ok_or_else(|| PageError::Read {
-            path: catalog_csv.to_owned(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no catalog"),
-        })?;
-    let rows = jobs.flat_map(move |job| match job {
-        Ok(job) => job.rows.into_iter().map(Ok).collect::<Vec<_>>(),
-        Err(e) => vec![Err(not_catalog(e))],
-    });
-    write_from(catalog_csv, rows)
+    write_from(catalog_csv, |push| {
+        each_job(&mut |job: JobClips| job.rows.into_iter().try_for_each(&mut *push))
+    })
 }
 
+/// Writes the outputs from the rows `feed` hands the function it is given.
 fn write_from(
     catalog_csv: &Path,
-    rows: impl Iterator<Item = Result<Row, PageError>>,
+    feed: impl FnOnce(&mut dyn FnMut(Row) -> Result<(), PageError>) -> Result<(), PageError>,
 ) -> Result<Outputs, PageError> {
     let (page, data_dir, playlist_path) = output_paths(catalog_csv);
     let write_error = |path: &Path| {
@@ -188,8 +165,7 @@ fn write_from(
     let mut chunks = Chunks::new(&home, &dir_name);
     let mut grouper = Grouper::default();
     let mut counts = Counts::default();
-    for row in rows {
-        let row = row?;
+    feed(&mut |row: Row| {
         let (clip, file) = data::clip(&row, &locator);
         if let Some(file) = &file {
             let title = if row.title.trim().is_empty() {
@@ -204,7 +180,8 @@ fn write_from(
         let local = clip.local;
         let new_job = grouper.add(&row.key, &row.task_id, clip, &mut chunks)?;
         counts.add(row.status(), local, new_job);
-    }
+        Ok(())
+    })?;
     let entries = grouper.finish(&mut chunks)?;
     let data = chunks.finish()?;
     let html = render::page(&render::Shell {

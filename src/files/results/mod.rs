@@ -49,7 +49,6 @@ mod bounded;
 pub mod cell;
 mod damage;
 mod lock;
-pub mod ranks;
 mod reader;
 mod recorder;
 mod row;
@@ -60,7 +59,6 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use bounded::Bounded;
 pub use lock::Lock;
-pub use ranks::Ranks;
 use reader::LatestPerId;
 pub use recorder::{GroupCommit, Recorder, Sink, spawn};
 pub use row::{COLUMNS, FORMAT, INTERRUPTED, REPORT_COLUMNS, Record, Status};

@@ -39,6 +39,8 @@
 //! file drops the POSIX locks SQLite holds on it, so the descriptor is
 //! closed last ([`State`]'s field order).
 
+mod catalog;
+mod clips;
 mod import;
 mod merge;
 mod report;
@@ -54,9 +56,12 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
+use crate::files::catalog::CatalogError;
 use crate::files::results::{Lock, Record, ResultsError, Status};
 use crate::util::fsx;
 
+pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
+pub use clips::JobClips;
 pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
@@ -184,16 +189,7 @@ impl State {
         )
         .map_err(|e| io_error(&store, e))?;
         try_lock(&store_file, results)?;
-        // SQLite opens the database's log and index by name, following a
-        // link: one planted there (a folder others can write) would have
-        // it write into another file. The store's own name was opened
-        // above the same way.
-        for side in &files_for(results)[1..] {
-            if std::fs::symlink_metadata(side).is_ok() {
-                fsx::open_in_place(side, OpenOptions::new().read(true).write(true))
-                    .map_err(|e| io_error(side, e))?;
-            }
-        }
+        check_sides(results)?;
         let conn = connect(&store, false)?;
         let mut state = State {
             conn,
@@ -480,6 +476,63 @@ impl crate::files::results::Sink for State {
     }
 }
 
+/// SQLite opens the database's log and index by name, following a link:
+/// one planted there (a folder others can write) would have it write into
+/// another file. The store's own name is opened by its writers the same
+/// way ([`fsx::open_in_place`]).
+fn check_sides(results: &Path) -> Result<(), ResultsError> {
+    for side in &files_for(results)[1..] {
+        if std::fs::symlink_metadata(side).is_ok() {
+            fsx::open_in_place(side, OpenOptions::new().read(true).write(true))
+                .map_err(|e| io_error(side, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands `visit` every job of the store at `store` with its rows, in
+/// report order, from one consistent read.
+fn each_job_of<E: From<CatalogError>>(
+    store: &Path,
+    visit: impl FnMut(JobClips) -> Result<(), E>,
+) -> Result<(), E> {
+    let conn = connect(store, true).map_err(|e| E::from(CatalogError::from(e)))?;
+    each_job_on(&conn, store, visit)
+}
+
+/// Hands `visit` every job of the store at `store` with its rows, in
+/// report order, a page at a time, each page a read of its own: for a
+/// reader that feeds a run for hours and must not hold one snapshot (it
+/// would keep the store's log from being folded back) or a lock.
+///
+/// # Errors
+/// The store unreadable, or what `visit` returns.
+pub fn each_job_in<E: From<CatalogError>>(
+    store: &Path,
+    mut visit: impl FnMut(JobClips) -> Result<(), E>,
+) -> Result<(), E> {
+    let conn = connect(store, true).map_err(|e| E::from(CatalogError::from(e)))?;
+    for job in clips::JobsWithClips::new(&conn, store) {
+        visit(job.map_err(E::from)?)?;
+    }
+    Ok(())
+}
+
+/// [`each_job_of`] on an open connection.
+fn each_job_on<E: From<CatalogError>>(
+    conn: &Connection,
+    store: &Path,
+    mut visit: impl FnMut(JobClips) -> Result<(), E>,
+) -> Result<(), E> {
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(|e| E::from(clips::catalog_error(store, e)))?;
+    for job in clips::JobsWithClips::new(&snapshot, store) {
+        visit(job.map_err(E::from)?)?;
+    }
+    Ok(())
+}
+
 /// Within `tx`: brings the store up to date (or refuses a newer one) and,
 /// when it was never built, imports the results file into it.
 fn build(tx: &Connection, results: &Path, store: &Path) -> Result<(), ResultsError> {
@@ -510,7 +563,12 @@ fn build(tx: &Connection, results: &Path, store: &Path) -> Result<(), ResultsErr
 fn open_for_reading(results: &Path, persist: bool) -> Result<(Connection, PathBuf), ResultsError> {
     let store = path_for(results);
     let err = |e| sql_error(&store, e);
-    if persist && !State::exists(results) && results.is_file() {
+    let older = || {
+        connect(&store, true)
+            .and_then(|c| schema::version(&c).map_err(|e| sql_error(&store, e)))
+            .is_ok_and(|v| v > 0 && v < schema::VERSION)
+    };
+    if persist && ((!State::exists(results) && results.is_file()) || older()) {
         // A failure here (locked, read-only) is the in-memory import's to
         // report, if it is an error at all.
         drop(State::open(results));

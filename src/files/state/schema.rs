@@ -18,7 +18,7 @@
 use rusqlite::Connection;
 
 /// The schema version this batchgen writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Migration `i` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -69,6 +69,49 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, seq)
     ) STRICT, WITHOUT ROWID;
     ",
+    // 1 → 2: the catalog: the clips of each job's current task, and every
+    // file downloaded for a clip.
+    r"
+    INSERT INTO meta (name, value) VALUES ('catalog_generation', '0'), ('catalog_reported', '-1');
+
+    -- A job's clips as the host last described them, of the task that
+    -- last said anything (a job sent again has its new task's clips here;
+    -- its tasks stay in `tasks`). `clip_index` is 1, 2, … in the order
+    -- the host lists the clips, 0 for a task that failed before it had
+    -- any. Stored by the job's `id`, so a job's clips sit together.
+    CREATE TABLE clips (
+        job_id     INTEGER NOT NULL REFERENCES jobs (id),
+        clip_index INTEGER NOT NULL,
+        task_id    TEXT NOT NULL,
+        clip_id    TEXT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('new', 'text', 'first', 'complete', 'failed')),
+        title      TEXT NOT NULL DEFAULT '',
+        style      TEXT NOT NULL DEFAULT '',
+        model      TEXT NOT NULL DEFAULT '',
+        duration   REAL,
+        created_at TEXT NOT NULL DEFAULT '',
+        audio_url  TEXT NOT NULL DEFAULT '',
+        image_url  TEXT NOT NULL DEFAULT '',
+        error      TEXT NOT NULL DEFAULT '',
+        lyrics     TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (job_id, clip_index)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Every file downloaded for a clip: its song (`audio`, with its size
+    -- after tagging: a file of another size is not ours) or its cover
+    -- (`image`). A file belongs to one clip of one task (task and clip
+    -- ID), never to a clip's place: a job's later task never adopts an
+    -- earlier task's files, and their names stay taken.
+    CREATE TABLE files (
+        job_id  INTEGER NOT NULL REFERENCES jobs (id),
+        task_id TEXT NOT NULL,
+        clip_id TEXT NOT NULL,
+        kind    TEXT NOT NULL CHECK (kind IN ('audio', 'image')),
+        path    TEXT NOT NULL,
+        bytes   INTEGER,
+        PRIMARY KEY (job_id, task_id, clip_id, kind)
+    ) STRICT, WITHOUT ROWID;
+    ",
 ];
 
 /// What opening found about the file's version.
@@ -111,6 +154,21 @@ pub fn migrate(tx: &Connection) -> rusqlite::Result<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_at_each_earlier_version_is_brought_up_to_date() {
+        for at in 1..VERSION {
+            let mut conn = Connection::open_in_memory().unwrap();
+            for step in &MIGRATIONS[..at as usize] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", at).unwrap();
+            let tx = conn.transaction().unwrap();
+            assert_eq!(migrate(&tx).unwrap(), Found::Current { from: at });
+            tx.commit().unwrap();
+            assert_eq!(version(&conn).unwrap(), VERSION);
+        }
+    }
 
     #[test]
     fn every_migration_is_counted_and_runs_once() {

@@ -15,16 +15,17 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::sql::{RECORD_COLUMNS, read_record, sql_error};
-use crate::files::results::{Ranks, Record, ResultsError, Status};
-use crate::job::key_hash;
+use super::JobClips;
+use super::sql::{RECORD_COLUMNS, meta, read_record, sql_error};
+use crate::files::catalog::CatalogError;
+use crate::files::results::{Record, ResultsError, Status};
 
-/// A results file's jobs in their places, read from its store.
+/// A results file's jobs (and, when opened with its catalog, their clips),
+/// read from its store.
 pub struct Snapshot {
     conn: Mutex<Connection>,
     store: PathBuf,
-    ranks: Ranks,
-    /// Jobs when it was opened (the ranks may be taken).
+    /// Jobs when it was opened.
     jobs: usize,
 }
 
@@ -46,23 +47,61 @@ impl Snapshot {
     /// cannot be imported (as a run would refuse it).
     pub fn open(results: &Path) -> Result<Snapshot, ResultsError> {
         let (conn, store) = super::open_for_reading(results, true)?;
-        let ranks = ranks(&conn, &store)?;
+        Snapshot::on(conn, store)
+    }
+
+    /// [`Snapshot::open`], with the clips of the catalog whose report is
+    /// `catalog`: when the store has none yet and that file is an earlier
+    /// release's catalog, it is imported first, as `collect` would import
+    /// it (on disk when no collector holds it; else in memory, and nothing
+    /// is written).
+    ///
+    /// # Errors
+    /// As [`Snapshot::open`]; a catalog that is not one, or from a newer
+    /// batchgen.
+    pub fn open_with_catalog(results: &Path, catalog: &Path) -> Result<Snapshot, CatalogError> {
+        let (conn, store) = super::open_for_reading(results, true)?;
+        let imported = |conn: &Connection| {
+            meta(conn, "catalog_imported")
+                .map(|m| m.is_some())
+                .map_err(|e| sql_error(&store, e))
+        };
+        if imported(&conn)? || !catalog.is_file() {
+            return Ok(Snapshot::on(conn, store)?);
+        }
+        drop(conn);
+        match super::Catalog::open(results, catalog) {
+            Ok(opened) => drop(opened),
+            Err(e @ CatalogError::Refused(_)) => return Err(e),
+            Err(_) => {}
+        }
+        let (conn, store) = super::open_for_reading(results, true)?;
+        if imported(&conn)? {
+            return Ok(Snapshot::on(conn, store)?);
+        }
+        // Held by an earlier release's collector, or a folder that cannot
+        // be written: the import is made in a copy, in memory.
+        let err = |e| super::clips::catalog_error(&store, e);
+        let mut copy = Connection::open_in_memory().map_err(err)?;
+        rusqlite::backup::Backup::new(&conn, &mut copy)
+            .and_then(|b| b.run_to_completion(256, std::time::Duration::ZERO, None))
+            .map_err(err)?;
+        drop(conn);
+        let tx = copy.transaction().map_err(err)?;
+        super::clips::import_once(&tx, catalog, &store, results)?;
+        tx.commit().map_err(err)?;
+        Ok(Snapshot::on(copy, store)?)
+    }
+
+    fn on(conn: Connection, store: PathBuf) -> Result<Snapshot, ResultsError> {
+        let jobs = conn
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .map_err(|e| sql_error(&store, e))?;
         Ok(Snapshot {
             conn: Mutex::new(conn),
             store,
-            jobs: ranks.len(),
-            ranks,
+            jobs,
         })
-    }
-
-    /// Where each job sorts: its place in the results report.
-    pub fn ranks(&self) -> &Ranks {
-        &self.ranks
-    }
-
-    /// Takes the ranks (for a catalog that outlives this reader).
-    pub fn take_ranks(&mut self) -> Ranks {
-        std::mem::take(&mut self.ranks)
     }
 
     /// Jobs when the snapshot was opened.
@@ -99,6 +138,28 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Hands `visit` every job with its clips, in the report's order, from
+    /// one consistent read.
+    ///
+    /// # Errors
+    /// The store unreadable, or what `visit` returns.
+    pub fn each_job<E: From<CatalogError>>(
+        &self,
+        visit: impl FnMut(JobClips) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::each_job_on(&conn, &self.store, visit)
+    }
+
+    /// Whether the store holds any clip.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn has_clips(&self) -> Result<bool, CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::clips::any(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
+    }
+
     /// The task ID of `key`, when its job is `submitted` now.
     ///
     /// # Errors
@@ -114,29 +175,4 @@ impl Snapshot {
         })
         .map_err(|e| sql_error(&self.store, e))
     }
-}
-
-/// The places of the store's jobs, from their keys' hashes.
-fn ranks(conn: &Connection, store: &Path) -> Result<Ranks, ResultsError> {
-    let err = |e| sql_error(store, e);
-    let mut stmt = conn
-        .prepare("SELECT key FROM jobs ORDER BY position, id")
-        .map_err(err)?;
-    // Sized once: a vector grown by doubling holds twice a million jobs'
-    // pairs at its last step, which is most of a collect run's peak.
-    let jobs: usize = conn
-        .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
-        .map_err(err)?;
-    let mut rows = stmt.query([]).map_err(err)?;
-    let mut pairs = Vec::with_capacity(jobs);
-    while let Some(row) = rows.next().map_err(err)? {
-        let key = row
-            .get_ref(0)
-            .map_err(err)?
-            .as_bytes()
-            .map_err(|e| err(e.into()))?;
-        let place = u32::try_from(pairs.len()).unwrap_or(u32::MAX - 1);
-        pairs.push((key_hash(key), place));
-    }
-    Ok(Ranks::from_pairs(&mut pairs))
 }

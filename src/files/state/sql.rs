@@ -113,6 +113,15 @@ pub(super) fn bump(conn: &Connection) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+/// The store's clips changed: the catalog report is out of date.
+pub(super) fn bump_catalog(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'catalog_generation'",
+        [],
+    )
+    .map(drop)
+}
+
 /// A value of the `meta` table.
 pub(super) fn meta(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {

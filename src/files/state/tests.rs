@@ -345,3 +345,222 @@ fn a_link_planted_at_the_stores_names_is_never_written_through() {
     }
     State::open(&path).unwrap();
 }
+
+// The catalog: clips and files in the store, the report, the import.
+
+fn clip(key: &str, task: &str, index: u32, status: &str, file: &str) -> crate::files::catalog::Row {
+    crate::files::catalog::Row {
+        key: key.into(),
+        task_id: task.into(),
+        clip_index: index,
+        clip_id: format!("{task}-{index}"),
+        status: status.into(),
+        title: format!("song {key}"),
+        file: file.into(),
+        file_bytes: (!file.is_empty()).then_some(100),
+        ..Default::default()
+    }
+}
+
+/// A results file of submitted jobs `keys` (task `t-<key>`), its store built.
+fn submitted(dir: &Path, keys: &[&str]) -> PathBuf {
+    let path = dir.join("r.csv");
+    let rows: Vec<Record> = keys
+        .iter()
+        .map(|k| record(k, Status::Submitted, &format!("t-{k}")))
+        .collect();
+    results::write_atomic(&path, &rows).unwrap();
+    path
+}
+
+fn answer(body: &str) -> crate::api::feed::TaskClips {
+    crate::api::feed::parse(body.as_bytes()).unwrap()
+}
+
+fn report_rows(path: &Path) -> Vec<crate::files::catalog::Row> {
+    let mut rows = Vec::new();
+    crate::files::catalog::each_row(path, |_, r| rows.push(r)).unwrap();
+    rows
+}
+
+#[test]
+fn an_earlier_release_catalog_is_imported_by_its_rules_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = submitted(dir.path(), &["a", "b", "c"]);
+    let catalog = dir.path().join("r.catalog.csv");
+    // Body, then appended rows: a's clip 1 completed and downloaded; b sent
+    // again (its new task's row supersedes the old task's two); c cut short.
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for r in [
+        clip("a", "t-a", 1, "text", ""),
+        clip("a", "t-a", 2, "complete", "a-2.mp3"),
+        clip("b", "old", 1, "complete", "b-1.mp3"),
+        clip("b", "old", 2, "complete", "b-2.mp3"),
+        clip("a", "t-a", 1, "complete", "a-1.mp3"),
+        clip("b", "t-b", 1, "text", ""),
+    ] {
+        writer.serialize(r).unwrap();
+    }
+    let mut bytes = writer.into_inner().unwrap();
+    bytes.extend_from_slice(b"c,t-c,1,t-c-1,,,,comp");
+    std::fs::write(&catalog, &bytes).unwrap();
+
+    let store = Catalog::open(&results, &catalog).unwrap();
+    let a = store.rows_of("a").unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|r| (r.clip_index, r.status.as_str(), r.file.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "complete", "a-1.mp3"), (2, "complete", "a-2.mp3")]
+    );
+    let b = store.rows_of("b").unwrap();
+    assert_eq!(b.len(), 1, "the new task's rows replace the old task's");
+    assert_eq!((b[0].task_id.as_str(), b[0].file.as_str()), ("t-b", ""));
+    assert!(store.rows_of("c").unwrap().is_empty(), "a torn row is none");
+    let mut files = Vec::new();
+    store.audio_paths(|p| files.push(p.to_owned())).unwrap();
+    files.sort();
+    assert_eq!(
+        files,
+        ["a-1.mp3", "a-2.mp3", "b-1.mp3", "b-2.mp3"],
+        "the old task's files stay recorded (their names stay taken)"
+    );
+    // The end of the run writes the report in the current format.
+    store.write_report().unwrap();
+    drop(store);
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    assert!(
+        text.lines().skip(1).all(|l| l.ends_with(",catalog/2")),
+        "{text}"
+    );
+    assert_eq!(report_rows(&catalog).len(), 3);
+
+    // Imported once: a report edited by hand is not state.
+    std::fs::write(&catalog, "key,task_id,clip_index,status\n").unwrap();
+    let store = Catalog::open(&results, &catalog).unwrap();
+    assert_eq!(store.rows_of("a").unwrap().len(), 2);
+}
+
+#[test]
+fn a_catalog_of_another_results_file_is_refused_and_a_stray_job_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = submitted(dir.path(), &["a"]);
+    let catalog = dir.path().join("r.catalog.csv");
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .serialize(clip("zz", "t-z", 1, "complete", ""))
+        .unwrap();
+    let bytes = writer.into_inner().unwrap();
+    std::fs::write(&catalog, &bytes).unwrap();
+    let err = Catalog::open(&results, &catalog).unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::Refused(m) if m.contains("none of its jobs") && m.contains("\"zz\"")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&catalog).unwrap(), bytes, "left untouched");
+
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .serialize(clip("zz", "t-z", 1, "complete", "zz.mp3"))
+        .unwrap();
+    writer
+        .serialize(clip("a", "t-a", 1, "complete", ""))
+        .unwrap();
+    std::fs::write(&catalog, writer.into_inner().unwrap()).unwrap();
+    let store = Catalog::open(&results, &catalog).unwrap();
+    assert_eq!(store.rows_of("zz").unwrap()[0].file, "zz.mp3");
+    store.write_report().unwrap();
+    drop(store);
+    let keys: Vec<String> = report_rows(&catalog).into_iter().map(|r| r.key).collect();
+    assert_eq!(keys, ["a", "zz"], "the stray job after the others");
+    let state = State::open(&results).unwrap();
+    assert_eq!(state.tasks_of("zz").unwrap(), ["t-z"]);
+}
+
+#[test]
+fn answers_and_downloads_reach_the_store_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = submitted(dir.path(), &["a", "b"]);
+    let catalog = dir.path().join("r.catalog.csv");
+    let store = Catalog::open(&results, &catalog).unwrap();
+    let done = r#"[{"id":"c1","status":"complete","audio_url":"https://cdn.example/1.mp3"},
+                   {"id":"c2","status":"complete","audio_url":"https://cdn.example/2.mp3"}]"#;
+    let applied = store.apply("b", "t-b", &answer(done)).unwrap();
+    assert!(applied.changed && applied.finished);
+    assert_eq!(store.rows_written(), 0, "pending until the writer commits");
+    assert_eq!(
+        store.rows_of("b").unwrap().len(),
+        2,
+        "but read back already"
+    );
+    store.flush().unwrap();
+    assert_eq!(store.rows_written(), 2);
+    assert!(
+        store
+            .update("b", 1, "t-b", |r| {
+                r.file = "b-1.mp3".into();
+                r.file_bytes = Some(7);
+            })
+            .unwrap()
+    );
+    assert!(!store.update("b", 1, "another task", |_| {}).unwrap());
+    store.write_report().unwrap();
+    let rows = report_rows(&catalog);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].file.as_str(), rows[0].file_bytes),
+        ("b-1.mp3", Some(7))
+    );
+
+    // A second collector is refused; a run may send beside it.
+    let err = Catalog::open(&results, &catalog).unwrap_err();
+    assert!(matches!(err, CatalogError::Locked { .. }), "{err}");
+    let link = dir.path().join("link.csv");
+    std::fs::hard_link(&catalog, &link).unwrap();
+    let err = Catalog::open(&results, &link).unwrap_err();
+    assert!(matches!(err, CatalogError::Locked { .. }), "{err}");
+    drop(State::open(&results).unwrap());
+
+    // A job sent again: its new task's clip never shows the old file.
+    store
+        .apply("b", "t-b2", &answer(r#"[{"id":"c1","status":"text"}]"#))
+        .unwrap();
+    store.flush().unwrap();
+    let b = store.rows_of("b").unwrap();
+    assert_eq!(
+        (b.len(), b[0].task_id.as_str(), b[0].file.as_str()),
+        (1, "t-b2", "")
+    );
+    drop(store);
+
+    // Readers see it all, in report order.
+    let snapshot = Snapshot::open_with_catalog(&results, &catalog).unwrap();
+    let mut seen = Vec::new();
+    snapshot
+        .each_job(|job| {
+            seen.push((job.key, job.place, job.rows.len()));
+            Ok::<_, CatalogError>(())
+        })
+        .unwrap();
+    assert_eq!(seen, [("a".into(), 0, 0), ("b".into(), 1, 1)]);
+}
+
+#[test]
+fn a_reader_imports_a_catalog_in_memory_when_the_store_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = submitted(dir.path(), &["a"]);
+    drop(State::open(&results).unwrap());
+    let catalog = dir.path().join("r.catalog.csv");
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .serialize(clip("a", "t-a", 1, "complete", ""))
+        .unwrap();
+    std::fs::write(&catalog, writer.into_inner().unwrap()).unwrap();
+    // An earlier release's collector holds the catalog.
+    let held = results::Lock::acquire(&catalog).unwrap();
+    let snapshot = Snapshot::open_with_catalog(&results, &catalog).unwrap();
+    assert!(snapshot.has_clips().unwrap());
+    drop(held);
+    let on_disk = Snapshot::open(&results).unwrap();
+    assert!(!on_disk.has_clips().unwrap(), "nothing written");
+}

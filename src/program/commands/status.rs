@@ -37,7 +37,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
         .catalog
         .clone()
         .unwrap_or_else(|| default_catalog_path(&args.results));
-    let (report, ranks) = status::read_with_ranks(&args.results, &catalog)?;
+    let (report, snapshot) = status::read_with_snapshot(&args.results, &catalog)?;
     let next = next_steps(&report, args.catalog.is_some());
     let mut text = if args.json {
         let mut json = serde_json::to_string_pretty(&Json {
@@ -51,7 +51,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
         screen(&report, &next)
     };
     if args.html {
-        text.push_str(&html(&catalog, ranks, report.catalog_found)?);
+        text.push_str(&html(&catalog, &snapshot, report.catalog_found)?);
     }
     // The results' text is the server's and the user's: the same masking
     // as every other output.
@@ -63,7 +63,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
 /// Writes the page and the playlist of `catalog`; the lines that name them.
 fn html(
     catalog: &Path,
-    ranks: std::sync::Arc<crate::files::results::Ranks>,
+    snapshot: &crate::files::state::Snapshot,
     found: bool,
 ) -> Result<String, Error> {
     if !found {
@@ -72,8 +72,7 @@ fn html(
             catalog.display()
         )));
     }
-    // The catalog sorts by the results' places, read once for the report.
-    let out = page::write_outputs_from_file(catalog, ranks)?;
+    let out = page::write_outputs_from_store(catalog, |emit| snapshot.each_job(emit))?;
     let mut text = String::new();
     let _ = writeln!(text, "  page:      {}", out.page.display());
     if let Some(dir) = &out.data_dir {

@@ -58,7 +58,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use atomic::AtomicFile;
-pub use open::{create_dirs_inside, create_new, open_in_place, regular_len};
+pub use open::{create_dirs_inside, create_new, open_in_place, regular_len, try_lock_byte};
 
 /// The folder `path` is in (`.` for a bare name).
 pub fn parent_dir(path: &Path) -> PathBuf {

@@ -165,3 +165,39 @@ mod tests {
         assert!(err.is_err(), "a device is not a file to write");
     }
 }
+
+/// Takes an exclusive lock on one byte (`at`) of `file`, for as long as
+/// this descriptor is open; `false` when another descriptor holds it.
+///
+/// An open-file-description lock (`F_OFD_SETLK`): it belongs to this
+/// descriptor like an `flock`, so closing another descriptor of the file
+/// does not drop it (as it would a POSIX lock), and it lives on the inode,
+/// so every name of the file leads to it. Unlike an `flock`, one file can
+/// carry several such locks, one per byte: the state store carries the
+/// run's `flock` and the collector's lock on one byte, so a run and a
+/// `collect` may share the store while two of either may not. SQLite's
+/// own locks are POSIX locks on bytes from 2^30 on; any byte below is free.
+///
+/// # Errors
+/// Any other error of `fcntl`.
+pub fn try_lock_byte(file: &File, at: i64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is plain data; zeroed is a valid value, and every
+    // field `fcntl` reads is set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = at;
+    lock.l_len = 1;
+    lock.l_pid = 0;
+    // SAFETY: a valid descriptor and a pointer to a valid `flock`.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &raw const lock) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}

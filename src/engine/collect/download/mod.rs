@@ -51,7 +51,8 @@ use tokio_util::sync::CancellationToken;
 use super::names::NameTemplate;
 use super::state::Hold;
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::{CatalogError, Row, SharedCatalog};
+use crate::files::catalog::{CatalogError, Row};
+use crate::files::state::Catalog;
 use crate::job::key_hash;
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher};
@@ -114,19 +115,13 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The files the catalog records (one pass over it).
+    /// The files the store records, of every task (one pass over them).
     ///
     /// # Errors
     /// The catalog unreadable.
-    pub fn recorded(store: &SharedCatalog) -> Result<Claims, CatalogError> {
+    pub fn recorded(store: &Catalog) -> Result<Claims, CatalogError> {
         let mut recorded = Vec::new();
-        for job in store.jobs()? {
-            for row in job?.rows {
-                if !row.file.is_empty() {
-                    recorded.push(path_hash(Path::new(&row.file)));
-                }
-            }
-        }
+        store.audio_paths(|path| recorded.push(path_hash(Path::new(path))))?;
         recorded.sort_unstable();
         recorded.dedup();
         recorded.shrink_to_fit();
@@ -153,7 +148,7 @@ fn path_hash(path: &Path) -> u64 {
 struct Shared {
     config: DownloadConfig,
     fetcher: Fetcher,
-    store: Arc<SharedCatalog>,
+    store: Arc<Catalog>,
     stop: CancellationToken,
     claims: Mutex<Claims>,
     summary: Mutex<DownloadSummary>,
@@ -168,7 +163,7 @@ struct Shared {
 /// When the HTTP client cannot be built.
 pub fn spawn(
     config: DownloadConfig,
-    store: Arc<SharedCatalog>,
+    store: Arc<Catalog>,
     claims: Claims,
     stop: CancellationToken,
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {

@@ -7,7 +7,7 @@
 //! ```text
 //! Scheduler (next due, oldest first) ──▶ ≤ concurrency polls in flight
 //!                                    │ each: rate limiter cell, GET feed
-//!   ▲ tasks come in (the window)     ▼ answer → SharedCatalog::apply → on_answer
+//!   ▲ tasks come in (the window)     ▼ answer → Catalog::apply → on_answer
 //!                                      finished? Scheduler::finished : running
 //!                                      failed?   the handling below, then Scheduler::failed
 //! ```
@@ -51,7 +51,7 @@ use super::CollectError;
 use super::state::Task;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
-use crate::files::catalog::{Applied, SharedCatalog};
+use crate::files::state::{Applied, Catalog};
 use crate::util::retry::full_jitter;
 use crate::util::units::Rate;
 
@@ -100,7 +100,7 @@ pub async fn poll_until_finished<H>(
     settings: PollSettings,
     mut incoming: mpsc::Receiver<Held<H>>,
     mut callbacks: Option<mpsc::UnboundedReceiver<String>>,
-    store: Arc<SharedCatalog>,
+    store: Arc<Catalog>,
     on_answer: impl Fn(&Held<H>, &Applied),
     stop: CancellationToken,
 ) -> Result<PollSummary, CollectError> {
@@ -238,12 +238,7 @@ impl<H> Poller<H> {
     /// A callback changed job `key`: its complete clips go to `on_answer`
     /// now, and a finished task leaves the schedule (unless a poll of it
     /// is in flight: its answer ends it).
-    fn called_back(
-        &mut self,
-        key: &str,
-        store: &SharedCatalog,
-        on_answer: impl Fn(&Held<H>, &Applied),
-    ) {
+    fn called_back(&mut self, key: &str, store: &Catalog, on_answer: impl Fn(&Held<H>, &Applied)) {
         let Some(&i) = self.by_key.get(key) else {
             return;
         };
@@ -282,7 +277,7 @@ impl<H> Poller<H> {
         i: usize,
         sent: Instant,
         clips: &TaskClips,
-        store: &SharedCatalog,
+        store: &Catalog,
         on_answer: impl Fn(&Held<H>, &Applied),
     ) -> Result<(), CollectError> {
         self.failures_in_a_row = 0;
@@ -310,7 +305,7 @@ impl<H> Poller<H> {
     fn finished_elsewhere(
         &mut self,
         i: usize,
-        store: &SharedCatalog,
+        store: &Catalog,
         on_answer: impl Fn(&Held<H>, &Applied),
     ) -> bool {
         let entry = self.entry(i);

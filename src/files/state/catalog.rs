@@ -1,0 +1,486 @@
+//! The catalog held by one collector (`collect` or `receive`): answers
+//! merged into the store's clips, downloads recorded, and the catalog
+//! report written from the store.
+//!
+//! An answer (a poll, a callback) or a download changes one job's rows in
+//! memory ([`JobRows::apply`], or one row); the one writer ([`flusher`])
+//! commits the changed jobs in one transaction at most once per
+//! [`FLUSH_EVERY`] (at once when [`URGENT`] jobs wait), so a kill loses at
+//! most the last second of answers, which the next run polls again. The
+//! catalog report (the CSV) is written whole from the store at most every
+//! few seconds while changes come in ([`REPORT_EVERY`], or four times as
+//! long as writing it took) and at the end of the run.
+//!
+//! # One owner
+//! A collector holds the lock file batchgen has always taken beside the
+//! catalog (`<catalog>.lock`), and an OS lock on one byte of the store
+//! file ([`crate::util::fsx::try_lock_byte`]): two collectors of one store
+//! are refused whatever names lead to it, while a run (which holds the
+//! store's `flock`) may send beside a collector, as `receive` needs.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::clips::{self, JobsWithClips, catalog_error};
+use super::sql::{bump_catalog, connect, meta};
+use super::{State, path_for};
+use crate::api::feed::TaskClips;
+use crate::files::catalog::{CatalogError, JobRows, ReportWriter, Row};
+use crate::files::results::Lock;
+use crate::job::key_hash;
+use crate::util::fsx;
+
+/// Most frequent commit while clips keep changing.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Jobs waiting for a commit that make it come at once: changed jobs stay
+/// in memory until committed, so at thousands of answers a second this,
+/// not the second, bounds them.
+pub const URGENT: usize = 512;
+/// Least time between two catalog reports while a run changes clips.
+pub const REPORT_EVERY: Duration = Duration::from_secs(2);
+/// The byte of the store file a collector locks (see the module docs).
+const COLLECTOR_BYTE: i64 = 1 << 20;
+
+/// What an answer did to a job.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Some row changed.
+    pub changed: bool,
+    /// The task is finished by the task rule ([`JobRows::finished`]).
+    pub finished: bool,
+    /// The job's rows of this task after the change.
+    pub rows: Vec<Row>,
+}
+
+struct Inner {
+    conn: Connection,
+    /// Jobs changed since the last commit: all their current rows.
+    pending: HashMap<String, JobRows>,
+    /// Jobs this run changed (hashes of their keys): a job read before
+    /// (by the reader that feeds a collect run) is read again.
+    touched: HashSet<u64>,
+    /// Commits this run made.
+    commits: u64,
+    /// Clip rows committed this run.
+    written: u64,
+    /// Most jobs pending at once.
+    peak: usize,
+}
+
+/// The catalog of one store, open for one collector (see the module docs).
+pub struct Catalog {
+    store: PathBuf,
+    report: PathBuf,
+    inner: Mutex<Inner>,
+    dirty: Notify,
+    urgent: Notify,
+    /// `commits` when the last report was written.
+    reported: AtomicU64,
+    /// Dropped after the connection: closing a descriptor of the store
+    /// file must not come before SQLite's own.
+    _store_file: File,
+    _lock: Lock,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("store", &self.store)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Opens the catalog of the results file at `results` for one
+    /// collector, its report at `report`: takes the locks (module docs),
+    /// builds the store if there is none (as a run would, from the results
+    /// file), brings it up to date, imports the catalog CSV at `report`
+    /// the first time (an earlier release's catalog), and proves the
+    /// report's folder writable, all before any request.
+    ///
+    /// # Errors
+    /// [`CatalogError::Locked`] when another collector holds it (or a run
+    /// of an earlier release holds the results file while no store
+    /// exists); [`CatalogError::Refused`] for a store from a newer batchgen,
+    /// a file that is not a store or a catalog; [`CatalogError::Io`] when
+    /// a file cannot be read or written.
+    pub fn open(results: &Path, report: &Path) -> Result<Arc<Catalog>, CatalogError> {
+        let lock = Lock::acquire(report)?;
+        if !State::exists(results) {
+            drop(State::open(results)?);
+        }
+        let store = path_for(results);
+        let io = |e| CatalogError::Io {
+            path: store.clone(),
+            source: e,
+        };
+        let store_file =
+            fsx::open_in_place(&store, OpenOptions::new().read(true).write(true)).map_err(io)?;
+        if !fsx::try_lock_byte(&store_file, COLLECTOR_BYTE).map_err(io)? {
+            return Err(CatalogError::Locked {
+                path: report.to_owned(),
+                holder: None,
+            });
+        }
+        super::check_sides(results)?;
+        let mut conn = connect(&store, false)?;
+        {
+            let err = |e| catalog_error(&store, e);
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            super::build(&tx, results, &store)?;
+            clips::import_once(&tx, report, &store, results)?;
+            tx.commit().map_err(err)?;
+        }
+        let catalog = Catalog {
+            store,
+            report: report.to_owned(),
+            inner: Mutex::new(Inner {
+                conn,
+                pending: HashMap::new(),
+                touched: HashSet::new(),
+                commits: 0,
+                written: 0,
+                peak: 0,
+            }),
+            dirty: Notify::new(),
+            urgent: Notify::new(),
+            reported: AtomicU64::new(0),
+            _store_file: store_file,
+            _lock: lock,
+        };
+        // The report is there from the start (a reader may look at it at
+        // once), and a folder that cannot take it is found before any
+        // request; else its folder must take the file that replaces it.
+        if report.exists() {
+            let dir = fsx::parent_dir(&fsx::resolve(report).map_err(|e| CatalogError::Io {
+                path: report.to_owned(),
+                source: e,
+            })?);
+            tempfile::tempfile_in(&dir).map_err(|e| CatalogError::Io {
+                path: report.to_owned(),
+                source: e,
+            })?;
+        } else {
+            catalog.write_report()?;
+        }
+        Ok(Arc::new(catalog))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The catalog report's path (the page and playlist are named after it).
+    pub fn path(&self) -> &Path {
+        &self.report
+    }
+
+    /// The store file's path.
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// The current rows of job `key`: this run's changes included.
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn rows_of(&self, key: &str) -> Result<Vec<Row>, CatalogError> {
+        let inner = self.lock();
+        Self::current(&inner, key, &self.store).map(|j| j.rows)
+    }
+
+    /// `rows`, read from the store before this run could change them,
+    /// unless this run changed job `key` since (then its current rows).
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn unless_changed(&self, key: &str, rows: Vec<Row>) -> Result<Vec<Row>, CatalogError> {
+        let inner = self.lock();
+        if inner.touched.contains(&key_hash(key.as_bytes())) {
+            Self::current(&inner, key, &self.store).map(|j| j.rows)
+        } else {
+            Ok(rows)
+        }
+    }
+
+    fn current(inner: &Inner, key: &str, store: &Path) -> Result<JobRows, CatalogError> {
+        match inner.pending.get(key) {
+            Some(job) => Ok(job.clone()),
+            None => clips::rows_of(&inner.conn, key)
+                .map(JobRows::new)
+                .map_err(|e| catalog_error(store, e)),
+        }
+    }
+
+    /// Merges an answer about job `key`'s task ([`JobRows::apply`]) and
+    /// schedules the job for the next commit if it changed.
+    ///
+    /// # Errors
+    /// The job's rows could not be read.
+    pub fn apply(
+        &self,
+        key: &str,
+        task_id: &str,
+        answer: &TaskClips,
+    ) -> Result<Applied, CatalogError> {
+        let mut inner = self.lock();
+        let mut job = Self::current(&inner, key, &self.store)?;
+        let changed = job.apply(key, task_id, answer);
+        let applied = Applied {
+            changed: !changed.is_empty(),
+            finished: job.finished(task_id),
+            rows: job.of_task(task_id).cloned().collect(),
+        };
+        if applied.changed {
+            self.changed(&mut inner, key, job);
+        }
+        Ok(applied)
+    }
+
+    /// Changes clip `clip_index` of job `key`, if that row is still of
+    /// task `task_id` (a download recording its file); whether it was.
+    ///
+    /// # Errors
+    /// The job's rows could not be read.
+    pub fn update(
+        &self,
+        key: &str,
+        clip_index: u32,
+        task_id: &str,
+        change: impl FnOnce(&mut Row),
+    ) -> Result<bool, CatalogError> {
+        let mut inner = self.lock();
+        let mut job = Self::current(&inner, key, &self.store)?;
+        let Some(row) = job.row_mut(clip_index).filter(|r| r.task_id == task_id) else {
+            return Ok(false);
+        };
+        let before = row.clone();
+        change(row);
+        if *row != before {
+            self.changed(&mut inner, key, job);
+        }
+        Ok(true)
+    }
+
+    /// Keeps `job` for the next commit and tells the writer: soon, or at
+    /// once when [`URGENT`] jobs wait.
+    fn changed(&self, inner: &mut Inner, key: &str, job: JobRows) {
+        inner.touched.insert(key_hash(key.as_bytes()));
+        inner.pending.insert(key.to_owned(), job);
+        inner.peak = inner.peak.max(inner.pending.len());
+        self.dirty.notify_one();
+        if inner.pending.len() >= URGENT {
+            self.urgent.notify_one();
+        }
+    }
+
+    /// Jobs in the store.
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn jobs(&self) -> Result<u64, CatalogError> {
+        self.lock()
+            .conn
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .map_err(|e| catalog_error(&self.store, e))
+    }
+
+    /// Clip rows this run committed so far.
+    pub fn rows_written(&self) -> u64 {
+        self.lock().written
+    }
+
+    /// Most jobs waiting for a commit at once so far (the tests watch it
+    /// stay bounded).
+    pub fn peak_pending(&self) -> usize {
+        self.lock().peak
+    }
+
+    /// Commits the changed jobs in one transaction, durable when this
+    /// returns. The run's first commit marks the report out of date in the
+    /// store, so a run killed at any moment leaves a store whose report
+    /// the next run writes again.
+    ///
+    /// # Errors
+    /// Any write error (a full disk): the jobs stay pending, the store as
+    /// it was.
+    pub fn flush(&self) -> Result<(), CatalogError> {
+        let mut inner = self.lock();
+        if inner.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut inner.pending);
+        let first = inner.commits == 0;
+        let err = |e| catalog_error(&self.store, e);
+        let committed = (|| {
+            let tx = inner.conn.transaction()?;
+            let mut rows = 0u64;
+            for (key, job) in &pending {
+                if clips::write_job(&tx, key, &job.rows)? {
+                    rows += job.rows.len() as u64;
+                }
+            }
+            if first {
+                bump_catalog(&tx)?;
+            }
+            tx.commit()?;
+            Ok(rows)
+        })();
+        match committed {
+            Ok(rows) => {
+                inner.commits += 1;
+                inner.written += rows;
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing of it counts as written: all of it waits again,
+                // under what changed since.
+                let newer = std::mem::replace(&mut inner.pending, pending);
+                inner.pending.extend(newer);
+                Err(err(e))
+            }
+        }
+    }
+
+    /// While a run changes clips: writes the report if it committed
+    /// anything since the last one.
+    ///
+    /// # Errors
+    /// As [`Catalog::write_report`].
+    pub fn report_if_changed(&self) -> Result<(), CatalogError> {
+        let commits = self.lock().commits;
+        if commits == self.reported.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.write_report_from_snapshot()?;
+        self.reported.store(commits, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The end of a run: commits what is pending, then writes the report
+    /// if the store's clips changed since the last one (or it is missing).
+    ///
+    /// # Errors
+    /// When the store cannot be read or the report written; the old
+    /// report is then left as it was.
+    pub fn write_report(&self) -> Result<(), CatalogError> {
+        self.flush()?;
+        let err = |e| catalog_error(&self.store, e);
+        let generation = {
+            let inner = self.lock();
+            let generation = meta(&inner.conn, "catalog_generation").map_err(err)?;
+            let reported = meta(&inner.conn, "catalog_reported").map_err(err)?;
+            if generation == reported && self.report.exists() {
+                return Ok(());
+            }
+            generation.unwrap_or_default()
+        };
+        self.write_report_from_snapshot()?;
+        self.lock()
+            .conn
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'catalog_reported'",
+                [generation],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Writes the report from one consistent read of the store, on a
+    /// connection of its own (the writer goes on committing meanwhile).
+    fn write_report_from_snapshot(&self) -> Result<(), CatalogError> {
+        let err = |e| catalog_error(&self.store, e);
+        let mut conn = connect(&self.store, true)?;
+        let snapshot = conn.transaction().map_err(err)?;
+        let mut out = ReportWriter::new(&self.report)?;
+        for job in JobsWithClips::new(&snapshot, &self.store) {
+            for row in &job?.rows {
+                out.write(row)?;
+            }
+        }
+        out.finish()
+    }
+
+    /// Hands `visit` every job with its rows, in report order, from one
+    /// consistent read of the store (what this run committed).
+    ///
+    /// # Errors
+    /// The store unreadable, or what `visit` returns.
+    pub fn each_job<E: From<CatalogError>>(
+        &self,
+        visit: impl FnMut(super::JobClips) -> Result<(), E>,
+    ) -> Result<(), E> {
+        super::each_job_of(&self.store, visit)
+    }
+
+    /// Every audio file the store records, of any task.
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn audio_paths(&self, visit: impl FnMut(&str)) -> Result<(), CatalogError> {
+        let conn = connect(&self.store, true)?;
+        clips::audio_paths(&conn, visit).map_err(|e| catalog_error(&self.store, e))
+    }
+}
+
+/// The only writer of the store's clips and of the catalog report: commits
+/// after changes, at most once per [`FLUSH_EVERY`] (at once when
+/// [`URGENT`] jobs wait); writes the report when changes were committed
+/// and [`REPORT_EVERY`] (or four times its last writing time) has passed;
+/// and when `stop` is cancelled commits a last time and writes the
+/// report. Ends with the first write error (the caller stops the run:
+/// exit 73).
+pub fn flusher(
+    catalog: Arc<Catalog>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
+    tokio::spawn(async move {
+        let mut next_report = Instant::now() + REPORT_EVERY;
+        loop {
+            let stopping = tokio::select! {
+                biased;
+                () = stop.cancelled() => true,
+                () = catalog.dirty.notified() => false,
+                () = tokio::time::sleep_until(next_report.into()) => false,
+            };
+            let c = Arc::clone(&catalog);
+            let report_due = Instant::now() >= next_report;
+            let took = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                if stopping {
+                    c.write_report()?;
+                } else {
+                    c.flush()?;
+                    if report_due {
+                        c.report_if_changed()?;
+                    }
+                }
+                Ok::<_, CatalogError>(started.elapsed())
+            })
+            .await
+            .map_err(|e| CatalogError::Writer(e.to_string()))??;
+            if stopping {
+                return Ok(());
+            }
+            if report_due {
+                next_report = Instant::now() + REPORT_EVERY.max(took * 4);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(FLUSH_EVERY) => {}
+                () = catalog.urgent.notified() => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    })
+}
