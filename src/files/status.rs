@@ -1,10 +1,12 @@
 //! Where a catalog stands: the store's jobs and clips read front to back
 //! into counts (`batchgen status`).
 //!
-//! # Memory
-//! The store is streamed, never held: one consistent read of every job
-//! with its clips, in report order ([`Snapshot::each_job`]), a page of jobs
-//! at a time. Failure reasons are grouped by their text (the first
+//! # Memory and time
+//! The store does the counting: jobs and clips grouped by status and
+//! failure reason, tasks by the task rule, in a few aggregate queries, so
+//! what `status` holds is the groups, whatever the catalog's size. Only a
+//! clip with a recorded file is looked at one by one (is the file there, at
+//! its size?). Failure reasons are grouped by their text (the first
 //! [`REASON_CHARS`] characters), at most [`MAX_REASONS`] distinct ones; the
 //! rest count as "other reasons".
 //!
@@ -20,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::catalog::{CatalogError, Row};
+use super::catalog::CatalogError;
 use super::results::{ResultsError, Status};
-use super::state::{JobClips, Snapshot};
+use super::state::Snapshot;
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -136,25 +138,69 @@ pub fn read_with_snapshot(
     let snapshot = Snapshot::open_with_catalog(results_path, catalog_path)?;
     report.catalog_found = catalog_path.is_file() || snapshot.has_clips()?;
     let (mut job_failures, mut clip_failures) = (Reasons::default(), Reasons::default());
-    snapshot.each_job(|job: JobClips| {
-        count_job(&mut report.jobs, job.status);
-        match job.status {
+    snapshot.job_tally(|status, error, n| {
+        count_job(&mut report.jobs, status, n);
+        match status {
             // As a rerun sees it (`Record::settled`).
-            Status::Sending => job_failures.add(super::results::INTERRUPTED),
-            Status::Failed | Status::Unknown => job_failures.add(&job.error),
+            Status::Sending => job_failures.add(super::results::INTERRUPTED, n),
+            Status::Failed | Status::Unknown => job_failures.add(error, n),
             Status::Pending | Status::Submitted => {}
         }
-        if !job.rows.is_empty() {
-            for row in &job.rows {
-                count_clip(&mut report, row, &mut clip_failures);
-            }
-            count_task(
-                &mut report.tasks,
-                job.rows.iter().map(Row::status).collect(),
-            );
-        }
-        Ok::<(), CatalogError>(())
     })?;
+    // Clips by status, and each job's task by the task rule: one pass over
+    // the clips' statuses, a job's together.
+    let mut job: (i64, Vec<ClipStatus>) = (-1, Vec::new());
+    let end_job = |statuses: &mut Vec<ClipStatus>, tasks: &mut Tasks| {
+        if !statuses.is_empty() {
+            if task_finished(statuses.drain(..)) {
+                tasks.finished += 1;
+            } else {
+                tasks.running += 1;
+            }
+        }
+    };
+    snapshot.clip_statuses(|job_id, status| {
+        if job_id != job.0 {
+            end_job(&mut job.1, &mut report.tasks);
+            job.0 = job_id;
+        }
+        let status = ClipStatus::parse(status);
+        job.1.push(status);
+        let clips = &mut report.clips;
+        clips.total += 1;
+        match status {
+            ClipStatus::New => clips.new += 1,
+            ClipStatus::Text => clips.text += 1,
+            ClipStatus::First => clips.first += 1,
+            ClipStatus::Complete => clips.complete += 1,
+            ClipStatus::Failed => clips.failed += 1,
+        }
+    })?;
+    end_job(&mut job.1, &mut report.tasks);
+    // Reasons: a failed clip's, and a complete clip's that has no file (its
+    // download failed). A complete clip with a file counts below.
+    let mut failed_with_reason = 0;
+    snapshot.clip_messages(|status, error, filed| match ClipStatus::parse(status) {
+        ClipStatus::Failed => {
+            failed_with_reason += 1;
+            clip_failures.add(error, 1);
+        }
+        ClipStatus::Complete if !filed => clip_failures.add(&format!("download: {error}"), 1),
+        _ => {}
+    })?;
+    if report.clips.failed > failed_with_reason {
+        clip_failures.add("", report.clips.failed - failed_with_reason);
+    }
+    // A complete clip is downloaded when the file recorded for it is there
+    // at the size recorded.
+    snapshot.filed(|path, bytes, error| {
+        if downloaded(path, bytes) {
+            report.downloads.done += 1;
+        } else if !error.is_empty() {
+            clip_failures.add(&format!("download: {error}"), 1);
+        }
+    })?;
+    report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
     report.tasks.submitted = report.jobs.submitted;
@@ -165,14 +211,14 @@ pub fn read_with_snapshot(
     Ok((report, snapshot))
 }
 
-fn count_job(jobs: &mut Jobs, status: Status) {
-    jobs.total += 1;
+fn count_job(jobs: &mut Jobs, status: Status, n: u64) {
+    jobs.total += n;
     match status {
-        Status::Pending => jobs.pending += 1,
-        Status::Submitted => jobs.submitted += 1,
-        Status::Failed => jobs.failed += 1,
+        Status::Pending => jobs.pending += n,
+        Status::Submitted => jobs.submitted += n,
+        Status::Failed => jobs.failed += n,
         // A row left `sending` by a crash is `unknown`, as a rerun sees it.
-        Status::Sending | Status::Unknown => jobs.unknown += 1,
+        Status::Sending | Status::Unknown => jobs.unknown += n,
     }
 }
 
@@ -197,7 +243,7 @@ const OTHER: &str = "other reasons";
 const NONE_GIVEN: &str = "no reason recorded";
 
 impl Reasons {
-    fn add(&mut self, text: &str) {
+    fn add(&mut self, text: &str, n: u64) {
         let text = reason_text(text);
         let key = if text.is_empty() {
             NONE_GIVEN.to_owned()
@@ -206,7 +252,7 @@ impl Reasons {
         } else {
             text
         };
-        *self.counts.entry(key).or_default() += 1;
+        *self.counts.entry(key).or_default() += n;
     }
 
     /// Most frequent first; equal counts by text.
@@ -221,44 +267,11 @@ impl Reasons {
     }
 }
 
-fn count_clip(report: &mut Report, row: &Row, failures: &mut Reasons) {
-    let clips = &mut report.clips;
-    clips.total += 1;
-    match row.status() {
-        ClipStatus::New => clips.new += 1,
-        ClipStatus::Text => clips.text += 1,
-        ClipStatus::First => clips.first += 1,
-        ClipStatus::Complete => {
-            clips.complete += 1;
-            if downloaded(row) {
-                report.downloads.done += 1;
-            } else {
-                report.downloads.left += 1;
-                if !row.error.is_empty() {
-                    failures.add(&format!("download: {}", row.error));
-                }
-            }
-        }
-        ClipStatus::Failed => {
-            clips.failed += 1;
-            failures.add(&row.error);
-        }
-    }
-}
-
-/// The catalog's file is there at the size it recorded.
-fn downloaded(row: &Row) -> bool {
-    !row.file.is_empty()
-        && std::fs::symlink_metadata(&row.file)
-            .is_ok_and(|m| m.is_file() && row.file_bytes.is_none_or(|n| n == m.len()))
-}
-
-fn count_task(tasks: &mut Tasks, statuses: Vec<ClipStatus>) {
-    if task_finished(statuses) {
-        tasks.finished += 1;
-    } else {
-        tasks.running += 1;
-    }
+/// The file recorded for a clip is there, at the size recorded.
+fn downloaded(path: &str, bytes: Option<u64>) -> bool {
+    !path.is_empty()
+        && std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.is_file() && bytes.is_none_or(|n| n == m.len()))
 }
 
 #[cfg(test)]
@@ -269,12 +282,12 @@ mod tests {
     fn reasons_are_grouped_capped_and_sorted() {
         let mut r = Reasons::default();
         for _ in 0..3 {
-            r.add("HTTP 400: Topic too long.");
+            r.add("HTTP 400: Topic too long.", 1);
         }
-        r.add("  HTTP 400: Topic too long.\n");
-        r.add("");
+        r.add("  HTTP 400: Topic too long.\n", 1);
+        r.add("", 1);
         for i in 0..MAX_REASONS + 5 {
-            r.add(&format!("reason {i}"));
+            r.add(&format!("reason {i}"), 1);
         }
         let sorted = r.sorted();
         let topic = sorted

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::CollectError;
 use super::state::Task;
 use crate::files::catalog::{CatalogError, Row};
+use crate::files::state::Which;
 
 /// Tasks read ahead of the run.
 const READ_AHEAD: usize = 256;
@@ -28,11 +29,14 @@ pub struct Loaded {
     pub rows: Vec<Row>,
 }
 
-/// Starts reading the store at `store`; the handle says how many tasks
-/// were read, or why the reading stopped. It stops early, without error,
+/// Starts reading the submitted tasks of the store at `store` (those of
+/// `which`: a run that downloads nothing skips finished tasks in the
+/// store); the handle says how many tasks were read, or why the reading
+/// stopped. It stops early, without error,
 /// when the receiver is dropped.
 pub fn spawn(
     store: PathBuf,
+    which: Which,
 ) -> (
     mpsc::Receiver<Loaded>,
     JoinHandle<Result<u64, CollectError>>,
@@ -40,7 +44,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let handle = tokio::task::spawn_blocking(move || {
         let mut count = 0u64;
-        let read = crate::files::state::each_job_in(&store, |job| {
+        let read = crate::files::state::each_job_in(&store, which, |job| {
             let Some(task) = Task::of_job(&job) else {
                 return Ok(());
             };

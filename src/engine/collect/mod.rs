@@ -19,10 +19,11 @@
 //!
 //! # Memory
 //! A run holds at most [`WINDOW`] jobs (each a [`state::Hold`], shared by
-//! the poller and the job's downloads; the last to let go counts the
-//! task), the jobs changed since the last commit, and a page of the
-//! reader: what it keeps does not grow with the catalog, which stays in
-//! the store. The bench's `collect-memory` target measures it at 10^6
+//! the poller and the job's downloads), the jobs changed since the last
+//! commit, and a page of the reader: what it keeps does not grow with the
+//! catalog, which stays in the store (which also counts the tasks at the
+//! end: [`state::Counts::of`]). A run that downloads nothing reads only
+//! the tasks that are not finished. The bench's `collect-memory` target measures it at 10^6
 //! tasks.
 //!
 //! # Layout
@@ -58,8 +59,8 @@ pub mod state;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -75,7 +76,7 @@ use crate::api::poll::FeedClient;
 use crate::files::catalog::job::finished;
 use crate::files::catalog::{CatalogError, Row};
 use crate::files::results::ResultsError;
-use crate::files::state::{Catalog, Snapshot};
+use crate::files::state::{Catalog, Snapshot, Which};
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
 use download::{DownloadConfig, DownloadSummary};
@@ -253,12 +254,9 @@ pub async fn collect(
         None => None,
     };
     let (queue, downloading) = downloads.unzip();
-    let counts = Arc::new(Mutex::new(state::Counts::default()));
     let intake = Intake {
         store: Arc::clone(&store),
         queue,
-        counts: Arc::clone(&counts),
-        downloading: config.download.is_some(),
         window: Arc::new(Semaphore::new(config.window.max(1))),
         window_size: config.window.max(1),
         peak: Arc::default(),
@@ -285,7 +283,11 @@ pub async fn collect(
         None => None,
     };
     drop(results);
-    let (loaded, reading) = load::spawn(store.store().to_owned());
+    let which = match config.download {
+        Some(_) => Which::Every,
+        None => Which::Unfinished,
+    };
+    let (loaded, reading) = load::spawn(store.store().to_owned(), which);
     let (to_poll, incoming) = mpsc::channel(POLL_CONCURRENCY * 4);
     let admitting = tokio::spawn(intake.clone().admit_all(loaded, to_poll, work.clone()));
 
@@ -332,7 +334,10 @@ pub async fn collect(
     flushed?;
 
     let page = write_page(&store).await;
-    let counts = counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let counts = {
+        let (s, downloading) = (Arc::clone(&store), config.download.is_some());
+        blocking(move || state::Counts::of(&s, downloading).map_err(CollectError::from)).await?
+    };
     Ok(CollectReport {
         counts,
         polls,
@@ -496,8 +501,6 @@ impl Deadline {
 struct Intake {
     store: Arc<Catalog>,
     queue: Option<download::Queue>,
-    counts: Arc<Mutex<state::Counts>>,
-    downloading: bool,
     window: Arc<Semaphore>,
     window_size: usize,
     /// Most jobs held at once.
@@ -530,29 +533,18 @@ impl Intake {
             let rows = self.store.unless_changed(&task.key, rows)?;
             let finished = finished(&rows, &task.task_id);
             if finished && self.queue.is_none() {
-                // Nothing to poll nor fetch: counted as it is, never held.
-                let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-                counts.add(&task.task_id, &rows, self.downloading);
+                // Nothing to poll nor fetch (a callback finished it since
+                // it was read).
                 continue;
             }
-            let hold = Arc::new(Hold::new(
-                Arc::clone(&self.store),
-                &task,
-                Arc::clone(&self.counts),
-                self.downloading,
-                place,
-            ));
+            let hold = Arc::new(Hold::new(Arc::clone(&self.store), &task, place));
             self.complete_clips(&hold, &rows);
             if !finished && to_poll.send(Held { task, hold }).await.is_err() {
                 break;
             }
         }
+        // What the run did not get to is counted from the store at its end.
         drop(to_poll);
-        // What the run did not get to: counted from the catalog as it was.
-        while let Some(load::Loaded { task, rows }) = loaded.recv().await {
-            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            counts.add(&task.task_id, &rows, self.downloading);
-        }
         Ok(())
     }
 

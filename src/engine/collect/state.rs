@@ -130,10 +130,11 @@ impl Writer {
     }
 }
 
-/// What a collect run counts of each task as it lets go of it.
+/// What a collect run ends with, counted from the store after its last
+/// commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Submitted tasks in the results file.
+    /// Submitted tasks.
     pub tasks: usize,
     /// Tasks whose clips are all complete or failed.
     pub tasks_finished: usize,
@@ -145,31 +146,27 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Counts one task from its current rows.
-    pub fn add(&mut self, task_id: &str, rows: &[crate::files::catalog::Row], downloading: bool) {
-        use crate::api::feed::ClipStatus;
-        self.tasks += 1;
-        if !rows.is_empty() && crate::files::catalog::job::finished(rows, task_id) {
-            self.tasks_finished += 1;
-        }
-        for row in rows.iter().filter(|r| r.task_id == task_id) {
-            match row.status() {
-                ClipStatus::Complete => {
-                    self.clips_complete += 1;
-                    if downloading && row.file.is_empty() {
-                        self.files_missing += 1;
-                    }
-                }
-                ClipStatus::Failed => self.clips_failed += 1,
-                _ => self.clips_pending += 1,
-            }
-        }
+    /// The store's counts ([`Catalog::task_counts`]); files missing only
+    /// when `downloading`.
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn of(store: &Catalog, downloading: bool) -> Result<Counts, CatalogError> {
+        let n = store.task_counts(downloading)?;
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Counts {
+            tasks: size(n.tasks),
+            tasks_finished: size(n.finished),
+            clips_complete: size(n.complete),
+            clips_failed: size(n.failed),
+            clips_pending: size(n.pending),
+            files_missing: if downloading { size(n.unfiled) } else { 0 },
+        })
     }
 }
 
 /// A job a collect run works on (the poller, its downloads): shared by
-/// them, and when the last lets go, the task is counted from its rows and
-/// its place in the window is free.
+/// them, and when the last lets go, its place in the window is free.
 pub struct Hold {
     pub store: Arc<Catalog>,
     pub key: String,
@@ -177,8 +174,6 @@ pub struct Hold {
     /// The job's place in the manifest, from 1 (the reports list one row a
     /// job, in manifest order: its place is its row).
     pub track: u32,
-    counts: Arc<std::sync::Mutex<Counts>>,
-    downloading: bool,
     /// Clip indexes sent to the downloader (each clip once per run).
     queued: std::sync::Mutex<u64>,
     _place: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -188,8 +183,6 @@ impl Hold {
     pub fn new(
         store: Arc<Catalog>,
         task: &Task,
-        counts: Arc<std::sync::Mutex<Counts>>,
-        downloading: bool,
         place: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Hold {
         Hold {
@@ -197,8 +190,6 @@ impl Hold {
             key: task.key.clone(),
             task_id: task.task_id.clone(),
             track: task.rank.saturating_add(1),
-            counts,
-            downloading,
             queued: std::sync::Mutex::new(0),
             _place: place,
         }
@@ -211,16 +202,5 @@ impl Hold {
         let fresh = *queued & bit == 0;
         *queued |= bit;
         fresh
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let rows = self.store.rows_of(&self.key).unwrap_or_default();
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).add(
-            &self.task_id,
-            &rows,
-            self.downloading,
-        );
     }
 }

@@ -61,9 +61,14 @@ pub struct Applied {
 }
 
 struct Inner {
-    conn: Connection,
+    /// Reads a job's rows (a connection of its own: a commit in progress
+    /// never holds up an answer).
+    reader: Connection,
     /// Jobs changed since the last commit: all their current rows.
     pending: HashMap<String, JobRows>,
+    /// Jobs being committed now (taken from `pending`), read as current
+    /// until their commit is done.
+    committing: Arc<HashMap<String, JobRows>>,
     /// Jobs this run changed (hashes of their keys): a job read before
     /// (by the reader that feeds a collect run) is read again.
     touched: HashSet<u64>,
@@ -80,6 +85,8 @@ pub struct Catalog {
     store: PathBuf,
     report: PathBuf,
     inner: Mutex<Inner>,
+    /// The connection that commits, one commit at a time.
+    writer: Mutex<Connection>,
     dirty: Notify,
     urgent: Notify,
     /// `commits` when the last report was written.
@@ -142,17 +149,20 @@ impl Catalog {
             clips::import_once(&tx, report, &store, results)?;
             tx.commit().map_err(err)?;
         }
+        let reader = connect(&store, true)?;
         let catalog = Catalog {
             store,
             report: report.to_owned(),
             inner: Mutex::new(Inner {
-                conn,
+                reader,
                 pending: HashMap::new(),
+                committing: Arc::default(),
                 touched: HashSet::new(),
                 commits: 0,
                 written: 0,
                 peak: 0,
             }),
+            writer: Mutex::new(conn),
             dirty: Notify::new(),
             urgent: Notify::new(),
             reported: AtomicU64::new(0),
@@ -215,9 +225,9 @@ impl Catalog {
     }
 
     fn current(inner: &Inner, key: &str, store: &Path) -> Result<JobRows, CatalogError> {
-        match inner.pending.get(key) {
+        match inner.pending.get(key).or_else(|| inner.committing.get(key)) {
             Some(job) => Ok(job.clone()),
-            None => clips::rows_of(&inner.conn, key)
+            None => clips::rows_of(&inner.reader, key)
                 .map(JobRows::new)
                 .map_err(|e| catalog_error(store, e)),
         }
@@ -291,9 +301,19 @@ impl Catalog {
     /// The store unreadable.
     pub fn jobs(&self) -> Result<u64, CatalogError> {
         self.lock()
-            .conn
+            .reader
             .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
             .map_err(|e| catalog_error(&self.store, e))
+    }
+
+    /// What a collect run reports: its tasks and their clips as the store
+    /// has them now (commit first), with the complete clips that have no
+    /// file when `files` (a run that downloads).
+    ///
+    /// # Errors
+    /// The store unreadable.
+    pub fn task_counts(&self, files: bool) -> Result<super::TaskCounts, CatalogError> {
+        clips::task_counts(&self.lock().reader, files).map_err(|e| catalog_error(&self.store, e))
     }
 
     /// Clip rows this run committed so far.
@@ -316,17 +336,21 @@ impl Catalog {
     /// Any write error (a full disk): the jobs stay pending, the store as
     /// it was.
     pub fn flush(&self) -> Result<(), CatalogError> {
-        let mut inner = self.lock();
-        if inner.pending.is_empty() {
-            return Ok(());
-        }
-        let pending = std::mem::take(&mut inner.pending);
-        let first = inner.commits == 0;
-        let err = |e| catalog_error(&self.store, e);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let (batch, first) = {
+            let mut inner = self.lock();
+            if inner.pending.is_empty() {
+                return Ok(());
+            }
+            let batch = Arc::new(std::mem::take(&mut inner.pending));
+            inner.committing = Arc::clone(&batch);
+            (batch, inner.commits == 0)
+        };
+        // Without the lock: answers go on meanwhile (into `pending`).
         let committed = (|| {
-            let tx = inner.conn.transaction()?;
+            let tx = writer.transaction()?;
             let mut rows = 0u64;
-            for (key, job) in &pending {
+            for (key, job) in batch.iter() {
                 if clips::write_job(&tx, key, &job.rows)? {
                     rows += job.rows.len() as u64;
                 }
@@ -337,6 +361,8 @@ impl Catalog {
             tx.commit()?;
             Ok(rows)
         })();
+        let mut inner = self.lock();
+        inner.committing = Arc::default();
         match committed {
             Ok(rows) => {
                 inner.commits += 1;
@@ -346,9 +372,11 @@ impl Catalog {
             Err(e) => {
                 // Nothing of it counts as written: all of it waits again,
                 // under what changed since.
-                let newer = std::mem::replace(&mut inner.pending, pending);
+                drop(writer);
+                let batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                let newer = std::mem::replace(&mut inner.pending, batch);
                 inner.pending.extend(newer);
-                Err(err(e))
+                Err(catalog_error(&self.store, e))
             }
         }
     }
@@ -378,17 +406,18 @@ impl Catalog {
         self.flush()?;
         let err = |e| catalog_error(&self.store, e);
         let generation = {
-            let inner = self.lock();
-            let generation = meta(&inner.conn, "catalog_generation").map_err(err)?;
-            let reported = meta(&inner.conn, "catalog_reported").map_err(err)?;
+            let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = meta(&writer, "catalog_generation").map_err(err)?;
+            let reported = meta(&writer, "catalog_reported").map_err(err)?;
             if generation == reported && self.report.exists() {
                 return Ok(());
             }
             generation.unwrap_or_default()
         };
         self.write_report_from_snapshot()?;
-        self.lock()
-            .conn
+        self.writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .execute(
                 "UPDATE meta SET value = ?1 WHERE name = 'catalog_reported'",
                 [generation],
@@ -404,7 +433,7 @@ impl Catalog {
         let mut conn = connect(&self.store, true)?;
         let snapshot = conn.transaction().map_err(err)?;
         let mut out = ReportWriter::new(&self.report)?;
-        for job in JobsWithClips::new(&snapshot, &self.store) {
+        for job in JobsWithClips::new(&snapshot, &self.store, super::Which::Every) {
             for row in &job?.rows {
                 out.write(row)?;
             }
@@ -436,17 +465,20 @@ impl Catalog {
 
 /// The only writer of the store's clips and of the catalog report: commits
 /// after changes, at most once per [`FLUSH_EVERY`] (at once when
-/// [`URGENT`] jobs wait); writes the report when changes were committed
-/// and [`REPORT_EVERY`] (or four times its last writing time) has passed;
-/// and when `stop` is cancelled commits a last time and writes the
-/// report. Ends with the first write error (the caller stops the run:
-/// exit 73).
+/// [`URGENT`] jobs wait); writes the report, beside the commits, when
+/// changes were committed and [`REPORT_EVERY`] (or four times its last
+/// writing time) has passed; and when `stop` is cancelled commits a last
+/// time and writes the report. Ends with the first write error (the caller
+/// stops the run: exit 73).
 pub fn flusher(
     catalog: Arc<Catalog>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
     tokio::spawn(async move {
         let mut next_report = Instant::now() + REPORT_EVERY;
+        // A report being written, beside the commits (at a million jobs it
+        // takes seconds, and answers keep coming meanwhile).
+        let mut reporting: Option<tokio::task::JoinHandle<Result<Duration, CatalogError>>> = None;
         loop {
             let stopping = tokio::select! {
                 biased;
@@ -454,27 +486,33 @@ pub fn flusher(
                 () = catalog.dirty.notified() => false,
                 () = tokio::time::sleep_until(next_report.into()) => false,
             };
+            if let Some(report) = reporting.take_if(|r| r.is_finished() || stopping) {
+                let took = report
+                    .await
+                    .map_err(|e| CatalogError::Writer(e.to_string()))??;
+                next_report = Instant::now() + REPORT_EVERY.max(took * 4);
+            }
             let c = Arc::clone(&catalog);
-            let report_due = Instant::now() >= next_report;
-            let took = tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
+            tokio::task::spawn_blocking(move || {
                 if stopping {
-                    c.write_report()?;
+                    c.write_report()
                 } else {
-                    c.flush()?;
-                    if report_due {
-                        c.report_if_changed()?;
-                    }
+                    c.flush()
                 }
-                Ok::<_, CatalogError>(started.elapsed())
             })
             .await
             .map_err(|e| CatalogError::Writer(e.to_string()))??;
             if stopping {
                 return Ok(());
             }
-            if report_due {
-                next_report = Instant::now() + REPORT_EVERY.max(took * 4);
+            if reporting.is_none() && Instant::now() >= next_report {
+                let c = Arc::clone(&catalog);
+                reporting = Some(tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    c.report_if_changed()?;
+                    Ok(started.elapsed())
+                }));
+                next_report = Instant::now() + REPORT_EVERY;
             }
             tokio::select! {
                 () = tokio::time::sleep(FLUSH_EVERY) => {}

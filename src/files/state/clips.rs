@@ -49,12 +49,44 @@ fn read_row(key: &str, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<R
 /// The current rows of job `key`, in clip order (none for a job the store
 /// does not know).
 pub(super) fn rows_of(conn: &Connection, key: &str) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM jobs j JOIN clips c ON c.job_id = j.id {FILES_OF_CLIP} \
-         WHERE j.key = ?1 ORDER BY c.clip_index"
-    ))?;
-    let rows = stmt.query_map([key], |r| read_row(key, r, 0))?;
-    rows.collect()
+    // Simple statements, in the table's order (the caller sorts): SQLite
+    // compiles a join on a bound key, or an `ORDER BY` after an equality
+    // on the key's prefix, again at every run, which cost most of a
+    // collect's time.
+    let Some(job_id) = conn
+        .prepare_cached("SELECT id FROM jobs WHERE key = ?1")?
+        .query_row([key], |r| r.get::<_, i64>(0))
+        .optional()?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut rows: Vec<Row> = conn
+        .prepare_cached(
+            "SELECT task_id, clip_index, clip_id, title, style, model, status, duration, created_at, audio_url, image_url, NULL, NULL, NULL, error, lyrics
+             FROM clips WHERE job_id = ?1",
+        )?
+        .query_map([job_id], |r| read_row(key, r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut files = conn.prepare_cached(
+        "SELECT task_id, clip_id, kind, path, bytes FROM files WHERE job_id = ?1",
+    )?;
+    let mut found = files.query([job_id])?;
+    while let Some(f) = found.next()? {
+        let (task_id, clip_id) = (f.get_ref(0)?.as_str()?, f.get_ref(1)?.as_str()?);
+        let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.task_id == task_id && r.clip_id == clip_id)
+        else {
+            continue;
+        };
+        if f.get_ref(2)?.as_str()? == "audio" {
+            row.file = f.get(3)?;
+            row.file_bytes = f.get(4)?;
+        } else {
+            row.image_file = f.get(3)?;
+        }
+    }
+    Ok(rows)
 }
 
 /// Replaces the rows of job `key` with `rows` (all of its current rows),
@@ -131,6 +163,117 @@ pub(super) fn audio_paths(conn: &Connection, mut visit: impl FnMut(&str)) -> rus
     Ok(())
 }
 
+/// What a collect run reports of the store's submitted tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Submitted jobs with a task ID.
+    pub tasks: u64,
+    /// Tasks finished by the task rule ([`crate::files::catalog::job::finished`]).
+    pub finished: u64,
+    /// The clips of each job's latest task, by status.
+    pub complete: u64,
+    pub failed: u64,
+    pub pending: u64,
+    /// Complete clips with no audio file recorded.
+    pub unfiled: u64,
+}
+
+/// Hands `visit` each submitted job's id and the statuses of its clips,
+/// each with whether it is of the job's latest task, in job order: one
+/// pass over the jobs and one over the clips' narrow index, side by side.
+fn each_task_brief(
+    conn: &Connection,
+    mut visit: impl FnMut(i64, &[(ClipStatus, bool)]),
+) -> rusqlite::Result<()> {
+    let mut jobs = conn.prepare_cached(
+        "SELECT id, task_id FROM jobs WHERE status = 'submitted' AND task_id <> '' ORDER BY id",
+    )?;
+    let mut clips =
+        conn.prepare_cached("SELECT job_id, status, task_id FROM clips ORDER BY job_id")?;
+    let mut jobs = jobs.query([])?;
+    let mut clips = clips.query([])?;
+    let mut clip = clips.next()?;
+    let mut of_job: Vec<(ClipStatus, bool)> = Vec::new();
+    while let Some(job) = jobs.next()? {
+        let id: i64 = job.get(0)?;
+        let task = job.get_ref(1)?.as_str()?;
+        of_job.clear();
+        while let Some(c) = clip {
+            let job_id: i64 = c.get(0)?;
+            if job_id > id {
+                break;
+            }
+            if job_id == id {
+                let status = ClipStatus::parse(c.get_ref(1)?.as_str()?);
+                of_job.push((status, c.get_ref(2)?.as_str()? == task));
+            }
+            clip = clips.next()?;
+        }
+        visit(id, &of_job);
+    }
+    Ok(())
+}
+
+/// The task rule of [`crate::files::catalog::job::finished`] over
+/// [`each_task_brief`]'s clips.
+fn brief_finished(clips: &[(ClipStatus, bool)]) -> bool {
+    clips.iter().all(|&(_, current)| current)
+        && crate::api::feed::task_finished(clips.iter().map(|&(status, _)| status))
+}
+
+/// [`TaskCounts`] of the store, in one pass ([`each_task_brief`]);
+/// `unfiled` only when `files` is asked.
+pub(super) fn task_counts(conn: &Connection, files: bool) -> rusqlite::Result<TaskCounts> {
+    let mut n = TaskCounts::default();
+    each_task_brief(conn, |_, clips| {
+        n.tasks += 1;
+        if brief_finished(clips) {
+            n.finished += 1;
+        }
+        for &(status, current) in clips {
+            match (current, status) {
+                (false, _) => {}
+                (true, ClipStatus::Complete) => n.complete += 1,
+                (true, ClipStatus::Failed) => n.failed += 1,
+                (true, _) => n.pending += 1,
+            }
+        }
+    })?;
+    if files {
+        let filed: u64 = conn.query_row(
+            "SELECT count(*) FROM files f CROSS JOIN clips c
+                 ON c.job_id = f.job_id AND c.task_id = f.task_id AND c.clip_id = f.clip_id
+             JOIN jobs j ON j.id = f.job_id
+             WHERE f.kind = 'audio' AND c.status = 'complete'
+                 AND j.status = 'submitted' AND j.task_id = c.task_id",
+            [],
+            |r| r.get(0),
+        )?;
+        n.unfiled = n.complete.saturating_sub(filed);
+    }
+    Ok(n)
+}
+
+/// The ids of the submitted jobs whose task is finished by the task rule,
+/// as a bit set indexed by job id.
+fn finished_ids(conn: &Connection) -> rusqlite::Result<Vec<u64>> {
+    let mut bits = Vec::new();
+    each_task_brief(conn, |id, clips| {
+        if brief_finished(clips) {
+            let id = usize::try_from(id).unwrap_or(0);
+            if bits.len() <= id / 64 {
+                bits.resize(id / 64 + 1, 0u64);
+            }
+            bits[id / 64] |= 1 << (id % 64);
+        }
+    })?;
+    Ok(bits)
+}
+
+fn in_set(bits: &[u64], id: i64) -> bool {
+    usize::try_from(id).is_ok_and(|id| bits.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0))
+}
+
 /// Whether the store has any clip.
 pub(super) fn any(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM clips)", [], |r| r.get(0))
@@ -156,33 +299,54 @@ pub struct JobClips {
 /// Jobs read per query.
 const PAGE: u32 = 512;
 
-/// Every job with its rows in report order, a page of [`PAGE`] jobs per
-/// query, each query a short read (a `collect` reading ahead of its work
-/// holds no snapshot open for hours). An [`Iterator`] of
-/// `Result<JobClips, CatalogError>`; it ends after the first error.
+/// Which jobs [`JobsWithClips`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    Every,
+    /// Submitted jobs whose task is not finished by the task rule (what a
+    /// collect that downloads nothing has to poll).
+    Unfinished,
+}
+
+/// Every job (or those of [`Which`]) with its rows in report order, a page
+/// of [`PAGE`] jobs per query, each query a short read (a `collect`
+/// reading ahead of its work holds no snapshot open for hours). An
+/// [`Iterator`] of `Result<JobClips, CatalogError>`; it ends after the
+/// first error.
 pub struct JobsWithClips<'c> {
     conn: &'c Connection,
     store: &'c Path,
+    which: Which,
+    /// With [`Which::Unfinished`]: the finished jobs, read at the start.
+    finished: Option<Vec<u64>>,
     /// The last job read: (position, id).
     after: Option<(i64, i64)>,
-    place: u32,
     page: std::vec::IntoIter<JobClips>,
     done: bool,
 }
 
 impl<'c> JobsWithClips<'c> {
-    pub(super) fn new(conn: &'c Connection, store: &'c Path) -> JobsWithClips<'c> {
+    pub(super) fn new(conn: &'c Connection, store: &'c Path, which: Which) -> JobsWithClips<'c> {
         JobsWithClips {
             conn,
             store,
+            which,
+            finished: None,
             after: None,
-            place: 0,
             page: Vec::new().into_iter(),
             done: false,
         }
     }
 
     fn next_page(&mut self) -> rusqlite::Result<Vec<JobClips>> {
+        match self.which {
+            Which::Every => self.page_of_every(),
+            Which::Unfinished => self.page_of_unfinished(),
+        }
+    }
+
+    /// The next jobs, their clips joined.
+    fn page_of_every(&mut self) -> rusqlite::Result<Vec<JobClips>> {
         let (position, id) = self.after.unwrap_or((i64::MIN, i64::MIN));
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT j.position, j.id, j.key, j.status, j.task_id, j.submitted_at, j.error, {ROW_COLUMNS}
@@ -196,16 +360,7 @@ impl<'c> JobsWithClips<'c> {
             let at: (i64, i64) = (row.get(0)?, row.get(1)?);
             if self.after != Some(at) {
                 self.after = Some(at);
-                page.push(JobClips {
-                    key: row.get(2)?,
-                    place: self.place,
-                    status: super::sql::status(row.get_ref(3)?.as_str()?),
-                    task_id: row.get(4)?,
-                    submitted_at: row.get(5)?,
-                    error: row.get(6)?,
-                    rows: Vec::new(),
-                });
-                self.place = self.place.saturating_add(1);
+                page.push(job_of(row, at.0)?);
             }
             let job = page.last_mut().expect("pushed above");
             if row.get_ref(8)?.data_type() != rusqlite::types::Type::Null {
@@ -215,6 +370,79 @@ impl<'c> JobsWithClips<'c> {
         }
         Ok(page)
     }
+
+    /// The next submitted jobs whose task is not finished (at least one,
+    /// unless there are none left), then their clips: a rerun over a
+    /// finished catalog reads no clip's text.
+    fn page_of_unfinished(&mut self) -> rusqlite::Result<Vec<JobClips>> {
+        if self.finished.is_none() {
+            self.finished = Some(finished_ids(self.conn)?);
+        }
+        let finished = self.finished.as_deref().unwrap_or_default();
+        let mut page: Vec<(i64, JobClips)> = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT position, id, key, status, task_id, submitted_at, error FROM jobs
+             WHERE (position, id) > (?1, ?2) ORDER BY position, id LIMIT ?3",
+        )?;
+        while page.is_empty() {
+            let (position, id) = self.after.unwrap_or((i64::MIN, i64::MIN));
+            let mut rows = stmt.query(params![position, id, PAGE])?;
+            let mut read = 0;
+            while let Some(row) = rows.next()? {
+                read += 1;
+                let at: (i64, i64) = (row.get(0)?, row.get(1)?);
+                self.after = Some(at);
+                let job = job_of(row, at.0)?;
+                if job.status == Status::Submitted
+                    && !job.task_id.is_empty()
+                    && !in_set(finished, at.1)
+                {
+                    page.push((at.1, job));
+                }
+            }
+            if read == 0 {
+                break;
+            }
+        }
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Their clips: the ids are numbers the store gave, written in.
+        let ids: Vec<String> = page.iter().map(|(id, _)| id.to_string()).collect();
+        let mut clips = self.conn.prepare(&format!(
+            "SELECT c.job_id, {ROW_COLUMNS} FROM clips c {FILES_OF_CLIP}
+             WHERE c.job_id IN ({}) ORDER BY c.job_id, c.clip_index",
+            ids.join(",")
+        ))?;
+        let at: std::collections::HashMap<i64, usize> = page
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
+        let mut rows = clips.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Some(&i) = at.get(&row.get::<_, i64>(0)?) {
+                let job = &mut page[i].1;
+                let clip = read_row(&job.key, row, 1)?;
+                job.rows.push(clip);
+            }
+        }
+        Ok(page.into_iter().map(|(_, job)| job).collect())
+    }
+}
+
+/// A job's columns (position, id, key, status, task_id, submitted_at,
+/// error) as a [`JobClips`] without rows, at place `position`.
+fn job_of(row: &rusqlite::Row<'_>, position: i64) -> rusqlite::Result<JobClips> {
+    Ok(JobClips {
+        key: row.get(2)?,
+        place: u32::try_from(position).unwrap_or(u32::MAX),
+        status: super::sql::status(row.get_ref(3)?.as_str()?),
+        task_id: row.get(4)?,
+        submitted_at: row.get(5)?,
+        error: row.get(6)?,
+        rows: Vec::new(),
+    })
 }
 
 impl Iterator for JobsWithClips<'_> {

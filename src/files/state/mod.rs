@@ -61,7 +61,7 @@ use crate::files::results::{Lock, Record, ResultsError, Status};
 use crate::util::fsx;
 
 pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
-pub use clips::JobClips;
+pub use clips::{JobClips, TaskCounts, Which};
 pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
@@ -509,10 +509,11 @@ fn each_job_of<E: From<CatalogError>>(
 /// The store unreadable, or what `visit` returns.
 pub fn each_job_in<E: From<CatalogError>>(
     store: &Path,
+    which: Which,
     mut visit: impl FnMut(JobClips) -> Result<(), E>,
 ) -> Result<(), E> {
     let conn = connect(store, true).map_err(|e| E::from(CatalogError::from(e)))?;
-    for job in clips::JobsWithClips::new(&conn, store) {
+    for job in clips::JobsWithClips::new(&conn, store, which) {
         visit(job.map_err(E::from)?)?;
     }
     Ok(())
@@ -527,7 +528,7 @@ fn each_job_on<E: From<CatalogError>>(
     let snapshot = conn
         .unchecked_transaction()
         .map_err(|e| E::from(clips::catalog_error(store, e)))?;
-    for job in clips::JobsWithClips::new(&snapshot, store) {
+    for job in clips::JobsWithClips::new(&snapshot, store, Which::Every) {
         visit(job.map_err(E::from)?)?;
     }
     Ok(())

@@ -96,6 +96,11 @@ const MIGRATIONS: &[&str] = &[
         lyrics     TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (job_id, clip_index)
     ) STRICT, WITHOUT ROWID;
+    -- A clip's status and task without its text: what counting and the
+    -- task rule read, a tenth of the table's bytes. And the clips that
+    -- carry a message, for the reasons `status` groups.
+    CREATE INDEX clips_by_job ON clips (job_id, status, task_id);
+    CREATE INDEX clips_with_error ON clips (status, error) WHERE error <> '';
 
     -- Every file downloaded for a clip: its song (`audio`, with its size
     -- after tagging: a file of another size is not ours) or its cover

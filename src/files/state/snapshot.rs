@@ -9,6 +9,7 @@
 //! it with, or in memory when that cannot be written (see
 //! `open_for_reading`).
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -149,6 +150,117 @@ impl Snapshot {
     ) -> Result<(), E> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         super::each_job_on(&conn, &self.store, visit)
+    }
+
+    /// Hands `visit` the store's jobs grouped by status and (for failed and
+    /// unknown jobs) error: `(status, error, count)`, in no set order.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn job_tally(&self, mut visit: impl FnMut(Status, &str, u64)) -> Result<(), CatalogError> {
+        // Grouped here, not by SQL (which would sort every job).
+        let mut groups: HashMap<String, HashMap<String, u64>> = HashMap::new();
+        self.each_row(
+            "SELECT status, CASE WHEN status IN ('failed', 'unknown') THEN error ELSE '' END FROM jobs",
+            |row| {
+                let status = row.get_ref(0)?.as_str()?;
+                let error = row.get_ref(1)?.as_str()?;
+                let of_status = match groups.get_mut(status) {
+                    Some(g) => g,
+                    None => groups.entry(status.to_owned()).or_default(),
+                };
+                match of_status.get_mut(error) {
+                    Some(n) => *n += 1,
+                    None => {
+                        of_status.insert(error.to_owned(), 1);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        for (status, errors) in &groups {
+            for (error, n) in errors {
+                visit(super::sql::status(status), error, *n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `visit` every clip's job (its id: a job's clips come together)
+    /// and status, from the clips' narrow index.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn clip_statuses(&self, mut visit: impl FnMut(i64, &str)) -> Result<(), CatalogError> {
+        self.each_row("SELECT job_id, status FROM clips ORDER BY job_id", |row| {
+            visit(row.get(0)?, row.get_ref(1)?.as_str()?);
+            Ok(())
+        })
+    }
+
+    /// Hands `visit` each clip that carries a message: `(status, error,
+    /// whether an audio file is recorded for it)`.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn clip_messages(
+        &self,
+        mut visit: impl FnMut(&str, &str, bool),
+    ) -> Result<(), CatalogError> {
+        self.each_row(
+            "SELECT c.status, c.error, EXISTS (SELECT 1 FROM files f WHERE f.job_id = c.job_id
+                 AND f.task_id = c.task_id AND f.clip_id = c.clip_id AND f.kind = 'audio')
+             FROM clips c WHERE c.error <> ''",
+            |row| {
+                visit(
+                    row.get_ref(0)?.as_str()?,
+                    row.get_ref(1)?.as_str()?,
+                    row.get(2)?,
+                );
+                Ok(())
+            },
+        )
+    }
+
+    /// Hands `visit` each complete clip's recorded audio file: `(path,
+    /// bytes, error)`.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn filed(
+        &self,
+        mut visit: impl FnMut(&str, Option<u64>, &str),
+    ) -> Result<(), CatalogError> {
+        // The files first: a catalog downloads fewer files than it has clips.
+        self.each_row(
+            "SELECT f.path, f.bytes, c.error FROM files f CROSS JOIN clips c
+                 ON c.job_id = f.job_id AND c.task_id = f.task_id AND c.clip_id = f.clip_id
+             WHERE f.kind = 'audio' AND c.status = 'complete'",
+            |row| {
+                visit(
+                    row.get_ref(0)?.as_str()?,
+                    row.get(1)?,
+                    row.get_ref(2)?.as_str()?,
+                );
+                Ok(())
+            },
+        )
+    }
+
+    /// Runs `sql` and hands each row to `visit`.
+    fn each_row(
+        &self,
+        sql: &str,
+        mut visit: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let err = |e| super::clips::catalog_error(&self.store, e);
+        let mut stmt = conn.prepare(sql).map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            visit(row).map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Whether the store holds any clip.
