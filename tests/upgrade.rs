@@ -398,17 +398,21 @@ async fn a_catalog_naming_the_results_or_its_state_file_is_refused() {
     for (catalog, what) in [
         ("jobs.results.csv", "is the results file"),
         ("jobs.results.db", "is its state file"),
+        ("jobs.results.db-wal", "is its state file's log"),
     ] {
-        let out = run_in(
-            dir.path(),
-            &sandbox,
-            &["collect", "jobs.results.csv", "--catalog", catalog],
-        )
-        .await;
-        let err = stderr(&out);
-        assert_eq!(code(&out), 2, "{err}");
-        assert!(err.contains(what) && !err.contains("move it away"), "{err}");
+        for command in ["collect", "status"] {
+            let out = run_in(
+                dir.path(),
+                &sandbox,
+                &[command, "jobs.results.csv", "--catalog", catalog],
+            )
+            .await;
+            let err = stderr(&out);
+            assert_eq!(code(&out), 2, "{command}: {err}");
+            assert!(err.contains(what) && !err.contains("move it away"), "{err}");
+        }
     }
+    assert!(!dir.path().join("jobs.results.db-wal").exists());
     assert_eq!(
         std::fs::read(dir.path().join("jobs.results.db")).unwrap(),
         before

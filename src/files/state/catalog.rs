@@ -29,9 +29,9 @@ use rusqlite::Connection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::State;
 use super::clips::{self, JobsWithClips, catalog_error};
 use super::sql::{bump_catalog, connect, meta};
-use super::{State, path_for};
 use crate::api::feed::TaskClips;
 use crate::files::catalog::{CatalogError, JobRows, ReportWriter, Row};
 use crate::files::results::Lock;
@@ -121,11 +121,22 @@ impl Catalog {
     /// a file that is not a store or a catalog; [`CatalogError::Io`] when
     /// a file cannot be read or written.
     pub fn open(results: &Path, report: &Path) -> Result<Arc<Catalog>, CatalogError> {
+        // The report is replaced whole: never over the results file or a
+        // file of the store (the program says so earlier, as a usage error).
+        let [store, log, index] = super::files_for(results);
+        for own in [results, &store, &log, &index] {
+            if fsx::same_file(report, own) {
+                return Err(CatalogError::Refused(format!(
+                    "--catalog {} is {}: the catalog report is a file of its own",
+                    report.display(),
+                    own.display()
+                )));
+            }
+        }
         let lock = Lock::acquire(report)?;
         if !State::exists(results) {
             drop(State::open(results)?);
         }
-        let store = path_for(results);
         let io = |e| CatalogError::Io {
             path: store.clone(),
             source: e,

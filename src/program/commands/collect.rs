@@ -90,11 +90,16 @@ pub const DEFAULT_ARTIST: &str = "batchgen";
 /// Refuses a `--catalog` that names the results file or its state file
 /// (through any name): the catalog is rewritten whole, and either holds
 /// the task IDs that keep jobs from being billed twice.
-fn check_catalog_path(results: &std::path::Path, catalog: &std::path::Path) -> Result<(), Error> {
-    let store = crate::files::state::path_for(results);
+pub(super) fn check_catalog_path(
+    results: &std::path::Path,
+    catalog: &std::path::Path,
+) -> Result<(), Error> {
+    let [store, log, index] = crate::files::state::files_for(results);
     for (what, file) in [
         ("the results file", results),
         ("its state file", store.as_path()),
+        ("its state file's log", log.as_path()),
+        ("its state file's index", index.as_path()),
     ] {
         if crate::util::fsx::same_file(catalog, file) {
             return Err(Error::Usage(format!(

@@ -37,6 +37,7 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, Error> {
         .catalog
         .clone()
         .unwrap_or_else(|| default_catalog_path(&args.results));
+    super::collect::check_catalog_path(&args.results, &catalog)?;
     let (report, snapshot) = status::read_with_snapshot(&args.results, &catalog)?;
     let next = next_steps(&report, args.catalog.is_some());
     let mut text = if args.json {
