@@ -16,11 +16,15 @@ use batchgen::files::state::{self, State};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
-/// A copy of the fixture folder `name`, to run in.
+/// A copy of the fixture folder `name` (under `tests/fixtures/prev`, or a
+/// path under `tests/fixtures`), to run in.
 fn fixture(name: &str) -> tempfile::TempDir {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/prev")
-        .join(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let from = if name.contains('/') {
+        root.join(name)
+    } else {
+        root.join("prev").join(name)
+    };
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&from, dir.path());
     dir
@@ -545,4 +549,79 @@ async fn two_status_html_at_once_leave_a_complete_page() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
     assert_eq!(sandbox.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_schema_store_upgrades_without_a_request_or_a_download() {
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = fixture("store_v1/finished");
+    let results = dir.path().join("jobs.results.csv");
+    let catalog = dir.path().join("jobs.catalog.csv");
+    let songs = bytes_of(&dir.path().join("songs"));
+    let before = catalog_rows(&catalog);
+    assert_eq!(before.len(), 8);
+    let out = run_in(
+        dir.path(),
+        &sandbox,
+        &[
+            "collect",
+            "jobs.results.csv",
+            "--download",
+            "songs",
+            "--poll-interval",
+            "100ms",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_in(
+        dir.path(),
+        &sandbox,
+        &["jobs.toml", "--out", "jobs.results.csv"],
+    )
+    .await;
+    assert_eq!(
+        code(&out),
+        1,
+        "failed and unknown rows remain: {}",
+        stderr(&out)
+    );
+    let stats = sandbox.stats();
+    assert_eq!(
+        (stats.requests, stats.feed_requests, stats.audio_fetches),
+        (0, 0, 0),
+        "no request, no poll, no download"
+    );
+    assert_eq!(
+        bytes_of(&dir.path().join("songs")),
+        songs,
+        "every song as it was"
+    );
+    assert_eq!(
+        catalog_rows(&catalog),
+        before,
+        "the same catalog, now a report"
+    );
+    let store = state::path_for(&results);
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, state::schema::VERSION, "migrated");
+    let statuses: Vec<(String, String)> = statuses(&results)
+        .into_iter()
+        .map(|(k, s, t)| (k, format!("{}:{t}", s.as_str())))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("rain", "failed:"),
+            ("surf", "submitted:gen29s69dj4cs0qyj4dr"),
+            ("neon", "submitted:gen2z8j63d0yr3s1lzo9"),
+            ("banned", "submitted:gen2dmjp3wmia1nzg02q"),
+            ("drums", "submitted:gen26o55r8ebejh61et1"),
+            ("night", "unknown:"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
 }
