@@ -286,7 +286,7 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
             // machine's load did to start-up.
             until_requests(&sandbox, baseline + 1 + i % 7).await;
         } else {
-            // Anywhere, start-up and the first compaction included.
+            // Anywhere, start-up and the first report included.
             tokio::time::sleep(Duration::from_millis(20 + (i * 37 % 11) * 25)).await;
         }
         signal(&child, "KILL");

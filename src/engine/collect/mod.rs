@@ -239,7 +239,9 @@ pub async fn collect(
 
     let work = shutdown.child_token();
     let deadline = Deadline::start(&work, config.deadline);
-    let writer = catalog.start_writer(CancellationToken::new());
+    // A store that cannot be written stops the run (exit 73): answers it
+    // could not keep would only be polled again.
+    let writer = catalog.start_writer(CancellationToken::new(), work.clone());
     let store = Arc::clone(&catalog.store);
     let downloads = match &config.download {
         Some(d) => {

@@ -206,6 +206,8 @@ pub struct Receiver {
     /// The catalog's writer and lock, when the receiver opened the
     /// catalog itself (not inside a collect run, whose they are).
     own: Option<(Writer, OpenCatalog)>,
+    /// Cancelled when its own writer cannot write the catalog.
+    failed: CancellationToken,
 }
 
 /// What a receiver inside a collect run needs: the run has the catalog.
@@ -243,9 +245,11 @@ impl Receiver {
         // has stopped: a callback still being read when shutdown begins is
         // answered 200 and must reach the file, so the last write comes
         // after the last connection, never beside it.
-        let writer = catalog.start_writer(CancellationToken::new());
+        let failed = CancellationToken::new();
+        let writer = catalog.start_writer(CancellationToken::new(), failed.clone());
         let mut receiver = Receiver::serve_into(embedded, jobs, Arc::clone(&catalog.store)).await?;
         receiver.own = Some((writer, catalog));
+        receiver.failed = failed;
         Ok(receiver)
     }
 
@@ -293,6 +297,7 @@ impl Receiver {
             stop,
             server,
             own: None,
+            failed: CancellationToken::new(),
         })
     }
 
@@ -330,7 +335,12 @@ pub async fn serve(config: ReceiveConfig, shutdown: CancellationToken) -> Result
         let _ = writeln!(out, "BATCHGEN_CALLBACK_LISTEN=http://{}", receiver.addr());
         let _ = out.flush();
     }
-    shutdown.cancelled().await;
+    // Until asked to stop, or until the catalog cannot be written: then
+    // every callback would be answered 200 and lost.
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = receiver.failed.cancelled() => {}
+    }
     receiver.shutdown().await
 }
 

@@ -101,10 +101,11 @@ impl OpenCatalog {
 
     /// Starts the one writer of the clips and the report
     /// ([`state::flusher`]); it commits a last time, writes the report and
-    /// ends when `stop` is cancelled.
-    pub fn start_writer(&self, stop: CancellationToken) -> Writer {
+    /// ends when `stop` is cancelled, and cancels `failed` if it cannot
+    /// write.
+    pub fn start_writer(&self, stop: CancellationToken, failed: CancellationToken) -> Writer {
         Writer {
-            handle: state::flusher(Arc::clone(&self.store), stop.clone()),
+            handle: state::flusher(Arc::clone(&self.store), stop.clone(), failed),
             stop,
         }
     }

@@ -6,10 +6,9 @@
 //! permission bits), fsynced and renamed over the target on
 //! [`AtomicCsv::commit`]; dropped uncommitted, it leaves the old file as
 //! it was. [`ReportWriter`] writes the results file through it (the header by
-//! hand, then each [`Record`]). The catalog's compaction uses the same
-//! [`AtomicFile`] but encodes its rows one by one, to know where each job
-//! starts (`crate::files::catalog::store`). Kept apart from the readers:
-//! nothing here reads a file.
+//! hand, then each [`Record`]). The catalog report uses the same
+//! [`AtomicFile`] with rows of its own (`crate::files::catalog`). Kept apart
+//! from the readers: nothing here reads a file.
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};

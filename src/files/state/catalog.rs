@@ -479,13 +479,26 @@ impl Catalog {
 /// [`URGENT`] jobs wait); writes the report, beside the commits, when
 /// changes were committed and [`REPORT_EVERY`] (or four times its last
 /// writing time) has passed; and when `stop` is cancelled commits a last
-/// time and writes the report. Ends with the first write error (the caller
-/// stops the run: exit 73).
+/// time and writes the report. Ends with the first write error, and then
+/// cancels `failed`: the run stops at once (exit 73) rather than take
+/// answers it cannot keep.
 pub fn flusher(
     catalog: Arc<Catalog>,
     stop: CancellationToken,
+    failed: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
     tokio::spawn(async move {
+        let written = write_until(catalog, stop).await;
+        if written.is_err() {
+            failed.cancel();
+        }
+        written
+    })
+}
+
+/// The flusher's loop (see [`flusher`]).
+async fn write_until(catalog: Arc<Catalog>, stop: CancellationToken) -> Result<(), CatalogError> {
+    {
         let mut next_report = Instant::now() + REPORT_EVERY;
         // A report being written, beside the commits (at a million jobs it
         // takes seconds, and answers keep coming meanwhile).
@@ -531,5 +544,5 @@ pub fn flusher(
                 () = stop.cancelled() => {}
             }
         }
-    })
+    }
 }

@@ -299,7 +299,7 @@ pub struct JobClips {
 /// Jobs read per query.
 const PAGE: u32 = 512;
 
-/// Which jobs [`JobsWithClips`] reads.
+/// Which jobs a reader of the store reads ([`super::each_job_in`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     Every,

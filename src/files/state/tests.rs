@@ -564,3 +564,36 @@ fn a_reader_imports_a_catalog_in_memory_when_the_store_cannot_be_written() {
     let on_disk = Snapshot::open(&results).unwrap();
     assert!(!on_disk.has_clips().unwrap(), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_that_cannot_write_says_so_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = submitted(dir.path(), &["a"]);
+    let catalog = dir.path().join("r.catalog.csv");
+    let store = Catalog::open(&results, &catalog).unwrap();
+    // Something the writer cannot get past (a full disk, say).
+    rusqlite::Connection::open(store.store())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER full BEFORE INSERT ON clips BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END",
+        )
+        .unwrap();
+    let failed = tokio_util::sync::CancellationToken::new();
+    let writer = flusher(
+        Arc::clone(&store),
+        tokio_util::sync::CancellationToken::new(),
+        failed.clone(),
+    );
+    store
+        .apply("a", "t-a", &answer(r#"[{"id":"c1","status":"text"}]"#))
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), failed.cancelled())
+        .await
+        .expect("the run is told");
+    assert!(writer.await.unwrap().is_err());
+    assert_eq!(
+        store.rows_of("a").unwrap().len(),
+        1,
+        "the answer is still held"
+    );
+}
