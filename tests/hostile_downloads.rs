@@ -525,3 +525,85 @@ async fn polling_goes_past_success_and_never_fetches_a_streaming_url() {
     );
     assert_eq!(files(tmp.path()), ["s-1.mp3", "s-2.mp3"]);
 }
+
+/// The clip ID an MP3's tag names (`TXXX` `batchgen:clip_id`).
+fn tagged_clip(path: &Path) -> String {
+    let tag = id3::Tag::read_from_path(path).unwrap();
+    tag.extended_texts()
+        .find(|t| t.description == "batchgen:clip_id")
+        .map(|t| t.value.clone())
+        .unwrap_or_default()
+}
+
+/// A job sent again (a second task, as `--retry-unknown` records it) is
+/// collected end to end: its new clips get files of their own, tagged with
+/// their own clip IDs, and the first task's files stay as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_sent_again_gets_files_of_its_own() {
+    let (base, host) = start(|base| {
+        let media = |name: &str| format!("{base}/media/good-{name}.mp3");
+        HashMap::from([
+            (
+                "t-k".to_owned(),
+                vec![v2(vec![
+                    done("old-1", &media("o1")),
+                    done("old-2", &media("o22")),
+                ])],
+            ),
+            (
+                "t-again".to_owned(),
+                vec![v2(vec![
+                    done("new-1", &media("n333")),
+                    done("new-2", &media("n4444")),
+                ])],
+            ),
+        ])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let results = results(dir.path(), &["k"]);
+    let first = collect(&base, dir.path(), &results, Duration::from_secs(30)).await;
+    assert_eq!(first.exit_code(), ExitCode::Success, "{first:?}");
+    assert_eq!(files(dir.path()), ["k-1.mp3", "k-2.mp3"]);
+    let songs = dir.path().join("songs");
+    let before: Vec<Vec<u8>> = ["k-1.mp3", "k-2.mp3"]
+        .map(|f| std::fs::read(songs.join(f)).unwrap())
+        .into();
+
+    let mut state = batchgen::files::state::State::open(&results).unwrap();
+    state
+        .record(&[&common::submitted("k", 2, "t-again")])
+        .unwrap();
+    drop(state);
+    for run in 0..2 {
+        let again = collect(&base, dir.path(), &results, Duration::from_secs(30)).await;
+        assert_eq!(again.exit_code(), ExitCode::Success, "run {run}: {again:?}");
+        let (text, rows) = catalog(dir.path());
+        assert_eq!(rows.len(), 2, "{text}");
+        let mut new_files = Vec::new();
+        for row in &rows {
+            assert_eq!(row.task_id, "t-again", "{text}");
+            assert!(
+                !["k-1.mp3", "k-2.mp3"].iter().any(|f| row.file.ends_with(f)),
+                "{text}"
+            );
+            assert_eq!(tagged_clip(Path::new(&row.file)), row.clip_id, "{text}");
+            new_files.push(row.file.clone());
+        }
+        assert_ne!(new_files[0], new_files[1]);
+        assert_eq!(files(dir.path()).len(), 4, "{:?}", files(dir.path()));
+        for (name, bytes) in ["k-1.mp3", "k-2.mp3"].iter().zip(&before) {
+            assert_eq!(
+                &std::fs::read(songs.join(name)).unwrap(),
+                bytes,
+                "{name} untouched"
+            );
+            assert!(tagged_clip(&songs.join(name)).starts_with("old-"));
+        }
+    }
+    assert_eq!(
+        host.hits("/media/good-n333"),
+        1,
+        "fetched once, not again on the rerun"
+    );
+}

@@ -217,13 +217,14 @@ impl Shared {
 
     /// Fetches one clip's audio (and image), recording the outcome.
     async fn clip(&self, clip: Row, track: Option<u32>) {
-        let stem = self.config.name.render(&clip);
-        let audio = self.config.dir.join(format!("{stem}.mp3"));
-        if let Err(message) = self.claim(&clip, &audio) {
-            self.count(|s| s.failed += 1);
-            self.record(&clip, |row| row.error = message);
-            return;
-        }
+        let (stem, audio) = match self.claim(&clip) {
+            Ok(named) => named,
+            Err(message) => {
+                self.count(|s| s.failed += 1);
+                self.record(&clip, |row| row.error = message);
+                return;
+            }
+        };
         if !self.audio(&clip, &audio, track).await {
             return;
         }
@@ -232,15 +233,28 @@ impl Shared {
         }
     }
 
-    /// Takes `audio` for `clip`, unless another clip has it.
-    fn claim(&self, clip: &Row, audio: &Path) -> Result<(), String> {
+    /// The clip's file: the template's name, or when another clip holds
+    /// that (an earlier task of the job, a template without `{index}`) the
+    /// same with the clip's own suffix ([`NameTemplate::render_distinct`]);
+    /// its stem and path.
+    fn claim(&self, clip: &Row) -> Result<(String, PathBuf), String> {
         let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if claims.claim(clip, audio) {
-            return Ok(());
+        let named = |stem: String| {
+            let audio = self.config.dir.join(format!("{stem}.mp3"));
+            (stem, audio)
+        };
+        let (stem, audio) = named(self.config.name.render(clip));
+        if claims.claim(clip, &audio) {
+            return Ok((stem, audio));
+        }
+        let (stem, distinct) = named(self.config.name.render_distinct(clip));
+        if claims.claim(clip, &distinct) {
+            return Ok((stem, distinct));
         }
         Err(format!(
-            "file name {} is already used by another clip of this catalog; put {{index}} or {{clip_id}} in --name",
+            "file names {} and {} are both used by other clips of this catalog; a --name with {{clip_id}} gives each clip a name of its own (songs already downloaded are then fetched again under their new names)",
             audio.display(),
+            distinct.display(),
         ))
     }
 
