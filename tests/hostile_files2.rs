@@ -202,12 +202,15 @@ fn catalog_rows(path: &Path) -> (csv::StringRecord, Vec<csv::StringRecord>) {
     (headers, rows)
 }
 
+/// A template that names two clips alike (`{title_slug}`: both clips of a
+/// task carry its title): the second gets a suffix of its own, each file
+/// is its clip's (tagged with its clip ID), and a rerun keeps both where
+/// they are without fetching either again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_recorded_for_one_clip_never_becomes_another_clips() {
     let sandbox = quick_sandbox().await;
     let (dir, _manifest, results) = submitted(&sandbox).await;
     let songs = dir.path().join("songs");
-    // Both clips of a task carry its title: this template names them alike.
     let args = [
         arg(&results),
         "--download",
@@ -218,44 +221,31 @@ async fn a_file_recorded_for_one_clip_never_becomes_another_clips() {
         "1",
     ];
     let out = collect(&sandbox, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let catalog = dir.path().join("r.catalog.csv");
-    let (headers, mut rows) = catalog_rows(&catalog);
+    let (headers, rows) = catalog_rows(&catalog);
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (file, bytes, error) = (col("file"), col("file_bytes"), col("error"));
-    assert!(rows[1][error].contains("already used"), "{}", stderr(&out));
-    // With more than one worker either clip may reach the name first: as
-    // if the second had, the file is the second clip's.
-    let mut swapped = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let other = &rows[1 - i];
-        let mut fields: Vec<String> = row.iter().map(str::to_owned).collect();
-        fields[file] = other[file].to_owned();
-        fields[bytes] = other[bytes].to_owned();
-        fields[error] = other[error].to_owned();
-        swapped.push(csv::StringRecord::from(fields));
-    }
-    rows = swapped;
-    let mut writer = csv::Writer::from_path(&catalog).unwrap();
-    writer.write_record(&headers).unwrap();
+    let (file, clip_id) = (col("file"), col("clip_id"));
+    assert_eq!(rows.len(), 2);
+    assert_ne!(rows[0][file], rows[1][file], "two clips, two files");
     for row in &rows {
-        writer.write_record(row).unwrap();
+        let tag = id3::Tag::read_from_path(&row[file]).unwrap();
+        let named = tag
+            .extended_texts()
+            .find(|t| t.description == "batchgen:clip_id")
+            .map(|t| t.value.clone());
+        assert_eq!(named.as_deref(), Some(&row[clip_id]), "{row:?}");
     }
-    writer.flush().unwrap();
-    drop(writer);
-
-    collect(&sandbox, &args).await;
-    let (_, rows) = catalog_rows(&catalog);
-    let files: Vec<&str> = rows
-        .iter()
-        .map(|r| &r[file])
-        .filter(|f| !f.is_empty())
-        .collect();
-    assert_eq!(files.len(), 1, "two clips hold one file: {rows:?}");
-    assert!(
-        rows[1][file].ends_with(".mp3"),
-        "the owner keeps it: {rows:?}"
+    let fetched = sandbox.stats().audio_fetches;
+    let out = collect(&sandbox, &args).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (_, again) = catalog_rows(&catalog);
+    assert_eq!(again, rows, "each clip keeps its file");
+    assert_eq!(
+        sandbox.stats().audio_fetches,
+        fetched,
+        "nothing fetched again"
     );
-    assert!(rows[0][error].contains("already used"), "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
