@@ -109,6 +109,15 @@ async fn media(State(host): State<Arc<Host>>, uri: Uri, headers: HeaderMap) -> R
             b"<html><body>Access denied</body></html>".to_vec(),
         ),
         "/media/badtag.mp3" => typed("audio/mpeg", badly_tagged()),
+        "/media/cover.png" => typed("image/png", {
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            png.extend([7u8; 64]);
+            png
+        }),
+        "/media/page.png" => typed(
+            "image/png",
+            b"<!DOCTYPE html><html><body>Error 503</body></html>".to_vec(),
+        ),
         p if p.starts_with("/media/good-") => {
             let body = song(p.len() as u8);
             let start = headers
@@ -188,6 +197,17 @@ fn results(dir: &Path, keys: &[&str]) -> std::path::PathBuf {
 }
 
 async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> CollectReport {
+    collect_with(base, dir, results, deadline, false).await
+}
+
+/// [`collect`], keeping each clip's cover (`--images`) when `images`.
+async fn collect_with(
+    base: &str,
+    dir: &Path,
+    results: &Path,
+    deadline: Duration,
+    images: bool,
+) -> CollectReport {
     let config = CollectConfig {
         provider: Default::default(),
         results: results.to_owned(),
@@ -206,7 +226,7 @@ async fn collect(base: &str, dir: &Path, results: &Path, deadline: Duration) -> 
             name: Default::default(),
             concurrency: 4,
             rate: Rate::Unlimited,
-            images: false,
+            images,
             timeout: Duration::from_secs(5),
             artist: String::new(),
             album: String::new(),
@@ -605,5 +625,60 @@ async fn a_job_sent_again_gets_files_of_its_own() {
         host.hits("/media/good-n333"),
         1,
         "fetched once, not again on the rerun"
+    );
+}
+
+/// Covers get the audio's treatment: a body that is not an image (an HTML
+/// error page, whatever its `Content-Type` says) is neither kept nor
+/// recorded and is fetched again by the next run; a real one is kept once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cover_that_is_not_an_image_is_not_kept() {
+    let (base, host) = start(|base| {
+        let with_image = |id: &str, song: &str, image: &str| {
+            let mut clip = done(id, &format!("{base}/media/good-{song}.mp3"));
+            clip["image_url"] = json!(format!("{base}/media/{image}"));
+            clip
+        };
+        HashMap::from([(
+            "t-k".to_owned(),
+            vec![v2(vec![
+                with_image("c1", "a1", "page.png"),
+                with_image("c2", "b22", "cover.png"),
+            ])],
+        )])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let results = results(dir.path(), &["k"]);
+    for run in 1..=2 {
+        let report = collect_with(&base, dir.path(), &results, Duration::from_secs(30), true).await;
+        assert_eq!(
+            report.exit_code(),
+            ExitCode::RowsFailed,
+            "run {run}: {report:?}"
+        );
+        let (text, rows) = catalog(dir.path());
+        assert_eq!(rows[0].image_file, "", "run {run}: {text}");
+        assert!(
+            rows[0]
+                .error
+                .contains("/media/page.png: the image is not a PNG, JPEG or WebP"),
+            "run {run}: {text}"
+        );
+        assert!(rows[1].image_file.ends_with("k-2.png"), "run {run}: {text}");
+        assert_eq!(
+            files(dir.path()),
+            ["k-1.mp3", "k-2.mp3", "k-2.png"],
+            "run {run}: no page kept as an image"
+        );
+    }
+    assert!(
+        host.hits("/media/page.png") >= 2,
+        "fetched again by the next run"
+    );
+    assert_eq!(
+        host.hits("/media/cover.png"),
+        1,
+        "a kept cover is not fetched again"
     );
 }

@@ -122,11 +122,12 @@ impl Fetcher {
     /// into memory (one try, at most [`MAX_COVER`] bytes) and, when
     /// `--images` keeps it, written there too, so it is not fetched twice.
     async fn cover(&self, source: &CoverSource) -> Result<Cover, String> {
+        // A kept file that is not an image (an earlier batchgen kept error
+        // pages) is fetched again and replaced.
         if let Some(keep) = &source.keep
-            && crate::util::fsx::regular_len(keep).is_ok_and(|len| len.is_some())
+            && let Some(cover) = kept_cover(keep).await
         {
-            return Cover::check(tags::read_kept(keep).await?)
-                .map_err(|why| format!("{}: {why}", keep.display()));
+            return Ok(cover);
         }
         let cover = Cover::check(self.bytes(&source.url, MAX_COVER).await?)
             .map_err(|why| format!("{}: {why}", audio::place(&source.url)))?;
@@ -136,6 +137,26 @@ impl Fetcher {
             tracing::debug!("cover not kept at {}: {e}", keep.display());
         }
         Ok(cover)
+    }
+
+    /// Makes `path` hold the clip's cover image at `url` (`--images`): a
+    /// PNG, JPEG or WebP by its first bytes, whatever its `Content-Type`
+    /// says ([`Cover::check`], the tag's rule). A file already there counts
+    /// only if it is one; a body that is not is neither kept nor counted,
+    /// so a later run fetches it again. Whether it was fetched.
+    pub(super) async fn image(&self, url: &str, path: &Path) -> Result<bool, String> {
+        let relative = path.strip_prefix(&self.dir).unwrap_or(path);
+        crate::util::fsx::create_dirs_inside(&self.dir, relative)
+            .map_err(|e| format!("cannot create the folder for {}: {e}", path.display()))?;
+        if kept_cover(path).await.is_some() {
+            return Ok(false);
+        }
+        let cover = Cover::check(self.bytes(url, MAX_COVER).await?)
+            .map_err(|why| format!("{}: {why}", audio::place(url)))?;
+        tags::keep(path, &cover.data)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(true)
     }
 
     /// One GET of a small file into memory: a 200 of at most `max` bytes.
@@ -375,6 +396,14 @@ async fn write_body(
         _ if size == 0 => Err(Failure::retry("empty file")),
         _ => Ok(()),
     }
+}
+
+/// The cover kept at `path`, when a regular file is there and is an image.
+async fn kept_cover(path: &Path) -> Option<Cover> {
+    if !crate::util::fsx::regular_len(path).is_ok_and(|len| len.is_some()) {
+        return None;
+    }
+    Cover::check(tags::read_kept(path).await.ok()?).ok()
 }
 
 /// The file already at `path`, if it counts as the one wanted: a regular

@@ -317,13 +317,15 @@ impl Shared {
         });
     }
 
-    /// The cover image beside the MP3 (`<stem>.png`).
+    /// The cover image beside the MP3 (`<stem>.png`), checked for being an
+    /// image ([`Fetcher::image`]): a body that is not one is neither kept
+    /// nor recorded, and the next run fetches it again.
     async fn image(&self, clip: &Row, stem: &str) {
         let image = self.config.dir.join(format!("{stem}.png"));
         let present = clip.image_file == image.to_string_lossy();
-        match self.fetcher.file(&clip.image_url, &image, None, None).await {
-            Ok(got) => {
-                if got.fetched || !present {
+        match self.fetcher.image(&clip.image_url, &image).await {
+            Ok(fetched) => {
+                if fetched || !present {
                     let file = image.to_string_lossy().into_owned();
                     self.record(clip, |row| row.image_file = file);
                 }
@@ -331,6 +333,7 @@ impl Shared {
             Err(message) if !self.stop.is_cancelled() => {
                 self.count(|s| s.failed += 1);
                 self.record(clip, |row| {
+                    row.image_file.clear();
                     row.error = format!("image download failed: {message}");
                 });
             }
