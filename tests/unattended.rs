@@ -196,6 +196,25 @@ async fn a_dead_api_trips_the_circuit_breaker() {
         "{}",
         stderr(&out)
     );
+    // Nothing left the machine, so nothing was billed: those rows stay
+    // `pending` (not `failed`), and the next run sends them without
+    // --retry-failed.
+    let rows = results(&dir.path().join("jobs.results.csv"));
+    let never_sent: Vec<_> = rows
+        .iter()
+        .filter(|r| {
+            r.error
+                .starts_with("never sent: none of 2 attempts reached the host")
+        })
+        .collect();
+    assert!(!never_sent.is_empty(), "{rows:?}");
+    assert!(never_sent.iter().all(|r| r.status == Status::Pending));
+    let failed = rows.iter().filter(|r| r.status == Status::Failed).count();
+    assert_eq!(failed, 3, "the earlier run's failed rows only");
+    let up = common::sandbox(SandboxConfig::default()).await;
+    let out = run_bin(&up, &[arg(&manifest), "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 1, "the 3 failed rows remain: {}", stderr(&out));
+    assert_eq!(up.stats().requests, 47, "every pending row sent");
 }
 
 #[tokio::test(flavor = "multi_thread")]

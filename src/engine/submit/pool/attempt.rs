@@ -26,6 +26,9 @@ struct Row {
     /// This row's 429s: requests, but not attempts that count against
     /// `max_attempts`.
     rate_limited: u32,
+    /// Whether any attempt reached the host (anything but a failed
+    /// connect): a row none of whose requests left was never billed.
+    reached: bool,
 }
 
 /// What a failed attempt leads to.
@@ -44,6 +47,7 @@ impl Shared {
             last_error: None,
             ambiguous: false,
             rate_limited: 0,
+            reached: false,
         };
         loop {
             let Some(turn) = self.begin_attempt(&mut row.record).await else {
@@ -127,6 +131,9 @@ impl Shared {
         row.record.http_status = error.http_status();
         let class = error.class();
         tracing::debug!(key = %job.key, attempt = row.record.attempts, "{error}");
+        if !matches!(error, SubmitError::Connect(_)) {
+            row.reached = true;
+        }
         if error.is_rate_limited() {
             row.rate_limited += 1;
         }
@@ -205,8 +212,11 @@ impl Shared {
     }
 
     /// A row out of attempts on transient errors: `failed` (or `unknown`
-    /// if an earlier attempt may have been accepted), and one more for the
-    /// circuit breaker, which stops the run after `give_up_after` in a row.
+    /// if an earlier attempt may have been accepted; or back to `pending`
+    /// when no attempt ever reached the host: nothing was sent, nothing
+    /// billed, and a rerun sends it without `--retry-failed`), and one more
+    /// for the circuit breaker, which stops the run after `give_up_after`
+    /// in a row.
     fn give_up(&self, row: Row, error: &SubmitError) -> Record {
         let give_ups = self.consecutive_give_ups.fetch_add(1, Ordering::Relaxed) + 1;
         if give_ups >= self.config.give_up_after {
@@ -214,6 +224,17 @@ impl Shared {
                 "{give_ups} rows in a row failed after {} attempts each; last error: {error}",
                 self.config.max_attempts
             )));
+        }
+        if !row.reached && !row.ambiguous {
+            return Record {
+                status: Status::Pending,
+                error: crate::util::redact::text(&format!(
+                    "never sent: none of {} attempts reached the host ({error}); the next run sends it",
+                    self.config.max_attempts
+                ))
+                .into_owned(),
+                ..row.record
+            };
         }
         let status = if row.ambiguous {
             Status::Unknown
