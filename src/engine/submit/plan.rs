@@ -175,7 +175,10 @@ pub(super) fn merge(
                 r.line = job.line;
                 // An unsent job takes its current content; a sent one keeps
                 // what was sent, so an edit can be noticed.
-                if r.fingerprint.is_empty() || r.status == Status::Pending {
+                if r.fingerprint.is_empty()
+                    || r.status == Status::Pending
+                    || cut_short(&r.fingerprint, &job.fingerprint)
+                {
                     r.fingerprint.clone_from(&job.fingerprint);
                 }
                 changed |= r != stored;
@@ -196,21 +199,99 @@ pub(super) fn merge(
     Ok(changed || orphans > 0)
 }
 
+/// Whether `recorded` is `fingerprint` cut short (what a full disk or a
+/// kill leaves in a damaged results file): the same job, as far as can be
+/// told, whose record is repaired rather than reported as changed.
+fn cut_short(recorded: &str, fingerprint: &str) -> bool {
+    !recorded.is_empty() && recorded.len() < fingerprint.len() && fingerprint.starts_with(recorded)
+}
+
 /// A job whose `id` stayed but whose content changed since an earlier run
 /// settled it: the earlier result is kept (its task exists and was paid
-/// for) and the user is told how to get the new version.
+/// for) and the user is told how to get the new version, and what that
+/// costs. A recorded fingerprint cut short that matches the job as far as
+/// it goes is no change (the merge repairs it); one that does not match is
+/// said to be either, and no new `id` is urged: that would bill again.
 fn content_change(job: &Job, r: &Record) -> Option<String> {
     let settled = matches!(
         r.status,
         Status::Submitted | Status::Unknown | Status::Failed
     );
-    (settled && !r.fingerprint.is_empty() && r.fingerprint != job.fingerprint).then(|| {
-        format!(
-            "line {}: job {:?} changed since it was {} (task {}); keeping the earlier result — give it a new id to generate the new version",
+    if !settled
+        || r.fingerprint.is_empty()
+        || r.fingerprint == job.fingerprint
+        || cut_short(&r.fingerprint, &job.fingerprint)
+    {
+        return None;
+    }
+    let task = if r.task_id.is_empty() {
+        "none"
+    } else {
+        &r.task_id
+    };
+    if r.fingerprint.len() < job.fingerprint.len() {
+        return Some(format!(
+            "line {}: job {:?} ({}, task {task}): its recorded fingerprint is cut short (a damaged results file), so whether the job changed cannot be told; its earlier result is kept and nothing is sent. Only if you did edit it, a new id sends it as a new job, billed again",
             job.line,
             job.key,
             r.status.as_str(),
-            if r.task_id.is_empty() { "none" } else { &r.task_id },
-        )
-    })
+        ));
+    }
+    Some(format!(
+        "line {}: job {:?} changed since it was {} (task {task}); keeping the earlier result — give it a new id to generate the new version (it is then sent, and billed, as a new job)",
+        job.line,
+        job.key,
+        r.status.as_str(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobFields;
+
+    #[test]
+    fn advice_about_a_changed_job_says_what_it_costs_and_never_urges_a_second_bill() {
+        let job = Job::new(
+            JobFields {
+                id: Some("song".into()),
+                prompt: Some("second version".into()),
+                ..JobFields::default()
+            },
+            2,
+        );
+        let record = |fingerprint: &str| Record {
+            status: Status::Unknown,
+            task_id: "t1".into(),
+            fingerprint: fingerprint.into(),
+            ..Record::pending(&job)
+        };
+        let full = job.fingerprint.clone();
+        assert_eq!(content_change(&job, &record(&full)), None);
+        assert_eq!(
+            content_change(&job, &record(&full[..5])),
+            None,
+            "cut short, and the same as far as it goes: repaired, not a change"
+        );
+        let other: String = full
+            .chars()
+            .map(|c| if c == '0' { '1' } else { '0' })
+            .collect();
+        let damaged = content_change(&job, &record(&other[..6])).unwrap();
+        assert!(
+            damaged.contains("cut short") && damaged.contains("cannot be told"),
+            "{damaged}"
+        );
+        assert!(
+            damaged.contains("Only if you did edit it") && damaged.contains("billed again"),
+            "{damaged}"
+        );
+        let changed = content_change(&job, &record(&other)).unwrap();
+        assert!(
+            changed.contains("changed since it was unknown (task t1)"),
+            "{changed}"
+        );
+        assert!(changed.contains("billed, as a new job"), "{changed}");
+        assert!(cut_short("ab", "abc") && !cut_short("", "abc") && !cut_short("abc", "abc"));
+    }
 }
