@@ -16,6 +16,16 @@ use batchgen::files::state::{self, State};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use common::*;
 
+/// A collect of a fixture's results that downloads into its `songs`.
+const COLLECT: [&str; 6] = [
+    "collect",
+    "jobs.results.csv",
+    "--download",
+    "songs",
+    "--poll-interval",
+    "100ms",
+];
+
 /// A copy of the fixture folder `name` (under `tests/fixtures/prev`, or a
 /// path under `tests/fixtures`), to run in.
 fn fixture(name: &str) -> tempfile::TempDir {
@@ -119,19 +129,7 @@ async fn a_finished_catalog_upgrades_without_a_request_or_a_download() {
             .collect::<Vec<_>>(),
         want
     );
-    let out = run_in(
-        dir.path(),
-        &sandbox,
-        &[
-            "collect",
-            "jobs.results.csv",
-            "--download",
-            "songs",
-            "--poll-interval",
-            "100ms",
-        ],
-    )
-    .await;
+    let out = run_in(dir.path(), &sandbox, &COLLECT).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let stats = sandbox.stats();
     assert_eq!(
@@ -468,15 +466,7 @@ async fn a_deleted_store_is_rebuilt_with_its_catalog_without_a_poll_or_a_downloa
     let dir = fixture("finished");
     let results = dir.path().join("jobs.results.csv");
     let catalog = dir.path().join("jobs.catalog.csv");
-    let collect = [
-        "collect",
-        "jobs.results.csv",
-        "--download",
-        "songs",
-        "--poll-interval",
-        "100ms",
-    ];
-    let out = run_in(dir.path(), &sandbox, &collect).await;
+    let out = run_in(dir.path(), &sandbox, &COLLECT).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let before = catalog_rows(&catalog);
     assert_eq!(before.len(), 8, "{before:?}");
@@ -493,7 +483,7 @@ async fn a_deleted_store_is_rebuilt_with_its_catalog_without_a_poll_or_a_downloa
     let songs = bytes_of(&dir.path().join("songs"));
 
     remove_state(&results);
-    let out = run_in(dir.path(), &sandbox, &collect).await;
+    let out = run_in(dir.path(), &sandbox, &COLLECT).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let stats = sandbox.stats();
     assert_eq!(
@@ -560,19 +550,7 @@ async fn a_first_schema_store_upgrades_without_a_request_or_a_download() {
     let songs = bytes_of(&dir.path().join("songs"));
     let before = catalog_rows(&catalog);
     assert_eq!(before.len(), 8);
-    let out = run_in(
-        dir.path(),
-        &sandbox,
-        &[
-            "collect",
-            "jobs.results.csv",
-            "--download",
-            "songs",
-            "--poll-interval",
-            "100ms",
-        ],
-    )
-    .await;
+    let out = run_in(dir.path(), &sandbox, &COLLECT).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let out = run_in(
         dir.path(),
