@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 use super::sql::sql_error;
 use crate::api::feed::ClipStatus;
@@ -102,31 +103,50 @@ pub(super) fn write_job(tx: &Connection, key: &str, rows: &[Row]) -> rusqlite::R
     };
     tx.prepare_cached("DELETE FROM clips WHERE job_id = ?1")?
         .execute([job_id])?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO clips (job_id, clip_index, task_id, clip_id, status, title, style, model, duration, created_at, audio_url, image_url, error, lyrics)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
+    let mut insert = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO clips (job_id, {CLIP_FIELDS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?;
     for r in rows {
-        insert.execute(params![
-            job_id,
-            r.clip_index,
-            r.task_id,
-            r.clip_id,
-            r.status().as_str(),
-            r.title,
-            r.style,
-            r.model,
-            r.duration,
-            r.created_at,
-            r.audio_url,
-            r.image_url,
-            r.error,
-            r.lyrics
-        ])?;
+        let status = r.status();
+        let job: [&dyn ToSql; 1] = [&job_id];
+        insert.execute(params_from_iter(
+            job.into_iter().chain(clip_fields(r, &status)),
+        ))?;
         record_file(tx, job_id, r, "audio", &r.file, r.file_bytes)?;
         record_file(tx, job_id, r, "image", &r.image_file, None)?;
     }
     Ok(true)
+}
+
+/// A clip's own columns, in the order of [`clip_fields`].
+const CLIP_FIELDS: &str = "clip_index, task_id, clip_id, status, title, style, model, duration, created_at, audio_url, image_url, error, lyrics";
+
+/// The values of [`CLIP_FIELDS`] for `r`, its status as `status` (one of
+/// the names the table admits).
+fn clip_fields<'a>(r: &'a Row, status: &'a ClipStatus) -> [&'a dyn ToSql; 13] {
+    [
+        &r.clip_index,
+        &r.task_id,
+        &r.clip_id,
+        status,
+        &r.title,
+        &r.style,
+        &r.model,
+        &r.duration,
+        &r.created_at,
+        &r.audio_url,
+        &r.image_url,
+        &r.error,
+        &r.lyrics,
+    ]
+}
+
+/// A clip's status is stored as its name.
+impl ToSql for ClipStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
 }
 
 /// The clip's file of `kind` is `path` (none when empty).
@@ -291,8 +311,6 @@ pub struct JobClips {
     /// The job's latest task ID (empty if none).
     pub task_id: String,
     pub submitted_at: String,
-    /// Why the job failed or is unknown (its results `error`).
-    pub error: String,
     pub rows: Vec<Row>,
 }
 
@@ -349,7 +367,7 @@ impl<'c> JobsWithClips<'c> {
     fn page_of_every(&mut self) -> rusqlite::Result<Vec<JobClips>> {
         let (position, id) = self.after.unwrap_or((i64::MIN, i64::MIN));
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT j.position, j.id, j.key, j.status, j.task_id, j.submitted_at, j.error, {ROW_COLUMNS}
+            "SELECT j.position, j.id, j.key, j.status, j.task_id, j.submitted_at, {ROW_COLUMNS}
              FROM (SELECT * FROM jobs WHERE (position, id) > (?1, ?2) ORDER BY position, id LIMIT ?3) j
              LEFT JOIN clips c ON c.job_id = j.id {FILES_OF_CLIP}
              ORDER BY j.position, j.id, c.clip_index"
@@ -363,8 +381,8 @@ impl<'c> JobsWithClips<'c> {
                 page.push(job_of(row, at.0)?);
             }
             let job = page.last_mut().expect("pushed above");
-            if row.get_ref(8)?.data_type() != rusqlite::types::Type::Null {
-                let clip = read_row(&job.key, row, 7)?;
+            if row.get_ref(7)?.data_type() != rusqlite::types::Type::Null {
+                let clip = read_row(&job.key, row, 6)?;
                 job.rows.push(clip);
             }
         }
@@ -381,7 +399,7 @@ impl<'c> JobsWithClips<'c> {
         let finished = self.finished.as_deref().unwrap_or_default();
         let mut page: Vec<(i64, JobClips)> = Vec::new();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT position, id, key, status, task_id, submitted_at, error FROM jobs
+            "SELECT position, id, key, status, task_id, submitted_at FROM jobs
              WHERE (position, id) > (?1, ?2) ORDER BY position, id LIMIT ?3",
         )?;
         while page.is_empty() {
@@ -431,8 +449,8 @@ impl<'c> JobsWithClips<'c> {
     }
 }
 
-/// A job's columns (position, id, key, status, task_id, submitted_at,
-/// error) as a [`JobClips`] without rows, at place `position`.
+/// A job's columns (position, id, key, status, task_id, submitted_at) as
+/// a [`JobClips`] without rows, at place `position`.
 fn job_of(row: &rusqlite::Row<'_>, position: i64) -> rusqlite::Result<JobClips> {
     Ok(JobClips {
         key: row.get(2)?,
@@ -440,7 +458,6 @@ fn job_of(row: &rusqlite::Row<'_>, position: i64) -> rusqlite::Result<JobClips> 
         status: super::sql::status(row.get_ref(3)?.as_str()?),
         task_id: row.get(4)?,
         submitted_at: row.get(5)?,
-        error: row.get(6)?,
         rows: Vec::new(),
     })
 }
@@ -504,35 +521,20 @@ fn fill(tx: &Connection, csv: &Path, store: &Path) -> Result<(), CatalogError> {
     let err = |e| catalog_error(store, e);
     let mut failed: Option<rusqlite::Error> = None;
     let mut insert = tx
-        .prepare(
-            "INSERT INTO temp.imported (key, clip_index, task_id, clip_id, status, title, style, model, duration, created_at, audio_url, image_url, file, file_bytes, image_file, error, lyrics)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )
+        .prepare(&format!(
+            "INSERT INTO temp.imported (key, file, file_bytes, image_file, {CLIP_FIELDS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ))
         .map_err(err)?;
     catalog::each_row(csv, |_, r| {
         if failed.is_some() {
             return;
         }
-        let status: &str = ClipStatus::parse(&r.status).as_str();
-        if let Err(e) = insert.execute(params![
-            r.key,
-            r.clip_index,
-            r.task_id,
-            r.clip_id,
-            status,
-            r.title,
-            r.style,
-            r.model,
-            r.duration,
-            r.created_at,
-            r.audio_url,
-            r.image_url,
-            r.file,
-            r.file_bytes,
-            r.image_file,
-            r.error,
-            r.lyrics
-        ]) {
+        let status = r.status();
+        let files: [&dyn ToSql; 4] = [&r.key, &r.file, &r.file_bytes, &r.image_file];
+        if let Err(e) = insert.execute(params_from_iter(
+            files.into_iter().chain(clip_fields(&r, &status)),
+        )) {
             failed = Some(e);
         }
     })?;
