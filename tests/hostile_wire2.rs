@@ -114,6 +114,7 @@ async fn a_callback_echoing_the_secrets_gets_them_into_no_catalog_cell() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("r.catalog.csv");
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: ([127, 0, 0, 1], 0).into(),
         provider: Default::default(),
         secret: Secret::new(callback_secret),

@@ -170,7 +170,7 @@ fn length_limits_follow_the_model() {
                 assert_eq!(
                     diagnostics[0].message,
                     format!(
-                        "is {len} characters, over the limit of {limit} for {model} {TOO_LONG}"
+                        "is {len} characters, over the limit of {limit} for {model} on udioapi {TOO_LONG}"
                     )
                 );
             }
@@ -185,7 +185,7 @@ fn unknown_model() {
     assert_eq!(lines.len(), 1);
     assert!(
         lines[0].starts_with(
-            "jobs.csv:2: model: unknown model \"chirp-v9\"; known models: chirp-v3.5,"
+            "jobs.csv:2: model: unknown model \"chirp-v9\"; the provider lists: chirp-v4-0,"
         ),
         "{lines:?}"
     );

@@ -372,6 +372,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 5);
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         provider: Default::default(),
         secret: Secret::new("s3cret-callback-0123"),

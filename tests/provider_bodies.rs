@@ -14,7 +14,7 @@ use batchgen::api::feed::{ClipStatus, TaskClips};
 use batchgen::api::poll::{FeedClient, PollError};
 use batchgen::api::provider::{Wire, sunoapi, wire};
 use batchgen::api::submit::{Client, ErrorClass, Meaning, SubmitError};
-use batchgen::job::{Gender, Job, JobFields, Provider, Weight};
+use batchgen::job::{Catalogue, Gender, Job, JobFields, Provider, Weight};
 use batchgen::util::redact::Secret;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -416,8 +416,15 @@ fn custom() -> JobFields {
     }
 }
 
+/// The bytes sent for `fields` to `p`, its model as the built-in
+/// catalogue names it there (as the client sends it).
+fn sent(p: Provider, fields: JobFields) -> Vec<u8> {
+    let model = Catalogue::built_in().wire_model(p, fields.model.as_deref());
+    wire(p).submit_body(&job(fields), model.as_deref())
+}
+
 fn body(p: Provider, fields: JobFields) -> Value {
-    serde_json::from_slice(&wire(p).submit_body(&job(fields))).unwrap()
+    serde_json::from_slice(&sent(p, fields)).unwrap()
 }
 
 #[test]
@@ -444,12 +451,30 @@ fn sunoapi_request_bodies() {
         ..JobFields::default()
     };
     assert_eq!(
-        String::from_utf8(wire(p).submit_body(&job(description))).unwrap(),
+        String::from_utf8(sent(p, description.clone())).unwrap(),
         format!(
-            r#"{{"customMode":false,"instrumental":false,"prompt":"a calm piano piece","model":"V3_5","vocalGender":"m","callBackUrl":"{}"}}"#,
+            r#"{{"customMode":false,"instrumental":false,"prompt":"a calm piano piece","model":"V4_5ALL","vocalGender":"m","callBackUrl":"{}"}}"#,
             sunoapi::NO_CALLBACK
-        )
+        ),
+        "sunoapi requires a model: a job naming none gets the catalogue's current default, never a retired V3_5"
     );
+    // kie.ai takes sunoapi's requests byte for byte.
+    assert_eq!(sent(Provider::Kie, description), {
+        let mut fields = custom();
+        fields.custom_mode = Some(false);
+        fields.title = None;
+        fields.style = None;
+        fields.tags = None;
+        fields.model = None;
+        fields.prompt = Some("a calm piano piece".into());
+        fields.gender = Some(Gender::Male);
+        sent(p, fields)
+    });
+    let v5_5 = JobFields {
+        model: Some("chirp-v5-5".into()),
+        ..custom()
+    };
+    assert_eq!(body(p, v5_5)["model"], "V5_5");
     let inspiration = JobFields {
         gpt_description_prompt: Some("a song about rain".into()),
         make_instrumental: Some(true),
@@ -513,8 +538,9 @@ fn gcui_request_bodies() {
         "api/generate"
     );
     assert_eq!(
-        String::from_utf8(w.submit_body(&job(description))).unwrap(),
-        r#"{"prompt":"a calm piano piece","make_instrumental":true,"model":"chirp-v3-5","wait_audio":false}"#
+        String::from_utf8(sent(p, description)).unwrap(),
+        r#"{"prompt":"a calm piano piece","make_instrumental":true,"model":"chirp-fenix","wait_audio":false}"#,
+        "gcui's own default (chirp-v3-5) is retired: the catalogue's is sent"
     );
     let inspiration = JobFields {
         gpt_description_prompt: Some("a song about rain".into()),
@@ -523,7 +549,7 @@ fn gcui_request_bodies() {
     assert_eq!(
         body(p, inspiration),
         json!({"prompt": "a song about rain", "make_instrumental": false,
-               "model": "chirp-v3-5", "wait_audio": false})
+               "model": "chirp-fenix", "wait_audio": false})
     );
 }
 
@@ -533,8 +559,26 @@ fn udioapi_request_body_is_the_jobs_fields() {
         callback_url: Some("https://example.com/hook".into()),
         ..custom()
     };
-    let sent = wire(Provider::Udioapi).submit_body(&job(fields.clone()));
-    assert_eq!(sent, serde_json::to_vec(&fields).unwrap());
+    assert_eq!(
+        sent(Provider::Udioapi, fields.clone()),
+        serde_json::to_vec(&fields).unwrap()
+    );
+    // No model set, none sent: the host's default is current.
+    let unset = JobFields {
+        model: None,
+        ..fields.clone()
+    };
+    assert_eq!(
+        sent(Provider::Udioapi, unset.clone()),
+        serde_json::to_vec(&unset).unwrap()
+    );
+    assert!(body(Provider::Udioapi, unset).get("model").is_none());
+    // An alias is sent under the model's name.
+    let alias = JobFields {
+        model: Some("chirp-v4".into()),
+        ..fields.clone()
+    };
+    assert_eq!(body(Provider::Udioapi, alias)["model"], "chirp-v4-0");
     let paths = Default::default();
     assert_eq!(
         wire(Provider::Udioapi).submit_path(&job(fields), &paths),
@@ -571,7 +615,7 @@ fn hostile_bodies_never_panic_nor_invent_a_task() {
         r#"{"code":1e400}"#.into(),
         huge.clone(),
     ];
-    for p in Provider::ALL {
+    for &p in Provider::ALL {
         let w: &dyn Wire = wire(p);
         for b in &bodies {
             let what = format!("{p}: {}", b.chars().take(80).collect::<String>());

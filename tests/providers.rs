@@ -15,6 +15,7 @@ use batchgen::files::results::{self, Status};
 use batchgen::job::Provider;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use batchgen::util::redact::Secret;
+use serde_json::json;
 
 mod common;
 use common::{arg, code, no_secret, run_with_env, stderr, write};
@@ -216,17 +217,30 @@ async fn the_whole_journey_against_the_sunoapi_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_whole_journey_against_the_kie_sandbox() {
+    journey(Provider::Kie).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_whole_journey_against_the_gcui_sandbox() {
     journey(Provider::Gcui).await;
 }
 
 /// Callbacks into `receive` give the catalog polling gives, for each
 /// provider that sends them.
-async fn callbacks_match_polling(provider: Provider) {
-    let sb = sandbox(provider, false).await;
+async fn callbacks_match_polling(provider: Provider, hmac_key: Option<&str>) {
+    let sb = common::sandbox(SandboxConfig {
+        provider,
+        stage_time: Duration::from_millis(150),
+        seed: 7,
+        webhook_hmac_key: hmac_key.map(str::to_owned),
+        ..SandboxConfig::default()
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let results_path = dir.path().join("jobs.results.csv");
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: hmac_key.map(Secret::new),
         listen: "127.0.0.1:0".parse().unwrap(),
         provider,
         secret: Secret::new(SECRET),
@@ -278,6 +292,13 @@ async fn callbacks_match_polling(provider: Provider) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if let Some(key) = hmac_key {
+        forged_callbacks_are_refused(&receiver, key, &catalog(&path)).await;
+        assert!(
+            catalog(&path).iter().all(|r| r.status == "complete"),
+            "nothing a refused callback said was recorded"
+        );
+    }
     receiver.shutdown().await.unwrap();
 
     let out = run(
@@ -308,14 +329,72 @@ async fn callbacks_match_polling(provider: Provider) {
     );
 }
 
+/// kie.ai callbacks that are unsigned, signed with another key, signed
+/// for another task, or stale are refused (401) before anything is read
+/// into the catalog; they would fail the first job's clips if taken.
+async fn forged_callbacks_are_refused(receiver: &Receiver, key: &str, rows: &[Row]) {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    let sign = |key: &str, message: String| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(message.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let row = &rows[0];
+    let body = json!({"code": 501, "msg": "generation failed",
+        "data": {"callbackType": "error", "task_id": row.task_id, "data": []}});
+    let url = format!("http://{}/callback/{SECRET}/{}", receiver.addr(), row.key);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fresh = now.to_string();
+    let stale = (now - 3600).to_string();
+    let cases: [(&str, Option<(String, String)>); 4] = [
+        ("unsigned", None),
+        (
+            "another key",
+            Some((
+                fresh.clone(),
+                sign("not-the-key", format!("{}.{fresh}", row.task_id)),
+            )),
+        ),
+        (
+            "another task",
+            Some((fresh.clone(), sign(key, format!("other-task.{fresh}")))),
+        ),
+        (
+            "stale",
+            Some((stale.clone(), sign(key, format!("{}.{stale}", row.task_id)))),
+        ),
+    ];
+    let client = reqwest::Client::new();
+    for (case, headers) in cases {
+        let mut request = client.post(&url).json(&body);
+        if let Some((ts, sig)) = headers {
+            request = request
+                .header("X-Webhook-Timestamp", ts)
+                .header("X-Webhook-Signature", sig);
+        }
+        let status = request.send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 401, "{case}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn udioapi_callbacks_give_the_polled_catalog() {
-    callbacks_match_polling(Provider::Udioapi).await;
+    callbacks_match_polling(Provider::Udioapi, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sunoapi_callbacks_give_the_polled_catalog() {
-    callbacks_match_polling(Provider::Sunoapi).await;
+    callbacks_match_polling(Provider::Sunoapi, None).await;
+}
+
+/// kie.ai signs its callbacks; `receive` given the key checks each one.
+#[tokio::test(flavor = "multi_thread")]
+async fn kie_signed_callbacks_give_the_polled_catalog_and_forgeries_are_refused() {
+    callbacks_match_polling(Provider::Kie, Some("whk-rehearsal-key-1")).await;
 }
 
 /// sunoapi's body code 429 means the account is out of credits: the run
@@ -549,11 +628,7 @@ async fn wrong_host_and_callbackless_provider_are_refused_early() {
     )
     .await;
     assert_eq!(code(&out), 78, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--provider sunoapi"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("--provider kie"), "{}", stderr(&out));
     let out = run_with_env(
         vec![
             "receive".into(),
@@ -621,6 +696,7 @@ async fn receive_ignores_a_sunoapi_callback_about_another_task() {
     let results_path = common::submitted_results(dir.path(), &[("job-a", "task-now")]);
     let catalog_path = dir.path().join("jobs.catalog.csv");
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         provider: Provider::Sunoapi,
         secret: Secret::new(SECRET),

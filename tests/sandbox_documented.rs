@@ -250,6 +250,7 @@ async fn callbacks_give_the_same_catalog_as_polling() {
     let sb = sandbox(StageStyle::Documented).await;
     let tmp = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         provider: Default::default(),
         secret: Secret::new(SECRET),

@@ -546,8 +546,8 @@ async fn gcui_answers_two_clips_and_polls_them_by_id() {
     assert_eq!(described.status, StatusCode::OK, "{described:?}");
     assert_eq!(described.body[0]["gpt_description_prompt"], "tides at dusk");
     assert_eq!(
-        described.body[0]["model_name"], "chirp-v3-5",
-        "the default model"
+        described.body[0]["model_name"], "chirp-fenix",
+        "no model sent: the host's default (the catalogue's, as batchgen sends it)"
     );
     let all = get(&http, &sb, "/api/get").await;
     assert_eq!(
@@ -651,7 +651,7 @@ fn the_flags_pick_the_provider_and_the_error_form() {
     let c = Cli::parse_from(["x", "--provider", "kie.ai", "--error-status", "http"]).sandbox;
     assert_eq!(
         (c.provider, c.error_status),
-        (Provider::Sunoapi, ErrorStatus::Http)
+        (Provider::Kie, ErrorStatus::Http)
     );
     let d = Cli::parse_from(["x"]).sandbox;
     assert_eq!(

@@ -383,13 +383,13 @@ async fn an_added_model_is_sent_as_named() {
     let manifest = write(
         dir.path(),
         "jobs.csv",
-        "id,prompt,model\nnext,a song for the next model,chirp-v6\n",
+        "id,prompt,model\nnext,a song for the next model,chirp-v7\n",
     );
     let (url, log) = capturing_server().await;
     let refused = run_at(&url, "k", &[manifest.to_str().unwrap()]).await;
     assert_eq!(code(&refused), 65, "{}", stderr(&refused));
     assert!(
-        stderr(&refused).contains("--extra-model chirp-v6"),
+        stderr(&refused).contains("--extra-model chirp-v7"),
         "{}",
         stderr(&refused)
     );
@@ -405,13 +405,13 @@ async fn an_added_model_is_sent_as_named() {
             extra,
         )
     };
-    let env = vec![("BATCHGEN_EXTRA_MODELS".into(), "chirp-v6,chirp-v7".into())];
+    let env = vec![("BATCHGEN_EXTRA_MODELS".into(), "chirp-v7,chirp-v8".into())];
     let out = validate(env).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         stdout.contains(
-            "added:   chirp-v6, chirp-v7 (the short-form limits: prompt 3000, style 200 characters)"
+            "added:   chirp-v7, chirp-v8 (the short-form limits: prompt 3000, style 200, title 80 characters)"
         ),
         "{stdout}"
     );
@@ -423,7 +423,7 @@ async fn an_added_model_is_sent_as_named() {
         &[
             manifest.to_str().unwrap(),
             "--extra-model",
-            "chirp-v6",
+            "chirp-v7",
             "--rate",
             "unlimited",
         ],
@@ -434,7 +434,7 @@ async fn an_added_model_is_sent_as_named() {
         seen(&log),
         [(
             "/api/v2/generate".to_owned(),
-            r#"{"prompt":"a song for the next model","model":"chirp-v6"}"#.to_owned()
+            r#"{"prompt":"a song for the next model","model":"chirp-v7"}"#.to_owned()
         )]
     );
 }
@@ -446,15 +446,15 @@ async fn the_sandbox_knows_the_models_the_run_was_told_to_accept() {
     let manifest = write(
         dir.path(),
         "jobs.toml",
-        "[run]\nextra_models = [\"chirp-v7\"]\n\n\
-         [[job]]\nid = \"six\"\nprompt = \"a song for the next model\"\nmodel = \"chirp-v6\"\n\n\
-         [[job]]\nid = \"seven\"\nprompt = \"a song for the one after\"\nmodel = \"chirp-v7\"\n",
+        "[run]\nextra_models = [\"chirp-v8\"]\n\n\
+         [[job]]\nid = \"six\"\nprompt = \"a song for the next model\"\nmodel = \"chirp-v7\"\n\n\
+         [[job]]\nid = \"seven\"\nprompt = \"a song for the one after\"\nmodel = \"chirp-v8\"\n",
     );
     let args = [
         manifest.to_str().unwrap().to_owned(),
         "--sandbox".into(),
         "--extra-model".into(),
-        "chirp-v6".into(),
+        "chirp-v7".into(),
         "--rate".into(),
         "unlimited".into(),
     ]
@@ -473,11 +473,11 @@ async fn the_sandbox_knows_the_models_the_run_was_told_to_accept() {
     // model is refused as the API refuses a name it does not know.
     let strict = sandbox(Default::default()).await;
     let open = sandbox(batchgen::sandbox::SandboxConfig {
-        extra_models: vec!["chirp-v6".into()],
+        extra_models: vec!["chirp-v7".into()],
         ..Default::default()
     })
     .await;
-    let body = serde_json::json!({"prompt": "p", "model": "chirp-v6"});
+    let body = serde_json::json!({"prompt": "p", "model": "chirp-v7"});
     for (sb, expected) in [(&strict, 400), (&open, 200)] {
         let answer = reqwest::Client::new()
             .post(format!("{}/api/v2/generate", sb.base_url()))
@@ -488,4 +488,196 @@ async fn the_sandbox_knows_the_models_the_run_was_told_to_accept() {
             .unwrap();
         assert_eq!(answer.status().as_u16(), expected);
     }
+}
+
+/// A models file that adds a model with its names and limits: validate
+/// takes it (and its limits, not the short-form ones), the wire sends the
+/// provider's name for it, and a sandbox given the same file accepts it.
+/// The same file from `[run] models`, beside the manifest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_models_file_is_honoured_by_validate_the_wire_and_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "models.toml",
+        "format = 1\n\n[[model]]\nname = \"chirp-v7\"\n\
+         limits = { prompt = 6000, style = 1200, title = 120, description = 500 }\n\
+         offers.sunoapi = { wire = \"V7\" }\n",
+    );
+    let title = "t".repeat(110);
+    let jobs = format!(
+        "[[job]]\nid = \"seven\"\ncustom_mode = true\nprompt = \"[Verse] next\"\nstyle = \"lofi\"\ntitle = \"{title}\"\nmodel = \"chirp-v7\"\n"
+    );
+    let manifest = write(dir.path(), "jobs.toml", &jobs);
+    let models = dir.path().join("models.toml");
+    let flags = |extra: &[&str]| {
+        let mut all = vec![
+            manifest.to_str().unwrap().to_owned(),
+            "--provider".into(),
+            "sunoapi".into(),
+            "--models".into(),
+            models.to_str().unwrap().to_owned(),
+        ];
+        all.extend(extra.iter().map(|s| (*s).to_owned()));
+        all
+    };
+    let mut validate = flags(&[]);
+    validate.insert(0, "validate".into());
+    let out = run_with_env(validate, vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // Without the file the model is unknown.
+    let out = run_with_env(
+        vec![
+            "validate".into(),
+            manifest.to_str().unwrap().into(),
+            "--provider".into(),
+            "sunoapi".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+
+    // The dry run shows the provider's name for it.
+    let out = run_with_env(flags(&["--dry-run"]), vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(r#""model":"V7""#),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The in-process sandbox is given the run's catalogue and accepts it.
+    let out = run_with_env(flags(&["--sandbox", "--rate", "unlimited"]), vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows = results(&dir.path().join("jobs.sandbox.results.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r.status == batchgen::files::results::Status::Submitted),
+        "{rows:?}"
+    );
+
+    // The same file named by the manifest.
+    let with_run = write(
+        dir.path(),
+        "run.toml",
+        &format!("[run]\nmodels = \"models.toml\"\nprovider = \"sunoapi\"\n\n{jobs}"),
+    );
+    let out = run_with_env(
+        vec!["validate".into(), with_run.to_str().unwrap().into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// A malformed models file is refused before anything is sent, naming its
+/// file and line: exit 78 from the flag, 65 at the manifest's key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_models_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = write(
+        dir.path(),
+        "models.toml",
+        "[[model]]\nname = \"chirp-v7\"\nlimits = { promt = 6000 }\n",
+    );
+    let manifest = write(dir.path(), "jobs.csv", "prompt\na calm song\n");
+    let out = run_with_env(
+        vec![
+            "validate".into(),
+            manifest.to_str().unwrap().into(),
+            "--models".into(),
+            models.to_str().unwrap().into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    let shown = format!("{}:3: ", models.display());
+    assert!(stderr(&out).contains(&shown), "{}", stderr(&out));
+    assert!(stderr(&out).contains("promt"), "{}", stderr(&out));
+
+    let toml = write(
+        dir.path(),
+        "jobs.toml",
+        "[run]\nmodels = \"models.toml\"\n\n[[job]]\nprompt = \"a calm song\"\n",
+    );
+    let out = run_with_env(
+        vec!["validate".into(), toml.to_str().unwrap().into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("jobs.toml:2: models:"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&shown), "{}", stderr(&out));
+}
+
+/// `batchgen models` shows what each provider takes and what a job naming
+/// no model sends; `--json` is the same as data.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_models_command_shows_the_catalogue() {
+    let out = run_with_env(
+        vec!["models".into(), "--provider".into(), "sunoapi".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("sent as chirp-v4-5-all (V4_5ALL)"), "{text}");
+    assert!(
+        text.contains("chirp-v5-5") && text.contains("V5_5"),
+        "{text}"
+    );
+    assert!(!text.contains("gcui"), "one provider: {text}");
+    let out = run_with_env(vec!["models".into(), "--json".into()], vec![]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["providers"]["udioapi"]["default"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["providers"]["gcui"]["counts"], "utf16");
+    let sunoapi = json["providers"]["sunoapi"]["models"].as_array().unwrap();
+    let v4_5 = sunoapi.iter().find(|m| m["name"] == "chirp-v4-5").unwrap();
+    assert_eq!(v4_5["wire"], "V4_5");
+    assert_eq!(v4_5["limits"]["title"], 100);
+    assert_eq!(v4_5["from"]["kind"], "built_in");
+}
+
+/// A model the provider takes but no longer lists is sent, with a warning
+/// that names the file, the line of its first job and the count.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unlisted_model_is_a_warning_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "jobs.csv",
+        "prompt,model\na,chirp-v5\nb,chirp-v3-5\nc,chirp-v3-5\n",
+    );
+    let (url, log) = capturing_server().await;
+    let out = run_at(
+        &url,
+        "k",
+        &[manifest.to_str().unwrap(), "--rate", "unlimited"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let shown = format!(
+        "batchgen: warning: {}:3: model: \"chirp-v3-5\" (2 jobs) is not listed by udioapi now",
+        manifest.display()
+    );
+    assert!(stderr(&out).contains(&shown), "{}", stderr(&out));
+    assert_eq!(seen(&log).len(), 3, "every job is sent");
+    let out = run_with_env(
+        vec!["validate".into(), manifest.to_str().unwrap().into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains(&shown), "{}", stderr(&out));
 }

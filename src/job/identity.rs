@@ -70,7 +70,7 @@ impl JobFields {
             json.extend_from_slice(if on { b"true," } else { b"false," });
         }
         json_key(&mut json, "model");
-        json_str(&mut json, self.effective_model());
+        json_str(&mut json, self.key_model());
         if let Some(gender) = self.gender {
             json.push(b',');
             json_key(&mut json, "gender");
@@ -190,7 +190,7 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::job::{DEFAULT_MODEL, Gender, Job, Weight};
+    use crate::job::{Gender, Job, KEY_MODEL, Weight};
 
     #[test]
     fn key_ignores_defaults_spelled_out_and_delivery_fields() {
@@ -200,7 +200,7 @@ mod tests {
         };
         let b = JobFields {
             custom_mode: Some(false),
-            model: Some(DEFAULT_MODEL.into()),
+            model: Some(KEY_MODEL.into()),
             callback_url: Some("https://example.com/hook".into()),
             cluster: Some("default".into()),
             ..a.clone()
@@ -243,7 +243,7 @@ mod tests {
             tags: f.tags.as_deref(),
             custom_mode: mode.custom,
             make_instrumental: mode.instrumental,
-            model: f.effective_model(),
+            model: f.key_model(),
             gender: f.gender,
             style_weight: f.style_weight,
             weirdness_constraint: f.weirdness_constraint,

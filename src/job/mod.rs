@@ -21,6 +21,7 @@
 
 mod field;
 mod identity;
+pub mod models;
 mod provider;
 mod rules;
 mod values;
@@ -31,10 +32,11 @@ use serde::{Deserialize, Serialize};
 
 pub use field::{Field, Kind};
 pub use identity::{FINGERPRINT_LEN, JobsDigest, key_hash};
+pub use models::Catalogue;
 pub use provider::Provider;
 pub use rules::{
-    DEFAULT_MODEL, EXTRA_MODEL_LIMITS, KNOWN_MODELS, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem,
-    ProblemKind, Rules, check, length_limit, parse_model_name,
+    EXTRA_MODEL_LIMITS, KEY_MODEL, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem, ProblemKind, Rules,
+    check, parse_model_name,
 };
 pub use values::{Gender, GenderError, WEIGHT_RULE, Weight, WeightError};
 
@@ -203,9 +205,11 @@ impl JobFields {
         }
     }
 
-    /// The model the API will use for this job.
-    pub fn effective_model(&self) -> &str {
-        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    /// The model name the job's fingerprint hashes: its own, else
+    /// [`KEY_MODEL`]. Not what is sent: that is the catalogue's
+    /// ([`Catalogue::choose`]).
+    pub fn key_model(&self) -> &str {
+        self.model.as_deref().unwrap_or(KEY_MODEL)
     }
 
     pub fn mode(&self) -> Mode {

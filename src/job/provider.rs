@@ -1,73 +1,73 @@
 //! Which host schema a run speaks, and what that changes about a job
-//! before anything is sent: the fields the host takes, the models it
-//! offers (under which names), and its length limits.
+//! before anything is sent: the fields the host takes. Which models each
+//! host takes, under which names and with which limits, is data: the
+//! model catalogue (`super::models`, `batchgen models`).
 //!
 //! A manifest always uses batchgen's field and model names; each
-//! [`Provider`] says which of them it can carry and what it calls them.
-//! A field a provider has no place for is a validation problem that names
-//! the provider ([`ProblemKind::Unsupported`](super::ProblemKind)), not a
-//! field silently dropped from the request: a user who set `gender` expects
-//! the song to have it. How a job becomes that host's JSON, and how its
-//! answers are read, is the wire layer's (`crate::api::provider`); the
-//! sandbox reads the same names back with its own code.
+//! [`Provider`] says which of them it can carry. A field a provider has no
+//! place for is a validation problem that names the provider
+//! ([`ProblemKind::Unsupported`](super::ProblemKind)), not a field silently
+//! dropped from the request: a user who set `gender` expects the song to
+//! have it. How a job becomes that host's JSON, and how its answers are
+//! read, is the wire layer's (`crate::api::provider`); the sandbox reads
+//! the same names back with its own code.
 //!
-//! | provider | hosts | fields it has no place for | models |
-//! |---|---|---|---|
-//! | `udioapi` | udioapi.pro and the hosts of its backend | none | every batchgen model |
-//! | `sunoapi` | sunoapi.org and its clones (kie.ai, api.box) | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` | chirp-v3.5/chirp-v3-5 → `V3_5`, chirp-v4-0 → `V4`, chirp-v4-5 → `V4_5`, chirp-v4-5-plus → `V4_5PLUS`, chirp-v5 → `V5` |
-//! | `gcui` | gcui-art/suno-api, self-hosted | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` | chirp-v3.5/chirp-v3-5 → `chirp-v3-5`, chirp-v3.0 → `chirp-v3-0`, chirp-v4-0 → `chirp-v4` |
-//!
-//! A model added with `--extra-model` is sent under its own name to every
-//! provider: the user named it as the host spells it.
+//! | provider | hosts | fields it has no place for |
+//! |---|---|---|
+//! | `udioapi` | udioapi.pro and the hosts of its backend | none |
+//! | `sunoapi` | sunoapi.org and its clones (api.box) | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` |
+//! | `kie` | kie.ai (sunoapi's requests, its own codes) | as sunoapi |
+//! | `gcui` | gcui-art/suno-api, self-hosted | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` |
 
 use std::fmt;
 
-use super::{Field, JobFields, Mode};
+use super::{Field, JobFields};
 
 /// A host schema. The default is the reference provider, udioapi.pro.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+///
+/// The list of providers is the enum itself ([`Provider::ALL`] is derived
+/// by `strum`), and every `match` on it names each variant: a provider
+/// added here does not compile until every place that differs by provider
+/// says what it does (the recipe is in `crate::api::provider`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    PartialOrd,
+    Ord,
+    strum::VariantArray,
+    strum::IntoStaticStr,
+    serde::Serialize,
+)]
+#[strum(serialize_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Provider {
     #[default]
     Udioapi,
     Sunoapi,
+    Kie,
     Gcui,
 }
 
-/// sunoapi.org's model names, by batchgen's.
-const SUNOAPI_MODELS: &[(&str, &str)] = &[
-    ("chirp-v3.5", "V3_5"),
-    ("chirp-v3-5", "V3_5"),
-    ("chirp-v4-0", "V4"),
-    ("chirp-v4-5", "V4_5"),
-    ("chirp-v4-5-plus", "V4_5PLUS"),
-    ("chirp-v5", "V5"),
-];
-
-/// gcui-art/suno-api's model names (its `ModelType`), by batchgen's.
-const GCUI_MODELS: &[(&str, &str)] = &[
-    ("chirp-v3.5", "chirp-v3-5"),
-    ("chirp-v3-5", "chirp-v3-5"),
-    ("chirp-v3.0", "chirp-v3-0"),
-    ("chirp-v4-0", "chirp-v4"),
-];
-
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Udioapi, Provider::Sunoapi, Provider::Gcui];
+    /// Every provider, in the enum's order.
+    pub const ALL: &'static [Provider] = <Provider as strum::VariantArray>::VARIANTS;
 
     /// The name a user writes: `--provider`, `[run] provider`.
     pub fn name(self) -> &'static str {
-        match self {
-            Provider::Udioapi => "udioapi",
-            Provider::Sunoapi => "sunoapi",
-            Provider::Gcui => "gcui",
-        }
+        self.into()
     }
 
     /// Who the name stands for, for messages and help.
     pub fn describe(self) -> &'static str {
         match self {
             Provider::Udioapi => "udioapi.pro and the hosts of its backend",
-            Provider::Sunoapi => "sunoapi.org and its clones: kie.ai, api.box",
+            Provider::Sunoapi => "sunoapi.org and its clones: api.box",
+            Provider::Kie => "kie.ai: sunoapi's requests, its own codes and signed callbacks",
             Provider::Gcui => "a self-hosted gcui-art/suno-api",
         }
     }
@@ -80,14 +80,17 @@ impl Provider {
     pub fn parse(s: &str) -> Result<Provider, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "udioapi" | "udioapi.pro" | "udio" => Ok(Provider::Udioapi),
-            "sunoapi" | "sunoapi.org" | "kie" | "kie.ai" | "apibox" | "api.box" => {
-                Ok(Provider::Sunoapi)
-            }
+            "sunoapi" | "sunoapi.org" | "apibox" | "api.box" => Ok(Provider::Sunoapi),
+            "kie" | "kie.ai" => Ok(Provider::Kie),
             "gcui" | "gcui-art" | "suno-api" => Ok(Provider::Gcui),
             _ => Err(format!(
                 "unknown provider {:?}; use one of: {}",
                 s.chars().take(40).collect::<String>(),
-                Provider::ALL.map(Provider::name).join(", ")
+                Provider::ALL
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -98,6 +101,7 @@ impl Provider {
         match self {
             Provider::Udioapi => "https://udioapi.pro",
             Provider::Sunoapi => "https://api.sunoapi.org",
+            Provider::Kie => "https://api.kie.ai",
             Provider::Gcui => "http://localhost:3000",
         }
     }
@@ -107,7 +111,8 @@ impl Provider {
     fn known_hosts(self) -> &'static [&'static str] {
         match self {
             Provider::Udioapi => &["udioapi.pro"],
-            Provider::Sunoapi => &["sunoapi.org", "kie.ai", "api.box", "apibox.erweima.ai"],
+            Provider::Sunoapi => &["sunoapi.org", "api.box", "apibox.erweima.ai"],
+            Provider::Kie => &["kie.ai"],
             Provider::Gcui => &[],
         }
     }
@@ -116,7 +121,7 @@ impl Provider {
     /// another provider's host gets a hint instead of failing row by row.
     pub fn owner_of_host(host: &str) -> Option<Provider> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        Provider::ALL.into_iter().find(|p| {
+        Provider::ALL.iter().copied().find(|p| {
             p.known_hosts()
                 .iter()
                 .any(|known| host == *known || host.ends_with(&format!(".{known}")))
@@ -125,38 +130,19 @@ impl Provider {
 
     /// Whether the host POSTs results to a job's callback URL.
     pub fn sends_callbacks(self) -> bool {
-        !matches!(self, Provider::Gcui)
+        match self {
+            Provider::Udioapi | Provider::Sunoapi | Provider::Kie => true,
+            Provider::Gcui => false,
+        }
     }
 
     /// Whether requests need an API key. A self-hosted gcui-art/suno-api
     /// holds the Suno cookie itself and takes none.
     pub fn needs_key(self) -> bool {
-        !matches!(self, Provider::Gcui)
-    }
-
-    /// What this provider calls a model batchgen knows, `None` when it
-    /// does not offer it. Models the user added are not looked up here.
-    pub fn model_name(self, model: &str) -> Option<&'static str> {
-        let table = match self {
-            Provider::Udioapi => {
-                return super::KNOWN_MODELS.iter().copied().find(|m| *m == model);
-            }
-            Provider::Sunoapi => SUNOAPI_MODELS,
-            Provider::Gcui => GCUI_MODELS,
-        };
-        table
-            .iter()
-            .find(|(ours, _)| *ours == model)
-            .map(|(_, theirs)| *theirs)
-    }
-
-    /// The batchgen models this provider offers, for messages.
-    pub fn offered_models(self) -> Vec<&'static str> {
-        super::KNOWN_MODELS
-            .iter()
-            .copied()
-            .filter(|m| self.model_name(m).is_some())
-            .collect()
+        match self {
+            Provider::Udioapi | Provider::Sunoapi | Provider::Kie => true,
+            Provider::Gcui => false,
+        }
     }
 
     /// Why this provider cannot carry `field` as the job sets it, if it
@@ -185,19 +171,6 @@ impl Provider {
             _ => None,
         }
     }
-
-    /// The character limit of `field` for `model` in `mode`: the API's
-    /// ([`super::length_limit`]), except where this provider documents
-    /// another. sunoapi.org takes at most 500 characters of description
-    /// outside custom mode.
-    pub fn length_limit(self, field: Field, model: &str, mode: Mode) -> Option<usize> {
-        match (self, field) {
-            (Provider::Sunoapi, Field::Prompt | Field::GptDescriptionPrompt) if !mode.custom => {
-                Some(500)
-            }
-            _ => super::length_limit(field, model),
-        }
-    }
 }
 
 impl fmt::Display for Provider {
@@ -220,14 +193,15 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_aliases_are_read() {
-        for p in Provider::ALL {
+        for &p in Provider::ALL {
             assert_eq!(Provider::parse(p.name()), Ok(p));
             assert_eq!(Provider::parse(&p.name().to_uppercase()), Ok(p));
         }
-        assert_eq!(Provider::parse(" kie.ai "), Ok(Provider::Sunoapi));
+        assert_eq!(Provider::parse(" kie.ai "), Ok(Provider::Kie));
+        assert_eq!(Provider::parse("api.box"), Ok(Provider::Sunoapi));
         assert_eq!(Provider::parse("suno-api"), Ok(Provider::Gcui));
         let e = Provider::parse("suno").unwrap_err();
-        assert!(e.contains("udioapi, sunoapi, gcui"), "{e}");
+        assert!(e.contains("udioapi, sunoapi, kie, gcui"), "{e}");
     }
 
     #[test]
@@ -240,35 +214,12 @@ mod tests {
             Provider::owner_of_host("giftasong.udioapi.pro"),
             Some(Provider::Udioapi)
         );
-        assert_eq!(
-            Provider::owner_of_host("API.KIE.AI"),
-            Some(Provider::Sunoapi)
-        );
+        assert_eq!(Provider::owner_of_host("API.KIE.AI"), Some(Provider::Kie));
         assert_eq!(
             Provider::owner_of_host("api.sunoapi.org."),
             Some(Provider::Sunoapi)
         );
         assert_eq!(Provider::owner_of_host("notsunoapi.org"), None);
         assert_eq!(Provider::owner_of_host("127.0.0.1"), None);
-    }
-
-    #[test]
-    fn models_map_to_each_providers_names() {
-        assert_eq!(
-            Provider::Sunoapi.model_name("chirp-v4-5-plus"),
-            Some("V4_5PLUS")
-        );
-        assert_eq!(Provider::Sunoapi.model_name("chirp-v3.5"), Some("V3_5"));
-        assert_eq!(Provider::Sunoapi.model_name("chirp-v5-5"), None);
-        assert_eq!(Provider::Gcui.model_name("chirp-v4-0"), Some("chirp-v4"));
-        assert_eq!(Provider::Gcui.model_name("chirp-v5"), None);
-        for m in crate::job::KNOWN_MODELS {
-            assert_eq!(Provider::Udioapi.model_name(m), Some(*m));
-        }
-        // The default model is offered everywhere, so a manifest without
-        // a model runs unchanged against every provider.
-        for p in Provider::ALL {
-            assert!(p.model_name(crate::job::DEFAULT_MODEL).is_some(), "{p}");
-        }
     }
 }

@@ -1,39 +1,25 @@
 //! The API's rules for a request: required fields by mode, length limits by
-//! model, the models it knows, and what an `id` and a `callback_url` may be.
+//! provider and model, the models a provider takes, and what an `id` and a
+//! `callback_url` may be.
 //!
-//! The models are a [`Rules`] value rather than only a constant because the
-//! provider adds models without notice: a user names one batchgen does not
-//! know yet with `--extra-model` or `[run] extra_models`, and every check
-//! that a manifest's rows pass (both passes over a CSV) takes the same
-//! `Rules`. A model added that way gets the short-form limits (prompt 3000,
-//! style 200 characters): too strict at worst, so a row is refused by
-//! batchgen with a message rather than failed by the service with
-//! "Topic too long." after it was billed.
+//! The models and their limits are data ([`Catalogue`], `super::models`):
+//! providers add models without notice, and a user adds one with a models
+//! file or `--extra-model` without waiting for a release. Every check that
+//! a manifest's rows pass (both passes over a CSV) takes the same [`Rules`],
+//! so the first pass and the second cannot disagree.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::models::{Catalogue, Counting, ModelsError, NotSendable};
 use super::{Field, JobFields, Mode, Provider};
 
-/// The model the API uses when a request names none. The fingerprint of a
-/// job without a `model` hashes this name, so changing it would change the
-/// key of every such job and a rerun would bill them again: it stays
-/// `chirp-v3.5` even though the current docs name `chirp-v3-5`.
-pub const DEFAULT_MODEL: &str = "chirp-v3.5";
-
-/// Every model name the API documents. Older hosts know only the first two.
-pub const KNOWN_MODELS: &[&str] = &[
-    "chirp-v3.5",
-    "chirp-v3.0",
-    "chirp-v3-5",
-    "chirp-v4-0",
-    "chirp-v4-5",
-    "chirp-v4-5-plus",
-    "chirp-v5",
-    "chirp-v5-5",
-];
-
-/// Models from chirp-v4-5 on accept longer prompts and styles.
-const LONG_FORM_MODELS: &[&str] = &["chirp-v4-5", "chirp-v4-5-plus", "chirp-v5", "chirp-v5-5"];
+/// The model name a job without a `model` is fingerprinted with. Its key
+/// hashes this name, so changing it would change the key of every such
+/// job and a rerun would bill them again: it stays `chirp-v3.5`, whatever
+/// is sent for such a job (see [`Catalogue::choose`]).
+pub const KEY_MODEL: &str = "chirp-v3.5";
 
 /// Longest accepted `id`. Keys end up in file names (downloads), so they are
 /// kept short and filename-safe.
@@ -43,25 +29,43 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_MODEL_NAME_LEN: usize = 64;
 
 /// What a user-added model gets, for help texts and messages.
-pub const EXTRA_MODEL_LIMITS: &str = "the short-form limits: prompt 3000, style 200 characters";
+pub const EXTRA_MODEL_LIMITS: &str =
+    "the short-form limits: prompt 3000, style 200, title 80 characters";
 
-/// The rules a request is checked against: which models it may name, and
-/// which provider's fields, model names and limits apply
-/// ([`Provider`]). `Rules::default()` knows the documented models only,
-/// for udioapi.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The rules a request is checked against: the model catalogue, and which
+/// provider's fields, model names and limits apply ([`Provider`]).
+/// `Rules::default()` is the built-in catalogue, for udioapi.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
-    /// Names added by the user, in the order given, without repeats or
-    /// documented names.
+    catalogue: Arc<Catalogue>,
+    /// Names added by `--extra-model` / `[run] extra_models`, in the order
+    /// given, without repeats or names the catalogue had.
     extra_models: Vec<String>,
+    /// `--models` / `BATCHGEN_MODELS` files, over `manifest_models`.
+    models_files: Vec<PathBuf>,
+    /// A manifest's `[run] models` file.
+    manifest_models: Option<PathBuf>,
     provider: Provider,
     /// The provider was chosen by a flag or the environment, which a
     /// manifest's `[run] provider` does not override.
     provider_fixed: bool,
 }
 
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            catalogue: Catalogue::built_in(),
+            extra_models: Vec::new(),
+            models_files: Vec::new(),
+            manifest_models: None,
+            provider: Provider::default(),
+            provider_fixed: false,
+        }
+    }
+}
+
 impl Rules {
-    /// The documented models plus `names`.
+    /// The built-in catalogue plus `names`.
     ///
     /// # Errors
     /// The first name that is not a plausible model name (see
@@ -76,6 +80,44 @@ impl Rules {
         Ok(rules)
     }
 
+    /// These rules with the models file `path` over the catalogue
+    /// (`--models`, `BATCHGEN_MODELS`): it wins over the built-in entries
+    /// and a manifest's `[run] models`.
+    ///
+    /// # Errors
+    /// The file cannot be read or is malformed (`FILE:LINE`).
+    pub fn with_models_file(mut self, path: &Path) -> Result<Rules, ModelsError> {
+        self.models_files.push(path.to_owned());
+        self.rebuild()?;
+        Ok(self)
+    }
+
+    /// A manifest's `[run] models` file: under the files given by a flag
+    /// or the environment, over the built-in entries.
+    ///
+    /// # Errors
+    /// As [`Rules::with_models_file`].
+    pub fn manifest_models_file(&mut self, path: &Path) -> Result<(), ModelsError> {
+        self.manifest_models = Some(path.to_owned());
+        self.rebuild()
+    }
+
+    /// The catalogue again from its layers: built-in, `[run] models`, the
+    /// flag's files, the names added.
+    fn rebuild(&mut self) -> Result<(), ModelsError> {
+        let mut catalogue = (*Catalogue::built_in()).clone();
+        for path in self.manifest_models.iter().chain(&self.models_files) {
+            catalogue = catalogue.with_file(path)?;
+        }
+        for name in &self.extra_models {
+            catalogue = catalogue
+                .with_extra_model(name)
+                .expect("names were checked when added");
+        }
+        self.catalogue = Arc::new(catalogue);
+        Ok(())
+    }
+
     /// Adds one model name; a name already known is not added twice.
     ///
     /// # Errors
@@ -83,6 +125,8 @@ impl Rules {
     pub fn add_model(&mut self, name: &str) -> Result<(), String> {
         let name = parse_model_name(name)?;
         if !self.knows(&name) {
+            let catalogue = (*self.catalogue).clone().with_extra_model(&name)?;
+            self.catalogue = Arc::new(catalogue);
             self.extra_models.push(name);
         }
         Ok(())
@@ -104,19 +148,48 @@ impl Rules {
         }
     }
 
+    /// These rules over `catalogue` as it is (a sandbox started for a
+    /// run: the run's own catalogue, files and added names included).
+    pub fn with_catalogue(mut self, catalogue: Arc<Catalogue>) -> Rules {
+        self.catalogue = catalogue;
+        self
+    }
+
     /// The provider the jobs are checked for.
     pub fn provider(&self) -> Provider {
         self.provider
     }
 
-    /// The names the user added.
+    /// The names added by `--extra-model` / `[run] extra_models`.
     pub fn extra_models(&self) -> &[String] {
         &self.extra_models
     }
 
-    /// Whether a job may name `model`.
+    /// The model catalogue the rules check with.
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
+    /// Whether a job may name `model` (on some provider).
     pub fn knows(&self, model: &str) -> bool {
-        KNOWN_MODELS.contains(&model) || self.extra_models.iter().any(|m| m == model)
+        self.catalogue.find(model).is_some()
+    }
+
+    /// What a job naming `model` is sent as on the rules' provider, for
+    /// messages: `None` when the host chooses.
+    pub fn sent_model(&self, model: Option<&str>) -> Option<&str> {
+        self.catalogue
+            .choose(self.provider, model)
+            .ok()
+            .and_then(|c| c.model.map(|m| m.name.as_str()))
+    }
+
+    /// Whether the rules' provider takes `model` but no longer lists it (a
+    /// warning at validation, not a refusal).
+    pub fn unlisted(&self, model: Option<&str>) -> bool {
+        self.catalogue
+            .choose(self.provider, model)
+            .is_ok_and(|c| !c.listed)
     }
 
     /// Checks a request against every rule the API documents and returns all
@@ -132,19 +205,27 @@ impl Rules {
         }
 
         let provider = self.provider;
-        let model = fields.effective_model();
-        let model_known = self.knows(model);
-        if !model_known {
-            push(Field::Model, ProblemKind::UnknownModel(model.to_owned()));
-        } else if KNOWN_MODELS.contains(&model) && provider.model_name(model).is_none() {
-            push(
-                Field::Model,
-                ProblemKind::NotOffered {
-                    provider,
-                    model: model.to_owned(),
-                },
-            );
-        }
+        let choice = match self.catalogue.choose(provider, fields.model.as_deref()) {
+            Ok(choice) => Some(choice),
+            Err(why) => {
+                let model = fields.model.clone().unwrap_or_default();
+                push(
+                    Field::Model,
+                    match why {
+                        NotSendable::Unknown => ProblemKind::UnknownModel {
+                            model,
+                            known: self.catalogue.listed(provider).join(", "),
+                        },
+                        NotSendable::NotOffered => ProblemKind::NotOffered {
+                            provider,
+                            model,
+                            offered: self.catalogue.listed(provider).join(", "),
+                        },
+                    },
+                );
+                None
+            }
+        };
 
         let mode = fields.mode();
         for field in Field::ALL {
@@ -160,24 +241,20 @@ impl Rules {
                 push(field, ProblemKind::Empty);
                 continue;
             }
-            if model_known && let Some(limit) = provider.length_limit(field, model, mode) {
-                // A text is never more characters than bytes: count only the
-                // texts that could be over (counting is per character).
-                let actual = if value.len() > limit {
-                    value.chars().count()
-                } else {
-                    0
-                };
-                if actual > limit {
-                    push(
-                        field,
-                        ProblemKind::TooLong {
-                            limit,
-                            actual,
-                            model: model.to_owned(),
-                        },
-                    );
-                }
+            if let Some(choice) = &choice
+                && let Some(limit) = choice.limits.of(field, mode)
+                && let Some(actual) = choice.counts.over(value, limit)
+            {
+                push(
+                    field,
+                    ProblemKind::TooLong {
+                        limit,
+                        actual,
+                        counts: choice.counts,
+                        model: choice.model.map(|m| m.name.clone()),
+                        provider,
+                    },
+                );
             }
         }
 
@@ -265,18 +342,25 @@ pub enum ProblemKind {
     },
     /// Set, but empty or only whitespace.
     Empty,
-    /// Longer than the model allows: the API's "Topic too long.".
+    /// Longer than the provider allows with this model (`None`: the one
+    /// the host chooses): the API's "Topic too long.".
     TooLong {
         limit: usize,
         actual: usize,
-        model: String,
+        counts: Counting,
+        model: Option<String>,
+        provider: Provider,
     },
-    /// Neither documented nor added by the user.
-    UnknownModel(String),
-    /// A documented model the run's provider does not offer.
+    /// Not in the catalogue; `known` lists what the provider takes.
+    UnknownModel {
+        model: String,
+        known: String,
+    },
+    /// In the catalogue, but the run's provider does not take it.
     NotOffered {
         provider: Provider,
         model: String,
+        offered: String,
     },
     /// The run's provider has no place for this field as the job sets it.
     Unsupported {
@@ -300,29 +384,37 @@ impl fmt::Display for Problem {
             ProblemKind::TooLong {
                 limit,
                 actual,
+                counts,
                 model,
-            } => write!(
-                f,
-                "is {actual} characters, over the limit of {limit} for {model} (the API would fail it with \"Topic too long.\")"
-            ),
-            ProblemKind::UnknownModel(m) => {
-                // The name is the manifest's text: quoted and cut, as every
-                // diagnostic shows cell text, so a huge cell stays one line.
-                let mut name: String = m.chars().take(MAX_MODEL_NAME_LEN).collect();
-                if m.chars().nth(MAX_MODEL_NAME_LEN).is_some() {
-                    name.push('…');
-                }
+                provider,
+            } => {
+                let model = match model {
+                    Some(model) => format!("{model} on {provider}"),
+                    None => format!("{provider}'s own choice of model"),
+                };
                 write!(
                     f,
-                    "unknown model {name:?}; known models: {}",
-                    KNOWN_MODELS.join(", ")
+                    "is {actual} {}, over the limit of {limit} for {model} (the API would fail it with \"Topic too long.\")",
+                    counts.unit()
                 )
             }
-            ProblemKind::NotOffered { provider, model } => write!(
+            ProblemKind::UnknownModel { model, known } => {
+                // The name is the manifest's text: quoted and cut, as every
+                // diagnostic shows cell text, so a huge cell stays one line.
+                let mut name: String = model.chars().take(MAX_MODEL_NAME_LEN).collect();
+                if model.chars().nth(MAX_MODEL_NAME_LEN).is_some() {
+                    name.push('…');
+                }
+                write!(f, "unknown model {name:?}; the provider lists: {known}")
+            }
+            ProblemKind::NotOffered {
+                provider,
+                model,
+                offered,
+            } => write!(
                 f,
-                "model {model:?} is not offered by provider {provider} ({}); it offers: {} (add another with --extra-model)",
+                "model {model:?} is not offered by provider {provider} ({}); it lists: {offered} (add another with --extra-model or a models file, see `batchgen models`)",
                 provider.describe(),
-                provider.offered_models().join(", ")
             ),
             ProblemKind::Unsupported { provider, why } => write!(
                 f,
@@ -332,20 +424,6 @@ impl fmt::Display for Problem {
             ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
             ProblemKind::BadId(why) => f.write_str(why),
         }
-    }
-}
-
-/// The character limit of a field for a model, if the field has one. A
-/// model not in the documented list (one the user added) gets the
-/// short-form limits.
-pub fn length_limit(field: Field, model: &str) -> Option<usize> {
-    let long_form = LONG_FORM_MODELS.contains(&model);
-    match field {
-        Field::Prompt => Some(if long_form { 5000 } else { 3000 }),
-        Field::Style => Some(if long_form { 1000 } else { 200 }),
-        Field::Title => Some(80),
-        Field::GptDescriptionPrompt => Some(400),
-        _ => None,
     }
 }
 
@@ -503,21 +581,27 @@ mod tests {
 
     #[test]
     fn added_models_are_known_with_short_form_limits() {
-        let rules = Rules::with_extra_models(["chirp-v6", " chirp-v6 ", "chirp-v5"]).unwrap();
+        let rules = Rules::with_extra_models(["chirp-v7", " chirp-v7 ", "chirp-v5"]).unwrap();
         assert_eq!(
             rules.extra_models(),
-            ["chirp-v6"],
+            ["chirp-v7"],
             "no repeats, no documented names"
         );
         let mut f = JobFields {
             prompt: Some("x".repeat(3000)),
-            model: Some("chirp-v6".into()),
+            model: Some("chirp-v7".into()),
             ..JobFields::default()
         };
         assert_eq!(rules.check(&f), []);
         assert_eq!(
             check(&f)[0].kind,
-            ProblemKind::UnknownModel("chirp-v6".into()),
+            ProblemKind::UnknownModel {
+                model: "chirp-v7".into(),
+                known: Rules::default()
+                    .catalogue()
+                    .listed(Provider::Udioapi)
+                    .join(", "),
+            },
             "only the rules that add it know it"
         );
         f.prompt = Some("x".repeat(3001));

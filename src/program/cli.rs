@@ -61,6 +61,10 @@ pub enum Command {
     Init(InitArgs),
     /// Check the API key and print the account's credit balance.
     Credits(CreditsArgs),
+    /// Print the model catalogue: each model's name on every provider, its
+    /// limits, whether the provider lists it now, and where each entry
+    /// came from (built in, a models file, --extra-model).
+    Models(ModelsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -271,7 +275,7 @@ impl RunArgs {
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct ProviderArg {
     /// The host's schema: udioapi (udioapi.pro), sunoapi (sunoapi.org,
-    /// kie.ai, api.box) or gcui (a self-hosted gcui-art/suno-api)
+    /// api.box), kie (kie.ai) or gcui (a self-hosted gcui-art/suno-api)
     /// [default: [run] provider, else udioapi]. collect and receive need
     /// the one the run used.
     #[arg(long, env = "BATCHGEN_PROVIDER", value_name = "NAME", value_parser = Provider::parse)]
@@ -304,19 +308,46 @@ pub struct ModelArgs {
         value_parser = parse_model_name
     )]
     pub extra_models: Vec<String>,
+
+    /// A models file over the built-in catalogue (and over the manifest's
+    /// [run] models): models to add, or any name, limit or default to
+    /// change, in the format `batchgen models --help` describes.
+    #[arg(long = "models", env = "BATCHGEN_MODELS", value_name = "FILE")]
+    pub models_file: Option<PathBuf>,
 }
 
 impl ModelArgs {
-    /// The rules a manifest's rows are checked with: the documented models
-    /// and these (the manifest's `[run] extra_models` adds its own).
-    pub fn rules(&self) -> Rules {
+    /// The rules a manifest's rows are checked with: the catalogue with
+    /// `--models` over it, and the names added (the manifest's `[run]
+    /// models` and `[run] extra_models` add their own).
+    ///
+    /// # Errors
+    /// A models file that cannot be read or is malformed (exit 78).
+    pub fn rules(&self) -> Result<Rules, crate::program::exit::Error> {
         // Each name passed `parse_model_name` already, as clap read it.
-        let rules = Rules::with_extra_models(&self.extra_models).expect("names checked by clap");
-        match self.provider.provider {
+        let mut rules =
+            Rules::with_extra_models(&self.extra_models).expect("names checked by clap");
+        if let Some(path) = &self.models_file {
+            rules = rules
+                .with_models_file(path)
+                .map_err(|e| crate::program::exit::Error::Config(e.to_string()))?;
+        }
+        Ok(match self.provider.provider {
             Some(provider) => rules.for_provider(provider),
             None => rules,
-        }
+        })
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+
+    /// Print JSON: the providers' settings and every model with its
+    /// offers, as the catalogue holds them.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

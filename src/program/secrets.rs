@@ -75,6 +75,28 @@ pub fn callback_secret_from_env(missing: impl FnOnce() -> String) -> Result<Secr
     callback_secret(&std::env::var(SECRET_ENV).unwrap_or_default(), missing)
 }
 
+/// kie.ai's webhook HMAC key, from the environment only (a flag would
+/// show in `ps`): `None` when unset or empty, or for a provider that signs
+/// nothing. Without it, kie's callbacks are taken on the URL's secret
+/// alone, and a warning says so.
+pub fn webhook_key_from_env(provider: crate::job::Provider) -> Option<Secret> {
+    use crate::api::provider::signature::KEY_VAR;
+    let key = std::env::var(KEY_VAR).unwrap_or_default();
+    let key = key.trim();
+    match provider {
+        crate::job::Provider::Kie if key.is_empty() => {
+            crate::util::term::eprint_line(&format!(
+                "batchgen: warning: kie.ai signs its callbacks, but {KEY_VAR} is not set: they are not checked (set it to the webhook HMAC key of kie.ai's settings page)"
+            ));
+            None
+        }
+        crate::job::Provider::Kie => Some(Secret::new(key)),
+        crate::job::Provider::Udioapi
+        | crate::job::Provider::Sunoapi
+        | crate::job::Provider::Gcui => None,
+    }
+}
+
 /// A callback secret as given, trimmed: refused when empty (with the
 /// `missing` message) or weak, by the one rule both `run --callback-base`
 /// and `receive` apply, so `receive` never refuses a secret the run

@@ -93,15 +93,40 @@ async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
         let Some(body) = shared.face.callback(shared, task, phase) else {
             return;
         };
-        deliver(shared, url, &body, phase).await;
+        deliver(shared, url, &task.id, &body, phase).await;
     }
 }
 
-async fn deliver(shared: &Shared, url: &str, body: &Value, phase: Phase) {
+/// kie.ai's signature headers for a callback about `task_id` sent now:
+/// base64(HMAC-SHA256(`<task_id>.<unix seconds>`, key)).
+fn signature(key: &str, task_id: &str) -> [(&'static str, String); 2] {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(format!("{task_id}.{now}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    [
+        ("X-Webhook-Timestamp", now),
+        ("X-Webhook-Signature", signature),
+    ]
+}
+
+async fn deliver(shared: &Shared, url: &str, task_id: &str, body: &Value, phase: Phase) {
     let client = client(&shared.http);
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
-        let why = match client.post(url).json(body).send().await {
+        let mut request = client.post(url).json(body);
+        if let Some(key) = &shared.webhook_hmac_key {
+            for (name, value) in signature(key, task_id) {
+                request = request.header(name, value);
+            }
+        }
+        let why = match request.send().await {
             Ok(resp) if resp.status().is_success() => {
                 shared.lock().records.counts.callbacks_sent += 1;
                 tracing::debug!(url, ?phase, "sandbox callback delivered");

@@ -77,7 +77,7 @@ pub enum ErrorStatus {
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SandboxConfig {
     /// Which host to imitate: udioapi (udioapi.pro), sunoapi (sunoapi.org
-    /// and its clones: kie.ai, api.box) or gcui (a self-hosted
+    /// and its clones: api.box), kie (kie.ai) or gcui (a self-hosted
     /// gcui-art/suno-api). Each answers on its own routes in its own
     /// shapes; faults, limits, timing and credits work the same on all.
     #[arg(long, value_name = "NAME", default_value = "udioapi", value_parser = Provider::parse)]
@@ -206,6 +206,23 @@ pub struct SandboxConfig {
     #[arg(long = "extra-model", value_name = "NAME", value_parser = crate::job::parse_model_name)]
     pub extra_models: Vec<String>,
 
+    /// A models file over the built-in catalogue: the models this host
+    /// offers, under its names, with its limits (the format of `batchgen
+    /// models`). `--sandbox` passes the run's own catalogue.
+    #[arg(long = "models", value_name = "FILE")]
+    pub models_file: Option<std::path::PathBuf>,
+
+    /// The catalogue itself, for a sandbox started in-process; over
+    /// `models_file`.
+    #[arg(skip)]
+    pub catalogue: Option<std::sync::Arc<crate::job::Catalogue>>,
+
+    /// kie only: sign every callback with this webhook HMAC key, as kie.ai
+    /// does once the key is enabled in its settings (`X-Webhook-Timestamp`,
+    /// `X-Webhook-Signature`). A rehearsal key, never a real one.
+    #[arg(long, value_name = "KEY")]
+    pub webhook_hmac_key: Option<String>,
+
     /// Deliver callbacks to any host. By default the sandbox posts only to
     /// loopback addresses (localhost, 127.0.0.0/8, ::1), so rehearsing a
     /// manifest whose callback_url points at a real receiver never feeds it
@@ -243,6 +260,9 @@ impl Default for SandboxConfig {
             callback_complete_only: false,
             callback_any_host: false,
             extra_models: Vec::new(),
+            models_file: None,
+            catalogue: None,
+            webhook_hmac_key: None,
         }
     }
 }

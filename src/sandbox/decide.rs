@@ -230,6 +230,15 @@ impl Shared {
         let task = Task {
             id,
             fingerprint: fields.fingerprint(),
+            model: fields
+                .model
+                .clone()
+                .or_else(|| {
+                    let catalogue = self.rules.catalogue();
+                    let used = catalogue.host_default(self.face.provider())?;
+                    Some(used.name.clone())
+                })
+                .unwrap_or_default(),
             moderation: self.lifecycle.moderation(&fields),
             bad_audio,
             path,

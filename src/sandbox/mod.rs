@@ -249,6 +249,8 @@ struct Shared {
     fail_429_retry_after: u64,
     /// Post callbacks to non-loopback hosts too (`--callback-any-host`).
     callback_any_host: bool,
+    /// kie's webhook HMAC key (`--webhook-hmac-key`): callbacks are signed.
+    webhook_hmac_key: Option<String>,
     /// The provider's rules, with the models `--extra-model` adds: the
     /// same checks the client ran before sending to that provider.
     rules: crate::job::Rules,
@@ -296,12 +298,19 @@ impl Shared {
             credits_per_task: config.credits_per_task,
             fail_429_retry_after: config.fail_429_retry_after,
             callback_any_host: config.callback_any_host,
+            webhook_hmac_key: config
+                .webhook_hmac_key
+                .clone()
+                .filter(|_| config.provider == crate::job::Provider::Kie),
             // Each name passed `parse_model_name` as clap (or the caller's
             // own rules) read it; a name that would not is left out.
             rules: {
                 let mut rules = crate::job::Rules::default();
                 for name in &config.extra_models {
                     let _ = rules.add_model(name);
+                }
+                if let Some(catalogue) = &config.catalogue {
+                    rules = rules.with_catalogue(catalogue.clone());
                 }
                 rules.for_provider(config.provider)
             },

@@ -80,7 +80,7 @@ pub(super) fn problems_message(problems: &[Problem]) -> String {
         .iter()
         .map(|p| match &p.kind {
             ProblemKind::Missing(mode) => format!("{} is required in {mode} mode", p.field),
-            ProblemKind::UnknownModel(_) => p.to_string(),
+            ProblemKind::UnknownModel { .. } => p.to_string(),
             _ => format!("{} {p}", p.field),
         })
         .collect::<Vec<_>>()

@@ -23,6 +23,9 @@ pub struct Task {
     pub fields: JobFields,
     /// [`JobFields::fingerprint`] of `fields`: lets tests count duplicates.
     pub fingerprint: String,
+    /// batchgen's name of the model the host used: the request's, else
+    /// the host's default ([`crate::job::Catalogue::host_default`]).
+    pub model: String,
     /// On tokio's clock, so a feed can age tasks under a paused test clock.
     pub accepted_at: Instant,
     /// Wall-clock time, for the `created_at` a feed reports.

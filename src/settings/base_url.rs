@@ -119,7 +119,7 @@ mod tests {
         let url = |s| Url::parse(s).unwrap();
         let e = check_provider_host(&url("https://api.kie.ai"), Provider::Udioapi).unwrap_err();
         assert!(
-            e.contains("--provider sunoapi") && e.contains("api.kie.ai"),
+            e.contains("--provider kie") && e.contains("api.kie.ai"),
             "{e}"
         );
         let e = check_provider_host(&url("https://udioapi.pro/"), Provider::Gcui).unwrap_err();
@@ -132,7 +132,7 @@ mod tests {
         ] {
             assert_eq!(check_provider_host(&url(u), p), Ok(()), "{u} {p}");
         }
-        for p in Provider::ALL {
+        for &p in Provider::ALL {
             let default = base_url_or_default(None, p);
             assert_eq!(check_provider_host(&url(default), p), Ok(()), "{p}");
         }

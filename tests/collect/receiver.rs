@@ -17,6 +17,7 @@ const SECRET: &str = "s3cret-Callback";
 
 async fn start(dir: &Path, catalog: &str) -> Receiver {
     Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         provider: Default::default(),
         secret: Secret::new(SECRET),

@@ -61,6 +61,7 @@ async fn connections_that_never_finish_their_headers_do_not_starve_a_callback() 
     let dir = tempfile::tempdir().unwrap();
     let results = results_file(dir.path());
     let receiver = Receiver::start(ReceiveConfig {
+        webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         provider: Default::default(),
         secret: Secret::new(SECRET),

@@ -260,18 +260,18 @@ fn chirp_v5_is_known_and_long_form() {
     assert_eq!(
         problems("jobs.toml", &toml),
         [format!(
-            "jobs.toml:1: prompt: is 5001 characters, over the limit of 5000 for chirp-v5 {TOO_LONG}"
+            "jobs.toml:1: prompt: is 5001 characters, over the limit of 5000 for chirp-v5 on udioapi {TOO_LONG}"
         )]
     );
 }
 
 #[test]
 fn an_unknown_model_says_how_to_add_it() {
-    let lines = problems("jobs.csv", "prompt,model\na,chirp-v6\n");
+    let lines = problems("jobs.csv", "prompt,model\na,chirp-v7\n");
     assert_eq!(
         lines,
         [
-            "jobs.csv:2: model: unknown model \"chirp-v6\"; known models: chirp-v3.5, chirp-v3.0, chirp-v3-5, chirp-v4-0, chirp-v4-5, chirp-v4-5-plus, chirp-v5, chirp-v5-5; if the provider has added \"chirp-v6\", name it with --extra-model chirp-v6 or [run] extra_models = [\"chirp-v6\"] (it gets the short-form limits: prompt 3000, style 200 characters)"
+            "jobs.csv:2: model: unknown model \"chirp-v7\"; the provider lists: chirp-v4-0, chirp-v4-5, chirp-v4-5-plus, chirp-v5, chirp-v5-5; if the provider has added \"chirp-v7\", name it with --extra-model chirp-v7 or [run] extra_models = [\"chirp-v7\"] (it gets the short-form limits: prompt 3000, style 200, title 80 characters), or give its limits in a models file (--models FILE, see `batchgen models`)"
         ]
     );
     // A name that could not be added gets no hint to add it.
@@ -285,13 +285,13 @@ fn run_extra_models_are_known_to_every_row_with_short_form_limits() {
     let toml = dir.path().join("jobs.toml");
     std::fs::write(
         &toml,
-        "csv = \"rows.csv\"\n\n[run]\nextra_models = [\"chirp-v6\", \"suno-x\"]\n",
+        "csv = \"rows.csv\"\n\n[run]\nextra_models = [\"chirp-v7\", \"suno-x\"]\n",
     )
     .unwrap();
     let long = "x".repeat(3001);
     std::fs::write(
         dir.path().join("rows.csv"),
-        format!("id,prompt,model\na,p,chirp-v6\nb,p,suno-x\nc,{long},chirp-v6\n"),
+        format!("id,prompt,model\na,p,chirp-v7\nb,p,suno-x\nc,{long},chirp-v7\n"),
     )
     .unwrap();
     let Err(ManifestError::Invalid { diagnostics }) = load(&toml) else {
@@ -301,15 +301,15 @@ fn run_extra_models_are_known_to_every_row_with_short_form_limits() {
     assert_eq!(diagnostics[0].line, 4);
     assert_eq!(
         diagnostics[0].message,
-        format!("is 3001 characters, over the limit of 3000 for chirp-v6 {TOO_LONG}")
+        format!("is 3001 characters, over the limit of 3000 for chirp-v7 on udioapi {TOO_LONG}")
     );
     std::fs::write(
         dir.path().join("rows.csv"),
-        "id,prompt,model\na,p,chirp-v6\nb,p,suno-x\n",
+        "id,prompt,model\na,p,chirp-v7\nb,p,suno-x\n",
     )
     .unwrap();
     let m = load(&toml).unwrap();
-    assert_eq!(m.rules.extra_models(), ["chirp-v6", "suno-x"]);
+    assert_eq!(m.rules.extra_models(), ["chirp-v7", "suno-x"]);
     // The second pass over the CSV checks with the same rules.
     assert_eq!(m.collect_jobs().unwrap().len(), 2);
 }
@@ -318,13 +318,17 @@ fn run_extra_models_are_known_to_every_row_with_short_form_limits() {
 fn extra_models_from_the_flags_reach_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("jobs.csv");
-    std::fs::write(&csv, "prompt,model\na,chirp-v6\n").unwrap();
+    std::fs::write(&csv, "prompt,model\na,chirp-v7\n").unwrap();
     assert!(load(&csv).is_err());
-    let rules = Rules::with_extra_models(["chirp-v6"]).unwrap();
+    let rules = Rules::with_extra_models(["chirp-v7"]).unwrap();
     let m = load_with(&csv, &rules).unwrap();
     assert_eq!(
-        m.collect_jobs().unwrap()[0].fields.effective_model(),
-        "chirp-v6"
+        m.collect_jobs().unwrap()[0]
+            .fields
+            .model
+            .as_deref()
+            .unwrap(),
+        "chirp-v7"
     );
 }
 

@@ -25,7 +25,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use url::Url;
 
-use super::{Wire, model_for};
+use super::Wire;
 use crate::api::answer::{self, Accepted, Balance, PollError, SubmitError};
 use crate::api::feed::{self, FeedError, TaskClips};
 use crate::api::http::endpoint;
@@ -57,7 +57,8 @@ pub struct Gcui;
 struct Description<'a> {
     prompt: &'a str,
     make_instrumental: bool,
-    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
     wait_audio: bool,
 }
 
@@ -73,7 +74,8 @@ struct Custom<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     negative_tags: Option<&'a str>,
     make_instrumental: bool,
-    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
     wait_audio: bool,
 }
 
@@ -90,10 +92,9 @@ impl Wire for Gcui {
         }
     }
 
-    fn submit_body(&self, job: &Job) -> Vec<u8> {
+    fn submit_body(&self, job: &Job, model: Option<&str>) -> Vec<u8> {
         let f = &job.fields;
         let mode = f.mode();
-        let model = model_for(Provider::Gcui, job);
         let encoded = if mode.custom {
             serde_json::to_vec(&Custom {
                 prompt: f.prompt.as_deref().unwrap_or_default(),

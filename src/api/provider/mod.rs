@@ -7,7 +7,7 @@
 //! checked before any of this, by `crate::job::Rules` for its
 //! [`Provider`].
 //!
-//! | | udioapi | sunoapi (sunoapi.org, kie.ai, api.box) | gcui (gcui-art/suno-api) |
+//! | | udioapi | sunoapi (sunoapi.org, api.box) and kie (kie.ai: its codes differ, see [`sunoapi`]) | gcui (gcui-art/suno-api) |
 //! |---|---|---|---|
 //! | submit | `POST api/v2/generate`, or `api/generate` with a callback (the `--generate-path` settings) | `POST api/v1/generate` | `POST api/generate`; `api/custom_generate` in custom mode |
 //! | body | batchgen's field names, unset ones left out | camelCase; `customMode`, `instrumental`, `model`, `callBackUrl` always sent (an inert [`sunoapi::NO_CALLBACK`] without a callback) | `prompt`, `make_instrumental`, `model`, `wait_audio: false`; custom: `tags` ← style, `negative_tags` ← tags, `title` |
@@ -15,9 +15,9 @@
 //! | envelope | `{code, message, data}`; errors with the same HTTP status, or in a 200 | `{code, msg, data}`; codes as the HTTP status or in a 200 | none: bare arrays; errors `{"error"}` with the HTTP status |
 //! | poll | `GET api/v2/feed?workId=` | `GET api/v1/generate/record-info?taskId=` | `GET api/get?ids=a,b` |
 //! | stage words → clip states | the clip's `status` (`text`, `first`, `complete`) and `extra_message` | the task's `status`: `PENDING` new, `TEXT_SUCCESS` text, `FIRST_SUCCESS`/`SUCCESS` each clip by its final mp3 and duration; `CREATE_TASK_FAILED`, `GENERATE_AUDIO_FAILED`, `CALLBACK_EXCEPTION`, `SENSITIVE_WORD_ERROR` fail every clip | the clip's `status`: `submitted`/`queued` new, `streaming`, `complete`, `error` |
-//! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails | HTTP's: 400 the row fails, 402 refused, 500 retried |
+//! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails (kie: 402 refused, 429 rate limited, 455 retried) | HTTP's: 400 the row fails, 402 refused, 500 retried |
 //! | callbacks | a bare array of clips | `{code, msg, data: {callbackType, task_id, data}}`; an error code or `callbackType: error` fails the clips | none |
-//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` |
+//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` (kie: `api/v1/chat/credit`) → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` |
 //!
 //! Whatever the provider, the completion rule is [`crate::api::feed`]'s
 //! (a clip is complete only with its final mp3), a task ID passes the
@@ -31,6 +31,7 @@
 //! (`tests/provider_bodies.rs`). Nothing above the wire layer changes.
 
 pub mod gcui;
+pub mod signature;
 pub mod sunoapi;
 pub mod udioapi;
 
@@ -53,8 +54,9 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// reads `paths` (plain vs callback, the `--generate-path` settings).
     fn submit_path(&self, job: &Job, paths: &GeneratePaths) -> String;
 
-    /// The JSON request body.
-    fn submit_body(&self, job: &Job) -> Vec<u8>;
+    /// The JSON request body, with `model` as the provider names it
+    /// (`None`: leave the field out; see [`crate::job::Catalogue::wire_model`]).
+    fn submit_body(&self, job: &Job, model: Option<&str>) -> Vec<u8>;
 
     /// A submit's answer: a task ID, or why not.
     ///
@@ -150,16 +152,10 @@ pub fn drop_if_another_task(task_id: &str, mut clips: TaskClips) -> TaskClips {
 pub fn wire(provider: Provider) -> &'static dyn Wire {
     match provider {
         Provider::Udioapi => &udioapi::Udioapi,
-        Provider::Sunoapi => &sunoapi::Sunoapi,
+        Provider::Sunoapi => &sunoapi::SUNOAPI,
+        Provider::Kie => &sunoapi::KIE,
         Provider::Gcui => &gcui::Gcui,
     }
-}
-
-/// A job's model as `provider` names it: the default model when unset, a
-/// model the user added (`--extra-model`) under its own name.
-pub(crate) fn model_for(provider: Provider, job: &Job) -> String {
-    let model = job.fields.effective_model();
-    provider.model_name(model).unwrap_or(model).to_owned()
 }
 
 #[cfg(test)]
@@ -168,7 +164,7 @@ mod tests {
 
     #[test]
     fn every_provider_has_its_wire() {
-        for p in Provider::ALL {
+        for &p in Provider::ALL {
             assert_eq!(wire(p).provider(), p);
         }
     }

@@ -1,17 +1,26 @@
-//! sunoapi.org and its clones (kie.ai, api.box): `POST api/v1/generate`
-//! with a camelCase body, `data.taskId`, `record-info` polls, callbacks in
-//! an envelope, and codes of their own (see the table of [`super`]).
+//! sunoapi.org's request schema, spoken by sunoapi.org and its clones
+//! (api.box) and by kie.ai: `POST api/v1/generate` with a camelCase body,
+//! `data.taskId`, `record-info` polls, callbacks in an envelope, and codes
+//! of their own (see the table of [`super`]). The two profiles
+//! ([`SUNOAPI`], [`KIE`]) differ only in their codes and credits path.
 //!
 //! # Codes
 //! A code arrives as the HTTP status or in the body's `code` with HTTP 200
 //! (some clones); the body's wins when both are there. Where a code's
-//! meaning is not HTTP's it becomes a [`Meaning`]: **429 is insufficient
-//! credits** (the run stops as refused, 402, never retried), 405 and 430
-//! are rate limited (the pool's pause), 455 is maintenance (backoff). 400,
-//! 401, 413, 422 and 500 mean what HTTP says. A code in a body that the
-//! docs do not list fails the row ([`Meaning::Unknown`]); an HTTP status
-//! they do not list (a proxy's 502) keeps HTTP's meaning. Polls map the
-//! same codes the same way ([`PollError::Coded`]).
+//! meaning is not HTTP's it becomes a [`Meaning`]:
+//!
+//! | code | sunoapi | kie |
+//! |---|---|---|
+//! | 402 | HTTP's (refused) | insufficient credits: the run stops |
+//! | 429 | **insufficient credits**: the run stops, never retried | rate limited: the pool's pause |
+//! | 405, 430 | rate limited: the pool's pause | HTTP's |
+//! | 455 | maintenance: backoff | maintenance: backoff |
+//! | 400, 401, 413, 422, 500 | HTTP's | HTTP's (and 404, 451 "cannot fetch the file", 505 "feature disabled": the row fails) |
+//!
+//! A code in a body that the docs do not list fails the row
+//! ([`Meaning::Unknown`]); an HTTP status they do not list (a proxy's 502)
+//! keeps HTTP's meaning. Polls map the same codes the same way
+//! ([`PollError::Coded`]).
 
 use std::time::Duration;
 
@@ -21,7 +30,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{Wire, model_for};
+use super::Wire;
 use crate::api::answer::{self, Accepted, Balance, Meaning, PollError, SubmitError};
 use crate::api::feed::{self, FeedError, MAX_FEED_BODY, Shape, TaskClips, TaskType};
 use crate::api::http::endpoint;
@@ -42,9 +51,22 @@ pub const FAILED_STATUSES: &[&str] = &[
     "SENSITIVE_WORD_ERROR",
 ];
 
-/// sunoapi's wire.
+/// The wire of sunoapi's request schema, with one provider's codes:
+/// [`SUNOAPI`] or [`KIE`].
 #[derive(Debug)]
-pub struct Sunoapi;
+pub struct Sunoapi {
+    provider: Provider,
+}
+
+/// sunoapi.org and its clones.
+pub static SUNOAPI: Sunoapi = Sunoapi {
+    provider: Provider::Sunoapi,
+};
+
+/// kie.ai: sunoapi's requests and answers, its own codes and credits path.
+pub static KIE: Sunoapi = Sunoapi {
+    provider: Provider::Kie,
+};
 
 /// The request body, in the docs' order.
 #[derive(Serialize)]
@@ -58,7 +80,8 @@ struct Body<'a> {
     style: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     title: Option<&'a str>,
-    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     negative_tags: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,13 +119,19 @@ impl Envelope<'_> {
     }
 }
 
-/// A code's meaning where it is not HTTP's; `None` where it is.
-fn meaning(code: u16, from_body: bool) -> Option<Meaning> {
-    match code {
-        429 => Some(Meaning::Credits),
-        405 | 430 => Some(Meaning::RateLimited),
-        455 => Some(Meaning::Maintenance),
-        400 | 401 | 413 | 422 | 500 => None,
+/// A code's meaning on `provider` where it is not HTTP's; `None` where it
+/// is. The two providers share a schema, not their codes: sunoapi's 429 is
+/// "insufficient credits", kie's is "rate limited" and its 402 the credits.
+fn meaning(provider: Provider, code: u16, from_body: bool) -> Option<Meaning> {
+    match (provider, code) {
+        (Provider::Kie, 402) => Some(Meaning::Credits),
+        (Provider::Kie, 429) => Some(Meaning::RateLimited),
+        (Provider::Kie, 455) => Some(Meaning::Maintenance),
+        (Provider::Kie, 400 | 401 | 404 | 413 | 422 | 451 | 500 | 505) => None,
+        (_, 429) => Some(Meaning::Credits),
+        (_, 405 | 430) => Some(Meaning::RateLimited),
+        (_, 455) => Some(Meaning::Maintenance),
+        (_, 400 | 401 | 413 | 422 | 500) => None,
         _ if from_body => Some(Meaning::Unknown),
         _ => None,
     }
@@ -117,8 +146,13 @@ fn error_code(status: StatusCode, envelope: Option<&Envelope>) -> (u16, bool) {
     }
 }
 
-fn submit_error(code: (u16, bool), message: String, retry_after: Option<Duration>) -> SubmitError {
-    match meaning(code.0, code.1) {
+fn submit_error(
+    provider: Provider,
+    code: (u16, bool),
+    message: String,
+    retry_after: Option<Duration>,
+) -> SubmitError {
+    match meaning(provider, code.0, code.1) {
         Some(meaning) => SubmitError::Coded {
             code: code.0,
             meaning,
@@ -133,8 +167,13 @@ fn submit_error(code: (u16, bool), message: String, retry_after: Option<Duration
     }
 }
 
-fn poll_error(code: (u16, bool), message: String, retry_after: Option<Duration>) -> PollError {
-    match meaning(code.0, code.1) {
+fn poll_error(
+    provider: Provider,
+    code: (u16, bool),
+    message: String,
+    retry_after: Option<Duration>,
+) -> PollError {
+    match meaning(provider, code.0, code.1) {
         Some(meaning) => PollError::Coded {
             code: code.0,
             meaning,
@@ -159,14 +198,14 @@ fn error_message(envelope: Option<&Envelope>, body: &[u8], status: StatusCode) -
 
 impl Wire for Sunoapi {
     fn provider(&self) -> Provider {
-        Provider::Sunoapi
+        self.provider
     }
 
     fn submit_path(&self, _job: &Job, _paths: &GeneratePaths) -> String {
         "api/v1/generate".to_owned()
     }
 
-    fn submit_body(&self, job: &Job) -> Vec<u8> {
+    fn submit_body(&self, job: &Job, model: Option<&str>) -> Vec<u8> {
         let f = &job.fields;
         let mode = f.mode();
         let prompt = match f.prompt.as_deref() {
@@ -179,7 +218,7 @@ impl Wire for Sunoapi {
             prompt,
             style: f.style.as_deref(),
             title: f.title.as_deref(),
-            model: model_for(Provider::Sunoapi, job),
+            model,
             negative_tags: f.tags.as_deref(),
             vocal_gender: f.gender.map(|g| match g {
                 Gender::Male => "m",
@@ -203,6 +242,7 @@ impl Wire for Sunoapi {
         if !status.is_success() {
             let message = error_message(envelope.as_ref(), body, status);
             return Err(submit_error(
+                self.provider,
                 error_code(status, envelope.as_ref()),
                 message,
                 retry_after,
@@ -244,7 +284,12 @@ impl Wire for Sunoapi {
         }
         let message = envelope.message();
         match envelope.code() {
-            Some(code) if code != 200 => Err(submit_error((code, true), message, retry_after)),
+            Some(code) if code != 200 => Err(submit_error(
+                self.provider,
+                (code, true),
+                message,
+                retry_after,
+            )),
             _ => Err(SubmitError::Unexpected {
                 status: status.as_u16(),
                 detail: format!("no data.taskId in the answer ({message:?})"),
@@ -284,7 +329,7 @@ impl Wire for Sunoapi {
         let code = error_code(status, envelope.as_ref());
         if !status.is_success() || code.1 {
             let message = error_message(envelope.as_ref(), body, status);
-            return Err(poll_error(code, message, retry_after));
+            return Err(poll_error(self.provider, code, message, retry_after));
         }
         let data = object(body, "data")?;
         record(&data)
@@ -325,7 +370,10 @@ impl Wire for Sunoapi {
     }
 
     fn credits_path(&self) -> &'static str {
-        "api/v1/generate/credit"
+        match self.provider {
+            Provider::Kie => "api/v1/chat/credit",
+            Provider::Sunoapi | Provider::Udioapi | Provider::Gcui => "api/v1/generate/credit",
+        }
     }
 
     fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
@@ -333,7 +381,7 @@ impl Wire for Sunoapi {
         let code = error_code(status, envelope.as_ref());
         if !status.is_success() || code.1 {
             let message = error_message(envelope.as_ref(), body, status);
-            return Err(submit_error(code, message, None));
+            return Err(submit_error(self.provider, code, message, None));
         }
         let data = envelope
             .and_then(|e| e.data)

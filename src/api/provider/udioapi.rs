@@ -31,8 +31,16 @@ impl Wire for Udioapi {
         paths.for_job(job).to_owned()
     }
 
-    fn submit_body(&self, job: &Job) -> Vec<u8> {
-        serde_json::to_vec(job.body()).expect("a job's fields always serialize")
+    fn submit_body(&self, job: &Job, model: Option<&str>) -> Vec<u8> {
+        let fields = job.body();
+        if fields.model.as_deref() == model {
+            return serde_json::to_vec(fields).expect("a job's fields always serialize");
+        }
+        // An alias sent under the model's name: the fields are batchgen's
+        // names, in the API's order, with that one value changed.
+        let mut fields = fields.clone();
+        fields.model = model.map(str::to_owned);
+        serde_json::to_vec(&fields).expect("a job's fields always serialize")
     }
 
     fn read_submit(

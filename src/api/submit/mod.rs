@@ -56,6 +56,7 @@
 mod credits;
 mod transport;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -65,7 +66,7 @@ use url::Url;
 use super::http::{self, bearer, endpoint, retry_after};
 use crate::api::answer::error_status;
 use crate::api::provider::{Wire, wire};
-use crate::job::{Job, Provider};
+use crate::job::{Catalogue, Job, Provider};
 use crate::settings::GeneratePaths;
 use crate::util::redact::Secret;
 use transport::{classify_send_error, cut_off, read_capped, redirect};
@@ -87,6 +88,8 @@ pub struct Client {
     credits: Url,
     /// `Bearer <key>`, built once (see [`bearer`]); `None` for an empty key.
     auth: Option<HeaderValue>,
+    /// What each job's `model` is sent as.
+    models: Arc<Catalogue>,
 }
 
 /// The `Authorization` value of `key`; none for an empty key.
@@ -117,7 +120,15 @@ impl Client {
             wire,
             credits: endpoint(base_url, wire.credits_path()),
             auth: authorization(&key)?,
+            models: Catalogue::built_in(),
         })
+    }
+
+    /// Sends each job's model as `models` names it on the provider (the
+    /// built-in catalogue by default): see [`Catalogue::wire_model`].
+    pub fn with_models(mut self, models: Arc<Catalogue>) -> Client {
+        self.models = models;
+        self
     }
 
     /// Speaks `provider`'s wire at `base_url`: its endpoints, bodies and
@@ -163,7 +174,10 @@ impl Client {
         job: &Job,
         leaving: Option<oneshot::Sender<()>>,
     ) -> Result<Accepted, SubmitError> {
-        let body = self.wire.submit_body(job);
+        let model = self
+            .models
+            .wire_model(self.wire.provider(), job.fields.model.as_deref());
+        let body = self.wire.submit_body(job, model.as_deref());
         let url = self.generate_url(job);
         let mut request = self.http.post(url.clone());
         if let Some(auth) = &self.auth {

@@ -93,7 +93,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{OpenCatalog, Writer};
 use crate::api::feed;
-use crate::api::provider::Wire;
+use crate::api::provider::{Wire, signature};
 use crate::files::catalog::CatalogError;
 use crate::files::state::Catalog;
 use crate::files::state::Snapshot;
@@ -134,6 +134,9 @@ pub struct ReceiveConfig {
     /// Whose callback bodies arrive: each provider words them its own way.
     pub provider: Provider,
     pub secret: Secret,
+    /// kie.ai's webhook HMAC key: with it, every callback must carry a
+    /// valid, fresh signature ([`crate::api::provider::signature`]).
+    pub webhook_key: Option<Secret>,
     /// Maps a job key to its task ID.
     pub results: PathBuf,
     pub catalog: PathBuf,
@@ -165,6 +168,8 @@ struct Shared {
     /// Reads the provider's callback bodies.
     wire: &'static dyn Wire,
     secret: Secret,
+    /// See [`ReceiveConfig::webhook_key`].
+    webhook_key: Option<Secret>,
     store: Arc<Catalog>,
     jobs: Mutex<TaskIndex>,
     /// Inside a collect run: where changed jobs are told.
@@ -216,6 +221,8 @@ pub struct Embedded {
     pub listen: SocketAddr,
     pub provider: Provider,
     pub secret: Secret,
+    /// As [`ReceiveConfig::webhook_key`].
+    pub webhook_key: Option<Secret>,
     /// Told the key of every job a callback changed (the poll loop takes
     /// a finished task out of its schedule at once).
     pub changed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -239,6 +246,7 @@ impl Receiver {
             listen: config.listen,
             provider: config.provider,
             secret: config.secret,
+            webhook_key: config.webhook_key,
             changed: None,
         };
         // The writer has a token of its own, cancelled only once the server
@@ -286,6 +294,11 @@ impl Receiver {
         let shared = Arc::new(Shared {
             wire: crate::api::provider::wire(config.provider),
             secret: config.secret,
+            // Only kie.ai signs its callbacks.
+            webhook_key: match config.provider {
+                Provider::Kie => config.webhook_key,
+                Provider::Udioapi | Provider::Sunoapi | Provider::Gcui => None,
+            },
             store,
             jobs: Mutex::new(jobs),
             changed: config.changed,
@@ -467,7 +480,14 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
         tracing::warn!(key, "callback for a job not in the results file");
         return not_found();
     };
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+    let (parts, body) = request.into_parts();
+    let header = |name: &str| Some(parts.headers.get(name)?.to_str().ok()?.to_owned());
+    let signed = (
+        header(signature::TIMESTAMP_HEADER),
+        header(signature::SIGNATURE_HEADER),
+    );
+    drop(parts);
+    let body = axum::body::to_bytes(body, MAX_BODY);
     let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
@@ -483,6 +503,15 @@ async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>
             return refuse(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
+    if let Some(hmac_key) = &shared.webhook_key {
+        let now = chrono::Utc::now().timestamp();
+        let (timestamp, sig) = (signed.0.as_deref(), signed.1.as_deref());
+        let task = feed.task_id.as_deref();
+        if let Err(e) = signature::verify(hmac_key.expose().as_bytes(), task, timestamp, sig, now) {
+            tracing::warn!(key, "callback refused, nothing recorded: {e}");
+            return refuse(StatusCode::UNAUTHORIZED, "bad signature");
+        }
+    }
     feed.mask_secrets();
     if feed.names_other_task(&task_id) {
         // Acknowledged, so the sender stops retrying, but not recorded:

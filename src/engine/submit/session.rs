@@ -127,7 +127,8 @@ async fn send(
 ) -> Result<Sent, RunError> {
     let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?
         .with_provider(config.provider, &config.base_url)
-        .with_generate_paths(&config.base_url, &config.generate);
+        .with_generate_paths(&config.base_url, &config.generate)
+        .with_models(manifest.rules.catalogue().clone());
     let workers = config.concurrency.clamp(1, todo.len());
     let pool_config = pool_config(config, &state)?;
     let reporter = state.reporter();

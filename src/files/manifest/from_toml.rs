@@ -30,6 +30,7 @@ const RUN_KEYS: &[&str] = &[
     "generate_path",
     "callback_generate_path",
     "extra_models",
+    "models",
     "provider",
     "artist",
     "album",
@@ -266,6 +267,14 @@ impl Toml<'_> {
                 // comes before [defaults] and the jobs (see `read`).
                 "extra_models" => model_names(value)
                     .and_then(|names| names.iter().try_for_each(|name| rows.rules.add_model(name))),
+                // A models file, relative to the manifest, under any
+                // --models / BATCHGEN_MODELS.
+                "models" => string(value).and_then(|s| {
+                    let path = self.path.parent().unwrap_or(Path::new("")).join(s);
+                    rows.rules
+                        .manifest_models_file(&path)
+                        .map_err(|e| format!("cannot use the models file: {e}"))
+                }),
                 // Into the rules too (unless --provider or BATCHGEN_PROVIDER
                 // chose one), and into the settings for the wire.
                 "provider" => string(value).and_then(|s| {

@@ -25,7 +25,7 @@ mod rows;
 mod toml_values;
 mod tracker;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,10 @@ pub struct Manifest {
 pub struct Summary {
     pub jobs: u64,
     pub modes: Counts<Mode>,
+    /// Jobs by the model they name; `""` for those naming none.
     pub models: Counts<String>,
+    /// The line of the first job naming each model.
+    pub first_lines: BTreeMap<String, u64>,
 }
 
 impl Manifest {
@@ -92,6 +95,32 @@ impl Manifest {
     /// with the content validated.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
+    }
+
+    /// Warnings about the jobs that validation does not refuse: a model
+    /// the provider takes but no longer lists (it is sent; the host may
+    /// refuse it). One line per model, at its first job.
+    pub fn warnings(&self) -> Vec<String> {
+        let provider = self.rules.provider();
+        self.summary
+            .models
+            .iter()
+            .filter(|(model, _)| !model.is_empty() && self.rules.unlisted(Some(model)))
+            .map(|(model, n)| {
+                let line = self.summary.first_lines.get(model).copied().unwrap_or(0);
+                let jobs = if *n == 1 { "1 job" } else { &format!("{n} jobs") };
+                format!(
+                    "{}:{line}: model: {model:?} ({jobs}) is not listed by {provider} now: it is sent, and the host may refuse it (`batchgen models --provider {provider}` shows what it lists)",
+                    self.rows_path.display()
+                )
+            })
+            .collect()
+    }
+
+    /// What a job naming no model is sent as, for summaries: the
+    /// provider's default, or `None` when the host chooses.
+    pub fn unset_model(&self) -> Option<&str> {
+        self.rules.sent_model(None)
     }
 
     /// Every job in memory: for small manifests and tests (`tests/manifest*.rs`,

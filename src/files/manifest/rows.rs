@@ -84,7 +84,7 @@ impl Rows {
         unread: Vec<Field>,
     ) -> Option<JobFields> {
         let fields = self.check(file, line, fields, unread)?;
-        self.summary.add(&fields);
+        self.summary.add(&fields, line);
         if !self.keep_jobs {
             let fingerprint = fields.fingerprint_hex();
             let mut fp_key = [0; 3 + job::FINGERPRINT_LEN];
@@ -178,7 +178,7 @@ impl Rows {
             .collect();
         for p in &problems {
             let mut message = p.to_string();
-            if let ProblemKind::UnknownModel(model) = &p.kind {
+            if let ProblemKind::UnknownModel { model, .. } = &p.kind {
                 message.push_str(&add_model_hint(model));
             }
             self.problem(file, line, Some(p.field.name()), message);
@@ -238,20 +238,22 @@ fn add_model_hint(model: &str) -> String {
         return String::new();
     }
     format!(
-        "; if the provider has added {model:?}, name it with --extra-model {model} or [run] extra_models = [{model:?}] (it gets {})",
+        "; if the provider has added {model:?}, name it with --extra-model {model} or [run] extra_models = [{model:?}] (it gets {}), or give its limits in a models file (--models FILE, see `batchgen models`)",
         job::EXTRA_MODEL_LIMITS
     )
 }
 
 impl Summary {
-    fn add(&mut self, fields: &JobFields) {
+    fn add(&mut self, fields: &JobFields, line: u64) {
         self.jobs += 1;
         *self.modes.entry(fields.mode()).or_default() += 1;
-        let model = fields.effective_model();
+        // "" stands for a job that names no model.
+        let model = fields.model.as_deref().unwrap_or_default();
         match self.models.get_mut(model) {
             Some(n) => *n += 1,
             None => {
                 self.models.insert(model.to_owned(), 1);
+                self.first_lines.insert(model.to_owned(), line);
             }
         }
     }

@@ -48,6 +48,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
                     receive::SECRET_ENV
                 )
             })?,
+            webhook_key: crate::program::secrets::webhook_key_from_env(provider),
             changed: None,
         }),
         None => None,
@@ -262,6 +263,7 @@ pub async fn receive(args: ReceiveArgs, _output: &OutputArgs) -> Result<ExitCode
         listen: args.listen,
         provider,
         secret,
+        webhook_key: crate::program::secrets::webhook_key_from_env(provider),
         results: args.results,
         catalog,
     };

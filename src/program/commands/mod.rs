@@ -3,6 +3,7 @@
 //! code; everything here returns typed errors and prints only summaries.
 
 mod collect;
+mod models;
 mod status;
 mod submit;
 mod tools;
@@ -26,6 +27,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
         Some(Command::Sandbox(args)) => tools::serve_sandbox(args).await,
         Some(Command::Init(args)) => tools::init(&args, &cli.output),
         Some(Command::Credits(args)) => tools::credits(&args).await,
+        Some(Command::Models(args)) => models::print(&args),
         Some(Command::Completions { shell }) => tools::completions(shell),
         Some(Command::Man) => tools::man(),
         Some(Command::Collect(args)) => collect::collect(args, &cli.output).await,
@@ -46,6 +48,7 @@ async fn start_sandbox(rules: &crate::job::Rules) -> Result<Sandbox, Error> {
     let config = SandboxConfig {
         provider: rules.provider(),
         extra_models: rules.extra_models().to_vec(),
+        catalogue: Some(rules.catalogue().clone()),
         ..SandboxConfig::default()
     };
     Sandbox::start(([127, 0, 0, 1], 0).into(), config)

@@ -21,7 +21,7 @@ pub const STARTER_TOML: &str = include_str!("starter.toml");
 pub const STARTER_CSV: &str = include_str!("starter.csv");
 
 pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
-    let manifest = manifest::load_with(&args.manifest, &args.models.rules())?;
+    let manifest = manifest::load_with(&args.manifest, &args.models.rules()?)?;
     // The rules already chose the provider: --provider, else [run].
     let mut settings = manifest.settings.clone();
     settings.provider = Some(manifest.rules.provider());
@@ -35,6 +35,10 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     .build();
     crate::settings::check_transport(&config.base_url, args.allow_insecure_http)
         .map_err(Error::Config)?;
+    // Warnings are not errors: they print even with --quiet, as a run's do.
+    for warning in manifest.warnings() {
+        crate::util::term::eprint_line(&format!("batchgen: warning: {warning}"));
+    }
     if output.quiet {
         return Ok(ExitCode::Success);
     }
@@ -50,10 +54,17 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
         .iter()
         .map(|(m, n)| (m.to_string(), *n))
         .collect();
+    let unset = match manifest.unset_model() {
+        Some(model) => format!("(none: {model}, the provider's default)"),
+        None => "(none: the host's own default)".to_owned(),
+    };
     let models = summary
         .models
         .iter()
-        .map(|(m, n)| (m.clone(), *n))
+        .map(|(m, n)| match m.as_str() {
+            "" => (unset.clone(), *n),
+            _ => (m.clone(), *n),
+        })
         .collect();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -104,7 +115,18 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
 }
 
 pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
-    let sandbox = Sandbox::start(args.listen, args.config)
+    let mut config = args.config;
+    if let Some(path) = &config.models_file {
+        let mut rules = crate::job::Rules::default();
+        for name in &config.extra_models {
+            rules.add_model(name).map_err(Error::Usage)?;
+        }
+        let rules = rules
+            .with_models_file(path)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        config.catalogue = Some(rules.catalogue().clone());
+    }
+    let sandbox = Sandbox::start(args.listen, config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     {

@@ -39,7 +39,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{Refusal, Reply};
-use crate::job::{Field, JobFields, Rules};
+use crate::job::{Field, JobFields, Provider, Rules};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
@@ -47,13 +47,6 @@ use crate::sandbox::{Shared, api, assets, clips};
 
 /// The most clips `/api/get` without `ids` answers.
 pub const ALL_CAP: usize = 50;
-
-/// This face's model names, read back to batchgen's.
-const MODELS: &[(&str, &str)] = &[
-    ("chirp-v3-5", "chirp-v3.5"),
-    ("chirp-v3-0", "chirp-v3.0"),
-    ("chirp-v4", "chirp-v4-0"),
-];
 
 /// The custom-mode submit path.
 const CUSTOM_PATH: &str = "/api/custom_generate";
@@ -122,26 +115,25 @@ pub(super) fn read(
     Ok(fields)
 }
 
+/// The model named, in batchgen's names: the catalogue's model gcui takes
+/// under that name (see the sunoapi face's `model`).
 fn model(name: &str, rules: &Rules) -> Result<String, Refusal> {
-    if let Some((_, ours)) = MODELS.iter().find(|(theirs, _)| *theirs == name) {
-        return Ok((*ours).to_owned());
+    match rules.catalogue().from_wire(Provider::Gcui, name) {
+        Some(model) => Ok(model.name.clone()),
+        None => Err(Refusal::Invalid(format!(
+            "unknown model {:?}",
+            name.chars().take(64).collect::<String>()
+        ))),
     }
-    if rules.extra_models().iter().any(|m| m == name) {
-        return Ok(name.to_owned());
-    }
-    Err(Refusal::Invalid(format!(
-        "unknown model {:?}; use chirp-v3-5, chirp-v3-0 or chirp-v4",
-        name.chars().take(64).collect::<String>()
-    )))
 }
 
-/// What this host calls a task's model in its clips.
-fn model_name(fields: &JobFields) -> String {
-    let ours = fields.effective_model();
-    MODELS.iter().find(|(_, o)| *o == ours).map_or_else(
-        || clips::model_name(ours),
-        |(theirs, _)| (*theirs).to_owned(),
-    )
+/// What this host calls a task's model in its clips: its wire name.
+fn model_name(shared: &Shared, task: &Task) -> String {
+    let catalogue = shared.rules.catalogue();
+    let offer = catalogue
+        .find(&task.model)
+        .and_then(|m| m.offers.get(&Provider::Gcui));
+    offer.map_or_else(|| clips::model_name(&task.model), |o| o.wire.clone())
 }
 
 pub(super) fn accepted(shared: &Shared, task: &Task) -> Reply {
@@ -218,7 +210,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
         "audio_url": audio_url,
         "video_url": "",
         "created_at": clips::iso(task.created_at),
-        "model_name": model_name(fields),
+        "model_name": model_name(shared, task),
         "status": status,
         "gpt_description_prompt": description,
         "prompt": lyric,
@@ -314,6 +306,17 @@ mod tests {
             .fingerprint()
         );
         let bad = read("/api/generate", &body(json!({"model": "V5"})), &rules);
-        assert!(matches!(bad, Err(Refusal::Invalid(m)) if m.contains("chirp-v4")));
+        assert!(matches!(bad, Err(Refusal::Invalid(m)) if m.contains("unknown model \"V5\"")));
+        let v5 = read(
+            "/api/generate",
+            &body(json!({"model": "chirp-crow"})),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(
+            v5.model.as_deref(),
+            Some("chirp-v5"),
+            "Suno's internal name"
+        );
     }
 }

@@ -7,13 +7,13 @@
 //! files, callback delivery and `/sandbox/stats`. A face owns only what its
 //! provider's docs spell differently, and no state:
 //!
-//! | | `udioapi` (today's) | `sunoapi` (sunoapi.org, kie.ai, api.box) | `gcui` (gcui-art/suno-api) |
+//! | | `udioapi` | `sunoapi` (sunoapi.org, api.box) and `kie` (kie.ai: its own codes, in brackets) | `gcui` (gcui-art/suno-api) |
 //! |---|---|---|---|
 //! | submit | `POST /api/v2/generate`, `/api/generate` | `POST /api/v1/generate` | `POST /api/generate`, `/api/custom_generate` |
 //! | key | Bearer or body `token` | Bearer | none |
 //! | accepted | `{code, message, workId, data.task_id}` | `{code:200, msg, data.taskId}` (32 hex) | a bare array of 2 clips |
 //! | errors | `{code, message}`, same HTTP status | `{code, msg, data:null}`, HTTP 200 (or the code, `--error-status http`) | `{error}`, HTTP status |
-//! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 / 430 | 400 / 402 / 429 |
+//! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 (402) / 430 (429) | 400 / 402 / 429 |
 //! | 500 / 503 faults | 500 JSON / 503 HTML | 500 / 455 maintenance | 500 "Internal server error: …" / 503 HTML |
 //! | poll | v2 and legacy feeds (`feed`) | `GET /api/v1/generate/record-info?taskId=` | `GET /api/get?ids=a,b` |
 //! | phases | `lifecycle`'s styles | PENDING, TEXT_SUCCESS, FIRST_SUCCESS, SUCCESS, SENSITIVE_WORD_ERROR | submitted, queued, streaming, complete, error |
@@ -165,6 +165,7 @@ impl Face {
         match self.provider {
             Provider::Udioapi => udioapi::routes(),
             Provider::Sunoapi => sunoapi::routes(),
+            Provider::Kie => sunoapi::kie_routes(),
             Provider::Gcui => gcui::routes(),
         }
     }
@@ -183,7 +184,7 @@ impl Face {
     ) -> Result<JobFields, Refusal> {
         match self.provider {
             Provider::Udioapi => udioapi::read(body),
-            Provider::Sunoapi => sunoapi::read(body, rules),
+            Provider::Sunoapi | Provider::Kie => sunoapi::read(self.provider, body, rules),
             Provider::Gcui => gcui::read(path, body, rules),
         }
     }
@@ -193,7 +194,7 @@ impl Face {
     pub fn task_id(self, dice: &mut Dice, clip_ids: &[String; 2]) -> String {
         match self.provider {
             Provider::Udioapi => dice.task_id(),
-            Provider::Sunoapi => dice.hex_task_id(),
+            Provider::Sunoapi | Provider::Kie => dice.hex_task_id(),
             Provider::Gcui => clip_ids.join(","),
         }
     }
@@ -204,7 +205,7 @@ impl Face {
             Ok(task) => {
                 return match self.provider {
                     Provider::Udioapi => udioapi::accepted(task),
-                    Provider::Sunoapi => sunoapi::accepted(task),
+                    Provider::Sunoapi | Provider::Kie => sunoapi::accepted(task),
                     Provider::Gcui => gcui::accepted(shared, task),
                 };
             }
@@ -216,7 +217,9 @@ impl Face {
         };
         match self.provider {
             Provider::Udioapi => udioapi::refused(refusal),
-            Provider::Sunoapi => sunoapi::refused(refusal, self.error_status),
+            Provider::Sunoapi | Provider::Kie => {
+                sunoapi::refused(self.provider, refusal, self.error_status)
+            }
             Provider::Gcui => gcui::refused(refusal),
         }
         .retry_after(retry_after)
@@ -227,7 +230,9 @@ impl Face {
     pub fn error(self, status: StatusCode, message: &str) -> Reply {
         match self.provider {
             Provider::Udioapi => udioapi::error(status, message),
-            Provider::Sunoapi => sunoapi::error(status.as_u16(), message, self.error_status),
+            Provider::Sunoapi | Provider::Kie => {
+                sunoapi::error(status.as_u16(), message, self.error_status)
+            }
             Provider::Gcui => gcui::error(status, message),
         }
     }
@@ -236,8 +241,10 @@ impl Face {
     /// status on every face (a framework answers it, not the API).
     pub fn no_route(self, status: StatusCode, message: &str) -> Reply {
         match self.provider {
-            Provider::Sunoapi => sunoapi::error(status.as_u16(), message, ErrorStatus::Http),
-            _ => self.error(status, message),
+            Provider::Sunoapi | Provider::Kie => {
+                sunoapi::error(status.as_u16(), message, ErrorStatus::Http)
+            }
+            Provider::Udioapi | Provider::Gcui => self.error(status, message),
         }
     }
 
@@ -250,7 +257,7 @@ impl Face {
                 phase,
                 &shared.base_url,
             ))),
-            Provider::Sunoapi => Some(sunoapi::callback(shared, task, phase)),
+            Provider::Sunoapi | Provider::Kie => Some(sunoapi::callback(shared, task, phase)),
             Provider::Gcui => None,
         }
     }
@@ -260,6 +267,8 @@ impl Face {
     /// generation completed").
     pub fn is_final(self, phase: Phase, index: usize) -> bool {
         phase == Phase::Complete
-            || (self.provider == Provider::Sunoapi && phase == Phase::First && index == 0)
+            || (matches!(self.provider, Provider::Sunoapi | Provider::Kie)
+                && phase == Phase::First
+                && index == 0)
     }
 }

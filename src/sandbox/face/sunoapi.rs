@@ -1,4 +1,5 @@
-//! The sunoapi face: sunoapi.org and its clones (kie.ai, api.box) as their
+//! The sunoapi face: sunoapi.org and its clones (api.box), and kie.ai with
+//! its own codes (402 no credits, 429 rate limited) and signed callbacks, as their
 //! docs describe them (`API.md`, "Other Suno-style hosts";
 //! docs.sunoapi.org "Generate Music", "Get Music Generation Details",
 //! "Music Generation Callbacks").
@@ -45,7 +46,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{Refusal, Reply};
-use crate::job::{Field, Gender, JobFields, Rules, Weight};
+use crate::job::{Field, Gender, JobFields, Provider, Rules, Weight};
 use crate::sandbox::auth::presented_key;
 use crate::sandbox::config::ErrorStatus;
 use crate::sandbox::lifecycle::Phase;
@@ -53,22 +54,19 @@ use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
 use crate::sandbox::{Shared, api, assets, clips};
 
-/// This face's model names, read back to batchgen's. `V3_5` reads as
-/// batchgen's default model, so a job that names none keeps its
-/// fingerprint through the round trip.
-const MODELS: &[(&str, &str)] = &[
-    ("V3_5", "chirp-v3.5"),
-    ("V4", "chirp-v4-0"),
-    ("V4_5", "chirp-v4-5"),
-    ("V4_5PLUS", "chirp-v4-5-plus"),
-    ("V5", "chirp-v5"),
-];
-
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/v1/generate", post(api::generate))
         .route("/api/v1/generate/record-info", get(record_info))
         .route("/api/v1/generate/credit", get(credit))
+}
+
+/// kie.ai's routes: sunoapi's, with its own credits path.
+pub(super) fn kie_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/v1/generate", post(api::generate))
+        .route("/api/v1/generate/record-info", get(record_info))
+        .route("/api/v1/chat/credit", get(credit))
 }
 
 /// A text field: absent or `null` is unset; another type is a 400.
@@ -107,16 +105,20 @@ fn weight(body: &Map<String, Value>, name: &str) -> Result<Option<Weight>, Refus
     }
 }
 
-/// The model named, in batchgen's names: this face's table, or a name the
-/// sandbox was told to accept (`--extra-model`) as it is.
-fn model(name: &str, rules: &Rules) -> Result<String, Refusal> {
-    if let Some((_, ours)) = MODELS.iter().find(|(theirs, _)| *theirs == name) {
-        return Ok((*ours).to_owned());
+/// The model named, in batchgen's names: the catalogue's model that this
+/// host (sunoapi or kie) offers under that name. The catalogue is the
+/// hosts' published model lists as data (with the models a run adds), not
+/// the client's code.
+fn model(provider: Provider, name: &str, rules: &Rules) -> Result<String, Refusal> {
+    let catalogue = rules.catalogue();
+    if let Some(model) = catalogue.from_wire(provider, name) {
+        return Ok(model.name.clone());
     }
-    if rules.extra_models().iter().any(|m| m == name) {
-        return Ok(name.to_owned());
-    }
-    let names: Vec<&str> = MODELS.iter().map(|(theirs, _)| *theirs).collect();
+    let names: Vec<&str> = catalogue
+        .models()
+        .iter()
+        .filter_map(|m| Some(m.offers.get(&provider).filter(|o| o.listed)?.wire.as_str()))
+        .collect();
     Err(Refusal::Invalid(format!(
         "model must be one of {}, not {:?}",
         names.join(", "),
@@ -125,7 +127,11 @@ fn model(name: &str, rules: &Rules) -> Result<String, Refusal> {
 }
 
 /// Reads a generate body into batchgen's fields; see the module docs.
-pub(super) fn read(body: &Map<String, Value>, rules: &Rules) -> Result<JobFields, Refusal> {
+pub(super) fn read(
+    provider: Provider,
+    body: &Map<String, Value>,
+    rules: &Rules,
+) -> Result<JobFields, Refusal> {
     let mut fields = JobFields {
         custom_mode: Some(required_bool(body, "customMode")?),
         make_instrumental: Some(required_bool(body, "instrumental")?),
@@ -144,7 +150,7 @@ pub(super) fn read(body: &Map<String, Value>, rules: &Rules) -> Result<JobFields
     let Some(name) = text(body, "model")? else {
         return Err(Refusal::Invalid("model is required".into()));
     };
-    fields.model = Some(model(&name, rules)?);
+    fields.model = Some(model(provider, &name, rules)?);
     fields.gender = match text(body, "vocalGender")?.as_deref() {
         None => None,
         Some("m") => Some(Gender::Male),
@@ -172,8 +178,12 @@ pub(super) fn accepted(task: &Task) -> Reply {
     )
 }
 
-pub(super) fn refused(refusal: &Refusal, how: ErrorStatus) -> Reply {
+pub(super) fn refused(provider: Provider, refusal: &Refusal, how: ErrorStatus) -> Reply {
+    let kie = provider == Provider::Kie;
     let (code, message) = match refusal {
+        // kie.ai's own codes (docs.kie.ai): 402 no credits, 429 rate limited.
+        Refusal::NoCredits if kie => (402, "Insufficient credits"),
+        Refusal::RateLimited { .. } if kie => (429, "Rate limited, please try again later"),
         Refusal::Unauthorized(message) => (401, *message),
         Refusal::Invalid(message) => (400, message.as_str()),
         Refusal::TooLong => (413, "Theme or prompt too long"),
@@ -252,7 +262,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -
     put("prompt", json!(clips::lyrics(fields)));
     put(
         name("modelName", "model_name"),
-        json!(clips::model_name(fields.effective_model())),
+        json!(clips::model_name(&task.model)),
     );
     put("title", json!(task.title));
     put("tags", json!(fields.style.as_deref().unwrap_or("")));
@@ -379,6 +389,7 @@ mod tests {
     fn bodies_are_read_into_batchgens_names() {
         let rules = Rules::default();
         let f = read(
+            Provider::Sunoapi,
             &body(json!({
                 "customMode": true, "instrumental": false, "model": "V4_5PLUS",
                 "prompt": "words", "style": "lofi", "title": "T", "negativeTags": "metal",
@@ -392,10 +403,10 @@ mod tests {
         assert_eq!(f.gender, Some(Gender::Female));
         assert_eq!(f.style_weight, Weight::from_hundredths(65));
         assert_eq!(f.custom_mode, Some(true));
-        let refused = |v: Value| read(&body(v), &rules).unwrap_err();
+        let refused = |v: Value| read(Provider::Sunoapi, &body(v), &rules).unwrap_err();
         let ok = json!({"customMode": false, "instrumental": false, "model": "V5",
                         "prompt": "rain", "callBackUrl": "http://x.invalid/"});
-        assert!(read(&body(ok.clone()), &rules).is_ok());
+        assert!(read(Provider::Sunoapi, &body(ok.clone()), &rules).is_ok());
         let mut no_url = ok.clone();
         no_url["callBackUrl"] = json!("");
         assert_eq!(refused(no_url), Refusal::CallbackRequired);
@@ -415,20 +426,29 @@ mod tests {
 
     #[test]
     fn errors_travel_with_http_200_unless_asked() {
-        let r = refused(&Refusal::NoCredits, ErrorStatus::Body);
+        let r = refused(Provider::Sunoapi, &Refusal::NoCredits, ErrorStatus::Body);
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body_code(), Some(429));
-        let r = refused(&Refusal::RateLimited { retry_after: 1 }, ErrorStatus::Http);
+        let r = refused(
+            Provider::Sunoapi,
+            &Refusal::RateLimited { retry_after: 1 },
+            ErrorStatus::Http,
+        );
         assert_eq!(r.status.as_u16(), 430);
         assert_eq!(
-            refused(&Refusal::Unavailable, ErrorStatus::Http)
+            refused(Provider::Sunoapi, &Refusal::Unavailable, ErrorStatus::Http)
                 .status
                 .as_u16(),
             455
         );
         assert_eq!(
-            refused(&Refusal::TooLong, ErrorStatus::Body).body_code(),
+            refused(Provider::Sunoapi, &Refusal::TooLong, ErrorStatus::Body).body_code(),
             Some(413)
         );
+        // kie.ai: the same schema, its own codes.
+        let kie = |r: &Refusal| refused(Provider::Kie, r, ErrorStatus::Http).status.as_u16();
+        assert_eq!(kie(&Refusal::NoCredits), 402);
+        assert_eq!(kie(&Refusal::RateLimited { retry_after: 1 }), 429);
+        assert_eq!(kie(&Refusal::CallbackRequired), 422);
     }
 }

@@ -114,7 +114,12 @@ fn bodies(
         let path = wire.submit_path(&job, &config.generate);
         let shown = plan.todo.len() - todo.len();
         if shown <= DRY_RUN_BODIES {
-            let body = String::from_utf8_lossy(&wire.submit_body(&job)).into_owned();
+            let model = manifest
+                .rules
+                .catalogue()
+                .wire_model(config.provider, job.fields.model.as_deref());
+            let body = wire.submit_body(&job, model.as_deref());
+            let body = String::from_utf8_lossy(&body).into_owned();
             // What would be sent, but the callback secret (and any other)
             // stays off the screen: the same rule as every other output.
             let body = crate::util::redact::text(&body);

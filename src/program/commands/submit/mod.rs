@@ -67,6 +67,11 @@ async fn submit_inner(
     // set-up already means "stop cleanly", never the default kill.
     let signals = Signals::watch(output.quiet);
     let manifest = load_manifest(args, outcome)?;
+    // Before anything is sent, and whatever --quiet says: a model the
+    // provider no longer lists may fail every job that names it.
+    for warning in manifest.warnings() {
+        eprint_line(&format!("batchgen: warning: {warning}"));
+    }
     // Kept to the end: `--wait` collects from the same sandbox.
     let (config, _sandbox) = set_up(args, output, &manifest).await?;
     outcome.results = Some(config.results.clone());
@@ -118,7 +123,7 @@ fn load_manifest(args: &RunArgs, outcome: &mut Outcome) -> Result<Manifest, Erro
     let path = args.manifest.clone().expect("checked by execute");
     let summary = args.summary_json.as_deref();
     check_summary_path(summary, &[("the manifest", &path)], outcome)?;
-    let manifest = manifest::load_with(&path, &args.models.rules())?;
+    let manifest = manifest::load_with(&path, &args.models.rules()?)?;
     check_summary_path(
         summary,
         &[("the manifest's CSV", &manifest.rows_path)],
