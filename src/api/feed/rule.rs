@@ -42,7 +42,10 @@ pub(super) fn stage(
 pub const WATERMARK: &str = "This is a fake app http://suno.com";
 
 /// Why a clip with [`WATERMARK`] in its lyrics failed, as the catalog says.
-pub const WATERMARK_REASON: &str = "watermarked lyrics (\"This is a fake app http://suno.com\"): the host's relay failed Suno's captcha; the song is not what was asked";
+/// It names the address without quoting it as a URL: server text is
+/// stored with its URLs normalised (`crate::util::redact`), and the
+/// reason must read the same in every report.
+pub const WATERMARK_REASON: &str = "watermarked lyrics (\"This is a fake app\" and Suno's address): the host's relay failed Suno's captcha; the song is not what was asked";
 
 /// Whether `lyrics` hold [`WATERMARK`], in any case and with any
 /// whitespace (line breaks, runs of spaces, none) between its words.
