@@ -381,3 +381,57 @@ async fn exit_codes() {
     let out = common::run_with_env(args, env).await;
     assert_eq!(common::code(&out), 69, "{}", common::stderr(&out));
 }
+
+/// Clips whose lyrics are the captcha watermark (`--fail-captcha 1`) reach
+/// their final stage with an mp3 on every provider's face, and collect
+/// fails each with the watermark's reason and downloads none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn watermarked_clips_fail_and_are_never_downloaded() {
+    use batchgen::api::feed::WATERMARK_REASON;
+    use batchgen::job::Provider;
+    for provider in [Provider::Udioapi, Provider::Sunoapi, Provider::Gcui] {
+        let sb = common::sandbox(SandboxConfig {
+            provider,
+            stage_time: Duration::from_millis(100),
+            fail_captcha: 1.0,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = common::csv_manifest(dir.path(), 2);
+        let songs = dir.path().join("songs");
+        let env = vec![
+            ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
+            ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
+            ("BATCHGEN_PROVIDER".to_owned(), provider.name().to_owned()),
+        ];
+        let run = |args: Vec<&str>| {
+            let args = args.iter().map(|s| s.to_string()).collect();
+            common::run_with_env(args, env.clone())
+        };
+        let out = run(vec![common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
+        assert_eq!(
+            common::code(&out),
+            0,
+            "{provider}: {}",
+            common::stderr(&out)
+        );
+        let results = dir.path().join("jobs.results.csv");
+        let mut args = vec!["collect", common::arg(&results), "--download"];
+        args.extend([common::arg(&songs)]);
+        args.extend(FAST);
+        let out = run(args).await;
+        let rows = catalog(&dir.path().join("jobs.catalog.csv"));
+        assert_eq!(rows.len(), 4, "{provider}: {}", common::stderr(&out));
+        for row in &rows {
+            assert_eq!(
+                (row.status.as_str(), row.error.as_str()),
+                ("failed", WATERMARK_REASON),
+                "{provider}: {row:?}"
+            );
+            assert!(row.file.is_empty() && row.audio_url.is_empty(), "{row:?}");
+        }
+        assert!(mp3s(&songs).is_empty(), "{provider}: nothing downloaded");
+        assert_eq!(sb.stats().audio_fetches, 0, "{provider}");
+    }
+}

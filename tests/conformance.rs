@@ -1,4 +1,4 @@
-//! Conformance: every body API.md shows (revision 2), as a file under
+//! Conformance: every body API.md shows (revision 3), as a file under
 //! `tests/fixtures/api/`, driven through the parser that reads it in
 //! production: feeds and callbacks through `collect::feed::parse`, submit
 //! answers and error bodies through `client::parse_answer`, the credits
@@ -6,7 +6,9 @@
 //! other (the final stage as `complete` or as `first` + "All generated
 //! successfully."; the legacy feed as an object or a bare array; `workId`
 //! or `data.task_id`), each form is its own fixture. The docs' own samples
-//! are kept verbatim (`*-docs-sample.json`), abbreviations and all.
+//! are kept verbatim (`*-docs-sample.json`), abbreviations and all. The
+//! same status in other words (the 401s of three pages) must be classified
+//! alike: by its code, never its text ([`errors_are_classified_by_status_alone`]).
 //!
 //! A fixture no table names, or a table row without its file, fails
 //! [`every_fixture_is_checked`]: a body added here is a body tested.
@@ -14,8 +16,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use batchgen::api::feed::{ClipStatus, FeedError, Shape, TaskType, parse};
-use batchgen::api::submit::{SubmitError, parse_answer, parse_balance};
+use batchgen::api::feed::{ClipStatus, FeedError, Shape, TaskType, WATERMARK_REASON, parse};
+use batchgen::api::submit::{ErrorClass, SubmitError, parse_answer, parse_balance};
 use reqwest::StatusCode;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -39,6 +41,8 @@ const AT: &str = "2025-01-01T22:10:31.665Z";
 const LEGACY_AT: &str = "2024-06-05T11:40:06.036Z";
 /// The legacy task's zoneless `"2024-09-05 13:09:01"`, read as UTC.
 const LEGACY_TASK_AT: &str = "2024-09-05T13:09:01.000Z";
+/// The current callback page's `createTime` (udioapi.pro/docs/generate-callback).
+const ISO_CREATE_TIME: &str = "2025-08-19T23:07:28.936Z";
 const GUIDELINES: &str = "Does Not Meet Guidelines";
 const INAPPROPRIATE: &str = "Prompt contained inappropriate material";
 const POLICY: &str = "This song violates Suno's content moderation policy";
@@ -348,6 +352,28 @@ fn feed_cases() -> Vec<FeedCase> {
             "callback, final stage as complete",
         ),
         (
+            "callback-complete-iso-create-time.json",
+            Shape::Clips,
+            None,
+            vec![
+                (A, Complete, A_MP3, Some(98.4), ISO_CREATE_TIME, ""),
+                (B, Complete, B_MP3, Some(109.8), ISO_CREATE_TIME, ""),
+            ],
+            true,
+            "callback, createTime an ISO string as on the current page",
+        ),
+        (
+            "callback-complete-watermarked.json",
+            Shape::Clips,
+            None,
+            vec![
+                (A, Failed, A_MP3, Some(98.4), AT, WATERMARK_REASON),
+                (B, Failed, B_MP3, Some(109.8), AT, WATERMARK_REASON),
+            ],
+            true,
+            "watermarked lyrics fail a clip its host calls finished, in any case and spacing",
+        ),
+        (
             "callback-moderated-policy.json",
             Shape::Clips,
             None,
@@ -395,7 +421,7 @@ fn leak(s: &str) -> &'static str {
 }
 
 /// (file, HTTP status, code in the body, message)
-const ERRORS: [(&str, u16, &str); 5] = [
+const ERRORS: [(&str, u16, &str); 8] = [
     ("error-400-topic-too-long.json", 400, "Topic too long."),
     (
         "error-400-prompt-required.json",
@@ -406,6 +432,21 @@ const ERRORS: [(&str, u16, &str); 5] = [
         "error-401.json",
         401,
         "Unauthorized: Invalid or missing API key",
+    ),
+    (
+        "error-401-extend-page.json",
+        401,
+        "No API key provided in Authorization header",
+    ),
+    (
+        "error-401-lyrics-page.json",
+        401,
+        "Missing or invalid Authorization header. Use 'Bearer YOUR_API_KEY'",
+    ),
+    (
+        "error-402-insufficient-balance.json",
+        402,
+        "Insufficient balance, please recharge",
     ),
     (
         "error-429.json",
@@ -441,6 +482,31 @@ fn error_bodies() {
                 other => panic!("{file} as {status}: {other:?}"),
             }
         }
+    }
+}
+
+/// The documented bodies' classes, one per status whatever the words:
+/// the three 401 texts stop the run alike, and each body's text under
+/// another status takes that status's class.
+#[test]
+fn errors_are_classified_by_status_alone() {
+    let want = |code: u16| match code {
+        400 => ErrorClass::Row,
+        401 | 402 => ErrorClass::Fatal,
+        429 | 500 => ErrorClass::Retry,
+        _ => unreachable!("{code}"),
+    };
+    for (file, code, _) in ERRORS {
+        let body = fixture(file);
+        for status in [400, 401, 402, 429, 500] {
+            // The body's own words under every documented status.
+            let e = parse_answer(StatusCode::from_u16(status).unwrap(), &body, None).unwrap_err();
+            assert_eq!(e.class(), want(status), "{file} as HTTP {status}");
+        }
+        // In a 200, the body's code decides.
+        let e = parse_answer(StatusCode::OK, &body, None).unwrap_err();
+        assert_eq!(e.class(), want(code), "{file} in a 200");
+        assert_eq!(e.is_rate_limited(), code == 429, "{file}");
     }
 }
 

@@ -79,6 +79,19 @@ fn udioapi_reads_its_documented_bodies_as_before() {
         .read_callback(&fixture(p, "callback-complete.json"))
         .unwrap();
     assert_eq!(states(&callback), vec![Complete, Complete]);
+    // createTime as epoch milliseconds (legacy) and as an ISO string (the
+    // current callback page) give the clip its time alike.
+    let iso = w
+        .read_callback(&fixture(p, "callback-complete-iso-create-time.json"))
+        .unwrap();
+    assert_eq!(states(&iso), vec![Complete, Complete]);
+    for clip in &iso.clips {
+        assert_eq!(clip.created_at_text(), "2025-08-19T23:07:28.936Z");
+    }
+    assert_eq!(
+        callback.clips[0].created_at_text(),
+        "2025-01-01T22:10:31.665Z"
+    );
     let balance = w
         .read_balance(StatusCode::OK, &fixture(p, "credits.json"))
         .unwrap();
@@ -217,8 +230,18 @@ fn sunoapi_record_info_at_each_stage_and_each_failure() {
     assert_eq!(states(&half), vec![Complete, First]);
     assert!(!half.is_finished());
     for (name, reason) in [
-        ("record-create-task-failed.json", "Create task failed"),
-        ("record-generate-audio-failed.json", "Generate audio failed"),
+        (
+            "record-create-task-failed.json",
+            "CREATE_TASK_FAILED (errorCode 400): Create task failed",
+        ),
+        (
+            "record-generate-audio-failed.json",
+            "GENERATE_AUDIO_FAILED (errorCode 500): Generate audio failed",
+        ),
+        (
+            "record-generate-audio-failed-531.json",
+            "GENERATE_AUDIO_FAILED (errorCode 531): Sorry, generation failed due to an issue. Your credits have been refunded.",
+        ),
         ("record-callback-exception.json", "Callback exception"),
         ("record-sensitive-word-error.json", "sensitive words"),
     ] {
@@ -234,6 +257,35 @@ fn sunoapi_record_info_at_each_stage_and_each_failure() {
             failed.failure
         );
     }
+}
+
+/// record-info's clips in `data.response.sunoData[]` (camelCase) and in
+/// the cn quick-start's `data.response.data[]` (snake_case) read alike.
+#[test]
+fn sunoapi_record_info_in_both_clip_shapes() {
+    let p = Provider::Sunoapi;
+    let camel = poll(p, "record-success.json");
+    let snake = poll(p, "record-success-snake-case.json");
+    assert_eq!(snake.clips.len(), 2);
+    assert_eq!(snake, camel);
+    let clip = &snake.clips[0];
+    assert_eq!(clip.status, Complete);
+    assert_eq!(
+        clip.audio_url,
+        "https://musicfile.api.box/8551b6f0-2c4e-4b7a-9d3f-6e1a0c5b662c.mp3"
+    );
+    assert!(clip.image_url.ends_with(".jpeg"), "{}", clip.image_url);
+    assert_eq!(
+        (
+            clip.title.as_str(),
+            clip.tags.as_str(),
+            clip.lyrics.as_str()
+        ),
+        ("Peaceful Piano", "classical, calm", "[Verse] calm keys")
+    );
+    assert_eq!(clip.model_name, "chirp-v3-5");
+    assert_eq!(clip.duration, Some(198.44));
+    assert!(snake.is_finished());
 }
 
 #[test]
@@ -280,6 +332,108 @@ fn sunoapi_callbacks_of_each_type() {
     let error = read("callback-error.json");
     assert!(error.is_finished());
     assert!(error.failure.unwrap().contains("sensitive words"));
+}
+
+/// Every documented callback code but 200 fails the task, with a reason
+/// that names the code, what it means and the host's message.
+#[test]
+fn sunoapi_callbacks_of_each_error_code() {
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    for (name, code, meaning) in [
+        ("callback-400-copyright.json", 400, "copyrighted"),
+        ("callback-408-timeout.json", 408, "timed out"),
+        ("callback-413-existing-work.json", 413, "existing work"),
+        ("callback-500.json", 500, "server error"),
+        ("callback-501.json", 501, "audio generation failed"),
+        ("callback-531-refunded.json", 531, "credits refunded"),
+    ] {
+        let body = fixture(p, name);
+        let clips = w.read_callback(&body).unwrap();
+        assert!(clips.is_finished(), "{name}");
+        assert_eq!(clips.task_type, Some(batchgen::api::feed::TaskType::Fail));
+        let why = clips.failure.unwrap();
+        let msg = serde_json::from_slice::<Value>(&body).unwrap()["msg"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(why.starts_with(&format!("callback code {code} (")), "{why}");
+        assert!(
+            why.contains(meaning) && why.ends_with(&msg),
+            "{name}: {why}"
+        );
+    }
+    // The same clips with a failing code fail, whatever the type says.
+    let mut complete: Value =
+        serde_json::from_slice(&fixture(p, "callback-complete.json")).unwrap();
+    complete["code"] = json!(531);
+    let failed = w
+        .read_callback(&serde_json::to_vec(&complete).unwrap())
+        .unwrap();
+    assert_eq!(states(&failed), vec![Failed, Failed]);
+    assert!(failed.clips[0].error.starts_with("callback code 531"));
+}
+
+/// sunoapi calls a task back at each stage and may repeat any of them, in
+/// any order: the catalog's rows end at the latest stage, never go back,
+/// and a failure after the clips were listed fails those not finished.
+#[test]
+fn sunoapi_repeated_callbacks_merge_to_the_latest_stage() {
+    use batchgen::files::catalog::JobRows;
+    let p = Provider::Sunoapi;
+    let w = wire(p);
+    let read = |name: &str| w.read_callback(&fixture(p, name)).unwrap();
+    let task = "5c79e3a1b2c4d5e6f7a8b9c0d1e2be8e";
+    let statuses =
+        |job: &JobRows| -> Vec<String> { job.rows.iter().map(|r| r.status.clone()).collect() };
+    let mut job = JobRows::default();
+    for name in [
+        "callback-text.json",
+        "callback-text.json",
+        "callback-first.json",
+        "callback-text.json",
+        "callback-first.json",
+    ] {
+        job.apply("k", task, &read(name));
+    }
+    assert_eq!(statuses(&job), ["complete", "first"], "never back to text");
+    assert!(!job.finished(task));
+    job.apply("k", task, &read("callback-complete.json"));
+    assert_eq!(statuses(&job), ["complete", "complete"]);
+    let urls: Vec<String> = job.rows.iter().map(|r| r.audio_url.clone()).collect();
+    for name in [
+        "callback-complete.json",
+        "callback-first.json",
+        "callback-text.json",
+    ] {
+        assert!(
+            job.apply("k", task, &read(name)).is_empty(),
+            "{name} repeated"
+        );
+    }
+    assert!(job.finished(task));
+    assert_eq!(
+        job.rows
+            .iter()
+            .map(|r| r.audio_url.clone())
+            .collect::<Vec<_>>(),
+        urls
+    );
+
+    // Text, first, then 531 with no clips: the finished song stays, the
+    // other fails with the callback's reason, and the task is over.
+    let mut job = JobRows::default();
+    job.apply("k", task, &read("callback-text.json"));
+    job.apply("k", task, &read("callback-first.json"));
+    assert_eq!(
+        job.apply("k", task, &read("callback-531-refunded.json")),
+        [2]
+    );
+    assert_eq!(statuses(&job), ["complete", "failed"]);
+    assert!(job.rows[1].error.starts_with("callback code 531"));
+    assert!(job.finished(task));
+    // A late text callback changes nothing.
+    assert!(job.apply("k", task, &read("callback-text.json")).is_empty());
 }
 
 #[test]
@@ -396,6 +550,54 @@ fn gcui_errors_mean_what_http_says() {
         assert_eq!(e.refused(), refusal, "{name}");
         assert_eq!(e.is_retryable(), code == 500, "{name}");
     }
+}
+
+// ---------------------------------------------------------------- every provider
+
+/// Lyrics that read "This is a fake app http://suno.com" (any case, any
+/// spacing) fail the clip on every provider, polled or called back, even
+/// when the host calls it complete with its mp3.
+#[test]
+fn watermarked_lyrics_fail_the_clip_on_every_provider() {
+    use batchgen::api::feed::WATERMARK_REASON;
+    let read: [(Provider, &str, bool); 4] = [
+        (
+            Provider::Sunoapi,
+            "callback-complete-watermarked.json",
+            true,
+        ),
+        (Provider::Gcui, "get-complete-watermarked.json", false),
+        (Provider::Udioapi, "callback-complete.json", true),
+        (Provider::Sunoapi, "record-success.json", false),
+    ];
+    for (p, name, callback) in read {
+        let w = wire(p);
+        let mut body: Value = serde_json::from_slice(&fixture(p, name)).unwrap();
+        if p == Provider::Udioapi {
+            body[0]["prompt"] = json!("THIS IS A FAKE APP   http://SUNO.com");
+            body[1]["prompt"] = json!("[Verse]\nThis is a fake\napp http://suno.com\n");
+        }
+        if name == "record-success.json" {
+            for clip in body["data"]["response"]["sunoData"].as_array_mut().unwrap() {
+                clip["prompt"] = json!("this is a fake app http://suno.com");
+            }
+        }
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let clips = if callback {
+            w.read_callback(&bytes).unwrap()
+        } else {
+            w.read_poll(StatusCode::OK, &bytes, None).unwrap()
+        };
+        assert_eq!(states(&clips), vec![Failed, Failed], "{p} {name}");
+        for clip in &clips.clips {
+            assert_eq!(clip.error, WATERMARK_REASON, "{p} {name}");
+        }
+        assert!(clips.is_finished(), "{p} {name}");
+    }
+    // The words alone, in other lyrics, are not the watermark.
+    assert!(!batchgen::api::feed::is_watermarked(
+        "this is a fake app, she said; see https://suno.com"
+    ));
 }
 
 // ---------------------------------------------------------------- request bodies

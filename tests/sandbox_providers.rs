@@ -463,6 +463,87 @@ async fn sunoapi_callbacks_come_at_each_stage_in_its_envelope() {
     sb.shutdown().await;
 }
 
+/// `--record-shape snake` puts record-info's clips in `response.data[]`
+/// in snake_case; a description job's clips carry the title and style the
+/// service wrote; `--fail-531` fails a task after its text stage with
+/// callback code 531 and GENERATE_AUDIO_FAILED, and gives its credits back.
+#[tokio::test]
+async fn sunoapi_snake_records_generated_titles_and_the_531_failure() {
+    let config = SandboxConfig {
+        stage_time: Duration::from_millis(100),
+        record_shape: batchgen::sandbox::RecordShape::Snake,
+        credits: 30,
+        ..SandboxConfig::default()
+    };
+    let sb = start(Provider::Sunoapi, config.clone()).await;
+    let http = reqwest::Client::new();
+    let id = suno_submit(&sb, &suno_body(PLACEHOLDER)).await.body["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/generate/record-info?taskId={id}");
+    let done = loop {
+        let a = get(&http, &sb, &path).await;
+        if a.body["data"]["status"] == "SUCCESS" {
+            break a.body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let response = &done["data"]["response"];
+    assert!(response.get("sunoData").is_none(), "{response}");
+    let clips = response["data"].as_array().unwrap();
+    assert_eq!(clips.len(), 2);
+    for clip in clips {
+        assert!(
+            clip["audio_url"].as_str().unwrap().ends_with(".mp3"),
+            "{clip}"
+        );
+        assert!(clip.get("audioUrl").is_none(), "snake_case only: {clip}");
+        assert_eq!(clip["title"], "Calm Piano Rain", "from the description");
+        let style = clip["tags"].as_str().unwrap();
+        assert!(style.ends_with(" bpm") && style.contains(", "), "{style}");
+    }
+
+    let (url, got) = receiver().await;
+    let sb = start(
+        Provider::Sunoapi,
+        SandboxConfig {
+            fail_531: 1.0,
+            ..config
+        },
+    )
+    .await;
+    let id = suno_submit(&sb, &suno_body(&url)).await.body["data"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let credit = |a: Answer| a.body["data"].as_u64().unwrap();
+    assert_eq!(credit(get(&http, &sb, "/api/v1/generate/credit").await), 20);
+    let calls = wait_for(&got, 2).await;
+    let kinds: Vec<(&Value, &Value)> = calls
+        .iter()
+        .map(|c| (&c["code"], &c["data"]["callbackType"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (&json!(200), &json!("text")),
+            (&json!(531), &json!("error"))
+        ]
+    );
+    assert!(calls[1]["msg"].as_str().unwrap().contains("refunded"));
+    let path = format!("/api/v1/generate/record-info?taskId={id}");
+    let record = get(&http, &sb, &path).await.body;
+    assert_eq!(record["data"]["status"], "GENERATE_AUDIO_FAILED");
+    assert_eq!(record["data"]["errorCode"], 531);
+    assert_eq!(
+        credit(get(&http, &sb, "/api/v1/generate/credit").await),
+        30,
+        "the credits are given back"
+    );
+    assert_eq!(sb.stats().credits_refunded, 10);
+}
+
 fn gcui_custom() -> Value {
     json!({"prompt": "[Verse]\nneon rain", "tags": "synthwave", "title": "Neon",
            "negative_tags": "metal", "make_instrumental": false, "model": "chirp-v4",

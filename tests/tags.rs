@@ -144,16 +144,30 @@ fn cover(tag: &id3::Tag) -> &id3::frame::Picture {
     pictures[0]
 }
 
-/// Genre, tempo and lyrics by job: what the manifest says.
+/// Genre, tempo and lyrics by job: what the manifest says in custom mode;
+/// for a description (in `prompt` or inspiration mode's
+/// `gpt_description_prompt`), the title and style the service wrote,
+/// which the sandbox derives from the description as the service does:
+/// they are the catalog's, and reach TIT2, TCON and TBPM.
 fn check_job_frames(row: &Row, tag: &id3::Tag) {
     let (genres, bpm, words): (Vec<&str>, _, _) = match row.key.as_str() {
         "rainy-window" => (vec!["lofi", "chill", "soft piano"], Some("80"), vec![VERSE]),
         "highway-lights" => (vec!["synthwave"], None, vec![DRIVE]),
-        "described" | "inspired" => (Vec::new(), None, Vec::new()),
+        "described" => (vec!["chillwave"], Some("100"), Vec::new()),
+        "inspired" => (vec!["synthwave"], Some("73"), Vec::new()),
         other => panic!("unexpected job {other}"),
     };
+    let generated = match row.key.as_str() {
+        "described" => Some(("Calm Rain Tin", "chillwave, 100 bpm")),
+        "inspired" => Some(("Upbeat City Night", "synthwave, 73 bpm")),
+        _ => None,
+    };
+    if let Some((title, style)) = generated {
+        assert_eq!((row.title.as_str(), row.style.as_str()), (title, style));
+        assert_eq!(tag.title(), Some(title), "{}: TIT2", row.key);
+    }
     let genres = (!genres.is_empty()).then_some(genres);
-    assert_eq!(tag.genres(), genres, "{}", row.key);
+    assert_eq!(tag.genres(), genres, "{}: TCON", row.key);
     let tempo = tag.get("TBPM").and_then(|f| f.content().text());
     assert_eq!(tempo, bpm, "{}", row.key);
     assert_eq!(lyrics(tag), words, "{}: USLT", row.key);

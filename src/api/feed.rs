@@ -45,6 +45,14 @@
 //!   task would count as finished and never be polled again, and the song,
 //!   already paid for, would be lost to a download error.
 //!
+//! - it **failed**, whatever its stage and whatever the host says, when
+//!   its lyrics (gcui's `lyric` or the `prompt` every provider's clips
+//!   carry) hold "This is a fake app http://suno.com" ([`is_watermarked`]:
+//!   any case, any whitespace): a relay that failed Suno's captcha wrote
+//!   them, and the song is not what was asked (API.md, "Results"). Its
+//!   reason is [`WATERMARK_REASON`]; it is never complete, so its file is
+//!   never downloaded as a song.
+//!
 //! `data.type` `SUCCESS` / `IN_PROGRESS` decides nothing. A task is
 //! finished ([`TaskClips::is_finished`], [`task_finished`]) when every clip seen
 //! is finished and there are [`CLIPS_PER_TASK`] of them, or one of them
@@ -76,7 +84,7 @@ use serde_json::{Map, Value};
 use loose::{id_text, lyrics_text, number, text, timestamp, url_text};
 use rule::stage;
 
-pub use rule::{is_final_mp3, is_streaming_url};
+pub use rule::{WATERMARK, WATERMARK_REASON, is_final_mp3, is_streaming_url, is_watermarked};
 
 /// Largest feed or callback body accepted. A task's two clips are a few KiB.
 pub const MAX_FEED_BODY: usize = 1024 * 1024;
@@ -453,6 +461,10 @@ fn clips(shape: Shape, items: &[Value], context: &Context) -> TaskClips {
     feed
 }
 
+/// Where a clip's lyrics are, in the order they are taken: gcui's
+/// `lyric`, then `prompt` (udioapi's and sunoapi's clips, gcui's too).
+const LYRICS_FIELDS: [&str; 2] = ["lyric", "prompt"];
+
 /// A clip, or (no usable id yet) the failure message it carried, if any.
 fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String>> {
     let field = |name: &str| o.get(name).map(text).unwrap_or_default();
@@ -485,6 +497,13 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
         status = ClipStatus::Failed;
     } else if status == ClipStatus::Failed {
         error = format!("the host reported status {reported:?}");
+    } else if LYRICS_FIELDS
+        .iter()
+        .filter_map(|name| o.get(*name).and_then(Value::as_str))
+        .any(is_watermarked)
+    {
+        status = ClipStatus::Failed;
+        error = WATERMARK_REASON.to_owned();
     }
     let created_at = ["created_at", "createTime", "timestamp"]
         .iter()
@@ -498,7 +517,7 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
         model_name: field("model_name"),
         audio_url,
         image_url: url_text(&field("image_url")),
-        lyrics: ["lyric", "prompt"]
+        lyrics: LYRICS_FIELDS
             .iter()
             .filter_map(|name| o.get(*name).map(lyrics_text))
             .find(|l| !l.is_empty())

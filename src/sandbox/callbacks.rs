@@ -88,7 +88,7 @@ pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url
 
 async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
     let lifecycle = &shared.lifecycle;
-    for &phase in lifecycle.callbacks(task.moderation.is_some()) {
+    for &phase in lifecycle.callbacks(task.fails()) {
         tokio::time::sleep_until(task.accepted_at + lifecycle.starts_at(phase)).await;
         let Some(body) = shared.face.callback(shared, task, phase) else {
             return;

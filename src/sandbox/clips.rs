@@ -3,8 +3,9 @@
 //!
 //! - [`v2`]: the v2 feed's `response_data`, with `status`, `extra_message`,
 //!   `fail_message`/`error_message`, `created_at` and `timestamp`;
-//! - [`callback`]: the same clips plus `createTime` (epoch milliseconds), as
-//!   the callback docs show both time stamps;
+//! - [`callback`]: the same clips plus `createTime`, an ISO string as the
+//!   current callback page shows it (epoch milliseconds stay in the
+//!   legacy feed);
 //! - [`legacy`]: the legacy feed's clips, **without** `status` or messages
 //!   of a stage (the feed's top-level `type` is their stage), with
 //!   `createTime`; a moderated clip carries its `fail_message` or
@@ -22,9 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::assets;
 use super::lifecycle::{Lifecycle, Phase};
 use super::state::{BadAudio, Task};
+use super::{assets, written};
 
 /// The URLs of one clip in one phase.
 struct Urls {
@@ -77,11 +78,11 @@ pub fn v2(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<Valu
 }
 
 /// The task's clips as a callback body carries them: [`v2`] plus
-/// `createTime`.
+/// `createTime` (`"2025-08-19T23:07:28.936Z"`).
 pub fn callback(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<Value> {
     let mut clips = v2(lc, task, phase, base_url);
     for clip in &mut clips {
-        clip["createTime"] = json!(epoch_millis(task.created_at));
+        clip["createTime"] = json!(iso(task.created_at));
     }
     clips
 }
@@ -104,8 +105,8 @@ fn v2_clip(lc: &Lifecycle, task: &Task, index: usize, phase: Phase, base_url: &s
         "id": id,
         "status": lc.clip_status(phase),
         "title": text(&task.title),
-        "prompt": text(lyrics(fields)),
-        "tags": text(fields.style.as_deref().unwrap_or("")),
+        "prompt": text(lyrics(task, index)),
+        "tags": text(&task.style),
         "audio_url": urls.audio,
         "image_url": urls.image,
         "image_large_url": urls.image,
@@ -156,8 +157,8 @@ pub fn legacy(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<
                 "createTime": epoch_millis(task.created_at),
                 "duration": duration,
                 "model_name": model_name(&task.model),
-                "prompt": lyrics(&task.fields),
-                "tags": task.fields.style.as_deref().unwrap_or(""),
+                "prompt": lyrics(task, index),
+                "tags": task.style,
                 "title": task.title,
             });
             match failure(task, phase) {
@@ -188,12 +189,15 @@ pub fn legacy_request_body(task: &Task) -> Value {
     Value::Object(renamed)
 }
 
-/// A clip's `prompt`: its lyrics, which in custom mode are the job's
-/// `prompt`. Outside custom mode the job's `prompt` is a description, and
-/// the real service would put the lyrics it wrote there; the sandbox
-/// writes none, so a description never passes for lyrics.
-pub fn lyrics(fields: &crate::job::JobFields) -> &str {
+/// Clip `index`'s `prompt`: its lyrics, which in custom mode are the
+/// job's `prompt`. Outside custom mode the job's `prompt` is a
+/// description, and the real service would put the lyrics it wrote there;
+/// the sandbox writes none, so a description never passes for lyrics. A
+/// clip `--fail-captcha` picked has the watermark instead, in any mode.
+pub fn lyrics(task: &Task, index: usize) -> &str {
+    let fields = &task.fields;
     match fields.custom_mode {
+        _ if task.watermarked[index] => written::WATERMARK,
         Some(true) => fields.prompt.as_deref().unwrap_or(""),
         _ => "",
     }

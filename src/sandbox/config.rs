@@ -73,6 +73,19 @@ pub enum ErrorStatus {
     Http,
 }
 
+/// Where the sunoapi face's `record-info` puts a task's clips (see
+/// `face::sunoapi`): both forms are documented.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordShape {
+    /// `data.response.sunoData[]` in camelCase (`audioUrl`, `imageUrl`,
+    /// `streamAudioUrl`), as sunoapi.org's docs show.
+    #[default]
+    Camel,
+    /// `data.response.data[]` in snake_case (`audio_url`, `image_url`,
+    /// `stream_audio_url`), as the cn quick-start shows.
+    Snake,
+}
+
 /// How the sandbox behaves. The fields are the flags of `batchgen sandbox`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SandboxConfig {
@@ -87,6 +100,12 @@ pub struct SandboxConfig {
     /// ("body", as some clones do) or as the HTTP status too ("http").
     #[arg(long, value_name = "HOW", value_enum, default_value_t = ErrorStatus::Body)]
     pub error_status: ErrorStatus,
+
+    /// sunoapi only: where record-info puts the clips: "camel"
+    /// (`data.response.sunoData[]`, camelCase) or "snake"
+    /// (`data.response.data[]`, snake_case, the cn quick-start's form).
+    #[arg(long, value_name = "SHAPE", value_enum, default_value_t = RecordShape::Camel)]
+    pub record_shape: RecordShape,
 
     /// API key clients must send (as `Authorization: Bearer <KEY>` or a
     /// `token` field in the body). Without it, a random `sk-sandbox-…` key is
@@ -180,6 +199,22 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub bad_audio: f64,
 
+    /// Probability (0 to 1) that a clip's lyrics read "This is a fake app
+    /// http://suno.com", as hosts whose relay failed Suno's captcha answer:
+    /// the clip still reaches its final stage with an mp3, and a client
+    /// must not take it for the song asked for. Decided per clip from its
+    /// id, so the same seed gives the same clips.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_captcha: f64,
+
+    /// sunoapi only: probability (0 to 1) that a task fails after its text
+    /// stage as callback code 531 says ("generation failed, credits
+    /// refunded, retry"): the callback has code 531, record-info says
+    /// GENERATE_AUDIO_FAILED with errorCode 531, and the task's credits are
+    /// given back when it fails. Decided per task from its id.
+    #[arg(long = "fail-531", value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fail_531: f64,
+
     /// What a bad final audio_url answers (see --bad-audio).
     #[arg(long, value_name = "KIND", value_enum, default_value_t = BadAudioKind::Mixed)]
     pub bad_audio_kind: BadAudioKind,
@@ -238,6 +273,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             provider: Provider::Udioapi,
             error_status: ErrorStatus::Body,
+            record_shape: RecordShape::Camel,
             key: None,
             rate: None,
             fail_500: 0.0,
@@ -255,6 +291,8 @@ impl Default for SandboxConfig {
             moderation_word: DEFAULT_MODERATION_WORD.into(),
             bad_audio: 0.0,
             bad_audio_kind: BadAudioKind::Mixed,
+            fail_captcha: 0.0,
+            fail_531: 0.0,
             credits: DEFAULT_CREDITS,
             credits_per_task: DEFAULT_CREDITS_PER_TASK,
             callback_complete_only: false,

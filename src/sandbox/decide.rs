@@ -17,8 +17,8 @@
 //!    applies before sending to that provider;
 //! 6. charge `--credits-per-task` (402 "insufficient credits", or the
 //!    face's word for it, when the balance cannot cover it, and no task);
-//! 7. record the task (its clip ids, title, moderation and bad final URLs
-//!    are decided now), start its callbacks if it has a `callback_url`;
+//! 7. record the task (its clip ids, title and style, moderation, a 531
+//!    failure, watermarked lyrics and bad final URLs are decided now), start its callbacks if it has a `callback_url`;
 //!    then maybe drop the connection anyway (`drop_after`).
 //!
 //! A phase settles a [`Refusal`] or a task; the face (`face`) words it as
@@ -30,6 +30,7 @@
 //! Its own module because the order of these phases *is* the imitation:
 //! the routes only carry a request in and a [`Reply`] out.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,12 +40,13 @@ use tokio::time::Instant;
 
 use super::auth::presented_key;
 use super::face::{Outcome, Refusal, Reply};
-use super::faults::{Early as Fault, Roll};
+use super::faults::{Early as Fault, Roll, drawn_for};
+use super::lifecycle::Phase;
 use super::limit::retry_after_secs;
 use super::request::{parse_body, problems_message};
 use super::state::{Injected, Records, Task};
-use super::{Shared, State, assets, callbacks};
-use crate::job::{JobFields, ProblemKind};
+use super::{Shared, State, assets, callbacks, written};
+use crate::job::{JobFields, ProblemKind, Provider};
 
 /// How a request ends other than with a task answered: a refusal the face
 /// words, or a connection closed without an answer (after `drop_after`,
@@ -112,7 +114,7 @@ impl Shared {
         *delay += self.slow_down(&mut state.records.counts.injected, roll);
         self.pre_empt(&mut state.records.counts.injected, roll)?;
         let (fields, request) = self.validate(path, body)?;
-        self.charge(&mut state.records)?;
+        self.charge(&mut state.records, now)?;
         let task = self.accept(state, now, path, fields, request);
         if roll.drop_after {
             state.records.counts.injected.drop_after += 1;
@@ -192,17 +194,17 @@ impl Shared {
         Ok((fields, request))
     }
 
-    /// Spends a task's credits, or refuses it when the balance cannot cover
-    /// them.
-    fn charge(&self, records: &mut Records) -> Step<()> {
-        let used = records
+    /// Spends a task's credits, or refuses it when the balance (refunds
+    /// due by `now` given back) cannot cover them.
+    fn charge(&self, records: &mut Records, now: Instant) -> Step<()> {
+        let spent = records.credits_spent(now, self.credits_per_task);
+        if spent.saturating_add(self.credits_per_task) > self.credits {
+            return Err(refuse(Refusal::NoCredits));
+        }
+        records.counts.credits_used = records
             .counts
             .credits_used
             .saturating_add(self.credits_per_task);
-        if used > self.credits {
-            return Err(refuse(Refusal::NoCredits));
-        }
-        records.counts.credits_used = used;
         Ok(())
     }
 
@@ -220,13 +222,23 @@ impl Shared {
         // order of these draws changes neither.
         let clip_ids = [state.dice.clip_id(), state.dice.clip_id()];
         let id = self.face.task_id(&mut state.dice, &clip_ids);
-        let title = match &fields.title {
-            Some(title) => title.clone(),
-            None => state.dice.title(),
-        };
+        let (title, style) = written::title_and_style(&fields);
         let bad_audio = clip_ids
             .each_ref()
             .map(|c| assets::bad_audio_for(c, self.bad_audio, self.bad_audio_kind));
+        let watermarked = clip_ids
+            .each_ref()
+            .map(|c| written::watermarked(c, self.fail_captcha));
+        let moderation = self.lifecycle.moderation(&fields);
+        // Only sunoapi documents the 531 failure; a moderated task fails
+        // for that reason instead.
+        let refunded = self.face.provider() == Provider::Sunoapi
+            && moderation.is_none()
+            && drawn_for(&id, "531", self.fail_531);
+        if refunded {
+            let due = now + self.lifecycle.starts_at(Phase::Failed);
+            state.records.refunds.push(Reverse(due));
+        }
         let task = Task {
             id,
             fingerprint: fields.fingerprint(),
@@ -239,11 +251,14 @@ impl Shared {
                     Some(used.name.clone())
                 })
                 .unwrap_or_default(),
-            moderation: self.lifecycle.moderation(&fields),
+            moderation,
+            refunded,
             bad_audio,
+            watermarked,
             path,
             clip_ids,
             title,
+            style,
             fields,
             accepted_at: now,
             created_at: SystemTime::now(),

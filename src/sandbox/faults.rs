@@ -6,8 +6,10 @@
 //! on every run. That is what lets a test or a user's rehearsal reproduce
 //! "the third request times out". Task ids come from a second RNG seeded from
 //! the same seed, so a fault firing or not never shifts the id sequence, and
-//! clip ids and made-up titles from a third, so adding clips did not change
-//! the task ids an older seed gave.
+//! clip ids from a third, so adding clips did not change the task ids an
+//! older seed gave. Faults of a task or clip after it is accepted
+//! (`--fail-531`, `--fail-captcha`) are drawn from its id ([`drawn_for`]),
+//! not from a stream.
 
 use std::time::Duration;
 
@@ -73,16 +75,6 @@ pub struct Dice {
     clips: StdRng,
 }
 
-/// Words for the titles the service makes up for jobs without one.
-const TITLE_WORDS: [&[&str]; 2] = [
-    &[
-        "Midnight", "Velvet", "Neon", "Quiet", "Golden", "Paper", "Electric", "Distant",
-    ],
-    &[
-        "Rain", "Harbor", "Echoes", "Static", "Lanterns", "Highway", "Bloom", "Tides",
-    ],
-];
-
 /// Task ids are this prefix plus [`ID_RANDOM_LEN`] characters of [`ID_ALPHABET`].
 const ID_PREFIX: &str = "gen2";
 const ID_RANDOM_LEN: usize = 16;
@@ -144,14 +136,24 @@ impl Dice {
             &h[20..]
         )
     }
+}
 
-    /// A made-up title such as "Neon Tides".
-    pub fn title(&mut self) -> String {
-        let [first, second] = TITLE_WORDS;
-        let a = first[self.clips.random_range(0..first.len())];
-        let b = second[self.clips.random_range(0..second.len())];
-        format!("{a} {b}")
+/// Whether the draw for `what` (a fault's name) of the task or clip `id`
+/// falls under `probability`: a pure function of the two, so the seed that
+/// gives the ids gives the same hits, and no seeded stream is drawn from
+/// (the ids of later tasks stay as they were without the fault).
+pub fn drawn_for(id: &str, what: &str, probability: f64) -> bool {
+    use sha2::{Digest, Sha256};
+    if probability <= 0.0 {
+        return false;
     }
+    let d = Sha256::new()
+        .chain_update(what.as_bytes())
+        .chain_update(b":")
+        .chain_update(id.as_bytes())
+        .finalize();
+    let draw = f64::from(u32::from_be_bytes([d[0], d[1], d[2], d[3]])) / f64::from(u32::MAX);
+    probability >= 1.0 || draw < probability
 }
 
 /// Parses a probability flag: a number from 0 to 1.

@@ -86,11 +86,11 @@ fn work_id(query: Option<&str>, body: &[u8]) -> Option<String> {
 
 pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let answer = shared.authorize(&headers).map(|()| {
-        let used = shared.lock().records.counts.credits_used;
+        let (left, used) = shared.balance();
         json!({
             "code": 200,
             "message": "success",
-            "data": {"credits": shared.credits.saturating_sub(used), "used_credits": used},
+            "data": {"credits": left, "used_credits": used},
         })
     });
     answer_after_latency(&shared, answer).await

@@ -149,7 +149,7 @@ impl Lifecycle {
     pub fn phase(&self, task: &Task, now: Instant) -> Phase {
         self.phase_after(
             now.saturating_duration_since(task.accepted_at),
-            task.moderation.is_some(),
+            task.fails(),
         )
     }
 

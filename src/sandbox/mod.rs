@@ -41,12 +41,15 @@
 //! # Layout
 //! Lowest first; each module uses only those above it in this list:
 //! - `arrival`: when each request reached the socket (kernel timestamps);
-//! - `faults`: the seeded fault rolls, task and clip ids;
+//! - `faults`: the seeded fault rolls, task and clip ids, and the faults
+//!   drawn from an id;
 //! - `limit`: the no-burst GCRA rate limiter;
 //! - `reply`: the API's error answer, shared by all routes;
 //! - `request`: reading a generate body into the API's fields;
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `config`: [`SandboxConfig`], also the `batchgen sandbox` flags;
+//! - `written`: what the service writes itself: a non-custom job's title
+//!   and style, the captcha watermark in lyrics;
 //! - `poll`: the read side every face shares (a task or clip and its
 //!   phase now, the balance, the latency);
 //! - `lifecycle`: a task's phase over time and how each style reports it;
@@ -94,6 +97,7 @@ mod poll;
 mod reply;
 mod request;
 mod state;
+mod written;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -113,7 +117,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
-pub use config::{BadAudioKind, ErrorStatus, SandboxConfig, StageStyle};
+pub use config::{BadAudioKind, ErrorStatus, RecordShape, SandboxConfig, StageStyle};
 use face::Face;
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
@@ -257,6 +261,9 @@ struct Shared {
     /// `--bad-audio` and `--bad-audio-kind`.
     bad_audio: f64,
     bad_audio_kind: BadAudioKind,
+    /// `--fail-captcha` and `--fail-531`.
+    fail_captcha: f64,
+    fail_531: f64,
     /// Prefix of the media URLs in clips.
     base_url: String,
     /// Cancelled when the sandbox stops: ends pending callbacks.
@@ -283,7 +290,7 @@ impl Shared {
         let key = config.key.clone().unwrap_or_else(random_key);
         Shared {
             key,
-            face: Face::new(config.provider, config.error_status),
+            face: Face::new(config.provider, config.error_status, config.record_shape),
             faults: config.faults(),
             latency: config.latency,
             rate: config.rate,
@@ -316,6 +323,8 @@ impl Shared {
             },
             bad_audio: config.bad_audio,
             bad_audio_kind: config.bad_audio_kind,
+            fail_captcha: config.fail_captcha,
+            fail_531: config.fail_531,
             base_url,
             stop,
             http: OnceLock::new(),
@@ -472,8 +481,18 @@ mod tests {
             "0.5",
             "--bad-audio-kind",
             "none-mp3",
+            "--fail-captcha",
+            "0.25",
+            "--fail-531",
+            "0.5",
+            "--record-shape",
+            "snake",
         ])
         .sandbox;
+        assert_eq!((c.fail_captcha, c.fail_531), (0.25, 0.5));
+        assert_eq!(c.record_shape, RecordShape::Snake);
+        assert!(Cli::try_parse_from(["x", "--fail-captcha", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--record-shape", "pascal"]).is_err());
         assert_eq!(c.stage_style, StageStyle::Complete);
         assert_eq!(
             (c.bad_audio, c.bad_audio_kind),

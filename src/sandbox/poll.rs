@@ -59,7 +59,10 @@ impl Shared {
 
     /// The credits left and spent.
     pub(super) fn balance(&self) -> (u64, u64) {
-        let used = self.lock().records.counts.credits_used;
+        let used = self
+            .lock()
+            .records
+            .credits_spent(tokio::time::Instant::now(), self.credits_per_task);
         (self.credits.saturating_sub(used), used)
     }
 

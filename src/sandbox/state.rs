@@ -3,11 +3,13 @@
 //!
 //! Tasks live in a [`TaskStore`] keyed by task id (and by clip id, for the
 //! media routes) and kept in acceptance order. Each [`Task`] keeps the
-//! fields as received, what was decided at acceptance (clip ids, title,
-//! moderation, bad final URLs) and when it was accepted, which is all
+//! fields as received, what was decided at acceptance (clip ids, title and
+//! style, moderation or a 531 failure, watermarked lyrics, bad final URLs)
+//! and when it was accepted, which is all
 //! `lifecycle` needs to derive its phase from the time elapsed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -32,9 +34,17 @@ pub struct Task {
     pub created_at: SystemTime,
     /// The ids of the task's two clips, drawn from the seeded RNG.
     pub clip_ids: [String; 2],
-    /// The job's title, or one made up (from the seeded RNG) as the service
-    /// does when a description-mode job has none.
+    /// The clips' title: the job's own in custom mode, else the one the
+    /// service writes (`written`).
     pub title: String,
+    /// The clips' style (`tags`): as [`Task::title`].
+    pub style: String,
+    /// Per clip: whether its lyrics are the captcha watermark
+    /// (`--fail-captcha`).
+    pub watermarked: [bool; 2],
+    /// Whether the task fails after its text stage with its credits given
+    /// back (`--fail-531`, sunoapi's callback code 531).
+    pub refunded: bool,
     /// How content moderation fails this task, if it does (decided at
     /// acceptance).
     pub moderation: Option<Rejection>,
@@ -46,6 +56,14 @@ pub struct Task {
     /// The request body as received, compact JSON without `token`: what
     /// sunoapi's `record-info` shows as `param`.
     pub request: String,
+}
+
+impl Task {
+    /// Whether the task fails after its text stage: moderation, or
+    /// `--fail-531`.
+    pub fn fails(&self) -> bool {
+        self.moderation.is_some() || self.refunded
+    }
 }
 
 /// A task stopped by content moderation: the documented message its clips
@@ -178,6 +196,10 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Credits spent on accepted tasks.
     pub credits_used: u64,
+    /// Credits given back: tasks that failed with sunoapi's code 531
+    /// ("credits refunded"), once they failed. The balance is `--credits`
+    /// less `credits_used` plus these.
+    pub credits_refunded: u64,
     /// Callbacks the receiver acknowledged with a 2xx.
     pub callbacks_sent: u64,
     /// Callbacks given up after every attempt failed.
@@ -196,6 +218,10 @@ pub struct Records {
     /// `accepted_by_fingerprint`, `tasks`) stay empty here:
     /// [`Records::stats`] fills them in.
     pub counts: Stats,
+    /// When each refund still to come is due (a `--fail-531` task's
+    /// failure), earliest first; [`Records::settle_refunds`] gives them
+    /// back.
+    pub refunds: BinaryHeap<Reverse<Instant>>,
 }
 
 impl Records {
@@ -212,6 +238,22 @@ impl Records {
         if let Some(code) = body_code {
             *self.counts.body_codes.entry(code).or_default() += 1;
         }
+    }
+
+    /// Gives back `credits` for every refund due by `now`.
+    pub fn settle_refunds(&mut self, now: Instant, credits: u64) {
+        while self.refunds.peek().is_some_and(|Reverse(due)| *due <= now) {
+            self.refunds.pop();
+            self.counts.credits_refunded = self.counts.credits_refunded.saturating_add(credits);
+        }
+    }
+
+    /// Credits spent and not given back, after the refunds due by `now`.
+    pub fn credits_spent(&mut self, now: Instant, credits_per_task: u64) -> u64 {
+        self.settle_refunds(now, credits_per_task);
+        self.counts
+            .credits_used
+            .saturating_sub(self.counts.credits_refunded)
     }
 
     pub fn stats(&self) -> Stats {

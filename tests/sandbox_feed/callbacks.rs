@@ -90,7 +90,10 @@ async fn callbacks_arrive_at_each_stage_and_are_retried() {
         let clips = body.as_array().expect("a bare array of clips");
         assert_eq!(clips.len(), 2);
         for clip in clips {
-            assert!(clip["createTime"].as_u64().unwrap() > 1_700_000_000_000);
+            // An ISO string, as the current callback page shows it.
+            let at = clip["createTime"].as_str().unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+            assert!(at.timestamp_millis() > 1_700_000_000_000, "{at}");
             assert!(!clip["created_at"].is_null(), "both time stamps");
             assert_ne!(clip["id"], "", "callbacks name their clips");
         }

@@ -1,6 +1,7 @@
 //! The completion rule for one clip (the module docs of [`super`], "When
 //! a clip is finished"), in one place for every provider: udioapi's feeds
-//! and callbacks, sunoapi's record-info and callbacks, gcui's clips.
+//! and callbacks, sunoapi's record-info and callbacks, gcui's clips; and
+//! the watermark that fails a clip whatever its stage ([`is_watermarked`]).
 
 use super::ClipStatus;
 
@@ -33,6 +34,29 @@ pub(super) fn stage(
         return ClipStatus::First;
     }
     status
+}
+
+/// What a relay that failed Suno's captcha writes instead of the song's
+/// lyrics (API.md, "Results"; SunoAI-API/Suno-API #53, QuantumNous/new-api
+/// #653): matched case-insensitively, whitespace ignored.
+pub const WATERMARK: &str = "This is a fake app http://suno.com";
+
+/// Why a clip with [`WATERMARK`] in its lyrics failed, as the catalog says.
+/// It names the address without quoting it as a URL: server text is
+/// stored with its URLs normalised (`crate::util::redact`), and the
+/// reason must read the same in every report.
+pub const WATERMARK_REASON: &str = "watermarked lyrics (\"This is a fake app\" and Suno's address): the host's relay failed Suno's captcha; the song is not what was asked";
+
+/// Whether `lyrics` hold [`WATERMARK`], in any case and with any
+/// whitespace (line breaks, runs of spaces, none) between its words.
+pub fn is_watermarked(lyrics: &str) -> bool {
+    let squeezed = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    squeezed(lyrics).contains(&squeezed(WATERMARK))
 }
 
 /// A streaming URL (`https://audiopipe.suno.ai/?item_id=…`): it serves a

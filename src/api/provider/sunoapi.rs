@@ -351,6 +351,7 @@ impl Wire for Sunoapi {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let code = top.get("code").and_then(answer::number);
+        let code = code.filter(|c| c.fract() == 0.0 && (0.0..1000.0).contains(c));
         let stage = match kind.as_str() {
             "text" => "text",
             "first" | "complete" => "streaming",
@@ -359,11 +360,8 @@ impl Wire for Sunoapi {
         let mut clips = feed::clips_at_stage(Shape::Callback, items, stage);
         clips.task_id = data.get("task_id").and_then(named_task);
         if code != Some(200.0) || kind == "error" {
-            let why = top
-                .get("msg")
-                .map(answer::value_text)
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "the host reported an error".to_owned());
+            let message = top.get("msg").map(answer::value_text).unwrap_or_default();
+            let why = callback_failure(code.map(|c| c as u16), &message);
             feed::fail_task(&mut clips, why);
         }
         Ok(clips)
@@ -396,6 +394,37 @@ impl Wire for Sunoapi {
     }
 }
 
+/// The callback codes the docs list ("Music Generation Callbacks") other
+/// than 200, with what each means; every one fails the task's clips.
+pub const CALLBACK_CODES: &[(u16, &str)] = &[
+    (400, "lyrics contain copyrighted material"),
+    (408, "timed out"),
+    (413, "the audio matches an existing work"),
+    (500, "server error"),
+    (501, "audio generation failed"),
+    (531, "generation failed, credits refunded; submit again"),
+];
+
+/// Why a callback failed the task: its code and what the docs say it
+/// means, then the host's own message, e.g. `callback code 531
+/// (generation failed, credits refunded; submit again): Sorry, …`. Only
+/// the code decides; the message is reported, never read.
+fn callback_failure(code: Option<u16>, message: &str) -> String {
+    let mut why = match code {
+        Some(code) => match CALLBACK_CODES.iter().find(|(c, _)| *c == code) {
+            Some((_, meaning)) => format!("callback code {code} ({meaning})"),
+            None if code == 200 => "callback type error".to_owned(),
+            None => format!("callback code {code}"),
+        },
+        None => "a callback without a code".to_owned(),
+    };
+    if !message.is_empty() {
+        why.push_str(": ");
+        why.push_str(message);
+    }
+    why
+}
+
 /// The JSON object of a body, or its member `field` ("" for the body).
 fn object(body: &[u8], field: &str) -> Result<Map<String, Value>, FeedError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -423,8 +452,10 @@ fn list(value: Option<&Value>) -> Result<&[Value], FeedError> {
     }
 }
 
-/// `record-info`'s `data`: the task's stage, and its camelCase clips read
-/// as the clip parser's snake_case ones.
+/// `record-info`'s `data`: the task's stage, and its clips read as the
+/// clip parser's snake_case ones. The clips are in `response.sunoData`
+/// (camelCase, sunoapi.org's docs) or in `response.data` (snake_case, the
+/// variant of the cn quick-start): both are read, the first that is there.
 fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
     let status = data
         .get("status")
@@ -433,7 +464,12 @@ fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
         .trim()
         .to_ascii_uppercase();
     let items = match data.get("response") {
-        Some(Value::Object(response)) => list(response.get("sunoData"))?,
+        Some(Value::Object(response)) => {
+            let clips = ["sunoData", "data"]
+                .iter()
+                .find_map(|name| response.get(*name).filter(|v| !v.is_null()));
+            list(clips)?
+        }
         Some(Value::Null) | None => &[],
         Some(_) => return Err(FeedError::Shape("`data.response` is not an object").into()),
     };
@@ -451,15 +487,34 @@ fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
         _ => TaskType::InProgress,
     });
     if failed {
-        let why = ["errorMessage", "errorCode"]
+        feed::fail_task(&mut clips, record_failure(data, &status));
+    }
+    Ok(clips)
+}
+
+/// Why a failed record failed: its status, with its `errorCode` and
+/// `errorMessage` when it has them (e.g. `GENERATE_AUDIO_FAILED (errorCode
+/// 531): Sorry, generation failed…`), so the catalog says what the host
+/// said.
+fn record_failure(data: &Map<String, Value>, status: &str) -> String {
+    let field = |camel: &str, snake: &str| {
+        [camel, snake]
             .iter()
             .filter_map(|f| data.get(*f))
             .map(answer::value_text)
             .find(|m| !m.is_empty())
-            .unwrap_or_else(|| format!("the task failed ({status})"));
-        feed::fail_task(&mut clips, why);
+    };
+    let code = field("errorCode", "error_code");
+    let message = field("errorMessage", "error_message");
+    let mut why = format!("the task failed: {status}");
+    if let Some(code) = code {
+        why.push_str(&format!(" (errorCode {code})"));
     }
-    Ok(clips)
+    if let Some(message) = message {
+        why.push_str(": ");
+        why.push_str(&message);
+    }
+    why
 }
 
 /// A task ID a body names, as text (a number's digits too); `None` when
@@ -473,7 +528,8 @@ fn named_task(v: &Value) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// A `sunoData` clip with its camelCase names as the clip parser's.
+/// A `sunoData` clip with its camelCase names as the clip parser's; a
+/// snake_case clip (`response.data`) passes unchanged.
 fn snake_case(clip: &Value) -> Value {
     let Value::Object(map) = clip else {
         return clip.clone();

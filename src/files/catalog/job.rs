@@ -66,6 +66,23 @@ impl JobRows {
                 ..blank(key, task_id, 0, "")
             });
             changed.push(0);
+        } else if answer.clips.is_empty() && answer.is_finished() {
+            // Failed after its clips were listed, in a body that lists
+            // none (sunoapi's error callbacks, a failed record without its
+            // clips): the clips not final yet fail with the task, so its
+            // rows are finished; a complete clip keeps its song.
+            let why = answer
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the task failed".to_owned());
+            for row in &mut self.rows {
+                if !row.status().is_final() {
+                    row.status = ClipStatus::Failed.as_str().to_owned();
+                    row.audio_url.clear();
+                    row.error.clone_from(&why);
+                    changed.push(row.clip_index);
+                }
+            }
         }
         for clip in &answer.clips {
             let at = match self.rows.iter().position(|r| r.clip_id == clip.id) {
@@ -88,10 +105,12 @@ impl JobRows {
     }
 }
 
-/// One clip's news into its row; whether the row changed. A final row is
-/// never moved back to a stage before it.
+/// One clip's news into its row; whether the row changed. A row is never
+/// moved back to a stage before its own: a host that calls a task back
+/// several times (sunoapi: text, first, complete, and repeats of each, in
+/// any order) or a poll that crosses a callback cannot undo a later stage.
 fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
-    if row.status().is_final() && !clip.status.is_final() {
+    if rank(clip.status) < rank(row.status()) {
         return false;
     }
     let mut updated = row.clone();
@@ -124,6 +143,18 @@ fn merge(row: &mut Row, clip: &feed::Clip) -> bool {
     }
     *row = updated;
     true
+}
+
+/// How far along a clip is: a final clip (complete or failed) is past
+/// every other stage, so one final verdict may replace another (a
+/// complete clip failed by its task), never a stage before them.
+fn rank(status: ClipStatus) -> u8 {
+    match status {
+        ClipStatus::New => 0,
+        ClipStatus::Text => 1,
+        ClipStatus::First => 2,
+        ClipStatus::Complete | ClipStatus::Failed => 3,
+    }
 }
 
 /// Whether polling task `task_id` can stop, by its job's rows

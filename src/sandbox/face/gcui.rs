@@ -197,10 +197,11 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
     };
     let custom = fields.custom_mode == Some(true);
     let text = |s: &Option<String>| s.clone().unwrap_or_default();
-    let (lyric, description) = if custom {
-        (text(&fields.prompt), String::new())
+    let lyric = clips::lyrics(task, index);
+    let description = if custom {
+        String::new()
     } else {
-        (String::new(), text(&fields.prompt))
+        text(&fields.prompt)
     };
     json!({
         "id": id,
@@ -215,7 +216,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
         "gpt_description_prompt": description,
         "prompt": lyric,
         "type": "gen",
-        "tags": text(&fields.style),
+        "tags": task.style,
         "negative_tags": text(&fields.tags),
         "duration": if phase == Phase::Complete {
             json!(assets::duration_secs(id))

@@ -16,8 +16,9 @@
 //! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 (402) / 430 (429) | 400 / 402 / 429 |
 //! | 500 / 503 faults | 500 JSON / 503 HTML | 500 / 455 maintenance | 500 "Internal server error: …" / 503 HTML |
 //! | poll | v2 and legacy feeds (`feed`) | `GET /api/v1/generate/record-info?taskId=` | `GET /api/get?ids=a,b` |
-//! | phases | `lifecycle`'s styles | PENDING, TEXT_SUCCESS, FIRST_SUCCESS, SUCCESS, SENSITIVE_WORD_ERROR | submitted, queued, streaming, complete, error |
-//! | callbacks | bare clip array | `{code, msg, data:{callbackType, task_id, data}}` | none |
+//! | phases | `lifecycle`'s styles | PENDING, TEXT_SUCCESS, FIRST_SUCCESS, SUCCESS, SENSITIVE_WORD_ERROR, GENERATE_AUDIO_FAILED (`--fail-531`) | submitted, queued, streaming, complete, error |
+//! | clips | `response_data[]` | `response.sunoData[]` camelCase, or `response.data[]` snake_case (`--record-shape`) | a bare array |
+//! | callbacks | bare clip array, `createTime` ISO | `{code, msg, data:{callbackType, task_id, data}}`, codes 200, 400, 531 | none |
 //! | credits | `GET /api/v2/credits` | `GET /api/v1/generate/credit` | `GET /api/get_limit` |
 //!
 //! Each face reads its own request bodies into batchgen's [`JobFields`]
@@ -38,7 +39,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::config::ErrorStatus;
+use super::config::{ErrorStatus, RecordShape};
 use super::faults::Dice;
 use super::lifecycle::Phase;
 use super::state::Task;
@@ -140,14 +141,21 @@ impl IntoResponse for Reply {
 pub(super) struct Face {
     provider: Provider,
     error_status: ErrorStatus,
+    record_shape: RecordShape,
 }
 
 impl Face {
-    pub fn new(provider: Provider, error_status: ErrorStatus) -> Face {
+    pub fn new(provider: Provider, error_status: ErrorStatus, record_shape: RecordShape) -> Face {
         Face {
             provider,
             error_status,
+            record_shape,
         }
+    }
+
+    /// Where record-info puts its clips (sunoapi only).
+    pub fn record_shape(self) -> RecordShape {
+        self.record_shape
     }
 
     pub fn provider(self) -> Provider {

@@ -20,15 +20,19 @@
 //! - `GET /api/v1/generate/record-info?taskId=`: the task's `status`
 //!   PENDING → TEXT_SUCCESS → FIRST_SUCCESS → SUCCESS over the lifecycle's
 //!   phases (a moderated task: SENSITIVE_WORD_ERROR, `errorCode` 400 and
-//!   the message, no clips), `param` the request as a JSON string and the
-//!   clips in `response.sunoData` (camelCase). `audioUrl` is `""` until a
+//!   the message, no clips; a `--fail-531` task: GENERATE_AUDIO_FAILED,
+//!   `errorCode` 531 and "Sorry, generation failed… refunded…"), `param`
+//!   the request as a JSON string and the clips in `response.sunoData`
+//!   (camelCase), or with `--record-shape snake` in `response.data`
+//!   (snake_case, as the cn quick-start shows). `audioUrl` is `""` until a
 //!   clip is final: at FIRST_SUCCESS the first clip is, the second only
 //!   streams. An unknown taskId is code 404.
 //! - Callbacks to `callBackUrl` at each stage: `{"code":200,"msg":...,
 //!   "data":{"callbackType":"text|first|complete","task_id",
 //!   "data":[clips in snake_case]}}`; a moderated task ends with
 //!   `{"code":400,"msg":"<reason>","data":{"callbackType":"error",
-//!   "task_id","data":[]}}`. The docs leave the text callback's clips
+//!   "task_id","data":[]}}`, a `--fail-531` task with code 531 and the
+//!   refund message (its credits are given back as it fails). The docs leave the text callback's clips
 //!   empty on some endpoints; here they carry their ids (and no audio),
 //!   as a callback without ids would be of no use to a receiver.
 //! - `GET /api/v1/generate/credit`: `{"code":200,"msg":"success","data":N}`.
@@ -48,7 +52,7 @@ use serde_json::{Map, Value, json};
 use super::{Refusal, Reply};
 use crate::job::{Field, Gender, JobFields, Provider, Rules, Weight};
 use crate::sandbox::auth::presented_key;
-use crate::sandbox::config::ErrorStatus;
+use crate::sandbox::config::{ErrorStatus, RecordShape};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
@@ -213,14 +217,28 @@ pub(super) fn error(code: u16, message: &str, how: ErrorStatus) -> Reply {
     Reply::json(status, json!({"code": code, "msg": message, "data": null}))
 }
 
+/// What a task that fails with code 531 is told, in the docs' words.
+const REFUNDED: &str =
+    "Sorry, generation failed due to an issue. Your credits have been refunded. Please try again.";
+
 /// The task's `status` in `phase`.
-fn status(phase: Phase) -> &'static str {
+fn status(task: &Task, phase: Phase) -> &'static str {
     match phase {
         Phase::New => "PENDING",
         Phase::Lyrics | Phase::Text => "TEXT_SUCCESS",
         Phase::First => "FIRST_SUCCESS",
         Phase::Complete => "SUCCESS",
+        Phase::Failed if task.refunded => "GENERATE_AUDIO_FAILED",
         Phase::Failed => "SENSITIVE_WORD_ERROR",
+    }
+}
+
+/// The code and message of a failed task: moderation's 400, or 531.
+fn failure(task: &Task) -> (u16, &'static str) {
+    match task.moderation {
+        Some(r) => (400, r.message),
+        None if task.refunded => (531, REFUNDED),
+        None => (500, "Generation failed"),
     }
 }
 
@@ -244,7 +262,6 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -
     let name = |camel: &'static str, snake_name: &'static str| {
         if snake { snake_name } else { camel }
     };
-    let fields = &task.fields;
     let mut clip = Map::new();
     let mut put = |key: &str, value: Value| {
         clip.insert(key.to_owned(), value);
@@ -259,13 +276,13 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -
     );
     put(name("imageUrl", "image_url"), json!(image));
     put(name("sourceImageUrl", "source_image_url"), json!(image));
-    put("prompt", json!(clips::lyrics(fields)));
+    put("prompt", json!(clips::lyrics(task, index)));
     put(
         name("modelName", "model_name"),
         json!(clips::model_name(&task.model)),
     );
     put("title", json!(task.title));
-    put("tags", json!(fields.style.as_deref().unwrap_or("")));
+    put("tags", json!(task.style));
     put("createTime", json!(clips::legacy_time(task.created_at)));
     put(
         "duration",
@@ -287,11 +304,23 @@ fn clips_of(shared: &Shared, task: &Task, phase: Phase, snake: bool) -> Vec<Valu
         .collect()
 }
 
-/// The `record-info` answer for a task in `phase`.
+/// The `record-info` answer for a task in `phase`, its clips where
+/// `--record-shape` puts them.
 fn record(shared: &Shared, task: &Task, phase: Phase) -> Value {
-    let (error_code, error_message) = match (phase, task.moderation) {
-        (Phase::Failed, Some(r)) => (json!(400), json!(r.message)),
+    let (error_code, error_message) = match phase {
+        Phase::Failed => {
+            let (code, message) = failure(task);
+            (json!(code), json!(message))
+        }
         _ => (Value::Null, Value::Null),
+    };
+    let response = match shared.face.record_shape() {
+        RecordShape::Camel => {
+            json!({"taskId": task.id, "sunoData": clips_of(shared, task, phase, false)})
+        }
+        RecordShape::Snake => {
+            json!({"task_id": task.id, "data": clips_of(shared, task, phase, true)})
+        }
     };
     json!({
         "code": 200,
@@ -300,8 +329,8 @@ fn record(shared: &Shared, task: &Task, phase: Phase) -> Value {
             "taskId": task.id,
             "parentMusicId": "",
             "param": task.request,
-            "response": {"taskId": task.id, "sunoData": clips_of(shared, task, phase, false)},
-            "status": status(phase),
+            "response": response,
+            "status": status(task, phase),
             "type": "GENERATE",
             "operationType": "generate",
             "errorCode": error_code,
@@ -347,12 +376,14 @@ async fn credit(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
 
 /// The callback body for `phase`; see the module docs.
 pub(super) fn callback(shared: &Shared, task: &Task, phase: Phase) -> Value {
-    let (code, message, kind) = match (phase, task.moderation) {
-        (Phase::Failed, Some(r)) => (400, r.message, "error"),
-        (Phase::Failed, None) => (500, "Generation failed", "error"),
-        (Phase::First, _) => (200, "First audio generated successfully.", "first"),
-        (Phase::Complete, _) => (200, "All generated successfully.", "complete"),
-        (Phase::New | Phase::Lyrics | Phase::Text, _) => {
+    let (code, message, kind) = match phase {
+        Phase::Failed => {
+            let (code, message) = failure(task);
+            (code, message, "error")
+        }
+        Phase::First => (200, "First audio generated successfully.", "first"),
+        Phase::Complete => (200, "All generated successfully.", "complete"),
+        Phase::New | Phase::Lyrics | Phase::Text => {
             (200, "Text generation completed successfully.", "text")
         }
     };
