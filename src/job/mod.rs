@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use field::{Field, Kind};
 pub use identity::{FINGERPRINT_LEN, JobsDigest, key_hash};
-pub use provider::Provider;
+pub use provider::{NEWAPI_UNSET_MODEL, Provider};
 pub use rules::{
     DEFAULT_MODEL, EXTRA_MODEL_LIMITS, KNOWN_MODELS, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem,
     ProblemKind, Rules, check, length_limit, parse_model_name,

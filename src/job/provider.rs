@@ -16,6 +16,7 @@
 //! | `udioapi` | udioapi.pro and the hosts of its backend | none | every batchgen model |
 //! | `sunoapi` | sunoapi.org and its clones (kie.ai, api.box) | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` | chirp-v3.5/chirp-v3-5 → `V3_5`, chirp-v4-0 → `V4`, chirp-v4-5 → `V4_5`, chirp-v4-5-plus → `V4_5PLUS`, chirp-v5 → `V5` |
 //! | `gcui` | gcui-art/suno-api, self-hosted | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` | chirp-v3.5/chirp-v3-5 → `chirp-v3-5`, chirp-v3.0 → `chirp-v3-0`, chirp-v4-0 → `chirp-v4` |
+//! | `newapi` | a new-api / one-api relay's Suno task API (self-hosted, or a reseller's) | `gender`, the weights, `tags`, `callback_url`, `cluster`; `gpt_description_prompt` in custom mode or beside a `prompt` | Suno's internal names: chirp-v3.5/chirp-v3-5 → `chirp-v3-5`, chirp-v4-0 → `chirp-v4`, chirp-v4-5 → `chirp-auk`, chirp-v4-5-plus → `chirp-bluejay`, chirp-v5 → `chirp-crow`, chirp-v5-5 → `chirp-fenix`; a job without a model is sent [`NEWAPI_UNSET_MODEL`] |
 //!
 //! A model added with `--extra-model` is sent under its own name to every
 //! provider: the user named it as the host spells it.
@@ -31,6 +32,7 @@ pub enum Provider {
     Udioapi,
     Sunoapi,
     Gcui,
+    Newapi,
 }
 
 /// sunoapi.org's model names, by batchgen's.
@@ -51,8 +53,37 @@ const GCUI_MODELS: &[(&str, &str)] = &[
     ("chirp-v4-0", "chirp-v4"),
 ];
 
+/// A new-api relay's `mv` names (Suno's internal ones), by batchgen's.
+/// The relay passes `mv` to Suno unchanged; chirp-v3.0 is not offered
+/// (retired by Suno, API.md "What moved in 2026").
+const NEWAPI_MODELS: &[(&str, &str)] = &[
+    ("chirp-v3.5", "chirp-v3-5"),
+    ("chirp-v3-5", "chirp-v3-5"),
+    ("chirp-v4-0", "chirp-v4"),
+    ("chirp-v4-5", "chirp-auk"),
+    ("chirp-v4-5-plus", "chirp-bluejay"),
+    ("chirp-v5", "chirp-crow"),
+    ("chirp-v5-5", "chirp-fenix"),
+];
+
+/// The `mv` a new-api relay is sent for a job that names no model.
+///
+/// Leaving `mv` out is not "the provider's current default" here: the
+/// relay fills an empty `mv` with `chirp-v3-0` itself (QuantumNous/new-api,
+/// `relay/channel/task/suno/adaptor.go`, `actionValidate`), a model Suno
+/// has retired, so every such job would fail. `chirp-crow` is Suno's name
+/// for v5, the newest model every relay's upstream lists (chirp-fenix,
+/// v5.5, is not on all of them yet). The job's length limits stay those of
+/// batchgen's default model, the stricter ones.
+pub const NEWAPI_UNSET_MODEL: &str = "chirp-crow";
+
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Udioapi, Provider::Sunoapi, Provider::Gcui];
+    pub const ALL: [Provider; 4] = [
+        Provider::Udioapi,
+        Provider::Sunoapi,
+        Provider::Gcui,
+        Provider::Newapi,
+    ];
 
     /// The name a user writes: `--provider`, `[run] provider`.
     pub fn name(self) -> &'static str {
@@ -60,6 +91,7 @@ impl Provider {
             Provider::Udioapi => "udioapi",
             Provider::Sunoapi => "sunoapi",
             Provider::Gcui => "gcui",
+            Provider::Newapi => "newapi",
         }
     }
 
@@ -69,6 +101,9 @@ impl Provider {
             Provider::Udioapi => "udioapi.pro and the hosts of its backend",
             Provider::Sunoapi => "sunoapi.org and its clones: kie.ai, api.box",
             Provider::Gcui => "a self-hosted gcui-art/suno-api",
+            Provider::Newapi => {
+                "a new-api / one-api relay (self-hosted or a reseller's), its Suno task API"
+            }
         }
     }
 
@@ -84,6 +119,7 @@ impl Provider {
                 Ok(Provider::Sunoapi)
             }
             "gcui" | "gcui-art" | "suno-api" => Ok(Provider::Gcui),
+            "newapi" | "new-api" | "one-api" | "oneapi" => Ok(Provider::Newapi),
             _ => Err(format!(
                 "unknown provider {:?}; use one of: {}",
                 s.chars().take(40).collect::<String>(),
@@ -93,12 +129,15 @@ impl Provider {
     }
 
     /// The base URL a run uses when none is set. gcui-art/suno-api has no
-    /// public host; this is where its README runs it.
+    /// public host; this is where its README runs it. A new-api relay is
+    /// self-hosted or a reseller's; a self-hosted new-api listens on port
+    /// 3000 (its docs' Docker setup).
     pub fn default_base_url(self) -> &'static str {
         match self {
             Provider::Udioapi => "https://udioapi.pro",
             Provider::Sunoapi => "https://api.sunoapi.org",
             Provider::Gcui => "http://localhost:3000",
+            Provider::Newapi => "http://localhost:3000",
         }
     }
 
@@ -108,7 +147,7 @@ impl Provider {
         match self {
             Provider::Udioapi => &["udioapi.pro"],
             Provider::Sunoapi => &["sunoapi.org", "kie.ai", "api.box", "apibox.erweima.ai"],
-            Provider::Gcui => &[],
+            Provider::Gcui | Provider::Newapi => &[],
         }
     }
 
@@ -123,15 +162,23 @@ impl Provider {
         })
     }
 
-    /// Whether the host POSTs results to a job's callback URL.
+    /// Whether the host POSTs results to a job's callback URL. A new-api
+    /// relay keeps its upstream's callbacks for itself (it sets its own
+    /// `callBackUrl`) and documents none to its clients.
     pub fn sends_callbacks(self) -> bool {
-        !matches!(self, Provider::Gcui)
+        match self {
+            Provider::Udioapi | Provider::Sunoapi => true,
+            Provider::Gcui | Provider::Newapi => false,
+        }
     }
 
     /// Whether requests need an API key. A self-hosted gcui-art/suno-api
     /// holds the Suno cookie itself and takes none.
     pub fn needs_key(self) -> bool {
-        !matches!(self, Provider::Gcui)
+        match self {
+            Provider::Udioapi | Provider::Sunoapi | Provider::Newapi => true,
+            Provider::Gcui => false,
+        }
     }
 
     /// What this provider calls a model batchgen knows, `None` when it
@@ -143,6 +190,7 @@ impl Provider {
             }
             Provider::Sunoapi => SUNOAPI_MODELS,
             Provider::Gcui => GCUI_MODELS,
+            Provider::Newapi => NEWAPI_MODELS,
         };
         table
             .iter()
@@ -182,6 +230,17 @@ impl Provider {
             (Provider::Gcui, Field::Tags) if !mode.custom => {
                 Some("negative tags go only with custom mode (its /api/custom_generate)")
             }
+            (Provider::Newapi, Field::Gender) => Some("it has no vocal gender setting"),
+            (
+                Provider::Newapi,
+                Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight,
+            ) => Some("it has no weight settings"),
+            (Provider::Newapi, Field::Tags) => {
+                Some("it has no negative tags (its `tags` field is the style)")
+            }
+            (Provider::Newapi, Field::CallbackUrl) => {
+                Some("it documents no callbacks to its clients (poll with `batchgen collect`)")
+            }
             _ => None,
         }
     }
@@ -189,11 +248,16 @@ impl Provider {
     /// The character limit of `field` for `model` in `mode`: the API's
     /// ([`super::length_limit`]), except where this provider documents
     /// another. sunoapi.org takes at most 500 characters of description
-    /// outside custom mode.
+    /// outside custom mode. A new-api relay sends a description (`prompt`
+    /// outside custom mode too) as Suno's `gpt_description_prompt`, whose
+    /// limit is that field's, 400.
     pub fn length_limit(self, field: Field, model: &str, mode: Mode) -> Option<usize> {
         match (self, field) {
             (Provider::Sunoapi, Field::Prompt | Field::GptDescriptionPrompt) if !mode.custom => {
                 Some(500)
+            }
+            (Provider::Newapi, Field::Prompt) if !mode.custom => {
+                super::length_limit(Field::GptDescriptionPrompt, model)
             }
             _ => super::length_limit(field, model),
         }
@@ -226,6 +290,9 @@ mod tests {
         }
         assert_eq!(Provider::parse(" kie.ai "), Ok(Provider::Sunoapi));
         assert_eq!(Provider::parse("suno-api"), Ok(Provider::Gcui));
+        for alias in ["new-api", "one-api", "OneAPI"] {
+            assert_eq!(Provider::parse(alias), Ok(Provider::Newapi), "{alias}");
+        }
         let e = Provider::parse("suno").unwrap_err();
         assert!(e.contains("udioapi, sunoapi, gcui"), "{e}");
     }
@@ -262,6 +329,12 @@ mod tests {
         assert_eq!(Provider::Sunoapi.model_name("chirp-v5-5"), None);
         assert_eq!(Provider::Gcui.model_name("chirp-v4-0"), Some("chirp-v4"));
         assert_eq!(Provider::Gcui.model_name("chirp-v5"), None);
+        assert_eq!(Provider::Newapi.model_name("chirp-v5"), Some("chirp-crow"));
+        assert_eq!(
+            Provider::Newapi.model_name("chirp-v4-5-plus"),
+            Some("chirp-bluejay")
+        );
+        assert_eq!(Provider::Newapi.model_name("chirp-v3.0"), None);
         for m in crate::job::KNOWN_MODELS {
             assert_eq!(Provider::Udioapi.model_name(m), Some(*m));
         }
