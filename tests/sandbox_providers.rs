@@ -897,3 +897,32 @@ async fn newapi_collect_polls_many_tasks_per_request() {
     );
     sb.shutdown().await;
 }
+
+/// `credits` against a relay checks the key and says why it shows no
+/// balance, rather than guessing one; a refused key is exit 77.
+#[tokio::test(flavor = "multi_thread")]
+async fn newapi_credits_check_the_key_and_show_no_balance() {
+    let sb = start(Provider::Newapi, SandboxConfig::default()).await;
+    let credits = |key: &str| {
+        common::run_with_env(
+            vec![
+                "credits".into(),
+                "--provider".into(),
+                "newapi".into(),
+                "--base-url".into(),
+                sb.base_url(),
+            ],
+            vec![("BATCHGEN_API_KEY".into(), key.into())],
+        )
+    };
+    let out = credits(KEY).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("the key is accepted") && said.contains("no balance in credits"),
+        "{said}"
+    );
+    let out = credits("sk-wrong-key-1").await;
+    assert_eq!(common::code(&out), 77, "{}", common::stderr(&out));
+    sb.shutdown().await;
+}

@@ -283,9 +283,23 @@ impl Wire for Newapi {
                 retry_after: None,
             });
         }
+        // The relay's answer to a token it took, or another host's.
+        let value: Option<Value> = serde_json::from_slice(body).ok();
+        let relay = value
+            .as_ref()
+            .and_then(|v| v.get("object"))
+            .and_then(Value::as_str)
+            == Some("billing_subscription");
         Err(SubmitError::Unexpected {
             status: status.as_u16(),
-            detail: BALANCE.to_owned(),
+            detail: if relay {
+                BALANCE.to_owned()
+            } else {
+                format!(
+                    "not a new-api relay's billing answer: {}",
+                    answer::body_excerpt(body, status)
+                )
+            },
         })
     }
 }
