@@ -294,7 +294,7 @@ mod tests {
             assert_eq!(Provider::parse(alias), Ok(Provider::Newapi), "{alias}");
         }
         let e = Provider::parse("suno").unwrap_err();
-        assert!(e.contains("udioapi, sunoapi, gcui"), "{e}");
+        assert!(e.contains("udioapi, sunoapi, gcui, newapi"), "{e}");
     }
 
     #[test]

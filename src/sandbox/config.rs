@@ -77,8 +77,8 @@ pub enum ErrorStatus {
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SandboxConfig {
     /// Which host to imitate: udioapi (udioapi.pro), sunoapi (sunoapi.org
-    /// and its clones: kie.ai, api.box) or gcui (a self-hosted
-    /// gcui-art/suno-api). Each answers on its own routes in its own
+    /// and its clones: kie.ai, api.box), gcui (a self-hosted
+    /// gcui-art/suno-api) or newapi (a new-api / one-api relay). Each answers on its own routes in its own
     /// shapes; faults, limits, timing and credits work the same on all.
     #[arg(long, value_name = "NAME", default_value = "udioapi", value_parser = Provider::parse)]
     pub provider: Provider,
