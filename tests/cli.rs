@@ -169,3 +169,35 @@ async fn usage_help_and_validate() {
         "{text}"
     );
 }
+
+/// The recipe for a provider cannot be half-followed: the `--provider`
+/// help of the run and of the sandbox, `batchgen models` and the README's
+/// providers table name every provider there is.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_provider_is_named_in_the_help_and_the_readme() {
+    use batchgen::job::Provider;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .lines()
+        .find(|l| l.starts_with("| | `udioapi` (default)"))
+        .expect("the README's providers table");
+    for command in [
+        vec!["run", "--help"],
+        vec!["sandbox", "--help"],
+        vec!["models"],
+    ] {
+        let out = run_with_env(command.iter().map(|s| (*s).to_owned()).collect(), vec![]).await;
+        assert_eq!(code(&out), 0, "{command:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        for &p in Provider::ALL {
+            assert!(text.contains(p.name()), "{command:?} names {p}");
+        }
+    }
+    for &p in Provider::ALL {
+        assert!(
+            table.contains(&format!("`{p}`")),
+            "the README's table has a {p} column"
+        );
+    }
+}

@@ -600,6 +600,233 @@ fn watermarked_lyrics_fail_the_clip_on_every_provider() {
     ));
 }
 
+// ---------------------------------------------------------------- newapi
+
+#[test]
+fn newapi_submit_answer_and_errors_by_http_status_only() {
+    let p = Provider::Newapi;
+    let w = wire(p);
+    let accepted = w
+        .read_submit(StatusCode::OK, &fixture(p, "submit-ok.json"), None)
+        .unwrap();
+    assert_eq!(accepted.task_id, "task_b3kXq2n9ZrQ8cV1mYfP0wT7sLd4Ha6Ej");
+    // (fixture, HTTP status, class, rate limited, refusal)
+    let table: &[(&str, u16, ErrorClass, bool, Option<u16>)] = &[
+        ("error-400.json", 400, ErrorClass::Row, false, None),
+        ("error-401.json", 401, ErrorClass::Fatal, false, Some(401)),
+        ("error-402.json", 402, ErrorClass::Fatal, false, Some(402)),
+        (
+            "error-403-quota.json",
+            403,
+            ErrorClass::Fatal,
+            false,
+            Some(403),
+        ),
+        ("error-429.json", 429, ErrorClass::Retry, true, None),
+        ("error-500.json", 500, ErrorClass::Retry, false, None),
+        ("error-500.json", 502, ErrorClass::Retry, false, None),
+        ("error-500.json", 503, ErrorClass::Retry, false, None),
+    ];
+    for &(name, code, class, limited, refusal) in table {
+        let e = w
+            .read_submit(
+                status(code),
+                &fixture(p, name),
+                Some(Duration::from_secs(2)),
+            )
+            .unwrap_err();
+        let what = format!("{name} as HTTP {code}: {e}");
+        assert_eq!(e.class(), class, "{what}");
+        assert_eq!(e.is_rate_limited(), limited, "{what}");
+        assert_eq!(e.http_status(), Some(code), "{what}");
+        assert_eq!(e.refusal().map(|r| r.0), refusal, "{what}");
+        assert!(!e.server_message().is_empty(), "{what}");
+    }
+    // The message is the relay's, in either of its error shapes.
+    let quota = w
+        .read_submit(status(403), &fixture(p, "error-403-quota.json"), None)
+        .unwrap_err();
+    assert!(quota.server_message().contains("用户额度不足"), "{quota}");
+    let token = w
+        .read_submit(status(401), &fixture(p, "error-401.json"), None)
+        .unwrap_err();
+    assert!(token.server_message().starts_with("无效的令牌"), "{token}");
+    // Classed by the HTTP status, never by the body's word: a task error
+    // body under 429 is still a rate limit.
+    let e = w
+        .read_submit(status(429), &fixture(p, "error-400.json"), None)
+        .unwrap_err();
+    assert!(e.is_rate_limited(), "{e}");
+    // A 2xx that is not `success` is no task, and may have been one.
+    let e = w
+        .read_submit(StatusCode::OK, &fixture(p, "error-400.json"), None)
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Ambiguous, "{e}");
+    assert!(w.no_endpoint(status(404), b"Not Found"));
+}
+
+#[test]
+fn newapi_fetch_at_each_status() {
+    let p = Provider::Newapi;
+    let w = wire(p);
+    let url = w.poll_url(&Url::parse("https://relay.example/").unwrap(), "task_1");
+    assert_eq!(url.as_str(), "https://relay.example/suno/fetch/task_1");
+    let submitted = poll(p, "fetch-submitted.json");
+    assert!(submitted.clips.is_empty() && !submitted.is_finished());
+    let running = poll(p, "fetch-in-progress.json");
+    assert_eq!(states(&running), vec![First, New]);
+    assert!(!running.is_finished());
+    assert_eq!(running.clips[0].tags, "indie folk, 90 bpm", "metadata.tags");
+    assert_eq!(running.clips[0].lyrics, "[Verse]\nharbor lights");
+    let done = poll(p, "fetch-success.json");
+    assert_eq!(states(&done), vec![Complete, Complete]);
+    assert!(done.is_finished());
+    assert_eq!(done.clips[0].duration, Some(198.4), "metadata.duration");
+    assert_eq!(done.clips[1].duration, Some(201.2), "a numeric string");
+    assert_eq!(done.clips[0].model_name, "chirp-crow");
+    assert!(done.clips[0].created_at.is_some());
+    assert_eq!(
+        done.task_id.as_deref(),
+        Some("task_b3kXq2n9ZrQ8cV1mYfP0wT7sLd4Ha6Ej")
+    );
+    // SUCCESS with one clip still on its streaming URL: not finished.
+    let half = poll(p, "fetch-success-one-streaming.json");
+    assert_eq!(states(&half), vec![Complete, First]);
+    assert!(!half.is_finished());
+    let failed = poll(p, "fetch-failure.json");
+    assert!(failed.is_finished());
+    assert!(
+        failed
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("content moderation"),
+        "{:?}",
+        failed.failure
+    );
+    let moderated = poll(p, "fetch-clip-error.json");
+    assert_eq!(states(&moderated), vec![Failed, Failed]);
+    assert_eq!(
+        moderated.clips[0].error,
+        "Prompt contained inappropriate material"
+    );
+    // An unknown task is HTTP 400 `task_not_exist`: a bad answer for the
+    // task (left after a few), not a retry and not a refusal.
+    let e = w
+        .read_poll(status(400), &fixture(p, "fetch-task-not-exist.json"), None)
+        .unwrap_err();
+    assert!(!e.is_retryable() && e.refused().is_none(), "{e}");
+    for (name, code, retryable, refused) in [
+        ("error-401.json", 401, false, Some(401)),
+        ("error-403-quota.json", 403, false, Some(403)),
+        ("error-429.json", 429, true, None),
+        ("error-500.json", 500, true, None),
+    ] {
+        let e = w
+            .read_poll(status(code), &fixture(p, name), None)
+            .unwrap_err();
+        assert_eq!(e.is_retryable(), retryable, "{name}: {e}");
+        assert_eq!(e.refused(), refused, "{name}: {e}");
+    }
+    // Another task's object is not this task's.
+    let other = w.only_task("task_other", done.clone());
+    assert!(other.clips.is_empty() && !other.is_finished());
+    assert!(w.read_callback(&fixture(p, "fetch-success.json")).is_err());
+}
+
+#[test]
+fn newapi_batch_fetch_answers_each_task_asked_in_the_order_asked() {
+    let p = Provider::Newapi;
+    let batch = wire(p).batch_poll().expect("the relay polls in batches");
+    assert!(batch.max_batch() >= 2);
+    assert!(wire(Provider::Udioapi).batch_poll().is_none());
+    assert!(wire(Provider::Sunoapi).batch_poll().is_none());
+    assert!(wire(Provider::Gcui).batch_poll().is_none());
+    let base = Url::parse("https://relay.example/v/").unwrap();
+    assert_eq!(
+        batch.batch_url(&base).as_str(),
+        "https://relay.example/v/suno/fetch"
+    );
+    let sent: Value = serde_json::from_slice(&batch.batch_body(&["t1", "t2"])).unwrap();
+    assert_eq!(sent, json!({"ids": ["t1", "t2"], "action": "MUSIC"}));
+
+    let asked = ["task_first", "task_missing", "task_second", "task_failed"];
+    let answers = batch
+        .read_batch(
+            StatusCode::OK,
+            &fixture(p, "batch-fetch.json"),
+            None,
+            &asked,
+        )
+        .unwrap();
+    assert_eq!(answers.len(), asked.len());
+    let first = answers[0].as_ref().unwrap();
+    assert_eq!(states(first), vec![Complete, Complete]);
+    assert_eq!(first.clips[0].id, "c1-a");
+    let missing = answers[1].as_ref().unwrap_err();
+    assert!(
+        !missing.is_retryable() && missing.refused().is_none(),
+        "a task the answer leaves out is a bad answer: {missing}"
+    );
+    let second = answers[2].as_ref().unwrap();
+    assert_eq!(states(second), vec![New, New]);
+    assert_eq!(second.task_id.as_deref(), Some("task_second"));
+    let failed = answers[3].as_ref().unwrap();
+    assert!(failed.is_finished() && failed.clips.is_empty());
+    assert_eq!(failed.failure.as_deref(), Some("upstream: task failed"));
+
+    // Errors of the whole request, classed by the HTTP status.
+    for (name, code, retryable, refused) in [
+        ("error-401.json", 401, false, Some(401)),
+        ("error-429.json", 429, true, None),
+        ("error-500.json", 502, true, None),
+        ("error-400.json", 400, false, None),
+    ] {
+        let e = batch
+            .read_batch(status(code), &fixture(p, name), None, &asked)
+            .unwrap_err();
+        assert_eq!(e.is_retryable(), retryable, "{name}: {e}");
+        assert_eq!(e.refused(), refused, "{name}: {e}");
+    }
+    for bad in [
+        &br#"{"code":"success","data":{"task_id":"task_first"}}"#[..],
+        br#"{"code":"get_tasks_failed","data":[]}"#,
+        b"<html>",
+    ] {
+        assert!(batch.read_batch(StatusCode::OK, bad, None, &asked).is_err());
+    }
+    let none = batch
+        .read_batch(
+            StatusCode::OK,
+            br#"{"code":"success","data":[]}"#,
+            None,
+            &asked,
+        )
+        .unwrap();
+    assert!(none.iter().all(Result::is_err));
+}
+
+#[test]
+fn newapi_credits_check_the_key_and_show_no_balance() {
+    let p = Provider::Newapi;
+    let w = wire(p);
+    assert!(w.no_balance().is_some());
+    assert!(wire(Provider::Udioapi).no_balance().is_none());
+    assert_eq!(w.credits_path(), "v1/dashboard/billing/subscription");
+    let e = w
+        .read_balance(status(401), &fixture(p, "error-401.json"))
+        .unwrap_err();
+    assert_eq!(e.refusal().map(|r| r.0), Some(401));
+    let e = w
+        .read_balance(StatusCode::OK, &fixture(p, "subscription.json"))
+        .unwrap_err();
+    assert_eq!(
+        e.class(),
+        ErrorClass::Ambiguous,
+        "no number is guessed: {e}"
+    );
+}
+
 // ---------------------------------------------------------------- request bodies
 
 fn job(fields: JobFields) -> Job {
@@ -752,6 +979,69 @@ fn gcui_request_bodies() {
         body(p, inspiration),
         json!({"prompt": "a song about rain", "make_instrumental": false,
                "model": "chirp-fenix", "wait_audio": false})
+    );
+}
+
+#[test]
+fn newapi_request_bodies() {
+    let p = Provider::Newapi;
+    let w = wire(p);
+    let lyrics = JobFields {
+        tags: None,
+        ..custom()
+    };
+    assert_eq!(
+        w.submit_path(&job(lyrics.clone()), &Default::default()),
+        "suno/submit/music"
+    );
+    // Exactly these bytes: the relay's field order.
+    assert_eq!(
+        String::from_utf8(sent(p, lyrics)).unwrap(),
+        r#"{"prompt":"[Verse] neon lights","tags":"synthwave","mv":"chirp-auk","title":"Neon Harbor","make_instrumental":false}"#
+    );
+    // A description goes in gpt_description_prompt; a job without a model
+    // is sent the current model, never the relay's stale default.
+    let description = JobFields {
+        prompt: Some("a calm piano piece".into()),
+        make_instrumental: Some(true),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        body(p, description),
+        json!({"mv": "chirp-crow",
+               "gpt_description_prompt": "a calm piano piece", "make_instrumental": true})
+    );
+    let inspiration = JobFields {
+        gpt_description_prompt: Some("a song about rain".into()),
+        model: Some("chirp-v5-5".into()),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        body(p, inspiration),
+        json!({"mv": "chirp-fenix", "gpt_description_prompt": "a song about rain",
+               "make_instrumental": false})
+    );
+    let named_default = JobFields {
+        prompt: Some("rain".into()),
+        model: Some("chirp-v3.5".into()),
+        ..JobFields::default()
+    };
+    assert_eq!(
+        body(p, named_default)["mv"],
+        "chirp-v3-5",
+        "a model named is sent"
+    );
+    let instrumental = JobFields {
+        prompt: None,
+        tags: None,
+        make_instrumental: Some(true),
+        model: Some("my-new-model".into()),
+        ..custom()
+    };
+    assert_eq!(
+        body(p, instrumental),
+        json!({"tags": "synthwave", "mv": "my-new-model", "title": "Neon Harbor",
+               "make_instrumental": true})
     );
 }
 

@@ -226,6 +226,11 @@ async fn the_whole_journey_against_the_gcui_sandbox() {
     journey(Provider::Gcui).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_journey_against_the_newapi_sandbox() {
+    journey(Provider::Newapi).await;
+}
+
 /// Callbacks into `receive` give the catalog polling gives, for each
 /// provider that sends them.
 async fn callbacks_match_polling(provider: Provider, hmac_key: Option<&str>) {

@@ -1,10 +1,12 @@
-//! The sandbox's sunoapi and gcui faces over real HTTP, driven with plain
-//! reqwest and serde_json (never batchgen's client): submit answers and
-//! every error form, each face's phase words on its poll route, moderation,
-//! sunoapi's callbacks to a loopback receiver, credits, and gcui's clip-id
-//! poll. The udioapi face is the existing tests' (`sandbox`,
-//! `sandbox_feed`, …), which run unchanged. Every server listens on
-//! `127.0.0.1:0`.
+//! The sandbox's sunoapi, gcui and newapi faces over real HTTP, driven
+//! with plain reqwest and serde_json (never batchgen's client): submit
+//! answers and every error form, each face's phase words on its poll
+//! route, moderation, sunoapi's callbacks to a loopback receiver, credits,
+//! gcui's clip-id poll, the relay's batch fetch. Then the real binary
+//! against the newapi face: the whole journey with `--sandbox --wait
+//! --download`, and collect asking many tasks per request. The udioapi
+//! face is the existing tests' (`sandbox`, `sandbox_feed`, …), which run
+//! unchanged. Every server listens on `127.0.0.1:0`.
 //!
 //! Phases are watched by polling and keeping each status the first time it
 //! shows: the test asserts the order seen, never a time.
@@ -19,6 +21,8 @@ use batchgen::sandbox::{ErrorStatus, MODERATION_MESSAGES, Sandbox, SandboxConfig
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+mod common;
 
 const KEY: &str = "sk-test";
 /// Long enough that a poll every few milliseconds sees every phase.
@@ -740,4 +744,266 @@ fn the_flags_pick_the_provider_and_the_error_form() {
         (Provider::Udioapi, ErrorStatus::Body)
     );
     assert!(Cli::try_parse_from(["x", "--provider", "suno"]).is_err());
+}
+
+// ---------------------------------------------------------------- newapi
+
+#[tokio::test]
+async fn newapi_answers_in_the_relays_shapes_and_fetches_in_batches() {
+    let sb = start(
+        Provider::Newapi,
+        SandboxConfig {
+            credits: 20,
+            ..SandboxConfig::default()
+        },
+    )
+    .await;
+    let body = json!({"gpt_description_prompt": "tides at dusk", "mv": "chirp-crow",
+                      "make_instrumental": false});
+    let ok = post_json(&sb, "/suno/submit/music", Some(KEY), &body).await;
+    assert_eq!(ok.status, StatusCode::OK, "{ok:?}");
+    assert_eq!(ok.body["code"], "success");
+    let id = ok.body["data"].as_str().unwrap().to_owned();
+    let custom = json!({"prompt": "[Verse] neon", "tags": "synthwave", "title": "Neon",
+                        "mv": "chirp-bluejay"});
+    let ok = post_json(&sb, "/suno/submit/music", Some(KEY), &custom).await;
+    let second = ok.body["data"].as_str().unwrap().to_owned();
+
+    let bad_key = post_json(&sb, "/suno/submit/music", Some("nope"), &body).await;
+    assert_eq!(bad_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad_key.body["error"]["type"], "new_api_error");
+    let mut stale = body.clone();
+    stale.as_object_mut().unwrap().remove("mv");
+    let a = post_json(&sb, "/suno/submit/music", Some(KEY), &stale).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "the relay's chirp-v3-0");
+    assert_eq!(a.body["code"], "invalid_request");
+    let broke = post_json(&sb, "/suno/submit/music", Some(KEY), &body).await;
+    assert_eq!(broke.status, StatusCode::FORBIDDEN, "{broke:?}");
+    assert_eq!(broke.body["code"], "insufficient_user_quota");
+
+    let http = reqwest::Client::new();
+    let one = get(&http, &sb, &format!("/suno/fetch/{id}")).await;
+    assert_eq!(one.body["code"], "success");
+    assert_eq!(one.body["data"]["task_id"], id.as_str());
+    assert_eq!(one.body["data"]["action"], "MUSIC");
+    let unknown = get(&http, &sb, "/suno/fetch/task_nope").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body["code"], "task_not_exist");
+    let before = sb.stats().feed_requests;
+    let many = reqwest::Client::new()
+        .post(format!("{}/suno/fetch", sb.base_url()))
+        .bearer_auth(KEY)
+        .json(&json!({"ids": [second, "task_nope", id], "action": "MUSIC"}))
+        .send()
+        .await
+        .unwrap();
+    let many = Answer::of(many).await;
+    assert_eq!(many.body["code"], "success");
+    let listed: Vec<&str> = many.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "the unknown ID is left out: {listed:?}");
+    assert!(listed.contains(&id.as_str()) && listed.contains(&second.as_str()));
+    assert_eq!(
+        sb.stats().feed_requests,
+        before + 1,
+        "one request, many tasks"
+    );
+    assert_eq!(sb.stats().tasks[0].body.model.as_deref(), Some("chirp-v5"));
+    let usage = get(&http, &sb, "/v1/dashboard/billing/usage").await;
+    assert!(usage.body["total_usage"].as_f64().unwrap() > 0.0);
+    sb.shutdown().await;
+}
+
+/// Jobs of every mode, the default model included (sent as the relay's
+/// current model, never its stale default).
+fn newapi_manifest(dir: &std::path::Path, jobs: usize) -> std::path::PathBuf {
+    let mut text = String::from("id,prompt,custom_mode,make_instrumental,title,style\n");
+    for i in 0..jobs {
+        match i % 3 {
+            0 => text.push_str(&format!(
+                "desc-{i},\"a calm song about rain, take {i}\",,,,\n"
+            )),
+            1 => text.push_str(&format!(
+                "custom-{i},\"[Verse] harbor lights {i}\",true,false,Harbor {i},\"indie folk\"\n"
+            )),
+            _ => text.push_str(&format!("inst-{i},,true,true,Theme {i},orchestral\n")),
+        }
+    }
+    common::write(dir, "jobs.csv", &text)
+}
+
+/// The catalog CSV batchgen wrote in `dir`, as rows of name → value.
+fn catalog_rows(dir: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let path = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".catalog.csv"))
+        .expect("a catalog");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader.deserialize().map(Result::unwrap).collect()
+}
+
+/// The count of polls collect reported (`…; N polls`).
+fn polls_reported(stderr: &str) -> u64 {
+    let at = stderr.find(" polls").expect("the collect line");
+    let digits: String = stderr[..at]
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.chars().rev().collect::<String>().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn newapi_the_whole_journey_with_sandbox_wait_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = 9;
+    let manifest = newapi_manifest(dir.path(), jobs);
+    let songs = dir.path().join("songs");
+    let out = common::run_with_env(
+        vec![
+            common::arg(&manifest).into(),
+            "--provider".into(),
+            "newapi".into(),
+            "--sandbox".into(),
+            "--wait".into(),
+            "--download".into(),
+            common::arg(&songs).into(),
+            "--rate".into(),
+            "unlimited".into(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let rows = catalog_rows(dir.path());
+    assert_eq!(rows.len(), 2 * jobs, "two songs a job: {rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "complete", "{row:?}");
+        let bytes = std::fs::read(&row["file"]).unwrap();
+        assert!(bytes.starts_with(b"ID3") && bytes.len() > 10_000, "{row:?}");
+        assert_eq!(row["model"], "chirp-crow", "the current model: {row:?}");
+    }
+    let mp3s = std::fs::read_dir(&songs)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "mp3")
+        })
+        .count();
+    assert_eq!(mp3s, 2 * jobs);
+    let polls = polls_reported(&common::stderr(&out));
+    assert!(
+        polls < jobs as u64,
+        "{polls} poll requests for {jobs} tasks: {}",
+        common::stderr(&out)
+    );
+}
+
+/// collect asks the relay for many tasks per request: fewer requests than
+/// tasks reach the sandbox, each counted once, and every song arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn newapi_collect_polls_many_tasks_per_request() {
+    let sb = common::sandbox(SandboxConfig {
+        provider: Provider::Newapi,
+        stage_time: Duration::from_millis(150),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = 30;
+    let manifest = newapi_manifest(dir.path(), jobs);
+    let results = dir.path().join("jobs.results.csv");
+    let key = vec![("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned())];
+    let base = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend([
+            "--provider".into(),
+            "newapi".into(),
+            "--base-url".into(),
+            sb.base_url(),
+        ]);
+        all
+    };
+    let out = common::run_with_env(
+        base(&[
+            common::arg(&manifest),
+            "--out",
+            common::arg(&results),
+            "--rate",
+            "unlimited",
+        ]),
+        key.clone(),
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    assert_eq!(sb.stats().accepted, jobs as u64);
+    let before = sb.stats().feed_requests;
+    let out = common::run_with_env(
+        base(&[
+            "collect",
+            common::arg(&results),
+            "--download",
+            common::arg(&dir.path().join("songs")),
+            "--poll-interval",
+            "100ms",
+            "--poll-rate",
+            "unlimited",
+            "--deadline",
+            "120s",
+        ]),
+        key,
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let rows = catalog_rows(dir.path());
+    assert_eq!(rows.len(), 2 * jobs);
+    assert!(rows.iter().all(|r| r["status"] == "complete"), "{rows:?}");
+    let requests = sb.stats().feed_requests - before;
+    assert!(
+        requests < jobs as u64 / 2,
+        "{requests} poll requests for {jobs} tasks"
+    );
+    assert_eq!(
+        polls_reported(&common::stderr(&out)),
+        requests,
+        "collect counts requests, as the sandbox does"
+    );
+    sb.shutdown().await;
+}
+
+/// `credits` against a relay checks the key and says why it shows no
+/// balance, rather than guessing one; a refused key is exit 77.
+#[tokio::test(flavor = "multi_thread")]
+async fn newapi_credits_check_the_key_and_show_no_balance() {
+    let sb = start(Provider::Newapi, SandboxConfig::default()).await;
+    let credits = |key: &str| {
+        common::run_with_env(
+            vec![
+                "credits".into(),
+                "--provider".into(),
+                "newapi".into(),
+                "--base-url".into(),
+                sb.base_url(),
+            ],
+            vec![("BATCHGEN_API_KEY".into(), key.into())],
+        )
+    };
+    let out = credits(KEY).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("the key is accepted") && said.contains("no balance in credits"),
+        "{said}"
+    );
+    let out = credits("sk-wrong-key-1").await;
+    assert_eq!(common::code(&out), 77, "{}", common::stderr(&out));
+    sb.shutdown().await;
 }

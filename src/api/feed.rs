@@ -16,8 +16,9 @@
 //! and the callback receiver can never disagree about what a body means.
 //! The other providers' bodies reach the same clip parser and completion
 //! rule through their wires (`crate::api::provider`): gcui's bare arrays
-//! through [`parse`], sunoapi's record-info and callbacks, their clips
-//! renamed to these fields, through [`clips_at_stage`] and [`fail_task`].
+//! through [`parse`], sunoapi's record-info and callbacks and a new-api
+//! relay's task objects, their clips renamed to these fields, through
+//! [`clips_at_stage`] and [`fail_task`].
 //! A clip that names its streaming URL (`stream_audio_url`) and has the same
 //! one in `audio_url` has no final file yet.
 //!
@@ -173,6 +174,10 @@ pub enum Shape {
     /// sunoapi's callback: `{"code","msg","data":{"callbackType",
     /// "task_id","data":[clips]}}`.
     Callback,
+    /// A new-api relay's task object: `{"task_id","status","fail_reason",
+    /// "data":[Suno clips, their `metadata` read into the clip]}`, alone
+    /// (`GET suno/fetch/{id}`) or one of a batch (`POST suno/fetch`).
+    Task,
 }
 
 /// One clip, normalised.

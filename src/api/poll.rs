@@ -1,6 +1,9 @@
 //! The wire half of polling: one `GET` of the provider's feed (udioapi
-//! `api/v2/feed?workId=…`, sunoapi `record-info`, gcui `api/get?ids=`), its
-//! body read within [`MAX_FEED_BODY`] and by the provider's wire, and what
+//! `api/v2/feed?workId=…`, sunoapi `record-info`, gcui `api/get?ids=`, a
+//! new-api relay's `suno/fetch/{id}`), or one request for many tasks where
+//! the provider has a batch poll (the relay's `POST suno/fetch`,
+//! [`FeedClient::poll_many`]), its body read within [`MAX_FEED_BODY`] (the
+//! batch's own cap) and by the provider's wire, and what
 //! the answer means for the next poll ([`PollError::is_retryable`],
 //! [`PollError::refused`]). When to ask
 //! and how often is the collect engine's (`crate::engine::collect::poll`);
@@ -27,7 +30,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::AUTHORIZATION;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 
 use crate::api::feed::{FeedError, MAX_FEED_BODY, TaskClips};
@@ -76,6 +79,13 @@ impl FeedClient {
         self
     }
 
+    /// Most task IDs one [`FeedClient::poll_many`] request carries: the
+    /// provider's batch size ([`crate::api::provider::BatchPoll`]), 1 for
+    /// a provider that polls a task per request.
+    pub fn batch_size(&self) -> usize {
+        self.wire.batch_poll().map_or(1, |b| b.max_batch().max(1))
+    }
+
     /// One poll of `task_id` (as the results file stores it), parsed by the
     /// provider's wire, its server text masked ([`TaskClips::mask_secrets`]).
     ///
@@ -83,7 +93,57 @@ impl FeedClient {
     /// See [`PollError`].
     pub async fn poll(&self, task_id: &str) -> Result<TaskClips, PollError> {
         let url = self.wire.poll_url(&self.base, task_id);
-        let mut request = self.http.get(url.clone());
+        let request = self.http.get(url.clone());
+        let (status, retry_after, body) = self.send(request, &url, MAX_FEED_BODY).await?;
+        let clips = self.wire.read_poll(status, &body, retry_after)?;
+        Ok(self.ours(task_id, clips))
+    }
+
+    /// One request for `task_ids` (at most [`FeedClient::batch_size`]):
+    /// the provider's batch poll for several, [`FeedClient::poll`] for
+    /// one. The answer has one result per task, in their order: its clips
+    /// (masked, only its own), or why that task has none (a task the
+    /// batch answer leaves out is a bad answer for it).
+    ///
+    /// # Errors
+    /// A [`PollError`] of the whole request: every task of it failed the
+    /// same way, and the caller counts it once.
+    pub async fn poll_many(
+        &self,
+        task_ids: &[String],
+    ) -> Result<Vec<Result<TaskClips, PollError>>, PollError> {
+        let batch = self.wire.batch_poll().filter(|_| task_ids.len() > 1);
+        let Some(batch) = batch else {
+            let mut answers = Vec::with_capacity(task_ids.len());
+            for task_id in task_ids {
+                answers.push(Ok(self.poll(task_id).await?));
+            }
+            return Ok(answers);
+        };
+        let ids: Vec<&str> = task_ids.iter().map(String::as_str).collect();
+        let url = batch.batch_url(&self.base);
+        let request = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(batch.batch_body(&ids));
+        let (status, retry_after, body) = self.send(request, &url, batch.max_body()).await?;
+        let answers = batch.read_batch(status, &body, retry_after, &ids)?;
+        Ok(ids
+            .iter()
+            .zip(answers)
+            .map(|(task_id, answer)| answer.map(|clips| self.ours(task_id, clips)))
+            .collect())
+    }
+
+    /// Sends a poll request with the key; its status, `Retry-After` and a
+    /// body of at most `cap` bytes.
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        url: &Url,
+        cap: usize,
+    ) -> Result<(reqwest::StatusCode, Option<Duration>, Vec<u8>), PollError> {
         if let Some(auth) = &self.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
@@ -95,14 +155,14 @@ impl FeedClient {
         if status.is_redirection() {
             return Err(PollError::Redirect {
                 status: status.as_u16(),
-                location: redirect_location(response.headers(), &url),
+                location: redirect_location(response.headers(), url),
             });
         }
         let retry_after = retry_after(response.headers());
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_FEED_BODY => {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= cap => {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(Some(_)) => return Err(FeedError::TooLarge.into()),
@@ -110,10 +170,14 @@ impl FeedClient {
                 Err(e) => return Err(PollError::Connection(without_url(e))),
             }
         }
-        let clips = self.wire.read_poll(status, &body, retry_after)?;
+        Ok((status, retry_after, body))
+    }
+
+    /// The clips of `task_id` from an answer, its server text masked.
+    fn ours(&self, task_id: &str, clips: TaskClips) -> TaskClips {
         let mut clips = self.wire.only_task(task_id, clips);
         clips.mask_secrets();
-        Ok(clips)
+        clips
     }
 }
 

@@ -18,6 +18,7 @@
 //! | `sunoapi` | sunoapi.org and its clones (api.box) | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` |
 //! | `kie` | kie.ai (sunoapi's requests, its own codes) | as sunoapi |
 //! | `gcui` | gcui-art/suno-api, self-hosted | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` |
+//! | `newapi` | a new-api / one-api relay's Suno task API (self-hosted, or a reseller's) | `gender`, the weights, `tags`, `callback_url`, `cluster`; `gpt_description_prompt` in custom mode or beside a `prompt` |
 
 use std::fmt;
 
@@ -51,6 +52,7 @@ pub enum Provider {
     Sunoapi,
     Kie,
     Gcui,
+    Newapi,
 }
 
 impl Provider {
@@ -69,6 +71,9 @@ impl Provider {
             Provider::Sunoapi => "sunoapi.org and its clones: api.box",
             Provider::Kie => "kie.ai: sunoapi's requests, its own codes and signed callbacks",
             Provider::Gcui => "a self-hosted gcui-art/suno-api",
+            Provider::Newapi => {
+                "a new-api / one-api relay (self-hosted or a reseller's), its Suno task API"
+            }
         }
     }
 
@@ -83,6 +88,7 @@ impl Provider {
             "sunoapi" | "sunoapi.org" | "apibox" | "api.box" => Ok(Provider::Sunoapi),
             "kie" | "kie.ai" => Ok(Provider::Kie),
             "gcui" | "gcui-art" | "suno-api" => Ok(Provider::Gcui),
+            "newapi" | "new-api" | "one-api" | "oneapi" => Ok(Provider::Newapi),
             _ => Err(format!(
                 "unknown provider {:?}; use one of: {}",
                 s.chars().take(40).collect::<String>(),
@@ -96,13 +102,15 @@ impl Provider {
     }
 
     /// The base URL a run uses when none is set. gcui-art/suno-api has no
-    /// public host; this is where its README runs it.
+    /// public host; this is where its README runs it. A new-api relay is
+    /// self-hosted or a reseller's; a self-hosted new-api listens on port
+    /// 3000 (its docs' Docker setup).
     pub fn default_base_url(self) -> &'static str {
         match self {
             Provider::Udioapi => "https://udioapi.pro",
             Provider::Sunoapi => "https://api.sunoapi.org",
             Provider::Kie => "https://api.kie.ai",
-            Provider::Gcui => "http://localhost:3000",
+            Provider::Gcui | Provider::Newapi => "http://localhost:3000",
         }
     }
 
@@ -113,7 +121,7 @@ impl Provider {
             Provider::Udioapi => &["udioapi.pro"],
             Provider::Sunoapi => &["sunoapi.org", "api.box", "apibox.erweima.ai"],
             Provider::Kie => &["kie.ai"],
-            Provider::Gcui => &[],
+            Provider::Gcui | Provider::Newapi => &[],
         }
     }
 
@@ -128,11 +136,13 @@ impl Provider {
         })
     }
 
-    /// Whether the host POSTs results to a job's callback URL.
+    /// Whether the host POSTs results to a job's callback URL. A new-api
+    /// relay keeps its upstream's callbacks for itself (it sets its own
+    /// `callBackUrl`) and documents none to its clients.
     pub fn sends_callbacks(self) -> bool {
         match self {
             Provider::Udioapi | Provider::Sunoapi | Provider::Kie => true,
-            Provider::Gcui => false,
+            Provider::Gcui | Provider::Newapi => false,
         }
     }
 
@@ -140,7 +150,7 @@ impl Provider {
     /// holds the Suno cookie itself and takes none.
     pub fn needs_key(self) -> bool {
         match self {
-            Provider::Udioapi | Provider::Sunoapi | Provider::Kie => true,
+            Provider::Udioapi | Provider::Sunoapi | Provider::Kie | Provider::Newapi => true,
             Provider::Gcui => false,
         }
     }
@@ -167,6 +177,17 @@ impl Provider {
             }
             (Provider::Gcui, Field::Tags) if !mode.custom => {
                 Some("negative tags go only with custom mode (its /api/custom_generate)")
+            }
+            (Provider::Newapi, Field::Gender) => Some("it has no vocal gender setting"),
+            (
+                Provider::Newapi,
+                Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight,
+            ) => Some("it has no weight settings"),
+            (Provider::Newapi, Field::Tags) => {
+                Some("it has no negative tags (its `tags` field is the style)")
+            }
+            (Provider::Newapi, Field::CallbackUrl) => {
+                Some("it documents no callbacks to its clients (poll with `batchgen collect`)")
             }
             _ => None,
         }
@@ -201,7 +222,10 @@ mod tests {
         assert_eq!(Provider::parse("api.box"), Ok(Provider::Sunoapi));
         assert_eq!(Provider::parse("suno-api"), Ok(Provider::Gcui));
         let e = Provider::parse("suno").unwrap_err();
-        assert!(e.contains("udioapi, sunoapi, kie, gcui"), "{e}");
+        for alias in ["new-api", "one-api", "OneAPI"] {
+            assert_eq!(Provider::parse(alias), Ok(Provider::Newapi), "{alias}");
+        }
+        assert!(e.contains("udioapi, sunoapi, kie, gcui, newapi"), "{e}");
     }
 
     #[test]

@@ -275,8 +275,9 @@ impl RunArgs {
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct ProviderArg {
     /// The host's schema: udioapi (udioapi.pro), sunoapi (sunoapi.org,
-    /// api.box), kie (kie.ai) or gcui (a self-hosted gcui-art/suno-api)
-    /// [default: [run] provider, else udioapi]. collect and receive need
+    /// api.box), kie (kie.ai), gcui (a self-hosted gcui-art/suno-api) or
+    /// newapi (a new-api / one-api relay's Suno tasks) [default: [run]
+    /// provider, else udioapi]. collect and receive need
     /// the one the run used.
     #[arg(long, env = "BATCHGEN_PROVIDER", value_name = "NAME", value_parser = Provider::parse)]
     pub provider: Option<Provider>,
@@ -534,7 +535,7 @@ pub struct ReceiveArgs {
     #[arg(long, value_name = "PATH")]
     pub results: PathBuf,
 
-    /// Whose callback bodies arrive (gcui sends none).
+    /// Whose callback bodies arrive (gcui and newapi send none).
     #[command(flatten)]
     pub provider: ProviderArg,
 

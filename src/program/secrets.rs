@@ -93,7 +93,8 @@ pub fn webhook_key_from_env(provider: crate::job::Provider) -> Option<Secret> {
         crate::job::Provider::Kie => Some(Secret::new(key)),
         crate::job::Provider::Udioapi
         | crate::job::Provider::Sunoapi
-        | crate::job::Provider::Gcui => None,
+        | crate::job::Provider::Gcui
+        | crate::job::Provider::Newapi => None,
     }
 }
 

@@ -7,7 +7,8 @@
 //! take the same body: the current docs mark `callback_url` required on
 //! the latter, the older ones optional, and the sandbox takes a job
 //! without one there too), sunoapi's `/api/v1/generate`, gcui's
-//! `/api/generate` and `/api/custom_generate`. Requests are counted per
+//! `/api/generate` and `/api/custom_generate`, a new-api relay's
+//! `/suno/submit/music`. Requests are counted per
 //! path (`requests_by_path`, and each task's `path` in the stats), so a
 //! test can assert which one a client used. The media routes (`media`)
 //! and `/sandbox/stats` and `/sandbox/reset` are the same on every face.
@@ -32,11 +33,12 @@ use super::state::Stats;
 use super::{ConnControl, Shared, media};
 
 /// Every submit path of every face, as `'static` names for the tasks.
-const GENERATE_PATHS: [&str; 4] = [
+const GENERATE_PATHS: [&str; 5] = [
     "/api/v2/generate",
     "/api/generate",
     "/api/v1/generate",
     "/api/custom_generate",
+    "/suno/submit/music",
 ];
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {

@@ -90,8 +90,9 @@ pub enum RecordShape {
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SandboxConfig {
     /// Which host to imitate: udioapi (udioapi.pro), sunoapi (sunoapi.org
-    /// and its clones: api.box), kie (kie.ai) or gcui (a self-hosted
-    /// gcui-art/suno-api). Each answers on its own routes in its own
+    /// and its clones: api.box), kie (kie.ai), gcui (a self-hosted
+    /// gcui-art/suno-api) or newapi (a new-api / one-api relay). Each
+    /// answers on its own routes in its own
     /// shapes; faults, limits, timing and credits work the same on all.
     #[arg(long, value_name = "NAME", default_value = "udioapi", value_parser = Provider::parse)]
     pub provider: Provider,

@@ -61,7 +61,7 @@
 //! - `media`: the Range-aware routes that serve a clip's files;
 //! - `decide`: the decision a generate request gets, phase by phase (auth,
 //!   faults, limits, validation, credits, the task);
-//! - `face`: each provider's wire face (udioapi, sunoapi, gcui): its
+//! - `face`: each provider's wire face (udioapi, sunoapi, gcui, newapi): its
 //!   routes, how it reads a submit body, and how it words answers, phases,
 //!   callbacks and credits;
 //! - `api`: the router, and the generate handler every face shares;

@@ -7,17 +7,17 @@
 //! checked before any of this, by `crate::job::Rules` for its
 //! [`Provider`].
 //!
-//! | | udioapi | sunoapi (sunoapi.org, api.box) and kie (kie.ai: its codes differ, see [`sunoapi`]) | gcui (gcui-art/suno-api) |
-//! |---|---|---|---|
-//! | submit | `POST api/v2/generate`, or `api/generate` with a callback (the `--generate-path` settings) | `POST api/v1/generate` | `POST api/generate`; `api/custom_generate` in custom mode |
-//! | body | batchgen's field names, unset ones left out | camelCase; `customMode`, `instrumental`, `model`, `callBackUrl` always sent (an inert [`sunoapi::NO_CALLBACK`] without a callback) | `prompt`, `make_instrumental`, `model`, `wait_audio: false`; custom: `tags` ← style, `negative_tags` ← tags, `title` |
-//! | task ID | `workId`, else `data.task_id` | `data.taskId` | none: the two clip ids, joined `a,b` |
-//! | envelope | `{code, message, data}`; errors with the same HTTP status, or in a 200 | `{code, msg, data}`; codes as the HTTP status or in a 200 | none: bare arrays; errors `{"error"}` with the HTTP status |
-//! | poll | `GET api/v2/feed?workId=` | `GET api/v1/generate/record-info?taskId=` | `GET api/get?ids=a,b` |
-//! | stage words → clip states | the clip's `status` (`text`, `first`, `complete`) and `extra_message` | the task's `status`: `PENDING` new, `TEXT_SUCCESS` text, `FIRST_SUCCESS`/`SUCCESS` each clip by its final mp3 and duration; `CREATE_TASK_FAILED`, `GENERATE_AUDIO_FAILED`, `CALLBACK_EXCEPTION`, `SENSITIVE_WORD_ERROR` fail every clip | the clip's `status`: `submitted`/`queued` new, `streaming`, `complete`, `error` |
-//! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails (kie: 402 refused, 429 rate limited, 455 retried) | HTTP's: 400 the row fails, 402 refused, 500 retried |
-//! | callbacks | a bare array of clips | `{code, msg, data: {callbackType, task_id, data}}`; an error code or `callbackType: error` fails the clips | none |
-//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` (kie: `api/v1/chat/credit`) → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` |
+//! | | udioapi | sunoapi (sunoapi.org, api.box) and kie (kie.ai: its codes differ, see [`sunoapi`]) | gcui (gcui-art/suno-api) | newapi (a new-api / one-api relay) |
+//! |---|---|---|---|---|
+//! | submit | `POST api/v2/generate`, or `api/generate` with a callback (the `--generate-path` settings) | `POST api/v1/generate` | `POST api/generate`; `api/custom_generate` in custom mode | `POST suno/submit/music` |
+//! | body | batchgen's field names, unset ones left out | camelCase; `customMode`, `instrumental`, `model`, `callBackUrl` always sent (an inert [`sunoapi::NO_CALLBACK`] without a callback) | `prompt`, `make_instrumental`, `model`, `wait_audio: false`; custom: `tags` ← style, `negative_tags` ← tags, `title` | `prompt` (custom: lyrics), `tags` ← style, `mv` (always: the catalogue's default without a model), `title`, `gpt_description_prompt` ← the description, `make_instrumental` |
+//! | task ID | `workId`, else `data.task_id` | `data.taskId` | none: the two clip ids, joined `a,b` | `data` (a string) |
+//! | envelope | `{code, message, data}`; errors with the same HTTP status, or in a 200 | `{code, msg, data}`; codes as the HTTP status or in a 200 | none: bare arrays; errors `{"error"}` with the HTTP status | `{code: "success", message, data}`; errors `{code: "<word>", message}` or `{"error": {message}}` with the HTTP status |
+//! | poll | `GET api/v2/feed?workId=` | `GET api/v1/generate/record-info?taskId=` | `GET api/get?ids=a,b` | `GET suno/fetch/{id}`; collect packs up to [`newapi::MAX_BATCH`] tasks in `POST suno/fetch {"ids", "action"}` ([`BatchPoll`]) |
+//! | stage words → clip states | the clip's `status` (`text`, `first`, `complete`) and `extra_message` | the task's `status`: `PENDING` new, `TEXT_SUCCESS` text, `FIRST_SUCCESS`/`SUCCESS` each clip by its final mp3 and duration; `CREATE_TASK_FAILED`, `GENERATE_AUDIO_FAILED`, `CALLBACK_EXCEPTION`, `SENSITIVE_WORD_ERROR` fail every clip | the clip's `status`: `submitted`/`queued` new, `streaming`, `complete`, `error` | the clip's `status` as gcui's, its `metadata` read into it; the task's `FAILURE` fails every clip with `fail_reason` |
+//! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails (kie: 402 refused, 429 rate limited, 455 retried) | HTTP's: 400 the row fails, 402 refused, 500 retried | HTTP's: 400 the row fails, 401–403 refused (its "insufficient quota" is a 403), 429 and 5xx retried |
+//! | callbacks | a bare array of clips | `{code, msg, data: {callbackType, task_id, data}}`; an error code or `callbackType: error` fails the clips | none | none |
+//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` (kie: `api/v1/chat/credit`) → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` | none in credits ([`newapi::BALANCE`]); `GET v1/dashboard/billing/subscription` checks the key |
 //!
 //! Whatever the provider, the completion rule is [`crate::api::feed`]'s
 //! (a clip is complete only with its final mp3), a task ID passes the
@@ -25,12 +25,30 @@
 //! ([`crate::api::feed::TaskClips::mask_secrets`]), an empty key sends no
 //! `Authorization` header, and no redirect is followed.
 //!
-//! Adding a fourth provider: a `crate::job::Provider` variant (its names,
-//! models, fields), one module here implementing [`Wire`] and named in
-//! [`wire`], its face in the sandbox, and its fixtures and table tests
-//! (`tests/provider_bodies.rs`). Nothing above the wire layer changes.
+//! # Adding a provider
+//! One recipe; the compiler and the tests walk it with you, since every
+//! `match` on a provider names each one and the list of providers is the
+//! enum itself:
+//! 1. `crate::job::Provider`: the variant (its name is derived; `ALL`, the
+//!    `--provider` parser's list and every loop follow), its aliases in
+//!    `parse`, and the arms `describe`, `default_base_url`, `known_hosts`,
+//!    `sends_callbacks`, `needs_key` and `unsupported` ask for.
+//! 2. The model catalogue (`crate::job::models`, `built_in.toml`): a
+//!    `[provider.NAME]` table and an `offers.NAME` on each model it takes
+//!    (its test fails for a provider that lists no model).
+//! 3. Here: a module implementing [`Wire`] (and [`BatchPoll`], if its host
+//!    answers many tasks in one poll), named in [`wire`], and its column in
+//!    the table above; its fixtures and table tests in
+//!    `tests/provider_bodies.rs`.
+//! 4. Its face in the sandbox (`crate::sandbox::face`: the arms of `Face`).
+//! 5. The `--provider` help of `ProviderArg` and `SandboxConfig`, and the
+//!    README's providers table: `tests/cli.rs` checks each names every
+//!    provider.
+//!
+//! Nothing above the wire layer changes.
 
 pub mod gcui;
+pub mod newapi;
 pub mod signature;
 pub mod sunoapi;
 pub mod udioapi;
@@ -124,8 +142,22 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
         !super::provider::gcui::is_clip_pair(task_id)
     }
 
+    /// The batch poll, for a provider that answers many tasks in one
+    /// request; `None` (the default) for one that polls a task per request
+    /// at [`Wire::poll_url`].
+    fn batch_poll(&self) -> Option<&dyn BatchPoll> {
+        None
+    }
+
     /// The path of the balance endpoint under the base URL.
     fn credits_path(&self) -> &'static str;
+
+    /// Why this provider shows a key no balance in credits, if it shows
+    /// none: its [`Wire::credits_path`] then only checks the key, and
+    /// `batchgen credits` says so instead of printing a number.
+    fn no_balance(&self) -> Option<&'static str> {
+        None
+    }
 
     /// A credits answer.
     ///
@@ -133,6 +165,40 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// As [`Wire::read_submit`]; an answer without the balance is
     /// [`SubmitError::Unexpected`].
     fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError>;
+}
+
+/// Many tasks in one poll request: an optional capability of a [`Wire`]
+/// ([`Wire::batch_poll`]). Which tasks are due is the collect engine's
+/// schedule; it packs up to [`BatchPoll::max_batch`] of them into one
+/// request (`crate::api::poll::FeedClient::poll_many`), which passes the
+/// poll rate limiter once.
+pub trait BatchPoll: Send + Sync + std::fmt::Debug {
+    /// Most task IDs one request carries.
+    fn max_batch(&self) -> usize;
+
+    /// Largest answer read, for a request of [`BatchPoll::max_batch`] tasks.
+    fn max_body(&self) -> usize;
+
+    /// Where the batch is POSTed.
+    fn batch_url(&self, base: &Url) -> Url;
+
+    /// The JSON request body asking for `task_ids`.
+    fn batch_body(&self, task_ids: &[&str]) -> Vec<u8>;
+
+    /// A batch answer: one result per task of `task_ids`, in their order,
+    /// its server text not yet masked. A task the answer does not list is
+    /// a bad answer for that task, as a 404 is for a single poll.
+    ///
+    /// # Errors
+    /// A [`PollError`] for the whole request (an error status, a body of
+    /// the wrong shape): every task of it failed the same way, once.
+    fn read_batch(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        task_ids: &[&str],
+    ) -> Result<Vec<Result<TaskClips, PollError>>, PollError>;
 }
 
 /// `clips` emptied when they name another task than `task_id`: an earlier
@@ -155,6 +221,7 @@ pub fn wire(provider: Provider) -> &'static dyn Wire {
         Provider::Sunoapi => &sunoapi::SUNOAPI,
         Provider::Kie => &sunoapi::KIE,
         Provider::Gcui => &gcui::Gcui,
+        Provider::Newapi => &newapi::Newapi,
     }
 }
 

@@ -370,7 +370,9 @@ impl Wire for Sunoapi {
     fn credits_path(&self) -> &'static str {
         match self.provider {
             Provider::Kie => "api/v1/chat/credit",
-            Provider::Sunoapi | Provider::Udioapi | Provider::Gcui => "api/v1/generate/credit",
+            Provider::Sunoapi | Provider::Udioapi | Provider::Gcui | Provider::Newapi => {
+                "api/v1/generate/credit"
+            }
         }
     }
 

@@ -297,7 +297,7 @@ impl Receiver {
             // Only kie.ai signs its callbacks.
             webhook_key: match config.provider {
                 Provider::Kie => config.webhook_key,
-                Provider::Udioapi | Provider::Sunoapi | Provider::Gcui => None,
+                Provider::Udioapi | Provider::Sunoapi | Provider::Gcui | Provider::Newapi => None,
             },
             store,
             jobs: Mutex::new(jobs),

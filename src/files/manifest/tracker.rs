@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 
 /// Largest record read, in bytes. The longest valid row is the sum of the
-/// fields' limits ([`crate::job::length_limit`]: a 5000-character prompt
+/// fields' limits (the model catalogue's, `crate::job::models`: a 5000-character prompt
 /// is up to 20 KB of UTF-8, twice that with every quote doubled, plus the
 /// other fields): about 50 KB. 1 MiB is twenty times that, and bounds what
 /// one record can cost in memory.

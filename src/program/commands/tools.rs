@@ -225,7 +225,11 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
     crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
     let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?
         .with_provider(provider, &base_url);
-    match client.balance().await {
+    let answer = client.balance().await;
+    if let Some(why) = crate::api::provider::wire(provider).no_balance() {
+        return key_only(answer, provider, &base_url, why);
+    }
+    match answer {
         Ok(balance) => {
             match balance.used_credits {
                 Some(used) => println!(
@@ -255,6 +259,43 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
                 message: e.to_string(),
             }),
         },
+    }
+}
+
+/// `credits` for a provider that shows a key no balance in credits: its
+/// endpoint only checks the key; the answer says so, and why.
+fn key_only(
+    answer: Result<crate::api::submit::Balance, crate::api::submit::SubmitError>,
+    provider: crate::job::Provider,
+    base_url: &url::Url,
+    why: &str,
+) -> Result<ExitCode, Error> {
+    let host = crate::util::redact::url(base_url);
+    match answer {
+        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
+        Err(e) if e.refusal().is_some() => {
+            let (status, message) = e.refusal().unwrap_or((401, e.server_message()));
+            Err(Error::Refused { status, message })
+        }
+        // The provider's own answer to a key it took, which holds no
+        // balance (its wire says so with `why`).
+        Err(crate::api::submit::SubmitError::Unexpected { detail, .. }) if detail == why => {
+            println!(
+                "the key is accepted at {host}; no balance to show: {why} (provider {provider})"
+            );
+            Ok(ExitCode::Success)
+        }
+        Ok(_) => Err(Error::Credits {
+            url: host,
+            message: "a balance from a provider that has none".to_owned(),
+        }),
+        Err(e) => Err(Error::Credits {
+            url: crate::util::redact::url(&crate::api::http::endpoint(
+                base_url,
+                crate::api::provider::wire(provider).credits_path(),
+            )),
+            message: e.to_string(),
+        }),
     }
 }
 

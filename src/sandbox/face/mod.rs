@@ -7,19 +7,19 @@
 //! files, callback delivery and `/sandbox/stats`. A face owns only what its
 //! provider's docs spell differently, and no state:
 //!
-//! | | `udioapi` | `sunoapi` (sunoapi.org, api.box) and `kie` (kie.ai: its own codes, in brackets) | `gcui` (gcui-art/suno-api) |
-//! |---|---|---|---|
-//! | submit | `POST /api/v2/generate`, `/api/generate` | `POST /api/v1/generate` | `POST /api/generate`, `/api/custom_generate` |
-//! | key | Bearer or body `token` | Bearer | none |
-//! | accepted | `{code, message, workId, data.task_id}` | `{code:200, msg, data.taskId}` (32 hex) | a bare array of 2 clips |
-//! | errors | `{code, message}`, same HTTP status | `{code, msg, data:null}`, HTTP 200 (or the code, `--error-status http`) | `{error}`, HTTP status |
-//! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 (402) / 430 (429) | 400 / 402 / 429 |
-//! | 500 / 503 faults | 500 JSON / 503 HTML | 500 / 455 maintenance | 500 "Internal server error: …" / 503 HTML |
-//! | poll | v2 and legacy feeds (`feed`) | `GET /api/v1/generate/record-info?taskId=` | `GET /api/get?ids=a,b` |
-//! | phases | `lifecycle`'s styles | PENDING, TEXT_SUCCESS, FIRST_SUCCESS, SUCCESS, SENSITIVE_WORD_ERROR, GENERATE_AUDIO_FAILED (`--fail-531`) | submitted, queued, streaming, complete, error |
-//! | clips | `response_data[]` | `response.sunoData[]` camelCase, or `response.data[]` snake_case (`--record-shape`) | a bare array |
-//! | callbacks | bare clip array, `createTime` ISO | `{code, msg, data:{callbackType, task_id, data}}`, codes 200, 400, 531 | none |
-//! | credits | `GET /api/v2/credits` | `GET /api/v1/generate/credit` | `GET /api/get_limit` |
+//! | | `udioapi` | `sunoapi` (sunoapi.org, api.box) and `kie` (kie.ai: its own codes, in brackets) | `gcui` (gcui-art/suno-api) | `newapi` (a new-api / one-api relay) |
+//! |---|---|---|---|---|
+//! | submit | `POST /api/v2/generate`, `/api/generate` | `POST /api/v1/generate` | `POST /api/generate`, `/api/custom_generate` | `POST /suno/submit/music` |
+//! | key | Bearer or body `token` | Bearer | none | Bearer |
+//! | accepted | `{code, message, workId, data.task_id}` | `{code:200, msg, data.taskId}` (32 hex) | a bare array of 2 clips | `{code:"success", message, data: "task_<id>"}` |
+//! | errors | `{code, message}`, same HTTP status | `{code, msg, data:null}`, HTTP 200 (or the code, `--error-status http`) | `{error}`, HTTP status | `{code:"<word>", message, data:null}` or `{error:{message, type}}`, HTTP status |
+//! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 (402) / 430 (429) | 400 / 402 / 429 | 400 / 403 / 429 |
+//! | 500 / 503 faults | 500 JSON / 503 HTML | 500 / 455 maintenance | 500 "Internal server error: …" / 503 HTML | 500 JSON / 503 HTML |
+//! | poll | v2 and legacy feeds (`feed`) | `GET /api/v1/generate/record-info?taskId=` | `GET /api/get?ids=a,b` | `GET /suno/fetch/{id}`, batch `POST /suno/fetch {ids}` |
+//! | phases | `lifecycle`'s styles | PENDING, TEXT_SUCCESS, FIRST_SUCCESS, SUCCESS, SENSITIVE_WORD_ERROR, GENERATE_AUDIO_FAILED (`--fail-531`) | submitted, queued, streaming, complete, error | task SUBMITTED, QUEUED, IN_PROGRESS, SUCCESS, FAILURE; clips as gcui's |
+//! | clips | `response_data[]` | `response.sunoData[]` camelCase, or `response.data[]` snake_case (`--record-shape`) | a bare array | the task's `data[]`, Suno clip objects |
+//! | callbacks | bare clip array, `createTime` ISO | `{code, msg, data:{callbackType, task_id, data}}`, codes 200, 400, 531 | none | none |
+//! | credits | `GET /api/v2/credits` | `GET /api/v1/generate/credit` (kie: `/api/v1/chat/credit`) | `GET /api/get_limit` | `GET /v1/dashboard/billing/subscription`, `/usage` (dollars) |
 //!
 //! Each face reads its own request bodies into batchgen's [`JobFields`]
 //! (its names and its model names read back with its own table, never the
@@ -29,6 +29,7 @@
 //! below.
 
 mod gcui;
+mod newapi;
 mod sunoapi;
 mod udioapi;
 
@@ -175,6 +176,7 @@ impl Face {
             Provider::Sunoapi => sunoapi::routes(),
             Provider::Kie => sunoapi::kie_routes(),
             Provider::Gcui => gcui::routes(),
+            Provider::Newapi => newapi::routes(),
         }
     }
 
@@ -194,6 +196,7 @@ impl Face {
             Provider::Udioapi => udioapi::read(body),
             Provider::Sunoapi | Provider::Kie => sunoapi::read(self.provider, body, rules),
             Provider::Gcui => gcui::read(path, body, rules),
+            Provider::Newapi => newapi::read(body, rules),
         }
     }
 
@@ -204,6 +207,7 @@ impl Face {
             Provider::Udioapi => dice.task_id(),
             Provider::Sunoapi | Provider::Kie => dice.hex_task_id(),
             Provider::Gcui => clip_ids.join(","),
+            Provider::Newapi => format!("task_{}", dice.hex_task_id()),
         }
     }
 
@@ -215,6 +219,7 @@ impl Face {
                     Provider::Udioapi => udioapi::accepted(task),
                     Provider::Sunoapi | Provider::Kie => sunoapi::accepted(task),
                     Provider::Gcui => gcui::accepted(shared, task),
+                    Provider::Newapi => newapi::accepted(task),
                 };
             }
             Err(refusal) => refusal,
@@ -229,6 +234,7 @@ impl Face {
                 sunoapi::refused(self.provider, refusal, self.error_status)
             }
             Provider::Gcui => gcui::refused(refusal),
+            Provider::Newapi => newapi::refused(refusal),
         }
         .retry_after(retry_after)
     }
@@ -242,6 +248,7 @@ impl Face {
                 sunoapi::error(status.as_u16(), message, self.error_status)
             }
             Provider::Gcui => gcui::error(status, message),
+            Provider::Newapi => newapi::error(status, message),
         }
     }
 
@@ -252,7 +259,7 @@ impl Face {
             Provider::Sunoapi | Provider::Kie => {
                 sunoapi::error(status.as_u16(), message, ErrorStatus::Http)
             }
-            Provider::Udioapi | Provider::Gcui => self.error(status, message),
+            Provider::Udioapi | Provider::Gcui | Provider::Newapi => self.error(status, message),
         }
     }
 
@@ -266,7 +273,7 @@ impl Face {
                 &shared.base_url,
             ))),
             Provider::Sunoapi | Provider::Kie => Some(sunoapi::callback(shared, task, phase)),
-            Provider::Gcui => None,
+            Provider::Gcui | Provider::Newapi => None,
         }
     }
 

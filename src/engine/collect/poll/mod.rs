@@ -5,12 +5,21 @@
 //! classification are the wire layer's ([`crate::api::poll`]).
 //!
 //! ```text
-//! Scheduler (next due, oldest first) ──▶ ≤ concurrency polls in flight
-//!                                    │ each: rate limiter cell, GET feed
-//!   ▲ tasks come in (the window)     ▼ answer → Catalog::apply → on_answer
+//! Scheduler (next due, oldest first) ──▶ ≤ concurrency requests in flight
+//!   packed: ≤ batch size tasks each  │ each: rate limiter cell, one request
+//!   ▲ tasks come in (the window)     ▼ per task: answer → Catalog::apply → on_answer
 //!                                      finished? Scheduler::finished : running
 //!                                      failed?   the handling below, then Scheduler::failed
 //! ```
+//!
+//! A request carries one task, or, where the provider answers many in one
+//! request (a new-api relay, [`FeedClient::batch_size`]), up to that many:
+//! the schedule packs them ([`Scheduler::next_batch`]). Either way the
+//! rate limiter counts requests, `concurrency` bounds requests in flight,
+//! and [`PollSummary::polls`] counts requests. A request that fails as a
+//! whole (429, 5xx, a lost connection) counts once toward
+//! [`GIVE_UP_AFTER`], and once for each of its tasks toward
+//! [`TASK_ATTEMPTS`].
 //!
 //! Tasks come in over a channel while polling goes on: the caller keeps a
 //! window of them (collect: at most [`super::WINDOW`] held at once), so a
@@ -71,6 +80,7 @@ pub struct PollSettings {
 /// What polling did.
 #[derive(Debug, Clone, Default)]
 pub struct PollSummary {
+    /// Poll requests sent (one may carry many tasks).
     pub polls: u64,
     /// Tasks a callback finished before their poll was due (not polled).
     pub by_callback: u64,
@@ -107,32 +117,36 @@ pub async fn poll_until_finished<H>(
     let limiter = super::rate_limiter(settings.rate).map(Arc::new);
     let client = Arc::new(client);
     let mut poller = Poller::new(settings.interval);
-    let mut in_flight: JoinSet<(usize, Instant, Result<TaskClips, PollError>)> = JoinSet::new();
+    let mut in_flight: JoinSet<(Vec<usize>, Instant, Answers)> = JoinSet::new();
     let concurrency = settings.concurrency.max(1);
+    let batch_size = client.batch_size();
     let mut open = true;
 
     loop {
+        // Every task already waiting in the channel joins before a request
+        // is packed, so tasks that came in together are polled together.
+        while open && let Ok(held) = incoming.try_recv() {
+            poller.add(held);
+        }
         let now = Instant::now();
         while in_flight.len() < concurrency {
-            let Some(i) = poller.next_due(now) else {
+            let batch = poller.next_batch(now, batch_size, &store, &on_answer);
+            if batch.is_empty() {
                 break;
-            };
-            if poller.finished_elsewhere(i, &store, &on_answer) {
-                continue;
             }
-            let (client, limiter, task_id) = (
-                Arc::clone(&client),
-                limiter.clone(),
-                poller.task(i).task_id.clone(),
-            );
+            let task_ids: Vec<String> = batch
+                .iter()
+                .map(|&i| poller.task(i).task_id.clone())
+                .collect();
+            let (client, limiter) = (Arc::clone(&client), limiter.clone());
             poller.summary.polls += 1;
-            poller.in_flight.insert(i);
+            poller.in_flight.extend(batch.iter().copied());
             in_flight.spawn(async move {
                 if let Some(limiter) = limiter {
                     limiter.until_ready().await;
                 }
                 let sent = Instant::now();
-                (i, sent, client.poll(&task_id).await)
+                (batch, sent, client.poll_many(&task_ids).await)
             });
         }
         if !open && poller.schedule.left() == 0 && in_flight.is_empty() {
@@ -143,12 +157,11 @@ pub async fn poll_until_finished<H>(
             biased;
             () = stop.cancelled() => return Ok(poller.summary),
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((i, sent, answer)) = joined else { continue };
-                poller.in_flight.remove(&i);
-                match answer {
-                    Ok(clips) => poller.answered(i, sent, &clips, &store, &on_answer)?,
-                    Err(e) => poller.failed(i, sent, &e)?,
+                let Ok((batch, sent, answers)) = joined else { continue };
+                for i in &batch {
+                    poller.in_flight.remove(i);
                 }
+                poller.settle(&batch, sent, answers, &store, &on_answer)?;
             }
             held = incoming.recv(), if open => match held {
                 Some(held) => poller.add(held),
@@ -162,6 +175,10 @@ pub async fn poll_until_finished<H>(
         }
     }
 }
+
+/// What one request came to: per task of it, its clips or why not; or
+/// why the whole request failed.
+type Answers = Result<Vec<Result<TaskClips, PollError>>, PollError>;
 
 /// One task of the window, by its schedule index.
 struct Entry<H> {
@@ -257,12 +274,73 @@ impl<H> Poller<H> {
         }
     }
 
-    /// The next task due at `now`, unless polls are paused.
-    fn next_due(&mut self, now: Instant) -> Option<usize> {
+    /// The tasks of the next request at `now` (empty: none due, or polls
+    /// paused): up to `max`, packed by the schedule, without those a
+    /// callback finished meanwhile. Tasks due within the next interval
+    /// ride along only in a request of several.
+    fn next_batch(
+        &mut self,
+        now: Instant,
+        max: usize,
+        store: &Catalog,
+        on_answer: impl Fn(&Held<H>, &Applied),
+    ) -> Vec<usize> {
+        let mut batch = Vec::new();
         if self.pause_until > now {
-            return None;
+            return batch;
         }
-        self.schedule.next(now)
+        let ahead = if max > 1 {
+            self.schedule.interval()
+        } else {
+            Duration::ZERO
+        };
+        loop {
+            let room = max - batch.len();
+            let due = self.schedule.next_batch(now, room, ahead);
+            if due.is_empty() {
+                return batch;
+            }
+            for i in due {
+                if !self.finished_elsewhere(i, store, &on_answer) {
+                    batch.push(i);
+                }
+            }
+            if batch.len() == max {
+                return batch;
+            }
+        }
+    }
+
+    /// What one request came to, for each of its tasks: a failure of the
+    /// whole request is handled once for the run, then for every task.
+    fn settle(
+        &mut self,
+        batch: &[usize],
+        sent: Instant,
+        answers: Answers,
+        store: &Catalog,
+        on_answer: impl Fn(&Held<H>, &Applied),
+    ) -> Result<(), CollectError> {
+        match answers {
+            Err(e) => {
+                let pause = self.request_failed(&e)?;
+                for &i in batch {
+                    self.task_failed(i, sent, &e, pause);
+                }
+            }
+            Ok(answers) => {
+                for (&i, answer) in batch.iter().zip(answers) {
+                    match answer {
+                        Ok(clips) => self.answered(i, sent, &clips, store, &on_answer)?,
+                        Err(e) => {
+                            let pause = self.request_failed(&e)?;
+                            self.task_failed(i, sent, &e, pause);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// When the next task is due (not before a pause ends).
@@ -329,9 +407,10 @@ impl<H> Poller<H> {
         true
     }
 
-    /// A failed poll: the run ends (refused, misdirected, too many in a
-    /// row), the task is given up, or it is due again after a backoff.
-    fn failed(&mut self, i: usize, sent: Instant, e: &PollError) -> Result<(), CollectError> {
+    /// A failed request (or one task's failed answer in a batch), for the
+    /// run: it ends (refused, misdirected, too many in a row), or a 429
+    /// pauses every poll; returns that pause.
+    fn request_failed(&mut self, e: &PollError) -> Result<Option<Duration>, CollectError> {
         if let Some(status) = e.refused() {
             return Err(CollectError::Refused {
                 status,
@@ -341,11 +420,6 @@ impl<H> Poller<H> {
         if e.is_misdirected() {
             return Err(CollectError::Misdirected(e.to_string()));
         }
-        let entry = self.entry(i);
-        entry.failures += 1;
-        let failures = entry.failures;
-        let key = entry.held.task.key.clone();
-        tracing::debug!(key = %key, "poll failed: {e}");
         if e.is_retryable() {
             self.failures_in_a_row += 1;
             if self.failures_in_a_row >= GIVE_UP_AFTER {
@@ -355,22 +429,35 @@ impl<H> Poller<H> {
                 )));
             }
         }
+        let pause = e
+            .rate_limited()
+            .map(|retry_after| retry_after.unwrap_or_else(|| full_jitter(self.failures_in_a_row)));
+        if let Some(pause) = pause {
+            self.pause_until = self.pause_until.max(Instant::now() + pause);
+        }
+        Ok(pause)
+    }
+
+    /// Task `i`'s poll failed: it is given up, or due again after a
+    /// backoff (and not before `pause`).
+    fn task_failed(&mut self, i: usize, sent: Instant, e: &PollError, pause: Option<Duration>) {
+        let entry = self.entry(i);
+        entry.failures += 1;
+        let failures = entry.failures;
+        let key = entry.held.task.key.clone();
+        tracing::debug!(key = %key, "poll failed: {e}");
         if failures >= TASK_ATTEMPTS {
             tracing::warn!(key = %key, "leaving the task for the next run: {e}");
             self.summary.given_up.push((key, e.to_string()));
             self.schedule.give_up(i, Instant::now());
             self.end(i);
-            return Ok(());
+            return;
         }
         let interval = self.schedule.interval();
-        let mut wait = full_jitter(failures).max(interval);
-        if let Some(retry_after) = e.rate_limited() {
-            let pause = retry_after.unwrap_or_else(|| full_jitter(failures));
-            self.pause_until = self.pause_until.max(Instant::now() + pause);
-            wait = wait.max(pause);
-        }
+        let wait = full_jitter(failures)
+            .max(interval)
+            .max(pause.unwrap_or_default());
         self.schedule.failed(i, sent, Instant::now() + wait);
-        Ok(())
     }
 }
 

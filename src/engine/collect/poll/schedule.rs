@@ -36,6 +36,12 @@
 //!   whole deadline.
 //! - **Never more often than the interval.** Every due time is at least
 //!   `interval` after the task's last poll was sent, whatever the rule.
+//! - **Packed, where the provider polls many tasks per request**
+//!   ([`Scheduler::next_batch`]): a request carries every task due, oldest
+//!   first, and fills up with tasks due within the next interval that
+//!   were never polled or last polled half an interval ago or more. The
+//!   interval bounds requests, and a task riding along in a request that
+//!   goes out anyway adds none.
 //!   The overall `--poll-rate` is the limiter's, in the loop; finished and
 //!   given-up tasks are never handed out again.
 
@@ -230,6 +236,62 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Up to `max` tasks to poll together at `now` (one request of a
+    /// provider with a batch poll), marked in flight: every task due, oldest
+    /// first; then, if one is due and there is room, the tasks due within
+    /// `ahead` that were never polled or last polled half an interval ago
+    /// or more, oldest first. The request goes out anyway, so a task that
+    /// rides along costs the host no request, and does not cost one of its
+    /// own a moment later; tasks whose polls drifted apart by a few
+    /// milliseconds share requests again. With `max` 1 this is
+    /// [`Scheduler::next`].
+    pub fn next_batch(&mut self, now: Instant, max: usize, ahead: Duration) -> Vec<usize> {
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            match self.next(now) {
+                Some(i) => batch.push(i),
+                None => break,
+            }
+        }
+        if batch.is_empty() || batch.len() >= max || ahead.is_zero() {
+            return batch;
+        }
+        let horizon = now + ahead;
+        // (rank, index) of the tasks that may ride along, and the heap
+        // entries to put back.
+        let mut early = Vec::new();
+        let mut back = Vec::new();
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > horizon {
+                break;
+            }
+            self.due.pop();
+            let slot = &self.slots[i];
+            if slot.state != State::Waiting || slot.due != at {
+                continue; // stale, as in `next`
+            }
+            let rested = slot
+                .last_sent
+                .is_none_or(|sent| sent + self.interval / 2 <= now);
+            if rested {
+                early.push((slot.rank, i));
+            } else {
+                back.push((at, i));
+            }
+        }
+        early.sort_unstable();
+        for (_, i) in early {
+            if batch.len() < max {
+                self.slots[i].state = State::InFlight;
+                batch.push(i);
+            } else {
+                back.push((self.slots[i].due, i));
+            }
+        }
+        self.due.extend(back.into_iter().map(Reverse));
+        batch
     }
 
     /// When a task is next due (a past instant if one is due now).

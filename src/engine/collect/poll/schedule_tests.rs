@@ -296,3 +296,73 @@ fn a_failed_poll_waits_at_least_the_interval_and_a_given_up_scout_hands_over() {
         "the rest wait at most PRIOR"
     );
 }
+
+// ---------------------------------------------------------------- packing
+
+/// Tasks submitted `ages` seconds before the start, every one due at once.
+fn due_at_start(ages: &[f64]) -> (Scheduler, Instant) {
+    let start = Instant::now();
+    let ages: Vec<Duration> = ages.iter().map(|&a| secs(a)).collect();
+    (Scheduler::new(&ages, INTERVAL, start), start)
+}
+
+#[test]
+fn a_batch_packs_the_due_tasks_oldest_first_up_to_its_size() {
+    // Hours old: all due at once, in shuffled order.
+    let ages = [7200.0, 9000.0, 3600.0, 86_400.0, 5000.0];
+    let (mut s, start) = due_at_start(&ages);
+    assert_eq!(s.next_batch(start, 3, INTERVAL), vec![3, 1, 0]);
+    assert_eq!(s.next_batch(start, 3, INTERVAL), vec![4, 2]);
+    assert!(
+        s.next_batch(start, 3, INTERVAL).is_empty(),
+        "in flight: never packed twice"
+    );
+    // With a size of 1 it is `next`.
+    let (mut s, start) = due_at_start(&ages);
+    assert_eq!(s.next_batch(start, 1, INTERVAL), vec![3]);
+    assert_eq!(s.next(start), Some(1));
+}
+
+#[test]
+fn a_batch_takes_tasks_due_within_the_interval_along_but_keeps_the_interval() {
+    // Before any estimate the oldest EARLY_SCOUTS (0..4) are due at once,
+    // the others at PRIOR of age: task 4 two seconds later, task 5 forty.
+    let prior = PRIOR.as_secs_f64();
+    let ages = [700.0, 699.0, 698.0, 697.0, prior - 2.0, prior - 40.0];
+    let (mut s, start) = due_at_start(&ages);
+    assert_eq!(
+        s.next_batch(start, 10, INTERVAL),
+        vec![0, 1, 2, 3, 4],
+        "task 4, due within the interval and never polled, rides along"
+    );
+    for i in 0..5 {
+        s.running(i, start, "");
+    }
+    // Nothing due: nothing rides along on its own.
+    assert!(s.next_batch(start + secs(1.0), 10, INTERVAL).is_empty());
+    // A scout that ends hands over to task 5, due now; the others are due
+    // within the interval but were polled less than half of one ago: they
+    // wait.
+    let now = start + secs(1.0);
+    s.give_up(0, now);
+    assert_eq!(s.next_batch(now, 10, INTERVAL), vec![5]);
+    // An interval after their poll they go together, up to the size.
+    let later = start + INTERVAL;
+    assert_eq!(s.next_batch(later, 3, INTERVAL), vec![1, 2, 3]);
+    assert_eq!(s.next_batch(later, 3, INTERVAL), vec![4]);
+}
+
+#[test]
+fn polls_that_drifted_apart_share_a_request_again() {
+    let ages = [700.0, 699.0];
+    let (mut s, start) = due_at_start(&ages);
+    // Polled alone, a few milliseconds apart (they came in one by one).
+    assert_eq!(s.next_batch(start, 1, INTERVAL), vec![0]);
+    s.running(0, start, "");
+    let apart = start + secs(0.003);
+    assert_eq!(s.next_batch(apart, 10, INTERVAL), vec![1]);
+    s.running(1, apart, "");
+    // Task 0 is due first; task 1, due 3 ms later, rides along.
+    let due = start + INTERVAL;
+    assert_eq!(s.next_batch(due, 10, INTERVAL), vec![0, 1]);
+}
