@@ -251,3 +251,64 @@ async fn many_distinct_reasons_are_capped_and_counted() {
     assert_eq!(total, 5000);
     assert_eq!(reasons[0]["reason"], "other reasons");
 }
+
+/// The provider deletes its files 14–15 days after a task: `status` and
+/// `collect` warn about jobs sent more than 10 days ago whose songs are not
+/// on disk (never collected, or a clip neither failed nor downloaded), and
+/// only about those.
+#[tokio::test]
+async fn songs_about_to_expire_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let days_ago = |d: i64| {
+        (chrono::Utc::now() - chrono::TimeDelta::days(d))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let old = days_ago(12);
+    let at = |id: &str, when: &str| Record {
+        submitted_at: when.to_owned(),
+        ..row(id, Status::Submitted, "")
+    };
+    let results = dir.path().join("jobs.results.csv");
+    let rows = [
+        at("uncollected", &old),
+        at("on-disk", &days_ago(13)),
+        at("failed", &days_ago(13)),
+        at("not-downloaded", &days_ago(11)),
+        at("recent", &days_ago(1)),
+    ];
+    batchgen::files::results::write_atomic(&results, &rows).unwrap();
+    let song = dir.path().join("on-disk.mp3");
+    std::fs::write(&song, vec![7u8; 10]).unwrap();
+    let song = song.to_str().unwrap();
+    let mut w = csv::Writer::from_path(dir.path().join("jobs.catalog.csv")).unwrap();
+    for r in [
+        clip("on-disk", 1, "complete", song, Some(10), ""),
+        clip("on-disk", 2, "failed", "", None, "moderated"),
+        clip("failed", 1, "failed", "", None, "moderated"),
+        clip("failed", 2, "failed", "", None, "moderated"),
+        clip("not-downloaded", 1, "complete", "", None, ""),
+        clip("not-downloaded", 2, "complete", "", None, ""),
+    ] {
+        w.serialize(r).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let out = run_with_env(
+        vec!["status".into(), arg(&results).into(), "--json".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["expiring"],
+        serde_json::json!({"jobs": 2, "oldest": old}),
+        "uncollected and not-downloaded; not the one on disk, the failed one or the recent one"
+    );
+    let out = run_with_env(vec!["status".into(), arg(&results).into()], vec![]).await;
+    let screen = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        screen.contains("warning:   2 jobs were sent more than 10 days ago"),
+        "{screen}"
+    );
+}

@@ -97,6 +97,55 @@ pub struct Report {
     pub downloads: Downloads,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
     pub clip_failures: Vec<Reason>,
+    /// Jobs sent more than [`RETENTION_WARNING`] ago with songs not yet on
+    /// disk: the provider deletes them after 14–15 days.
+    pub expiring: Expiring,
+}
+
+/// How long after a task its songs are fetched before a warning says the
+/// provider may delete them: its files are kept 14–15 days (API.md rev 3),
+/// so 10 days leaves a few crons' worth of room.
+pub const RETENTION_WARNING: chrono::TimeDelta = chrono::TimeDelta::days(10);
+
+/// Jobs whose songs may expire before they are fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Expiring {
+    pub jobs: u64,
+    /// When the oldest was sent (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<String>,
+}
+
+impl Expiring {
+    /// The jobs sent more than [`RETENTION_WARNING`] before `now` with a
+    /// song not on disk, by `unfetched_before` (the store's query, given
+    /// the cutoff in the store's time format).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn of(
+        now: chrono::DateTime<chrono::Utc>,
+        unfetched_before: impl FnOnce(&str) -> Result<(u64, Option<String>), CatalogError>,
+    ) -> Result<Expiring, CatalogError> {
+        let cutoff = (now - RETENTION_WARNING).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (jobs, oldest) = unfetched_before(&cutoff)?;
+        Ok(Expiring { jobs, oldest })
+    }
+
+    /// The warning, when there is one to give.
+    pub fn warning(&self) -> Option<String> {
+        (self.jobs > 0).then(|| {
+            let jobs = match self.jobs {
+                1 => "1 job was".to_owned(),
+                n => format!("{n} jobs were"),
+            };
+            format!(
+                "{jobs} sent more than {} days ago (the oldest at {}) and still have songs not on disk: the provider deletes its files 14-15 days after a task, so collect and download them now",
+                RETENTION_WARNING.num_days(),
+                self.oldest.as_deref().unwrap_or("?")
+            )
+        })
+    }
 }
 
 /// Why a status could not be read.
@@ -203,6 +252,9 @@ pub fn read_with_snapshot(
     report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
+    report.expiring = Expiring::of(chrono::Utc::now(), |cutoff| {
+        snapshot.unfetched_before(cutoff)
+    })?;
     report.tasks.submitted = report.jobs.submitted;
     report.tasks.not_collected = report
         .tasks

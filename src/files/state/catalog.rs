@@ -327,6 +327,15 @@ impl Catalog {
         clips::task_counts(&self.lock().reader, files).map_err(|e| catalog_error(&self.store, e))
     }
 
+    /// See [`super::Snapshot::unfetched_before`].
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn unfetched_before(&self, cutoff: &str) -> Result<(u64, Option<String>), CatalogError> {
+        clips::unfetched_before(&self.lock().reader, cutoff)
+            .map_err(|e| catalog_error(&self.store, e))
+    }
+
     /// Clip rows this run committed so far.
     pub fn rows_written(&self) -> u64 {
         self.lock().written

@@ -295,6 +295,26 @@ fn in_set(bits: &[u64], id: i64) -> bool {
 }
 
 /// Whether the store has any clip.
+/// See [`super::Snapshot::unfetched_before`].
+pub(super) fn unfetched_before(
+    conn: &Connection,
+    cutoff: &str,
+) -> rusqlite::Result<(u64, Option<String>)> {
+    conn.prepare_cached(
+        "SELECT COUNT(*), MIN(j.submitted_at) FROM jobs j
+         WHERE j.status = 'submitted' AND j.submitted_at <> '' AND j.submitted_at < ?1
+           AND (NOT EXISTS (SELECT 1 FROM clips c WHERE c.job_id = j.id)
+                OR EXISTS (SELECT 1 FROM clips c WHERE c.job_id = j.id
+                             AND c.status <> 'failed'
+                             AND NOT EXISTS (SELECT 1 FROM files f
+                                 WHERE f.job_id = c.job_id AND f.task_id = c.task_id
+                                   AND f.clip_id = c.clip_id AND f.kind = 'audio')))",
+    )?
+    .query_row([cutoff], |r| {
+        Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+    })
+}
+
 pub(super) fn any(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM clips)", [], |r| r.get(0))
 }

@@ -272,6 +272,21 @@ impl Snapshot {
         super::clips::any(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
+    /// The submitted jobs sent before `cutoff` (RFC 3339, as the store
+    /// writes `submitted_at`) that still have a song to fetch: never
+    /// collected, or a clip that is not failed and has no audio file. The
+    /// provider deletes its files 14–15 days after a task (API.md): these
+    /// are the songs a late collect would lose. Their count, and the
+    /// oldest's time.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn unfetched_before(&self, cutoff: &str) -> Result<(u64, Option<String>), CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::clips::unfetched_before(&conn, cutoff)
+            .map_err(|e| super::clips::catalog_error(&self.store, e))
+    }
+
     /// The task ID of `key`, when its job is `submitted` now.
     ///
     /// # Errors

@@ -236,6 +236,10 @@ pub(super) async fn run_collect(
     if let Some(Err(why)) = &report.page {
         eprintln!("batchgen: warning: the catalog page was not written: {why}");
     }
+    // Even with --quiet: songs about to be deleted need the user now.
+    if let Some(warning) = report.expiring.warning() {
+        crate::util::term::eprint_line(&format!("batchgen: warning: {warning}"));
+    }
     Ok(code)
 }
 

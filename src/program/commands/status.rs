@@ -185,6 +185,9 @@ fn screen(report: &Report, next: &[Next]) -> String {
             report.catalog.display()
         );
     }
+    if let Some(warning) = report.expiring.warning() {
+        let _ = writeln!(out, "  warning:   {warning}");
+    }
     reasons(&mut out, "job failures", &report.job_failures);
     reasons(&mut out, "clip failures", &report.clip_failures);
     if next.is_empty() {
