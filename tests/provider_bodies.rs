@@ -1327,3 +1327,86 @@ fn sunoapi_bodies_about_another_task_are_dropped() {
         "another task's failure is not ours"
     );
 }
+
+// ---------------------------------------------------------------- kie
+
+/// kie.ai takes sunoapi's requests but has its own codes (docs.kie.ai):
+/// 402 is out of credits (the run stops), 429 rate limited (the pool's
+/// pause), 455 maintenance; 422, 451 and 505 fail the row. In the body of
+/// an HTTP 200 or as the status, read the same.
+#[test]
+fn kie_codes_are_its_own() {
+    let p = Provider::Kie;
+    let w = wire(p);
+    let accepted = w
+        .read_submit(StatusCode::OK, &fixture(p, "submit-ok.json"), None)
+        .unwrap();
+    assert_eq!(accepted.task_id, "5c79e3a1b2c4d5e6f7a8b9c0d1e2be8e");
+    // (fixture, code, class, rate limited, refusal)
+    let table: &[(&str, u16, ErrorClass, bool, Option<u16>)] = &[
+        ("error-402.json", 402, ErrorClass::Fatal, false, Some(402)),
+        ("error-429.json", 429, ErrorClass::Retry, true, None),
+        ("error-455.json", 455, ErrorClass::Retry, false, None),
+        (
+            "error-422-callback-url.json",
+            422,
+            ErrorClass::Row,
+            false,
+            None,
+        ),
+        ("error-451.json", 451, ErrorClass::Row, false, None),
+        ("error-505.json", 505, ErrorClass::Row, false, None),
+    ];
+    for &(name, code, class, limited, refusal) in table {
+        for http in [code, 200] {
+            let e = w
+                .read_submit(
+                    status(http),
+                    &fixture(p, name),
+                    Some(Duration::from_secs(3)),
+                )
+                .unwrap_err();
+            let what = format!("{name} as HTTP {http}: {e}");
+            assert_eq!(e.class(), class, "{what}");
+            assert_eq!(e.is_rate_limited(), limited, "{what}");
+            assert_eq!(e.refusal().map(|r| r.0), refusal, "{what}");
+            if limited {
+                assert_eq!(e.retry_after(), Some(Duration::from_secs(3)), "{what}");
+            }
+        }
+    }
+    // The same bodies mean the opposite on sunoapi: its 429 is the credits.
+    let sunoapi = wire(Provider::Sunoapi)
+        .read_submit(StatusCode::OK, &fixture(p, "error-429.json"), None)
+        .unwrap_err();
+    assert_eq!(sunoapi.refusal().map(|r| r.0), Some(402));
+    // Polls read the codes the same way.
+    let e = w
+        .read_poll(StatusCode::OK, &fixture(p, "error-429.json"), None)
+        .unwrap_err();
+    assert!(e.is_retryable() && e.refused().is_none(), "{e}");
+    let e = w
+        .read_poll(StatusCode::OK, &fixture(p, "error-402.json"), None)
+        .unwrap_err();
+    assert_eq!(e.refused(), Some(402), "{e}");
+    // Its own credits path and answer.
+    assert_eq!(w.credits_path(), "api/v1/chat/credit");
+    let balance = w
+        .read_balance(StatusCode::OK, &fixture(p, "credit.json"))
+        .unwrap();
+    assert_eq!(balance.credits, 100.0);
+    // Its callbacks are sunoapi's, and their signature covers data.task_id.
+    let clips = w
+        .read_callback(&fixture(p, "callback-complete.json"))
+        .unwrap();
+    assert_eq!(states(&clips), vec![Complete, Complete]);
+    let task = clips.task_id.as_deref();
+    assert_eq!(task, Some("2fac0d1e2f3a4b5c6d7e8f9a0b1c9f72"));
+    use batchgen::api::provider::signature;
+    let now = 1_765_000_000;
+    let sig = signature::sign(b"whk", task.unwrap(), &now.to_string());
+    assert_eq!(
+        signature::verify(b"whk", task, Some(&now.to_string()), Some(&sig), now),
+        Ok(())
+    );
+}
