@@ -48,7 +48,7 @@
 //!
 //! - it **failed**, whatever its stage and whatever the host says, when
 //!   its lyrics (gcui's `lyric` or the `prompt` every provider's clips
-//!   carry) hold "This is a fake app http://suno.com" ([`is_watermarked`]:
+//!   carry) hold `This is a fake app http://suno.com` ([`is_watermarked`]:
 //!   any case, any whitespace): a relay that failed Suno's captcha wrote
 //!   them, and the song is not what was asked (API.md, "Results"). Its
 //!   reason is [`WATERMARK_REASON`]; it is never complete, so its file is

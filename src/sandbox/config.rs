@@ -200,8 +200,8 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub bad_audio: f64,
 
-    /// Probability (0 to 1) that a clip's lyrics read "This is a fake app
-    /// http://suno.com", as hosts whose relay failed Suno's captcha answer:
+    /// Probability (0 to 1) that a clip's lyrics read `This is a fake app
+    /// http://suno.com`, as hosts whose relay failed Suno's captcha answer:
     /// the clip still reaches its final stage with an mp3, and a client
     /// must not take it for the song asked for. Decided per clip from its
     /// id, so the same seed gives the same clips.

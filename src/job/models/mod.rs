@@ -13,7 +13,8 @@
 //! A job that names no model sends none where the provider has a default of
 //! its own (its default is current by definition), and the catalogue's
 //! `default` where the provider requires one or its own default is stale;
-//! the job's key never depends on either (see [`super::identity`]).
+//! the job's key never depends on either (it hashes [`super::KEY_MODEL`]
+//! for a job naming no model).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
