@@ -166,6 +166,7 @@ impl Catalogue {
                 }
             }
         }
+        out.settle();
         Ok(out)
     }
 }

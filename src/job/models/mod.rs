@@ -255,6 +255,9 @@ pub struct Catalogue {
     providers: BTreeMap<Provider, ProviderModels>,
     /// Every name and alias, to its model's index.
     index: HashMap<String, usize>,
+    /// Per provider, the limits of a job whose model the host chooses
+    /// (see [`Catalogue::choose`]), kept because every such row asks.
+    host_chooses: BTreeMap<Provider, Limits>,
 }
 
 /// A models file that cannot be read: `FILE:LINE: message`.
@@ -279,6 +282,7 @@ impl Catalogue {
                         .map(|p| (*p, ProviderModels::default()))
                         .collect(),
                     index: HashMap::new(),
+                    host_chooses: BTreeMap::new(),
                 };
                 let built = empty
                     .with_text(BUILT_IN, Path::new("models.toml"), true)
@@ -319,6 +323,7 @@ impl Catalogue {
                 origin: Origin::ExtraModel,
             });
         }
+        self.settle();
         Ok(self)
     }
 
@@ -358,20 +363,10 @@ impl Catalogue {
     ) -> Result<Choice<'_>, NotSendable> {
         let host = self.provider(provider);
         let Some(name) = model.or(host.default.as_deref()) else {
-            // The host chooses: any model it lists may be the one, so the
-            // smallest of their limits applies.
-            let limits = self
-                .models
-                .iter()
-                .filter_map(|m| Some((m, m.offers.get(&provider).filter(|o| o.listed)?)))
-                .map(|(m, o)| o.limits.over(host.limits).over(m.limits))
-                .reduce(Limits::min)
-                .unwrap_or(SHORT_FORM)
-                .over(host.limits);
             return Ok(Choice {
                 model: None,
                 wire: None,
-                limits,
+                limits: self.host_chooses.get(&provider).copied().unwrap_or(SHORT_FORM),
                 counts: host.counts,
                 listed: true,
             });
@@ -416,6 +411,28 @@ impl Catalogue {
                 .rev()
                 .find(|m| m.offers.get(&provider).is_some_and(|o| o.listed)),
         }
+    }
+
+    /// Works out what every later question asks of a changed catalogue:
+    /// the limits of a job whose model the host chooses. Any model the
+    /// provider lists may be the one, so the smallest of their limits
+    /// applies.
+    fn settle(&mut self) {
+        self.host_chooses = Provider::ALL
+            .iter()
+            .map(|&provider| {
+                let host = self.provider(provider);
+                let limits = self
+                    .models
+                    .iter()
+                    .filter_map(|m| Some((m, m.offers.get(&provider).filter(|o| o.listed)?)))
+                    .map(|(m, o)| o.limits.over_all(host.limits, m.limits))
+                    .reduce(Limits::min)
+                    .unwrap_or(SHORT_FORM)
+                    .over(host.limits);
+                (provider, limits)
+            })
+            .collect();
     }
 
     fn push(&mut self, model: Model) {
