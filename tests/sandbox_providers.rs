@@ -1007,3 +1007,41 @@ async fn newapi_credits_check_the_key_and_show_no_balance() {
     assert_eq!(common::code(&out), 77, "{}", common::stderr(&out));
     sb.shutdown().await;
 }
+
+/// `--provider kie --sandbox --wait --download`: kie's face (its codes,
+/// its credits path) from submit to songs on disk, the jobs naming no
+/// model sent the catalogue's current default.
+#[tokio::test(flavor = "multi_thread")]
+async fn kie_the_whole_journey_with_sandbox_wait_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = 6;
+    let manifest = newapi_manifest(dir.path(), jobs);
+    let songs = dir.path().join("songs");
+    let out = common::run_with_env(
+        vec![
+            common::arg(&manifest).into(),
+            "--provider".into(),
+            "kie".into(),
+            "--sandbox".into(),
+            "--wait".into(),
+            "--download".into(),
+            common::arg(&songs).into(),
+            "--rate".into(),
+            "unlimited".into(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let rows = catalog_rows(dir.path());
+    assert_eq!(rows.len(), 2 * jobs, "two songs a job: {rows:?}");
+    for row in &rows {
+        assert_eq!(row["status"], "complete", "{row:?}");
+        let bytes = std::fs::read(&row["file"]).unwrap();
+        assert!(bytes.starts_with(b"ID3") && bytes.len() > 10_000, "{row:?}");
+        assert_eq!(
+            row["model"], "chirp-v4-5-all",
+            "the current default: {row:?}"
+        );
+    }
+}

@@ -366,7 +366,11 @@ impl Catalogue {
             return Ok(Choice {
                 model: None,
                 wire: None,
-                limits: self.host_chooses.get(&provider).copied().unwrap_or(SHORT_FORM),
+                limits: self
+                    .host_chooses
+                    .get(&provider)
+                    .copied()
+                    .unwrap_or(SHORT_FORM),
                 counts: host.counts,
                 listed: true,
             });
