@@ -435,3 +435,101 @@ async fn watermarked_clips_fail_and_are_never_downloaded() {
         assert_eq!(sb.stats().audio_fetches, 0, "{provider}");
     }
 }
+
+/// Clips the host calls finished without a file to fetch (no audio URL,
+/// or only the streaming one) stay pending, and a collect that ends at its
+/// deadline says why, counted by reason, as `status` does: never a bare
+/// "0 failed".
+#[tokio::test(flavor = "multi_thread")]
+async fn clips_the_host_holds_back_are_counted_by_reason() {
+    use batchgen::api::feed::{NO_FINAL_URL, ONLY_STREAMING_URL};
+    use batchgen::job::Provider;
+    use batchgen::sandbox::BadAudioKind;
+    let cases = [
+        (Provider::Udioapi, BadAudioKind::Missing, NO_FINAL_URL),
+        (
+            Provider::Udioapi,
+            BadAudioKind::Streaming,
+            ONLY_STREAMING_URL,
+        ),
+        (
+            Provider::Sunoapi,
+            BadAudioKind::Streaming,
+            ONLY_STREAMING_URL,
+        ),
+        (Provider::Sunoapi, BadAudioKind::Missing, NO_FINAL_URL),
+    ];
+    for (provider, kind, reason) in cases {
+        let sb = common::sandbox(SandboxConfig {
+            provider,
+            stage_time: Duration::from_millis(50),
+            bad_audio: 1.0,
+            bad_audio_kind: kind,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = common::csv_manifest(dir.path(), 2);
+        let env = vec![
+            ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
+            ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
+            ("BATCHGEN_PROVIDER".to_owned(), provider.name().to_owned()),
+        ];
+        let run = |args: Vec<&str>| {
+            let args = args.iter().map(|s| s.to_string()).collect();
+            common::run_with_env(args, env.clone())
+        };
+        let out = run(vec![common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
+        assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+        let results = dir.path().join("jobs.results.csv");
+        let mut args = vec!["collect", common::arg(&results), "--deadline", "1s"];
+        args.extend(FAST);
+        let out = run(args).await;
+        let err = common::stderr(&out);
+        assert_eq!(common::code(&out), 1, "{provider} {kind:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "batchgen: 0/2 tasks finished: 0 clips complete, 0 failed, 4 pending; "
+            ),
+            "{provider} {kind:?}: {err}"
+        );
+        assert_eq!(
+            lines[1..],
+            [
+                format!("batchgen: warning: 4 clips pending: {reason}").as_str(),
+                "batchgen: the deadline passed with 4 clips pending for the reasons above; rerun to continue where this run stopped",
+                format!(
+                    "batchgen: catalog page {} (open it in a browser)",
+                    dir.path().join("jobs.catalog.html").display()
+                )
+                .as_str(),
+            ],
+            "{provider} {kind:?}: {err}"
+        );
+        for row in catalog(&dir.path().join("jobs.catalog.csv")) {
+            assert_eq!(
+                (row.status.as_str(), row.error.as_str()),
+                ("first", reason),
+                "{row:?}"
+            );
+        }
+
+        let out = run(vec!["status", common::arg(&results), "--json"]).await;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            json["clip_pending"],
+            serde_json::json!([{ "reason": reason, "count": 4 }]),
+            "{json}"
+        );
+        assert_eq!(json["clip_failures"], serde_json::json!([]), "{json}");
+        let out = run(vec!["status", common::arg(&results)]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!(
+                "  clips pending for a reason:\n         4  {reason}\n"
+            )),
+            "{text}"
+        );
+    }
+}

@@ -44,7 +44,9 @@
 //!   a partial, growing body, no URL is no file, and polling goes on until
 //!   the final URL appears (the deadline is the cap). Were it complete, the
 //!   task would count as finished and never be polled again, and the song,
-//!   already paid for, would be lost to a download error.
+//!   already paid for, would be lost to a download error. Its message says
+//!   why it waits ([`NO_FINAL_URL`], [`ONLY_STREAMING_URL`]), so a run that
+//!   ends with it pending counts it under that reason, not as "pending".
 //!
 //! - it **failed**, whatever its stage and whatever the host says, when
 //!   its lyrics (gcui's `lyric` or the `prompt` every provider's clips
@@ -85,7 +87,10 @@ use serde_json::{Map, Value};
 use loose::{id_text, lyrics_text, number, text, timestamp, url_text};
 use rule::stage;
 
-pub use rule::{WATERMARK, WATERMARK_REASON, is_final_mp3, is_streaming_url, is_watermarked};
+pub use rule::{
+    NO_FINAL_URL, ONLY_STREAMING_URL, WATERMARK, WATERMARK_REASON, is_final_mp3, is_streaming_url,
+    is_watermarked,
+};
 
 /// Largest feed or callback body accepted. A task's two clips are a few KiB.
 pub const MAX_FEED_BODY: usize = 1024 * 1024;
@@ -387,13 +392,30 @@ pub fn parse(body: &[u8]) -> Result<TaskClips, FeedError> {
     Ok(feed)
 }
 
+/// The host says the task is finished (sunoapi's `SUCCESS`) while a clip
+/// has no final file yet: that clip waits for a reason batchgen knows
+/// ([`NO_FINAL_URL`], or [`ONLY_STREAMING_URL`] when its only URL
+/// streams), said by its message until an answer with the file replaces it.
+pub fn hold_back_unfinished(feed: &mut TaskClips) {
+    for clip in &mut feed.clips {
+        if !clip.is_finished() && clip.error.is_empty() {
+            clip.error = if is_streaming_url(&clip.audio_url) {
+                ONLY_STREAMING_URL
+            } else {
+                NO_FINAL_URL
+            }
+            .to_owned();
+        }
+    }
+}
+
 /// The task failed as a whole: every clip with it, `why` as the reason of
 /// those without their own, and the task's [`TaskType::Fail`].
 pub fn fail_task(feed: &mut TaskClips, why: String) {
     feed.task_type = Some(TaskType::Fail);
     for clip in &mut feed.clips {
         clip.status = ClipStatus::Failed;
-        if clip.error.is_empty() {
+        if clip.error.is_empty() || rule::is_held_back(&clip.error) {
             clip.error.clone_from(&why);
         }
     }
@@ -496,10 +518,18 @@ fn clip(o: &Map<String, Value>, context: &Context) -> Result<Clip, Option<String
     } else {
         &reported
     };
-    let mut status = stage(reported, &field("extra_message"), final_url, duration);
+    let (mut status, mut held_back) = stage(reported, &field("extra_message"), final_url, duration);
+    if held_back.is_some() && final_url.is_empty() && !audio_url.is_empty() {
+        // Its only URL is the streaming one, whatever its spelling.
+        held_back = Some(ONLY_STREAMING_URL);
+    }
     let mut error = error;
     if !error.is_empty() {
         status = ClipStatus::Failed;
+    } else if let Some(why) = held_back {
+        // Pending for a reason batchgen knows: the clip's message says it,
+        // until an answer with the final file replaces the clip.
+        error = why.to_owned();
     } else if status == ClipStatus::Failed {
         error = format!("the host reported status {reported:?}");
     } else if LYRICS_FIELDS

@@ -6,7 +6,8 @@
 //! failure reason, tasks by the task rule, in a few aggregate queries, so
 //! what `status` holds is the groups, whatever the catalog's size. Only a
 //! clip with a recorded file is looked at one by one (is the file there, at
-//! its size?). Failure reasons are grouped by their text (the first
+//! its size?). Failure reasons (and the reasons clips in progress wait,
+//! when batchgen knows one) are grouped by their text (the first
 //! [`REASON_CHARS`] characters), at most [`MAX_REASONS`] distinct ones; the
 //! rest count as "other reasons".
 //!
@@ -97,6 +98,9 @@ pub struct Report {
     pub downloads: Downloads,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
     pub clip_failures: Vec<Reason>,
+    /// Clips in progress that wait for a reason batchgen knows (the host
+    /// calls them finished but gives no file to fetch), grouped by it.
+    pub clip_pending: Vec<Reason>,
     /// Jobs sent more than [`RETENTION_WARNING`] ago with songs not yet on
     /// disk: the provider deletes them after 14–15 days.
     pub expiring: Expiring,
@@ -186,7 +190,8 @@ pub fn read_with_snapshot(
     };
     let snapshot = Snapshot::open_with_catalog(results_path, catalog_path)?;
     report.catalog_found = catalog_path.is_file() || snapshot.has_clips()?;
-    let (mut job_failures, mut clip_failures) = (Reasons::default(), Reasons::default());
+    let (mut job_failures, mut clip_failures, mut clip_pending) =
+        (Reasons::default(), Reasons::default(), Reasons::default());
     snapshot.job_tally(|status, error, n| {
         count_job(&mut report.jobs, status, n);
         match status {
@@ -235,7 +240,8 @@ pub fn read_with_snapshot(
             clip_failures.add(error, 1);
         }
         ClipStatus::Complete if !filed => clip_failures.add(&format!("download: {error}"), 1),
-        _ => {}
+        ClipStatus::Complete => {}
+        ClipStatus::New | ClipStatus::Text | ClipStatus::First => clip_pending.add(error, 1),
     })?;
     if report.clips.failed > failed_with_reason {
         clip_failures.add("", report.clips.failed - failed_with_reason);
@@ -252,6 +258,7 @@ pub fn read_with_snapshot(
     report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
+    report.clip_pending = clip_pending.sorted();
     report.expiring = Expiring::of(chrono::Utc::now(), |cutoff| {
         snapshot.unfetched_before(cutoff)
     })?;

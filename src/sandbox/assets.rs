@@ -99,6 +99,8 @@ pub fn bad_audio_for(clip_id: &str, probability: f64, kind: BadAudioKind) -> Opt
         BadAudioKind::NotFound => BadAudio::NotFound,
         BadAudioKind::NoneMp3 => BadAudio::NoneMp3,
         BadAudioKind::Forbidden => BadAudio::Forbidden,
+        BadAudioKind::Streaming => BadAudio::Streaming,
+        BadAudioKind::Missing => BadAudio::Missing,
     })
 }
 

@@ -45,7 +45,11 @@ pub fn final_url(task: &Task, index: usize, base_url: &str) -> String {
     match task.bad_audio[index] {
         Some(BadAudio::NoneMp3) => format!("{base_url}/media/None.mp3"),
         Some(BadAudio::Forbidden) => format!("{base_url}/api/forbidden"),
-        _ => format!("{base_url}/media/{id}.mp3"),
+        Some(BadAudio::Streaming) => stream_url(base_url, id),
+        Some(BadAudio::Missing) => String::new(),
+        Some(BadAudio::Html | BadAudio::Json | BadAudio::NotFound) | None => {
+            format!("{base_url}/media/{id}.mp3")
+        }
     }
 }
 

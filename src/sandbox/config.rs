@@ -59,6 +59,11 @@ pub enum BadAudioKind {
     NoneMp3,
     /// `audio_url` is `<base>/api/forbidden` (403, JSON).
     Forbidden,
+    /// The final clip's `audio_url` is still its streaming URL (never the
+    /// file), as hosts answer when their final file is late. Not in `mixed`.
+    Streaming,
+    /// The final clip's `audio_url` is `""`. Not in `mixed`.
+    Missing,
 }
 
 /// How the sunoapi face carries an error's code (see `face::sunoapi`).
@@ -195,7 +200,8 @@ pub struct SandboxConfig {
 
     /// Probability (0 to 1) that a finished clip's final audio_url is bad:
     /// an HTML page, a JSON body, a 404 or a ".../None.mp3" URL instead of
-    /// the mp3 (see --bad-audio-kind). Decided per clip from its id, so the
+    /// the mp3, or (asked for by kind) a streaming URL or none at all (see
+    /// --bad-audio-kind). Decided per clip from its id, so the
     /// same seed gives the same bad clips.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub bad_audio: f64,

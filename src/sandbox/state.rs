@@ -84,6 +84,8 @@ pub enum BadAudio {
     NotFound,
     NoneMp3,
     Forbidden,
+    Streaming,
+    Missing,
 }
 
 /// Accepted tasks, by id, in acceptance order.

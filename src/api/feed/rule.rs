@@ -8,15 +8,35 @@ use super::ClipStatus;
 /// The `extra_message` of the final stage, lower-cased.
 const FINAL_MESSAGE: &str = "all generated successfully";
 
-/// The completion rule for one clip that did not fail ([`super`]'s docs).
-/// `reported` is the host's stage word; sunoapi's task stages arrive here
-/// as `text` and `streaming`, gcui's `submitted` and `queued` as `new`.
+/// Why a clip the host calls finished is held at `first`: it gave no URL
+/// of the final file (none, one that is not http(s), or sunoapi's
+/// streaming URL again). The clip stays pending, and this is the reason
+/// the summary and `status` count it under.
+pub const NO_FINAL_URL: &str =
+    "the host calls the clip finished but gives no URL of its final file";
+
+/// Why a clip the host calls finished is held at `first`: its only audio
+/// URL is a streaming one, never the final file.
+pub const ONLY_STREAMING_URL: &str =
+    "the host calls the clip finished but gives only a streaming URL, not the final file";
+
+/// Whether `message` is one of the reasons a finished clip is held back
+/// (a pending clip's, not a failure's).
+pub fn is_held_back(message: &str) -> bool {
+    message == NO_FINAL_URL || message == ONLY_STREAMING_URL
+}
+
+/// The completion rule for one clip that did not fail ([`super`]'s docs),
+/// with the reason a clip the host calls finished is held back
+/// ([`NO_FINAL_URL`], [`ONLY_STREAMING_URL`]). `reported` is the host's
+/// stage word; sunoapi's task stages arrive here as `text` and
+/// `streaming`, gcui's `submitted` and `queued` as `new`.
 pub(super) fn stage(
     reported: &str,
     extra: &str,
     audio_url: &str,
     duration: Option<f64>,
-) -> ClipStatus {
+) -> (ClipStatus, Option<&'static str>) {
     let status = match reported.trim().to_ascii_lowercase().as_str() {
         "complete" | "completed" | "success" => ClipStatus::Complete,
         "first" if extra.to_lowercase().contains(FINAL_MESSAGE) => ClipStatus::Complete,
@@ -28,12 +48,15 @@ pub(super) fn stage(
         "failed" | "fail" | "error" => ClipStatus::Failed,
         _ => ClipStatus::New,
     };
-    if status == ClipStatus::Complete && (audio_url.is_empty() || is_streaming_url(audio_url)) {
-        // Finished in words, but the final file is not there yet: no URL
-        // (or none that is http(s)), or a streaming one.
-        return ClipStatus::First;
+    // Finished in words, but the final file is not there yet: no URL (or
+    // none that is http(s)), or a streaming one.
+    if status == ClipStatus::Complete && audio_url.is_empty() {
+        return (ClipStatus::First, Some(NO_FINAL_URL));
     }
-    status
+    if status == ClipStatus::Complete && is_streaming_url(audio_url) {
+        return (ClipStatus::First, Some(ONLY_STREAMING_URL));
+    }
+    (status, None)
 }
 
 /// What a relay that failed Suno's captcha writes instead of the song's

@@ -490,6 +490,8 @@ fn record(data: &Map<String, Value>) -> Result<TaskClips, PollError> {
     });
     if failed {
         feed::fail_task(&mut clips, record_failure(data, &status));
+    } else if status == "SUCCESS" {
+        feed::hold_back_unfinished(&mut clips);
     }
     Ok(clips)
 }

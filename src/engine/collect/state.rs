@@ -144,6 +144,9 @@ pub struct Counts {
     pub clips_pending: usize,
     /// Complete clips without a downloaded file (with `--download`).
     pub files_missing: usize,
+    /// Pending clips by the reason they wait, when batchgen knows one
+    /// (most first); the rest of `clips_pending` are still being made.
+    pub pending_reasons: Vec<(String, usize)>,
 }
 
 impl Counts {
@@ -162,6 +165,11 @@ impl Counts {
             clips_failed: size(n.failed),
             clips_pending: size(n.pending),
             files_missing: if downloading { size(n.unfiled) } else { 0 },
+            pending_reasons: n
+                .pending_reasons
+                .into_iter()
+                .map(|(why, count)| (why, size(count)))
+                .collect(),
         })
     }
 }

@@ -196,6 +196,10 @@ pub struct TaskCounts {
     pub pending: u64,
     /// Complete clips with no audio file recorded.
     pub unfiled: u64,
+    /// The pending clips (of each job's latest task) that carry a message:
+    /// why they wait, when batchgen knows ([`crate::api::feed::NO_FINAL_URL`]),
+    /// most first.
+    pub pending_reasons: Vec<(String, u64)>,
 }
 
 /// Hands `visit` each submitted job's id and the statuses of its clips,
@@ -271,6 +275,16 @@ pub(super) fn task_counts(conn: &Connection, files: bool) -> rusqlite::Result<Ta
         )?;
         n.unfiled = n.complete.saturating_sub(filed);
     }
+    // From the index of the clips that carry a message: few rows.
+    let mut reasons = conn.prepare_cached(
+        "SELECT c.error, count(*) FROM clips c JOIN jobs j ON j.id = c.job_id
+         WHERE c.error <> '' AND c.status IN ('new', 'text', 'first')
+             AND j.status = 'submitted' AND j.task_id = c.task_id
+         GROUP BY c.error ORDER BY count(*) DESC, c.error",
+    )?;
+    n.pending_reasons = reasons
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(n)
 }
 
@@ -300,19 +314,63 @@ pub(super) fn unfetched_before(
     conn: &Connection,
     cutoff: &str,
 ) -> rusqlite::Result<(u64, Option<String>)> {
-    conn.prepare_cached(
-        "SELECT COUNT(*), MIN(j.submitted_at) FROM jobs j
-         WHERE j.status = 'submitted' AND j.submitted_at <> '' AND j.submitted_at < ?1
-           AND (NOT EXISTS (SELECT 1 FROM clips c WHERE c.job_id = j.id)
-                OR EXISTS (SELECT 1 FROM clips c WHERE c.job_id = j.id
-                             AND c.status <> 'failed'
-                             AND NOT EXISTS (SELECT 1 FROM files f
-                                 WHERE f.job_id = c.job_id AND f.task_id = c.task_id
-                                   AND f.clip_id = c.clip_id AND f.kind = 'audio')))",
-    )?
-    .query_row([cutoff], |r| {
-        Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
-    })
+    // Three ordered scans side by side, not a look-up per clip: the old
+    // jobs by id, the clips' narrow index, the audio files by job (their
+    // key's order). A job's clips are of one task; a clip that is not
+    // failed needs an audio file of that task. (A failed clip that has a
+    // file, a rare leftover, may hide one that lacks it.)
+    let mut jobs = conn.prepare_cached(
+        "SELECT id, submitted_at FROM jobs
+         WHERE status = 'submitted' AND submitted_at <> '' AND submitted_at < ?1 ORDER BY id",
+    )?;
+    let mut clips =
+        conn.prepare_cached("SELECT job_id, status, task_id FROM clips ORDER BY job_id")?;
+    let mut files = conn
+        .prepare_cached("SELECT job_id, task_id FROM files WHERE kind = 'audio' ORDER BY job_id")?;
+    let mut jobs = jobs.query([cutoff])?;
+    let (mut clips, mut files) = (clips.query([])?, files.query([])?);
+    let (mut clip, mut file) = (clips.next()?, files.next()?);
+    let (mut count, mut oldest): (u64, Option<String>) = (0, None);
+    let mut task = String::new();
+    while let Some(job) = jobs.next()? {
+        let id: i64 = job.get(0)?;
+        let (mut any, mut wanted) = (false, 0u64);
+        task.clear();
+        while let Some(c) = clip {
+            let job_id: i64 = c.get(0)?;
+            if job_id > id {
+                break;
+            }
+            if job_id == id {
+                any = true;
+                if ClipStatus::parse(c.get_ref(1)?.as_str()?) != ClipStatus::Failed {
+                    wanted += 1;
+                }
+                task.clear();
+                task.push_str(c.get_ref(2)?.as_str()?);
+            }
+            clip = clips.next()?;
+        }
+        let mut filed = 0u64;
+        while let Some(f) = file {
+            let job_id: i64 = f.get(0)?;
+            if job_id > id {
+                break;
+            }
+            if job_id == id && f.get_ref(1)?.as_str()? == task {
+                filed += 1;
+            }
+            file = files.next()?;
+        }
+        if !any || filed < wanted {
+            count += 1;
+            let at = job.get_ref(1)?.as_str()?;
+            if oldest.as_deref().is_none_or(|o| at < o) {
+                oldest = Some(at.to_owned());
+            }
+        }
+    }
+    Ok((count, oldest))
 }
 
 pub(super) fn any(conn: &Connection) -> rusqlite::Result<bool> {

@@ -13,6 +13,7 @@ use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
 use crate::program::exit::{Error, ExitCode, ExitStatus as _};
 use crate::settings::{base_url_or_default, check_provider_host, parse_base_url};
+use crate::util::term::eprint_line;
 
 pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     let provider = args.provider.or_default();
@@ -179,6 +180,14 @@ pub(super) fn after_run_config(
 /// Warnings listed one by one at most; the rest are counted.
 const SHOWN: usize = 20;
 
+/// `n` clips, in words.
+fn clips(n: usize) -> String {
+    match n {
+        1 => "1 clip".to_owned(),
+        n => format!("{n} clips"),
+    }
+}
+
 /// Collects under `config` with signal handling, and prints the summary.
 pub(super) async fn run_collect(
     config: CollectConfig,
@@ -212,19 +221,38 @@ pub(super) async fn run_collect(
                 d.downloaded, d.skipped, d.failed
             ));
         }
-        eprintln!("{line}; catalog {}", report.catalog.display());
+        eprint_line(&format!("{line}; catalog {}", report.catalog.display()));
+        let counts = &report.counts;
+        for (why, n) in counts.pending_reasons.iter().take(SHOWN) {
+            eprint_line(&format!("batchgen: warning: {} pending: {why}", clips(*n)));
+        }
         if report.deadline_hit {
-            eprintln!("batchgen: the deadline passed; rerun to continue where this run stopped");
+            let explained: usize = counts.pending_reasons.iter().map(|(_, n)| n).sum();
+            let making = counts.clips_pending.saturating_sub(explained);
+            let left = match (making, explained) {
+                (0, 0) => String::new(),
+                (m, 0) => format!(" with {} still being made", clips(m)),
+                (0, e) => format!(" with {} pending for the reasons above", clips(e)),
+                (m, e) => format!(
+                    " with {} still being made and {e} pending for the reasons above",
+                    clips(m)
+                ),
+            };
+            eprint_line(&format!(
+                "batchgen: the deadline passed{left}; rerun to continue where this run stopped"
+            ));
         }
         let given_up = &report.polls.given_up;
         for (key, why) in given_up.iter().take(SHOWN) {
-            eprintln!("batchgen: warning: {key}: left for the next run: {why}");
+            eprint_line(&format!(
+                "batchgen: warning: {key}: left for the next run: {why}"
+            ));
         }
         if given_up.len() > SHOWN {
-            eprintln!(
+            eprint_line(&format!(
                 "batchgen: warning: and {} more tasks left for the next run (batchgen status shows them)",
                 given_up.len() - SHOWN
-            );
+            ));
         }
         if let Some(Ok(page)) = &report.page {
             eprintln!(

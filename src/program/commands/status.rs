@@ -190,6 +190,7 @@ fn screen(report: &Report, next: &[Next]) -> String {
     }
     reasons(&mut out, "job failures", &report.job_failures);
     reasons(&mut out, "clip failures", &report.clip_failures);
+    reasons(&mut out, "clips pending for a reason", &report.clip_pending);
     if next.is_empty() {
         let _ = writeln!(
             out,
