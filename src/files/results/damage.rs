@@ -190,7 +190,7 @@ fn not_ours(path: &Path, why: &str) -> ResultsError {
 pub(super) fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
     ResultsError::Refused(format!(
         "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair or remove only that line (the other rows hold task IDs), then rerun",
+         Repair that line, putting back the id its job has in the manifest, then rerun: removing it would let its job be sent, and billed, again",
         path.display()
     ))
 }
@@ -199,7 +199,7 @@ pub(super) fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
 pub(super) fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
     ResultsError::Refused(format!(
         "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair that line (or remove only it, if it is not a results row), then rerun",
+         Repair that line, putting back the id its job has in the manifest, then rerun: removing it would let its job be sent, and billed, again",
         path.display(),
         crate::files::manifest::quoted(id),
     ))
