@@ -312,7 +312,7 @@ fn a_sandbox_catalog_shows_its_players_failures_and_hostile_titles_as_text() {
         .filter(|l| !l.starts_with('#'))
         .collect();
     assert_eq!(paths.len(), complete, "{playlist}");
-    assert_eq!(lines.len(), 1 + 2 * complete, "{playlist}");
+    assert_eq!(lines.len(), 2 + 2 * complete, "{playlist}");
     for path in paths {
         assert!(dir.path().join(path).is_file(), "{path}");
     }

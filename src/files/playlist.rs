@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! #EXTM3U
+//! # written by batchgen: the downloaded songs of its catalog, rewritten by every collect
 //! #EXTINF:187,Neon Highway
 //! songs/calm-1.mp3
 //! ```
@@ -25,6 +26,24 @@ use std::path::Path;
 
 use crate::util::fsx::AtomicFile;
 
+/// The comment on a playlist's second line that says batchgen wrote it
+/// (players skip `#` lines that are not directives): a playlist is
+/// replaced only when it carries it ([`is_ours`]).
+pub const MARK: &str =
+    "# written by batchgen: the downloaded songs of its catalog, rewritten by every collect";
+
+/// Whether `head` (a file's first bytes) is a playlist batchgen wrote:
+/// `#EXTM3U`, then [`MARK`].
+pub fn is_ours(head: &[u8]) -> bool {
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let Some(rest) = head.strip_prefix(b"#EXTM3U") else {
+        return false;
+    };
+    let rest = rest.strip_prefix(b"\r").unwrap_or(rest);
+    rest.strip_prefix(b"\n")
+        .is_some_and(|rest| rest.starts_with(MARK.as_bytes()))
+}
+
 /// A playlist being written; [`Playlist::commit`] puts it in place.
 #[derive(Debug)]
 pub struct Playlist {
@@ -41,6 +60,8 @@ impl Playlist {
     pub fn create(path: &Path) -> io::Result<Playlist> {
         let mut out = BufWriter::new(AtomicFile::create_unlinked(path)?);
         out.write_all(b"#EXTM3U\n")?;
+        out.write_all(MARK.as_bytes())?;
+        out.write_all(b"\n")?;
         Ok(Playlist { out, entries: 0 })
     }
 
@@ -113,8 +134,13 @@ mod tests {
         list.commit().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "#EXTM3U\n#EXTINF:187,Neon Highway\nsongs/a-1.mp3\n#EXTINF:-1,Rain, again\n./#odd.mp3\n"
+            format!(
+                "#EXTM3U\n{MARK}\n#EXTINF:187,Neon Highway\nsongs/a-1.mp3\n#EXTINF:-1,Rain, again\n./#odd.mp3\n"
+            )
         );
+        assert!(is_ours(&std::fs::read(&path).unwrap()));
+        assert!(!is_ours(b"#EXTM3U\n#EXTINF:187,Mine\nmine.mp3\n"));
+        assert!(!is_ours(b""));
     }
 
     #[test]
@@ -136,6 +162,7 @@ mod tests {
             lines,
             [
                 "#EXTM3U",
+                MARK,
                 "#EXTINF:3,Hit  #EXTINF:1,fake /etc/passwd",
                 "a.mp3"
             ]

@@ -242,7 +242,8 @@ impl From<crate::files::page::PageError> for Error {
         match e {
             PageError::Write { path, source } => Error::Page { path, source },
             PageError::Catalog(e) => Error::from(e),
-            e => Error::Other(anyhow::Error::new(e)),
+            e @ PageError::NotOurs { .. } => Error::Config(e.to_string()),
+            e @ PageError::Encode(_) => Error::Other(anyhow::Error::new(e)),
         }
     }
 }

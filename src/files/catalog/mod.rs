@@ -155,19 +155,7 @@ pub fn each_row(path: &Path, mut visit: impl FnMut(u64, Row)) -> Result<bool, Ca
     if headers.is_empty() {
         return Ok(false);
     }
-    let named = |name: &str| headers.iter().any(|h| h == name);
-    if !REQUIRED.iter().all(|c| named(c)) {
-        return Err(CatalogError::Refused(format!(
-            "{}: not a batchgen catalog (its header lacks {}); batchgen leaves it untouched. Choose another --catalog, or move it away if it is not yours",
-            path.display(),
-            REQUIRED
-                .iter()
-                .filter(|c| !named(c))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    check_header(path, &headers)?;
     let format_at = headers.iter().position(|h| h == "format");
     let mut record = csv::StringRecord::new();
     loop {
@@ -211,13 +199,61 @@ pub fn each_row(path: &Path, mut visit: impl FnMut(u64, Row)) -> Result<bool, Ca
     }
 }
 
+/// Refuses a file at `path` that is there and not empty but does not start
+/// with a catalog's header: the report replaces only a catalog (an
+/// earlier one of its own), never a manifest or any other file named by
+/// mistake, through whatever name (a hard link, a bind mount) reaches it.
+///
+/// # Errors
+/// [`CatalogError::Refused`] for such a file; [`CatalogError::Io`] when it
+/// cannot be read.
+pub fn check_ours(path: &Path) -> Result<(), CatalogError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CatalogError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut reader = csv::Reader::from_reader(Bounded::new(file));
+    let headers = reader.headers().map_err(|e| refused(path, &e))?;
+    if headers.is_empty() {
+        return Ok(());
+    }
+    check_header(path, headers)
+}
+
+fn check_header(path: &Path, headers: &csv::StringRecord) -> Result<(), CatalogError> {
+    let named = |name: &str| headers.iter().any(|h| h == name);
+    if REQUIRED.iter().all(|c| named(c)) {
+        return Ok(());
+    }
+    Err(CatalogError::Refused(format!(
+        "{}: not a batchgen catalog (its header lacks {}); batchgen leaves it untouched and fetched nothing. {NAME_ANOTHER}",
+        path.display(),
+        REQUIRED
+            .iter()
+            .filter(|c| !named(c))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The advice for a `--catalog` that is not a catalog: it may be the
+/// user's manifest or any file of theirs, so it is never "move it away".
+pub const NAME_ANOTHER: &str = "Name a file of its own with --catalog, or leave --catalog out for the one beside the results file";
+
 fn refused(path: &Path, e: &csv::Error) -> CatalogError {
     let line = e
         .position()
         .map(|p| format!(" at line {}", p.line()))
         .unwrap_or_default();
     CatalogError::Refused(format!(
-        "{}: not a batchgen catalog{line} ({e}); batchgen leaves it untouched. Choose another --catalog, or move it away if it is not yours",
+        "{}: not a batchgen catalog{line} ({e}); batchgen leaves it untouched and fetched nothing. {NAME_ANOTHER}",
         path.display()
     ))
 }

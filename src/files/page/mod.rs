@@ -64,6 +64,78 @@ pub enum PageError {
     /// The data or the template could not be encoded: a bug, not the disk.
     #[error("cannot encode the catalog page: {0}")]
     Encode(String),
+    /// A file is where the page or the playlist goes and batchgen did not
+    /// write it: it is left as it is, and nothing is written.
+    #[error(
+        "{} is not a {what} batchgen wrote ({why}), so it is left as it is and neither the page nor the playlist was written; name the catalog (--catalog) after another stem to have them written beside it",
+        path.display()
+    )]
+    NotOurs {
+        path: PathBuf,
+        what: &'static str,
+        why: &'static str,
+    },
+}
+
+/// What the page's `<head>` says of who made it (`catalog.html`).
+const PAGE_MARK: &str = "<meta name=\"generator\" content=\"batchgen\">";
+
+/// Refuses to replace a page or a playlist batchgen did not write (a
+/// user's own `jobs.m3u8`, a page of another tool): every name the page
+/// and the playlist take is derived from the catalog's, so none was
+/// chosen by the user for this. An empty or missing file is anyone's.
+/// Whatever name reaches the file (a hard link, a bind mount), its
+/// content says whose it is.
+fn check_ours(page: &Path, playlist: &Path) -> Result<(), PageError> {
+    let head = |path: &Path| -> Result<Option<Vec<u8>>, PageError> {
+        use std::io::Read;
+        // A link or anything but a regular file is the writer's to refuse
+        // (`AtomicFile::create_unlinked`); nothing is read through it.
+        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(PageError::Write {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let mut head = Vec::new();
+        file.take(4096)
+            .read_to_end(&mut head)
+            .map_err(|source| PageError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok((!head.is_empty()).then_some(head))
+    };
+    let page_ours = match head(page)? {
+        None => false,
+        Some(bytes) if memchr::memmem::find(&bytes, PAGE_MARK.as_bytes()).is_some() => true,
+        Some(_) => {
+            return Err(PageError::NotOurs {
+                path: page.to_owned(),
+                what: "catalog page",
+                why: "its head has no generator batchgen",
+            });
+        }
+    };
+    match head(playlist)? {
+        None => Ok(()),
+        Some(bytes) if crate::files::playlist::is_ours(&bytes) => Ok(()),
+        // An earlier release wrote its playlist unmarked, always beside its
+        // page: one beside batchgen's page is taken for that one.
+        Some(bytes) if page_ours && bytes.starts_with(b"#EXTM3U") => Ok(()),
+        Some(_) => Err(PageError::NotOurs {
+            path: playlist.to_owned(),
+            what: "playlist",
+            why: "it does not start with batchgen's mark, and no batchgen page is beside it",
+        }),
+    }
 }
 
 /// The files written, and what they hold.
@@ -157,6 +229,7 @@ fn write_from(
     )
     .map_err(write_error(&lock_path))?;
     lock.lock().map_err(write_error(&lock_path))?;
+    check_ours(&page, &playlist_path)?;
     let home = std::fs::canonicalize(fsx::parent_dir(catalog_csv))
         .map_err(write_error(&fsx::parent_dir(catalog_csv)))?;
     let locator = Locator::new(home.clone());
@@ -338,7 +411,10 @@ mod tests {
         assert_eq!(out.counts.downloaded, 1);
         assert_eq!(
             std::fs::read_to_string(&out.playlist).unwrap(),
-            "#EXTM3U\n#EXTINF:61,Song a\nsongs/a 1.mp3\n"
+            format!(
+                "#EXTM3U\n{}\n#EXTINF:61,Song a\nsongs/a 1.mp3\n",
+                crate::files::playlist::MARK
+            )
         );
         let html = std::fs::read_to_string(&out.page).unwrap();
         assert!(

@@ -133,6 +133,9 @@ impl Catalog {
                 )));
             }
         }
+        // Nor over a file that is not a catalog (a manifest named by
+        // mistake), whichever name reaches it.
+        crate::files::catalog::check_ours(report)?;
         let lock = Lock::acquire(report)?;
         if !State::exists(results) {
             drop(State::open(results)?);
