@@ -307,6 +307,17 @@ async fn init_naming_the_csv_writes_the_toml_beside_it_not_into_it() {
     assert!(text.starts_with("id,"), "the CSV holds the CSV: {text}");
 }
 
+/// The clip ID in the batchgen tag of the MP3 at `path`.
+fn tagged_clip(path: &Path) -> Option<String> {
+    let tag = id3::Tag::read_from_path(path).ok()?;
+    tag.extended_texts()
+        .find(|t| t.description == "batchgen:clip_id")
+        .map(|t| t.value.clone())
+}
+
+/// A file under a song's name that batchgen did not write for that clip
+/// is neither taken for the song nor replaced: the song gets a name of
+/// its own (its clip's suffix), the same on every run.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_planted_under_a_songs_name_is_not_taken_for_the_song() {
     let sandbox = quick_sandbox().await;
@@ -317,10 +328,144 @@ async fn a_file_planted_under_a_songs_name_is_not_taken_for_the_song() {
     std::fs::write(&mp3, "planted, not audio").unwrap();
     let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let bytes = std::fs::read(&mp3).unwrap();
-    assert!(
-        bytes.starts_with(b"ID3") || bytes.first() == Some(&0xff),
-        "the planted file was kept as the song"
-    );
+    assert_eq!(std::fs::read(&mp3).unwrap(), b"planted, not audio");
+    let (headers, rows) = catalog_rows(&dir.path().join("r.catalog.csv"));
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let first = rows.iter().find(|r| &r[col("clip_index")] == "1").unwrap();
+    let file = PathBuf::from(&first[col("file")]);
+    assert_ne!(file, mp3);
+    assert!(file.starts_with(&songs), "{file:?}");
+    assert_eq!(tagged_clip(&file).as_deref(), Some(&first[col("clip_id")]));
     assert!(!std::fs::read(songs.join("job-0-2.mp3")).unwrap().is_empty());
+}
+
+/// Two catalogs share a download folder (two manifests with the same ids,
+/// or a job sent again into another results file): the second's songs take
+/// names of their own, each tagged with its own clip ID, and the first's
+/// files keep their bytes. The same folder reached by another name (a
+/// symlink, as a bind mount would) is the same files: nothing is fetched
+/// again.
+#[tokio::test(flavor = "multi_thread")]
+async fn songs_of_another_task_under_the_same_names_are_neither_adopted_nor_replaced() {
+    let sandbox = quick_sandbox().await;
+    let (dir, manifest, results) = submitted(&sandbox).await;
+    let songs = dir.path().join("songs");
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let firsts: Vec<(PathBuf, Vec<u8>)> = ["job-0-1.mp3", "job-0-2.mp3"]
+        .iter()
+        .map(|n| (songs.join(n), std::fs::read(songs.join(n)).unwrap()))
+        .collect();
+
+    let other = dir.path().join("other.csv");
+    let out = run_checked(
+        &sandbox,
+        &[arg(&manifest), "--out", arg(&other), "--rate", "unlimited"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = collect(&sandbox, &[arg(&other), "--download", arg(&songs)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for (path, bytes) in &firsts {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{path:?} untouched");
+    }
+    let (headers, rows) = catalog_rows(&dir.path().join("other.catalog.csv"));
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let file = PathBuf::from(&row[col("file")]);
+        assert!(firsts.iter().all(|(p, _)| *p != file), "{file:?}");
+        assert_eq!(tagged_clip(&file).as_deref(), Some(&row[col("clip_id")]));
+    }
+
+    let fetched = sandbox.stats().audio_fetches;
+    let alias = dir.path().join("alias");
+    symlink(&songs, &alias).unwrap();
+    let out = collect(&sandbox, &[arg(&results), "--download", arg(&alias)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        sandbox.stats().audio_fetches,
+        fetched,
+        "nothing fetched again"
+    );
+    for (path, bytes) in &firsts {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{path:?} untouched");
+    }
+}
+
+/// The reports batchgen writes (the catalog report, the page, the
+/// playlist) replace only files of their own kind: a manifest named as
+/// the catalog (directly or through a hard link), a playlist or a page of
+/// the user's beside the catalog keep their bytes, and the message says
+/// what to do without telling anyone to move their file away. An earlier
+/// release's playlist (no mark, beside its page) is batchgen's.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_replace_only_files_of_their_own_kind() {
+    let sandbox = quick_sandbox().await;
+    let (dir, manifest, results) = submitted(&sandbox).await;
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let page = dir.path().join("r.catalog.html");
+    let playlist = dir.path().join("r.m3u8");
+    assert!(page.is_file() && playlist.is_file());
+
+    let kept = std::fs::read(&manifest).unwrap();
+    let linked = dir.path().join("linked.csv");
+    std::fs::hard_link(&manifest, &linked).unwrap();
+    for named in [&manifest, &linked] {
+        let out = collect(&sandbox, &[arg(&results), "--catalog", arg(named)]).await;
+        assert_eq!(code(&out), 78, "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "batchgen: error: {}: not a batchgen catalog (its header lacks key, task_id, clip_index, status); \
+                 batchgen leaves it untouched and fetched nothing. Name a file of its own with --catalog, \
+                 or leave --catalog out for the one beside the results file\n",
+                named.display()
+            )
+        );
+        assert_eq!(std::fs::read(&manifest).unwrap(), kept);
+    }
+
+    let status = |html: bool| {
+        let mut args = vec!["status".to_owned(), arg(&results).to_owned()];
+        if html {
+            args.push("--html".into());
+        }
+        run_with_env(args, vec![])
+    };
+    // An earlier release's playlist: replaced, with the mark.
+    std::fs::write(&playlist, "#EXTM3U\n#EXTINF:1,old\nold.mp3\n").unwrap();
+    let out = status(true).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert!(text.starts_with(&format!("#EXTM3U\n{}\n", batchgen::files::playlist::MARK)));
+
+    // The user's own playlist, with no page of batchgen's beside it.
+    std::fs::remove_file(&page).unwrap();
+    let mine = "#EXTM3U\n#EXTINF:200,Mine\n/music/mine.mp3\n";
+    std::fs::write(&playlist, mine).unwrap();
+    let out = status(true).await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} is not a playlist batchgen wrote (it does not start with batchgen's mark, and no batchgen page is beside it), so it is left as it is",
+            playlist.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&playlist).unwrap(), mine);
+    assert!(!page.exists());
+
+    // The user's own page under the page's name: the same.
+    std::fs::remove_file(&playlist).unwrap();
+    std::fs::write(&page, "<html>my notes</html>").unwrap();
+    let out = status(true).await;
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        "<html>my notes</html>"
+    );
+    assert!(!playlist.exists());
 }

@@ -107,7 +107,10 @@ pub type Queue = mpsc::UnboundedSender<Item>;
 /// Which file names are taken, so two clips never share a file: the
 /// hashes of the files the catalog records (read once, 8 bytes a file)
 /// and of those claimed this run. A clip may take a name whose hash is
-/// there only if its own row records that very file.
+/// there only if its own row records that very file. Names are compared
+/// case-folded: on a case-insensitive file system (macOS, Windows, an
+/// exFAT drive) `Rain-1.mp3` and `rain-1.mp3` are one file, and two clips
+/// must not share it there either.
 #[derive(Debug, Default)]
 pub struct Claims {
     recorded: Vec<u64>,
@@ -142,7 +145,32 @@ impl Claims {
 }
 
 fn path_hash(path: &Path) -> u64 {
-    key_hash(path.as_os_str().as_encoded_bytes())
+    key_hash(path.to_string_lossy().to_lowercase().as_bytes())
+}
+
+/// Whether the file at `audio` leaves the name to `clip`: nothing there
+/// (or a symlink, which the download replaces, never writes through), or
+/// a regular file batchgen tagged as this very clip's (a run killed after
+/// its rename, before its record). Anything else there is someone's: a
+/// song of another task reached through another name (a hard link, a
+/// bind mount, another spelling of the folder, a case-insensitive file
+/// system), or a file batchgen did not write. It is neither adopted nor
+/// replaced.
+async fn leaves_name_to(clip: &Row, audio: &Path) -> bool {
+    match tokio::fs::symlink_metadata(audio).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(_) => false,
+        Ok(meta) if meta.file_type().is_symlink() => true,
+        Ok(meta) if !meta.is_file() => false,
+        Ok(_) => {
+            let path = audio.to_owned();
+            let owner = tokio::task::spawn_blocking(move || tags::owner(&path))
+                .await
+                .ok()
+                .flatten();
+            owner.is_some_and(|(task, id)| task == clip.task_id && id == clip.clip_id)
+        }
+    }
 }
 
 struct Shared {
@@ -217,7 +245,7 @@ impl Shared {
 
     /// Fetches one clip's audio (and image), recording the outcome.
     async fn clip(&self, clip: Row, track: Option<u32>) {
-        let (stem, audio) = match self.claim(&clip) {
+        let (stem, audio) = match self.claim(&clip).await {
             Ok(named) => named,
             Err(message) => {
                 self.count(|s| s.failed += 1);
@@ -234,27 +262,33 @@ impl Shared {
     }
 
     /// The clip's file: the template's name, or when another clip holds
-    /// that (an earlier task of the job, a template without `{index}`) the
-    /// same with the clip's own suffix ([`NameTemplate::render_distinct`]);
-    /// its stem and path.
-    fn claim(&self, clip: &Row) -> Result<(String, PathBuf), String> {
-        let mut claims = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        let named = |stem: String| {
+    /// that (an earlier task of the job, a template without `{index}`, a
+    /// file on disk that is not this clip's: [`leaves_name_to`]) the same
+    /// with the clip's own suffix ([`NameTemplate::render_distinct`]); its
+    /// stem and path.
+    async fn claim(&self, clip: &Row) -> Result<(String, PathBuf), String> {
+        let stems = [
+            self.config.name.render(clip),
+            self.config.name.render_distinct(clip),
+        ];
+        let mut tried = Vec::new();
+        for stem in stems {
             let audio = self.config.dir.join(format!("{stem}.mp3"));
-            (stem, audio)
-        };
-        let (stem, audio) = named(self.config.name.render(clip));
-        if claims.claim(clip, &audio) {
-            return Ok((stem, audio));
-        }
-        let (stem, distinct) = named(self.config.name.render_distinct(clip));
-        if claims.claim(clip, &distinct) {
-            return Ok((stem, distinct));
+            let free = self
+                .claims
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .claim(clip, &audio);
+            if free && (clip.file == audio.to_string_lossy() || leaves_name_to(clip, &audio).await)
+            {
+                return Ok((stem, audio));
+            }
+            tried.push(audio);
         }
         Err(format!(
-            "file names {} and {} are both used by other clips of this catalog; a --name with {{clip_id}} gives each clip a name of its own (songs already downloaded are then fetched again under their new names)",
-            audio.display(),
-            distinct.display(),
+            "file names {} and {} are both taken, by other clips of this catalog or by files batchgen did not write for this clip (left as they are); a --name with {{clip_id}} gives each clip a name of its own (songs already downloaded are then fetched again under their new names)",
+            tried[0].display(),
+            tried[1].display(),
         ))
     }
 
@@ -359,4 +393,70 @@ pub fn part_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.part"))
+}
+
+#[cfg(test)]
+mod tests {
+    use id3::TagLike;
+
+    use super::*;
+
+    fn clip(task: &str, id: &str, file: &str) -> Row {
+        Row {
+            task_id: task.into(),
+            clip_id: id.into(),
+            file: file.into(),
+            ..Row::default()
+        }
+    }
+
+    /// Names that differ only in case are one file on a case-insensitive
+    /// file system: the second clip does not get the first one's.
+    #[test]
+    fn names_are_claimed_case_folded() {
+        let mut claims = Claims::default();
+        let (a, b) = (clip("t", "a", ""), clip("t", "b", ""));
+        assert!(claims.claim(&a, Path::new("songs/Rain-1.mp3")));
+        assert!(!claims.claim(&b, Path::new("songs/rain-1.mp3")));
+        assert!(!claims.claim(&b, Path::new("songs/RAIN-1.MP3")));
+        assert!(claims.claim(&b, Path::new("songs/rain-2.mp3")));
+        // A clip's own recorded file is its own, whoever else asks.
+        let own = clip("t", "c", "songs/Own-1.mp3");
+        let mut recorded = Claims {
+            recorded: vec![path_hash(Path::new("songs/Own-1.mp3"))],
+            this_run: HashSet::new(),
+        };
+        assert!(recorded.claim(&own, Path::new("songs/Own-1.mp3")));
+        assert!(!recorded.claim(&a, Path::new("songs/own-1.mp3")));
+    }
+
+    /// A file under a clip's name is the clip's only when batchgen tagged
+    /// it as that very clip's.
+    #[tokio::test]
+    async fn a_file_is_left_to_a_clip_only_when_tagged_as_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.mp3");
+        let a = clip("t1", "c1", "");
+        assert!(leaves_name_to(&a, &path).await, "nothing there");
+        std::fs::write(&path, "not audio").unwrap();
+        assert!(!leaves_name_to(&a, &path).await, "someone's file");
+        let mut tag = id3::Tag::new();
+        for (name, value) in [("batchgen:task_id", "t1"), ("batchgen:clip_id", "c1")] {
+            tag.add_frame(id3::frame::ExtendedText {
+                description: name.into(),
+                value: value.into(),
+            });
+        }
+        std::fs::write(&path, [0xff, 0xfb, 0x90, 0x00]).unwrap();
+        tag.write_to_path(&path, id3::Version::Id3v24).unwrap();
+        assert!(leaves_name_to(&a, &path).await, "its own, unrecorded");
+        assert!(
+            !leaves_name_to(&clip("t2", "c1", ""), &path).await,
+            "another task's"
+        );
+        assert!(
+            !leaves_name_to(&clip("t1", "c2", ""), &path).await,
+            "another clip's"
+        );
+    }
 }

@@ -287,6 +287,21 @@ fn trace(tag: &mut id3::Tag, info: &TagInfo) {
     });
 }
 
+/// Whose song the regular file at `path` is, by batchgen's tag: the
+/// `batchgen:task_id` and `batchgen:clip_id` it carries; `None` for a file
+/// without that tag (another tool's, a user's, an HTML page) or that
+/// cannot be read. Blocking: call it off the async threads.
+pub(super) fn owner(path: &Path) -> Option<(String, String)> {
+    let file = std::fs::File::open(path).ok()?;
+    let tag = id3::Tag::read_from2(std::io::BufReader::new(file)).ok()?;
+    let text = |name: &str| {
+        tag.extended_texts()
+            .find(|t| t.description == name)
+            .map(|t| t.value.clone())
+    };
+    Some((text("batchgen:task_id")?, text("batchgen:clip_id")?))
+}
+
 /// A kept image's bytes, read without following a link, at most one more
 /// than [`MAX_COVER`] (so a larger one is refused, not read whole).
 pub(super) async fn read_kept(path: &Path) -> Result<Vec<u8>, String> {
