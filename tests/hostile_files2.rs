@@ -469,3 +469,34 @@ async fn reports_replace_only_files_of_their_own_kind() {
     );
     assert!(!playlist.exists());
 }
+
+/// `--out` naming the manifest, by its own name or another (a hard link):
+/// refused as a usage error that says what it is and what to do, before
+/// any file is made beside it and before any request.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_naming_the_manifest_is_refused_before_anything_is_made() {
+    let sandbox = quick_sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 1);
+    let kept = std::fs::read(&manifest).unwrap();
+    let linked = dir.path().join("linked.csv");
+    std::fs::hard_link(&manifest, &linked).unwrap();
+    for out in [&manifest, &linked] {
+        let before: Vec<PathBuf> = files_in(dir.path());
+        let run = run_checked(&sandbox, &[arg(&manifest), "--out", arg(out)]).await;
+        assert_eq!(code(&run), 2, "{}", stderr(&run));
+        assert_eq!(
+            stderr(&run).lines().next().unwrap(),
+            format!(
+                "batchgen: error: the results file {} is the manifest ({}): the results are a file of their own; \
+                 leave --out out (the results go to {}) or name another file",
+                out.display(),
+                manifest.display(),
+                dir.path().join("jobs.results.csv").display()
+            )
+        );
+        assert_eq!(files_in(dir.path()), before, "nothing made");
+        assert_eq!(std::fs::read(&manifest).unwrap(), kept);
+    }
+    assert_eq!(sandbox.stats().requests, 0);
+}

@@ -75,6 +75,7 @@ async fn submit_inner(
     // Kept to the end: `--wait` collects from the same sandbox.
     let (config, _sandbox) = set_up(args, output, &manifest).await?;
     outcome.results = Some(config.results.clone());
+    check_results_against_manifest(&manifest, &config, args.sandbox)?;
     check_summary_against_results(args, &config, outcome)?;
 
     if args.dry_run {
@@ -169,6 +170,49 @@ async fn set_up(
     };
     let config = build_config(flags, manifest, key, args, output)?;
     Ok((config, sandbox))
+}
+
+/// Refuses a results file (or its lock or state files) that is the
+/// manifest or its CSV through any name (a hard link, a bind mount, a
+/// symlink), before any file is made: the manifest is not a results file
+/// to read back, and no state file is made beside it.
+fn check_results_against_manifest(
+    manifest: &Manifest,
+    config: &Config,
+    sandbox: bool,
+) -> Result<(), Error> {
+    let default = if sandbox {
+        crate::settings::beside(&manifest.path, "sandbox.results.csv")
+    } else {
+        crate::settings::default_results_path(&manifest.path)
+    };
+    let lock = crate::files::results::Lock::path_for(&config.results);
+    let [store, wal, shm] = crate::files::state::files_for(&config.results);
+    let ours = [
+        ("the results file", config.results.as_path()),
+        ("the results file's lock", lock.as_path()),
+        ("the results file's state file", store.as_path()),
+        ("the results file's state file", wal.as_path()),
+        ("the results file's state file", shm.as_path()),
+    ];
+    let inputs = [
+        ("the manifest", manifest.path.as_path()),
+        ("the manifest's CSV", manifest.rows_path.as_path()),
+    ];
+    for (what, file) in ours {
+        for (input, path) in inputs {
+            if crate::util::fsx::same_file(file, path) {
+                return Err(Error::Usage(format!(
+                    "{what} {} is {input} ({}): the results are a file of their own; \
+                     leave --out out (the results go to {}) or name another file",
+                    file.display(),
+                    path.display(),
+                    default.display(),
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a `--summary-json` that names the results file, its lock, its
