@@ -443,7 +443,12 @@ async fn a_part_left_by_an_earlier_run_that_is_not_audio_is_started_over() {
     let tmp = tempfile::tempdir().unwrap();
     let songs = tmp.path().join("songs");
     std::fs::create_dir_all(&songs).unwrap();
+    // An earlier release's `.part` (the plain name), and this release's
+    // (the clip's own).
     std::fs::write(songs.join(".r-1.mp3.part"), b"<html>502 Bad Gateway</html>").unwrap();
+    let part =
+        batchgen::engine::collect::download::resumable_part(&songs.join("r-2.mp3"), "t-r", "r-b");
+    std::fs::write(part, b"<html>502 Bad Gateway</html>").unwrap();
     let results = results(tmp.path(), &["r"]);
     let report = collect(&base, tmp.path(), &results, Duration::from_secs(60)).await;
     assert_eq!(
@@ -457,6 +462,8 @@ async fn a_part_left_by_an_earlier_run_that_is_not_audio_is_started_over() {
         bytes.ends_with(&song("/media/good-r-1.mp3".len() as u8)),
         "whole, from the start"
     );
+    let bytes = std::fs::read(&rows[1].file).unwrap();
+    assert!(bytes.ends_with(&song("/media/good-r-2.mp3".len() as u8)));
     assert_eq!(files(tmp.path()), ["r-1.mp3", "r-2.mp3"]);
 }
 

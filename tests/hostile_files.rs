@@ -617,9 +617,17 @@ async fn a_download_never_writes_through_a_planted_part_file() {
     // The files go, and a link to a victim waits under each `.part` name.
     let victim = dir.path().join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
+    let mut catalog = csv::Reader::from_path(dir.path().join("r.catalog.csv")).unwrap();
+    let rows: Vec<batchgen::files::catalog::Row> =
+        catalog.deserialize().map(|r| r.unwrap()).collect();
     for mp3 in &mp3s {
         std::fs::remove_file(mp3).unwrap();
-        let part = batchgen::engine::collect::download::part_path(mp3);
+        let row = rows
+            .iter()
+            .find(|r| Path::new(&r.file).file_name() == mp3.file_name())
+            .unwrap();
+        let part =
+            batchgen::engine::collect::download::resumable_part(mp3, &row.task_id, &row.clip_id);
         symlink(&victim, part).unwrap();
     }
     let out = collect(&songs).await;

@@ -145,13 +145,16 @@ async fn hard_links_planted_where_batchgen_writes_in_place_are_refused() {
     std::fs::remove_file(dir.path().join("r.csv.lock")).unwrap();
     submit_ok(&sandbox, &manifest, &results).await;
 
-    // A download's `.part`: it would be truncated and filled with audio.
+    // A download's `.part` (the clip's own name, learnt from a collect
+    // that downloads nothing): it would be truncated and filled with audio.
+    let out = collect(&sandbox, &[arg(&results)]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     let songs = dir.path().join("songs");
     std::fs::create_dir_all(&songs).unwrap();
     let mp3 = songs.join("job-0-1.mp3");
     std::fs::hard_link(
         &victim,
-        batchgen::engine::collect::download::part_path(&mp3),
+        own_part(&dir.path().join("r.catalog.csv"), &mp3, "1"),
     )
     .unwrap();
     let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
@@ -180,7 +183,7 @@ async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
     let before = std::fs::read(&victim).unwrap();
     symlink(
         &victim,
-        batchgen::engine::collect::download::part_path(&mp3),
+        own_part(&dir.path().join("r.catalog.csv"), &mp3, "1"),
     )
     .unwrap();
     let out = collect(&sandbox, &[arg(&results), "--download", arg(&songs)]).await;
@@ -192,6 +195,21 @@ async fn a_planted_part_link_is_never_read_resumed_or_renamed_into_place() {
     assert_eq!(std::fs::read(&victim).unwrap(), before);
     let catalog = std::fs::read_to_string(dir.path().join("r.catalog.csv")).unwrap();
     assert!(catalog.contains("symlink"), "{catalog}");
+}
+
+/// The `.part` clip `index` of the catalog's only job downloads `mp3` to.
+fn own_part(catalog: &Path, mp3: &Path, index: &str) -> PathBuf {
+    let (headers, rows) = catalog_rows(catalog);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| &r[col("clip_index")] == index)
+        .unwrap();
+    batchgen::engine::collect::download::resumable_part(
+        mp3,
+        &row[col("task_id")],
+        &row[col("clip_id")],
+    )
 }
 
 /// The catalog's rows as header → value maps.

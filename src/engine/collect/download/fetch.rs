@@ -1,5 +1,5 @@
 //! One URL's bytes into place: the file present already, or fetched to
-//! `.<name>.part` (resumed with `Range`), checked (length, `Content-Type`,
+//! the clip's own `.<name>.<clip>.part` (resumed with `Range`), checked (length, `Content-Type`,
 //! first bytes for audio), tagged ([`super::tags`], with the cover fetched
 //! into memory here), synced and renamed. Retried with the pool's backoff
 //! through the downloads' own rate limiter. Separate from [`super`]
@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::tags::{self, Cover, CoverSource, MAX_COVER, TagInfo};
-use super::{DownloadConfig, TAG_FAILED, part_path};
+use super::{DownloadConfig, TAG_FAILED, part_path, resumable_part};
 use crate::api::poll::without_url;
 use crate::engine::collect::audio;
 use crate::util::retry::full_jitter;
@@ -96,7 +96,24 @@ impl Fetcher {
         if let Some(present) = present(path, recorded, tag.is_some()).await {
             return Ok(present);
         }
-        let part = part_path(path);
+        // A song's `.part` is its clip's own; a file is written whole
+        // under the plain one.
+        let part = match &tag {
+            Some(info) => {
+                // An earlier release's `.part` under the plain name may be
+                // another clip's: its name is removed (a link's target is
+                // untouched), never resumed.
+                let old = part_path(path);
+                if tokio::fs::symlink_metadata(&old)
+                    .await
+                    .is_ok_and(|m| m.is_file() || m.file_type().is_symlink())
+                {
+                    let _ = tokio::fs::remove_file(&old).await;
+                }
+                resumable_part(path, &info.task_id, &info.clip_id)
+            }
+            None => part_path(path),
+        };
         self.fetch_part(url, &part, tag.is_some()).await?;
         let mut tag = tag;
         let mut cover_error = None;
@@ -531,8 +548,17 @@ mod tests {
         assert_eq!(content_range("bytes 0-9/*"), Some((Some(0), None)));
         assert_eq!(content_range("items 0-9/10"), None);
         assert_eq!(
-            part_path(Path::new("d/a-1.mp3")),
-            std::path::PathBuf::from("d/.a-1.mp3.part")
+            part_path(Path::new("d/a-1.png")),
+            std::path::PathBuf::from("d/.a-1.png.part")
         );
+        let a = resumable_part(Path::new("d/a-1.mp3"), "t1", "c1");
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(".a-1.mp3.") && name.ends_with(".part") && name.len() == 22,
+            "{name}"
+        );
+        assert_eq!(a, resumable_part(Path::new("d/a-1.mp3"), "t1", "c1"));
+        assert_ne!(a, resumable_part(Path::new("d/a-1.mp3"), "t2", "c1"));
+        assert_ne!(a, resumable_part(Path::new("d/a-1.mp3"), "t1", "c2"));
     }
 }

@@ -386,13 +386,29 @@ impl Shared {
     }
 }
 
-/// `DIR/sub/name.mp3` → `DIR/sub/.name.mp3.part`.
+/// `DIR/sub/name.png` → `DIR/sub/.name.png.part`: where a file written
+/// whole (a cover) is made before its rename. An earlier release also
+/// downloaded songs there.
 pub fn part_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.part"))
+}
+
+/// `DIR/sub/name.mp3` → `DIR/sub/.name.mp3.1a2b3c4d.part`: where the song
+/// of clip `clip_id` of task `task_id` is downloaded, and resumed after an
+/// interruption. The suffix comes from the clip, so a `.part` another clip
+/// left under the same name (a job's earlier task, another catalog in the
+/// same folder) is never resumed with this clip's bytes.
+pub fn resumable_part(path: &Path, task_id: &str, clip_id: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let owner = key_hash(format!("{task_id}/{clip_id}").as_bytes()) as u32;
+    path.with_file_name(format!(".{name}.{owner:08x}.part"))
 }
 
 #[cfg(test)]
