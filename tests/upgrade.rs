@@ -412,6 +412,15 @@ async fn a_catalog_naming_the_results_or_its_state_file_is_refused() {
             let err = stderr(&out);
             assert_eq!(code(&out), 2, "{command}: {err}");
             assert!(err.contains(what) && !err.contains("move it away"), "{err}");
+            if catalog == "jobs.results.csv" {
+                assert_eq!(
+                    err.lines().next().unwrap(),
+                    "batchgen: error: --catalog jobs.results.csv is the results file (jobs.results.csv): \
+                     the catalog is a file of its own; leave --catalog out (it defaults to jobs.catalog.csv) \
+                     or name another file",
+                    "{command}"
+                );
+            }
         }
     }
     assert!(!dir.path().join("jobs.results.db-wal").exists());

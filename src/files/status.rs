@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogError;
 use super::results::{ResultsError, Status};
-use super::state::Snapshot;
+use super::state::{Snapshot, Unfetched};
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -121,19 +121,18 @@ pub struct Expiring {
 }
 
 impl Expiring {
-    /// The jobs sent more than [`RETENTION_WARNING`] before `now` with a
-    /// song not on disk, by `unfetched_before` (the store's query, given
-    /// the cutoff in the store's time format).
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub fn of(
-        now: chrono::DateTime<chrono::Utc>,
-        unfetched_before: impl FnOnce(&str) -> Result<(u64, Option<String>), CatalogError>,
-    ) -> Result<Expiring, CatalogError> {
-        let cutoff = (now - RETENTION_WARNING).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (jobs, oldest) = unfetched_before(&cutoff)?;
-        Ok(Expiring { jobs, oldest })
+    /// The cutoff for a warning at `now`, as the store writes
+    /// `submitted_at`: jobs sent before it are [`RETENTION_WARNING`] old.
+    pub fn cutoff(now: chrono::DateTime<chrono::Utc>) -> String {
+        (now - RETENTION_WARNING).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    /// The jobs a pass over the store found unfetched before the cutoff.
+    pub fn from(unfetched: Unfetched) -> Expiring {
+        Expiring {
+            jobs: unfetched.count,
+            oldest: unfetched.oldest,
+        }
     }
 
     /// The warning, when there is one to give.
@@ -192,45 +191,39 @@ pub fn read_with_snapshot(
     report.catalog_found = catalog_path.is_file() || snapshot.has_clips()?;
     let (mut job_failures, mut clip_failures, mut clip_pending) =
         (Reasons::default(), Reasons::default(), Reasons::default());
-    snapshot.job_tally(|status, error, n| {
-        count_job(&mut report.jobs, status, n);
-        match status {
-            // As a rerun sees it (`Record::settled`).
-            Status::Sending => job_failures.add(super::results::INTERRUPTED, n),
-            Status::Failed | Status::Unknown => job_failures.add(error, n),
-            Status::Pending | Status::Submitted => {}
-        }
+    snapshot.job_failures(|status, error, n| match status {
+        // As a rerun sees it (`Record::settled`).
+        Status::Sending => job_failures.add(super::results::INTERRUPTED, n),
+        Status::Failed | Status::Unknown => job_failures.add(error, n),
+        Status::Pending | Status::Submitted => {}
     })?;
-    // Clips by status, and each job's task by the task rule: one pass over
-    // the clips' statuses, a job's together.
-    let mut job: (i64, Vec<ClipStatus>) = (-1, Vec::new());
-    let end_job = |statuses: &mut Vec<ClipStatus>, tasks: &mut Tasks| {
-        if !statuses.is_empty() {
-            if task_finished(statuses.drain(..)) {
-                tasks.finished += 1;
+    // Jobs by status, their clips by status, each job's task by the task
+    // rule, and the jobs whose songs may expire before they are fetched:
+    // one pass over the jobs and their clips, a job's together.
+    let mut unfetched = Unfetched::default();
+    snapshot.job_briefs(&Expiring::cutoff(chrono::Utc::now()), |brief| {
+        count_job(&mut report.jobs, brief.status, 1);
+        unfetched.add(brief);
+        if !brief.clips.is_empty() {
+            if task_finished(brief.clips.iter().map(|&(status, _)| status)) {
+                report.tasks.finished += 1;
             } else {
-                tasks.running += 1;
+                report.tasks.running += 1;
             }
         }
-    };
-    snapshot.clip_statuses(|job_id, status| {
-        if job_id != job.0 {
-            end_job(&mut job.1, &mut report.tasks);
-            job.0 = job_id;
-        }
-        let status = ClipStatus::parse(status);
-        job.1.push(status);
         let clips = &mut report.clips;
-        clips.total += 1;
-        match status {
-            ClipStatus::New => clips.new += 1,
-            ClipStatus::Text => clips.text += 1,
-            ClipStatus::First => clips.first += 1,
-            ClipStatus::Complete => clips.complete += 1,
-            ClipStatus::Failed => clips.failed += 1,
+        for &(status, _) in brief.clips {
+            clips.total += 1;
+            match status {
+                ClipStatus::New => clips.new += 1,
+                ClipStatus::Text => clips.text += 1,
+                ClipStatus::First => clips.first += 1,
+                ClipStatus::Complete => clips.complete += 1,
+                ClipStatus::Failed => clips.failed += 1,
+            }
         }
     })?;
-    end_job(&mut job.1, &mut report.tasks);
+    report.expiring = Expiring::from(unfetched);
     // Reasons: a failed clip's, and a complete clip's that has no file (its
     // download failed). A complete clip with a file counts below.
     let mut failed_with_reason = 0;
@@ -259,9 +252,6 @@ pub fn read_with_snapshot(
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
     report.clip_pending = clip_pending.sorted();
-    report.expiring = Expiring::of(chrono::Utc::now(), |cutoff| {
-        snapshot.unfetched_before(cutoff)
-    })?;
     report.tasks.submitted = report.jobs.submitted;
     report.tasks.not_collected = report
         .tasks

@@ -77,7 +77,6 @@ use crate::files::catalog::job::finished;
 use crate::files::catalog::{CatalogError, Row};
 use crate::files::results::ResultsError;
 use crate::files::state::{Catalog, Snapshot, Which};
-use crate::files::status::Expiring;
 use crate::util::redact::Secret;
 use crate::util::units::Rate;
 use download::{DownloadConfig, DownloadSummary};
@@ -159,8 +158,6 @@ pub struct CollectReport {
     pub peak_jobs_in_memory: usize,
     /// The catalog page written beside the catalog, or why it was not.
     pub page: Option<Result<PathBuf, String>>,
-    /// Jobs whose songs the provider may delete before they are fetched.
-    pub expiring: Expiring,
 }
 
 /// Why a collect run stopped before its end. Each names what failed; the
@@ -343,17 +340,8 @@ pub async fn collect(
         let (s, downloading) = (Arc::clone(&store), config.download.is_some());
         blocking(move || state::Counts::of(&s, downloading).map_err(CollectError::from)).await?
     };
-    let expiring = {
-        let s = Arc::clone(&store);
-        blocking(move || {
-            Expiring::of(chrono::Utc::now(), |cutoff| s.unfetched_before(cutoff))
-                .map_err(CollectError::from)
-        })
-        .await?
-    };
     Ok(CollectReport {
         counts,
-        expiring,
         polls,
         downloads: downloaded,
         deadline_hit,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::files::catalog::CatalogError;
 use crate::files::results::{Record, Status};
 use crate::files::state::{self, Catalog, JobClips};
+use crate::files::status::Expiring;
 
 /// A task to collect: the job key, the task ID and the submission time
 /// from the results file.
@@ -147,16 +148,19 @@ pub struct Counts {
     /// Pending clips by the reason they wait, when batchgen knows one
     /// (most first); the rest of `clips_pending` are still being made.
     pub pending_reasons: Vec<(String, usize)>,
+    /// Jobs whose songs the provider may delete before they are fetched.
+    pub expiring: Expiring,
 }
 
 impl Counts {
-    /// The store's counts ([`Catalog::task_counts`]); files missing only
-    /// when `downloading`.
+    /// The store's counts ([`Catalog::task_counts`]), taken in one pass;
+    /// files missing only when `downloading`.
     ///
     /// # Errors
     /// The store unreadable.
     pub fn of(store: &Catalog, downloading: bool) -> Result<Counts, CatalogError> {
-        let n = store.task_counts(downloading)?;
+        let cutoff = Expiring::cutoff(chrono::Utc::now());
+        let n = store.task_counts(downloading, &cutoff)?;
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Ok(Counts {
             tasks: size(n.tasks),
@@ -170,6 +174,10 @@ impl Counts {
                 .into_iter()
                 .map(|(why, count)| (why, size(count)))
                 .collect(),
+            expiring: Expiring {
+                jobs: n.unfetched.0,
+                oldest: n.unfetched.1,
+            },
         })
     }
 }

@@ -322,20 +322,17 @@ impl Catalog {
 
     /// What a collect run reports: its tasks and their clips as the store
     /// has them now (commit first), with the complete clips that have no
-    /// file when `files` (a run that downloads).
+    /// file when `files` (a run that downloads), and the jobs sent before
+    /// `cutoff` with songs still to fetch.
     ///
     /// # Errors
     /// The store unreadable.
-    pub fn task_counts(&self, files: bool) -> Result<super::TaskCounts, CatalogError> {
-        clips::task_counts(&self.lock().reader, files).map_err(|e| catalog_error(&self.store, e))
-    }
-
-    /// See [`super::Snapshot::unfetched_before`].
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub fn unfetched_before(&self, cutoff: &str) -> Result<(u64, Option<String>), CatalogError> {
-        clips::unfetched_before(&self.lock().reader, cutoff)
+    pub fn task_counts(
+        &self,
+        files: bool,
+        cutoff: &str,
+    ) -> Result<super::TaskCounts, CatalogError> {
+        clips::task_counts(&self.lock().reader, files, cutoff)
             .map_err(|e| catalog_error(&self.store, e))
     }
 

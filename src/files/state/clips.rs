@@ -200,27 +200,63 @@ pub struct TaskCounts {
     /// why they wait, when batchgen knows ([`crate::api::feed::NO_FINAL_URL`]),
     /// most first.
     pub pending_reasons: Vec<(String, u64)>,
+    /// The jobs sent before the cutoff that still have a song to fetch
+    /// ([`JobBrief::unfetched`]), and the oldest one's time.
+    pub unfetched: (u64, Option<String>),
 }
 
-/// Hands `visit` each submitted job's id and the statuses of its clips,
-/// each with whether it is of the job's latest task, in job order: one
-/// pass over the jobs and one over the clips' narrow index, side by side.
-fn each_task_brief(
+/// One job as the counting passes see it ([`each_job_brief`]).
+#[derive(Debug)]
+pub struct JobBrief<'a> {
+    pub id: i64,
+    pub status: Status,
+    pub submitted_at: &'a str,
+    /// Its clips' statuses, each with whether it is of the job's latest
+    /// task.
+    pub clips: &'a [(ClipStatus, bool)],
+    /// Submitted before the cutoff, and a song still to fetch: never
+    /// collected, or a clip that is not failed and has no audio file of
+    /// its task. The provider deletes its files 14–15 days after a task
+    /// (API.md): these are the songs a late collect would lose. (A failed
+    /// clip that has a file, a rare leftover, may hide one that lacks it.)
+    /// False when no cutoff was asked.
+    pub unfetched: bool,
+}
+
+/// Hands `visit` every job (only the submitted ones with a task ID, when
+/// `submitted`) with its clips, in id order; with a `cutoff` (RFC 3339,
+/// as `submitted_at` is stored), also whether it is
+/// [`JobBrief::unfetched`]. Ordered scans side by side, never a look-up
+/// per job: the jobs by id, the clips' narrow index, and (with a cutoff)
+/// the audio files by job, in their key's order.
+pub(super) fn each_job_brief(
     conn: &Connection,
-    mut visit: impl FnMut(i64, &[(ClipStatus, bool)]),
+    submitted: bool,
+    cutoff: Option<&str>,
+    mut visit: impl FnMut(&JobBrief<'_>),
 ) -> rusqlite::Result<()> {
-    let mut jobs = conn.prepare_cached(
-        "SELECT id, task_id FROM jobs WHERE status = 'submitted' AND task_id <> '' ORDER BY id",
-    )?;
+    let mut jobs = conn.prepare_cached(if submitted {
+        "SELECT id, status, task_id, submitted_at FROM jobs
+         WHERE status = 'submitted' AND task_id <> '' ORDER BY id"
+    } else {
+        "SELECT id, status, task_id, submitted_at FROM jobs ORDER BY id"
+    })?;
     let mut clips =
         conn.prepare_cached("SELECT job_id, status, task_id FROM clips ORDER BY job_id")?;
+    let mut files = conn.prepare_cached(
+        "SELECT job_id, task_id FROM files WHERE kind = 'audio' AND ?1 ORDER BY job_id",
+    )?;
     let mut jobs = jobs.query([])?;
     let mut clips = clips.query([])?;
-    let mut clip = clips.next()?;
+    let mut files = files.query([cutoff.is_some()])?;
+    let (mut clip, mut file) = (clips.next()?, files.next()?);
     let mut of_job: Vec<(ClipStatus, bool)> = Vec::new();
+    let mut clip_task = String::new();
     while let Some(job) = jobs.next()? {
         let id: i64 = job.get(0)?;
-        let task = job.get_ref(1)?.as_str()?;
+        let status = super::sql::status(job.get_ref(1)?.as_str()?);
+        let task = job.get_ref(2)?.as_str()?;
+        let submitted_at = job.get_ref(3)?.as_str()?;
         of_job.clear();
         while let Some(c) = clip {
             let job_id: i64 = c.get(0)?;
@@ -229,32 +265,93 @@ fn each_task_brief(
             }
             if job_id == id {
                 let status = ClipStatus::parse(c.get_ref(1)?.as_str()?);
-                of_job.push((status, c.get_ref(2)?.as_str()? == task));
+                let of_task = c.get_ref(2)?.as_str()?;
+                of_job.push((status, of_task == task));
+                clip_task.clear();
+                clip_task.push_str(of_task);
             }
             clip = clips.next()?;
         }
-        visit(id, &of_job);
+        let mut filed = 0u64;
+        while let Some(f) = file {
+            let job_id: i64 = f.get(0)?;
+            if job_id > id {
+                break;
+            }
+            if job_id == id && f.get_ref(1)?.as_str()? == clip_task {
+                filed += 1;
+            }
+            file = files.next()?;
+        }
+        let unfetched = cutoff.is_some_and(|cutoff| {
+            let wanted = of_job
+                .iter()
+                .filter(|(s, _)| *s != ClipStatus::Failed)
+                .count() as u64;
+            status == Status::Submitted
+                && !submitted_at.is_empty()
+                && submitted_at < cutoff
+                && (of_job.is_empty() || filed < wanted)
+        });
+        visit(&JobBrief {
+            id,
+            status,
+            submitted_at,
+            clips: &of_job,
+            unfetched,
+        });
     }
     Ok(())
 }
 
-/// The task rule of [`crate::files::catalog::job::finished`] over
-/// [`each_task_brief`]'s clips.
+/// The task rule of [`crate::files::catalog::job::finished`] over a
+/// [`JobBrief`]'s clips.
 fn brief_finished(clips: &[(ClipStatus, bool)]) -> bool {
     clips.iter().all(|&(_, current)| current)
         && crate::api::feed::task_finished(clips.iter().map(|&(status, _)| status))
 }
 
-/// [`TaskCounts`] of the store, in one pass ([`each_task_brief`]);
-/// `unfiled` only when `files` is asked.
-pub(super) fn task_counts(conn: &Connection, files: bool) -> rusqlite::Result<TaskCounts> {
+/// The [`JobBrief::unfetched`] jobs of one pass: their count and the
+/// oldest one's time.
+#[derive(Debug, Default)]
+pub struct Unfetched {
+    pub count: u64,
+    pub oldest: Option<String>,
+}
+
+impl Unfetched {
+    pub fn add(&mut self, brief: &JobBrief<'_>) {
+        if !brief.unfetched {
+            return;
+        }
+        self.count += 1;
+        if self
+            .oldest
+            .as_deref()
+            .is_none_or(|o| brief.submitted_at < o)
+        {
+            self.oldest = Some(brief.submitted_at.to_owned());
+        }
+    }
+}
+
+/// [`TaskCounts`] of the store, in one pass ([`each_job_brief`]);
+/// `unfiled` only when `files` is asked; the unfetched jobs sent before
+/// `cutoff`.
+pub(super) fn task_counts(
+    conn: &Connection,
+    files: bool,
+    cutoff: &str,
+) -> rusqlite::Result<TaskCounts> {
     let mut n = TaskCounts::default();
-    each_task_brief(conn, |_, clips| {
+    let mut unfetched = Unfetched::default();
+    each_job_brief(conn, true, Some(cutoff), |brief| {
         n.tasks += 1;
-        if brief_finished(clips) {
+        unfetched.add(brief);
+        if brief_finished(brief.clips) {
             n.finished += 1;
         }
-        for &(status, current) in clips {
+        for &(status, current) in brief.clips {
             match (current, status) {
                 (false, _) => {}
                 (true, ClipStatus::Complete) => n.complete += 1,
@@ -263,6 +360,7 @@ pub(super) fn task_counts(conn: &Connection, files: bool) -> rusqlite::Result<Ta
             }
         }
     })?;
+    n.unfetched = (unfetched.count, unfetched.oldest);
     if files {
         let filed: u64 = conn.query_row(
             "SELECT count(*) FROM files f CROSS JOIN clips c
@@ -292,9 +390,9 @@ pub(super) fn task_counts(conn: &Connection, files: bool) -> rusqlite::Result<Ta
 /// as a bit set indexed by job id.
 fn finished_ids(conn: &Connection) -> rusqlite::Result<Vec<u64>> {
     let mut bits = Vec::new();
-    each_task_brief(conn, |id, clips| {
-        if brief_finished(clips) {
-            let id = usize::try_from(id).unwrap_or(0);
+    each_job_brief(conn, true, None, |brief| {
+        if brief_finished(brief.clips) {
+            let id = usize::try_from(brief.id).unwrap_or(0);
             if bits.len() <= id / 64 {
                 bits.resize(id / 64 + 1, 0u64);
             }
@@ -309,70 +407,6 @@ fn in_set(bits: &[u64], id: i64) -> bool {
 }
 
 /// Whether the store has any clip.
-/// See [`super::Snapshot::unfetched_before`].
-pub(super) fn unfetched_before(
-    conn: &Connection,
-    cutoff: &str,
-) -> rusqlite::Result<(u64, Option<String>)> {
-    // Three ordered scans side by side, not a look-up per clip: the old
-    // jobs by id, the clips' narrow index, the audio files by job (their
-    // key's order). A job's clips are of one task; a clip that is not
-    // failed needs an audio file of that task. (A failed clip that has a
-    // file, a rare leftover, may hide one that lacks it.)
-    let mut jobs = conn.prepare_cached(
-        "SELECT id, submitted_at FROM jobs
-         WHERE status = 'submitted' AND submitted_at <> '' AND submitted_at < ?1 ORDER BY id",
-    )?;
-    let mut clips =
-        conn.prepare_cached("SELECT job_id, status, task_id FROM clips ORDER BY job_id")?;
-    let mut files = conn
-        .prepare_cached("SELECT job_id, task_id FROM files WHERE kind = 'audio' ORDER BY job_id")?;
-    let mut jobs = jobs.query([cutoff])?;
-    let (mut clips, mut files) = (clips.query([])?, files.query([])?);
-    let (mut clip, mut file) = (clips.next()?, files.next()?);
-    let (mut count, mut oldest): (u64, Option<String>) = (0, None);
-    let mut task = String::new();
-    while let Some(job) = jobs.next()? {
-        let id: i64 = job.get(0)?;
-        let (mut any, mut wanted) = (false, 0u64);
-        task.clear();
-        while let Some(c) = clip {
-            let job_id: i64 = c.get(0)?;
-            if job_id > id {
-                break;
-            }
-            if job_id == id {
-                any = true;
-                if ClipStatus::parse(c.get_ref(1)?.as_str()?) != ClipStatus::Failed {
-                    wanted += 1;
-                }
-                task.clear();
-                task.push_str(c.get_ref(2)?.as_str()?);
-            }
-            clip = clips.next()?;
-        }
-        let mut filed = 0u64;
-        while let Some(f) = file {
-            let job_id: i64 = f.get(0)?;
-            if job_id > id {
-                break;
-            }
-            if job_id == id && f.get_ref(1)?.as_str()? == task {
-                filed += 1;
-            }
-            file = files.next()?;
-        }
-        if !any || filed < wanted {
-            count += 1;
-            let at = job.get_ref(1)?.as_str()?;
-            if oldest.as_deref().is_none_or(|o| at < o) {
-                oldest = Some(at.to_owned());
-            }
-        }
-    }
-    Ok((count, oldest))
-}
-
 pub(super) fn any(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS (SELECT 1 FROM clips)", [], |r| r.get(0))
 }

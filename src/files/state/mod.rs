@@ -61,7 +61,7 @@ use crate::files::results::{Lock, Record, ResultsError, Status};
 use crate::util::fsx;
 
 pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
-pub use clips::{JobClips, TaskCounts, Which};
+pub use clips::{JobBrief, JobClips, TaskCounts, Unfetched, Which};
 pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;

@@ -152,50 +152,51 @@ impl Snapshot {
         super::each_job_on(&conn, &self.store, visit)
     }
 
-    /// Hands `visit` the store's jobs grouped by status and (for failed and
-    /// unknown jobs) error: `(status, error, count)`, in no set order.
+    /// Hands `visit` the jobs that did not end well (failed, unknown, or
+    /// left `sending`) grouped by status and error: `(status, error,
+    /// count)`, in no set order. The others are counted by
+    /// [`Snapshot::job_briefs`].
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub fn job_tally(&self, mut visit: impl FnMut(Status, &str, u64)) -> Result<(), CatalogError> {
-        // Grouped here, not by SQL (which would sort every job).
-        let mut groups: HashMap<String, HashMap<String, u64>> = HashMap::new();
+    pub fn job_failures(
+        &self,
+        mut visit: impl FnMut(Status, &str, u64),
+    ) -> Result<(), CatalogError> {
+        // Grouped here, not by SQL (which would sort every such job).
+        let mut groups: HashMap<(String, String), u64> = HashMap::new();
         self.each_row(
-            "SELECT status, CASE WHEN status IN ('failed', 'unknown') THEN error ELSE '' END FROM jobs",
+            "SELECT status, error FROM jobs WHERE status IN ('failed', 'unknown', 'sending')",
             |row| {
                 let status = row.get_ref(0)?.as_str()?;
                 let error = row.get_ref(1)?.as_str()?;
-                let of_status = match groups.get_mut(status) {
-                    Some(g) => g,
-                    None => groups.entry(status.to_owned()).or_default(),
-                };
-                match of_status.get_mut(error) {
-                    Some(n) => *n += 1,
-                    None => {
-                        of_status.insert(error.to_owned(), 1);
-                    }
-                }
+                *groups
+                    .entry((status.to_owned(), error.to_owned()))
+                    .or_default() += 1;
                 Ok(())
             },
         )?;
-        for (status, errors) in &groups {
-            for (error, n) in errors {
-                visit(super::sql::status(status), error, *n);
-            }
+        for ((status, error), n) in &groups {
+            visit(super::sql::status(status), error, *n);
         }
         Ok(())
     }
 
-    /// Hands `visit` every clip's job (its id: a job's clips come together)
-    /// and status, from the clips' narrow index.
+    /// Hands `visit` every job with its clips' statuses, in id order, and
+    /// whether it is [`super::JobBrief::unfetched`] by `cutoff`: one pass
+    /// over the jobs, the clips' narrow index and the audio files, side
+    /// by side.
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub fn clip_statuses(&self, mut visit: impl FnMut(i64, &str)) -> Result<(), CatalogError> {
-        self.each_row("SELECT job_id, status FROM clips ORDER BY job_id", |row| {
-            visit(row.get(0)?, row.get_ref(1)?.as_str()?);
-            Ok(())
-        })
+    pub fn job_briefs(
+        &self,
+        cutoff: &str,
+        visit: impl FnMut(&super::JobBrief<'_>),
+    ) -> Result<(), CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::clips::each_job_brief(&conn, false, Some(cutoff), visit)
+            .map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
     /// Hands `visit` each clip that carries a message: `(status, error,
@@ -270,21 +271,6 @@ impl Snapshot {
     pub fn has_clips(&self) -> Result<bool, CatalogError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         super::clips::any(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
-    }
-
-    /// The submitted jobs sent before `cutoff` (RFC 3339, as the store
-    /// writes `submitted_at`) that still have a song to fetch: never
-    /// collected, or a clip that is not failed and has no audio file. The
-    /// provider deletes its files 14–15 days after a task (API.md): these
-    /// are the songs a late collect would lose. Their count, and the
-    /// oldest's time.
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub fn unfetched_before(&self, cutoff: &str) -> Result<(u64, Option<String>), CatalogError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        super::clips::unfetched_before(&conn, cutoff)
-            .map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
     /// The task ID of `key`, when its job is `submitted` now.

@@ -265,7 +265,7 @@ pub(super) async fn run_collect(
         eprintln!("batchgen: warning: the catalog page was not written: {why}");
     }
     // Even with --quiet: songs about to be deleted need the user now.
-    if let Some(warning) = report.expiring.warning() {
+    if let Some(warning) = report.counts.expiring.warning() {
         crate::util::term::eprint_line(&format!("batchgen: warning: {warning}"));
     }
     Ok(code)
