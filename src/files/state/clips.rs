@@ -205,7 +205,8 @@ pub struct TaskCounts {
     pub unfetched: (u64, Option<String>),
 }
 
-/// One job as the counting passes see it ([`each_job_brief`]).
+/// One job as the counting passes see it (`each_job_brief`: one pass over
+/// the jobs, their clips and their files, side by side).
 #[derive(Debug)]
 pub struct JobBrief<'a> {
     pub id: i64,
