@@ -201,3 +201,38 @@ async fn every_provider_is_named_in_the_help_and_the_readme() {
         );
     }
 }
+
+/// `receive` and `sandbox` on an address already taken: a configuration
+/// error (78) naming the address, not a bug (70) nor a failed row (1).
+#[test]
+fn a_listen_address_in_use_is_a_configuration_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.csv");
+    std::fs::write(&results, "").unwrap();
+    for args in [
+        vec!["sandbox", "--listen", addr.as_str()],
+        vec![
+            "receive",
+            "--results",
+            results.to_str().unwrap(),
+            "--listen",
+            addr.as_str(),
+            "--secret",
+            "s3cret-for-the-test",
+        ],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_batchgen"))
+            .args(&args)
+            .env_remove("BATCHGEN_API_KEY")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("batchgen: error: cannot listen on {addr}: ")),
+            "{args:?}: {err}"
+        );
+    }
+}

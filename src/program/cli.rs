@@ -36,7 +36,7 @@ use crate::util::units::{Rate, parse_duration, parse_positive};
     name = "batchgen",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key, a redirecting or insecure base URL) · 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM"
+    after_help = "Exit codes: 0 all submitted · 1 some rows failed/unknown · 2 usage · 65 invalid manifest · 66 manifest unreadable · 69 API unreachable · 70 a bug in batchgen · 73 results file unwritable · 75 results file locked · 77 API refused the key · 78 configuration (no key, a redirecting or insecure base URL) · 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -46,6 +46,10 @@ pub enum ExitCode {
     Locked = 75,
     /// The API refused the key: 401, 402 or 403 (EX_NOPERM).
     Refused = 77,
+    /// A bug in batchgen: an error no input or environment explains (a
+    /// task that panicked, a value it cannot encode) (EX_SOFTWARE). Kept
+    /// apart from 1, so a cron wrapper can tell a bug from a bad row.
+    Internal = 70,
     /// Configuration error, e.g. no API key (EX_CONFIG).
     Config = 78,
     /// Stopped by SIGHUP (the terminal closed, the ssh session dropped).
@@ -139,6 +143,12 @@ pub enum Error {
     #[error("the API is unreachable: {0}")]
     Unavailable(String),
 
+    /// Standard output cannot be written (not a closed pipe: a full disk
+    /// it was redirected to, a file it cannot grow).
+    #[error("cannot write to standard output: {0}")]
+    Output(std::io::Error),
+
+    /// What no input or environment explains: a bug (exit 70).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -152,12 +162,13 @@ impl ExitStatus for Error {
             Error::Results { .. }
             | Error::Catalog { .. }
             | Error::DownloadDir { .. }
-            | Error::Page { .. } => ExitCode::CantCreate,
+            | Error::Page { .. }
+            | Error::Output(_) => ExitCode::CantCreate,
             Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
             Error::Credits { .. } => ExitCode::Unavailable,
             Error::Refused { .. } => ExitCode::Refused,
             Error::Unavailable(_) => ExitCode::Unavailable,
-            Error::Other(_) => ExitCode::RowsFailed,
+            Error::Other(_) => ExitCode::Internal,
         }
     }
 }
@@ -196,7 +207,13 @@ impl Error {
             Error::Credits { .. } => Some(
                 "check --base-url and the network; a host without GET /api/v2/credits cannot show a balance (runs do not need it)",
             ),
-            _ => None,
+            Error::Other(_) => Some(
+                "this is a bug in batchgen (exit 70): the results file and state file keep what was done; please report the command and this message",
+            ),
+            Error::Output(_) => {
+                Some("free disk space where standard output goes, or fix its permissions")
+            }
+            Error::Manifest(_) | Error::Usage(_) | Error::Config(_) | Error::Page { .. } => None,
         }
     }
 }
@@ -340,7 +357,7 @@ impl From<crate::engine::collect::receive::ReceiveError> for Error {
         use crate::engine::collect::receive::ReceiveError;
         match e {
             ReceiveError::Catalog(e) => Error::from(e),
-            ReceiveError::Other(e) => Error::Other(e),
+            e @ ReceiveError::Listen { .. } => Error::Config(e.to_string()),
         }
     }
 }
@@ -409,6 +426,29 @@ fn without_status(status: u16, message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bug is not a failed row: a cron wrapper tells them apart by the
+    /// code. An address `--listen` cannot take, or a stdout that cannot be
+    /// written, is neither.
+    #[test]
+    fn an_internal_error_exits_70_and_is_said_to_be_a_bug() {
+        let bug = Error::Other(anyhow::anyhow!("the manifest reader failed: task panicked"));
+        assert_eq!(bug.exit_code(), ExitCode::Internal);
+        assert_eq!(ExitCode::Internal.code(), 70);
+        assert!(bug.hint().unwrap().contains("bug in batchgen"));
+        let listen = Error::from(crate::engine::collect::receive::ReceiveError::Listen {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        });
+        assert_eq!(listen.exit_code(), ExitCode::Config);
+        assert!(
+            listen
+                .to_string()
+                .starts_with("cannot listen on 127.0.0.1:1: ")
+        );
+        let output = Error::Output(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(output.exit_code(), ExitCode::CantCreate);
+    }
 
     #[test]
     fn a_refusal_says_its_status_once() {

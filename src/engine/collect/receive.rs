@@ -197,9 +197,14 @@ pub enum ReceiveError {
     /// The catalog is locked, unreadable, not a catalog, or unwritable.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    /// The address cannot be listened on.
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    /// The address cannot be listened on (in use, not permitted, not an
+    /// address of this machine): the user's to change.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running receiver. Call [`Receiver::shutdown`] to stop it and write the
@@ -286,10 +291,12 @@ impl Receiver {
         jobs: TaskIndex,
         store: Arc<Catalog>,
     ) -> Result<Receiver, ReceiveError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+        let listen = |source| ReceiveError::Listen {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             wire: crate::api::provider::wire(config.provider),

@@ -128,7 +128,7 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
     }
     let sandbox = Sandbox::start(args.listen, config)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
     {
         // The first line is for scripts: `eval "export $(head -1)"`.
         let mut out = std::io::stdout().lock();
@@ -319,9 +319,7 @@ pub fn man() -> Result<ExitCode, Error> {
 fn print_bytes(bytes: &[u8]) -> Result<ExitCode, Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::anyhow!("cannot write to stdout: {e}").into())
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
         _ => Ok(ExitCode::Success),
     }
 }
