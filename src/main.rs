@@ -16,7 +16,9 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("batchgen: error: cannot start the async runtime: {e}");
+            batchgen::util::term::eprint_line(&format!(
+                "batchgen: error: cannot start the async runtime: {e}"
+            ));
             return std::process::ExitCode::FAILURE;
         }
     };

@@ -57,6 +57,41 @@ fn imports_only_run_downward_and_form_no_cycle() {
     );
 }
 
+/// Every stderr line goes through the one writer (`util::term::eprint_line`),
+/// which redacts secrets and survives a closed stderr; `eprintln!` would
+/// panic on a closed terminal and print a key a server echoed. Tests are
+/// free to use it.
+#[test]
+fn stderr_is_written_only_through_the_one_writer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: Vec<PathBuf> = rust_files(&src).into_iter().map(|(_, p)| p).collect();
+    files.push(src.join("main.rs"));
+    let mut found = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.ends_with("util/term.rs") || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // A file's own test module, at its end, may print.
+        let code = text.split("mod tests {").next().unwrap();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            if line.contains("eprintln!(") || line.contains("eprint!(") {
+                found.push(format!("{}:{}: {line}", shown(&path), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "stderr written around util::term::eprint_line:\n{}",
+        found.join("\n")
+    );
+}
+
 /// A deliberately added back-arrow is caught: the checks are not vacuous.
 #[test]
 fn a_back_arrow_and_a_cycle_are_caught() {

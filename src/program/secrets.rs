@@ -56,10 +56,10 @@ fn warn_if_shared(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
-        eprintln!(
+        crate::util::term::eprint_line(&format!(
             "batchgen: warning: {} is readable by other users; chmod 600 it",
             path.display()
-        );
+        ));
     }
 }
 

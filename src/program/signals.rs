@@ -79,14 +79,14 @@ async fn watch_signals(shutdown: CancellationToken, seen: Arc<AtomicU8>, quiet: 
                 detach_from_terminal();
             }
             if seen.swap(number, Ordering::SeqCst) != 0 {
-                eprintln!(
-                    "batchgen: stopping now; requests in flight will be `unknown` on the next run"
+                crate::util::term::eprint_line(
+                    "batchgen: stopping now; requests in flight will be `unknown` on the next run",
                 );
                 std::process::exit(128 + i32::from(number));
             }
             if !quiet {
-                eprintln!(
-                    "batchgen: stopping: waiting for requests in flight (press Ctrl-C again to quit at once)"
+                crate::util::term::eprint_line(
+                    "batchgen: stopping: waiting for requests in flight (press Ctrl-C again to quit at once)",
                 );
             }
             shutdown.cancel();

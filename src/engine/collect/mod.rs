@@ -279,7 +279,10 @@ pub async fn collect(
                     .await
                     .map_err(|e| CollectError::Other(anyhow::anyhow!("{e}")))?;
             tracing::info!("taking callbacks at http://{}", r.addr());
-            eprintln!("batchgen: taking callbacks at http://{}", r.addr());
+            crate::util::term::eprint_line(&format!(
+                "batchgen: taking callbacks at http://{}",
+                r.addr()
+            ));
             Some(r)
         }
         None => None,

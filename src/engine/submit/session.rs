@@ -229,8 +229,10 @@ fn print_unrecorded(submitted: &[Record]) {
     if submitted.is_empty() {
         return;
     }
-    eprintln!("batchgen: these accepted jobs could not be recorded (id,task_id):");
+    crate::util::term::eprint_line(
+        "batchgen: these accepted jobs could not be recorded (id,task_id):",
+    );
     for r in submitted {
-        eprintln!("{},{}", r.id, r.task_id);
+        crate::util::term::eprint_line(&format!("{},{}", r.id, r.task_id));
     }
 }

@@ -255,14 +255,16 @@ pub(super) async fn run_collect(
             ));
         }
         if let Some(Ok(page)) = &report.page {
-            eprintln!(
+            eprint_line(&format!(
                 "batchgen: catalog page {} (open it in a browser)",
                 page.display()
-            );
+            ));
         }
     }
     if let Some(Err(why)) = &report.page {
-        eprintln!("batchgen: warning: the catalog page was not written: {why}");
+        eprint_line(&format!(
+            "batchgen: warning: the catalog page was not written: {why}"
+        ));
     }
     // Even with --quiet: songs about to be deleted need the user now.
     if let Some(warning) = report.counts.expiring.warning() {

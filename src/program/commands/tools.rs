@@ -142,12 +142,12 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
         );
         let _ = out.flush();
     }
-    eprintln!(
+    crate::util::term::eprint_line(&format!(
         "batchgen sandbox: imitating {} on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
         sandbox.provider(),
         sandbox.addr(),
         sandbox.base_url()
-    );
+    ));
     first_signal().await;
     sandbox.shutdown().await;
     Ok(ExitCode::Success)

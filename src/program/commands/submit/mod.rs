@@ -52,7 +52,10 @@ pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Erro
             started.elapsed(),
         );
         if let Err(e) = write_json(path, &summary) {
-            eprintln!("batchgen: warning: cannot write {}: {e}", path.display());
+            eprint_line(&format!(
+                "batchgen: warning: cannot write {}: {e}",
+                path.display()
+            ));
         }
     }
     result
@@ -108,8 +111,8 @@ async fn submit_inner(
     match ended {
         Err(e) => Err(e),
         Ok(ExitCode::Interrupted) => {
-            eprintln!(
-                "batchgen: stopped by a signal; rows not sent stay pending: rerun to continue"
+            eprint_line(
+                "batchgen: stopped by a signal; rows not sent stay pending: rerun to continue",
             );
             Ok(code)
         }
@@ -153,10 +156,10 @@ async fn set_up(
             .results
             .or_else(|| Some(crate::settings::beside(path, "sandbox.results.csv")));
         if !output.quiet && !args.dry_run {
-            eprintln!(
+            eprint_line(&format!(
                 "batchgen: running against the sandbox at {}",
                 started.base_url()
-            );
+            ));
         }
         let key = Secret::new(started.key());
         sandbox = Some(started);
@@ -248,13 +251,13 @@ fn print_report(report: &RunReport, config: &Config, quiet: bool, code: ExitCode
     for warning in &report.warnings {
         eprint_line(&format!("batchgen: warning: {warning}"));
     }
-    eprintln!(
+    eprint_line(&format!(
         "batchgen: {} → {}",
         report.summary(),
         config.results.display()
-    );
+    ));
     if let Some(hint) = report.hint() {
-        eprintln!("batchgen: hint: {hint}");
+        eprint_line(&format!("batchgen: hint: {hint}"));
     }
 }
 
@@ -353,10 +356,10 @@ async fn check_balance(
         Ok(balance) => {
             let needed = todo as f64 * per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB);
             if balance.credits < needed && !quiet {
-                eprintln!(
+                eprint_line(&format!(
                     "batchgen: warning: this run needs about {needed} credits for {todo} jobs, the balance is {}; rows past it will stop the run with HTTP 402",
                     balance.credits
-                );
+                ));
             }
             tracing::info!("balance: {} credits", balance.credits);
             Ok(())
