@@ -161,35 +161,42 @@ impl Provider {
         let mode = fields.mode();
         let description_twice =
             field == Field::GptDescriptionPrompt && (mode.custom || fields.prompt.is_some());
-        match (self, field) {
-            (Provider::Udioapi, _) => None,
-            (_, Field::Cluster) => Some("it has no cluster setting"),
-            (_, Field::GptDescriptionPrompt) if description_twice => Some(
+        // What every provider but udioapi lacks; then each provider's own
+        // (a new provider must say what it lacks: no arm guesses for it).
+        let common = match field {
+            Field::Cluster => Some("it has no cluster setting"),
+            Field::GptDescriptionPrompt if description_twice => Some(
                 "its request has one description field: outside custom mode set prompt or gpt_description_prompt, not both; in custom mode prompt holds the lyrics",
             ),
-            (Provider::Gcui, Field::Gender) => Some("it has no vocal gender setting"),
-            (
-                Provider::Gcui,
-                Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight,
-            ) => Some("it has no weight settings"),
-            (Provider::Gcui, Field::CallbackUrl) => {
-                Some("it sends no callbacks (poll with `batchgen collect`)")
-            }
-            (Provider::Gcui, Field::Tags) if !mode.custom => {
-                Some("negative tags go only with custom mode (its /api/custom_generate)")
-            }
-            (Provider::Newapi, Field::Gender) => Some("it has no vocal gender setting"),
-            (
-                Provider::Newapi,
-                Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight,
-            ) => Some("it has no weight settings"),
-            (Provider::Newapi, Field::Tags) => {
-                Some("it has no negative tags (its `tags` field is the style)")
-            }
-            (Provider::Newapi, Field::CallbackUrl) => {
-                Some("it documents no callbacks to its clients (poll with `batchgen collect`)")
-            }
             _ => None,
+        };
+        let no_weights = "it has no weight settings";
+        let weights = [
+            Field::StyleWeight,
+            Field::WeirdnessConstraint,
+            Field::AudioWeight,
+        ];
+        match self {
+            Provider::Udioapi => None,
+            Provider::Sunoapi | Provider::Kie => common,
+            Provider::Gcui => common.or(match field {
+                Field::Gender => Some("it has no vocal gender setting"),
+                f if weights.contains(&f) => Some(no_weights),
+                Field::CallbackUrl => Some("it sends no callbacks (poll with `batchgen collect`)"),
+                Field::Tags if !mode.custom => {
+                    Some("negative tags go only with custom mode (its /api/custom_generate)")
+                }
+                _ => None,
+            }),
+            Provider::Newapi => common.or(match field {
+                Field::Gender => Some("it has no vocal gender setting"),
+                f if weights.contains(&f) => Some(no_weights),
+                Field::Tags => Some("it has no negative tags (its `tags` field is the style)"),
+                Field::CallbackUrl => {
+                    Some("it documents no callbacks to its clients (poll with `batchgen collect`)")
+                }
+                _ => None,
+            }),
         }
     }
 }

@@ -132,8 +132,8 @@ impl Rules {
         Ok(())
     }
 
-    /// These rules for `provider`, chosen by a flag or the environment:
-    /// a manifest's `[run] provider` no longer changes it.
+    /// These rules for `provider`, chosen by a flag or the environment,
+    /// which a manifest's `[run] provider` does not override.
     pub fn for_provider(mut self, provider: Provider) -> Rules {
         self.provider = provider;
         self.provider_fixed = true;

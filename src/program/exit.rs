@@ -239,8 +239,8 @@ pub fn print(err: &Error) {
     }
 }
 
-/// The results file's errors, as today's variants: a file that is not ours
-/// or is damaged is a configuration error (78), nothing is sent.
+/// The results file's errors: a file that is not ours or is damaged is a
+/// configuration error (78), nothing is sent.
 impl From<crate::files::results::ResultsError> for Error {
     fn from(e: crate::files::results::ResultsError) -> Error {
         use crate::files::results::ResultsError;
@@ -252,7 +252,8 @@ impl From<crate::files::results::ResultsError> for Error {
     }
 }
 
-/// The catalog's errors, as today's variants.
+/// The page's errors: a file in its place that batchgen did not write is a
+/// configuration error (78); one it cannot write, 73; a bug, 70.
 impl From<crate::files::page::PageError> for Error {
     fn from(e: crate::files::page::PageError) -> Error {
         use crate::files::page::PageError;
@@ -364,7 +365,7 @@ impl From<crate::engine::collect::receive::ReceiveError> for Error {
 
 // The submit engine: its errors, and how a run's report ends the command.
 
-/// The submit engine's errors, as today's variants.
+/// The submit engine's errors.
 impl From<crate::engine::submit::error::RunError> for Error {
     fn from(e: crate::engine::submit::error::RunError) -> Error {
         use crate::engine::submit::error::RunError;
