@@ -58,6 +58,20 @@ fn manifest(dir: &Path, n: usize, callback: impl Fn(&str) -> Option<String>) -> 
     path
 }
 
+/// Runs the binary with the sandbox's base URL and key, as `provider`.
+fn run_as(
+    sb: &Sandbox,
+    provider: batchgen::job::Provider,
+    args: Vec<&str>,
+) -> impl std::future::Future<Output = std::process::Output> + use<> {
+    let env = vec![
+        ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
+        ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
+        ("BATCHGEN_PROVIDER".to_owned(), provider.name().to_owned()),
+    ];
+    common::run_with_env(args.iter().map(|s| s.to_string()).collect(), env)
+}
+
 /// Runs the binary with the sandbox's base URL and key.
 async fn bin(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     let env = vec![
@@ -400,15 +414,7 @@ async fn watermarked_clips_fail_and_are_never_downloaded() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = common::csv_manifest(dir.path(), 2);
         let songs = dir.path().join("songs");
-        let env = vec![
-            ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
-            ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
-            ("BATCHGEN_PROVIDER".to_owned(), provider.name().to_owned()),
-        ];
-        let run = |args: Vec<&str>| {
-            let args = args.iter().map(|s| s.to_string()).collect();
-            common::run_with_env(args, env.clone())
-        };
+        let run = |args: Vec<&str>| run_as(&sb, provider, args);
         let out = run(vec![common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
         assert_eq!(
             common::code(&out),
@@ -470,15 +476,7 @@ async fn clips_the_host_holds_back_are_counted_by_reason() {
         .await;
         let dir = tempfile::tempdir().unwrap();
         let manifest = common::csv_manifest(dir.path(), 2);
-        let env = vec![
-            ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
-            ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
-            ("BATCHGEN_PROVIDER".to_owned(), provider.name().to_owned()),
-        ];
-        let run = |args: Vec<&str>| {
-            let args = args.iter().map(|s| s.to_string()).collect();
-            common::run_with_env(args, env.clone())
-        };
+        let run = |args: Vec<&str>| run_as(&sb, provider, args);
         let out = run(vec![common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
         assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
         let results = dir.path().join("jobs.results.csv");
