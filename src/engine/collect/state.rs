@@ -174,10 +174,7 @@ impl Counts {
                 .into_iter()
                 .map(|(why, count)| (why, size(count)))
                 .collect(),
-            expiring: Expiring {
-                jobs: n.unfetched.0,
-                oldest: n.unfetched.1,
-            },
+            expiring: Expiring::from(n.unfetched),
         })
     }
 }

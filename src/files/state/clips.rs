@@ -200,9 +200,8 @@ pub struct TaskCounts {
     /// why they wait, when batchgen knows ([`crate::api::feed::NO_FINAL_URL`]),
     /// most first.
     pub pending_reasons: Vec<(String, u64)>,
-    /// The jobs sent before the cutoff that still have a song to fetch
-    /// ([`JobBrief::unfetched`]), and the oldest one's time.
-    pub unfetched: (u64, Option<String>),
+    /// The jobs sent before the cutoff that still have a song to fetch.
+    pub unfetched: Unfetched,
 }
 
 /// One job as the counting passes see it (`each_job_brief`: one pass over
@@ -259,6 +258,7 @@ pub(super) fn each_job_brief(
         let task = job.get_ref(2)?.as_str()?;
         let submitted_at = job.get_ref(3)?.as_str()?;
         of_job.clear();
+        clip_task.clear();
         while let Some(c) = clip {
             let job_id: i64 = c.get(0)?;
             if job_id > id {
@@ -314,7 +314,7 @@ fn brief_finished(clips: &[(ClipStatus, bool)]) -> bool {
 
 /// The [`JobBrief::unfetched`] jobs of one pass: their count and the
 /// oldest one's time.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unfetched {
     pub count: u64,
     pub oldest: Option<String>,
@@ -345,10 +345,9 @@ pub(super) fn task_counts(
     cutoff: &str,
 ) -> rusqlite::Result<TaskCounts> {
     let mut n = TaskCounts::default();
-    let mut unfetched = Unfetched::default();
     each_job_brief(conn, true, Some(cutoff), |brief| {
         n.tasks += 1;
-        unfetched.add(brief);
+        n.unfetched.add(brief);
         if brief_finished(brief.clips) {
             n.finished += 1;
         }
@@ -361,7 +360,6 @@ pub(super) fn task_counts(
             }
         }
     })?;
-    n.unfetched = (unfetched.count, unfetched.oldest);
     if files {
         let filed: u64 = conn.query_row(
             "SELECT count(*) FROM files f CROSS JOIN clips c
