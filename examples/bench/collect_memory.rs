@@ -26,7 +26,7 @@ use std::path::Path;
 use batchgen::files::results::{self, Status};
 
 use super::measure::{Measured, expect_ok, run_bin};
-use super::servers::Counter;
+use super::servers::{Counter, Limit};
 use super::{Bench, KEY, Verdict};
 
 /// A results file of `n` submitted tasks (`job-i`, task `bench-i`), in
@@ -84,7 +84,7 @@ impl Bench {
             let cat = self.dir.path().join(format!("cm{n}.catalog.csv"));
             let _ = std::fs::remove_file(&cat);
             results_file(&res, n);
-            let host = Counter::start(None).await;
+            let host = Counter::start(Limit::Unlimited).await;
             let args: Vec<String> = [
                 "collect",
                 &res.display().to_string(),

@@ -33,10 +33,11 @@ use batchgen::job::Job;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
-use servers::Counter;
+use servers::{Counter, Limit};
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "rate",
+    "limit",
     "overhead",
     "sandbox",
     "memory",
@@ -46,6 +47,9 @@ const TARGETS: [&str; 8] = [
     "collect-memory",
 ];
 const KEY: &str = "sk-bench-key";
+/// The limit target's network delay between client and host: uniform in
+/// `[0, LIMIT_JITTER]`.
+const LIMIT_JITTER: Duration = Duration::from_millis(1);
 
 /// Command-line options.
 struct Opts {
@@ -57,6 +61,8 @@ struct Opts {
     max_run_rows: u64,
     /// The rates the rate target runs (`--rates 500` to look at one).
     rates: Vec<u32>,
+    /// The rates the limit target runs (`--limit-rates 4`).
+    limit_rates: Vec<f64>,
     /// The collect target's generation times T, in seconds.
     collect_t: Vec<u64>,
     /// The collect target's task counts N.
@@ -73,6 +79,7 @@ fn parse_args() -> Opts {
         bin: PathBuf::new(),
         max_run_rows: 100_000,
         rates: Vec::new(),
+        limit_rates: Vec::new(),
         collect_t: Vec::new(),
         collect_n: Vec::new(),
         collect_memory_n: Vec::new(),
@@ -93,6 +100,13 @@ fn parse_args() -> Opts {
                         .map(|r| r.parse::<u32>().expect("--rates R,R")),
                 );
             }
+            "--limit-rates" => {
+                let list = value();
+                o.limit_rates.extend(
+                    list.split(',')
+                        .map(|r| r.parse::<f64>().expect("--limit-rates R,R")),
+                );
+            }
             "--collect-t" => o.collect_t.extend(numbers(&value(), "--collect-t S,S")),
             "--collect-n" => o.collect_n.extend(numbers(&value(), "--collect-n N,N")),
             "--collect-memory-n" => o
@@ -100,7 +114,7 @@ fn parse_args() -> Opts {
                 .extend(numbers(&value(), "--collect-memory-n N,N")),
             _ => {
                 eprintln!(
-                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R] [--collect-t S,S] [--collect-n N,N] [--collect-memory-n N,N]",
+                    "usage: bench [--quick] [--only {}] [--runs K] [--bin-path PATH] [--max-run-rows N] [--rates R,R] [--limit-rates R,R] [--collect-t S,S] [--collect-n N,N] [--collect-memory-n N,N]",
                     TARGETS.join("|")
                 );
                 std::process::exit(2);
@@ -156,11 +170,15 @@ async fn main() {
     };
     let on = |t: &str| b.o.only.is_empty() || b.o.only.iter().any(|x| x == t);
     let (rate, over, sand) = (on("rate"), on("overhead"), on("sandbox"));
+    let limit = on("limit");
     let scale = on("memory") || on("validate") || on("rerun");
     let coll = on("collect");
     let coll_mem = on("collect-memory");
     if rate {
         b.rate().await;
+    }
+    if limit {
+        b.limit().await;
     }
     if over || sand {
         b.overhead_and_sandbox(over, sand).await;
@@ -227,7 +245,7 @@ impl Bench {
             let manifest = self.manifest(n, Format::Csv);
             let (mut achieved, mut limited, mut window, mut failed_runs) = (Vec::new(), 0, 0, 0);
             for _ in 0..self.o.runs {
-                let counter = Counter::start(Some(Duration::from_secs(1) / r)).await;
+                let counter = Counter::start(Limit::Sandbox(Duration::from_secs(1) / r)).await;
                 let res = self.results("rate");
                 let rate = format!("{r}/s");
                 let args = Self::args(&manifest, &counter.base_url, &res, &["--rate", &rate]);
@@ -265,6 +283,72 @@ impl Bench {
                     s.median, self.o.runs
                 ),
                 goal: "±1%, 0×429, window ≤ R+1",
+                pass,
+            });
+        }
+    }
+
+    /// The limit target: `--rate r` against a host that allows exactly r
+    /// with zero tolerance, each request judged after up to
+    /// [`LIMIT_JITTER`] of network delay, answering a bare 429 (no
+    /// `Retry-After`). Goal: throughput ≥ 0.95·r (jobs accepted per second,
+    /// first request to last) with 429s ≤ 5 % of requests.
+    async fn limit(&mut self) {
+        println!("\n== limit (zero-tolerance host, {LIMIT_JITTER:?} jitter) ==");
+        let rates: &[f64] = match (&self.o.limit_rates[..], self.o.quick) {
+            ([], true) => &[20.0],
+            ([], false) => &[2.0, 4.0, 20.0],
+            (chosen, _) => chosen,
+        };
+        for &r in rates {
+            // 30 s of requests at the configured rate (a few in quick mode).
+            let n = if self.o.quick { 10 } else { (30.0 * r) as u64 };
+            let manifest = self.manifest(n, Format::Csv);
+            let (mut throughput, mut share, mut failed_runs) = (Vec::new(), Vec::new(), 0);
+            for _ in 0..self.o.runs {
+                let interval = Duration::from_secs_f64(1.0 / r);
+                let counter = Counter::start(Limit::Strict {
+                    interval,
+                    jitter: LIMIT_JITTER,
+                })
+                .await;
+                let res = self.results("limit");
+                let rate = format!("{r}/s");
+                let args = Self::args(&manifest, &counter.base_url, &res, &["--rate", &rate]);
+                let limit = Duration::from_secs_f64(4.0 * n as f64 / r + 30.0);
+                let m = measure::run_bin_for(&self.o.bin, &args, KEY, limit).await;
+                if m.code != 0 {
+                    println!("  run exited {}: {}", m.code, m.stderr.trim());
+                    failed_runs += 1;
+                }
+                // Jobs accepted per second, first request to last (429s and
+                // their resends included; the process's start-up not).
+                let arrivals = counter.arrivals();
+                throughput.push(measure::achieved_rate_of(&arrivals, n));
+                let requests = arrivals.len() as f64;
+                share.push(counter.rate_limited() as f64 / requests.max(1.0));
+            }
+            let t = Summary::of(&throughput);
+            let percent: Vec<f64> = share.iter().map(|x| x * 100.0).collect();
+            let worst_t = throughput.iter().copied().fold(f64::INFINITY, f64::min);
+            let worst_l = share.iter().copied().fold(0.0, f64::max);
+            let pass = worst_t >= 0.95 * r && worst_l <= 0.05 && failed_runs == 0;
+            println!(
+                "r={r}/s N={n}: {}/s jobs, first request to last ({:.1}% of r), 429s {}% of requests",
+                t.show(2),
+                100.0 * t.median / r,
+                Summary::of(&percent).show(1)
+            );
+            self.verdicts.push(Verdict {
+                target: "limit",
+                figure: format!(
+                    "r={r}: {:.2}/s ({:.1}% of r) worst, 429s {:.1}% worst, {failed_runs}/{} runs not exit 0",
+                    worst_t,
+                    100.0 * worst_t / r,
+                    100.0 * worst_l,
+                    self.o.runs
+                ),
+                goal: "≥ 0.95·r, 429s ≤ 5%",
                 pass,
             });
         }
@@ -480,7 +564,7 @@ impl Bench {
             let mut run = Vec::new();
             if n <= self.o.max_run_rows {
                 for _ in 0..self.o.runs {
-                    let sink = Counter::start(None).await;
+                    let sink = Counter::start(Limit::Unlimited).await;
                     let res = self.results("scale");
                     let extra = ["--rate", "unlimited", "--concurrency", "64"];
                     let m = run_bin(
@@ -498,7 +582,7 @@ impl Bench {
             // The first run over a results file of the release before the
             // state store builds the store from it (the upgrade's import);
             // the reruns measured after it read the store.
-            let sink = Counter::start(None).await;
+            let sink = Counter::start(Limit::Unlimited).await;
             let first = run_bin(
                 &self.o.bin,
                 &Self::args(&csv, &sink.base_url, &res, &[]),
@@ -514,7 +598,7 @@ impl Bench {
             ));
             let (mut rerun, mut sent) = (Vec::new(), sink.all_requests());
             for _ in 0..self.o.runs {
-                let sink = Counter::start(None).await;
+                let sink = Counter::start(Limit::Unlimited).await;
                 let m = run_bin(
                     &self.o.bin,
                     &Self::args(&csv, &sink.base_url, &res, &[]),

@@ -148,6 +148,17 @@ pub fn achieved_rate(arrivals: &[Instant]) -> f64 {
     }
 }
 
+/// `jobs` accepted per second between the first and the last arrival (of
+/// all requests, refused ones included: the last is the last job's).
+pub fn achieved_rate_of(arrivals: &[Instant], jobs: u64) -> f64 {
+    match (arrivals.first(), arrivals.last()) {
+        (Some(a), Some(b)) if jobs > 1 && b > a => {
+            (jobs - 1) as f64 / b.duration_since(*a).as_secs_f64()
+        }
+        _ => 0.0,
+    }
+}
+
 /// The release binary of this workspace: `$CARGO_TARGET_DIR/release/batchgen`
 /// or `target/release/batchgen`, built first when missing. (Examples get no
 /// `CARGO_BIN_EXE_*`, and the debug binary would measure the wrong thing.)

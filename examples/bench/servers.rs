@@ -2,18 +2,18 @@
 //!
 //! # Why a counting server next to the sandbox
 //! Rate fidelity needs the arrival time of every request, and the sandbox
-//! does not expose them (its stats list tasks, not times), while a proxy in
-//! front of it would add its own scheduling jitter between the timestamp and
-//! the sandbox's limiter. So the rate target runs against [`Counter`]: a
-//! minimal axum server that timestamps each generate `POST` on arrival
-//! (the kernel's receive timestamp, as the sandbox does: `sandbox::arrival`),
-//! answers the documented success JSON, and applies the sandbox's own
-//! no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
-//! `min(T/2, 50 ms)`, `TAT = max(TAT, now) + T`, a refusal does not move the
-//! schedule). Its 429 count is therefore the count the sandbox would
-//! answer. With no rate it is also a
-//! cheap sink that keeps nothing but timestamps, used for the 10^6-row runs
-//! where the sandbox would hold every task in the bench's memory.
+//! does not expose them (its stats list tasks, not times). So the rate
+//! targets run against [`Counter`]: a minimal axum server that timestamps
+//! each generate `POST` when its handler runs, answers the documented
+//! success JSON, and applies one of two limiters ([`Limit`]): the sandbox's
+//! own no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
+//! `T/2` within `[2 ms, 50 ms]`, `TAT = max(TAT, now) + T`, a refusal does not move the
+//! schedule), whose 429 count is therefore the count the sandbox would
+//! answer; or a zero-tolerance one judged after a random network delay,
+//! what nginx's `limit_req` without `burst` does behind a real network.
+//! With no limit it is also a cheap sink that keeps nothing but timestamps,
+//! used for the 10^6-row runs where the sandbox would hold every task in
+//! the bench's memory.
 //!
 //! # Why the bare loop runs on its own runtime
 //! batchgen is a separate process with its own tokio runtime; the loop gets
@@ -24,28 +24,41 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
 use batchgen::job::Job;
-use batchgen::sandbox::arrival::{ArrivedAt, Stamped};
 use batchgen::sandbox::limit::Limiter;
-use hyper::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
+use rand::RngExt;
 use reqwest::header::AUTHORIZATION;
-use tower::ServiceExt;
+
+/// The limit a [`Counter`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// None: every request is accepted.
+    Unlimited,
+    /// The sandbox's GCRA at one request per interval, answering 429 with
+    /// `Retry-After: 1`.
+    Sandbox(Duration),
+    /// Zero tolerance at one request per interval, each request judged
+    /// after a uniform random delay of up to `jitter` (the network between
+    /// client and limiter), answering a bare 429 with no `Retry-After`.
+    Strict {
+        interval: Duration,
+        jitter: Duration,
+    },
+}
 
 /// Counting server state.
 #[derive(Default)]
 struct Log {
     arrivals: Mutex<Vec<Instant>>,
-    /// The sandbox's limiter, when a rate is enforced.
+    /// The limiter, when a rate is enforced.
     gcra: Mutex<Option<Limiter>>,
+    /// The strict limit's network delay.
+    jitter: Option<Duration>,
     rate_limited: AtomicU64,
     /// Anything but a generate request (the balance check, for one).
     other: AtomicU64,
@@ -65,10 +78,18 @@ impl Drop for Counter {
 }
 
 impl Counter {
-    /// Starts on 127.0.0.1:0, enforcing one request per `interval` if given.
-    pub async fn start(interval: Option<Duration>) -> Counter {
-        let log = Arc::new(Log::default());
-        *log.gcra.lock().unwrap() = interval.map(Limiter::new);
+    /// Starts on 127.0.0.1:0, enforcing `limit`.
+    pub async fn start(limit: Limit) -> Counter {
+        let (gcra, jitter) = match limit {
+            Limit::Unlimited => (None, None),
+            Limit::Sandbox(interval) => (Some(Limiter::new(interval)), None),
+            Limit::Strict { interval, jitter } => (Some(Limiter::strict(interval)), Some(jitter)),
+        };
+        let log = Arc::new(Log {
+            gcra: Mutex::new(gcra),
+            jitter,
+            ..Log::default()
+        });
         let app = Router::new()
             .route("/api/generate", post(generate))
             .route("/api/v2/generate", post(generate))
@@ -77,27 +98,8 @@ impl Counter {
             .with_state(log.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
-        // Served like the sandbox serves: each connection's reads carry the
-        // kernel's receive timestamp, so arrival times are when requests
-        // reached the socket, not when this server got to run.
         let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let stream = Stamped::new(stream);
-                let arrivals = stream.arrivals();
-                let service = app.clone().map_request(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(arrivals.latest());
-                    req
-                });
-                tokio::spawn(async move {
-                    let _ = Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                        .await;
-                });
-            }
+            let _ = axum::serve(listener, app).await;
         });
         Counter {
             base_url,
@@ -123,17 +125,31 @@ impl Counter {
     }
 }
 
-async fn generate(
-    State(log): State<Arc<Log>>,
-    Extension(ArrivedAt(arrived)): Extension<ArrivedAt>,
-) -> Response {
+async fn generate(State(log): State<Arc<Log>>) -> Response {
+    let arrived = tokio::time::Instant::now();
     let now = arrived.into_std();
     let n = {
         let mut a = log.arrivals.lock().unwrap();
         a.push(now);
         a.len()
     };
-    if let Some(limiter) = log.gcra.lock().unwrap().as_mut()
+    if let Some(jitter) = log.jitter {
+        // The network between client and limiter: each request reaches the
+        // limiter a random moment later, judged on that moment.
+        let delay = rand::rng().random_range(Duration::ZERO..=jitter);
+        let judged = arrived + delay;
+        tokio::time::sleep_until(judged).await;
+        if let Some(limiter) = log.gcra.lock().unwrap().as_mut()
+            && limiter.check(judged).is_err()
+        {
+            log.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({"code": 429, "message": "rate limit exceeded"})),
+            )
+                .into_response();
+        }
+    } else if let Some(limiter) = log.gcra.lock().unwrap().as_mut()
         && limiter.check(arrived).is_err()
     {
         log.rate_limited.fetch_add(1, Ordering::Relaxed);

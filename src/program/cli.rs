@@ -142,8 +142,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub models: ModelArgs,
 
-    /// Request rate: N/s, N/min, N/h or "unlimited" [default: 1/s]. Every
-    /// attempt, retries included, counts.
+    /// Request rate: N/s, N/min, N/h, N/<duration> (20/10s) or "unlimited"
+    /// [default: 1/s]; N may be fractional (3.8/s). Every attempt, retries
+    /// included, counts; a 429 without Retry-After slows the pace a little.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<Rate>,
 
@@ -156,7 +157,7 @@ pub struct RunArgs {
     pub concurrency: Option<usize>,
 
     /// Attempts per row for 5xx and connection failures [default: 6]. A 429
-    /// (rate limited) does not use one up: the whole pool waits instead.
+    /// (rate limited) does not use one up: the pace gives way instead.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: Option<u32>,
 
@@ -439,7 +440,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub poll_interval: Duration,
 
-    /// All feed polls together, at most: N/s, N/min, N/h or "unlimited".
+    /// All feed polls together, at most: N/s, N/min, N/h, N/<duration> or "unlimited".
     #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::DEFAULT_POLL_RATE)]
     pub poll_rate: Rate,
 
@@ -485,7 +486,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = crate::engine::collect::download::DEFAULT_CONCURRENCY, value_parser = parse_positive)]
     pub download_concurrency: usize,
 
-    /// Download requests, at most: N/s, N/min, N/h or "unlimited".
+    /// Download requests, at most: N/s, N/min, N/h, N/<duration> or "unlimited".
     #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::download::DEFAULT_RATE)]
     pub download_rate: Rate,
 

@@ -28,7 +28,6 @@ use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::arrival::ArrivedAt;
 use super::state::Stats;
 use super::{ConnControl, Shared, media};
 
@@ -55,6 +54,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// When a request arrived: stamped as soon as hyper has read its head, so
+/// the rate limiter judges the spacing the client produced, not the
+/// handler's own scheduling delays (a handler may run after a later
+/// request's: the limiter places each by its arrival, see
+/// [`super::limit::Limiter::check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivedAt(pub Instant);
+
 /// The submit handler of every face.
 pub(super) async fn generate(
     State(shared): State<Arc<Shared>>,
@@ -64,8 +71,8 @@ pub(super) async fn generate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The limiter judges when the request reached the socket, not when this
-    // handler got to run (see `arrival`).
+    // The limiter judges when the request arrived, not when this handler
+    // got to run.
     let now = arrived.map_or_else(Instant::now, |Extension(ArrivedAt(at))| at);
     let path = generate_path(path.as_str());
     let (delay, reply) = shared.decide(now, path, &headers, &body);

@@ -7,25 +7,27 @@
 //!
 //! Why a tolerance: a client that spaces requests exactly one interval apart
 //! still reaches the server a little early now and then (timer wake-ups,
-//! loopback scheduling). Without slack such a client would see spurious 429s
-//! and tests built on it would flake. The tolerance is half an interval, at
-//! most [`MAX_TOLERANCE`], so it absorbs jitter but never admits a second
-//! request "early" by a meaningful amount. Because an early request does not
+//! loopback scheduling, and the sandbox's own: it stamps a request when
+//! hyper has read it, on a machine it shares with the client). Without
+//! slack such a client would see spurious 429s and tests built on it would
+//! flake. The tolerance is half an interval, at least [`MIN_TOLERANCE`] (a
+//! host on a network forgives at least that much jitter, or no client could
+//! keep its rate) and at most [`MAX_TOLERANCE`], so it absorbs jitter but
+//! never admits a second request "early" by a meaningful amount. Because an early request does not
 //! move the schedule earlier (`TAT = max(TAT, now) + T`), jitter never
 //! accumulates into a burst.
 //!
 //! The limiter takes `now` as an argument, so its rules are tested without a
 //! clock.
 //!
-//! # Why not governor, and why not the client's pacer
-//! batchgen's own limiters (the submit pool's `--burst` mode, the collect
-//! poller and downloader) are governor's GCRA, and its no-burst pacer
-//! (`engine::submit::pool`) mirrors this one. The sandbox keeps its own,
-//! deliberately: it stands for the provider, so it must judge requests by
-//! when they reached the socket (see `arrival`) and place one judged after a
-//! later arrival where it belongs (see [`Limiter::check`]), which governor,
-//! reading its own clock at the moment it is asked, cannot; and a server
-//! built from the client's rate code would agree with the client's rate bugs.
+//! # Why not governor, as the client
+//! batchgen's own limiter (`util::limit`) is governor's GCRA. The sandbox
+//! keeps its own, deliberately: it stands for the provider, so it must
+//! judge requests by when they arrived (`api::ArrivedAt`) and place one
+//! judged after a later arrival where it belongs (see [`Limiter::check`]),
+//! which governor, reading its own clock at the moment it is asked, cannot;
+//! and a server built from the client's rate code would agree with the
+//! client's rate bugs.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -34,6 +36,9 @@ use tokio::time::Instant;
 
 /// The most jitter the limiter forgives, whatever the interval.
 pub const MAX_TOLERANCE: Duration = Duration::from_millis(50);
+/// The least jitter it forgives: timer and scheduling jitter on a shared
+/// machine is a millisecond or two, whatever the rate.
+pub const MIN_TOLERANCE: Duration = Duration::from_millis(2);
 
 /// How many recent admissions the limiter remembers to place a request that
 /// is judged after a later one (see [`Limiter::check`]).
@@ -53,9 +58,21 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(interval: Duration) -> Limiter {
+        let tolerance = (interval / 2).clamp(MIN_TOLERANCE.min(interval), MAX_TOLERANCE);
+        Limiter::with_tolerance(interval, tolerance)
+    }
+
+    /// A limiter that forgives no earliness at all: what nginx's
+    /// `limit_req` without `burst` does, the most common limiter in front of
+    /// an API. The bench's `limit` target runs the client against it.
+    pub fn strict(interval: Duration) -> Limiter {
+        Limiter::with_tolerance(interval, Duration::ZERO)
+    }
+
+    fn with_tolerance(interval: Duration, tolerance: Duration) -> Limiter {
         Limiter {
             interval,
-            tolerance: (interval / 2).min(MAX_TOLERANCE),
+            tolerance,
             tat: None,
             recent: VecDeque::with_capacity(HISTORY),
         }
@@ -202,6 +219,29 @@ mod tests {
         assert!(l.check(start - Duration::from_millis(10)).is_err());
         // The refusals changed nothing.
         assert!(l.check(start + 2 * T - MAX_TOLERANCE).is_ok());
+    }
+
+    #[test]
+    fn tolerance_is_at_least_a_couple_of_milliseconds_at_high_rates() {
+        let start = Instant::now();
+        let mut l = Limiter::new(Duration::from_millis(2));
+        assert!(l.check(start).is_ok());
+        assert!(l.check(start + Duration::from_micros(100)).is_ok());
+        // But no third: the schedule moved on by one interval each.
+        assert!(l.check(start + Duration::from_micros(200)).is_err());
+    }
+
+    #[test]
+    fn the_strict_limiter_forgives_no_earliness() {
+        let start = Instant::now();
+        let mut l = Limiter::strict(T);
+        assert!(l.check(start).is_ok());
+        assert!(l.check(start + T - Duration::from_micros(1)).is_err());
+        assert!(l.check(start + T).is_ok());
+        // Lateness moves the schedule, as nginx's does.
+        assert!(l.check(start + 2 * T + Duration::from_millis(5)).is_ok());
+        assert!(l.check(start + 3 * T).is_err());
+        assert!(l.check(start + 3 * T + Duration::from_millis(5)).is_ok());
     }
 
     #[test]

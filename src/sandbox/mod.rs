@@ -40,7 +40,6 @@
 //!
 //! # Layout
 //! Lowest first; each module uses only those above it in this list:
-//! - `arrival`: when each request reached the socket (kernel timestamps);
 //! - `faults`: the seeded fault rolls, task and clip ids, and the faults
 //!   drawn from an id;
 //! - `limit`: the no-burst GCRA rate limiter;
@@ -80,7 +79,6 @@
 //! that connection, as a crashed server would.
 
 mod api;
-pub mod arrival;
 mod assets;
 mod auth;
 mod callbacks;
@@ -414,11 +412,13 @@ async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationT
     let _ = stream.set_nodelay(true);
     let kill = CancellationToken::new();
     let control = ConnControl(kill.clone());
-    let stream = arrival::Stamped::new(stream);
-    let arrivals = stream.arrivals();
     let service = router.map_request(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(control.clone());
-        req.extensions_mut().insert(arrivals.latest());
+        // The moment hyper has read the request's head, before routing and
+        // extractors: the closest to when it reached the socket that the
+        // sandbox sees (see `api::ArrivedAt`).
+        req.extensions_mut()
+            .insert(api::ArrivedAt(tokio::time::Instant::now()));
         req
     });
     let builder = Builder::new(TokioExecutor::new());

@@ -41,10 +41,7 @@ use crate::job::Provider;
 use crate::util::redact::Secret;
 use crate::util::units::{Rate, parse_duration};
 
-pub const DEFAULT_RATE: Rate = Rate::Limited {
-    count: NonZeroU32::MIN,
-    per: Duration::from_secs(1),
-};
+pub const DEFAULT_RATE: Rate = Rate::new(NonZeroU32::MIN, Duration::from_secs(1));
 pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -11,13 +11,13 @@
 //! | [`retry`] | exponential backoff with full jitter |
 //! | [`chain`] | an error and its causes on one line |
 //! | [`clock`] | the RFC 3339 time stamps written to files |
-//! | [`timer`] | sleeping to within a tenth of a millisecond, for the pacer |
+//! | [`limit`] | the rate limiter: governor's GCRA on tokio's clock, with a pace that gives way on 429 |
 
 pub mod chain;
 pub mod clock;
 pub mod fsx;
+pub mod limit;
 pub mod redact;
 pub mod retry;
 pub mod term;
-pub mod timer;
 pub mod units;

@@ -60,7 +60,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use tokio::sync::oneshot;
 use url::Url;
 
 use super::http::{self, bearer, endpoint, retry_after};
@@ -162,18 +161,6 @@ impl Client {
 
     /// Sends one job. Never retries: see [`crate::engine::submit::pool`].
     pub async fn submit(&self, job: &Job) -> Result<Accepted, SubmitError> {
-        self.submit_announced(job, None).await
-    }
-
-    /// Sends one job, and says on `leaving` the moment its bytes are handed
-    /// to the connection for writing (after any connecting), so the pool can
-    /// pace on when requests really leave (see [`crate::engine::submit::pool`]). If the
-    /// request fails before that, `leaving` is dropped unsent.
-    pub async fn submit_announced(
-        &self,
-        job: &Job,
-        leaving: Option<oneshot::Sender<()>>,
-    ) -> Result<Accepted, SubmitError> {
         let model = self
             .models
             .wire_model(self.wire.provider(), job.fields.model.as_deref());
@@ -185,10 +172,7 @@ impl Client {
         }
         let response = request
             .header(CONTENT_TYPE, "application/json")
-            .body(reqwest::Body::wrap(Announced {
-                data: Some(body.into()),
-                leaving,
-            }))
+            .body(body)
             .send()
             .await
             .map_err(classify_send_error)?;
@@ -214,40 +198,6 @@ impl Client {
             });
         }
         self.wire.read_submit(status, &body, retry_after)
-    }
-}
-
-/// A request body that announces when the connection takes its bytes.
-///
-/// hyper polls the body right after writing the head into its buffer and
-/// flushes both together, so the first poll is, to within microseconds, the
-/// moment the request leaves for the server.
-struct Announced {
-    data: Option<bytes::Bytes>,
-    leaving: Option<oneshot::Sender<()>>,
-}
-
-impl http_body::Body for Announced {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        if let Some(leaving) = self.leaving.take() {
-            let _ = leaving.send(());
-        }
-        std::task::Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        // Exact, so the request carries Content-Length, not chunks.
-        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 

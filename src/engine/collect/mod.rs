@@ -63,7 +63,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -86,10 +85,10 @@ use state::{Hold, OpenCatalog, Task};
 /// The default of `--poll-interval`: the provider asks for no faster.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// The default of `--poll-rate`.
-pub const DEFAULT_POLL_RATE: Rate = Rate::Limited {
-    count: std::num::NonZeroU32::new(2).expect("nonzero"),
-    per: Duration::from_secs(1),
-};
+pub const DEFAULT_POLL_RATE: Rate = Rate::new(
+    std::num::NonZeroU32::new(2).expect("nonzero"),
+    Duration::from_secs(1),
+);
 /// The default of `--deadline`.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30 * 60);
 /// Polls in flight at most.
@@ -200,15 +199,6 @@ pub enum CollectError {
     /// An HTTP client could not be built.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
-}
-
-/// The one limiter constructor for polls and downloads: no burst, one
-/// cell per `rate`'s interval; `None` when unlimited. (The submit pacer
-/// and the sandbox pace differently, on purpose, in their own modules.)
-fn rate_limiter(rate: Rate) -> Option<DefaultDirectRateLimiter> {
-    rate.interval().map(|every| {
-        RateLimiter::direct(Quota::with_period(every).expect("rate interval is never zero"))
-    })
 }
 
 /// Polls and downloads until every submitted task is finished, the deadline

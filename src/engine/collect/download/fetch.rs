@@ -6,9 +6,9 @@
 //! because none of this knows the catalog: it gets a URL and a path and
 //! says what it made or why not.
 
+use std::num::NonZeroU32;
 use std::path::Path;
 
-use governor::DefaultDirectRateLimiter;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::AsyncWriteExt;
@@ -18,6 +18,7 @@ use super::tags::{self, Cover, CoverSource, MAX_COVER, TagInfo};
 use super::{DownloadConfig, TAG_FAILED, part_path, resumable_part};
 use crate::api::poll::without_url;
 use crate::engine::collect::audio;
+use crate::util::limit::Limiter;
 use crate::util::retry::full_jitter;
 
 /// Largest file accepted: far above any song, far below a full disk.
@@ -29,7 +30,7 @@ const ATTEMPTS: u32 = 5;
 /// stop signal and the folder files must stay in.
 pub(super) struct Fetcher {
     http: reqwest::Client,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<Limiter>,
     stop: CancellationToken,
     dir: std::path::PathBuf,
 }
@@ -71,7 +72,7 @@ impl Fetcher {
             .build()?;
         Ok(Fetcher {
             http,
-            limiter: crate::engine::collect::rate_limiter(config.rate),
+            limiter: Limiter::new(config.rate, NonZeroU32::MIN),
             stop,
             dir: config.dir.clone(),
         })
@@ -181,7 +182,7 @@ impl Fetcher {
         if let Some(limiter) = &self.limiter {
             tokio::select! {
                 () = self.stop.cancelled() => return Err("stopped".into()),
-                () = limiter.until_ready() => {}
+                _ = limiter.until_ready() => {}
             }
         }
         let get = async {
@@ -224,7 +225,7 @@ impl Fetcher {
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
                     () = self.stop.cancelled() => return Err("stopped".into()),
-                    () = limiter.until_ready() => {}
+                    _ = limiter.until_ready() => {}
                 }
             }
             let outcome = tokio::select! {

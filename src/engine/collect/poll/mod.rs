@@ -34,8 +34,11 @@
 //! Two limits apply, as the provider asks: a task is polled at most once
 //! per `interval` (5 s by default), and all polls together pass one
 //! no-burst rate limiter (`--poll-rate`). 429s, 5xx and connection errors
-//! push the task back with the pool's backoff (and a 429 pauses every poll,
-//! honouring `Retry-After`); 401/402/403 end the run
+//! push the task back with the pool's backoff. A 429 also slows every poll,
+//! as it slows submits: its `Retry-After` pauses them all; without one the
+//! limiter's pace gives way (AIMD, [`crate::util::limit`]), and in a storm
+//! (more than [`STORM_AFTER`] beyond the polls in flight, in a row) every
+//! poll also waits out a backoff; 401/402/403 end the run
 //! ([`CollectError::Refused`]); a 3xx ends it as
 //! [`CollectError::Misdirected`] (`HTTP 301 to <Location>: fix
 //! --base-url`: API calls follow no redirect, see [`crate::api::submit`]);
@@ -46,6 +49,7 @@
 pub mod estimate;
 pub mod schedule;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +65,7 @@ use super::state::Task;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
 use crate::files::state::{Applied, Catalog};
+use crate::util::limit::{Limiter, STORM_AFTER, Slot};
 use crate::util::retry::full_jitter;
 use crate::util::units::Rate;
 
@@ -114,11 +119,15 @@ pub async fn poll_until_finished<H>(
     on_answer: impl Fn(&Held<H>, &Applied),
     stop: CancellationToken,
 ) -> Result<PollSummary, CollectError> {
-    let limiter = super::rate_limiter(settings.rate).map(Arc::new);
+    let limiter = Limiter::new(settings.rate, NonZeroU32::MIN).map(Arc::new);
     let client = Arc::new(client);
-    let mut poller = Poller::new(settings.interval);
-    let mut in_flight: JoinSet<(Vec<usize>, Instant, Answers)> = JoinSet::new();
     let concurrency = settings.concurrency.max(1);
+    let mut poller = Poller::new(settings.interval);
+    if limiter.is_some() {
+        let in_flight = u32::try_from(concurrency).unwrap_or(u32::MAX);
+        poller.storm_after = Some(in_flight.saturating_add(STORM_AFTER));
+    }
+    let mut in_flight: JoinSet<(Vec<usize>, Instant, Option<Slot>, Answers)> = JoinSet::new();
     let batch_size = client.batch_size();
     let mut open = true;
 
@@ -142,11 +151,12 @@ pub async fn poll_until_finished<H>(
             poller.summary.polls += 1;
             poller.in_flight.extend(batch.iter().copied());
             in_flight.spawn(async move {
-                if let Some(limiter) = limiter {
-                    limiter.until_ready().await;
-                }
+                let slot = match &limiter {
+                    Some(limiter) => Some(limiter.until_ready().await),
+                    None => None,
+                };
                 let sent = Instant::now();
-                (batch, sent, client.poll_many(&task_ids).await)
+                (batch, sent, slot, client.poll_many(&task_ids).await)
             });
         }
         if !open && poller.schedule.left() == 0 && in_flight.is_empty() {
@@ -157,7 +167,10 @@ pub async fn poll_until_finished<H>(
             biased;
             () = stop.cancelled() => return Ok(poller.summary),
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((batch, sent, answers)) = joined else { continue };
+                let Ok((batch, sent, slot, answers)) = joined else { continue };
+                if let (Some(limiter), Some(slot)) = (&limiter, slot) {
+                    pace(limiter, slot, &answers);
+                }
                 for i in &batch {
                     poller.in_flight.remove(i);
                 }
@@ -180,6 +193,21 @@ pub async fn poll_until_finished<H>(
 /// why the whole request failed.
 type Answers = Result<Vec<Result<TaskClips, PollError>>, PollError>;
 
+/// Tells the limiter how the request sent in `slot` was answered: a 429
+/// that named no wait slows the pace, anything else counts as calm.
+fn pace(limiter: &Limiter, slot: Slot, answers: &Answers) {
+    let unnamed_429 = |e: &PollError| e.rate_limited() == Some(None);
+    let refused = match answers {
+        Err(e) => unnamed_429(e),
+        Ok(each) => each.iter().any(|a| a.as_ref().is_err_and(unnamed_429)),
+    };
+    if refused {
+        limiter.refused(slot);
+    } else {
+        limiter.answered(slot);
+    }
+}
+
 /// One task of the window, by its schedule index.
 struct Entry<H> {
     held: Held<H>,
@@ -200,6 +228,10 @@ struct Poller<H> {
     pause_until: Instant,
     /// Retryable failures in a row, any task.
     failures_in_a_row: u32,
+    /// With a rate limit, the failures in a row after which a 429 with no
+    /// `Retry-After` is a storm and pauses every poll; `None` without one
+    /// (every such 429 pauses them).
+    storm_after: Option<u32>,
     summary: PollSummary,
     /// Clock readings for placing tasks by their submission time.
     wall: chrono::DateTime<chrono::Utc>,
@@ -216,6 +248,7 @@ impl<H> Poller<H> {
             in_flight: std::collections::HashSet::new(),
             pause_until: start,
             failures_in_a_row: 0,
+            storm_after: None,
             summary: PollSummary::default(),
             wall: chrono::Utc::now(),
             start,
@@ -429,9 +462,13 @@ impl<H> Poller<H> {
                 )));
             }
         }
-        let pause = e
-            .rate_limited()
-            .map(|retry_after| retry_after.unwrap_or_else(|| full_jitter(self.failures_in_a_row)));
+        let storm = self
+            .storm_after
+            .is_none_or(|after| self.failures_in_a_row > after);
+        let pause = e.rate_limited().and_then(|retry_after| match retry_after {
+            Some(wait) => Some(wait),
+            None => storm.then(|| full_jitter(self.failures_in_a_row)),
+        });
         if let Some(pause) = pause {
             self.pause_until = self.pause_until.max(Instant::now() + pause);
         }

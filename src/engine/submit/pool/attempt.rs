@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::pacer::Turn;
-use super::{Shared, StopReason, rate_limit_exhausted};
+use super::{STORM_AFTER, Shared, StopReason, Turn, rate_limit_exhausted};
 use crate::api::submit::{Accepted, ErrorClass, SubmitError};
 use crate::files::results::{Record, Status};
 use crate::job::Job;
@@ -29,6 +28,8 @@ struct Row {
     /// Whether any attempt reached the host (anything but a failed
     /// connect): a row none of whose requests left was never billed.
     reached: bool,
+    /// The turn the latest attempt was sent in.
+    turn: Turn,
 }
 
 /// What a failed attempt leads to.
@@ -48,12 +49,19 @@ impl Shared {
             ambiguous: false,
             rate_limited: 0,
             reached: false,
+            turn: Turn { slot: None },
         };
         loop {
             let Some(turn) = self.begin_attempt(&mut row.record).await else {
                 return self.put_back(row.record, row.last_error, row.ambiguous);
             };
-            let error = match self.send(job, turn).await {
+            row.turn = turn;
+            let answer = self.client.submit(job).await;
+            let rate_limited = answer.as_ref().is_err_and(SubmitError::is_rate_limited);
+            if let (Some(limiter), Some(slot), false) = (&self.limiter, turn.slot, rate_limited) {
+                limiter.answered(slot);
+            }
+            let error = match answer {
                 Ok(accepted) => return self.accepted(row.record, job, accepted),
                 Err(e) => e,
             };
@@ -67,7 +75,7 @@ impl Shared {
     /// Records the row `sending` (durably), then waits for a turn to send.
     /// `None` when it must not be sent: the run stopped, or the row could
     /// not be recorded (which stops the run). Counts the request.
-    async fn begin_attempt(&self, record: &mut Record) -> Option<Turn<'_>> {
+    async fn begin_attempt(&self, record: &mut Record) -> Option<Turn> {
         if self.stop.is_cancelled() {
             return None;
         }
@@ -145,7 +153,7 @@ impl Shared {
             ErrorClass::Retry if !out_of_attempts => {
                 let backoff = full_jitter(row.record.attempts);
                 if error.is_rate_limited() {
-                    self.pause_all(error.retry_after().unwrap_or(backoff));
+                    self.rate_limited(&error, row.turn, backoff);
                 } else if !self.sleep(error.retry_after().unwrap_or(backoff)).await {
                     return Next::Done(self.put_back(row.record, Some(error), row.ambiguous));
                 }
@@ -180,6 +188,24 @@ impl Shared {
             ErrorClass::Row => {
                 Next::Done(self.finish(row.record, Status::Failed, error.to_string()))
             }
+        }
+    }
+
+    /// What a 429 costs (the pool's docs, "429 is flow control"): the
+    /// host's `Retry-After` for every worker; without one, a slower pace,
+    /// plus `backoff` for every worker in a storm.
+    fn rate_limited(&self, error: &SubmitError, turn: Turn, backoff: Duration) {
+        if let Some(wait) = error.retry_after() {
+            self.pause_all(wait);
+            return;
+        }
+        if let (Some(limiter), Some(slot)) = (&self.limiter, turn.slot) {
+            limiter.refused(slot);
+        }
+        let in_a_row = self.rate_limited_in_a_row.load(Ordering::Relaxed);
+        let workers = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
+        if self.limiter.is_none() || in_a_row > workers.saturating_add(STORM_AFTER) {
+            self.pause_all(backoff);
         }
     }
 

@@ -10,26 +10,33 @@
 //!                               ▼  5. classify: done / retry / stop the run
 //! ```
 //!
-//! Every attempt, retries included, passes the limiter, so the configured
-//! rate is a ceiling on what the API sees, not on how many rows start. The
-//! limiter is a `Pacer` (the server's GCRA, no burst) unless `--burst` asks
-//! for governor's bursty GCRA. A 429 pauses the whole pool (the server is
-//! telling *us*, not one worker, to slow down). At most `concurrency`
-//! requests are in flight because only that many workers exist. Stopping is
-//! a [`CancellationToken`]: once cancelled no request starts, and in-flight
-//! ones finish.
+//! Every attempt, retries included, passes the limiter
+//! ([`crate::util::limit`], no burst unless `--burst`), so the configured
+//! rate is a ceiling on what the API sees, not on how many rows start. At
+//! most `concurrency` requests are in flight because only that many
+//! workers exist. Stopping is a [`CancellationToken`]: once cancelled no
+//! request starts, and in-flight ones finish.
 //!
 //! Here: the workers, what they share, and why a run stops. One job's way
 //! from first attempt to final state, the retry policy below, is
-//! `attempt`'s; the rate limit and why it is not governor's by default,
-//! `pacer`'s.
+//! `attempt`'s.
 //!
 //! # 429 is flow control
-//! A 429 is the host pacing the whole client, not a verdict on the row, so
-//! it does not use up the row's `--max-attempts` (only other retryable
-//! answers do). What bounds a host that answers nothing but 429 is the
-//! pool-wide pause (each 429 holds every worker for its `Retry-After`, or a
-//! backoff that grows with the row's requests), and a breaker of its own:
+//! A 429 is the host pacing the whole client (not one worker), not a
+//! verdict on the row, so it does not use up the row's `--max-attempts`
+//! (only other retryable answers do). What it costs depends on what the host
+//! said:
+//! - a `Retry-After`: every worker waits that long (a pool-wide pause);
+//! - nothing, the first few in a row: the limiter's pace gives way a few
+//!   percent and the next request waits one interval of it (AIMD: see
+//!   [`crate::util::limit`]). A host that allows exactly the configured
+//!   rate with no tolerance costs a 429 now and then, not seconds of
+//!   backoff each time;
+//! - nothing, in a storm (more than `concurrency` + [`STORM_AFTER`] in a
+//!   row): the pace still gives way, and every worker also waits out a
+//!   backoff that grows with the row's requests, as for a 5xx.
+//!
+//! What bounds a host that answers nothing but 429 is a breaker of its own:
 //! [`RATE_LIMITED_GIVE_UP`] 429s in a row, pool-wide, with no other answer
 //! between them, or an unbroken run of 429s lasting
 //! [`RATE_LIMITED_GIVE_UP_AFTER`] (a host asking `Retry-After: 300` each
@@ -51,7 +58,6 @@
 //! `unknown`, never a resend: the safe side.
 
 mod attempt;
-mod pacer;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::AtomicU32;
@@ -63,11 +69,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::Counters;
 use super::feeder::ChunkReceiver;
-use crate::api::submit::{Accepted, Client, SubmitError};
+use crate::api::submit::Client;
 use crate::files::results::Recorder;
 use crate::job::Job;
+pub use crate::util::limit::STORM_AFTER;
+use crate::util::limit::{Limiter, Slot};
 use crate::util::units::Rate;
-use pacer::{Limiter, Turn};
 
 /// 429s in a row, pool-wide and with no other answer between them, after
 /// which the run stops as unavailable (see the module docs).
@@ -112,6 +119,13 @@ pub enum StopReason {
     Cancelled,
     /// The API answered with a redirect: the base URL is wrong (exit 78).
     Misdirected(String),
+}
+
+/// A worker's permission to send: the limiter's slot, if there is a
+/// limiter (its pace hears how the request was answered).
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    slot: Option<Slot>,
 }
 
 /// State the workers share.
@@ -181,7 +195,7 @@ pub async fn submit_all(
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> Option<StopReason> {
-    let limiter = Limiter::for_rate(config.rate, config.burst);
+    let limiter = Limiter::new(config.rate, config.burst);
     let workers = config.concurrency.max(1);
     let shared = Arc::new(Shared {
         config,
@@ -245,9 +259,9 @@ impl Shared {
     }
 
     /// Waits until this worker may send: no pool-wide pause, a limiter slot.
-    /// `None` when the run stopped meanwhile; otherwise a [`Turn`] to keep
-    /// until the request leaves.
-    async fn wait_turn(&self) -> Option<Turn<'_>> {
+    /// `None` when the run stopped meanwhile; otherwise the [`Turn`] to send
+    /// in.
+    async fn wait_turn(&self) -> Option<Turn> {
         loop {
             let until = *self.pause_until.lock().expect("poisoned");
             if let Some(until) = until.filter(|u| *u > Instant::now()) {
@@ -256,12 +270,12 @@ impl Shared {
                     () = tokio::time::sleep_until(until) => continue,
                 }
             }
-            let turn = match &self.limiter {
+            let slot = match &self.limiter {
                 Some(limiter) => tokio::select! {
                     () = self.stop.cancelled() => return None,
-                    turn = limiter.until_ready() => turn,
+                    slot = limiter.until_ready() => Some(slot),
                 },
-                None => Turn(None),
+                None => None,
             };
             // A 429 may have arrived while this worker waited for the limiter.
             let paused = self
@@ -270,31 +284,8 @@ impl Shared {
                 .expect("poisoned")
                 .is_some_and(|u| u > Instant::now());
             if !paused {
-                return (!self.stop.is_cancelled()).then_some(turn);
+                return (!self.stop.is_cancelled()).then_some(Turn { slot });
             }
-        }
-    }
-
-    /// Sends `job` in `turn`, which ends the moment the request leaves (or
-    /// fails before leaving): the pacer's next slot counts from then.
-    async fn send(&self, job: &Job, turn: Turn<'_>) -> Result<Accepted, SubmitError> {
-        if turn.0.is_none() {
-            return self.client.submit(job).await;
-        }
-        let (leaving, left) = tokio::sync::oneshot::channel();
-        let request = self.client.submit_announced(job, Some(leaving));
-        tokio::pin!(request);
-        let answer = tokio::select! {
-            biased;
-            _ = left => None,
-            answer = &mut request => Some(answer),
-        };
-        // The instant this worker hears the request left, not the instant
-        // of the body's poll: see `Pacer` for why the later one.
-        drop(turn);
-        match answer {
-            Some(answer) => answer,
-            None => request.await,
         }
     }
 
