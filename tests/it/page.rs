@@ -173,14 +173,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn catalog_rows(path: &Path) -> Vec<Row> {
-    csv::Reader::from_path(path)
-        .unwrap()
-        .deserialize()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
 const HOSTILE: &str = "<script>document.title='pwned'</script> </script><!-- \"onerror=alert(1) x";
 
 /// A real sandbox run with downloads, in a temp folder, as the README's
@@ -248,7 +240,7 @@ prompt = "an upbeat song about the sea"
 fn a_sandbox_catalog_shows_its_players_failures_and_hostile_titles_as_text() {
     let Some(chrome) = browser() else { return };
     let (dir, page) = sandbox_catalog();
-    let rows = catalog_rows(&dir.path().join("m.sandbox.catalog.csv"));
+    let rows = common::catalog(&dir.path().join("m.sandbox.catalog.csv"));
     let complete = rows.iter().filter(|r| r.status == "complete").count();
     let failed = rows.iter().filter(|r| r.status == "failed").count();
     assert!(complete >= 4 && failed >= 2, "{rows:?}");

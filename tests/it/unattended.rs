@@ -44,12 +44,6 @@ async fn until_requests(sandbox: &Sandbox, n: u64) {
     panic!("the run never reached {n} requests");
 }
 
-async fn wait(child: Child) -> std::process::Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn max_jobs_is_a_quota_and_reruns_continue() {
     let sandbox = sandbox(SandboxConfig::default()).await;
@@ -229,7 +223,7 @@ async fn sigint_and_sigterm_finish_in_flight_requests_then_stop() {
         let child = spawn(&sandbox, &[arg(&manifest), "--rate", "10/s", "-j", "4"]);
         until_requests(&sandbox, 5).await;
         signal(&child, name);
-        let out = wait(child).await;
+        let out = wait_output(child).await;
         assert_eq!(code(&out), expected, "SIG{name}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("stopped by a signal"),
@@ -269,7 +263,7 @@ async fn a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_file() {
     signal(&child, "INT");
     tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&child, "INT");
-    let out = wait(child).await;
+    let out = wait_output(child).await;
     assert_eq!(code(&out), 130, "{}", stderr(&out));
     // The process exited at once: the state holds what the report (written
     // every few seconds) may not have caught up with yet.
@@ -308,7 +302,7 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
             tokio::time::sleep(Duration::from_millis(20 + (i * 37 % 11) * 25)).await;
         }
         signal(&child, "KILL");
-        let out = wait(child).await;
+        let out = wait_output(child).await;
         assert!(out.status.code().is_none(), "killed, run {i}");
         results::read(&results_path).expect("the results file parses after kill -9");
     }

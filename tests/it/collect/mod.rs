@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use batchgen::files::catalog::Row;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
-use crate::common;
+use crate::common::{self, catalog, id3_len, is_whole_mp3, run_env};
 
 const MODERATED: [usize; 3] = [7, 19, 33];
 
@@ -75,18 +75,9 @@ fn run_as(
     common::run_with_env(args.iter().map(|s| s.to_string()).collect(), env)
 }
 
-/// Runs the binary with the sandbox's base URL and key.
-async fn bin(sb: &Sandbox, args: &[&str]) -> std::process::Output {
-    let env = vec![
-        ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
-        ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
-    ];
-    common::run_with_env(args.iter().map(|s| s.to_string()).collect(), env).await
-}
-
 /// Submits the manifest; returns the results path.
 async fn submit(sb: &Sandbox, manifest: &Path) -> PathBuf {
-    let out = bin(
+    let out = run_env(
         sb,
         &[
             manifest.to_str().unwrap(),
@@ -104,11 +95,6 @@ async fn submit(sb: &Sandbox, manifest: &Path) -> PathBuf {
 
 const FAST: [&str; 4] = ["--poll-interval", "100ms", "--poll-rate", "unlimited"];
 
-fn catalog(path: &Path) -> Vec<Row> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader.deserialize().map(|r| r.unwrap()).collect()
-}
-
 /// The MP3 the sandbox serves for `url`.
 async fn original(url: &str) -> Vec<u8> {
     reqwest::get(url)
@@ -118,31 +104,6 @@ async fn original(url: &str) -> Vec<u8> {
         .await
         .unwrap()
         .to_vec()
-}
-
-/// Length of the ID3v2 tag at the start of `bytes` (header included).
-fn id3_len(bytes: &[u8]) -> Option<usize> {
-    if bytes.len() < 10 || &bytes[..3] != b"ID3" {
-        return None;
-    }
-    let size = bytes[6..10]
-        .iter()
-        .fold(0usize, |acc, b| (acc << 7) | usize::from(b & 0x7f));
-    Some(10 + size)
-}
-
-/// Whether `path` is a whole, tagged sandbox MP3: an ID3 tag, then whole
-/// 384-byte frames, each with the frame header, at least 100 of them.
-fn is_whole_mp3(bytes: &[u8]) -> bool {
-    let Some(tag) = id3_len(bytes) else {
-        return false;
-    };
-    let audio = &bytes[tag.min(bytes.len())..];
-    audio.len() >= 100 * 384
-        && audio.len().is_multiple_of(384)
-        && audio
-            .chunks(384)
-            .all(|f| f[..4] == [0xFF, 0xFB, 0x94, 0xC4])
 }
 
 fn mp3s(dir: &Path) -> Vec<PathBuf> {
@@ -220,7 +181,7 @@ async fn collect_downloads_the_whole_catalog() {
         dir.to_str().unwrap(),
     ];
     args.extend(FAST);
-    let out = bin(&sb, &args).await;
+    let out = run_env(&sb, &args).await;
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
     let stderr = common::stderr(&out);
     assert!(
@@ -232,7 +193,7 @@ async fn collect_downloads_the_whole_catalog() {
 
     // A rerun polls nothing and downloads nothing.
     let feeds = sb.stats().feed_requests;
-    let out = bin(&sb, &args).await;
+    let out = run_env(&sb, &args).await;
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
     assert!(common::stderr(&out).contains("0 downloaded, 94 already there"));
     assert_eq!(
@@ -341,7 +302,7 @@ async fn exit_codes() {
     let sb = sandbox().await;
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("none.results.csv");
-    let out = bin(&sb, &["collect", missing.to_str().unwrap()]).await;
+    let out = run_env(&sb, &["collect", missing.to_str().unwrap()]).await;
     assert_eq!(common::code(&out), 66, "{}", common::stderr(&out));
 
     let results = submit(&sb, &manifest(tmp.path(), 2, |_| None)).await;
@@ -356,7 +317,7 @@ async fn exit_codes() {
 
     let file = common::write(tmp.path(), "plain.txt", "x");
     let blocked = file.join("songs");
-    let out = bin(
+    let out = run_env(
         &sb,
         &["collect", results, "--download", blocked.to_str().unwrap()],
     )
@@ -366,11 +327,11 @@ async fn exit_codes() {
     // Not finished by the deadline: exit 1, and the next run finishes.
     let mut args = vec!["collect", results, "--deadline", "0s"];
     args.extend(FAST);
-    let out = bin(&sb, &args).await;
+    let out = run_env(&sb, &args).await;
     assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
     let mut args = vec!["collect", results];
     args.extend(FAST);
-    let out = bin(&sb, &args).await;
+    let out = run_env(&sb, &args).await;
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
 
     // A store rebuilt from the results report alone (a new catalog, none

@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use url::Url;
 
-use super::{FAST, bin, catalog, manifest, sandbox, submit};
+use super::{FAST, manifest, sandbox, submit};
+use crate::common::{catalog, run_env};
 
 const SECRET: &str = "s3cret-Callback";
 
@@ -83,7 +84,7 @@ async fn callbacks_build_the_same_catalog_as_polling() {
         polled.to_str().unwrap(),
     ];
     args.extend(FAST);
-    let out = bin(&sb, &args).await;
+    let out = run_env(&sb, &args).await;
     assert_eq!(
         crate::common::code(&out),
         0,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use batchgen::files::catalog::Row;
 use batchgen::files::results::Record;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
@@ -126,6 +127,55 @@ pub async fn run_with_env_measured(args: Vec<String>, env: Vec<(String, String)>
     })
     .await
     .unwrap()
+}
+
+/// Runs the binary with the sandbox's base URL and key in its environment
+/// (`BATCHGEN_BASE_URL`, `BATCHGEN_API_KEY`), not as flags.
+pub async fn run_env(sb: &Sandbox, args: &[&str]) -> Output {
+    let env = vec![
+        ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
+        ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
+    ];
+    run_with_env(args.iter().map(|s| s.to_string()).collect(), env).await
+}
+
+/// Waits for a child started with piped output, off the async runtime.
+pub async fn wait_output(child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The catalog file's rows, as written.
+pub fn catalog(path: &Path) -> Vec<Row> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader.deserialize().map(|r| r.unwrap()).collect()
+}
+
+/// Length of the ID3v2 tag at the start of `bytes` (header included), if
+/// they start with one.
+pub fn id3_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 10 || &bytes[..3] != b"ID3" {
+        return None;
+    }
+    let size = bytes[6..10]
+        .iter()
+        .fold(0usize, |acc, b| (acc << 7) | usize::from(b & 0x7f));
+    Some(10 + size)
+}
+
+/// Whether `bytes` is a whole, tagged sandbox MP3: an ID3 tag, then whole
+/// 384-byte frames, each with the frame header, at least 100 of them.
+pub fn is_whole_mp3(bytes: &[u8]) -> bool {
+    let Some(tag) = id3_len(bytes) else {
+        return false;
+    };
+    let audio = &bytes[tag.min(bytes.len())..];
+    audio.len() >= 100 * 384
+        && audio.len().is_multiple_of(384)
+        && audio
+            .chunks(384)
+            .all(|f| f[..4] == [0xFF, 0xFB, 0x94, 0xC4])
 }
 
 pub fn stderr(out: &Output) -> String {

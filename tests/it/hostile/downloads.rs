@@ -25,6 +25,7 @@ use batchgen::util::{redact::Secret, units::Rate};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::v2;
 use crate::common;
 
 const KEY: &str = "sk-hostile-downloads-0123456789";
@@ -178,11 +179,6 @@ fn clip(id: &str, status: &str, extra: &str, url: &str, duration: Value) -> Valu
 /// The documented final stage.
 fn done(id: &str, url: &str) -> Value {
     clip(id, "first", "All generated successfully.", url, json!(12.0))
-}
-
-fn v2(clips: Vec<Value>) -> Value {
-    json!({"code": 200, "message": "success",
-           "data": {"type": "SUCCESS", "request_body": {}, "response_data": clips}})
 }
 
 /// Writes a results file with one submitted task per key (task ID `t-KEY`).

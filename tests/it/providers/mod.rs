@@ -24,7 +24,9 @@ use batchgen::sandbox::{Sandbox, SandboxConfig};
 use batchgen::util::redact::Secret;
 use serde_json::json;
 
-use crate::common::{self, arg, code, no_secret, run_with_env, stderr, write};
+use crate::common::{
+    self, arg, catalog, code, is_whole_mp3, no_secret, run_with_env, stderr, write,
+};
 
 const SECRET: &str = "s3cret-callback-providers";
 
@@ -89,29 +91,6 @@ fn reorder(mut args: Vec<String>) -> Vec<String> {
         args.insert(0, command);
     }
     args
-}
-
-fn catalog(path: &Path) -> Vec<Row> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader.deserialize().map(|r| r.unwrap()).collect()
-}
-
-/// Whether `bytes` is a whole sandbox MP3: an ID3 tag, then whole 384-byte
-/// frames.
-fn is_whole_mp3(bytes: &[u8]) -> bool {
-    if bytes.len() < 10 || &bytes[..3] != b"ID3" {
-        return false;
-    }
-    let tag = 10
-        + bytes[6..10]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 7) | usize::from(b & 0x7f));
-    let audio = &bytes[tag.min(bytes.len())..];
-    audio.len() >= 100 * 384
-        && audio.len().is_multiple_of(384)
-        && audio
-            .chunks(384)
-            .all(|f| f[..4] == [0xFF, 0xFB, 0x94, 0xC4])
 }
 
 /// Submit with faults, rerun, collect with downloads: the whole journey.

@@ -26,7 +26,7 @@ use batchgen::sandbox::{MODERATION_MESSAGES, Sandbox, SandboxConfig, StageStyle,
 use batchgen::util::redact::Secret;
 use url::Url;
 
-use crate::common;
+use crate::common::{self, run_env};
 
 /// Jobs in the manifest, and the one content moderation stops.
 const JOBS: usize = 6;
@@ -81,19 +81,10 @@ fn manifest(dir: &Path, callback: impl Fn(&str) -> Option<String>) -> PathBuf {
     path
 }
 
-/// Runs the binary with the sandbox's base URL and key.
-async fn bin(sb: &Sandbox, args: &[&str]) -> std::process::Output {
-    let env = vec![
-        ("BATCHGEN_API_KEY".to_owned(), sb.key().to_owned()),
-        ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
-    ];
-    common::run_with_env(args.iter().map(|s| s.to_string()).collect(), env).await
-}
-
 /// Submits the manifest one job at a time; returns the results path.
 async fn submit(sb: &Sandbox, manifest: &Path) -> PathBuf {
     let path = manifest.to_str().unwrap();
-    let out = bin(sb, &[path, "--rate", "unlimited", "-j", "1", "-q"]).await;
+    let out = run_env(sb, &[path, "--rate", "unlimited", "-j", "1", "-q"]).await;
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
     manifest.with_file_name("jobs.results.csv")
 }
@@ -129,7 +120,7 @@ async fn by_polling(style: StageStyle) -> Journey {
         songs.to_str().unwrap(),
     ];
     args.extend(FAST);
-    let out = bin(&sandbox, &args).await;
+    let out = run_env(&sandbox, &args).await;
     let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
     let stats = sandbox.stats();
     let stderr = common::stderr(&out);

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::{Value, json};
 
+/// The key every sandbox of these tests accepts.
 const KEY: &str = "sk-test";
 
 async fn start(config: SandboxConfig) -> Sandbox {

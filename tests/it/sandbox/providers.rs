@@ -22,9 +22,10 @@ use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use super::KEY;
+
 use crate::common;
 
-const KEY: &str = "sk-test";
 /// Long enough that a poll every few milliseconds sees every phase.
 const STAGE: Duration = Duration::from_millis(800);
 

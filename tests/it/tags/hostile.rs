@@ -19,9 +19,9 @@ use batchgen::util::{redact::Secret, units::Rate};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{catalog, check_tag, cover, lyrics};
+use super::{check_tag, cover, lyrics};
 
-use crate::common;
+use crate::common::{self, catalog};
 
 /// 40 whole MPEG frames: a CDN's song.
 fn song() -> Vec<u8> {

@@ -16,7 +16,7 @@ use batchgen::files::catalog::Row;
 use batchgen::sandbox::SandboxConfig;
 use id3::TagLike;
 
-use crate::common::{self, arg, code, stderr};
+use crate::common::{self, arg, catalog, code, stderr};
 
 const VERSE: &str = "[Verse]\nDrops on the glass keep time with the clock\n\n[Chorus]\nRainy window, slow afternoon";
 const DRIVE: &str = "[Verse]\nNeon lines on an empty road\n[Chorus]\nHighway lights";
@@ -50,11 +50,6 @@ gpt_description_prompt = "an upbeat song about a city at night"
 "#
     );
     common::write(dir, name, &text)
-}
-
-fn catalog(path: &Path) -> Vec<Row> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader.deserialize().map(|r| r.unwrap()).collect()
 }
 
 /// Length of the ID3v2 tag at the start of `bytes` (header included).

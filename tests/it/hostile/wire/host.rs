@@ -56,11 +56,6 @@ pub fn clip(id: &str, title: &str, audio_url: &str) -> Value {
            "error_message": ""})
 }
 
-pub fn v2(clips: Vec<Value>) -> Value {
-    json!({"code": 200, "message": "success",
-           "data": {"type": "SUCCESS", "request_body": {}, "response_data": clips}})
-}
-
 /// `GET /api/v2/feed` answers `feed(base)`; `/media/*` a song;
 /// `/redirect/<n>/*` a 302 to `/media/*` (query kept off).
 pub async fn start(feed: impl Fn(&str) -> Value + Send + Sync + 'static) -> Host {

@@ -17,9 +17,10 @@ mod signals;
 use std::path::Path;
 
 use batchgen::files::results::Status;
-use host::{clip, v2};
+use host::clip;
 use server::{Got, KEY, json, no_secret, redirect, serve, unique_ok};
 
+use super::v2;
 use crate::common::*;
 
 /// `batchgen credits` against `url` with the test key.

@@ -31,12 +31,6 @@ fn hang_up(child: &Child) {
     assert_eq!(rc, 0);
 }
 
-async fn finish(child: Child) -> std::process::Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_stops_a_run_cleanly() {
     let server = serve_slowly(Duration::from_millis(300), |got, _| unique_ok(got)).await;
@@ -63,7 +57,7 @@ async fn sighup_stops_a_run_cleanly() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     hang_up(&child);
-    let out = finish(child).await;
+    let out = wait_output(child).await;
     let err = stderr(&out);
     assert_eq!(code(&out), 129, "{err}");
     assert!(err.contains("stopped by a signal"), "{err}");
@@ -114,7 +108,7 @@ async fn sighup_stops_a_collect_cleanly() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     hang_up(&child);
-    let out = finish(child).await;
+    let out = wait_output(child).await;
     let err = stderr(&out);
     assert_eq!(code(&out), 129, "{err}");
     assert!(!err.contains("panicked"), "{err}");

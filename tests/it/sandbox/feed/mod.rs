@@ -19,7 +19,8 @@ use batchgen::sandbox::{MODERATION_MESSAGES, Sandbox, SandboxConfig, StageStyle}
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const KEY: &str = "sk-test";
+use super::KEY;
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
