@@ -4,7 +4,7 @@
 //! # Layout
 //! The crate is layered, lowest first. A module uses only modules of a
 //! strictly lower layer (and its own submodules); within a folder the
-//! modules' imports form no cycle. `tests/layers.rs` reads this table and
+//! modules' imports form no cycle. `tests/it/layers.rs` reads this table and
 //! every `crate::` / `super::` path in `src/`, and fails on an arrow that
 //! runs upward or closes a cycle, so the picture below stays true.
 //!

@@ -12,7 +12,7 @@
 //! counting server (see `servers.rs` for why) where arrival times or a cheap
 //! sink are needed. Figures are medians of `--runs` runs with the range in
 //! parentheses; the machine line says what they depend on. `--quick` shrinks
-//! every size so `tests/bench_smoke.rs` can run the whole thing in seconds
+//! every size so `tests/it/bench_smoke.rs` can run the whole thing in seconds
 //! (its verdicts are then meaningless; it only keeps the bench from rotting).
 //! `--bin-path` points at another binary (the smoke test's debug build).
 

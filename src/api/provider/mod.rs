@@ -39,10 +39,10 @@
 //! 3. Here: a module implementing [`Wire`] (and [`BatchPoll`], if its host
 //!    answers many tasks in one poll), named in [`wire`], and its column in
 //!    the table above; its fixtures and table tests in
-//!    `tests/provider_bodies.rs`.
+//!    `tests/it/providers/bodies.rs`.
 //! 4. Its face in the sandbox (`crate::sandbox::face`: the arms of `Face`).
 //! 5. The `--provider` help of `ProviderArg` and `SandboxConfig`, and the
-//!    README's providers table: `tests/cli.rs` checks each names every
+//!    README's providers table: `tests/it/cli.rs` checks each names every
 //!    provider.
 //!
 //! Nothing above the wire layer changes.

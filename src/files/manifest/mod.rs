@@ -123,8 +123,8 @@ impl Manifest {
         self.rules.sent_model(None)
     }
 
-    /// Every job in memory: for small manifests and tests (`tests/manifest*.rs`,
-    /// `tests/operator.rs`, the bench).
+    /// Every job in memory: for small manifests and tests (`tests/it/manifest/`,
+    /// `tests/it/operator.rs`, the bench).
     ///
     /// # Errors
     /// As [`Manifest::jobs`].
@@ -222,7 +222,7 @@ pub enum ManifestError {
 
 /// Most diagnostics printed; the rest are counted. A file of 100,000 copies
 /// of one row would otherwise print 100,000 lines nobody reads. Public for
-/// `tests/hostile.rs`, which checks the cut.
+/// `tests/it/hostile/manifests.rs`, which checks the cut.
 pub const MAX_SHOWN: usize = 1000;
 
 /// The first [`MAX_SHOWN`] diagnostics, then `... and N more`, then

@@ -91,7 +91,7 @@ pub enum ResultsError {
 /// Every row of a results file as written (journal rows included), in file
 /// order, with damaged rows settled as the module docs' table says (an
 /// attributable damaged row is an `unknown` record). Public for the tests
-/// that read a run's journal row by row (`tests/unattended.rs`).
+/// that read a run's journal row by row (`tests/it/unattended.rs`).
 ///
 /// # Errors
 /// When the file cannot be read, is not a batchgen results file, or has a

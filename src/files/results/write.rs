@@ -151,7 +151,7 @@ impl ReportWriter {
 
 /// Writes `rows` as the whole results file, atomically. Runs write it
 /// through [`ReportWriter`] row by row; this is for the tests and tools that
-/// write a prepared results file (`tests/common`, the engine's tests).
+/// write a prepared results file (`tests/it/common`, the engine's tests).
 ///
 /// # Errors
 /// Any I/O error; `path` is then left as it was.

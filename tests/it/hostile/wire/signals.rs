@@ -1,0 +1,130 @@
+//! SIGHUP (a closed terminal, a dropped ssh session) sent to the real
+//! binary stops `run` and `collect` cleanly, as SIGTERM does: requests in
+//! flight finish and are recorded, the rest stay `pending`, exit 129.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use batchgen::files::results::Status;
+use batchgen::sandbox::SandboxConfig;
+
+use super::server::{KEY, serve_slowly, unique_ok};
+
+use crate::common::*;
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("batchgen"));
+    cmd.args(args)
+        .env_remove("BATCHGEN_API_KEY")
+        .env_remove("BATCHGEN_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn hang_up(child: &Child) {
+    // SAFETY: a plain kill(2) to a child this test started.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_stops_a_run_cleanly() {
+    let server = serve_slowly(Duration::from_millis(300), |got, _| unique_ok(got)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 30);
+    let child = spawn(
+        &[
+            manifest.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--rate",
+            "unlimited",
+            "-j",
+            "2",
+        ],
+        &[("BATCHGEN_API_KEY", KEY)],
+    );
+    let started = Instant::now();
+    while server.count("POST", "/api/v2/generate") < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hang_up(&child);
+    let out = wait_output(child).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 129, "{err}");
+    assert!(err.contains("stopped by a signal"), "{err}");
+    let rows = results(&dir.path().join("jobs.results.csv"));
+    let submitted = rows
+        .iter()
+        .filter(|r| r.status == Status::Submitted)
+        .count();
+    let pending = rows.iter().filter(|r| r.status == Status::Pending).count();
+    assert_eq!(
+        submitted,
+        server.count("POST", "/api/v2/generate"),
+        "every request the server answered is recorded"
+    );
+    assert!(submitted >= 2 && pending > 0, "{rows:?}");
+    assert_eq!(
+        submitted + pending,
+        30,
+        "nothing unknown or failed: {rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_stops_a_collect_cleanly() {
+    let sb = sandbox(SandboxConfig {
+        stage_time: Duration::from_secs(600),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(dir.path(), 2);
+    let out = run_bin(&sb, &[manifest.to_str().unwrap(), "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let results = dir.path().join("jobs.results.csv");
+    let base = sb.base_url();
+    let child = spawn(
+        &[
+            "collect",
+            results.to_str().unwrap(),
+            "--base-url",
+            &base,
+            "--poll-interval",
+            "100ms",
+            "--poll-rate",
+            "unlimited",
+        ],
+        &[("BATCHGEN_API_KEY", sb.key())],
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    hang_up(&child);
+    let out = wait_output(child).await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 129, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("0/2 tasks finished"),
+        "the summary is printed: {err}"
+    );
+    assert!(dir.path().join("jobs.catalog.csv").exists());
+    // The catalog's lock was let go: a second collect is not refused.
+    let results = results.to_str().unwrap();
+    let args = ["collect", results, "--base-url", &base, "--deadline", "1s"];
+    let again = run_with_env(
+        args.map(String::from).to_vec(),
+        vec![("BATCHGEN_API_KEY".into(), sb.key().into())],
+    )
+    .await;
+    assert!(!stderr(&again).contains("in use"), "{}", stderr(&again));
+    assert_ne!(code(&again), 75);
+}
