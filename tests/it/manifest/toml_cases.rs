@@ -16,7 +16,7 @@ fn typos_everywhere_are_all_reported() {
     assert_eq!(
         fixture_problems("invalid/typos.toml"),
         [
-            "invalid/typos.toml:2: rate: invalid rate \"fast\": expected N/s, N/min, N/h or \"unlimited\"",
+            "invalid/typos.toml:2: rate: invalid rate \"fast\": expected N/s, N/min, N/h, N/<duration> (e.g. 20/10s) or \"unlimited\"",
             "invalid/typos.toml:3: concurency: unknown setting; did you mean \"concurrency\"?",
             "invalid/typos.toml:6: modle: unknown field; did you mean \"model\"?",
             "invalid/typos.toml:8: promt: unknown field; did you mean \"prompt\"?",
@@ -142,7 +142,7 @@ fn bad_run_settings_are_reported_at_their_lines() {
     assert_eq!(
         problems("jobs.toml", toml),
         [
-            "jobs.toml:2: rate: invalid rate \"2/day\": expected N/s, N/min, N/h or \"unlimited\"",
+            "jobs.toml:2: rate: invalid rate \"2/day\": expected N/s, N/min, N/h, N/<duration> (e.g. 20/10s) or \"unlimited\"",
             "jobs.toml:3: burst: must be between 1 and 4294967295, not 0",
             "jobs.toml:4: concurrency: must be between 1 and 1024, not 2000",
             "jobs.toml:5: timeout: invalid duration \"soon\": expected number at 0 (e.g. 30s, 2m)",
