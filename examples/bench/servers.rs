@@ -7,7 +7,7 @@
 //! each generate `POST` when its handler runs, answers the documented
 //! success JSON, and applies one of two limiters ([`Limit`]): the sandbox's
 //! own no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
-//! `T/2` within `[2 ms, 50 ms]`, `TAT = max(TAT, now) + T`, a refusal does not move the
+//! `T/2` within `[5 ms, 50 ms]`, `TAT = max(TAT, now) + T`, a refusal does not move the
 //! schedule), whose 429 count is therefore the count the sandbox would
 //! answer; or a zero-tolerance one judged after a random network delay,
 //! what nginx's `limit_req` without `burst` does behind a real network.

@@ -301,10 +301,8 @@ impl ExitStatus for crate::engine::collect::CollectReport {
 ///
 /// A results file that exists but cannot be read is an input that cannot
 /// be read, like a missing one (66); one that is not a results file is a
-/// configuration error (78). Before the layers had their own errors,
-/// `collect` passed every storage error through one mapping that took any
-/// unwritable file for the catalog ("cannot write the catalog
-/// results.csv", exit 73).
+/// configuration error (78). Each file's error keeps its own name, so an
+/// unwritable results file is never reported as the catalog.
 impl From<crate::engine::collect::CollectError> for Error {
     fn from(e: crate::engine::collect::CollectError) -> Error {
         use crate::engine::collect::CollectError;

@@ -36,9 +36,11 @@ use tokio::time::Instant;
 
 /// The most jitter the limiter forgives, whatever the interval.
 pub const MAX_TOLERANCE: Duration = Duration::from_millis(50);
-/// The least jitter it forgives: timer and scheduling jitter on a shared
-/// machine is a millisecond or two, whatever the rate.
-pub const MIN_TOLERANCE: Duration = Duration::from_millis(2);
+/// The least jitter it forgives, whatever the rate: a client's timer and
+/// both sides' scheduling on a shared machine are late by a few
+/// milliseconds now and then (tokio's timer: 1 to 2 ms, with spikes of 3
+/// to 5 ms on two busy cores).
+pub const MIN_TOLERANCE: Duration = Duration::from_millis(5);
 
 /// How many recent admissions the limiter remembers to place a request that
 /// is judged after a later one (see [`Limiter::check`]).
@@ -58,7 +60,7 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(interval: Duration) -> Limiter {
-        let tolerance = (interval / 2).clamp(MIN_TOLERANCE.min(interval), MAX_TOLERANCE);
+        let tolerance = (interval / 2).clamp(MIN_TOLERANCE, MAX_TOLERANCE);
         Limiter::with_tolerance(interval, tolerance)
     }
 
@@ -222,13 +224,14 @@ mod tests {
     }
 
     #[test]
-    fn tolerance_is_at_least_a_couple_of_milliseconds_at_high_rates() {
+    fn tolerance_is_at_least_a_few_milliseconds_at_high_rates() {
         let start = Instant::now();
         let mut l = Limiter::new(Duration::from_millis(2));
-        assert!(l.check(start).is_ok());
-        assert!(l.check(start + Duration::from_micros(100)).is_ok());
-        // But no third: the schedule moved on by one interval each.
-        assert!(l.check(start + Duration::from_micros(200)).is_err());
+        for at in [0, 100, 200] {
+            assert!(l.check(start + Duration::from_micros(at)).is_ok(), "{at}");
+        }
+        // But no fourth: the schedule moved on by one interval each.
+        assert!(l.check(start + Duration::from_micros(300)).is_err());
     }
 
     #[test]

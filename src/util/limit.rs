@@ -52,6 +52,12 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// The pace never falls below this share of the configured rate: a host
 /// that refuses even that is in a storm, which the caller's backoff handles.
 pub const FLOOR: f64 = 0.1;
+/// How long after a 429 calm probes no higher than [`BELOW_REFUSED`] of
+/// the fastest pace refused.
+pub const REMEMBER: Duration = Duration::from_secs(60);
+/// The share of the fastest refused pace calm probes up to: two steps
+/// below it, a margin for the jitter that made it refused.
+pub const BELOW_REFUSED: f64 = 1.0 - 2.0 * INCREASE;
 /// Or after this many requests answered without a 429, if sooner: at high
 /// rates ten seconds is thousands of requests.
 pub const PROBE_ANSWERS: u32 = 50;
@@ -86,6 +92,9 @@ struct Pace {
     since: tokio::time::Instant,
     /// Requests answered without a 429 at this pace.
     calm: u32,
+    /// The fastest pace refused lately (its interval), and when a pace was
+    /// last refused.
+    refused: Option<(Duration, tokio::time::Instant)>,
 }
 
 /// A slot the limiter gave: which pace it was given under.
@@ -109,6 +118,7 @@ impl Limiter {
                 generation: 0,
                 since: now,
                 calm: 0,
+                refused: None,
             }),
         })
     }
@@ -150,6 +160,14 @@ impl Limiter {
     pub fn refused(&self, slot: Slot) -> Duration {
         let mut pace = self.pace.lock().expect("poisoned");
         if slot.generation == pace.generation {
+            // The fastest pace refused lately: a refusal at a slower pace
+            // (one unlucky gap) does not ratchet the probe's cap down.
+            let now = tokio::time::Instant::now();
+            let fastest = match pace.refused {
+                Some((refused, at)) if at.elapsed() < REMEMBER => refused.min(pace.interval),
+                _ => pace.interval,
+            };
+            pace.refused = Some((fastest, now));
             let floor = self.ceiling.div_f64(FLOOR);
             let slower = pace.interval.div_f64(DECREASE).min(floor);
             self.set(&mut pace, slower);
@@ -170,7 +188,17 @@ impl Limiter {
             return;
         }
         let ceiling = 1.0 / self.ceiling.as_secs_f64();
-        let faster = 1.0 / pace.interval.as_secs_f64() + INCREASE * ceiling;
+        let mut most = ceiling;
+        match pace.refused {
+            Some((_, at)) if at.elapsed() >= REMEMBER => pace.refused = None,
+            Some((refused, _)) => most = most.min(BELOW_REFUSED / refused.as_secs_f64()),
+            None => {}
+        }
+        let now = 1.0 / pace.interval.as_secs_f64();
+        let faster = (now + INCREASE * ceiling).min(most);
+        if faster <= now {
+            return;
+        }
         let interval = Duration::from_secs_f64(1.0 / faster).max(self.ceiling);
         self.set(&mut pace, interval);
     }
@@ -337,20 +365,10 @@ mod tests {
         assert!(l.refused(next) > slower);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn calm_probes_back_up_to_the_configured_rate_and_no_further() {
-        let l = limiter("4/s");
-        let slot = l.until_ready().await;
-        l.refused(slot);
-        let lowered = l.interval();
-        // Calm shorter than the probe period changes nothing.
-        for _ in 0..10 {
-            let slot = l.until_ready().await;
-            l.answered(slot);
-        }
-        assert_eq!(l.interval(), lowered);
+    /// `requests` slots, each answered calmly; how many raised the pace.
+    async fn calm(l: &Limiter, requests: usize) -> usize {
         let mut rises = 0;
-        for _ in 0..200 {
+        for _ in 0..requests {
             let slot = l.until_ready().await;
             let before = l.interval();
             l.answered(slot);
@@ -358,9 +376,55 @@ mod tests {
                 rises += 1;
             }
         }
-        assert_eq!(l.interval(), Duration::from_millis(250));
-        // 97 % back to 100 % in steps of 1 %: about three.
-        assert!((3..=4).contains(&rises), "{rises}");
+        rises
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calm_probes_back_up_below_the_refused_pace_then_to_the_configured_rate() {
+        let l = limiter("4/s");
+        let ceiling = Duration::from_millis(250);
+        let slot = l.until_ready().await;
+        l.refused(slot);
+        let lowered = l.interval();
+        assert_eq!(lowered, ceiling.div_f64(DECREASE));
+        // Calm shorter than the probe period changes nothing.
+        for _ in 0..10 {
+            let slot = l.until_ready().await;
+            l.answered(slot);
+        }
+        assert_eq!(l.interval(), lowered);
+        // Calm for a while: up in steps, but short of the refused 4/s.
+        let rises = calm(&l, 160).await;
+        let settled = l.interval();
+        assert!(rises >= 1, "{rises}");
+        assert!(settled > ceiling, "{settled:?}");
+        let refused_pace = 4.0;
+        let settled_pace = 1.0 / settled.as_secs_f64();
+        assert!(
+            settled_pace <= refused_pace * BELOW_REFUSED * (1.0 + 1e-6),
+            "{settled_pace}"
+        );
+        // Once the refusal is old news, calm reaches the configured rate,
+        // and no further.
+        calm(&l, 400).await;
+        assert_eq!(l.interval(), ceiling);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unlucky_refusal_below_the_cap_does_not_lower_it() {
+        let l = limiter("20/s");
+        let ceiling = Duration::from_millis(50);
+        let slot = l.until_ready().await;
+        l.refused(slot); // at 20/s: probes stop at 98 % of it
+        let slot = l.until_ready().await;
+        l.refused(slot); // at 97 %: one unlucky gap
+        calm(&l, 1000).await;
+        let settled = 1.0 / l.interval().as_secs_f64();
+        assert!(
+            settled > 20.0 * 0.975 && settled <= 20.0 * 0.98 * (1.0 + 1e-6),
+            "{settled}"
+        );
+        assert!(l.interval() > ceiling);
     }
 
     #[tokio::test(start_paused = true)]

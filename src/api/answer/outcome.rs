@@ -37,7 +37,7 @@ pub enum ErrorClass {
 pub enum Meaning {
     /// Out of credits: every row would fail; stop the run (as HTTP 402).
     Credits,
-    /// Rate limited: retried through the pool's pause (as HTTP 429).
+    /// Rate limited: retried, and the pool's rate limit gives way (as for HTTP 429).
     RateLimited,
     /// The host is under maintenance: retried with backoff (as HTTP 503).
     Maintenance,

@@ -12,8 +12,8 @@
 //! | code | sunoapi | kie |
 //! |---|---|---|
 //! | 402 | HTTP's (refused) | insufficient credits: the run stops |
-//! | 429 | **insufficient credits**: the run stops, never retried | rate limited: the pool's pause |
-//! | 405, 430 | rate limited: the pool's pause | HTTP's |
+//! | 429 | **insufficient credits**: the run stops, never retried | rate limited (the pool's rate limit gives way) |
+//! | 405, 430 | rate limited (the pool's rate limit gives way) | HTTP's |
 //! | 455 | maintenance: backoff | maintenance: backoff |
 //! | 400, 401, 413, 422, 500 | HTTP's | HTTP's (and 404, 451 "cannot fetch the file", 505 "feature disabled": the row fails) |
 //!
