@@ -233,19 +233,7 @@ pub async fn collect(
     // could not keep would only be polled again.
     let writer = catalog.start_writer(CancellationToken::new(), work.clone());
     let store = Arc::clone(&catalog.store);
-    let downloads = match &config.download {
-        Some(d) => {
-            let s = Arc::clone(&store);
-            let claims =
-                blocking(move || download::Claims::recorded(&s).map_err(CollectError::from))
-                    .await?;
-            let (tx, handle) =
-                download::spawn(d.clone(), Arc::clone(&store), claims, work.clone())?;
-            Some((tx, handle))
-        }
-        None => None,
-    };
-    let (queue, downloading) = downloads.unzip();
+    let (queue, downloading) = start_downloads(&config, &store, &work).await?.unzip();
     let intake = Intake {
         store: Arc::clone(&store),
         queue,
@@ -254,29 +242,7 @@ pub async fn collect(
         peak: Arc::default(),
     };
     let peak = Arc::clone(&intake.peak);
-    let (changed_tx, changed_rx) = match config.callbacks {
-        Some(_) => {
-            let (tx, rx) = mpsc::unbounded_channel();
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
-    };
-    let receiver = match config.callbacks.clone() {
-        Some(mut embedded) => {
-            embedded.changed = changed_tx;
-            let r =
-                receive::Receiver::start_in(embedded, config.results.clone(), Arc::clone(&store))
-                    .await
-                    .map_err(|e| CollectError::Other(anyhow::anyhow!("{e}")))?;
-            tracing::info!("taking callbacks at http://{}", r.addr());
-            crate::util::term::eprint_line(&format!(
-                "batchgen: taking callbacks at http://{}",
-                r.addr()
-            ));
-            Some(r)
-        }
-        None => None,
-    };
+    let (receiver, changed_rx) = start_receiver(&config, &store).await?.unzip();
     drop(results);
     let which = match config.download {
         Some(_) => Which::Every,
@@ -342,6 +308,49 @@ pub async fn collect(
         peak_jobs_in_memory: peak.load(Ordering::Relaxed) + store.peak_pending(),
         page,
     })
+}
+
+/// With `--download`: the downloaders, started with the files already
+/// claimed, and the queue that feeds them.
+async fn start_downloads(
+    config: &CollectConfig,
+    store: &Arc<Catalog>,
+    work: &CancellationToken,
+) -> Result<Option<(download::Queue, JoinHandle<DownloadSummary>)>, CollectError> {
+    let Some(d) = &config.download else {
+        return Ok(None);
+    };
+    let s = Arc::clone(store);
+    let claims =
+        blocking(move || download::Claims::recorded(&s).map_err(CollectError::from)).await?;
+    Ok(Some(download::spawn(
+        d.clone(),
+        Arc::clone(store),
+        claims,
+        work.clone(),
+    )?))
+}
+
+/// With `--listen`: the embedded callback receiver, and the channel on
+/// which it names each job a callback changed (so polling can stop early).
+async fn start_receiver(
+    config: &CollectConfig,
+    store: &Arc<Catalog>,
+) -> Result<Option<(receive::Receiver, mpsc::UnboundedReceiver<String>)>, CollectError> {
+    let Some(mut embedded) = config.callbacks.clone() else {
+        return Ok(None);
+    };
+    let (changed_tx, changed_rx) = mpsc::unbounded_channel();
+    embedded.changed = Some(changed_tx);
+    let r = receive::Receiver::start_in(embedded, config.results.clone(), Arc::clone(store))
+        .await
+        .map_err(|e| CollectError::Other(anyhow::anyhow!("{e}")))?;
+    tracing::info!("taking callbacks at http://{}", r.addr());
+    crate::util::term::eprint_line(&format!(
+        "batchgen: taking callbacks at http://{}",
+        r.addr()
+    ));
+    Ok(Some((r, changed_rx)))
 }
 
 /// Largest catalog (in jobs) whose page a run writes by itself: the page
