@@ -39,9 +39,15 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
     for warning in manifest.warnings() {
         crate::util::term::eprint_line(&format!("batchgen: warning: {warning}"));
     }
-    if output.quiet {
-        return Ok(ExitCode::Success);
+    if !output.quiet {
+        print_validated(&manifest, &config);
     }
+    Ok(ExitCode::Success)
+}
+
+/// What `validate` prints for a valid manifest: its jobs by mode and model,
+/// and the settings a run would use.
+fn print_validated(manifest: &manifest::Manifest, config: &crate::settings::Config) {
     let summary = &manifest.summary;
     let join = |m: Vec<(String, u64)>| {
         m.into_iter()
@@ -111,7 +117,6 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
         crate::util::redact::url(&config.base_url)
     );
     let _ = writeln!(out, "  results: {}", config.results.display());
-    Ok(ExitCode::Success)
 }
 
 pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
