@@ -142,7 +142,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub models: ModelArgs,
 
-    /// Request rate: N/s, N/min, N/h, N/<duration> (20/10s) or "unlimited"
+    /// Request rate: N/s, N/min, N/h, N per a duration (20/10s) or "unlimited"
     /// [default: 1/s]; N may be fractional (3.8/s). Every attempt, retries
     /// included, counts; a 429 without Retry-After slows the pace a little.
     #[arg(long, value_name = "RATE")]
@@ -440,7 +440,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub poll_interval: Duration,
 
-    /// All feed polls together, at most: N/s, N/min, N/h, N/<duration> or "unlimited".
+    /// All feed polls together, at most: N/s, N/min, N/h, N/10s or "unlimited".
     #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::DEFAULT_POLL_RATE)]
     pub poll_rate: Rate,
 
@@ -486,7 +486,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = crate::engine::collect::download::DEFAULT_CONCURRENCY, value_parser = parse_positive)]
     pub download_concurrency: usize,
 
-    /// Download requests, at most: N/s, N/min, N/h, N/<duration> or "unlimited".
+    /// Download requests, at most: N/s, N/min, N/h, N/10s or "unlimited".
     #[arg(long, value_name = "RATE", default_value_t = crate::engine::collect::download::DEFAULT_RATE)]
     pub download_rate: Rate,
 

@@ -120,7 +120,7 @@ pub struct SandboxConfig {
     pub key: Option<String>,
 
     /// Reject requests faster than this with 429 and Retry-After (on
-    /// sunoapi: code 430), like the real service: N/s, N/min, N/h, N/<duration> or "unlimited". No burst is allowed;
+    /// sunoapi: code 430), like the real service: N/s, N/min, N/h, N/10s or "unlimited". No burst is allowed;
     /// a client spacing requests exactly at the rate never sees a 429.
     /// Default: no limit.
     #[arg(long, value_name = "RATE")]

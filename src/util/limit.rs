@@ -8,7 +8,7 @@
 //! late. A no-burst GCRA counts that lateness against the rate: the next
 //! slot is an interval after the *late* request, and at 500/s half a
 //! millisecond a request is a fifth of the rate. So governor reads tokio's
-//! clock on a grid of [`Grid::quantum`] (at least 2 ms, and an exact
+//! clock on a grid (`Grid`: steps of at least 2 ms, and an exact
 //! fraction of the interval): slots fall on the grid, a wait for one ends
 //! within the same step of the grid, and the limiter sees it on time. A
 //! request therefore never leaves before its slot, and lateness under one
