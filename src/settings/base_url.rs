@@ -7,6 +7,8 @@ use url::Url;
 
 use crate::job::Provider;
 
+use super::SettingsError;
+
 /// The reference provider's public host; see API.md. Each provider has its
 /// own ([`Provider::default_base_url`]); this is udioapi's.
 pub const DEFAULT_BASE_URL: &str = "https://udioapi.pro";
@@ -25,15 +27,16 @@ pub fn base_url_or_default(given: Option<&str>, provider: Provider) -> &str {
 ///
 /// # Errors
 /// A message naming the host, its provider and the setting to change.
-pub fn check_provider_host(url: &Url, provider: Provider) -> Result<(), String> {
+pub fn check_provider_host(url: &Url, provider: Provider) -> Result<(), SettingsError> {
     let Some(host) = url.host_str() else {
         return Ok(());
     };
     match Provider::owner_of_host(host) {
-        Some(owner) if owner != provider => Err(format!(
-            "{host} speaks provider {owner} ({}), not {provider}: add --provider {owner} (or [run] provider = \"{owner}\", or BATCHGEN_PROVIDER={owner})",
-            owner.describe(),
-        )),
+        Some(owner) if owner != provider => Err(SettingsError::OtherProvidersHost {
+            host: host.to_owned(),
+            owner,
+            provider,
+        }),
         _ => Ok(()),
     }
 }
@@ -55,12 +58,9 @@ pub fn is_loopback(url: &Url) -> bool {
 ///
 /// # Errors
 /// A message naming the host and the flag.
-pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), String> {
+pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), SettingsError> {
     if url.scheme() == "http" && !is_loopback(url) && !allow_insecure_http {
-        return Err(format!(
-            "the base URL {} is plain http to another machine: the API key would cross the network unencrypted; use https://, or pass --allow-insecure-http if this network is trusted",
-            crate::util::redact::url(url)
-        ));
+        return Err(SettingsError::Insecure(crate::util::redact::url(url)));
     }
     Ok(())
 }
@@ -73,24 +73,22 @@ pub fn check_transport(url: &Url, allow_insecure_http: bool) -> Result<(), Strin
 /// first, and a query would be dropped from every endpoint: both are
 /// refused rather than half-used. Messages show the URL without its user
 /// info and query values ([`crate::util::redact::url`]).
-pub fn parse_base_url(s: &str) -> Result<Url, String> {
+pub fn parse_base_url(s: &str) -> Result<Url, SettingsError> {
     let typed = crate::util::redact::text(&without_userinfo(s)).into_owned();
-    let url = Url::parse(s.trim()).map_err(|e| format!("invalid base URL {typed:?}: {e}"))?;
+    let invalid = |why: String| SettingsError::BaseUrl {
+        shown: typed.clone(),
+        why,
+    };
+    let url = Url::parse(s.trim()).map_err(|e| invalid(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "invalid base URL {typed:?}: expected http(s)://host[:port]"
-        ));
+        return Err(invalid("expected http(s)://host[:port]".into()));
     }
     let shown = crate::util::redact::url(&url);
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "the base URL {shown:?} holds a user name or password: the API key goes in BATCHGEN_API_KEY or --api-key-file, and the URL must not carry one"
-        ));
+        return Err(SettingsError::Credentials(shown));
     }
     if url.query().is_some() {
-        return Err(format!(
-            "the base URL {shown:?} has a query, which no endpoint would keep: remove it"
-        ));
+        return Err(SettingsError::Query(shown));
     }
     Ok(url)
 }
@@ -117,12 +115,16 @@ mod tests {
     #[test]
     fn a_host_of_another_provider_gets_a_hint() {
         let url = |s| Url::parse(s).unwrap();
-        let e = check_provider_host(&url("https://api.kie.ai"), Provider::Udioapi).unwrap_err();
+        let e = check_provider_host(&url("https://api.kie.ai"), Provider::Udioapi)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("--provider kie") && e.contains("api.kie.ai"),
             "{e}"
         );
-        let e = check_provider_host(&url("https://udioapi.pro/"), Provider::Gcui).unwrap_err();
+        let e = check_provider_host(&url("https://udioapi.pro/"), Provider::Gcui)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--provider udioapi"), "{e}");
         for (u, p) in [
             ("https://api.sunoapi.org", Provider::Sunoapi),
@@ -156,11 +158,13 @@ mod tests {
             "http://10.0.0.2/",
             "http://localhost.evil.com/",
         ] {
-            let e = check_transport(&u(bad), false).unwrap_err();
+            let e = check_transport(&u(bad), false).unwrap_err().to_string();
             assert!(e.contains("--allow-insecure-http"), "{e}");
             assert!(check_transport(&u(bad), true).is_ok());
         }
-        let e = check_transport(&u("http://me:pw@evil.example/"), false).unwrap_err();
+        let e = check_transport(&u("http://me:pw@evil.example/"), false)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("pw"), "{e}");
     }
 
@@ -174,7 +178,7 @@ mod tests {
             "https://me:pw-0123456789@h.example:99999/",
             "ftp://me:pw-0123456789@h.example/",
         ] {
-            let e = parse_base_url(bad).unwrap_err();
+            let e = parse_base_url(bad).unwrap_err().to_string();
             assert!(!e.contains("pw-0123456789"), "{bad}: {e}");
             assert!(e.contains("h.example"), "{bad}: {e}");
         }

@@ -2,6 +2,8 @@
 //! two generate endpoints and hosts of its backend differ in which they
 //! serve, so both are settings, checked to be plain paths.
 
+use super::SettingsError;
+
 /// Where a job without a `callback_url` is submitted: the docs' default
 /// generate endpoint (API.md, Submit).
 pub const DEFAULT_GENERATE_PATH: &str = "api/v2/generate";
@@ -57,28 +59,30 @@ impl GeneratePaths {
 /// # Errors
 /// For an empty path, a full URL, a query or fragment, `..`, or characters
 /// a URL path cannot carry as they are.
-pub fn parse_api_path(s: &str) -> Result<String, String> {
+pub fn parse_api_path(s: &str) -> Result<String, SettingsError> {
+    let invalid = |why: String| SettingsError::ApiPath {
+        path: s.to_owned(),
+        why,
+    };
     let path = s.trim().trim_start_matches('/');
     if path.is_empty() {
-        return Err(format!("invalid API path {s:?}: it is empty"));
+        return Err(invalid("it is empty".into()));
     }
     if path.contains("://") {
-        return Err(format!(
-            "invalid API path {s:?}: give a path like api/v2/generate; the host goes in base_url"
+        return Err(invalid(
+            "give a path like api/v2/generate; the host goes in base_url".into(),
         ));
     }
     if let Some(c) = path
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
     {
-        return Err(format!(
-            "invalid API path {s:?}: {c:?} is not allowed; use letters, digits, '/', '-', '_', '.' and '~'"
-        ));
+        return Err(invalid(format!(
+            "{c:?} is not allowed; use letters, digits, '/', '-', '_', '.' and '~'"
+        )));
     }
     if path.split('/').any(|seg| seg == ".." || seg == ".") {
-        return Err(format!(
-            "invalid API path {s:?}: '.' and '..' segments are not allowed"
-        ));
+        return Err(invalid("'.' and '..' segments are not allowed".into()));
     }
     Ok(path.to_owned())
 }

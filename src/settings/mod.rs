@@ -28,11 +28,13 @@ use std::time::Duration;
 use url::Url;
 
 pub mod base_url;
+mod error;
 pub mod generate;
 
 pub use base_url::{
     DEFAULT_BASE_URL, base_url_or_default, check_provider_host, check_transport, parse_base_url,
 };
+pub use error::SettingsError;
 pub use generate::{
     DEFAULT_CALLBACK_GENERATE_PATH, DEFAULT_GENERATE_PATH, GeneratePaths, parse_api_path,
 };
@@ -52,14 +54,13 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 pub const DEFAULT_GIVE_UP_AFTER: u32 = 5;
 
 /// Parses a request timeout: [`parse_duration`], at least [`MIN_TIMEOUT`].
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let timeout = parse_duration(s)?;
+pub fn parse_timeout(s: &str) -> Result<Duration, SettingsError> {
+    let timeout = parse_duration(s).map_err(SettingsError::Duration)?;
     if timeout < MIN_TIMEOUT {
-        return Err(format!(
-            "{} is too short for any answer to arrive (every row would end unknown): use at least {}",
-            s.trim(),
-            humantime::format_duration(MIN_TIMEOUT)
-        ));
+        return Err(SettingsError::TooShort {
+            what: s.trim().to_owned(),
+            least: MIN_TIMEOUT,
+        });
     }
     Ok(timeout)
 }
@@ -228,30 +229,35 @@ impl Config {
         api_key: Secret,
         manifest: &Path,
         retry: RetryPolicy,
-    ) -> Result<ConfigParts, String> {
+    ) -> Result<ConfigParts, SettingsError> {
         let provider = settings.provider.unwrap_or_default();
         let base_url = base_url_or_default(settings.base_url.as_deref(), provider);
         let base_url = parse_base_url(base_url)?;
         check_provider_host(&base_url, provider)?;
         let concurrency = settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 || concurrency > 1024 {
-            return Err(format!(
-                "concurrency must be between 1 and 1024, not {concurrency}"
-            ));
+            return Err(SettingsError::OutOfRange {
+                setting: "concurrency",
+                min: 1,
+                max: 1024,
+                value: concurrency as u64,
+            });
         }
         let max_attempts = settings.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         if max_attempts == 0 || max_attempts > 100 {
-            return Err(format!(
-                "max_attempts must be between 1 and 100, not {max_attempts}"
-            ));
+            return Err(SettingsError::OutOfRange {
+                setting: "max_attempts",
+                min: 1,
+                max: 100,
+                value: u64::from(max_attempts),
+            });
         }
         let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout < MIN_TIMEOUT {
-            return Err(format!(
-                "timeout {} is too short for any answer to arrive (every row would end unknown): use at least {}",
-                humantime::format_duration(timeout),
-                humantime::format_duration(MIN_TIMEOUT)
-            ));
+            return Err(SettingsError::TooShort {
+                what: format!("timeout {}", humantime::format_duration(timeout)),
+                least: MIN_TIMEOUT,
+            });
         }
         let results = settings
             .results
@@ -260,9 +266,7 @@ impl Config {
         if provider != Provider::Udioapi
             && (settings.generate_path.is_some() || settings.callback_generate_path.is_some())
         {
-            return Err(format!(
-                "generate_path and callback_generate_path choose between udioapi's two generate endpoints; provider {provider} has its own (set the base URL, with a path prefix if its host needs one)"
-            ));
+            return Err(SettingsError::GeneratePath(provider));
         }
         let generate = GeneratePaths {
             plain: match &settings.generate_path {
@@ -358,7 +362,7 @@ mod tests {
         assert_eq!(parse_timeout("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_timeout("100ms").unwrap(), MIN_TIMEOUT);
         for bad in ["1ns", "0", "99ms", "0s"] {
-            let e = parse_timeout(bad).unwrap_err();
+            let e = parse_timeout(bad).unwrap_err().to_string();
             assert!(e.contains("too short") && e.contains("100ms"), "{bad}: {e}");
         }
         let settings = RunSettings {
@@ -372,7 +376,8 @@ mod tests {
             RetryPolicy::default(),
         )
         .unwrap_err();
-        assert!(e.starts_with("timeout 1ns is too short"), "{e}");
+        assert!(matches!(e, SettingsError::TooShort { .. }), "{e}");
+        assert!(e.to_string().starts_with("timeout 1ns is too short"), "{e}");
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Toml<'_> {
             let name = key.get_ref().as_ref();
             let result = match name {
                 "base_url" => string(value).and_then(|s| {
-                    settings::parse_base_url(s)?;
+                    settings::parse_base_url(s).map_err(|e| e.to_string())?;
                     settings.base_url = Some(s.to_owned());
                     Ok(())
                 }),
@@ -256,11 +256,13 @@ impl Toml<'_> {
                     Ok(())
                 }),
                 "generate_path" => string(value).and_then(|s| {
-                    settings.generate_path = Some(settings::parse_api_path(s)?);
+                    settings.generate_path =
+                        Some(settings::parse_api_path(s).map_err(|e| e.to_string())?);
                     Ok(())
                 }),
                 "callback_generate_path" => string(value).and_then(|s| {
-                    settings.callback_generate_path = Some(settings::parse_api_path(s)?);
+                    settings.callback_generate_path =
+                        Some(settings::parse_api_path(s).map_err(|e| e.to_string())?);
                     Ok(())
                 }),
                 // Into the rules the rows below are checked with: [run]

@@ -18,9 +18,9 @@ use crate::util::term::eprint_line;
 pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode, Error> {
     let provider = args.provider.or_default();
     let base = base_url_or_default(args.base_url.as_deref(), provider);
-    let base_url = parse_base_url(base).map_err(Error::Config)?;
-    check_provider_host(&base_url, provider).map_err(Error::Config)?;
-    crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
+    let base_url = parse_base_url(base)?;
+    check_provider_host(&base_url, provider)?;
+    crate::settings::check_transport(&base_url, args.allow_insecure_http)?;
     if args.download_concurrency == 0 {
         return Err(Error::Usage(
             "--download-concurrency must be at least 1".into(),

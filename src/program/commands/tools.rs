@@ -30,11 +30,9 @@ pub fn validate(args: &ValidateArgs, output: &OutputArgs) -> Result<ExitCode, Er
         Secret::new(""),
         &manifest.path,
         Default::default(),
-    )
-    .map_err(Error::Config)?
+    )?
     .build();
-    crate::settings::check_transport(&config.base_url, args.allow_insecure_http)
-        .map_err(Error::Config)?;
+    crate::settings::check_transport(&config.base_url, args.allow_insecure_http)?;
     // Warnings are not errors: they print even with --quiet, as a run's do.
     for warning in manifest.warnings() {
         crate::util::term::eprint_line(&format!("batchgen: warning: {warning}"));
@@ -225,9 +223,9 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
         let base = base_url_or_default(args.base_url.as_deref(), provider).to_owned();
         (base, read_key(args.api_key_file.as_deref(), provider)?)
     };
-    let base_url = parse_base_url(&base_url).map_err(Error::Config)?;
-    crate::settings::check_provider_host(&base_url, provider).map_err(Error::Config)?;
-    crate::settings::check_transport(&base_url, args.allow_insecure_http).map_err(Error::Config)?;
+    let base_url = parse_base_url(&base_url)?;
+    crate::settings::check_provider_host(&base_url, provider)?;
+    crate::settings::check_transport(&base_url, args.allow_insecure_http)?;
     let client = Client::new(&base_url, key, std::time::Duration::from_secs(30))?
         .with_provider(provider, &base_url);
     let answer = client.balance().await;

@@ -95,6 +95,10 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A setting's value that cannot be used (exit 78).
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+
     #[error("cannot write the results file {}: {source}", path.display())]
     Results {
         path: PathBuf,
@@ -158,7 +162,7 @@ impl ExitStatus for Error {
         match self {
             Error::Manifest(e) => e.exit_code(),
             Error::Usage(_) => ExitCode::Usage,
-            Error::Config(_) => ExitCode::Config,
+            Error::Config(_) | Error::Settings(_) => ExitCode::Config,
             Error::Results { .. }
             | Error::Catalog { .. }
             | Error::DownloadDir { .. }
@@ -213,7 +217,11 @@ impl Error {
             Error::Output(_) => {
                 Some("free disk space where standard output goes, or fix its permissions")
             }
-            Error::Manifest(_) | Error::Usage(_) | Error::Config(_) | Error::Page { .. } => None,
+            Error::Manifest(_)
+            | Error::Usage(_)
+            | Error::Config(_)
+            | Error::Settings(_)
+            | Error::Page { .. } => None,
         }
     }
 }

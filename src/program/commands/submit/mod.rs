@@ -307,10 +307,9 @@ fn build_config(
     output: &OutputArgs,
 ) -> Result<Config, Error> {
     let settings = flags.or(manifest.settings.clone());
-    let config = Config::new(settings, key, &manifest.path, args.retry()).map_err(Error::Config)?;
+    let config = Config::new(settings, key, &manifest.path, args.retry())?;
     // Before anything is sent, a dry run included: it shows what a run does.
-    crate::settings::check_transport(&config.as_config().base_url, args.allow_insecure_http)
-        .map_err(Error::Config)?;
+    crate::settings::check_transport(&config.as_config().base_url, args.allow_insecure_http)?;
     Ok(config
         .max_jobs(args.max_jobs)
         .give_up_after(args.give_up_after)
