@@ -18,6 +18,7 @@ mod collect;
 mod conformance;
 mod feed_parser;
 mod hostile;
+mod hygiene;
 mod layers;
 mod manifest;
 mod operator;

@@ -369,6 +369,7 @@ async fn callback_base_sends_each_job_to_the_receiver() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
+    let watch = wait::DirWatch::new(dir.path());
     let manifest = csv_manifest(dir.path(), 5);
     let receiver = Receiver::start(ReceiveConfig {
         webhook_key: None,
@@ -406,22 +407,27 @@ async fn callback_base_sends_each_job_to_the_receiver() {
         let url = task.body.callback_url.as_deref().unwrap();
         assert!(url.contains("/callback/s3cret-callback-0123/job-"), "{url}");
     }
-    // Callbacks arrive at each stage; wait for the last ones.
+    // Callbacks arrive at each stage; wait for the report that has the
+    // last ones (looked at each time the receiver writes it).
     let catalog = dir.path().join("received.catalog.csv");
-    let mut complete = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        complete = std::fs::read_to_string(&catalog)
-            .map(|t| t.matches(",complete,").count())
-            .unwrap_or(0);
-        if complete == 10 {
-            break;
-        }
-    }
-    assert_eq!(
-        complete, 10,
-        "two clips for each of five jobs arrived by callback"
-    );
+    watch
+        .until(
+            "two clips for each of five jobs complete by callback",
+            || {
+                let complete = std::fs::read_to_string(&catalog)
+                    .map(|t| t.matches(",complete,").count())
+                    .unwrap_or(0);
+                if complete == 10 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{complete} complete; {}",
+                        callback_counts(&sandbox)
+                    ))
+                }
+            },
+        )
+        .await;
     receiver.shutdown().await.unwrap();
 
     let missing = run_with_env(

@@ -2,28 +2,29 @@
 //! full disk. Each test drives the real binary against the sandbox.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use batchgen::files::results::{self, Status};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
+use crate::common::poll::stats_until;
+use crate::common::wait::Watched;
 use crate::common::{self, *};
 
-/// Starts the binary without waiting, for tests that signal or kill it.
-fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("batchgen"))
-        .args(["--base-url", &sandbox.base_url()])
-        .args(args)
-        .env("BATCHGEN_API_KEY", sandbox.key())
-        .env_remove("BATCHGEN_BASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// Starts the binary without waiting, for tests that signal or kill it;
+/// its stderr is read as it comes.
+fn spawn(sandbox: &Sandbox, args: &[&str]) -> Watched {
+    Watched::spawn(
+        Command::new(assert_cmd::cargo::cargo_bin("batchgen"))
+            .args(["--base-url", &sandbox.base_url()])
+            .args(args)
+            .env("BATCHGEN_API_KEY", sandbox.key())
+            .env_remove("BATCHGEN_BASE_URL"),
+    )
 }
 
-fn signal(child: &Child, name: &str) {
+fn signal(child: &Watched, name: &str) {
     let ok = Command::new("kill")
         .args([format!("-{name}"), child.id().to_string()])
         .status()
@@ -35,13 +36,8 @@ fn signal(child: &Child, name: &str) {
 /// Waits until the sandbox has seen at least `n` requests: the run is
 /// under way, whatever the machine's load did to its start-up.
 async fn until_requests(sandbox: &Sandbox, n: u64) {
-    for _ in 0..600 {
-        if sandbox.stats().requests >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the run never reached {n} requests");
+    let what = format!("the run's first {n} requests");
+    stats_until(sandbox, &what, |s| s.requests >= n).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,7 +219,7 @@ async fn sigint_and_sigterm_finish_in_flight_requests_then_stop() {
         let child = spawn(&sandbox, &[arg(&manifest), "--rate", "10/s", "-j", "4"]);
         until_requests(&sandbox, 5).await;
         signal(&child, name);
-        let out = wait_output(child).await;
+        let out = child.output().await;
         assert_eq!(code(&out), expected, "SIG{name}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("stopped by a signal"),
@@ -255,15 +251,21 @@ async fn a_second_ctrl_c_exits_at_once_and_leaves_a_consistent_file() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = csv_manifest(dir.path(), 20);
-    let child = spawn(
+    let mut child = spawn(
         &sandbox,
         &[arg(&manifest), "--rate", "unlimited", "-j", "4"],
     );
     until_requests(&sandbox, 4).await;
     signal(&child, "INT");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The second Ctrl-C only once the first was taken: two signals sent
+    // at once may arrive as one.
+    child
+        .line("the first Ctrl-C taken", |l| {
+            l.contains("stopping: waiting")
+        })
+        .await;
     signal(&child, "INT");
-    let out = wait_output(child).await;
+    let out = child.output().await;
     assert_eq!(code(&out), 130, "{}", stderr(&out));
     // The process exited at once: the state holds what the report (written
     // every few seconds) may not have caught up with yet.
@@ -298,11 +300,12 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
             // machine's load did to start-up.
             until_requests(&sandbox, baseline + 1 + i % 7).await;
         } else {
-            // Anywhere, start-up and the first report included.
+            // Anywhere, start-up and the first report included:
+            // simulates: a kill at any moment, 20 to 270 ms in.
             tokio::time::sleep(Duration::from_millis(20 + (i * 37 % 11) * 25)).await;
         }
         signal(&child, "KILL");
-        let out = wait_output(child).await;
+        let out = child.output().await;
         assert!(out.status.code().is_none(), "killed, run {i}");
         results::read(&results_path).expect("the results file parses after kill -9");
     }

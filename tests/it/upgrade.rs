@@ -293,12 +293,16 @@ async fn two_hard_linked_names_of_one_results_file_are_one_run() {
     let second = dir.path().join("b.csv");
     std::fs::hard_link(&first, &second).unwrap();
     let first_args = [arg(&manifest), "--out", arg(&first), "--rate", "100/s"];
+    let store = state::path_for(&first);
+    let watch = wait::DirWatch::new(store.parent().unwrap());
     let a = run_bin(&sandbox, &first_args);
     let b = async {
         // The second starts once the first holds its files.
-        while !state::path_for(&first).exists() {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        watch
+            .until("the first run's store", || {
+                store.exists().then_some(()).ok_or("none yet")
+            })
+            .await;
         run_bin(
             &sandbox,
             &[arg(&manifest), "--out", arg(&second), "--rate", "100/s"],
@@ -440,9 +444,7 @@ async fn status_reads_the_store_while_a_run_writes_it() {
     let run = run_in(dir.path(), &sandbox, &run_args);
     let look = async {
         // Once the run has a few jobs accepted (an event, not a time).
-        while sandbox.stats().accepted < 5 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        poll::stats_until(&sandbox, "five jobs accepted", |s| s.accepted >= 5).await;
         let args = ["status", arg(&results), "--json"];
         run_in(dir.path(), &sandbox, &args).await
     };

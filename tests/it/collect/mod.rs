@@ -9,11 +9,12 @@ mod scale;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::files::catalog::Row;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
+use crate::common::wait::{self, DirWatch};
 use crate::common::{self, catalog, id3_len, is_whole_mp3, run_env};
 
 const MODERATED: [usize; 3] = [7, 19, 33];
@@ -245,17 +246,26 @@ async fn a_killed_collect_resumes_without_downloading_twice() {
         }
     };
 
+    // The folder is looked at each time a file in it changes.
+    let watch = DirWatch::new(tmp.path());
     let mut child = command(&dir).spawn().unwrap();
-    let started = Instant::now();
-    while mp3s(&dir).len() < 30 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no downloads");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before the kill"
-        );
-        scan(&mut seen);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    watch
+        .until("the download folder", || {
+            dir.is_dir().then_some(()).ok_or("none yet")
+        })
+        .await;
+    watch.add(&dir);
+    watch
+        .until("30 downloads", || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "finished before the kill"
+            );
+            scan(&mut seen);
+            let done = mp3s(&dir).len();
+            (done >= 30).then_some(()).ok_or(done)
+        })
+        .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     scan(&mut seen);
@@ -268,14 +278,20 @@ async fn a_killed_collect_resumes_without_downloading_twice() {
         .collect();
     assert!(before.len() >= 30 && before.len() < 94, "{}", before.len());
 
-    let mut child = command(&dir).spawn().unwrap();
-    let status = loop {
-        scan(&mut seen);
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    let exited = wait::exit(command(&dir).spawn().unwrap());
+    tokio::pin!(exited);
+    let finish = async {
+        loop {
+            scan(&mut seen);
+            tokio::select! {
+                status = &mut exited => break status,
+                () = watch.changed() => {}
+            }
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
+    let status = tokio::time::timeout(wait::WAIT, finish)
+        .await
+        .expect("the second collect ends");
     assert_eq!(status.code(), Some(0));
     scan(&mut seen);
     for (file, stamp) in &before {

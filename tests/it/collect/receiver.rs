@@ -2,7 +2,7 @@
 //! the same catalog as polling, and hostile requests get 413/400/404.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
 use batchgen::files::catalog::Row;
@@ -12,7 +12,8 @@ use serde_json::json;
 use url::Url;
 
 use super::{FAST, manifest, sandbox, submit};
-use crate::common::{catalog, run_env};
+use crate::common::wait::DirWatch;
+use crate::common::{callback_counts, catalog, run_env};
 
 const SECRET: &str = "s3cret-Callback";
 
@@ -45,6 +46,7 @@ fn comparable(rows: Vec<Row>) -> Vec<Row> {
 async fn callbacks_build_the_same_catalog_as_polling() {
     let sb = sandbox().await;
     let tmp = tempfile::tempdir().unwrap();
+    let watch = DirWatch::new(tmp.path());
     let receiver = start(tmp.path(), "callback.catalog.csv").await;
     let base = Url::parse(&format!("http://{}", receiver.addr())).unwrap();
     let jobs = 40;
@@ -53,20 +55,27 @@ async fn callbacks_build_the_same_catalog_as_polling() {
     });
     submit(&sb, &manifest).await;
 
-    // Every clip final (failed or complete) in the receiver's catalog.
+    // Every clip final (failed or complete) in the receiver's catalog,
+    // looked at each time the receiver writes it.
     let path = tmp.path().join("callback.catalog.csv");
-    let started = Instant::now();
-    loop {
-        let rows = catalog(&path);
-        let done = rows
-            .iter()
-            .filter(|r| r.status == "complete" || r.status == "failed");
-        if done.count() == 2 * jobs {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{rows:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    watch
+        .until("every clip final by callback", || {
+            let rows = if path.exists() {
+                catalog(&path)
+            } else {
+                Vec::new()
+            };
+            let done = rows
+                .iter()
+                .filter(|r| r.status == "complete" || r.status == "failed")
+                .count();
+            if done == 2 * jobs {
+                Ok(())
+            } else {
+                Err(format!("{done} final; {}", callback_counts(&sb)))
+            }
+        })
+        .await;
     receiver.shutdown().await.unwrap();
     let stats = sb.stats();
     assert_eq!(stats.callbacks_failed, 0);
@@ -299,21 +308,31 @@ async fn a_callback_in_flight_at_shutdown_reaches_the_catalog() {
     let mut stream = tokio::net::TcpStream::connect(receiver.addr())
         .await
         .unwrap();
+    // `Expect: 100-continue`: the server says `100 Continue` when the
+    // handler starts reading the body, the event that it is under way.
     let head = format!(
-        "POST /callback/{SECRET}/job-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /callback/{SECRET}/job-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reading = Vec::new();
+    while !reading.ends_with(b"\r\n\r\n") {
+        reading.push(stream.read_u8().await.unwrap());
+    }
+    let reading = String::from_utf8_lossy(&reading);
+    assert!(reading.starts_with("HTTP/1.1 100"), "{reading}");
     stream.write_all(&body[..10]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let stopping = tokio::spawn(receiver.shutdown());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The shutdown's first step is to stop accepting and tell the open
+    // connections: done by the time its future is first polled.
+    let mut stopping = Box::pin(receiver.shutdown());
+    let asked = std::future::poll_fn(|cx| std::task::Poll::Ready(stopping.as_mut().poll(cx))).await;
+    assert!(asked.is_pending(), "the shutdown waits for the callback");
     stream.write_all(&body[10..]).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    stopping.await.unwrap().unwrap();
+    stopping.await.unwrap();
     let rows = catalog(&tmp.path().join("jobs.catalog.csv"));
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r.status == "complete"), "{rows:?}");

@@ -245,6 +245,8 @@ async fn kills_at_any_moment_leave_a_catalog_the_next_run_finishes() {
     };
     for (n, after_ms) in [40u64, 120, 250, 400, 90, 600].into_iter().enumerate() {
         let mut child = run().spawn().unwrap();
+        // Spread from opening to writing the report:
+        // simulates: a kill -9 at some moment of the run's life.
         std::thread::sleep(Duration::from_millis(after_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

@@ -8,11 +8,23 @@ use batchgen::files::catalog::Row;
 use batchgen::files::results::Record;
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
+pub mod poll;
+pub mod wait;
+
 /// A sandbox with the given configuration on a free loopback port.
 pub async fn sandbox(config: SandboxConfig) -> Sandbox {
     Sandbox::start(([127, 0, 0, 1], 0).into(), config)
         .await
         .expect("sandbox starts")
+}
+
+/// The sandbox's callback counters, for a failure message.
+pub fn callback_counts(sb: &Sandbox) -> String {
+    let s = sb.stats();
+    format!(
+        "sandbox callbacks: {} delivered, {} retried, {} given up",
+        s.callbacks_sent, s.callback_retries, s.callbacks_failed
+    )
 }
 
 /// Writes `text` to `dir/name` and returns the path.
@@ -99,25 +111,48 @@ pub async fn run_with_env_measured(args: Vec<String>, env: Vec<(String, String)>
         let stdout = read(Box::new(child.stdout.take().unwrap()));
         let stderr = read(Box::new(child.stderr.take().unwrap()));
         let pid = libc::pid_t::try_from(child.id()).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid one for wait4 to fill.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: wait4 on the pid of a child this test started and
-            // has not reaped (std's `Child` never waits unless asked).
-            let got = unsafe { libc::wait4(pid, &raw mut status, libc::WNOHANG, &raw mut usage) };
-            assert!(got >= 0, "wait4: {}", std::io::Error::last_os_error());
-            if got == pid {
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                // Not reaped yet, so the pid is still this child's.
+        // Told when the child has exited: `waitid` with `WNOWAIT` waits for
+        // the exit without reaping, so the pid stays this child's (a zombie)
+        // until `wait4` below reaps it and reads its rusage.
+        let (exited, exit) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let waited = loop {
+                // SAFETY: a zeroed siginfo is a valid one for waitid to fill.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: waitid on the pid of a child this test started and
+                // has not reaped.
+                let rc = unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &raw mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                let error = std::io::Error::last_os_error();
+                match rc {
+                    0 => break Ok(()),
+                    _ if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => break Err(error),
+                }
+            };
+            let _ = exited.send(waited);
+        });
+        match exit.recv_timeout(std::time::Duration::from_secs(300)) {
+            Ok(waited) => waited.expect("waitid"),
+            Err(_) => {
+                // Not reaped, so the pid is still this child's.
                 let _ = child.kill();
                 panic!("the run took over 300 s");
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid one for wait4 to fill.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on the pid of a child that has exited and that
+        // nothing has reaped yet (std's `Child` never waits unless asked).
+        let got = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
         let output = Output {
             status: std::process::ExitStatus::from_raw(status),
             stdout: stdout.join().unwrap(),
@@ -137,13 +172,6 @@ pub async fn run_env(sb: &Sandbox, args: &[&str]) -> Output {
         ("BATCHGEN_BASE_URL".to_owned(), sb.base_url()),
     ];
     run_with_env(args.iter().map(|s| s.to_string()).collect(), env).await
-}
-
-/// Waits for a child started with piped output, off the async runtime.
-pub async fn wait_output(child: std::process::Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
 }
 
 /// The catalog file's rows, as written.

@@ -14,7 +14,7 @@ mod docs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
 use batchgen::files::catalog::Row;
@@ -24,6 +24,8 @@ use batchgen::sandbox::{Sandbox, SandboxConfig};
 use batchgen::util::redact::Secret;
 use serde_json::json;
 
+use crate::common::poll::stats_until;
+use crate::common::wait::DirWatch;
 use crate::common::{
     self, arg, catalog, code, is_whole_mp3, no_secret, run_with_env, stderr, write,
 };
@@ -228,6 +230,7 @@ async fn callbacks_match_polling(provider: Provider, hmac_key: Option<&str>) {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
+    let watch = DirWatch::new(dir.path());
     let results_path = dir.path().join("jobs.results.csv");
     let receiver = Receiver::start(ReceiveConfig {
         webhook_key: hmac_key.map(Secret::new),
@@ -265,23 +268,31 @@ async fn callbacks_match_polling(provider: Provider, hmac_key: Option<&str>) {
     assert_eq!(code(&out), 0, "{provider}: {}", stderr(&out));
     no_secret(&out, SECRET);
 
+    // Each time the receiver writes its report: until it shows every clip
+    // finished.
     let path = dir.path().join("callback.catalog.csv");
-    let started = Instant::now();
-    loop {
-        let rows = if path.exists() {
-            catalog(&path)
-        } else {
-            Vec::new()
-        };
-        if rows.len() == 2 * jobs && rows.iter().all(|r| r.status == "complete") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{provider}: callbacks finished every clip: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    watch
+        .until(
+            &format!("{provider}: callbacks finishing every clip"),
+            || {
+                let rows = if path.exists() {
+                    catalog(&path)
+                } else {
+                    Vec::new()
+                };
+                let complete = rows.iter().filter(|r| r.status == "complete").count();
+                if rows.len() == 2 * jobs && complete == rows.len() {
+                    Ok(())
+                } else {
+                    let rows = rows.len();
+                    Err(format!(
+                        "{complete} of {rows} rows complete; {}",
+                        common::callback_counts(&sb)
+                    ))
+                }
+            },
+        )
+        .await;
     if let Some(key) = hmac_key {
         forged_callbacks_are_refused(&receiver, key, &catalog(&path)).await;
         assert!(
@@ -509,10 +520,8 @@ async fn gcui_survives_kill_9_without_submitting_twice() {
         // Mid-run whatever the machine's load does to start-up: after the
         // run's first request, then a little later each time.
         let baseline = sb.stats().requests;
-        let started = Instant::now();
-        while sb.stats().requests == baseline && started.elapsed() < Duration::from_secs(60) {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        stats_until(&sb, "the run's first request", |s| s.requests > baseline).await;
+        // simulates: a kill a little later into the run each time.
         tokio::time::sleep(Duration::from_millis(i * 40)).await;
         child.kill().unwrap();
         child.wait().unwrap();

@@ -18,7 +18,7 @@
 //! ids.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::engine::collect::receive::{ReceiveConfig, Receiver};
 use batchgen::files::catalog::Row;
@@ -26,6 +26,7 @@ use batchgen::sandbox::{MODERATION_MESSAGES, Sandbox, SandboxConfig, StageStyle,
 use batchgen::util::redact::Secret;
 use url::Url;
 
+use crate::common::wait::DirWatch;
 use crate::common::{self, run_env};
 
 /// Jobs in the manifest, and the one content moderation stops.
@@ -240,6 +241,7 @@ async fn collect_downloads_every_final_mp3_and_never_a_stream() {
 async fn callbacks_give_the_same_catalog_as_polling() {
     let sb = sandbox(StageStyle::Documented).await;
     let tmp = tempfile::tempdir().unwrap();
+    let watch = DirWatch::new(tmp.path());
     let receiver = Receiver::start(ReceiveConfig {
         webhook_key: None,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -257,18 +259,33 @@ async fn callbacks_give_the_same_catalog_as_polling() {
     submit(&sb, &manifest).await;
 
     // The last callback leaves 2 stage times after each submit; wait for
-    // every clip to be finished, or long enough to know it never will be.
+    // the receiver's report to show every clip finished (each time the
+    // receiver writes it).
     let path = tmp.path().join("jobs.catalog.csv");
-    let started = Instant::now();
     let finished = |rows: &[Row]| {
         rows.len() == 2 * JOBS
             && rows
                 .iter()
                 .all(|r| r.status == "complete" || r.status == "failed")
     };
-    while !finished(&catalog(&path)) && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    watch
+        .until("every clip finished by callback", || {
+            let rows = if path.exists() {
+                catalog(&path)
+            } else {
+                Vec::new()
+            };
+            if finished(&rows) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} rows; {}",
+                    rows.len(),
+                    common::callback_counts(&sb)
+                ))
+            }
+        })
+        .await;
     receiver.shutdown().await.unwrap();
     let by_callback = catalog(&path);
     let stats = sb.stats();

@@ -9,13 +9,14 @@ mod feed;
 mod providers;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::job::JobFields;
 use batchgen::sandbox::{Injected, Sandbox, SandboxConfig, Stats};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// The key every sandbox of these tests accepts.
 const KEY: &str = "sk-test";
@@ -285,7 +286,9 @@ async fn non_json_or_non_object_body_is_400() {
     assert_eq!(sb.stats().accepted, 0);
 }
 
-#[tokio::test]
+/// On the paused clock: the requests are spaced exactly, whatever the
+/// machine's load.
+#[tokio::test(start_paused = true)]
 async fn requests_at_the_rate_pass_and_faster_ones_get_429() {
     let sb = start(SandboxConfig {
         rate: Some("5/s".parse().unwrap()),
@@ -394,7 +397,7 @@ async fn fail_503_answers_a_page_that_is_not_json() {
     assert_eq!(stats.accepted, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_answers_late_but_accepts() {
     let delay = Duration::from_millis(300);
     let sb = start(faulty(SandboxConfig {
@@ -405,12 +408,15 @@ async fn slow_answers_late_but_accepts() {
     .await;
     let started = Instant::now();
     assert_eq!(post(&sb, simple()).await.status, StatusCode::OK);
+    // A lower bound, kept: the delay is the product's (`--slow-delay` must
+    // delay), and on the paused clock (as on any) time only moves forward,
+    // so it cannot flake.
     assert!(started.elapsed() >= delay);
     let stats = sb.stats();
     assert_eq!((stats.injected.slow, stats.accepted), (1, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn latency_delays_every_answer() {
     let latency = Duration::from_millis(200);
     let sb = start(SandboxConfig {
@@ -420,6 +426,8 @@ async fn latency_delays_every_answer() {
     .await;
     let started = Instant::now();
     send(&sb, None, "{}".into()).await.unwrap().error(401);
+    // A lower bound, kept: `--latency` must delay every answer; time only
+    // moves forward, so it cannot flake.
     assert!(started.elapsed() >= latency);
 }
 

@@ -9,10 +9,11 @@
 //! unchanged. Every server listens on `127.0.0.1:0`.
 //!
 //! Phases are watched by polling and keeping each status the first time it
-//! shows: the test asserts the order seen, never a time.
+//! shows: the test asserts the order seen, never a time. The in-process
+//! tests run on tokio's paused clock, so the phases pass on virtual time.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
@@ -21,6 +22,8 @@ use batchgen::sandbox::{ErrorStatus, MODERATION_MESSAGES, Sandbox, SandboxConfig
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::KEY;
 
@@ -114,7 +117,7 @@ fn suno_error(a: &Answer, code: u64, http: u16) {
     assert_eq!(a.body["data"], Value::Null, "{a:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sunoapi_answers_in_its_envelope_with_errors_under_http_200() {
     let sb = start(
         Provider::Sunoapi,
@@ -189,7 +192,7 @@ async fn sunoapi_answers_in_its_envelope_with_errors_under_http_200() {
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sunoapi_error_status_http_rate_limits_and_faults() {
     let http = SandboxConfig {
         error_status: ErrorStatus::Http,
@@ -265,6 +268,7 @@ async fn watch(
         if done(&s) || Instant::now() > deadline {
             return seen;
         }
+        // simulates: a client polling every 5 ms (on the paused clock).
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -275,7 +279,7 @@ async fn fetch_bytes(url: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sunoapi_record_info_walks_the_documented_statuses() {
     let sb = start(Provider::Sunoapi, staged()).await;
     let mut body = suno_body(PLACEHOLDER);
@@ -356,12 +360,12 @@ async fn sunoapi_record_info_walks_the_documented_statuses() {
     sb.shutdown().await;
 }
 
-/// A callback receiver on loopback that records every body.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = Arc::clone(&got);
+/// A callback receiver on loopback that records every body, and tells.
+async fn receiver() -> (String, watch::Receiver<Vec<Value>>) {
+    let (log, got) = watch::channel(Vec::new());
+    let log = Arc::new(log);
     let hook = move |axum::Json(body): axum::Json<Value>| {
-        log.lock().unwrap().push(body);
+        log.send_modify(|got| got.push(body));
         std::future::ready(axum::http::StatusCode::OK)
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -371,18 +375,16 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, got)
 }
 
-async fn wait_for(got: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = got.lock().unwrap().clone();
-        if now.len() >= n || Instant::now() > deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Waits for the `n`th callback body (told by the receiver, not polled).
+async fn wait_for(got: &watch::Receiver<Vec<Value>>, n: usize) -> Vec<Value> {
+    let mut got = got.clone();
+    let arrived =
+        tokio::time::timeout(common::wait::WAIT, got.wait_for(|got| got.len() >= n)).await;
+    let arrived = arrived.unwrap_or_else(|_| panic!("{n} callbacks never came"));
+    arrived.expect("the receiver runs").clone()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sunoapi_callbacks_come_at_each_stage_in_its_envelope() {
     let sb = start(Provider::Sunoapi, staged()).await;
     let (url, got) = receiver().await;
@@ -472,7 +474,7 @@ async fn sunoapi_callbacks_come_at_each_stage_in_its_envelope() {
 /// in snake_case; a description job's clips carry the title and style the
 /// service wrote; `--fail-531` fails a task after its text stage with
 /// callback code 531 and GENERATE_AUDIO_FAILED, and gives its credits back.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sunoapi_snake_records_generated_titles_and_the_531_failure() {
     let config = SandboxConfig {
         stage_time: Duration::from_millis(100),
@@ -492,6 +494,7 @@ async fn sunoapi_snake_records_generated_titles_and_the_531_failure() {
         if a.body["data"]["status"] == "SUCCESS" {
             break a.body;
         }
+        // simulates: a client polling every 20 ms (on the paused clock).
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let response = &done["data"]["response"];
@@ -555,7 +558,7 @@ fn gcui_custom() -> Value {
            "wait_audio": false})
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn gcui_answers_two_clips_and_polls_them_by_id() {
     let sb = start(Provider::Gcui, staged()).await;
     // No key: a self-hosted gcui holds the Suno cookie itself.
@@ -652,7 +655,7 @@ async fn gcui_answers_two_clips_and_polls_them_by_id() {
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn gcui_errors_and_moderation() {
     let sb = start(
         Provider::Gcui,
@@ -749,7 +752,7 @@ fn the_flags_pick_the_provider_and_the_error_form() {
 
 // ---------------------------------------------------------------- newapi
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn newapi_answers_in_the_relays_shapes_and_fetches_in_batches() {
     let sb = start(
         Provider::Newapi,

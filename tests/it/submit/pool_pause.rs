@@ -30,8 +30,10 @@ async fn generate(State(arrivals): State<Arrivals>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
-    // Answer slowly enough that the first 429 is seen while others are idle.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Slow, so the 429 (answered at once) is seen while the other workers
+    // still wait for their answers.
+    // simulates: a slow API, 200 ms an answer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let body = format!(r#"{{"code":200,"message":"success","workId":"t{n}"}}"#);
     (StatusCode::OK, body).into_response()
 }
@@ -55,17 +57,19 @@ async fn a_429_pauses_every_worker_for_its_retry_after() {
     let arrivals = arrivals.lock().unwrap().clone();
     assert_eq!(arrivals.len(), 13, "12 jobs + the one retry");
     let first = arrivals[0];
-    // Requests already in flight when the 429 went out arrive within a few
-    // ms of it; after that, nobody sends until Retry-After has passed.
-    let during_pause: Vec<_> = arrivals
+    // Before Retry-After has passed, only the requests already in flight
+    // when the 429 went out arrive: the first and at most one more per
+    // other worker. Counted, not timed: a slow machine delays those, it
+    // cannot add to them; a pool that did not pause would send all 12
+    // jobs in about 600 ms.
+    let early: Vec<_> = arrivals
         .iter()
         .map(|t| t.duration_since(first))
-        .filter(|d| *d > Duration::from_millis(150) && *d < Duration::from_millis(950))
+        .filter(|d| *d < Duration::from_millis(950))
         .collect();
-    assert!(
-        during_pause.is_empty(),
-        "requests during the pause: {during_pause:?}"
-    );
+    assert!(early.len() <= 4, "requests during the pause: {early:?}");
+    // A lower bound (the pause is the product's, and time only moves
+    // forward, so it cannot flake).
     let last = arrivals.last().unwrap().duration_since(first);
     assert!(
         last >= Duration::from_secs(1),

@@ -39,6 +39,8 @@ type Script = dyn Fn(&Got, usize) -> Response + Send + Sync;
 struct Inner {
     script: Box<Script>,
     got: Mutex<Vec<Got>>,
+    /// Told after each request is recorded in `got`.
+    recorded: tokio::sync::watch::Sender<()>,
     /// How long each POST waits before its answer.
     delay: Duration,
 }
@@ -63,6 +65,21 @@ impl Server {
     pub fn count_status(&self, status: u16) -> usize {
         self.got().iter().filter(|g| g.status == status).count()
     }
+
+    /// Waits until `done` holds of the server, checked now and after each
+    /// request it records (told by the handler, not polled); fails,
+    /// naming `what`, if that never happens.
+    pub async fn until(&self, what: &str, done: impl Fn(&Server) -> bool) {
+        let mut recorded = self.inner.recorded.subscribe();
+        let wait = async {
+            while !done(self) {
+                recorded.changed().await.expect("the server runs");
+            }
+        };
+        tokio::time::timeout(crate::common::wait::WAIT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("gave up waiting for {what}: {:?}", self.got()));
+    }
 }
 
 /// Serves `script(request, n)` (n counts from 0) for every request.
@@ -78,6 +95,7 @@ pub async fn serve_slowly(
     let inner = Arc::new(Inner {
         script: Box::new(script),
         got: Mutex::default(),
+        recorded: tokio::sync::watch::Sender::new(()),
         delay,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,6 +115,7 @@ async fn handle(
     body: String,
 ) -> Response {
     if method == Method::POST && !inner.delay.is_zero() {
+        // simulates: a slow API, each POST answered after `delay`.
         tokio::time::sleep(inner.delay).await;
     }
     let mut got = Got {
@@ -115,6 +134,8 @@ async fn handle(
     let response = (inner.script)(&got, all.len());
     got.status = response.status().as_u16();
     all.push(got);
+    drop(all);
+    inner.recorded.send_replace(());
     response
 }
 

@@ -2,30 +2,28 @@
 //! binary stops `run` and `collect` cleanly, as SIGTERM does: requests in
 //! flight finish and are recorded, the rest stay `pending`, exit 129.
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::files::results::Status;
 use batchgen::sandbox::SandboxConfig;
 
 use super::server::{KEY, serve_slowly, unique_ok};
 
+use crate::common::wait::Watched;
 use crate::common::*;
 
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Watched {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("batchgen"));
     cmd.args(args)
         .env_remove("BATCHGEN_API_KEY")
-        .env_remove("BATCHGEN_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("BATCHGEN_BASE_URL");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().unwrap()
+    Watched::spawn(&mut cmd)
 }
 
-fn hang_up(child: &Child) {
+fn hang_up(child: &Watched) {
     // SAFETY: a plain kill(2) to a child this test started.
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     assert_eq!(rc, 0);
@@ -48,16 +46,13 @@ async fn sighup_stops_a_run_cleanly() {
         ],
         &[("BATCHGEN_API_KEY", KEY)],
     );
-    let started = Instant::now();
-    while server.count("POST", "/api/v2/generate") < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the run never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .until("the run's first two answers", |s| {
+            s.count("POST", "/api/v2/generate") >= 2
+        })
+        .await;
     hang_up(&child);
-    let out = wait_output(child).await;
+    let out = child.output().await;
     let err = stderr(&out);
     assert_eq!(code(&out), 129, "{err}");
     assert!(err.contains("stopped by a signal"), "{err}");
@@ -93,7 +88,7 @@ async fn sighup_stops_a_collect_cleanly() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let results = dir.path().join("jobs.results.csv");
     let base = sb.base_url();
-    let child = spawn(
+    let mut child = spawn(
         &[
             "collect",
             results.to_str().unwrap(),
@@ -103,12 +98,16 @@ async fn sighup_stops_a_collect_cleanly() {
             "100ms",
             "--poll-rate",
             "unlimited",
+            "-v",
         ],
         &[("BATCHGEN_API_KEY", sb.key())],
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Under way: the catalog is open and the polls begin.
+    child
+        .line("the collect under way", |l| l.contains("collecting into"))
+        .await;
     hang_up(&child);
-    let out = wait_output(child).await;
+    let out = child.output().await;
     let err = stderr(&out);
     assert_eq!(code(&out), 129, "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -1,29 +1,39 @@
 //! Callbacks, delivered to a receiver started here on `127.0.0.1:0`.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use batchgen::sandbox::{SandboxConfig, StageStyle};
 use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::{clip_stage, custom, feed, ms, staged, start, submit_ok};
+use crate::common::poll::stats_until;
+use crate::common::wait::WAIT;
+
+/// Every POST body a receiver got, with when (on the paused clock).
+type Got = Vec<(Instant, Value)>;
+
 /// A callback receiver: records every POST body; answers 500 to the first
 /// `failures` of them, 200 after.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(Instant, Value)>>>,
+    got: watch::Receiver<Got>,
 }
 
 async fn receiver(failures: usize) -> Receiver {
-    let got: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
-    let log = Arc::clone(&got);
+    let (log, got) = watch::channel(Got::new());
+    let log = Arc::new(log);
     let hook = move |axum::Json(body): axum::Json<Value>| {
-        let mut log = log.lock().unwrap();
-        log.push((Instant::now(), body));
-        let status = if log.len() <= failures {
+        let mut n = 0;
+        log.send_modify(|got| {
+            got.push((Instant::now(), body));
+            n = got.len();
+        });
+        let status = if n <= failures {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::OK
@@ -38,15 +48,16 @@ async fn receiver(failures: usize) -> Receiver {
 }
 
 impl Receiver {
-    async fn wait_for(&self, n: usize) -> Vec<(Instant, Value)> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.got.lock().unwrap().clone();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(ms(10)).await;
-        }
+    /// Waits for the `n`th callback (told by the receiver, not polled).
+    async fn wait_for(&self, n: usize) -> Got {
+        let mut got = self.got.clone();
+        let arrived = tokio::time::timeout(WAIT, got.wait_for(|got| got.len() >= n)).await;
+        let arrived = arrived.unwrap_or_else(|_| panic!("{n} callbacks never came"));
+        arrived.expect("the receiver runs").clone()
+    }
+
+    fn got(&self) -> Got {
+        self.got.borrow().clone()
     }
 }
 
@@ -65,7 +76,7 @@ fn without_create_time(body: &Value) -> Value {
     body
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn callbacks_arrive_at_each_stage_and_are_retried() {
     let rx = receiver(1).await;
     let sb = start(staged(ms(150))).await;
@@ -85,6 +96,8 @@ async fn callbacks_arrive_at_each_stage_and_are_retried() {
         ],
         "the 500 is retried; the final stage is `first` + All generated"
     );
+    // A lower bound (the sandbox's backoff must wait): time only moves
+    // forward, so it cannot flake.
     assert!(got[1].0 - got[0].0 >= ms(90), "a backoff before the retry");
     for (_, body) in &got {
         let clips = body.as_array().expect("a bare array of clips");
@@ -105,19 +118,20 @@ async fn callbacks_arrive_at_each_stage_and_are_retried() {
         "the same clips as the feed"
     );
 
-    tokio::time::sleep(ms(200)).await;
-    let stats = sb.stats();
+    // The sandbox counts a delivery once it has read the answer: after the
+    // receiver above saw the body.
+    let stats = stats_until(&sb, "the last callback counted", |s| s.callbacks_sent == 3).await;
     let counts = (
         stats.callbacks_sent,
         stats.callback_retries,
         stats.callbacks_failed,
     );
     assert_eq!(counts, (3, 1, 0));
-    assert_eq!(rx.got.lock().unwrap().len(), 4, "nothing more");
+    assert_eq!(rx.got().len(), 4, "nothing more");
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn complete_only_callbacks_and_an_unreachable_receiver() {
     let rx = receiver(0).await;
     // A port that was free a moment ago: connections are refused.
@@ -133,10 +147,10 @@ async fn complete_only_callbacks_and_an_unreachable_receiver() {
     submit_ok(&sb, &with_callback(&dead)).await;
     submit_ok(&sb, &with_callback(&rx.url)).await;
     let got = rx.wait_for(1).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sb.stats().callbacks_failed == 0 && Instant::now() < deadline {
-        tokio::time::sleep(ms(20)).await;
-    }
+    stats_until(&sb, "the dead receiver given up", |s| {
+        s.callbacks_failed > 0
+    })
+    .await;
     assert_eq!(got.len(), 1);
     assert_eq!(clip_stage(&got[0].1[0]), "final");
     let stats = sb.stats();
@@ -149,7 +163,7 @@ async fn complete_only_callbacks_and_an_unreachable_receiver() {
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn complete_style_callbacks_end_with_status_complete() {
     let rx = receiver(0).await;
     let sb = start(SandboxConfig {
@@ -168,13 +182,15 @@ async fn complete_style_callbacks_end_with_status_complete() {
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_cancels_pending_callbacks() {
     let rx = receiver(0).await;
     let sb = start(staged(ms(500))).await;
     submit_ok(&sb, &with_callback(&rx.url)).await;
     sb.shutdown().await;
-    // Past the last stage (at 2 × 500 ms).
+    // A callback the shutdown left would be posted in this time (on the
+    // paused clock, no real time):
+    // simulates: the stages passing, past the last one (at 2 × 500 ms).
     tokio::time::sleep(ms(1200)).await;
-    assert!(rx.got.lock().unwrap().is_empty());
+    assert!(rx.got().is_empty());
 }

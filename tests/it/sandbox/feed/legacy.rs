@@ -65,7 +65,7 @@ fn check_shape(body: &Value, stage: &str) -> Vec<Value> {
     clips
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn legacy_feed_is_a_bare_object_whose_type_is_the_stage() {
     // A slow sandbox stays at "new" for 30 s; a fast one, seeded the same,
     // finishes the very same clips in 40 ms.
@@ -142,7 +142,7 @@ async fn legacy_feed_is_a_bare_object_whose_type_is_the_stage() {
     assert_eq!(stats.requests, 1, "feeds are not generate requests");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn legacy_types_follow_the_stages_in_both_styles() {
     let http = reqwest::Client::new();
     for style in [StageStyle::Documented, StageStyle::Complete] {
@@ -180,13 +180,15 @@ async fn legacy_types_follow_the_stages_in_both_styles() {
             if stage == "complete" {
                 break;
             }
+            // On the paused clock:
+            // simulates: a client polling the legacy feed every 10 ms.
             tokio::time::sleep(ms(10)).await;
         }
         assert_eq!(types, ["new", "text", "first", "complete"], "{style:?}");
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_moderated_task_stays_at_text_with_its_message() {
     let sb = start(staged(ms(20))).await;
     let mut body = custom();

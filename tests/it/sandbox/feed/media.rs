@@ -86,7 +86,7 @@ fn check_png(png: &[u8]) {
     assert_eq!(idat.len(), 7 + usize::from(len) + 4);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn media_are_real_files_served_with_ranges() {
     let sb = start(staged(ms(20))).await;
     let id = submit_ok(&sb, &custom()).await;
@@ -170,7 +170,7 @@ async fn media_are_real_files_served_with_ranges() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_file_exists_before_the_clips_do() {
     // Stage "new" lasts 30 s here.
     let sb = start(staged(Duration::from_secs(60))).await;
@@ -235,11 +235,13 @@ async fn files_appear_at_their_stage(style: StageStyle, stages: &[&str], firsts:
         if now().await == stages.len() - 1 {
             break;
         }
+        // On the paused clock:
+        // simulates: a client polling the feed and the files every 50 ms.
         tokio::time::sleep(ms(50)).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn files_appear_at_their_documented_stage() {
     let stages = ["new", "lyrics", "text", "first", "final"];
     // The cover from the text stage, streaming from when the feed shows
@@ -247,13 +249,13 @@ async fn files_appear_at_their_documented_stage() {
     files_appear_at_their_stage(StageStyle::Documented, &stages, [1, 2, 4]).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn files_appear_at_their_complete_style_stage() {
     let stages = ["new", "text", "first", "final"];
     files_appear_at_their_stage(StageStyle::Complete, &stages, [1, 2, 3]).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streaming_urls_serve_a_short_partial_body_and_are_counted() {
     let sb = start(staged(ms(200))).await;
     let id = submit_ok(&sb, &custom()).await;
@@ -304,7 +306,7 @@ async fn streaming_urls_serve_a_short_partial_body_and_are_counted() {
     assert_eq!((stats.stream_fetches, stats.audio_fetches), (2, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_final_urls_answer_what_public_reports_show() {
     let http = reqwest::Client::new();
     let table: [(BadAudioKind, StatusCode, Option<&str>, &str); 5] = [

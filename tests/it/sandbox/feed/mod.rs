@@ -3,6 +3,11 @@
 //! callbacks and media files in the submodules. Every sandbox and receiver
 //! listens on `127.0.0.1:0`.
 //!
+//! The tests run on tokio's paused clock (`start_paused`): the sandbox's
+//! stages, callbacks and retries pass on virtual time, which moves only
+//! when every task waits, so a poll lands where a test puts it whatever
+//! the machine's load, and no stage is waited out in real time.
+//!
 //! The default style imitates the provider's docs, traps included:
 //! `data.type` is `SUCCESS` from the text stage on, a clip's final stage is
 //! status `first` with "All generated successfully.", and clips have an
@@ -13,11 +18,12 @@ mod callbacks;
 mod legacy;
 mod media;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use batchgen::sandbox::{MODERATION_MESSAGES, Sandbox, SandboxConfig, StageStyle};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::KEY;
 
@@ -92,15 +98,21 @@ async fn feed(sb: &Sandbox, id: &str) -> Value {
     body
 }
 
-/// Polls the v2 feed until `done` holds (at most 10 s); returns that body.
+/// Polls the v2 feed until `done` holds (at most 10 s of the tests'
+/// paused clock); returns that body.
 async fn feed_until(sb: &Sandbox, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let http = reqwest::Client::new();
+    let path = format!("/api/v2/feed?workId={id}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let body = feed(sb, id).await;
+        let (status, body) = get_with(&http, sb, &path, Some(KEY)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         if done(&body) {
             return body;
         }
         assert!(Instant::now() < deadline, "gave up waiting: {body}");
+        // On the paused clock, so the stages pass in no real time:
+        // simulates: a client polling the feed every 10 ms.
         tokio::time::sleep(ms(10)).await;
     }
 }
@@ -298,12 +310,14 @@ async fn walk_the_stages(style: StageStyle, t: Duration) {
     let path = format!("/api/v2/feed?workId={id}");
     let mut clip_ids = None;
     for (target, &(name, _)) in line.middles(t).into_iter().zip(line.stages) {
-        tokio::time::sleep_until((answered + target).into()).await;
+        // On the paused clock, exactly there:
+        // simulates: a client polling in the middle of each stage.
+        tokio::time::sleep_until(answered + target).await;
         let asked = Instant::now();
         let (status, body) = get_with(&http, &sb, &path, Some(KEY)).await;
         assert_eq!(status, StatusCode::OK);
-        // The server's clock read lies between these bounds; on a loaded
-        // machine the poll may land in the next stage, never elsewhere.
+        // The server's clock read lies between these bounds (on the paused
+        // clock, nothing moves it while the request is served).
         let early = line.expected(asked - answered, t);
         let late = line.expected(Instant::now() - sent, t);
         let seen = (stage(&body), body["data"]["type"].as_str().unwrap());
@@ -347,17 +361,17 @@ async fn walk_the_stages(style: StageStyle, t: Duration) {
     sb.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn v2_feed_walks_the_documented_stages_in_time() {
     walk_the_stages(StageStyle::Documented, ms(400)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn v2_feed_walks_the_complete_style_stages_in_time() {
     walk_the_stages(StageStyle::Complete, ms(300)).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn clips_are_seeded_and_untitled_jobs_get_a_title() {
     let mut seen = Vec::new();
     for _ in 0..2 {
@@ -393,7 +407,7 @@ fn moderation_message(clip: &Value) -> (&str, bool) {
     (message, in_error)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn moderation_fails_matching_tasks_after_the_first_stage() {
     let table = [
         (None, json!({"prompt": "a FORBIDDEN love song"}), true),
@@ -444,7 +458,7 @@ async fn moderation_fails_matching_tasks_after_the_first_stage() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn moderation_uses_all_three_documented_messages() {
     // Stage time 0: every task is at its last stage at once.
     let sb = start(staged(Duration::ZERO)).await;
@@ -463,7 +477,7 @@ async fn moderation_uses_all_three_documented_messages() {
     assert!(seen.iter().any(|&(_, in_error)| !in_error), "fail_message");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn credits_run_down_and_then_submits_are_402_without_a_task() {
     let sb = start(SandboxConfig {
         credits: 25,
