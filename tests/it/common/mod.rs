@@ -75,12 +75,84 @@ pub async fn run_with_env(args: Vec<String>, env: Vec<(String, String)>) -> Outp
 }
 
 /// Runs the binary like [`run_with_env`], and measures that one run: its
-/// output, and its peak resident memory in KiB (its own `ru_maxrss`, from
-/// `wait4(2)` on its pid). `getrusage(RUSAGE_CHILDREN)` would give the
-/// peak of every process this test binary ever waited for, whichever
-/// feature's test started it (a browser, cargo, a run at scale).
+/// output, and its peak resident memory in KiB.
+///
+/// The run is started by a fresh, small process (this test binary again,
+/// running only [`measured_run`]), not by this one: Linux carries the
+/// spawning process's peak memory into the child's `ru_maxrss` across
+/// `execve`, and this process may have grown to hundreds of MB in another
+/// feature's test. `getrusage(RUSAGE_CHILDREN)` would be worse still: the
+/// peak of every process this binary ever waited for.
 pub async fn run_with_env_measured(args: Vec<String>, env: Vec<(String, String)>) -> (Output, i64) {
     tokio::task::spawn_blocking(move || {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("run.json"),
+            serde_json::to_vec(&(args, env)).unwrap(),
+        )
+        .unwrap();
+        let helper = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "common::measured_run",
+                "--test-threads=1",
+            ])
+            .env(MEASURED_RUN, dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            helper.status.success(),
+            "the measuring process failed: {}",
+            String::from_utf8_lossy(&helper.stdout)
+        );
+        let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+        let (status, peak): (i32, i64) = serde_json::from_slice(&read("measured.json")).unwrap();
+        let output = Output {
+            status: std::process::ExitStatus::from_raw(status),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+        };
+        (output, peak)
+    })
+    .await
+    .unwrap()
+}
+
+/// The environment variable naming the folder [`measured_run`] works in.
+const MEASURED_RUN: &str = "BATCHGEN_TEST_MEASURED_RUN";
+
+/// Not a test of its own: the small process [`run_with_env_measured`]
+/// starts, which runs the binary with the arguments and environment in
+/// `run.json` and writes its stdout, stderr, wait status and peak memory
+/// beside it. Without the folder (a plain `--ignored` run) it does nothing.
+#[test]
+#[ignore = "started by run_with_env_measured in a process of its own"]
+fn measured_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(dir) = std::env::var_os(MEASURED_RUN).map(PathBuf::from) else {
+        return;
+    };
+    let (args, env): (Vec<String>, Vec<(String, String)>) =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let (output, peak) = spawn_measured(args, env);
+    std::fs::write(dir.join("stdout"), &output.stdout).unwrap();
+    std::fs::write(dir.join("stderr"), &output.stderr).unwrap();
+    std::fs::write(
+        dir.join("measured.json"),
+        serde_json::to_vec(&(output.status.into_raw(), peak)).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Runs the binary and measures that one run, from the process that
+/// starts it: its output and its own `ru_maxrss` (KiB), from `wait4(2)` on
+/// its pid. Linux keeps the peak of the process that spawned it across
+/// `execve`, so this is only the run's own peak when the spawning process
+/// is small: see [`run_with_env_measured`].
+fn spawn_measured(args: Vec<String>, env: Vec<(String, String)>) -> (Output, i64) {
+    {
         use std::io::Read;
         use std::os::unix::process::ExitStatusExt;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_batchgen"));
@@ -159,9 +231,7 @@ pub async fn run_with_env_measured(args: Vec<String>, env: Vec<(String, String)>
             stderr: stderr.join().unwrap(),
         };
         (output, usage.ru_maxrss)
-    })
-    .await
-    .unwrap()
+    }
 }
 
 /// Runs the binary with the sandbox's base URL and key in its environment
@@ -225,7 +295,7 @@ pub fn code(out: &Output) -> i32 {
 /// with `task_id`, on manifest line `line`.
 pub fn submitted(id: &str, line: u64, task_id: &str) -> Record {
     Record {
-        id: id.into(),
+        key: id.into(),
         line,
         task_id: task_id.into(),
         status: batchgen::files::results::Status::Submitted,
