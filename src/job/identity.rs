@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Field, JobFields};
@@ -125,6 +126,101 @@ fn json_str(json: &mut Vec<u8>, text: &str) {
     }
     json.extend_from_slice(&bytes[start..]);
     json.push(b'"');
+}
+
+/// A job's identity in every file and report: the manifest's `id`, or
+/// `fp-` and the job's [fingerprint](JobFields::fingerprint) when the row
+/// has none. The results report, the catalog, the state store, the page and
+/// the file-name template all call it `key`; the manifest's `id` is one of
+/// the two ways to make one.
+///
+/// A newtype so a key is never confused with a task ID, a clip ID or a
+/// manifest `id` (which is not a key when it is absent); it derefs to `str`
+/// for the places that only read it.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobKey(String);
+
+impl JobKey {
+    /// The key of a job with these fields and this fingerprint.
+    pub fn of(fields: &JobFields, fingerprint: &str) -> JobKey {
+        match &fields.id {
+            Some(id) => JobKey(id.clone()),
+            None => JobKey(format!("fp-{fingerprint}")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for JobKey {
+    /// A key as a file recorded it.
+    fn from(key: String) -> JobKey {
+        JobKey(key)
+    }
+}
+
+impl From<&str> for JobKey {
+    fn from(key: &str) -> JobKey {
+        JobKey(key.to_owned())
+    }
+}
+
+impl std::ops::Deref for JobKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for JobKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for JobKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// As the text it is (quoted), so a message that shows a key with `{:?}`
+/// reads the same as one that shows a string.
+impl fmt::Debug for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for JobKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for JobKey {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for JobKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
 }
 
 /// Length of a fingerprint in hex digits (the first 8 bytes of a SHA-256).

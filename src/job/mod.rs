@@ -31,7 +31,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use field::{Field, Kind};
-pub use identity::{FINGERPRINT_LEN, JobsDigest, key_hash};
+pub use identity::{FINGERPRINT_LEN, JobKey, JobsDigest, key_hash};
 pub use models::Catalogue;
 pub use provider::Provider;
 pub use rules::{
@@ -269,8 +269,8 @@ impl fmt::Display for Mode {
 /// A validated job, ready to send.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Stable identity: the `id`, or `fp-<fingerprint>`.
-    pub key: String,
+    /// Stable identity: the `id`, or `fp-` and the fingerprint.
+    pub key: JobKey,
     /// Content hash (see [`JobFields::fingerprint`]); lets a rerun notice a
     /// job whose content changed under the same `id`.
     pub fingerprint: String,
@@ -283,10 +283,7 @@ impl Job {
     /// Builds a job from fields that passed [`check`].
     pub fn new(fields: JobFields, line: u64) -> Job {
         let fingerprint = fields.fingerprint();
-        let key = match &fields.id {
-            Some(id) => id.clone(),
-            None => format!("fp-{fingerprint}"),
-        };
+        let key = JobKey::of(&fields, &fingerprint);
         Job {
             key,
             fingerprint,

@@ -65,6 +65,13 @@ pub const PROBE_ANSWERS: u32 = 50;
 /// left together), after which a 429 with no `Retry-After` is a storm: the
 /// caller adds its backoff to the slower pace.
 pub const STORM_AFTER: u32 = 2;
+
+/// Whether `in_a_row` refusals in a row, with up to `in_flight` requests
+/// sent together, are a storm ([`STORM_AFTER`]): the one rule submits and
+/// polls share.
+pub fn is_storm(in_a_row: u32, in_flight: u32) -> bool {
+    in_a_row > in_flight.saturating_add(STORM_AFTER)
+}
 /// The shortest step of the grid governor's clock reads (see the module
 /// docs): more than tokio's timer is late.
 const MIN_QUANTUM: Duration = Duration::from_millis(2);

@@ -330,7 +330,7 @@ fn big_catalog(dir: &Path, jobs: usize) -> PathBuf {
                 String::new()
             };
             w.serialize(Row {
-                key: format!("k{j}"),
+                key: format!("k{j}").into(),
                 task_id: format!("t{j}"),
                 clip_index: i,
                 clip_id: format!("c{j}-{i}"),

@@ -341,7 +341,7 @@ async fn kill_9_at_random_moments_never_loses_or_duplicates_a_job() {
                 Some(&row.task_id.as_str())
             ),
             Status::Unknown => unknown += 1,
-            other => panic!("row {} is {other:?} after a full rerun", row.id),
+            other => panic!("row {} is {other:?} after a full rerun", row.key),
         }
     }
     assert!(

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use batchgen::files::results::Status;
+use batchgen::files::results::{self, Status};
 use batchgen::files::state::{self, State};
 use batchgen::sandbox::{Sandbox, SandboxConfig};
 
@@ -76,7 +76,7 @@ async fn run_in(dir: &Path, sandbox: &Sandbox, args: &[&str]) -> Output {
 fn statuses(results: &Path) -> Vec<(String, Status, String)> {
     jobs(results)
         .into_iter()
-        .map(|r| (r.id, r.status, r.task_id))
+        .map(|r| (r.key.into_string(), r.status, r.task_id))
         .collect()
 }
 
@@ -124,7 +124,7 @@ async fn a_finished_catalog_upgrades_without_a_request_or_a_download() {
     assert_eq!(
         report
             .iter()
-            .map(|r| (r.id.clone(), r.status, r.task_id.clone()))
+            .map(|r| (r.key.to_string(), r.status, r.task_id.clone()))
             .collect::<Vec<_>>(),
         want
     );
@@ -196,7 +196,7 @@ async fn a_cut_short_results_file_upgrades_with_the_named_job_unknown() {
         "six is never sent without --retry-unknown"
     );
     let jobs = jobs(&results);
-    let six = jobs.iter().find(|r| r.id == "six").unwrap();
+    let six = jobs.iter().find(|r| r.key == "six").unwrap();
     assert_eq!(six.status, Status::Unknown);
     assert!(six.error.contains("line 7"), "{}", six.error);
     assert_eq!(
@@ -278,7 +278,7 @@ async fn two_hard_linked_names_of_one_results_file_are_one_run() {
     let first = dir.path().join("a.csv");
     let rows: Vec<_> = (0..40)
         .map(|i| batchgen::files::results::Record {
-            id: format!("job-{i}"),
+            key: format!("job-{i}").into(),
             line: 2 + i,
             task_id: String::new(),
             status: Status::Pending,
@@ -350,7 +350,7 @@ async fn a_resend_keeps_the_first_task_in_the_store_and_the_report() {
     let report = std::fs::read_to_string(&results).unwrap();
     let row = report.lines().find(|l| l.starts_with("job-1,")).unwrap();
     assert!(
-        row.contains(&format!(",t-first-1 {},results/2", tasks[1])),
+        row.contains(&format!(",t-first-1 {},{}", tasks[1], results::FORMAT)),
         "{row}"
     );
 }
@@ -464,7 +464,7 @@ async fn status_reads_the_store_while_a_run_writes_it() {
 fn catalog_rows(catalog: &Path) -> Vec<(String, u32, String, String)> {
     let mut rows = Vec::new();
     batchgen::files::catalog::each_row(catalog, |_, r| {
-        rows.push((r.key, r.clip_index, r.status, r.file));
+        rows.push((r.key.into_string(), r.clip_index, r.status, r.file));
     })
     .unwrap();
     rows
@@ -553,8 +553,25 @@ async fn two_status_html_at_once_leave_a_complete_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_schema_store_upgrades_without_a_request_or_a_download() {
+    a_stores_fixture_upgrades_without_a_request_or_a_download("store_v1/finished").await;
+}
+
+/// The release before `results/3` (`tests/fixtures/store_v2`): its report
+/// named the key's column `id`; the rewrite names it `key` and keeps every
+/// task ID.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_schema_store_upgrades_without_a_request_or_a_download() {
+    a_stores_fixture_upgrades_without_a_request_or_a_download("store_v2/finished").await;
+}
+
+/// A store and its reports as a release wrote them (`fixture`, with the
+/// jobs and task IDs of `tests/fixtures/store_v1`'s recipe): a collect and
+/// a rerun send nothing, poll nothing, download nothing, and leave the
+/// songs and the catalog as they were; the report is rewritten in the
+/// current format.
+async fn a_stores_fixture_upgrades_without_a_request_or_a_download(fixture_name: &str) {
     let sandbox = common::sandbox(SandboxConfig::default()).await;
-    let dir = fixture("store_v1/finished");
+    let dir = fixture(fixture_name);
     let results = dir.path().join("jobs.results.csv");
     let catalog = dir.path().join("jobs.catalog.csv");
     let songs = bytes_of(&dir.path().join("songs"));
@@ -611,5 +628,17 @@ async fn a_first_schema_store_upgrades_without_a_request_or_a_download() {
             ("night", "unknown:"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    let report = std::fs::read_to_string(&results).unwrap();
+    assert!(
+        report.starts_with(&format!("{}\n", results::REPORT_COLUMNS.join(","))),
+        "the report's header is the current one:\n{report}"
+    );
+    let rows: Vec<&str> = report.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6, "{report}");
+    assert!(
+        rows.iter()
+            .all(|row| row.ends_with(&format!(",{}", results::FORMAT))),
+        "every row in the current format:\n{report}"
     );
 }

@@ -20,12 +20,13 @@ use crate::files::catalog::CatalogError;
 use crate::files::results::{Record, Status};
 use crate::files::state::{self, Catalog, JobClips};
 use crate::files::status::Expiring;
+use crate::job::JobKey;
 
 /// A task to collect: the job key, the task ID and the submission time
 /// from the results file.
 #[derive(Debug, Clone)]
 pub struct Task {
-    pub key: String,
+    pub key: JobKey,
     pub task_id: String,
     /// `submitted_at`, when it reads as RFC 3339; the poll schedule places
     /// the task by it.
@@ -36,7 +37,7 @@ pub struct Task {
 
 impl Task {
     /// A task with no known submission time.
-    pub fn new(key: impl Into<String>, task_id: impl Into<String>) -> Task {
+    pub fn new(key: impl Into<JobKey>, task_id: impl Into<String>) -> Task {
         Task {
             key: key.into(),
             task_id: task_id.into(),
@@ -48,7 +49,7 @@ impl Task {
     /// The task of a results row, if it is a submitted one.
     pub fn of(rank: u32, record: &Record) -> Option<Task> {
         (record.status == Status::Submitted && !record.task_id.is_empty()).then(|| Task {
-            key: record.id.clone(),
+            key: record.key.clone(),
             task_id: record.task_id.clone(),
             submitted_at: submission_time(&record.submitted_at),
             rank,
@@ -183,7 +184,7 @@ impl Counts {
 /// them, and when the last lets go, its place in the window is free.
 pub struct Hold {
     pub store: Arc<Catalog>,
-    pub key: String,
+    pub key: JobKey,
     pub task_id: String,
     /// The job's place in the manifest, from 1 (the reports list one row a
     /// job, in manifest order: its place is its row).

@@ -233,6 +233,6 @@ fn print_unrecorded(submitted: &[Record]) {
         "batchgen: these accepted jobs could not be recorded (id,task_id):",
     );
     for r in submitted {
-        crate::util::term::eprint_line(&format!("{},{}", r.id, r.task_id));
+        crate::util::term::eprint_line(&format!("{},{}", r.key, r.task_id));
     }
 }

@@ -165,7 +165,7 @@ pub fn finished(rows: &[Row], task_id: &str) -> bool {
 
 fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
     Row {
-        key: key.to_owned(),
+        key: key.into(),
         task_id: task_id.to_owned(),
         clip_index,
         clip_id: clip_id.to_owned(),

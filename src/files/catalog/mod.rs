@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::feed::ClipStatus;
 use crate::files::results::{Bounded, ResultsError};
+use crate::job::JobKey;
 use crate::util::fsx::AtomicFile;
 pub use job::JobRows;
 
@@ -77,8 +78,8 @@ impl From<ResultsError> for CatalogError {
 /// ([`crate::files::results::cell`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// The job's key: the results file's `id`.
-    pub key: String,
+    /// The job's key, as in the results report and the store.
+    pub key: JobKey,
     #[serde(with = "crate::files::results::cell")]
     pub task_id: String,
     /// 1, 2, … in the order the API lists the clips; 0 for a task that

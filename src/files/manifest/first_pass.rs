@@ -47,7 +47,7 @@ fn check_marks(rows: &mut Rows, file: &Path) -> Result<(), ManifestError> {
         return Ok(());
     }
     // Lines in file order, with their jobs, read again.
-    let mut first_at: HashMap<String, u64> = HashMap::new();
+    let mut first_at: HashMap<crate::job::JobKey, u64> = HashMap::new();
     let mut scratch = Rows::checking(
         rows.defaults.clone(),
         rows.defaults_unread.clone(),

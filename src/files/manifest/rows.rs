@@ -29,7 +29,7 @@ pub(super) struct Rows {
     pub(super) jobs: Vec<Job>,
     pub(super) diagnostics: Vec<Diagnostic>,
     /// Job key → line of the row that first used it (kept jobs only).
-    seen: HashMap<String, u64>,
+    seen: HashMap<crate::job::JobKey, u64>,
     /// (key hash, line) of every valid CSV row.
     pub(super) marks: Vec<(u64, u64)>,
     /// Every valid job's key, line and fingerprint, in order: what lets a

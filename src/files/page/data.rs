@@ -29,6 +29,7 @@ use super::PageError;
 use super::paths::{Locator, href, remote};
 use crate::api::feed::ClipStatus;
 use crate::files::catalog::Row;
+use crate::job::JobKey;
 use crate::util::fsx;
 
 /// Jobs in one chunk (the page shows 50 at a time: one chunk holds ten
@@ -43,7 +44,7 @@ const MAX_CLIPS_PER_ENTRY: usize = 16;
 /// One job as the page shows it.
 #[derive(Debug, Serialize)]
 pub struct Entry {
-    pub key: String,
+    pub key: JobKey,
     /// 1, 2, … in catalog (= manifest) order: the "line" sort.
     pub n: u64,
     pub task: String,
@@ -161,7 +162,7 @@ impl Grouper {
             }
             self.entries += 1;
             self.current = Some(Entry {
-                key: key.to_owned(),
+                key: key.into(),
                 n: self.entries,
                 task: task.to_owned(),
                 clips: Vec::new(),

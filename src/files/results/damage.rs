@@ -9,14 +9,17 @@
 use std::path::Path;
 
 use super::ResultsError;
-use super::row::{COLUMNS, FORMAT, REPORT_COLUMNS, Record, Status, parse};
+use super::row::{
+    COLUMNS, COLUMNS_1, FORMAT, REPORT_COLUMNS, REPORT_COLUMNS_2, Record, Status, parse,
+};
+use crate::job::JobKey;
 
 /// What one line of a results file (after its header) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Line {
     /// Nothing to read: a blank line, a run of NUL bytes, the header again.
     Skip(&'static str),
-    /// A row whose `id` can be read (it may still be damaged: see
+    /// A row whose key can be read (it may still be damaged: see
     /// [`record`]).
     Names,
     /// A line that names no job: the run must stop.
@@ -31,9 +34,7 @@ pub(super) fn classify(row: &csv::ByteRecord) -> Line {
     {
         return Line::Skip("a line of only spaces or NUL bytes");
     }
-    if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes()))
-        || row.iter().eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes()))
-    {
+    if Format::ALL.iter().any(|f| f.is_header(row)) {
         return Line::Skip("the header, repeated");
     }
     let good = parse(row).is_some();
@@ -43,15 +44,15 @@ pub(super) fn classify(row: &csv::ByteRecord) -> Line {
         );
     }
     if row.len() < 2 {
-        return Line::NamesNoJob("no comma after its first field, so the id may be cut short");
+        return Line::NamesNoJob("no comma after its first field, so the key may be cut short");
     }
     match std::str::from_utf8(&row[0]) {
-        Ok(id) if id.trim().is_empty() => Line::NamesNoJob("its id is empty"),
-        Ok(id) if id.chars().any(char::is_control) => {
-            Line::NamesNoJob("its id holds control characters")
+        Ok(key) if key.trim().is_empty() => Line::NamesNoJob("its key is empty"),
+        Ok(key) if key.chars().any(char::is_control) => {
+            Line::NamesNoJob("its key holds control characters")
         }
         Ok(_) => Line::Names,
-        Err(_) => Line::NamesNoJob("its id is not UTF-8"),
+        Err(_) => Line::NamesNoJob("its key is not UTF-8"),
     }
 }
 
@@ -79,7 +80,7 @@ pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Reco
         format!("{} of the {} columns", row.len(), COLUMNS.len())
     };
     let record = Record {
-        id: text(0),
+        key: JobKey::from(text(0)),
         line: 0,
         task_id: if row.len() > 3 {
             super::cell::unescape(&text(2)).to_owned()
@@ -102,13 +103,39 @@ pub(super) fn record(row: &csv::ByteRecord, line: impl FnOnce() -> u64) -> (Reco
     (record, true)
 }
 
-/// The formats a results file can be in.
+/// The formats a results file can be in, each told by its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Format {
-    /// `results/1`: [`COLUMNS`], a release that kept its state here.
+    /// `results/1`: [`COLUMNS_1`], a release that kept its state here.
     One,
-    /// `results/2`: [`REPORT_COLUMNS`], a report of the state store.
+    /// `results/2`: [`REPORT_COLUMNS_2`], the first report of the state
+    /// store (the key's column named `id`).
     Two,
+    /// `results/3`: [`REPORT_COLUMNS`], what this release writes.
+    Three,
+}
+
+impl Format {
+    pub(super) const ALL: [Format; 3] = [Format::One, Format::Two, Format::Three];
+
+    fn header(self) -> &'static [&'static str] {
+        match self {
+            Format::One => COLUMNS_1,
+            Format::Two => REPORT_COLUMNS_2,
+            Format::Three => REPORT_COLUMNS,
+        }
+    }
+
+    /// Whether `row` is this format's header.
+    pub(super) fn is_header(self, row: &csv::ByteRecord) -> bool {
+        row.iter().eq(self.header().iter().map(|c| c.as_bytes()))
+    }
+
+    /// Whether rows carry `task_ids` and `format` after the job's columns
+    /// (the reports of the state store; their rows are laid out alike).
+    pub(super) fn is_report(self) -> bool {
+        self != Format::One
+    }
 }
 
 /// The first row must be a results header: anything else is not a file
@@ -116,11 +143,8 @@ pub(super) enum Format {
 /// format (the job's columns, then columns this release does not know) is
 /// a newer batchgen's, named as such.
 pub(super) fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<Format, ResultsError> {
-    if row.iter().eq(COLUMNS.iter().map(|c| c.as_bytes())) {
-        return Ok(Format::One);
-    }
-    if row.iter().eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes())) {
-        return Ok(Format::Two);
+    if let Some(format) = Format::ALL.into_iter().find(|f| f.is_header(row)) {
+        return Ok(format);
     }
     let starts_as_ours = row.len() > REPORT_COLUMNS.len()
         && row
@@ -138,21 +162,22 @@ pub(super) fn check_header(path: &Path, row: &csv::ByteRecord) -> Result<Format,
     Err(not_ours(path, why))
 }
 
-/// Checks the `format` cell of a `results/2` row: the format this release
-/// writes, or a later one (refused, named), or damage (`false`).
+/// Checks the `format` cell of a report's row: a format this release reads
+/// (`results/2` and `results/3` rows are laid out alike), or a later one
+/// (refused, named), or damage (`false`).
 pub(super) fn check_format(
     path: &Path,
     line: impl FnOnce() -> u64,
     cell: &[u8],
 ) -> Result<bool, ResultsError> {
-    if cell == FORMAT.as_bytes() {
+    if cell == FORMAT.as_bytes() || cell == b"results/2" {
         return Ok(true);
     }
     let later = std::str::from_utf8(cell)
         .ok()
         .and_then(|c| c.strip_prefix("results/"))
         .and_then(|n| n.parse::<u32>().ok())
-        .is_some_and(|n| n > 2);
+        .is_some_and(|n| n > 3);
     if later {
         return Err(newer_format(
             path,
@@ -166,7 +191,7 @@ pub(super) fn check_format(
 /// A results file written by a newer batchgen: left as it is.
 fn newer_format(path: &Path, line: u64, what: &str) -> ResultsError {
     ResultsError::Refused(format!(
-        "{}:{line}: written by a newer batchgen ({what}); this batchgen ({}) reads results formats results/1 and {FORMAT}. \
+        "{}:{line}: written by a newer batchgen ({what}); this batchgen ({}) reads results formats results/1 to {FORMAT}. \
          It is left untouched and nothing was sent: run the newer batchgen",
         path.display(),
         env!("CARGO_PKG_VERSION"),
@@ -190,18 +215,18 @@ fn not_ours(path: &Path, why: &str) -> ResultsError {
 pub(super) fn names_no_job(path: &Path, line: u64, why: &str) -> ResultsError {
     ResultsError::Refused(format!(
         "{}:{line}: this line of the results file names no job ({why}); batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair that line, putting back the id its job has in the manifest, then rerun: removing it would let its job be sent, and billed, again",
+         Repair that line, putting back its job's key (the job's `id` in the manifest), then rerun: removing it would let its job be sent, and billed, again",
         path.display()
     ))
 }
 
 /// A damaged row whose `id` is not in the manifest (see [`names_no_job`]).
-pub(super) fn damaged_orphan(path: &Path, line: u64, id: &str) -> ResultsError {
+pub(super) fn damaged_orphan(path: &Path, line: u64, key: &str) -> ResultsError {
     ResultsError::Refused(format!(
-        "{}:{line}: a damaged row for id {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
-         Repair that line, putting back the id its job has in the manifest, then rerun: removing it would let its job be sent, and billed, again",
+        "{}:{line}: a damaged row for key {}, which is not in the manifest; batchgen cannot tell which job it held, so it stops rather than risk sending one twice. \
+         Repair that line, putting back its job's key (the job's `id` in the manifest), then rerun: removing it would let its job be sent, and billed, again",
         path.display(),
-        crate::files::manifest::quoted(id),
+        crate::files::manifest::quoted(key),
     ))
 }
 
@@ -222,7 +247,21 @@ mod tests {
             (&[&b"  "[..]][..], "skip"),
             (&[b"\0\0\0", b"\0"], "skip"),
             (
-                &COLUMNS.iter().map(|c| c.as_bytes()).collect::<Vec<_>>()[..],
+                &COLUMNS_1.iter().map(|c| c.as_bytes()).collect::<Vec<_>>()[..],
+                "skip",
+            ),
+            (
+                &REPORT_COLUMNS_2
+                    .iter()
+                    .map(|c| c.as_bytes())
+                    .collect::<Vec<_>>()[..],
+                "skip",
+            ),
+            (
+                &REPORT_COLUMNS
+                    .iter()
+                    .map(|c| c.as_bytes())
+                    .collect::<Vec<_>>()[..],
                 "skip",
             ),
             (&[b"job-1"], "stop"),
@@ -260,7 +299,7 @@ mod tests {
     fn a_damaged_row_is_unknown_and_keeps_only_a_whole_task_id() {
         let (r, damaged) = record(&row(&[b"a", b"2", b"t-12", b"submi"]), || 7);
         assert!(damaged);
-        assert_eq!((r.id.as_str(), r.status), ("a", Status::Unknown));
+        assert_eq!((r.key.as_str(), r.status), ("a", Status::Unknown));
         assert_eq!(r.task_id, "t-12", "a comma after it: whole");
         assert!(r.error.contains("line 7") && r.error.contains("--retry-unknown"));
         let (r, _) = record(&row(&[b"a", b"2", b"t-1"]), || 7);

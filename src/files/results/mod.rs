@@ -10,7 +10,8 @@
 //! upgrade from a release that kept its state in this file (a compacted
 //! file followed by the journal rows a run appended, `sending` before each
 //! request and the outcome after), or a run after the store was deleted.
-//! Readers take the *last* row of each `id`; a row left `sending` is
+//! Readers take the *last* row of each key (the first column: `key`, or
+//! `id` in files before `results/3`); a row left `sending` is
 //! `unknown` (the request may have been accepted), so it is not resent
 //! unless the user asks ([`Record::settled`]).
 //!
@@ -18,23 +19,23 @@
 //! A results file is edited by hand, cut short by a full disk, concatenated,
 //! appended to by another program. Its rows are what keeps a job from being
 //! billed twice, so damage is never a reason to send a job again. The rule:
-//! **a row whose `id` can be read settles that job as `unknown`** (not
+//! **a row whose key can be read settles that job as `unknown`** (not
 //! resent without `--retry-unknown`, the damage named in its `error`
 //! column), and **a line that names no job stops the run** (exit 78, file
 //! and line named, nothing sent), because batchgen cannot tell which job it
-//! held. The `id` can be read when the row has a comma after it (so it was
+//! held. The key can be read when the row has a comma after it (so it was
 //! not cut short) and it is non-empty UTF-8. Case by case:
 //!
 //! | damage | what batchgen does |
 //! |---|---|
-//! | last row cut short mid-field or mid-quote, with its `id` and a comma | that job `unknown`; a task ID is kept only if a comma shows it whole, else the job's earlier one is kept |
-//! | a row cut short inside its `id` (no comma yet) | stop, exit 78: the `id` itself may be cut |
+//! | last row cut short mid-field or mid-quote, with its key and a comma | that job `unknown`; a task ID is kept only if a comma shows it whole, else the job's earlier one is kept |
+//! | a row cut short inside its key (no comma yet) | stop, exit 78: the key itself may be cut |
 //! | a damaged row spanning several lines (an unclosed quote swallows the rows after it) | stop, exit 78: the swallowed rows' jobs cannot be told apart |
 //! | a row with a bad value (a status `Submitted`, a line `abc`), too few or too many columns | that job `unknown`, as above |
 //! | garbage lines, lines appended by another program | those naming a manifest job: `unknown`; any other: stop, exit 78 naming the line |
-//! | a well-formed row for an `id` not in the manifest | kept as it is (it holds a task ID) |
-//! | a damaged row for an `id` not in the manifest | stop, exit 78 naming the line |
-//! | the header repeated in the middle (two files concatenated) | the repeat is skipped; the latest row of each `id` wins as usual |
+//! | a well-formed row for a key not in the manifest | kept as it is (it holds a task ID) |
+//! | a damaged row for a key not in the manifest | stop, exit 78 naming the line |
+//! | the header repeated in the middle (two files concatenated) | the repeat is skipped; the latest row of each key wins as usual |
 //! | a line of only spaces or NUL bytes (a crash's zero-filled tail) | skipped: it names nothing, and no acknowledged row is ever NUL (fsynced) |
 //! | NUL bytes inside a row | the row is damaged: as above |
 //! | CRLF line ends, a UTF-8 BOM (a spreadsheet saved it) | read as usual; the rewrite uses LF and no BOM |
@@ -59,9 +60,11 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use bounded::Bounded;
 pub use lock::Lock;
-use reader::LatestPerId;
+use reader::LatestPerKey;
 pub use recorder::{GroupCommit, Recorder, Sink, spawn};
-pub use row::{COLUMNS, FORMAT, INTERRUPTED, REPORT_COLUMNS, Record, Status};
+pub use row::{
+    COLUMNS, COLUMNS_1, FORMAT, INTERRUPTED, REPORT_COLUMNS, REPORT_COLUMNS_2, Record, Status,
+};
 pub use write::{ReportWriter, write_atomic};
 
 /// What goes wrong with a file this layer keeps. The results file, its
@@ -102,22 +105,22 @@ pub fn read(path: &Path) -> Result<Vec<Record>, ResultsError> {
     Ok(records)
 }
 
-/// The latest row of each `id`, in order of first appearance, as a rerun
+/// The latest row of each key, in order of first appearance, as a rerun
 /// sees them: a row left `sending` is `unknown`.
 ///
 /// # Errors
 /// As [`read()`].
 pub fn latest(path: &Path) -> Result<Vec<Record>, ResultsError> {
-    let mut latest = LatestPerId::default();
+    let mut latest = LatestPerKey::default();
     reader::each_record(path, |record| {
-        latest.insert(record.id.clone(), record.settled());
+        latest.insert(record.key.clone(), record.settled());
     })?;
     Ok(latest.into_vec())
 }
 
 /// Every row of the results file at `path`, in file order, with the line
 /// of each damaged one and the job's task IDs the row lists (format
-/// `results/2`): what the state store imports
+/// `results/2` and later): what the state store imports
 /// ([`crate::files::state`]). Stops when `visit` breaks.
 ///
 /// # Errors
@@ -127,6 +130,20 @@ pub fn each_row(
     visit: impl FnMut(Record, Option<u64>, &[String]) -> std::ops::ControlFlow<()>,
 ) -> Result<(), ResultsError> {
     reader::each_row(path, visit)
+}
+
+/// Whether the file at `path` starts with the header this release writes:
+/// a report of an earlier format (or none) is written again even when the
+/// store has not changed since, so an upgrade leaves every report in one
+/// format. Only a regular file is opened (a FIFO would block).
+pub fn is_current(path: &Path) -> bool {
+    use std::io::Read;
+    let header = REPORT_COLUMNS.join(",") + "\n";
+    let mut start = vec![0; header.len()];
+    let Ok(Some(mut file)) = open_regular(path) else {
+        return false;
+    };
+    file.read_exact(&mut start).is_ok() && start == header.as_bytes()
 }
 
 /// The results file at `path` opened for reading, when it exists: a
@@ -207,7 +224,7 @@ mod tests {
         .unwrap();
         assert_eq!(read(&path).unwrap().len(), 4);
         let latest = latest(&path).unwrap();
-        let ids: Vec<_> = latest.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<_> = latest.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(ids, ["b", "gone", "a"]);
         assert_eq!(
             (latest[0].status, latest[0].error.as_str()),
@@ -232,7 +249,7 @@ mod tests {
         assert_eq!(read(&path).unwrap().len(), 5);
         let mut lines = Vec::new();
         each_row(&path, |r, damaged, _| {
-            lines.push((r.id, damaged));
+            lines.push((r.key.into_string(), damaged));
             std::ops::ControlFlow::Continue(())
         })
         .unwrap();

@@ -6,7 +6,7 @@
 //! [`super::damage`] on the way: a blank or repeated line is skipped with a
 //! warning, a line that names no job stops the read. [`super::read()`],
 //! [`super::latest()`] and [`super::each_row()`] (the state store's import)
-//! turn those rows into records here. [`LatestPerId`] keeps the last item
+//! turn those rows into records here. [`LatestPerKey`] keeps the last item
 //! of each `id` in order of first appearance, for [`super::latest()`].
 
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ use super::bounded::{Bounded, MAX_ROW};
 use super::damage::{self, Format, Line};
 use super::row::{COLUMNS, REPORT_COLUMNS, Record};
 use super::{ResultsError, results_error};
+use crate::job::JobKey;
 use crate::util::fsx;
 
 /// A results file being read front to back, line by line.
@@ -29,7 +30,7 @@ pub(super) struct Lines {
     first: bool,
     /// The file's format, once its header was read.
     format: Format,
-    /// The `task_ids` cell of the row last handed out (`results/2`).
+    /// The `task_ids` cell of the row last handed out (a report's row).
     task_ids: Vec<String>,
 }
 
@@ -75,12 +76,9 @@ impl Lines {
                 continue;
             }
             self.task_ids.clear();
-            if self.format == Format::Two
+            if self.format.is_report()
                 && self.row.len() == REPORT_COLUMNS.len()
-                && !self
-                    .row
-                    .iter()
-                    .eq(REPORT_COLUMNS.iter().map(|c| c.as_bytes()))
+                && !Format::ALL.iter().any(|f| f.is_header(&self.row))
                 && damage::check_format(path, || line_at(path, &self.row), &self.row[10])?
             {
                 // The job's columns are read as `results/1`'s.
@@ -121,16 +119,16 @@ impl Lines {
 /// # Errors
 /// As [`Lines::next_row`].
 pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<(), ResultsError> {
-    let mut previous: HashMap<String, String> = HashMap::new();
+    let mut previous: HashMap<JobKey, String> = HashMap::new();
     each_row(path, |mut record, damaged, _| {
         if damaged.is_some()
             && record.task_id.is_empty()
-            && let Some(task) = previous.get(&record.id)
+            && let Some(task) = previous.get(&record.key)
         {
             record.task_id.clone_from(task);
         }
         if !record.task_id.is_empty() {
-            previous.insert(record.id.clone(), record.task_id.clone());
+            previous.insert(record.key.clone(), record.task_id.clone());
         }
         visit(record);
         std::ops::ControlFlow::Continue(())
@@ -139,7 +137,7 @@ pub(super) fn each_record(path: &Path, mut visit: impl FnMut(Record)) -> Result<
 
 /// Hands `visit` every row of the file at `path` as a record, in file
 /// order, with the line of a damaged one (see [`damage::record`]) and the
-/// job's other task IDs (a `results/2` row's `task_ids`). A damaged row
+/// job's other task IDs (a report row's `task_ids`). A damaged row
 /// whose own task ID is not whole has none: the caller keeps the job's
 /// earlier one. Stops when `visit` breaks.
 ///
@@ -165,30 +163,30 @@ pub(super) fn each_row(
 
 /// The last item seen for each `id`, in order of each `id`'s first
 /// appearance: how a reader of the journal sees the file.
-pub(super) struct LatestPerId<T> {
-    order: Vec<String>,
-    last: HashMap<String, T>,
+pub(super) struct LatestPerKey<T> {
+    order: Vec<JobKey>,
+    last: HashMap<JobKey, T>,
 }
 
-impl<T> Default for LatestPerId<T> {
+impl<T> Default for LatestPerKey<T> {
     fn default() -> Self {
-        LatestPerId {
+        LatestPerKey {
             order: Vec::new(),
             last: HashMap::new(),
         }
     }
 }
 
-impl<T> LatestPerId<T> {
-    /// `item` is now the latest for `id`.
-    pub(super) fn insert(&mut self, id: String, item: T) {
-        if !self.last.contains_key(&id) {
-            self.order.push(id.clone());
+impl<T> LatestPerKey<T> {
+    /// `item` is now the latest for `key`.
+    pub(super) fn insert(&mut self, key: JobKey, item: T) {
+        if !self.last.contains_key(&key) {
+            self.order.push(key.clone());
         }
-        self.last.insert(id, item);
+        self.last.insert(key, item);
     }
 
-    /// The latest item of each `id`, in order of first appearance.
+    /// The latest item of each key, in order of first appearance.
     pub(super) fn into_vec(self) -> Vec<T> {
         let mut last = self.last;
         self.order

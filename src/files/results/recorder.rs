@@ -284,7 +284,7 @@ mod tests {
 
     fn row(id: &str, status: Status) -> Record {
         Record {
-            id: id.into(),
+            key: id.into(),
             line: 2,
             task_id: String::new(),
             status,
@@ -345,7 +345,7 @@ mod tests {
             if self.fail_at.is_some_and(|n| written.len() >= n) {
                 return Err(io::Error::from_raw_os_error(28));
             }
-            written.push(rows.iter().map(|r| r.id.clone()).collect());
+            written.push(rows.iter().map(|r| r.key.to_string()).collect());
             Ok(())
         }
     }
@@ -388,7 +388,7 @@ mod tests {
         drop(recorder);
         let (lost, _) = task.await.unwrap();
         assert_eq!(lost.failure.unwrap().raw_os_error(), Some(28));
-        let ids: Vec<&str> = lost.submitted.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = lost.submitted.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(
             ids,
             ["a"],

@@ -10,13 +10,37 @@
 use serde::{Deserialize, Serialize};
 
 use super::cell;
-use crate::job::Job;
+use crate::job::{Job, JobKey};
 
 /// The columns of the results file this release writes (format
 /// [`FORMAT`]): a job's columns ([`COLUMNS`]), then every task ID the job
 /// was ever given (oldest first, separated by spaces) and the format of
 /// the row.
 pub const REPORT_COLUMNS: &[&str] = &[
+    "key",
+    "line",
+    "task_id",
+    "status",
+    "attempts",
+    "http_status",
+    "error",
+    "submitted_at",
+    "fingerprint",
+    "task_ids",
+    "format",
+];
+
+/// A job's columns, the first of [`REPORT_COLUMNS`].
+pub const COLUMNS: &[&str] = REPORT_COLUMNS.split_at(9).0;
+
+/// The format named in each row of a results file this release writes.
+pub const FORMAT: &str = "results/3";
+
+/// The header of format `results/2`, the first report of the state store:
+/// [`REPORT_COLUMNS`] with the job's key in a column named `id` (the
+/// manifest's field, which is not a key when a row has none). Its rows
+/// read as `results/3`'s.
+pub const REPORT_COLUMNS_2: &[&str] = &[
     "id",
     "line",
     "task_id",
@@ -30,13 +54,10 @@ pub const REPORT_COLUMNS: &[&str] = &[
     "format",
 ];
 
-/// A job's columns, the first of [`REPORT_COLUMNS`]: the whole of a file
-/// of format `results/1`, written by the releases that kept their state in
-/// it. A file with other columns is not ours to rewrite.
-pub const COLUMNS: &[&str] = REPORT_COLUMNS.split_at(9).0;
-
-/// The format named in each row of a results file this release writes.
-pub const FORMAT: &str = "results/2";
+/// The header of format `results/1`, the whole of a file written by the
+/// releases that kept their state in it: the first nine of
+/// [`REPORT_COLUMNS_2`].
+pub const COLUMNS_1: &[&str] = REPORT_COLUMNS_2.split_at(9).0;
 
 /// A job's state in the results file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,8 +90,8 @@ impl Status {
 /// One row of the results file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The job's key: its `id` or `fp-<fingerprint>`.
-    pub id: String,
+    /// The job's key ([`JobKey`]).
+    pub key: JobKey,
     /// Line in the manifest where the job starts.
     pub line: u64,
     /// The server's text exactly; written defused ([`cell`]).
@@ -95,7 +116,7 @@ pub struct Record {
 impl Record {
     pub fn pending(job: &Job) -> Record {
         Record {
-            id: job.key.clone(),
+            key: job.key.clone(),
             line: job.line,
             task_id: String::new(),
             status: Status::Pending,
@@ -184,7 +205,7 @@ pub(super) fn record(row: &csv::ByteRecord) -> Option<Record> {
     // Checked as UTF-8 by `summary`.
     let text = |i: usize| std::str::from_utf8(&row[i]).ok().map(str::to_owned);
     Some(Record {
-        id: text(0)?,
+        key: JobKey::from(text(0)?),
         line: summary.line,
         task_id: cell::unescape(&text(2)?).to_owned(),
         status: summary.status,
@@ -229,7 +250,7 @@ impl serde::Serialize for RowOnly<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
         (
-            &r.id,
+            &r.key,
             r.line,
             cell::escape(&r.task_id),
             r.status,

@@ -182,7 +182,7 @@ mod tests {
         ];
         for (i, status) in statuses.into_iter().enumerate() {
             out.write(&Record {
-                id: format!("job-{i}"),
+                key: format!("job-{i}").into(),
                 line: 2 + i as u64,
                 task_id: if i % 2 == 0 {
                     format!("t-{i}")
@@ -207,7 +207,7 @@ mod tests {
             let by_serde: Record = row.deserialize(Some(&headers)).unwrap();
             assert_eq!(&row[10], FORMAT.as_bytes());
             // The job's columns, as the reader takes them from a
-            // `results/2` row.
+            // report row.
             row.truncate(COLUMNS.len());
             assert_eq!(record(&row), Some(by_serde));
             n += 1;

@@ -39,12 +39,12 @@ pub(super) fn from_results(
         let done = job
             .execute(job_params(&r, &None))
             .and_then(|_| match damaged_line {
-                Some(line) => damaged.execute(params![r.id, line]).map(drop),
+                Some(line) => damaged.execute(params![r.key, line]).map(drop),
                 None => Ok(()),
             })
             .and_then(|()| {
                 for earlier in task_ids.iter().filter(|t| **t != r.task_id) {
-                    task.execute(params![r.id, earlier, 0, "", "", ""])?;
+                    task.execute(params![r.key, earlier, 0, "", "", ""])?;
                 }
                 if r.task_id.is_empty() {
                     return Ok(());
@@ -54,7 +54,7 @@ pub(super) fn from_results(
                 } else {
                     0
                 };
-                task.execute(params![r.id, r.task_id, attempt, r.submitted_at, "", ""])
+                task.execute(params![r.key, r.task_id, attempt, r.submitted_at, "", ""])
                     .map(drop)
             });
         match done {

@@ -88,13 +88,13 @@ impl<'a> Merge<'a> {
     pub fn put(&mut self, record: &Record) -> Result<(), ResultsError> {
         let err = |e| sql_error(&self.store, e);
         self.digest.add(
-            record.id.as_bytes(),
+            record.key.as_bytes(),
             record.line,
             record.fingerprint.as_bytes(),
         );
         self.tx
             .prepare_cached("INSERT OR IGNORE INTO temp.seen (key) VALUES (?1)")
-            .and_then(|mut s| s.execute([&record.id]))
+            .and_then(|mut s| s.execute([&record.key]))
             .map_err(err)?;
         let unchanged = self
             .last
@@ -135,7 +135,7 @@ impl<'a> Merge<'a> {
                     return Err(crate::files::results::damaged_orphan(
                         &self.results,
                         line,
-                        &record.id,
+                        &record.key,
                     ));
                 }
                 orphans.push(record);
@@ -148,7 +148,7 @@ impl<'a> Merge<'a> {
                 .map_err(err)?;
             for orphan in &orphans {
                 place
-                    .execute(params![orphan.id, self.position])
+                    .execute(params![orphan.key, self.position])
                     .map_err(err)?;
                 self.position += 1;
             }

@@ -361,7 +361,7 @@ impl State {
                 }
                 if r.status == Status::Submitted && !r.task_id.is_empty() {
                     task.execute(params![
-                        r.id,
+                        r.key,
                         r.task_id,
                         r.attempts,
                         r.submitted_at,

@@ -76,7 +76,7 @@ impl Reporter {
             let snapshot = conn.transaction().map_err(err)?;
             let generation = meta(&snapshot, "generation").map_err(err)?;
             let reported = meta(&snapshot, "reported").map_err(err)?;
-            if generation == reported && self.results.exists() {
+            if generation == reported && crate::files::results::is_current(&self.results) {
                 return Ok(());
             }
             self.write(&snapshot)?;

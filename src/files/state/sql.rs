@@ -11,6 +11,18 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql};
 use super::schema;
 use crate::files::results::{Record, ResultsError, Status};
 
+impl ToSql for crate::job::JobKey {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.as_str().to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for crate::job::JobKey {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        String::column_result(value).map(crate::job::JobKey::from)
+    }
+}
+
 /// The columns [`read_record`] reads, in its order.
 pub(super) const RECORD_COLUMNS: &str =
     "key, line, task_id, status, attempts, http_status, error, submitted_at, fingerprint";
@@ -58,7 +70,7 @@ pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job_id, seq, task_id, a
 /// its place `position` (`None`: keep the job's, or last for a new one).
 pub(super) fn job_params<'a>(r: &'a Record, position: &'a Option<i64>) -> [&'a dyn ToSql; 10] {
     [
-        &r.id,
+        &r.key,
         position,
         &r.line,
         &r.fingerprint,
@@ -81,7 +93,7 @@ impl ToSql for Status {
 /// A row of [`RECORD_COLUMNS`] as a record.
 pub(super) fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
-        id: row.get(0)?,
+        key: row.get(0)?,
         line: row.get(1)?,
         task_id: row.get(2)?,
         status: status(&row.get::<_, String>(3)?),

@@ -6,7 +6,7 @@ use crate::job::JobsDigest;
 
 fn record(id: &str, status: Status, task: &str) -> Record {
     Record {
-        id: id.into(),
+        key: id.into(),
         line: 2,
         task_id: task.into(),
         status,
@@ -240,7 +240,7 @@ fn the_fast_plan_holds_only_while_the_store_is_the_manifests() {
     merged(&mut state, &rows);
     let mut digest = JobsDigest::default();
     for r in &rows {
-        digest.add(r.id.as_bytes(), r.line, r.fingerprint.as_bytes());
+        digest.add(r.key.as_bytes(), r.line, r.fingerprint.as_bytes());
     }
     let mut seen = Vec::new();
     assert!(
@@ -289,7 +289,7 @@ fn a_deleted_store_is_rebuilt_from_its_report_with_every_task_id() {
         report.starts_with(&format!("{}\n", results::REPORT_COLUMNS.join(","))),
         "{report}"
     );
-    assert!(report.contains(",t-1 t-2,results/2\n"), "{report}");
+    assert!(report.contains(",t-1 t-2,results/3\n"), "{report}");
     for file in files_for(&path) {
         let _ = std::fs::remove_file(file);
     }
@@ -310,12 +310,12 @@ fn a_report_of_a_newer_format_is_refused_untouched() {
     let header = results::REPORT_COLUMNS.join(",");
     for (text, names) in [
         (
-            format!("{header},stars\na,2,,pending,0,,,,,,results/3,5\n"),
+            format!("{header},stars\na,2,,pending,0,,,,,,results/4,5\n"),
             "columns this batchgen does not know",
         ),
         (
-            format!("{header}\na,2,,pending,0,,,,,,results/3\n"),
-            "format results/3",
+            format!("{header}\na,2,,pending,0,,,,,,results/4\n"),
+            "format results/4",
         ),
     ] {
         std::fs::write(&path, &text).unwrap();
@@ -471,7 +471,10 @@ fn a_catalog_of_another_results_file_is_refused_and_a_stray_job_kept() {
     assert_eq!(store.rows_of("zz").unwrap()[0].file, "zz.mp3");
     store.write_report().unwrap();
     drop(store);
-    let keys: Vec<String> = report_rows(&catalog).into_iter().map(|r| r.key).collect();
+    let keys: Vec<String> = report_rows(&catalog)
+        .into_iter()
+        .map(|r| r.key.into_string())
+        .collect();
     assert_eq!(keys, ["a", "zz"], "the stray job after the others");
     let state = State::open(&results).unwrap();
     assert_eq!(state.tasks_of("zz").unwrap(), ["t-z"]);

@@ -185,7 +185,15 @@ async fn a_collect_far_larger_than_its_window_ends_with_the_reference_catalog() 
     ));
     let found: Vec<(String, String, u32, String, String)> = read(&catalog)
         .into_iter()
-        .map(|r| (r.key, r.task_id, r.clip_index, r.clip_id, r.status))
+        .map(|r| {
+            (
+                r.key.into_string(),
+                r.task_id,
+                r.clip_index,
+                r.clip_id,
+                r.status,
+            )
+        })
         .collect();
     assert_eq!(found.len(), expected.len());
     assert!(found == expected, "the catalog differs from the reference");
@@ -269,7 +277,7 @@ async fn kills_at_any_moment_leave_a_catalog_the_next_run_finishes() {
     assert_eq!(status.code(), Some(0));
     let found: Vec<(String, u32, String)> = read(&catalog)
         .into_iter()
-        .map(|r| (r.key, r.clip_index, r.status))
+        .map(|r| (r.key.into_string(), r.clip_index, r.status))
         .collect();
     let expected: Vec<(String, u32, String)> = keys
         .iter()

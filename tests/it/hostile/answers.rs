@@ -97,7 +97,7 @@ async fn hostile_answers_become_row_errors() {
     assert!(!err.contains("panicked"), "{err}");
 
     let rows = results(&dir.path().join("hostile.results.csv"));
-    let by_id = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
+    let by_id = |id: &str| rows.iter().find(|r| r.key == id).unwrap();
     for id in ["huge-ok", "html-ok", "wrong-shape"] {
         let row = by_id(id);
         assert_eq!(

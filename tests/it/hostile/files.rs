@@ -170,7 +170,7 @@ async fn a_damaged_results_file_never_sends_a_job_twice() {
                     assert!(r.error.contains("damaged"), "{name}: {}", r.error);
                 }
                 if name.contains("not in the manifest") {
-                    assert!(latest.iter().any(|r| r.id == "gone" && r.task_id == "t-9"));
+                    assert!(latest.iter().any(|r| r.key == "gone" && r.task_id == "t-9"));
                 }
                 // The task IDs of the first run are all still there.
                 for (i, r) in latest.iter().take(2).enumerate() {

@@ -39,7 +39,7 @@ fn keys_now(manifest: &Path) -> Vec<(String, u64, String)> {
         .collect_jobs()
         .unwrap()
         .into_iter()
-        .map(|j| (j.key, j.line, j.fingerprint))
+        .map(|j| (j.key.into_string(), j.line, j.fingerprint))
         .collect()
 }
 

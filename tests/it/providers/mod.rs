@@ -320,7 +320,12 @@ async fn callbacks_match_polling(provider: Provider, hmac_key: Option<&str>) {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let by_clip = |rows: Vec<Row>| -> BTreeMap<String, (String, String, String, String)> {
         rows.into_iter()
-            .map(|r| (r.clip_id, (r.key, r.task_id, r.status, r.audio_url)))
+            .map(|r| {
+                (
+                    r.clip_id,
+                    (r.key.into_string(), r.task_id, r.status, r.audio_url),
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -559,7 +564,7 @@ async fn gcui_survives_kill_9_without_submitting_twice() {
         match row.status {
             Status::Submitted => assert_eq!(row.task_id.split(',').count(), 2, "{row:?}"),
             Status::Unknown => {}
-            other => panic!("{} is {other:?} after a full rerun", row.id),
+            other => panic!("{} is {other:?} after a full rerun", row.key),
         }
     }
 }

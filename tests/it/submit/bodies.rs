@@ -211,7 +211,7 @@ async fn every_mode_validates_and_sends_exactly_the_documented_body_to_its_path(
     let rows = results(&dir.path().join("jobs.results.csv"));
     let ids: Vec<_> = rows
         .iter()
-        .map(|r| (r.id.as_str(), r.task_id.as_str()))
+        .map(|r| (r.key.as_str(), r.task_id.as_str()))
         .collect();
     assert_eq!(
         ids,

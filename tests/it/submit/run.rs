@@ -54,7 +54,7 @@ async fn faults_are_retried_and_every_row_is_accepted_exactly_once() {
         .map(|t| (t.task_id.clone(), t.fingerprint.clone()))
         .collect();
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(row.id, format!("job-{i}"), "manifest order");
+        assert_eq!(row.key, format!("job-{i}"), "manifest order");
         assert_eq!(row.line, i as u64 + 2);
         assert_eq!(row.status, Status::Submitted);
         assert_eq!(
@@ -294,9 +294,9 @@ async fn reruns_send_only_what_is_new() {
     assert_eq!(sandbox.stats().requests, 12);
     let after = results(&dir.path().join("jobs.results.csv"));
     assert_eq!(after.len(), 12);
-    assert_eq!(after[0].id, "new-1");
+    assert_eq!(after[0].key, "new-1");
     for old in &before {
-        let now = after.iter().find(|r| r.id == old.id).unwrap();
+        let now = after.iter().find(|r| r.key == old.key).unwrap();
         assert_eq!(now.task_id, old.task_id);
     }
 }
@@ -445,7 +445,7 @@ async fn jobs_kept_from_the_merge_or_read_again_are_sent_alike() {
         let rows = batchgen::files::results::latest(&config.results).unwrap();
         assert_eq!(rows.len(), 300);
         for (i, row) in rows.iter().enumerate() {
-            assert_eq!(row.id, format!("job-{i}"));
+            assert_eq!(row.key, format!("job-{i}"));
             let want = if i < 250 {
                 Status::Submitted
             } else {

@@ -108,7 +108,7 @@ fn check_tag(row: &Row, track: u32, artist: &str, album: &str) -> id3::Tag {
         "{what}"
     );
     for (name, value) in [
-        ("batchgen:key", &row.key),
+        ("batchgen:key", &row.key.to_string()),
         ("batchgen:task_id", &row.task_id),
         ("batchgen:clip_id", &row.clip_id),
         ("batchgen:model", &row.model),

@@ -36,6 +36,7 @@ use tokio::io::AsyncWriteExt;
 use super::{DownloadConfig, part_path};
 use crate::api::feed::MAX_LYRICS;
 use crate::files::catalog::Row;
+use crate::job::JobKey;
 
 /// How the catalog's `error` starts when the song was tagged without its
 /// cover (a failed or hostile image never costs the song).
@@ -63,7 +64,7 @@ pub(super) struct TagInfo {
     pub created_at: String,
     /// Seconds.
     pub duration: Option<f64>,
-    pub key: String,
+    pub key: JobKey,
     pub task_id: String,
     pub clip_id: String,
     pub clip_index: u32,
@@ -419,7 +420,7 @@ mod tests {
             title: huge.clone(),
             style: huge.clone(),
             lyrics: huge.clone(),
-            key: huge,
+            key: huge.into(),
             ..TagInfo::default()
         });
         assert_eq!(tag.title().map(|t| t.chars().count()), Some(MAX_LABEL));

@@ -37,7 +37,7 @@
 //! push the task back with the pool's backoff. A 429 also slows every poll,
 //! as it slows submits: its `Retry-After` pauses them all; without one the
 //! limiter's pace gives way (AIMD, [`crate::util::limit`]), and in a storm
-//! (more than [`STORM_AFTER`] beyond the polls in flight, in a row) every
+//! (more than [`STORM_AFTER`](crate::util::limit::STORM_AFTER) beyond the polls in flight, in a row) every
 //! poll also waits out a backoff; 401/402/403 end the run
 //! ([`CollectError::Refused`]); a 3xx ends it as
 //! [`CollectError::Misdirected`] (`HTTP 301 to <Location>: fix
@@ -65,7 +65,8 @@ use super::state::Task;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
 use crate::files::state::{Applied, Catalog};
-use crate::util::limit::{Limiter, STORM_AFTER, Slot};
+use crate::job::JobKey;
+use crate::util::limit::{Limiter, Slot, is_storm};
 use crate::util::retry::full_jitter;
 use crate::util::units::Rate;
 
@@ -90,7 +91,7 @@ pub struct PollSummary {
     /// Tasks a callback finished before their poll was due (not polled).
     pub by_callback: u64,
     /// Tasks left for the next run after too many bad answers, with why.
-    pub given_up: Vec<(String, String)>,
+    pub given_up: Vec<(JobKey, String)>,
 }
 
 /// A task in the window: what the poller needs, and what keeps the job in
@@ -124,8 +125,7 @@ pub async fn poll_until_finished<H>(
     let concurrency = settings.concurrency.max(1);
     let mut poller = Poller::new(settings.interval);
     if limiter.is_some() {
-        let in_flight = u32::try_from(concurrency).unwrap_or(u32::MAX);
-        poller.storm_after = Some(in_flight.saturating_add(STORM_AFTER));
+        poller.paced_in_flight = Some(u32::try_from(concurrency).unwrap_or(u32::MAX));
     }
     let mut in_flight: JoinSet<(Vec<usize>, Instant, Option<Slot>, Answers)> = JoinSet::new();
     let batch_size = client.batch_size();
@@ -221,17 +221,17 @@ struct Poller<H> {
     /// By schedule index; `None` once ended (the index is reused).
     tasks: Vec<Option<Entry<H>>>,
     /// Schedule index by job key, for the window's tasks.
-    by_key: std::collections::HashMap<String, usize>,
+    by_key: std::collections::HashMap<JobKey, usize>,
     /// Schedule indexes in flight (a callback must not end one of them).
     in_flight: std::collections::HashSet<usize>,
     /// No poll starts before this (a 429's pause).
     pause_until: Instant,
     /// Retryable failures in a row, any task.
     failures_in_a_row: u32,
-    /// With a rate limit, the failures in a row after which a 429 with no
-    /// `Retry-After` is a storm and pauses every poll; `None` without one
-    /// (every such 429 pauses them).
-    storm_after: Option<u32>,
+    /// With a rate limit, the polls that may be in flight together, for
+    /// telling a storm ([`is_storm`]: a 429 with no `Retry-After` then
+    /// pauses every poll); `None` without one (every such 429 pauses them).
+    paced_in_flight: Option<u32>,
     summary: PollSummary,
     /// Clock readings for placing tasks by their submission time.
     wall: chrono::DateTime<chrono::Utc>,
@@ -248,7 +248,7 @@ impl<H> Poller<H> {
             in_flight: std::collections::HashSet::new(),
             pause_until: start,
             failures_in_a_row: 0,
-            storm_after: None,
+            paced_in_flight: None,
             summary: PollSummary::default(),
             wall: chrono::Utc::now(),
             start,
@@ -463,8 +463,8 @@ impl<H> Poller<H> {
             }
         }
         let storm = self
-            .storm_after
-            .is_none_or(|after| self.failures_in_a_row > after);
+            .paced_in_flight
+            .is_none_or(|in_flight| is_storm(self.failures_in_a_row, in_flight));
         let pause = e.rate_limited().and_then(|retry_after| match retry_after {
             Some(wait) => Some(wait),
             None => storm.then(|| full_jitter(self.failures_in_a_row)),

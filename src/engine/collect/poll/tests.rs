@@ -1,6 +1,7 @@
 //! The poll loop's pace: what a 429 does to the limiter and to every poll.
 
 use super::*;
+use crate::util::limit::STORM_AFTER;
 
 fn status(status: u16, retry_after: Option<Duration>) -> PollError {
     PollError::Status {
@@ -35,7 +36,7 @@ async fn a_429_naming_no_wait_slows_the_polls_pace_and_nothing_else_does() {
 async fn a_bare_429_pauses_every_poll_only_in_a_storm_when_paced() {
     let bare = status(429, None);
     let mut paced = Poller::<()>::new(Duration::from_secs(5));
-    paced.storm_after = Some(4 + STORM_AFTER);
+    paced.paced_in_flight = Some(4);
     for _ in 0..4 + STORM_AFTER {
         assert_eq!(
             paced.request_failed(&bare).unwrap(),
@@ -50,7 +51,7 @@ async fn a_bare_429_pauses_every_poll_only_in_a_storm_when_paced() {
     // A named wait is honoured at once, storm or not.
     let named = status(429, Some(Duration::from_secs(7)));
     let mut fresh = Poller::<()>::new(Duration::from_secs(5));
-    fresh.storm_after = Some(4 + STORM_AFTER);
+    fresh.paced_in_flight = Some(4);
     assert_eq!(
         fresh.request_failed(&named).unwrap(),
         Some(Duration::from_secs(7))

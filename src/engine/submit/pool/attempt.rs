@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{STORM_AFTER, Shared, StopReason, Turn, rate_limit_exhausted};
+use super::{Shared, StopReason, Turn, rate_limit_exhausted};
 use crate::api::submit::{Accepted, ErrorClass, SubmitError};
 use crate::files::results::{Record, Status};
 use crate::job::Job;
 use crate::util::clock::now_rfc3339;
+use crate::util::limit::is_storm;
 use crate::util::retry::full_jitter;
 
 /// A job's row while the pool works on it, and what its attempts found.
@@ -204,7 +205,7 @@ impl Shared {
         }
         let in_a_row = self.rate_limited_in_a_row.load(Ordering::Relaxed);
         let workers = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
-        if self.limiter.is_none() || in_a_row > workers.saturating_add(STORM_AFTER) {
+        if self.limiter.is_none() || is_storm(in_a_row, workers) {
             self.pause_all(backoff);
         }
     }

@@ -32,7 +32,7 @@
 //!   [`crate::util::limit`]). A host that allows exactly the configured
 //!   rate with no tolerance costs a 429 now and then, not seconds of
 //!   backoff each time;
-//! - nothing, in a storm (more than `concurrency` + [`STORM_AFTER`] in a
+//! - nothing, in a storm (more than `concurrency` + [`STORM_AFTER`](crate::util::limit::STORM_AFTER) in a
 //!   row): the pace still gives way, and every worker also waits out a
 //!   backoff that grows with the row's requests, as for a 5xx.
 //!
@@ -72,7 +72,6 @@ use super::feeder::ChunkReceiver;
 use crate::api::submit::Client;
 use crate::files::results::Recorder;
 use crate::job::Job;
-pub use crate::util::limit::STORM_AFTER;
 use crate::util::limit::{Limiter, Slot};
 use crate::util::units::Rate;
 

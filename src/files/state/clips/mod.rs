@@ -38,7 +38,7 @@ const FILES_OF_CLIP: &str = "LEFT JOIN files fa ON fa.job_id = c.job_id AND fa.t
 /// A clip row read with [`ROW_COLUMNS`] from column `at`, for job `key`.
 fn read_row(key: &str, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     Ok(Row {
-        key: key.to_owned(),
+        key: key.into(),
         task_id: row.get(at)?,
         clip_index: row.get(at + 1)?,
         clip_id: row.get(at + 2)?,

@@ -8,6 +8,7 @@ use super::brief::{finished_ids, in_set};
 use super::*;
 use crate::files::catalog::{CatalogError, Row};
 use crate::files::results::Status;
+use crate::job::JobKey;
 
 /// Whether the store has any clip.
 pub(in crate::files::state) fn any(conn: &Connection) -> rusqlite::Result<bool> {
@@ -18,7 +19,7 @@ pub(in crate::files::state) fn any(conn: &Connection) -> rusqlite::Result<bool> 
 /// and its current rows.
 #[derive(Debug, Clone)]
 pub struct JobClips {
-    pub key: String,
+    pub key: JobKey,
     /// Its place in the reports (0, 1, …: manifest order, then jobs no
     /// longer in the manifest).
     pub place: u32,

@@ -141,7 +141,7 @@ async fn task_ids_are_kept_as_sent_and_odd_or_repeated_ones_are_not_trusted() {
 
     let path = dir.path().join("jobs.results.csv");
     let rows = results(&path);
-    let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+    let row = |id: &str| rows.iter().find(|r| r.key == id).unwrap().clone();
     assert_eq!(
         (row("big").status, row("big").task_id),
         (
@@ -407,7 +407,7 @@ async fn a_429_does_not_use_up_a_rows_attempts() {
         rows.iter().all(|r| r.status == Status::Submitted),
         "{rows:?}"
     );
-    let stubborn = rows.iter().find(|r| r.id == "stubborn").unwrap();
+    let stubborn = rows.iter().find(|r| r.key == "stubborn").unwrap();
     assert!(
         stubborn.attempts >= 9,
         "eight 429s, then an answer: {stubborn:?}"
@@ -610,7 +610,7 @@ async fn a_task_id_an_earlier_run_recorded_is_not_trusted_for_another_job() {
             "each sent once"
         );
         let rows = results(&dir.path().join("jobs.results.csv"));
-        let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+        let row = |id: &str| rows.iter().find(|r| r.key == id).unwrap().clone();
         assert_eq!(
             (row("first").status, row("first").task_id),
             (Status::Submitted, task.to_owned())

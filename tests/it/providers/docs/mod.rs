@@ -220,7 +220,7 @@ async fn the_whole_journey_by_polling_in_the_documented_forms() {
         let form = if row.clip_id.ends_with("-a") { 0 } else { 1 };
         let task: usize = records
             .iter()
-            .position(|r| r.id == row.key)
+            .position(|r| r.key == row.key)
             .expect("a key of the results");
         let (duration, created) = match (task + form) % 3 {
             0 => (109.8, "2025-01-01T22:10:31.665Z"),
@@ -603,7 +603,7 @@ async fn callbacks_in_any_order_then_collect_downloads_without_polling() {
         }
     };
     for (i, r) in records.iter().enumerate() {
-        let (key, task) = (r.id.as_str(), r.task_id.as_str());
+        let (key, task) = (r.key.as_str(), r.task_id.as_str());
         let (a, b) = clip_ids(task);
         let order: Vec<Value> = match i {
             0 => vec![stage(task, 0, i), stage(task, 1, i), stage(task, 2, i)],
