@@ -10,7 +10,7 @@
 //!
 //! | layer | module | owns | why it sits here |
 //! |---|---|---|---|
-//! | 1 mechanisms | [`util`] | safe files (`fsx`), the redaction rule and `Secret`, stderr above the bar, units, backoff, time stamps, error chains, the precise timer | knows nothing of jobs or providers: anything may use it |
+//! | 1 mechanisms | [`util`] | safe files (`fsx`), the redaction rule and `Secret`, stderr above the bar, units, backoff, time stamps, error chains, the rate limiter (`limit`) | knows nothing of jobs or providers: anything may use it |
 //! | 2 values | [`job`] | job fields and typed values, the API's validation rules (modes, models, limits), the providers (`Provider`: which fields, models and limits each host takes), job identity | what a job *is*, before any setting or file |
 //! | 3 settings | [`settings`] | flags + environment + `[run]` merged into one immutable `Config`; the base URL and generate paths | needs the job rules (models, a job's endpoint), nothing above |
 //! | 3 imitation | [`sandbox`] | a local imitation of the API as its docs describe it | built from layers 1–2 only, never from batchgen's wire code, so it cannot agree with a client bug by construction |

@@ -6,7 +6,7 @@
 //! targets run against [`Counter`]: a minimal axum server that timestamps
 //! each generate `POST` when its handler runs, answers the documented
 //! success JSON, and applies one of two limiters ([`Limit`]): the sandbox's
-//! own no-burst GCRA (`batchgen::sandbox::limit::Limiter`: tolerance
+//! own no-burst GCRA (`batchgen::sandbox::limit::HostLimit`: tolerance
 //! `T/2` within `[5 ms, 50 ms]`, `TAT = max(TAT, now) + T`, a refusal does not move the
 //! schedule), whose 429 count is therefore the count the sandbox would
 //! answer; or a zero-tolerance one judged after a random network delay,
@@ -30,7 +30,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use batchgen::job::Job;
-use batchgen::sandbox::limit::Limiter;
+use batchgen::sandbox::limit::HostLimit;
 use rand::RngExt;
 use reqwest::header::AUTHORIZATION;
 
@@ -56,7 +56,7 @@ pub enum Limit {
 struct Log {
     arrivals: Mutex<Vec<Instant>>,
     /// The limiter, when a rate is enforced.
-    gcra: Mutex<Option<Limiter>>,
+    gcra: Mutex<Option<HostLimit>>,
     /// The strict limit's network delay.
     jitter: Option<Duration>,
     rate_limited: AtomicU64,
@@ -82,8 +82,8 @@ impl Counter {
     pub async fn start(limit: Limit) -> Counter {
         let (gcra, jitter) = match limit {
             Limit::Unlimited => (None, None),
-            Limit::Sandbox(interval) => (Some(Limiter::new(interval)), None),
-            Limit::Strict { interval, jitter } => (Some(Limiter::strict(interval)), Some(jitter)),
+            Limit::Sandbox(interval) => (Some(HostLimit::new(interval)), None),
+            Limit::Strict { interval, jitter } => (Some(HostLimit::strict(interval)), Some(jitter)),
         };
         let log = Arc::new(Log {
             gcra: Mutex::new(gcra),

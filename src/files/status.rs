@@ -35,7 +35,7 @@ pub const REASON_CHARS: usize = 160;
 
 /// Jobs by the latest status of their row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Jobs {
+pub struct JobCounts {
     pub total: u64,
     pub pending: u64,
     pub submitted: u64,
@@ -45,7 +45,7 @@ pub struct Jobs {
 
 /// Submitted tasks by what the catalog says of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Tasks {
+pub struct TaskCounts {
     /// Submitted jobs (one task each).
     pub submitted: u64,
     /// Every clip final (complete or failed) in the catalog.
@@ -90,10 +90,10 @@ pub struct Report {
     pub catalog: PathBuf,
     /// Whether the catalog exists (no catalog: nothing was collected).
     pub catalog_found: bool,
-    pub jobs: Jobs,
+    pub jobs: JobCounts,
     /// Failed and unknown jobs, grouped by their results `error`.
     pub job_failures: Vec<Reason>,
-    pub tasks: Tasks,
+    pub tasks: TaskCounts,
     pub clips: Clips,
     pub downloads: Downloads,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
@@ -260,7 +260,7 @@ pub fn read_with_snapshot(
     Ok((report, snapshot))
 }
 
-fn count_job(jobs: &mut Jobs, status: Status, n: u64) {
+fn count_job(jobs: &mut JobCounts, status: Status, n: u64) {
     jobs.total += n;
     match status {
         Status::Pending => jobs.pending += n,

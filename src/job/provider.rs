@@ -12,13 +12,17 @@
 //! read, is the wire layer's (`crate::api::provider`); the sandbox reads
 //! the same names back with its own code.
 //!
-//! | provider | hosts | fields it has no place for |
-//! |---|---|---|
-//! | `udioapi` | udioapi.pro and the hosts of its backend | none |
-//! | `sunoapi` | sunoapi.org and its clones (api.box) | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` |
-//! | `kie` | kie.ai (sunoapi's requests, its own codes) | as sunoapi |
-//! | `gcui` | gcui-art/suno-api, self-hosted | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` |
-//! | `newapi` | a new-api / one-api relay's Suno task API (self-hosted, or a reseller's) | `gender`, the weights, `tags`, `callback_url`, `cluster`; `gpt_description_prompt` in custom mode or beside a `prompt` |
+//! The hosts each provider speaks to, with their endpoints and limits,
+//! are in the README's "Providers" table; what this module decides is
+//! only what each cannot carry:
+//!
+//! | provider | fields it has no place for |
+//! |---|---|
+//! | `udioapi` | none |
+//! | `sunoapi` | `cluster`; `gpt_description_prompt` in custom mode, or beside a `prompt` |
+//! | `kie` | as sunoapi |
+//! | `gcui` | `gender`, the weights, `callback_url`, `cluster`; `tags` outside custom mode; `gpt_description_prompt` in custom mode or beside a `prompt` |
+//! | `newapi` | `gender`, the weights, `tags`, `callback_url`, `cluster`; `gpt_description_prompt` in custom mode or beside a `prompt` |
 
 use std::fmt;
 

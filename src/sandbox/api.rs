@@ -1,5 +1,5 @@
 //! The sandbox's HTTP router, and the generate handler every face's submit
-//! routes share: it carries a request to [`Shared::decide`] (in `decide`)
+//! routes share: it carries a request to [`Host::decide`] (in `decide`)
 //! and the face's answer back.
 //!
 //! The routes of the API are the face's (`face`): udioapi's two documented
@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::state::Stats;
-use super::{ConnControl, Shared, media};
+use super::{ConnControl, Host, media};
 
 /// Every submit path of every face, as `'static` names for the tasks.
 const GENERATE_PATHS: [&str; 5] = [
@@ -40,7 +40,7 @@ const GENERATE_PATHS: [&str; 5] = [
     "/suno/submit/music",
 ];
 
-pub(super) fn router(shared: Arc<Shared>) -> Router {
+pub(super) fn router(shared: Arc<Host>) -> Router {
     shared
         .face
         .routes()
@@ -58,13 +58,13 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 /// the rate limiter judges the spacing the client produced, not the
 /// handler's own scheduling delays (a handler may run after a later
 /// request's: the limiter places each by its arrival, see
-/// [`super::limit::Limiter::check`]).
+/// [`super::limit::HostLimit::check`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ArrivedAt(pub Instant);
 
 /// The submit handler of every face.
 pub(super) async fn generate(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     Extension(conn): Extension<ConnControl>,
     arrived: Option<Extension<ArrivedAt>>,
     path: MatchedPath,
@@ -93,23 +93,23 @@ fn generate_path(matched: &str) -> &'static str {
         .unwrap_or(GENERATE_PATHS[0])
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
+async fn stats(State(shared): State<Arc<Host>>) -> Json<Stats> {
     Json(shared.stats())
 }
 
-async fn reset(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn reset(State(shared): State<Arc<Host>>) -> Json<Value> {
     shared.reset();
     Json(json!({"code": 200, "message": "reset"}))
 }
 
-async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
+async fn not_found(State(shared): State<Arc<Host>>) -> Response {
     shared
         .face
         .no_route(StatusCode::NOT_FOUND, "not found")
         .into_response()
 }
 
-async fn method_not_allowed(State(shared): State<Arc<Shared>>) -> Response {
+async fn method_not_allowed(State(shared): State<Arc<Host>>) -> Response {
     shared
         .face
         .no_route(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

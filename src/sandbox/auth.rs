@@ -9,10 +9,10 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::Shared;
+use super::Host;
 use super::reply::ApiError;
 
-impl Shared {
+impl Host {
     /// Checks the key of a request without a body (feeds, credits); the
     /// error is the 401 answer.
     pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -34,7 +34,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use super::Shared;
+use super::Host;
 use super::lifecycle::Phase;
 use super::state::Task;
 
@@ -75,7 +75,7 @@ pub(super) fn is_reserved_invalid(url: &str) -> bool {
 }
 
 /// Starts delivering `task`'s callbacks to `url` in the background.
-pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url: String) {
+pub(super) fn spawn(shared: &Arc<Host>, set: &mut JoinSet<()>, task: Task, url: String) {
     // Reap finished deliveries so a long-running sandbox does not keep them.
     while set.try_join_next().is_some() {}
     let shared = Arc::clone(shared);
@@ -86,7 +86,7 @@ pub(super) fn spawn(shared: &Arc<Shared>, set: &mut JoinSet<()>, task: Task, url
     });
 }
 
-async fn deliver_all(shared: &Shared, task: &Task, url: &str) {
+async fn deliver_all(shared: &Host, task: &Task, url: &str) {
     let lifecycle = &shared.lifecycle;
     for &phase in lifecycle.callbacks(task.fails()) {
         tokio::time::sleep_until(task.accepted_at + lifecycle.starts_at(phase)).await;
@@ -116,7 +116,7 @@ fn signature(key: &str, task_id: &str) -> [(&'static str, String); 2] {
     ]
 }
 
-async fn deliver(shared: &Shared, url: &str, task_id: &str, body: &Value, phase: Phase) {
+async fn deliver(shared: &Host, url: &str, task_id: &str, body: &Value, phase: Phase) {
     let client = client(&shared.http);
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {

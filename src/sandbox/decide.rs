@@ -1,5 +1,5 @@
 //! The decision each generate request gets, made in one synchronous step
-//! under the state lock ([`Shared::decide`]), in the order a real front end
+//! under the state lock ([`Host::decide`]), in the order a real front end
 //! works. Each phase is a function of its own; a phase that settles the
 //! answer early ends the request there (see [`Step`]):
 //!
@@ -45,7 +45,7 @@ use super::lifecycle::Phase;
 use super::limit::retry_after_secs;
 use super::request::{parse_body, problems_message};
 use super::state::{Injected, Records, Task};
-use super::{Shared, State, assets, callbacks, written};
+use super::{Host, State, assets, callbacks, written};
 use crate::job::{JobFields, ProblemKind, Provider};
 
 /// How a request ends other than with a task answered: a refusal the face
@@ -65,7 +65,7 @@ fn refuse(refusal: Refusal) -> Early {
     Early::Refused(refusal)
 }
 
-impl Shared {
+impl Host {
     /// Decides a generate request and records it; returns how long to wait
     /// before answering, and the answer in the face's words (`None`: close
     /// the connection without one).

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::Shared;
+use super::Host;
 use super::clips;
 use super::lifecycle::{Lifecycle, Phase};
 use super::reply::ApiError;
@@ -43,7 +43,7 @@ enum FeedKind {
 }
 
 pub(super) async fn v2(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -58,7 +58,7 @@ pub(super) async fn v2(
 
 /// The legacy feed, for `GET` and `POST` alike.
 pub(super) async fn legacy(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -84,7 +84,7 @@ fn work_id(query: Option<&str>, body: &[u8]) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+pub(super) async fn credits(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
     let answer = shared.authorize(&headers).map(|()| {
         let (left, used) = shared.balance();
         json!({
@@ -96,12 +96,7 @@ pub(super) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
     answer_after_latency(&shared, answer).await
 }
 
-async fn feed(
-    shared: &Shared,
-    headers: &HeaderMap,
-    id: Option<String>,
-    kind: FeedKind,
-) -> Response {
+async fn feed(shared: &Host, headers: &HeaderMap, id: Option<String>, kind: FeedKind) -> Response {
     let answer = look_up(shared, headers, id, kind).map(|(task, phase)| {
         let lc = &shared.lifecycle;
         if kind == FeedKind::V2 && lc.task_type(phase) == "SUCCESS" && phase != Phase::Complete {
@@ -137,7 +132,7 @@ async fn feed(
 /// Counts the request and finds its task (a copy, so no lock is kept) and
 /// the task's phase now; or the error answer.
 fn look_up(
-    shared: &Shared,
+    shared: &Host,
     headers: &HeaderMap,
     work_id: Option<String>,
     kind: FeedKind,
@@ -160,7 +155,7 @@ fn look_up(
     Ok((task.clone(), shared.lifecycle.phase(task, Instant::now())))
 }
 
-async fn answer_after_latency(shared: &Shared, answer: Result<Value, ApiError>) -> Response {
+async fn answer_after_latency(shared: &Host, answer: Result<Value, ApiError>) -> Response {
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }

@@ -24,7 +24,7 @@
 //! batchgen's own limiter (`util::limit`) is governor's GCRA. The sandbox
 //! keeps its own, deliberately: it stands for the provider, so it must
 //! judge requests by when they arrived (`api::ArrivedAt`) and place one
-//! judged after a later arrival where it belongs (see [`Limiter::check`]),
+//! judged after a later arrival where it belongs (see [`HostLimit::check`]),
 //! which governor, reading its own clock at the moment it is asked, cannot;
 //! and a server built from the client's rate code would agree with the
 //! client's rate bugs.
@@ -43,12 +43,12 @@ pub const MAX_TOLERANCE: Duration = Duration::from_millis(50);
 pub const MIN_TOLERANCE: Duration = Duration::from_millis(5);
 
 /// How many recent admissions the limiter remembers to place a request that
-/// is judged after a later one (see [`Limiter::check`]).
+/// is judged after a later one (see [`HostLimit::check`]).
 const HISTORY: usize = 16;
 
 /// A GCRA limiter for one request per `interval`.
 #[derive(Debug, Clone)]
-pub struct Limiter {
+pub struct HostLimit {
     interval: Duration,
     tolerance: Duration,
     /// When the next request is due; `None` before the first request.
@@ -58,21 +58,21 @@ pub struct Limiter {
     recent: VecDeque<(Instant, Option<Instant>)>,
 }
 
-impl Limiter {
-    pub fn new(interval: Duration) -> Limiter {
+impl HostLimit {
+    pub fn new(interval: Duration) -> HostLimit {
         let tolerance = (interval / 2).clamp(MIN_TOLERANCE, MAX_TOLERANCE);
-        Limiter::with_tolerance(interval, tolerance)
+        HostLimit::with_tolerance(interval, tolerance)
     }
 
     /// A limiter that forgives no earliness at all: what nginx's
     /// `limit_req` without `burst` does, the most common limiter in front of
     /// an API. The bench's `limit` target runs the client against it.
-    pub fn strict(interval: Duration) -> Limiter {
-        Limiter::with_tolerance(interval, Duration::ZERO)
+    pub fn strict(interval: Duration) -> HostLimit {
+        HostLimit::with_tolerance(interval, Duration::ZERO)
     }
 
-    fn with_tolerance(interval: Duration, tolerance: Duration) -> Limiter {
-        Limiter {
+    fn with_tolerance(interval: Duration, tolerance: Duration) -> HostLimit {
+        HostLimit {
             interval,
             tolerance,
             tat: None,
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn exact_spacing_and_small_jitter_pass() {
         let start = Instant::now();
-        let mut l = Limiter::new(T);
+        let mut l = HostLimit::new(T);
         assert!(l.check(start).is_ok());
         // 40 ms early is inside the 50 ms tolerance.
         assert!(l.check(start + T - Duration::from_millis(40)).is_ok());
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn back_to_back_and_early_requests_fail() {
         let start = Instant::now();
-        let mut l = Limiter::new(T);
+        let mut l = HostLimit::new(T);
         assert!(l.check(start).is_ok());
         let wait = l.check(start).unwrap_err();
         assert_eq!(wait, T - MAX_TOLERANCE);
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn no_burst_after_idle() {
         let start = Instant::now();
-        let mut l = Limiter::new(T);
+        let mut l = HostLimit::new(T);
         assert!(l.check(start).is_ok());
         let later = start + 10 * T;
         assert!(l.check(later).is_ok());
@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn tolerance_is_half_a_short_interval() {
         let start = Instant::now();
-        let mut l = Limiter::new(Duration::from_millis(20));
+        let mut l = HostLimit::new(Duration::from_millis(20));
         assert!(l.check(start).is_ok());
         assert!(l.check(start + Duration::from_millis(9)).is_err());
         assert!(l.check(start + Duration::from_millis(10)).is_ok());
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn a_request_judged_after_a_later_one_is_placed_by_its_arrival() {
         let start = Instant::now();
-        let mut l = Limiter::new(T);
+        let mut l = HostLimit::new(T);
         assert!(l.check(start).is_ok());
         // Arrivals at 1T and 2T, judged in the wrong order: both on time.
         assert!(l.check(start + 2 * T).is_ok());
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn a_late_judged_request_that_breaks_the_rate_is_refused() {
         let start = Instant::now();
-        let mut l = Limiter::new(T);
+        let mut l = HostLimit::new(T);
         assert!(l.check(start).is_ok());
         assert!(l.check(start + T).is_ok());
         // Between two admissions one interval apart: either it or the later
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn tolerance_is_at_least_a_few_milliseconds_at_high_rates() {
         let start = Instant::now();
-        let mut l = Limiter::new(Duration::from_millis(2));
+        let mut l = HostLimit::new(Duration::from_millis(2));
         for at in [0, 100, 200] {
             assert!(l.check(start + Duration::from_micros(at)).is_ok(), "{at}");
         }
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn the_strict_limiter_forgives_no_earliness() {
         let start = Instant::now();
-        let mut l = Limiter::strict(T);
+        let mut l = HostLimit::strict(T);
         assert!(l.check(start).is_ok());
         assert!(l.check(start + T - Duration::from_micros(1)).is_err());
         assert!(l.check(start + T).is_ok());

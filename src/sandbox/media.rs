@@ -33,7 +33,7 @@ use super::assets::{FRAME_LEN, mp3, png};
 use super::lifecycle::Phase;
 use super::reply::ApiError;
 use super::state::BadAudio;
-use super::{Shared, State as SandboxState};
+use super::{Host, State as SandboxState};
 
 /// How many frames a streaming URL serves: about 0.4 s, well short of the
 /// shortest clip.
@@ -106,7 +106,7 @@ fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
 /// `GET /media/{file}`: `<clip>.mp3` once the clip is complete, `<clip>.png`
 /// once it has left the `new` stage.
 pub(super) async fn file(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -126,7 +126,7 @@ pub(super) async fn file(
 /// real service streams a growing file; the sandbox answers its first
 /// [`STREAM_FRAMES`] frames, a body no client may keep as the song.
 pub(super) async fn stream(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     Path(clip): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -135,7 +135,7 @@ pub(super) async fn stream(
 }
 
 /// `GET /api/forbidden`: where a bad final URL of kind `Forbidden` points.
-pub(super) async fn forbidden(State(shared): State<Arc<Shared>>) -> Response {
+pub(super) async fn forbidden(State(shared): State<Arc<Host>>) -> Response {
     shared.lock().records.counts.audio_fetches += 1;
     ApiError(StatusCode::FORBIDDEN, "forbidden").into_response()
 }
@@ -155,7 +155,7 @@ fn not_found(message: &'static str) -> Response {
 /// The clip's phase, its index in its task and its bad final URL.
 fn look_up(
     state: &SandboxState,
-    shared: &Shared,
+    shared: &Host,
     clip: &str,
 ) -> Option<(Phase, usize, Option<BadAudio>)> {
     let task = state.records.tasks.by_clip(clip)?;
@@ -164,7 +164,7 @@ fn look_up(
     Some((phase, index, task.bad_audio[index]))
 }
 
-fn serve(shared: &Shared, clip: &str, kind: Kind, headers: &HeaderMap) -> Response {
+fn serve(shared: &Host, clip: &str, kind: Kind, headers: &HeaderMap) -> Response {
     let Some((phase, index, bad)) = look_up(&shared.lock(), shared, clip) else {
         return not_found("not found");
     };

@@ -120,7 +120,7 @@ use face::Face;
 use faults::{Dice, FaultSettings};
 use lifecycle::Lifecycle;
 pub use lifecycle::MODERATION_MESSAGES;
-use limit::Limiter;
+use limit::HostLimit;
 use state::Records;
 pub use state::{Injected, Stats, TaskSummary};
 
@@ -129,7 +129,7 @@ pub use state::{Injected, Stats, TaskSummary};
 #[derive(Debug)]
 pub struct Sandbox {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Host>,
     task: JoinHandle<()>,
     _stop_on_drop: DropGuard,
 }
@@ -144,7 +144,7 @@ impl Sandbox {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
-        let shared = Arc::new(Shared::new(config, base_url(addr), stop.child_token()));
+        let shared = Arc::new(Host::new(config, base_url(addr), stop.child_token()));
         let task = tokio::spawn(accept_loop(
             listener,
             api::router(Arc::clone(&shared)),
@@ -236,7 +236,7 @@ fn base_url(addr: SocketAddr) -> String {
 
 /// What the handlers share: fixed settings plus the one lock over all state.
 #[derive(Debug)]
-struct Shared {
+struct Host {
     key: String,
     /// The provider imitated: its routes and shapes (see `face`).
     face: Face,
@@ -276,17 +276,17 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     records: Records,
-    limiter: Option<Limiter>,
+    limiter: Option<HostLimit>,
     dice: Dice,
     /// One callback task per task with a `callback_url`. Replacing the state
     /// (a reset) drops the set, which aborts them.
     callbacks: JoinSet<()>,
 }
 
-impl Shared {
-    fn new(config: SandboxConfig, base_url: String, stop: CancellationToken) -> Shared {
+impl Host {
+    fn new(config: SandboxConfig, base_url: String, stop: CancellationToken) -> Host {
         let key = config.key.clone().unwrap_or_else(random_key);
-        Shared {
+        Host {
             key,
             face: Face::new(config.provider, config.error_status, config.record_shape),
             faults: config.faults(),
@@ -353,7 +353,7 @@ impl State {
     fn new(rate: Option<Rate>, seed: u64) -> State {
         State {
             records: Records::default(),
-            limiter: rate.and_then(Rate::interval).map(Limiter::new),
+            limiter: rate.and_then(Rate::interval).map(HostLimit::new),
             dice: Dice::new(seed),
             callbacks: JoinSet::new(),
         }

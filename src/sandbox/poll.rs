@@ -9,11 +9,11 @@
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
-use super::Shared;
+use super::Host;
 use super::lifecycle::Phase;
 use super::state::Task;
 
-impl Shared {
+impl Host {
     /// Counts a poll request, whatever becomes of it.
     pub(super) fn count_poll(&self) {
         self.lock().records.counts.feed_requests += 1;

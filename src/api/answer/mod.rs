@@ -24,11 +24,13 @@
 //! [`checked_task_id`]); gcui's two clip ids each, and joined.
 
 mod balance;
+mod halt;
 mod outcome;
 mod poll_error;
 mod task_id;
 
 pub use balance::{Balance, parse_balance};
+pub use halt::Halt;
 pub use outcome::{Accepted, ErrorClass, Meaning, SubmitError};
 pub use poll_error::PollError;
 pub use task_id::{MAX_TASK_ID, checked_task_id, parse_answer, task_id};

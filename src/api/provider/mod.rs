@@ -7,17 +7,18 @@
 //! checked before any of this, by `crate::job::Rules` for its
 //! [`Provider`].
 //!
+//! Each provider's endpoints, task IDs, polls, callbacks, balance and
+//! documented limit are in one table, the README's "Providers" (what a
+//! user needs to choose and run one); the table below adds only what the
+//! wire layer needs besides: the body, the envelope, the stage words and
+//! the codes.
+//!
 //! | | udioapi | sunoapi (sunoapi.org, api.box) and kie (kie.ai: its codes differ, see [`sunoapi`]) | gcui (gcui-art/suno-api) | newapi (a new-api / one-api relay) |
 //! |---|---|---|---|---|
-//! | submit | `POST api/v2/generate`, or `api/generate` with a callback (the `--generate-path` settings) | `POST api/v1/generate` | `POST api/generate`; `api/custom_generate` in custom mode | `POST suno/submit/music` |
 //! | body | batchgen's field names, unset ones left out | camelCase; `customMode`, `instrumental`, `model`, `callBackUrl` always sent (an inert [`sunoapi::NO_CALLBACK`] without a callback) | `prompt`, `make_instrumental`, `model`, `wait_audio: false`; custom: `tags` ← style, `negative_tags` ← tags, `title` | `prompt` (custom: lyrics), `tags` ← style, `mv` (always: the catalogue's default without a model), `title`, `gpt_description_prompt` ← the description, `make_instrumental` |
-//! | task ID | `workId`, else `data.task_id` | `data.taskId` | none: the two clip ids, joined `a,b` | `data` (a string) |
 //! | envelope | `{code, message, data}`; errors with the same HTTP status, or in a 200 | `{code, msg, data}`; codes as the HTTP status or in a 200 | none: bare arrays; errors `{"error"}` with the HTTP status | `{code: "success", message, data}`; errors `{code: "<word>", message}` or `{"error": {message}}` with the HTTP status |
-//! | poll | `GET api/v2/feed?workId=` | `GET api/v1/generate/record-info?taskId=` | `GET api/get?ids=a,b` | `GET suno/fetch/{id}`; collect packs up to [`newapi::MAX_BATCH`] tasks in `POST suno/fetch {"ids", "action"}` ([`BatchPoll`]) |
 //! | stage words → clip states | the clip's `status` (`text`, `first`, `complete`) and `extra_message` | the task's `status`: `PENDING` new, `TEXT_SUCCESS` text, `FIRST_SUCCESS`/`SUCCESS` each clip by its final mp3 and duration; `CREATE_TASK_FAILED`, `GENERATE_AUDIO_FAILED`, `CALLBACK_EXCEPTION`, `SENSITIVE_WORD_ERROR` fail every clip | the clip's `status`: `submitted`/`queued` new, `streaming`, `complete`, `error` | the clip's `status` as gcui's, its `metadata` read into it; the task's `FAILURE` fails every clip with `fail_reason` |
 //! | codes → classes | HTTP's (`crate::api::submit`'s table) | 400, 413, 422 the row fails; 401 refused; **429 insufficient credits: refused** (402); 405, 430 rate limited; 455 maintenance: retried; 500 retried; others the row fails (kie: 402 refused, 429 rate limited, 455 retried) | HTTP's: 400 the row fails, 402 refused, 500 retried | HTTP's: 400 the row fails, 401–403 refused (its "insufficient quota" is a 403), 429 and 5xx retried |
-//! | callbacks | a bare array of clips | `{code, msg, data: {callbackType, task_id, data}}`; an error code or `callbackType: error` fails the clips | none | none |
-//! | credits | `GET api/v2/credits` → `data.credits` | `GET api/v1/generate/credit` (kie: `api/v1/chat/credit`) → `data` (a number) | `GET api/get_limit` → `credits_left`, `monthly_usage` | none in credits ([`newapi::BALANCE`]); `GET v1/dashboard/billing/subscription` checks the key |
 //!
 //! Whatever the provider, the completion rule is [`crate::api::feed`]'s
 //! (a clip is complete only with its final mp3), a task ID passes the

@@ -70,6 +70,7 @@ use url::Url;
 
 use crate::job::Provider;
 
+use crate::api::answer::Halt;
 use crate::api::feed::ClipStatus;
 use crate::api::poll::FeedClient;
 use crate::files::catalog::job::finished;
@@ -183,19 +184,13 @@ pub enum CollectError {
         #[source]
         source: std::io::Error,
     },
-    /// The API refused the key (401, 402, 403); `message` is the poll's
-    /// error, `HTTP <status>: …` included.
-    #[error("{message}")]
-    Refused { status: u16, message: String },
+    /// The host's answers stop the run: the key refused (401, 402, 403), a
+    /// redirect (`--base-url` is wrong), or too many polls in a row failed.
+    #[error(transparent)]
+    Host(#[from] Halt),
     /// The results file holds task IDs another provider issued.
     #[error("{0}")]
     WrongProvider(String),
-    /// The host redirected a poll: `--base-url` is wrong.
-    #[error("{0}")]
-    Misdirected(String),
-    /// Too many polls in a row failed.
-    #[error("{0}")]
-    Unavailable(String),
     /// An HTTP client could not be built.
     #[error(transparent)]
     Other(#[from] anyhow::Error),

@@ -164,7 +164,7 @@ impl TaskIndex {
     }
 }
 
-struct Shared {
+struct ReceiverState {
     /// Reads the provider's callback bodies.
     wire: &'static dyn Wire,
     secret: Secret,
@@ -176,7 +176,7 @@ struct Shared {
     changed: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
-impl Shared {
+impl ReceiverState {
     /// The task ID of `key`, re-reading the results file (not too often)
     /// when the key is unknown.
     fn task_id(&self, key: &str) -> Option<String> {
@@ -298,7 +298,7 @@ impl Receiver {
         let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
         let stop = CancellationToken::new();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ReceiverState {
             wire: crate::api::provider::wire(config.provider),
             secret: config.secret,
             // Only kie.ai signs its callbacks.
@@ -433,7 +433,7 @@ async fn serve_connection(
     drop(slot);
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+fn router(shared: Arc<ReceiverState>) -> Router {
     Router::new()
         .route("/callback/{secret}/{key}", post(with_path_secret))
         .route("/callback/{key}", post(with_query_secret))
@@ -442,7 +442,7 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn with_path_secret(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<ReceiverState>>,
     Path((secret, key)): Path<(String, String)>,
     request: Request<Body>,
 ) -> Response {
@@ -450,7 +450,7 @@ async fn with_path_secret(
 }
 
 async fn with_query_secret(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<ReceiverState>>,
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
     request: Request<Body>,
@@ -479,7 +479,12 @@ fn refuse(status: StatusCode, error: &str) -> Response {
 
 /// Checks the secret before reading a byte of the body, then parses and
 /// records.
-async fn record(shared: &Shared, secret: &str, key: &str, request: Request<Body>) -> Response {
+async fn record(
+    shared: &ReceiverState,
+    secret: &str,
+    key: &str,
+    request: Request<Body>,
+) -> Response {
     if !same(secret.as_bytes(), shared.secret.expose().as_bytes()) {
         return not_found();
     }

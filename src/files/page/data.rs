@@ -72,7 +72,7 @@ pub struct Clip {
 
 /// What the counts at the top say.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
+pub struct PageCounts {
     pub jobs: u64,
     pub clips: u64,
     pub new: u64,
@@ -114,7 +114,7 @@ pub fn clip(row: &Row, locator: &Locator) -> (Clip, Option<PathBuf>) {
     (clip, file)
 }
 
-impl Counts {
+impl PageCounts {
     /// Counts one clip (`local`: its MP3 is on disk) of a job, the first
     /// of it when `new_job`.
     pub fn add(&mut self, status: ClipStatus, local: bool, new_job: bool) {

@@ -44,7 +44,7 @@ use crate::files::catalog::{CatalogError, Row};
 use crate::files::playlist::Playlist;
 use crate::files::state::JobClips;
 use crate::util::fsx;
-use data::{Chunks, Counts, Data, Grouper};
+use data::{Chunks, Data, Grouper, PageCounts};
 use paths::Locator;
 
 /// What goes wrong writing the page or the playlist.
@@ -145,7 +145,7 @@ pub struct Outputs {
     /// The data folder, when the catalog was too large to embed.
     pub data_dir: Option<PathBuf>,
     pub playlist: PathBuf,
-    pub counts: Counts,
+    pub counts: PageCounts,
     /// Entries in the playlist: downloaded clips found on disk.
     pub playlist_entries: u64,
 }
@@ -237,7 +237,7 @@ fn write_from(
     let mut playlist = Playlist::create(&playlist_path).map_err(write_error(&playlist_path))?;
     let mut chunks = Chunks::new(&home, &dir_name);
     let mut grouper = Grouper::default();
-    let mut counts = Counts::default();
+    let mut counts = PageCounts::default();
     feed(&mut |row: Row| {
         let (clip, file) = data::clip(&row, &locator);
         if let Some(file) = &file {

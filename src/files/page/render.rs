@@ -13,7 +13,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, context};
 
 use super::PageError;
-use super::data::{Counts, Data, JOBS_PER_CHUNK, js_safe};
+use super::data::{Data, JOBS_PER_CHUNK, PageCounts, js_safe};
 
 const TEMPLATE: &str = include_str!("catalog.html");
 const CSS: &str = include_str!("page.css");
@@ -27,7 +27,7 @@ pub const JOBS_PER_PAGE: usize = 50;
 pub struct Shell<'a> {
     /// The catalog file's name.
     pub name: &'a str,
-    pub counts: &'a Counts,
+    pub counts: &'a PageCounts,
     /// Job entries in the data.
     pub entries: u64,
     pub data: &'a Data,
@@ -78,7 +78,7 @@ pub fn page(shell: &Shell) -> Result<String, PageError> {
 }
 
 /// The counts at the top, in the order shown.
-fn counts(c: &Counts) -> Vec<Value> {
+fn counts(c: &PageCounts) -> Vec<Value> {
     let running = c.new + c.text + c.first;
     [
         ("jobs", c.jobs, "jobs", ""),
@@ -102,7 +102,7 @@ mod tests {
         let data = Data::Embedded(br#"[{"title":"</script><script>alert(1)</script>"}]"#.to_vec());
         let html = page(&Shell {
             name: "<b>x</b>\".catalog.csv",
-            counts: &Counts::default(),
+            counts: &PageCounts::default(),
             entries: 1,
             data: &data,
             data_href: "x.catalog-data",

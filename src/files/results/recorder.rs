@@ -104,13 +104,13 @@ impl GroupCommit {
 }
 
 /// What the recorder thread and the [`Recorder`] handles share.
-struct Shared {
+struct Handoff {
     queue: Mutex<Queue>,
     wake: Condvar,
     commit: GroupCommit,
 }
 
-impl Shared {
+impl Handoff {
     fn push(&self, row: Pending) {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let waited_on = row.1.is_some();
@@ -177,7 +177,7 @@ impl Shared {
 }
 
 /// Tells the recorder thread to finish when the last handle is dropped.
-struct Closer(Arc<Shared>);
+struct Closer(Arc<Handoff>);
 
 impl Drop for Closer {
     fn drop(&mut self) {
@@ -242,7 +242,7 @@ pub fn spawn<S: Sink>(
     mut sink: S,
     commit: GroupCommit,
 ) -> (Recorder, tokio::task::JoinHandle<(Unrecorded, S)>) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Handoff {
         queue: Mutex::default(),
         wake: Condvar::new(),
         commit,

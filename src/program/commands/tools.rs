@@ -7,6 +7,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use super::{first_signal, read_key, start_sandbox};
+use crate::api::answer::Halt;
 use crate::api::submit::{Client, ErrorClass};
 use crate::files::manifest;
 use crate::program::cli::{Cli, CreditsArgs, InitArgs, OutputArgs, SandboxArgs, ValidateArgs};
@@ -249,11 +250,12 @@ pub async fn credits(args: &CreditsArgs) -> Result<ExitCode, Error> {
             Ok(ExitCode::Success)
         }
         Err(e) => match (e.class(), e.http_status()) {
-            (ErrorClass::Misdirected, _) => Err(Error::Config(e.to_string())),
-            (_, Some(status @ 401..=403)) => Err(Error::Refused {
+            (ErrorClass::Misdirected, _) => Err(Halt::Misdirected(e.to_string()).into()),
+            (_, Some(status @ 401..=403)) => Err(Halt::Refused {
                 status,
                 message: e.server_message(),
-            }),
+            }
+            .into()),
             _ => Err(Error::Credits {
                 url: crate::util::redact::url(&crate::api::http::endpoint(
                     &base_url,
@@ -275,10 +277,12 @@ fn key_only(
 ) -> Result<ExitCode, Error> {
     let host = crate::util::redact::url(base_url);
     match answer {
-        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
+        Err(e) if e.class() == ErrorClass::Misdirected => {
+            Err(Halt::Misdirected(e.to_string()).into())
+        }
         Err(e) if e.refusal().is_some() => {
             let (status, message) = e.refusal().unwrap_or((401, e.server_message()));
-            Err(Error::Refused { status, message })
+            Err(Halt::Refused { status, message }.into())
         }
         // The provider's own answer to a key it took, which holds no
         // balance (its wire says so with `why`).

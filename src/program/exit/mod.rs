@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 
+use crate::api::answer::Halt;
 use crate::files::manifest::ManifestError;
 
 /// Process exit codes; the README's table lists the same.
@@ -137,15 +138,14 @@ pub enum Error {
     #[error("the catalog {} is in use by another batchgen collect or receive{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     CatalogLocked { path: PathBuf, holder: Option<u32> },
 
-    #[error("the API refused the request with HTTP {status}: {}", without_status(*status, message))]
-    Refused { status: u16, message: String },
+    /// The host's answers stop the run: refused (77), misdirected (78) or
+    /// unavailable (69).
+    #[error(transparent)]
+    Host(#[from] Halt),
 
     /// `batchgen credits` got no balance (not about rows: it sends none).
     #[error("no balance from {url}: {message}")]
     Credits { url: String, message: String },
-
-    #[error("the API is unreachable: {0}")]
-    Unavailable(String),
 
     /// Standard output cannot be written (not a closed pipe: a full disk
     /// it was redirected to, a file it cannot grow).
@@ -170,8 +170,9 @@ impl ExitStatus for Error {
             | Error::Output(_) => ExitCode::CantCreate,
             Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
             Error::Credits { .. } => ExitCode::Unavailable,
-            Error::Refused { .. } => ExitCode::Refused,
-            Error::Unavailable(_) => ExitCode::Unavailable,
+            Error::Host(Halt::Refused { .. }) => ExitCode::Refused,
+            Error::Host(Halt::Misdirected(_)) => ExitCode::Config,
+            Error::Host(Halt::Unavailable(_)) => ExitCode::Unavailable,
             Error::Other(_) => ExitCode::Internal,
         }
     }
@@ -181,16 +182,16 @@ impl Error {
     /// A one-line suggestion of what to do, when there is a useful one.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            Error::Refused { status: 401, .. } => {
+            Error::Host(Halt::Refused { status: 401, .. }) => {
                 Some("the API refused the key: check BATCHGEN_API_KEY or --api-key-file")
             }
-            Error::Refused { status: 402, .. } => {
+            Error::Host(Halt::Refused { status: 402, .. }) => {
                 Some("the account is out of credits: top up, then rerun (finished rows are kept)")
             }
-            Error::Refused { .. } => {
+            Error::Host(Halt::Refused { .. }) => {
                 Some("the key is not allowed to do this: check the account and the base URL")
             }
-            Error::Unavailable(_) => {
+            Error::Host(Halt::Unavailable(_)) => {
                 Some("check --base-url and the network; rerun later: rows not sent stay pending")
             }
             Error::Locked { .. } => {
@@ -219,6 +220,7 @@ impl Error {
             }
             Error::Manifest(_)
             | Error::Usage(_)
+            | Error::Host(Halt::Misdirected(_))
             | Error::Config(_)
             | Error::Settings(_)
             | Error::Page { .. } => None,
@@ -325,10 +327,8 @@ impl From<crate::engine::collect::CollectError> for Error {
             CollectError::ResultsUnreadable(e) => Error::from(e),
             CollectError::Catalog(e) => Error::from(e),
             CollectError::DownloadDir { path, source } => Error::DownloadDir { path, source },
-            CollectError::Refused { status, message } => Error::Refused { status, message },
-            CollectError::Misdirected(message) => Error::Config(message),
+            CollectError::Host(halt) => Error::Host(halt),
             CollectError::WrongProvider(message) => Error::Config(message),
-            CollectError::Unavailable(message) => Error::Unavailable(message),
             CollectError::Other(e) => Error::Other(e),
         }
     }
@@ -392,12 +392,7 @@ pub fn run_outcome(report: &crate::engine::submit::report::RunReport) -> Result<
     use crate::engine::submit::pool::StopReason;
     use crate::files::results::Status;
     match &report.stop {
-        Some(StopReason::Refused { status, message }) => Err(Error::Refused {
-            status: *status,
-            message: message.clone(),
-        }),
-        Some(StopReason::Unavailable(why)) => Err(Error::Unavailable(why.clone())),
-        Some(StopReason::Misdirected(why)) => Err(Error::Config(why.clone())),
+        Some(StopReason::Host(halt)) => Err(Error::Host(halt.clone())),
         Some(StopReason::Unrecorded) => Err(Error::Results {
             path: report.results.clone(),
             source: std::io::Error::other(
@@ -421,13 +416,6 @@ impl ExitStatus for crate::engine::submit::report::RunReport {
             Err(e) => e.exit_code(),
         }
     }
-}
-
-/// `message` without a leading `HTTP <status>: `, which the caller's own
-/// text already says (a message built from an error's `Display` has it).
-fn without_status(status: u16, message: &str) -> &str {
-    let prefix = format!("HTTP {status}: ");
-    message.strip_prefix(prefix.as_str()).unwrap_or(message)
 }
 
 #[cfg(test)]

@@ -28,10 +28,10 @@ fn an_internal_error_exits_70_and_is_said_to_be_a_bug() {
 #[test]
 fn a_refusal_says_its_status_once() {
     for message in ["HTTP 401: bad key", "bad key"] {
-        let e = Error::Refused {
+        let e = Error::Host(Halt::Refused {
             status: 401,
             message: message.into(),
-        };
+        });
         assert_eq!(
             e.to_string(),
             "the API refused the request with HTTP 401: bad key"

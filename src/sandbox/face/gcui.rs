@@ -43,7 +43,7 @@ use crate::job::{Field, JobFields, Provider, Rules};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Shared, api, assets, clips};
+use crate::sandbox::{Host, api, assets, clips};
 
 /// The most clips `/api/get` without `ids` answers.
 pub const ALL_CAP: usize = 50;
@@ -51,7 +51,7 @@ pub const ALL_CAP: usize = 50;
 /// The custom-mode submit path.
 const CUSTOM_PATH: &str = "/api/custom_generate";
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/api/generate", post(api::generate))
         .route(CUSTOM_PATH, post(api::generate))
@@ -128,7 +128,7 @@ fn model(name: &str, rules: &Rules) -> Result<String, Refusal> {
 }
 
 /// What this host calls a task's model in its clips: its wire name.
-fn model_name(shared: &Shared, task: &Task) -> String {
+fn model_name(shared: &Host, task: &Task) -> String {
     let catalogue = shared.rules.catalogue();
     let offer = catalogue
         .find(&task.model)
@@ -136,7 +136,7 @@ fn model_name(shared: &Shared, task: &Task) -> String {
     offer.map_or_else(|| clips::model_name(&task.model), |o| o.wire.clone())
 }
 
-pub(super) fn accepted(shared: &Shared, task: &Task) -> Reply {
+pub(super) fn accepted(shared: &Host, task: &Task) -> Reply {
     let phase = shared.lifecycle.phase(task, tokio::time::Instant::now());
     let clips: Vec<Value> = (0..task.clip_ids.len())
         .map(|i| clip(shared, task, i, phase))
@@ -173,7 +173,7 @@ pub(super) fn error(status: StatusCode, message: &str) -> Reply {
 }
 
 /// A clip's `status` in `phase`.
-fn status(shared: &Shared, phase: Phase) -> &'static str {
+fn status(shared: &Host, phase: Phase) -> &'static str {
     match phase {
         Phase::New => "submitted",
         Phase::Lyrics => "queued",
@@ -185,7 +185,7 @@ fn status(shared: &Shared, phase: Phase) -> &'static str {
 }
 
 /// Clip `index` of `task` in `phase`, as gcui's `AudioInfo`.
-fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
+fn clip(shared: &Host, task: &Task, index: usize, phase: Phase) -> Value {
     let base = &shared.base_url;
     let id = &task.clip_ids[index];
     let fields = &task.fields;
@@ -230,7 +230,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
     })
 }
 
-async fn get_clips(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+async fn get_clips(State(shared): State<Arc<Host>>, RawQuery(query): RawQuery) -> Response {
     shared.count_poll();
     let ids = query_param(query.as_deref(), "ids");
     let ids: Option<Vec<&str>> = ids.as_deref().map(|s| {
@@ -249,7 +249,7 @@ async fn get_clips(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery)
         .await
 }
 
-async fn get_limit(State(shared): State<Arc<Shared>>) -> Response {
+async fn get_limit(State(shared): State<Arc<Host>>) -> Response {
     let (left, used) = shared.balance();
     let body = json!({
         "credits_left": left,

@@ -44,7 +44,7 @@ use super::config::{ErrorStatus, RecordShape};
 use super::faults::Dice;
 use super::lifecycle::Phase;
 use super::state::Task;
-use super::{Shared, clips};
+use super::{Host, clips};
 use crate::job::{JobFields, Provider};
 
 /// The page a proxy in front of a service serves when it is down.
@@ -170,7 +170,7 @@ impl Face {
 
     /// This face's API routes (submit, poll, credits); the engine adds the
     /// media and `/sandbox` routes.
-    pub fn routes(self) -> Router<Arc<Shared>> {
+    pub fn routes(self) -> Router<Arc<Host>> {
         match self.provider {
             Provider::Udioapi => udioapi::routes(),
             Provider::Sunoapi => sunoapi::routes(),
@@ -212,7 +212,7 @@ impl Face {
     }
 
     /// The answer to a submit.
-    pub fn reply(self, shared: &Shared, outcome: &Outcome) -> Reply {
+    pub fn reply(self, shared: &Host, outcome: &Outcome) -> Reply {
         let refusal = match outcome {
             Ok(task) => {
                 return match self.provider {
@@ -264,7 +264,7 @@ impl Face {
     }
 
     /// The callback body for `phase`, if this face sends callbacks.
-    pub fn callback(self, shared: &Shared, task: &Task, phase: Phase) -> Option<Value> {
+    pub fn callback(self, shared: &Host, task: &Task, phase: Phase) -> Option<Value> {
         match self.provider {
             Provider::Udioapi => Some(Value::Array(clips::callback(
                 &shared.lifecycle,

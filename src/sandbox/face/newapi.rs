@@ -51,7 +51,7 @@ use crate::job::{JobFields, Provider, Rules};
 use crate::sandbox::auth::presented_key;
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Shared, api, assets, clips};
+use crate::sandbox::{Host, api, assets, clips};
 
 /// The relay's `mv` when a body has none.
 const RELAY_DEFAULT_MV: &str = "chirp-v3-0";
@@ -59,7 +59,7 @@ const RELAY_DEFAULT_MV: &str = "chirp-v3-0";
 /// new-api's quota units per dollar (its `QuotaPerUnit`).
 pub const QUOTA_PER_UNIT: f64 = 500_000.0;
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/suno/submit/music", post(api::generate))
         .route("/suno/fetch", post(fetch_many))
@@ -213,7 +213,7 @@ fn task_status(phase: Phase) -> (&'static str, &'static str) {
 }
 
 /// A clip's `status` in `phase`, as Suno's feed words it.
-fn clip_status(shared: &Shared, phase: Phase) -> &'static str {
+fn clip_status(shared: &Host, phase: Phase) -> &'static str {
     match phase {
         Phase::New => "submitted",
         Phase::Lyrics => "queued",
@@ -225,7 +225,7 @@ fn clip_status(shared: &Shared, phase: Phase) -> &'static str {
 }
 
 /// Clip `index` of `task` in `phase`: a Suno clip object.
-fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
+fn clip(shared: &Host, task: &Task, index: usize, phase: Phase) -> Value {
     let base = &shared.base_url;
     let id = &task.clip_ids[index];
     let fields = &task.fields;
@@ -268,7 +268,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase) -> Value {
 }
 
 /// What this host calls a task's model in its clips: its `mv`.
-fn model_name(shared: &Shared, task: &Task) -> String {
+fn model_name(shared: &Host, task: &Task) -> String {
     let catalogue = shared.rules.catalogue();
     let offer = catalogue
         .find(&task.model)
@@ -277,7 +277,7 @@ fn model_name(shared: &Shared, task: &Task) -> String {
 }
 
 /// The task object of `task` in `phase`.
-fn task_object(shared: &Shared, task: &Task, phase: Phase) -> Value {
+fn task_object(shared: &Host, task: &Task, phase: Phase) -> Value {
     let (status, progress) = task_status(phase);
     let submitted = clips::epoch_millis(task.created_at) / 1000;
     let clips: Vec<Value> = if phase == Phase::New {
@@ -305,14 +305,14 @@ fn task_object(shared: &Shared, task: &Task, phase: Phase) -> Value {
 }
 
 /// The key of a read-side request, or its 401.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Reply> {
+fn authorize(shared: &Host, headers: &HeaderMap) -> Result<(), Reply> {
     shared
         .check_key(presented_key(headers, None))
         .map_err(|m| openai_error(StatusCode::UNAUTHORIZED, m))
 }
 
 async fn fetch_one(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -332,11 +332,7 @@ async fn fetch_one(
         .await
 }
 
-async fn fetch_many(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn fetch_many(State(shared): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = (|| {
         shared.count_poll();
         authorize(&shared, &headers)?;
@@ -368,7 +364,7 @@ async fn fetch_many(
         .await
 }
 
-async fn subscription(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn subscription(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
     let answer = authorize(&shared, &headers).map(|()| {
         let total = shared.credits as f64 / QUOTA_PER_UNIT;
         Reply::json(
@@ -381,7 +377,7 @@ async fn subscription(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> 
     shared.after_latency(answer.unwrap_or_else(|e| e)).await
 }
 
-async fn usage(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn usage(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
     let answer = authorize(&shared, &headers).map(|()| {
         let used = shared.balance().1 as f64 / QUOTA_PER_UNIT;
         Reply::json(

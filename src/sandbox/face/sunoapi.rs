@@ -56,9 +56,9 @@ use crate::sandbox::config::{ErrorStatus, RecordShape};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Shared, api, assets, clips};
+use crate::sandbox::{Host, api, assets, clips};
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/api/v1/generate", post(api::generate))
         .route("/api/v1/generate/record-info", get(record_info))
@@ -66,7 +66,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// kie.ai's routes: sunoapi's, with its own credits path.
-pub(super) fn kie_routes() -> Router<Arc<Shared>> {
+pub(super) fn kie_routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/api/v1/generate", post(api::generate))
         .route("/api/v1/generate/record-info", get(record_info))
@@ -244,7 +244,7 @@ fn failure(task: &Task) -> (u16, &'static str) {
 
 /// Clip `index` in `phase`, camelCase (`record-info`) or snake_case
 /// (callbacks), as the docs spell each.
-fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -> Value {
+fn clip(shared: &Host, task: &Task, index: usize, phase: Phase, snake: bool) -> Value {
     let base = &shared.base_url;
     let id = &task.clip_ids[index];
     let fin = shared.face.is_final(phase, index);
@@ -295,7 +295,7 @@ fn clip(shared: &Shared, task: &Task, index: usize, phase: Phase, snake: bool) -
     Value::Object(clip)
 }
 
-fn clips_of(shared: &Shared, task: &Task, phase: Phase, snake: bool) -> Vec<Value> {
+fn clips_of(shared: &Host, task: &Task, phase: Phase, snake: bool) -> Vec<Value> {
     if matches!(phase, Phase::New | Phase::Failed) {
         return Vec::new();
     }
@@ -306,7 +306,7 @@ fn clips_of(shared: &Shared, task: &Task, phase: Phase, snake: bool) -> Vec<Valu
 
 /// The `record-info` answer for a task in `phase`, its clips where
 /// `--record-shape` puts them.
-fn record(shared: &Shared, task: &Task, phase: Phase) -> Value {
+fn record(shared: &Host, task: &Task, phase: Phase) -> Value {
     let (error_code, error_message) = match phase {
         Phase::Failed => {
             let (code, message) = failure(task);
@@ -340,7 +340,7 @@ fn record(shared: &Shared, task: &Task, phase: Phase) -> Value {
 }
 
 async fn record_info(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<Host>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -362,7 +362,7 @@ async fn record_info(
         .await
 }
 
-async fn credit(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn credit(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
     let how = shared.face.error_status();
     let answer = match shared.check_key(presented_key(&headers, None)) {
         Err(m) => error(401, m, how),
@@ -375,7 +375,7 @@ async fn credit(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
 }
 
 /// The callback body for `phase`; see the module docs.
-pub(super) fn callback(shared: &Shared, task: &Task, phase: Phase) -> Value {
+pub(super) fn callback(shared: &Host, task: &Task, phase: Phase) -> Value {
     let (code, message, kind) = match phase {
         Phase::Failed => {
             let (code, message) = failure(task);

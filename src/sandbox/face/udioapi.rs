@@ -18,9 +18,9 @@ use serde_json::{Map, Value, json};
 use super::{Refusal, Reply};
 use crate::job::JobFields;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Shared, api, feed, request};
+use crate::sandbox::{Host, api, feed, request};
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/api/generate", post(api::generate))
         .route("/api/v2/generate", post(api::generate))

@@ -113,7 +113,14 @@ impl DirWatch {
         };
         match tokio::time::timeout(WAIT, wait).await {
             Ok(value) => value,
-            Err(_) => panic!("gave up waiting for {what}; last seen: {last:?}"),
+            // Looked at once more: the last change may be long past, and
+            // what `done` sees now says more about what never happened.
+            Err(_) => match done() {
+                Ok(value) => value,
+                Err(now) => {
+                    panic!("gave up waiting for {what}; at the last change: {last:?}; now: {now:?}")
+                }
+            },
         }
     }
 }

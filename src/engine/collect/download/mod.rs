@@ -173,7 +173,7 @@ async fn leaves_name_to(clip: &Row, audio: &Path) -> bool {
     }
 }
 
-struct Shared {
+struct DownloadState {
     config: DownloadConfig,
     fetcher: Fetcher,
     store: Arc<Catalog>,
@@ -197,7 +197,7 @@ pub fn spawn(
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
     let workers = config.concurrency.max(1);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(DownloadState {
         config,
         fetcher,
         store,
@@ -220,7 +220,10 @@ pub fn spawn(
 }
 
 /// Takes clips off the queue until it closes or `stop` is cancelled.
-async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>) {
+async fn worker(
+    shared: Arc<DownloadState>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>,
+) {
     loop {
         let clip = {
             let mut rx = rx.lock().await;
@@ -238,7 +241,7 @@ async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedR
     }
 }
 
-impl Shared {
+impl DownloadState {
     fn count(&self, f: impl FnOnce(&mut DownloadSummary)) {
         f(&mut self.summary.lock().unwrap_or_else(|e| e.into_inner()));
     }

@@ -39,11 +39,11 @@
 //! limiter's pace gives way (AIMD, [`crate::util::limit`]), and in a storm
 //! (more than [`STORM_AFTER`](crate::util::limit::STORM_AFTER) beyond the polls in flight, in a row) every
 //! poll also waits out a backoff; 401/402/403 end the run
-//! ([`CollectError::Refused`]); a 3xx ends it as
-//! [`CollectError::Misdirected`] (`HTTP 301 to <Location>: fix
+//! ([`Halt::Refused`]); a 3xx ends it as
+//! [`Halt::Misdirected`] (`HTTP 301 to <Location>: fix
 //! --base-url`: API calls follow no redirect, see [`crate::api::submit`]);
 //! [`GIVE_UP_AFTER`] failures in a row with no success between end it as
-//! [`CollectError::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers
+//! [`Halt::Unavailable`]. A task with [`TASK_ATTEMPTS`] bad answers
 //! in a row (404, a body of the wrong shape) is left for the next run.
 
 pub mod estimate;
@@ -62,6 +62,7 @@ use schedule::Scheduler;
 
 use super::CollectError;
 use super::state::Task;
+use crate::api::answer::Halt;
 use crate::api::feed::TaskClips;
 use crate::api::poll::{FeedClient, PollError};
 use crate::files::state::{Applied, Catalog};
@@ -108,8 +109,8 @@ pub struct Held<H> {
 /// called with what they did (the downloader's cue).
 ///
 /// # Errors
-/// [`CollectError::Refused`] on 401/402/403, [`CollectError::Misdirected`]
-/// on a 3xx, [`CollectError::Unavailable`] after [`GIVE_UP_AFTER`]
+/// [`Halt::Refused`] on 401/402/403, [`Halt::Misdirected`]
+/// on a 3xx, [`Halt::Unavailable`] after [`GIVE_UP_AFTER`]
 /// failures in a row; a catalog that cannot be read back.
 pub async fn poll_until_finished<H>(
     client: FeedClient,
@@ -445,21 +446,23 @@ impl<H> Poller<H> {
     /// pauses every poll; returns that pause.
     fn request_failed(&mut self, e: &PollError) -> Result<Option<Duration>, CollectError> {
         if let Some(status) = e.refused() {
-            return Err(CollectError::Refused {
+            return Err(Halt::Refused {
                 status,
                 message: e.to_string(),
-            });
+            }
+            .into());
         }
         if e.is_misdirected() {
-            return Err(CollectError::Misdirected(e.to_string()));
+            return Err(Halt::Misdirected(e.to_string()).into());
         }
         if e.is_retryable() {
             self.failures_in_a_row += 1;
             if self.failures_in_a_row >= GIVE_UP_AFTER {
-                return Err(CollectError::Unavailable(format!(
+                return Err(Halt::Unavailable(format!(
                     "{} feed polls in a row failed; last: {e}",
                     self.failures_in_a_row
-                )));
+                ))
+                .into());
             }
         }
         let storm = self

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Shared, StopReason, Turn, rate_limit_exhausted};
+use super::{PoolState, StopReason, Turn, rate_limit_exhausted};
+use crate::api::answer::Halt;
 use crate::api::submit::{Accepted, ErrorClass, SubmitError};
 use crate::files::results::{Record, Status};
 use crate::job::Job;
@@ -41,7 +42,7 @@ enum Next {
     Done(Record),
 }
 
-impl Shared {
+impl PoolState {
     /// Takes one job from first attempt to final state.
     pub(super) async fn submit(&self, job: &Job) -> Record {
         let mut row = Row {
@@ -175,13 +176,13 @@ impl Shared {
             }
             ErrorClass::Fatal => {
                 if let Some((status, message)) = error.refusal() {
-                    self.stop_with(StopReason::Refused { status, message });
+                    self.stop_with(StopReason::Host(Halt::Refused { status, message }));
                 }
                 // The API refused the key, not this row: send it next run.
                 Next::Done(self.put_back(row.record, Some(error), false))
             }
             ErrorClass::Misdirected => {
-                self.stop_with(StopReason::Misdirected(error.to_string()));
+                self.stop_with(StopReason::Host(Halt::Misdirected(error.to_string())));
                 // A redirect is not the server acting on the request:
                 // send it again once the base URL is fixed.
                 Next::Done(self.put_back(row.record, Some(error), row.ambiguous))
@@ -231,10 +232,10 @@ impl Shared {
         if !rate_limit_exhausted(in_a_row, lasted) {
             return false;
         }
-        self.stop_with(StopReason::Unavailable(format!(
+        self.stop_with(StopReason::Host(Halt::Unavailable(format!(
             "the API answered {in_a_row} requests in a row with 429 (rate limited) over {}; last: {error}",
             humantime::format_duration(Duration::from_secs(lasted.as_secs()))
-        )));
+        ))));
         true
     }
 
@@ -247,10 +248,10 @@ impl Shared {
     fn give_up(&self, row: Row, error: &SubmitError) -> Record {
         let give_ups = self.consecutive_give_ups.fetch_add(1, Ordering::Relaxed) + 1;
         if give_ups >= self.config.give_up_after {
-            self.stop_with(StopReason::Unavailable(format!(
+            self.stop_with(StopReason::Host(Halt::Unavailable(format!(
                 "{give_ups} rows in a row failed after {} attempts each; last error: {error}",
                 self.config.max_attempts
-            )));
+            ))));
         }
         if !row.reached && !row.ambiguous {
             return Record {

@@ -69,6 +69,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::Counters;
 use super::feeder::ChunkReceiver;
+use crate::api::answer::Halt;
 use crate::api::submit::Client;
 use crate::files::results::Recorder;
 use crate::job::Job;
@@ -107,17 +108,14 @@ pub struct PoolConfig {
 /// Why a run stopped before its queue was empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopReason {
-    /// 401/402/403: the key or account was refused.
-    Refused { status: u16, message: String },
-    /// Too many rows in a row failed on server or connection errors.
-    Unavailable(String),
+    /// The host's answers: refused, misdirected, or unavailable (too many
+    /// rows in a row failed on server or connection errors).
+    Host(Halt),
     /// The state store could not be written (a full disk): nothing more
     /// is sent, since nothing more could be recorded.
     Unrecorded,
     /// The caller cancelled (a signal).
     Cancelled,
-    /// The API answered with a redirect: the base URL is wrong (exit 78).
-    Misdirected(String),
 }
 
 /// A worker's permission to send: the limiter's slot, if there is a
@@ -128,7 +126,7 @@ struct Turn {
 }
 
 /// State the workers share.
-struct Shared {
+struct PoolState {
     config: PoolConfig,
     client: Client,
     recorder: Recorder,
@@ -196,7 +194,7 @@ pub async fn submit_all(
 ) -> Option<StopReason> {
     let limiter = Limiter::new(config.rate, config.burst);
     let workers = config.concurrency.max(1);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(PoolState {
         config,
         client,
         recorder,
@@ -235,7 +233,7 @@ pub async fn submit_all(
 
 /// One worker: takes jobs from the backlog and submits each, until the
 /// backlog is empty or the pool stops.
-async fn work(shared: Arc<Shared>, backlog: Arc<Backlog>) {
+async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>) {
     loop {
         if shared.stop.is_cancelled() {
             break;
@@ -248,7 +246,7 @@ async fn work(shared: Arc<Shared>, backlog: Arc<Backlog>) {
     }
 }
 
-impl Shared {
+impl PoolState {
     fn stop_with(&self, reason: StopReason) {
         let mut slot = self.reason.lock().expect("poisoned");
         if slot.is_none() {

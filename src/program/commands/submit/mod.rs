@@ -13,6 +13,7 @@ mod summary;
 use std::time::{Duration, Instant};
 
 use super::{Signals, read_key, start_sandbox};
+use crate::api::answer::Halt;
 use crate::api::submit::{Client, ErrorClass};
 use crate::engine::submit::plan::Plan;
 use crate::engine::submit::report::RunReport;
@@ -365,10 +366,12 @@ async fn check_balance(
         }
         Err(e) if e.class() == ErrorClass::Fatal => {
             let (status, message) = e.refusal().unwrap_or((401, e.server_message()));
-            Err(Error::Refused { status, message })
+            Err(Halt::Refused { status, message }.into())
         }
         // Every submit would be redirected too: stop before sending any.
-        Err(e) if e.class() == ErrorClass::Misdirected => Err(Error::Config(e.to_string())),
+        Err(e) if e.class() == ErrorClass::Misdirected => {
+            Err(Halt::Misdirected(e.to_string()).into())
+        }
         Err(e) => {
             tracing::info!("could not check the balance: {e}");
             Ok(())
