@@ -28,6 +28,7 @@
 //! 455) and a failed connection are retried; a 3xx is never followed and stops
 //! the run with `HTTP 301 to <Location>: fix --base-url`.
 
+use crate::api::answer::HostError;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -153,10 +154,10 @@ impl FeedClient {
             .map_err(|e| PollError::Connection(without_url(e)))?;
         let status = response.status();
         if status.is_redirection() {
-            return Err(PollError::Redirect {
+            return Err(PollError::Host(HostError::Redirect {
                 status: status.as_u16(),
                 location: redirect_location(response.headers(), url),
-            });
+            }));
         }
         let retry_after = retry_after(response.headers());
         let mut body = Vec::new();

@@ -13,6 +13,7 @@
 //! A fixture no table names, or a table row without its file, fails
 //! [`every_fixture_is_checked`]: a body added here is a body tested.
 
+use batchgen::api::answer::HostError;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -474,11 +475,11 @@ fn error_bodies() {
         for status in [code, 200] {
             let status = StatusCode::from_u16(status).unwrap();
             match parse_answer(status, &body, None) {
-                Err(SubmitError::Status {
+                Err(SubmitError::Host(HostError::Status {
                     status: s,
                     message: m,
                     ..
-                }) => assert_eq!((s, m.as_str()), (code, message), "{file} as {status}"),
+                })) => assert_eq!((s, m.as_str()), (code, message), "{file} as {status}"),
                 other => panic!("{file} as {status}: {other:?}"),
             }
         }

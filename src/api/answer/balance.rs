@@ -28,7 +28,7 @@ pub(crate) fn number(v: &serde_json::Value) -> Option<f64> {
 /// Numbers may come as strings.
 ///
 /// # Errors
-/// An error status as [`SubmitError::Status`]; an answer without
+/// An error status as [`HostError::Status`](super::HostError::Status); an answer without
 /// `data.credits` is [`SubmitError::Unexpected`].
 pub fn parse_balance(status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
     if !status.is_success() {

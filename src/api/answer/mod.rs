@@ -31,7 +31,7 @@ mod task_id;
 
 pub use balance::{Balance, parse_balance};
 pub use halt::Halt;
-pub use outcome::{Accepted, ErrorClass, Meaning, SubmitError};
+pub use outcome::{Accepted, ErrorClass, HostError, Meaning, SubmitError};
 pub use poll_error::PollError;
 pub use task_id::{MAX_TASK_ID, checked_task_id, parse_answer, task_id};
 

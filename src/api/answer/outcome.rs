@@ -31,7 +31,7 @@ pub enum ErrorClass {
 /// What a provider's code means where its meaning is not HTTP's: sunoapi.org
 /// answers 429 for *insufficient credits* (HTTP: too many requests), 405
 /// and 430 for *rate limited*, 455 for *maintenance*. Kept beside the real
-/// code ([`SubmitError::Coded`], `PollError::Coded`), so the results file
+/// code ([`HostError::Coded`]), so the results file
 /// records what the host said and the class follows what it meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Meaning {
@@ -69,9 +69,12 @@ impl Meaning {
     }
 }
 
-/// Why a submission did not return a task ID.
+/// What a host answered instead of what was asked, the same for a submit
+/// and a poll: an error status, a provider's own code, or a redirect.
+/// What each means for the run is the caller's ([`SubmitError::class`],
+/// `PollError::is_retryable`); what they share is here.
 #[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
+pub enum HostError {
     /// The server answered with an error status.
     #[error("HTTP {status}: {message}")]
     Status {
@@ -89,6 +92,96 @@ pub enum SubmitError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The server answered 3xx. Never followed (see `crate::api::submit`'s
+    /// docs, "Redirects"): every request would get the same answer.
+    #[error("HTTP {status} to {location}: fix --base-url")]
+    Redirect {
+        status: u16,
+        /// Where it pointed, for display ([`crate::util::redact::url`]).
+        location: String,
+    },
+}
+
+impl HostError {
+    /// The status or code as the host sent it.
+    pub fn status(&self) -> u16 {
+        match self {
+            HostError::Status { status, .. }
+            | HostError::Coded { code: status, .. }
+            | HostError::Redirect { status, .. } => *status,
+        }
+    }
+
+    /// What the server said, without the `HTTP <status>:` the `Display`
+    /// puts in front (a provider's code is named after it).
+    pub fn server_message(&self) -> String {
+        match self {
+            HostError::Status { message, .. } => message.clone(),
+            HostError::Coded {
+                code,
+                meaning,
+                message,
+                ..
+            } => format!("{message} (code {code}: {})", meaning.describe()),
+            HostError::Redirect { .. } => self.to_string(),
+        }
+    }
+
+    /// A 429's (or a code meaning the same's) `Retry-After`; `Some(None)`
+    /// for one without; `None` for any other answer. Never sunoapi's 429,
+    /// which means credits.
+    pub fn rate_limited(&self) -> Option<Option<Duration>> {
+        match self {
+            HostError::Status {
+                status: 429,
+                retry_after,
+                ..
+            }
+            | HostError::Coded {
+                meaning: Meaning::RateLimited,
+                retry_after,
+                ..
+            } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The host's `Retry-After`, on whatever answer carried one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HostError::Status { retry_after, .. } | HostError::Coded { retry_after, .. } => {
+                *retry_after
+            }
+            HostError::Redirect { .. } => None,
+        }
+    }
+
+    /// For a refused key or account: the canonical HTTP status (401, 402
+    /// or 403) and the server's message, which stop the run (exit 77).
+    /// sunoapi's 429 (insufficient credits) is 402 here, whatever code it
+    /// came as. `None` for every other answer.
+    pub fn refusal(&self) -> Option<(u16, String)> {
+        match self {
+            HostError::Status {
+                status: status @ 401..=403,
+                message,
+                ..
+            } => Some((*status, message.clone())),
+            HostError::Coded {
+                meaning: Meaning::Credits,
+                ..
+            } => Some((402, self.server_message())),
+            _ => None,
+        }
+    }
+}
+
+/// Why a submission did not return a task ID.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// An error status, a provider's code or a redirect ([`HostError`]).
+    #[error(transparent)]
+    Host(#[from] HostError),
     /// The connection could not be made: nothing was sent.
     #[error("could not connect: {0}")]
     Connect(String),
@@ -105,14 +198,6 @@ pub enum SubmitError {
     /// The server answered 2xx but without a usable task ID.
     #[error("HTTP {status}: unexpected answer: {detail}")]
     Unexpected { status: u16, detail: String },
-    /// The server answered 3xx. Never followed (see `crate::api::submit`'s docs,
-    /// "Redirects").
-    #[error("HTTP {status} to {location}: fix --base-url")]
-    Redirect {
-        status: u16,
-        /// Where it pointed, for display ([`crate::util::redact::url`]).
-        location: String,
-    },
     /// The host has no such generate endpoint (HTTP 404 or 405 to the
     /// POST): every row sent there would get the same answer. See
     /// `crate::api::submit`'s docs, "Missing endpoints".
@@ -154,12 +239,12 @@ impl SubmitError {
     /// | 3xx | the run stops (misdirected) | the run stops | the same |
     pub fn class(&self) -> ErrorClass {
         match self {
-            SubmitError::Status { status, .. } => match status {
+            SubmitError::Host(HostError::Status { status, .. }) => match status {
                 401..=403 => ErrorClass::Fatal,
                 429 | 500 | 502 | 503 | 504 => ErrorClass::Retry,
                 _ => ErrorClass::Row,
             },
-            SubmitError::Coded { meaning, .. } => match meaning {
+            SubmitError::Host(HostError::Coded { meaning, .. }) => match meaning {
                 Meaning::Credits => ErrorClass::Fatal,
                 Meaning::RateLimited | Meaning::Maintenance => ErrorClass::Retry,
                 Meaning::Unknown => ErrorClass::Row,
@@ -168,7 +253,7 @@ impl SubmitError {
             SubmitError::Lost(_) => ErrorClass::Ambiguous,
             // A 2xx without an ID may still have created a task.
             SubmitError::Unexpected { .. } => ErrorClass::Ambiguous,
-            SubmitError::Redirect { .. } | SubmitError::NoEndpoint { .. } => {
+            SubmitError::Host(HostError::Redirect { .. }) | SubmitError::NoEndpoint { .. } => {
                 ErrorClass::Misdirected
             }
         }
@@ -176,12 +261,11 @@ impl SubmitError {
 
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            SubmitError::Status { status, .. }
-            | SubmitError::Coded { code: status, .. }
-            | SubmitError::Unexpected { status, .. }
-            | SubmitError::Redirect { status, .. }
-            | SubmitError::NoEndpoint { status, .. } => Some(*status),
-            _ => None,
+            SubmitError::Host(host) => Some(host.status()),
+            SubmitError::Unexpected { status, .. } | SubmitError::NoEndpoint { status, .. } => {
+                Some(*status)
+            }
+            SubmitError::Connect(_) | SubmitError::Lost(_) | SubmitError::NoAnswer(_) => None,
         }
     }
 
@@ -190,22 +274,14 @@ impl SubmitError {
     /// themselves, such as the program's refusal of a key).
     pub fn server_message(&self) -> String {
         match self {
-            SubmitError::Status { message, .. } => message.clone(),
-            SubmitError::Coded {
-                code,
-                meaning,
-                message,
-                ..
-            } => format!("{message} (code {code}: {})", meaning.describe()),
+            SubmitError::Host(host) => host.server_message(),
             other => other.to_string(),
         }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            SubmitError::Status { retry_after, .. } | SubmitError::Coded { retry_after, .. } => {
-                *retry_after
-            }
+            SubmitError::Host(host) => host.retry_after(),
             _ => None,
         }
     }
@@ -213,28 +289,14 @@ impl SubmitError {
     /// Flow control: an HTTP 429, or a provider's code that means the same
     /// (sunoapi's 405 and 430). Never sunoapi's 429, which means credits.
     pub fn is_rate_limited(&self) -> bool {
-        match self {
-            SubmitError::Status { status, .. } => *status == 429,
-            SubmitError::Coded { meaning, .. } => *meaning == Meaning::RateLimited,
-            _ => false,
-        }
+        matches!(self, SubmitError::Host(host) if host.rate_limited().is_some())
     }
 
-    /// For a refused key or account ([`ErrorClass::Fatal`]): the canonical
-    /// HTTP status (401, 402 or 403) and the server's message, which stop
-    /// the run (exit 77). sunoapi's 429 (insufficient credits) is 402 here,
-    /// whatever code it came as. `None` for every other error.
+    /// For a refused key or account ([`ErrorClass::Fatal`]): see
+    /// [`HostError::refusal`]. `None` for every other error.
     pub fn refusal(&self) -> Option<(u16, String)> {
         match self {
-            SubmitError::Status {
-                status: status @ 401..=403,
-                message,
-                ..
-            } => Some((*status, message.clone())),
-            SubmitError::Coded {
-                meaning: Meaning::Credits,
-                ..
-            } => Some((402, self.server_message())),
+            SubmitError::Host(host) => host.refusal(),
             _ => None,
         }
     }

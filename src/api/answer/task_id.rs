@@ -1,6 +1,7 @@
 //! Reading a submit's answer: a status and a body become a task ID or a
 //! [`SubmitError`], by the task ID rules of [`super`]'s docs ("Task IDs").
 
+use crate::api::answer::HostError;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -79,11 +80,11 @@ pub fn parse_answer(
     });
     let message = answer.message.as_ref().map(value_text).unwrap_or_default();
     match code {
-        Some(code @ 400..=599) => Err(SubmitError::Status {
+        Some(code @ 400..=599) => Err(SubmitError::Host(HostError::Status {
             status: code as u16,
             message,
             retry_after,
-        }),
+        })),
         _ => Err(SubmitError::Unexpected {
             status: status.as_u16(),
             detail: format!("no workId or data.task_id in the answer ({message:?})"),
@@ -182,11 +183,11 @@ pub(crate) fn error_status(
     retry_after: Option<Duration>,
 ) -> SubmitError {
     let message = server_text(body).unwrap_or_else(|| body_excerpt(body, status));
-    SubmitError::Status {
+    SubmitError::Host(HostError::Status {
         status: status.as_u16(),
         message,
         retry_after,
-    }
+    })
 }
 
 /// The message of an error body, by the names the providers give it:

@@ -17,6 +17,7 @@
 //! retried. It sends no callbacks, and takes no key: an empty key sends
 //! no `Authorization` header (the client's rule for every provider).
 
+use crate::api::answer::HostError;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -152,11 +153,11 @@ impl Wire for Gcui {
         if !status.is_success() {
             let message = answer::server_text(body)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-            return Err(PollError::Status {
+            return Err(PollError::Host(HostError::Status {
                 status: status.as_u16(),
                 message,
                 retry_after,
-            });
+            }));
         }
         if body.len() <= feed::MAX_FEED_BODY && !body.trim_ascii_start().starts_with(b"[") {
             return Err(FeedError::Shape("not a list of clips").into());

@@ -46,6 +46,7 @@
 //! token-checked `GET v1/dashboard/billing/subscription` is asked only to
 //! check the key.
 
+use crate::api::answer::HostError;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -147,11 +148,11 @@ fn error_message(body: &[u8], status: StatusCode) -> String {
 }
 
 fn poll_status(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> PollError {
-    PollError::Status {
+    PollError::Host(HostError::Status {
         status: status.as_u16(),
         message: error_message(body, status),
         retry_after,
-    }
+    })
 }
 
 impl Wire for Newapi {
@@ -192,11 +193,11 @@ impl Wire for Newapi {
         retry_after: Option<Duration>,
     ) -> Result<Accepted, SubmitError> {
         if !status.is_success() {
-            return Err(SubmitError::Status {
+            return Err(SubmitError::Host(HostError::Status {
                 status: status.as_u16(),
                 message: error_message(body, status),
                 retry_after,
-            });
+            }));
         }
         let unexpected = |detail: String| SubmitError::Unexpected {
             status: status.as_u16(),
@@ -277,11 +278,11 @@ impl Wire for Newapi {
 
     fn read_balance(&self, status: StatusCode, body: &[u8]) -> Result<Balance, SubmitError> {
         if !status.is_success() {
-            return Err(SubmitError::Status {
+            return Err(SubmitError::Host(HostError::Status {
                 status: status.as_u16(),
                 message: error_message(body, status),
                 retry_after: None,
-            });
+            }));
         }
         // The relay's answer to a token it took, or another host's.
         let value: Option<Value> = serde_json::from_slice(body).ok();

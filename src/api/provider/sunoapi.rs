@@ -20,8 +20,9 @@
 //! A code in a body that the docs do not list fails the row
 //! ([`Meaning::Unknown`]); an HTTP status they do not list (a proxy's 502)
 //! keeps HTTP's meaning. Polls map the same codes the same way
-//! ([`PollError::Coded`]).
+//! ([`HostError::Coded`]).
 
+use crate::api::answer::HostError;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -153,17 +154,17 @@ fn submit_error(
     retry_after: Option<Duration>,
 ) -> SubmitError {
     match meaning(provider, code.0, code.1) {
-        Some(meaning) => SubmitError::Coded {
+        Some(meaning) => SubmitError::Host(HostError::Coded {
             code: code.0,
             meaning,
             message,
             retry_after,
-        },
-        None => SubmitError::Status {
+        }),
+        None => SubmitError::Host(HostError::Status {
             status: code.0,
             message,
             retry_after,
-        },
+        }),
     }
 }
 
@@ -174,17 +175,17 @@ fn poll_error(
     retry_after: Option<Duration>,
 ) -> PollError {
     match meaning(provider, code.0, code.1) {
-        Some(meaning) => PollError::Coded {
+        Some(meaning) => PollError::Host(HostError::Coded {
             code: code.0,
             meaning,
             message,
             retry_after,
-        },
-        None => PollError::Status {
+        }),
+        None => PollError::Host(HostError::Status {
             status: code.0,
             message,
             retry_after,
-        },
+        }),
     }
 }
 

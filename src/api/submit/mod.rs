@@ -20,7 +20,7 @@
 //! `POST /api/generate` as a bodyless `GET`, and whatever that answered
 //! (a web page, a 401 from a login wall) would be read as the submit's
 //! answer: a made-up task ID recorded as `submitted`, or a valid key taken
-//! for a refused one. A 3xx is [`SubmitError::Redirect`], `HTTP 301 to
+//! for a refused one. A 3xx is [`HostError::Redirect`](crate::api::answer::HostError::Redirect), `HTTP 301 to
 //! <Location>: fix --base-url` (the Location shown by
 //! [`crate::util::redact::url`]), whose class [`ErrorClass::Misdirected`] stops the
 //! run as a configuration error: every row would get the same answer, and

@@ -3,6 +3,7 @@
 //! [`MAX_BODY`] and cut off when it stops early, a 3xx that is never
 //! followed (worded by [`crate::api::http::redirect_location`]).
 
+use crate::api::answer::HostError;
 use reqwest::StatusCode;
 use url::Url;
 
@@ -20,10 +21,10 @@ pub(super) fn redirect(
     headers: &reqwest::header::HeaderMap,
     url: &Url,
 ) -> SubmitError {
-    SubmitError::Redirect {
+    SubmitError::Host(HostError::Redirect {
         status: status.as_u16(),
         location: redirect_location(headers, url),
-    }
+    })
 }
 
 /// Reads at most [`MAX_BODY`] bytes of the body.

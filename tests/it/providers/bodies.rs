@@ -7,6 +7,7 @@
 //! exact request bodies, hostile bodies per provider, and the clients'
 //! provider plumbing against a local server.
 
+use batchgen::api::answer::HostError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -184,11 +185,11 @@ fn sunoapi_submit_answer_and_every_code_in_both_forms() {
         .unwrap_err();
     assert!(matches!(
         credits,
-        SubmitError::Coded {
+        SubmitError::Host(HostError::Coded {
             code: 429,
             meaning: Meaning::Credits,
             ..
-        }
+        })
     ));
     let (_, message) = credits.refusal().unwrap();
     assert!(message.contains("Insufficient credits"), "{message}");

@@ -1,14 +1,15 @@
 //! The poll loop's pace: what a 429 does to the limiter and to every poll.
 
 use super::*;
+use crate::api::answer::HostError;
 use crate::util::limit::STORM_AFTER;
 
 fn status(status: u16, retry_after: Option<Duration>) -> PollError {
-    PollError::Status {
+    PollError::Host(HostError::Status {
         status,
         message: String::new(),
         retry_after,
-    }
+    })
 }
 
 #[tokio::test(start_paused = true)]
