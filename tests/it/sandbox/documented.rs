@@ -44,7 +44,10 @@ const FAST: [&str; 6] = [
 
 async fn sandbox(style: StageStyle) -> Sandbox {
     common::sandbox(SandboxConfig {
-        stage_time: Duration::from_millis(200),
+        // Long enough that a collect started after the submit run, on a
+        // busy machine, still polls a task in its SUCCESS-before-final
+        // stage (the trap `check_files` wants sprung at least once).
+        stage_time: Duration::from_millis(400),
         stage_style: style,
         ..SandboxConfig::default()
     })
