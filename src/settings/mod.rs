@@ -30,6 +30,7 @@ use url::Url;
 pub mod base_url;
 mod error;
 pub mod generate;
+pub mod quality;
 
 pub use base_url::{
     DEFAULT_BASE_URL, base_url_or_default, check_provider_host, check_transport, parse_base_url,
@@ -104,9 +105,9 @@ pub fn callback_url(base: &Url, secret: &str, key: &str) -> Url {
     url
 }
 
-/// One layer of run settings. The manifest's `[run]` table, the environment
-/// and the flags each produce one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One layer of run settings. The manifest's `[run]` and `[quality]`
+/// tables, the environment and the flags each produce one.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSettings {
     /// The host schema ([`Provider`]); udioapi when unset.
     pub provider: Option<Provider>,
@@ -125,6 +126,8 @@ pub struct RunSettings {
     /// The artist and album `--wait --download` writes into MP3 tags.
     pub artist: Option<String>,
     pub album: Option<String>,
+    /// The quality gate's rules this layer sets ([`quality`]).
+    pub quality: quality::QualitySettings,
 }
 
 impl RunSettings {
@@ -143,6 +146,7 @@ impl RunSettings {
             callback_generate_path: self.callback_generate_path.or(lower.callback_generate_path),
             artist: self.artist.or(lower.artist),
             album: self.album.or(lower.album),
+            quality: self.quality.or(lower.quality),
         }
     }
 }

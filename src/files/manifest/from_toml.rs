@@ -1,4 +1,4 @@
-//! TOML manifests: `[run]` settings, `[defaults]`, and `[[job]]` tables or a
+//! TOML manifests: `[run]` settings, `[quality]` rules, `[defaults]`, and `[[job]]` tables or a
 //! `csv = "..."` file of rows.
 //!
 //! The document is parsed by the `toml` crate into its spanned tree
@@ -15,10 +15,11 @@ use toml::de::{DeTable, DeValue};
 use super::toml_values::{Value, describe, integer_in, model_names, string, timeout, typed};
 use super::{LineIndex, ManifestError, Rows, closest, did_you_mean, suggest_field};
 use crate::job::{Field, JobFields, Provider};
+use crate::settings::quality::{self, QualitySettings, Written};
 use crate::settings::{self, RunSettings};
 use crate::util::units::Rate;
 
-const TOP_LEVEL: &[&str] = &["csv", "run", "defaults", "job"];
+const TOP_LEVEL: &[&str] = &["csv", "run", "quality", "defaults", "job"];
 const RUN_KEYS: &[&str] = &[
     "base_url",
     "rate",
@@ -70,20 +71,25 @@ pub(super) fn read(
     let dir = path.parent().unwrap_or(Path::new(""));
 
     let (mut csv, mut run, mut defaults, mut jobs) = (None, None, None, None);
+    let mut quality = None;
     for (key, value) in doc.get_ref() {
         match key.get_ref().as_ref() {
             "csv" => csv = Some((key, value)),
             "run" => run = Some((key, value)),
+            "quality" => quality = Some((key, value)),
             "defaults" => defaults = Some((key, value)),
             "job" => jobs = Some((key, value)),
             other => toml.unknown_top_level(other, key, rows),
         }
     }
 
-    let settings = match run {
+    let mut settings = match run {
         Some((key, value)) => toml.run_table(key, value, dir, rows),
         None => RunSettings::default(),
     };
+    if let Some((key, value)) = quality {
+        settings.quality = toml.quality_table(key, value, rows);
+    }
     if let Some((key, value)) = defaults {
         toml.defaults(key, value, rows);
     }
@@ -298,6 +304,57 @@ impl Toml<'_> {
             }
         }
         settings
+    }
+
+    /// Reads the `[quality]` table: the gate's rules, each checked here so
+    /// a bad one is a problem on its line before anything is sent.
+    fn quality_table(
+        &self,
+        key: &Spanned<impl Sized>,
+        value: &Value<'_>,
+        rows: &mut Rows,
+    ) -> QualitySettings {
+        let mut quality = QualitySettings::default();
+        let DeValue::Table(table) = value.get_ref() else {
+            let found = describe(value.get_ref());
+            let msg = format!("expected a [quality] table, found {found}");
+            rows.problem(self.path, self.line(key), Some("quality"), msg);
+            return quality;
+        };
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let written = match value.get_ref() {
+                DeValue::String(s) => Ok(Written::Text(s.as_ref())),
+                DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                    .map(|n| Written::Number(n as f64))
+                    .map_err(|_| format!("{i} is out of range")),
+                DeValue::Float(f) => f
+                    .as_str()
+                    .replace('_', "")
+                    .parse::<f64>()
+                    .map(Written::Number)
+                    .map_err(|_| format!("{f} is not a number")),
+                other => Err(format!(
+                    "expected a string or a number, found {}",
+                    describe(other)
+                )),
+            };
+            let result = written.and_then(|w| match quality.set(name, w) {
+                Err(_) if !quality::KEYS.contains(&name) => {
+                    Err(match closest(name, quality::KEYS) {
+                        Some(meant) => format!("unknown rule{}", did_you_mean(Some(meant))),
+                        None => {
+                            format!("unknown rule; [quality] takes {}", quality::KEYS.join(", "))
+                        }
+                    })
+                }
+                other => other,
+            });
+            if let Err(msg) = result {
+                rows.problem(self.path, self.line(key), Some(name), msg);
+            }
+        }
+        quality
     }
 
     /// Reads `[defaults]` into `rows`, which applies them to every row.

@@ -260,6 +260,7 @@ impl RunArgs {
             callback_generate_path: self.callback_generate_path.clone(),
             artist: self.artist.clone(),
             album: self.album.clone(),
+            quality: Default::default(),
         }
     }
 

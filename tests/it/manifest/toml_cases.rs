@@ -156,6 +156,38 @@ fn bad_run_settings_are_reported_at_their_lines() {
 }
 
 #[test]
+fn quality_rules_are_read_and_bad_ones_reported_at_their_lines() {
+    let toml = "[quality]\nmin_duration = \"1m\"\nmax_true_peak = -1\nloudness = \"-16..-12\"\nidentical_takes = \"keep\"\nmax_trailing_silence = \"off\"\nmax_clipped_samples = 5\n";
+    let m = valid("jobs.toml", toml);
+    let rules = m.settings.quality.rules();
+    assert_eq!(rules.min_duration, Some(Duration::from_secs(60)));
+    assert_eq!(rules.max_true_peak, Some(-1.0));
+    assert_eq!(rules.loudness, Some((-16.0, -12.0)));
+    assert_eq!(
+        rules.identical_takes,
+        batchgen::settings::quality::Policy::Keep
+    );
+    assert_eq!(rules.max_trailing_silence, None);
+    assert_eq!(rules.max_clipped_samples, Some(5));
+    assert_eq!(
+        rules.max_leading_silence,
+        Some(Duration::from_secs(2)),
+        "a default"
+    );
+    let bad = "[quality]\nmin_duration = 30\nmax_true_peak = \"loud\"\nloudness = \"-12..-16\"\nmax_silence = \"2s\"\nwatermarked_lyrics = true\n";
+    assert_eq!(
+        problems("jobs.toml", bad),
+        [
+            "jobs.toml:2: min_duration: write a duration (e.g. \"30s\", \"2m\") or \"off\" in quotes",
+            "jobs.toml:3: max_true_peak: \"loud\" is not a level in dB (e.g. -1.0) or \"off\"",
+            "jobs.toml:4: loudness: \"-12..-16\" is not a loudness window in LUFS, \"LOW..HIGH\" (e.g. \"-16..-12\"), or \"off\": the lower bound comes first",
+            "jobs.toml:5: max_silence: unknown rule; [quality] takes min_duration, max_duration, max_leading_silence, max_trailing_silence, max_true_peak, max_clipped_samples, loudness, identical_takes, watermarked_lyrics",
+            "jobs.toml:6: watermarked_lyrics: expected a string or a number, found boolean true",
+        ]
+    );
+}
+
+#[test]
 fn empty_toml_is_valid_with_no_jobs() {
     let m = valid("jobs.toml", "# nothing yet\n[run]\nrate = \"1/s\"\n");
     assert!(m.is_empty());
