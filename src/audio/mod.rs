@@ -1,6 +1,7 @@
 //! What a downloaded take sounds like, in numbers: one streaming pass over
 //! the decoded MP3 gives its length, loudness, peaks, silences, clipping
-//! and an audio fingerprint ([`Measurement`]).
+//! and an audio fingerprint ([`Measurement`]); from those, the ReplayGain
+//! tags players read ([`write_replaygain`]).
 //!
 //! # Why
 //! A take is released, regenerated or dropped on what it sounds like, not
@@ -41,12 +42,15 @@
 //! | `decode` | [`PcmStream`]: an MP3 from any reader to interleaved f32 packets, the file's bytes hashed on the way |
 //! | `meter` | [`Meter`]: the one pass over the samples, every figure at once |
 //! | `silence` | the silent runs at the head, the tail and inside |
+//! | `replaygain` | [`ReplayGain`] 2.0 numbers, their tag strings, and writing them into an MP3's ID3v2 tag |
 //!
 //! The module sits in the lowest layers: it knows samples and files, not
-//! jobs, providers or runs, and uses nothing else of the crate.
+//! jobs, providers or runs, and uses only [`crate::util`] (the atomic
+//! rewrite of [`crate::util::fsx`]).
 
 mod decode;
 mod meter;
+mod replaygain;
 mod silence;
 
 #[cfg(test)]
@@ -60,6 +64,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::PcmStream;
 pub use meter::{CLIP_LEVEL, Meter};
+pub use replaygain::{REFERENCE_LUFS, ReplayGain, write_replaygain};
 
 /// The measuring method's version, stored in every [`Measurement`]. It
 /// changes whenever a figure would come out differently for the same file
@@ -68,7 +73,7 @@ pub use meter::{CLIP_LEVEL, Meter};
 /// again rather than compared.
 pub const VERSION: u32 = 1;
 
-/// Why a take could not be measured. Every message
+/// Why a take could not be measured or tagged. Every message
 /// names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -90,6 +95,20 @@ pub enum AudioError {
     /// unsupported layer, a sample rate of zero).
     #[error("cannot decode {}: {reason}", file.display())]
     Decode { file: PathBuf, reason: String },
+    /// The take is digitally silent (or below BS.1770's −70 LUFS gate): it
+    /// has no loudness to derive a gain from.
+    #[error("{} has no measurable loudness (silent)", file.display())]
+    Silent { file: PathBuf },
+    /// The file's ID3v2 tag cannot be read or written.
+    #[error("cannot tag {}: {reason}", file.display())]
+    Tag { file: PathBuf, reason: String },
+    /// The output cannot be written.
+    #[error("cannot write {}: {source}", file.display())]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Where a take's leading, trailing and inner silences are drawn.

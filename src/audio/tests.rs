@@ -250,7 +250,54 @@ fn a_take_cut_short_measures_what_is_left() {
 }
 
 #[test]
-fn a_silent_take_has_a_null_loudness_in_json() {
+fn replaygain_tags_are_written_beside_the_others_and_the_audio_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["sine-1k-20dbfs.mp3", "silence-3s-12s.mp3"] {
+        let path = dir.path().join(name);
+        std::fs::copy(fixture(name), &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let m = measure_file(&path, &Default::default()).unwrap();
+        let rg = write_replaygain(&path, &m).unwrap();
+        near(
+            rg.track_gain_db,
+            -18.0 - m.integrated_lufs.unwrap(),
+            1e-12,
+            "gain",
+        );
+        near(rg.track_peak, m.true_peak_linear(), 1e-12, "peak");
+        let after = std::fs::read(&path).unwrap();
+        assert_eq!(audio_bytes(&before), audio_bytes(&after), "{name}");
+        assert!(after.starts_with(b"ID3\x04") && after.len() > before.len());
+        let tag = id3::Tag::read_from_path(&path).unwrap();
+        let text = |d: &str| {
+            tag.extended_texts()
+                .find(|t| t.description == d)
+                .map(|t| t.value.clone())
+        };
+        assert_eq!(text("REPLAYGAIN_TRACK_GAIN"), Some(rg.gain_tag()));
+        assert_eq!(text("REPLAYGAIN_TRACK_PEAK"), Some(rg.peak_tag()));
+        let again = measure_file(&path, &Default::default()).unwrap();
+        assert_eq!(again.audio_sha256, m.audio_sha256);
+        // Written twice: still one frame of each.
+        write_replaygain(&path, &again).unwrap();
+        let tag = id3::Tag::read_from_path(&path).unwrap();
+        assert_eq!(tag.extended_texts().count(), 2, "{name}");
+    }
+    let sine = id3::Tag::read_from_path(dir.path().join("sine-1k-20dbfs.mp3")).unwrap();
+    assert_eq!(sine.title(), Some("sine 1 kHz -20 dBFS"));
+    let gain = sine
+        .extended_texts()
+        .find(|t| t.description == "REPLAYGAIN_TRACK_GAIN")
+        .unwrap();
+    assert!(
+        gain.value.starts_with("2.0") || gain.value.starts_with("1.9"),
+        "{}",
+        gain.value
+    );
+}
+
+#[test]
+fn a_silent_take_has_no_replaygain_and_a_null_loudness_in_json() {
     let mut meter = Meter::new(44_100, 2, &Default::default()).unwrap();
     meter.push(&vec![0.0; 2 * 44_100 * 3]).unwrap();
     let m = meter.finish().unwrap();
@@ -265,4 +312,7 @@ fn a_silent_take_has_a_null_loudness_in_json() {
     assert!(json.contains(r#""min_len":1.0"#), "{json}");
     let back: Measurement = serde_json::from_str(&json).unwrap();
     assert_eq!(back, m);
+    let err = write_replaygain(Path::new("silent.mp3"), &m).unwrap_err();
+    assert!(matches!(err, AudioError::Silent { .. }) && err.to_string().contains("silent.mp3"));
+    assert!(ReplayGain::of(&m).is_none());
 }
