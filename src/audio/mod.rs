@@ -1,7 +1,8 @@
 //! What a downloaded take sounds like, in numbers: one streaming pass over
 //! the decoded MP3 gives its length, loudness, peaks, silences, clipping
 //! and an audio fingerprint ([`Measurement`]); from those, the ReplayGain
-//! tags players read ([`write_replaygain`]).
+//! tags players read ([`write_replaygain`]) and a WAV at a delivery
+//! loudness ([`write_wav`]).
 //!
 //! # Why
 //! A take is released, regenerated or dropped on what it sounds like, not
@@ -43,6 +44,7 @@
 //! | `meter` | [`Meter`]: the one pass over the samples, every figure at once |
 //! | `silence` | the silent runs at the head, the tail and inside |
 //! | `replaygain` | [`ReplayGain`] 2.0 numbers, their tag strings, and writing them into an MP3's ID3v2 tag |
+//! | `wav` | [`write_wav`]: the take decoded again, one gain, dither, a WAV written atomically |
 //!
 //! The module sits in the lowest layers: it knows samples and files, not
 //! jobs, providers or runs, and uses only [`crate::util`] (the atomic
@@ -52,6 +54,7 @@ mod decode;
 mod meter;
 mod replaygain;
 mod silence;
+mod wav;
 
 #[cfg(test)]
 mod tests;
@@ -65,6 +68,7 @@ use serde::{Deserialize, Serialize};
 pub use decode::PcmStream;
 pub use meter::{CLIP_LEVEL, Meter};
 pub use replaygain::{REFERENCE_LUFS, ReplayGain, write_replaygain};
+pub use wav::{Limit, WavBits, WavReport, WavSettings, write_wav};
 
 /// The measuring method's version, stored in every [`Measurement`]. It
 /// changes whenever a figure would come out differently for the same file
@@ -73,7 +77,7 @@ pub use replaygain::{REFERENCE_LUFS, ReplayGain, write_replaygain};
 /// again rather than compared.
 pub const VERSION: u32 = 1;
 
-/// Why a take could not be measured or tagged. Every message
+/// Why a take could not be measured, tagged or converted. Every message
 /// names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
@@ -99,6 +103,9 @@ pub enum AudioError {
     /// has no loudness to derive a gain from.
     #[error("{} has no measurable loudness (silent)", file.display())]
     Silent { file: PathBuf },
+    /// A measurement given for this file is not of this file's audio.
+    #[error("the measurement given for {} is not of its audio: {reason}", file.display())]
+    Mismatch { file: PathBuf, reason: String },
     /// The file's ID3v2 tag cannot be read or written.
     #[error("cannot tag {}: {reason}", file.display())]
     Tag { file: PathBuf, reason: String },

@@ -316,3 +316,74 @@ fn a_silent_take_has_no_replaygain_and_a_null_loudness_in_json() {
     assert!(matches!(err, AudioError::Silent { .. }) && err.to_string().contains("silent.mp3"));
     assert!(ReplayGain::of(&m).is_none());
 }
+
+/// The WAV at `path` read back and measured with the same meters.
+fn measure_wav(path: &Path) -> (hound::WavSpec, Measurement) {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    let scale = (1u32 << (spec.bits_per_sample - 1)) as f32;
+    let samples: Vec<f32> = reader
+        .samples::<i32>()
+        .map(|s| s.unwrap() as f32 / scale)
+        .collect();
+    let mut meter = Meter::new(spec.sample_rate, spec.channels, &Default::default()).unwrap();
+    meter.push(&samples).unwrap();
+    (spec, meter.finish().unwrap())
+}
+
+#[test]
+fn a_wav_meets_the_target_loudness_under_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let sine = fixture("sine-1k-20dbfs.mp3");
+    let m = measure("sine-1k-20dbfs.mp3");
+    for bits in [WavBits::Sixteen, WavBits::TwentyFour] {
+        let wav = dir.path().join(format!("sine-{}.wav", bits.bits()));
+        let settings = WavSettings {
+            bits,
+            ..WavSettings::default()
+        };
+        let report = write_wav(&sine, &wav, &m, &settings).unwrap();
+        assert_eq!((report.limit, report.frames), (Limit::Target, m.frames));
+        let (spec, w) = measure_wav(&wav);
+        assert_eq!(spec.bits_per_sample, bits.bits());
+        assert_eq!((spec.sample_rate, spec.channels), (44_100, 2));
+        assert_eq!(w.frames, m.frames);
+        near(w.integrated_lufs.unwrap(), -14.0, 0.1, "WAV loudness");
+        assert!(w.true_peak_dbtp.unwrap() <= -1.0, "{:?}", w.true_peak_dbtp);
+    }
+    // A ceiling of −10 dBTP is nearer than the target for the music take.
+    let music = fixture("music-nores-192k.mp3");
+    let m = measure("music-nores-192k.mp3");
+    let wav = dir.path().join("music.wav");
+    let settings = WavSettings {
+        ceiling_dbtp: -10.0,
+        ..WavSettings::default()
+    };
+    let report = write_wav(&music, &wav, &m, &settings).unwrap();
+    assert_eq!(report.limit, Limit::Ceiling);
+    let (_, w) = measure_wav(&wav);
+    let peak = w.true_peak_dbtp.unwrap();
+    assert!((-10.05..=-10.0).contains(&peak), "{peak}");
+    assert!(w.integrated_lufs.unwrap() < -14.0);
+    // Written twice, the same bytes: the dither is seeded.
+    let first = std::fs::read(&wav).unwrap();
+    write_wav(&music, &wav, &m, &settings).unwrap();
+    assert_eq!(std::fs::read(&wav).unwrap(), first);
+}
+
+#[test]
+fn a_wav_is_not_written_from_another_takes_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("out.wav");
+    let other = measure("same-a.mp3");
+    let err = write_wav(
+        &fixture("sine-1k-20dbfs.mp3"),
+        &wav,
+        &other,
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, AudioError::Mismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("sine-1k-20dbfs.mp3"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
