@@ -12,6 +12,7 @@
 //! |---|---|---|---|
 //! | 1 mechanisms | [`util`] | safe files (`fsx`), the redaction rule and `Secret`, stderr above the bar, units, backoff, time stamps, error chains, the rate limiter (`limit`) | knows nothing of jobs or providers: anything may use it |
 //! | 2 values | [`job`] | job fields and typed values, the API's validation rules (modes, models, limits), the providers (`Provider`: which fields, models and limits each host takes), job identity | what a job *is*, before any setting or file |
+//! | 2 measures | [`audio`] | a take's numbers: MP3 decoding (`PcmStream`), one-pass loudness, peaks, silences, clipping and fingerprint (`Measurement`), ReplayGain tags, the WAV writer | knows samples and files, not jobs or providers; uses only `util` (the atomic rewrite), so the engines above may measure what they download |
 //! | 3 settings | [`settings`] | flags + environment + `[run]` merged into one immutable `Config`; the base URL and generate paths | needs the job rules (models, a job's endpoint), nothing above |
 //! | 3 imitation | [`sandbox`] | a local imitation of the API as its docs describe it | built from layers 1–2 only, never from batchgen's wire code, so it cannot agree with a client bug by construction |
 //! | 4 wire | [`api`] | the HTTP client recipe (`http`), answers and their classes (`answer`), one wire profile per provider (`provider`: udioapi, sunoapi and kie, gcui, newapi), one submit (`submit`), one feed poll (`poll`), the clip bodies and the completion rule (`feed`) | speaks HTTP and JSON; knows settings and jobs, no files |
@@ -26,6 +27,7 @@
 //! channels and cancellation tokens are drawn in [`engine::submit`].
 
 pub mod api;
+pub mod audio;
 pub mod engine;
 pub mod files;
 pub mod job;

@@ -5,6 +5,7 @@
 //! cargo run --release --example bench -- [--quick] [--only rate|overhead|memory|validate|rerun|sandbox|collect|collect-memory] [--runs K] [--rates 5,50,500]
 //! cargo run --release --example bench -- --only collect [--collect-t 20,60] [--collect-n 100,1000]
 //! cargo run --release --example bench -- --only collect-memory [--collect-memory-n 100000,1000000]
+//! cargo run --release --example bench -- --only measure      # audio measuring: time per take, accuracy vs ffmpeg
 //! ```
 //!
 //! The binary runs as a subprocess against servers inside this process: the
@@ -16,6 +17,7 @@
 //! (its verdicts are then meaningless; it only keeps the bench from rotting).
 //! `--bin-path` points at another binary (the smoke test's debug build).
 
+mod audio;
 mod collect;
 mod collect_memory;
 #[allow(dead_code)] // its `main` and `usage` belong to the example binary
@@ -35,7 +37,7 @@ use gen_manifest::Format;
 use measure::{Measured, Summary, expect_ok, run_bin};
 use servers::{Counter, Limit};
 
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 10] = [
     "rate",
     "limit",
     "overhead",
@@ -45,6 +47,7 @@ const TARGETS: [&str; 9] = [
     "rerun",
     "collect",
     "collect-memory",
+    "measure",
 ];
 const KEY: &str = "sk-bench-key";
 /// The limit target's network delay between client and host: uniform in
@@ -174,6 +177,7 @@ async fn main() {
     let scale = on("memory") || on("validate") || on("rerun");
     let coll = on("collect");
     let coll_mem = on("collect-memory");
+    let meas = on("measure");
     if rate {
         b.rate().await;
     }
@@ -191,6 +195,9 @@ async fn main() {
     }
     if coll_mem {
         b.collect_memory().await;
+    }
+    if meas {
+        b.measure_audio().await;
     }
     println!("\n== summary ==");
     println!("| target | figure | goal | status |\n|---|---|---|---|");

@@ -20,7 +20,9 @@ fn bench_quick_runs_every_target() {
         out.status.success(),
         "bench --quick failed:\n{stdout}\n{stderr}"
     );
-    for target in ["rate", "overhead", "sandbox", "memory", "validate", "rerun"] {
+    for target in [
+        "rate", "overhead", "sandbox", "memory", "validate", "rerun", "measure",
+    ] {
         assert!(
             stdout.contains(&format!("| {target} |")),
             "no verdict for {target}:\n{stdout}"
