@@ -83,6 +83,9 @@ pub enum Command {
     /// file beside the results (built from the CSVs of an earlier release
     /// on first contact); sends nothing.
     Status(StatusArgs),
+    /// Measure MP3 takes (length, loudness, true peak, silences, clipping)
+    /// and judge each by the quality rules; sends nothing, changes nothing.
+    Measure(MeasureArgs),
 }
 
 /// Output flags, accepted before or after the command.
@@ -524,6 +527,93 @@ pub struct StatusArgs {
     /// beside the catalog, and print their paths.
     #[arg(long, conflicts_with = "json")]
     pub html: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MeasureArgs {
+    /// MP3 files, or folders of them (the `.mp3` files directly inside).
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// A manifest whose `[quality]` table sets the rules (the flags below
+    /// win over it).
+    #[arg(long, value_name = "MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub quality: QualityArgs,
+
+    /// Print one JSON object per take, one per line, instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The quality gate's rules as flags; each takes what its `[quality]` key
+/// takes, and `off` turns a limit off.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Quality rules")]
+pub struct QualityArgs {
+    /// Shortest take kept [default: 30s].
+    #[arg(long, value_name = "DURATION")]
+    pub min_duration: Option<String>,
+    /// Longest take kept [default: off].
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Most silence at the start of a take [default: 2s].
+    #[arg(long, value_name = "DURATION")]
+    pub max_leading_silence: Option<String>,
+    /// Most silence at the end of a take [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub max_trailing_silence: Option<String>,
+    /// Highest true peak, in dBTP [default: 0].
+    #[arg(long, value_name = "DB", allow_hyphen_values = true)]
+    pub max_true_peak: Option<String>,
+    /// Most clipped samples [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_clipped_samples: Option<String>,
+    /// Integrated loudness window in LUFS, e.g. -16..-12 [default: off:
+    /// measured and reported only].
+    #[arg(long, value_name = "LOW..HIGH", allow_hyphen_values = true)]
+    pub loudness: Option<String>,
+    /// `reject` or `keep` the second of two takes with the same audio
+    /// [default: reject].
+    #[arg(long, value_name = "POLICY")]
+    pub identical_takes: Option<String>,
+    /// `reject` or `keep` a take whose lyrics carry a relay's watermark
+    /// [default: reject].
+    #[arg(long, value_name = "POLICY")]
+    pub watermarked_lyrics: Option<String>,
+}
+
+impl QualityArgs {
+    /// The rules the flags set, each checked as its `[quality]` key is.
+    ///
+    /// # Errors
+    /// A flag's value the rule does not take: a usage error naming it.
+    pub fn settings(&self) -> Result<crate::settings::quality::QualitySettings, crate::program::exit::Error> {
+        use crate::settings::quality::{QualitySettings, Written};
+        let mut settings = QualitySettings::default();
+        let flags = [
+            ("min_duration", &self.min_duration),
+            ("max_duration", &self.max_duration),
+            ("max_leading_silence", &self.max_leading_silence),
+            ("max_trailing_silence", &self.max_trailing_silence),
+            ("max_true_peak", &self.max_true_peak),
+            ("max_clipped_samples", &self.max_clipped_samples),
+            ("loudness", &self.loudness),
+            ("identical_takes", &self.identical_takes),
+            ("watermarked_lyrics", &self.watermarked_lyrics),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                // A flag's value is text, which every rule reads.
+                settings.set(key, Written::Text(value)).map_err(|why| {
+                    crate::program::exit::Error::Usage(format!("--{}: {why}", key.replace('_', "-")))
+                })?;
+            }
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 //! code; everything here returns typed errors and prints only summaries.
 
 mod collect;
+mod measure;
 mod models;
 mod status;
 mod submit;
@@ -33,6 +34,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, Error> {
         Some(Command::Collect(args)) => collect::collect(args, &cli.output).await,
         Some(Command::Receive(args)) => collect::receive(args, &cli.output).await,
         Some(Command::Status(args)) => status::status(&args),
+        Some(Command::Measure(args)) => measure::measure(&args, &cli.output),
         None if cli.run.manifest.is_some() => submit::submit(cli.run, &cli.output).await,
         None => Err(Error::Usage(
             "a manifest is required: batchgen MANIFEST (see --help)".into(),
