@@ -1,31 +1,11 @@
-//! The files a clip's `audio_url` and `image_url` point at: a real (silent)
-//! MP3 and a tiny PNG, both made on the fly from the clip id, and which
-//! clips' final URLs are bad under `--bad-audio`.
+//! The files a clip's `image_url` points at (a tiny PNG made on the fly
+//! from the clip id), and which clips' final URLs are bad under
+//! `--bad-audio`. The MP3 a final `audio_url` serves is the clip's take,
+//! made in `audio`.
 //!
 //! Its own module because these are pure functions of a clip id, used by
-//! the clip JSON (`clips`: a clip's `duration`), by the decision at
-//! acceptance (`decide`: its bad final URLs) and by the routes that serve
-//! the bytes (`media`); none of them needs HTTP.
-//!
-//! # Why real files
-//! A client downloads `audio_url` once a clip is `complete`; a sandbox that
-//! served placeholder bytes would let a broken downloader (truncation,
-//! a resume that splices at the wrong offset) pass. So the MP3 is a valid
-//! stream any decoder accepts, and its length is the `duration` the feed
-//! reports.
-//!
-//! # How the MP3 is built
-//! MPEG-1 Layer III, 128 kbit/s, 48 kHz, mono, no CRC: every frame starts
-//! with the header `FF FB 94 C4` (sync, MPEG-1, layer III, no CRC; bitrate
-//! index 9 = 128 kbit/s, sample-rate index 1 = 48 kHz, no padding; mono,
-//! "original" bit set). At 48 kHz a frame is `144 * 128000 / 48000` = 384
-//! bytes exactly, so no padding slot is ever needed, and it holds 1152
-//! samples = 24 ms. The rest of each frame is zero: zeroed side information
-//! says "main data starts here, zero bits of Huffman data, gain 0" for the
-//! one granule pair, which every decoder turns into digital silence. A clip
-//! has between [`MIN_FRAMES`] and [`MIN_FRAMES`] + [`FRAME_SPREAD`] - 1
-//! frames, picked from a hash of its id.
-//!
+//! the decision at acceptance (`decide`: its bad final URLs) and by the
+//! routes that serve the bytes (`media`); none of them needs HTTP.
 //!
 //! # Bad final URLs
 //! Under `--bad-audio P` a finished clip's final URL, decided per clip from
@@ -38,39 +18,11 @@ use sha2::{Digest, Sha256};
 use super::config::BadAudioKind;
 use super::state::BadAudio;
 
-/// The header of every frame; see the module docs.
-const FRAME_HEADER: [u8; 4] = [0xFF, 0xFB, 0x94, 0xC4];
-/// Bytes per frame: 144 * 128 kbit/s / 48 kHz.
-pub const FRAME_LEN: usize = 384;
-/// Samples per MPEG-1 Layer III frame, and the sample rate.
-const SAMPLES_PER_FRAME: u32 = 1152;
-const SAMPLE_RATE: u32 = 48_000;
-/// The shortest clip, in frames (2.4 s), and how many lengths there are.
-const MIN_FRAMES: u32 = 100;
-const FRAME_SPREAD: u32 = 150;
 /// Side length of the square cover image.
 const IMAGE_SIDE: u32 = 16;
 
 fn digest(clip_id: &str) -> [u8; 32] {
     Sha256::digest(clip_id.as_bytes()).into()
-}
-
-/// How many frames the clip's MP3 has.
-fn frame_count(clip_id: &str) -> u32 {
-    let d = digest(clip_id);
-    MIN_FRAMES + u32::from(u16::from_be_bytes([d[0], d[1]])) % FRAME_SPREAD
-}
-
-/// The exact length of the clip's MP3 in seconds (a multiple of 24 ms).
-pub fn duration_secs(clip_id: &str) -> f64 {
-    f64::from(frame_count(clip_id) * SAMPLES_PER_FRAME) / f64::from(SAMPLE_RATE)
-}
-
-/// The clip's MP3: [`frame_count`] silent frames.
-pub fn mp3(clip_id: &str) -> Vec<u8> {
-    let mut frame = [0u8; FRAME_LEN];
-    frame[..4].copy_from_slice(&FRAME_HEADER);
-    frame.repeat(frame_count(clip_id) as usize)
 }
 
 /// Whether (and how) the final URL of the clip `clip_id` is bad under
@@ -184,18 +136,6 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b"IEND"), 0xAE42_6082);
         assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-    }
-
-    #[test]
-    fn mp3_is_whole_frames_and_matches_its_duration() {
-        let id = "0f1c2d3e-0000-4000-8000-000000000000";
-        let bytes = mp3(id);
-        let frames = frame_count(id);
-        assert!((MIN_FRAMES..MIN_FRAMES + FRAME_SPREAD).contains(&frames));
-        assert_eq!(bytes.len(), frames as usize * FRAME_LEN);
-        assert!(bytes.chunks(FRAME_LEN).all(|f| f[..4] == FRAME_HEADER));
-        assert_eq!(duration_secs(id), f64::from(frames) * 0.024);
-        assert_eq!(mp3(id), bytes, "deterministic");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::lifecycle::{Lifecycle, Phase};
 use super::state::{BadAudio, Task};
-use super::{assets, written};
+use super::written;
 
 /// The URLs of one clip in one phase.
 struct Urls {
@@ -100,8 +100,8 @@ fn v2_clip(lc: &Lifecycle, task: &Task, index: usize, phase: Phase, base_url: &s
     let text = |s: &str| if blank { String::new() } else { s.to_owned() };
     let id = text(&task.clip_ids[index]);
     let duration = match (phase, index % 2) {
-        (Phase::Complete, 0) => json!(assets::duration_secs(&task.clip_ids[index])),
-        (Phase::Complete, _) => json!(assets::duration_secs(&task.clip_ids[index]).to_string()),
+        (Phase::Complete, 0) => json!(task.takes[index].duration_secs()),
+        (Phase::Complete, _) => json!(task.takes[index].duration_secs().to_string()),
         _ => json!(""),
     };
     let (fail_message, error_message) = failure(task, phase);
@@ -150,7 +150,7 @@ pub fn legacy(lc: &Lifecycle, task: &Task, phase: Phase, base_url: &str) -> Vec<
             let id = &task.clip_ids[index];
             let urls = urls(lc, task, index, phase, base_url);
             let duration = if phase == Phase::Complete {
-                json!(assets::duration_secs(id))
+                json!(task.takes[index].duration_secs())
             } else {
                 json!("")
             };

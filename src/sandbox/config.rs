@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::audio::{BadTakeKind, TakeLength, TakeSettings};
 use super::faults::{FaultSettings, parse_probability};
 use crate::job::Provider;
 use crate::util::units::{Rate, parse_duration};
@@ -226,6 +227,25 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "KIND", value_enum, default_value_t = BadAudioKind::Mixed)]
     pub bad_audio_kind: BadAudioKind,
 
+    /// How long a finished clip's song is (its mp3, and the duration the
+    /// feed reports): MIN..MAX, each clip's length drawn from its id (e.g.
+    /// 35s..70s, 2m..4m), or one duration for all. The songs are real,
+    /// music-like MP3s (48 kHz mono, 64 kbit/s: 8 KB a second).
+    #[arg(long, value_name = "MIN..MAX", default_value_t = TakeLength::default(), value_parser = TakeLength::parse)]
+    pub take_length: TakeLength,
+
+    /// Probability (0 to 1) that a finished clip's song is one a release
+    /// gate must reject (see --bad-take-kind): far too quiet, clipped,
+    /// ending in silence, starting with silence, too short, or the same
+    /// audio as the task's other clip. Decided per clip from its id (per
+    /// task for identical), so the same seed gives the same bad songs.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub bad_take: f64,
+
+    /// What a bad song is (see --bad-take).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = BadTakeKind::Mixed)]
+    pub bad_take_kind: BadTakeKind,
+
     /// Starting credit balance. A submit the balance cannot cover is
     /// answered 402 "insufficient credits" (on sunoapi: code 429) and
     /// creates no task.
@@ -298,6 +318,9 @@ impl Default for SandboxConfig {
             moderation_word: DEFAULT_MODERATION_WORD.into(),
             bad_audio: 0.0,
             bad_audio_kind: BadAudioKind::Mixed,
+            take_length: TakeLength::default(),
+            bad_take: 0.0,
+            bad_take_kind: BadTakeKind::Mixed,
             fail_captcha: 0.0,
             fail_531: 0.0,
             credits: DEFAULT_CREDITS,
@@ -313,6 +336,14 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
+    pub(super) fn takes(&self) -> TakeSettings {
+        TakeSettings {
+            bad_take: self.bad_take,
+            bad_take_kind: self.bad_take_kind,
+            take_length: self.take_length,
+        }
+    }
+
     pub(super) fn faults(&self) -> FaultSettings {
         FaultSettings {
             fail_500: self.fail_500,

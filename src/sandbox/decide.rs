@@ -18,7 +18,8 @@
 //! 6. charge `--credits-per-task` (402 "insufficient credits", or the
 //!    face's word for it, when the balance cannot cover it, and no task);
 //! 7. record the task (its clip ids, title and style, moderation, a 531
-//!    failure, watermarked lyrics and bad final URLs are decided now), start its callbacks if it has a `callback_url`;
+//!    failure, watermarked lyrics, bad final URLs and the clips' takes are
+//!    decided now), start its callbacks if it has a `callback_url`;
 //!    then maybe drop the connection anyway (`drop_after`).
 //!
 //! A phase settles a [`Refusal`] or a task; the face (`face`) words it as
@@ -45,7 +46,7 @@ use super::lifecycle::Phase;
 use super::limit::retry_after_secs;
 use super::request::{parse_body, problems_message};
 use super::state::{Injected, Records, Task};
-use super::{Host, State, assets, callbacks, written};
+use super::{Host, State, assets, audio, callbacks, written};
 use crate::job::{JobFields, ProblemKind, Provider};
 
 /// How a request ends other than with a task answered: a refusal the face
@@ -229,6 +230,7 @@ impl Host {
         let watermarked = clip_ids
             .each_ref()
             .map(|c| written::watermarked(c, self.fail_captcha));
+        let takes = audio::takes_for(&clip_ids, &self.takes);
         let moderation = self.lifecycle.moderation(&fields);
         // Only sunoapi documents the 531 failure; a moderated task fails
         // for that reason instead.
@@ -254,6 +256,7 @@ impl Host {
             moderation,
             refunded,
             bad_audio,
+            takes,
             watermarked,
             path,
             clip_ids,

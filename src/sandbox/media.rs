@@ -1,6 +1,6 @@
-//! The `/media/…` routes that serve a clip's MP3 and PNG (made in
-//! `assets`) with HTTP Range support, the streaming URL, and what bad
-//! final URLs answer.
+//! The `/media/…` routes that serve a clip's MP3 (its take, made in
+//! `audio`) and PNG (made in `assets`) with HTTP Range support, the
+//! streaming URL, and what bad final URLs answer.
 //!
 //! # Serving
 //! No auth (the real files sit on a CDN). `GET`/`HEAD`, with
@@ -29,7 +29,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
-use super::assets::{FRAME_LEN, mp3, png};
+use super::assets::png;
+use super::audio::{FRAME_LEN, Take};
 use super::lifecycle::Phase;
 use super::reply::ApiError;
 use super::state::BadAudio;
@@ -151,21 +152,26 @@ fn not_found(message: &'static str) -> Response {
     ApiError(StatusCode::NOT_FOUND, message).into_response()
 }
 
-/// The phase of the task that has `clip`, and what its final URL does.
-/// The clip's phase, its index in its task and its bad final URL.
+/// The clip's phase, its index in its task, its bad final URL and its
+/// take.
 fn look_up(
     state: &SandboxState,
     shared: &Host,
     clip: &str,
-) -> Option<(Phase, usize, Option<BadAudio>)> {
+) -> Option<(Phase, usize, Option<BadAudio>, Take)> {
     let task = state.records.tasks.by_clip(clip)?;
     let index = task.clip_ids.iter().position(|c| c == clip)?;
     let phase = shared.lifecycle.phase(task, Instant::now());
-    Some((phase, index, task.bad_audio[index]))
+    Some((
+        phase,
+        index,
+        task.bad_audio[index],
+        task.takes[index].clone(),
+    ))
 }
 
 fn serve(shared: &Host, clip: &str, kind: Kind, headers: &HeaderMap) -> Response {
-    let Some((phase, index, bad)) = look_up(&shared.lock(), shared, clip) else {
+    let Some((phase, index, bad, take)) = look_up(&shared.lock(), shared, clip) else {
         return not_found("not found");
     };
     // Files the feed does not point at yet (or ever, for a failed clip) do
@@ -198,10 +204,15 @@ fn serve(shared: &Host, clip: &str, kind: Kind, headers: &HeaderMap) -> Response
         _ => {}
     }
     match kind {
-        Kind::Final => ranged(mp3(clip), "audio/mpeg", &format!("\"{clip}-mp3\""), headers),
+        Kind::Final => ranged(
+            take.mp3(),
+            "audio/mpeg",
+            &format!("\"{clip}-mp3\""),
+            headers,
+        ),
         Kind::Image => ranged(png(clip), "image/png", &format!("\"{clip}-png\""), headers),
         Kind::Stream => {
-            let mut bytes = mp3(clip);
+            let mut bytes = take.mp3();
             bytes.truncate(STREAM_FRAMES * FRAME_LEN);
             let headers = [
                 (header::CONTENT_TYPE, "audio/mpeg"),

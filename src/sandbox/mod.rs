@@ -17,8 +17,10 @@
 //! successfully."; streaming URLs answer a short partial body and are
 //! counted, so a client that fetches one is caught. `--stage-style
 //! complete` gives the older hosts' style. Every submit spends credits; the
-//! final audio and cover URLs point at real (silent) MP3s and PNGs served
-//! here (or, under `--bad-audio`, at what bad final URLs answer).
+//! final audio and cover URLs point at real MP3s of music-like takes
+//! (under `--bad-take`, some with the defects a release gate rejects) and
+//! PNGs served here (or, under `--bad-audio`, at what bad final URLs
+//! answer).
 //!
 //! `--provider` picks which host it imitates: udioapi.pro (the default,
 //! described above), sunoapi.org and its clones, or a self-hosted
@@ -45,6 +47,8 @@
 //! - `limit`: the no-burst GCRA rate limiter;
 //! - `reply`: the API's error answer, shared by all routes;
 //! - `request`: reading a generate body into the API's fields;
+//! - `audio`: a clip's take (the MP3 its final URL serves), joined from
+//!   phrases encoded once and shipped, and the bad takes of `--bad-take`;
 //! - `state`: accepted tasks and the counters behind [`Stats`];
 //! - `config`: [`SandboxConfig`], also the `batchgen sandbox` flags;
 //! - `written`: what the service writes itself: a non-custom job's title
@@ -52,7 +56,7 @@
 //! - `poll`: the read side every face shares (a task or clip and its
 //!   phase now, the balance, the latency);
 //! - `lifecycle`: a task's phase over time and how each style reports it;
-//! - `assets`: the MP3 and PNG files of a clip, and which final URLs are bad;
+//! - `assets`: the PNG of a clip, and which final URLs are bad;
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
 //! - `auth`: the API key check;
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
@@ -80,6 +84,7 @@
 
 mod api;
 mod assets;
+mod audio;
 mod auth;
 mod callbacks;
 mod clips;
@@ -115,6 +120,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
+pub use audio::{BadTakeKind, TakeLength};
 pub use config::{BadAudioKind, ErrorStatus, RecordShape, SandboxConfig, StageStyle};
 use face::Face;
 use faults::{Dice, FaultSettings};
@@ -256,6 +262,8 @@ struct Host {
     /// The provider's rules, with the models `--extra-model` adds: the
     /// same checks the client ran before sending to that provider.
     rules: crate::job::Rules,
+    /// `--take-length`, `--bad-take` and `--bad-take-kind`.
+    takes: audio::TakeSettings,
     /// `--bad-audio` and `--bad-audio-kind`.
     bad_audio: f64,
     bad_audio_kind: BadAudioKind,
@@ -319,6 +327,7 @@ impl Host {
                 }
                 rules.for_provider(config.provider)
             },
+            takes: config.takes(),
             bad_audio: config.bad_audio,
             bad_audio_kind: config.bad_audio_kind,
             fail_captcha: config.fail_captcha,

@@ -4,7 +4,8 @@
 //! Tasks live in a [`TaskStore`] keyed by task id (and by clip id, for the
 //! media routes) and kept in acceptance order. Each [`Task`] keeps the
 //! fields as received, what was decided at acceptance (clip ids, title and
-//! style, moderation or a 531 failure, watermarked lyrics, bad final URLs)
+//! style, moderation or a 531 failure, watermarked lyrics, bad final URLs,
+//! the clips' takes)
 //! and when it was accepted, which is all
 //! `lifecycle` needs to derive its phase from the time elapsed.
 
@@ -15,6 +16,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::audio::Take;
 use crate::job::{JobFields, Provider};
 
 /// One accepted generation task.
@@ -51,6 +53,9 @@ pub struct Task {
     /// Per clip: what its final `audio_url` answers instead of the mp3
     /// (`--bad-audio`), if anything.
     pub bad_audio: [Option<BadAudio>; 2],
+    /// Per clip: the audio its final mp3 serves (`--take-length`,
+    /// `--bad-take`), whose length is its `duration`.
+    pub takes: [Take; 2],
     /// The generate path the task was submitted to.
     pub path: &'static str,
     /// The request body as received, compact JSON without `token`: what

@@ -49,8 +49,28 @@ fn flags_parse() {
         "0.5",
         "--record-shape",
         "snake",
+        "--take-length",
+        "2m..4m",
+        "--bad-take",
+        "0.1",
+        "--bad-take-kind",
+        "silent-tail",
     ])
     .sandbox;
+    assert_eq!(c.take_length, TakeLength::parse("120s..240s").unwrap());
+    assert_eq!(
+        (c.bad_take, c.bad_take_kind),
+        (0.1, BadTakeKind::SilentTail)
+    );
+    let one = Cli::parse_from(["x", "--take-length", "45s"]).sandbox;
+    assert_eq!(one.take_length.min(), one.take_length.max());
+    for bad in ["70s..35s", "0s", "20m", "long"] {
+        assert!(
+            Cli::try_parse_from(["x", "--take-length", bad]).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(Cli::try_parse_from(["x", "--bad-take-kind", "loud"]).is_err());
     assert_eq!((c.fail_captcha, c.fail_531), (0.25, 0.5));
     assert_eq!(c.record_shape, RecordShape::Snake);
     assert!(Cli::try_parse_from(["x", "--fail-captcha", "1.5"]).is_err());

@@ -590,7 +590,9 @@ impl QualityArgs {
     ///
     /// # Errors
     /// A flag's value the rule does not take: a usage error naming it.
-    pub fn settings(&self) -> Result<crate::settings::quality::QualitySettings, crate::program::exit::Error> {
+    pub fn settings(
+        &self,
+    ) -> Result<crate::settings::quality::QualitySettings, crate::program::exit::Error> {
         use crate::settings::quality::{QualitySettings, Written};
         let mut settings = QualitySettings::default();
         let flags = [
@@ -608,7 +610,10 @@ impl QualityArgs {
             if let Some(value) = value {
                 // A flag's value is text, which every rule reads.
                 settings.set(key, Written::Text(value)).map_err(|why| {
-                    crate::program::exit::Error::Usage(format!("--{}: {why}", key.replace('_', "-")))
+                    crate::program::exit::Error::Usage(format!(
+                        "--{}: {why}",
+                        key.replace('_', "-")
+                    ))
                 })?;
             }
         }

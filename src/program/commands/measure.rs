@@ -97,11 +97,7 @@ fn takes(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             .map_err(|e| unreadable(path, e))?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("mp3"))
-                    && p.is_file()
-            })
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("mp3")) && p.is_file())
             .collect();
         inside.sort();
         files.extend(inside);
@@ -183,7 +179,11 @@ fn judge(
         .collect();
     Judged {
         file,
-        verdict: if reasons.is_empty() { "kept" } else { "rejected" },
+        verdict: if reasons.is_empty() {
+            "kept"
+        } else {
+            "rejected"
+        },
         reasons,
         measurement: Some(m),
     }

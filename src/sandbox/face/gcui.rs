@@ -43,7 +43,7 @@ use crate::job::{Field, JobFields, Provider, Rules};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Host, api, assets, clips};
+use crate::sandbox::{Host, api, clips};
 
 /// The most clips `/api/get` without `ids` answers.
 pub const ALL_CAP: usize = 50;
@@ -219,7 +219,7 @@ fn clip(shared: &Host, task: &Task, index: usize, phase: Phase) -> Value {
         "tags": task.style,
         "negative_tags": text(&fields.tags),
         "duration": if phase == Phase::Complete {
-            json!(assets::duration_secs(id))
+            json!(task.takes[index].duration_secs())
         } else {
             Value::Null
         },

@@ -51,7 +51,7 @@ use crate::job::{JobFields, Provider, Rules};
 use crate::sandbox::auth::presented_key;
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Host, api, assets, clips};
+use crate::sandbox::{Host, api, clips};
 
 /// The relay's `mv` when a body has none.
 const RELAY_DEFAULT_MV: &str = "chirp-v3-0";
@@ -256,7 +256,7 @@ fn clip(shared: &Host, task: &Task, index: usize, phase: Phase) -> Value {
             "gpt_description_prompt": fields.gpt_description_prompt,
             "audio_prompt_id": null,
             "duration": if phase == Phase::Complete {
-                json!(assets::duration_secs(id))
+                json!(task.takes[index].duration_secs())
             } else {
                 Value::Null
             },

@@ -56,7 +56,7 @@ use crate::sandbox::config::{ErrorStatus, RecordShape};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
 use crate::sandbox::state::Task;
-use crate::sandbox::{Host, api, assets, clips};
+use crate::sandbox::{Host, api, clips};
 
 pub(super) fn routes() -> Router<Arc<Host>> {
     Router::new()
@@ -287,7 +287,7 @@ fn clip(shared: &Host, task: &Task, index: usize, phase: Phase, snake: bool) -> 
     put(
         "duration",
         if fin {
-            json!(assets::duration_secs(id))
+            json!(task.takes[index].duration_secs())
         } else {
             Value::Null
         },

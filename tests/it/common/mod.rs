@@ -262,18 +262,30 @@ pub fn id3_len(bytes: &[u8]) -> Option<usize> {
     Some(10 + size)
 }
 
+/// Bytes per frame of the sandbox's MP3s (MPEG-1 Layer III, 64 kbit/s,
+/// 48 kHz, mono: never padded), and the header every frame starts with.
+pub const SANDBOX_FRAME: usize = 192;
+pub const SANDBOX_HEADER: [u8; 4] = [0xFF, 0xFB, 0x54, 0xC4];
+
+/// The length in seconds of a sandbox MP3 of `len` bytes: 1152 samples
+/// at 48 kHz a frame.
+pub fn sandbox_mp3_secs(len: usize) -> f64 {
+    assert!(len.is_multiple_of(SANDBOX_FRAME), "whole frames: {len}");
+    (len / SANDBOX_FRAME) as f64 * 0.024
+}
+
 /// Whether `bytes` is a whole, tagged sandbox MP3: an ID3 tag, then whole
-/// 384-byte frames, each with the frame header, at least 100 of them.
+/// 192-byte frames, each with the frame header, at least 100 of them.
 pub fn is_whole_mp3(bytes: &[u8]) -> bool {
     let Some(tag) = id3_len(bytes) else {
         return false;
     };
     let audio = &bytes[tag.min(bytes.len())..];
-    audio.len() >= 100 * 384
-        && audio.len().is_multiple_of(384)
+    audio.len() >= 100 * SANDBOX_FRAME
+        && audio.len().is_multiple_of(SANDBOX_FRAME)
         && audio
-            .chunks(384)
-            .all(|f| f[..4] == [0xFF, 0xFB, 0x94, 0xC4])
+            .chunks(SANDBOX_FRAME)
+            .all(|f| f[..4] == SANDBOX_HEADER)
 }
 
 pub fn stderr(out: &Output) -> String {

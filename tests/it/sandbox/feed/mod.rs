@@ -17,6 +17,7 @@
 mod callbacks;
 mod legacy;
 mod media;
+mod takes;
 
 use std::time::Duration;
 
