@@ -21,6 +21,7 @@ mod hostile;
 mod hygiene;
 mod layers;
 mod manifest;
+mod measure;
 mod operator;
 mod page;
 mod providers;
