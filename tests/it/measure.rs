@@ -90,7 +90,10 @@ async fn the_default_length_rule_rejects_short_takes_and_the_table_says_why() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("  length      LUFS"), "{text}");
     assert!(text.contains("rejected"), "{text}");
-    assert!(text.contains("too short: 5.0 s (at least 30.0 s)"), "{text}");
+    assert!(
+        text.contains("too short: 5.0 s (at least 30.0 s)"),
+        "{text}"
+    );
     // -q prints only what is rejected, and nothing when all is kept.
     let out = measure(&[sine.to_str().unwrap(), "--min-duration", "4s", "-q"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -113,7 +116,12 @@ async fn a_manifests_quality_table_sets_the_rules_and_flags_win() {
         "--json",
     ];
     let out = measure(&args).await;
-    assert_eq!(code(&out), 0, "all kept: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        code(&out),
+        0,
+        "all kept: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let mut with_flag = args.to_vec();
     with_flag.extend(["--max-trailing-silence", "10s"]);
     let out = measure(&with_flag).await;
@@ -184,11 +192,18 @@ async fn watermarked_lyrics_in_the_tag_are_rejected() {
 #[tokio::test]
 async fn bad_input_has_its_own_answer() {
     let tmp = tempfile::tempdir().unwrap();
-    let page = write(tmp.path(), "page.mp3", "<html><body>Not found</body></html>");
+    let page = write(
+        tmp.path(),
+        "page.mp3",
+        "<html><body>Not found</body></html>",
+    );
     let out = measure(&[page.to_str().unwrap()]).await;
     assert_eq!(code(&out), 1, "an unmeasurable take is not kept");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("unmeasurable") && text.contains("is not an MP3"), "{text}");
+    assert!(
+        text.contains("unmeasurable") && text.contains("is not an MP3"),
+        "{text}"
+    );
 
     let missing = tmp.path().join("gone.mp3");
     let out = measure(&[missing.to_str().unwrap()]).await;
@@ -211,5 +226,76 @@ async fn bad_input_has_its_own_answer() {
     ])
     .await;
     assert_eq!(code(&out), 65, "an invalid manifest: {}", stderr(&out));
-    assert!(stderr(&out).contains("jobs.toml:2: min_duration:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("jobs.toml:2: min_duration:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The sandbox's bad takes, collected and downloaded as a user would, then
+/// measured: each kind is rejected by the rule made for it, and the good
+/// takes of the same run are kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandboxs_bad_takes_are_rejected_by_the_rule_made_for_each() {
+    use batchgen::sandbox::{BadTakeKind, SandboxConfig, TakeLength};
+    let cases: [(BadTakeKind, &[&str], &[&str]); 6] = [
+        (BadTakeKind::Clipped, &["true_peak", "clipped"], &[]),
+        (BadTakeKind::SilentTail, &["trailing_silence"], &[]),
+        (BadTakeKind::SilentHead, &["leading_silence"], &[]),
+        (BadTakeKind::Short, &["too_short"], &[]),
+        (BadTakeKind::Quiet, &["too_quiet"], &["--loudness=-16..-12"]),
+        (BadTakeKind::Identical, &["identical"], &[]),
+    ];
+    for (kind, reasons, flags) in cases {
+        let sb = crate::common::sandbox(SandboxConfig {
+            stage_time: std::time::Duration::from_millis(50),
+            take_length: TakeLength::parse("31s..33s").unwrap(),
+            bad_take: 1.0,
+            bad_take_kind: kind,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest = crate::common::csv_manifest(tmp.path(), 2);
+        let out = crate::common::run_bin(
+            &sb,
+            &[manifest.to_str().unwrap(), "--rate", "unlimited", "-q"],
+        )
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let results = tmp.path().join("jobs.results.csv");
+        let songs = tmp.path().join("songs");
+        let out = crate::common::run_env(
+            &sb,
+            &[
+                "collect",
+                results.to_str().unwrap(),
+                "--download",
+                songs.to_str().unwrap(),
+                "--poll-interval",
+                "100ms",
+                "--poll-rate",
+                "unlimited",
+                "-q",
+            ],
+        )
+        .await;
+        assert_eq!(code(&out), 0, "{kind:?}: {}", stderr(&out));
+        let mut args = vec![songs.to_str().unwrap(), "--json"];
+        args.extend(flags);
+        let out = measure(&args).await;
+        let got = verdicts(&out.stdout);
+        assert_eq!(got.len(), 4, "{kind:?}: two jobs, two takes each: {got:?}");
+        for (take, verdict, codes) in &got {
+            // Identical takes: the second of each task repeats the first.
+            let expected: &[&str] = if kind == BadTakeKind::Identical && take.ends_with("-1.mp3") {
+                &[]
+            } else {
+                reasons
+            };
+            assert_eq!(codes, expected, "{kind:?}: {take} {verdict}");
+        }
+        sb.shutdown().await;
+    }
 }
