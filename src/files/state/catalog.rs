@@ -91,6 +91,10 @@ pub struct Catalog {
     urgent: Notify,
     /// `commits` when the last report was written.
     reported: AtomicU64,
+    /// Why the writer stopped, once it has: from then on no answer is
+    /// taken ([`Catalog::apply`] fails), so a callback is never
+    /// acknowledged into a catalog that can no longer keep it.
+    broken: std::sync::OnceLock<String>,
     /// Dropped after the connection: closing a descriptor of the store
     /// file must not come before SQLite's own.
     _store_file: File,
@@ -180,6 +184,7 @@ impl Catalog {
             dirty: Notify::new(),
             urgent: Notify::new(),
             reported: AtomicU64::new(0),
+            broken: std::sync::OnceLock::new(),
             _store_file: store_file,
             _lock: lock,
         };
@@ -251,13 +256,17 @@ impl Catalog {
     /// schedules the job for the next commit if it changed.
     ///
     /// # Errors
-    /// The job's rows could not be read.
+    /// The job's rows could not be read, or the writer has stopped on an
+    /// error (nothing taken now would be kept).
     pub fn apply(
         &self,
         key: &str,
         task_id: &str,
         answer: &TaskClips,
     ) -> Result<Applied, CatalogError> {
+        if let Some(why) = self.broken.get() {
+            return Err(CatalogError::Writer(why.clone()));
+        }
         let mut inner = self.lock();
         let mut job = Self::current(&inner, key, &self.store)?;
         let changed = job.apply(key, task_id, answer);
@@ -367,8 +376,12 @@ impl Catalog {
             (batch, inner.commits == 0)
         };
         // Without the lock: answers go on meanwhile (into `pending`).
+        // IMMEDIATE: the write lock is taken (waiting out another writer,
+        // a run recording beside a receiver) before the first read; a
+        // transaction that read first and then wrote would fail at once
+        // (SQLITE_BUSY_SNAPSHOT) whenever the other one committed between.
         let committed = (|| {
-            let tx = writer.transaction()?;
+            let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut rows = 0u64;
             for (key, job) in batch.iter() {
                 if clips::write_job(&tx, key, &job.rows)? {
@@ -497,8 +510,9 @@ pub fn flusher(
     failed: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), CatalogError>> {
     tokio::spawn(async move {
-        let written = write_until(catalog, stop).await;
-        if written.is_err() {
+        let written = write_until(Arc::clone(&catalog), stop).await;
+        if let Err(e) = &written {
+            let _ = catalog.broken.set(e.to_string());
             failed.cancel();
         }
         written

@@ -35,7 +35,16 @@ impl<'a> Merge<'a> {
         store: &std::path::Path,
         results: &std::path::Path,
     ) -> Result<Merge<'a>, ResultsError> {
-        let tx = conn.transaction().map_err(|e| sql_error(store, e))?;
+        // A merge that writes takes the write lock before it reads (see
+        // `Catalog::flush`).
+        let behavior = if write {
+            rusqlite::TransactionBehavior::Immediate
+        } else {
+            rusqlite::TransactionBehavior::Deferred
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| sql_error(store, e))?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY) STRICT; DELETE FROM temp.seen;",
         )

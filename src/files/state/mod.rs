@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::files::catalog::CatalogError;
 use crate::files::results::{Lock, Record, ResultsError, Status};
@@ -256,7 +256,7 @@ impl State {
         let err = |e| sql_error(&self.store, e);
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         build(&tx, &self.results, &self.store)?;
         tx.commit().map_err(err)
@@ -266,7 +266,7 @@ impl State {
     fn settle_interrupted(&mut self) -> Result<(), ResultsError> {
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| sql_error(&self.store, e))?;
         let n = tx
             .execute(
@@ -347,7 +347,10 @@ impl State {
             changes,
             ..
         } = self;
-        let tx = conn.transaction().map_err(to_io)?;
+        // IMMEDIATE, as every write of the store (see `Catalog::flush`).
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(to_io)?;
         {
             let mut update = tx.prepare_cached(RECORD_JOB).map_err(to_io)?;
             let mut insert = tx.prepare_cached(UPSERT_JOB).map_err(to_io)?;

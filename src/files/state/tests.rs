@@ -599,4 +599,11 @@ async fn a_writer_that_cannot_write_says_so_at_once() {
         1,
         "the answer is still held"
     );
+    // And no answer is taken after it: a receiver must not acknowledge a
+    // callback it can no longer keep (it answers 503, and the host retries).
+    let refused = store.apply("a", "t-a", &answer(r#"[{"id":"c1","status":"first"}]"#));
+    assert!(
+        matches!(&refused, Err(CatalogError::Writer(why)) if why.contains("database or disk is full")),
+        "{refused:?}"
+    );
 }
