@@ -299,3 +299,102 @@ async fn the_sandboxs_bad_takes_are_rejected_by_the_rule_made_for_each() {
         sb.shutdown().await;
     }
 }
+
+/// A WAV's samples through the same meter the takes go through.
+fn measure_wav(path: &Path) -> batchgen::audio::Measurement {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    // Scaled by 2^(bits - 1), as they were written.
+    let scale = (1u32 << (spec.bits_per_sample - 1)) as f32;
+    let samples: Vec<f32> = reader
+        .samples::<i32>()
+        .map(|s| s.unwrap() as f32 / scale)
+        .collect();
+    let mut meter = batchgen::audio::Meter::new(
+        spec.sample_rate,
+        spec.channels,
+        &batchgen::audio::SilenceSettings::default(),
+    )
+    .unwrap();
+    meter.push(&samples).unwrap();
+    meter.finish().unwrap()
+}
+
+#[tokio::test]
+async fn wavs_of_kept_takes_meet_the_target_or_the_ceiling_and_are_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wavs = tmp.path().join("wavs");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sandbox/audio");
+    // Every rule off but the clipped one's: the quiet and the normal take
+    // are kept and get a WAV; the clipped one is rejected and gets none.
+    let out = measure(&[
+        assets.to_str().unwrap(),
+        "--min-duration=off",
+        "--max-true-peak=off",
+        "--wav",
+        wavs.to_str().unwrap(),
+        "--wav-bits",
+        "24",
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        code(&out),
+        1,
+        "the clipped take is rejected: {}",
+        stderr(&out)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&wavs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["normal.wav", "quiet.wav"]);
+    for name in names {
+        let path = wavs.join(&name);
+        let spec = hound::WavReader::open(&path).unwrap().spec();
+        assert_eq!((spec.bits_per_sample, spec.sample_rate), (24, 48_000));
+        let m = measure_wav(&path);
+        let lufs = m.integrated_lufs.unwrap();
+        let peak = m.true_peak_dbtp.unwrap();
+        assert!(peak <= -1.0 + 0.05, "{name}: true peak {peak}");
+        assert!(
+            (lufs + 14.0).abs() < 0.2 || peak > -1.2,
+            "{name}: {lufs} LUFS, {peak} dBTP"
+        );
+    }
+    // The ceiling binds: a -6 dBTP ceiling makes the quiet take quieter
+    // than the target, never louder than the ceiling.
+    let strict = tmp.path().join("strict");
+    let quiet = assets.join("quiet.mp3");
+    let out = measure(&[
+        quiet.to_str().unwrap(),
+        "--min-duration=off",
+        "--wav",
+        strict.to_str().unwrap(),
+        "--wav-ceiling=-6",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["wav"]["outcome"], "written");
+    assert_eq!(line["wav"]["limit"], "ceiling");
+    let wav = strict.join("quiet.wav");
+    let m = measure_wav(&wav);
+    assert!(m.true_peak_dbtp.unwrap() <= -6.0 + 0.05, "{m:?}");
+    assert!(m.integrated_lufs.unwrap() < -14.5, "{m:?}");
+    // A second run leaves the WAV as it is.
+    let before = std::fs::read(&wav).unwrap();
+    let out = measure(&[
+        quiet.to_str().unwrap(),
+        "--min-duration=off",
+        "--wav",
+        strict.to_str().unwrap(),
+        "--json",
+    ])
+    .await;
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["wav"]["outcome"], "exists");
+    assert_eq!(std::fs::read(&wav).unwrap(), before);
+}

@@ -546,6 +546,25 @@ pub struct MeasureArgs {
     /// Print one JSON object per take, one per line, instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Write a WAV of each kept take into DIR (`<name>.wav`), at one gain
+    /// toward --wav-target, never past --wav-ceiling. A WAV made from an
+    /// MP3 is a change of format, not of quality. A file already at a
+    /// WAV's name is left as it is.
+    #[arg(long, value_name = "DIR")]
+    pub wav: Option<PathBuf>,
+
+    /// Bits per sample of the WAVs: 16 (dithered) or 24.
+    #[arg(long, value_name = "BITS", default_value_t = 16, value_parser = clap::builder::TypedValueParser::map(clap::builder::PossibleValuesParser::new(["16", "24"]), |s: String| s.parse::<u16>().expect("16 or 24")))]
+    pub wav_bits: u16,
+
+    /// Integrated loudness the WAVs aim at, LUFS.
+    #[arg(long, value_name = "LUFS", default_value_t = -14.0, allow_hyphen_values = true)]
+    pub wav_target: f64,
+
+    /// True peak no WAV exceeds, dBTP (the gain stops there: no limiter).
+    #[arg(long, value_name = "DBTP", default_value_t = -1.0, allow_hyphen_values = true)]
+    pub wav_ceiling: f64,
 }
 
 /// The quality gate's rules as flags; each takes what its `[quality]` key

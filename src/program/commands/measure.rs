@@ -1,16 +1,19 @@
 //! `batchgen measure PATH…`: what each take sounds like, in numbers
 //! ([`crate::audio`]), and whether the quality rules keep it
 //! ([`crate::settings::quality`]), for songs already on disk: a catalog
-//! collected before, a folder a user assembled. Reads files, writes
-//! nothing.
+//! collected before, a folder a user assembled. The takes are only read;
+//! with `--wav DIR`, each kept take is also written as a WAV there
+//! ([`crate::audio::write_wav`]).
 //!
 //! The rules are the defaults, under a manifest's `[quality]` table
 //! (`--manifest`), under the flags. Of takes with the same audio, every
 //! one after the first (in the order given) repeats an earlier take. A
 //! take's lyrics are its ID3 `USLT` frame, as `collect` writes it.
 //!
-//! Exit 0 when every take is kept; 1 when one is rejected or cannot be
-//! measured (each named on its own line); 66 for a path that is not there.
+//! Exit 0 when every take is kept (and its WAV written); 1 when one is
+//! rejected or cannot be measured, or a WAV cannot be written (each named
+//! on its own line); 66 for a path that is not there; 73 for a WAV folder
+//! that cannot be made.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::audio::{Measurement, SilenceSettings, measure_file};
+use crate::audio::{Measurement, SilenceSettings, WavBits, WavSettings, measure_file, write_wav};
 use crate::program::cli::{MeasureArgs, OutputArgs};
 use crate::program::exit::{Error, ExitCode};
 use crate::settings::quality::{QualityRules, Reason, Take};
@@ -31,6 +34,25 @@ struct Judged {
     reasons: Vec<Why>,
     #[serde(skip_serializing_if = "Option::is_none")]
     measurement: Option<Measurement>,
+    /// With `--wav`, for a kept take: what became of its WAV.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wav: Option<Wav>,
+}
+
+/// A kept take's WAV.
+#[derive(Debug, Serialize)]
+struct Wav {
+    path: PathBuf,
+    /// `written`, `exists` (a file was at its name: left as it is) or
+    /// `failed`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gain_db: Option<f64>,
+    /// What set the gain: `target`, `ceiling` or `unity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +69,17 @@ pub fn measure(args: &MeasureArgs, output: &OutputArgs) -> Result<ExitCode, Erro
     }
     let rules = quality.rules();
     let files = takes(&args.paths)?;
+    if let Some(dir) = &args.wav {
+        std::fs::create_dir_all(dir).map_err(|source| Error::WavDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let wav_settings = WavSettings {
+        bits: WavBits::from_bits(args.wav_bits).unwrap_or(WavBits::Sixteen),
+        target_lufs: args.wav_target,
+        ceiling_dbtp: args.wav_ceiling,
+    };
     let measured = measure_all(&files);
     let mut seen = HashSet::new();
     let mut rejected = 0;
@@ -55,8 +88,12 @@ pub fn measure(args: &MeasureArgs, output: &OutputArgs) -> Result<ExitCode, Erro
         lines.push_str(HEADER);
     }
     for (file, result) in files.into_iter().zip(measured) {
-        let judged = judge(file, result, &rules, &mut seen);
-        if judged.verdict != "kept" {
+        let mut judged = judge(file, result, &rules, &mut seen);
+        if let (Some(dir), Some(m), "kept") = (&args.wav, &judged.measurement, judged.verdict) {
+            judged.wav = Some(wav(&judged.file, m, dir, &wav_settings));
+        }
+        let wav_failed = judged.wav.as_ref().is_some_and(|w| w.outcome == "failed");
+        if judged.verdict != "kept" || wav_failed {
             rejected += 1;
         }
         if args.json {
@@ -156,6 +193,7 @@ fn judge(
                     message: why,
                 }],
                 measurement: None,
+                wav: None,
             };
         }
     };
@@ -186,7 +224,43 @@ fn judge(
         },
         reasons,
         measurement: Some(m),
+        wav: None,
     }
+}
+
+/// Writes the WAV of the kept take `mp3` into `dir`, unless a file is
+/// already at its name.
+fn wav(mp3: &Path, m: &Measurement, dir: &Path, settings: &WavSettings) -> Wav {
+    let name = mp3
+        .file_stem()
+        .map_or_else(|| "take".into(), |s| s.to_os_string());
+    let path = dir.join(name).with_extension("wav");
+    let mut wav = Wav {
+        path: path.clone(),
+        outcome: "exists",
+        gain_db: None,
+        limit: None,
+        error: None,
+    };
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return wav;
+    }
+    match write_wav(mp3, &path, m, settings) {
+        Ok(report) => {
+            wav.outcome = "written";
+            wav.gain_db = Some(report.gain_db);
+            wav.limit = Some(match report.limit {
+                crate::audio::Limit::Target => "target",
+                crate::audio::Limit::Ceiling => "ceiling",
+                crate::audio::Limit::Unity => "unity",
+            });
+        }
+        Err(e) => {
+            wav.outcome = "failed";
+            wav.error = Some(e.to_string());
+        }
+    }
+    wav
 }
 
 /// The take's lyrics tag, if it has one.
@@ -231,6 +305,17 @@ fn row(j: &Judged) -> String {
     };
     for why in &j.reasons {
         line.push_str(&format!("          {}\n", why.message));
+    }
+    if let Some(wav) = &j.wav {
+        let said = match (wav.outcome, wav.gain_db, wav.limit, &wav.error) {
+            ("written", Some(gain), Some(limit), _) => {
+                format!("written, gain {gain:+.1} dB (set by the {limit})")
+            }
+            ("exists", ..) => "a file is already there: left as it is".to_owned(),
+            (_, _, _, Some(error)) => format!("not written: {error}"),
+            (outcome, ..) => outcome.to_owned(),
+        };
+        line.push_str(&format!("          wav {}: {said}\n", wav.path.display()));
     }
     line
 }

@@ -126,6 +126,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `measure --wav DIR` cannot be created.
+    #[error("cannot make the WAV folder {}: {source}", path.display())]
+    WavDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The catalog page or playlist cannot be written.
     #[error("cannot write {}: {source}", path.display())]
     Page {
@@ -166,6 +174,7 @@ impl ExitStatus for Error {
             Error::Results { .. }
             | Error::Catalog { .. }
             | Error::DownloadDir { .. }
+            | Error::WavDir { .. }
             | Error::Page { .. }
             | Error::Output(_) => ExitCode::CantCreate,
             Error::Locked { .. } | Error::CatalogLocked { .. } => ExitCode::Locked,
@@ -205,6 +214,9 @@ impl Error {
             }
             Error::DownloadDir { .. } => Some(
                 "fix the folder's permissions or free disk space, or choose another folder with --download",
+            ),
+            Error::WavDir { .. } => Some(
+                "fix the folder's permissions or free disk space, or choose another folder with --wav",
             ),
             Error::CatalogLocked { .. } => Some(
                 "wait for the other collect or receive to finish, or use a different --catalog",
