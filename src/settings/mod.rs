@@ -126,6 +126,10 @@ pub struct RunSettings {
     /// The artist and album `--wait --download` writes into MP3 tags.
     pub artist: Option<String>,
     pub album: Option<String>,
+    /// Most credits a run spends (`--budget`, `[run] budget`).
+    pub budget: Option<f64>,
+    /// The price of a job the model catalogue has none for.
+    pub credits_per_job: Option<f64>,
     /// The quality gate's rules this layer sets ([`quality`]).
     pub quality: quality::QualitySettings,
 }
@@ -146,6 +150,8 @@ impl RunSettings {
             callback_generate_path: self.callback_generate_path.or(lower.callback_generate_path),
             artist: self.artist.or(lower.artist),
             album: self.album.or(lower.album),
+            budget: self.budget.or(lower.budget),
+            credits_per_job: self.credits_per_job.or(lower.credits_per_job),
             quality: self.quality.or(lower.quality),
         }
     }
@@ -193,7 +199,15 @@ pub struct Config {
     /// the collect command's defaults.
     pub artist: Option<String>,
     pub album: Option<String>,
+    /// Most credits the run spends, by the catalogue's prices
+    /// (`crate::engine::submit::budget`); `None`: no cap.
+    pub budget: Option<f64>,
+    /// The price of a job the catalogue has none for.
+    pub credits_per_job: f64,
 }
+
+/// The price of a job the model catalogue names none for.
+pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
 
 /// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
 /// a row again (CSV, checks, fingerprint) costs ~2–3 µs of CPU, paid while
@@ -301,6 +315,8 @@ impl Config {
             generate,
             artist: settings.artist,
             album: settings.album,
+            budget: settings.budget,
+            credits_per_job: settings.credits_per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB),
         }))
     }
 }

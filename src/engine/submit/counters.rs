@@ -14,6 +14,9 @@ pub struct Counters {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Thousandths of a credit the jobs sent so far cost, by the
+    /// catalogue's prices ([`super::budget`]).
+    pub credits: AtomicU64,
 }
 
 impl Counters {

@@ -71,6 +71,7 @@
 //! aborted when the pool has returned (`Progress::finish`), and the signal
 //! watcher when the command drops its `Signals`.
 
+pub mod budget;
 pub mod counters;
 pub mod error;
 pub mod feeder;

@@ -26,6 +26,11 @@ pub struct RunReport {
     pub requests: u64,
     pub retries: u64,
     pub rate_limited: u64,
+    /// Credits this run's jobs cost, by the catalogue's prices (an
+    /// estimate: [`super::budget`]).
+    pub credits: f64,
+    /// The run's cap (`--budget`), if it had one.
+    pub budget: Option<f64>,
     pub elapsed: Duration,
     pub stop: Option<StopReason>,
     /// Warnings worth a line each (e.g. a job edited under the same id).
@@ -78,6 +83,8 @@ impl RunReport {
             requests: counters.requests.load(Ordering::Relaxed),
             retries: counters.retries.load(Ordering::Relaxed),
             rate_limited: counters.rate_limited.load(Ordering::Relaxed),
+            credits: super::budget::credits(counters.credits.load(Ordering::Relaxed)),
+            budget: None,
             elapsed: started.elapsed(),
             stop,
             warnings,
@@ -95,6 +102,13 @@ impl RunReport {
 
     /// What to do about how the run went, when there is something to say.
     pub fn hint(&self) -> Option<String> {
+        if self.stop == Some(StopReason::BudgetSpent) {
+            return Some(format!(
+                "the budget of {} credits is spent: {} jobs stay pending for the next run (raise --budget, or rerun)",
+                self.budget.unwrap_or_default(),
+                self.total(Status::Pending)
+            ));
+        }
         if self.requests >= 10 && self.rate_limited * 10 >= self.requests {
             return Some(format!(
                 "{} of {} requests were rate limited (429): consider a lower --rate",
@@ -133,8 +147,12 @@ impl RunReport {
         } else {
             0.0
         };
+        let budget = match self.budget {
+            Some(budget) => format!(" · ~{} of {budget} credits", self.credits),
+            None => String::new(),
+        };
         format!(
-            "{} submitted, {} failed, {} unknown, {} skipped, {} pending · {} requests ({} retries, {} × 429) in {:.1}s, {:.2} req/s",
+            "{} submitted, {} failed, {} unknown, {} skipped, {} pending · {} requests ({} retries, {} × 429) in {:.1}s, {:.2} req/s{budget}",
             self.this_run(Status::Submitted),
             self.this_run(Status::Failed),
             self.this_run(Status::Unknown),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::counters::Counters;
 use super::error::RunError;
 use super::feeder::{self, JobSource};
@@ -94,7 +95,7 @@ impl Session {
         } else {
             send(manifest, config, state, shutdown, todo, held).await?
         };
-        Ok(RunReport::new(
+        let mut report = RunReport::new(
             &totals,
             &counters,
             skipped,
@@ -102,7 +103,9 @@ impl Session {
             stop,
             warnings,
             config.results.clone(),
-        ))
+        );
+        report.budget = config.budget;
+        Ok(report)
     }
 }
 
@@ -130,7 +133,13 @@ async fn send(
         .with_generate_paths(&config.base_url, &config.generate)
         .with_models(manifest.rules.catalogue().clone());
     let workers = config.concurrency.clamp(1, todo.len());
-    let pool_config = pool_config(config, &state)?;
+    let budget = Budget::new(
+        config.budget,
+        Arc::clone(manifest.rules.catalogue()),
+        config.provider,
+        config.credits_per_job,
+    );
+    let pool_config = pool_config(config, &state, budget)?;
     let reporter = state.reporter();
     let (recorder, recorder_task) =
         results::spawn(state, results::GroupCommit::for_workers(workers));
@@ -211,7 +220,7 @@ async fn report_while(reporter: Reporter, done: CancellationToken) {
 
 /// The pool's slice of the settings, and the task IDs the store already
 /// holds.
-fn pool_config(config: &Config, state: &State) -> Result<PoolConfig, RunError> {
+fn pool_config(config: &Config, state: &State, budget: Budget) -> Result<PoolConfig, RunError> {
     Ok(PoolConfig {
         concurrency: config.concurrency,
         rate: config.rate,
@@ -219,6 +228,7 @@ fn pool_config(config: &Config, state: &State) -> Result<PoolConfig, RunError> {
         max_attempts: config.max_attempts,
         retry_ambiguous: config.retry.ambiguous,
         give_up_after: config.give_up_after,
+        budget,
         earlier_task_ids: state.task_id_hashes()?,
     })
 }

@@ -35,6 +35,8 @@ const RUN_KEYS: &[&str] = &[
     "provider",
     "artist",
     "album",
+    "budget",
+    "credits_per_job",
 ];
 
 /// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
@@ -292,6 +294,8 @@ impl Toml<'_> {
                     Ok(())
                 }),
                 // The MP3 tags' artist and album (`--wait --download`).
+                "budget" => credits(value).map(|c| settings.budget = Some(c)),
+                "credits_per_job" => credits(value).map(|c| settings.credits_per_job = Some(c)),
                 "artist" => tag_label(value).map(|s| settings.artist = Some(s)),
                 "album" => tag_label(value).map(|s| settings.album = Some(s)),
                 _ => Err(match closest(name, RUN_KEYS) {
@@ -444,6 +448,32 @@ impl Toml<'_> {
         }
         (fields, unread)
     }
+}
+
+/// `[run] budget` / `credits_per_job`: a number of credits, zero or more.
+fn credits(value: &Value<'_>) -> Result<f64, String> {
+    let n = match value.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+            .map(|n| n as f64)
+            .map_err(|_| format!("{i} is out of range"))?,
+        DeValue::Float(f) => f
+            .as_str()
+            .replace('_', "")
+            .parse::<f64>()
+            .map_err(|_| format!("{f} is not a number"))?,
+        other => {
+            return Err(format!(
+                "expected a number of credits, found {}",
+                describe(other)
+            ));
+        }
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!(
+            "expected a number of credits, zero or more, not {n}"
+        ));
+    }
+    Ok(n)
 }
 
 /// `[run] artist` / `album`: one line of at most 200 characters (`""`

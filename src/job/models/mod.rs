@@ -338,6 +338,18 @@ impl Catalogue {
     }
 
     /// The model named `name` (its name or an alias).
+    /// The credits one request costs on `provider` for a job naming
+    /// `model` (none: the provider's default model), where the catalogue
+    /// knows: the model's offer there, else the provider's price.
+    pub fn price(&self, provider: Provider, model: Option<&str>) -> Option<u32> {
+        let own = self.provider(provider);
+        let name = model.or(own.default.as_deref());
+        name.and_then(|n| self.find(n))
+            .and_then(|m| m.offers.get(&provider))
+            .and_then(|offer| offer.credits)
+            .or(own.credits)
+    }
+
     pub fn find(&self, name: &str) -> Option<&Model> {
         self.index.get(name).map(|&i| &self.models[i])
     }

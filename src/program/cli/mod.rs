@@ -197,6 +197,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<usize>,
 
+    /// Spend at most CREDITS in this run, by the model catalogue's prices
+    /// (see `batchgen models`, else --credits-per-job): a job that would go
+    /// past it is not sent, and it and the rest stay pending for the next
+    /// run.
+    #[arg(long, value_name = "CREDITS")]
+    pub budget: Option<f64>,
+
     /// Stop the run (exit 69) after N rows in a row exhausted their retries
     /// on server or connection errors [default: 5].
     #[arg(long, value_name = "N")]
@@ -212,8 +219,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
-    /// Credits one job costs, to warn before a run the balance cannot cover
-    /// [default: 10]. Set it to your plan's price.
+    /// Credits one job costs where the model catalogue names no price (see
+    /// `batchgen models`), for --budget and for the warning before a run
+    /// the balance cannot cover [default: 10]. Set it to your plan's price.
     #[arg(long, value_name = "N")]
     pub credits_per_job: Option<f64>,
 
@@ -263,6 +271,8 @@ impl RunArgs {
             callback_generate_path: self.callback_generate_path.clone(),
             artist: self.artist.clone(),
             album: self.album.clone(),
+            budget: self.budget,
+            credits_per_job: self.credits_per_job,
             quality: Default::default(),
         }
     }

@@ -412,10 +412,13 @@ pub fn run_outcome(report: &crate::engine::submit::report::RunReport) -> Result<
             ),
         }),
         Some(StopReason::Cancelled) => Ok(ExitCode::Interrupted),
-        None if report.total(Status::Failed) + report.total(Status::Unknown) > 0 => {
+        // The cap did its job: the run ends as one that sent what it could.
+        Some(StopReason::BudgetSpent) | None
+            if report.total(Status::Failed) + report.total(Status::Unknown) > 0 =>
+        {
             Ok(ExitCode::RowsFailed)
         }
-        None => Ok(ExitCode::Success),
+        Some(StopReason::BudgetSpent) | None => Ok(ExitCode::Success),
     }
 }
 

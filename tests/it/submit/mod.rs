@@ -3,5 +3,6 @@
 //! and the pool's pause on a 429 ([`pool_pause`]).
 
 mod bodies;
+mod budget;
 mod pool_pause;
 mod run;

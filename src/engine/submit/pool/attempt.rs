@@ -44,7 +44,28 @@ enum Next {
 
 impl PoolState {
     /// Takes one job from first attempt to final state.
-    pub(super) async fn submit(&self, job: &Job) -> Record {
+    /// `None` when the job was not started: its price would take the run
+    /// past `--budget` (the run stops; the job's row is left as it is).
+    pub(super) async fn submit(&self, job: &Job) -> Option<Record> {
+        let budget = &self.config.budget;
+        let price = budget.price(job);
+        if !budget.reserve(&self.counters.credits, price) {
+            if budget.limit().is_some() {
+                self.stop_with(StopReason::BudgetSpent);
+            }
+            return None;
+        }
+        let record = self.attempts(job).await;
+        // Nothing was created (refused as a row, never reached, or put
+        // back): the job cost nothing.
+        if matches!(record.status, Status::Failed | Status::Pending) {
+            budget.release(&self.counters.credits, price);
+        }
+        Some(record)
+    }
+
+    /// The job's attempts, from the first to its final state.
+    async fn attempts(&self, job: &Job) -> Record {
         let mut row = Row {
             record: Record::pending(job),
             last_error: None,
@@ -165,6 +186,15 @@ impl PoolState {
             ErrorClass::Retry => Next::Done(self.give_up(row, &error)),
             ErrorClass::Ambiguous if self.config.retry_ambiguous && !out_of_attempts => {
                 row.ambiguous = true;
+                // The request may have created (and billed) a task: the
+                // resend is paid for again, or not sent.
+                let price = self.config.budget.price(job);
+                if !self.config.budget.reserve(&self.counters.credits, price) {
+                    if self.config.budget.limit().is_some() {
+                        self.stop_with(StopReason::BudgetSpent);
+                    }
+                    return Next::Done(self.finish(row.record, Status::Unknown, error.to_string()));
+                }
                 if !self.sleep(full_jitter(row.record.attempts)).await {
                     return Next::Done(self.put_back(row.record, Some(error), row.ambiguous));
                 }

@@ -67,6 +67,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::counters::Counters;
 use super::feeder::ChunkReceiver;
 use crate::api::answer::Halt;
@@ -99,6 +100,8 @@ pub struct PoolConfig {
     pub retry_ambiguous: bool,
     /// Consecutive rows exhausting their retries before the run gives up.
     pub give_up_after: u32,
+    /// Each job's price and the run's cap ([`super::budget`]).
+    pub budget: Budget,
     /// [`crate::job::key_hash`] of every task ID the results file already
     /// holds as `submitted`, sorted: an answer repeating one of them is
     /// not trusted (see "Answers that don't add up"). Empty for a new file.
@@ -116,6 +119,9 @@ pub enum StopReason {
     Unrecorded,
     /// The caller cancelled (a signal).
     Cancelled,
+    /// The next job would have taken the run past `--budget`: it and the
+    /// rest stay `pending` (not an error: the cap did its job).
+    BudgetSpent,
 }
 
 /// A worker's permission to send: the limiter's slot, if there is a
@@ -241,8 +247,9 @@ async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>) {
         let Some(job) = backlog.next(&shared.stop).await else {
             break;
         };
-        let record = shared.submit(&job).await;
-        shared.recorder.record(record);
+        if let Some(record) = shared.submit(&job).await {
+            shared.recorder.record(record);
+        }
     }
 }
 

@@ -23,13 +23,10 @@ use crate::program::cli::{OutputArgs, RunArgs};
 use crate::program::exit::{Error, ExitCode, ExitStatus as _};
 use crate::sandbox::Sandbox;
 use crate::settings::ProgressMode;
-use crate::settings::{Config, RunSettings};
+use crate::settings::{Config, DEFAULT_CREDITS_PER_JOB, RunSettings};
 use crate::util::redact::Secret;
 use crate::util::term::eprint_line;
 use summary::{Outcome, Summary, check_summary_path, write_json};
-
-/// Credits a job is assumed to cost when `--credits-per-job` is not given.
-pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
 
 /// Runs `batchgen MANIFEST`, then writes `--summary-json` whatever happened.
 pub async fn submit(args: RunArgs, output: &OutputArgs) -> Result<ExitCode, Error> {

@@ -65,6 +65,10 @@ pub(super) struct Summary {
     requests: u64,
     retries: u64,
     rate_limited: u64,
+    /// Credits this run's jobs cost by the catalogue's prices (estimated).
+    credits_estimated: f64,
+    /// `--budget`, if the run had one.
+    budget: Option<f64>,
     elapsed_seconds: f64,
     requests_per_second: f64,
     stopped: Option<String>,
@@ -93,6 +97,8 @@ impl Summary {
             requests,
             retries: report.map_or(0, |r| r.retries),
             rate_limited: report.map_or(0, |r| r.rate_limited),
+            credits_estimated: report.map_or(0.0, |r| r.credits),
+            budget: report.and_then(|r| r.budget),
             elapsed_seconds: (secs * 1000.0).round() / 1000.0,
             requests_per_second: if secs > 0.0 {
                 requests as f64 / secs

@@ -1,0 +1,159 @@
+//! `--budget`: a run never starts a job it cannot pay for, by the model
+//! catalogue's prices (else `--credits-per-job`); what is left stays
+//! pending for the next run, which has a budget of its own.
+
+use batchgen::files::results::Status;
+use batchgen::sandbox::SandboxConfig;
+
+use crate::common::{self, code, csv_manifest, run_bin, stderr};
+
+fn statuses(results: &std::path::Path) -> Vec<Status> {
+    batchgen::files::results::latest(results)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_budget_caps_first_submissions_and_nothing_is_sent_past_it() {
+    let sb = common::sandbox(SandboxConfig::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(tmp.path(), 5);
+    let results = tmp.path().join("jobs.results.csv");
+    let summary = tmp.path().join("summary.json");
+    // udioapi's catalogue has no price: --credits-per-job prices a job.
+    let out = run_bin(
+        &sb,
+        &[
+            manifest.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "-j",
+            "1",
+            "--budget",
+            "25",
+            "--credits-per-job",
+            "10",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "the cap did its job: {err}");
+    assert_eq!(
+        sb.stats().requests,
+        2,
+        "two jobs of 10 fit in 25, a third does not"
+    );
+    assert_eq!(
+        statuses(&results),
+        [
+            Status::Submitted,
+            Status::Submitted,
+            Status::Pending,
+            Status::Pending,
+            Status::Pending
+        ]
+    );
+    assert!(err.contains("~20 of 25 credits"), "{err}");
+    assert!(
+        err.contains("the budget of 25 credits is spent: 3 jobs stay pending"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["credits_estimated"], 20.0);
+    assert_eq!(json["budget"], 25.0);
+
+    // The next run has a budget of its own; a [run] budget works alike,
+    // and a flag wins over it.
+    let toml = tmp.path().join("jobs.toml");
+    std::fs::write(
+        &toml,
+        "csv = \"jobs.csv\"\n[run]\nbudget = 10\ncredits_per_job = 10\nresults = \"jobs.results.csv\"\n",
+    )
+    .unwrap();
+    let out = run_bin(
+        &sb,
+        &[toml.to_str().unwrap(), "--rate", "unlimited", "-j", "1"],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 3);
+    let out = run_bin(
+        &sb,
+        &[
+            toml.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "-j",
+            "1",
+            "--budget",
+            "100",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 5, "the rest, and nothing twice");
+    assert!(statuses(&results).iter().all(|s| *s == Status::Submitted));
+    let stats = sb.stats();
+    assert_eq!(stats.accepted_by_fingerprint.len(), 5);
+    assert!(
+        stats.accepted_by_fingerprint.values().all(|&n| n == 1),
+        "nothing twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_fails_costs_nothing_and_a_bad_budget_is_refused() {
+    let sb = common::sandbox(SandboxConfig::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = common::write(
+        tmp.path(),
+        "jobs.toml",
+        "[run]\nbudget = -5\n\n[[job]]\nprompt = \"rain\"\n",
+    );
+    let out = run_bin(&sb, &[manifest.to_str().unwrap()]).await;
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("jobs.toml:2: budget: expected a number of credits, zero or more"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.stats().requests, 0);
+
+    // Every request refused with a 500 (nothing created): each job's price
+    // is given back, so a budget of one job lets all three be tried.
+    let failing = common::sandbox(SandboxConfig {
+        fail_500: 1.0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let csv = csv_manifest(tmp.path(), 3);
+    let out = run_bin(
+        &failing,
+        &[
+            csv.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "-j",
+            "1",
+            "--max-attempts",
+            "1",
+            "--budget",
+            "10",
+            "--credits-per-job",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 1, "rows failed: {}", stderr(&out));
+    assert_eq!(failing.stats().requests, 3, "each failure cost nothing");
+    assert!(
+        stderr(&out).contains("~0 of 10 credits"),
+        "{}",
+        stderr(&out)
+    );
+}
