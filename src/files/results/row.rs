@@ -16,7 +16,9 @@ use crate::job::{Job, JobKey};
 /// [`FORMAT`]): a job's columns ([`COLUMNS`]), then every task ID the job
 /// was ever given (oldest first, separated by spaces) and the format of
 /// the row.
-pub const REPORT_COLUMNS: &[&str] = &[
+pub const REPORT_COLUMNS: &[&str] = &REPORT;
+
+const REPORT: [&str; 11] = [
     "key",
     "line",
     "task_id",
@@ -40,19 +42,11 @@ pub const FORMAT: &str = "results/3";
 /// [`REPORT_COLUMNS`] with the job's key in a column named `id` (the
 /// manifest's field, which is not a key when a row has none). Its rows
 /// read as `results/3`'s.
-pub const REPORT_COLUMNS_2: &[&str] = &[
-    "id",
-    "line",
-    "task_id",
-    "status",
-    "attempts",
-    "http_status",
-    "error",
-    "submitted_at",
-    "fingerprint",
-    "task_ids",
-    "format",
-];
+pub const REPORT_COLUMNS_2: &[&str] = &{
+    let mut columns = REPORT;
+    columns[0] = "id";
+    columns
+};
 
 /// The header of format `results/1`, the whole of a file written by the
 /// releases that kept their state in it: the first nine of
