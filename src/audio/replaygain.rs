@@ -66,6 +66,14 @@ impl ReplayGain {
     pub fn peak_tag(&self) -> String {
         format!("{:.6}", self.track_peak)
     }
+
+    /// Puts these values into `tag`, replacing its track gain and peak
+    /// frames of any case and keeping every other frame (for a tag being
+    /// built before the file is written; [`write_replaygain`] rewrites a
+    /// file in place).
+    pub fn set_in(&self, tag: &mut id3::Tag) {
+        set_frames(tag, self);
+    }
 }
 
 /// Writes the ReplayGain 2.0 track tags of `m` into the MP3 at `path`,
@@ -75,7 +83,9 @@ impl ReplayGain {
 /// new ID3v2.4 tag, then every byte that followed the old tag, as its
 /// header sizes it, copied as it is; then a rename), so the audio is untouched and a crash leaves the
 /// old file. A rename gives the file a new inode: a hard link to the old
-/// one keeps the old tags.
+/// one keeps the old tags. A file whose tag already holds exactly these
+/// values is left untouched, so writing twice (a run killed after it
+/// tagged, before it recorded) changes nothing.
 ///
 /// # Errors
 /// [`AudioError::Silent`] for a take without loudness;
@@ -106,6 +116,14 @@ pub fn write_replaygain(path: &Path, m: &Measurement) -> Result<ReplayGain, Audi
     (&mut file).take(10).read_to_end(&mut head).map_err(read)?;
     let audio = id3v2_size(&head).map_or(0, |size| 10 + size);
     file.seek(SeekFrom::Start(audio)).map_err(read)?;
+    let says = |name: &str| {
+        tag.extended_texts()
+            .find(|t| t.description == name)
+            .map(|t| t.value.clone())
+    };
+    if says(GAIN_FRAME) == Some(rg.gain_tag()) && says(PEAK_FRAME) == Some(rg.peak_tag()) {
+        return Ok(rg);
+    }
     set_frames(&mut tag, &rg);
 
     let write = |source: io::Error| AudioError::Write {

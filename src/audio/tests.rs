@@ -278,8 +278,10 @@ fn replaygain_tags_are_written_beside_the_others_and_the_audio_is_untouched() {
         assert_eq!(text("REPLAYGAIN_TRACK_PEAK"), Some(rg.peak_tag()));
         let again = measure_file(&path, &Default::default()).unwrap();
         assert_eq!(again.audio_sha256, m.audio_sha256);
-        // Written twice: still one frame of each.
+        // Written twice: the file already says it, and is left untouched.
+        let tagged = std::fs::read(&path).unwrap();
         write_replaygain(&path, &again).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), tagged, "{name}");
         let tag = id3::Tag::read_from_path(&path).unwrap();
         assert_eq!(tag.extended_texts().count(), 2, "{name}");
     }

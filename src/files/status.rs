@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogError;
 use super::results::{ResultsError, Status};
-use super::state::{Snapshot, Unfetched};
+use super::state::{Snapshot, TakeCounts, Unfetched};
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -96,6 +96,8 @@ pub struct Report {
     pub tasks: TaskCounts,
     pub clips: Clips,
     pub downloads: Downloads,
+    /// The measured takes of each job's latest task, by verdict.
+    pub takes: TakeCounts,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
     pub clip_failures: Vec<Reason>,
     /// Clips in progress that wait for a reason batchgen knows (the host
@@ -249,6 +251,7 @@ pub fn read_with_snapshot(
         }
     })?;
     report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
+    report.takes = snapshot.take_counts()?;
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
     report.clip_pending = clip_pending.sorted();

@@ -204,6 +204,9 @@ pub struct Config {
     pub budget: Option<f64>,
     /// The price of a job the catalogue has none for.
     pub credits_per_job: f64,
+    /// The manifest's `[quality]` table (flags of `collect` go above it):
+    /// kept in the state store, so a later `collect` judges takes by it.
+    pub quality: quality::QualitySettings,
 }
 
 /// The price of a job the model catalogue names none for.
@@ -317,6 +320,7 @@ impl Config {
             album: settings.album,
             budget: settings.budget,
             credits_per_job: settings.credits_per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB),
+            quality: settings.quality,
         }))
     }
 }

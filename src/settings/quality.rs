@@ -109,6 +109,41 @@ impl QualitySettings {
         Ok(())
     }
 
+    /// Each rule this layer sets, written as its key takes it (what
+    /// [`QualitySettings::set`] reads back to the same settings): how a
+    /// manifest's `[quality]` table is kept in the state store for a
+    /// later `collect`.
+    pub fn written(&self) -> Vec<(&'static str, String)> {
+        fn limit<T: Copy>(value: Option<Limit<T>>, show: impl Fn(T) -> String) -> Option<String> {
+            value.map(|l| match l {
+                Limit::Off => "off".to_owned(),
+                Limit::At(v) => show(v),
+            })
+        }
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        let policy = |p: Option<Policy>| {
+            p.map(|p| match p {
+                Policy::Reject => "reject".to_owned(),
+                Policy::Keep => "keep".to_owned(),
+            })
+        };
+        let values = [
+            limit(self.min_duration, duration),
+            limit(self.max_duration, duration),
+            limit(self.max_leading_silence, duration),
+            limit(self.max_trailing_silence, duration),
+            limit(self.max_true_peak, |v| v.to_string()),
+            limit(self.max_clipped_samples, |v| v.to_string()),
+            limit(self.loudness, |(low, high)| format!("{low}..{high}")),
+            policy(self.identical_takes),
+            policy(self.watermarked_lyrics),
+        ];
+        KEYS.iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((*key, value?)))
+            .collect()
+    }
+
     /// `self` where set, else `lower`.
     pub fn or(self, lower: QualitySettings) -> QualitySettings {
         QualitySettings {

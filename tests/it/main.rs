@@ -24,6 +24,7 @@ mod manifest;
 mod measure;
 mod operator;
 mod page;
+mod page_quality;
 mod providers;
 mod sandbox;
 mod status;

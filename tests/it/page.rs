@@ -18,7 +18,7 @@ use crate::common::{self, code, stderr};
 
 /// The browser, or `None` (said on stderr and stdout) when none is found
 /// and skipping was asked for.
-fn browser() -> Option<PathBuf> {
+pub(crate) fn browser() -> Option<PathBuf> {
     let found = std::env::var_os("CHROME")
         .map(PathBuf::from)
         .filter(|p| p.exists())
@@ -81,7 +81,7 @@ fn page_url(page: &Path, fragment: &str) -> String {
 }
 
 /// The DOM after the page's script ran, as Chromium serializes it.
-fn dom(chrome: &Path, page: &Path, fragment: &str) -> String {
+pub(crate) fn dom(chrome: &Path, page: &Path, fragment: &str) -> String {
     let out = chromium(chrome, &["--dump-dom".into()], &page_url(page, fragment));
     let dom = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -92,7 +92,7 @@ fn dom(chrome: &Path, page: &Path, fragment: &str) -> String {
     dom
 }
 
-fn screenshot(chrome: &Path, page: &Path, fragment: &str, name: &str) {
+pub(crate) fn screenshot(chrome: &Path, page: &Path, fragment: &str, name: &str) {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&target).unwrap();
     let shot = target.join(name);
@@ -113,7 +113,7 @@ fn screenshot(chrome: &Path, page: &Path, fragment: &str, name: &str) {
 }
 
 /// Every `<tag …>` in `dom` with its attributes (values unescaped).
-fn tags(dom: &str, tag: &str) -> Vec<HashMap<String, String>> {
+pub(crate) fn tags(dom: &str, tag: &str) -> Vec<HashMap<String, String>> {
     let open = format!("<{tag}");
     let mut found = Vec::new();
     let mut rest = dom;
@@ -293,7 +293,8 @@ fn a_sandbox_catalog_shows_its_players_failures_and_hostile_titles_as_text() {
         .count();
     assert_eq!(messages, failed, "each failed clip says why");
 
-    // The playlist lists the same files, beside the page.
+    // The playlist lists the picks beside the page: a judged job's kept
+    // pick, every downloaded take of a job not judged.
     let playlist = std::fs::read_to_string(dir.path().join("m.sandbox.m3u8")).unwrap();
     let lines: Vec<&str> = playlist.lines().collect();
     assert_eq!(lines[0], "#EXTM3U");
@@ -302,8 +303,23 @@ fn a_sandbox_catalog_shows_its_players_failures_and_hostile_titles_as_text() {
         .copied()
         .filter(|l| !l.starts_with('#'))
         .collect();
-    assert_eq!(paths.len(), complete, "{playlist}");
-    assert_eq!(lines.len(), 2 + 2 * complete, "{playlist}");
+    let mut expected: Vec<&str> = Vec::new();
+    let mut keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    keys.dedup();
+    for key in keys {
+        let takes: Vec<&Row> = rows.iter().filter(|r| r.key.as_str() == key).collect();
+        let judged = takes.iter().any(|r| r.verdict().is_some());
+        expected.extend(
+            takes
+                .iter()
+                .filter(|r| r.status == "complete" && !r.file.is_empty())
+                .filter(|r| !judged || (r.pick && r.verdict == "kept"))
+                .map(|r| r.file.as_str()),
+        );
+    }
+    assert!(!expected.is_empty(), "{rows:?}");
+    assert_eq!(paths, expected, "{playlist}");
+    assert_eq!(lines.len(), 2 + 2 * expected.len(), "{playlist}");
     for path in paths {
         assert!(dir.path().join(path).is_file(), "{path}");
     }
@@ -358,7 +374,7 @@ fn big_catalog(dir: &Path, jobs: usize) -> PathBuf {
                 } else {
                     String::new()
                 },
-                lyrics: String::new(),
+                ..Row::default()
             })
             .unwrap();
         }

@@ -42,7 +42,7 @@ fn clip(key: &str, index: u32, status: &str, file: &str, bytes: Option<u64>, err
         file_bytes: bytes,
         image_file: String::new(),
         error: error.into(),
-        lyrics: String::new(),
+        ..Row::default()
     }
 }
 

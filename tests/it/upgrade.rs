@@ -487,7 +487,10 @@ async fn a_deleted_store_is_rebuilt_with_its_catalog_without_a_poll_or_a_downloa
         .map(|r| r.unwrap()[at.expect("a format column")].to_owned())
         .collect();
     assert!(
-        formats.len() == 8 && formats.iter().all(|f| f == "catalog/2"),
+        formats.len() == 8
+            && formats
+                .iter()
+                .all(|f| f == batchgen::files::catalog::FORMAT),
         "the report is in this release's format: {formats:?}"
     );
     let songs = bytes_of(&dir.path().join("songs"));

@@ -315,13 +315,20 @@ async fn start_downloads(
     let Some(d) = &config.download else {
         return Ok(None);
     };
-    let s = Arc::clone(store);
-    let claims =
-        blocking(move || download::Claims::recorded(&s).map_err(CollectError::from)).await?;
+    let (s, measure) = (Arc::clone(store), d.measure.clone());
+    let (claims, rules) = blocking(move || {
+        let rules = match &measure {
+            Some(m) => download::rules_in_force(m, &s)?,
+            None => Default::default(),
+        };
+        Ok((download::Claims::recorded(&s)?, rules))
+    })
+    .await?;
     Ok(Some(download::spawn(
         d.clone(),
         Arc::clone(store),
         claims,
+        rules,
         work.clone(),
     )?))
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::files::catalog::CatalogError;
 use crate::files::results::{Record, Status};
-use crate::files::state::{self, Catalog, JobClips};
+use crate::files::state::{self, Catalog, JobClips, TakeCounts};
 use crate::files::status::Expiring;
 use crate::job::JobKey;
 
@@ -151,6 +151,8 @@ pub struct Counts {
     pub pending_reasons: Vec<(String, usize)>,
     /// Jobs whose songs the provider may delete before they are fetched.
     pub expiring: Expiring,
+    /// The measured takes, by verdict.
+    pub takes: TakeCounts,
 }
 
 impl Counts {
@@ -176,6 +178,7 @@ impl Counts {
                 .map(|(why, count)| (why, size(count)))
                 .collect(),
             expiring: Expiring::from(n.unfetched),
+            takes: n.takes,
         })
     }
 }

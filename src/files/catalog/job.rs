@@ -5,9 +5,12 @@
 //! outcome recorded into one row. So the rule lives here, on the few rows
 //! of one job, and the store (`crate::files::state`) only keeps them.
 
-use crate::api::feed::{self, ClipStatus, TaskClips};
+use std::time::Duration;
 
-use super::Row;
+use crate::api::feed::{self, ClipStatus, TaskClips};
+use crate::settings::quality::{QualityRules, Take};
+
+use super::{Measured, Row, Verdict};
 
 /// Most clips kept per job. A task has two; a hostile feed listing
 /// thousands must not make one job's rows unbounded.
@@ -169,20 +172,98 @@ fn blank(key: &str, task_id: &str, clip_index: u32, clip_id: &str) -> Row {
         task_id: task_id.to_owned(),
         clip_index,
         clip_id: clip_id.to_owned(),
-        title: String::new(),
-        style: String::new(),
-        model: String::new(),
         status: ClipStatus::New.as_str().to_owned(),
-        duration: None,
-        created_at: String::new(),
-        audio_url: String::new(),
-        image_url: String::new(),
-        file: String::new(),
-        file_bytes: None,
-        image_file: String::new(),
-        error: String::new(),
-        lyrics: String::new(),
+        ..Row::default()
     }
+}
+
+/// The loudness a pick is judged against when the rules set no window:
+/// what Spotify and YouTube normalise to (CATALOG.md), so the pick needs
+/// the least gain there.
+pub const PICK_LOUDNESS: f64 = -14.0;
+
+impl JobRows {
+    /// Judges every measured take of task `task_id` by `rules` (its
+    /// verdict and reasons) and picks one ([`pick_order`]). A take is
+    /// judged with the takes listed before it: of two with the same audio,
+    /// the later one is the repeat. Returns whether any row changed.
+    pub fn judge(&mut self, task_id: &str, rules: &QualityRules) -> bool {
+        let before = self.rows.clone();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut judged: Vec<(u32, Vec<String>)> = Vec::new();
+        for row in self.rows.iter().filter(|r| r.task_id == task_id) {
+            let Some(measured) = row.measured.as_deref() else {
+                continue;
+            };
+            let reasons = match measured {
+                Measured::Audio(m) => {
+                    let take = Take {
+                        duration: secs(m.duration),
+                        leading_silence: secs(m.leading_silence),
+                        trailing_silence: secs(m.trailing_silence),
+                        true_peak: m.true_peak_dbtp,
+                        clipped_samples: m.clipped_samples,
+                        loudness: m.integrated_lufs,
+                        repeats_earlier_take: seen.contains(&m.audio_sha256.as_str()),
+                        watermarked: feed::is_watermarked(&row.lyrics),
+                    };
+                    seen.push(&m.audio_sha256);
+                    rules
+                        .verdict(&take)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                }
+                Measured::Unreadable(why) => vec![format!("cannot be measured: {why}")],
+            };
+            judged.push((row.clip_index, reasons));
+        }
+        for (index, reasons) in judged {
+            if let Some(row) = self.row_mut(index) {
+                let verdict = if reasons.is_empty() {
+                    Verdict::Kept
+                } else {
+                    Verdict::Rejected
+                };
+                verdict.as_str().clone_into(&mut row.verdict);
+                row.reasons = reasons.join("; ");
+            }
+        }
+        let target = rules
+            .loudness
+            .map_or(PICK_LOUDNESS, |(low, high)| f64::midpoint(low, high));
+        let best = self
+            .rows
+            .iter()
+            .filter(|r| r.task_id == task_id && r.verdict().is_some())
+            .min_by(|a, b| pick_order(a, b, target))
+            .map(|r| r.clip_index);
+        for row in self.rows.iter_mut().filter(|r| r.task_id == task_id) {
+            row.pick = Some(row.clip_index) == best;
+        }
+        self.rows != before
+    }
+}
+
+/// Which of two judged takes is the better pick (`Less`: `a`): a kept take
+/// before a rejected one; then fewer broken rules; then the loudness
+/// nearer `target` (a silent take last); then the longer take (a song cut
+/// short is the commoner defect); then the host's order.
+pub fn pick_order(a: &Row, b: &Row, target: f64) -> std::cmp::Ordering {
+    let rejected = |r: &Row| r.verdict() != Some(Verdict::Kept);
+    let broken = |r: &Row| r.reasons.split("; ").filter(|s| !s.is_empty()).count();
+    let off = |r: &Row| r.loudness.map_or(f64::INFINITY, |l| (l - target).abs());
+    let length = |r: &Row| r.measured_duration.unwrap_or(0.0);
+    rejected(a)
+        .cmp(&rejected(b))
+        .then(broken(a).cmp(&broken(b)))
+        .then(off(a).total_cmp(&off(b)))
+        .then(length(b).total_cmp(&length(a)))
+        .then(a.clip_index.cmp(&b.clip_index))
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
 }
 
 #[cfg(test)]

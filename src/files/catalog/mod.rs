@@ -24,9 +24,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::api::feed::ClipStatus;
+use crate::audio::Measurement;
 use crate::files::results::{Bounded, ResultsError};
 use crate::job::JobKey;
 use crate::util::fsx::AtomicFile;
@@ -34,8 +37,13 @@ pub use job::JobRows;
 
 /// The format named in each row of a catalog this release writes. An
 /// earlier release wrote no such column (read as `catalog/1`: the same
-/// columns but `format`).
-pub const FORMAT: &str = "catalog/2";
+/// columns but `format`); `catalog/2` lacks the take's measurement
+/// (`measured_duration` to `pick`). All three are read.
+pub const FORMAT: &str = "catalog/3";
+
+/// The formats this release reads: an earlier release's catalog is
+/// imported (its missing columns empty), never refused.
+const READS: [&str; 2] = ["catalog/2", FORMAT];
 
 /// Columns a file must have to be read as a catalog.
 const REQUIRED: [&str; 4] = ["key", "task_id", "clip_index", "status"];
@@ -121,11 +129,101 @@ pub struct Row {
     /// The clip's lyrics ([`crate::api::feed::Clip::lyrics`]), for the MP3's tag.
     #[serde(default, with = "crate::files::results::cell")]
     pub lyrics: String,
+    /// The downloaded take's length as decoded, seconds (the host's claim
+    /// is `duration`); empty until measured.
+    #[serde(default)]
+    pub measured_duration: Option<f64>,
+    /// Integrated loudness, LUFS; empty for a silent or unmeasured take.
+    #[serde(default)]
+    pub loudness: Option<f64>,
+    /// True peak, dBTP; empty for a silent or unmeasured take.
+    #[serde(default)]
+    pub true_peak: Option<f64>,
+    /// What the quality rules made of the take: `kept`, `rejected`, or
+    /// empty until it is measured ([`Verdict`]).
+    #[serde(default)]
+    pub verdict: String,
+    /// Every rule the take breaks, `; `-separated.
+    #[serde(default, with = "crate::files::results::cell")]
+    pub reasons: String,
+    /// The take of its job's task the playlist takes ([`JobRows::judge`]).
+    #[serde(default)]
+    pub pick: bool,
+    /// The whole measurement, or why the file could not be measured: kept
+    /// in the store, not a column of the report.
+    #[serde(skip)]
+    pub measured: Option<Arc<Measured>>,
 }
 
 impl Row {
     pub fn status(&self) -> ClipStatus {
         ClipStatus::parse(&self.status)
+    }
+
+    /// The verdict column as a value.
+    pub fn verdict(&self) -> Option<Verdict> {
+        Verdict::parse(&self.verdict)
+    }
+
+    /// Records what measuring the take found, with the columns copied out
+    /// of it; the verdict waits for [`JobRows::judge`].
+    pub fn set_measured(&mut self, measured: Measured) {
+        let m = measured.audio();
+        self.measured_duration = m.map(|m| m.duration);
+        self.loudness = m.and_then(|m| m.integrated_lufs);
+        self.true_peak = m.and_then(|m| m.true_peak_dbtp);
+        self.measured = Some(Arc::new(measured));
+    }
+
+    /// Whether this row's take is measured by the current method (a take
+    /// measured by another one is measured again).
+    pub fn is_measured(&self) -> bool {
+        self.measured.is_some()
+    }
+}
+
+/// What measuring a downloaded take found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measured {
+    /// Its numbers ([`crate::audio::Measurement`]).
+    Audio(Measurement),
+    /// Why it could not be measured (not an MP3 after all, no frame that
+    /// decodes): such a take is rejected.
+    Unreadable(String),
+}
+
+impl Measured {
+    pub fn audio(&self) -> Option<&Measurement> {
+        match self {
+            Measured::Audio(m) => Some(m),
+            Measured::Unreadable(_) => None,
+        }
+    }
+}
+
+/// What the quality rules made of a measured take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It breaks no rule.
+    Kept,
+    /// It breaks at least one (the `reasons` column names each).
+    Rejected,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Kept => "kept",
+            Verdict::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Verdict> {
+        match text {
+            "kept" => Some(Verdict::Kept),
+            "rejected" => Some(Verdict::Rejected),
+            _ => None,
+        }
     }
 }
 
@@ -177,7 +275,7 @@ pub fn each_row(path: &Path, mut visit: impl FnMut(u64, Row)) -> Result<bool, Ca
         }
         let line = record.position().map_or(0, csv::Position::line);
         if let Some(format) = format_at.and_then(|at| record.get(at))
-            && format != FORMAT
+            && !READS.contains(&format)
             && !format.is_empty()
         {
             return Err(CatalogError::Refused(format!(

@@ -52,9 +52,13 @@ fn a_report_reads_back_as_written_and_names_its_format() {
         header.starts_with("key,task_id,clip_index,clip_id,"),
         "{header}"
     );
-    assert!(header.ends_with(",lyrics,format"), "{header}");
     assert!(
-        text.lines().skip(1).all(|l| l.ends_with(",catalog/2")),
+        header
+            .ends_with(",lyrics,measured_duration,loudness,true_peak,verdict,reasons,pick,format"),
+        "{header}"
+    );
+    assert!(
+        text.lines().skip(1).all(|l| l.ends_with(",catalog/3")),
         "{text}"
     );
     assert!(
@@ -122,11 +126,37 @@ fn damage_before_the_end_a_foreign_file_and_a_newer_format_are_refused() {
     out.finish().unwrap();
     let newer = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("catalog/2", "catalog/3");
+        .replace("catalog/3", "catalog/4");
     std::fs::write(&path, &newer).unwrap();
     let err = read(&path).unwrap_err();
     assert!(
-        matches!(&err, CatalogError::Refused(m) if m.contains("\"catalog/3\"") && m.contains(FORMAT)),
+        matches!(&err, CatalogError::Refused(m) if m.contains("\"catalog/4\"") && m.contains(FORMAT)),
         "{err}"
     );
+}
+
+/// The previous release's catalog (`catalog/2`: no measurement columns)
+/// reads, its takes unmeasured.
+#[test]
+fn a_second_format_catalog_reads_with_its_takes_unmeasured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.catalog.csv");
+    std::fs::write(
+        &path,
+        "key,task_id,clip_index,clip_id,title,style,model,status,duration,created_at,audio_url,image_url,file,file_bytes,image_file,error,lyrics,format\n\
+         a,t1,1,c1,Rain,lofi,V4_5,complete,61.5,2026-11-01T00:00:00Z,https://cdn.example/c1.mp3,,songs/a-1.mp3,123,,,la la,catalog/2\n",
+    )
+    .unwrap();
+    let back = read(&path).unwrap();
+    assert_eq!(back.len(), 1);
+    let r = &back[0].1;
+    assert_eq!(
+        (r.file.as_str(), r.file_bytes),
+        ("songs/a-1.mp3", Some(123))
+    );
+    assert_eq!(
+        (r.measured_duration, r.loudness, r.verdict.as_str(), r.pick),
+        (None, None, "", false)
+    );
+    assert!(r.measured.is_none());
 }

@@ -19,6 +19,13 @@
 //! U+2028/U+2029 are escaped too (line terminators to older JavaScript).
 //! Those characters occur in JSON only inside strings, so the rewrite is a
 //! plain byte substitution that keeps the value.
+//!
+//! # Measured takes
+//! A clip whose take was measured carries its numbers (`measured`,
+//! `lufs`, `dbtp`), its verdict (`kept` or `rejected`) with the reasons,
+//! and `pick` on the take its job's playlist entry is made of. A clip not
+//! measured carries none of these keys, so an unmeasured catalog's data
+//! is what it would be without them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +35,7 @@ use serde::Serialize;
 use super::PageError;
 use super::paths::{Locator, href, remote};
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::Row;
+use crate::files::catalog::{Row, Verdict};
 use crate::job::JobKey;
 use crate::util::fsx;
 
@@ -68,6 +75,25 @@ pub struct Clip {
     pub local: bool,
     pub image: Option<String>,
     pub error: String,
+    /// The take's length as decoded, seconds; absent until measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    /// Integrated loudness, LUFS; absent for a silent or unmeasured take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lufs: Option<f64>,
+    /// True peak, dBTP; absent for a silent or unmeasured take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dbtp: Option<f64>,
+    /// `kept` or `rejected`; absent for a take not judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// Every rule the take breaks, `; `-separated; absent when none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reasons: String,
+    /// The take picked for its job (one per job, among judged takes);
+    /// absent when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pick: bool,
 }
 
 /// What the counts at the top say.
@@ -82,6 +108,13 @@ pub struct PageCounts {
     pub failed: u64,
     /// Clips whose MP3 is on disk.
     pub downloaded: u64,
+    /// Takes measured and judged `kept`.
+    pub kept: u64,
+    /// Takes measured and judged `rejected`.
+    pub rejected: u64,
+    /// Jobs with at least one rejected take: what the `review` filter
+    /// shows.
+    pub review: u64,
 }
 
 /// A row made into a clip, and its downloaded file (relative to the page)
@@ -93,6 +126,7 @@ pub fn clip(row: &Row, locator: &Locator) -> (Clip, Option<PathBuf>) {
         .map(|p| href(&p))
         .or_else(|| remote(&row.image_url));
     let status = row.status();
+    let verdict = row.verdict();
     let audio = match &file {
         Some(p) => Some(href(p)),
         None if status == ClipStatus::Complete => remote(&row.audio_url),
@@ -110,6 +144,16 @@ pub fn clip(row: &Row, locator: &Locator) -> (Clip, Option<PathBuf>) {
         audio,
         image,
         error: row.error.clone(),
+        measured: row.measured_duration.filter(|d| d.is_finite() && *d >= 0.0),
+        lufs: row.loudness.filter(|l| l.is_finite()),
+        dbtp: row.true_peak.filter(|p| p.is_finite()),
+        verdict: verdict.map(Verdict::as_str),
+        reasons: if verdict.is_some() {
+            row.reasons.clone()
+        } else {
+            String::new()
+        },
+        pick: row.pick && verdict.is_some(),
     };
     (clip, file)
 }
@@ -128,6 +172,27 @@ impl PageCounts {
             ClipStatus::Complete => self.complete += 1,
             ClipStatus::Failed => self.failed += 1,
         }
+    }
+
+    /// Counts one take's verdict; `job_in_review`: whether its job is
+    /// counted as needing review already. Returns whether it is now.
+    pub fn add_verdict(&mut self, verdict: Option<Verdict>, job_in_review: bool) -> bool {
+        match verdict {
+            Some(Verdict::Kept) => self.kept += 1,
+            Some(Verdict::Rejected) => {
+                self.rejected += 1;
+                self.review += u64::from(!job_in_review);
+                return true;
+            }
+            None => {}
+        }
+        job_in_review
+    }
+
+    /// Whether any take is judged: only then do the page's quality counts
+    /// and filters mean anything.
+    pub fn judged(&self) -> bool {
+        self.kept + self.rejected > 0
     }
 }
 
@@ -355,6 +420,114 @@ mod tests {
         assert!(text.contains("\\u2028\\u2029 ü"), "{text}");
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back, value);
+    }
+
+    fn locator() -> (tempfile::TempDir, Locator) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(dir.path()).unwrap();
+        (dir, Locator::new(home))
+    }
+
+    fn take(index: u32, verdict: &str, reasons: &str, pick: bool) -> Row {
+        Row {
+            key: "k".into(),
+            task_id: "t".into(),
+            clip_index: index,
+            clip_id: format!("c{index}"),
+            status: "complete".into(),
+            duration: Some(61.0),
+            measured_duration: Some(12.04),
+            loudness: Some(-14.25),
+            true_peak: Some(-1.0),
+            verdict: verdict.into(),
+            reasons: reasons.into(),
+            pick,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn a_judged_clip_carries_its_numbers_verdict_reasons_and_pick() {
+        let (_dir, locator) = locator();
+        let why = "too short: 12.0 s (at least 30.0 s); <b>14.2 s</b> of silence at the end";
+        let (rejected, _) = clip(&take(1, "rejected", why, false), &locator);
+        let json: serde_json::Value = serde_json::to_value(&rejected).unwrap();
+        assert_eq!(json["measured"], 12.04);
+        assert_eq!(json["lufs"], -14.25);
+        assert_eq!(json["dbtp"], -1.0);
+        assert_eq!(json["verdict"], "rejected");
+        assert_eq!(json["reasons"], why);
+        assert!(json.get("pick").is_none(), "not the pick: no key");
+        // The reasons are server-rule text in the page: made script-safe.
+        let text = safe(&json);
+        assert!(
+            text.contains(r"\u003cb\u003e14.2 s\u003c/b\u003e"),
+            "{text}"
+        );
+
+        let (kept, _) = clip(&take(2, "kept", "", true), &locator);
+        let json = serde_json::to_value(&kept).unwrap();
+        assert_eq!(
+            (&json["verdict"], &json["pick"]),
+            (&"kept".into(), &true.into())
+        );
+        assert!(json.get("reasons").is_none(), "a kept take breaks no rule");
+    }
+
+    #[test]
+    fn an_unmeasured_clip_has_no_quality_keys_and_a_pick_needs_a_verdict() {
+        let (_dir, locator) = locator();
+        let plain = Row {
+            measured_duration: None,
+            loudness: None,
+            true_peak: None,
+            ..take(1, "", "stale words", true)
+        };
+        let (c, _) = clip(&plain, &locator);
+        let json = serde_json::to_value(&c).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for absent in ["measured", "lufs", "dbtp", "verdict", "reasons", "pick"] {
+            assert!(!keys.contains(&absent), "{absent} in {keys:?}");
+        }
+        let mut expected = [
+            "i", "id", "title", "style", "model", "status", "dur", "audio", "local", "image",
+            "error",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "the keys of a clip before measuring");
+        // Non-finite numbers are not numbers to show.
+        let odd = Row {
+            loudness: Some(f64::NEG_INFINITY),
+            measured_duration: Some(f64::NAN),
+            ..take(1, "kept", "", false)
+        };
+        let (c, _) = clip(&odd, &locator);
+        assert_eq!((c.lufs, c.measured, c.dbtp), (None, None, Some(-1.0)));
+    }
+
+    #[test]
+    fn counts_add_kept_rejected_and_each_job_to_review_once() {
+        let mut counts = PageCounts::default();
+        assert!(!counts.judged());
+        let jobs: [&[Option<Verdict>]; 4] = [
+            &[Some(Verdict::Rejected), Some(Verdict::Rejected)],
+            &[Some(Verdict::Kept), Some(Verdict::Rejected)],
+            &[Some(Verdict::Kept), Some(Verdict::Kept)],
+            &[None, None],
+        ];
+        for takes in jobs {
+            let mut in_review = false;
+            for &verdict in takes {
+                in_review = counts.add_verdict(verdict, in_review);
+            }
+        }
+        assert_eq!((counts.kept, counts.rejected, counts.review), (3, 3, 2));
+        assert!(counts.judged());
     }
 
     #[test]

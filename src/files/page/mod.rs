@@ -1,6 +1,6 @@
 //! The catalog as a person looks at it: a static HTML page beside the
-//! catalog CSV (`<stem>.catalog.html`), and the playlist of the
-//! downloaded songs ([`crate::files::playlist`], `<stem>.m3u8`).
+//! catalog CSV (`<stem>.catalog.html`), and the playlist of its songs
+//! ([`crate::files::playlist`], `<stem>.m3u8`).
 //!
 //! # The page
 //! One self-contained file: no CDN, no font, no request but the clips' own
@@ -11,15 +11,36 @@
 //! search and a sort (manifest order or title) live in the URL fragment
 //! (`#status=failed&q=rain`), so a view can be bookmarked.
 //!
+//! # Measured takes
+//! A take `collect` measured shows its numbers (length as decoded,
+//! loudness in LUFS, true peak in dBTP) and a `kept` or `rejected` badge,
+//! a rejected one with every rule it breaks written under it; the take
+//! picked for its job has a `pick` badge. Two more filters join the view
+//! in the fragment: `review=1` shows only the jobs with a rejected take
+//! among the clips the other filters leave (with `picks=1`: the jobs whose
+//! pick is rejected, which have no song in the playlist), and `picks=1`
+//! shows only each job's picked take (a job with no pick, because none of
+//! its takes is judged, keeps all its clips, so the option never hides an
+//! unmeasured catalog). The counts at the top add takes kept, takes
+//! rejected and jobs to review once any take is judged. A take not
+//! measured has no badge, no numbers, and no key for them in the data, so
+//! a catalog without measurements shows none of this.
+//!
+//! The playlist is the picks ([`crate::files::playlist`]): a job with a
+//! judged take lists its pick when kept, and nothing when its takes are
+//! all rejected (they need review first); a job without one lists every
+//! downloaded take.
+//!
 //! # At 10^5 clips
 //! The page is a shell (a template rendered through `minijinja`, every
 //! value HTML-escaped) and a script that renders one page of 50 jobs at a
 //! time from JSON data, so the DOM never holds more than one page of
 //! players. The data is embedded for a small catalog and written in chunk
 //! files beside the page for a large one ([`data`]); the browser loads
-//! only the chunks the view needs (all of them for a filter or a search).
-//! Writing streams the rows: batchgen holds one chunk and the counts,
-//! never the catalog.
+//! only the chunks the view needs (all of them for a filter or a search;
+//! `picks` alone moves no job, so it pages as the plain view does).
+//! Writing streams the rows: batchgen holds one chunk, the counts and one
+//! job's takes (for the playlist), never the catalog.
 //!
 //! # Files
 //! Every file is written through [`crate::util::fsx`]: the page and the
@@ -41,7 +62,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::files::catalog::{CatalogError, Row};
-use crate::files::playlist::Playlist;
+use crate::files::playlist::{Playlist, Take};
 use crate::files::state::JobClips;
 use crate::util::fsx;
 use data::{Chunks, Data, Grouper, PageCounts};
@@ -146,7 +167,8 @@ pub struct Outputs {
     pub data_dir: Option<PathBuf>,
     pub playlist: PathBuf,
     pub counts: PageCounts,
-    /// Entries in the playlist: downloaded clips found on disk.
+    /// Entries in the playlist: each judged job's kept pick, every
+    /// downloaded take of a job not judged, found on disk.
     pub playlist_entries: u64,
 }
 
@@ -238,23 +260,31 @@ fn write_from(
     let mut chunks = Chunks::new(&home, &dir_name);
     let mut grouper = Grouper::default();
     let mut counts = PageCounts::default();
+    let mut in_review = false;
     feed(&mut |row: Row| {
         let (clip, file) = data::clip(&row, &locator);
-        if let Some(file) = &file {
-            let title = if row.title.trim().is_empty() {
-                format!("{} {}", row.key, row.clip_index)
-            } else {
-                row.title.clone()
-            };
-            playlist
-                .add(file, &title, clip.dur)
-                .map_err(write_error(&playlist_path))?;
-        }
+        let title = match &file {
+            Some(_) if row.title.trim().is_empty() => format!("{} {}", row.key, row.clip_index),
+            Some(_) => row.title.clone(),
+            None => String::new(),
+        };
+        let take = Take {
+            file,
+            title,
+            duration: clip.dur,
+            verdict: row.verdict(),
+            pick: row.pick,
+        };
+        playlist
+            .offer(&row.key, take)
+            .map_err(write_error(&playlist_path))?;
         let local = clip.local;
         let new_job = grouper.add(&row.key, &row.task_id, clip, &mut chunks)?;
         counts.add(row.status(), local, new_job);
+        in_review = counts.add_verdict(row.verdict(), in_review && !new_job);
         Ok(())
     })?;
+    playlist.end_job().map_err(write_error(&playlist_path))?;
     let entries = grouper.finish(&mut chunks)?;
     let data = chunks.finish()?;
     let html = render::page(&render::Shell {
@@ -310,8 +340,7 @@ mod tests {
             file: file.into(),
             file_bytes: None,
             image_file: String::new(),
-            error: String::new(),
-            lyrics: String::new(),
+            ..Row::default()
         }
     }
 
@@ -424,6 +453,74 @@ mod tests {
         assert!(
             html.contains(r#""audio":"https://cdn.example/a.mp3","local":false"#),
             "the fallback"
+        );
+    }
+
+    #[test]
+    fn judged_takes_show_their_verdicts_counts_and_only_kept_picks_are_played() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = std::fs::canonicalize(dir.path()).unwrap();
+        let mut rows = Vec::new();
+        // (job, take, verdict, pick, reasons)
+        let takes = [
+            ("a", 1, "kept", false, ""),
+            ("a", 2, "kept", true, ""),
+            (
+                "b",
+                1,
+                "rejected",
+                true,
+                "too short: 12.0 s (at least 30.0 s)",
+            ),
+            (
+                "b",
+                2,
+                "rejected",
+                false,
+                "too short: 9.0 s (at least 30.0 s)",
+            ),
+            ("c", 1, "", false, ""),
+            ("c", 2, "", false, ""),
+        ];
+        for (key, index, verdict, pick, reasons) in takes {
+            let name = format!("{key}-{index}.mp3");
+            std::fs::write(home.join(&name), b"ID3").unwrap();
+            let judged = !verdict.is_empty();
+            rows.push(Row {
+                measured_duration: judged.then_some(60.0 + f64::from(index)),
+                loudness: judged.then_some(-14.0),
+                true_peak: judged.then_some(-1.5),
+                verdict: verdict.into(),
+                reasons: reasons.into(),
+                pick,
+                ..row(key, index, "complete", &name)
+            });
+        }
+        let out = write_outputs(&home.join("jobs.catalog.csv"), rows.into_iter()).unwrap();
+        assert_eq!(
+            (out.counts.kept, out.counts.rejected, out.counts.review),
+            (2, 2, 1)
+        );
+        assert_eq!(out.counts.downloaded, 6);
+        assert_eq!(out.playlist_entries, 3, "a's pick and c's two takes");
+        let playlist = std::fs::read_to_string(&out.playlist).unwrap();
+        let paths: Vec<&str> = playlist.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(paths, ["a-2.mp3", "c-1.mp3", "c-2.mp3"]);
+
+        let html = std::fs::read_to_string(&out.page).unwrap();
+        assert!(
+            html.contains(r#""error":"","measured":62.0,"lufs":-14.0,"dbtp":-1.5,"verdict":"kept","pick":true}"#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#""verdict":"rejected","reasons":"too short: 12.0 s (at least 30.0 s)","pick":true}"#
+        ));
+        assert!(
+            html.contains(r#""local":true,"image":null,"error":""}"#),
+            "c is unmeasured"
+        );
+        assert!(
+            html.contains(r##"data-count="review"><a href="#review=1"><b>1</b> to review</a>"##)
         );
     }
 

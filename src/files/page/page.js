@@ -56,13 +56,21 @@
     return Promise.all(all);
   }
 
-  // The view lives in the fragment: #status=failed&q=rain&sort=title&page=2
+  // The view lives in the fragment: #status=failed&q=rain&sort=title&page=2,
+  // and the quality filters #review=1 (jobs with a rejected take) and
+  // #picks=1 (each job's picked take).
+  function flag(p, name) {
+    return p.has(name) && p.get(name) !== "0";
+  }
+
   function readState() {
     const p = new URLSearchParams(location.hash.slice(1));
     const statuses = ["all", "complete", "failed", "running", "downloaded", "remote"];
     const status = statuses.includes(p.get("status")) ? p.get("status") : "all";
     return {
       status: status,
+      review: flag(p, "review"),
+      picks: flag(p, "picks"),
       q: (p.get("q") || "").trim(),
       sort: p.get("sort") === "title" ? "title" : "line",
       page: Math.max(1, parseInt(p.get("page"), 10) || 1),
@@ -72,6 +80,8 @@
   function writeState(s) {
     const p = new URLSearchParams();
     if (s.status !== "all") p.set("status", s.status);
+    if (s.review) p.set("review", "1");
+    if (s.picks) p.set("picks", "1");
     if (s.q) p.set("q", s.q);
     if (s.sort !== "line") p.set("sort", s.sort);
     if (s.page > 1) p.set("page", String(s.page));
@@ -95,9 +105,21 @@
 
   function textMatches(job, clip, words) {
     if (!words.length) return true;
-    const hay = [job.key, job.task, clip.id, clip.title, clip.style, clip.model, clip.error]
+    const hay = [job.key, job.task, clip.id, clip.title, clip.style, clip.model, clip.error, clip.reasons || ""]
       .join("\n").toLowerCase();
     return words.every((w) => hay.includes(w));
+  }
+
+  // A job's clips under the picks filter: its picked take, or every clip
+  // of a job with no pick (none of its takes judged).
+  function picked(job, clips, picks) {
+    if (!picks || !job.clips.some((c) => c.pick)) return clips;
+    return clips.filter((c) => c.pick);
+  }
+
+  // Whether a job's shown clips put it in the review view: one is rejected.
+  function needsReview(clips) {
+    return clips.some((c) => c.verdict === "rejected");
   }
 
   // Every job with its matching clips, in the chosen order.
@@ -106,7 +128,9 @@
     const out = [];
     for (const chunk of chunks) {
       for (const job of chunk) {
-        const clips = job.clips.filter((c) => statusMatches(c, state.status) && textMatches(job, c, words));
+        const matching = job.clips.filter((c) => statusMatches(c, state.status) && textMatches(job, c, words));
+        const clips = picked(job, matching, state.picks);
+        if (state.review && !needsReview(clips)) continue;
         if (clips.length) out.push({ job: job, clips: clips });
       }
     }
@@ -128,6 +152,13 @@
     if (typeof secs !== "number") return "";
     const s = Math.round(secs);
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  // A level to one decimal, with a true minus sign: "\u221214.2 LUFS".
+  function level(value, unit) {
+    if (typeof value !== "number" || !isFinite(value)) return "";
+    const r = Math.round(value * 10) / 10;
+    return (r < 0 ? "\u2212" : "") + Math.abs(r).toFixed(1) + " " + unit;
   }
 
   function clipCard(job, clip) {
@@ -159,9 +190,36 @@
     if (clip.status === "complete") {
       badges.appendChild(el("span", "badge " + (clip.local ? "st-local" : ""), clip.local ? "downloaded" : "remote"));
     }
+    if (clip.verdict === "kept" || clip.verdict === "rejected") {
+      card.dataset.verdict = clip.verdict;
+      const v = el("span", "badge st-" + clip.verdict, clip.verdict);
+      v.dataset.verdict = clip.verdict;
+      badges.appendChild(v);
+    }
+    if (clip.pick) {
+      card.dataset.pick = "";
+      const p = el("span", "badge st-pick", "pick");
+      p.dataset.pick = "";
+      badges.appendChild(p);
+    }
     body.appendChild(badges);
+    if (clip.reasons) {
+      const why = el("p", "reasons", clip.reasons);
+      why.dataset.reasons = "";
+      body.appendChild(why);
+    }
     const meta = [clip.style, clip.model, duration(clip.dur)].filter(Boolean).join(" · ");
     if (meta) body.appendChild(el("div", "meta", meta));
+    const measured = [
+      typeof clip.measured === "number" ? "measured " + duration(clip.measured) : "",
+      level(clip.lufs, "LUFS"),
+      level(clip.dbtp, "dBTP"),
+    ].filter(Boolean).join(" · ");
+    if (measured) {
+      const m = el("div", "meta measure", measured);
+      m.dataset.measure = "";
+      body.appendChild(m);
+    }
     if (clip.status === "complete" && clip.audio) {
       const audio = el("audio");
       audio.controls = true;
@@ -223,10 +281,14 @@
     const state = readState();
     current = state;
     $("status").value = state.status;
+    if ($("review")) $("review").checked = state.review;
+    if ($("picks")) $("picks").checked = state.picks;
     $("sort").value = state.sort;
     if (document.activeElement !== $("q")) $("q").value = state.q;
     const mine = ++token;
-    const plain = state.status === "all" && !state.q && state.sort === "line";
+    // The picks filter alone hides no job (a job without a pick shows all
+    // its clips), so it pages like the plain view, from the chunks needed.
+    const plain = state.status === "all" && !state.review && !state.q && state.sort === "line";
     if (plain) {
       state.page = Math.min(state.page, Math.max(1, Math.ceil(cfg.entries / cfg.perPage)));
       const start = (state.page - 1) * cfg.perPage;
@@ -238,7 +300,7 @@
         const items = [];
         for (let i = start; i < end; i++) {
           const job = chunks[Math.floor(i / cfg.perChunk)][i % cfg.perChunk];
-          if (job) items.push({ job: job, clips: job.clips });
+          if (job) items.push({ job: job, clips: picked(job, job.clips, state.picks) });
         }
         show(items, state, cfg.entries, null);
       }, fail);
@@ -265,6 +327,9 @@
   $("controls").addEventListener("submit", (e) => e.preventDefault());
   $("status").addEventListener("change", (e) => change({ status: e.target.value }));
   $("sort").addEventListener("change", (e) => change({ sort: e.target.value }));
+  ["review", "picks"].forEach((name) => {
+    if ($(name)) $(name).addEventListener("change", (e) => change({ [name]: e.target.checked }));
+  });
   let typing = 0;
   $("q").addEventListener("input", (e) => {
     clearTimeout(typing);

@@ -69,6 +69,7 @@ pub fn page(shell: &Shell) -> Result<String, PageError> {
         .render(context! {
             name => shell.name,
             counts => counts(shell.counts),
+            judged => shell.counts.judged(),
             css => Value::from_safe_string(CSS.to_owned()),
             script => Value::from_safe_string(SCRIPT.to_owned()),
             config => safe(&config),
@@ -77,20 +78,29 @@ pub fn page(shell: &Shell) -> Result<String, PageError> {
         .map_err(encode)
 }
 
-/// The counts at the top, in the order shown.
+/// The counts at the top, in the order shown: the quality counts only
+/// once a take is judged, the jobs to review a link to their view.
 fn counts(c: &PageCounts) -> Vec<Value> {
     let running = c.new + c.text + c.first;
-    [
-        ("jobs", c.jobs, "jobs", ""),
-        ("clips", c.clips, "clips", ""),
-        ("complete", c.complete, "complete", "st-complete"),
-        ("failed", c.failed, "failed", "st-failed"),
-        ("running", running, "in progress", "st-running"),
-        ("downloaded", c.downloaded, "downloaded", "st-local"),
-    ]
-    .into_iter()
-    .map(|(key, n, label, class)| context! { key, n, label, class })
-    .collect()
+    let mut shown = vec![
+        ("jobs", c.jobs, "jobs", "", ""),
+        ("clips", c.clips, "clips", "", ""),
+        ("complete", c.complete, "complete", "st-complete", ""),
+        ("failed", c.failed, "failed", "st-failed", ""),
+        ("running", running, "in progress", "st-running", ""),
+        ("downloaded", c.downloaded, "downloaded", "st-local", ""),
+    ];
+    if c.judged() {
+        shown.extend([
+            ("kept", c.kept, "kept", "st-kept", ""),
+            ("rejected", c.rejected, "rejected", "st-rejected", ""),
+            ("review", c.review, "to review", "st-review", "#review=1"),
+        ]);
+    }
+    shown
+        .into_iter()
+        .map(|(key, n, label, class, href)| context! { key, n, label, class, href })
+        .collect()
 }
 
 #[cfg(test)]
@@ -116,5 +126,69 @@ mod tests {
         // Our own three scripts close; nothing from the data does.
         assert_eq!(html.matches("</script>").count(), 3, "{html}");
         assert!(html.contains(r"\u003c/script\u003e\u003cscript\u003ealert(1)"));
+    }
+
+    fn shell_html(counts: &PageCounts) -> String {
+        page(&Shell {
+            name: "jobs.catalog.csv",
+            counts,
+            entries: 1,
+            data: &Data::Embedded(b"[]".to_vec()),
+            data_href: "jobs.catalog-data",
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn quality_counts_and_controls_appear_once_a_take_is_judged() {
+        let plain = PageCounts {
+            jobs: 2,
+            clips: 4,
+            complete: 4,
+            ..PageCounts::default()
+        };
+        let html = shell_html(&plain);
+        for absent in [
+            r#"data-count="kept""#,
+            r#"data-count="rejected""#,
+            r#"data-count="review""#,
+            r#"id="review""#,
+            r#"id="picks""#,
+        ] {
+            assert!(
+                !html.contains(absent),
+                "{absent} in a page with no judged take"
+            );
+        }
+        assert!(html.contains(r#"<li class="count " data-count="jobs"><b>2</b> jobs</li>"#));
+
+        let judged = PageCounts {
+            kept: 3,
+            rejected: 5,
+            review: 2,
+            ..plain
+        };
+        let html = shell_html(&judged);
+        assert!(
+            html.contains(r#"<li class="count st-kept" data-count="kept"><b>3</b> kept</li>"#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"<li class="count st-rejected" data-count="rejected"><b>5</b> rejected</li>"#
+        ));
+        assert!(html.contains(
+            r##"<li class="count st-review" data-count="review"><a href="#review=1"><b>2</b> to review</a></li>"##
+        ));
+        assert!(html.contains(r#"<input id="review" type="checkbox" data-control="review">"#));
+        assert!(html.contains(r#"<input id="picks" type="checkbox" data-control="picks">"#));
+        // The script reads and writes both filters in the fragment.
+        for name in [
+            r#"flag(p, "review")"#,
+            r#"flag(p, "picks")"#,
+            r#"p.set("review", "1")"#,
+            r#"p.set("picks", "1")"#,
+        ] {
+            assert!(html.contains(name), "{name} not in the script");
+        }
     }
 }

@@ -36,6 +36,7 @@ use crate::api::feed::TaskClips;
 use crate::files::catalog::{CatalogError, JobRows, ReportWriter, Row};
 use crate::files::results::Lock;
 use crate::job::key_hash;
+use crate::settings::quality::{QualityRules, QualitySettings};
 use crate::util::fsx;
 
 /// Most frequent commit while clips keep changing.
@@ -293,17 +294,107 @@ impl Catalog {
         task_id: &str,
         change: impl FnOnce(&mut Row),
     ) -> Result<bool, CatalogError> {
+        self.update_job(key, clip_index, task_id, |job| {
+            if let Some(row) = job.row_mut(clip_index) {
+                change(row);
+            }
+        })
+    }
+
+    /// Changes job `key`'s rows through `change`, if its clip
+    /// `clip_index` is still of task `task_id` (a download recording a
+    /// take's file and measurement, then judging the task's takes);
+    /// whether it was.
+    ///
+    /// # Errors
+    /// The job's rows could not be read.
+    pub fn update_job(
+        &self,
+        key: &str,
+        clip_index: u32,
+        task_id: &str,
+        change: impl FnOnce(&mut JobRows),
+    ) -> Result<bool, CatalogError> {
         let mut inner = self.lock();
         let mut job = Self::current(&inner, key, &self.store)?;
-        let Some(row) = job.row_mut(clip_index).filter(|r| r.task_id == task_id) else {
+        if job
+            .rows
+            .iter()
+            .all(|r| r.clip_index != clip_index || r.task_id != task_id)
+        {
             return Ok(false);
-        };
-        let before = row.clone();
-        change(row);
-        if *row != before {
+        }
+        let before = job.clone();
+        change(&mut job);
+        if job != before {
             self.changed(&mut inner, key, job);
         }
         Ok(true)
+    }
+
+    /// The manifest's `[quality]` table as the last run kept it
+    /// ([`State::keep_quality`]): what a `collect` judges takes by, under
+    /// its own flags.
+    ///
+    /// # Errors
+    /// The store unreadable, or a rule it holds that this batchgen does
+    /// not take.
+    pub fn quality(&self) -> Result<QualitySettings, CatalogError> {
+        let inner = self.lock();
+        let kept = meta(&inner.reader, "quality")
+            .map_err(|e| catalog_error(&self.store, e))?
+            .unwrap_or_default();
+        super::quality_from(&kept).map_err(|why| {
+            CatalogError::Refused(format!(
+                "{}: the quality rules a run kept there do not read ({why}); batchgen changed nothing",
+                self.store.display()
+            ))
+        })
+    }
+
+    /// Judges every measured take of every job again by `rules`
+    /// ([`JobRows::judge`]) when they are not the rules the takes were
+    /// last judged by, in one transaction; how many jobs changed. A
+    /// collect that measures calls it before its first download, so the
+    /// catalog's verdicts are always those of the rules in force.
+    ///
+    /// # Errors
+    /// Any read or write error; the store is then left as it was.
+    pub fn judge_all(&self, rules: &QualityRules) -> Result<u64, CatalogError> {
+        let err = |e| catalog_error(&self.store, e);
+        let by = format!("method {}; {rules:?}", crate::audio::VERSION);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if meta(&writer, "judged_by").map_err(err)?.as_deref() == Some(by.as_str()) {
+            return Ok(0);
+        }
+        let tx = writer
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let keys: Vec<String> = tx
+            .prepare("SELECT DISTINCT j.key FROM takes t JOIN jobs j ON j.id = t.job_id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(err)?;
+        let mut changed = 0;
+        for key in keys {
+            let mut job = JobRows::new(clips::rows_of(&tx, &key).map_err(err)?);
+            let mut tasks: Vec<String> = job.rows.iter().map(|r| r.task_id.clone()).collect();
+            tasks.dedup();
+            let mut any = false;
+            for task in &tasks {
+                any |= job.judge(task, rules);
+            }
+            if any {
+                clips::write_job(&tx, &key, &job.rows).map_err(err)?;
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            bump_catalog(&tx).map_err(err)?;
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE name = 'judged_by'", [by])
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(changed)
     }
 
     /// Keeps `job` for the next commit and tells the writer: soon, or at

@@ -58,10 +58,11 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::files::catalog::CatalogError;
 use crate::files::results::{Lock, Record, ResultsError, Status};
+use crate::settings::quality::{QualitySettings, Written};
 use crate::util::fsx;
 
 pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
-pub use clips::{JobBrief, JobClips, TaskCounts, Unfetched, Which};
+pub use clips::{JobBrief, JobClips, TakeCounts, TaskCounts, Unfetched, Which};
 pub use merge::Merge;
 pub use report::Reporter;
 pub use snapshot::Snapshot;
@@ -69,6 +70,22 @@ use sql::{
     INSERT_TASK, RECORD_JOB, UPSERT_JOB, bump, connect, io_error, job_params, meta, newer,
     sql_error, status, to_io, try_lock,
 };
+
+/// The quality rules [`State::keep_quality`] wrote (`""`: none).
+fn quality_from(kept: &str) -> Result<QualitySettings, String> {
+    let mut settings = QualitySettings::default();
+    if kept.is_empty() {
+        return Ok(settings);
+    }
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(kept).map_err(|e| e.to_string())?;
+    for (key, value) in &map {
+        settings
+            .set(key, Written::Text(value))
+            .map_err(|why| format!("{key}: {why}"))?;
+    }
+    Ok(settings)
+}
 
 /// Where the store of the results file at `results` lives: beside the file
 /// it really is (a symlink followed), named after it, `.csv` replaced by
@@ -247,6 +264,32 @@ impl State {
     /// Where this run's tasks come from, recorded with each task ID.
     pub fn set_origin(&mut self, origin: Origin) {
         self.origin = origin;
+    }
+
+    /// Keeps the manifest's `[quality]` table (`quality`, as its keys
+    /// write it), for a later `collect` that reads no manifest
+    /// ([`Catalog::quality`]). A manifest without one clears it.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn keep_quality(&mut self, quality: &QualitySettings) -> Result<(), ResultsError> {
+        let written: serde_json::Map<String, serde_json::Value> = quality
+            .written()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+            .collect();
+        let text = if written.is_empty() {
+            String::new()
+        } else {
+            serde_json::Value::Object(written).to_string()
+        };
+        self.conn
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'quality' AND value <> ?1",
+                [text],
+            )
+            .map(drop)
+            .map_err(|e| sql_error(&self.store, e))
     }
 
     /// Brings the schema up to date and, for a new store, builds it from

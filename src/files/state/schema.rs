@@ -18,7 +18,7 @@
 use rusqlite::Connection;
 
 /// The schema version this batchgen writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Migration `i` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -115,6 +115,38 @@ const MIGRATIONS: &[&str] = &[
         path    TEXT NOT NULL,
         bytes   INTEGER,
         PRIMARY KEY (job_id, task_id, clip_id, kind)
+    ) STRICT, WITHOUT ROWID;
+    ",
+    // 2 → 3: what measuring each downloaded take found, and the verdict.
+    r"
+    -- The rules the verdicts below were reached under (see `takes`), and
+    -- the manifest's `[quality]` table as the last run merged it (JSON),
+    -- which a `collect` without a manifest judges by.
+    INSERT INTO meta (name, value) VALUES ('judged_by', ''), ('quality', '');
+
+    -- One row per measured take: a file downloaded for one clip of one
+    -- task (as `files`), never for a clip's place, so a job's earlier
+    -- tasks keep their takes' numbers. `method` is the measuring method's
+    -- version (`crate::audio::VERSION`): a take measured by another one is
+    -- measured again. `measurement` is the whole measurement as JSON, NULL
+    -- when the file could not be measured (`error` says why); `duration`,
+    -- `loudness` and `true_peak` are copied out of it for the reports.
+    -- `verdict` and `reasons` are what the quality rules made of it;
+    -- `picked` marks the take of the job's task the playlist takes.
+    CREATE TABLE takes (
+        job_id      INTEGER NOT NULL REFERENCES jobs (id),
+        task_id     TEXT NOT NULL,
+        clip_id     TEXT NOT NULL,
+        method      INTEGER NOT NULL,
+        measurement TEXT,
+        error       TEXT NOT NULL DEFAULT '',
+        duration    REAL,
+        loudness    REAL,
+        true_peak   REAL,
+        verdict     TEXT NOT NULL CHECK (verdict IN ('kept', 'rejected')),
+        reasons     TEXT NOT NULL DEFAULT '',
+        picked      INTEGER NOT NULL DEFAULT 0 CHECK (picked IN (0, 1)),
+        PRIMARY KEY (job_id, task_id, clip_id)
     ) STRICT, WITHOUT ROWID;
     ",
 ];

@@ -199,6 +199,15 @@ impl Snapshot {
             .map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
+    /// The measured takes of each submitted job's latest task, by verdict.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn take_counts(&self) -> Result<super::TakeCounts, CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::TakeCounts::of(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
+    }
+
     /// Hands `visit` each clip that carries a message: `(status, error,
     /// whether an audio file is recorded for it)`.
     ///

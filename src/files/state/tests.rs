@@ -430,7 +430,7 @@ fn an_earlier_release_catalog_is_imported_by_its_rules_once() {
     drop(store);
     let text = std::fs::read_to_string(&catalog).unwrap();
     assert!(
-        text.lines().skip(1).all(|l| l.ends_with(",catalog/2")),
+        text.lines().skip(1).all(|l| l.ends_with(",catalog/3")),
         "{text}"
     );
     assert_eq!(report_rows(&catalog).len(), 3);

@@ -516,6 +516,16 @@ pub struct CollectArgs {
     /// jobs.results.csv; "" for none].
     #[arg(long, value_name = "NAME")]
     pub album: Option<String>,
+
+    /// Do not measure the downloaded takes: no loudness, verdict, pick or
+    /// ReplayGain tags (takes measured earlier keep theirs).
+    #[arg(long)]
+    pub no_measure: bool,
+
+    /// The quality rules over the manifest's [quality] table (which the
+    /// last run kept) and the defaults.
+    #[command(flatten)]
+    pub quality: QualityArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::{Signals, first_signal, read_key};
-use crate::engine::collect::download::{self, DownloadConfig};
+use crate::engine::collect::download::{self, DownloadConfig, MeasureConfig};
 use crate::engine::collect::receive::{self, ReceiveConfig};
 use crate::engine::collect::{self, CollectConfig, POLL_CONCURRENCY};
 use crate::program::cli::{CollectArgs, OutputArgs, ReceiveArgs};
@@ -27,6 +27,7 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         ));
     }
     let api_key = read_key(args.api_key_file.as_deref(), provider)?;
+    let quality = args.quality.settings()?;
     let catalog = args
         .catalog
         .clone()
@@ -76,6 +77,10 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
             timeout: args.timeout,
             artist: artist_or_default(args.artist.as_deref()),
             album: album_or_default(args.album.as_deref(), &args.results),
+            measure: (!args.no_measure).then(|| MeasureConfig {
+                quality,
+                ..MeasureConfig::default()
+            }),
         }),
     };
 
@@ -140,38 +145,40 @@ pub(super) fn album_or_default(album: Option<&str>, results: &std::path::Path) -
 }
 
 /// What `batchgen MANIFEST --wait` collects with: the defaults of
-/// `batchgen collect`, downloads into `download` when given (the caller
-/// sets `--images` and the tags' artist and album).
+/// `batchgen collect` under the run's host, key, timeout, artist and album,
+/// downloads into `download` when given (the caller sets `--images`), each
+/// take measured and judged by the manifest's `[quality]`.
 pub(super) fn after_run_config(
-    results: PathBuf,
-    provider: crate::job::Provider,
-    base_url: url::Url,
-    api_key: crate::util::redact::Secret,
+    run: &crate::settings::Config,
     download: Option<PathBuf>,
     poll_interval: std::time::Duration,
-    timeout: std::time::Duration,
 ) -> CollectConfig {
+    let results = run.results.clone();
     CollectConfig {
         catalog: collect::default_catalog_path(&results),
-        provider,
-        base_url,
-        api_key,
+        provider: run.provider,
+        base_url: run.base_url.clone(),
+        api_key: run.api_key.clone(),
         poll_interval,
         poll_rate: collect::DEFAULT_POLL_RATE,
         poll_concurrency: POLL_CONCURRENCY,
         window: collect::WINDOW,
         callbacks: None,
         deadline: collect::DEFAULT_DEADLINE,
-        timeout,
+        timeout: run.timeout,
         download: download.map(|dir| DownloadConfig {
             dir,
             name: Default::default(),
             concurrency: download::DEFAULT_CONCURRENCY,
             rate: download::DEFAULT_RATE,
             images: false,
-            timeout,
-            artist: artist_or_default(None),
-            album: album_or_default(None, &results),
+            timeout: run.timeout,
+            artist: artist_or_default(run.artist.as_deref()),
+            album: album_or_default(run.album.as_deref(), &results),
+            measure: Some(MeasureConfig {
+                quality: run.quality.clone(),
+                ..MeasureConfig::default()
+            }),
         }),
         results,
     }
@@ -220,6 +227,24 @@ pub(super) async fn run_collect(
                 "; {} downloaded, {} already there, {} failed",
                 d.downloaded, d.skipped, d.failed
             ));
+        }
+        let takes = &report.counts.takes;
+        if takes.kept + takes.rejected > 0 {
+            line.push_str(&format!(
+                "; takes {} kept, {} rejected",
+                takes.kept, takes.rejected
+            ));
+            if takes.jobs_none_kept > 0 {
+                line.push_str(&format!(
+                    " ({} {} no take kept: see the page's \"needs review\")",
+                    takes.jobs_none_kept,
+                    if takes.jobs_none_kept == 1 {
+                        "job has"
+                    } else {
+                        "jobs have"
+                    }
+                ));
+            }
         }
         eprint_line(&format!("{line}; catalog {}", report.catalog.display()));
         let counts = &report.counts;

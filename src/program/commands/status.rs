@@ -177,6 +177,14 @@ fn screen(report: &Report, next: &[Next]) -> String {
             c.first
         );
         let _ = writeln!(out, "  downloads: {} done · {} left", d.done, d.left);
+        let k = &report.takes;
+        if k.kept + k.rejected > 0 {
+            let _ = writeln!(
+                out,
+                "  takes:     {} kept · {} rejected · {} jobs with none kept",
+                k.kept, k.rejected, k.jobs_none_kept
+            );
+        }
         let _ = writeln!(out, "  catalog:   {}", report.catalog.display());
     } else {
         let _ = writeln!(

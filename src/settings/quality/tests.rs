@@ -231,3 +231,28 @@ fn numbers_and_text_read_alike_and_bad_values_say_what_the_rule_takes() {
     assert!(err("identical_takes", Written::Text("drop")).contains("\"reject\" or \"keep\""));
     assert!(err("max_peak", Written::Text("0")).contains("[quality] takes min_duration"));
 }
+
+/// What a layer sets is written as its keys take it, and reads back the
+/// same (how the store keeps a manifest's table for `collect`).
+#[test]
+fn a_layer_round_trips_through_its_written_form() {
+    let mut layer = QualitySettings::default();
+    for (key, value) in [
+        ("min_duration", "1m 30s 250ms"),
+        ("max_duration", "off"),
+        ("max_true_peak", "-1.5"),
+        ("max_clipped_samples", "3"),
+        ("loudness", "-16.5..-12"),
+        ("identical_takes", "keep"),
+    ] {
+        layer.set(key, Written::Text(value)).unwrap();
+    }
+    let written = layer.written();
+    assert_eq!(written.len(), 6, "only what the layer sets: {written:?}");
+    let mut back = QualitySettings::default();
+    for (key, value) in &written {
+        back.set(key, Written::Text(value)).unwrap();
+    }
+    assert_eq!(back, layer);
+    assert!(QualitySettings::default().written().is_empty());
+}

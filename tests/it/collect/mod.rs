@@ -4,6 +4,7 @@
 //! `receive` in-process is in [`receiver`], collect at catalog scale in
 //! [`scale`].
 
+mod quality;
 mod receiver;
 mod scale;
 

@@ -226,6 +226,7 @@ async fn collect_with(
             timeout: Duration::from_secs(5),
             artist: String::new(),
             album: String::new(),
+            measure: None,
         }),
     };
     collect::collect(config, CancellationToken::new())

@@ -219,16 +219,25 @@ async fn check_files(j: &Journey) {
 
 /// The rows without what differs between two journeys: the host's address
 /// in URLs, the wall-clock time stamps and the local files.
+/// What the host said of each clip: without what downloading made of it
+/// (the files, and the take's measurement, verdict and pick).
 fn comparable(rows: &[Row], base: &str) -> Vec<Row> {
     rows.iter()
         .map(|r| Row {
+            key: r.key.clone(),
+            task_id: r.task_id.clone(),
+            clip_index: r.clip_index,
+            clip_id: r.clip_id.clone(),
+            title: r.title.clone(),
+            style: r.style.clone(),
+            model: r.model.clone(),
+            status: r.status.clone(),
+            duration: r.duration,
             audio_url: r.audio_url.replace(base, "<base>"),
             image_url: r.image_url.replace(base, "<base>"),
-            created_at: String::new(),
-            file: String::new(),
-            file_bytes: None,
-            image_file: String::new(),
-            ..r.clone()
+            error: r.error.clone(),
+            lyrics: r.lyrics.clone(),
+            ..Row::default()
         })
         .collect()
 }

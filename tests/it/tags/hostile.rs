@@ -136,6 +136,7 @@ async fn hostile_covers_and_lyrics_never_cost_the_song() {
             timeout: Duration::from_secs(10),
             artist: "A\0rtist".into(),
             album: "jobs".into(),
+            measure: None,
         }),
         ..collect_config_like(&base, dir.path(), &results)
     };
@@ -198,6 +199,7 @@ async fn hostile_covers_and_lyrics_never_cost_the_song() {
             timeout: Duration::from_secs(10),
             artist: String::new(),
             album: String::new(),
+            measure: None,
         }),
         ..collect_config_like(&base, dir.path(), &results)
     };

@@ -14,10 +14,12 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::measure::Measurer;
 use super::tags::{self, Cover, CoverSource, MAX_COVER, TagInfo};
 use super::{DownloadConfig, TAG_FAILED, part_path, resumable_part};
 use crate::api::poll::without_url;
 use crate::engine::collect::audio;
+use crate::files::catalog::Measured;
 use crate::util::limit::Limiter;
 use crate::util::retry::full_jitter;
 
@@ -81,12 +83,17 @@ impl Fetcher {
     /// Makes `path` hold `url`'s content; with `tag` (the clip's audio)
     /// the content must be an MP3 and is tagged, with its cover when one
     /// can be had. The message of an `Err` names the URL's host and path.
+    ///
+    /// With `measure`, a song fetched now is measured once whole, before
+    /// it is tagged, and its ReplayGain values go into its tag
+    /// ([`super::measure`]).
     pub(super) async fn file(
         &self,
         url: &str,
         path: &Path,
         recorded: Option<u64>,
         tag: Option<TagInfo>,
+        measure: Option<&Measurer>,
     ) -> Result<Fetched, String> {
         // The template's folders, each a real folder: a link planted among
         // them (the download folder may be shared) would take the file
@@ -131,8 +138,19 @@ impl Fetcher {
                 }
             }
         }
+        let mut measured = None;
+        if let (Some(measurer), Some(info)) = (measure, &mut tag) {
+            let m = measurer.measure(&part, path).await;
+            if self.stop.is_cancelled() {
+                // The whole `.part` stays for the next run to measure.
+                return Err("stopped".into());
+            }
+            info.replaygain = m.audio().and_then(crate::audio::ReplayGain::of);
+            measured = Some(m);
+        }
         let mut fetched = put_in_place(url, &part, path, tag).await?;
         fetched.cover_error = cover_error;
+        fetched.measured = measured;
         Ok(fetched)
     }
 
@@ -442,6 +460,7 @@ async fn present(path: &Path, recorded: Option<u64>, audio: bool) -> Option<Fetc
         fetched: false,
         tag_error: None,
         cover_error: None,
+        measured: None,
     })
 }
 
@@ -476,6 +495,7 @@ async fn put_in_place(
         fetched: true,
         tag_error,
         cover_error: None,
+        measured: None,
     })
 }
 
@@ -491,6 +511,9 @@ pub(super) struct Fetched {
     pub tag_error: Option<String>,
     /// Why the tag has no cover (the song was tagged without it).
     pub cover_error: Option<String>,
+    /// The song as measured before it was tagged, when it was fetched now
+    /// and measuring is on.
+    pub measured: Option<Measured>,
 }
 
 /// `part`'s first bytes must be audio: also what an earlier run left.

@@ -37,7 +37,10 @@
 //! the catalog.
 
 mod fetch;
+mod measure;
 mod tags;
+
+pub use measure::MeasureConfig;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -51,11 +54,13 @@ use tokio_util::sync::CancellationToken;
 use super::names::NameTemplate;
 use super::state::Hold;
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::{CatalogError, Row};
+use crate::files::catalog::{CatalogError, JobRows, Row};
 use crate::files::state::Catalog;
 use crate::job::key_hash;
+use crate::settings::quality::QualityRules;
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher};
+use measure::Measurer;
 
 /// The default of `--download-concurrency` (and of `--wait --download`).
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -81,6 +86,8 @@ pub struct DownloadConfig {
     /// none. The command layer fills in the defaults.
     pub artist: String,
     pub album: String,
+    /// Measure each take and judge it (`None`: `--no-measure`).
+    pub measure: Option<MeasureConfig>,
 }
 
 /// What the downloader did.
@@ -176,6 +183,7 @@ async fn leaves_name_to(clip: &Row, audio: &Path) -> bool {
 struct DownloadState {
     config: DownloadConfig,
     fetcher: Fetcher,
+    measurer: Option<Measurer>,
     store: Arc<Catalog>,
     stop: CancellationToken,
     claims: Mutex<Claims>,
@@ -185,7 +193,8 @@ struct DownloadState {
 /// Starts the download workers. Send complete clips' rows; drop the
 /// sender when there are no more, then await the handle. Workers stop
 /// early when `stop` is cancelled (a partial `.part` file stays for the
-/// next run to resume).
+/// next run to resume). Takes are judged by `rules` when the config
+/// measures ([`rules_in_force`]).
 ///
 /// # Errors
 /// When the HTTP client cannot be built.
@@ -193,13 +202,16 @@ pub fn spawn(
     config: DownloadConfig,
     store: Arc<Catalog>,
     claims: Claims,
+    rules: QualityRules,
     stop: CancellationToken,
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
     let workers = config.concurrency.max(1);
+    let measurer = config.measure.as_ref().map(|m| Measurer::new(m, rules));
     let shared = Arc::new(DownloadState {
         config,
         fetcher,
+        measurer,
         store,
         stop,
         claims: Mutex::new(claims),
@@ -303,13 +315,32 @@ impl DownloadState {
         let result = match super::audio::usable_url(&clip.audio_url) {
             Ok(()) => {
                 self.fetcher
-                    .file(&clip.audio_url, audio, recorded.flatten(), Some(tag))
+                    .file(
+                        &clip.audio_url,
+                        audio,
+                        recorded.flatten(),
+                        Some(tag),
+                        self.measurer.as_ref(),
+                    )
                     .await
             }
             Err(why) => Err(why),
         };
         match result {
-            Ok(got) => {
+            Ok(mut got) => {
+                // A song in place that was never measured (an earlier
+                // release's, or measuring was off): measured there.
+                if let Some(measurer) = &self.measurer
+                    && got.measured.is_none()
+                    && !clip.is_measured()
+                {
+                    let (measured, size) = measurer.measure_in_place(audio).await;
+                    if self.stop.is_cancelled() {
+                        return false;
+                    }
+                    got.measured = Some(measured);
+                    got.size = size.unwrap_or(got.size);
+                }
                 self.audio_kept(clip, audio, got);
                 true
             }
@@ -337,7 +368,15 @@ impl DownloadState {
             }
         });
         let file = audio.to_string_lossy().into_owned();
-        self.record(clip, |row| {
+        let rules = self.measurer.as_ref().map(|m| &m.rules);
+        let measured = got.measured;
+        self.record_job(clip, |job| {
+            let Some(row) = job.row_mut(clip.clip_index) else {
+                return;
+            };
+            if let Some(m) = measured {
+                row.set_measured(m);
+            }
             row.file = file;
             row.file_bytes = Some(got.size);
             if let Some(why) = got.tag_error {
@@ -350,6 +389,9 @@ impl DownloadState {
                         || row.error.starts_with(tags::NO_COVER)))
             {
                 row.error.clear();
+            }
+            if let Some(rules) = rules {
+                job.judge(&clip.task_id, rules);
             }
         });
     }
@@ -378,6 +420,17 @@ impl DownloadState {
         }
     }
 
+    /// Changes the clip's job's live rows, if the clip is still of the
+    /// same task.
+    fn record_job(&self, clip: &Row, change: impl FnOnce(&mut JobRows)) {
+        let updated = self
+            .store
+            .update_job(&clip.key, clip.clip_index, &clip.task_id, change);
+        if let Err(e) = updated {
+            tracing::warn!(key = %clip.key, "cannot record the download: {e}");
+        }
+    }
+
     /// Changes the clip's live row, if it is still of the same task.
     fn record(&self, clip: &Row, change: impl FnOnce(&mut Row)) {
         let updated = self
@@ -387,6 +440,24 @@ impl DownloadState {
             tracing::warn!(key = %clip.key, "cannot record the download: {e}");
         }
     }
+}
+
+/// The quality rules a collect that measures judges by: `config`'s
+/// (flags, or a manifest's table), then those the last run kept in the
+/// store, then the defaults. Every take already measured is judged again
+/// when these are not the rules it was judged by
+/// ([`Catalog::judge_all`]). Blocking.
+///
+/// # Errors
+/// The store unreadable or unwritable, or rules in it this batchgen does
+/// not read.
+pub fn rules_in_force(
+    config: &MeasureConfig,
+    store: &Catalog,
+) -> Result<QualityRules, CatalogError> {
+    let rules = config.quality.clone().or(store.quality()?).rules();
+    store.judge_all(&rules)?;
+    Ok(rules)
 }
 
 /// `DIR/sub/name.png` → `DIR/sub/.name.png.part`: where a file written

@@ -13,6 +13,7 @@
 //! | `TLEN` length | the clip's duration |
 //! | `USLT` lyrics | the clip's lyrics ([`crate::api::feed::Clip::lyrics`]), when it has any |
 //! | `APIC` front cover | the clip's image, when it is a PNG, JPEG or WebP of at most [`MAX_COVER`] bytes |
+//! | `TXXX` `REPLAYGAIN_TRACK_GAIN`, `REPLAYGAIN_TRACK_PEAK` | the take as measured ([`crate::audio::ReplayGain`]), when it was and is not silent |
 //! | `TXXX` `batchgen:key`, `batchgen:task_id`, `batchgen:clip_id`, `batchgen:model`; `COMM` | where the file came from |
 //!
 //! Every text here came from a server or a manifest, so each is cleaned
@@ -73,6 +74,8 @@ pub(super) struct TagInfo {
     pub cover_source: Option<CoverSource>,
     /// The cover's bytes, once `fetch` has them.
     pub cover: Option<Cover>,
+    /// The take's ReplayGain 2.0 track gain and peak, once it is measured.
+    pub replaygain: Option<crate::audio::ReplayGain>,
 }
 
 /// Where a clip's cover is found.
@@ -134,6 +137,7 @@ impl TagInfo {
             model: row.model.clone(),
             cover_source,
             cover: None,
+            replaygain: None,
         }
     }
 }
@@ -261,6 +265,9 @@ pub(super) fn build(info: &TagInfo) -> id3::Tag {
             data: cover.data.clone(),
         });
     }
+    if let Some(rg) = &info.replaygain {
+        rg.set_in(&mut tag);
+    }
     trace(&mut tag, info);
     tag
 }
@@ -352,6 +359,10 @@ mod tests {
             model: "chirp-v4-5".into(),
             cover_source: None,
             cover: Some(Cover::check(b"\x89PNG\r\n\x1a\nrest".to_vec()).unwrap()),
+            replaygain: Some(crate::audio::ReplayGain {
+                track_gain_db: -3.214,
+                track_peak: 0.891,
+            }),
         }
     }
 
@@ -387,6 +398,8 @@ mod tests {
         assert_eq!(extended(&tag, "batchgen:task_id"), Some("t-1"));
         assert_eq!(extended(&tag, "batchgen:clip_id"), Some("c-1"));
         assert_eq!(extended(&tag, "batchgen:model"), Some("chirp-v4-5"));
+        assert_eq!(extended(&tag, "REPLAYGAIN_TRACK_GAIN"), Some("-3.21 dB"));
+        assert_eq!(extended(&tag, "REPLAYGAIN_TRACK_PEAK"), Some("0.891000"));
         let comments: Vec<&str> = tag.comments().map(|c| c.text.as_str()).collect();
         assert_eq!(comments, ["batchgen job rainy-window, clip 2"]);
     }

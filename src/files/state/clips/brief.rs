@@ -25,6 +25,39 @@ pub struct TaskCounts {
     pub pending_reasons: Vec<(String, u64)>,
     /// The jobs sent before the cutoff that still have a song to fetch.
     pub unfetched: Unfetched,
+    /// The measured takes of each job's latest task, by verdict.
+    pub takes: TakeCounts,
+}
+
+/// The measured takes of each submitted job's latest task, by verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TakeCounts {
+    pub kept: u64,
+    pub rejected: u64,
+    /// Jobs with a measured take and none kept: nothing of theirs to
+    /// release until someone listens or they are made again.
+    pub jobs_none_kept: u64,
+}
+
+impl TakeCounts {
+    /// Of the store open on `conn`.
+    pub(in crate::files::state) fn of(conn: &Connection) -> rusqlite::Result<TakeCounts> {
+        conn.prepare_cached(
+            "SELECT coalesce(sum(kept), 0), coalesce(sum(takes - kept), 0), coalesce(sum(kept = 0), 0) FROM (
+                 SELECT count(*) AS takes, sum(t.verdict = 'kept') AS kept
+                 FROM takes t JOIN jobs j ON j.id = t.job_id AND j.task_id = t.task_id
+                 CROSS JOIN clips c ON c.job_id = t.job_id AND c.task_id = t.task_id AND c.clip_id = t.clip_id
+                 WHERE j.status = 'submitted'
+                 GROUP BY t.job_id)",
+        )?
+        .query_row([], |r| {
+            Ok(TakeCounts {
+                kept: r.get(0)?,
+                rejected: r.get(1)?,
+                jobs_none_kept: r.get(2)?,
+            })
+        })
+    }
 }
 
 /// One job as the counting passes see it (`each_job_brief`: one pass over
@@ -205,6 +238,7 @@ pub(in crate::files::state) fn task_counts(
     n.pending_reasons = reasons
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    n.takes = TakeCounts::of(conn)?;
     Ok(n)
 }
 

@@ -15,7 +15,7 @@ mod brief;
 mod import;
 mod stream;
 
-pub use brief::{JobBrief, TaskCounts, Unfetched};
+pub use brief::{JobBrief, TakeCounts, TaskCounts, Unfetched};
 pub(super) use brief::{each_job_brief, task_counts};
 pub(super) use import::{catalog_error, import_once};
 pub(super) use stream::any;
@@ -25,18 +25,53 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 
 use crate::api::feed::ClipStatus;
-use crate::files::catalog::Row;
+use crate::files::catalog::{Measured, Row, Verdict};
 
 /// The columns [`read_row`] reads (after the job's own, in [`JobsWithClips`]).
 const ROW_COLUMNS: &str = "c.task_id, c.clip_index, c.clip_id, c.title, c.style, c.model, c.status, \
-     c.duration, c.created_at, c.audio_url, c.image_url, fa.path, fa.bytes, fi.path, c.error, c.lyrics";
+     c.duration, c.created_at, c.audio_url, c.image_url, fa.path, fa.bytes, fi.path, c.error, c.lyrics, \
+     t.method, t.measurement, t.error, t.verdict, t.reasons, t.picked";
 
-/// A clip's files, joined by task and clip ID.
+/// A clip's files and its take, joined by task and clip ID.
 const FILES_OF_CLIP: &str = "LEFT JOIN files fa ON fa.job_id = c.job_id AND fa.task_id = c.task_id AND fa.clip_id = c.clip_id AND fa.kind = 'audio' \
-     LEFT JOIN files fi ON fi.job_id = c.job_id AND fi.task_id = c.task_id AND fi.clip_id = c.clip_id AND fi.kind = 'image'";
+     LEFT JOIN files fi ON fi.job_id = c.job_id AND fi.task_id = c.task_id AND fi.clip_id = c.clip_id AND fi.kind = 'image' \
+     LEFT JOIN takes t ON t.job_id = c.job_id AND t.task_id = c.task_id AND t.clip_id = c.clip_id";
 
 /// A clip row read with [`ROW_COLUMNS`] from column `at`, for job `key`.
 fn read_row(key: &str, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
+    let mut clip = read_clip(key, row, at)?;
+    read_take(&mut clip, row, at + 16)?;
+    Ok(clip)
+}
+
+/// A take's columns (`method, measurement, error, verdict, reasons,
+/// picked`, from column `at`; all NULL for a take not measured) into
+/// `clip`. A take measured by another method than this release's, or
+/// whose measurement does not read, is not measured: the next download
+/// pass measures it again.
+fn read_take(clip: &mut Row, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<()> {
+    let Some(method) = row.get::<_, Option<u32>>(at)? else {
+        return Ok(());
+    };
+    if method != crate::audio::VERSION {
+        return Ok(());
+    }
+    let measured = match row.get::<_, Option<String>>(at + 1)? {
+        Some(json) => match serde_json::from_str(&json) {
+            Ok(m) => Measured::Audio(m),
+            Err(_) => return Ok(()),
+        },
+        None => Measured::Unreadable(row.get(at + 2)?),
+    };
+    clip.set_measured(measured);
+    clip.verdict = row.get(at + 3)?;
+    clip.reasons = row.get(at + 4)?;
+    clip.pick = row.get(at + 5)?;
+    Ok(())
+}
+
+/// A clip row's own columns and files ([`ROW_COLUMNS`]' first sixteen).
+fn read_clip(key: &str, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     Ok(Row {
         key: key.into(),
         task_id: row.get(at)?,
@@ -55,6 +90,7 @@ fn read_row(key: &str, row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<R
         image_file: row.get::<_, Option<String>>(at + 13)?.unwrap_or_default(),
         error: row.get(at + 14)?,
         lyrics: row.get(at + 15)?,
+        ..Row::default()
     })
 }
 
@@ -77,7 +113,7 @@ pub(super) fn rows_of(conn: &Connection, key: &str) -> rusqlite::Result<Vec<Row>
             "SELECT task_id, clip_index, clip_id, title, style, model, status, duration, created_at, audio_url, image_url, NULL, NULL, NULL, error, lyrics
              FROM clips WHERE job_id = ?1",
         )?
-        .query_map([job_id], |r| read_row(key, r, 0))?
+        .query_map([job_id], |r| read_clip(key, r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut files = conn.prepare_cached(
         "SELECT task_id, clip_id, kind, path, bytes FROM files WHERE job_id = ?1",
@@ -96,6 +132,19 @@ pub(super) fn rows_of(conn: &Connection, key: &str) -> rusqlite::Result<Vec<Row>
             row.file_bytes = f.get(4)?;
         } else {
             row.image_file = f.get(3)?;
+        }
+    }
+    let mut takes = conn.prepare_cached(
+        "SELECT task_id, clip_id, method, measurement, error, verdict, reasons, picked FROM takes WHERE job_id = ?1",
+    )?;
+    let mut found = takes.query([job_id])?;
+    while let Some(t) = found.next()? {
+        let (task_id, clip_id) = (t.get_ref(0)?.as_str()?, t.get_ref(1)?.as_str()?);
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.task_id == task_id && r.clip_id == clip_id)
+        {
+            read_take(row, t, 2)?;
         }
     }
     Ok(rows)
@@ -126,8 +175,51 @@ pub(super) fn write_job(tx: &Connection, key: &str, rows: &[Row]) -> rusqlite::R
         ))?;
         record_file(tx, job_id, r, "audio", &r.file, r.file_bytes)?;
         record_file(tx, job_id, r, "image", &r.image_file, None)?;
+        record_take(tx, job_id, r)?;
     }
     Ok(true)
+}
+
+/// The clip's take as measured and judged, if it was. A row without a
+/// measurement leaves the stored take alone: a take is measured again
+/// only when its file changed, and that replaces it.
+fn record_take(tx: &Connection, job_id: i64, r: &Row) -> rusqlite::Result<()> {
+    let Some(measured) = r.measured.as_deref() else {
+        return Ok(());
+    };
+    let (json, error) = match measured {
+        Measured::Audio(m) => (
+            Some(
+                serde_json::to_string(m)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+            ),
+            "",
+        ),
+        Measured::Unreadable(why) => (None, why.as_str()),
+    };
+    let verdict = r.verdict().unwrap_or(Verdict::Rejected).as_str();
+    tx.prepare_cached(
+        "INSERT INTO takes (job_id, task_id, clip_id, method, measurement, error, duration, loudness, true_peak, verdict, reasons, picked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (job_id, task_id, clip_id) DO UPDATE SET method = excluded.method, measurement = excluded.measurement,
+           error = excluded.error, duration = excluded.duration, loudness = excluded.loudness, true_peak = excluded.true_peak,
+           verdict = excluded.verdict, reasons = excluded.reasons, picked = excluded.picked",
+    )?
+    .execute(params![
+        job_id,
+        r.task_id,
+        r.clip_id,
+        crate::audio::VERSION,
+        json,
+        error,
+        r.measured_duration,
+        r.loudness,
+        r.true_peak,
+        verdict,
+        r.reasons,
+        r.pick,
+    ])?;
+    Ok(())
 }
 
 /// A clip's own columns, in the order of [`clip_fields`].

@@ -274,19 +274,9 @@ async fn collect_after(
     } else {
         crate::engine::collect::DEFAULT_POLL_INTERVAL
     };
-    let mut collect = super::collect::after_run_config(
-        config.results.clone(),
-        config.provider,
-        config.base_url.clone(),
-        config.api_key.clone(),
-        args.download.clone(),
-        poll,
-        config.timeout,
-    );
+    let mut collect = super::collect::after_run_config(config, args.download.clone(), poll);
     if let Some(download) = &mut collect.download {
         download.images = args.images;
-        download.artist = super::collect::artist_or_default(config.artist.as_deref());
-        download.album = super::collect::album_or_default(config.album.as_deref(), &config.results);
     }
     drop(signals);
     let collected = super::collect::run_collect(collect, output).await?;
