@@ -19,6 +19,12 @@
 //!   A take that decodes past full scale is shown but not judged:
 //!   symphonia 0.5 clamps its output at ±1.0, ffmpeg does not, so their
 //!   true peaks of it differ by design (see `batchgen::audio::Measurement`).
+//! - **collect, measuring on vs off**: N jobs (200; 10 with `--quick`)
+//!   submitted once to the sandbox, their finished tasks collected with
+//!   `--download` twice from copies of the same results and state file,
+//!   once with `--no-measure` and once measuring every take: the time to
+//!   catalog (the `collect` process' wall time) of each, over the same
+//!   2·N takes. Goal: measuring within 10 % of not measuring.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,6 +162,94 @@ impl Bench {
             pass: per < 0.5,
         });
         self.measure_accuracy(&take);
+        self.measure_in_collect().await;
+    }
+
+    /// Collect with and without measuring, over the same takes (module
+    /// docs).
+    async fn measure_in_collect(&mut self) {
+        use batchgen::sandbox::{Sandbox, SandboxConfig};
+        let n: u64 = if self.o.quick { 10 } else { 200 };
+        let sandbox = Sandbox::start(
+            ([127, 0, 0, 1], 0).into(),
+            SandboxConfig {
+                key: Some(super::KEY.into()),
+                stage_time: std::time::Duration::from_millis(100),
+                moderation_word: String::new(),
+                ..SandboxConfig::default()
+            },
+        )
+        .await
+        .expect("sandbox starts");
+        let url = sandbox.base_url();
+        let manifest = self.manifest(n, super::gen_manifest::Format::Csv);
+        let results = self.results("measured");
+        let extra = ["--rate", "unlimited", "--concurrency", "64"];
+        let m = super::measure::run_bin(
+            &self.o.bin,
+            &Self::args(&manifest, &url, &results, &extra),
+            super::KEY,
+        )
+        .await;
+        super::measure::expect_ok(&m, "the submission");
+        // Every task finished before either collect starts.
+        while sandbox
+            .accepted_span()
+            .is_some_and(|(_, last)| last.elapsed() < std::time::Duration::from_millis(500))
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut walls = Vec::new();
+        for (name, flags) in [("off", &["--no-measure"][..]), ("on", &[][..])] {
+            let dir = self.dir.path().join(format!("collect-measure-{name}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("folder");
+            let copy = dir.join("r.results.csv");
+            let sources =
+                std::iter::once(results.clone()).chain(batchgen::files::state::files_for(&results));
+            let targets =
+                std::iter::once(copy.clone()).chain(batchgen::files::state::files_for(&copy));
+            for (from, to) in sources.zip(targets).filter(|(from, _)| from.exists()) {
+                std::fs::copy(&from, &to).expect("copy the results and their state");
+            }
+            let mut args: Vec<String> = vec![
+                "collect".into(),
+                copy.display().to_string(),
+                "--base-url".into(),
+                url.clone(),
+                "--download".into(),
+                dir.join("songs").display().to_string(),
+                "--poll-interval".into(),
+                "100ms".into(),
+                "--poll-rate".into(),
+                "unlimited".into(),
+                "--quiet".into(),
+            ];
+            args.extend(flags.iter().map(|s| s.to_string()));
+            let m = super::measure::run_bin(&self.o.bin, &args, super::KEY).await;
+            super::measure::expect_ok(&m, "collect");
+            walls.push((name, m.wall, m.cpu));
+        }
+        sandbox.shutdown().await;
+        for (name, wall, cpu) in &walls {
+            println!(
+                "collect --download, measuring {name}: {wall:.2} s wall, CPU {} s ({} takes)",
+                cpu.map_or("?".into(), |c| format!("{c:.2}")),
+                2 * n
+            );
+        }
+        let (off, on) = (walls[0].1, walls[1].1);
+        let ratio = on / off;
+        self.verdicts.push(Verdict {
+            target: "measure",
+            figure: format!(
+                "collect of {} takes: {on:.2} s measuring, {off:.2} s not ({:+.0} %)",
+                2 * n,
+                (ratio - 1.0) * 100.0
+            ),
+            goal: "time to catalog within 10 %",
+            pass: ratio <= 1.10,
+        });
     }
 
     /// The comparison with ffmpeg (see the module docs).

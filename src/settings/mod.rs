@@ -128,6 +128,9 @@ pub struct RunSettings {
     pub album: Option<String>,
     /// Most credits a run spends (`--budget`, `[run] budget`).
     pub budget: Option<f64>,
+    /// Most times a job is sent again to regenerate it (`--regenerate`,
+    /// `[run] regenerate`).
+    pub regenerate: Option<u32>,
     /// The price of a job the model catalogue has none for.
     pub credits_per_job: Option<f64>,
     /// The quality gate's rules this layer sets ([`quality`]).
@@ -151,6 +154,7 @@ impl RunSettings {
             artist: self.artist.or(lower.artist),
             album: self.album.or(lower.album),
             budget: self.budget.or(lower.budget),
+            regenerate: self.regenerate.or(lower.regenerate),
             credits_per_job: self.credits_per_job.or(lower.credits_per_job),
             quality: self.quality.or(lower.quality),
         }
@@ -202,6 +206,9 @@ pub struct Config {
     /// Most credits the run spends, by the catalogue's prices
     /// (`crate::engine::submit::budget`); `None`: no cap.
     pub budget: Option<f64>,
+    /// Most times a job is sent again to regenerate it
+    /// (`crate::files::state::State::to_regenerate`); 0: never.
+    pub regenerate: u32,
     /// The price of a job the catalogue has none for.
     pub credits_per_job: f64,
     /// The manifest's `[quality]` table (flags of `collect` go above it):
@@ -211,6 +218,11 @@ pub struct Config {
 
 /// The price of a job the model catalogue names none for.
 pub const DEFAULT_CREDITS_PER_JOB: f64 = 10.0;
+
+/// The most `--regenerate` / `[run] regenerate` takes: each regeneration
+/// is billed, and a prompt whose takes fail the rules this often needs a
+/// person, not another try.
+pub const MAX_REGENERATE: u32 = 5;
 
 /// 8 MiB: ~10^4 jobs of typical size. Why a run keeps them at all: reading
 /// a row again (CSV, checks, fingerprint) costs ~2–3 µs of CPU, paid while
@@ -319,6 +331,7 @@ impl Config {
             artist: settings.artist,
             album: settings.album,
             budget: settings.budget,
+            regenerate: settings.regenerate.unwrap_or(0),
             credits_per_job: settings.credits_per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB),
             quality: settings.quality,
         }))

@@ -408,6 +408,28 @@ pub const CALLBACK_CODES: &[(u16, &str)] = &[
     (531, "generation failed, credits refunded; submit again"),
 ];
 
+/// The code with which the host says a failed task is worth submitting
+/// again ("generation failed, credits refunded"; API.md).
+pub const RESEND_CODE: u16 = 531;
+
+/// Whether a clip's failure, as the catalog keeps it, is one the host says
+/// is worth submitting again: code [`RESEND_CODE`] as `callback_failure`
+/// or `record_failure` wrote it. Only the code batchgen wrote in front
+/// decides; the host's own message after it is never read, so a message
+/// that quotes the code cannot make a job be sent again.
+pub fn worth_resending(reason: &str) -> bool {
+    let callback = format!("callback code {RESEND_CODE} (");
+    if reason.starts_with(&callback) {
+        return true;
+    }
+    reason
+        .strip_prefix("the task failed: ")
+        .and_then(|rest| rest.split_once(' '))
+        .is_some_and(|(status, rest)| {
+            !status.is_empty() && rest.starts_with(&format!("(errorCode {RESEND_CODE})"))
+        })
+}
+
 /// Why a callback failed the task: its code and what the docs say it
 /// means, then the host's own message, e.g. `callback code 531
 /// (generation failed, credits refunded; submit again): Sorry, …`. Only
@@ -550,4 +572,35 @@ fn snake_case(clip: &Value) -> Value {
         (name.to_owned(), value.clone())
     });
     Value::Object(renamed.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_code_531_as_batchgen_wrote_it_is_worth_a_resend() {
+        assert!(worth_resending(&callback_failure(
+            Some(531),
+            "Sorry, refunded"
+        )));
+        let mut data = Map::new();
+        data.insert("errorCode".into(), Value::from(531));
+        data.insert("errorMessage".into(), Value::from("Sorry"));
+        assert!(worth_resending(&record_failure(
+            &data,
+            "GENERATE_AUDIO_FAILED"
+        )));
+        data.insert("errorCode".into(), Value::from(400));
+        data.insert("errorMessage".into(), Value::from("see (errorCode 531)"));
+        assert!(!worth_resending(&record_failure(
+            &data,
+            "SENSITIVE_WORD_ERROR"
+        )));
+        assert!(!worth_resending(&callback_failure(
+            Some(400),
+            "callback code 531 ("
+        )));
+        assert!(!worth_resending("Does Not Meet Guidelines"));
+    }
 }

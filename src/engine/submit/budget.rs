@@ -3,9 +3,11 @@
 //! provider's price, else `--credits-per-job`), reserved before its first
 //! request and given back when the job ends without any request that may
 //! have created a task. With `--budget`, a job whose price would take the
-//! run past it is not started: it stays `pending` and the run stops
-//! there, so nothing is sent past the cap. Without one, the same counting
-//! gives the estimate the summary reports.
+//! run past it is not started, nor is any job after it: each stays as it
+//! was (`pending`, or `submitted` for a regeneration), while the jobs that
+//! reserved their price before go on to their end. Nothing is sent past
+//! the cap. Without one, the same counting gives the estimate the summary
+//! reports. Regenerations (`--regenerate`) are jobs like any other here.
 //!
 //! A price is an estimate: the catalogue holds the prices providers
 //! publish, and a host may charge otherwise (a failed task refunded, a

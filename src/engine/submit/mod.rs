@@ -162,7 +162,7 @@ mod tests {
         let mut state = State::open_read_only(&config.results).unwrap();
         let mut plan = Plan::default();
         plan.changed = merge(m, &mut state, |i, job, record| {
-            plan.consider(i, job, record, config)
+            plan.consider(i, job, record, config, false)
         })
         .unwrap();
         plan

@@ -28,6 +28,9 @@ pub struct Plan {
     pub todo: Vec<u32>,
     /// Rows an earlier run settled that this one leaves alone.
     pub skipped: u64,
+    /// Submitted jobs this run sends again to regenerate them
+    /// (`--regenerate`), among `todo`.
+    pub regenerating: u64,
     pub warnings: Vec<String>,
     /// Status of every manifest row before this run, by status.
     pub totals: BTreeMap<&'static str, u64>,
@@ -65,7 +68,12 @@ impl Plan {
         config: &Config,
         hold: bool,
     ) -> Result<Plan, RunError> {
-        if let Some(plan) = Plan::from_state(manifest, state, config)? {
+        // The jobs to regenerate are known by key: the merge that pairs
+        // keys with places decides them (no shortcut then).
+        let regenerate = state.to_regenerate(config.regenerate)?;
+        if regenerate.is_empty()
+            && let Some(plan) = Plan::from_state(manifest, state, config)?
+        {
             return Ok(plan);
         }
         let mut plan = Plan {
@@ -73,7 +81,8 @@ impl Plan {
             ..Plan::default()
         };
         plan.changed = merge(manifest, state, |i, job, record| {
-            plan.consider(i, job, record, config)
+            let again = record.status == Status::Submitted && regenerate.contains(&*job.key);
+            plan.consider(i, job, record, config, again)
         })?;
         Ok(plan)
     }
@@ -95,13 +104,22 @@ impl Plan {
         let mut i = 0usize;
         let same =
             state.statuses_if_unchanged(manifest.digest(), manifest.summary.jobs, |status| {
-                plan.count(i, status, config);
+                plan.count(i, status, config, false);
                 i += 1;
             })?;
         Ok(same.then_some(plan))
     }
 
-    pub(super) fn consider(&mut self, i: usize, job: &Job, record: &Record, config: &Config) {
+    /// Counts job `i` and its row, and keeps the job if this run sends it;
+    /// `regenerate`: a submitted job sent again (`--regenerate`).
+    pub(super) fn consider(
+        &mut self,
+        i: usize,
+        job: &Job,
+        record: &Record,
+        config: &Config,
+        regenerate: bool,
+    ) {
         let todo = self.todo.len();
         if let Some(warning) = content_change(job, record) {
             if self.warnings.len() < MAX_WARNINGS {
@@ -111,7 +129,7 @@ impl Plan {
                     .push("… more jobs changed under the same id".into());
             }
         }
-        self.count(i, record.status, config);
+        self.count(i, record.status, config, regenerate);
         if self.todo.len() > todo {
             self.hold(job, config.hold_budget);
         }
@@ -138,20 +156,24 @@ impl Plan {
     }
 
     /// Counts job `i`, whose row before this run has `status` (settled),
-    /// and decides whether this run sends it.
-    fn count(&mut self, i: usize, status: Status, config: &Config) {
+    /// and decides whether this run sends it (a submitted one only to
+    /// `regenerate` it).
+    fn count(&mut self, i: usize, status: Status, config: &Config, regenerate: bool) {
         *self.totals.entry(status.as_str()).or_default() += 1;
         let wanted = match status {
             Status::Pending | Status::Sending => true,
             Status::Failed => config.retry.failed,
             Status::Unknown => config.retry.unknown,
-            Status::Submitted => false,
+            Status::Submitted => regenerate,
         };
         if !wanted {
             self.skipped += 1;
         } else if self.todo.len() < config.max_jobs.unwrap_or(usize::MAX) {
             self.todo
                 .push(u32::try_from(i).expect("fewer than 4 billion jobs"));
+            if status == Status::Submitted {
+                self.regenerating += 1;
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ const RUN_KEYS: &[&str] = &[
     "album",
     "budget",
     "credits_per_job",
+    "regenerate",
 ];
 
 /// Reads the manifest `path` (contents `bytes`) into `rows`; returns its
@@ -295,6 +296,11 @@ impl Toml<'_> {
                 }),
                 // The MP3 tags' artist and album (`--wait --download`).
                 "budget" => credits(value).map(|c| settings.budget = Some(c)),
+                "regenerate" => {
+                    integer_in(value, 0, i64::from(settings::MAX_REGENERATE)).map(|n| {
+                        settings.regenerate = u32::try_from(n).ok();
+                    })
+                }
                 "credits_per_job" => credits(value).map(|c| settings.credits_per_job = Some(c)),
                 "artist" => tag_label(value).map(|s| settings.artist = Some(s)),
                 "album" => tag_label(value).map(|s| settings.album = Some(s)),

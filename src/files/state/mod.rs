@@ -43,6 +43,7 @@ mod catalog;
 mod clips;
 mod import;
 mod merge;
+mod regenerate;
 mod report;
 pub mod schema;
 mod snapshot;
@@ -374,6 +375,18 @@ impl State {
             visit(status(&text));
         }
         Ok(true)
+    }
+
+    /// The keys of the jobs `--regenerate limit` sends again (see the
+    /// `regenerate` module): none when `limit` is 0.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn to_regenerate(
+        &self,
+        limit: u32,
+    ) -> Result<std::collections::HashSet<String>, ResultsError> {
+        regenerate::due(&self.conn, limit).map_err(|e| sql_error(&self.store, e))
     }
 
     /// Records `rows` (a worker's `sending` row, an outcome) in one

@@ -117,12 +117,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, task_id, clip_id, kind)
     ) STRICT, WITHOUT ROWID;
     ",
-    // 2 → 3: what measuring each downloaded take found, and the verdict.
+    // 2 → 3: what measuring each downloaded take found, the verdict, and
+    // how often a job was regenerated.
     r"
     -- The rules the verdicts below were reached under (see `takes`), and
     -- the manifest's `[quality]` table as the last run merged it (JSON),
     -- which a `collect` without a manifest judges by.
     INSERT INTO meta (name, value) VALUES ('judged_by', ''), ('quality', '');
+
+    -- How many times a job was sent again to regenerate it (`--regenerate`:
+    -- every take of its task rejected, or its task failed for a reason the
+    -- host says is worth a resend): what caps it.
+    ALTER TABLE jobs ADD COLUMN regenerations INTEGER NOT NULL DEFAULT 0;
 
     -- One row per measured take: a file downloaded for one clip of one
     -- task (as `files`), never for a clip's place, so a job's earlier

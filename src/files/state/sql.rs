@@ -46,8 +46,11 @@ pub(super) const UPSERT_JOB: &str = "INSERT INTO jobs (key, position, line, fing
 
 /// Updates a job the merge placed, every field but its place: the
 /// recorder's statement (the parameters of [`UPSERT_JOB`], `?2` unused).
-/// A row without a task ID keeps the job's last one.
+/// A row without a task ID keeps the job's last one. A `submitted` job
+/// going back to `sending` is being regenerated (no other run sends a
+/// submitted job again): counted.
 pub(super) const RECORD_JOB: &str = "UPDATE jobs SET
+         regenerations = regenerations + (status = 'submitted' AND ?5 = 'sending'),
          line = ?3,
          fingerprint = ?4,
          status = ?5,

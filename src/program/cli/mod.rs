@@ -204,6 +204,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "CREDITS")]
     pub budget: Option<f64>,
 
+    /// Send a job again, at most N times, when every take of its task was
+    /// measured and rejected (collect --download judges them) or its task
+    /// failed for a reason the host says is worth a resend (sunoapi's 531);
+    /// never for a moderation failure. Each regeneration is billed, within
+    /// --budget; its earlier takes are kept [default: 0; at most 5].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=i64::from(crate::settings::MAX_REGENERATE)))]
+    pub regenerate: Option<u32>,
+
     /// Stop the run (exit 69) after N rows in a row exhausted their retries
     /// on server or connection errors [default: 5].
     #[arg(long, value_name = "N")]
@@ -272,6 +280,7 @@ impl RunArgs {
             artist: self.artist.clone(),
             album: self.album.clone(),
             budget: self.budget,
+            regenerate: self.regenerate,
             credits_per_job: self.credits_per_job,
             quality: Default::default(),
         }

@@ -6,6 +6,7 @@
 
 mod quality;
 mod receiver;
+mod regenerate;
 mod scale;
 
 use std::collections::HashMap;

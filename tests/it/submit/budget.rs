@@ -157,3 +157,77 @@ async fn a_job_that_fails_costs_nothing_and_a_bad_budget_is_refused() {
         stderr(&out)
     );
 }
+
+/// With several workers, the jobs that reserved their price before the
+/// cap was reached are all sent; nothing after them starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_several_workers_every_job_that_fits_is_sent_and_no_more() {
+    let sb = common::sandbox(SandboxConfig::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(tmp.path(), 12);
+    let results = tmp.path().join("jobs.results.csv");
+    let out = run_bin(
+        &sb,
+        &[
+            manifest.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "-j",
+            "8",
+            "--budget",
+            "45",
+            "--credits-per-job",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(sb.stats().requests, 4, "four jobs of 10 fit in 45");
+    let sent = statuses(&results)
+        .iter()
+        .filter(|s| **s == Status::Submitted)
+        .count();
+    assert_eq!(sent, 4);
+    assert!(
+        statuses(&results)
+            .iter()
+            .all(|s| matches!(s, Status::Submitted | Status::Pending))
+    );
+}
+
+/// The credits the host charged, measured from its balance before the
+/// first send and after the last: in the summary line and the JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balance_before_and_after_measures_what_the_run_cost() {
+    let sb = common::sandbox(SandboxConfig {
+        credits: 1000,
+        credits_per_task: 10,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(tmp.path(), 3);
+    let summary = tmp.path().join("summary.json");
+    let out = run_bin(
+        &sb,
+        &[
+            manifest.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("the balance went from 1000 to 970 credits: 30 charged"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["balance_before"], 1000.0);
+    assert_eq!(json["balance_after"], 970.0);
+    assert_eq!(json["credits_measured"], 30.0);
+}

@@ -45,13 +45,17 @@ enum Next {
 impl PoolState {
     /// Takes one job from first attempt to final state.
     /// `None` when the job was not started: its price would take the run
-    /// past `--budget` (the run stops; the job's row is left as it is).
+    /// past `--budget`, or an earlier job's did (no job is started after
+    /// that; the job's row is left as it is).
     pub(super) async fn submit(&self, job: &Job) -> Option<Record> {
         let budget = &self.config.budget;
         let price = budget.price(job);
+        if self.is_budget_spent() {
+            return None;
+        }
         if !budget.reserve(&self.counters.credits, price) {
             if budget.limit().is_some() {
-                self.stop_with(StopReason::BudgetSpent);
+                self.budget_spent();
             }
             return None;
         }
@@ -191,7 +195,7 @@ impl PoolState {
                 let price = self.config.budget.price(job);
                 if !self.config.budget.reserve(&self.counters.credits, price) {
                     if self.config.budget.limit().is_some() {
-                        self.stop_with(StopReason::BudgetSpent);
+                        self.budget_spent();
                     }
                     return Next::Done(self.finish(row.record, Status::Unknown, error.to_string()));
                 }

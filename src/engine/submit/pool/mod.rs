@@ -150,6 +150,9 @@ struct PoolState {
     task_ids: Mutex<std::collections::HashMap<u64, u64>>,
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
+    /// The budget is spent: no job is started any more, while those that
+    /// reserved their price before it was go on to their end.
+    budget_spent: std::sync::atomic::AtomicBool,
     counters: Arc<Counters>,
 }
 
@@ -212,6 +215,7 @@ pub async fn submit_all(
         task_ids: Mutex::default(),
         stop: shutdown.child_token(),
         reason: Mutex::new(None),
+        budget_spent: std::sync::atomic::AtomicBool::new(false),
         counters,
     });
 
@@ -256,10 +260,28 @@ async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>) {
 impl PoolState {
     fn stop_with(&self, reason: StopReason) {
         let mut slot = self.reason.lock().expect("poisoned");
-        if slot.is_none() {
+        // A spent budget is a quiet end; any other reason says more.
+        if slot.is_none() || *slot == Some(StopReason::BudgetSpent) {
             *slot = Some(reason);
         }
         self.stop.cancel();
+    }
+
+    /// The next job would go past `--budget`: no job is started from now
+    /// on (each stays as it was), but the jobs that reserved their price
+    /// are sent to their end; unlike [`PoolState::stop_with`], nothing is
+    /// cancelled.
+    fn budget_spent(&self) {
+        self.budget_spent
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut slot = self.reason.lock().expect("poisoned");
+        if slot.is_none() {
+            *slot = Some(StopReason::BudgetSpent);
+        }
+    }
+
+    fn is_budget_spent(&self) -> bool {
+        self.budget_spent.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until this worker may send: no pool-wide pause, a limiter slot.

@@ -91,19 +91,108 @@ async fn submit_inner(
     }
 
     let session = Session::open(&manifest, &config)?;
-    let todo = session.plan().todo.len();
-    if todo > 0 {
-        check_balance(&config, todo, args.credits_per_job, output.quiet).await?;
+    let (code, signals) =
+        match send(args, output, &manifest, &config, session, signals, outcome).await? {
+            Sent::Stopped(code) => return Ok(code),
+            Sent::Done(code, signals) => (code, signals),
+        };
+    if !args.wait {
+        return Ok(code);
     }
-    let report = session
-        .send_planned(&manifest, &config, signals.shutdown.clone())
-        .await?;
+    let mut code = collect_after(args, output, &config, signals, code).await?;
+    // `--regenerate` with `--wait`: what the collect judged is sent again
+    // and collected, round after round; each round sends a job at most
+    // once, so `--regenerate N` ends after N rounds at most.
+    for _ in 0..config.regenerate {
+        if code != ExitCode::Success {
+            break;
+        }
+        let session = Session::open(&manifest, &config)?;
+        if session.plan().regenerating == 0 {
+            break;
+        }
+        let signals = Signals::watch(output.quiet);
+        let round = match send(args, output, &manifest, &config, session, signals, outcome).await? {
+            Sent::Stopped(code) => return Ok(code),
+            Sent::Done(round, signals) => {
+                let collected = collect_after(args, output, &config, signals, round).await?;
+                if collected == ExitCode::Success {
+                    round
+                } else {
+                    collected
+                }
+            }
+        };
+        code = round;
+    }
+    Ok(code)
+}
 
+/// How one round of sending ended.
+enum Sent {
+    /// Stopped by a signal (its code): nothing more this run.
+    Stopped(ExitCode),
+    /// Done, with its code; the signals watched go on to `--wait`.
+    Done(ExitCode, Signals),
+}
+
+/// Sends what `session` planned (after the balance check), prints the
+/// report and keeps it for `--summary-json`.
+async fn send(
+    args: &RunArgs,
+    output: &OutputArgs,
+    manifest: &Manifest,
+    config: &Config,
+    session: Session,
+    signals: Signals,
+    outcome: &mut Outcome,
+) -> Result<Sent, Error> {
+    let plan = session.plan();
+    let todo = plan.todo.len();
+    if plan.regenerating > 0 && !output.quiet {
+        eprint_line(&format!(
+            "batchgen: regenerating {} {} (every take rejected, or the task failed and the host says to resend; --regenerate {})",
+            plan.regenerating,
+            if plan.regenerating == 1 {
+                "job"
+            } else {
+                "jobs"
+            },
+            config.regenerate
+        ));
+    }
+    let before = if todo > 0 {
+        check_balance(config, todo, args.credits_per_job, output.quiet).await?
+    } else {
+        None
+    };
+    let report = session
+        .send_planned(manifest, config, signals.shutdown.clone())
+        .await?;
     let mut code = report.exit_code();
     if code == ExitCode::Interrupted {
         code = signals.exit_code(code);
     }
-    print_report(&report, &config, output.quiet, code);
+    print_report(&report, config, output.quiet, code);
+    if let Some(before) = before
+        && report.requests > 0
+    {
+        let after = match balance_client(config) {
+            Ok(client) => client.balance().await.ok().map(|b| b.credits),
+            Err(_) => None,
+        };
+        let first = outcome.balance.before.unwrap_or(before);
+        outcome.balance = summary::Balances {
+            before: Some(first),
+            after,
+        };
+        if let (Some(spent), false) = (outcome.balance.spent(), output.quiet) {
+            eprint_line(&format!(
+                "batchgen: the balance went from {first} to {} credits: {spent} charged while this run sent (other use of the account included)",
+                after.unwrap_or_default()
+            ));
+        }
+    }
     let ended = crate::program::exit::run_outcome(&report);
     outcome.report = Some(report);
     match ended {
@@ -112,10 +201,9 @@ async fn submit_inner(
             eprint_line(
                 "batchgen: stopped by a signal; rows not sent stay pending: rerun to continue",
             );
-            Ok(code)
+            Ok(Sent::Stopped(code))
         }
-        Ok(_) if args.wait => collect_after(args, output, &config, signals, code).await,
-        Ok(_) => Ok(code),
+        Ok(_) => Ok(Sent::Done(code, signals)),
     }
 }
 
@@ -332,14 +420,8 @@ async fn check_balance(
     todo: usize,
     per_job: Option<f64>,
     quiet: bool,
-) -> Result<(), Error> {
-    let client = Client::new(
-        &config.base_url,
-        config.api_key.clone(),
-        Duration::from_secs(10),
-    )?
-    .with_provider(config.provider, &config.base_url);
-    match client.balance().await {
+) -> Result<Option<f64>, Error> {
+    match balance_client(config)?.balance().await {
         Ok(balance) => {
             let needed = todo as f64 * per_job.unwrap_or(DEFAULT_CREDITS_PER_JOB);
             if balance.credits < needed && !quiet {
@@ -349,7 +431,7 @@ async fn check_balance(
                 ));
             }
             tracing::info!("balance: {} credits", balance.credits);
-            Ok(())
+            Ok(Some(balance.credits))
         }
         Err(e) if e.class() == ErrorClass::Fatal => {
             let (status, message) = e.refusal().unwrap_or((401, e.server_message()));
@@ -361,7 +443,17 @@ async fn check_balance(
         }
         Err(e) => {
             tracing::info!("could not check the balance: {e}");
-            Ok(())
+            Ok(None)
         }
     }
+}
+
+/// The client that asks the host for the balance (10 s at most).
+fn balance_client(config: &Config) -> Result<Client, Error> {
+    Ok(Client::new(
+        &config.base_url,
+        config.api_key.clone(),
+        Duration::from_secs(10),
+    )?
+    .with_provider(config.provider, &config.base_url))
 }
