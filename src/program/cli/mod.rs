@@ -535,6 +535,9 @@ pub struct CollectArgs {
     /// last run kept) and the defaults.
     #[command(flatten)]
     pub quality: QualityArgs,
+
+    #[command(flatten)]
+    pub wav: WavArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -576,10 +579,19 @@ pub struct MeasureArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write a WAV of each kept take into DIR (`<name>.wav`), at one gain
-    /// toward --wav-target, never past --wav-ceiling. A WAV made from an
-    /// MP3 is a change of format, not of quality. A file already at a
-    /// WAV's name is left as it is.
+    #[command(flatten)]
+    pub wav: WavArgs,
+}
+
+/// WAVs for release, made from measured takes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "WAVs")]
+pub struct WavArgs {
+    /// Write a WAV into DIR (`<name>.wav`) of each kept take (`collect`:
+    /// of each job's pick, when kept), at one gain toward --wav-target,
+    /// never past --wav-ceiling. A WAV made from an MP3 is a change of
+    /// format, not of quality. A file already at a WAV's name is left as
+    /// it is.
     #[arg(long, value_name = "DIR")]
     pub wav: Option<PathBuf>,
 
@@ -594,6 +606,18 @@ pub struct MeasureArgs {
     /// True peak no WAV exceeds, dBTP (the gain stops there: no limiter).
     #[arg(long, value_name = "DBTP", default_value_t = -1.0, allow_hyphen_values = true)]
     pub wav_ceiling: f64,
+}
+
+impl WavArgs {
+    /// The WAV writer's settings the flags give.
+    pub fn settings(&self) -> crate::audio::WavSettings {
+        crate::audio::WavSettings {
+            bits: crate::audio::WavBits::from_bits(self.wav_bits)
+                .unwrap_or(crate::audio::WavBits::Sixteen),
+            target_lufs: self.wav_target,
+            ceiling_dbtp: self.wav_ceiling,
+        }
+    }
 }
 
 /// The quality gate's rules as flags; each takes what its `[quality]` key

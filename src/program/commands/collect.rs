@@ -28,6 +28,18 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
     }
     let api_key = read_key(args.api_key_file.as_deref(), provider)?;
     let quality = args.quality.settings()?;
+    if let Some(dir) = &args.wav.wav {
+        if args.download.is_none() || args.no_measure {
+            return Err(Error::Usage(
+                "--wav writes the picked takes collect measured: it needs --download, without --no-measure".into(),
+            ));
+        }
+        // Before any request: a folder that cannot be made is found now.
+        std::fs::create_dir_all(dir).map_err(|source| Error::WavDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     let catalog = args
         .catalog
         .clone()
@@ -84,7 +96,63 @@ pub async fn collect(args: CollectArgs, output: &OutputArgs) -> Result<ExitCode,
         }),
     };
 
-    run_collect(config, output).await
+    let results = config.results.clone();
+    let code = run_collect(config, output).await?;
+    if let Some(dir) = &args.wav.wav {
+        let settings = args.wav.settings();
+        let (dir, quiet) = (dir.clone(), output.quiet);
+        tokio::task::spawn_blocking(move || write_picks(&results, &dir, &settings, quiet))
+            .await
+            .map_err(|e| Error::Other(e.into()))??;
+    }
+    Ok(code)
+}
+
+/// `collect --wav DIR`: a WAV of each job's pick, when it was kept and
+/// its song is on disk ([`super::measure::wav`]: one gain toward the
+/// target, never past the ceiling; a file at a WAV's name is left as it
+/// is). A WAV that cannot be written is a warning with its reason: the
+/// songs and the catalog are whole whatever happens here.
+fn write_picks(
+    results: &std::path::Path,
+    dir: &std::path::Path,
+    settings: &crate::audio::WavSettings,
+    quiet: bool,
+) -> Result<(), Error> {
+    use crate::files::catalog::{Measured, Verdict};
+    let store = crate::files::state::path_for(results);
+    let (mut written, mut there, mut failed) = (0u64, 0u64, 0u64);
+    crate::files::state::each_job_in(&store, crate::files::state::Which::Every, |job| {
+        for row in &job.rows {
+            let Some(Measured::Audio(m)) = row.measured.as_deref() else {
+                continue;
+            };
+            if !row.pick || row.verdict() != Some(Verdict::Kept) || row.file.is_empty() {
+                continue;
+            }
+            let wav = super::measure::wav(std::path::Path::new(&row.file), m, dir, settings);
+            match wav.outcome {
+                "written" => written += 1,
+                "exists" => there += 1,
+                _ => {
+                    failed += 1;
+                    eprint_line(&format!(
+                        "batchgen: warning: no WAV for {}: {}",
+                        row.file,
+                        wav.error.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Ok::<_, Error>(())
+    })?;
+    if !quiet || failed > 0 {
+        eprint_line(&format!(
+            "batchgen: WAVs of the picked takes: {written} written, {there} already there, {failed} failed → {}",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The tags' artist when none is set: all of batchgen's songs under one

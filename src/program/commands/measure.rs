@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::audio::{Measurement, SilenceSettings, WavBits, WavSettings, measure_file, write_wav};
+use crate::audio::{Measurement, SilenceSettings, WavSettings, measure_file, write_wav};
 use crate::program::cli::{MeasureArgs, OutputArgs};
 use crate::program::exit::{Error, ExitCode};
 use crate::settings::quality::{QualityRules, Reason, Take};
@@ -41,18 +41,18 @@ struct Judged {
 
 /// A kept take's WAV.
 #[derive(Debug, Serialize)]
-struct Wav {
-    path: PathBuf,
+pub(super) struct Wav {
+    pub(super) path: PathBuf,
     /// `written`, `exists` (a file was at its name: left as it is) or
     /// `failed`.
-    outcome: &'static str,
+    pub(super) outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     gain_db: Option<f64>,
     /// What set the gain: `target`, `ceiling` or `unity`.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,17 +69,13 @@ pub fn measure(args: &MeasureArgs, output: &OutputArgs) -> Result<ExitCode, Erro
     }
     let rules = quality.rules();
     let files = takes(&args.paths)?;
-    if let Some(dir) = &args.wav {
+    if let Some(dir) = &args.wav.wav {
         std::fs::create_dir_all(dir).map_err(|source| Error::WavDir {
             path: dir.clone(),
             source,
         })?;
     }
-    let wav_settings = WavSettings {
-        bits: WavBits::from_bits(args.wav_bits).unwrap_or(WavBits::Sixteen),
-        target_lufs: args.wav_target,
-        ceiling_dbtp: args.wav_ceiling,
-    };
+    let wav_settings = args.wav.settings();
     let measured = measure_all(&files);
     let mut seen = HashSet::new();
     let mut rejected = 0;
@@ -89,7 +85,7 @@ pub fn measure(args: &MeasureArgs, output: &OutputArgs) -> Result<ExitCode, Erro
     }
     for (file, result) in files.into_iter().zip(measured) {
         let mut judged = judge(file, result, &rules, &mut seen);
-        if let (Some(dir), Some(m), "kept") = (&args.wav, &judged.measurement, judged.verdict) {
+        if let (Some(dir), Some(m), "kept") = (&args.wav.wav, &judged.measurement, judged.verdict) {
             judged.wav = Some(wav(&judged.file, m, dir, &wav_settings));
         }
         let wav_failed = judged.wav.as_ref().is_some_and(|w| w.outcome == "failed");
@@ -230,7 +226,7 @@ fn judge(
 
 /// Writes the WAV of the kept take `mp3` into `dir`, unless a file is
 /// already at its name.
-fn wav(mp3: &Path, m: &Measurement, dir: &Path, settings: &WavSettings) -> Wav {
+pub(super) fn wav(mp3: &Path, m: &Measurement, dir: &Path, settings: &WavSettings) -> Wav {
     let name = mp3
         .file_stem()
         .map_or_else(|| "take".into(), |s| s.to_os_string());

@@ -313,6 +313,27 @@ async fn a_killed_collect_resumes_without_downloading_twice() {
             .all(|e| !e.file_name().to_string_lossy().ends_with(".part")),
         "no temp file left"
     );
+    // Killed while measuring too: every take's numbers are what measuring
+    // its file again gives, whichever run measured it.
+    let out = common::run_with_env(
+        vec!["measure".into(), common::arg(&dir).into(), "--json".into()],
+        Vec::new(),
+    )
+    .await;
+    let again: HashMap<String, f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let file = v["file"].as_str().unwrap().to_owned();
+            (file, v["measurement"]["integrated_lufs"].as_f64().unwrap())
+        })
+        .collect();
+    let complete: Vec<&Row> = rows.iter().filter(|r| r.status == "complete").collect();
+    assert_eq!(again.len(), complete.len());
+    for row in complete {
+        assert_eq!(row.verdict, "kept", "{row:?}");
+        assert_eq!(row.loudness, again.get(&row.file).copied(), "{}", row.file);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

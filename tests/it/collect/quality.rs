@@ -244,3 +244,76 @@ async fn songs_downloaded_unmeasured_are_measured_in_place_later() {
     assert_eq!(again, rows);
     assert_eq!(sb.stats().audio_fetches, downloads);
 }
+
+/// `--wav DIR`: a WAV of each job's pick, when kept; it decodes, and its
+/// true peak stays under the ceiling. A rerun leaves them as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn wav_writes_each_kept_pick_under_the_ceiling() {
+    let sb = sandbox(1.0, BadTakeKind::Identical).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let wavs = tmp.path().join("wavs");
+    let flags = ["--wav", common::arg(&wavs), "--wav-bits", "24"];
+    let rows = collected(&sb, tmp.path(), 2, &flags).await;
+    let picks: Vec<&Row> = rows.iter().filter(|r| r.pick).collect();
+    assert_eq!(picks.len(), 2);
+    let mut names: Vec<String> = std::fs::read_dir(&wavs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut wanted: Vec<String> = picks
+        .iter()
+        .map(|r| {
+            Path::new(&r.file)
+                .with_extension("wav")
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    wanted.sort();
+    assert_eq!(names, wanted, "the picks only, not the identical repeats");
+    for name in &names {
+        let mut reader = hound::WavReader::open(wavs.join(name)).unwrap();
+        let spec = reader.spec();
+        assert_eq!(spec.bits_per_sample, 24);
+        let scale = f64::from(1 << 23);
+        let samples: Vec<f64> = reader
+            .samples::<i32>()
+            .map(|s| f64::from(s.unwrap()) / scale)
+            .collect();
+        let mut meter = ebur128::EbuR128::new(
+            u32::from(spec.channels),
+            spec.sample_rate,
+            ebur128::Mode::TRUE_PEAK,
+        )
+        .unwrap();
+        meter.add_frames_f64(&samples).unwrap();
+        let peak = (0..u32::from(spec.channels))
+            .map(|c| meter.true_peak(c).unwrap())
+            .fold(0.0, f64::max);
+        let db = 20.0 * peak.log10();
+        assert!(db <= -1.0 + 0.1, "{name}: true peak {db:.2} dBTP");
+    }
+    let mtimes: Vec<_> = names
+        .iter()
+        .map(|n| std::fs::metadata(wavs.join(n)).unwrap().modified().unwrap())
+        .collect();
+    let results = tmp.path().join("jobs.results.csv");
+    // WAVs come from measured downloads.
+    for extra in [&[][..], &["--download", "x", "--no-measure"][..]] {
+        let mut args = vec!["collect", common::arg(&results), "--wav", "w"];
+        args.extend(extra);
+        let out = run_env(&sb, &args).await;
+        assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+    }
+    collect_again(&sb, &results, tmp.path(), &flags).await;
+    for (n, t) in names.iter().zip(mtimes) {
+        assert_eq!(
+            std::fs::metadata(wavs.join(n)).unwrap().modified().unwrap(),
+            t
+        );
+    }
+}

@@ -263,3 +263,76 @@ async fn wait_regenerates_and_collects_in_one_command() {
     assert_eq!(tasks(tmp.path())[0].1.len(), 3);
     assert_eq!(mp3s(&songs), 6, "every round's takes kept");
 }
+
+/// kill -9 in the middle of a run of regenerations, then a rerun: no job
+/// is accepted more than once per regeneration it was allowed, a job in
+/// flight at the kill is `unknown` and not sent again, and the earlier
+/// task of every job is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_during_regeneration_bills_no_job_twice() {
+    use crate::common::wait::Watched;
+    let sb = common::sandbox(SandboxConfig {
+        latency: Duration::from_millis(20),
+        ..config(1.0)
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = manifest(tmp.path(), 30, |_| None);
+    run_then_collect(&sb, tmp.path(), &[]).await;
+    let first = sb.stats().accepted;
+    let child = Watched::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("batchgen"))
+            .args([
+                common::arg(&manifest),
+                "--regenerate",
+                "1",
+                "--rate",
+                "20/s",
+                "-j",
+                "2",
+            ])
+            .env("BATCHGEN_API_KEY", sb.key())
+            .env("BATCHGEN_BASE_URL", sb.base_url()),
+    );
+    let before = sb.stats().requests;
+    common::poll::stats_until(&sb, "a few regenerations", |s| s.requests >= before + 5).await;
+    let ok = std::process::Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = child.output().await;
+    assert!(out.status.code().is_none(), "killed");
+    let mid = sb.stats().accepted;
+    assert!(mid > first && mid < first + 30, "killed mid-way: {mid}");
+
+    // Exit 1: the rows in flight at the kill are `unknown`, not resent.
+    let out = run_env(
+        &sb,
+        &[
+            common::arg(&manifest),
+            "--rate",
+            "unlimited",
+            "--regenerate",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    let stats = sb.stats();
+    assert!(
+        stats.accepted_by_fingerprint.values().all(|&n| n <= 2),
+        "no job accepted more than its first time and one regeneration"
+    );
+    let rows = batchgen::files::results::latest(&tmp.path().join("jobs.results.csv")).unwrap();
+    let unknown = rows
+        .iter()
+        .filter(|r| r.status == batchgen::files::results::Status::Unknown)
+        .count();
+    assert!(unknown <= 2, "at most the rows in flight: {unknown}");
+    for (key, ids, n) in tasks(tmp.path()) {
+        assert!(n <= 1, "{key}: {n}");
+        assert!(!ids.is_empty() && ids.len() <= 2, "{key}: {ids:?}");
+    }
+}

@@ -222,7 +222,7 @@ async fn the_balance_before_and_after_measures_what_the_run_cost() {
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
     assert!(
-        err.contains("the balance went from 1000 to 970 credits: 30 charged"),
+        err.contains(" · 30 credits charged (balance 1000 → 970) → "),
         "{err}"
     );
     let json: serde_json::Value =

@@ -433,12 +433,11 @@ impl DownloadState {
 
     /// Changes the clip's live row, if it is still of the same task.
     fn record(&self, clip: &Row, change: impl FnOnce(&mut Row)) {
-        let updated = self
-            .store
-            .update(&clip.key, clip.clip_index, &clip.task_id, change);
-        if let Err(e) = updated {
-            tracing::warn!(key = %clip.key, "cannot record the download: {e}");
-        }
+        self.record_job(clip, |job| {
+            if let Some(row) = job.row_mut(clip.clip_index) {
+                change(row);
+            }
+        });
     }
 }
 

@@ -173,7 +173,9 @@ async fn send(
     if code == ExitCode::Interrupted {
         code = signals.exit_code(code);
     }
-    print_report(&report, config, output.quiet, code);
+    // What the host charged, by its balance before the first send and
+    // after the last (other use of the account included).
+    let mut charged = None;
     if let Some(before) = before
         && report.requests > 0
     {
@@ -186,13 +188,14 @@ async fn send(
             before: Some(first),
             after,
         };
-        if let (Some(spent), false) = (outcome.balance.spent(), output.quiet) {
-            eprint_line(&format!(
-                "batchgen: the balance went from {first} to {} credits: {spent} charged while this run sent (other use of the account included)",
+        charged = outcome.balance.spent().map(|spent| {
+            format!(
+                " · {spent} credits charged (balance {first} → {})",
                 after.unwrap_or_default()
-            ));
-        }
+            )
+        });
     }
+    print_report(&report, config, output.quiet, code, charged.as_deref());
     let ended = crate::program::exit::run_outcome(&report);
     outcome.report = Some(report);
     match ended {
@@ -330,7 +333,13 @@ fn check_summary_against_results(
 
 /// The run's warnings, summary line and hint on stderr: always when the
 /// run did not succeed, otherwise unless `--quiet`.
-fn print_report(report: &RunReport, config: &Config, quiet: bool, code: ExitCode) {
+fn print_report(
+    report: &RunReport,
+    config: &Config,
+    quiet: bool,
+    code: ExitCode,
+    charged: Option<&str>,
+) {
     if quiet && code == ExitCode::Success {
         return;
     }
@@ -338,8 +347,9 @@ fn print_report(report: &RunReport, config: &Config, quiet: bool, code: ExitCode
         eprint_line(&format!("batchgen: warning: {warning}"));
     }
     eprint_line(&format!(
-        "batchgen: {} → {}",
+        "batchgen: {}{} → {}",
         report.summary(),
+        charged.unwrap_or_default(),
         config.results.display()
     ));
     if let Some(hint) = report.hint() {
