@@ -2,8 +2,8 @@
 //! what the host says into a job's rows.
 //!
 //! The catalog is the product (what was made, where the files are). Its
-//! state lives in the state store (`crate::files::state`: the `clips` and
-//! `files` tables); the CSV is a **report** of it, written whole (a
+//! state lives in the state store (`crate::files::state`: the `clips`,
+//! `files` and `takes` tables); the CSV is a **report** of it, written whole (a
 //! temporary file renamed over the old one) at the end of every `collect`
 //! or `receive` and at most every few seconds during one, so a CSV tool
 //! sees a complete file at any instant. Each row names its format

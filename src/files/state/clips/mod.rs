@@ -1,10 +1,11 @@
-//! The catalog's tables (`clips`, `files`): how a job's rows are read,
-//! written and streamed in report order, and how an earlier release's
-//! catalog CSV is imported into them.
+//! The catalog's tables (`clips`, `files`, `takes`): how a job's rows are
+//! read, written and streamed in report order, and how an earlier
+//! release's catalog CSV is imported into them.
 //!
 //! A job's rows ([`Row`]) are its clips, each with the files downloaded
-//! for that very clip (same task, same clip ID): a later task's clip at the
-//! same place never shows an earlier task's file.
+//! for that very clip (same task, same clip ID) and what measuring its
+//! take found: a later task's clip at the same place never shows an
+//! earlier task's file or take.
 //!
 //! Here: one job's rows, read and written. The one pass that counts every
 //! job for `status` and collect's summary is `brief`'s; the stream of jobs
