@@ -40,6 +40,25 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// This report followed by `later`'s, a later round of the same
+    /// command (`--wait --regenerate`): the totals as `later` left them,
+    /// what each round did added up, the first round's budget and skipped
+    /// rows, and the last reason to stop.
+    pub fn and_then(mut self, later: RunReport) -> RunReport {
+        for (status, n) in later.this_run {
+            *self.this_run.entry(status).or_default() += n;
+        }
+        self.totals = later.totals;
+        self.requests += later.requests;
+        self.retries += later.retries;
+        self.rate_limited += later.rate_limited;
+        self.credits += later.credits;
+        self.elapsed += later.elapsed;
+        self.stop = later.stop.or(self.stop);
+        self.warnings.extend(later.warnings);
+        self
+    }
+
     /// The report of a run that began at `started`: `totals` are the
     /// results file's after it, `counters` what this run did.
     pub(super) fn new(

@@ -99,6 +99,18 @@ async fn a_job_with_every_take_rejected_is_regenerated_up_to_n_times_and_its_old
     run_then_collect(&sb, tmp.path(), &[]).await;
     assert_eq!(sb.stats().accepted, 2);
 
+    // A dry run says what a run would regenerate, and sends nothing.
+    let manifest = tmp.path().join("jobs.csv");
+    let out = run_env(
+        &sb,
+        &[common::arg(&manifest), "--regenerate", "1", "--dry-run"],
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("2 to send (2 to regenerate)"), "{said}");
+    assert_eq!(sb.stats().accepted, 2);
+
     let run = run_then_collect(&sb, tmp.path(), &["--regenerate", "1"]).await;
     assert!(run.contains("regenerating 2 jobs"), "{run}");
     assert_eq!(sb.stats().accepted, 4, "each job sent once more");
@@ -335,4 +347,53 @@ async fn a_kill_during_regeneration_bills_no_job_twice() {
         assert!(n <= 1, "{key}: {n}");
         assert!(!ids.is_empty() && ids.len() <= 2, "{key}: {ids:?}");
     }
+}
+
+/// `--budget` is the whole command's: the rounds of `--wait --regenerate`
+/// share it, and `--summary-json` adds them up.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_rounds_share_one_budget_and_one_summary() {
+    let sb = common::sandbox(config(1.0)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = manifest(tmp.path(), 1, |_| None);
+    let songs = tmp.path().join("songs");
+    let summary = tmp.path().join("summary.json");
+    let out = run_env(
+        &sb,
+        &[
+            common::arg(&manifest),
+            "--rate",
+            "unlimited",
+            "--wait",
+            "--download",
+            common::arg(&songs),
+            "--regenerate",
+            "3",
+            "--budget",
+            "25",
+            "--credits-per-job",
+            "10",
+            "--summary-json",
+            common::arg(&summary),
+        ],
+    )
+    .await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    assert_eq!(
+        sb.stats().accepted,
+        2,
+        "10 + 10 fit in 25, a third 10 does not: {}",
+        common::stderr(&out)
+    );
+    let stderr = common::stderr(&out);
+    assert_eq!(
+        stderr.matches("regenerating 1 job ").count(),
+        2,
+        "a round that cannot send ends the rounds: {stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["requests"], 2, "{json}");
+    assert_eq!(json["credits_estimated"], 20.0, "{json}");
+    assert_eq!(json["budget"], 25.0, "{json}");
 }

@@ -58,10 +58,15 @@ pub(super) fn print(
 fn overview(out: &mut String, manifest: &Manifest, config: &Config, plan: &Plan, source: &str) {
     let _ = writeln!(
         out,
-        "dry run: {} jobs in {} · {} to send · {} already settled · nothing will be sent",
+        "dry run: {} jobs in {} · {} to send{} · {} already settled · nothing will be sent",
         manifest.len(),
         manifest.path.display(),
         plan.todo.len(),
+        if plan.regenerating > 0 {
+            format!(" ({} to regenerate)", plan.regenerating)
+        } else {
+            String::new()
+        },
         plan.skipped,
     );
     let _ = writeln!(

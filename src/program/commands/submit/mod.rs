@@ -107,13 +107,39 @@ async fn submit_inner(
         if code != ExitCode::Success {
             break;
         }
-        let session = Session::open(&manifest, &config)?;
+        // `--budget` is the whole command's: each round gets what the
+        // rounds before it left.
+        let spent = outcome.report.as_ref().map_or(0.0, |r| r.credits);
+        let requests = outcome.report.as_ref().map_or(0, |r| r.requests);
+        let round_config = Config {
+            budget: config.budget.map(|b| (b - spent).max(0.0)),
+            ..config.clone()
+        };
+        let session = Session::open(&manifest, &round_config)?;
         if session.plan().regenerating == 0 {
             break;
         }
         let signals = Signals::watch(output.quiet);
-        let round = match send(args, output, &manifest, &config, session, signals, outcome).await? {
+        let sent = send(
+            args,
+            output,
+            &manifest,
+            &round_config,
+            session,
+            signals,
+            outcome,
+        )
+        .await?;
+        let round = match sent {
             Sent::Stopped(code) => return Ok(code),
+            // Nothing could be sent (the budget is spent): nothing to
+            // collect, and no later round would do better.
+            Sent::Done(round, _)
+                if outcome.report.as_ref().map_or(0, |r| r.requests) == requests =>
+            {
+                code = round;
+                break;
+            }
             Sent::Done(round, signals) => {
                 let collected = collect_after(args, output, &config, signals, round).await?;
                 if collected == ExitCode::Success {
@@ -197,7 +223,11 @@ async fn send(
     }
     print_report(&report, config, output.quiet, code, charged.as_deref());
     let ended = crate::program::exit::run_outcome(&report);
-    outcome.report = Some(report);
+    // `--summary-json` describes the whole command, every round of it.
+    outcome.report = Some(match outcome.report.take() {
+        Some(earlier) => earlier.and_then(report),
+        None => report,
+    });
     match ended {
         Err(e) => Err(e),
         Ok(ExitCode::Interrupted) => {
