@@ -248,6 +248,16 @@ fn sunoapi_record_info_at_each_stage_and_each_failure() {
     ] {
         let failed = poll(p, name);
         assert!(failed.is_finished(), "{name}");
+        // Only the documented "refunded, submit again" is worth a resend
+        // (`--regenerate`).
+        assert_eq!(
+            batchgen::api::provider::sunoapi::worth_resending(
+                failed.failure.as_deref().unwrap_or_default()
+            ),
+            name.ends_with("-531.json"),
+            "{name}: {:?}",
+            failed.failure
+        );
         assert!(
             failed
                 .failure
@@ -359,6 +369,11 @@ fn sunoapi_callbacks_of_each_error_code() {
             .unwrap()
             .to_owned();
         assert!(why.starts_with(&format!("callback code {code} (")), "{why}");
+        assert_eq!(
+            batchgen::api::provider::sunoapi::worth_resending(&why),
+            code == 531,
+            "{name}: {why}"
+        );
         assert!(
             why.contains(meaning) && why.ends_with(&msg),
             "{name}: {why}"
