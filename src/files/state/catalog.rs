@@ -282,25 +282,6 @@ impl Catalog {
         Ok(applied)
     }
 
-    /// Changes clip `clip_index` of job `key`, if that row is still of
-    /// task `task_id` (a download recording its file); whether it was.
-    ///
-    /// # Errors
-    /// The job's rows could not be read.
-    pub fn update(
-        &self,
-        key: &str,
-        clip_index: u32,
-        task_id: &str,
-        change: impl FnOnce(&mut Row),
-    ) -> Result<bool, CatalogError> {
-        self.update_job(key, clip_index, task_id, |job| {
-            if let Some(row) = job.row_mut(clip_index) {
-                change(row);
-            }
-        })
-    }
-
     /// Changes job `key`'s rows through `change`, if its clip
     /// `clip_index` is still of task `task_id` (a download recording a
     /// take's file and measurement, then judging the task's takes);

@@ -500,13 +500,14 @@ fn answers_and_downloads_reach_the_store_and_the_report() {
     assert_eq!(store.rows_written(), 2);
     assert!(
         store
-            .update("b", 1, "t-b", |r| {
+            .update_job("b", 1, "t-b", |job| {
+                let r = job.row_mut(1).unwrap();
                 r.file = "b-1.mp3".into();
                 r.file_bytes = Some(7);
             })
             .unwrap()
     );
-    assert!(!store.update("b", 1, "another task", |_| {}).unwrap());
+    assert!(!store.update_job("b", 1, "another task", |_| {}).unwrap());
     store.write_report().unwrap();
     let rows = report_rows(&catalog);
     assert_eq!(rows.len(), 2);

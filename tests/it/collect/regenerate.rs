@@ -242,29 +242,36 @@ async fn a_task_the_host_says_to_resend_is_regenerated() {
     assert_eq!(tasks(tmp.path())[0].1.len(), 2);
 }
 
+/// `batchgen MANIFEST --wait --download songs/ …extra` over a one-job
+/// manifest in `tmp`: its output and the songs folder.
+async fn wait_one_job(
+    sb: &Sandbox,
+    tmp: &Path,
+    extra: &[&str],
+) -> (std::process::Output, std::path::PathBuf) {
+    let manifest = manifest(tmp, 1, |_| None);
+    let songs = tmp.join("songs");
+    let mut args = vec![
+        common::arg(&manifest),
+        "--rate",
+        "unlimited",
+        "--wait",
+        "--download",
+        common::arg(&songs),
+    ];
+    args.extend(extra);
+    let out = run_env(sb, &args).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    (out, songs)
+}
+
 /// With `--wait`, a run collects, regenerates what the collect rejected,
 /// and collects again, round after round up to N.
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_regenerates_and_collects_in_one_command() {
     let sb = common::sandbox(config(1.0)).await;
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = manifest(tmp.path(), 1, |_| None);
-    let songs = tmp.path().join("songs");
-    let out = run_env(
-        &sb,
-        &[
-            common::arg(&manifest),
-            "--rate",
-            "unlimited",
-            "--wait",
-            "--download",
-            common::arg(&songs),
-            "--regenerate",
-            "2",
-        ],
-    )
-    .await;
-    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let (out, songs) = wait_one_job(&sb, tmp.path(), &["--regenerate", "2"]).await;
     let stderr = common::stderr(&out);
     assert_eq!(
         stderr.matches("regenerating 1 job ").count(),
@@ -355,18 +362,11 @@ async fn a_kill_during_regeneration_bills_no_job_twice() {
 async fn wait_rounds_share_one_budget_and_one_summary() {
     let sb = common::sandbox(config(1.0)).await;
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = manifest(tmp.path(), 1, |_| None);
-    let songs = tmp.path().join("songs");
     let summary = tmp.path().join("summary.json");
-    let out = run_env(
+    let (out, _) = wait_one_job(
         &sb,
+        tmp.path(),
         &[
-            common::arg(&manifest),
-            "--rate",
-            "unlimited",
-            "--wait",
-            "--download",
-            common::arg(&songs),
             "--regenerate",
             "3",
             "--budget",
@@ -378,7 +378,6 @@ async fn wait_rounds_share_one_budget_and_one_summary() {
         ],
     )
     .await;
-    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
     assert_eq!(
         sb.stats().accepted,
         2,

@@ -94,16 +94,12 @@ impl Measurer {
                 })
         })
         .await;
-        match rewritten {
-            Ok(Ok(size)) => (measured, Some(size)),
-            Ok(Err(e)) => {
-                tracing::warn!("cannot write the ReplayGain tags: {e}");
-                (measured, None)
-            }
-            Err(e) => {
-                tracing::warn!("cannot write the ReplayGain tags: {e}");
-                (measured, None)
-            }
-        }
+        let why = match rewritten {
+            Ok(Ok(size)) => return (measured, Some(size)),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!("cannot write the ReplayGain tags: {why}");
+        (measured, None)
     }
 }
