@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogError;
 use super::results::{ResultsError, Status};
-use super::state::{Snapshot, TakeCounts, Unfetched};
+use super::state::{Snapshot, Spending, TakeCounts, Unfetched};
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -98,6 +98,8 @@ pub struct Report {
     pub downloads: Downloads,
     /// The measured takes of each job's latest task, by verdict.
     pub takes: TakeCounts,
+    /// What the runs spent, estimated and measured.
+    pub credits: Spending,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
     pub clip_failures: Vec<Reason>,
     /// Clips in progress that wait for a reason batchgen knows (the host
@@ -252,6 +254,7 @@ pub fn read_with_snapshot(
     })?;
     report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
     report.takes = snapshot.take_counts()?;
+    report.credits = snapshot.spending()?;
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
     report.clip_pending = clip_pending.sorted();

@@ -567,6 +567,61 @@ async fn a_second_schema_store_upgrades_without_a_request_or_a_download() {
     a_stores_fixture_upgrades_without_a_request_or_a_download("store_v2/finished").await;
 }
 
+/// The release before the `runs` table (`tests/fixtures/store_v3`): its
+/// takes were measured, judged under its manifest's `[quality]` table and
+/// picked; the upgrade measures nothing again, judges the same, and keeps
+/// the picks the playlist plays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_schema_store_upgrades_without_measuring_or_judging_again() {
+    let fixture_name = "store_v3/finished";
+    let takes = |dir: &Path| {
+        let conn = rusqlite::Connection::open(dir.join("jobs.results.db")).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT task_id, clip_id, method, measurement, verdict, reasons, picked FROM takes ORDER BY task_id, clip_id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}|{}|{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+    };
+    let original = fixture(fixture_name);
+    let before = takes(original.path());
+    assert_eq!(before.len(), 6, "{before:?}");
+    let playlist = std::fs::read_to_string(original.path().join("jobs.m3u8")).unwrap();
+    drop(original);
+
+    let sandbox = common::sandbox(SandboxConfig::default()).await;
+    let dir = fixture(fixture_name);
+    let out = run_in(dir.path(), &sandbox, &COLLECT).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("takes 3 kept, 3 rejected"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(takes(dir.path()), before, "measured and judged once");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("jobs.m3u8")).unwrap(),
+        playlist,
+        "the same picks"
+    );
+    drop(dir);
+    a_stores_fixture_upgrades_without_a_request_or_a_download(fixture_name).await;
+}
+
 /// A store and its reports as a release wrote them (`fixture`, with the
 /// jobs and task IDs of `tests/fixtures/store_v1`'s recipe): a collect and
 /// a rerun send nothing, poll nothing, download nothing, and leave the

@@ -89,7 +89,8 @@ use error::RunError;
 use report::RunReport;
 use session::Session;
 
-/// Runs a validated manifest under `config` until done or `shutdown`.
+/// Runs a validated manifest under `config` until done or `shutdown`,
+/// with no balance check (the command's is in `crate::program`).
 ///
 /// # Errors
 /// See [`Session::open`] and [`Session::send_planned`].
@@ -99,7 +100,7 @@ pub async fn submit_manifest(
     shutdown: CancellationToken,
 ) -> Result<RunReport, RunError> {
     Session::open(manifest, config)?
-        .send_planned(manifest, config, shutdown)
+        .send_planned(manifest, config, shutdown, None)
         .await
 }
 

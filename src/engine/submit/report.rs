@@ -31,12 +31,30 @@ pub struct RunReport {
     pub credits: f64,
     /// The run's cap (`--budget`), if it had one.
     pub budget: Option<f64>,
+    /// The host's balance before the first request and after the last,
+    /// where it reports one: what the run was charged, measured.
+    pub balance: Balances,
     pub elapsed: Duration,
     pub stop: Option<StopReason>,
     /// Warnings worth a line each (e.g. a job edited under the same id).
     pub warnings: Vec<String>,
     /// The results file the run wrote (named when a write to it failed).
     pub results: PathBuf,
+}
+
+/// The host's balance around a run (`None` where it reports none).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Balances {
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+}
+
+impl Balances {
+    /// Credits the balance went down by (never negative: a refund or a
+    /// top-up in between reads as 0).
+    pub fn spent(&self) -> Option<f64> {
+        Some((self.before? - self.after?).max(0.0))
+    }
 }
 
 impl RunReport {
@@ -53,6 +71,10 @@ impl RunReport {
         self.retries += later.retries;
         self.rate_limited += later.rate_limited;
         self.credits += later.credits;
+        self.balance = Balances {
+            before: self.balance.before.or(later.balance.before),
+            after: later.balance.after.or(self.balance.after),
+        };
         self.elapsed += later.elapsed;
         self.stop = later.stop.or(self.stop);
         self.warnings.extend(later.warnings);
@@ -104,6 +126,7 @@ impl RunReport {
             rate_limited: counters.rate_limited.load(Ordering::Relaxed),
             credits: super::budget::credits(counters.credits.load(Ordering::Relaxed)),
             budget: None,
+            balance: Balances::default(),
             elapsed: started.elapsed(),
             stop,
             warnings,

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,7 @@ use super::feeder::{self, JobSource};
 use super::plan::Plan;
 use super::pool::{self, PoolConfig, StopReason};
 use super::progress::Progress;
-use super::report::RunReport;
+use super::report::{Balances, RunReport};
 use crate::api::submit::Client;
 use crate::files::manifest::Manifest;
 use crate::files::results::{self, Record, ResultsError};
@@ -67,7 +68,10 @@ impl Session {
 
     /// Sends the planned rows until done or `shutdown`: the feeder, the
     /// recorder thread, the pool's workers, the reporter and the progress
-    /// ticker, drawn in [`super`]'s docs.
+    /// ticker, drawn in [`super`]'s docs. `balance_before` is the host's
+    /// balance checked before the run, if it reports one: the run asks
+    /// again after its last request, and keeps both in the store's row
+    /// for the run (what `status` sums) and in the report.
     ///
     /// # Errors
     /// Only what prevents recording results or building the client, or a
@@ -77,6 +81,7 @@ impl Session {
         manifest: &Manifest,
         config: &Config,
         shutdown: CancellationToken,
+        balance_before: Option<f64>,
     ) -> Result<RunReport, RunError> {
         let Session {
             state,
@@ -91,10 +96,15 @@ impl Session {
             totals,
             ..
         } = plan;
-        let (totals, counters, stop) = if todo.is_empty() {
-            (totals, Arc::default(), None)
+        let (totals, counters, stop, after) = if todo.is_empty() {
+            (totals, Arc::default(), None, None)
         } else {
-            send(manifest, config, state, shutdown, todo, held).await?
+            let run = Run {
+                todo,
+                held,
+                balance_before,
+            };
+            send(manifest, config, state, shutdown, run).await?
         };
         let mut report = RunReport::new(
             &totals,
@@ -106,29 +116,49 @@ impl Session {
             config.results.clone(),
         );
         report.budget = config.budget;
+        if report.requests > 0 {
+            report.balance = Balances {
+                before: balance_before,
+                after,
+            };
+        }
         Ok(report)
     }
 }
 
 /// What [`send`] leaves: the store's totals after the run, this run's
-/// counts, and why the pool stopped early, if it did.
+/// counts, why the pool stopped early, if it did, and the host's balance
+/// after the last request.
 type Sent = (
     BTreeMap<&'static str, u64>,
     Arc<Counters>,
     Option<StopReason>,
+    Option<f64>,
 );
 
-/// Sends the jobs at the manifest positions `todo` (`held`, when the plan
-/// kept them), recording into `state`, and writes the final report: the
-/// parts of [`super`]'s diagram, started in order and awaited in order.
+/// What one run sends: the jobs at the manifest positions `todo` (`held`,
+/// when the plan kept them), and the host's balance before it.
+struct Run {
+    todo: Vec<u32>,
+    held: Option<Vec<Job>>,
+    balance_before: Option<f64>,
+}
+
+/// Sends `run`'s jobs, recording into `state`, and writes the final
+/// report: the parts of [`super`]'s diagram, started in order and awaited
+/// in order, between the store's start and finish of the run.
 async fn send(
     manifest: &Manifest,
     config: &Config,
-    state: State,
+    mut state: State,
     shutdown: CancellationToken,
-    todo: Vec<u32>,
-    held: Option<Vec<Job>>,
+    run: Run,
 ) -> Result<Sent, RunError> {
+    let Run {
+        todo,
+        held,
+        balance_before,
+    } = run;
     let client = Client::new(&config.base_url, config.api_key.clone(), config.timeout)?
         .with_provider(config.provider, &config.base_url)
         .with_generate_paths(&config.base_url, &config.generate)
@@ -141,6 +171,8 @@ async fn send(
         config.credits_per_job,
     );
     let pool_config = pool_config(config, &state, budget)?;
+    let balance_client = balance_before.map(|_| client.clone());
+    let run = state.start_run(balance_before)?;
     let reporter = state.reporter();
     let (recorder, recorder_task) =
         results::spawn(state, results::GroupCommit::for_workers(workers));
@@ -170,7 +202,7 @@ async fn send(
     let fed = feeder
         .await
         .map_err(|e| anyhow::anyhow!("the manifest reader failed: {e}"))?;
-    let (lost, state) = recorder_task
+    let (lost, mut state) = recorder_task
         .await
         .map_err(|e| anyhow::anyhow!("the results writer failed: {e}"))?;
     reporting.cancel();
@@ -189,9 +221,18 @@ async fn send(
         .into());
     }
     reported?;
+    // The balance after the last request: what the host charged, besides
+    // any other use of the account meanwhile.
+    let requests = counters.requests.load(Ordering::Relaxed);
+    let after = match balance_client {
+        Some(client) if requests > 0 => client.balance().await.ok().map(|b| b.credits),
+        _ => None,
+    };
+    let credits = super::budget::credits(counters.credits.load(Ordering::Relaxed));
+    state.finish_run(run, requests, credits, after)?;
     let totals = state.totals(manifest.summary.jobs)?;
     fed?;
-    Ok((totals, counters, pool_stop))
+    Ok((totals, counters, pool_stop, after))
 }
 
 /// The shortest wait between two reports written while a run sends.

@@ -45,6 +45,7 @@ mod import;
 mod merge;
 mod regenerate;
 mod report;
+mod runs;
 pub mod schema;
 mod snapshot;
 mod sql;
@@ -66,6 +67,7 @@ pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
 pub use clips::{JobBrief, JobClips, TakeCounts, TaskCounts, Unfetched, Which};
 pub use merge::Merge;
 pub use report::Reporter;
+pub use runs::{RunSpend, Spending};
 pub use snapshot::Snapshot;
 use sql::{
     INSERT_TASK, RECORD_JOB, UPSERT_JOB, bump, connect, io_error, job_params, meta, newer,
@@ -288,6 +290,51 @@ impl State {
             .execute(
                 "UPDATE meta SET value = ?1 WHERE name = 'quality' AND value <> ?1",
                 [text],
+            )
+            .map(drop)
+            .map_err(|e| sql_error(&self.store, e))
+    }
+
+    /// Records that a run starts sending now, with the host's balance
+    /// before its first request where it reports one; the run's row, for
+    /// [`State::finish_run`]. A run killed before it finishes stays a row
+    /// with no end, which `status` reports.
+    ///
+    /// # Errors
+    /// When the store cannot be written: nothing is sent then.
+    pub fn start_run(&mut self, balance_before: Option<f64>) -> Result<i64, ResultsError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at, balance_before) VALUES (?1, ?2)",
+                params![crate::util::clock::now_rfc3339(), balance_before],
+            )
+            .map_err(|e| sql_error(&self.store, e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Completes run `run`'s row: its requests, the credits its jobs were
+    /// estimated to cost, and the host's balance after its last request.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn finish_run(
+        &mut self,
+        run: i64,
+        requests: u64,
+        credits: f64,
+        balance_after: Option<f64>,
+    ) -> Result<(), ResultsError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = ?2, requests = ?3, credits = ?4, balance_after = ?5
+                 WHERE id = ?1",
+                params![
+                    run,
+                    crate::util::clock::now_rfc3339(),
+                    requests,
+                    credits,
+                    balance_after
+                ],
             )
             .map(drop)
             .map_err(|e| sql_error(&self.store, e))

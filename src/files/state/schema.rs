@@ -18,7 +18,7 @@
 use rusqlite::Connection;
 
 /// The schema version this batchgen writes and reads.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Migration `i` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -154,6 +154,24 @@ const MIGRATIONS: &[&str] = &[
         picked      INTEGER NOT NULL DEFAULT 0 CHECK (picked IN (0, 1)),
         PRIMARY KEY (job_id, task_id, clip_id)
     ) STRICT, WITHOUT ROWID;
+    ",
+    // 3 → 4: what each run spent.
+    r"
+    -- One row per run that sent anything: written before its first
+    -- request (`finished_at` empty) and completed after its last, so a
+    -- run killed in between shows as one. `credits` is the estimate by
+    -- the model catalogue's prices (`--credits-per-job` where it has
+    -- none); the balances are the host's, before the first request and
+    -- after the last, where it reports one.
+    CREATE TABLE runs (
+        id             INTEGER PRIMARY KEY,
+        started_at     TEXT NOT NULL,
+        finished_at    TEXT NOT NULL DEFAULT '',
+        requests       INTEGER NOT NULL DEFAULT 0,
+        credits        REAL NOT NULL DEFAULT 0,
+        balance_before REAL,
+        balance_after  REAL
+    ) STRICT;
     ",
 ];
 

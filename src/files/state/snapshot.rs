@@ -208,6 +208,15 @@ impl Snapshot {
         super::TakeCounts::of(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
+    /// What the store's runs spent.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn spending(&self) -> Result<super::Spending, CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::Spending::of(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
+    }
+
     /// Hands `visit` each clip that carries a message: `(status, error,
     /// whether an audio file is recorded for it)`.
     ///

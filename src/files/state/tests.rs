@@ -608,3 +608,39 @@ async fn a_writer_that_cannot_write_says_so_at_once() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn each_run_is_a_row_and_a_run_that_never_finished_is_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    let mut state = State::open(&path).unwrap();
+    merged(&mut state, &[record("a", Status::Pending, "")]);
+    let first = state.start_run(Some(100.0)).unwrap();
+    state.finish_run(first, 3, 20.0, Some(80.0)).unwrap();
+    // A host that shows no balance: estimated only.
+    let second = state.start_run(None).unwrap();
+    state.finish_run(second, 1, 10.0, None).unwrap();
+    // Killed between its first request and its last.
+    state.start_run(Some(80.0)).unwrap();
+    // A top-up during the run: never a negative charge.
+    let fourth = state.start_run(Some(70.0)).unwrap();
+    state.finish_run(fourth, 2, 12.5, Some(500.0)).unwrap();
+    drop(state);
+    let spending = Snapshot::open(&path).unwrap().spending().unwrap();
+    assert_eq!(
+        spending,
+        super::Spending {
+            runs: 3,
+            unfinished: 1,
+            credits_estimated: 42.5,
+            credits_measured: 20.0,
+            runs_measured: 2,
+            last: Some(super::RunSpend {
+                credits_estimated: 12.5,
+                balance_before: Some(70.0),
+                balance_after: Some(500.0),
+            }),
+        }
+    );
+    assert_eq!(spending.last.unwrap().credits_measured(), Some(0.0));
+}

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::engine::collect::default_catalog_path;
 use crate::files::page;
+use crate::files::state::Spending;
 use crate::files::status::{self, Reason, Report};
 use crate::program::cli::StatusArgs;
 use crate::program::exit::{Error, ExitCode};
@@ -164,6 +165,9 @@ fn screen(report: &Report, next: &[Next]) -> String {
         "  tasks:     {} finished · {} running · {} not collected",
         t.finished, t.running, t.not_collected
     );
+    if let Some(line) = credits_line(&report.credits) {
+        let _ = writeln!(out, "  credits:   {line}");
+    }
     if report.catalog_found {
         let _ = writeln!(
             out,
@@ -229,4 +233,47 @@ fn reasons(out: &mut String, title: &str, reasons: &[Reason]) {
             reasons.len() - SHOWN_REASONS
         );
     }
+}
+
+/// The credits line: the estimate over the finished runs, what the
+/// balance measured where the host reports one, the last run, and the
+/// runs that never finished (their spending is in no figure). `None` for
+/// a store no run sent from.
+fn credits_line(s: &Spending) -> Option<String> {
+    if s.runs + s.unfinished == 0 {
+        return None;
+    }
+    let runs = |n: u64| if n == 1 { "run" } else { "runs" };
+    let mut line = format!(
+        "~{} estimated over {} {}",
+        round(s.credits_estimated),
+        s.runs,
+        runs(s.runs)
+    );
+    if s.runs_measured > 0 {
+        line += &format!(
+            " · {} charged by the balance over {} of them",
+            round(s.credits_measured),
+            s.runs_measured
+        );
+    }
+    if let Some(last) = &s.last {
+        line += &format!(" · last run ~{}", round(last.credits_estimated));
+        if let (Some(before), Some(after)) = (last.balance_before, last.balance_after) {
+            line += &format!(" (balance {} → {})", round(before), round(after));
+        }
+    }
+    if s.unfinished > 0 {
+        line += &format!(
+            " · {} {} stopped before the end: not counted (see the provider's dashboard)",
+            s.unfinished,
+            runs(s.unfinished)
+        );
+    }
+    Some(line)
+}
+
+/// Credits to two decimals at most, as the host shows them.
+fn round(credits: f64) -> f64 {
+    (credits * 100.0).round() / 100.0
 }

@@ -231,3 +231,59 @@ async fn the_balance_before_and_after_measures_what_the_run_cost() {
     assert_eq!(json["balance_after"], 970.0);
     assert_eq!(json["credits_measured"], 30.0);
 }
+
+#[tokio::test]
+async fn status_sums_what_every_run_spent_estimated_and_by_the_balance() {
+    let sb = common::sandbox(SandboxConfig {
+        credits: 1000,
+        credits_per_task: 10,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = csv_manifest(tmp.path(), 3);
+    let m = manifest.to_str().unwrap();
+    let out = run_bin(&sb, &[m, "--rate", "unlimited", "--max-jobs", "2"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_bin(&sb, &[m, "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A rerun with nothing to send is no run of the store's.
+    let out = run_bin(&sb, &[m, "--rate", "unlimited"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let results = tmp.path().join("jobs.results.csv");
+    let status = |json: bool| {
+        let mut args = vec!["status".to_owned(), common::arg(&results).to_owned()];
+        if json {
+            args.push("--json".into());
+        }
+        common::run_with_env(args, vec![])
+    };
+    let out = status(true).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let credits = &json["credits"];
+    assert_eq!(credits["runs"], 2, "{credits}");
+    assert_eq!(credits["unfinished"], 0);
+    assert_eq!(credits["credits_measured"], 30.0, "three tasks at 10");
+    assert_eq!(credits["runs_measured"], 2);
+    let estimated = credits["credits_estimated"].as_f64().unwrap();
+    assert!(estimated > 0.0, "{credits}");
+    assert_eq!(
+        credits["last"],
+        serde_json::json!({
+            "credits_estimated": estimated / 3.0,
+            "balance_before": 980.0,
+            "balance_after": 970.0,
+        })
+    );
+    let out = status(false).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "  credits:   ~{estimated} estimated over 2 runs · 30 charged by the balance over 2 of them · last run ~{} (balance 980 → 970)\n",
+            estimated / 3.0
+        )),
+        "{text}"
+    );
+}

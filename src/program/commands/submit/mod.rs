@@ -16,7 +16,7 @@ use super::{Signals, read_key, start_sandbox};
 use crate::api::answer::Halt;
 use crate::api::submit::{Client, ErrorClass};
 use crate::engine::submit::plan::Plan;
-use crate::engine::submit::report::RunReport;
+use crate::engine::submit::report::{Balances, RunReport};
 use crate::engine::submit::session::Session;
 use crate::files::manifest::{self, Manifest};
 use crate::program::cli::{OutputArgs, RunArgs};
@@ -193,7 +193,7 @@ async fn send(
         None
     };
     let report = session
-        .send_planned(manifest, config, signals.shutdown.clone())
+        .send_planned(manifest, config, signals.shutdown.clone(), before)
         .await?;
     let mut code = report.exit_code();
     if code == ExitCode::Interrupted {
@@ -201,26 +201,18 @@ async fn send(
     }
     // What the host charged, by its balance before the first send and
     // after the last (other use of the account included).
-    let mut charged = None;
-    if let Some(before) = before
-        && report.requests > 0
-    {
-        let after = match balance_client(config) {
-            Ok(client) => client.balance().await.ok().map(|b| b.credits),
-            Err(_) => None,
-        };
-        let first = outcome.balance.before.unwrap_or(before);
-        outcome.balance = summary::Balances {
-            before: Some(first),
-            after,
-        };
-        charged = outcome.balance.spent().map(|spent| {
-            format!(
-                " · {spent} credits charged (balance {first} → {})",
-                after.unwrap_or_default()
-            )
-        });
-    }
+    let charged = match (report.balance.spent(), report.balance) {
+        (
+            Some(spent),
+            Balances {
+                before: Some(first),
+                after: Some(after),
+            },
+        ) => Some(format!(
+            " · {spent} credits charged (balance {first} → {after})"
+        )),
+        _ => None,
+    };
     print_report(&report, config, output.quiet, code, charged.as_deref());
     let ended = crate::program::exit::run_outcome(&report);
     // `--summary-json` describes the whole command, every round of it.

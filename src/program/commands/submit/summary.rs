@@ -17,27 +17,9 @@ use crate::program::exit::{Error, ExitCode};
 pub(super) struct Outcome {
     pub(super) results: Option<PathBuf>,
     pub(super) report: Option<RunReport>,
-    /// The host's balance before the run's first send and after its
-    /// last, when it reports one.
-    pub(super) balance: Balances,
     /// `--summary-json` names a file the run reads or writes: it is not
     /// written at all (see [`check_summary_path`]).
     pub(super) summary_refused: bool,
-}
-
-/// The host's balance around a run (`None` where it reports none).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Balances {
-    pub(super) before: Option<f64>,
-    pub(super) after: Option<f64>,
-}
-
-impl Balances {
-    /// Credits the balance went down by (never negative: a refund or a
-    /// top-up in between reads as 0).
-    pub(super) fn spent(&self) -> Option<f64> {
-        Some((self.before? - self.after?).max(0.0))
-    }
 }
 
 /// Refuses a `--summary-json` that is one of the files the run depends on
@@ -123,9 +105,9 @@ impl Summary {
             rate_limited: report.map_or(0, |r| r.rate_limited),
             credits_estimated: report.map_or(0.0, |r| r.credits),
             budget: report.and_then(|r| r.budget),
-            balance_before: outcome.balance.before,
-            balance_after: outcome.balance.after,
-            credits_measured: outcome.balance.spent(),
+            balance_before: report.and_then(|r| r.balance.before),
+            balance_after: report.and_then(|r| r.balance.after),
+            credits_measured: report.and_then(|r| r.balance.spent()),
             elapsed_seconds: (secs * 1000.0).round() / 1000.0,
             requests_per_second: if secs > 0.0 {
                 requests as f64 / secs
