@@ -53,19 +53,40 @@ struct Clips {
 }
 
 impl Clips {
-    fn push(&mut self, samples: &[f32]) {
+    fn new(channels: usize) -> Clips {
+        Clips {
+            samples: 0,
+            runs: 0,
+            longest: 0,
+            current: vec![0; channels],
+        }
+    }
+
+    /// Counts the clipped samples of `samples` (whole interleaved frames)
+    /// and writes each sample's [`quantise`]d little-endian
+    /// bytes to `pcm` (two bytes a sample, as long as `samples` doubled).
+    fn push(&mut self, samples: &[f32], pcm: &mut [u8]) {
         let channels = self.current.len();
-        for (i, x) in samples.iter().enumerate() {
-            let run = &mut self.current[i % channels];
-            if x.abs() >= CLIP_LEVEL {
-                *run += 1;
-                self.samples += 1;
-                if *run == 1 {
-                    self.runs += 1;
+        for (frame, bytes) in samples
+            .chunks_exact(channels)
+            .zip(pcm.chunks_exact_mut(2 * channels))
+        {
+            for ((x, run), out) in frame
+                .iter()
+                .zip(self.current.iter_mut())
+                .zip(bytes.chunks_exact_mut(2))
+            {
+                out.copy_from_slice(&quantise(*x).to_le_bytes());
+                if x.abs() >= CLIP_LEVEL {
+                    *run += 1;
+                    self.samples += 1;
+                    if *run == 1 {
+                        self.runs += 1;
+                    }
+                    self.longest = self.longest.max(*run);
+                } else {
+                    *run = 0;
                 }
-                self.longest = self.longest.max(*run);
-            } else {
-                *run = 0;
             }
         }
     }
@@ -94,12 +115,7 @@ impl Meter {
             settings: *silence,
             loudness,
             silence: Silence::new(rate, channels, silence),
-            clips: Clips {
-                samples: 0,
-                runs: 0,
-                longest: 0,
-                current: vec![0; usize::from(channels)],
-            },
+            clips: Clips::new(usize::from(channels)),
             audio,
             pcm: Vec::new(),
             frames: 0,
@@ -115,10 +131,8 @@ impl Meter {
         let samples = &samples[..samples.len() - samples.len() % channels];
         self.loudness.add_frames_f32(samples)?;
         self.silence.push(samples);
-        self.clips.push(samples);
-        self.pcm.clear();
-        self.pcm
-            .extend(samples.iter().flat_map(|&x| quantise(x).to_le_bytes()));
+        self.pcm.resize(2 * samples.len(), 0);
+        self.clips.push(samples, &mut self.pcm);
         self.audio.update(&self.pcm);
         self.frames += (samples.len() / channels) as u64;
         Ok(())
@@ -300,15 +314,12 @@ mod tests {
 
     #[test]
     fn clips_are_counted_per_channel_in_runs() {
-        let mut c = Clips {
-            samples: 0,
-            runs: 0,
-            longest: 0,
-            current: vec![0; 2],
-        };
+        let mut c = Clips::new(2);
+        let mut pcm = [0; 8];
         // Left: 1.0, 1.2, 0.5, -0.9995 → runs of 2 and 1; right: 0.999 ×3.
-        c.push(&[1.0, 0.999, 1.2, 0.999]);
-        c.push(&[0.5, -0.999, -0.9995, 0.2]);
+        c.push(&[1.0, 0.999, 1.2, 0.999], &mut pcm);
+        assert_eq!(pcm, [0xff, 0x7f, 0xde, 0x7f, 0xff, 0x7f, 0xde, 0x7f]);
+        c.push(&[0.5, -0.999, -0.9995, 0.2], &mut pcm);
         assert_eq!((c.samples, c.runs, c.longest), (6, 3, 3));
     }
 }
