@@ -1,7 +1,9 @@
 //! The names of a job's fields, as manifests and the API's JSON body spell
 //! them, and the kind of value each holds. Every reader (TOML, CSV, the
 //! sandbox's JSON) goes through this one table, so a field is spelled and
-//! typed the same everywhere.
+//! typed the same everywhere. Three are batchgen's own and never sent:
+//! `id` (the job's key) and the duration limits of the quality gate
+//! ([`Field::is_sent`]).
 
 use std::fmt;
 
@@ -23,6 +25,8 @@ pub enum Field {
     AudioWeight,
     CallbackUrl,
     Cluster,
+    MinDuration,
+    MaxDuration,
 }
 
 /// What a field holds, which decides how manifests read it and how the
@@ -35,11 +39,13 @@ pub enum Kind {
     Weight,
     /// A [`Gender`](super::Gender): `"male"` or `"female"`.
     Gender,
+    /// A [`Limit`](super::Limit) of a duration: `"30s"`, `"2m"` or `"off"`.
+    Duration,
 }
 
 impl Field {
     /// All fields, in the order the results and docs list them.
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; 17] = [
         Field::Id,
         Field::Prompt,
         Field::GptDescriptionPrompt,
@@ -55,6 +61,8 @@ impl Field {
         Field::AudioWeight,
         Field::CallbackUrl,
         Field::Cluster,
+        Field::MinDuration,
+        Field::MaxDuration,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +82,8 @@ impl Field {
             Field::AudioWeight => "audio_weight",
             Field::CallbackUrl => "callback_url",
             Field::Cluster => "cluster",
+            Field::MinDuration => "min_duration",
+            Field::MaxDuration => "max_duration",
         }
     }
 
@@ -87,8 +97,15 @@ impl Field {
             Field::CustomMode | Field::MakeInstrumental => Kind::Bool,
             Field::StyleWeight | Field::WeirdnessConstraint | Field::AudioWeight => Kind::Weight,
             Field::Gender => Kind::Gender,
+            Field::MinDuration | Field::MaxDuration => Kind::Duration,
             _ => Kind::Text,
         }
+    }
+
+    /// Whether the field goes to the host: all but the job's `id` and
+    /// the quality gate's duration limits, which are batchgen's own.
+    pub fn is_sent(self) -> bool {
+        !matches!(self, Field::Id | Field::MinDuration | Field::MaxDuration)
     }
 
     /// Most unknown names are typos: offer the closest known name, if one is

@@ -27,6 +27,7 @@ mod rules;
 mod values;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +39,10 @@ pub use rules::{
     EXTRA_MODEL_LIMITS, KEY_MODEL, MAX_ID_LEN, MAX_MODEL_NAME_LEN, Problem, ProblemKind, Rules,
     check, parse_model_name,
 };
-pub use values::{Gender, GenderError, WEIGHT_RULE, Weight, WeightError};
+pub use values::{
+    DURATION_RULE, Gender, GenderError, Limit, WEIGHT_RULE, Weight, WeightError,
+    parse_duration_limit,
+};
 
 /// The fields of one job as written (after `[defaults]` are merged in).
 /// `None` means "not set": it is left out of the request body.
@@ -74,6 +78,12 @@ pub struct JobFields {
     pub callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// The shortest take this job keeps, over `[quality]`'s (never sent).
+    #[serde(skip)]
+    pub min_duration: Option<Limit<Duration>>,
+    /// The longest take this job keeps, over `[quality]`'s (never sent).
+    #[serde(skip)]
+    pub max_duration: Option<Limit<Duration>>,
 }
 
 /// A field's value, typed: what a manifest cell or key is read into.
@@ -83,6 +93,7 @@ pub enum Value {
     Bool(bool),
     Weight(Weight),
     Gender(Gender),
+    Duration(Limit<Duration>),
 }
 
 impl JobFields {
@@ -99,6 +110,7 @@ impl JobFields {
                 Field::Gender => self.gender = Some(g),
                 _ => unreachable!("{field} is not the gender field"),
             },
+            Value::Duration(d) => *self.duration_slot(field) = Some(d),
         }
     }
 
@@ -109,6 +121,23 @@ impl JobFields {
             Field::WeirdnessConstraint => self.weirdness_constraint,
             Field::AudioWeight => self.audio_weight,
             _ => None,
+        }
+    }
+
+    /// A duration limit's value; `None` for unset or other fields.
+    pub fn duration(&self, field: Field) -> Option<Limit<Duration>> {
+        match field {
+            Field::MinDuration => self.min_duration,
+            Field::MaxDuration => self.max_duration,
+            _ => None,
+        }
+    }
+
+    fn duration_slot(&mut self, field: Field) -> &mut Option<Limit<Duration>> {
+        match field {
+            Field::MinDuration => &mut self.min_duration,
+            Field::MaxDuration => &mut self.max_duration,
+            _ => unreachable!("{field} is not a duration field"),
         }
     }
 
@@ -167,6 +196,7 @@ impl JobFields {
             },
             Kind::Weight => self.weight(field).is_some(),
             Kind::Gender => self.gender.is_some(),
+            Kind::Duration => self.duration(field).is_some(),
         }
     }
 
@@ -201,6 +231,7 @@ impl JobFields {
                 Kind::Bool => self.make_instrumental = defaults.make_instrumental,
                 Kind::Weight => *self.weight_slot(field) = defaults.weight(field),
                 Kind::Gender => self.gender = defaults.gender,
+                Kind::Duration => *self.duration_slot(field) = defaults.duration(field),
             }
         }
     }
@@ -360,6 +391,8 @@ mod tests {
             style_weight: Weight::from_hundredths(50),
             weirdness_constraint: Weight::from_hundredths(10),
             audio_weight: Weight::from_hundredths(90),
+            min_duration: Some(Limit::At(Duration::from_secs(20))),
+            max_duration: Some(Limit::Off),
             ..JobFields::default()
         };
         let mut f = JobFields {

@@ -1,6 +1,7 @@
 //! The typed values of the fields that are neither text nor a switch: the
-//! 0–1 weights (`style_weight`, `weirdness_constraint`, `audio_weight`) and
-//! the vocal `gender`.
+//! 0–1 weights (`style_weight`, `weirdness_constraint`, `audio_weight`), the
+//! vocal `gender`, and the duration limits a job may set for its own takes
+//! (`min_duration`, `max_duration`: batchgen's quality gate, never sent).
 //!
 //! A weight is held as whole hundredths, not as an `f64`: the API takes at
 //! most two decimals, a manifest's `0.65` must reach the wire as `0.65` (not
@@ -12,6 +13,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -264,4 +266,40 @@ mod tests {
             "\"female\""
         );
     }
+}
+
+/// A quality rule's limit as a job or `[quality]` sets it: a value, or
+/// `off` (which turns off a limit a lower layer sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit<T> {
+    Off,
+    At(T),
+}
+
+impl<T: Copy> Limit<T> {
+    /// The value; `None` for `off`.
+    pub fn get(self) -> Option<T> {
+        match self {
+            Limit::Off => None,
+            Limit::At(value) => Some(value),
+        }
+    }
+}
+
+/// What a duration limit must look like, for messages.
+pub const DURATION_RULE: &str = "a duration (e.g. \"30s\", \"2m\") or \"off\"";
+
+/// Reads a duration limit: a `humantime` duration (`30s`, `2m 30s`) or
+/// `off`, surrounding spaces ignored.
+///
+/// # Errors
+/// Anything else, with what it takes.
+pub fn parse_duration_limit(text: &str) -> Result<Limit<Duration>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Limit::Off);
+    }
+    humantime::parse_duration(text)
+        .map(Limit::At)
+        .map_err(|_| format!("{text:?} is not {DURATION_RULE}"))
 }

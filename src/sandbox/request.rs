@@ -33,8 +33,9 @@ pub(super) fn parse_body(body: &[u8]) -> Result<Map<String, Value>, String> {
 pub(super) fn to_fields(body: Map<String, Value>) -> Result<JobFields, String> {
     let mut fields = JobFields::default();
     for (name, value) in body {
-        // `id` is batchgen's row identity, never part of a request body.
-        let Some(field) = Field::from_name(&name).filter(|&f| f != Field::Id) else {
+        // `id` and the duration limits are batchgen's own, never part of
+        // a request body.
+        let Some(field) = Field::from_name(&name).filter(|&f| f.is_sent()) else {
             continue;
         };
         let typed = match (field.kind(), value) {
@@ -58,6 +59,7 @@ pub(super) fn to_fields(body: Map<String, Value>) -> Result<JobFields, String> {
                     Kind::Bool => "a boolean",
                     Kind::Text | Kind::Gender => "a string",
                     Kind::Weight => "a number",
+                    Kind::Duration => unreachable!("never read from a request body"),
                 };
                 return Err(format!("{field} must be {expected}, not {other}"));
             }

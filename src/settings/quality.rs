@@ -24,6 +24,7 @@
 //! The rules judge what was measured ([`Take`]); they know nothing of how
 //! it was measured, so the measuring code and the gate change apart.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -42,21 +43,7 @@ pub struct QualitySettings {
     pub watermarked_lyrics: Option<Policy>,
 }
 
-/// A rule's limit, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Limit<T> {
-    Off,
-    At(T),
-}
-
-impl<T: Copy> Limit<T> {
-    fn get(self) -> Option<T> {
-        match self {
-            Limit::Off => None,
-            Limit::At(value) => Some(value),
-        }
-    }
-}
+pub use crate::job::Limit;
 
 /// What to do with a take a yes-or-no rule catches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +196,58 @@ impl Default for QualityRules {
             identical_takes: Policy::Reject,
             watermarked_lyrics: Policy::Reject,
         }
+    }
+}
+
+/// The rules in force for every job of a catalog: the run's, and for the
+/// jobs that set their own duration limits (`min_duration`,
+/// `max_duration` in a `[[job]]` table or a CSV row), those over the
+/// run's: a job's own limit is the most specific, so it wins over the
+/// flags and `[quality]` alike.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gate {
+    run: QualityRules,
+    jobs: HashMap<String, QualityRules>,
+    /// What changes whenever any job's rules change (see
+    /// [`Gate::fingerprint`]).
+    fingerprint: String,
+}
+
+impl Gate {
+    /// The run's rules from `run` (each rule it sets, else its default),
+    /// and each job of `jobs` with its own over them.
+    pub fn new(run: &QualitySettings, jobs: &BTreeMap<String, QualitySettings>) -> Gate {
+        let rules = run.rules();
+        let mut fingerprint = format!("{rules:?}");
+        if !jobs.is_empty() {
+            use sha2::{Digest, Sha256};
+            let mut hash = Sha256::new();
+            for (key, own) in jobs {
+                hash.update(format!("{}\0{:?}\0", key.len(), own.written()));
+                hash.update(key.as_bytes());
+            }
+            fingerprint += &format!("; jobs {}", hex::encode(&hash.finalize()[..16]));
+        }
+        Gate {
+            jobs: jobs
+                .iter()
+                .map(|(key, own)| (key.clone(), own.clone().or(run.clone()).rules()))
+                .collect(),
+            run: rules,
+            fingerprint,
+        }
+    }
+
+    /// The rules job `key` is judged by.
+    pub fn rules(&self, key: &str) -> &QualityRules {
+        self.jobs.get(key).unwrap_or(&self.run)
+    }
+
+    /// A text that differs whenever the verdict of some take could: the
+    /// run's rules and every job's own. A store keeps the one its takes
+    /// were judged by, and judges them again when it changes.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 
@@ -425,14 +464,7 @@ fn is_off(value: Written<'_>) -> bool {
 }
 
 fn duration(value: Written<'_>) -> Result<Limit<Duration>, String> {
-    const WHAT: &str = "a duration (e.g. \"30s\", \"2m\") or \"off\"";
-    if is_off(value) {
-        return Ok(Limit::Off);
-    }
-    let text = text(value, WHAT)?;
-    humantime::parse_duration(text)
-        .map(Limit::At)
-        .map_err(|_| format!("{text:?} is not {WHAT}"))
+    crate::job::parse_duration_limit(text(value, crate::job::DURATION_RULE)?)
 }
 
 fn decibels(value: Written<'_>) -> Result<Limit<f64>, String> {

@@ -316,19 +316,19 @@ async fn start_downloads(
         return Ok(None);
     };
     let (s, measure) = (Arc::clone(store), d.measure.clone());
-    let (claims, rules) = blocking(move || {
-        let rules = match &measure {
+    let (claims, gate) = blocking(move || {
+        let gate = match &measure {
             Some(m) => download::rules_in_force(m, &s)?,
             None => Default::default(),
         };
-        Ok((download::Claims::recorded(&s)?, rules))
+        Ok((download::Claims::recorded(&s)?, gate))
     })
     .await?;
     Ok(Some(download::spawn(
         d.clone(),
         Arc::clone(store),
         claims,
-        rules,
+        gate,
         work.clone(),
     )?))
 }

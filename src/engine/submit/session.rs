@@ -51,6 +51,7 @@ impl Session {
         let mut state = State::open(&config.results)?;
         state.set_origin(Origin::new(config.provider.name(), &config.base_url));
         state.keep_quality(&config.quality)?;
+        state.keep_job_quality(&manifest.job_quality)?;
         let plan = Plan::of(manifest, &mut state, config, true)?;
         // The hourly rerun with nothing new finds a report that already
         // says everything, and leaves it alone.

@@ -229,9 +229,15 @@ impl JobRows {
                 row.reasons = reasons.join("; ");
             }
         }
-        let target = rules
-            .loudness
-            .map_or(PICK_LOUDNESS, |(low, high)| f64::midpoint(low, high));
+        let target = Target {
+            loudness: rules
+                .loudness
+                .map_or(PICK_LOUDNESS, |(low, high)| f64::midpoint(low, high)),
+            duration: rules
+                .min_duration
+                .zip(rules.max_duration)
+                .map(|(min, max)| f64::midpoint(min.as_secs_f64(), max.as_secs_f64())),
+        };
         let best = self
             .rows
             .iter()
@@ -245,20 +251,43 @@ impl JobRows {
     }
 }
 
+/// What a pick aims at: the middle of the loudness window (else
+/// [`PICK_LOUDNESS`]), and the middle of the duration window when the
+/// rules set both ends (a job's own `min_duration` and `max_duration`:
+/// what it wants).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// LUFS.
+    pub loudness: f64,
+    /// Seconds; `None`: the longer take.
+    pub duration: Option<f64>,
+}
+
 /// Which of two judged takes is the better pick (`Less`: `a`): a kept take
 /// before a rejected one; then fewer broken rules; then the loudness
-/// nearer `target` (a silent take last); then the longer take (a song cut
-/// short is the commoner defect); then the host's order.
-pub fn pick_order(a: &Row, b: &Row, target: f64) -> std::cmp::Ordering {
+/// nearer the target (a silent take last); then the length nearer the
+/// target, or without one the longer take (a song cut short is the
+/// commoner defect); then the host's order.
+pub fn pick_order(a: &Row, b: &Row, target: Target) -> std::cmp::Ordering {
     let rejected = |r: &Row| r.verdict() != Some(Verdict::Kept);
     let broken = |r: &Row| r.reasons.split("; ").filter(|s| !s.is_empty()).count();
-    let off = |r: &Row| r.loudness.map_or(f64::INFINITY, |l| (l - target).abs());
-    let length = |r: &Row| r.measured_duration.unwrap_or(0.0);
+    let off = |r: &Row| {
+        r.loudness
+            .map_or(f64::INFINITY, |l| (l - target.loudness).abs())
+    };
+    // Lower is better: the distance to the wanted length, or the length
+    // itself negated.
+    let length = |r: &Row| {
+        let length = r.measured_duration.unwrap_or(0.0);
+        target
+            .duration
+            .map_or(-length, |want| (length - want).abs())
+    };
     rejected(a)
         .cmp(&rejected(b))
         .then(broken(a).cmp(&broken(b)))
         .then(off(a).total_cmp(&off(b)))
-        .then(length(b).total_cmp(&length(a)))
+        .then(length(a).total_cmp(&length(b)))
         .then(a.clip_index.cmp(&b.clip_index))
 }
 
@@ -349,5 +378,36 @@ mod tests {
         let mut big = JobRows::default();
         big.apply("k", "t", &answer(&format!("[{}]", many.join(","))));
         assert_eq!(big.rows.len(), MAX_CLIPS);
+    }
+
+    #[test]
+    fn a_wanted_length_picks_the_take_nearer_it_else_the_longer() {
+        let take = |index, length: f64| Row {
+            clip_index: index,
+            verdict: "kept".into(),
+            loudness: Some(-14.0),
+            measured_duration: Some(length),
+            ..Row::default()
+        };
+        let (short, long) = (take(1, 31.0), take(2, 34.0));
+        let without = Target {
+            loudness: PICK_LOUDNESS,
+            duration: None,
+        };
+        assert_eq!(pick_order(&long, &short, without), std::cmp::Ordering::Less);
+        let want = Target {
+            duration: Some(32.0),
+            ..without
+        };
+        assert_eq!(pick_order(&short, &long, want), std::cmp::Ordering::Less);
+        // Loudness comes first: the longer take nearer the target wins.
+        let quiet_short = Row {
+            loudness: Some(-20.0),
+            ..short.clone()
+        };
+        assert_eq!(
+            pick_order(&long, &quiet_short, want),
+            std::cmp::Ordering::Less
+        );
     }
 }

@@ -92,7 +92,13 @@ struct Batch {
     used: Vec<JobFields>,
 }
 
-/// What the reading thread found.
+/// What the reading thread found. Nearly every item is a row, so the
+/// rows' size is what a batch costs anyway; boxing them would allocate once
+/// per row for the rare problem's sake.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "rows are nearly every item: boxing would allocate per row"
+)]
 enum Item {
     /// A problem with the file or one row's cells.
     Problem(Diagnostic),

@@ -330,6 +330,7 @@ fn cells(
                 .parse()
                 .map(Value::Gender)
                 .map_err(|e| format!("{} {e}", quoted(text))),
+            Kind::Duration => crate::job::parse_duration_limit(text).map(Value::Duration),
         };
         match value {
             Ok(value) => fields.set(field, value),

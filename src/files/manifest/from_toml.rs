@@ -436,6 +436,11 @@ impl Toml<'_> {
                 (Some(Field::Id), _) if header.is_none() => {
                     Some("cannot have a default: every job's id must be its own".into())
                 }
+                (Some(Field::MinDuration | Field::MaxDuration), _) if header.is_none() => {
+                    Some(format!(
+                        "a rule for every job goes in [quality] ({name} = ...); a job sets its own in its [[job]] table or CSV row"
+                    ))
+                }
                 (Some(field), value) => match typed(field, value) {
                     Ok(value) => {
                         fields.set(field, value);

@@ -53,6 +53,9 @@ pub struct Manifest {
     /// The rules every row passed: the models the caller's rules know plus
     /// those `[run] extra_models` adds.
     pub rules: Rules,
+    /// The quality rules of the jobs that set their own (`min_duration`,
+    /// `max_duration`), by key; over the run's `[quality]` for those jobs.
+    pub job_quality: BTreeMap<String, crate::settings::quality::QualitySettings>,
     /// Every job's key, line and fingerprint, in order (see
     /// [`JobsDigest`](crate::job::JobsDigest)).
     digest: [u8; 32],
@@ -326,6 +329,7 @@ fn finish(
             settings,
             summary: rows.summary,
             rules: rows.rules,
+            job_quality: rows.job_quality,
             digest: rows.digest.finish(),
             source,
         });

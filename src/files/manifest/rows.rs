@@ -18,6 +18,7 @@ use std::path::Path;
 
 use super::{Diagnostic, Summary};
 use crate::job::{self, Field, Job, JobFields, JobsDigest, ProblemKind, Rules};
+use crate::settings::quality::QualitySettings;
 
 /// What the readers produce: jobs (or marks) that passed, and diagnostics
 /// for the rest. Both formats feed rows through here so defaults, the rules
@@ -44,6 +45,9 @@ pub(super) struct Rows {
     /// Fields `[defaults]` may have meant to set but could not be read for;
     /// see [`Rows::build`].
     pub(super) defaults_unread: Vec<Field>,
+    /// The quality rules of the valid jobs that set their own (their
+    /// duration limits), by key: few, so kept whatever the manifest's size.
+    pub(super) job_quality: BTreeMap<String, QualitySettings>,
 }
 
 impl Rows {
@@ -85,6 +89,7 @@ impl Rows {
     ) -> Option<JobFields> {
         let fields = self.check(file, line, fields, unread)?;
         self.summary.add(&fields, line);
+        let own_rules = fields.min_duration.is_some() || fields.max_duration.is_some();
         if !self.keep_jobs {
             let fingerprint = fields.fingerprint_hex();
             let mut fp_key = [0; 3 + job::FINGERPRINT_LEN];
@@ -98,6 +103,10 @@ impl Rows {
             };
             self.marks.push((job::key_hash(key), line));
             self.digest.add(key, line, &fingerprint);
+            if own_rules {
+                let key = String::from_utf8_lossy(key).into_owned();
+                self.job_quality.insert(key, job_quality(&fields));
+            }
             return Some(fields);
         }
         let job = Job::new(fields, line);
@@ -108,10 +117,25 @@ impl Rows {
         self.seen.insert(job.key.clone(), line);
         self.digest
             .add(job.key.as_bytes(), line, job.fingerprint.as_bytes());
+        if own_rules {
+            self.job_quality
+                .insert(job.key.to_string(), job_quality(&job.fields));
+        }
         self.jobs.push(job);
         None
     }
+}
 
+/// The quality rules a job sets for itself: its duration limits.
+fn job_quality(fields: &JobFields) -> QualitySettings {
+    QualitySettings {
+        min_duration: fields.min_duration,
+        max_duration: fields.max_duration,
+        ..QualitySettings::default()
+    }
+}
+
+impl Rows {
     pub(super) fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
         if job.fields.id.is_some() {
             let msg = format!("duplicate key {:?} (first at line {first})", job.key);

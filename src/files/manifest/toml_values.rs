@@ -68,6 +68,14 @@ pub(super) fn typed(field: Field, value: &DeValue<'_>) -> Result<JobValue, Strin
             "expected \"male\" or \"female\", found {}",
             describe(other)
         )),
+        (Kind::Duration, DeValue::String(s)) => {
+            crate::job::parse_duration_limit(s).map(JobValue::Duration)
+        }
+        (Kind::Duration, other) => Err(format!(
+            "expected {} in quotes, found {}",
+            crate::job::DURATION_RULE,
+            describe(other)
+        )),
     }
 }
 

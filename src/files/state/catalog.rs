@@ -18,7 +18,7 @@
 //! are refused whatever names lead to it, while a run (which holds the
 //! store's `flock`) may send beside a collector, as `receive` needs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +36,7 @@ use crate::api::feed::TaskClips;
 use crate::files::catalog::{CatalogError, JobRows, ReportWriter, Row};
 use crate::files::results::Lock;
 use crate::job::key_hash;
-use crate::settings::quality::{QualityRules, QualitySettings};
+use crate::settings::quality::{Gate, QualitySettings};
 use crate::util::fsx;
 
 /// Most frequent commit while clips keep changing.
@@ -333,17 +333,41 @@ impl Catalog {
         })
     }
 
-    /// Judges every measured take of every job again by `rules`
-    /// ([`JobRows::judge`]) when they are not the rules the takes were
-    /// last judged by, in one transaction; how many jobs changed. A
+    /// The quality rules of the jobs that set their own, as the last run's
+    /// manifest had them ([`State::keep_job_quality`]), by key.
+    ///
+    /// # Errors
+    /// The store unreadable, or a rule in it this batchgen does not take.
+    pub fn job_quality(&self) -> Result<BTreeMap<String, QualitySettings>, CatalogError> {
+        let inner = self.lock();
+        let kept: Vec<(String, String)> = inner
+            .reader
+            .prepare("SELECT key, rules FROM job_quality")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| catalog_error(&self.store, e))?;
+        kept.into_iter()
+            .map(|(key, rules)| {
+                let settings = super::quality_from(&rules).map_err(|why| {
+                    CatalogError::Refused(format!(
+                        "{}: the quality rules a run kept there for job {key:?} do not read ({why}); batchgen changed nothing",
+                        self.store.display()
+                    ))
+                })?;
+                Ok((key, settings))
+            })
+            .collect()
+    }
+
+    /// `gate` ([`JobRows::judge`]) when they are not the rules the takes
+    /// were last judged by, in one transaction; how many jobs changed. A
     /// collect that measures calls it before its first download, so the
     /// catalog's verdicts are always those of the rules in force.
     ///
     /// # Errors
     /// Any read or write error; the store is then left as it was.
-    pub fn judge_all(&self, rules: &QualityRules) -> Result<u64, CatalogError> {
+    pub fn judge_all(&self, gate: &Gate) -> Result<u64, CatalogError> {
         let err = |e| catalog_error(&self.store, e);
-        let by = format!("method {}; {rules:?}", crate::audio::VERSION);
+        let by = format!("method {}; {}", crate::audio::VERSION, gate.fingerprint());
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if meta(&writer, "judged_by").map_err(err)?.as_deref() == Some(by.as_str()) {
             return Ok(0);
@@ -362,7 +386,7 @@ impl Catalog {
             tasks.dedup();
             let mut any = false;
             for task in &tasks {
-                any |= job.judge(task, rules);
+                any |= job.judge(task, gate.rules(&key));
             }
             if any {
                 clips::write_job(&tx, &key, &job.rows).map_err(err)?;

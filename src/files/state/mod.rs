@@ -50,6 +50,7 @@ pub mod schema;
 mod snapshot;
 mod sql;
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,22 @@ use sql::{
     sql_error, status, to_io, try_lock,
 };
 
-/// The quality rules [`State::keep_quality`] wrote (`""`: none).
+/// Quality rules as the store keeps them: a JSON object of each rule the
+/// settings set, written as its `[quality]` key takes it (`""`: none).
+fn quality_json(quality: &QualitySettings) -> String {
+    let written: serde_json::Map<String, serde_json::Value> = quality
+        .written()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+        .collect();
+    if written.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Object(written).to_string()
+    }
+}
+
+/// The quality rules [`quality_json`] wrote (`""`: none).
 fn quality_from(kept: &str) -> Result<QualitySettings, String> {
     let mut settings = QualitySettings::default();
     if kept.is_empty() {
@@ -276,23 +292,56 @@ impl State {
     /// # Errors
     /// When the store cannot be written.
     pub fn keep_quality(&mut self, quality: &QualitySettings) -> Result<(), ResultsError> {
-        let written: serde_json::Map<String, serde_json::Value> = quality
-            .written()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-            .collect();
-        let text = if written.is_empty() {
-            String::new()
-        } else {
-            serde_json::Value::Object(written).to_string()
-        };
         self.conn
             .execute(
                 "UPDATE meta SET value = ?1 WHERE name = 'quality' AND value <> ?1",
-                [text],
+                [quality_json(quality)],
             )
             .map(drop)
             .map_err(|e| sql_error(&self.store, e))
+    }
+
+    /// Keeps the quality rules of the jobs that set their own (by key), in
+    /// place of those the last run kept, for a later `collect`
+    /// ([`Catalog::job_quality`]). Written only when they changed.
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    pub fn keep_job_quality(
+        &mut self,
+        jobs: &BTreeMap<String, QualitySettings>,
+    ) -> Result<(), ResultsError> {
+        let err = |e| sql_error(&self.store, e);
+        let wanted: BTreeMap<&str, String> = jobs
+            .iter()
+            .map(|(key, rules)| (key.as_str(), quality_json(rules)))
+            .collect();
+        let kept: BTreeMap<String, String> = self
+            .conn
+            .prepare("SELECT key, rules FROM job_quality")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(err)?;
+        if kept.len() == wanted.len()
+            && kept
+                .iter()
+                .all(|(key, rules)| wanted.get(key.as_str()) == Some(rules))
+        {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute("DELETE FROM job_quality", []).map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO job_quality (key, rules) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for (key, rules) in &wanted {
+                insert.execute(params![key, rules]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
     }
 
     /// Records that a run starts sending now, with the host's balance

@@ -155,8 +155,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, task_id, clip_id)
     ) STRICT, WITHOUT ROWID;
     ",
-    // 3 → 4: what each run spent.
+    // 3 → 4: what each run spent, and the quality rules jobs set for
+    // themselves.
     r"
+    -- The quality rules of the jobs that set their own (their duration
+    -- limits, as the job's manifest row wrote them, JSON like `[quality]`'s
+    -- in `meta`), by job key, as the last run's manifest had them: what
+    -- a `collect` without a manifest judges those jobs' takes by. Only
+    -- jobs with rules of their own have a row.
+    CREATE TABLE job_quality (
+        key   TEXT PRIMARY KEY,
+        rules TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
     -- One row per run that sent anything: written before its first
     -- request (`finished_at` empty) and completed after its last, so a
     -- run killed in between shows as one. `credits` is the estimate by

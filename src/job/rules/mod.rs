@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::models::{Catalogue, Counting, ModelsError, NotSendable};
-use super::{Field, JobFields, Mode, Provider};
+use super::{Field, JobFields, Limit, Mode, Provider};
 
 /// The model name a job without a `model` is fingerprinted with. Its key
 /// hashes this name, so changing it would change the key of every such
@@ -258,6 +258,13 @@ impl Rules {
             }
         }
 
+        if let (Some(min), Some(max)) = (
+            fields.min_duration.and_then(Limit::get),
+            fields.max_duration.and_then(Limit::get),
+        ) && min > max
+        {
+            push(Field::MinDuration, ProblemKind::DurationWindow { min, max });
+        }
         if let Some(url) = &fields.callback_url
             && !url.trim().is_empty()
             && let Err(why) = check_callback_url(url)
@@ -369,6 +376,11 @@ pub enum ProblemKind {
     },
     BadUrl(String),
     BadId(String),
+    /// `min_duration` above `max_duration`: every take would be rejected.
+    DurationWindow {
+        min: std::time::Duration,
+        max: std::time::Duration,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -423,6 +435,12 @@ impl fmt::Display for Problem {
             ),
             ProblemKind::BadUrl(why) => write!(f, "not an absolute http(s) URL: {why}"),
             ProblemKind::BadId(why) => f.write_str(why),
+            ProblemKind::DurationWindow { min, max } => write!(
+                f,
+                "{} is longer than max_duration {}: every take would be rejected",
+                humantime::format_duration(*min),
+                humantime::format_duration(*max)
+            ),
         }
     }
 }

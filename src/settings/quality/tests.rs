@@ -256,3 +256,53 @@ fn a_layer_round_trips_through_its_written_form() {
     assert_eq!(back, layer);
     assert!(QualitySettings::default().written().is_empty());
 }
+
+#[test]
+fn a_jobs_own_limits_go_above_the_runs_for_that_job_alone() {
+    let mut run = QualitySettings::default();
+    run.set("min_duration", Written::Text("40s")).unwrap();
+    run.set("max_true_peak", Written::Number(-1.0)).unwrap();
+    let mut jingle = QualitySettings::default();
+    jingle.set("min_duration", Written::Text("10s")).unwrap();
+    jingle.set("max_duration", Written::Text("45s")).unwrap();
+    let mut long = QualitySettings::default();
+    long.set("min_duration", Written::Text("off")).unwrap();
+    let jobs: BTreeMap<String, QualitySettings> =
+        [("jingle".to_owned(), jingle), ("long".to_owned(), long)].into();
+    let gate = Gate::new(&run, &jobs);
+    let j = gate.rules("jingle");
+    assert_eq!(
+        (j.min_duration, j.max_duration, j.max_true_peak),
+        (Some(secs(10.0)), Some(secs(45.0)), Some(-1.0)),
+        "its own durations, the run's other rules"
+    );
+    assert_eq!(gate.rules("long").min_duration, None, "off turns it off");
+    assert_eq!(gate.rules("other"), &run.rules());
+
+    let without = Gate::new(&run, &BTreeMap::new());
+    assert_eq!(
+        without.fingerprint(),
+        format!("{:?}", run.rules()),
+        "a store judged before jobs had rules is not judged again for nothing"
+    );
+    let mut changed = jobs.clone();
+    changed
+        .get_mut("jingle")
+        .unwrap()
+        .set("max_duration", Written::Text("50s"))
+        .unwrap();
+    let fingerprints = [
+        without.fingerprint().to_owned(),
+        gate.fingerprint().to_owned(),
+        Gate::new(&run, &changed).fingerprint().to_owned(),
+    ];
+    assert_eq!(
+        fingerprints
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3,
+        "{fingerprints:?}"
+    );
+    assert_eq!(Gate::new(&run, &jobs).fingerprint(), gate.fingerprint());
+}

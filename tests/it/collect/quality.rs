@@ -214,6 +214,78 @@ async fn the_manifests_rules_are_kept_for_collect_and_flags_go_above_them() {
     assert!(store_of(tmp.path()).exists());
 }
 
+/// A job's own `min_duration` / `max_duration` go above `[quality]` and
+/// the flags for that job alone, reach a later `collect` through the
+/// store, and a change to them judges its takes again; a job with both
+/// ends picks the take nearer the middle.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_own_duration_limits_judge_its_takes_and_only_its() {
+    let sb = sandbox(0.0, BadTakeKind::Mixed).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = |own: &str| {
+        format!(
+            "[quality]\nmin_duration = \"40s\"\n\n\
+             [[job]]\nid = \"jingle\"\nprompt = \"a short jingle\"\n{own}\n\
+             [[job]]\nid = \"song\"\nprompt = \"a calm song\"\n"
+        )
+    };
+    let manifest = common::write(
+        tmp.path(),
+        "jobs.toml",
+        &toml("min_duration = \"30s\"\nmax_duration = \"35s\"\n"),
+    );
+    let out = run_env(&sb, &[common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let results = tmp.path().join("jobs.results.csv");
+    // The flag is the run's rule: the jingle's own limit is above it.
+    let rows = collect_again(&sb, &results, tmp.path(), &["--min-duration", "45s"]).await;
+    let of = |rows: &[Row], key: &str| -> Vec<Row> {
+        rows.iter().filter(|r| r.key == key).cloned().collect()
+    };
+    let jingle = of(&rows, "jingle");
+    assert_eq!(jingle.len(), 2);
+    assert!(jingle.iter().all(|r| r.verdict == "kept"), "{jingle:?}");
+    let want = 32.5;
+    let picked: Vec<&Row> = jingle.iter().filter(|r| r.pick).collect();
+    assert_eq!(picked.len(), 1);
+    let other = jingle.iter().find(|r| !r.pick).unwrap();
+    let off = |r: &Row| (r.measured_duration.unwrap() - want).abs();
+    if picked[0].loudness == other.loudness {
+        assert!(off(picked[0]) <= off(other), "{jingle:?}");
+    }
+    for row in of(&rows, "song") {
+        assert_eq!(row.verdict, "rejected");
+        assert!(row.reasons.contains("(at least 45.0 s)"), "{}", row.reasons);
+    }
+
+    // Without the flag the store's rules judge: the jingle's own, and
+    // [quality] for the rest (the jingle's minimum too, now that it sets
+    // none). Its maximum narrowed under its takes rejects them as too
+    // long, with nothing sent or fetched again.
+    std::fs::write(&manifest, toml("max_duration = \"20s\"\n")).unwrap();
+    let out = run_env(&sb, &[common::arg(&manifest), "--rate", "unlimited", "-q"]).await;
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    let fetched = sb.stats().audio_fetches;
+    let rows = collect_again(&sb, &results, tmp.path(), &[]).await;
+    assert_eq!(
+        sb.stats().audio_fetches,
+        fetched,
+        "judged again, not fetched"
+    );
+    for row in of(&rows, "jingle") {
+        assert_eq!(row.verdict, "rejected");
+        assert!(
+            row.reasons.contains("(at least 40.0 s); too long: "),
+            "{}",
+            row.reasons
+        );
+        assert!(row.reasons.contains("(at most 20.0 s)"), "{}", row.reasons);
+    }
+    for row in of(&rows, "song") {
+        assert!(row.reasons.contains("(at least 40.0 s)"), "{}", row.reasons);
+    }
+}
+
 /// `--no-measure` downloads as before: no numbers, no verdict, no
 /// ReplayGain frame; a later collect that measures measures the songs in
 /// place (an earlier release's downloads) and tags them, recording their

@@ -36,7 +36,7 @@ fn unknown_and_duplicate_columns() {
         problems("jobs.csv", " id , promt ,notes,id\nx,a,b,y\n"),
         [
             "jobs.csv:1: promt: unknown column; did you mean \"prompt\"?",
-            "jobs.csv:1: notes: unknown column; columns are: id, prompt, gpt_description_prompt, title, style, tags, custom_mode, make_instrumental, model, gender, style_weight, weirdness_constraint, audio_weight, callback_url, cluster",
+            "jobs.csv:1: notes: unknown column; columns are: id, prompt, gpt_description_prompt, title, style, tags, custom_mode, make_instrumental, model, gender, style_weight, weirdness_constraint, audio_weight, callback_url, cluster, min_duration, max_duration",
             "jobs.csv:1: id: duplicate column (also column 1)",
         ]
     );
@@ -169,5 +169,33 @@ fn an_unread_value_does_not_echo_as_missing_fields() {
             "[defaults]\ncustom_mode = 1\n[[job]]\nprompt = \"a\"\n"
         ),
         ["jobs.toml:2: custom_mode: expected true or false (without quotes), found integer 1"]
+    );
+}
+
+#[test]
+fn duration_limit_columns_set_a_jobs_own_rules_and_a_blank_cell_sets_none() {
+    let csv = "id,prompt,min_duration,max_duration\njingle,a,15s,45s\nsong,b,,\nlong,c,, off \nbad,d,soon,\n";
+    assert_eq!(
+        problems("jobs.csv", csv),
+        ["jobs.csv:5: min_duration: \"soon\" is not a duration (e.g. \"30s\", \"2m\") or \"off\""]
+    );
+    let m = valid("jobs.csv", &csv[..csv.find("bad,").unwrap()]);
+    let own: Vec<(&str, Vec<(&str, String)>)> = m
+        .job_quality
+        .iter()
+        .map(|(key, rules)| (key.as_str(), rules.written()))
+        .collect();
+    assert_eq!(
+        own,
+        [
+            (
+                "jingle",
+                vec![
+                    ("min_duration", "15s".to_owned()),
+                    ("max_duration", "45s".to_owned())
+                ]
+            ),
+            ("long", vec![("max_duration", "off".to_owned())]),
+        ]
     );
 }

@@ -275,3 +275,62 @@ fn missing_csv_is_unreadable() {
         other => panic!("expected Unreadable, got {other:?}"),
     }
 }
+
+#[test]
+fn a_jobs_own_duration_limits_are_read_checked_and_never_sent() {
+    let toml = "[[job]]\nid = \"jingle\"\nprompt = \"a\"\nmin_duration = \"10s\"\nmax_duration = \"45s\"\n\n\
+                [[job]]\nid = \"long\"\nprompt = \"b\"\nmax_duration = \"off\"\n\n\
+                [[job]]\nid = \"plain\"\nprompt = \"c\"\n";
+    let manifest = valid("jobs.toml", toml);
+    let own: Vec<(&str, Vec<(&str, String)>)> = manifest
+        .job_quality
+        .iter()
+        .map(|(key, rules)| (key.as_str(), rules.written()))
+        .collect();
+    assert_eq!(
+        own,
+        [
+            (
+                "jingle",
+                vec![
+                    ("min_duration", "10s".to_owned()),
+                    ("max_duration", "45s".to_owned())
+                ]
+            ),
+            ("long", vec![("max_duration", "off".to_owned())]),
+        ]
+    );
+    let jobs: Vec<_> = manifest.jobs().unwrap().map(Result::unwrap).collect();
+    let body = serde_json::to_string(jobs[0].body()).unwrap();
+    assert_eq!(body, r#"{"prompt":"a"}"#, "never sent");
+    let plain = valid("jobs.toml", "[[job]]\nid = \"jingle\"\nprompt = \"a\"\n");
+    let first = plain.jobs().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        jobs[0].fingerprint, first.fingerprint,
+        "the limits are not the music: the job is the same job"
+    );
+
+    assert_eq!(
+        problems(
+            "jobs.toml",
+            "[[job]]\nprompt = \"a\"\nmin_duration = 30\n\n[[job]]\nprompt = \"b\"\nmax_duration = \"soon\"\n\n\
+             [[job]]\nprompt = \"c\"\nmin_duration = \"2m\"\nmax_duration = \"1m\"\n\n\
+             [[job]]\nprompt = \"d\"\nmin_duraton = \"2m\"\n"
+        ),
+        [
+            "jobs.toml:1: min_duration: expected a duration (e.g. \"30s\", \"2m\") or \"off\" in quotes, found integer 30",
+            "jobs.toml:5: max_duration: \"soon\" is not a duration (e.g. \"30s\", \"2m\") or \"off\"",
+            "jobs.toml:9: min_duration: 2m is longer than max_duration 1m: every take would be rejected",
+            "jobs.toml:14: min_duraton: unknown field; did you mean \"min_duration\"?",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "jobs.toml",
+            "[defaults]\nmin_duration = \"20s\"\n\n[[job]]\nprompt = \"a\"\n"
+        ),
+        [
+            "jobs.toml:2: min_duration: a rule for every job goes in [quality] (min_duration = ...); a job sets its own in its [[job]] table or CSV row"
+        ]
+    );
+}

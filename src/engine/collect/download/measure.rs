@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::audio::{self, SilenceSettings};
 use crate::files::catalog::Measured;
-use crate::settings::quality::{QualityRules, QualitySettings};
+use crate::settings::quality::{Gate, QualitySettings};
 
 /// How takes are measured and judged (`collect`'s `--no-measure` leaves
 /// it out).
@@ -35,16 +35,16 @@ pub struct MeasureConfig {
 /// Runs measurements, at most one per core at once, and knows the rules
 /// in force.
 pub(super) struct Measurer {
-    pub rules: QualityRules,
+    pub gate: Gate,
     silence: SilenceSettings,
     permits: Arc<Semaphore>,
 }
 
 impl Measurer {
-    pub fn new(config: &MeasureConfig, rules: QualityRules) -> Measurer {
+    pub fn new(config: &MeasureConfig, gate: Gate) -> Measurer {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Measurer {
-            rules,
+            gate,
             silence: config.silence,
             permits: Arc::new(Semaphore::new(cores)),
         }

@@ -57,7 +57,7 @@ use crate::api::feed::ClipStatus;
 use crate::files::catalog::{CatalogError, JobRows, Row};
 use crate::files::state::Catalog;
 use crate::job::key_hash;
-use crate::settings::quality::QualityRules;
+use crate::settings::quality::Gate;
 use crate::util::units::Rate;
 use fetch::{Fetched, Fetcher};
 use measure::Measurer;
@@ -193,7 +193,7 @@ struct DownloadState {
 /// Starts the download workers. Send complete clips' rows; drop the
 /// sender when there are no more, then await the handle. Workers stop
 /// early when `stop` is cancelled (a partial `.part` file stays for the
-/// next run to resume). Takes are judged by `rules` when the config
+/// next run to resume). Takes are judged by `gate` when the config
 /// measures ([`rules_in_force`]).
 ///
 /// # Errors
@@ -202,12 +202,12 @@ pub fn spawn(
     config: DownloadConfig,
     store: Arc<Catalog>,
     claims: Claims,
-    rules: QualityRules,
+    gate: Gate,
     stop: CancellationToken,
 ) -> anyhow::Result<(Queue, JoinHandle<DownloadSummary>)> {
     let fetcher = Fetcher::new(&config, stop.clone())?;
     let workers = config.concurrency.max(1);
-    let measurer = config.measure.as_ref().map(|m| Measurer::new(m, rules));
+    let measurer = config.measure.as_ref().map(|m| Measurer::new(m, gate));
     let shared = Arc::new(DownloadState {
         config,
         fetcher,
@@ -368,7 +368,7 @@ impl DownloadState {
             }
         });
         let file = audio.to_string_lossy().into_owned();
-        let rules = self.measurer.as_ref().map(|m| &m.rules);
+        let rules = self.measurer.as_ref().map(|m| m.gate.rules(&clip.key));
         let measured = got.measured;
         self.record_job(clip, |job| {
             let Some(row) = job.row_mut(clip.clip_index) else {
@@ -443,20 +443,19 @@ impl DownloadState {
 
 /// The quality rules a collect that measures judges by: `config`'s
 /// (flags, or a manifest's table), then those the last run kept in the
-/// store, then the defaults. Every take already measured is judged again
-/// when these are not the rules it was judged by
+/// store, then the defaults; and over them, for the jobs that set their
+/// own, those the last run kept ([`Gate`]). Every take already measured is
+/// judged again when these are not the rules it was judged by
 /// ([`Catalog::judge_all`]). Blocking.
 ///
 /// # Errors
 /// The store unreadable or unwritable, or rules in it this batchgen does
 /// not read.
-pub fn rules_in_force(
-    config: &MeasureConfig,
-    store: &Catalog,
-) -> Result<QualityRules, CatalogError> {
-    let rules = config.quality.clone().or(store.quality()?).rules();
-    store.judge_all(&rules)?;
-    Ok(rules)
+pub fn rules_in_force(config: &MeasureConfig, store: &Catalog) -> Result<Gate, CatalogError> {
+    let run = config.quality.clone().or(store.quality()?);
+    let gate = Gate::new(&run, &store.job_quality()?);
+    store.judge_all(&gate)?;
+    Ok(gate)
 }
 
 /// `DIR/sub/name.png` → `DIR/sub/.name.png.part`: where a file written
