@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::catalog::CatalogError;
 use super::results::{ResultsError, Status};
-use super::state::{Snapshot, Spending, TakeCounts, Unfetched};
+use super::state::{AccountTasks, Snapshot, Spending, TakeCounts, Unfetched};
 use crate::api::feed::{ClipStatus, task_finished};
 
 /// Distinct failure reasons kept per kind; more are "other reasons".
@@ -100,6 +100,8 @@ pub struct Report {
     pub takes: TakeCounts,
     /// What the runs spent, estimated and measured.
     pub credits: Spending,
+    /// The submitted jobs' latest tasks by the account that made them.
+    pub accounts: Vec<AccountTasks>,
     /// Failed clips (and failed downloads) grouped by the catalog `error`.
     pub clip_failures: Vec<Reason>,
     /// Clips in progress that wait for a reason batchgen knows (the host
@@ -255,6 +257,7 @@ pub fn read_with_snapshot(
     report.downloads.left = report.clips.complete.saturating_sub(report.downloads.done);
     report.takes = snapshot.take_counts()?;
     report.credits = snapshot.spending()?;
+    report.accounts = snapshot.account_tasks()?;
     report.job_failures = job_failures.sorted();
     report.clip_failures = clip_failures.sorted();
     report.clip_pending = clip_pending.sorted();

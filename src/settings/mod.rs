@@ -251,6 +251,17 @@ impl CallbackBase {
 }
 
 impl Config {
+    /// The name of the account the run sends with, as the state file and
+    /// the reports keep it: its key's fingerprint, or `""` on a host that
+    /// takes no key (a self-hosted gcui holds its own cookie).
+    pub fn account(&self) -> String {
+        if self.api_key.expose().is_empty() {
+            String::new()
+        } else {
+            self.api_key.fingerprint()
+        }
+    }
+
     /// Merges the layers (highest first is `settings`, already merged by the
     /// caller) and checks each value.
     ///

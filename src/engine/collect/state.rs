@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::files::catalog::CatalogError;
 use crate::files::results::{Record, Status};
-use crate::files::state::{self, Catalog, JobClips, TakeCounts};
+use crate::files::state::{self, AccountTasks, Catalog, JobClips, TakeCounts};
 use crate::files::status::Expiring;
 use crate::job::JobKey;
 
@@ -153,6 +153,8 @@ pub struct Counts {
     pub expiring: Expiring,
     /// The measured takes, by verdict.
     pub takes: TakeCounts,
+    /// The submitted jobs' latest tasks by the account that made them.
+    pub accounts: Vec<AccountTasks>,
 }
 
 impl Counts {
@@ -179,6 +181,7 @@ impl Counts {
                 .collect(),
             expiring: Expiring::from(n.unfetched),
             takes: n.takes,
+            accounts: n.accounts,
         })
     }
 }

@@ -49,7 +49,11 @@ impl Session {
             source,
         })?;
         let mut state = State::open(&config.results)?;
-        state.set_origin(Origin::new(config.provider.name(), &config.base_url));
+        state.set_origin(Origin::new(
+            config.provider.name(),
+            &config.base_url,
+            &config.account(),
+        ));
         state.keep_quality(&config.quality)?;
         state.keep_job_quality(&manifest.job_quality)?;
         let plan = Plan::of(manifest, &mut state, config, true)?;

@@ -44,7 +44,7 @@ pub(super) fn from_results(
             })
             .and_then(|()| {
                 for earlier in task_ids.iter().filter(|t| **t != r.task_id) {
-                    task.execute(params![r.key, earlier, 0, "", "", ""])?;
+                    task.execute(params![r.key, earlier, 0, "", "", "", ""])?;
                 }
                 if r.task_id.is_empty() {
                     return Ok(());
@@ -54,8 +54,16 @@ pub(super) fn from_results(
                 } else {
                     0
                 };
-                task.execute(params![r.key, r.task_id, attempt, r.submitted_at, "", ""])
-                    .map(drop)
+                task.execute(params![
+                    r.key,
+                    r.task_id,
+                    attempt,
+                    r.submitted_at,
+                    "",
+                    "",
+                    ""
+                ])
+                .map(drop)
             });
         match done {
             Ok(()) => std::ops::ControlFlow::Continue(()),

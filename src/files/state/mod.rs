@@ -65,7 +65,7 @@ use crate::settings::quality::{QualitySettings, Written};
 use crate::util::fsx;
 
 pub use catalog::{Applied, Catalog, FLUSH_EVERY, REPORT_EVERY, URGENT, flusher};
-pub use clips::{JobBrief, JobClips, TakeCounts, TaskCounts, Unfetched, Which};
+pub use clips::{AccountTasks, JobBrief, JobClips, TakeCounts, TaskCounts, Unfetched, Which};
 pub use merge::Merge;
 pub use report::Reporter;
 pub use runs::{RunSpend, Spending};
@@ -139,17 +139,22 @@ pub fn files_for(results: &Path) -> [PathBuf; 3] {
 }
 
 /// Where a task came from: recorded with each task ID, so a later reader
-/// knows which host (and, later, which account) made it.
+/// knows which host and which account made it (a feed is per account:
+/// another account's key cannot poll the task).
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
     pub provider: String,
     /// Scheme, host, port and path only: never a user or a query, which
     /// could hold a secret.
     pub base_url: String,
+    /// The account's name: its label, or its key's fingerprint
+    /// ([`crate::util::redact::Secret::fingerprint`]); never the key.
+    /// Empty on a host that takes no key.
+    pub account: String,
 }
 
 impl Origin {
-    pub fn new(provider: &str, base_url: &url::Url) -> Origin {
+    pub fn new(provider: &str, base_url: &url::Url, account: &str) -> Origin {
         let mut url = base_url.clone();
         let _ = url.set_username("");
         let _ = url.set_password(None);
@@ -158,6 +163,7 @@ impl Origin {
         Origin {
             provider: provider.to_owned(),
             base_url: url.to_string(),
+            account: account.to_owned(),
         }
     }
 }
@@ -521,7 +527,8 @@ impl State {
                         r.attempts,
                         r.submitted_at,
                         origin.provider,
-                        origin.base_url
+                        origin.base_url,
+                        origin.account
                     ])
                     .map_err(to_io)?;
                 }

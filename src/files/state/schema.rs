@@ -155,9 +155,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, task_id, clip_id)
     ) STRICT, WITHOUT ROWID;
     ",
-    // 3 → 4: what each run spent, and the quality rules jobs set for
-    // themselves.
+    // 3 → 4: what each run spent, the quality rules jobs set for
+    // themselves, and the account that made each task.
     r"
+    -- The account a task was made with: the label of its key, a short
+    -- fingerprint of it (`key-1a2b3c4d`), never the key; empty for tasks
+    -- made before accounts were recorded, and on hosts that take no key.
+    ALTER TABLE tasks ADD COLUMN account TEXT NOT NULL DEFAULT '';
+
     -- The quality rules of the jobs that set their own (their duration
     -- limits, as the job's manifest row wrote them, JSON like `[quality]`'s
     -- in `meta`), by job key, as the last run's manifest had them: what

@@ -208,6 +208,15 @@ impl Snapshot {
         super::TakeCounts::of(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
     }
 
+    /// The submitted jobs' latest tasks by the account that made them.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn account_tasks(&self) -> Result<Vec<super::AccountTasks>, CatalogError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        super::AccountTasks::of(&conn).map_err(|e| super::clips::catalog_error(&self.store, e))
+    }
+
     /// What the store's runs spent.
     ///
     /// # Errors

@@ -64,8 +64,8 @@ pub(super) const RECORD_JOB: &str = "UPDATE jobs SET
 
 /// Adds a task ID to the tasks of the job with key `?1`, after its
 /// others, unless the job has it already.
-pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job_id, seq, task_id, attempt, issued_at, provider, base_url)
-     SELECT j.id, coalesce((SELECT max(seq) FROM tasks WHERE job_id = j.id), 0) + 1, ?2, ?3, ?4, ?5, ?6
+pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (job_id, seq, task_id, attempt, issued_at, provider, base_url, account)
+     SELECT j.id, coalesce((SELECT max(seq) FROM tasks WHERE job_id = j.id), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7
      FROM jobs j
      WHERE j.key = ?1 AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = j.id AND task_id = ?2)";
 

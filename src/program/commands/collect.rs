@@ -264,11 +264,28 @@ fn clips(n: usize) -> String {
 }
 
 /// Collects under `config` with signal handling, and prints the summary.
+/// The accounts other than `current` that made tasks (not those made
+/// before accounts were recorded: they were made by some key, which one
+/// is not known).
+fn foreign_accounts<'a>(
+    accounts: &'a [crate::files::state::AccountTasks],
+    current: &'a str,
+) -> impl Iterator<Item = &'a crate::files::state::AccountTasks> {
+    accounts
+        .iter()
+        .filter(move |a| !a.account.is_empty() && a.account != current)
+}
+
 pub(super) async fn run_collect(
     config: CollectConfig,
     output: &OutputArgs,
 ) -> Result<ExitCode, Error> {
     let downloading = config.download.is_some();
+    let account = if config.api_key.expose().is_empty() {
+        String::new()
+    } else {
+        config.api_key.fingerprint()
+    };
     let signals = Signals::watch(output.quiet);
     let report = collect::collect(config, signals.shutdown.clone()).await?;
     let code = signals.exit_code(report.exit_code());
@@ -357,6 +374,25 @@ pub(super) async fn run_collect(
     if let Some(Err(why)) = &report.page {
         eprint_line(&format!(
             "batchgen: warning: the catalog page was not written: {why}"
+        ));
+    }
+    // Even with --quiet: a feed is per account, so tasks another key made
+    // may never be collected with this one.
+    for other in foreign_accounts(&report.counts.accounts, &account) {
+        eprint_line(&format!(
+            "batchgen: warning: {} {} made with {}, not the key set now{}: a host's feed is per account; if their polls fail, collect them with the key that made them",
+            other.tasks,
+            if other.tasks == 1 {
+                "task was"
+            } else {
+                "tasks were"
+            },
+            other.account,
+            if account.is_empty() {
+                String::new()
+            } else {
+                format!(" ({account})")
+            },
         ));
     }
     // Even with --quiet: songs about to be deleted need the user now.

@@ -168,6 +168,25 @@ fn screen(report: &Report, next: &[Next]) -> String {
     if let Some(line) = credits_line(&report.credits) {
         let _ = writeln!(out, "  credits:   {line}");
     }
+    if report.accounts.iter().any(|a| !a.account.is_empty()) {
+        let accounts: Vec<String> = report
+            .accounts
+            .iter()
+            .map(|a| {
+                let name = if a.account.is_empty() {
+                    "(not recorded)"
+                } else {
+                    &a.account
+                };
+                format!(
+                    "{name} {} {}",
+                    a.tasks,
+                    if a.tasks == 1 { "task" } else { "tasks" }
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  accounts:  {}", accounts.join(" · "));
+    }
     if report.catalog_found {
         let _ = writeln!(
             out,

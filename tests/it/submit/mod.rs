@@ -2,6 +2,7 @@
 //! sandbox ([`run`]), the exact request bodies on the wire ([`bodies`]),
 //! and the pool's pause on a 429 ([`pool_pause`]).
 
+mod accounts;
 mod bodies;
 mod budget;
 mod pool_pause;

@@ -27,6 +27,8 @@ pub struct TaskCounts {
     pub unfetched: Unfetched,
     /// The measured takes of each job's latest task, by verdict.
     pub takes: TakeCounts,
+    /// The submitted jobs' latest tasks by the account that made them.
+    pub accounts: Vec<AccountTasks>,
 }
 
 /// The measured takes of each submitted job's latest task, by verdict.
@@ -57,6 +59,34 @@ impl TakeCounts {
                 jobs_none_kept: r.get(2)?,
             })
         })
+    }
+}
+
+/// The submitted jobs whose latest task one account made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AccountTasks {
+    /// Its label or key fingerprint; `""` for tasks made before accounts
+    /// were recorded, or on a host that takes no key.
+    pub account: String,
+    pub tasks: u64,
+}
+
+impl AccountTasks {
+    /// Of the store open on `conn`, most tasks first.
+    pub(in crate::files::state) fn of(conn: &Connection) -> rusqlite::Result<Vec<AccountTasks>> {
+        conn.prepare_cached(
+            "SELECT t.account, count(*) FROM jobs j
+                 JOIN tasks t ON t.job_id = j.id AND t.task_id = j.task_id
+                 WHERE j.status = 'submitted'
+                 GROUP BY t.account ORDER BY count(*) DESC, t.account",
+        )?
+        .query_map([], |r| {
+            Ok(AccountTasks {
+                account: r.get(0)?,
+                tasks: r.get(1)?,
+            })
+        })?
+        .collect()
     }
 }
 
@@ -239,6 +269,7 @@ pub(in crate::files::state) fn task_counts(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     n.takes = TakeCounts::of(conn)?;
+    n.accounts = AccountTasks::of(conn)?;
     Ok(n)
 }
 

@@ -16,7 +16,7 @@ mod brief;
 mod import;
 mod stream;
 
-pub use brief::{JobBrief, TakeCounts, TaskCounts, Unfetched};
+pub use brief::{AccountTasks, JobBrief, TakeCounts, TaskCounts, Unfetched};
 pub(super) use brief::{each_job_brief, task_counts};
 pub(super) use import::{catalog_error, import_once};
 pub(super) use stream::any;
