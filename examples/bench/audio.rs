@@ -173,7 +173,7 @@ impl Bench {
         let sandbox = Sandbox::start(
             ([127, 0, 0, 1], 0).into(),
             SandboxConfig {
-                key: Some(super::KEY.into()),
+                keys: vec![super::KEY.into()],
                 stage_time: std::time::Duration::from_millis(100),
                 moderation_word: String::new(),
                 ..SandboxConfig::default()

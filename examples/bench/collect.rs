@@ -80,7 +80,7 @@ impl Bench {
 
     async fn collect_once(&self, generation: Duration, n: u64) -> Figures {
         let config = SandboxConfig {
-            key: Some(KEY.into()),
+            keys: vec![KEY.into()],
             stage_time: generation / 2,
             // Every task takes T: a moderated one would fail after T/2.
             moderation_word: String::new(),

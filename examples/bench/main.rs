@@ -373,7 +373,7 @@ impl Bench {
             .expect("readable")
             .into();
         let config = SandboxConfig {
-            key: Some(KEY.into()),
+            keys: vec![KEY.into()],
             ..SandboxConfig::default()
         };
         let sandbox = Sandbox::start(([127, 0, 0, 1], 0).into(), config)

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::accounts::KeySpec;
 use super::audio::{BadTakeKind, TakeLength, TakeSettings};
 use super::faults::{FaultSettings, parse_probability};
 use crate::job::Provider;
@@ -115,15 +116,19 @@ pub struct SandboxConfig {
     pub record_shape: RecordShape,
 
     /// API key clients must send (as `Authorization: Bearer <KEY>` or a
-    /// `token` field in the body). Without it, a random `sk-sandbox-…` key is
+    /// `token` field in the body; on gcui, the `Cookie` header picks the
+    /// account). Repeatable: each key is an account with its own credits,
+    /// rate limit and tasks, and may set its own as
+    /// `KEY,credits=N,rate=R` (else --credits and --rate apply). The first
+    /// is the default account. Without any, a random `sk-sandbox-…` key is
     /// made up and printed at startup.
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
+    #[arg(long = "key", value_name = "KEY[,credits=N][,rate=R]", value_parser = KeySpec::parse)]
+    pub keys: Vec<KeySpec>,
 
     /// Reject requests faster than this with 429 and Retry-After (on
     /// sunoapi: code 430), like the real service: N/s, N/min, N/h, N/10s or "unlimited". No burst is allowed;
     /// a client spacing requests exactly at the rate never sees a 429.
-    /// Default: no limit.
+    /// Each key has a limiter of its own. Default: no limit.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<Rate>,
 
@@ -246,9 +251,9 @@ pub struct SandboxConfig {
     #[arg(long, value_name = "KIND", value_enum, default_value_t = BadTakeKind::Mixed)]
     pub bad_take_kind: BadTakeKind,
 
-    /// Starting credit balance. A submit the balance cannot cover is
-    /// answered 402 "insufficient credits" (on sunoapi: code 429) and
-    /// creates no task.
+    /// Starting credit balance of each key that sets none. A submit the
+    /// key's balance cannot cover is answered 402 "insufficient credits"
+    /// (on sunoapi: code 429) and creates no task.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CREDITS)]
     pub credits: u64,
 
@@ -301,7 +306,7 @@ impl Default for SandboxConfig {
             provider: Provider::Udioapi,
             error_status: ErrorStatus::Body,
             record_shape: RecordShape::Camel,
-            key: None,
+            keys: Vec::new(),
             rate: None,
             fail_500: 0.0,
             fail_503: 0.0,

@@ -3,21 +3,23 @@
 //! works. Each phase is a function of its own; a phase that settles the
 //! answer early ends the request there (see [`Step`]):
 //!
-//! 1. count it ([`Records::count_request`]); check the key (401) where
-//!    the face needs one — only authenticated requests go further;
+//! 1. count it ([`Records::count_request`]); find its account by its key
+//!    (or gcui's cookie; 401 for an unknown one) and count it there —
+//!    only authenticated requests go further;
 //! 2. draw its faults (always, so the seeded sequence depends only on the
 //!    sequence of authenticated requests);
-//! 3. rate limit (429 + Retry-After, or the face's word for it; faults
-//!    drawn for it are discarded);
+//! 3. the account's rate limit (429 + Retry-After, or the face's word for
+//!    it; faults drawn for it are discarded);
 //! 4. the slow fault (counted, and its delay added, even when a later phase
 //!    settles the answer), then the pre-empting faults: drop the
 //!    connection, 500, 503 (HTML), 429;
 //! 5. read the body as the face does and check it with the rules for its
 //!    provider (400, or the face's "too long"), the same rules batchgen
 //!    applies before sending to that provider;
-//! 6. charge `--credits-per-task` (402 "insufficient credits", or the
-//!    face's word for it, when the balance cannot cover it, and no task);
-//! 7. record the task (its clip ids, title and style, moderation, a 531
+//! 6. charge the account `--credits-per-task` (402 "insufficient
+//!    credits", or the face's word for it, when its balance cannot cover
+//!    it, and no task);
+//! 7. record the task as the account's (its clip ids, title and style, moderation, a 531
 //!    failure, watermarked lyrics, bad final URLs and the clips' takes are
 //!    decided now), start its callbacks if it has a `callback_url`;
 //!    then maybe drop the connection anyway (`drop_after`).
@@ -39,7 +41,7 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use super::auth::presented_key;
+use super::accounts::AccountId;
 use super::face::{Outcome, Refusal, Reply};
 use super::faults::{Early as Fault, Roll, drawn_for};
 use super::lifecycle::Phase;
@@ -109,14 +111,15 @@ impl Host {
         delay: &mut Duration,
     ) -> Step<Task> {
         let body = parse_body(body);
-        self.authenticate(headers, body.as_ref().ok())?;
+        let account = self.authenticate(headers, body.as_ref().ok())?;
+        state.records.account(account).requests += 1;
         let roll = state.dice.roll(&self.faults);
-        rate_limit(state, now)?;
+        rate_limit(state, account, now)?;
         *delay += self.slow_down(&mut state.records.counts.injected, roll);
         self.pre_empt(&mut state.records.counts.injected, roll)?;
         let (fields, request) = self.validate(path, body)?;
-        self.charge(&mut state.records, now)?;
-        let task = self.accept(state, now, path, fields, request);
+        self.charge(&mut state.records, account, now)?;
+        let task = self.accept(state, account, now, path, fields, request);
         if roll.drop_after {
             state.records.counts.injected.drop_after += 1;
             return Err(Early::Drop);
@@ -124,13 +127,14 @@ impl Host {
         Ok(task)
     }
 
-    /// The key presented by the header or the body's `token` (401), where
-    /// the face needs one.
-    fn authenticate(&self, headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Step<()> {
-        if !self.face.needs_key() {
-            return Ok(());
-        }
-        self.check_key(presented_key(headers, body))
+    /// The account presented by the header or the body's `token` (or
+    /// gcui's cookie); 401 for none.
+    fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        body: Option<&Map<String, Value>>,
+    ) -> Step<AccountId> {
+        self.account_of(headers, body)
             .map_err(|message| refuse(Refusal::Unauthorized(message)))
     }
 
@@ -195,17 +199,15 @@ impl Host {
         Ok((fields, request))
     }
 
-    /// Spends a task's credits, or refuses it when the balance (refunds
-    /// due by `now` given back) cannot cover them.
-    fn charge(&self, records: &mut Records, now: Instant) -> Step<()> {
-        let spent = records.credits_spent(now, self.credits_per_task);
-        if spent.saturating_add(self.credits_per_task) > self.credits {
+    /// Spends a task's credits from the account, or refuses it when its
+    /// balance (refunds due by `now` given back) cannot cover them.
+    fn charge(&self, records: &mut Records, account: AccountId, now: Instant) -> Step<()> {
+        let spent = records.credits_spent(now, self.credits_per_task, account);
+        if spent.saturating_add(self.credits_per_task) > self.account(account).credits {
+            records.account(account).no_credits += 1;
             return Err(refuse(Refusal::NoCredits));
         }
-        records.counts.credits_used = records
-            .counts
-            .credits_used
-            .saturating_add(self.credits_per_task);
+        records.spend(account, self.credits_per_task);
         Ok(())
     }
 
@@ -214,6 +216,7 @@ impl Host {
     fn accept(
         self: &Arc<Self>,
         state: &mut State,
+        account: AccountId,
         now: Instant,
         path: &'static str,
         fields: JobFields,
@@ -239,10 +242,11 @@ impl Host {
             && drawn_for(&id, "531", self.fail_531);
         if refunded {
             let due = now + self.lifecycle.starts_at(Phase::Failed);
-            state.records.refunds.push(Reverse(due));
+            state.records.refunds.push(Reverse((due, account)));
         }
         let task = Task {
             id,
+            account,
             fingerprint: fields.fingerprint(),
             model: fields
                 .model
@@ -268,6 +272,7 @@ impl Host {
             request,
         };
         self.start_callbacks(state, &task);
+        state.records.account(account).accepted += 1;
         state.records.tasks.insert(task.clone());
         task
     }
@@ -293,13 +298,14 @@ impl Host {
     }
 }
 
-/// Admits the request by the rate limiter, if there is one (429 with
-/// `Retry-After`, or the face's word for it, otherwise).
-fn rate_limit(state: &mut State, now: Instant) -> Step<()> {
-    if let Some(limiter) = &mut state.limiter
+/// Admits the request by its account's rate limiter, if it has one (429
+/// with `Retry-After`, or the face's word for it, otherwise).
+fn rate_limit(state: &mut State, account: AccountId, now: Instant) -> Step<()> {
+    if let Some(limiter) = &mut state.limiters[account.0]
         && let Err(wait) = limiter.check(now)
     {
         state.records.counts.rate_limited += 1;
+        state.records.account(account).rate_limited += 1;
         return Err(refuse(Refusal::RateLimited {
             retry_after: retry_after_secs(wait),
         }));

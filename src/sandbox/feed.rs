@@ -15,8 +15,10 @@
 //!   {"credits":left,"used_credits":spent}}`.
 //!
 //! All need the key (401 otherwise, as for generate). A feed for an unknown
-//! `workId` is 404 `{"code":404,"message":"task not found"}` on both feeds;
-//! no `workId` is 400. Feeds and credits are never rate limited nor faulty
+//! `workId` is 404 `{"code":404,"message":"task not found"}` on both feeds,
+//! and so is another account's task (the docs say nothing of it: the same
+//! answer as an unknown id); no `workId` is 400. Credits are the
+//! presenting key's own balance. Feeds and credits are never rate limited nor faulty
 //! (the faults imitate the submit path), but `--latency` delays them too.
 
 use std::sync::Arc;
@@ -27,7 +29,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::Host;
 use super::clips;
@@ -85,8 +86,8 @@ fn work_id(query: Option<&str>, body: &[u8]) -> Option<String> {
 }
 
 pub(super) async fn credits(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
-    let answer = shared.authorize(&headers).map(|()| {
-        let (left, used) = shared.balance();
+    let answer = shared.authorize(&headers).map(|account| {
+        let (left, used) = shared.balance(account);
         json!({
             "code": 200,
             "message": "success",
@@ -137,22 +138,16 @@ fn look_up(
     work_id: Option<String>,
     kind: FeedKind,
 ) -> Result<(Task, Phase), ApiError> {
-    {
-        let records = &mut shared.lock().records;
-        records.counts.feed_requests += 1;
-        if kind == FeedKind::Legacy {
-            records.counts.legacy_feed_requests += 1;
-        }
+    if kind == FeedKind::Legacy {
+        shared.lock().records.counts.legacy_feed_requests += 1;
     }
-    shared.authorize(headers)?;
+    let account = shared
+        .poll_account(headers)
+        .map_err(|message| ApiError(StatusCode::UNAUTHORIZED, message))?;
     let work_id = work_id.ok_or(ApiError(StatusCode::BAD_REQUEST, "workId is required"))?;
-    let state = shared.lock();
-    let task = state
-        .records
-        .tasks
-        .get(&work_id)
-        .ok_or(ApiError(StatusCode::NOT_FOUND, "task not found"))?;
-    Ok((task.clone(), shared.lifecycle.phase(task, Instant::now())))
+    shared
+        .task_now(&work_id, account)
+        .ok_or(ApiError(StatusCode::NOT_FOUND, "task not found"))
 }
 
 async fn answer_after_latency(shared: &Host, answer: Result<Value, ApiError>) -> Response {

@@ -27,6 +27,11 @@
 //! gcui-art/suno-api. One engine (faults, limits, credits, lifecycle,
 //! media, callback delivery, stats) under several wire faces: see `face`.
 //!
+//! One host serves several accounts, one per `--key` (see `accounts`):
+//! each has its own balance, rate limiter and tasks, and its own share of
+//! the stats. A key polling another account's task is told what its
+//! provider tells of a task that does not exist.
+//!
 //! # What it may use, and why not the client's code
 //! The sandbox sits in layer 3 ("imitation", see the crate's layout table)
 //! and uses only the two layers below it: `util` (units such as
@@ -45,6 +50,7 @@
 //! - `faults`: the seeded fault rolls, task and clip ids, and the faults
 //!   drawn from an id;
 //! - `limit`: the no-burst GCRA rate limiter;
+//! - `accounts`: the `--key` specs and the accounts they make;
 //! - `reply`: the API's error answer, shared by all routes;
 //! - `request`: reading a generate body into the API's fields;
 //! - `audio`: a clip's take (the MP3 its final URL serves), joined from
@@ -58,7 +64,8 @@
 //! - `lifecycle`: a task's phase over time and how each style reports it;
 //! - `assets`: the PNG of a clip, and which final URLs are bad;
 //! - `clips`: the clip JSON of a phase (v2 feed, callback, legacy feed);
-//! - `auth`: the API key check;
+//! - `auth`: which account a request presents (its key, or gcui's
+//!   cookie);
 //! - `callbacks`: POSTing clips to `callback_url` at each stage, with retries;
 //! - `feed`: udioapi's v2 and legacy feeds and its credit balance;
 //! - `media`: the Range-aware routes that serve a clip's files;
@@ -82,6 +89,7 @@
 //! socket close with no response at all. On HTTP/2 this drops every stream of
 //! that connection, as a crashed server would.
 
+mod accounts;
 mod api;
 mod assets;
 mod audio;
@@ -120,6 +128,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tower::ServiceExt;
 
 use crate::util::units::Rate;
+use accounts::{Account, AccountId};
+pub use accounts::{KeySpec, KeySpecError};
 pub use audio::{BadTakeKind, TakeLength};
 pub use config::{BadAudioKind, ErrorStatus, RecordShape, SandboxConfig, StageStyle};
 use face::Face;
@@ -128,7 +138,7 @@ use lifecycle::Lifecycle;
 pub use lifecycle::MODERATION_MESSAGES;
 use limit::HostLimit;
 use state::Records;
-pub use state::{Injected, Stats, TaskSummary};
+pub use state::{Injected, KeyStats, Stats, TaskSummary};
 
 /// A running sandbox server. Dropping it stops the server too; call
 /// [`Sandbox::shutdown`] to wait until the port is closed.
@@ -145,8 +155,15 @@ impl Sandbox {
     /// task on the current tokio runtime.
     ///
     /// # Errors
-    /// When the address cannot be bound.
+    /// When the address cannot be bound, or (`InvalidInput`) a key is
+    /// given twice.
     pub async fn start(listen: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
+        if let Some(key) = accounts::repeated_key(&config.keys) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--key {key:?} is given twice: each key is one account"),
+            ));
+        }
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
@@ -181,9 +198,15 @@ impl Sandbox {
         self.shared.face.provider()
     }
 
-    /// The API key the sandbox accepts.
+    /// The API key of the first account (the first `--key`, or the one
+    /// made up): the key a single-key client uses.
     pub fn key(&self) -> &str {
-        &self.shared.key
+        &self.shared.accounts[0].key
+    }
+
+    /// Every account's key, in the order given.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.shared.accounts.iter().map(|a| a.key.as_str())
     }
 
     /// What the sandbox has seen so far: the same data as `GET /sandbox/stats`.
@@ -202,8 +225,8 @@ impl Sandbox {
     }
 
     /// Forgets all tasks and counters, aborts pending callbacks, restores
-    /// the credit balance and restarts the rate limiter and the seeded
-    /// sequences, as `POST /sandbox/reset` does. The key stays.
+    /// every account's balance and restarts the rate limiters and the
+    /// seeded sequences, as `POST /sandbox/reset` does. The keys stay.
     pub fn reset(&self) {
         self.shared.reset();
     }
@@ -243,15 +266,14 @@ fn base_url(addr: SocketAddr) -> String {
 /// What the handlers share: fixed settings plus the one lock over all state.
 #[derive(Debug)]
 struct Host {
-    key: String,
+    /// One per key, the first the default; never empty.
+    accounts: Vec<Account>,
     /// The provider imitated: its routes and shapes (see `face`).
     face: Face,
     faults: FaultSettings,
     latency: Duration,
-    rate: Option<Rate>,
     seed: u64,
     lifecycle: Lifecycle,
-    credits: u64,
     credits_per_task: u64,
     /// `Retry-After` of an injected 429.
     fail_429_retry_after: u64,
@@ -284,7 +306,8 @@ struct Host {
 #[derive(Debug)]
 struct State {
     records: Records,
-    limiter: Option<HostLimit>,
+    /// Each account's rate limiter, by [`AccountId`]; `None` for none.
+    limiters: Vec<Option<HostLimit>>,
     dice: Dice,
     /// One callback task per task with a `callback_url`. Replacing the state
     /// (a reset) drops the set, which aborts them.
@@ -293,13 +316,18 @@ struct State {
 
 impl Host {
     fn new(config: SandboxConfig, base_url: String, stop: CancellationToken) -> Host {
-        let key = config.key.clone().unwrap_or_else(random_key);
+        let specs = if config.keys.is_empty() {
+            vec![KeySpec::new(random_key())]
+        } else {
+            config.keys.clone()
+        };
+        let accounts = Account::resolve(&specs, config.credits, config.rate);
         Host {
-            key,
+            state: Mutex::new(State::new(&accounts, config.seed)),
+            accounts,
             face: Face::new(config.provider, config.error_status, config.record_shape),
             faults: config.faults(),
             latency: config.latency,
-            rate: config.rate,
             seed: config.seed,
             lifecycle: Lifecycle::new(
                 config.stage_time,
@@ -307,7 +335,6 @@ impl Host {
                 &config.moderation_word,
                 config.callback_complete_only,
             ),
-            credits: config.credits,
             credits_per_task: config.credits_per_task,
             fail_429_retry_after: config.fail_429_retry_after,
             callback_any_host: config.callback_any_host,
@@ -335,7 +362,6 @@ impl Host {
             base_url,
             stop,
             http: OnceLock::new(),
-            state: Mutex::new(State::new(config.rate, config.seed)),
         }
     }
 
@@ -346,23 +372,35 @@ impl Host {
     }
 
     fn reset(&self) {
-        *self.lock() = State::new(self.rate, self.seed);
+        *self.lock() = State::new(&self.accounts, self.seed);
     }
 
-    /// The stats, with the provider's name.
+    /// An account's settings.
+    fn account(&self, account: AccountId) -> &Account {
+        &self.accounts[account.0]
+    }
+
+    /// The stats, with the provider's name and the refunds due by now
+    /// given back.
     fn stats(&self) -> Stats {
+        let mut state = self.lock();
+        let records = &mut state.records;
+        records.settle_refunds(tokio::time::Instant::now(), self.credits_per_task);
         Stats {
             provider: self.face.provider(),
-            ..self.lock().records.stats()
+            ..records.stats(self.accounts.iter().map(|a| a.key.as_str()))
         }
     }
 }
 
 impl State {
-    fn new(rate: Option<Rate>, seed: u64) -> State {
+    fn new(accounts: &[Account], seed: u64) -> State {
         State {
-            records: Records::default(),
-            limiter: rate.and_then(Rate::interval).map(HostLimit::new),
+            records: Records::new(accounts.iter().map(|a| a.credits)),
+            limiters: accounts
+                .iter()
+                .map(|a| a.rate.and_then(Rate::interval).map(HostLimit::new))
+                .collect(),
             dice: Dice::new(seed),
             callbacks: JoinSet::new(),
         }

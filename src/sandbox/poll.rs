@@ -1,36 +1,41 @@
-//! The read side every face shares: a task (or a clip) and its phase now,
-//! the credit balance, and the `--latency` every read answer waits.
+//! The read side every face shares: an account's task (or clip) and its
+//! phase now, an account's credit balance, and the `--latency` every read
+//! answer waits.
 //!
 //! Its own module because the faces word these differently (udioapi's
 //! feeds, sunoapi's `record-info`, gcui's `/api/get`) but must agree on
 //! what they report: one lookup, one count of poll requests
-//! (`feed_requests` in the stats), one balance.
+//! (`feed_requests` in the stats, see `auth`), one balance. A lookup sees
+//! only the asking account's tasks: another account's task is, to it, one
+//! that does not exist, and each face answers it as such.
 
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::Host;
+use super::accounts::AccountId;
 use super::lifecycle::Phase;
 use super::state::Task;
 
 impl Host {
-    /// Counts a poll request, whatever becomes of it.
-    pub(super) fn count_poll(&self) {
-        self.lock().records.counts.feed_requests += 1;
-    }
-
-    /// The task with this id (a copy, so no lock is kept) and its phase
-    /// now.
-    pub(super) fn task_now(&self, id: &str) -> Option<(Task, Phase)> {
+    /// The account's task with this id (a copy, so no lock is kept) and
+    /// its phase now.
+    pub(super) fn task_now(&self, id: &str, account: AccountId) -> Option<(Task, Phase)> {
         let state = self.lock();
         let task = state.records.tasks.get(id)?;
-        Some((task.clone(), self.lifecycle.phase(task, Instant::now())))
+        (task.account == account)
+            .then(|| (task.clone(), self.lifecycle.phase(task, Instant::now())))
     }
 
-    /// The clips with these ids that exist, in the order asked (each with
+    /// The account's clips with these ids, in the order asked (each with
     /// its task, its index in the task and the task's phase now); without
-    /// ids, the newest `cap` clips, newest first.
-    pub(super) fn clips_now(&self, ids: Option<&[&str]>, cap: usize) -> Vec<(Task, usize, Phase)> {
+    /// ids, its newest `cap` clips, newest first.
+    pub(super) fn clips_now(
+        &self,
+        ids: Option<&[&str]>,
+        cap: usize,
+        account: AccountId,
+    ) -> Vec<(Task, usize, Phase)> {
         let state = self.lock();
         let tasks = &state.records.tasks;
         let now = Instant::now();
@@ -40,13 +45,13 @@ impl Host {
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| {
-                    let task = tasks.by_clip(id)?;
+                    let task = tasks.by_clip(id).filter(|t| t.account == account)?;
                     let index = task.clip_ids.iter().position(|c| c == id)?;
                     Some(with_phase(task, index))
                 })
                 .collect(),
             None => {
-                let all: Vec<&Task> = tasks.iter().collect();
+                let all: Vec<&Task> = tasks.iter().filter(|t| t.account == account).collect();
                 all.iter()
                     .rev()
                     .flat_map(|task| (0..task.clip_ids.len()).map(move |i| (*task, i)))
@@ -57,13 +62,13 @@ impl Host {
         }
     }
 
-    /// The credits left and spent.
-    pub(super) fn balance(&self) -> (u64, u64) {
-        let used = self
-            .lock()
-            .records
-            .credits_spent(tokio::time::Instant::now(), self.credits_per_task);
-        (self.credits.saturating_sub(used), used)
+    /// The account's credits left and spent.
+    pub(super) fn balance(&self, account: AccountId) -> (u64, u64) {
+        let used =
+            self.lock()
+                .records
+                .credits_spent(Instant::now(), self.credits_per_task, account);
+        (self.account(account).credits.saturating_sub(used), used)
     }
 
     /// Waits `--latency`, then gives the answer.

@@ -7,7 +7,11 @@
 //! style, moderation or a 531 failure, watermarked lyrics, bad final URLs,
 //! the clips' takes)
 //! and when it was accepted, which is all
-//! `lifecycle` needs to derive its phase from the time elapsed.
+//! `lifecycle` needs to derive its phase from the time elapsed, and the
+//! account that created it (only that account's key may poll it).
+//!
+//! The counters are the host's, and per account ([`KeyStats`]) what a key
+//! pool's tests need: each key's requests, tasks, limits and balance.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -16,6 +20,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::accounts::AccountId;
 use super::audio::Take;
 use crate::job::{JobFields, Provider};
 
@@ -23,6 +28,8 @@ use crate::job::{JobFields, Provider};
 #[derive(Debug, Clone)]
 pub struct Task {
     pub id: String,
+    /// The account whose key created it: the only one that sees it.
+    pub account: AccountId,
     /// The request's fields as received (`token` and unknown fields dropped).
     pub fields: JobFields,
     /// [`JobFields::fingerprint`] of `fields`: lets tests count duplicates.
@@ -213,25 +220,85 @@ pub struct Stats {
     pub callbacks_failed: u64,
     /// Callback attempts that failed and were tried again.
     pub callback_retries: u64,
+    /// Per account, by its key (or gcui cookie) as configured: a test
+    /// sandbox's keys are not secrets. Every configured key has an entry.
+    pub by_key: BTreeMap<String, KeyStats>,
+}
+
+/// One account's share of [`Stats`]. Requests that present no known key
+/// belong to none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyStats {
+    /// Generate requests that presented this key, whatever became of them.
+    pub requests: u64,
+    /// Tasks it created.
+    pub accepted: u64,
+    /// 429s (sunoapi: code 430) from its rate limiter.
+    pub rate_limited: u64,
+    /// Submits refused because its balance could not cover them.
+    pub no_credits: u64,
+    /// Poll requests that presented it, whatever became of them.
+    pub feed_requests: u64,
+    /// Its starting balance.
+    pub credits: u64,
+    /// Credits spent on its tasks.
+    pub credits_used: u64,
+    /// Credits given back to it (`--fail-531`).
+    pub credits_refunded: u64,
+    /// Its balance now: `credits` less `credits_used` plus
+    /// `credits_refunded`.
+    pub credits_left: u64,
+}
+
+impl KeyStats {
+    /// Credits spent and not given back.
+    pub fn credits_spent(&self) -> u64 {
+        self.credits_used.saturating_sub(self.credits_refunded)
+    }
 }
 
 /// The task store and the counters behind [`Stats`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Records {
     pub tasks: TaskStore,
     /// Every counter of [`Stats`], kept in the type that reports them so a
     /// new counter cannot be added to one and forgotten in the other. The
     /// fields derived from the task store (`accepted`,
-    /// `accepted_by_fingerprint`, `tasks`) stay empty here:
+    /// `accepted_by_fingerprint`, `tasks`, `by_key`) stay empty here:
     /// [`Records::stats`] fills them in.
     pub counts: Stats,
+    /// Each account's counters, by [`AccountId`]; `credits` is its
+    /// starting balance.
+    pub accounts: Vec<KeyStats>,
     /// When each refund still to come is due (a `--fail-531` task's
-    /// failure), earliest first; [`Records::settle_refunds`] gives them
-    /// back.
-    pub refunds: BinaryHeap<Reverse<Instant>>,
+    /// failure) and to which account, earliest first;
+    /// [`Records::settle_refunds`] gives them back.
+    pub refunds: BinaryHeap<Reverse<(Instant, AccountId)>>,
 }
 
 impl Records {
+    /// No tasks yet, and these starting balances, one per account.
+    pub fn new(balances: impl IntoIterator<Item = u64>) -> Records {
+        Records {
+            tasks: TaskStore::default(),
+            counts: Stats::default(),
+            accounts: balances
+                .into_iter()
+                .map(|credits| KeyStats {
+                    credits,
+                    ..KeyStats::default()
+                })
+                .collect(),
+            refunds: BinaryHeap::new(),
+        }
+    }
+
+    /// An account's counters.
+    pub fn account(&mut self, account: AccountId) -> &mut KeyStats {
+        &mut self.accounts[account.0]
+    }
+
     /// Counts a generate request that came by `path`, whatever becomes of
     /// it.
     pub fn count_request(&mut self, path: &str) {
@@ -247,23 +314,41 @@ impl Records {
         }
     }
 
-    /// Gives back `credits` for every refund due by `now`.
+    /// Gives back `credits` for every refund due by `now`, each to its
+    /// account.
     pub fn settle_refunds(&mut self, now: Instant, credits: u64) {
-        while self.refunds.peek().is_some_and(|Reverse(due)| *due <= now) {
+        while let Some(&Reverse((due, account))) = self.refunds.peek()
+            && due <= now
+        {
             self.refunds.pop();
             self.counts.credits_refunded = self.counts.credits_refunded.saturating_add(credits);
+            let refunded = &mut self.account(account).credits_refunded;
+            *refunded = refunded.saturating_add(credits);
         }
     }
 
-    /// Credits spent and not given back, after the refunds due by `now`.
-    pub fn credits_spent(&mut self, now: Instant, credits_per_task: u64) -> u64 {
+    /// An account's credits spent and not given back, after the refunds
+    /// due by `now`.
+    pub fn credits_spent(
+        &mut self,
+        now: Instant,
+        credits_per_task: u64,
+        account: AccountId,
+    ) -> u64 {
         self.settle_refunds(now, credits_per_task);
-        self.counts
-            .credits_used
-            .saturating_sub(self.counts.credits_refunded)
+        self.account(account).credits_spent()
     }
 
-    pub fn stats(&self) -> Stats {
+    /// Spends `credits` of an account.
+    pub fn spend(&mut self, account: AccountId, credits: u64) {
+        self.counts.credits_used = self.counts.credits_used.saturating_add(credits);
+        let used = &mut self.account(account).credits_used;
+        *used = used.saturating_add(credits);
+    }
+
+    /// The stats, each account under its key (`keys` in [`AccountId`]
+    /// order). Refunds are as last settled.
+    pub fn stats<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Stats {
         let mut by_fp = BTreeMap::new();
         for t in self.tasks.iter() {
             *by_fp.entry(t.fingerprint.clone()).or_default() += 1;
@@ -279,6 +364,18 @@ impl Records {
                     fingerprint: t.fingerprint.clone(),
                     body: t.fields.clone(),
                     path: t.path.to_owned(),
+                })
+                .collect(),
+            by_key: keys
+                .into_iter()
+                .zip(&self.accounts)
+                .map(|(key, counts)| {
+                    let left = counts.credits.saturating_sub(counts.credits_spent());
+                    let counts = KeyStats {
+                        credits_left: left,
+                        ..*counts
+                    };
+                    (key.to_owned(), counts)
                 })
                 .collect(),
             ..self.counts.clone()

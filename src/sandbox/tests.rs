@@ -100,3 +100,50 @@ fn random_keys_differ() {
     assert!(k.starts_with("sk-sandbox-") && k.len() == 11 + 32);
     assert_ne!(k, random_key());
 }
+
+#[test]
+fn keys_repeat_each_with_its_own_settings() {
+    let c = Cli::parse_from(["x", "--key", "A,credits=5,rate=2/s", "--key", "B"]).sandbox;
+    assert_eq!(
+        c.keys,
+        [
+            KeySpec {
+                key: "A".into(),
+                credits: Some(5),
+                rate: Some("2/s".parse().unwrap()),
+            },
+            KeySpec::new("B"),
+        ]
+    );
+    let accounts = Account::resolve(&c.keys, c.credits, c.rate);
+    assert_eq!((accounts[1].credits, accounts[1].rate), (c.credits, None));
+    let error = Cli::try_parse_from(["x", "--key", "A,credit=5"])
+        .err()
+        .expect("a bad spec is refused")
+        .to_string();
+    assert!(
+        error.contains("--key") && error.contains("unknown setting \"credit\""),
+        "{error}"
+    );
+    let error = Cli::try_parse_from(["x", "--key", "A,rate=5/fortnight"])
+        .err()
+        .expect("a bad rate is refused")
+        .to_string();
+    assert!(error.contains("rate=\"5/fortnight\""), "{error}");
+}
+
+#[tokio::test]
+async fn a_key_given_twice_is_refused() {
+    let config = SandboxConfig {
+        keys: vec!["A".into(), "B".into(), "A".into()],
+        ..SandboxConfig::default()
+    };
+    let error = Sandbox::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    assert!(
+        error.to_string().contains("\"A\" is given twice"),
+        "{error}"
+    );
+}

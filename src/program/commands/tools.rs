@@ -132,7 +132,11 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
     }
     let sandbox = Sandbox::start(args.listen, config)
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| match e.kind() {
+            // A key given twice: the flags are at fault, not the address.
+            std::io::ErrorKind::InvalidInput => Error::Usage(e.to_string()),
+            _ => Error::Config(format!("cannot listen on {}: {e}", args.listen)),
+        })?;
     {
         // The first line is for scripts: `eval "export $(head -1)"`.
         let mut out = std::io::stdout().lock();
@@ -146,8 +150,14 @@ pub async fn serve_sandbox(args: SandboxArgs) -> Result<ExitCode, Error> {
         );
         let _ = out.flush();
     }
+    // The first key is on stdout; a key pool's others are the user's own
+    // --key values, so only their number is worth a word.
+    let accounts = match sandbox.keys().count() {
+        1 => String::new(),
+        n => format!(", {n} accounts"),
+    };
     crate::util::term::eprint_line(&format!(
-        "batchgen sandbox: imitating {} on {} (stats at {}/sandbox/stats); Ctrl-C to stop",
+        "batchgen sandbox: imitating {} on {}{accounts} (stats at {}/sandbox/stats); Ctrl-C to stop",
         sandbox.provider(),
         sandbox.addr(),
         sandbox.base_url()

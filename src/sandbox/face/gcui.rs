@@ -3,6 +3,18 @@
 //!
 //! - No key: it holds the Suno cookie itself, so any `Authorization` (or
 //!   none) is accepted.
+//! - Accounts: its README lets a `Cookie` header per request choose the
+//!   Suno account ("one client per cookie"). With one account (one
+//!   `--key`, or none) every request is that account's, whatever its
+//!   cookie. With several, the `Cookie` header's text must equal one
+//!   `--key` exactly and picks that account; a request without a `Cookie`
+//!   gets the first (the server's own `SUNO_COOKIE`). A cookie no account
+//!   has is refused with 401 `{"error": "Unauthorized: …"}` on every
+//!   route: the real server falls back to its own cookie when the header
+//!   lacks `__client`, and fails a stale session with a 500 of its
+//!   catch-all, but a sandbox that billed a mistyped cookie to the first
+//!   account (or hid it among server errors) would let a key pool's bug
+//!   through, and `API.md` documents no answer for it.
 //! - `POST /api/generate {prompt, make_instrumental, model, wait_audio}`
 //!   (description mode: `prompt` is the description) and
 //!   `POST /api/custom_generate {prompt, tags, title, negative_tags,
@@ -21,19 +33,20 @@
 //!   (with `Retry-After`), 500 "Internal server error: ..." (its
 //!   catch-all, the 500 fault); the 503 fault is a proxy's HTML page.
 //! - `GET /api/get?ids=a,b`: a bare array of those clips (ids it does not
-//!   know are left out, as Suno's feed leaves them out); without `ids`
-//!   the newest [`ALL_CAP`] clips. Status `submitted` → `queued` →
+//!   know are left out, as Suno's feed leaves them out, and so are
+//!   another account's: Suno's feed is per account); without `ids` the
+//!   account's newest [`ALL_CAP`] clips. Status `submitted` → `queued` →
 //!   `streaming` (`audio_url` the streaming URL) → `complete` (the mp3,
 //!   `duration` set), or `error` with `error_message` (moderation).
 //! - `GET /api/get_limit`: `{"credits_left","period","monthly_limit",
-//!   "monthly_usage"}`.
+//!   "monthly_usage"}` of the cookie's account.
 //! - No callbacks: a callback URL is not part of its bodies.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -230,8 +243,19 @@ fn clip(shared: &Host, task: &Task, index: usize, phase: Phase) -> Value {
     })
 }
 
-async fn get_clips(State(shared): State<Arc<Host>>, RawQuery(query): RawQuery) -> Response {
-    shared.count_poll();
+async fn get_clips(
+    State(shared): State<Arc<Host>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let account = match shared.poll_account(&headers) {
+        Ok(account) => account,
+        Err(message) => {
+            return shared
+                .after_latency(error(StatusCode::UNAUTHORIZED, message))
+                .await;
+        }
+    };
     let ids = query_param(query.as_deref(), "ids");
     let ids: Option<Vec<&str>> = ids.as_deref().map(|s| {
         s.split(',')
@@ -240,7 +264,7 @@ async fn get_clips(State(shared): State<Arc<Host>>, RawQuery(query): RawQuery) -
             .collect()
     });
     let clips: Vec<Value> = shared
-        .clips_now(ids.as_deref(), ALL_CAP)
+        .clips_now(ids.as_deref(), ALL_CAP, account)
         .iter()
         .map(|(task, index, phase)| clip(&shared, task, *index, *phase))
         .collect();
@@ -249,17 +273,23 @@ async fn get_clips(State(shared): State<Arc<Host>>, RawQuery(query): RawQuery) -
         .await
 }
 
-async fn get_limit(State(shared): State<Arc<Host>>) -> Response {
-    let (left, used) = shared.balance();
-    let body = json!({
-        "credits_left": left,
-        "period": "month",
-        "monthly_limit": shared.credits,
-        "monthly_usage": used,
-    });
-    shared
-        .after_latency(Reply::json(StatusCode::OK, body))
-        .await
+async fn get_limit(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    let answer = match shared.account_of(&headers, None) {
+        Err(message) => error(StatusCode::UNAUTHORIZED, message),
+        Ok(account) => {
+            let (left, used) = shared.balance(account);
+            Reply::json(
+                StatusCode::OK,
+                json!({
+                    "credits_left": left,
+                    "period": "month",
+                    "monthly_limit": shared.account(account).credits,
+                    "monthly_usage": used,
+                }),
+            )
+        }
+    };
+    shared.after_latency(answer).await
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! | | `udioapi` | `sunoapi` (sunoapi.org, api.box) and `kie` (kie.ai: its own codes, in brackets) | `gcui` (gcui-art/suno-api) | `newapi` (a new-api / one-api relay) |
 //! |---|---|---|---|---|
 //! | submit | `POST /api/v2/generate`, `/api/generate` | `POST /api/v1/generate` | `POST /api/generate`, `/api/custom_generate` | `POST /suno/submit/music` |
-//! | key | Bearer or body `token` | Bearer | none | Bearer |
+//! | key (account) | Bearer or body `token` | Bearer | none; with several accounts the `Cookie` header picks one | Bearer |
 //! | accepted | `{code, message, workId, data.task_id}` | `{code:200, msg, data.taskId}` (32 hex) | a bare array of 2 clips | `{code:"success", message, data: "task_<id>"}` |
 //! | errors | `{code, message}`, same HTTP status | `{code, msg, data:null}`, HTTP 200 (or the code, `--error-status http`) | `{error}`, HTTP status | `{code:"<word>", message, data:null}` or `{error:{message, type}}`, HTTP status |
 //! | too long / no credits / rate limited | 400 / 402 / 429 | 413 / 429 (402) / 430 (429) | 400 / 402 / 429 | 400 / 403 / 429 |
@@ -20,6 +20,10 @@
 //! | clips | `response_data[]` | `response.sunoData[]` camelCase, or `response.data[]` snake_case (`--record-shape`) | a bare array | the task's `data[]`, Suno clip objects |
 //! | callbacks | bare clip array, `createTime` ISO | `{code, msg, data:{callbackType, task_id, data}}`, codes 200, 400, 531 | none | none |
 //! | credits | `GET /api/v2/credits` | `GET /api/v1/generate/credit` (kie: `/api/v1/chat/credit`) | `GET /api/get_limit` | `GET /v1/dashboard/billing/subscription`, `/usage` (dollars) |
+//!
+//! Every face serves several accounts (`accounts`): the key picks one, a
+//! poll sees only its tasks (another account's task is answered as the
+//! face answers an unknown id), and the credits route tells its balance.
 //!
 //! Each face reads its own request bodies into batchgen's [`JobFields`]
 //! (its names and its model names read back with its own table, never the
@@ -53,7 +57,7 @@ const UNAVAILABLE_PAGE: &str = "<html>\r\n<head><title>503 Service Temporarily U
 /// Why the engine refuses a submit, before any face words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Refusal {
-    /// No key, or the wrong one.
+    /// No key, or one no account has (gcui: a cookie no account has).
     Unauthorized(&'static str),
     /// The body is unreadable, or its fields break the rules.
     Invalid(String),

@@ -14,7 +14,8 @@
 //! - Errors with the HTTP status: the relay's task errors `{"code":
 //!   "<word>","message":"...","data":null}` (400 `invalid_request`, 403
 //!   `insufficient_user_quota` for no credits, 500 `do_request_failed`,
-//!   400 `task_not_exist` for a fetch of an unknown task), its token check
+//!   400 `task_not_exist` for a fetch of an unknown task, or of another
+//!   token's: the relay looks tasks up by user), its token check
 //!   and rate limiter OpenAI's `{"error":{"message","type"}}` (401, 429
 //!   with `Retry-After`), and the 503 fault a proxy's HTML page.
 //! - `GET /suno/fetch/{id}`: `{"code":"success","data":<task>}`, a task
@@ -28,12 +29,13 @@
 //!   gpt_description_prompt, duration, error_message, type}`.
 //! - `POST /suno/fetch {"ids":[…],"action":"MUSIC"}`: `{"code":"success",
 //!   "data":[task objects]}` for the ids it knows, ordered by task id
-//!   (not as asked: the relay's database query promises no order). Each
+//!   (not as asked: the relay's database query promises no order), and
+//!   of those only the token's own (the relay's query is by user). Each
 //!   request counts once in `feed_requests`, however many ids it holds.
 //! - `GET /v1/dashboard/billing/subscription` and `/usage`: new-api's
 //!   OpenAI-style billing, in dollars of [`QUOTA_PER_UNIT`] credits
-//!   (`hard_limit_usd` the total quota, `total_usage` the used part in
-//!   cents).
+//!   (`hard_limit_usd` the token's total quota, `total_usage` its used
+//!   part in cents).
 //! - No callbacks to clients: the relay's upstream calls back the relay.
 
 use std::sync::Arc;
@@ -48,7 +50,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Refusal, Reply};
 use crate::job::{JobFields, Provider, Rules};
-use crate::sandbox::auth::presented_key;
+use crate::sandbox::accounts::AccountId;
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::state::Task;
 use crate::sandbox::{Host, api, clips};
@@ -304,10 +306,17 @@ fn task_object(shared: &Host, task: &Task, phase: Phase) -> Value {
     })
 }
 
-/// The key of a read-side request, or its 401.
-fn authorize(shared: &Host, headers: &HeaderMap) -> Result<(), Reply> {
+/// The account of a read-side request, or its 401.
+fn authorize(shared: &Host, headers: &HeaderMap) -> Result<AccountId, Reply> {
     shared
-        .check_key(presented_key(headers, None))
+        .account_of(headers, None)
+        .map_err(|m| openai_error(StatusCode::UNAUTHORIZED, m))
+}
+
+/// The account of a poll (counted), or its 401.
+fn poll_account(shared: &Host, headers: &HeaderMap) -> Result<AccountId, Reply> {
+    shared
+        .poll_account(headers)
         .map_err(|m| openai_error(StatusCode::UNAUTHORIZED, m))
 }
 
@@ -317,9 +326,8 @@ async fn fetch_one(
     Path(id): Path<String>,
 ) -> Response {
     let answer = (|| {
-        shared.count_poll();
-        authorize(&shared, &headers)?;
-        let (task, phase) = shared.task_now(id.trim()).ok_or_else(|| {
+        let account = poll_account(&shared, &headers)?;
+        let (task, phase) = shared.task_now(id.trim(), account).ok_or_else(|| {
             task_error(StatusCode::BAD_REQUEST, "task_not_exist", "task_not_exist")
         })?;
         Ok(Reply::json(
@@ -334,8 +342,7 @@ async fn fetch_one(
 
 async fn fetch_many(State(shared): State<Arc<Host>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = (|| {
-        shared.count_poll();
-        authorize(&shared, &headers)?;
+        let account = poll_account(&shared, &headers)?;
         let invalid = |m: &str| task_error(StatusCode::BAD_REQUEST, "invalid_request", m);
         let body: Value = serde_json::from_slice(&body).map_err(|e| invalid(&e.to_string()))?;
         let ids: Vec<String> = match body.get("ids") {
@@ -346,8 +353,10 @@ async fn fetch_many(State(shared): State<Arc<Host>>, headers: HeaderMap, body: B
                 .collect(),
             Some(_) => return Err(invalid("ids must be a list")),
         };
-        let mut found: Vec<(Task, Phase)> =
-            ids.iter().filter_map(|id| shared.task_now(id)).collect();
+        let mut found: Vec<(Task, Phase)> = ids
+            .iter()
+            .filter_map(|id| shared.task_now(id, account))
+            .collect();
         found.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         found.dedup_by(|a, b| a.0.id == b.0.id);
         let tasks: Vec<Value> = found
@@ -365,8 +374,8 @@ async fn fetch_many(State(shared): State<Arc<Host>>, headers: HeaderMap, body: B
 }
 
 async fn subscription(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
-    let answer = authorize(&shared, &headers).map(|()| {
-        let total = shared.credits as f64 / QUOTA_PER_UNIT;
+    let answer = authorize(&shared, &headers).map(|account| {
+        let total = shared.account(account).credits as f64 / QUOTA_PER_UNIT;
         Reply::json(
             StatusCode::OK,
             json!({"object": "billing_subscription", "has_payment_method": true,
@@ -378,8 +387,8 @@ async fn subscription(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Re
 }
 
 async fn usage(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
-    let answer = authorize(&shared, &headers).map(|()| {
-        let used = shared.balance().1 as f64 / QUOTA_PER_UNIT;
+    let answer = authorize(&shared, &headers).map(|account| {
+        let used = shared.balance(account).1 as f64 / QUOTA_PER_UNIT;
         Reply::json(
             StatusCode::OK,
             json!({"object": "list", "total_usage": used * 100.0}),

@@ -26,7 +26,8 @@
 //!   (camelCase), or with `--record-shape snake` in `response.data`
 //!   (snake_case, as the cn quick-start shows). `audioUrl` is `""` until a
 //!   clip is final: at FIRST_SUCCESS the first clip is, the second only
-//!   streams. An unknown taskId is code 404.
+//!   streams. An unknown taskId is code 404, and so is another account's
+//!   task (the docs say nothing of it: the same answer as an unknown id).
 //! - Callbacks to `callBackUrl` at each stage: `{"code":200,"msg":...,
 //!   "data":{"callbackType":"text|first|complete","task_id",
 //!   "data":[clips in snake_case]}}`; a moderated task ends with
@@ -35,7 +36,8 @@
 //!   refund message (its credits are given back as it fails). The docs leave the text callback's clips
 //!   empty on some endpoints; here they carry their ids (and no audio),
 //!   as a callback without ids would be of no use to a receiver.
-//! - `GET /api/v1/generate/credit`: `{"code":200,"msg":"success","data":N}`.
+//! - `GET /api/v1/generate/credit`: `{"code":200,"msg":"success","data":N}`,
+//!   the presenting key's own balance.
 //!
 //! The documented limit is 20 requests per 10 s; the sandbox's limit
 //! stays `--rate` (e.g. `--rate 2/s`).
@@ -51,7 +53,6 @@ use serde_json::{Map, Value, json};
 
 use super::{Refusal, Reply};
 use crate::job::{Field, Gender, JobFields, Provider, Rules, Weight};
-use crate::sandbox::auth::presented_key;
 use crate::sandbox::config::{ErrorStatus, RecordShape};
 use crate::sandbox::lifecycle::Phase;
 use crate::sandbox::poll::query_param;
@@ -346,14 +347,13 @@ async fn record_info(
 ) -> Response {
     let how = shared.face.error_status();
     let answer = (|| {
-        shared.count_poll();
-        shared
-            .check_key(presented_key(&headers, None))
+        let account = shared
+            .poll_account(&headers)
             .map_err(|m| error(401, m, how))?;
         let id = query_param(query.as_deref(), "taskId")
             .ok_or_else(|| error(400, "taskId is required", how))?;
         let (task, phase) = shared
-            .task_now(&id)
+            .task_now(&id, account)
             .ok_or_else(|| error(404, "Task not found", how))?;
         Ok(Reply::json(StatusCode::OK, record(&shared, &task, phase)))
     })();
@@ -364,11 +364,11 @@ async fn record_info(
 
 async fn credit(State(shared): State<Arc<Host>>, headers: HeaderMap) -> Response {
     let how = shared.face.error_status();
-    let answer = match shared.check_key(presented_key(&headers, None)) {
+    let answer = match shared.account_of(&headers, None) {
         Err(m) => error(401, m, how),
-        Ok(()) => Reply::json(
+        Ok(account) => Reply::json(
             StatusCode::OK,
-            json!({"code": 200, "msg": "success", "data": shared.balance().0}),
+            json!({"code": 200, "msg": "success", "data": shared.balance(account).0}),
         ),
     };
     shared.after_latency(answer).await

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use batchgen::job::JobFields;
-use batchgen::sandbox::{Injected, Sandbox, SandboxConfig, Stats};
+use batchgen::sandbox::{Injected, KeyStats, Sandbox, SandboxConfig, Stats};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ const KEY: &str = "sk-test";
 async fn start(config: SandboxConfig) -> Sandbox {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let config = SandboxConfig {
-        key: Some(KEY.into()),
+        keys: vec![KEY.into()],
         ..config
     };
     Sandbox::start(listen, config).await.unwrap()
@@ -533,7 +533,23 @@ async fn reset_forgets_everything_and_restarts_the_sequences() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(fetch_stats(&sb).await, Stats::default());
+    let fresh = Stats {
+        by_key: [(
+            KEY.to_owned(),
+            KeyStats {
+                credits: 1_000_000,
+                credits_left: 1_000_000,
+                ..KeyStats::default()
+            },
+        )]
+        .into(),
+        ..Stats::default()
+    };
+    assert_eq!(
+        fetch_stats(&sb).await,
+        fresh,
+        "the key's balance is whole again"
+    );
 
     let again = post(&sb, simple()).await.json()["workId"].clone();
     assert_eq!(first, again, "ids restart from the seed");

@@ -35,7 +35,7 @@ const STAGE: Duration = Duration::from_millis(800);
 async fn start(provider: Provider, config: SandboxConfig) -> Sandbox {
     let config = SandboxConfig {
         provider,
-        key: Some(KEY.into()),
+        keys: vec![KEY.into()],
         ..config
     };
     Sandbox::start("127.0.0.1:0".parse().unwrap(), config)

@@ -34,7 +34,7 @@ fn ms(n: u64) -> Duration {
 
 async fn start(config: SandboxConfig) -> Sandbox {
     let config = SandboxConfig {
-        key: Some(KEY.into()),
+        keys: vec![KEY.into()],
         ..config
     };
     Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
