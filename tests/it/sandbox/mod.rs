@@ -1,11 +1,13 @@
 //! The sandbox over real HTTP: each test starts one on `127.0.0.1:0` and
 //! talks to it with reqwest, as batchgen's client will. What it does after
 //! a submit is in [`feed`], its other providers' faces in [`providers`],
+//! several accounts (keys) on one host in [`keys`],
 //! and the real binary's whole journey against its documented mode in
 //! [`documented`].
 
 mod documented;
 mod feed;
+mod keys;
 mod providers;
 
 use std::net::SocketAddr;
