@@ -369,6 +369,8 @@ impl State {
 
     /// Completes run `run`'s row: its requests, the credits its jobs were
     /// estimated to cost, and the host's balance after its last request.
+    /// A run that sent nothing after all (its budget, or a signal, stopped
+    /// it first) spent nothing: its row goes.
     ///
     /// # Errors
     /// When the store cannot be written.
@@ -379,6 +381,13 @@ impl State {
         credits: f64,
         balance_after: Option<f64>,
     ) -> Result<(), ResultsError> {
+        if requests == 0 {
+            return self
+                .conn
+                .execute("DELETE FROM runs WHERE id = ?1", [run])
+                .map(drop)
+                .map_err(|e| sql_error(&self.store, e));
+        }
         self.conn
             .execute(
                 "UPDATE runs SET finished_at = ?2, requests = ?3, credits = ?4, balance_after = ?5

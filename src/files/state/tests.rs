@@ -625,6 +625,9 @@ fn each_run_is_a_row_and_a_run_that_never_finished_is_counted_apart() {
     // A top-up during the run: never a negative charge.
     let fourth = state.start_run(Some(70.0)).unwrap();
     state.finish_run(fourth, 2, 12.5, Some(500.0)).unwrap();
+    // Stopped before its first request: no run of the store's.
+    let fifth = state.start_run(Some(500.0)).unwrap();
+    state.finish_run(fifth, 0, 0.0, None).unwrap();
     drop(state);
     let spending = Snapshot::open(&path).unwrap().spending().unwrap();
     assert_eq!(
