@@ -46,7 +46,8 @@ pub(super) struct Rows {
     /// see [`Rows::build`].
     pub(super) defaults_unread: Vec<Field>,
     /// The quality rules of the valid jobs that set their own (their
-    /// duration limits), by key: few, so kept whatever the manifest's size.
+    /// duration limits), by key: only those jobs, so a manifest that sets
+    /// none keeps nothing here whatever its size.
     pub(super) job_quality: BTreeMap<String, QualitySettings>,
 }
 
@@ -124,18 +125,7 @@ impl Rows {
         self.jobs.push(job);
         None
     }
-}
 
-/// The quality rules a job sets for itself: its duration limits.
-fn job_quality(fields: &JobFields) -> QualitySettings {
-    QualitySettings {
-        min_duration: fields.min_duration,
-        max_duration: fields.max_duration,
-        ..QualitySettings::default()
-    }
-}
-
-impl Rows {
     pub(super) fn duplicate(&mut self, file: &Path, line: u64, job: &Job, first: u64) {
         if job.fields.id.is_some() {
             let msg = format!("duplicate key {:?} (first at line {first})", job.key);
@@ -285,3 +275,12 @@ impl Summary {
 
 /// Counts by mode and model are kept in a sorted map for stable output.
 pub(super) type Counts<K> = BTreeMap<K, u64>;
+
+/// The quality rules a job sets for itself: its duration limits.
+fn job_quality(fields: &JobFields) -> QualitySettings {
+    QualitySettings {
+        min_duration: fields.min_duration,
+        max_duration: fields.max_duration,
+        ..QualitySettings::default()
+    }
+}
