@@ -6,15 +6,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::{PoolState, StopReason, Turn, rate_limit_exhausted};
+use super::account::Account;
+use super::{PoolState, StopReason, Turn};
 use crate::api::answer::Halt;
 use crate::api::submit::{Accepted, ErrorClass, SubmitError};
 use crate::files::results::{Record, Status};
 use crate::job::Job;
 use crate::util::clock::now_rfc3339;
-use crate::util::limit::is_storm;
 use crate::util::retry::full_jitter;
 
 /// A job's row while the pool works on it, and what its attempts found.
@@ -47,7 +45,7 @@ impl PoolState {
     /// `None` when the job was not started: its price would take the run
     /// past `--budget`, or an earlier job's did (no job is started after
     /// that; the job's row is left as it is).
-    pub(super) async fn submit(&self, job: &Job) -> Option<Record> {
+    pub(super) async fn submit(&self, account: &Account, job: &Job) -> Option<Record> {
         let budget = &self.config.budget;
         let price = budget.price(job);
         if self.is_budget_spent() {
@@ -59,7 +57,7 @@ impl PoolState {
             }
             return None;
         }
-        let record = self.attempts(job).await;
+        let record = self.attempts(account, job).await;
         // Nothing was created (refused as a row, never reached, or put
         // back): the job cost nothing.
         if matches!(record.status, Status::Failed | Status::Pending) {
@@ -68,8 +66,9 @@ impl PoolState {
         Some(record)
     }
 
-    /// The job's attempts, from the first to its final state.
-    async fn attempts(&self, job: &Job) -> Record {
+    /// The job's attempts with `account`, from the first to its final
+    /// state.
+    async fn attempts(&self, account: &Account, job: &Job) -> Record {
         let mut row = Row {
             record: Record::pending(job),
             last_error: None,
@@ -79,20 +78,21 @@ impl PoolState {
             turn: Turn { slot: None },
         };
         loop {
-            let Some(turn) = self.begin_attempt(&mut row.record).await else {
+            let Some(turn) = self.begin_attempt(account, &mut row.record).await else {
                 return self.put_back(row.record, row.last_error, row.ambiguous);
             };
             row.turn = turn;
-            let answer = self.client.submit(job).await;
+            let answer = account.client.submit(job).await;
             let rate_limited = answer.as_ref().is_err_and(SubmitError::is_rate_limited);
-            if let (Some(limiter), Some(slot), false) = (&self.limiter, turn.slot, rate_limited) {
-                limiter.answered(slot);
-            }
+            account.answered(turn, rate_limited);
             let error = match answer {
-                Ok(accepted) => return self.accepted(row.record, job, accepted),
+                Ok(accepted) => {
+                    account.count_rate_limit(false);
+                    return self.accepted(row.record, job, accepted);
+                }
                 Err(e) => e,
             };
-            row = match self.after_failure(job, row, error).await {
+            row = match self.after_failure(account, job, row, error).await {
                 Next::Again(row) => row,
                 Next::Done(record) => return record,
             };
@@ -102,7 +102,7 @@ impl PoolState {
     /// Records the row `sending` (durably), then waits for a turn to send.
     /// `None` when it must not be sent: the run stopped, or the row could
     /// not be recorded (which stops the run). Counts the request.
-    async fn begin_attempt(&self, record: &mut Record) -> Option<Turn> {
+    async fn begin_attempt(&self, account: &Account, record: &mut Record) -> Option<Turn> {
         if self.stop.is_cancelled() {
             return None;
         }
@@ -118,7 +118,7 @@ impl PoolState {
         // the server sees are the limiter's, not the disk's. (A crash
         // while waiting leaves this row `unknown` though it was not
         // sent; that is at most one row per worker.)
-        let Some(turn) = self.wait_turn().await else {
+        let Some(turn) = account.wait_turn(&self.stop).await else {
             record.attempts -= 1;
             return None;
         };
@@ -134,8 +134,6 @@ impl PoolState {
     /// don't add up").
     fn accepted(&self, mut record: Record, job: &Job, accepted: Accepted) -> Record {
         self.consecutive_give_ups.store(0, Ordering::Relaxed);
-        self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
-        *self.rate_limited_since.lock().expect("poisoned") = None;
         if let Some(first) = self.claim_task_id(&accepted.task_id, job.line) {
             record.http_status = Some(accepted.http_status);
             let first = match first {
@@ -162,7 +160,13 @@ impl PoolState {
 
     /// Decides what a failed attempt leads to, by its [`ErrorClass`]:
     /// wait and try again, settle the row, or stop the run.
-    async fn after_failure(&self, job: &Job, mut row: Row, error: SubmitError) -> Next {
+    async fn after_failure(
+        &self,
+        account: &Account,
+        job: &Job,
+        mut row: Row,
+        error: SubmitError,
+    ) -> Next {
         row.record.http_status = error.http_status();
         let class = error.class();
         tracing::debug!(key = %job.key, attempt = row.record.attempts, "{error}");
@@ -172,7 +176,7 @@ impl PoolState {
         if error.is_rate_limited() {
             row.rate_limited += 1;
         }
-        if self.rate_limits_exhausted(&error) {
+        if self.rate_limits_exhausted(account, &error) {
             return Next::Done(self.put_back(row.record, Some(error), row.ambiguous));
         }
         let out_of_attempts = row.record.attempts - row.rate_limited >= self.config.max_attempts;
@@ -180,7 +184,7 @@ impl PoolState {
             ErrorClass::Retry if !out_of_attempts => {
                 let backoff = full_jitter(row.record.attempts);
                 if error.is_rate_limited() {
-                    self.rate_limited(&error, row.turn, backoff);
+                    account.rate_limited(&error, row.turn, backoff);
                 } else if !self.sleep(error.retry_after().unwrap_or(backoff)).await {
                     return Next::Done(self.put_back(row.record, Some(error), row.ambiguous));
                 }
@@ -227,45 +231,17 @@ impl PoolState {
         }
     }
 
-    /// What a 429 costs (the pool's docs, "429 is flow control"): the
-    /// host's `Retry-After` for every worker; without one, a slower pace,
-    /// plus `backoff` for every worker in a storm.
-    fn rate_limited(&self, error: &SubmitError, turn: Turn, backoff: Duration) {
-        if let Some(wait) = error.retry_after() {
-            self.pause_all(wait);
-            return;
-        }
-        if let (Some(limiter), Some(slot)) = (&self.limiter, turn.slot) {
-            limiter.refused(slot);
-        }
-        let in_a_row = self.rate_limited_in_a_row.load(Ordering::Relaxed);
-        let workers = u32::try_from(self.config.concurrency).unwrap_or(u32::MAX);
-        if self.limiter.is_none() || is_storm(in_a_row, workers) {
-            self.pause_all(backoff);
-        }
-    }
-
-    /// Counts `error` in the pool-wide run of 429s (any other answer ends
+    /// Counts `error` in `account`'s run of 429s (any other answer ends
     /// the run of them), and stops the run as unavailable when the run of
     /// them is too long (the pool's docs, "429 is flow control"). `true` when
     /// it stopped the run.
-    fn rate_limits_exhausted(&self, error: &SubmitError) -> bool {
-        if !error.is_rate_limited() {
-            self.rate_limited_in_a_row.store(0, Ordering::Relaxed);
-            *self.rate_limited_since.lock().expect("poisoned") = None;
-            return false;
+    fn rate_limits_exhausted(&self, account: &Account, error: &SubmitError) -> bool {
+        if error.is_rate_limited() {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
-        self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let in_a_row = self.rate_limited_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        let lasted = self
-            .rate_limited_since
-            .lock()
-            .expect("poisoned")
-            .get_or_insert_with(Instant::now)
-            .elapsed();
-        if !rate_limit_exhausted(in_a_row, lasted) {
+        let Some((in_a_row, lasted)) = account.count_rate_limit(error.is_rate_limited()) else {
             return false;
-        }
+        };
         self.stop_with(StopReason::Host(Halt::Unavailable(format!(
             "the API answered {in_a_row} requests in a row with 429 (rate limited) over {}; last: {error}",
             humantime::format_duration(Duration::from_secs(lasted.as_secs()))

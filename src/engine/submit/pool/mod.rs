@@ -1,11 +1,12 @@
-//! The worker pool: N workers, one rate limiter, one retry policy.
+//! The worker pool: workers sending with an account each, one rate
+//! limiter per account, one retry policy.
 //!
 //! ```text
 //! feeder ──(chunks of jobs)──▶ Backlog ──▶ worker × concurrency ──▶ Recorder (files::results → files::state)
 //!                               │  every attempt:
 //!                               │  1. record `sending` (durably)
-//!                               │  2. wait out a pool-wide 429 pause
-//!                               │  3. wait for a slot from the rate limiter
+//!                               │  2. wait out the account's 429 pause
+//!                               │  3. wait for a slot from the account's rate limiter
 //!                               │  4. client.submit
 //!                               ▼  5. classify: done / retry / stop the run
 //! ```
@@ -19,14 +20,18 @@
 //!
 //! Here: the workers, what they share, and why a run stops. One job's way
 //! from first attempt to final state, the retry policy below, is
-//! `attempt`'s.
+//! `attempt`'s. What a host paces and refuses per account (its client,
+//! limiter, 429 pause and run of 429s) is `account`'s: every worker sends
+//! with one account, and all take from the one backlog, so a job goes to
+//! whichever account has a worker free. A run sends with one account, its
+//! key's.
 //!
 //! # 429 is flow control
 //! A 429 is the host pacing the whole client (not one worker), not a
 //! verdict on the row, so it does not use up the row's `--max-attempts`
 //! (only other retryable answers do). What it costs depends on what the host
 //! said:
-//! - a `Retry-After`: every worker waits that long (a pool-wide pause);
+//! - a `Retry-After`: every worker of the account waits that long (a pause);
 //! - nothing, the first few in a row: the limiter's pace gives way a few
 //!   percent and the next request waits one interval of it (AIMD: see
 //!   [`crate::util::limit`]). A host that allows exactly the configured
@@ -37,7 +42,7 @@
 //!   backoff that grows with the row's requests, as for a 5xx.
 //!
 //! What bounds a host that answers nothing but 429 is a breaker of its own:
-//! [`RATE_LIMITED_GIVE_UP`] 429s in a row, pool-wide, with no other answer
+//! [`RATE_LIMITED_GIVE_UP`] 429s in a row on one account, with no other answer
 //! between them, or an unbroken run of 429s lasting
 //! [`RATE_LIMITED_GIVE_UP_AFTER`] (a host asking `Retry-After: 300` each
 //! time would otherwise hold a run for 100 × 5 minutes), stop the run as
@@ -57,6 +62,7 @@
 //! too. A 64-bit collision between two different IDs would make a row
 //! `unknown`, never a resend: the safe side.
 
+mod account;
 mod attempt;
 
 use std::num::NonZeroU32;
@@ -64,8 +70,9 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use account::Account;
 
 use super::budget::Budget;
 use super::counters::Counters;
@@ -74,10 +81,10 @@ use crate::api::answer::Halt;
 use crate::api::submit::Client;
 use crate::files::results::Recorder;
 use crate::job::Job;
-use crate::util::limit::{Limiter, Slot};
+use crate::util::limit::Slot;
 use crate::util::units::Rate;
 
-/// 429s in a row, pool-wide and with no other answer between them, after
+/// 429s in a row on one account, with no other answer between them, after
 /// which the run stops as unavailable (see the module docs).
 pub const RATE_LIMITED_GIVE_UP: u32 = 100;
 /// How long an unbroken run of 429s may last before the run stops as
@@ -134,17 +141,11 @@ struct Turn {
 /// State the workers share.
 struct PoolState {
     config: PoolConfig,
-    client: Client,
+    /// The accounts the workers send with: each worker sends with one.
+    accounts: Vec<Account>,
     recorder: Recorder,
-    limiter: Option<Limiter>,
-    /// Set by a 429: nobody sends before this instant.
-    pause_until: Mutex<Option<Instant>>,
     /// Consecutive rows that gave up on transient errors (circuit breaker).
     consecutive_give_ups: AtomicU32,
-    /// 429s in a row, pool-wide (the rate limit's own breaker).
-    rate_limited_in_a_row: AtomicU32,
-    /// When the current run of 429s began; `None` after any other answer.
-    rate_limited_since: Mutex<Option<Instant>>,
     /// Hash of each task ID answered in this run → the manifest line it
     /// went to (see "Answers that don't add up").
     task_ids: Mutex<std::collections::HashMap<u64, u64>>,
@@ -201,17 +202,12 @@ pub async fn submit_all(
     counters: Arc<Counters>,
     shutdown: CancellationToken,
 ) -> Option<StopReason> {
-    let limiter = Limiter::new(config.rate, config.burst);
-    let workers = config.concurrency.max(1);
+    let account = Account::new(client, config.rate, config.burst, config.concurrency);
     let shared = Arc::new(PoolState {
         config,
-        client,
+        accounts: vec![account],
         recorder,
-        limiter,
-        pause_until: Mutex::new(None),
         consecutive_give_ups: AtomicU32::new(0),
-        rate_limited_in_a_row: AtomicU32::new(0),
-        rate_limited_since: Mutex::new(None),
         task_ids: Mutex::default(),
         stop: shutdown.child_token(),
         reason: Mutex::new(None),
@@ -223,8 +219,12 @@ pub async fn submit_all(
         chunks: tokio::sync::Mutex::new(chunks),
         ready: Mutex::default(),
     });
-    let handles: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(work(shared.clone(), backlog.clone())))
+    let handles: Vec<_> = (0..shared.accounts.len())
+        .flat_map(|account| {
+            let workers = shared.accounts[account].concurrency;
+            std::iter::repeat_n(account, workers)
+        })
+        .map(|account| tokio::spawn(work(shared.clone(), backlog.clone(), account)))
         .collect();
     for handle in handles {
         if let Err(e) = handle.await {
@@ -241,9 +241,10 @@ pub async fn submit_all(
     shared.reason.lock().expect("poisoned").clone()
 }
 
-/// One worker: takes jobs from the backlog and submits each, until the
-/// backlog is empty or the pool stops.
-async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>) {
+/// One worker: takes jobs from the backlog and submits each with the
+/// account at `account`, until the backlog is empty or the pool stops.
+async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>, account: usize) {
+    let account = &shared.accounts[account];
     loop {
         if shared.stop.is_cancelled() {
             break;
@@ -251,7 +252,7 @@ async fn work(shared: Arc<PoolState>, backlog: Arc<Backlog>) {
         let Some(job) = backlog.next(&shared.stop).await else {
             break;
         };
-        if let Some(record) = shared.submit(&job).await {
+        if let Some(record) = shared.submit(account, &job).await {
             shared.recorder.record(record);
         }
     }
@@ -282,45 +283,6 @@ impl PoolState {
 
     fn is_budget_spent(&self) -> bool {
         self.budget_spent.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Waits until this worker may send: no pool-wide pause, a limiter slot.
-    /// `None` when the run stopped meanwhile; otherwise the [`Turn`] to send
-    /// in.
-    async fn wait_turn(&self) -> Option<Turn> {
-        loop {
-            let until = *self.pause_until.lock().expect("poisoned");
-            if let Some(until) = until.filter(|u| *u > Instant::now()) {
-                tokio::select! {
-                    () = self.stop.cancelled() => return None,
-                    () = tokio::time::sleep_until(until) => continue,
-                }
-            }
-            let slot = match &self.limiter {
-                Some(limiter) => tokio::select! {
-                    () = self.stop.cancelled() => return None,
-                    slot = limiter.until_ready() => Some(slot),
-                },
-                None => None,
-            };
-            // A 429 may have arrived while this worker waited for the limiter.
-            let paused = self
-                .pause_until
-                .lock()
-                .expect("poisoned")
-                .is_some_and(|u| u > Instant::now());
-            if !paused {
-                return (!self.stop.is_cancelled()).then_some(Turn { slot });
-            }
-        }
-    }
-
-    fn pause_all(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        let mut slot = self.pause_until.lock().expect("poisoned");
-        if slot.is_none_or(|u| u < until) {
-            *slot = Some(until);
-        }
     }
 
     /// Sleeps unless the run stops first; `false` when it stopped.
