@@ -27,7 +27,7 @@
 //! key's.
 //!
 //! # 429 is flow control
-//! A 429 is the host pacing the whole client (not one worker), not a
+//! A 429 is the host pacing the whole account (not one worker), not a
 //! verdict on the row, so it does not use up the row's `--max-attempts`
 //! (only other retryable answers do). What it costs depends on what the host
 //! said:
