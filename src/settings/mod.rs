@@ -250,16 +250,23 @@ impl CallbackBase {
     }
 }
 
+/// The name of the account `key` sends with, as the state file and the
+/// reports keep it: its fingerprint, or `""` for no key (a self-hosted
+/// gcui holds its own cookie).
+pub fn account_of(key: &Secret) -> String {
+    if key.expose().is_empty() {
+        String::new()
+    } else {
+        key.fingerprint()
+    }
+}
+
 impl Config {
     /// The name of the account the run sends with, as the state file and
     /// the reports keep it: its key's fingerprint, or `""` on a host that
     /// takes no key (a self-hosted gcui holds its own cookie).
     pub fn account(&self) -> String {
-        if self.api_key.expose().is_empty() {
-            String::new()
-        } else {
-            self.api_key.fingerprint()
-        }
+        account_of(&self.api_key)
     }
 
     /// Merges the layers (highest first is `settings`, already merged by the

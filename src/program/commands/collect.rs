@@ -281,11 +281,7 @@ pub(super) async fn run_collect(
     output: &OutputArgs,
 ) -> Result<ExitCode, Error> {
     let downloading = config.download.is_some();
-    let account = if config.api_key.expose().is_empty() {
-        String::new()
-    } else {
-        config.api_key.fingerprint()
-    };
+    let account = crate::settings::account_of(&config.api_key);
     let signals = Signals::watch(output.quiet);
     let report = collect::collect(config, signals.shutdown.clone()).await?;
     let code = signals.exit_code(report.exit_code());

@@ -9,9 +9,11 @@
 //! is refused whatever the machine's speed: no test depends on timing.
 
 use batchgen::job::Provider;
-use batchgen::sandbox::{KeySpec, KeyStats, Sandbox, SandboxConfig, Stats};
+use batchgen::sandbox::{KeySpec, KeyStats, Sandbox, SandboxConfig};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
+
+use super::fetch_stats;
 
 /// The accounts of these tests. On gcui they are cookie strings.
 const A: &str = "sk-account-a";
@@ -236,17 +238,6 @@ fn wire(provider: Provider, sb: &Sandbox) -> Wire<'_> {
         sb,
         http: reqwest::Client::new(),
     }
-}
-
-async fn fetch_stats(sb: &Sandbox) -> Stats {
-    let stats: Stats = reqwest::get(format!("{}/sandbox/stats", sb.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats, sb.stats(), "endpoint and method agree");
-    stats
 }
 
 #[tokio::test]
